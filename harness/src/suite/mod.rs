@@ -1,0 +1,3 @@
+//! Test suites written once and instantiated for every kernel set (see `harness/tests`).
+
+pub mod gemm;

@@ -1,0 +1,97 @@
+//! The GEMM suite, instantiated for every kernel set. A set the machine cannot run is reported
+//! as ignored with "skipped: <why>" (never counted as passed); run with `--ignored` on a machine
+//! that has it.
+
+use harness::suite::gemm as suite;
+use kernels::{kernel_set, KernelSet, KernelSetId};
+
+fn scalar() -> Box<dyn KernelSet> {
+    kernel_set(KernelSetId::Scalar).expect("the scalar set runs everywhere")
+}
+
+macro_rules! gemm_suite {
+    ($name:ident, $make:expr $(, $skip:meta)?) => {
+        mod $name {
+            use super::*;
+
+            fn set() -> Box<dyn KernelSet> {
+                $make
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn random_cases_match_reference() {
+                suite::random_cases_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn every_epilogue_matches_reference() {
+                suite::every_epilogue_matches_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn activations_hold_over_wide_range() {
+                suite::activations_hold_over_wide_range(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn integer_cases_are_exact() {
+                suite::integer_cases_are_exact(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn degenerate_shapes() {
+                suite::degenerate_shapes(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn results_do_not_depend_on_thread_count() {
+                suite::results_do_not_depend_on_thread_count(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn packed_weights_round_trip() {
+                suite::packed_weights_round_trip(&*set(), &*scalar());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn bad_shapes_are_errors() {
+                suite::bad_shapes_are_errors(&*set());
+            }
+        }
+    };
+}
+
+gemm_suite!(scalar_set, scalar());
+
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(
+    avx2_set,
+    kernel_set(KernelSetId::Avx2).expect("AVX2 set"),
+    cfg_attr(not(host_avx2), ignore = "skipped: this CPU lacks AVX2+FMA")
+);
+
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(
+    avx512_set,
+    kernel_set(KernelSetId::Avx512).expect("AVX-512 set"),
+    cfg_attr(
+        not(host_avx512),
+        ignore = "skipped: this CPU lacks AVX-512F (its geometry runs in emulated_avx512_geometry)"
+    )
+);
+
+// The AVX-512 set's exact 12×32 geometry, blocking and driver on portable vectors: runs on any
+// x86_64 host, so hosts without AVX-512 still test everything but the intrinsic wrappers.
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(
+    emulated_avx512_geometry,
+    kernels::emulated::avx512_geometry()
+);

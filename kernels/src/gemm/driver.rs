@@ -1,0 +1,355 @@
+//! The BLIS loops around the microkernel, written once for every instruction set.
+//!
+//! ```text
+//! for jc in 0..n step NC            B block columns
+//!   for pc in 0..k step KC          one pass over K; B packed (or taken pre-packed)
+//!     parallel for (ic, jr-chunk)   A block MC × KC packed per work item, per thread
+//!       for jr in chunk step NR     B micro-panel, stays in L1
+//!         for ir in 0..MC step MR   microkernel on one MR × NR tile of C
+//! ```
+//! The epilogue is fused into the last K pass. Every output element is owned by exactly one
+//! work item and summed in the same order whatever the thread count, so results are identical
+//! for any number of threads. Edge tiles (and outputs without unit column stride) go through a
+//! small buffer so that the microkernel only ever sees full tiles: no reads or writes outside
+//! the caller's matrices.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::{Microkernel, TileEpilogue};
+use crate::blocking::Blocking;
+use crate::epilogue::{Bias, Epilogue};
+use crate::error::{KernelError, Result};
+use crate::mat::{MatMut, MatRef};
+use crate::pack::{pack_a_panels, pack_b_panels, PackedB};
+use crate::{BOperand, Parallelism};
+
+/// Largest tile (`MR·NR` values) the edge buffers hold.
+const MAX_TILE: usize = 512;
+/// Largest `MR` or `NR`.
+const MAX_DIM: usize = 64;
+
+thread_local! {
+    static A_PANEL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A raw pointer that work items share; each writes a disjoint set of tiles through it.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: work items write disjoint tiles of C (see `run_block`), so sharing is race-free.
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
+
+/// Where the B panels of one (jc, pc) block are, and how far apart.
+#[derive(Clone, Copy)]
+struct BPanels<'b> {
+    data: &'b [f32],
+    /// Index of the first panel's first value for this K pass.
+    start: usize,
+    /// Distance between consecutive panels.
+    stride: usize,
+}
+
+/// The output and epilogue, as the loops see them.
+struct Output<'e> {
+    c: SharedMut,
+    rs: usize,
+    cs: usize,
+    m: usize,
+    n: usize,
+    epi: &'e Epilogue<'e>,
+}
+
+/// Validates operands, then runs `C = epilogue(A·B)` with microkernel `K`.
+pub(crate) fn gemm<K: Microkernel>(
+    kernel_name: &str,
+    blocking: &Blocking,
+    a: MatRef<'_>,
+    b: BOperand<'_>,
+    mut c: MatMut<'_>,
+    epi: &Epilogue<'_>,
+    par: Parallelism,
+) -> Result<()> {
+    const { assert!(K::MR * K::NR <= MAX_TILE && K::MR <= MAX_DIM && K::NR <= MAX_DIM) };
+    let (m, k) = (a.rows(), a.cols());
+    let (bk, n) = match &b {
+        BOperand::Matrix(bm) => (bm.rows(), bm.cols()),
+        BOperand::Packed(p) => (p.k(), p.n()),
+    };
+    if bk != k {
+        return Err(KernelError::Shape(format!(
+            "A is {m}x{k} but B has {bk} rows"
+        )));
+    }
+    if c.rows() != m || c.cols() != n {
+        return Err(KernelError::Shape(format!(
+            "C is {}x{}, A·B is {m}x{n}",
+            c.rows(),
+            c.cols()
+        )));
+    }
+    if let BOperand::Packed(p) = &b {
+        if p.kernel() != kernel_name || p.nr() != K::NR {
+            return Err(KernelError::Packed(format!(
+                "weights packed for `{}` (nr={}), this is `{kernel_name}` (nr={})",
+                p.kernel(),
+                p.nr(),
+                K::NR
+            )));
+        }
+    }
+    epi.validate(m, n)?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let out = Output {
+        c: SharedMut(c.as_mut_ptr()),
+        rs: c.row_stride(),
+        cs: c.col_stride(),
+        m,
+        n,
+        epi,
+    };
+    let kc_max = blocking.kc.max(1);
+    let k_passes: Vec<(usize, usize)> = if k == 0 {
+        vec![(0, 0)]
+    } else {
+        (0..k)
+            .step_by(kc_max)
+            .map(|p0| (p0, kc_max.min(k - p0)))
+            .collect()
+    };
+    let mut b_buf = Vec::new();
+    for jc in (0..n).step_by(blocking.nc) {
+        let nc = blocking.nc.min(n - jc);
+        for &(p0, kc) in &k_passes {
+            let panels = match &b {
+                BOperand::Packed(p) => packed_panels::<K>(p, jc, p0),
+                BOperand::Matrix(bm) => {
+                    pack_b_block::<K>(bm, p0, kc, jc, nc, &mut b_buf, par);
+                    BPanels {
+                        data: &b_buf,
+                        start: 0,
+                        stride: kc * K::NR,
+                    }
+                }
+            };
+            run_block::<K>(blocking, &a, panels, &out, jc, nc, p0, kc, k, par);
+        }
+    }
+    Ok(())
+}
+
+fn packed_panels<K: Microkernel>(p: &PackedB, jc: usize, p0: usize) -> BPanels<'_> {
+    let stride = p.k() * K::NR;
+    BPanels {
+        data: p.data(),
+        start: (jc / K::NR) * stride + p0 * K::NR,
+        stride,
+    }
+}
+
+fn pack_b_block<K: Microkernel>(
+    b: &MatRef<'_>,
+    p0: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    buf: &mut Vec<f32>,
+    par: Parallelism,
+) {
+    let panel_len = kc * K::NR;
+    buf.resize(nc.div_ceil(K::NR) * panel_len, 0.0);
+    if panel_len == 0 {
+        return;
+    }
+    let pack_one = |(i, dst): (usize, &mut [f32])| {
+        let j0 = jc + i * K::NR;
+        pack_b_panels(b, p0, kc, j0, K::NR.min(jc + nc - j0), K::NR, dst);
+    };
+    match par {
+        Parallelism::Sequential => buf.chunks_mut(panel_len).enumerate().for_each(pack_one),
+        Parallelism::Rayon => buf.par_chunks_mut(panel_len).enumerate().for_each(pack_one),
+    }
+}
+
+/// One K pass over a `jc` block of columns: split into (MC row block × NR-panel range) work
+/// items and run them, in parallel when asked.
+#[allow(clippy::too_many_arguments)]
+fn run_block<K: Microkernel>(
+    blocking: &Blocking,
+    a: &MatRef<'_>,
+    b: BPanels<'_>,
+    out: &Output<'_>,
+    jc: usize,
+    nc: usize,
+    p0: usize,
+    kc: usize,
+    k: usize,
+    par: Parallelism,
+) {
+    let m_blocks = out.m.div_ceil(blocking.mc);
+    let n_panels = nc.div_ceil(K::NR);
+    // Enough items to keep every thread busy when M alone does not split finely.
+    let want = match par {
+        Parallelism::Sequential => 1,
+        Parallelism::Rayon => 4 * rayon::current_num_threads(),
+    };
+    let n_chunks = if m_blocks >= want {
+        1
+    } else {
+        want.div_ceil(m_blocks).min(n_panels)
+    };
+    let per_chunk = n_panels.div_ceil(n_chunks);
+    let item = |idx: usize| {
+        let (ib, chunk) = (idx / n_chunks, idx % n_chunks);
+        let i0 = ib * blocking.mc;
+        let mc = blocking.mc.min(out.m - i0);
+        let panels = chunk * per_chunk..((chunk + 1) * per_chunk).min(n_panels);
+        if panels.is_empty() {
+            return;
+        }
+        A_PANEL.with(|cell| {
+            let mut a_buf = cell.borrow_mut();
+            let len = mc.div_ceil(K::MR) * kc * K::MR;
+            if a_buf.len() < len {
+                a_buf.resize(len, 0.0);
+            }
+            pack_a_panels(a, i0, mc, p0, kc, K::MR, &mut a_buf);
+            let first = p0 == 0;
+            let last = p0 + kc == k;
+            for jp in panels {
+                let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
+                for ip in 0..mc.div_ceil(K::MR) {
+                    let a_panel = &a_buf[ip * kc * K::MR..][..kc * K::MR];
+                    let (i, j) = (i0 + ip * K::MR, jc + jp * K::NR);
+                    run_tile::<K>(a_panel, b_panel, out, i, j, kc, !first, last);
+                }
+            }
+        });
+    };
+    let items = m_blocks * n_chunks;
+    match par {
+        Parallelism::Sequential => (0..items).for_each(item),
+        Parallelism::Rayon => (0..items).into_par_iter().for_each(item),
+    }
+}
+
+/// Runs the microkernel on the tile at `(i, j)`: in place when it is full and C's columns are
+/// contiguous, else through a buffer.
+#[allow(clippy::too_many_arguments)]
+fn run_tile<K: Microkernel>(
+    a: &[f32],
+    b: &[f32],
+    out: &Output<'_>,
+    i: usize,
+    j: usize,
+    kc: usize,
+    accumulate: bool,
+    last: bool,
+) {
+    let (mr, nr) = ((out.m - i).min(K::MR), (out.n - j).min(K::NR));
+    let residual = out.epi.residual.filter(|_| last);
+    let direct =
+        mr == K::MR && nr == K::NR && out.cs == 1 && residual.is_none_or(|r| r.col_stride() == 1);
+    if direct {
+        let epi = last.then(|| TileEpilogue {
+            bias_row: match out.epi.bias {
+                Bias::PerRow(v) => v[i..i + K::MR].as_ptr(),
+                _ => std::ptr::null(),
+            },
+            bias_col: match out.epi.bias {
+                Bias::PerCol(v) => v[j..j + K::NR].as_ptr(),
+                _ => std::ptr::null(),
+            },
+            residual: residual.map_or(std::ptr::null(), |r| {
+                r.data()[i * r.row_stride() + j..].as_ptr()
+            }),
+            residual_ld: residual.map_or(0, |r| r.row_stride()),
+            activation: out.epi.activation,
+        });
+        // SAFETY: a and b hold kc·MR and kc·NR packed values (sliced above); the tile's MR rows
+        // of NR values at (i, j) lie inside C (full tile, unit column stride, C validated); the
+        // bias slices are MR/NR long and the residual view covers the tile with unit column
+        // stride; each tile is written by one work item only.
+        unsafe {
+            K::tile(
+                kc,
+                a.as_ptr(),
+                b.as_ptr(),
+                out.c.0.add(i * out.rs + j),
+                out.rs,
+                accumulate,
+                epi.as_ref(),
+            )
+        };
+        return;
+    }
+    let mut tile = [0.0f32; MAX_TILE];
+    let mut res = [0.0f32; MAX_TILE];
+    let mut bias_row = [0.0f32; MAX_DIM];
+    let mut bias_col = [0.0f32; MAX_DIM];
+    let at = |r: usize, c: usize| (i + r) * out.rs + (j + c) * out.cs;
+    if accumulate {
+        for r in 0..mr {
+            for c in 0..nr {
+                // SAFETY: (i+r, j+c) is inside C, which this work item owns.
+                tile[r * K::NR + c] = unsafe { *out.c.0.add(at(r, c)) };
+            }
+        }
+    }
+    let epi = last.then(|| {
+        if let Some(rv) = residual {
+            for r in 0..mr {
+                for c in 0..nr {
+                    res[r * K::NR + c] = rv.at(i + r, j + c);
+                }
+            }
+        }
+        match out.epi.bias {
+            Bias::PerRow(v) => bias_row[..mr].copy_from_slice(&v[i..i + mr]),
+            Bias::PerCol(v) => bias_col[..nr].copy_from_slice(&v[j..j + nr]),
+            Bias::None => {}
+        }
+        TileEpilogue {
+            bias_row: if matches!(out.epi.bias, Bias::PerRow(_)) {
+                bias_row.as_ptr()
+            } else {
+                std::ptr::null()
+            },
+            bias_col: if matches!(out.epi.bias, Bias::PerCol(_)) {
+                bias_col.as_ptr()
+            } else {
+                std::ptr::null()
+            },
+            residual: if residual.is_some() {
+                res.as_ptr()
+            } else {
+                std::ptr::null()
+            },
+            residual_ld: K::NR,
+            activation: out.epi.activation,
+        }
+    });
+    // SAFETY: a and b are full packed panels; `tile` holds MR rows of NR values (MR·NR ≤
+    // MAX_TILE, checked at compile time) and so do the epilogue buffers.
+    unsafe {
+        K::tile(
+            kc,
+            a.as_ptr(),
+            b.as_ptr(),
+            tile.as_mut_ptr(),
+            K::NR,
+            accumulate,
+            epi.as_ref(),
+        )
+    };
+    for r in 0..mr {
+        for c in 0..nr {
+            // SAFETY: (i+r, j+c) is inside C, which this work item owns.
+            unsafe { *out.c.0.add(at(r, c)) = tile[r * K::NR + c] };
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! edgepack's kernels: the only door to hardware.
+//!
+//! A [`Target`] (from the packaging configuration, or [`Target::host`]) names a [`KernelSetId`];
+//! [`select`] turns it into a runnable [`KernelSet`] — or an error when this machine cannot
+//! execute that instruction set, never an illegal instruction. Every set implements the same
+//! operations: f32 GEMM with a fused [`Epilogue`], and weight packing ([`PackedB`]) that
+//! serializes into a package.
+//!
+//! ```
+//! use kernels::{select, Target, MatRef, MatMut, BOperand, Epilogue, Activation, Parallelism};
+//! let set = select(&Target::host()).unwrap();
+//! let a = [1.0, 2.0, 3.0, 4.0]; // 2x2
+//! let b = [1.0, 0.0, 0.0, 1.0]; // identity
+//! let mut c = [f32::NAN; 4];
+//! let epi = Epilogue { activation: Activation::Relu, ..Epilogue::none() };
+//! set.gemm(MatRef::row_major(&a, 2, 2).unwrap(), BOperand::Matrix(MatRef::row_major(&b, 2, 2).unwrap()),
+//!          MatMut::row_major(&mut c, 2, 2).unwrap(), &epi, Parallelism::Sequential).unwrap();
+//! assert_eq!(c, [1.0, 2.0, 3.0, 4.0]);
+//! ```
+
+mod blocking;
+mod epilogue;
+mod error;
+mod gemm;
+mod mat;
+mod pack;
+mod scalar;
+mod simd;
+mod target;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(target_arch = "x86_64")]
+#[doc(hidden)]
+pub mod emulated;
+
+use std::fmt;
+use std::marker::PhantomData;
+
+pub use blocking::{Blocking, CacheSizes};
+pub use epilogue::{Activation, Bias, Epilogue};
+pub use error::{KernelError, Result};
+pub use mat::{MatMut, MatRef};
+pub use pack::PackedB;
+pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
+
+/// Target vocabulary lists (supported `mcpu`, `mattr`, `gpu-code` values), for messages and docs.
+pub mod vocabulary {
+    pub use crate::target::{
+        ARM64_CPUS, ARM64_FEATURES, DEVICES, GPU_CODES, X86_AVX2_CPUS, X86_AVX512_CPUS,
+        X86_FEATURES, X86_PORTABLE_CPUS,
+    };
+}
+
+use gemm::Microkernel;
+
+/// The kernel sets edgepack has or plans, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelSetId {
+    /// Portable Rust; runs anywhere.
+    Scalar,
+    /// x86_64 AVX2 + FMA.
+    Avx2,
+    /// x86_64 AVX-512F.
+    Avx512,
+    /// AArch64 NEON.
+    Neon,
+    /// NVIDIA CUDA.
+    Cuda,
+}
+
+impl KernelSetId {
+    /// Every set, fastest-first within each architecture.
+    pub const ALL: [KernelSetId; 5] = [
+        KernelSetId::Avx512,
+        KernelSetId::Avx2,
+        KernelSetId::Neon,
+        KernelSetId::Cuda,
+        KernelSetId::Scalar,
+    ];
+
+    /// The set's name as it appears in packages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelSetId::Scalar => "scalar",
+            KernelSetId::Avx2 => "avx2",
+            KernelSetId::Avx512 => "avx512",
+            KernelSetId::Neon => "neon",
+            KernelSetId::Cuda => "cuda",
+        }
+    }
+
+    /// The instruction set, in words.
+    pub fn isa(self) -> &'static str {
+        match self {
+            KernelSetId::Scalar => "portable Rust (compiler-vectorised)",
+            KernelSetId::Avx2 => "x86_64 AVX2+FMA",
+            KernelSetId::Avx512 => "x86_64 AVX-512F",
+            KernelSetId::Neon => "AArch64 NEON",
+            KernelSetId::Cuda => "NVIDIA CUDA",
+        }
+    }
+
+    /// Register-tile geometry `(MR, NR)` of the CPU sets that exist in this build.
+    pub fn geometry(self) -> Option<(usize, usize)> {
+        match self {
+            KernelSetId::Scalar => Some((4, 8)),
+            KernelSetId::Avx2 => Some((6, 16)),
+            KernelSetId::Avx512 => Some((12, 32)),
+            KernelSetId::Neon | KernelSetId::Cuda => None,
+        }
+    }
+}
+
+impl fmt::Display for KernelSetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The right-hand GEMM operand: a plain matrix, packed on the fly, or weights packed ahead of
+/// time by the same kernel set.
+#[derive(Debug, Clone, Copy)]
+pub enum BOperand<'a> {
+    /// A `k × n` view, packed while the GEMM runs.
+    Matrix(MatRef<'a>),
+    /// Weights packed ahead of time with [`KernelSet::pack_b`].
+    Packed(&'a PackedB),
+}
+
+/// How a kernel call may use threads. Results are bitwise identical either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parallelism {
+    /// Only the calling thread.
+    Sequential,
+    /// The current rayon pool (run inside `ThreadPool::install` to pick its size).
+    Rayon,
+}
+
+/// What a kernel set says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelInfo {
+    /// Which set.
+    pub id: KernelSetId,
+    /// Name used in packed weights and reports (`avx2`, …).
+    pub name: &'static str,
+    /// Instruction set, in words.
+    pub isa: &'static str,
+    /// Rows of the GEMM register tile.
+    pub mr: usize,
+    /// Columns of the GEMM register tile.
+    pub nr: usize,
+    /// Cache blocking in use on this machine.
+    pub blocking: Blocking,
+    /// Floating-point operations per iteration of [`KernelSet::fma_loop`].
+    pub peak_flops_per_iter: usize,
+}
+
+/// One implementation of every kernel edgepack runs, for one instruction set.
+///
+/// A value of this type exists only where its instruction set can execute (see [`select`]), so
+/// all methods are safe. Shapes are checked here, once, at the boundary.
+pub trait KernelSet: Send + Sync + fmt::Debug {
+    /// Name, instruction set, tile geometry and blocking.
+    fn info(&self) -> &KernelInfo;
+
+    /// Packs a `k × n` right-hand operand (weights) into this set's layout.
+    fn pack_b(&self, b: MatRef<'_>) -> PackedB;
+
+    /// `C = activation(A·B + bias + residual)` for `A: m × k`, `B: k × n`, `C: m × n`.
+    ///
+    /// C's previous contents are ignored. Errors on mismatched shapes or on weights packed for
+    /// another set.
+    fn gemm(
+        &self,
+        a: MatRef<'_>,
+        b: BOperand<'_>,
+        c: MatMut<'_>,
+        epilogue: &Epilogue<'_>,
+        par: Parallelism,
+    ) -> Result<()>;
+
+    /// Runs the set's FMA throughput probe for `iterations` rounds on this thread; returns a
+    /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops.
+    fn fma_loop(&self, iterations: usize) -> f32;
+}
+
+/// A CPU kernel set: the generic driver around one microkernel.
+struct CpuSet<K: Microkernel> {
+    info: KernelInfo,
+    _kernel: PhantomData<K>,
+}
+
+impl<K: Microkernel> CpuSet<K> {
+    /// # Safety
+    /// The running CPU supports `K`'s instruction set.
+    unsafe fn new_unchecked(id: KernelSetId, name: &'static str) -> Self {
+        let info = KernelInfo {
+            id,
+            name,
+            isa: id.isa(),
+            mr: K::MR,
+            nr: K::NR,
+            blocking: Blocking::for_host(K::MR, K::NR),
+            peak_flops_per_iter: K::PEAK_FLOPS_PER_ITER,
+        };
+        Self {
+            info,
+            _kernel: PhantomData,
+        }
+    }
+}
+
+impl<K: Microkernel> fmt::Debug for CpuSet<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KernelSet({} {}x{})", self.info.name, K::MR, K::NR)
+    }
+}
+
+impl<K: Microkernel> KernelSet for CpuSet<K> {
+    fn info(&self) -> &KernelInfo {
+        &self.info
+    }
+
+    fn pack_b(&self, b: MatRef<'_>) -> PackedB {
+        PackedB::pack(self.info.name, K::NR, &b)
+    }
+
+    fn gemm(
+        &self,
+        a: MatRef<'_>,
+        b: BOperand<'_>,
+        c: MatMut<'_>,
+        epilogue: &Epilogue<'_>,
+        par: Parallelism,
+    ) -> Result<()> {
+        gemm::driver::gemm::<K>(self.info.name, &self.info.blocking, a, b, c, epilogue, par)
+    }
+
+    fn fma_loop(&self, iterations: usize) -> f32 {
+        // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
+        unsafe { K::fma_loop(iterations) }
+    }
+}
+
+/// The kernel set `id`, if this machine and build can run it.
+pub fn kernel_set(id: KernelSetId) -> Result<Box<dyn KernelSet>> {
+    let unavailable = |reason: &str| KernelError::Unavailable {
+        set: id.name().into(),
+        reason: reason.into(),
+    };
+    match id {
+        // SAFETY: the portable kernel uses no optional instructions.
+        KernelSetId::Scalar => Ok(Box::new(unsafe {
+            CpuSet::<scalar::ScalarKernel>::new_unchecked(id, id.name())
+        })),
+        #[cfg(target_arch = "x86_64")]
+        KernelSetId::Avx2 if x86::avx2::detected() => {
+            // SAFETY: AVX2 and FMA were detected at run time.
+            Ok(Box::new(unsafe {
+                CpuSet::<x86::avx2::Avx2Kernel>::new_unchecked(id, id.name())
+            }))
+        }
+        #[cfg(target_arch = "x86_64")]
+        KernelSetId::Avx512 if x86::avx512::detected() => {
+            // SAFETY: AVX-512F was detected at run time.
+            Ok(Box::new(unsafe {
+                CpuSet::<x86::avx512::Avx512Kernel>::new_unchecked(id, id.name())
+            }))
+        }
+        KernelSetId::Avx2 | KernelSetId::Avx512 if cfg!(target_arch = "x86_64") => {
+            Err(unavailable(&format!(
+                "this CPU lacks {} (host: {})",
+                id.isa(),
+                host_cpu_name()
+            )))
+        }
+        KernelSetId::Avx2 | KernelSetId::Avx512 => {
+            Err(unavailable("x86_64 kernels need an x86_64 host"))
+        }
+        KernelSetId::Neon => Err(unavailable(
+            "the NEON kernel set is not implemented in this build yet",
+        )),
+        KernelSetId::Cuda => Err(unavailable(
+            "the CUDA kernel set is not implemented in this build yet",
+        )),
+    }
+}
+
+/// The kernel set for a target's heavy operations, if this machine can run it.
+pub fn select(target: &Target) -> Result<Box<dyn KernelSet>> {
+    kernel_set(target.kernel_set())
+}
+
+/// Every kernel set this machine can run, fastest first, and why each other set cannot run.
+pub fn host_kernel_sets() -> (Vec<Box<dyn KernelSet>>, Vec<KernelError>) {
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for id in KernelSetId::ALL {
+        match kernel_set(id) {
+            Ok(set) => ok.push(set),
+            Err(e) => refused.push(e),
+        }
+    }
+    (ok, refused)
+}
+
+/// The host CPU's model name (Linux), for messages and reports.
+pub fn host_cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}

@@ -1,0 +1,236 @@
+//! Packed operand layouts: the on-the-fly panels of the GEMM driver and pre-packed weights.
+//!
+//! B (the `k × n` right operand, the weights in an NHWC convolution) is packed into column
+//! panels `NR` wide: panel `j` holds columns `j·NR .. j·NR+NR`, one row of `NR` values per `k`,
+//! zero-padded past `n`. A `k`-range of a panel is therefore contiguous whatever the cache
+//! blocking, which is what lets [`PackedB`] be packed once, serialized into a package and used
+//! on a machine with other cache sizes. A (the left operand) is packed the same way in row
+//! panels `MR` tall, per cache block, while the GEMM runs.
+
+use crate::error::{KernelError, Result};
+use crate::mat::MatRef;
+
+/// Packs rows `p0..p0+kc` and columns `j0..j0+nc` of `b` into `ceil(nc/nr)` panels of
+/// `kc × nr` values each (panel stride `kc·nr`), zero-padding the last panel.
+pub(crate) fn pack_b_panels(
+    b: &MatRef<'_>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let panels = nc.div_ceil(nr);
+    debug_assert!(dst.len() >= panels * kc * nr);
+    if kc == 0 {
+        return; // an empty reduction has nothing to pack
+    }
+    let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
+    for (panel, out) in dst.chunks_exact_mut(kc * nr).take(panels).enumerate() {
+        let jp = j0 + panel * nr;
+        let w = nr.min(j0 + nc - jp);
+        for (p, row) in out.chunks_exact_mut(nr).enumerate() {
+            let base = (p0 + p) * rs + jp * cs;
+            if cs == 1 {
+                row[..w].copy_from_slice(&data[base..base + w]);
+            } else {
+                for (j, v) in row[..w].iter_mut().enumerate() {
+                    *v = data[base + j * cs];
+                }
+            }
+            row[w..].fill(0.0);
+        }
+    }
+}
+
+/// Packs rows `i0..i0+mc` and columns `p0..p0+kc` of `a` into `ceil(mc/mr)` panels of
+/// `kc × mr` values each (for every `k`, `mr` consecutive rows), zero-padding the last panel.
+pub(crate) fn pack_a_panels(
+    a: &MatRef<'_>,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+    dst: &mut [f32],
+) {
+    let panels = mc.div_ceil(mr);
+    debug_assert!(dst.len() >= panels * kc * mr);
+    if kc == 0 {
+        return; // an empty reduction has nothing to pack
+    }
+    let (data, rs, cs) = (a.data(), a.row_stride(), a.col_stride());
+    for (panel, out) in dst.chunks_exact_mut(kc * mr).take(panels).enumerate() {
+        let ip = i0 + panel * mr;
+        let h = mr.min(i0 + mc - ip);
+        if h < mr {
+            out.fill(0.0);
+        }
+        for r in 0..h {
+            let base = (ip + r) * rs + p0 * cs;
+            for p in 0..kc {
+                out[p * mr + r] = data[base + p * cs];
+            }
+        }
+    }
+}
+
+/// A `k × n` right-hand operand (weights) packed ahead of time for one kernel set.
+///
+/// Serializes to bytes with [`PackedB::to_bytes`] and back with [`PackedB::from_bytes`]; a
+/// kernel set refuses blobs packed for another set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedB {
+    kernel: String,
+    nr: usize,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+const MAGIC: &[u8; 4] = b"EPKB";
+const VERSION: u32 = 1;
+const MAX_NAME: usize = 64;
+const MAX_NR: usize = 256;
+
+impl PackedB {
+    /// Packs `b` into panels `nr` wide, labelled with the kernel set that will consume it.
+    pub(crate) fn pack(kernel: &str, nr: usize, b: &MatRef<'_>) -> Self {
+        let (k, n) = (b.rows(), b.cols());
+        let mut data = vec![0.0; n.div_ceil(nr) * k * nr];
+        pack_b_panels(b, 0, k, 0, n, nr, &mut data);
+        Self {
+            kernel: kernel.to_owned(),
+            nr,
+            k,
+            n,
+            data,
+        }
+    }
+
+    /// Name of the kernel set this was packed for.
+    pub fn kernel(&self) -> &str {
+        &self.kernel
+    }
+
+    /// Panel width.
+    pub fn nr(&self) -> usize {
+        self.nr
+    }
+
+    /// Rows of the original matrix (the reduction length).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of the original matrix.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The packed values: `ceil(n/nr)` panels of `k × nr`.
+    pub(crate) fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Serializes to a self-describing little-endian blob.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.kernel.len() + 4 * self.data.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.kernel.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.kernel.as_bytes());
+        out.extend_from_slice(&(self.nr as u32).to_le_bytes());
+        out.extend_from_slice(&(self.k as u64).to_le_bytes());
+        out.extend_from_slice(&(self.n as u64).to_le_bytes());
+        for v in &self.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses a blob written by [`PackedB::to_bytes`], checking every field and the length.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(KernelError::Packed(
+                "not a packed-weight blob (bad magic)".into(),
+            ));
+        }
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(KernelError::Packed(format!(
+                "format version {version}, this build reads {VERSION}"
+            )));
+        }
+        let name_len = r.u32()? as usize;
+        if name_len == 0 || name_len > MAX_NAME {
+            return Err(KernelError::Packed(format!(
+                "kernel name length {name_len} out of range 1..={MAX_NAME}"
+            )));
+        }
+        let kernel = std::str::from_utf8(r.take(name_len)?)
+            .map_err(|_| KernelError::Packed("kernel name is not UTF-8".into()))?
+            .to_owned();
+        let nr = r.u32()? as usize;
+        if nr == 0 || nr > MAX_NR {
+            return Err(KernelError::Packed(format!(
+                "panel width {nr} out of range 1..={MAX_NR}"
+            )));
+        }
+        let k = usize::try_from(r.u64()?).map_err(|_| KernelError::Packed("k too large".into()))?;
+        let n = usize::try_from(r.u64()?).map_err(|_| KernelError::Packed("n too large".into()))?;
+        let expected = n
+            .div_ceil(nr)
+            .checked_mul(k)
+            .and_then(|v| v.checked_mul(nr))
+            .and_then(|v| v.checked_mul(4))
+            .ok_or_else(|| KernelError::Packed(format!("{k}x{n} overflows")))?;
+        let rest = bytes.len() - r.pos;
+        if rest != expected {
+            return Err(KernelError::Packed(format!(
+                "{k}x{n} with nr={nr} needs {expected} data bytes, blob has {rest}"
+            )));
+        }
+        let data = r
+            .take(rest)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Self {
+            kernel,
+            nr,
+            k,
+            n,
+            data,
+        })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(len).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| {
+            KernelError::Packed(format!("blob truncated at byte {}", self.bytes.len()))
+        })?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(std::array::from_fn(|i| b[i])))
+    }
+}

@@ -1,0 +1,138 @@
+//! The vector vocabulary the generic microkernel, epilogue and peak probe are written in.
+//!
+//! Each instruction set implements [`SimdF32`] once (a handful of one-line intrinsics) in its own
+//! folder; everything above it — tile loops, fused epilogues, `exp` — is written once here and in
+//! `gemm/`. [`Lanes`] is the portable implementation: plain arrays that the compiler vectorises
+//! for whatever the build targets. It backs the scalar kernel set and lets the test suite run any
+//! instruction set's exact tile geometry on a host that lacks that instruction set.
+
+/// An `f32` vector of `LANES` lanes.
+///
+/// # Safety
+/// Every method is `unsafe` because an implementation may use instructions the CPU must
+/// support: call them only from code running on a CPU that has the implementation's features
+/// (in practice, from inside a `#[target_feature]` function reached after runtime detection).
+/// `load`/`store` need `LANES` valid, readable (writable) `f32`s at the pointer; no alignment.
+pub(crate) trait SimdF32: Copy {
+    /// Number of `f32` lanes.
+    const LANES: usize;
+    /// Every lane set to `x`.
+    unsafe fn splat(x: f32) -> Self;
+    /// Unaligned load of `LANES` values.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Unaligned store of `LANES` values.
+    unsafe fn store(self, p: *mut f32);
+    /// Lane-wise `self + o`.
+    unsafe fn add(self, o: Self) -> Self;
+    /// Lane-wise `self * o`.
+    unsafe fn mul(self, o: Self) -> Self;
+    /// Lane-wise `self / o`.
+    unsafe fn div(self, o: Self) -> Self;
+    /// Lane-wise fused `self * b + c` (one rounding where the hardware has FMA).
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Lane-wise maximum.
+    unsafe fn max(self, o: Self) -> Self;
+    /// Lane-wise minimum.
+    unsafe fn min(self, o: Self) -> Self;
+    /// Lane-wise `2^n` for lanes holding integral values in `[-126, 127]`.
+    unsafe fn pow2i(self) -> Self;
+    /// Hints that the cache line holding `p` will be read soon; `p` need not be valid.
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const f32) {}
+}
+
+/// Lane-wise round to nearest integer (ties to even) for |x| < 2^22, by the float magic-number
+/// trick: adding and removing 1.5·2^23 leaves no fraction bits. Shared by every implementation.
+#[inline(always)]
+pub(crate) unsafe fn round_nearest<V: SimdF32>(x: V) -> V {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+                                     // SAFETY: the caller guarantees V's features are available.
+    unsafe { x.add(V::splat(MAGIC)).add(V::splat(-MAGIC)) }
+}
+
+/// Lane-wise `e^x`, accurate to about 2 ulp on [-86.6, 88.3]; saturates outside that range
+/// (below it returns e^-86.6 ≈ 2.4e-38 rather than a denormal).
+///
+/// Cody–Waite range reduction `x = n·ln2 + r` with |r| ≤ ln2/2, a degree-6 polynomial for
+/// `e^r`, and `2^n` built from the exponent bits.
+#[inline(always)]
+pub(crate) unsafe fn exp<V: SimdF32>(x: V) -> V {
+    // SAFETY: the caller guarantees V's features are available.
+    unsafe {
+        let x = x.max(V::splat(-86.6)).min(V::splat(88.376_26));
+        let n = round_nearest(x.mul(V::splat(std::f32::consts::LOG2_E)));
+        let r = n.mul_add(V::splat(-0.693_145_75), x);
+        let r = n.mul_add(V::splat(-1.428_606_8e-6), r);
+        let mut p = V::splat(1.987_569_1e-4);
+        p = p.mul_add(r, V::splat(1.398_2e-3));
+        p = p.mul_add(r, V::splat(8.333_452e-3));
+        p = p.mul_add(r, V::splat(4.166_579_6e-2));
+        p = p.mul_add(r, V::splat(1.666_666_5e-1));
+        p = p.mul_add(r, V::splat(0.5));
+        let r2 = r.mul(r);
+        let e = p.mul_add(r2, r).add(V::splat(1.0));
+        // n can reach 128 at the top of the range: split 2^n = 2^(n-1) · 2.
+        e.mul(n.add(V::splat(-1.0)).pow2i()).mul(V::splat(2.0))
+    }
+}
+
+/// Portable vector of `N` lanes; the compiler maps it to whatever vector unit the build targets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lanes<const N: usize>(pub(crate) [f32; N]);
+
+impl<const N: usize> Lanes<N> {
+    #[inline(always)]
+    fn map2(self, o: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        Self(std::array::from_fn(|i| f(self.0[i], o.0[i])))
+    }
+}
+
+impl<const N: usize> SimdF32 for Lanes<N> {
+    const LANES: usize = N;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Self([x; N])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees N readable f32s at p.
+        Self(unsafe { p.cast::<[f32; N]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees N writable f32s at p.
+        unsafe { p.cast::<[f32; N]>().write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        self.map2(o, |a, b| a + b)
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        self.map2(o, |a, b| a * b)
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        self.map2(o, |a, b| a / b)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // Separate multiply and add: a portable build may have no FMA unit, and a libm `fma`
+        // call per element would be slow. The tolerance model covers either rounding.
+        Self(std::array::from_fn(|i| self.0[i] * b.0[i] + c.0[i]))
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        self.map2(o, |a, b| if a > b { a } else { b })
+    }
+    #[inline(always)]
+    unsafe fn min(self, o: Self) -> Self {
+        self.map2(o, |a, b| if a < b { a } else { b })
+    }
+    #[inline(always)]
+    unsafe fn pow2i(self) -> Self {
+        Self(std::array::from_fn(|i| {
+            f32::from_bits(((self.0[i] as i32 + 127) as u32) << 23)
+        }))
+    }
+}

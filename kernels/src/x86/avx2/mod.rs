@@ -1,0 +1,11 @@
+//! AVX2+FMA kernel set: 256-bit vectors, a 6×16 register tile (12 accumulators of 16 ymm).
+
+mod gemm;
+mod simd;
+
+pub(crate) use gemm::Avx2Kernel;
+
+/// Whether this CPU can run the set (AVX2 and FMA present, OS saves ymm state).
+pub(crate) fn detected() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}

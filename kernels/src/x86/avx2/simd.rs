@@ -1,0 +1,71 @@
+//! [`SimdF32`] on 256-bit AVX registers.
+
+use std::arch::x86_64::*;
+
+use crate::simd::SimdF32;
+
+/// Eight `f32` lanes in a ymm register.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(__m256);
+
+impl SimdF32 for Avx2 {
+    const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_set1_ps(x)) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable f32s at p.
+        Self(unsafe { _mm256_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable f32s at p.
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_add_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_div_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_fmadd_ps(self.0, b.0, c.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_max_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn min(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_min_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn pow2i(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe {
+            let n = _mm256_add_epi32(_mm256_cvtps_epi32(self.0), _mm256_set1_epi32(127));
+            Self(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(n)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+}

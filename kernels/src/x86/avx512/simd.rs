@@ -1,0 +1,71 @@
+//! [`SimdF32`] on 512-bit AVX-512F registers.
+
+use std::arch::x86_64::*;
+
+use crate::simd::SimdF32;
+
+/// Sixteen `f32` lanes in a zmm register.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(__m512);
+
+impl SimdF32 for Avx512 {
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_set1_ps(x)) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable f32s at p.
+        Self(unsafe { _mm512_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 16 writable f32s at p.
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_add_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_div_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_fmadd_ps(self.0, b.0, c.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_max_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn min(self, o: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_min_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn pow2i(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe {
+            let n = _mm512_add_epi32(_mm512_cvtps_epi32(self.0), _mm512_set1_epi32(127));
+            Self(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(n)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+}
