@@ -28,36 +28,17 @@ impl Parity {
 
 /// Compares `out(i, j)` with the reference element by element.
 pub fn compare(reference: &Reference, out: impl Fn(usize, usize) -> f32) -> Parity {
-    let mut p = Parity {
-        elements: reference.m * reference.n,
-        ..Parity::default()
-    };
+    let mut p = Parity { elements: reference.m * reference.n, ..Parity::default() };
     let floor = 1e-6 * reference.value.iter().fold(0.0f64, |m, v| m.max(v.abs())) + 1e-30;
     for i in 0..reference.m {
         for j in 0..reference.n {
             let idx = i * reference.n + j;
             let (y, r) = (out(i, j), reference.value[idx]);
-            let bound = gemm_bound(
-                reference.k,
-                reference.abs_sum[idx],
-                reference.pre[idx],
-                r,
-                reference.activation,
-            );
+            let bound = gemm_bound(reference.k, reference.abs_sum[idx], reference.pre[idx], r, reference.activation);
             let err = (y as f64 - r).abs();
-            let ratio = if err.is_nan() {
-                f64::INFINITY
-            } else {
-                err / bound
-            };
-            p.max_abs_err = p
-                .max_abs_err
-                .max(if err.is_nan() { f64::INFINITY } else { err });
-            p.max_rel_err = p.max_rel_err.max(if err.is_nan() {
-                f64::INFINITY
-            } else {
-                err / r.abs().max(floor)
-            });
+            let ratio = if err.is_nan() { f64::INFINITY } else { err / bound };
+            p.max_abs_err = p.max_abs_err.max(if err.is_nan() { f64::INFINITY } else { err });
+            p.max_rel_err = p.max_rel_err.max(if err.is_nan() { f64::INFINITY } else { err / r.abs().max(floor) });
             p.max_bound_ratio = p.max_bound_ratio.max(ratio);
             if !(ratio <= 1.0) && p.first_violation.is_none() {
                 p.first_violation = Some((i, j, y, r, bound));

@@ -61,13 +61,5 @@ pub fn gemm(a: &MatRef<'_>, b: &MatRef<'_>, epi: &Epilogue<'_>) -> Reference {
             value[i * n + j] = activate(epi.activation, s);
         }
     }
-    Reference {
-        m,
-        n,
-        k,
-        value,
-        pre,
-        abs_sum,
-        activation: epi.activation,
-    }
+    Reference { m, n, k, value, pre, abs_sum, activation: epi.activation }
 }

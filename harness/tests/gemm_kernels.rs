@@ -3,10 +3,17 @@
 //! that has it.
 
 use harness::suite::gemm as suite;
-use kernels::{kernel_set, KernelSet, KernelSetId};
+use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
 fn scalar() -> Box<dyn KernelSet> {
     kernel_set(KernelSetId::Scalar).expect("the scalar set runs everywhere")
+}
+
+/// Blocks so small that modest shapes cross every K pass, M block and N block boundary; KC is
+/// odd so that each pass also ends in the unrolled loop's remainder.
+fn tiny_blocks(id: KernelSetId) -> Blocking {
+    let (mr, nr) = id.geometry().expect("a CPU set");
+    Blocking { kc: 7, mc: 2 * mr, nc: 3 * nr }
 }
 
 macro_rules! gemm_suite {
@@ -70,6 +77,10 @@ macro_rules! gemm_suite {
 }
 
 gemm_suite!(scalar_set, scalar());
+gemm_suite!(
+    scalar_tiny_blocks,
+    kernel_set_with_blocking(KernelSetId::Scalar, tiny_blocks(KernelSetId::Scalar)).unwrap()
+);
 
 #[cfg(target_arch = "x86_64")]
 gemm_suite!(
@@ -80,18 +91,40 @@ gemm_suite!(
 
 #[cfg(target_arch = "x86_64")]
 gemm_suite!(
+    avx2_tiny_blocks,
+    kernel_set_with_blocking(KernelSetId::Avx2, tiny_blocks(KernelSetId::Avx2)).expect("AVX2 set"),
+    cfg_attr(not(host_avx2), ignore = "skipped: this CPU lacks AVX2+FMA")
+);
+
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(
     avx512_set,
     kernel_set(KernelSetId::Avx512).expect("AVX-512 set"),
-    cfg_attr(
-        not(host_avx512),
-        ignore = "skipped: this CPU lacks AVX-512F (its geometry runs in emulated_avx512_geometry)"
-    )
+    cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F (emulated_avx512_* run its geometry)")
+);
+
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(
+    avx512_tiny_blocks,
+    kernel_set_with_blocking(KernelSetId::Avx512, tiny_blocks(KernelSetId::Avx512)).expect("AVX-512 set"),
+    cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F (emulated_avx512_* run its geometry)")
 );
 
 // The AVX-512 set's exact 12×32 geometry, blocking and driver on portable vectors: runs on any
 // x86_64 host, so hosts without AVX-512 still test everything but the intrinsic wrappers.
 #[cfg(target_arch = "x86_64")]
+gemm_suite!(emulated_avx512_geometry, kernels::emulated::avx512_geometry(None).unwrap());
+
+#[cfg(target_arch = "x86_64")]
 gemm_suite!(
-    emulated_avx512_geometry,
-    kernels::emulated::avx512_geometry()
+    emulated_avx512_tiny_blocks,
+    kernels::emulated::avx512_geometry(Some(tiny_blocks(KernelSetId::Avx512))).unwrap()
 );
+
+#[test]
+fn invalid_blocking_is_refused() {
+    for b in [Blocking { kc: 0, mc: 4, nc: 8 }, Blocking { kc: 8, mc: 5, nc: 8 }, Blocking { kc: 8, mc: 4, nc: 12 }] {
+        let err = kernel_set_with_blocking(KernelSetId::Scalar, b).expect_err("invalid blocking accepted");
+        assert!(err.to_string().contains("multiple of"), "{err}");
+    }
+}

@@ -6,15 +6,8 @@ use std::time::Instant;
 use kernels::{host_kernel_sets, BOperand, Epilogue, MatMut, MatRef, Parallelism};
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![256, 512, 1024]
-    } else {
-        sizes
-    };
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![256, 512, 1024] } else { sizes };
     let only = std::env::var("QUICK_SET").ok();
     for set in host_kernel_sets().0 {
         let info = set.info();

@@ -21,11 +21,7 @@ pub struct CacheSizes {
 
 impl CacheSizes {
     /// Sizes assumed when the OS does not say: a common server core.
-    pub const FALLBACK: CacheSizes = CacheSizes {
-        l1d: 32 << 10,
-        l2: 512 << 10,
-        l3: 8 << 20,
-    };
+    pub const FALLBACK: CacheSizes = CacheSizes { l1d: 32 << 10, l2: 512 << 10, l3: 8 << 20 };
 
     /// The running machine's caches, read once from Linux sysfs, else [`CacheSizes::FALLBACK`].
     pub fn host() -> CacheSizes {
@@ -35,20 +31,11 @@ impl CacheSizes {
 }
 
 fn read_sysfs() -> Option<CacheSizes> {
-    let mut sizes = CacheSizes {
-        l1d: 0,
-        l2: 0,
-        l3: 0,
-    };
+    let mut sizes = CacheSizes { l1d: 0, l2: 0, l3: 0 };
     for index in 0..8 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
-        let read = |f: &str| {
-            std::fs::read_to_string(format!("{dir}/{f}"))
-                .ok()
-                .map(|s| s.trim().to_owned())
-        };
-        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
-        else {
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok().map(|s| s.trim().to_owned());
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size")) else {
             continue;
         };
         let bytes = parse_size(&size)?;
@@ -105,11 +92,7 @@ impl Blocking {
         let f = std::mem::size_of::<f32>();
         let kc = (caches.l1d / 2 / (nr * f)).clamp(64, 512) / 8 * 8;
         let mc = ((caches.l2 / 2 / (kc * f)).clamp(mr, 1024) / mr * mr).max(mr);
-        let l3_share = if caches.l3 == 0 {
-            caches.l2 * 4
-        } else {
-            caches.l3 / 4
-        };
+        let l3_share = if caches.l3 == 0 { caches.l2 * 4 } else { caches.l3 / 4 };
         let nc = ((l3_share / (kc * f)).clamp(nr, 8192) / nr * nr).max(nr);
         Blocking { kc, mc, nc }
     }
@@ -130,14 +113,7 @@ mod tests {
     #[test]
     fn blocks_are_multiples_of_the_tile() {
         for (mr, nr) in [(6, 16), (12, 32), (4, 8), (8, 12)] {
-            for caches in [
-                CacheSizes::FALLBACK,
-                CacheSizes {
-                    l1d: 48 << 10,
-                    l2: 2 << 20,
-                    l3: 0,
-                },
-            ] {
+            for caches in [CacheSizes::FALLBACK, CacheSizes { l1d: 48 << 10, l2: 2 << 20, l3: 0 }] {
                 let b = Blocking::for_caches(caches, mr, nr);
                 assert_eq!(b.mc % mr, 0, "{b:?}");
                 assert_eq!(b.nc % nr, 0, "{b:?}");

@@ -7,17 +7,16 @@
 
 use crate::gemm::microkernel;
 use crate::simd::Lanes;
-use crate::{CpuSet, KernelSet, KernelSetId};
+use crate::{boxed, Blocking, CpuSet, KernelSet, KernelSetId, Result};
 
 microkernel!(
     /// AVX-512's 12×32 geometry on portable 16-lane vectors.
     Avx512Geometry, Lanes<16>, mr = { crate::x86::avx512::MR }, nv = { crate::x86::avx512::NV }
 );
 
-/// The AVX-512 set's geometry and driver on portable vectors (packs as `emulated-avx512`).
-pub fn avx512_geometry() -> Box<dyn KernelSet> {
+/// The AVX-512 set's geometry and driver on portable vectors (packs as `emulated-avx512`),
+/// with the host's blocking or the one given.
+pub fn avx512_geometry(blocking: Option<Blocking>) -> Result<Box<dyn KernelSet>> {
     // SAFETY: portable vectors need no optional instructions.
-    Box::new(unsafe {
-        CpuSet::<Avx512Geometry>::new_unchecked(KernelSetId::Avx512, "emulated-avx512")
-    })
+    boxed(unsafe { CpuSet::<Avx512Geometry>::new_unchecked(KernelSetId::Avx512, "emulated-avx512") }, blocking)
 }

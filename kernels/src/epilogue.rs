@@ -47,10 +47,7 @@ impl Activation {
             Activation::Identity,
             Activation::Relu,
             Activation::RELU6,
-            Activation::HardSigmoid {
-                alpha: 0.2,
-                beta: 0.5,
-            },
+            Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
             Activation::HardSwish,
             Activation::Sigmoid,
         ]
@@ -63,9 +60,7 @@ impl Activation {
             _ => false,
         };
         if bad {
-            return Err(KernelError::Shape(format!(
-                "activation {self:?} has invalid parameters"
-            )));
+            return Err(KernelError::Shape(format!("activation {self:?} has invalid parameters")));
         }
         Ok(())
     }
@@ -93,11 +88,7 @@ impl Activation {
 #[inline(always)]
 unsafe fn hard_sigmoid<V: SimdF32>(x: V, alpha: f32, beta: f32) -> V {
     // SAFETY: the caller guarantees V's features are available.
-    unsafe {
-        x.mul_add(V::splat(alpha), V::splat(beta))
-            .max(V::splat(0.0))
-            .min(V::splat(1.0))
-    }
+    unsafe { x.mul_add(V::splat(alpha), V::splat(beta)).max(V::splat(0.0)).min(V::splat(1.0)) }
 }
 
 /// A bias added to every element of a row or of a column of the output.
@@ -133,10 +124,7 @@ impl<'a> Epilogue<'a> {
     pub(crate) fn validate(&self, m: usize, n: usize) -> Result<()> {
         match self.bias {
             Bias::PerRow(b) if b.len() != m => {
-                return Err(KernelError::Shape(format!(
-                    "per-row bias has {} values, output has {m} rows",
-                    b.len()
-                )))
+                return Err(KernelError::Shape(format!("per-row bias has {} values, output has {m} rows", b.len())))
             }
             Bias::PerCol(b) if b.len() != n => {
                 return Err(KernelError::Shape(format!(
@@ -148,11 +136,7 @@ impl<'a> Epilogue<'a> {
         }
         if let Some(r) = self.residual {
             if r.rows() != m || r.cols() != n {
-                return Err(KernelError::Shape(format!(
-                    "residual is {}x{}, output is {m}x{n}",
-                    r.rows(),
-                    r.cols()
-                )));
+                return Err(KernelError::Shape(format!("residual is {}x{}, output is {m}x{n}", r.rows(), r.cols())));
             }
         }
         self.activation.validate()

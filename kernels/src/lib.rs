@@ -47,8 +47,7 @@ pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
 /// Target vocabulary lists (supported `mcpu`, `mattr`, `gpu-code` values), for messages and docs.
 pub mod vocabulary {
     pub use crate::target::{
-        ARM64_CPUS, ARM64_FEATURES, DEVICES, GPU_CODES, X86_AVX2_CPUS, X86_AVX512_CPUS,
-        X86_FEATURES, X86_PORTABLE_CPUS,
+        ARM64_CPUS, ARM64_FEATURES, DEVICES, GPU_CODES, X86_AVX2_CPUS, X86_AVX512_CPUS, X86_FEATURES, X86_PORTABLE_CPUS,
     };
 }
 
@@ -71,13 +70,8 @@ pub enum KernelSetId {
 
 impl KernelSetId {
     /// Every set, fastest-first within each architecture.
-    pub const ALL: [KernelSetId; 5] = [
-        KernelSetId::Avx512,
-        KernelSetId::Avx2,
-        KernelSetId::Neon,
-        KernelSetId::Cuda,
-        KernelSetId::Scalar,
-    ];
+    pub const ALL: [KernelSetId; 5] =
+        [KernelSetId::Avx512, KernelSetId::Avx2, KernelSetId::Neon, KernelSetId::Cuda, KernelSetId::Scalar];
 
     /// The set's name as it appears in packages and reports.
     pub fn name(self) -> &'static str {
@@ -204,10 +198,21 @@ impl<K: Microkernel> CpuSet<K> {
             blocking: Blocking::for_host(K::MR, K::NR),
             peak_flops_per_iter: K::PEAK_FLOPS_PER_ITER,
         };
-        Self {
-            info,
-            _kernel: PhantomData,
+        Self { info, _kernel: PhantomData }
+    }
+
+    fn with_blocking(mut self, blocking: Blocking) -> Result<Self> {
+        let Blocking { kc, mc, nc } = blocking;
+        if kc == 0 || mc == 0 || nc == 0 || mc % K::MR != 0 || nc % K::NR != 0 {
+            return Err(KernelError::Shape(format!(
+                "blocking {blocking:?} for `{}`: KC, MC, NC must be positive, MC a multiple of {} and NC of {}",
+                self.info.name,
+                K::MR,
+                K::NR
+            )));
         }
+        self.info.blocking = blocking;
+        Ok(self)
     }
 }
 
@@ -245,45 +250,44 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
 
 /// The kernel set `id`, if this machine and build can run it.
 pub fn kernel_set(id: KernelSetId) -> Result<Box<dyn KernelSet>> {
-    let unavailable = |reason: &str| KernelError::Unavailable {
-        set: id.name().into(),
-        reason: reason.into(),
-    };
+    build_set(id, None)
+}
+
+/// The kernel set `id` with explicit cache blocking instead of the host's: for tuning, for
+/// benchmarks that need a frozen reference, and for tests that cross every block boundary
+/// with small matrices. MC must be a multiple of MR and NC of NR.
+pub fn kernel_set_with_blocking(id: KernelSetId, blocking: Blocking) -> Result<Box<dyn KernelSet>> {
+    build_set(id, Some(blocking))
+}
+
+fn boxed<K: Microkernel>(set: CpuSet<K>, blocking: Option<Blocking>) -> Result<Box<dyn KernelSet>> {
+    Ok(Box::new(match blocking {
+        Some(b) => set.with_blocking(b)?,
+        None => set,
+    }))
+}
+
+fn build_set(id: KernelSetId, blocking: Option<Blocking>) -> Result<Box<dyn KernelSet>> {
+    let unavailable = |reason: &str| KernelError::Unavailable { set: id.name().into(), reason: reason.into() };
     match id {
         // SAFETY: the portable kernel uses no optional instructions.
-        KernelSetId::Scalar => Ok(Box::new(unsafe {
-            CpuSet::<scalar::ScalarKernel>::new_unchecked(id, id.name())
-        })),
+        KernelSetId::Scalar => boxed(unsafe { CpuSet::<scalar::ScalarKernel>::new_unchecked(id, id.name()) }, blocking),
         #[cfg(target_arch = "x86_64")]
         KernelSetId::Avx2 if x86::avx2::detected() => {
             // SAFETY: AVX2 and FMA were detected at run time.
-            Ok(Box::new(unsafe {
-                CpuSet::<x86::avx2::Avx2Kernel>::new_unchecked(id, id.name())
-            }))
+            boxed(unsafe { CpuSet::<x86::avx2::Avx2Kernel>::new_unchecked(id, id.name()) }, blocking)
         }
         #[cfg(target_arch = "x86_64")]
         KernelSetId::Avx512 if x86::avx512::detected() => {
             // SAFETY: AVX-512F was detected at run time.
-            Ok(Box::new(unsafe {
-                CpuSet::<x86::avx512::Avx512Kernel>::new_unchecked(id, id.name())
-            }))
+            boxed(unsafe { CpuSet::<x86::avx512::Avx512Kernel>::new_unchecked(id, id.name()) }, blocking)
         }
         KernelSetId::Avx2 | KernelSetId::Avx512 if cfg!(target_arch = "x86_64") => {
-            Err(unavailable(&format!(
-                "this CPU lacks {} (host: {})",
-                id.isa(),
-                host_cpu_name()
-            )))
+            Err(unavailable(&format!("this CPU lacks {} (host: {})", id.isa(), host_cpu_name())))
         }
-        KernelSetId::Avx2 | KernelSetId::Avx512 => {
-            Err(unavailable("x86_64 kernels need an x86_64 host"))
-        }
-        KernelSetId::Neon => Err(unavailable(
-            "the NEON kernel set is not implemented in this build yet",
-        )),
-        KernelSetId::Cuda => Err(unavailable(
-            "the CUDA kernel set is not implemented in this build yet",
-        )),
+        KernelSetId::Avx2 | KernelSetId::Avx512 => Err(unavailable("x86_64 kernels need an x86_64 host")),
+        KernelSetId::Neon => Err(unavailable("the NEON kernel set is not implemented in this build yet")),
+        KernelSetId::Cuda => Err(unavailable("the CUDA kernel set is not implemented in this build yet")),
     }
 }
 

@@ -9,37 +9,20 @@ use crate::error::{KernelError, Result};
 
 /// Largest offset (in elements) of a `rows × cols` view with these strides, or `None` when it
 /// is empty; errors when the arithmetic overflows.
-fn last_offset(
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-) -> Result<Option<usize>> {
+fn last_offset(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Option<usize>> {
     if rows == 0 || cols == 0 {
         return Ok(None);
     }
     (rows - 1)
         .checked_mul(row_stride)
-        .and_then(|r| {
-            (cols - 1)
-                .checked_mul(col_stride)
-                .and_then(|c| r.checked_add(c))
-        })
+        .and_then(|r| (cols - 1).checked_mul(col_stride).and_then(|c| r.checked_add(c)))
         .map(Some)
         .ok_or_else(|| {
-            KernelError::Shape(format!(
-                "{rows}x{cols} view with strides ({row_stride}, {col_stride}) overflows"
-            ))
+            KernelError::Shape(format!("{rows}x{cols} view with strides ({row_stride}, {col_stride}) overflows"))
         })
 }
 
-fn check_fits(
-    len: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-) -> Result<()> {
+fn check_fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<()> {
     if let Some(last) = last_offset(rows, cols, row_stride, col_stride)? {
         if last >= len {
             return Err(KernelError::Shape(format!(
@@ -63,21 +46,9 @@ pub struct MatRef<'a> {
 
 impl<'a> MatRef<'a> {
     /// A view with explicit strides (in elements); errors if it reaches past `data`.
-    pub fn new(
-        data: &'a [f32],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Result<Self> {
+    pub fn new(data: &'a [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Self> {
         check_fits(data.len(), rows, cols, row_stride, col_stride)?;
-        Ok(Self {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        })
+        Ok(Self { data, rows, cols, row_stride, col_stride })
     }
 
     /// A dense row-major `rows × cols` view.
@@ -112,12 +83,7 @@ impl<'a> MatRef<'a> {
 
     /// The element at `(r, c)`; panics when out of range (use in tests and slow paths only).
     pub fn at(&self, r: usize, c: usize) -> f32 {
-        assert!(
-            r < self.rows && c < self.cols,
-            "({r}, {c}) outside {}x{}",
-            self.rows,
-            self.cols
-        );
+        assert!(r < self.rows && c < self.cols, "({r}, {c}) outside {}x{}", self.rows, self.cols);
         self.data[r * self.row_stride + c * self.col_stride]
     }
 
@@ -142,13 +108,7 @@ impl<'a> MatMut<'a> {
     ///
     /// Strides that make two elements share a slot are refused, since a kernel writes each
     /// element once and threads write disjoint tiles.
-    pub fn new(
-        data: &'a mut [f32],
-        rows: usize,
-        cols: usize,
-        row_stride: usize,
-        col_stride: usize,
-    ) -> Result<Self> {
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Result<Self> {
         check_fits(data.len(), rows, cols, row_stride, col_stride)?;
         let empty = rows == 0 || cols == 0;
         let aliased = !empty
@@ -162,13 +122,7 @@ impl<'a> MatMut<'a> {
                 "output view {rows}x{cols} with strides ({row_stride}, {col_stride}) has overlapping elements"
             )));
         }
-        Ok(Self {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        })
+        Ok(Self { data, rows, cols, row_stride, col_stride })
     }
 
     /// A dense row-major `rows × cols` view.

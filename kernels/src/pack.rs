@@ -12,15 +12,7 @@ use crate::mat::MatRef;
 
 /// Packs rows `p0..p0+kc` and columns `j0..j0+nc` of `b` into `ceil(nc/nr)` panels of
 /// `kc × nr` values each (panel stride `kc·nr`), zero-padding the last panel.
-pub(crate) fn pack_b_panels(
-    b: &MatRef<'_>,
-    p0: usize,
-    kc: usize,
-    j0: usize,
-    nc: usize,
-    nr: usize,
-    dst: &mut [f32],
-) {
+pub(crate) fn pack_b_panels(b: &MatRef<'_>, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
     let panels = nc.div_ceil(nr);
     debug_assert!(dst.len() >= panels * kc * nr);
     if kc == 0 {
@@ -44,17 +36,12 @@ pub(crate) fn pack_b_panels(
     }
 }
 
+/// Largest MR the row-stream fast path of [`pack_a_panels`] handles.
+const MAX_PACK_ROWS: usize = 16;
+
 /// Packs rows `i0..i0+mc` and columns `p0..p0+kc` of `a` into `ceil(mc/mr)` panels of
 /// `kc × mr` values each (for every `k`, `mr` consecutive rows), zero-padding the last panel.
-pub(crate) fn pack_a_panels(
-    a: &MatRef<'_>,
-    i0: usize,
-    mc: usize,
-    p0: usize,
-    kc: usize,
-    mr: usize,
-    dst: &mut [f32],
-) {
+pub(crate) fn pack_a_panels(a: &MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
     let panels = mc.div_ceil(mr);
     debug_assert!(dst.len() >= panels * kc * mr);
     if kc == 0 {
@@ -67,10 +54,30 @@ pub(crate) fn pack_a_panels(
         if h < mr {
             out.fill(0.0);
         }
-        for r in 0..h {
-            let base = (ip + r) * rs + p0 * cs;
-            for p in 0..kc {
-                out[p * mr + r] = data[base + p * cs];
+        if rs == 1 {
+            // Column-major A (a transposed operand): each k is a contiguous run of rows.
+            for (p, dst) in out.chunks_exact_mut(mr).enumerate() {
+                let base = (p0 + p) * cs + ip;
+                dst[..h].copy_from_slice(&data[base..base + h]);
+            }
+        } else if cs == 1 && h == mr && mr <= MAX_PACK_ROWS {
+            // Row-major A (NHWC activations): MR row streams, interleaved one k at a time.
+            let mut rows = [&data[..0]; MAX_PACK_ROWS];
+            for (r, row) in rows.iter_mut().take(mr).enumerate() {
+                let base = (ip + r) * rs + p0;
+                *row = &data[base..base + kc];
+            }
+            for (p, dst) in out.chunks_exact_mut(mr).enumerate() {
+                for (d, row) in dst.iter_mut().zip(&rows[..mr]) {
+                    *d = row[p];
+                }
+            }
+        } else {
+            for r in 0..h {
+                let base = (ip + r) * rs + p0 * cs;
+                for p in 0..kc {
+                    out[p * mr + r] = data[base + p * cs];
+                }
             }
         }
     }
@@ -100,13 +107,7 @@ impl PackedB {
         let (k, n) = (b.rows(), b.cols());
         let mut data = vec![0.0; n.div_ceil(nr) * k * nr];
         pack_b_panels(b, 0, k, 0, n, nr, &mut data);
-        Self {
-            kernel: kernel.to_owned(),
-            nr,
-            k,
-            n,
-            data,
-        }
+        Self { kernel: kernel.to_owned(), nr, k, n, data }
     }
 
     /// Name of the kernel set this was packed for.
@@ -154,30 +155,22 @@ impl PackedB {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(4)? != MAGIC {
-            return Err(KernelError::Packed(
-                "not a packed-weight blob (bad magic)".into(),
-            ));
+            return Err(KernelError::Packed("not a packed-weight blob (bad magic)".into()));
         }
         let version = r.u32()?;
         if version != VERSION {
-            return Err(KernelError::Packed(format!(
-                "format version {version}, this build reads {VERSION}"
-            )));
+            return Err(KernelError::Packed(format!("format version {version}, this build reads {VERSION}")));
         }
         let name_len = r.u32()? as usize;
         if name_len == 0 || name_len > MAX_NAME {
-            return Err(KernelError::Packed(format!(
-                "kernel name length {name_len} out of range 1..={MAX_NAME}"
-            )));
+            return Err(KernelError::Packed(format!("kernel name length {name_len} out of range 1..={MAX_NAME}")));
         }
         let kernel = std::str::from_utf8(r.take(name_len)?)
             .map_err(|_| KernelError::Packed("kernel name is not UTF-8".into()))?
             .to_owned();
         let nr = r.u32()? as usize;
         if nr == 0 || nr > MAX_NR {
-            return Err(KernelError::Packed(format!(
-                "panel width {nr} out of range 1..={MAX_NR}"
-            )));
+            return Err(KernelError::Packed(format!("panel width {nr} out of range 1..={MAX_NR}")));
         }
         let k = usize::try_from(r.u64()?).map_err(|_| KernelError::Packed("k too large".into()))?;
         let n = usize::try_from(r.u64()?).map_err(|_| KernelError::Packed("n too large".into()))?;
@@ -193,18 +186,8 @@ impl PackedB {
                 "{k}x{n} with nr={nr} needs {expected} data bytes, blob has {rest}"
             )));
         }
-        let data = r
-            .take(rest)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok(Self {
-            kernel,
-            nr,
-            k,
-            n,
-            data,
-        })
+        let data = r.take(rest)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(Self { kernel, nr, k, n, data })
     }
 }
 
@@ -216,9 +199,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(len).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| {
-            KernelError::Packed(format!("blob truncated at byte {}", self.bytes.len()))
-        })?;
+        let end = end.ok_or_else(|| KernelError::Packed(format!("blob truncated at byte {}", self.bytes.len())))?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)

@@ -131,8 +131,6 @@ impl<const N: usize> SimdF32 for Lanes<N> {
     }
     #[inline(always)]
     unsafe fn pow2i(self) -> Self {
-        Self(std::array::from_fn(|i| {
-            f32::from_bits(((self.0[i] as i32 + 127) as u32) << 23)
-        }))
+        Self(std::array::from_fn(|i| f32::from_bits(((self.0[i] as i32 + 127) as u32) << 23)))
     }
 }

@@ -190,13 +190,11 @@ pub const X86_FEATURES: &[&str] = &[
 ];
 /// `mattr` features understood on ARM64 (accepted; NEON cannot be switched off).
 pub const ARM64_FEATURES: &[&str] = &[
-    "neon", "vfpv4", "fp-armv8", "fp16", "fullfp16", "dotprod", "i8mm", "bf16", "sve", "sve2",
-    "crc", "crypto", "lse", "rcpc",
+    "neon", "vfpv4", "fp-armv8", "fp16", "fullfp16", "dotprod", "i8mm", "bf16", "sve", "sve2", "crc", "crypto", "lse",
+    "rcpc",
 ];
 /// `gpu-code` values with a CUDA kernel set.
-pub const GPU_CODES: &[&str] = &[
-    "sm_72", "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90",
-];
+pub const GPU_CODES: &[&str] = &["sm_72", "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"];
 /// The `TargetDevice` values.
 pub const DEVICES: &[&str] = &["jetson_xavier"];
 
@@ -224,27 +222,15 @@ impl Target {
                     cuda_ver: "10.2".into(),
                 }),
             }),
-            other => Err(target_err(format!(
-                "unknown TargetDevice `{other}`; supported: {}",
-                DEVICES.join(", ")
-            ))),
+            other => Err(target_err(format!("unknown TargetDevice `{other}`; supported: {}", DEVICES.join(", ")))),
         }
     }
 
     /// A `TargetPlatform` with optional `Accelerator` and `CompilerOptions` JSON string.
-    pub fn platform(
-        os: &str,
-        arch: &str,
-        accelerator: Option<&str>,
-        compiler_options: Option<&str>,
-    ) -> Result<Target> {
+    pub fn platform(os: &str, arch: &str, accelerator: Option<&str>, compiler_options: Option<&str>) -> Result<Target> {
         let os = match os {
             "LINUX" => Os::Linux,
-            other => {
-                return Err(target_err(format!(
-                    "TargetPlatform.Os `{other}` is not supported; supported: LINUX"
-                )))
-            }
+            other => return Err(target_err(format!("TargetPlatform.Os `{other}` is not supported; supported: LINUX"))),
         };
         let arch = match arch {
             "X86_64" => Arch::X86_64,
@@ -268,18 +254,10 @@ impl Target {
             Some(s) => parse_options(s)?,
             None => serde_json::Map::new(),
         };
-        let allowed: Vec<&str> = if nvidia {
-            [CPU_KEYS, NVIDIA_KEYS].concat()
-        } else {
-            CPU_KEYS.to_vec()
-        };
+        let allowed: Vec<&str> = if nvidia { [CPU_KEYS, NVIDIA_KEYS].concat() } else { CPU_KEYS.to_vec() };
         for key in options.keys() {
             if !allowed.contains(&key.as_str()) {
-                let why = if NVIDIA_KEYS.contains(&key.as_str()) {
-                    " (it needs Accelerator NVIDIA)"
-                } else {
-                    ""
-                };
+                let why = if NVIDIA_KEYS.contains(&key.as_str()) { " (it needs Accelerator NVIDIA)" } else { "" };
                 return Err(target_err(format!(
                     "CompilerOptions key `{key}` is not valid here{why}; supported: {}",
                     allowed.join(", ")
@@ -287,30 +265,17 @@ impl Target {
             }
         }
         let (mcpu, cpu_isa) = cpu_choice(arch, &options)?;
-        let accelerator = if nvidia {
-            Accelerator::Nvidia(nvidia_options(&options)?)
-        } else {
-            Accelerator::Cpu
-        };
-        Ok(Target {
-            device: None,
-            os,
-            arch,
-            mcpu,
-            cpu_isa,
-            accelerator,
-        })
+        let accelerator = if nvidia { Accelerator::Nvidia(nvidia_options(&options)?) } else { Accelerator::Cpu };
+        Ok(Target { device: None, os, arch, mcpu, cpu_isa, accelerator })
     }
 
     /// The Greengrass configuration's target fields as JSON: `{"TargetDevice": "jetson_xavier"}`
     /// or `{"TargetPlatform": {"Os": .., "Arch": .., "Accelerator": ..}, "CompilerOptions": ".."}`.
     /// Other keys of the configuration (component name, output location, …) are ignored here.
     pub fn from_configuration(json: &str) -> Result<Target> {
-        let v: Value = serde_json::from_str(json)
-            .map_err(|e| target_err(format!("configuration is not valid JSON: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| target_err("configuration must be a JSON object"))?;
+        let v: Value =
+            serde_json::from_str(json).map_err(|e| target_err(format!("configuration is not valid JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| target_err("configuration must be a JSON object"))?;
         let str_field = |o: &serde_json::Map<String, Value>, k: &str| -> Result<Option<String>> {
             match o.get(k) {
                 None | Some(Value::Null) => Ok(None),
@@ -321,24 +286,16 @@ impl Target {
         let device = str_field(obj, "TargetDevice")?;
         let options = str_field(obj, "CompilerOptions")?;
         match (device, obj.get("TargetPlatform")) {
-            (Some(_), Some(_)) => Err(target_err(
-                "TargetDevice and TargetPlatform are mutually exclusive; give one",
-            )),
-            (None, None) => Err(target_err(
-                "one of TargetDevice or TargetPlatform is required",
-            )),
-            (Some(_), None) if options.is_some() => Err(target_err(
-                "CompilerOptions cannot be given with TargetDevice",
-            )),
+            (Some(_), Some(_)) => Err(target_err("TargetDevice and TargetPlatform are mutually exclusive; give one")),
+            (None, None) => Err(target_err("one of TargetDevice or TargetPlatform is required")),
+            (Some(_), None) if options.is_some() => {
+                Err(target_err("CompilerOptions cannot be given with TargetDevice"))
+            }
             (Some(d), None) => Target::device(&d),
             (None, Some(p)) => {
-                let p = p
-                    .as_object()
-                    .ok_or_else(|| target_err("TargetPlatform must be an object"))?;
-                let os = str_field(p, "Os")?
-                    .ok_or_else(|| target_err("TargetPlatform.Os is required"))?;
-                let arch = str_field(p, "Arch")?
-                    .ok_or_else(|| target_err("TargetPlatform.Arch is required"))?;
+                let p = p.as_object().ok_or_else(|| target_err("TargetPlatform must be an object"))?;
+                let os = str_field(p, "Os")?.ok_or_else(|| target_err("TargetPlatform.Os is required"))?;
+                let arch = str_field(p, "Arch")?.ok_or_else(|| target_err("TargetPlatform.Arch is required"))?;
                 let acc = str_field(p, "Accelerator")?;
                 Target::platform(&os, &arch, acc.as_deref(), options.as_deref())
             }
@@ -362,14 +319,7 @@ impl Target {
         let (arch, cpu_isa) = (Arch::Arm64, CpuIsa::Neon);
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         compile_error!("edgepack targets x86_64 and aarch64");
-        Target {
-            device: None,
-            os: Os::Linux,
-            arch,
-            mcpu: "native".into(),
-            cpu_isa,
-            accelerator: Accelerator::Cpu,
-        }
+        Target { device: None, os: Os::Linux, arch, mcpu: "native".into(), cpu_isa, accelerator: Accelerator::Cpu }
     }
 
     /// The kernel set for the CPU side of this target.
@@ -402,11 +352,7 @@ impl fmt::Display for Target {
         };
         write!(f, "LINUX/{arch} mcpu={} ({:?})", self.mcpu, self.cpu_isa)?;
         if let Accelerator::Nvidia(o) = &self.accelerator {
-            write!(
-                f,
-                " + NVIDIA sm_{} trt {} cuda {}",
-                o.sm, o.trt_ver, o.cuda_ver
-            )?;
+            write!(f, " + NVIDIA sm_{} trt {} cuda {}", o.sm, o.trt_ver, o.cuda_ver)?;
         }
         Ok(())
     }
@@ -414,26 +360,21 @@ impl fmt::Display for Target {
 
 /// Parses the CompilerOptions string, in either quote style, into an object.
 fn parse_options(s: &str) -> Result<serde_json::Map<String, Value>> {
-    let v: Value = json5::from_str(s)
-        .map_err(|e| target_err(format!("CompilerOptions `{s}` is not a JSON object: {e}")))?;
+    let v: Value =
+        json5::from_str(s).map_err(|e| target_err(format!("CompilerOptions `{s}` is not a JSON object: {e}")))?;
     match v {
         Value::Object(o) => Ok(o),
-        _ => Err(target_err(format!(
-            "CompilerOptions `{s}` must be a JSON object such as {{\"mcpu\": \"core-avx2\"}}"
-        ))),
+        _ => {
+            Err(target_err(format!("CompilerOptions `{s}` must be a JSON object such as {{\"mcpu\": \"core-avx2\"}}")))
+        }
     }
 }
 
-fn string_option<'a>(
-    options: &'a serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<Option<&'a str>> {
+fn string_option<'a>(options: &'a serde_json::Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
     match options.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(target_err(format!(
-            "CompilerOptions `{key}` must be a string, got {other}"
-        ))),
+        Some(other) => Err(target_err(format!("CompilerOptions `{key}` must be a string, got {other}"))),
     }
 }
 
@@ -441,11 +382,7 @@ fn string_option<'a>(
 fn mattr(options: &serde_json::Map<String, Value>) -> Result<Vec<(bool, String)>> {
     let items: Vec<String> = match options.get("mattr") {
         None => return Ok(vec![]),
-        Some(Value::String(s)) => s
-            .split(',')
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .collect(),
+        Some(Value::String(s)) => s.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| {
@@ -454,27 +391,17 @@ fn mattr(options: &serde_json::Map<String, Value>) -> Result<Vec<(bool, String)>
                     .ok_or_else(|| target_err(format!("mattr entries must be strings, got {v}")))
             })
             .collect::<Result<_>>()?,
-        Some(other) => {
-            return Err(target_err(format!(
-                "mattr must be a list like ['+avx512f'], got {other}"
-            )))
-        }
+        Some(other) => return Err(target_err(format!("mattr must be a list like ['+avx512f'], got {other}"))),
     };
     let mut out: Vec<(bool, String)> = Vec::new();
     for item in items {
         let (on, name) = match item.split_at_checked(1) {
             Some(("+", rest)) => (true, rest),
             Some(("-", rest)) => (false, rest),
-            _ => {
-                return Err(target_err(format!(
-                    "mattr entry `{item}` must start with + or -"
-                )))
-            }
+            _ => return Err(target_err(format!("mattr entry `{item}` must start with + or -"))),
         };
         if out.iter().any(|(o, n)| n == name && *o != on) {
-            return Err(target_err(format!(
-                "mattr both enables and disables `{name}`"
-            )));
+            return Err(target_err(format!("mattr both enables and disables `{name}`")));
         }
         out.push((on, name.to_owned()));
     }
@@ -488,11 +415,7 @@ fn cpu_choice(arch: Arch, options: &serde_json::Map<String, Value>) -> Result<(S
         Arch::Arm64 => {
             let mcpu = mcpu.unwrap_or("generic");
             if !ARM64_CPUS.contains(&mcpu) {
-                let hint = if is_x86_cpu(mcpu) {
-                    " (that is an x86_64 CPU; Arch is ARM64)"
-                } else {
-                    ""
-                };
+                let hint = if is_x86_cpu(mcpu) { " (that is an x86_64 CPU; Arch is ARM64)" } else { "" };
                 return Err(target_err(format!(
                     "unknown ARM64 mcpu `{mcpu}`{hint}; supported: {}",
                     ARM64_CPUS.join(", ")
@@ -506,9 +429,7 @@ fn cpu_choice(arch: Arch, options: &serde_json::Map<String, Value>) -> Result<(S
                     )));
                 }
                 if !on && name == "neon" {
-                    return Err(target_err(
-                        "mattr `-neon` is contradictory: every ARM64 CPU has NEON",
-                    ));
+                    return Err(target_err("mattr `-neon` is contradictory: every ARM64 CPU has NEON"));
                 }
             }
             Ok((mcpu.to_owned(), CpuIsa::Neon))
@@ -522,24 +443,13 @@ fn cpu_choice(arch: Arch, options: &serde_json::Map<String, Value>) -> Result<(S
             } else if X86_PORTABLE_CPUS.contains(&mcpu) {
                 (false, false, false)
             } else {
-                let hint = if ARM64_CPUS.contains(&mcpu) {
-                    " (that is an ARM64 CPU; Arch is X86_64)"
-                } else {
-                    ""
-                };
+                let hint = if ARM64_CPUS.contains(&mcpu) { " (that is an ARM64 CPU; Arch is X86_64)" } else { "" };
                 let all = [X86_AVX512_CPUS, X86_AVX2_CPUS, X86_PORTABLE_CPUS].concat();
-                return Err(target_err(format!(
-                    "unknown X86_64 mcpu `{mcpu}`{hint}; supported: {}",
-                    all.join(", ")
-                )));
+                return Err(target_err(format!("unknown X86_64 mcpu `{mcpu}`{hint}; supported: {}", all.join(", "))));
             };
             for (_, name) in &attrs {
                 if !X86_FEATURES.contains(&name.as_str()) {
-                    let hint = if ARM64_FEATURES.contains(&name.as_str()) {
-                        " (it is an ARM64 feature)"
-                    } else {
-                        ""
-                    };
+                    let hint = if ARM64_FEATURES.contains(&name.as_str()) { " (it is an ARM64 feature)" } else { "" };
                     return Err(target_err(format!(
                         "mattr `{name}` is not an X86_64 feature{hint}; supported: {}",
                         X86_FEATURES.join(", ")
@@ -579,17 +489,11 @@ fn cpu_choice(arch: Arch, options: &serde_json::Map<String, Value>) -> Result<(S
 }
 
 fn is_x86_cpu(mcpu: &str) -> bool {
-    [X86_AVX512_CPUS, X86_AVX2_CPUS, X86_PORTABLE_CPUS]
-        .iter()
-        .any(|l| l.contains(&mcpu))
+    [X86_AVX512_CPUS, X86_AVX2_CPUS, X86_PORTABLE_CPUS].iter().any(|l| l.contains(&mcpu))
 }
 
 fn nvidia_options(options: &serde_json::Map<String, Value>) -> Result<NvidiaOptions> {
-    let missing: Vec<&str> = NVIDIA_KEYS
-        .iter()
-        .copied()
-        .filter(|k| !options.contains_key(*k))
-        .collect();
+    let missing: Vec<&str> = NVIDIA_KEYS.iter().copied().filter(|k| !options.contains_key(*k)).collect();
     if !missing.is_empty() {
         return Err(target_err(format!(
             "Accelerator NVIDIA needs CompilerOptions {}; missing: {}",
@@ -599,38 +503,23 @@ fn nvidia_options(options: &serde_json::Map<String, Value>) -> Result<NvidiaOpti
     }
     let gpu = string_option(options, "gpu-code")?.unwrap_or_default();
     if !GPU_CODES.contains(&gpu) {
-        return Err(target_err(format!(
-            "gpu-code `{gpu}` is not supported; supported: {}",
-            GPU_CODES.join(", ")
-        )));
+        return Err(target_err(format!("gpu-code `{gpu}` is not supported; supported: {}", GPU_CODES.join(", "))));
     }
-    let sm = gpu[3..]
-        .parse()
-        .map_err(|_| target_err(format!("gpu-code `{gpu}` is malformed")))?;
+    let sm = gpu[3..].parse().map_err(|_| target_err(format!("gpu-code `{gpu}` is malformed")))?;
     let trt = string_option(options, "trt-ver")?.unwrap_or_default();
     if !is_version(trt, 3) {
-        return Err(target_err(format!(
-            "trt-ver `{trt}` must look like 8.2.1 (x.y.z)"
-        )));
+        return Err(target_err(format!("trt-ver `{trt}` must look like 8.2.1 (x.y.z)")));
     }
     let cuda = string_option(options, "cuda-ver")?.unwrap_or_default();
     if !is_version(cuda, 2) {
-        return Err(target_err(format!(
-            "cuda-ver `{cuda}` must look like 10.2 (x.y)"
-        )));
+        return Err(target_err(format!("cuda-ver `{cuda}` must look like 10.2 (x.y)")));
     }
-    Ok(NvidiaOptions {
-        sm,
-        trt_ver: trt.to_owned(),
-        cuda_ver: cuda.to_owned(),
-    })
+    Ok(NvidiaOptions { sm, trt_ver: trt.to_owned(), cuda_ver: cuda.to_owned() })
 }
 
 /// `parts` dot-separated non-empty decimal numbers.
 fn is_version(s: &str, parts: usize) -> bool {
     let fields: Vec<&str> = s.split('.').collect();
     fields.len() == parts
-        && fields
-            .iter()
-            .all(|f| !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()))
+        && fields.iter().all(|f| !f.is_empty() && f.len() <= 4 && f.bytes().all(|b| b.is_ascii_digit()))
 }

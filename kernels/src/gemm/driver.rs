@@ -79,16 +79,10 @@ pub(crate) fn gemm<K: Microkernel>(
         BOperand::Packed(p) => (p.k(), p.n()),
     };
     if bk != k {
-        return Err(KernelError::Shape(format!(
-            "A is {m}x{k} but B has {bk} rows"
-        )));
+        return Err(KernelError::Shape(format!("A is {m}x{k} but B has {bk} rows")));
     }
     if c.rows() != m || c.cols() != n {
-        return Err(KernelError::Shape(format!(
-            "C is {}x{}, A·B is {m}x{n}",
-            c.rows(),
-            c.cols()
-        )));
+        return Err(KernelError::Shape(format!("C is {}x{}, A·B is {m}x{n}", c.rows(), c.cols())));
     }
     if let BOperand::Packed(p) = &b {
         if p.kernel() != kernel_name || p.nr() != K::NR {
@@ -104,23 +98,10 @@ pub(crate) fn gemm<K: Microkernel>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let out = Output {
-        c: SharedMut(c.as_mut_ptr()),
-        rs: c.row_stride(),
-        cs: c.col_stride(),
-        m,
-        n,
-        epi,
-    };
+    let out = Output { c: SharedMut(c.as_mut_ptr()), rs: c.row_stride(), cs: c.col_stride(), m, n, epi };
     let kc_max = blocking.kc.max(1);
-    let k_passes: Vec<(usize, usize)> = if k == 0 {
-        vec![(0, 0)]
-    } else {
-        (0..k)
-            .step_by(kc_max)
-            .map(|p0| (p0, kc_max.min(k - p0)))
-            .collect()
-    };
+    let k_passes: Vec<(usize, usize)> =
+        if k == 0 { vec![(0, 0)] } else { (0..k).step_by(kc_max).map(|p0| (p0, kc_max.min(k - p0))).collect() };
     let mut b_buf = Vec::new();
     for jc in (0..n).step_by(blocking.nc) {
         let nc = blocking.nc.min(n - jc);
@@ -129,11 +110,7 @@ pub(crate) fn gemm<K: Microkernel>(
                 BOperand::Packed(p) => packed_panels::<K>(p, jc, p0),
                 BOperand::Matrix(bm) => {
                     pack_b_block::<K>(bm, p0, kc, jc, nc, &mut b_buf, par);
-                    BPanels {
-                        data: &b_buf,
-                        start: 0,
-                        stride: kc * K::NR,
-                    }
+                    BPanels { data: &b_buf, start: 0, stride: kc * K::NR }
                 }
             };
             run_block::<K>(blocking, &a, panels, &out, jc, nc, p0, kc, k, par);
@@ -144,11 +121,7 @@ pub(crate) fn gemm<K: Microkernel>(
 
 fn packed_panels<K: Microkernel>(p: &PackedB, jc: usize, p0: usize) -> BPanels<'_> {
     let stride = p.k() * K::NR;
-    BPanels {
-        data: p.data(),
-        start: (jc / K::NR) * stride + p0 * K::NR,
-        stride,
-    }
+    BPanels { data: p.data(), start: (jc / K::NR) * stride + p0 * K::NR, stride }
 }
 
 fn pack_b_block<K: Microkernel>(
@@ -197,11 +170,7 @@ fn run_block<K: Microkernel>(
         Parallelism::Sequential => 1,
         Parallelism::Rayon => 4 * rayon::current_num_threads(),
     };
-    let n_chunks = if m_blocks >= want {
-        1
-    } else {
-        want.div_ceil(m_blocks).min(n_panels)
-    };
+    let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
     let per_chunk = n_panels.div_ceil(n_chunks);
     let item = |idx: usize| {
         let (ib, chunk) = (idx / n_chunks, idx % n_chunks);
@@ -252,8 +221,7 @@ fn run_tile<K: Microkernel>(
 ) {
     let (mr, nr) = ((out.m - i).min(K::MR), (out.n - j).min(K::NR));
     let residual = out.epi.residual.filter(|_| last);
-    let direct =
-        mr == K::MR && nr == K::NR && out.cs == 1 && residual.is_none_or(|r| r.col_stride() == 1);
+    let direct = mr == K::MR && nr == K::NR && out.cs == 1 && residual.is_none_or(|r| r.col_stride() == 1);
     if direct {
         let epi = last.then(|| TileEpilogue {
             bias_row: match out.epi.bias {
@@ -264,9 +232,7 @@ fn run_tile<K: Microkernel>(
                 Bias::PerCol(v) => v[j..j + K::NR].as_ptr(),
                 _ => std::ptr::null(),
             },
-            residual: residual.map_or(std::ptr::null(), |r| {
-                r.data()[i * r.row_stride() + j..].as_ptr()
-            }),
+            residual: residual.map_or(std::ptr::null(), |r| r.data()[i * r.row_stride() + j..].as_ptr()),
             residual_ld: residual.map_or(0, |r| r.row_stride()),
             activation: out.epi.activation,
         });
@@ -274,17 +240,7 @@ fn run_tile<K: Microkernel>(
         // of NR values at (i, j) lie inside C (full tile, unit column stride, C validated); the
         // bias slices are MR/NR long and the residual view covers the tile with unit column
         // stride; each tile is written by one work item only.
-        unsafe {
-            K::tile(
-                kc,
-                a.as_ptr(),
-                b.as_ptr(),
-                out.c.0.add(i * out.rs + j),
-                out.rs,
-                accumulate,
-                epi.as_ref(),
-            )
-        };
+        unsafe { K::tile(kc, a.as_ptr(), b.as_ptr(), out.c.0.add(i * out.rs + j), out.rs, accumulate, epi.as_ref()) };
         return;
     }
     let mut tile = [0.0f32; MAX_TILE];
@@ -314,38 +270,16 @@ fn run_tile<K: Microkernel>(
             Bias::None => {}
         }
         TileEpilogue {
-            bias_row: if matches!(out.epi.bias, Bias::PerRow(_)) {
-                bias_row.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            bias_col: if matches!(out.epi.bias, Bias::PerCol(_)) {
-                bias_col.as_ptr()
-            } else {
-                std::ptr::null()
-            },
-            residual: if residual.is_some() {
-                res.as_ptr()
-            } else {
-                std::ptr::null()
-            },
+            bias_row: if matches!(out.epi.bias, Bias::PerRow(_)) { bias_row.as_ptr() } else { std::ptr::null() },
+            bias_col: if matches!(out.epi.bias, Bias::PerCol(_)) { bias_col.as_ptr() } else { std::ptr::null() },
+            residual: if residual.is_some() { res.as_ptr() } else { std::ptr::null() },
             residual_ld: K::NR,
             activation: out.epi.activation,
         }
     });
     // SAFETY: a and b are full packed panels; `tile` holds MR rows of NR values (MR·NR ≤
     // MAX_TILE, checked at compile time) and so do the epilogue buffers.
-    unsafe {
-        K::tile(
-            kc,
-            a.as_ptr(),
-            b.as_ptr(),
-            tile.as_mut_ptr(),
-            K::NR,
-            accumulate,
-            epi.as_ref(),
-        )
-    };
+    unsafe { K::tile(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr(), K::NR, accumulate, epi.as_ref()) };
     for r in 0..mr {
         for c in 0..nr {
             // SAFETY: (i+r, j+c) is inside C, which this work item owns.

@@ -75,11 +75,7 @@ pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize>(
 
 /// One rank-1 update of the accumulators: `acc += a[0..MR] ⊗ b[0..NR]`.
 #[inline(always)]
-unsafe fn step<V: SimdF32, const MR: usize, const NV: usize>(
-    acc: &mut [[V; NV]; MR],
-    a: *const f32,
-    b: *const f32,
-) {
+unsafe fn step<V: SimdF32, const MR: usize, const NV: usize>(acc: &mut [[V; NV]; MR], a: *const f32, b: *const f32) {
     // SAFETY: the caller guarantees V's features, MR values at a and NV·LANES values at b.
     unsafe {
         let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * V::LANES)));
