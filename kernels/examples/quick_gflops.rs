@@ -1,44 +1,48 @@
-//! Prints single-thread GFLOP/s of every runnable kernel set at a few square sizes and the
-//! FMA peak: a quick look while tuning (the real figures come from `cargo bench`).
+//! Compares cache blockings of one kernel set, interleaved in one process (A B C A B C …) so
+//! that the machine's drifting speed hits every candidate alike; prints median GFLOP/s.
+//!
+//! `cargo run --release -p edgepack-kernels --example quick_gflops -- avx2 1024 256,252,4080 256,96,4080`
 
 use std::time::Instant;
 
-use kernels::{host_kernel_sets, BOperand, Epilogue, MatMut, MatRef, Parallelism};
+use kernels::{kernel_set_with_blocking, BOperand, Blocking, Epilogue, KernelSetId, MatMut, MatRef, Parallelism};
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![256, 512, 1024] } else { sizes };
-    let only = std::env::var("QUICK_SET").ok();
-    for set in host_kernel_sets().0 {
-        let info = set.info();
-        if only.as_deref().is_some_and(|o| o != info.name) {
-            continue;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let id = match args.first().map(String::as_str) {
+        Some("scalar") => KernelSetId::Scalar,
+        Some("avx512") => KernelSetId::Avx512,
+        _ => KernelSetId::Avx2,
+    };
+    let size: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1024);
+    let sets: Vec<_> = args[2..]
+        .iter()
+        .map(|spec| {
+            let f: Vec<usize> = spec.split(',').map(|x| x.parse().expect("kc,mc,nc")).collect();
+            let b = Blocking { kc: f[0], mc: f[1], nc: f[2] };
+            (spec.clone(), kernel_set_with_blocking(id, b).expect("blocking"))
+        })
+        .collect();
+    let a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut c = vec![0.0; size * size];
+    let packed = sets[0].1.pack_b(MatRef::row_major(&a, size, size).unwrap());
+    let mut times: Vec<Vec<f64>> = vec![vec![]; sets.len()];
+    for _ in 0..30 {
+        for (i, (_, set)) in sets.iter().enumerate() {
+            let t = Instant::now();
+            set.gemm(
+                MatRef::row_major(&a, size, size).unwrap(),
+                BOperand::Packed(&packed),
+                MatMut::row_major(&mut c, size, size).unwrap(),
+                &Epilogue::none(),
+                Parallelism::Sequential,
+            )
+            .unwrap();
+            times[i].push(t.elapsed().as_secs_f64());
         }
-        let iters = 20_000_000;
-        let t = Instant::now();
-        std::hint::black_box(set.fma_loop(iters));
-        let peak = (iters * info.peak_flops_per_iter) as f64 / t.elapsed().as_secs_f64() / 1e9;
-        print!("{:8} peak {:7.1} GFLOP/s |", info.name, peak);
-        for &s in &sizes {
-            let a: Vec<f32> = (0..s * s).map(|i| (i % 7) as f32 * 0.1).collect();
-            let b = a.clone();
-            let mut c = vec![0.0; s * s];
-            let mut best = f64::MAX;
-            for _ in 0..10 {
-                let t = Instant::now();
-                set.gemm(
-                    MatRef::row_major(&a, s, s).unwrap(),
-                    BOperand::Matrix(MatRef::row_major(&b, s, s).unwrap()),
-                    MatMut::row_major(&mut c, s, s).unwrap(),
-                    &Epilogue::none(),
-                    Parallelism::Sequential,
-                )
-                .unwrap();
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            let gf = 2.0 * (s * s * s) as f64 / best / 1e9;
-            print!(" {s}: {gf:6.1} ({:4.1}%)", gf / peak * 100.0);
-        }
-        println!();
+    }
+    for ((spec, _), mut t) in sets.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        println!("{spec:>16}: median {:6.1} GFLOP/s", 2.0 * (size as f64).powi(3) / t[t.len() / 2] / 1e9);
     }
 }

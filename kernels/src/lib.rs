@@ -18,6 +18,7 @@
 //! assert_eq!(c, [1.0, 2.0, 3.0, 4.0]);
 //! ```
 
+mod aligned;
 mod blocking;
 mod epilogue;
 mod error;

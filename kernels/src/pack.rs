@@ -7,6 +7,7 @@
 //! on a machine with other cache sizes. A (the left operand) is packed the same way in row
 //! panels `MR` tall, per cache block, while the GEMM runs.
 
+use crate::aligned::AlignedBuf;
 use crate::error::{KernelError, Result};
 use crate::mat::MatRef;
 
@@ -36,47 +37,51 @@ pub(crate) fn pack_b_panels(b: &MatRef<'_>, p0: usize, kc: usize, j0: usize, nc:
     }
 }
 
-/// Largest MR the row-stream fast path of [`pack_a_panels`] handles.
-const MAX_PACK_ROWS: usize = 16;
-
-/// Packs rows `i0..i0+mc` and columns `p0..p0+kc` of `a` into `ceil(mc/mr)` panels of
-/// `kc × mr` values each (for every `k`, `mr` consecutive rows), zero-padding the last panel.
-pub(crate) fn pack_a_panels(a: &MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
-    let panels = mc.div_ceil(mr);
-    debug_assert!(dst.len() >= panels * kc * mr);
+/// Packs rows `i0..i0+mc` and columns `p0..p0+kc` of `a` into `ceil(mc/MR)` panels of
+/// `kc × MR` values each (for every `k`, `MR` consecutive rows), zero-padding the last panel.
+pub(crate) fn pack_a_panels<const MR: usize>(
+    a: &MatRef<'_>,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    let panels = mc.div_ceil(MR);
+    debug_assert!(dst.len() >= panels * kc * MR);
     if kc == 0 {
         return; // an empty reduction has nothing to pack
     }
     let (data, rs, cs) = (a.data(), a.row_stride(), a.col_stride());
-    for (panel, out) in dst.chunks_exact_mut(kc * mr).take(panels).enumerate() {
-        let ip = i0 + panel * mr;
-        let h = mr.min(i0 + mc - ip);
-        if h < mr {
+    for (panel, out) in dst.chunks_exact_mut(kc * MR).take(panels).enumerate() {
+        let ip = i0 + panel * MR;
+        let h = MR.min(i0 + mc - ip);
+        if h < MR {
             out.fill(0.0);
         }
         if rs == 1 {
             // Column-major A (a transposed operand): each k is a contiguous run of rows.
-            for (p, dst) in out.chunks_exact_mut(mr).enumerate() {
+            for (p, dst) in out.chunks_exact_mut(MR).enumerate() {
                 let base = (p0 + p) * cs + ip;
                 dst[..h].copy_from_slice(&data[base..base + h]);
             }
-        } else if cs == 1 && h == mr && mr <= MAX_PACK_ROWS {
+        } else if cs == 1 && h == MR {
             // Row-major A (NHWC activations): MR row streams, interleaved one k at a time.
-            let mut rows = [&data[..0]; MAX_PACK_ROWS];
-            for (r, row) in rows.iter_mut().take(mr).enumerate() {
+            let rows: [&[f32]; MR] = std::array::from_fn(|r| {
                 let base = (ip + r) * rs + p0;
-                *row = &data[base..base + kc];
-            }
-            for (p, dst) in out.chunks_exact_mut(mr).enumerate() {
-                for (d, row) in dst.iter_mut().zip(&rows[..mr]) {
-                    *d = row[p];
+                &data[base..base + kc]
+            });
+            for (p, dst) in out.chunks_exact_mut(MR).enumerate() {
+                for (d, row) in dst.iter_mut().zip(&rows) {
+                    // SAFETY: every row slice is `kc` long and `p < kc` (out has kc chunks).
+                    *d = unsafe { *row.get_unchecked(p) };
                 }
             }
         } else {
             for r in 0..h {
                 let base = (ip + r) * rs + p0 * cs;
                 for p in 0..kc {
-                    out[p * mr + r] = data[base + p * cs];
+                    out[p * MR + r] = data[base + p * cs];
                 }
             }
         }
@@ -93,7 +98,7 @@ pub struct PackedB {
     nr: usize,
     k: usize,
     n: usize,
-    data: Vec<f32>,
+    data: AlignedBuf,
 }
 
 const MAGIC: &[u8; 4] = b"EPKB";
@@ -105,8 +110,8 @@ impl PackedB {
     /// Packs `b` into panels `nr` wide, labelled with the kernel set that will consume it.
     pub(crate) fn pack(kernel: &str, nr: usize, b: &MatRef<'_>) -> Self {
         let (k, n) = (b.rows(), b.cols());
-        let mut data = vec![0.0; n.div_ceil(nr) * k * nr];
-        pack_b_panels(b, 0, k, 0, n, nr, &mut data);
+        let mut data = AlignedBuf::zeroed(n.div_ceil(nr) * k * nr);
+        pack_b_panels(b, 0, k, 0, n, nr, data.as_mut_slice());
         Self { kernel: kernel.to_owned(), nr, k, n, data }
     }
 
@@ -132,12 +137,12 @@ impl PackedB {
 
     /// The packed values: `ceil(n/nr)` panels of `k × nr`.
     pub(crate) fn data(&self) -> &[f32] {
-        &self.data
+        self.data.as_slice()
     }
 
     /// Serializes to a self-describing little-endian blob.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + self.kernel.len() + 4 * self.data.len());
+        let mut out = Vec::with_capacity(32 + self.kernel.len() + 4 * self.data().len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(self.kernel.len() as u32).to_le_bytes());
@@ -145,7 +150,7 @@ impl PackedB {
         out.extend_from_slice(&(self.nr as u32).to_le_bytes());
         out.extend_from_slice(&(self.k as u64).to_le_bytes());
         out.extend_from_slice(&(self.n as u64).to_le_bytes());
-        for v in &self.data {
+        for v in self.data() {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out
@@ -186,7 +191,10 @@ impl PackedB {
                 "{k}x{n} with nr={nr} needs {expected} data bytes, blob has {rest}"
             )));
         }
-        let data = r.take(rest)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let mut data = AlignedBuf::zeroed(rest / 4);
+        for (v, c) in data.as_mut_slice().iter_mut().zip(r.take(rest)?.chunks_exact(4)) {
+            *v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
         Ok(Self { kernel, nr, k, n, data })
     }
 }

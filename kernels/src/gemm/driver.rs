@@ -18,11 +18,12 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::{Microkernel, TileEpilogue};
+use crate::aligned::AlignedBuf;
 use crate::blocking::Blocking;
 use crate::epilogue::{Bias, Epilogue};
 use crate::error::{KernelError, Result};
 use crate::mat::{MatMut, MatRef};
-use crate::pack::{pack_a_panels, pack_b_panels, PackedB};
+use crate::pack::{pack_b_panels, PackedB};
 use crate::{BOperand, Parallelism};
 
 /// Largest tile (`MR·NR` values) the edge buffers hold.
@@ -31,7 +32,7 @@ const MAX_TILE: usize = 512;
 const MAX_DIM: usize = 64;
 
 thread_local! {
-    static A_PANEL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
 /// A raw pointer that work items share; each writes a disjoint set of tiles through it.
@@ -102,7 +103,7 @@ pub(crate) fn gemm<K: Microkernel>(
     let kc_max = blocking.kc.max(1);
     let k_passes: Vec<(usize, usize)> =
         if k == 0 { vec![(0, 0)] } else { (0..k).step_by(kc_max).map(|p0| (p0, kc_max.min(k - p0))).collect() };
-    let mut b_buf = Vec::new();
+    let mut b_buf = AlignedBuf::default();
     for jc in (0..n).step_by(blocking.nc) {
         let nc = blocking.nc.min(n - jc);
         for &(p0, kc) in &k_passes {
@@ -110,7 +111,7 @@ pub(crate) fn gemm<K: Microkernel>(
                 BOperand::Packed(p) => packed_panels::<K>(p, jc, p0),
                 BOperand::Matrix(bm) => {
                     pack_b_block::<K>(bm, p0, kc, jc, nc, &mut b_buf, par);
-                    BPanels { data: &b_buf, start: 0, stride: kc * K::NR }
+                    BPanels { data: b_buf.as_slice(), start: 0, stride: kc * K::NR }
                 }
             };
             run_block::<K>(blocking, &a, panels, &out, jc, nc, p0, kc, k, par);
@@ -130,11 +131,12 @@ fn pack_b_block<K: Microkernel>(
     kc: usize,
     jc: usize,
     nc: usize,
-    buf: &mut Vec<f32>,
+    buf: &mut AlignedBuf,
     par: Parallelism,
 ) {
     let panel_len = kc * K::NR;
-    buf.resize(nc.div_ceil(K::NR) * panel_len, 0.0);
+    buf.resize(nc.div_ceil(K::NR) * panel_len);
+    let buf = buf.as_mut_slice();
     if panel_len == 0 {
         return;
     }
@@ -183,10 +185,11 @@ fn run_block<K: Microkernel>(
         A_PANEL.with(|cell| {
             let mut a_buf = cell.borrow_mut();
             let len = mc.div_ceil(K::MR) * kc * K::MR;
-            if a_buf.len() < len {
-                a_buf.resize(len, 0.0);
+            if a_buf.as_slice().len() < len {
+                a_buf.resize(len);
             }
-            pack_a_panels(a, i0, mc, p0, kc, K::MR, &mut a_buf);
+            let a_buf = a_buf.as_mut_slice();
+            K::pack_a(a, i0, mc, p0, kc, a_buf);
             let first = p0 == 0;
             let last = p0 + kc == k;
             for jp in panels {

@@ -47,6 +47,10 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         epi: Option<&TileEpilogue>,
     );
 
+    /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
+    /// [`crate::pack::pack_a_panels`]).
+    fn pack_a(a: &crate::mat::MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
+
     /// Runs `iterations` rounds of independent FMA chains and returns a value that depends on
     /// all of them (so the work cannot be elided).
     ///
@@ -92,6 +96,10 @@ macro_rules! microkernel {
             ) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::tile_impl(k, a, b, c, ldc, accumulate, epi) }
+            }
+
+            fn pack_a(a: &$crate::mat::MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+                $crate::pack::pack_a_panels::<$mr>(a, i0, mc, p0, kc, dst)
             }
 
             unsafe fn fma_loop(iterations: usize) -> f32 {
