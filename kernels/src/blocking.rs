@@ -116,9 +116,9 @@ mod tests {
         for (mr, nr) in [(6, 16), (12, 32), (4, 8), (8, 12)] {
             for caches in [CacheSizes::FALLBACK, CacheSizes { l1d: 48 << 10, l2: 2 << 20, l3: 0 }] {
                 let b = Blocking::for_caches(caches, mr, nr);
-                assert_eq!(b.mc % mr, 0, "{b:?}");
-                assert_eq!(b.nc % nr, 0, "{b:?}");
-                assert!(b.kc >= 64 && b.kc % 8 == 0, "{b:?}");
+                assert!(b.mc.is_multiple_of(mr), "{b:?}");
+                assert!(b.nc.is_multiple_of(nr), "{b:?}");
+                assert!(b.kc >= 64 && b.kc.is_multiple_of(8), "{b:?}");
                 assert!(b.mc * b.kc * 4 <= caches.l2.max(mr * b.kc * 4), "{b:?}");
             }
         }

@@ -11,7 +11,7 @@ use crate::{boxed, Blocking, CpuSet, KernelSet, KernelSetId, Result};
 
 microkernel!(
     /// AVX-512's 12×32 geometry on portable 16-lane vectors.
-    Avx512Geometry, Lanes<16>, mr = { crate::x86::avx512::MR }, nv = { crate::x86::avx512::NV }
+    Avx512Geometry, Lanes<16>, mr = { crate::x86::avx512::MR }, nv = { crate::x86::avx512::NV }, peak_chains = 6
 );
 
 /// The AVX-512 set's geometry and driver on portable vectors (packs as `emulated-avx512`),

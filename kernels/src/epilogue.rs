@@ -55,7 +55,7 @@ impl Activation {
 
     fn validate(self) -> Result<()> {
         let bad = match self {
-            Activation::Clip { min, max } => !(min <= max) || min.is_nan() || max.is_nan(),
+            Activation::Clip { min, max } => min.is_nan() || max.is_nan() || min > max,
             Activation::HardSigmoid { alpha, beta } => !alpha.is_finite() || !beta.is_finite(),
             _ => false,
         };
@@ -63,6 +63,30 @@ impl Activation {
             return Err(KernelError::Shape(format!("activation {self:?} has invalid parameters")));
         }
         Ok(())
+    }
+
+    /// Applies the activation to a whole register tile: one dispatch, then a branch-free sweep.
+    #[inline(always)]
+    pub(crate) unsafe fn apply_tile<V: SimdF32, const MR: usize, const NV: usize>(self, acc: &mut [[V; NV]; MR]) {
+        #[inline(always)]
+        unsafe fn sweep<V: SimdF32, const MR: usize, const NV: usize>(acc: &mut [[V; NV]; MR], f: impl Fn(V) -> V) {
+            for v in acc.iter_mut().flatten() {
+                *v = f(*v);
+            }
+        }
+        // SAFETY: the caller guarantees V's features.
+        unsafe {
+            match self {
+                Activation::Identity => {}
+                Activation::Relu => sweep(acc, |x| Activation::Relu.apply(x)),
+                Activation::Clip { min, max } => sweep(acc, |x| Activation::Clip { min, max }.apply(x)),
+                Activation::HardSigmoid { alpha, beta } => {
+                    sweep(acc, |x| Activation::HardSigmoid { alpha, beta }.apply(x))
+                }
+                Activation::HardSwish => sweep(acc, |x| Activation::HardSwish.apply(x)),
+                Activation::Sigmoid => sweep(acc, |x| Activation::Sigmoid.apply(x)),
+            }
+        }
     }
 
     /// Applies the activation to a vector (the in-register path of every kernel set).

@@ -204,7 +204,7 @@ impl<K: Microkernel> CpuSet<K> {
 
     fn with_blocking(mut self, blocking: Blocking) -> Result<Self> {
         let Blocking { kc, mc, nc } = blocking;
-        if kc == 0 || mc == 0 || nc == 0 || mc % K::MR != 0 || nc % K::NR != 0 {
+        if kc == 0 || mc == 0 || nc == 0 || !mc.is_multiple_of(K::MR) || !nc.is_multiple_of(K::NR) {
             return Err(KernelError::Shape(format!(
                 "blocking {blocking:?} for `{}`: KC, MC, NC must be positive, MC a multiple of {} and NC of {}",
                 self.info.name,

@@ -36,9 +36,40 @@ pub(crate) trait SimdF32: Copy {
     unsafe fn min(self, o: Self) -> Self;
     /// Lane-wise `2^n` for lanes holding integral values in `[-126, 127]`.
     unsafe fn pow2i(self) -> Self;
+    /// Loads the first `n` lanes (`0 < n < LANES`) from `p`; the others are zero. Reads only
+    /// those `n` values.
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self;
+    /// Stores the first `n` lanes (`0 < n < LANES`) to `p`; writes only those `n` values.
+    unsafe fn store_partial(self, p: *mut f32, n: usize);
     /// Hints that the cache line holding `p` will be read soon; `p` need not be valid.
     #[inline(always)]
     unsafe fn prefetch(_p: *const f32) {}
+}
+
+/// Loads `n` values (all lanes when `n ≥ LANES`) without reading past them.
+#[inline(always)]
+pub(crate) unsafe fn load_n<V: SimdF32>(p: *const f32, n: usize) -> V {
+    // SAFETY: the caller guarantees min(n, LANES) readable f32s at p and V's features.
+    unsafe {
+        if n >= V::LANES {
+            V::load(p)
+        } else {
+            V::load_partial(p, n)
+        }
+    }
+}
+
+/// Stores `n` lanes (all when `n ≥ LANES`, none when `n == 0`) without writing past them.
+#[inline(always)]
+pub(crate) unsafe fn store_n<V: SimdF32>(v: V, p: *mut f32, n: usize) {
+    // SAFETY: the caller guarantees min(n, LANES) writable f32s at p and V's features.
+    unsafe {
+        if n >= V::LANES {
+            v.store(p)
+        } else if n > 0 {
+            v.store_partial(p, n)
+        }
+    }
 }
 
 /// Lane-wise round to nearest integer (ties to even) for |x| < 2^22, by the float magic-number
@@ -132,5 +163,17 @@ impl<const N: usize> SimdF32 for Lanes<N> {
     #[inline(always)]
     unsafe fn pow2i(self) -> Self {
         Self(std::array::from_fn(|i| f32::from_bits(((self.0[i] as i32 + 127) as u32) << 23)))
+    }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: the caller guarantees n readable f32s at p.
+        Self(std::array::from_fn(|i| if i < n { unsafe { *p.add(i) } } else { 0.0 }))
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        for (i, v) in self.0.iter().enumerate().take(n) {
+            // SAFETY: the caller guarantees n writable f32s at p.
+            unsafe { *p.add(i) = *v };
+        }
     }
 }

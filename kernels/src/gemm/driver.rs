@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::{Microkernel, TileEpilogue};
+use super::{Microkernel, TileEpilogue, TileOut};
 use crate::aligned::AlignedBuf;
 use crate::blocking::Blocking;
 use crate::epilogue::{Bias, Epilogue};
@@ -30,6 +30,11 @@ use crate::{BOperand, Parallelism};
 const MAX_TILE: usize = 512;
 /// Largest `MR` or `NR`.
 const MAX_DIM: usize = 64;
+/// Multiply-adds below which a product runs on the calling thread only.
+const PARALLEL_MIN_MACS: usize = 1 << 20;
+/// Products whose B spans at most this many `NR`-wide panels read a row-major A directly
+/// instead of packing it (measured on the pointwise-convolution shapes, docs/performance.md).
+const DIRECT_A_MAX_PANELS: usize = 4;
 
 thread_local! {
     static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
@@ -99,6 +104,9 @@ pub(crate) fn gemm<K: Microkernel>(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    // Below this much work, waking threads costs more than it saves (64³ ran 2.5× slower on two
+    // threads than on one). Results are identical either way.
+    let par = if m * n * k < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
     let out = Output { c: SharedMut(c.as_mut_ptr()), rs: c.row_stride(), cs: c.col_stride(), m, n, epi };
     let kc_max = blocking.kc.max(1);
     let k_passes: Vec<(usize, usize)> =
@@ -165,39 +173,58 @@ fn run_block<K: Microkernel>(
     k: usize,
     par: Parallelism,
 ) {
-    let m_blocks = out.m.div_ceil(blocking.mc);
-    let n_panels = nc.div_ceil(K::NR);
-    // Enough items to keep every thread busy when M alone does not split finely.
-    let want = match par {
+    let threads = match par {
         Parallelism::Sequential => 1,
-        Parallelism::Rayon => 4 * rayon::current_num_threads(),
+        Parallelism::Rayon => rayon::current_num_threads(),
     };
+    // Round the number of M blocks up to a multiple of the thread count so that no thread
+    // idles at the end (MC does not change summation order, so results stay identical).
+    let mut mc_eff = blocking.mc;
+    let blocks = out.m.div_ceil(mc_eff);
+    if threads > 1 && blocks >= threads && !blocks.is_multiple_of(threads) {
+        mc_eff = out.m.div_ceil(blocks.next_multiple_of(threads)).next_multiple_of(K::MR);
+    }
+    let m_blocks = out.m.div_ceil(mc_eff);
+    let n_panels = nc.div_ceil(K::NR);
+    // Packing A pays off only when enough B panels reuse it; otherwise read row-major A as is.
+    let direct_a = a.col_stride() == 1 && out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS;
+    // Enough items to keep every thread busy when M alone does not split finely.
+    let want = if threads > 1 { 4 * threads } else { 1 };
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
     let per_chunk = n_panels.div_ceil(n_chunks);
     let item = |idx: usize| {
         let (ib, chunk) = (idx / n_chunks, idx % n_chunks);
-        let i0 = ib * blocking.mc;
-        let mc = blocking.mc.min(out.m - i0);
+        let i0 = ib * mc_eff;
+        let mc = mc_eff.min(out.m - i0);
         let panels = chunk * per_chunk..((chunk + 1) * per_chunk).min(n_panels);
         if panels.is_empty() {
             return;
         }
         A_PANEL.with(|cell| {
             let mut a_buf = cell.borrow_mut();
-            let len = mc.div_ceil(K::MR) * kc * K::MR;
+            let full_panels = mc / K::MR;
+            // Direct A: only a trailing partial row panel is packed (zero-padded), at the start.
+            let (packed_rows, pack_from) = if direct_a { (mc % K::MR, i0 + full_panels * K::MR) } else { (mc, i0) };
+            let len = packed_rows.div_ceil(K::MR) * kc * K::MR;
             if a_buf.as_slice().len() < len {
                 a_buf.resize(len);
             }
             let a_buf = a_buf.as_mut_slice();
-            K::pack_a(a, i0, mc, p0, kc, a_buf);
+            K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
             let first = p0 == 0;
             let last = p0 + kc == k;
             for jp in panels {
                 let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
                 for ip in 0..mc.div_ceil(K::MR) {
-                    let a_panel = &a_buf[ip * kc * K::MR..][..kc * K::MR];
-                    let (i, j) = (i0 + ip * K::MR, jc + jp * K::NR);
-                    run_tile::<K>(a_panel, b_panel, out, i, j, kc, !first, last);
+                    let i = i0 + ip * K::MR;
+                    let a_tile = if !direct_a {
+                        ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR])
+                    } else if ip < full_panels {
+                        ATile::Direct { a: &a.data()[i * a.row_stride() + p0..], lda: a.row_stride() }
+                    } else {
+                        ATile::Packed(&a_buf[..kc * K::MR])
+                    };
+                    run_tile::<K>(a_tile, b_panel, out, i, jc + jp * K::NR, kc, !first, last);
                 }
             }
         });
@@ -209,11 +236,43 @@ fn run_block<K: Microkernel>(
     }
 }
 
-/// Runs the microkernel on the tile at `(i, j)`: in place when it is full and C's columns are
-/// contiguous, else through a buffer.
+/// Where a tile's A comes from.
+#[derive(Clone, Copy)]
+enum ATile<'a> {
+    /// A packed `kc × MR` panel.
+    Packed(&'a [f32]),
+    /// `MR` full rows of at least `kc` values each, `lda` apart, starting at `a[0]` (a
+    /// validated row-major view guarantees the extent).
+    Direct { a: &'a [f32], lda: usize },
+}
+
+/// Calls the packed or the direct microkernel.
+///
+/// # Safety
+/// As [`Microkernel::tile`] / [`Microkernel::tile_direct`]: `a` as `ATile` describes, `b` a
+/// `kc × NR` packed panel, `out` writable.
+unsafe fn call_tile<K: Microkernel>(
+    a: ATile<'_>,
+    b: &[f32],
+    kc: usize,
+    out: &TileOut,
+    accumulate: bool,
+    epi: Option<&TileEpilogue>,
+) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        match a {
+            ATile::Packed(p) => K::tile(kc, p.as_ptr(), b.as_ptr(), out, accumulate, epi),
+            ATile::Direct { a, lda } => K::tile_direct(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi),
+        }
+    }
+}
+
+/// Runs the microkernel on the tile at `(i, j)`: in place (edge tiles with masked stores) when
+/// C's and the residual's columns are contiguous, else through a buffer.
 #[allow(clippy::too_many_arguments)]
 fn run_tile<K: Microkernel>(
-    a: &[f32],
+    a: ATile<'_>,
     b: &[f32],
     out: &Output<'_>,
     i: usize,
@@ -224,26 +283,28 @@ fn run_tile<K: Microkernel>(
 ) {
     let (mr, nr) = ((out.m - i).min(K::MR), (out.n - j).min(K::NR));
     let residual = out.epi.residual.filter(|_| last);
-    let direct = mr == K::MR && nr == K::NR && out.cs == 1 && residual.is_none_or(|r| r.col_stride() == 1);
-    if direct {
+    let in_place = out.cs == 1 && residual.is_none_or(|r| r.col_stride() == 1);
+    if in_place {
         let epi = last.then(|| TileEpilogue {
             bias_row: match out.epi.bias {
-                Bias::PerRow(v) => v[i..i + K::MR].as_ptr(),
+                Bias::PerRow(v) => v[i..i + mr].as_ptr(),
                 _ => std::ptr::null(),
             },
             bias_col: match out.epi.bias {
-                Bias::PerCol(v) => v[j..j + K::NR].as_ptr(),
+                Bias::PerCol(v) => v[j..j + nr].as_ptr(),
                 _ => std::ptr::null(),
             },
             residual: residual.map_or(std::ptr::null(), |r| r.data()[i * r.row_stride() + j..].as_ptr()),
             residual_ld: residual.map_or(0, |r| r.row_stride()),
             activation: out.epi.activation,
         });
-        // SAFETY: a and b hold kc·MR and kc·NR packed values (sliced above); the tile's MR rows
-        // of NR values at (i, j) lie inside C (full tile, unit column stride, C validated); the
-        // bias slices are MR/NR long and the residual view covers the tile with unit column
-        // stride; each tile is written by one work item only.
-        unsafe { K::tile(kc, a.as_ptr(), b.as_ptr(), out.c.0.add(i * out.rs + j), out.rs, accumulate, epi.as_ref()) };
+        // `wrapping_add` keeps this safe; the offset is inside C (validated view).
+        let dst = TileOut { c: out.c.0.wrapping_add(i * out.rs + j), ldc: out.rs, rows: mr, cols: nr };
+        // SAFETY: a covers the tile's A (see `ATile`) and b holds kc·NR packed values; the
+        // mr × nr corner at (i, j) lies inside C (unit column stride, C validated) and is all
+        // the microkernel touches; the bias slices are mr/nr long and the residual view covers
+        // the corner with unit column stride; each tile is written by one work item only.
+        unsafe { call_tile::<K>(a, b, kc, &dst, accumulate, epi.as_ref()) };
         return;
     }
     let mut tile = [0.0f32; MAX_TILE];
@@ -280,9 +341,11 @@ fn run_tile<K: Microkernel>(
             activation: out.epi.activation,
         }
     });
-    // SAFETY: a and b are full packed panels; `tile` holds MR rows of NR values (MR·NR ≤
-    // MAX_TILE, checked at compile time) and so do the epilogue buffers.
-    unsafe { K::tile(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr(), K::NR, accumulate, epi.as_ref()) };
+    let dst = TileOut { c: tile.as_mut_ptr(), ldc: K::NR, rows: K::MR, cols: K::NR };
+    // SAFETY: a covers the tile's A (see `ATile`), b is a full packed panel; `tile` holds MR
+    // rows of NR values (MR·NR ≤ MAX_TILE, checked at compile time) and so do the epilogue
+    // buffers.
+    unsafe { call_tile::<K>(a, b, kc, &dst, accumulate, epi.as_ref()) };
     for r in 0..mr {
         for c in 0..nr {
             // SAFETY: (i+r, j+c) is inside C, which this work item owns.

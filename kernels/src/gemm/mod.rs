@@ -21,6 +21,20 @@ pub(crate) struct TileEpilogue {
     pub activation: Activation,
 }
 
+/// Where a tile's results go: `rows ≤ MR` rows of `cols ≤ NR` values at row stride `ldc`.
+/// The microkernel touches nothing outside them.
+#[derive(Clone, Copy)]
+pub(crate) struct TileOut {
+    /// First element.
+    pub c: *mut f32,
+    /// Row stride.
+    pub ldc: usize,
+    /// Rows to store.
+    pub rows: usize,
+    /// Columns to store.
+    pub cols: usize,
+}
+
 /// A register-blocked `MR × NR` microkernel for one instruction set.
 pub(crate) trait Microkernel: Send + Sync + 'static {
     /// Rows of the register tile.
@@ -30,19 +44,28 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// Floating-point operations one iteration of [`Microkernel::fma_loop`] performs.
     const PEAK_FLOPS_PER_ITER: usize;
 
-    /// Computes one full tile: `C (+)= A·B` over `k`, then the epilogue when given.
+    /// Computes one tile: `C (+)= A·B` over `k`, then the epilogue when given, storing the
+    /// `out.rows × out.cols` corner.
     ///
     /// # Safety
     /// The CPU supports the kernel's instruction set; `a` points to `k·MR` readable values, `b`
-    /// to `k·NR`; `c` to `MR` rows of `NR` writable values at row stride `ldc`; the epilogue's
-    /// non-null pointers cover the tile as [`TileEpilogue`] describes.
+    /// to `k·NR`; `out` describes writable memory; the epilogue's non-null pointers cover
+    /// `out.rows` rows / `out.cols` columns as [`TileEpilogue`] describes.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
+    unsafe fn tile(k: usize, a: *const f32, b: *const f32, out: &TileOut, accumulate: bool, epi: Option<&TileEpilogue>);
+
+    /// As [`Microkernel::tile`], but A is read unpacked: `MR` rows of `k` contiguous values at
+    /// row stride `lda`.
+    ///
+    /// # Safety
+    /// As for [`Microkernel::tile`], with `a` covering `MR` rows of `k` values at stride `lda`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_direct(
         k: usize,
         a: *const f32,
+        lda: usize,
         b: *const f32,
-        c: *mut f32,
-        ldc: usize,
+        out: &TileOut,
         accumulate: bool,
         epi: Option<&TileEpilogue>,
     );
@@ -59,10 +82,11 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     unsafe fn fma_loop(iterations: usize) -> f32;
 }
 
-/// Defines a [`Microkernel`] from a vector type, a tile geometry (`MR` rows × `NV` vectors) and
-/// the `#[target_feature]` list that the vector type's intrinsics need.
+/// Defines a [`Microkernel`] from a vector type, a tile geometry (`MR` rows × `NV` vectors), the
+/// number of independent chains its FMA peak probe needs, and the `#[target_feature]` list
+/// that the vector type's intrinsics need.
 macro_rules! microkernel {
-    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr $(, features = $features:literal)?) => {
+    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $name;
@@ -70,32 +94,49 @@ macro_rules! microkernel {
         impl $name {
             $(#[target_feature(enable = $features)])?
             unsafe fn tile_impl(
-                k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool,
+                k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
                 epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile`'s contract.
-                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv>(k, a, b, c, ldc, accumulate, epi) }
+                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv, true>(k, a, 0, b, out, accumulate, epi) }
+            }
+
+            $(#[target_feature(enable = $features)])?
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn tile_direct_impl(
+                k: usize, a: *const f32, lda: usize, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                // SAFETY: forwarded from `Microkernel::tile_direct`'s contract.
+                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv, false>(k, a, lda, b, out, accumulate, epi) }
             }
 
             $(#[target_feature(enable = $features)])?
             unsafe fn fma_loop_impl(iterations: usize) -> f32 {
                 // SAFETY: forwarded from `Microkernel::fma_loop`'s contract.
-                unsafe { $crate::gemm::tile::fma_loop::<$vec>(iterations) }
+                unsafe { $crate::gemm::tile::fma_loop::<$vec, $chains>(iterations) }
             }
         }
 
         impl $crate::gemm::Microkernel for $name {
             const MR: usize = $mr;
             const NR: usize = $nv * <$vec as $crate::simd::SimdF32>::LANES;
-            const PEAK_FLOPS_PER_ITER: usize =
-                2 * $crate::gemm::tile::PEAK_CHAINS * <$vec as $crate::simd::SimdF32>::LANES;
+            const PEAK_FLOPS_PER_ITER: usize = 2 * $chains * <$vec as $crate::simd::SimdF32>::LANES;
 
             unsafe fn tile(
-                k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool,
+                k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
                 epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from this method's contract.
-                unsafe { Self::tile_impl(k, a, b, c, ldc, accumulate, epi) }
+                unsafe { Self::tile_impl(k, a, b, out, accumulate, epi) }
+            }
+
+            unsafe fn tile_direct(
+                k: usize, a: *const f32, lda: usize, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::tile_direct_impl(k, a, lda, b, out, accumulate, epi) }
             }
 
             fn pack_a(a: &$crate::mat::MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {

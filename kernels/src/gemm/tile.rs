@@ -1,12 +1,8 @@
 //! The register tile, generic over the vector type: `MR` rows × `NV` vectors of accumulators
 //! live in registers for the whole `k` loop; the epilogue runs on them before the one store.
 
-use super::TileEpilogue;
-use crate::simd::SimdF32;
-
-/// Independent FMA chains in the peak probe: enough to cover FMA latency × ports on current
-/// cores (4 cycles × 2 ports) with room to spare, while fitting 16 vector registers.
-pub(crate) const PEAK_CHAINS: usize = 12;
+use super::{TileEpilogue, TileOut};
+use crate::simd::{load_n, store_n, SimdF32};
 
 /// k steps per trip of the unrolled loop.
 const K_UNROLL: usize = 4;
@@ -15,72 +11,109 @@ const K_UNROLL: usize = 4;
 const A_PREFETCH: usize = 128;
 
 /// One `MR × (NV·LANES)` tile; see [`super::Microkernel::tile`] for the contract.
+///
+/// A is read packed (`PACKED_A`: element `(i, p)` at `a[p·MR + i]`) or straight from a
+/// row-major matrix (element `(i, p)` at `a[i·lda + p]`), for products whose A would be
+/// reused by too few B panels to repay packing it.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize>(
+pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const PACKED_A: bool>(
     k: usize,
     a: *const f32,
+    lda: usize,
     b: *const f32,
-    c: *mut f32,
-    ldc: usize,
+    out: &TileOut,
     accumulate: bool,
     epi: Option<&TileEpilogue>,
 ) {
+    let TileOut { c, ldc, rows, cols } = *out;
     let nr = NV * V::LANES;
+    debug_assert!(rows <= MR && cols <= nr);
+    let (a_rs, a_step) = if PACKED_A { (1, MR) } else { (lda, 1) };
     // SAFETY: the caller guarantees V's features and the extents of a, b, c and the epilogue.
     unsafe {
         // Pull the C tile towards L1 while the k loop runs.
-        for i in 0..MR {
+        for i in 0..rows {
             V::prefetch(c.add(i * ldc));
-            V::prefetch(c.add(i * ldc + nr - 1));
+            V::prefetch(c.add(i * ldc + cols - 1));
         }
         let mut acc = [[V::splat(0.0); NV]; MR];
         let (mut a, mut b) = (a, b);
         // Four k steps per trip (constant inner loop, fully unrolled), then the remainder.
         for _ in 0..k / K_UNROLL {
-            V::prefetch(a.add(A_PREFETCH));
-            for u in 0..K_UNROLL {
-                step::<V, MR, NV>(&mut acc, a.add(u * MR), b.add(u * nr));
+            if PACKED_A {
+                V::prefetch(a.add(A_PREFETCH));
             }
-            a = a.add(K_UNROLL * MR);
+            for u in 0..K_UNROLL {
+                step::<V, MR, NV>(&mut acc, a.add(u * a_step), a_rs, b.add(u * nr));
+            }
+            a = a.add(K_UNROLL * a_step);
             b = b.add(K_UNROLL * nr);
         }
         for _ in 0..k % K_UNROLL {
-            step::<V, MR, NV>(&mut acc, a, b);
-            a = a.add(MR);
+            step::<V, MR, NV>(&mut acc, a, a_rs, b);
+            a = a.add(a_step);
             b = b.add(nr);
         }
-        for (i, row) in acc.into_iter().enumerate() {
-            for (j, mut v) in row.into_iter().enumerate() {
-                let dst = c.add(i * ldc + j * V::LANES);
-                if accumulate {
-                    v = v.add(V::load(dst));
+        // Store phase: each test and the activation's dispatch happen once per tile, each pass
+        // a fully unrolled sweep over the register tile. Rows past `rows` and columns past
+        // `cols` are neither read nor written (partial vectors use masked loads and stores).
+        let width = |j: usize| cols.saturating_sub(j * V::LANES);
+        if accumulate {
+            for (i, row) in acc.iter_mut().enumerate().take(rows) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = v.add(load_n(c.add(i * ldc + j * V::LANES), width(j)));
                 }
-                if let Some(e) = epi {
-                    if !e.bias_row.is_null() {
-                        v = v.add(V::splat(*e.bias_row.add(i)));
+            }
+        }
+        if let Some(e) = epi {
+            if !e.bias_row.is_null() {
+                for (i, row) in acc.iter_mut().enumerate().take(rows) {
+                    let bias = V::splat(*e.bias_row.add(i));
+                    for v in row.iter_mut() {
+                        *v = v.add(bias);
                     }
-                    if !e.bias_col.is_null() {
-                        v = v.add(V::load(e.bias_col.add(j * V::LANES)));
-                    }
-                    if !e.residual.is_null() {
-                        v = v.add(V::load(e.residual.add(i * e.residual_ld + j * V::LANES)));
-                    }
-                    v = e.activation.apply(v);
                 }
-                v.store(dst);
+            }
+            if !e.bias_col.is_null() {
+                let bias: [V; NV] = std::array::from_fn(|j| load_n(e.bias_col.add(j * V::LANES), width(j)));
+                for row in acc.iter_mut() {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v = v.add(b);
+                    }
+                }
+            }
+            if !e.residual.is_null() {
+                for (i, row) in acc.iter_mut().enumerate().take(rows) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = v.add(load_n(e.residual.add(i * e.residual_ld + j * V::LANES), width(j)));
+                    }
+                }
+            }
+            e.activation.apply_tile(&mut acc);
+        }
+        for (i, row) in acc.iter().enumerate().take(rows) {
+            for (j, v) in row.iter().enumerate() {
+                store_n(*v, c.add(i * ldc + j * V::LANES), width(j));
             }
         }
     }
 }
 
-/// One rank-1 update of the accumulators: `acc += a[0..MR] ⊗ b[0..NR]`.
+/// One rank-1 update of the accumulators: `acc += a[i·a_rs] ⊗ b[0..NR]` for i < MR.
 #[inline(always)]
-unsafe fn step<V: SimdF32, const MR: usize, const NV: usize>(acc: &mut [[V; NV]; MR], a: *const f32, b: *const f32) {
-    // SAFETY: the caller guarantees V's features, MR values at a and NV·LANES values at b.
+unsafe fn step<V: SimdF32, const MR: usize, const NV: usize>(
+    acc: &mut [[V; NV]; MR],
+    a: *const f32,
+    a_rs: usize,
+    b: *const f32,
+) {
+    // SAFETY: the caller guarantees V's features, MR values at stride a_rs from a and
+    // NV·LANES values at b.
     unsafe {
         let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * V::LANES)));
         for (i, row) in acc.iter_mut().enumerate() {
-            let av = V::splat(*a.add(i));
+            let av = V::splat(*a.add(i * a_rs));
             for (acc, bv) in row.iter_mut().zip(bv) {
                 *acc = av.mul_add(bv, *acc);
             }
@@ -88,14 +121,15 @@ unsafe fn step<V: SimdF32, const MR: usize, const NV: usize>(acc: &mut [[V; NV];
     }
 }
 
-/// [`PEAK_CHAINS`] independent multiply-add chains, `iterations` rounds.
+/// `CHAINS` independent multiply-add chains, `iterations` rounds. Enough chains cover FMA
+/// latency × ports (4 cycles × 2 ports on current cores) while all fit in registers.
 #[inline(always)]
-pub(crate) unsafe fn fma_loop<V: SimdF32>(iterations: usize) -> f32 {
+pub(crate) unsafe fn fma_loop<V: SimdF32, const CHAINS: usize>(iterations: usize) -> f32 {
     // SAFETY: the caller guarantees V's features.
     unsafe {
         let x = V::splat(std::hint::black_box(0.999_999_9));
         let y = V::splat(std::hint::black_box(1e-7));
-        let mut acc = [V::splat(1.0); PEAK_CHAINS];
+        let mut acc = [V::splat(1.0); CHAINS];
         for _ in 0..iterations {
             for a in acc.iter_mut() {
                 *a = a.mul_add(x, y);

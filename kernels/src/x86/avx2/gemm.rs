@@ -11,5 +11,5 @@ pub(crate) const NV: usize = 2;
 
 microkernel!(
     /// AVX2+FMA 6×16 microkernel.
-    Avx2Kernel, Avx2, mr = MR, nv = NV, features = "avx2,fma"
+    Avx2Kernel, Avx2, mr = MR, nv = NV, peak_chains = 12, features = "avx2,fma"
 );

@@ -68,4 +68,21 @@ impl SimdF32 for Avx2 {
         // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
     }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX2 per the trait's contract; masked-off lanes are not read (no fault).
+        unsafe { Self(_mm256_maskload_ps(p, lane_mask(n))) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        // SAFETY: AVX2 per the trait's contract; masked-off lanes are not written.
+        unsafe { _mm256_maskstore_ps(p, lane_mask(n), self.0) }
+    }
+}
+
+/// A mask whose first `n` 32-bit lanes are all ones.
+#[inline(always)]
+unsafe fn lane_mask(n: usize) -> __m256i {
+    // SAFETY: AVX2 per the callers' contract.
+    unsafe { _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)) }
 }

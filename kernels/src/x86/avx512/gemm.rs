@@ -11,5 +11,5 @@ pub(crate) const NV: usize = 2;
 
 microkernel!(
     /// AVX-512F 12×32 microkernel.
-    Avx512Kernel, Avx512, mr = MR, nv = NV, features = "avx512f"
+    Avx512Kernel, Avx512, mr = MR, nv = NV, peak_chains = 12, features = "avx512f"
 );

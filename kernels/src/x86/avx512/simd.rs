@@ -68,4 +68,14 @@ impl SimdF32 for Avx512 {
         // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
     }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX-512F per the trait's contract; masked-off lanes are not read (no fault).
+        unsafe { Self(_mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p)) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        // SAFETY: AVX-512F per the trait's contract; masked-off lanes are not written.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, self.0) }
+    }
 }
