@@ -9,6 +9,7 @@
 
 pub mod parity;
 pub mod reference;
+pub mod report;
 pub mod rng;
 pub mod suite;
 pub mod tolerance;

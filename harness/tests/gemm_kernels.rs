@@ -121,6 +121,21 @@ gemm_suite!(
     kernels::emulated::avx512_geometry(Some(tiny_blocks(KernelSetId::Avx512))).unwrap()
 );
 
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(emulated_neon_geometry, kernels::emulated::neon_geometry(None).unwrap());
+
+#[cfg(target_arch = "x86_64")]
+gemm_suite!(emulated_neon_tiny_blocks, kernels::emulated::neon_geometry(Some(tiny_blocks(KernelSetId::Neon))).unwrap());
+
+#[cfg(target_arch = "aarch64")]
+gemm_suite!(neon_set, kernel_set(KernelSetId::Neon).expect("NEON set"));
+
+#[cfg(target_arch = "aarch64")]
+gemm_suite!(
+    neon_tiny_blocks,
+    kernel_set_with_blocking(KernelSetId::Neon, tiny_blocks(KernelSetId::Neon)).expect("NEON set")
+);
+
 #[test]
 fn invalid_blocking_is_refused() {
     for b in [Blocking { kc: 0, mc: 4, nc: 8 }, Blocking { kc: 8, mc: 5, nc: 8 }, Blocking { kc: 8, mc: 4, nc: 12 }] {

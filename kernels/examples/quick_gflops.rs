@@ -1,5 +1,6 @@
-//! Compares cache blockings of one kernel set, interleaved in one process (A B C A B C …) so
-//! that the machine's drifting speed hits every candidate alike; prints median GFLOP/s.
+//! Compares cache blockings of one kernel set, interleaved in one process (peak A B C, peak A B
+//! C, …) so that the machine's drifting speed hits every candidate and the FMA peak alike;
+//! prints median GFLOP/s and the median per-round fraction of the peak.
 //!
 //! `cargo run --release -p edgepack-kernels --example quick_gflops -- avx2 1024 256,252,4080 256,96,4080`
 
@@ -27,7 +28,12 @@ fn main() {
     let mut c = vec![0.0; size * size];
     let packed = sets[0].1.pack_b(MatRef::row_major(&a, size, size).unwrap());
     let mut times: Vec<Vec<f64>> = vec![vec![]; sets.len()];
+    let mut peaks = Vec::new();
+    let peak_iters = 1 << 22;
     for _ in 0..30 {
+        let t = Instant::now();
+        std::hint::black_box(sets[0].1.fma_loop(peak_iters));
+        peaks.push((peak_iters * sets[0].1.info().peak_flops_per_iter) as f64 / t.elapsed().as_secs_f64() / 1e9);
         for (i, (_, set)) in sets.iter().enumerate() {
             let t = Instant::now();
             set.gemm(
@@ -41,8 +47,19 @@ fn main() {
             times[i].push(t.elapsed().as_secs_f64());
         }
     }
-    for ((spec, _), mut t) in sets.iter().zip(times) {
-        t.sort_by(f64::total_cmp);
-        println!("{spec:>16}: median {:6.1} GFLOP/s", 2.0 * (size as f64).powi(3) / t[t.len() / 2] / 1e9);
+    let flops = 2.0 * (size as f64).powi(3);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for ((spec, _), t) in sets.iter().zip(times) {
+        // Per round: this round's GEMM rate over this round's peak, then the median.
+        let ratios: Vec<f64> = t.iter().zip(&peaks).map(|(t, p)| flops / t / 1e9 / p).collect();
+        let gflops = median(t.iter().map(|t| flops / t / 1e9).collect());
+        println!(
+            "{spec:>16}: median {gflops:6.1} GFLOP/s, {:5.1}% of the FMA peak measured in the same rounds",
+            median(ratios) * 100.0
+        );
     }
+    println!("{:>16}  FMA peak median {:6.1} GFLOP/s", "", median(peaks));
 }

@@ -19,6 +19,8 @@
 //! ```
 
 mod aligned;
+#[cfg(target_arch = "aarch64")]
+mod arm;
 mod blocking;
 mod epilogue;
 mod error;
@@ -31,9 +33,15 @@ mod target;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-#[cfg(target_arch = "x86_64")]
 #[doc(hidden)]
 pub mod emulated;
+
+/// Register tiles `(MR, NR)`: the one table that microkernels, weight packing and the emulated
+/// test sets read.
+pub(crate) const SCALAR_TILE: (usize, usize) = (4, 8);
+pub(crate) const AVX2_TILE: (usize, usize) = (6, 16);
+pub(crate) const AVX512_TILE: (usize, usize) = (12, 32);
+pub(crate) const NEON_TILE: (usize, usize) = (8, 12);
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -99,10 +107,11 @@ impl KernelSetId {
     /// Register-tile geometry `(MR, NR)` of the CPU sets that exist in this build.
     pub fn geometry(self) -> Option<(usize, usize)> {
         match self {
-            KernelSetId::Scalar => Some((4, 8)),
-            KernelSetId::Avx2 => Some((6, 16)),
-            KernelSetId::Avx512 => Some((12, 32)),
-            KernelSetId::Neon | KernelSetId::Cuda => None,
+            KernelSetId::Scalar => Some(SCALAR_TILE),
+            KernelSetId::Avx2 => Some(AVX2_TILE),
+            KernelSetId::Avx512 => Some(AVX512_TILE),
+            KernelSetId::Neon => Some(NEON_TILE),
+            KernelSetId::Cuda => None,
         }
     }
 }
@@ -287,7 +296,15 @@ fn build_set(id: KernelSetId, blocking: Option<Blocking>) -> Result<Box<dyn Kern
             Err(unavailable(&format!("this CPU lacks {} (host: {})", id.isa(), host_cpu_name())))
         }
         KernelSetId::Avx2 | KernelSetId::Avx512 => Err(unavailable("x86_64 kernels need an x86_64 host")),
-        KernelSetId::Neon => Err(unavailable("the NEON kernel set is not implemented in this build yet")),
+        #[cfg(target_arch = "aarch64")]
+        KernelSetId::Neon if arm::neon::detected() => {
+            // SAFETY: NEON was detected at run time.
+            boxed(unsafe { CpuSet::<arm::neon::NeonKernel>::new_unchecked(id, id.name()) }, blocking)
+        }
+        KernelSetId::Neon if cfg!(target_arch = "aarch64") => Err(unavailable("this CPU lacks NEON")),
+        KernelSetId::Neon => {
+            Err(unavailable("NEON kernels need an AArch64 host (the test suite runs them under qemu-aarch64)"))
+        }
         KernelSetId::Cuda => Err(unavailable("the CUDA kernel set is not implemented in this build yet")),
     }
 }

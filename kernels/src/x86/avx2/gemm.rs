@@ -5,9 +5,9 @@ use super::simd::Avx2;
 use crate::gemm::microkernel;
 
 /// Rows of the AVX2 register tile.
-pub(crate) const MR: usize = 6;
+pub(crate) const MR: usize = crate::AVX2_TILE.0;
 /// Vectors per row of the AVX2 register tile.
-pub(crate) const NV: usize = 2;
+pub(crate) const NV: usize = crate::AVX2_TILE.1 / 8;
 
 microkernel!(
     /// AVX2+FMA 6×16 microkernel.

@@ -5,9 +5,9 @@ use super::simd::Avx512;
 use crate::gemm::microkernel;
 
 /// Rows of the AVX-512 register tile.
-pub(crate) const MR: usize = 12;
+pub(crate) const MR: usize = crate::AVX512_TILE.0;
 /// Vectors per row of the AVX-512 register tile.
-pub(crate) const NV: usize = 2;
+pub(crate) const NV: usize = crate::AVX512_TILE.1 / 16;
 
 microkernel!(
     /// AVX-512F 12×32 microkernel.

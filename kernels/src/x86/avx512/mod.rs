@@ -4,7 +4,6 @@ mod gemm;
 mod simd;
 
 pub(crate) use gemm::Avx512Kernel;
-pub(crate) use gemm::{MR, NV};
 
 /// Whether this CPU can run the set (AVX-512F present and enabled by the OS).
 pub(crate) fn detected() -> bool {

@@ -1,0 +1,3 @@
+//! AArch64 kernel sets: NEON.
+
+pub(crate) mod neon;
