@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints (warnings are errors), then the unit, integration and doc
-# tests of every crate. Kernel sets this CPU cannot run are reported as ignored with
-# "skipped: <why>", never as passed.
+# Runs every test: formatting, lints (warnings are errors), the unit, integration and doc tests
+# of every crate on this machine, the host parity report, then the ARM64 suites under
+# qemu-aarch64 (ci/test-arm64.sh, which installs its toolchain from Debian packages). Kernel
+# sets a CPU cannot run are reported as ignored with "skipped: <why>", never as passed.
+# Parity reports (JSON + JUnit) land in target/reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
@@ -11,6 +13,10 @@ echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked 2>&1 | tee target/test.log
+echo "== parity report (host)"
+cargo run --locked --quiet --profile test -p edgepack-harness --bin kernel-report -- --parity-only --label host \
+    --json target/reports/host.json --junit target/reports/host.junit.xml
+bash ci/test-arm64.sh 2>&1 | tee -a target/test.log
 if grep -q "ignored, skipped:" target/test.log; then
     echo
     echo "== SKIPPED (not counted as passed):"

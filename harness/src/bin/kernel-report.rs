@@ -6,10 +6,11 @@
 //! a row saying why. Exits non-zero if any parity case fails.
 //!
 //! ```text
-//! kernel-report [--size N] [--parity-only] [--label NAME] [--json PATH] [--junit PATH]
+//! kernel-report [--size N] [--parity-only] [--label NAME] [--cpu NAME] [--json PATH] [--junit PATH]
 //! ```
-//! `--parity-only` skips timing (under emulation timings mean nothing); `--json`/`--junit`
-//! write the parity report of this device run.
+//! `--parity-only` skips timing (under emulation timings mean nothing); `--cpu` names the CPU
+//! where the OS cannot (qemu-user shows the host's /proc/cpuinfo); `--json`/`--junit` write the
+//! parity report of this device run.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -58,12 +59,13 @@ struct Args {
     size: usize,
     parity_only: bool,
     label: String,
+    cpu: Option<String>,
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { size: 512, parity_only: false, label: "host".into(), json: None, junit: None };
+    let mut args = Args { size: 512, parity_only: false, label: "host".into(), cpu: None, json: None, junit: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -71,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
             "--parity-only" => args.parity_only = true,
             "--label" => args.label = value()?,
+            "--cpu" => args.cpu = Some(value()?),
             "--json" => args.json = Some(value()?.into()),
             "--junit" => args.junit = Some(value()?.into()),
             other => return Err(format!("unknown argument {other}; see the doc comment of kernel-report")),
@@ -86,9 +89,12 @@ fn main() {
     });
     let threads = rayon::current_num_threads();
     let caches = CacheSizes::host();
-    let device = Device::this(&args.label);
+    let mut device = Device::this(&args.label);
+    if let Some(cpu) = &args.cpu {
+        device.cpu = cpu.clone(); // under qemu-user /proc/cpuinfo describes the x86 host
+    }
     println!("edgepack kernel report: {}", device.label);
-    println!("host: {} | target: {} | {threads} threads", device.cpu, Target::host());
+    println!("cpu: {} | target: {} | {threads} threads", device.cpu, Target::host());
     println!("caches: L1d {} KiB, L2 {} KiB, L3 {} KiB", caches.l1d >> 10, caches.l2 >> 10, caches.l3 >> 10);
     println!("parity: 48 cases per set (4 shapes × 6 activations × 2 epilogues) against float64; bound (K+2)·ε·Σ|a·b|");
     println!();
