@@ -1,5 +1,9 @@
 //! Shared definitions of edgepack's benchmarks: the shapes measured and how figures are named,
-//! so that the criterion benches and the table generator (`perf-table`) agree.
+//! so that the criterion benches, the table generator (`perf-table`) and the regression check
+//! (`bench-check`) agree.
+
+pub mod peers;
+pub mod tracking;
 
 /// Square GEMM sizes benchmarked (m = n = k).
 pub const SQUARE_SIZES: &[usize] = &[64, 128, 256, 512, 1024, 2048];
