@@ -34,6 +34,31 @@ fn check_fits(len: usize, rows: usize, cols: usize, row_stride: usize, col_strid
     Ok(())
 }
 
+/// The shape accessors every view type has.
+macro_rules! view_accessors {
+    () => {
+        /// Number of rows.
+        pub fn rows(&self) -> usize {
+            self.rows
+        }
+
+        /// Number of columns.
+        pub fn cols(&self) -> usize {
+            self.cols
+        }
+
+        /// Distance in elements between consecutive rows.
+        pub fn row_stride(&self) -> usize {
+            self.row_stride
+        }
+
+        /// Distance in elements between consecutive columns.
+        pub fn col_stride(&self) -> usize {
+            self.col_stride
+        }
+    };
+}
+
 /// A read-only strided matrix view.
 #[derive(Debug, Clone, Copy)]
 pub struct MatRef<'a> {
@@ -61,25 +86,7 @@ impl<'a> MatRef<'a> {
         Self::new(data, rows, cols, 1, rows)
     }
 
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Number of columns.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Distance in elements between consecutive rows.
-    pub fn row_stride(&self) -> usize {
-        self.row_stride
-    }
-
-    /// Distance in elements between consecutive columns.
-    pub fn col_stride(&self) -> usize {
-        self.col_stride
-    }
+    view_accessors!();
 
     /// The element at `(r, c)`; panics when out of range (use in tests and slow paths only).
     pub fn at(&self, r: usize, c: usize) -> f32 {
@@ -130,25 +137,7 @@ impl<'a> MatMut<'a> {
         Self::new(data, rows, cols, cols, 1)
     }
 
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Number of columns.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Distance in elements between consecutive rows.
-    pub fn row_stride(&self) -> usize {
-        self.row_stride
-    }
-
-    /// Distance in elements between consecutive columns.
-    pub fn col_stride(&self) -> usize {
-        self.col_stride
-    }
+    view_accessors!();
 
     /// Raw pointer to element `(0, 0)`.
     pub(crate) fn as_mut_ptr(&mut self) -> *mut f32 {
