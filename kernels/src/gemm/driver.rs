@@ -106,7 +106,7 @@ pub(crate) fn gemm<K: Microkernel>(
     }
     // Below this much work, waking threads costs more than it saves (64³ ran 2.5× slower on two
     // threads than on one). Results are identical either way.
-    let par = if m * n * k < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
+    let par = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
     let out = Output { c: SharedMut(c.as_mut_ptr()), rs: c.row_stride(), cs: c.col_stride(), m, n, epi };
     let kc_max = blocking.kc.max(1);
     let k_passes: Vec<(usize, usize)> =
