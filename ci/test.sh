@@ -23,4 +23,5 @@ if grep -q "ignored, skipped:" target/test.log; then
     grep "ignored, skipped:" target/test.log | sed 's/^test /  /' | sort
 fi
 echo
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' target/test.log
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' \
+    target/test.log | tee target/test-summary.txt

@@ -143,3 +143,21 @@ fn invalid_blocking_is_refused() {
         assert!(err.to_string().contains("multiple of"), "{err}");
     }
 }
+
+#[test]
+fn only_instruction_set_kernels_claim_an_fma_peak() {
+    assert_eq!(scalar().info().peak_flops_per_iter, None);
+    assert_eq!(kernels::fma_peak_gflops(&*scalar(), 1000), None);
+    #[cfg(target_arch = "x86_64")]
+    for emulated in [kernels::emulated::avx512_geometry(None).unwrap(), kernels::emulated::neon_geometry(None).unwrap()]
+    {
+        assert_eq!(emulated.info().peak_flops_per_iter, None, "{}", emulated.info().name);
+    }
+    for set in kernels::host_kernel_sets().0 {
+        if set.info().id != KernelSetId::Scalar {
+            let per_iter = set.info().peak_flops_per_iter.expect("an instruction-set kernel has a ceiling");
+            assert!(per_iter > 0 && per_iter.is_multiple_of(2), "{}: FMAs count 2 flops each", set.info().name);
+            assert!(kernels::fma_peak_gflops(&*set, 1 << 16).is_some_and(|g| g > 0.0), "{}", set.info().name);
+        }
+    }
+}

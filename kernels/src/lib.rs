@@ -156,8 +156,10 @@ pub struct KernelInfo {
     pub nr: usize,
     /// Cache blocking in use on this machine.
     pub blocking: Blocking,
-    /// Floating-point operations per iteration of [`KernelSet::fma_loop`].
-    pub peak_flops_per_iter: usize,
+    /// Floating-point operations per iteration of [`KernelSet::fma_loop`]; `None` for sets on
+    /// portable vectors (the scalar and emulated sets), whose probe is no instruction set's
+    /// ceiling. See [`fma_peak_gflops`].
+    pub peak_flops_per_iter: Option<usize>,
 }
 
 /// One implementation of every kernel edgepack runs, for one instruction set.
@@ -185,7 +187,8 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
     ) -> Result<()>;
 
     /// Runs the set's FMA throughput probe for `iterations` rounds on this thread; returns a
-    /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops.
+    /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops
+    /// (timed for you by [`fma_peak_gflops`]).
     fn fma_loop(&self, iterations: usize) -> f32;
 }
 
@@ -325,6 +328,15 @@ pub fn host_kernel_sets() -> (Vec<Box<dyn KernelSet>>, Vec<KernelError>) {
         }
     }
     (ok, refused)
+}
+
+/// One core's FMA peak for `set` in GFLOP/s, from `iterations` rounds of its probe on this
+/// thread; `None` when the set has no meaningful ceiling (portable vectors).
+pub fn fma_peak_gflops(set: &dyn KernelSet, iterations: usize) -> Option<f64> {
+    let flops = set.info().peak_flops_per_iter?;
+    let start = std::time::Instant::now();
+    std::hint::black_box(set.fma_loop(iterations));
+    Some((iterations * flops) as f64 / start.elapsed().as_secs_f64() / 1e9)
 }
 
 /// The host CPU's model name (Linux), for messages and reports.

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use harness::report::{parity_sweep, write_json, write_junit, Device};
 use kernels::{
-    host_kernel_sets, BOperand, CacheSizes, Epilogue, KernelSet, KernelSetId, MatMut, MatRef, Parallelism, Target,
+    fma_peak_gflops, host_kernel_sets, BOperand, CacheSizes, Epilogue, KernelSet, MatMut, MatRef, Parallelism, Target,
 };
 
 /// Median GFLOP/s of an n³ GEMM with pre-packed B.
@@ -43,16 +43,9 @@ fn speed(set: &dyn KernelSet, n: usize, par: Parallelism) -> f64 {
     2.0 * (n as f64).powi(3) / times[times.len() / 2] / 1e9
 }
 
-/// FMA peak of one core in GFLOP/s (best of 5).
-fn peak(set: &dyn KernelSet) -> f64 {
-    let iters = 4 << 20;
-    (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(set.fma_loop(iters));
-            (iters * set.info().peak_flops_per_iter) as f64 / t.elapsed().as_secs_f64() / 1e9
-        })
-        .fold(0.0, f64::max)
+/// FMA peak of one core in GFLOP/s (best of 5); `None` for sets without a meaningful ceiling.
+fn peak(set: &dyn KernelSet) -> Option<f64> {
+    (0..5).map(|_| fma_peak_gflops(set, 4 << 20)).reduce(|a, b| Some(a?.max(b?)))?
 }
 
 struct Args {
@@ -132,18 +125,13 @@ fn main() {
         if args.parity_only {
             println!("{common}");
         } else {
-            // The portable set's probe is compiler-generated scalar/SSE code, not an instruction
-            // set's FMA ceiling: no peak fraction is claimed for it.
-            let pk = if i.id == KernelSetId::Scalar { f64::NAN } else { peak(&**set) };
-            let pct = |g: f64, p: f64| if p.is_nan() { "n/a".to_owned() } else { format!("{:.0}%", g / p * 100.0) };
+            // Sets on portable vectors claim no peak (see `KernelInfo::peak_flops_per_iter`).
+            let pk = peak(&**set);
+            let pct = |g: f64, cores: f64| pk.map_or("n/a".to_owned(), |p| format!("{:.0}%", g / (p * cores) * 100.0));
             let one = speed(&**set, size, Parallelism::Sequential);
             let all = speed(&**set, size, Parallelism::Rayon);
-            let pk_text = if pk.is_nan() { "n/a".to_owned() } else { format!("{pk:.1}") };
-            println!(
-                "{common} {pk_text} | {one:.1} | {} | {all:.1} | {} |",
-                pct(one, pk),
-                pct(all, pk * threads as f64)
-            );
+            let pk_text = pk.map_or("n/a".to_owned(), |p| format!("{p:.1}"));
+            println!("{common} {pk_text} | {one:.1} | {} | {all:.1} | {} |", pct(one, 1.0), pct(all, threads as f64));
         }
         if let Some(c) = p.cases.iter().find(|c| c.failure.is_some()) {
             eprintln!("{}: first parity failure: {}", i.name, c.failure.as_deref().unwrap_or_default());

@@ -41,8 +41,10 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     const MR: usize;
     /// Columns of the register tile.
     const NR: usize;
-    /// Floating-point operations one iteration of [`Microkernel::fma_loop`] performs.
-    const PEAK_FLOPS_PER_ITER: usize;
+    /// Floating-point operations one iteration of [`Microkernel::fma_loop`] performs, when the
+    /// probe measures an instruction set's FMA ceiling; `None` for portable vectors, whose
+    /// probe is whatever the compiler made of plain Rust (no fraction of it is meaningful).
+    const PEAK_FLOPS_PER_ITER: Option<usize>;
 
     /// Computes one tile: `C (+)= A·B` over `k`, then the epilogue when given, storing the
     /// `out.rows × out.cols` corner.
@@ -121,7 +123,12 @@ macro_rules! microkernel {
         impl $crate::gemm::Microkernel for $name {
             const MR: usize = $mr;
             const NR: usize = $nv * <$vec as $crate::simd::SimdF32>::LANES;
-            const PEAK_FLOPS_PER_ITER: usize = 2 * $chains * <$vec as $crate::simd::SimdF32>::LANES;
+            // An instruction set's kernel (one with target features) measures its ceiling.
+            const PEAK_FLOPS_PER_ITER: Option<usize> = if false $(|| !$features.is_empty())? {
+                Some(2 * $chains * <$vec as $crate::simd::SimdF32>::LANES)
+            } else {
+                None
+            };
 
             unsafe fn tile(
                 k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
