@@ -63,3 +63,80 @@ pub fn gemm(a: &MatRef<'_>, b: &MatRef<'_>, epi: &Epilogue<'_>) -> Reference {
     }
     Reference { m, n, k, value, pre, abs_sum, activation: epi.activation }
 }
+
+/// `activation(conv(x) + bias + residual)` in float64 with ONNX `Conv` / `ConvTranspose`
+/// semantics on NHWC tensors; ONNX-layout weights. The result is the `(n·oh·ow) × c_out`
+/// matrix; `k` is the longest reduction (`taps · c_in/groups`).
+pub fn conv(
+    p: &kernels::ConvParams,
+    input: &kernels::ImageRef<'_>,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    residual: Option<&MatRef<'_>>,
+    activation: Activation,
+) -> Reference {
+    let [n, h, w, c_in] = input.dims();
+    let [oh, ow] = p.output_hw(h, w).expect("reference: valid convolution");
+    let (cg_in, cg_out, taps) = (p.c_in_per_group(), p.c_out_per_group(), p.taps());
+    let [kh_n, kw_n] = p.kernel;
+    let x = input.data();
+    let rows = n * oh * ow;
+    let mut sum = vec![0.0f64; rows * p.c_out];
+    let mut abs = vec![0.0f64; rows * p.c_out];
+    // Visit every (input pixel, tap) pair once and add its product where it lands: the same
+    // loop serves Conv (gather form solved for the output) and ConvTranspose (scatter form).
+    let transposed = matches!(p.kind, kernels::ConvKind::Transposed { .. });
+    for img in 0..n {
+        for kh in 0..kh_n {
+            for kw in 0..kw_n {
+                let (dy, dx) = ((kh * p.dilations[0]) as isize, (kw * p.dilations[1]) as isize);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        // Conv: iy = oy·s + kh·d − pad. ConvTranspose: oy + pad = iy·s + kh·d.
+                        let (iy, ix) = if transposed {
+                            let ny = oy as isize + p.pads[0] as isize - dy;
+                            let nx = ox as isize + p.pads[1] as isize - dx;
+                            let (sy, sx) = (p.strides[0] as isize, p.strides[1] as isize);
+                            if ny < 0 || nx < 0 || ny % sy != 0 || nx % sx != 0 {
+                                continue;
+                            }
+                            (ny / sy, nx / sx)
+                        } else {
+                            (
+                                (oy * p.strides[0]) as isize + dy - p.pads[0] as isize,
+                                (ox * p.strides[1]) as isize + dx - p.pads[1] as isize,
+                            )
+                        };
+                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                            continue;
+                        }
+                        let src = ((img * h + iy as usize) * w + ix as usize) * c_in;
+                        let dst = ((img * oh + oy) * ow + ox) * p.c_out;
+                        for oc in 0..p.c_out {
+                            let (g, o) = (oc / cg_out, oc % cg_out);
+                            for ci in 0..cg_in {
+                                let wi = if transposed {
+                                    ((g * cg_in + ci) * cg_out + o) * taps + kh * kw_n + kw
+                                } else {
+                                    (oc * cg_in + ci) * taps + kh * kw_n + kw
+                                };
+                                let prod = x[src + g * cg_in + ci] as f64 * weights[wi] as f64;
+                                sum[dst + oc] += prod;
+                                abs[dst + oc] += prod.abs();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut pre = sum;
+    for (i, (v, a)) in pre.iter_mut().zip(abs.iter_mut()).enumerate() {
+        let (r, oc) = (i / p.c_out, i % p.c_out);
+        let extra = bias.map_or(0.0, |b| b[oc] as f64) + residual.map_or(0.0, |m| m.at(r, oc) as f64);
+        *v += extra;
+        *a += bias.map_or(0.0, |b| (b[oc] as f64).abs()) + residual.map_or(0.0, |m| (m.at(r, oc) as f64).abs());
+    }
+    let value = pre.iter().map(|&v| activate(activation, v)).collect();
+    Reference { m: rows, n: p.c_out, k: taps * cg_in, value, pre, abs_sum: abs, activation }
+}

@@ -22,6 +22,7 @@ mod aligned;
 #[cfg(target_arch = "aarch64")]
 mod arm;
 mod blocking;
+mod conv;
 mod epilogue;
 mod error;
 mod gemm;
@@ -47,6 +48,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 pub use blocking::{Blocking, CacheSizes};
+pub use conv::{ConvKind, ConvParams, ImageMut, ImageRef, PackedConv};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::{KernelError, Result};
 pub use mat::{MatMut, MatRef};
@@ -186,6 +188,23 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
         par: Parallelism,
     ) -> Result<()>;
 
+    /// Packs ONNX-layout convolution weights (`[c_out, c_in/groups, kh, kw]` for `Conv`,
+    /// `[c_in, c_out/groups, kh, kw]` for `ConvTranspose`) into this set's form, once.
+    fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv>;
+
+    /// `output = activation(conv(input) + bias + residual)` on NHWC tensors, with the
+    /// attributes the weights were packed with. Bias is per output channel
+    /// ([`Bias::PerCol`]); the residual is the output-shaped NHWC tensor as an
+    /// `(n·oh·ow) × c_out` matrix. Output's previous contents are ignored.
+    fn conv2d(
+        &self,
+        input: ImageRef<'_>,
+        weights: &PackedConv,
+        output: ImageMut<'_>,
+        epilogue: &Epilogue<'_>,
+        par: Parallelism,
+    ) -> Result<()>;
+
     /// Runs the set's FMA throughput probe for `iterations` rounds on this thread; returns a
     /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops
     /// (timed for you by [`fma_peak_gflops`]).
@@ -253,6 +272,21 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
         par: Parallelism,
     ) -> Result<()> {
         gemm::driver::gemm::<K>(self.info.name, &self.info.blocking, a, b, c, epilogue, par)
+    }
+
+    fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
+        PackedConv::pack(self.info.name, K::NR, params, weights)
+    }
+
+    fn conv2d(
+        &self,
+        input: ImageRef<'_>,
+        weights: &PackedConv,
+        output: ImageMut<'_>,
+        epilogue: &Epilogue<'_>,
+        par: Parallelism,
+    ) -> Result<()> {
+        conv::driver::conv2d::<K>(self.info.name, &self.info.blocking, input, weights, output, epilogue, par)
     }
 
     fn fma_loop(&self, iterations: usize) -> f32 {

@@ -158,7 +158,7 @@ impl PackedB {
 
     /// Parses a blob written by [`PackedB::to_bytes`], checking every field and the length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes);
         if r.take(4)? != MAGIC {
             return Err(KernelError::Packed("not a packed-weight blob (bad magic)".into()));
         }
@@ -199,13 +199,18 @@ impl PackedB {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// A bounds-checked cursor over a blob (shared with [`crate::conv::PackedConv`]).
+pub(crate) struct Reader<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8]> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(len).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| KernelError::Packed(format!("blob truncated at byte {}", self.bytes.len())))?;
         let s = &self.bytes[self.pos..end];
@@ -213,12 +218,12 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u32(&mut self) -> Result<u32> {
+    pub(crate) fn u32(&mut self) -> Result<u32> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn u64(&mut self) -> Result<u64> {
+    pub(crate) fn u64(&mut self) -> Result<u64> {
         let b = self.take(8)?;
         Ok(u64::from_le_bytes(std::array::from_fn(|i| b[i])))
     }

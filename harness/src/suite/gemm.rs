@@ -1,7 +1,7 @@
 //! The GEMM checks every kernel set must pass, written once.
 //!
 //! Each function takes a `&dyn KernelSet` and panics with a precise message on the first
-//! failure; `harness/tests/gemm_kernels.rs` instantiates them for every set. Outputs are
+//! failure; `harness/tests/kernel_sets.rs` instantiates them for every set. Outputs are
 //! poisoned with a marked NaN before each run: unwritten elements fail the parity check, and
 //! padding between rows that a kernel wrongly writes is caught because it must keep the mark.
 //! Inputs' padding holds NaN too, so a kernel that reads outside its view produces NaN.

@@ -1,3 +1,4 @@
 //! Test suites written once and instantiated for every kernel set (see `harness/tests`).
 
+pub mod conv;
 pub mod gemm;

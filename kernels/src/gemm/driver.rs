@@ -17,7 +17,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::{Microkernel, TileEpilogue, TileOut};
+use super::{ASource, Microkernel, TileEpilogue, TileOut};
 use crate::aligned::AlignedBuf;
 use crate::blocking::Blocking;
 use crate::epilogue::{Bias, Epilogue};
@@ -42,7 +42,13 @@ thread_local! {
 
 /// A raw pointer that work items share; each writes a disjoint set of tiles through it.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(crate) struct SharedMut(pub(crate) *mut f32);
+impl SharedMut {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: work items write disjoint tiles of C (see `run_block`), so sharing is race-free.
 unsafe impl Send for SharedMut {}
 // SAFETY: as above.
@@ -56,6 +62,21 @@ struct BPanels<'b> {
     start: usize,
     /// Distance between consecutive panels.
     stride: usize,
+}
+
+/// Where a GEMM writes: `m × n` values at `c + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct RawOut {
+    /// Element `(0, 0)`.
+    pub c: *mut f32,
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+    /// Rows.
+    pub m: usize,
+    /// Columns.
+    pub n: usize,
 }
 
 /// The output and epilogue, as the loops see them.
@@ -78,7 +99,6 @@ pub(crate) fn gemm<K: Microkernel>(
     epi: &Epilogue<'_>,
     par: Parallelism,
 ) -> Result<()> {
-    const { assert!(K::MR * K::NR <= MAX_TILE && K::MR <= MAX_DIM && K::NR <= MAX_DIM) };
     let (m, k) = (a.rows(), a.cols());
     let (bk, n) = match &b {
         BOperand::Matrix(bm) => (bm.rows(), bm.cols()),
@@ -91,23 +111,53 @@ pub(crate) fn gemm<K: Microkernel>(
         return Err(KernelError::Shape(format!("C is {}x{}, A·B is {m}x{n}", c.rows(), c.cols())));
     }
     if let BOperand::Packed(p) = &b {
-        if p.kernel() != kernel_name || p.nr() != K::NR {
-            return Err(KernelError::Packed(format!(
-                "weights packed for `{}` (nr={}), this is `{kernel_name}` (nr={})",
-                p.kernel(),
-                p.nr(),
-                K::NR
-            )));
-        }
+        check_packed::<K>(kernel_name, p)?;
     }
     epi.validate(m, n)?;
+    let out = RawOut { c: c.as_mut_ptr(), rs: c.row_stride(), cs: c.col_stride(), m, n };
+    // SAFETY: `c` is a validated view we borrow exclusively, so `out` is writable and unshared;
+    // A, B and the epilogue were checked against m, n, k above.
+    unsafe { run::<K, _>(blocking, &a, b, out, epi, par) };
+    Ok(())
+}
+
+/// Refuses weights packed for another kernel set or panel width.
+pub(crate) fn check_packed<K: Microkernel>(kernel_name: &str, p: &PackedB) -> Result<()> {
+    if p.kernel() != kernel_name || p.nr() != K::NR {
+        return Err(KernelError::Packed(format!(
+            "weights packed for `{}` (nr={}), this is `{kernel_name}` (nr={})",
+            p.kernel(),
+            p.nr(),
+            K::NR
+        )));
+    }
+    Ok(())
+}
+
+/// `out = epilogue(A·B)` on operands already checked against each other.
+///
+/// # Safety
+/// `out` describes `a.rows() × n` elements that are writable and that nothing else reads or
+/// writes during the call, where `n` is B's column count; B has `a.cols()` rows (and, when
+/// packed, was packed for `K`); the epilogue was validated for that shape.
+pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
+    blocking: &Blocking,
+    a: &A,
+    b: BOperand<'_>,
+    out: RawOut,
+    epi: &Epilogue<'_>,
+    par: Parallelism,
+) {
+    const { assert!(K::MR * K::NR <= MAX_TILE && K::MR <= MAX_DIM && K::NR <= MAX_DIM) };
+    let (m, n, k) = (out.m, out.n, a.cols());
+    debug_assert_eq!(a.rows(), m, "A and C disagree on m");
     if m == 0 || n == 0 {
-        return Ok(());
+        return;
     }
     // Below this much work, waking threads costs more than it saves (64³ ran 2.5× slower on two
     // threads than on one). Results are identical either way.
     let par = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
-    let out = Output { c: SharedMut(c.as_mut_ptr()), rs: c.row_stride(), cs: c.col_stride(), m, n, epi };
+    let out = Output { c: SharedMut(out.c), rs: out.rs, cs: out.cs, m, n, epi };
     let kc_max = blocking.kc.max(1);
     let k_passes: Vec<(usize, usize)> =
         if k == 0 { vec![(0, 0)] } else { (0..k).step_by(kc_max).map(|p0| (p0, kc_max.min(k - p0))).collect() };
@@ -122,10 +172,9 @@ pub(crate) fn gemm<K: Microkernel>(
                     BPanels { data: b_buf.as_slice(), start: 0, stride: kc * K::NR }
                 }
             };
-            run_block::<K>(blocking, &a, panels, &out, jc, nc, p0, kc, k, par);
+            run_block::<K, A>(blocking, a, panels, &out, jc, nc, p0, kc, k, par);
         }
     }
-    Ok(())
 }
 
 fn packed_panels<K: Microkernel>(p: &PackedB, jc: usize, p0: usize) -> BPanels<'_> {
@@ -161,9 +210,9 @@ fn pack_b_block<K: Microkernel>(
 /// One K pass over a `jc` block of columns: split into (MC row block × NR-panel range) work
 /// items and run them, in parallel when asked.
 #[allow(clippy::too_many_arguments)]
-fn run_block<K: Microkernel>(
+fn run_block<K: Microkernel, A: ASource>(
     blocking: &Blocking,
-    a: &MatRef<'_>,
+    a: &A,
     b: BPanels<'_>,
     out: &Output<'_>,
     jc: usize,
@@ -187,7 +236,8 @@ fn run_block<K: Microkernel>(
     let m_blocks = out.m.div_ceil(mc_eff);
     let n_panels = nc.div_ceil(K::NR);
     // Packing A pays off only when enough B panels reuse it; otherwise read row-major A as is.
-    let direct_a = a.col_stride() == 1 && out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS;
+    let direct = a.direct().filter(|_| out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS);
+    let direct_a = direct.is_some();
     // Enough items to keep every thread busy when M alone does not split finely.
     let want = if threads > 1 { 4 * threads } else { 1 };
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
@@ -219,8 +269,8 @@ fn run_block<K: Microkernel>(
                     let i = i0 + ip * K::MR;
                     let a_tile = if !direct_a {
                         ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR])
-                    } else if ip < full_panels {
-                        ATile::Direct { a: &a.data()[i * a.row_stride() + p0..], lda: a.row_stride() }
+                    } else if let (Some((data, lda)), true) = (direct, ip < full_panels) {
+                        ATile::Direct { a: &data[i * lda + p0..], lda }
                     } else {
                         ATile::Packed(&a_buf[..kc * K::MR])
                     };

@@ -3,7 +3,10 @@
 //! implementation and a tile geometry, through [`microkernel!`].
 
 pub(crate) mod driver;
+pub(crate) mod source;
 pub(crate) mod tile;
+
+pub(crate) use source::ASource;
 
 use crate::epilogue::Activation;
 
@@ -73,8 +76,15 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     );
 
     /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
-    /// [`crate::pack::pack_a_panels`]).
-    fn pack_a(a: &crate::mat::MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
+    /// [`ASource::pack`]).
+    fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
+
+    /// Computes one output row of a depthwise convolution (see [`crate::conv::depthwise::row`]).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; `r`'s pointers cover what
+    /// [`crate::conv::depthwise::DwRow`] describes for `g`.
+    unsafe fn depthwise_row(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
 
     /// Runs `iterations` rounds of independent FMA chains and returns a value that depends on
     /// all of them (so the work cannot be elided).
@@ -114,6 +124,12 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            unsafe fn depthwise_row_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
+                // SAFETY: forwarded from `Microkernel::depthwise_row`'s contract.
+                unsafe { $crate::conv::depthwise::row::<$vec>(g, r) }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn fma_loop_impl(iterations: usize) -> f32 {
                 // SAFETY: forwarded from `Microkernel::fma_loop`'s contract.
                 unsafe { $crate::gemm::tile::fma_loop::<$vec, $chains>(iterations) }
@@ -146,8 +162,14 @@ macro_rules! microkernel {
                 unsafe { Self::tile_direct_impl(k, a, lda, b, out, accumulate, epi) }
             }
 
-            fn pack_a(a: &$crate::mat::MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
-                $crate::pack::pack_a_panels::<$mr>(a, i0, mc, p0, kc, dst)
+            #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression
+            fn pack_a<A: $crate::gemm::ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+                a.pack::<{ $mr }>(i0, mc, p0, kc, dst)
+            }
+
+            unsafe fn depthwise_row(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::depthwise_row_impl(g, r) }
             }
 
             unsafe fn fma_loop(iterations: usize) -> f32 {

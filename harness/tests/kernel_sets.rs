@@ -1,7 +1,8 @@
-//! The GEMM suite, instantiated for every kernel set. A set the machine cannot run is reported
+//! The GEMM and convolution suites, instantiated for every kernel set. A set the machine cannot run is reported
 //! as ignored with "skipped: <why>" (never counted as passed); run with `--ignored` on a machine
 //! that has it.
 
+use harness::suite::conv;
 use harness::suite::gemm as suite;
 use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
@@ -16,7 +17,7 @@ fn tiny_blocks(id: KernelSetId) -> Blocking {
     Blocking { kc: 7, mc: 2 * mr, nc: 3 * nr }
 }
 
-macro_rules! gemm_suite {
+macro_rules! kernel_suite {
     ($name:ident, $make:expr $(, $skip:meta)?) => {
         mod $name {
             use super::*;
@@ -72,39 +73,75 @@ macro_rules! gemm_suite {
             fn bad_shapes_are_errors() {
                 suite::bad_shapes_are_errors(&*set());
             }
+
+            #[test]
+            $(#[$skip])?
+            fn conv_random_cases_match_reference() {
+                conv::random_convs_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn conv_every_algorithm_and_epilogue() {
+                conv::every_algorithm_and_epilogue(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn conv_integer_cases_are_exact() {
+                conv::integer_convs_are_exact(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn conv_results_do_not_depend_on_thread_count() {
+                conv::conv_results_do_not_depend_on_thread_count(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn conv_packed_weights_round_trip() {
+                conv::packed_conv_round_trip(&*set(), &*scalar());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn conv_bad_calls_are_errors() {
+                conv::bad_convs_are_errors(&*set());
+            }
         }
     };
 }
 
-gemm_suite!(scalar_set, scalar());
-gemm_suite!(
+kernel_suite!(scalar_set, scalar());
+kernel_suite!(
     scalar_tiny_blocks,
     kernel_set_with_blocking(KernelSetId::Scalar, tiny_blocks(KernelSetId::Scalar)).unwrap()
 );
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(
+kernel_suite!(
     avx2_set,
     kernel_set(KernelSetId::Avx2).expect("AVX2 set"),
     cfg_attr(not(host_avx2), ignore = "skipped: this CPU lacks AVX2+FMA")
 );
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(
+kernel_suite!(
     avx2_tiny_blocks,
     kernel_set_with_blocking(KernelSetId::Avx2, tiny_blocks(KernelSetId::Avx2)).expect("AVX2 set"),
     cfg_attr(not(host_avx2), ignore = "skipped: this CPU lacks AVX2+FMA")
 );
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(
+kernel_suite!(
     avx512_set,
     kernel_set(KernelSetId::Avx512).expect("AVX-512 set"),
     cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F (emulated_avx512_* run its geometry)")
 );
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(
+kernel_suite!(
     avx512_tiny_blocks,
     kernel_set_with_blocking(KernelSetId::Avx512, tiny_blocks(KernelSetId::Avx512)).expect("AVX-512 set"),
     cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F (emulated_avx512_* run its geometry)")
@@ -113,25 +150,28 @@ gemm_suite!(
 // The AVX-512 set's exact 12×32 geometry, blocking and driver on portable vectors: runs on any
 // x86_64 host, so hosts without AVX-512 still test everything but the intrinsic wrappers.
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(emulated_avx512_geometry, kernels::emulated::avx512_geometry(None).unwrap());
+kernel_suite!(emulated_avx512_geometry, kernels::emulated::avx512_geometry(None).unwrap());
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(
+kernel_suite!(
     emulated_avx512_tiny_blocks,
     kernels::emulated::avx512_geometry(Some(tiny_blocks(KernelSetId::Avx512))).unwrap()
 );
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(emulated_neon_geometry, kernels::emulated::neon_geometry(None).unwrap());
+kernel_suite!(emulated_neon_geometry, kernels::emulated::neon_geometry(None).unwrap());
 
 #[cfg(target_arch = "x86_64")]
-gemm_suite!(emulated_neon_tiny_blocks, kernels::emulated::neon_geometry(Some(tiny_blocks(KernelSetId::Neon))).unwrap());
+kernel_suite!(
+    emulated_neon_tiny_blocks,
+    kernels::emulated::neon_geometry(Some(tiny_blocks(KernelSetId::Neon))).unwrap()
+);
 
 #[cfg(target_arch = "aarch64")]
-gemm_suite!(neon_set, kernel_set(KernelSetId::Neon).expect("NEON set"));
+kernel_suite!(neon_set, kernel_set(KernelSetId::Neon).expect("NEON set"));
 
 #[cfg(target_arch = "aarch64")]
-gemm_suite!(
+kernel_suite!(
     neon_tiny_blocks,
     kernel_set_with_blocking(KernelSetId::Neon, tiny_blocks(KernelSetId::Neon)).expect("NEON set")
 );

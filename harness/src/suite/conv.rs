@@ -1,0 +1,410 @@
+//! The convolution checks every kernel set must pass, written once (instantiated in
+//! `harness/tests/kernel_sets.rs`). Outputs are poisoned with a marked NaN before each run;
+//! residuals are stored with padded rows holding NaN, so reading outside a view shows.
+
+use kernels::{Activation, Bias, ConvKind, ConvParams, Epilogue, ImageMut, ImageRef, KernelSet, MatRef, Parallelism};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+use crate::parity::{compare, Parity};
+use crate::reference;
+use crate::rng::SplitMix;
+use crate::suite::gemm::POISON_BITS;
+
+/// One convolution test case.
+#[derive(Debug, Clone)]
+pub struct ConvCase {
+    /// Attributes.
+    pub params: ConvParams,
+    /// Images.
+    pub n: usize,
+    /// Input rows.
+    pub h: usize,
+    /// Input columns.
+    pub w: usize,
+    /// With a per-channel bias.
+    pub bias: bool,
+    /// With a residual whose rows are padded by this many NaN slots.
+    pub residual: Option<usize>,
+    /// Activation.
+    pub activation: Activation,
+    /// Threads allowed.
+    pub par: Parallelism,
+    /// Data seed.
+    pub seed: u64,
+}
+
+/// A case's data.
+#[derive(Debug, Clone)]
+pub struct ConvData {
+    /// NHWC input.
+    pub input: Vec<f32>,
+    /// ONNX-layout weights.
+    pub weights: Vec<f32>,
+    /// Bias, if any.
+    pub bias: Option<Vec<f32>>,
+    /// Residual storage (rows padded with NaN) and its row stride.
+    pub residual: Option<(Vec<f32>, usize)>,
+}
+
+impl ConvCase {
+    /// A plain case: no bias, residual or activation, sequential.
+    pub fn plain(params: ConvParams, n: usize, h: usize, w: usize) -> Self {
+        Self {
+            params,
+            n,
+            h,
+            w,
+            bias: false,
+            residual: None,
+            activation: Activation::Identity,
+            par: Parallelism::Sequential,
+            seed: 7,
+        }
+    }
+
+    /// Output `[n, oh, ow, c_out]`.
+    pub fn output_dims(&self) -> Result<[usize; 4], String> {
+        let [oh, ow] = self.params.output_hw(self.h, self.w).map_err(|e| e.to_string())?;
+        Ok([self.n, oh, ow, self.params.c_out])
+    }
+
+    /// Random data (integers in −3..=3 when `integers`), deterministic in the seed.
+    pub fn data(&self, integers: bool) -> Result<ConvData, String> {
+        let mut rng = SplitMix::new(self.seed);
+        let mut gen = |len: usize| -> Vec<f32> {
+            (0..len).map(|_| if integers { rng.int(-3, 3) } else { rng.uniform(-1.0, 1.0) }).collect()
+        };
+        let p = &self.params;
+        let [n, oh, ow, c_out] = self.output_dims()?;
+        let input = gen(self.n * self.h * self.w * p.c_in);
+        let weights = gen(p.weight_len());
+        let bias = self.bias.then(|| gen(c_out));
+        let residual = self.residual.map(|pad| {
+            let rs = c_out + pad;
+            let values = gen(n * oh * ow * c_out);
+            let mut stored = vec![f32::NAN; n * oh * ow * rs];
+            for (r, row) in values.chunks(c_out).enumerate() {
+                stored[r * rs..r * rs + c_out].copy_from_slice(row);
+            }
+            (stored, rs)
+        });
+        Ok(ConvData { input, weights, bias, residual })
+    }
+
+    /// Packs and runs on `set`; returns the output (poisoned before the run).
+    pub fn run(&self, set: &dyn KernelSet, d: &ConvData) -> Result<Vec<f32>, String> {
+        let packed = set.pack_conv(&self.params, &d.weights).map_err(|e| e.to_string())?;
+        self.run_packed(set, &packed, d)
+    }
+
+    /// Runs pre-packed weights on `set`.
+    pub fn run_packed(
+        &self,
+        set: &dyn KernelSet,
+        packed: &kernels::PackedConv,
+        d: &ConvData,
+    ) -> Result<Vec<f32>, String> {
+        let dims = self.output_dims()?;
+        let mut out = vec![f32::from_bits(POISON_BITS); dims.iter().product()];
+        let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in]).map_err(|e| e.to_string())?;
+        let output = ImageMut::new(&mut out, dims).map_err(|e| e.to_string())?;
+        let epi = self.epilogue(d, dims)?;
+        set.conv2d(input, packed, output, &epi, self.par).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn epilogue<'a>(&self, d: &'a ConvData, dims: [usize; 4]) -> Result<Epilogue<'a>, String> {
+        let rows = dims[0] * dims[1] * dims[2];
+        let residual = match &d.residual {
+            Some((v, rs)) => Some(MatRef::new(v, rows, dims[3], *rs, 1).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Epilogue { bias: d.bias.as_deref().map_or(Bias::None, Bias::PerCol), residual, activation: self.activation })
+    }
+
+    /// The float64 reference for this case's data.
+    pub fn reference(&self, d: &ConvData) -> Result<reference::Reference, String> {
+        let dims = self.output_dims()?;
+        let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in]).map_err(|e| e.to_string())?;
+        let epi = self.epilogue(d, dims)?;
+        Ok(reference::conv(&self.params, &input, &d.weights, d.bias.as_deref(), epi.residual.as_ref(), self.activation))
+    }
+
+    /// Runs on `set` and compares with the float64 reference under the tolerance model.
+    pub fn check(&self, set: &dyn KernelSet) -> Result<Parity, String> {
+        let d = self.data(false)?;
+        let out = self.run(set, &d).map_err(|e| format!("{}: {self:?}: {e}", set.info().name))?;
+        let r = self.reference(&d)?;
+        let parity = compare(&r, |i, j| out[i * r.n + j]);
+        match parity.first_violation {
+            None => Ok(parity),
+            Some((i, j, got, want, bound)) => {
+                Err(format!("{}: {self:?}: out[{i},{j}] = {got}, reference {want}, bound {bound:e}", set.info().name))
+            }
+        }
+    }
+}
+
+/// Attributes drawn over the space: groups (dense, grouped, depthwise with a channel
+/// multiplier), kernels 1, 2, 3, 5, 7 and non-square, strides and dilations 1..=3, asymmetric
+/// pads, `Conv` and `ConvTranspose` (with output padding).
+pub fn params_strategy() -> impl Strategy<Value = ConvParams> {
+    let side = || proptest::sample::select(vec![1usize, 2, 3, 5, 7]);
+    let grouping = prop_oneof![
+        // dense: groups 1, channels 1..=24 in, 1..=40 out
+        (Just(1usize), 1usize..=24, 1usize..=40),
+        // grouped: 2..=4 groups of 1..=8 in, 1..=8 out
+        (2usize..=4, 1usize..=8, 1usize..=8),
+        // depthwise: 2..=96 groups of 1 in, multiplier 1 or 2
+        (2usize..=96, Just(1usize), 1usize..=2),
+    ];
+    (
+        grouping,
+        (side(), side()),
+        (1usize..=3, 1usize..=3),
+        (1usize..=3, 1usize..=3),
+        [0usize..=3, 0usize..=3, 0usize..=3, 0usize..=3],
+        (any::<bool>(), 0usize..3, 0usize..3),
+    )
+        .prop_map(|((groups, cg_in, cg_out), kernel, strides, dilations, pads, (transpose, op_h, op_w))| {
+            let kind = if transpose {
+                let max = |a: usize| strides_or_dilation(strides, dilations, a);
+                ConvKind::Transposed { output_padding: [op_h % max(0), op_w % max(1)] }
+            } else {
+                ConvKind::Forward
+            };
+            ConvParams {
+                kind,
+                c_in: groups * cg_in,
+                c_out: groups * cg_out,
+                kernel: [kernel.0, kernel.1],
+                strides: [strides.0, strides.1],
+                dilations: [dilations.0, dilations.1],
+                pads,
+                groups,
+            }
+        })
+}
+
+fn strides_or_dilation(s: (usize, usize), d: (usize, usize), axis: usize) -> usize {
+    if axis == 0 {
+        s.0.max(d.0)
+    } else {
+        s.1.max(d.1)
+    }
+}
+
+/// Multiply-adds of the float64 reference above which a random case shrinks its image: keeps
+/// each case well under a second, also under emulation.
+const REFERENCE_BUDGET: usize = 3_000_000;
+
+/// Proptest over attributes, N in 1..=2, H and W in 1..=40, bias, residual, every activation,
+/// sequential and threaded. Cases whose kernel does not fit the padded input are grown until
+/// it does; cases beyond the reference budget are shrunk spatially (never dropped).
+pub fn random_convs_match_reference(set: &dyn KernelSet) {
+    let strategy = (
+        params_strategy(),
+        (1usize..=2, 1usize..=40, 1usize..=40),
+        (any::<bool>(), proptest::option::of(0usize..3), proptest::sample::select(Activation::all().to_vec())),
+        (any::<bool>(), any::<u64>()),
+    )
+        .prop_map(|(params, (n, h, w), (bias, residual, activation), (threaded, seed))| {
+            let mut case = ConvCase {
+                params,
+                n,
+                h,
+                w,
+                bias,
+                residual,
+                activation,
+                par: if threaded { Parallelism::Rayon } else { Parallelism::Sequential },
+                seed,
+            };
+            fit(&mut case);
+            case
+        });
+    let config = Config { failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&strategy, |case| case.check(set).map(|_| ()).map_err(TestCaseError::fail));
+    if let Err(e) = result {
+        panic!("{}: {e}", set.info().name);
+    }
+}
+
+/// Grows a case until its kernel fits, then shrinks it to the reference budget.
+fn fit(case: &mut ConvCase) {
+    while case.output_dims().is_err() {
+        case.h += 1;
+        case.w += 1;
+    }
+    let work = |c: &ConvCase| {
+        c.output_dims().map_or(0, |[n, oh, ow, co]| n * oh * ow * co * c.params.taps() * c.params.c_in_per_group())
+    };
+    while work(case) > REFERENCE_BUDGET {
+        let (h, w) = ((case.h * 3 / 4).max(1), (case.w * 3 / 4).max(1));
+        let smaller = ConvCase { h, w, ..case.clone() };
+        if smaller.output_dims().is_err() || (h, w) == (case.h, case.w) {
+            break;
+        }
+        *case = smaller;
+    }
+}
+
+/// A named case per algorithm and layer type the models use.
+pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
+    let conv = |c_in, c_out, k: [usize; 2], s: [usize; 2], pads: [usize; 4], groups| ConvParams {
+        strides: s,
+        pads,
+        groups,
+        ..ConvParams::new(c_in, c_out, k)
+    };
+    let tconv = |c_in, c_out, k: [usize; 2], s: [usize; 2], pads: [usize; 4], op: [usize; 2], groups| ConvParams {
+        kind: ConvKind::Transposed { output_padding: op },
+        strides: s,
+        pads,
+        groups,
+        ..ConvParams::new(c_in, c_out, k)
+    };
+    let case = |p, h, w| ConvCase::plain(p, 2, h, w);
+    vec![
+        ("pointwise", case(conv(24, 40, [1, 1], [1, 1], [0; 4], 1), 11, 13)),
+        ("pointwise grouped", case(conv(12, 18, [1, 1], [1, 1], [0; 4], 3), 7, 9)),
+        ("pointwise stride 2", case(conv(16, 24, [1, 1], [2, 2], [0; 4], 1), 9, 10)),
+        ("stem 3x3/2 on 3 channels", case(conv(3, 16, [3, 3], [2, 2], [1, 1, 1, 1], 1), 17, 19)),
+        ("dense 3x3 head", case(conv(20, 33, [3, 3], [1, 1], [1, 1, 1, 1], 1), 9, 8)),
+        (
+            "dense 5x2 dilated, asymmetric pads",
+            case(ConvParams { dilations: [2, 3], ..conv(5, 7, [5, 2], [1, 2], [0, 2, 3, 1], 1) }, 14, 12),
+        ),
+        ("depthwise 3x3/1", case(conv(35, 35, [3, 3], [1, 1], [1, 1, 1, 1], 35), 9, 11)),
+        ("depthwise 3x3/2", case(conv(72, 72, [3, 3], [2, 2], [1, 1, 1, 1], 72), 13, 12)),
+        ("depthwise 5x5 (2,1)", case(conv(40, 40, [5, 5], [2, 1], [2, 2, 2, 2], 40), 12, 9)),
+        ("depthwise 3x3 (1,2)", case(conv(17, 17, [3, 3], [1, 2], [1, 1, 1, 1], 17), 8, 12)),
+        ("depthwise multiplier 2", case(conv(9, 18, [3, 3], [1, 1], [0, 1, 2, 1], 9), 7, 7)),
+        ("transposed 2x2/2 upsample", case(tconv(24, 16, [2, 2], [2, 2], [0; 4], [0, 0], 1), 6, 7)),
+        ("transposed 3x3/2 pad 1 out-pad 1", case(tconv(8, 12, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1), 5, 6)),
+        ("transposed grouped 4x3 (3,2)", case(tconv(6, 9, [4, 3], [3, 2], [1, 0, 2, 1], [2, 1], 3), 5, 4)),
+        ("transposed kernel smaller than stride", case(tconv(4, 5, [1, 2], [3, 3], [0; 4], [0, 0], 1), 4, 3)),
+    ]
+}
+
+/// Every algorithm × activation × bias × residual (padded rows), sequential and threaded.
+pub fn every_algorithm_and_epilogue(set: &dyn KernelSet) {
+    for (name, base) in algorithm_cases() {
+        for (i, activation) in Activation::all().into_iter().enumerate() {
+            for (bias, residual) in [(false, None), (true, None), (true, Some(2)), (false, Some(0))] {
+                let par = if i % 2 == 0 { Parallelism::Sequential } else { Parallelism::Rayon };
+                let case = ConvCase { bias, residual, activation, par, seed: i as u64, ..base.clone() };
+                case.check(set).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+    }
+}
+
+/// Integer-valued data is exact in f32: every algorithm must reproduce the reference exactly,
+/// which catches an off-by-one tap or channel that a tolerance could hide.
+pub fn integer_convs_are_exact(set: &dyn KernelSet) {
+    for (name, base) in algorithm_cases() {
+        let case = ConvCase { bias: true, residual: Some(1), activation: Activation::Relu, ..base };
+        let d = case.data(true).expect("data");
+        let out = case.run(set, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = case.reference(&d).expect("reference");
+        for (i, (&got, &want)) in out.iter().zip(&r.value).enumerate() {
+            assert!(got as f64 == want, "{}: {name}: out[{i}] = {got}, exact answer {want}", set.info().name);
+        }
+    }
+}
+
+/// The same convolutions with 1..=4 rayon threads and sequentially: identical bits.
+pub fn conv_results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
+    for (name, base) in algorithm_cases() {
+        let case = ConvCase { bias: true, residual: Some(0), activation: Activation::HardSwish, n: 3, ..base };
+        let d = case.data(false).expect("data");
+        let baseline = case.run(set, &d).expect("sequential run");
+        let threaded = ConvCase { par: Parallelism::Rayon, ..case.clone() };
+        for threads in 1..=4 {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let out = pool.install(|| threaded.run(set, &d)).expect("threaded run");
+            let same = out.iter().zip(&baseline).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{}: {name}: {threads} threads differ from sequential", set.info().name);
+        }
+    }
+}
+
+/// Packed convolution weights: serialization round trip (same bits out), refusal of corrupt
+/// blobs and of weights packed for another set.
+pub fn packed_conv_round_trip(set: &dyn KernelSet, other: &dyn KernelSet) {
+    for (name, base) in algorithm_cases() {
+        let case = ConvCase { bias: true, ..base };
+        let d = case.data(false).expect("data");
+        let packed = set.pack_conv(&case.params, &d.weights).expect("pack");
+        let bytes = packed.to_bytes();
+        let back = kernels::PackedConv::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(back, packed, "{name}: round trip");
+        let a = case.run_packed(set, &packed, &d).expect("run");
+        let b = case.run_packed(set, &back, &d).expect("run deserialized");
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{name}: deserialized weights differ");
+        for cut in [0, 3, 8, bytes.len() / 2, bytes.len() - 1] {
+            assert!(kernels::PackedConv::from_bytes(&bytes[..cut]).is_err(), "{name}: truncated at {cut} accepted");
+        }
+        let mut bad = bytes.clone();
+        bad[0] ^= 0xff;
+        assert!(kernels::PackedConv::from_bytes(&bad).is_err(), "{name}: bad magic accepted");
+        // The groups word (word 15 of the attributes, after magic, version and name) changed
+        // to 7: either invalid attributes or parts that no longer match.
+        let mut regroup = bytes.clone();
+        let at = 12 + set.info().name.len() + 15 * 8;
+        regroup[at..at + 8].copy_from_slice(&7u64.to_le_bytes());
+        assert!(kernels::PackedConv::from_bytes(&regroup).is_err(), "{name}: altered groups accepted");
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(kernels::PackedConv::from_bytes(&extra).is_err(), "{name}: trailing byte accepted");
+        if other.info().name != set.info().name {
+            let foreign = other.pack_conv(&case.params, &d.weights).expect("pack for the other set");
+            let err = case.run_packed(set, &foreign, &d).expect_err("foreign weights accepted");
+            assert!(err.contains("packed"), "{name}: {err}");
+        }
+    }
+}
+
+/// Invalid attributes, mismatched tensors and epilogues are errors naming the problem.
+pub fn bad_convs_are_errors(set: &dyn KernelSet) {
+    let p = ConvParams { pads: [1; 4], ..ConvParams::new(4, 6, [3, 3]) };
+    let expect_err = |params: ConvParams, weights: usize, what: &str| {
+        let err = set.pack_conv(&params, &vec![0.0; weights]).expect_err(what);
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    };
+    expect_err(ConvParams { groups: 3, ..p }, 0, "multiples of groups");
+    expect_err(ConvParams { strides: [0, 1], ..p }, p.weight_len(), "strides");
+    expect_err(ConvParams { kernel: [0, 3], ..p }, 0, "kernel");
+    expect_err(p, p.weight_len() - 1, "weights have");
+    let tp = ConvParams { kind: ConvKind::Transposed { output_padding: [2, 0] }, strides: [2, 2], ..p };
+    expect_err(tp, tp.weight_len(), "output_padding");
+
+    let packed = set.pack_conv(&p, &vec![0.5; p.weight_len()]).expect("pack");
+    let input = vec![1.0; 5 * 5 * 4];
+    let run = |dims_in: [usize; 4], dims_out: [usize; 4], epi: &Epilogue<'_>| {
+        let mut out = vec![0.0; dims_out.iter().product()];
+        let input = ImageRef::new(&input[..dims_in.iter().product()], dims_in).expect("input");
+        set.conv2d(input, &packed, ImageMut::new(&mut out, dims_out).expect("output"), epi, Parallelism::Sequential)
+            .expect_err("bad call accepted")
+            .to_string()
+    };
+    let none = Epilogue::none();
+    assert!(run([1, 5, 5, 3], [1, 5, 5, 6], &none).contains("channels"));
+    assert!(run([1, 5, 5, 4], [1, 4, 5, 6], &none).contains("expected"));
+    let rows_bias = [0.0; 25];
+    assert!(run([1, 5, 5, 4], [1, 5, 5, 6], &Epilogue { bias: Bias::PerRow(&rows_bias), ..none })
+        .contains("per output channel"));
+    let short = [0.0; 5];
+    assert!(run([1, 5, 5, 4], [1, 5, 5, 6], &Epilogue { bias: Bias::PerCol(&short), ..none }).contains("bias"));
+    let res = [0.0; 25 * 6];
+    let transposed = MatRef::new(&res, 25, 6, 1, 25).expect("view");
+    assert!(run([1, 5, 5, 4], [1, 5, 5, 6], &Epilogue { residual: Some(transposed), ..none })
+        .contains("unit channel stride"));
+    // A kernel larger than the padded input.
+    let big = ConvParams::new(4, 6, [7, 7]);
+    assert!(big.output_hw(5, 5).unwrap_err().to_string().contains("exceeds"));
+    assert!(ImageRef::new(&input, [1, 5, 5, 5]).is_err(), "wrong length accepted");
+}

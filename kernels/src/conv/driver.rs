@@ -1,0 +1,299 @@
+//! Runs a packed convolution with microkernel `K`: written once for every kernel set.
+//!
+//! - pointwise (1×1, stride 1, no padding): the GEMM on the NHWC input as it is, per group a
+//!   column window of it (no copy at all);
+//! - other dense and grouped `Conv`: implicit GEMM, im2col fused into the A packing
+//!   ([`Im2col`]), one GEMM over every image per group;
+//! - depthwise: the direct kernel, one task per output row;
+//! - `ConvTranspose`: per output phase a stride-1 implicit GEMM (see [`super::plan`]), one per
+//!   (phase, group, image, phase row), writing straight into the interleaved output.
+//!
+//! Bias (per output channel), residual and activation are fused into the one store of every
+//! output value. Every output value is computed by one task in a fixed order, so results do
+//! not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::depthwise::{DwGeom, DwRow};
+use super::im2col::Im2col;
+use super::image::{ImageMut, ImageRef};
+use super::packed::{Body, PackedConv};
+use super::params::{ConvKind, ConvParams};
+use super::plan::{forward_taps, transposed_phases};
+use crate::blocking::Blocking;
+use crate::epilogue::{Bias, Epilogue};
+use crate::error::{KernelError, Result};
+use crate::gemm::driver::{check_packed, run, RawOut, SharedMut};
+use crate::gemm::Microkernel;
+use crate::mat::MatRef;
+use crate::pack::PackedB;
+use crate::{BOperand, Parallelism};
+
+/// Validates the call, then runs the convolution.
+pub(crate) fn conv2d<K: Microkernel>(
+    kernel_name: &str,
+    blocking: &Blocking,
+    input: ImageRef<'_>,
+    weights: &PackedConv,
+    mut output: ImageMut<'_>,
+    epi: &Epilogue<'_>,
+    par: Parallelism,
+) -> Result<()> {
+    let p = *weights.params();
+    if weights.kernel() != kernel_name {
+        return Err(KernelError::Packed(format!(
+            "convolution weights packed for `{}`, this is `{kernel_name}`",
+            weights.kernel()
+        )));
+    }
+    if let Body::Gemm(parts) = weights.body() {
+        parts.iter().try_for_each(|b| check_packed::<K>(kernel_name, b))?;
+    }
+    let [n, h, w, c] = input.dims();
+    if c != p.c_in {
+        return Err(KernelError::Shape(format!("convolution input has {c} channels, weights expect {}", p.c_in)));
+    }
+    let [oh, ow] = p.output_hw(h, w)?;
+    if output.dims() != [n, oh, ow, p.c_out] {
+        return Err(KernelError::Shape(format!(
+            "convolution output is {:?}, expected {:?} (NHWC)",
+            output.dims(),
+            [n, oh, ow, p.c_out]
+        )));
+    }
+    if matches!(epi.bias, Bias::PerRow(_)) {
+        return Err(KernelError::Shape("convolution bias is per output channel (Bias::PerCol)".into()));
+    }
+    if epi.residual.is_some_and(|r| r.col_stride() != 1) {
+        return Err(KernelError::Shape("convolution residual must have unit channel stride (NHWC)".into()));
+    }
+    epi.validate(n * oh * ow, p.c_out)?;
+    if n * oh * ow == 0 {
+        return Ok(());
+    }
+    let out = Out { ptr: SharedMut(output.as_mut_ptr()), dims: [n, oh, ow, p.c_out] };
+    let run = Run { p, input, out, epi, par, blocking };
+    // SAFETY: `output` is borrowed exclusively for the call and its dims were checked above;
+    // the weights' parts were checked for this kernel set, and their shapes are those the
+    // attributes imply (packing and deserialization guarantee it).
+    unsafe {
+        match weights.body() {
+            Body::Depthwise(dw) => run.depthwise::<K>(dw),
+            Body::Gemm(parts) if p.kind == ConvKind::Forward => run.forward::<K>(parts),
+            Body::Gemm(parts) => run.transposed::<K>(parts),
+        }
+    }
+    Ok(())
+}
+
+/// The output tensor as raw parts.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: SharedMut,
+    dims: [usize; 4],
+}
+
+/// One validated call.
+struct Run<'a> {
+    p: ConvParams,
+    input: ImageRef<'a>,
+    out: Out,
+    epi: &'a Epilogue<'a>,
+    par: Parallelism,
+    blocking: &'a Blocking,
+}
+
+impl Run<'_> {
+    /// The epilogue of output channels `j0..j0+cols` for output pixels `first + i·stride`,
+    /// `i < rows`.
+    fn window(&self, first: usize, rows: usize, stride: usize, j0: usize, cols: usize) -> Epilogue<'_> {
+        Epilogue {
+            bias: match self.epi.bias {
+                Bias::PerCol(v) => Bias::PerCol(&v[j0..j0 + cols]),
+                other => other,
+            },
+            residual: self.epi.residual.map(|r| {
+                MatRef::new(&r.data()[first * r.row_stride() + j0..], rows, cols, stride * r.row_stride(), 1)
+                    .expect("inside the validated residual")
+            }),
+            activation: self.epi.activation,
+        }
+    }
+
+    /// # Safety
+    /// See [`conv2d`]: output exclusively ours, `parts` one per group of this `Conv`.
+    unsafe fn forward<K: Microkernel>(&self, parts: &[PackedB]) {
+        let p = &self.p;
+        let [n, h, w, c] = self.input.dims();
+        let [_, oh, ow, c_out] = self.out.dims;
+        let (cg_in, cg_out, rows) = (p.c_in_per_group(), p.c_out_per_group(), n * oh * ow);
+        let pointwise = p.kernel == [1, 1] && p.strides == [1, 1] && p.pads == [0; 4];
+        let offsets: Vec<(isize, isize)> = forward_taps(p).into_iter().map(|(_, d)| d).collect();
+        let zeros = vec![0.0; cg_in];
+        for (g, b) in parts.iter().enumerate() {
+            let out = RawOut { c: self.out.ptr.0.wrapping_add(g * cg_out), rs: c_out, cs: 1, m: rows, n: cg_out };
+            let epi = self.window(0, rows, 1, g * cg_out, cg_out);
+            let b = BOperand::Packed(b);
+            // SAFETY: `out` is group g's column window of the exclusive output; A has `rows`
+            // rows and b's k columns (packed for these attributes); the epilogue covers it.
+            unsafe {
+                if pointwise {
+                    let a = MatRef::new(&self.input.data()[g * cg_in..], rows, cg_in, c, 1).expect("inside the input");
+                    run::<K, _>(self.blocking, &a, b, out, &epi, self.par);
+                } else {
+                    let a = Im2col {
+                        input: self.input.data(),
+                        h,
+                        w,
+                        c,
+                        c0: g * cg_in,
+                        cg: cg_in,
+                        images: n,
+                        oh,
+                        ow,
+                        oy_offset: 0,
+                        stride: p.strides,
+                        taps: &offsets,
+                        zeros: &zeros,
+                    };
+                    run::<K, _>(self.blocking, &a, b, out, &epi, self.par);
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// See [`conv2d`]: output exclusively ours, `dw` the depthwise weights of these attributes.
+    unsafe fn depthwise<K: Microkernel>(&self, dw: &[f32]) {
+        let p = &self.p;
+        let [n, h, w, c] = self.input.dims();
+        let [_, oh, ow, c_out] = self.out.dims;
+        let geom = DwGeom {
+            h,
+            w,
+            c_in: c,
+            mult: p.c_out_per_group(),
+            c_out,
+            kernel: p.kernel,
+            stride: p.strides,
+            dilation: p.dilations,
+            pad: [p.pads[0], p.pads[1]],
+            ow,
+            activation: self.epi.activation,
+        };
+        let bias = SharedConst(match self.epi.bias {
+            Bias::PerCol(v) => v.as_ptr(),
+            _ => std::ptr::null(),
+        });
+        let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
+        let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
+        let row = |idx: usize| {
+            let (img, oy) = (idx / oh, idx % oh);
+            let pixel = idx * ow; // first output pixel of the row
+            let r = DwRow {
+                input: input.get().wrapping_add(img * h * w * c),
+                weights: dw.as_ptr(),
+                out: out.get().wrapping_add(pixel * c_out),
+                bias: bias.get(),
+                residual: residual.map_or(std::ptr::null(), |(r, rs)| r.get().wrapping_add(pixel * rs)),
+                residual_stride: residual.map_or(0, |(_, rs)| rs),
+                oy,
+            };
+            // SAFETY: the row's pointers lie inside the validated input, output, residual and
+            // weights; each row is written by this task only.
+            unsafe { K::depthwise_row(&geom, &r) };
+        };
+        match self.par {
+            Parallelism::Rayon if n * oh > 1 => (0..n * oh).into_par_iter().for_each(row),
+            _ => (0..n * oh).for_each(row),
+        }
+    }
+
+    /// # Safety
+    /// See [`conv2d`]: output exclusively ours, `parts` one per (phase, group).
+    unsafe fn transposed<K: Microkernel>(&self, parts: &[PackedB]) {
+        let p = &self.p;
+        let [n, h, w, c] = self.input.dims();
+        let [_, oh, ow, c_out] = self.out.dims;
+        let (cg_in, cg_out, [sh, sw]) = (p.c_in_per_group(), p.c_out_per_group(), p.strides);
+        let phases = transposed_phases(p);
+        let zeros = vec![0.0; cg_in];
+        // (phase, group, image, phase row): each writes one interleaved output row window.
+        let mut items = Vec::new();
+        for (pi, ph) in phases.iter().enumerate() {
+            let [py, px] = ph.phase;
+            if py >= oh || px >= ow {
+                continue;
+            }
+            for g in 0..p.groups {
+                for img in 0..n {
+                    for t in 0..(oh - py).div_ceil(sh) {
+                        items.push((pi, g, img, t));
+                    }
+                }
+            }
+        }
+        let out_ptr = self.out.ptr;
+        let item = |&(pi, g, img, t): &(usize, usize, usize, usize)| {
+            let ph = &phases[pi];
+            let [py, px] = ph.phase;
+            let tw = (ow - px).div_ceil(sw);
+            let first = (img * oh + py + t * sh) * ow + px; // first output pixel of the window
+            let a = Im2col {
+                input: &self.input.data()[img * h * w * c..][..h * w * c],
+                h,
+                w,
+                c,
+                c0: g * cg_in,
+                cg: cg_in,
+                images: 1,
+                oh: 1,
+                ow: tw,
+                oy_offset: t,
+                stride: [1, 1],
+                taps: &ph.offsets,
+                zeros: &zeros,
+            };
+            let out = RawOut {
+                c: out_ptr.get().wrapping_add(first * c_out + g * cg_out),
+                rs: sw * c_out,
+                cs: 1,
+                m: tw,
+                n: cg_out,
+            };
+            let epi = self.window(first, tw, sw, g * cg_out, cg_out);
+            // SAFETY: the window (tw pixels sw apart, group g's channels) lies inside the
+            // exclusive output, and no other item writes it (items differ in phase, group,
+            // image or row); the part was packed for this phase and group.
+            unsafe {
+                run::<K, _>(
+                    self.blocking,
+                    &a,
+                    BOperand::Packed(&parts[pi * p.groups + g]),
+                    out,
+                    &epi,
+                    Parallelism::Sequential,
+                )
+            };
+        };
+        match self.par {
+            Parallelism::Rayon if items.len() > 1 => items.par_iter().for_each(item),
+            _ => items.iter().for_each(item),
+        }
+    }
+}
+
+/// A read-only raw pointer shared by the tasks.
+#[derive(Clone, Copy)]
+struct SharedConst(*const f32);
+
+impl SharedConst {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *const f32 {
+        self.0
+    }
+}
+// SAFETY: only read through, while the borrowed input lives.
+unsafe impl Send for SharedConst {}
+// SAFETY: as above.
+unsafe impl Sync for SharedConst {}

@@ -1,0 +1,251 @@
+//! Convolution weights packed once, in the form each algorithm wants, and serialized into a
+//! package like GEMM weights.
+//!
+//! - dense and grouped `Conv`, and every `ConvTranspose`: one [`PackedB`] per group (per
+//!   output phase and group for `ConvTranspose`), the implicit GEMM's `(taps·cg_in) × cg_out`
+//!   right operand with K ordered (tap, channel);
+//! - depthwise `Conv`: `kh·kw` taps of `c_out` values, so one tap is a contiguous channel
+//!   vector.
+
+use super::params::{ConvKind, ConvParams};
+use super::plan::{forward_taps, transposed_phases};
+use crate::error::{KernelError, Result};
+use crate::mat::MatRef;
+use crate::pack::{PackedB, Reader};
+
+/// The packed forms.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Body {
+    /// Implicit-GEMM weights: per group (`Conv`), or per phase then group (`ConvTranspose`).
+    Gemm(Vec<PackedB>),
+    /// Depthwise weights, `[tap][c_out]`.
+    Depthwise(Vec<f32>),
+}
+
+/// A convolution's weights packed for one kernel set; see [`crate::KernelSet::pack_conv`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedConv {
+    kernel: String,
+    params: ConvParams,
+    body: Body,
+}
+
+const MAGIC: &[u8; 4] = b"EPKC";
+const VERSION: u32 = 1;
+
+impl PackedConv {
+    /// Packs ONNX-layout weights for kernel set `kernel` with GEMM panel width `nr`.
+    pub(crate) fn pack(kernel: &str, nr: usize, params: &ConvParams, weights: &[f32]) -> Result<Self> {
+        params.validate()?;
+        if weights.len() != params.weight_len() {
+            return Err(KernelError::Shape(format!(
+                "convolution weights have {} values, {params:?} needs {}",
+                weights.len(),
+                params.weight_len()
+            )));
+        }
+        let (taps, cg_in, cg_out) = (params.taps(), params.c_in_per_group(), params.c_out_per_group());
+        let kw_n = params.kernel[1];
+        let body = if params.is_depthwise() {
+            // ONNX [c_out, 1, kh, kw] → [tap][c_out].
+            let mut dw = vec![0.0; taps * params.c_out];
+            for oc in 0..params.c_out {
+                for t in 0..taps {
+                    dw[t * params.c_out + oc] = weights[oc * taps + t];
+                }
+            }
+            Body::Depthwise(dw)
+        } else {
+            // Each phase's (kh, kw) list; a Conv has one phase holding every tap.
+            let phases: Vec<Vec<(usize, usize)>> = match params.kind {
+                ConvKind::Forward => vec![forward_taps(params).into_iter().map(|(k, _)| k).collect()],
+                ConvKind::Transposed { .. } => transposed_phases(params).into_iter().map(|p| p.kernel_taps).collect(),
+            };
+            let mut packed = Vec::with_capacity(phases.len() * params.groups);
+            for phase in &phases {
+                for g in 0..params.groups {
+                    let k = phase.len() * cg_in;
+                    let mut b = vec![0.0; k * cg_out];
+                    for (t, &(kh, kw)) in phase.iter().enumerate() {
+                        let tap = kh * kw_n + kw;
+                        for c in 0..cg_in {
+                            for o in 0..cg_out {
+                                let src = match params.kind {
+                                    ConvKind::Forward => ((g * cg_out + o) * cg_in + c) * taps + tap,
+                                    ConvKind::Transposed { .. } => ((g * cg_in + c) * cg_out + o) * taps + tap,
+                                };
+                                b[(t * cg_in + c) * cg_out + o] = weights[src];
+                            }
+                        }
+                    }
+                    packed.push(PackedB::pack(kernel, nr, &MatRef::row_major(&b, k, cg_out)?));
+                }
+            }
+            Body::Gemm(packed)
+        };
+        Ok(Self { kernel: kernel.to_owned(), params: *params, body })
+    }
+
+    /// The convolution these weights belong to.
+    pub fn params(&self) -> &ConvParams {
+        &self.params
+    }
+
+    /// Name of the kernel set this was packed for.
+    pub fn kernel(&self) -> &str {
+        &self.kernel
+    }
+
+    pub(crate) fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Serializes to a self-describing little-endian blob.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.kernel.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.kernel.as_bytes());
+        for v in param_words(&self.params) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        match &self.body {
+            Body::Gemm(blobs) => {
+                out.extend_from_slice(&(blobs.len() as u64).to_le_bytes());
+                for b in blobs {
+                    let bytes = b.to_bytes();
+                    out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            Body::Depthwise(w) => {
+                out.extend_from_slice(&(w.len() as u64).to_le_bytes());
+                for v in w {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Parses a blob written by [`PackedConv::to_bytes`], checking the attributes and that
+    /// every packed part has the shape they imply.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = |m: String| KernelError::Packed(format!("convolution weights: {m}"));
+        let mut r = Reader::new(bytes);
+        if r.take(4)? != MAGIC {
+            return Err(bad("not a packed-convolution blob (bad magic)".into()));
+        }
+        let version = r.u32()?;
+        if version != VERSION {
+            return Err(bad(format!("format version {version}, this build reads {VERSION}")));
+        }
+        let name_len = r.u32()? as usize;
+        if name_len == 0 || name_len > 64 {
+            return Err(bad(format!("kernel name length {name_len} out of range 1..=64")));
+        }
+        let kernel = std::str::from_utf8(r.take(name_len)?).map_err(|_| bad("kernel name is not UTF-8".into()))?;
+        let mut words = [0u64; PARAM_WORDS];
+        for w in &mut words {
+            *w = r.u64()?;
+        }
+        let params = params_from_words(&words).ok_or_else(|| bad("attributes out of range".into()))?;
+        params.validate().map_err(|e| bad(e.to_string()))?;
+        let count = usize::try_from(r.u64()?).map_err(|_| bad("count too large".into()))?;
+        let body = if params.is_depthwise() {
+            let expected = params.taps() * params.c_out;
+            if count != expected || bytes.len() - r.pos != 4 * expected {
+                return Err(bad(format!("depthwise body must hold {expected} values")));
+            }
+            Body::Depthwise(
+                r.take(4 * expected)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            )
+        } else {
+            let shapes = gemm_shapes(&params);
+            if count != shapes.len() {
+                return Err(bad(format!("{count} packed parts, the attributes imply {}", shapes.len())));
+            }
+            let mut parts = Vec::with_capacity(count);
+            for (k, n) in shapes {
+                let len = usize::try_from(r.u64()?).map_err(|_| bad("part too large".into()))?;
+                let part = PackedB::from_bytes(r.take(len)?)?;
+                if part.k() != k || part.n() != n || part.kernel() != kernel {
+                    return Err(bad(format!(
+                        "part is {}x{} for `{}`, expected {k}x{n} for `{kernel}`",
+                        part.k(),
+                        part.n(),
+                        part.kernel()
+                    )));
+                }
+                parts.push(part);
+            }
+            if r.pos != bytes.len() {
+                return Err(bad(format!("{} trailing bytes", bytes.len() - r.pos)));
+            }
+            Body::Gemm(parts)
+        };
+        Ok(Self { kernel: kernel.to_owned(), params, body })
+    }
+}
+
+/// `(k, n)` of every implicit-GEMM part the attributes imply, in packing order.
+fn gemm_shapes(p: &ConvParams) -> Vec<(usize, usize)> {
+    let taps_per_phase: Vec<usize> = match p.kind {
+        ConvKind::Forward => vec![p.taps()],
+        ConvKind::Transposed { .. } => transposed_phases(p).iter().map(|ph| ph.kernel_taps.len()).collect(),
+    };
+    taps_per_phase
+        .into_iter()
+        .flat_map(|t| std::iter::repeat_n((t * p.c_in_per_group(), p.c_out_per_group()), p.groups))
+        .collect()
+}
+
+const PARAM_WORDS: usize = 17;
+
+fn param_words(p: &ConvParams) -> [u64; PARAM_WORDS] {
+    let (kind, op) = match p.kind {
+        ConvKind::Forward => (0, [0, 0]),
+        ConvKind::Transposed { output_padding } => (1, output_padding),
+    };
+    let v = [
+        kind,
+        op[0],
+        op[1],
+        p.c_in,
+        p.c_out,
+        p.kernel[0],
+        p.kernel[1],
+        p.strides[0],
+        p.strides[1],
+        p.dilations[0],
+        p.dilations[1],
+        p.pads[0],
+        p.pads[1],
+        p.pads[2],
+        p.pads[3],
+        p.groups,
+        0, // reserved
+    ];
+    v.map(|x| x as u64)
+}
+
+fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<ConvParams> {
+    // Channel counts beyond 2^24 are no vision model's and would only serve to exhaust memory.
+    let u = |i: usize| usize::try_from(w[i]).ok().filter(|&v| v <= 1 << 24);
+    let kind = match w[0] {
+        0 => ConvKind::Forward,
+        1 => ConvKind::Transposed { output_padding: [u(1)?, u(2)?] },
+        _ => return None,
+    };
+    Some(ConvParams {
+        kind,
+        c_in: u(3)?,
+        c_out: u(4)?,
+        kernel: [u(5)?, u(6)?],
+        strides: [u(7)?, u(8)?],
+        dilations: [u(9)?, u(10)?],
+        pads: [u(11)?, u(12)?, u(13)?, u(14)?],
+        groups: u(15)?,
+    })
+}

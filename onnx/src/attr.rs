@@ -1,0 +1,49 @@
+//! Typed access to node attributes, with errors that name the node and the attribute.
+
+use crate::proto::{AttributeProto, NodeProto};
+use crate::{OnnxError, Result};
+
+/// `AttributeType.FLOAT`.
+const FLOAT: i32 = 1;
+/// `AttributeType.INT`.
+const INT: i32 = 2;
+/// `AttributeType.STRING`.
+const STRING: i32 = 3;
+/// `AttributeType.INTS`.
+const INTS: i32 = 7;
+
+fn find<'a>(node: &'a NodeProto, name: &str, kind: i32, kind_name: &str) -> Result<Option<&'a AttributeProto>> {
+    match node.attribute.iter().find(|a| a.name == name) {
+        None => Ok(None),
+        Some(a) if a.r#type == kind => Ok(Some(a)),
+        Some(a) => Err(OnnxError::Unsupported(format!(
+            "node `{}` ({}): attribute `{name}` has type {}, expected {kind_name}",
+            node.name, node.op_type, a.r#type
+        ))),
+    }
+}
+
+/// An `INTS` attribute, if present.
+pub fn ints(node: &NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
+    Ok(find(node, name, INTS, "INTS")?.map(|a| a.ints.clone()))
+}
+
+/// An `INT` attribute, if present.
+pub fn int(node: &NodeProto, name: &str) -> Result<Option<i64>> {
+    Ok(find(node, name, INT, "INT")?.map(|a| a.i))
+}
+
+/// A `FLOAT` attribute, if present.
+pub fn float(node: &NodeProto, name: &str) -> Result<Option<f32>> {
+    Ok(find(node, name, FLOAT, "FLOAT")?.map(|a| a.f))
+}
+
+/// A `STRING` attribute as UTF-8, if present.
+pub fn string(node: &NodeProto, name: &str) -> Result<Option<String>> {
+    find(node, name, STRING, "STRING")?
+        .map(|a| {
+            String::from_utf8(a.s.clone())
+                .map_err(|_| OnnxError::Unsupported(format!("node `{}`: attribute `{name}` is not UTF-8", node.name)))
+        })
+        .transpose()
+}
