@@ -2,7 +2,7 @@
 # The ARM64 suites, as aarch64 binaries under qemu-aarch64 (static, see .cargo/config.toml):
 #  1. every kernel and harness test, NEON and scalar sets, full proptest case count, on qemu's
 #     `max` CPU;
-#  2. per emulated CPU model (a Cortex-A72-class and a Neoverse-N1-class core), the GEMM suite
+#  2. per emulated CPU model (a Cortex-A72-class and a Neoverse-N1-class core), the GEMM and convolution suites
 #     with ARM64_MODEL_CASES proptest cases (default 32: every operation, epilogue and edge-tile
 #     class still runs; only the number of random shapes shrinks);
 #  3. a parity report (JSON + JUnit) per device run under target/reports/.
@@ -17,8 +17,8 @@ test_args=(--locked --target "$triple" -p edgepack-kernels -p edgepack-harness)
 echo "== arm64 (qemu max): cargo test --lib --tests"
 $cargo test "${test_args[@]}" --lib --tests
 for cpu in cortex-a72 neoverse-n1; do
-    echo "== arm64 (qemu $cpu): GEMM suite, PROPTEST_CASES=${ARM64_MODEL_CASES:-32}"
-    QEMU_CPU=$cpu PROPTEST_CASES=${ARM64_MODEL_CASES:-32} $cargo test "${test_args[@]}" --test gemm_kernels
+    echo "== arm64 (qemu $cpu): GEMM and convolution suites, PROPTEST_CASES=${ARM64_MODEL_CASES:-32}"
+    QEMU_CPU=$cpu PROPTEST_CASES=${ARM64_MODEL_CASES:-32} $cargo test "${test_args[@]}" --test kernel_sets
 done
 for cpu in max cortex-a72 neoverse-n1; do
     echo "== arm64 (qemu $cpu): parity report"

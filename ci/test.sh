@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
+# ONNX's Conv/ConvTranspose conformance data (pinned onnx wheel); harness/tests/onnx_conformance.rs needs it.
+bash ci/fetch-onnx-data.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"

@@ -7,6 +7,7 @@
 //! scaled by the activation's Lipschitz constant, plus a few ulp for the activation's own
 //! rounding. Integer-valued inputs small enough to be exact in f32 must match exactly.
 
+pub mod conformance;
 pub mod parity;
 pub mod reference;
 pub mod report;

@@ -7,6 +7,7 @@ use kernels::{Activation, KernelSet};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 
+use crate::suite::conv::ConvCase;
 use crate::suite::gemm::{BiasKind, GemmCase, Layout};
 
 /// One parity case's outcome.
@@ -52,9 +53,17 @@ impl SetParity {
     }
 }
 
-/// The standard parity sweep of a set: 4 shapes (tiny; edge tiles on both sides; odd sizes;
-/// several M blocks with more than one K pass) × every activation × {plain, bias + residual},
-/// B pre-packed as a package carries it.
+fn result(name: String, outcome: Result<crate::parity::Parity, String>) -> CaseResult {
+    match outcome {
+        Ok(p) => CaseResult { name, max_rel_err: p.max_rel_err, worst_bound_ratio: p.max_bound_ratio, failure: None },
+        Err(e) => CaseResult { name, max_rel_err: f64::NAN, worst_bound_ratio: f64::NAN, failure: Some(e) },
+    }
+}
+
+/// The standard parity sweep of a set: GEMM on 4 shapes (tiny; edge tiles on both sides; odd
+/// sizes; several M blocks with more than one K pass) × every activation × {plain, bias +
+/// residual}, B pre-packed as a package carries it; then every convolution algorithm case of
+/// [`crate::suite::conv::algorithm_cases`] × {plain, bias + residual + HardSwish}.
 pub fn parity_sweep(set: &dyn KernelSet) -> SetParity {
     let i = set.info();
     let shapes =
@@ -66,18 +75,14 @@ pub fn parity_sweep(set: &dyn KernelSet) -> SetParity {
                 [(BiasKind::None, None, "plain"), (BiasKind::PerCol, Some(Layout::RowMajor), "bias+residual")]
             {
                 let case = GemmCase { bias, residual, activation, prepacked: true, ..GemmCase::plain(m, n, k) };
-                let name = format!("{m}x{n}x{k}/{activation:?}/{label}");
-                cases.push(match case.check(set, 1.0) {
-                    Ok(p) => CaseResult {
-                        name,
-                        max_rel_err: p.max_rel_err,
-                        worst_bound_ratio: p.max_bound_ratio,
-                        failure: None,
-                    },
-                    Err(e) => CaseResult { name, max_rel_err: f64::NAN, worst_bound_ratio: f64::NAN, failure: Some(e) },
-                });
+                cases.push(result(format!("gemm {m}x{n}x{k}/{activation:?}/{label}"), case.check(set, 1.0)));
             }
         }
+    }
+    for (label, base) in crate::suite::conv::algorithm_cases() {
+        let fused = ConvCase { bias: true, residual: Some(1), activation: Activation::HardSwish, ..base.clone() };
+        cases.push(result(format!("conv {label}/plain"), base.check(set)));
+        cases.push(result(format!("conv {label}/bias+residual/HardSwish"), fused.check(set)));
     }
     SetParity { set: i.name.to_owned(), isa: i.isa.to_owned(), tile: (i.mr, i.nr), cases }
 }

@@ -89,7 +89,9 @@ fn main() {
     println!("edgepack kernel report: {}", device.label);
     println!("cpu: {} | target: {} | {threads} threads", device.cpu, Target::host());
     println!("caches: L1d {} KiB, L2 {} KiB, L3 {} KiB", caches.l1d >> 10, caches.l2 >> 10, caches.l3 >> 10);
-    println!("parity: 48 cases per set (4 shapes × 6 activations × 2 epilogues) against float64; bound (K+2)·ε·Σ|a·b|");
+    println!(
+        "parity: per set 48 GEMM cases (4 shapes × 6 activations × 2 epilogues) and 30 convolution cases (15 algorithm cases × 2 epilogues) against float64; bound (K+2)·ε·Σ|a·b|"
+    );
     println!();
     let size = args.size;
     if args.parity_only {
