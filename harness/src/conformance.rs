@@ -230,7 +230,8 @@ pub fn run(set: &dyn KernelSet, case: &ConvCase) -> Result<Parity, String> {
         if (rv - e as f64).abs() > bound {
             return Err(format!("{}: float64 reference {rv} vs ONNX {e} at {i} (bound {bound:e})", case.name));
         }
-        if !((y as f64 - e as f64).abs() <= 2.0 * bound) {
+        let err = (y as f64 - e as f64).abs();
+        if err.is_nan() || err > 2.0 * bound {
             return Err(format!(
                 "{}: {} gives {y}, ONNX expects {e} at {i} (bound {:e})",
                 case.name,
