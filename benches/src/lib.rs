@@ -2,6 +2,7 @@
 //! so that the criterion benches, the table generator (`perf-table`) and the regression check
 //! (`bench-check`) agree.
 
+pub mod conv;
 pub mod peers;
 pub mod tracking;
 

@@ -72,92 +72,152 @@ fn window(start: isize, kernel: usize, dilation: usize, extent: usize) -> (usize
 /// geometry `g` (input: the image's `h·w·c_in` values; output and residual: `ow` pixels).
 #[inline(always)]
 pub(crate) unsafe fn row<V: SimdF32>(g: &DwGeom, r: &DwRow) {
-    let iy0 = (r.oy * g.stride[0]) as isize - g.pad[0] as isize;
-    let rows = window(iy0, g.kernel[0], g.dilation[0], g.h);
-    for ox in 0..g.ow {
-        let ix0 = (ox * g.stride[1]) as isize - g.pad[1] as isize;
-        let cols = window(ix0, g.kernel[1], g.dilation[1], g.w);
-        let px = Pixel { iy0, ix0, rows, cols, ox };
-        let mut c = 0;
-        // SAFETY: forwarded from this function's contract; c + NV·LANES ≤ c_out in the first
-        // two loops, and the last covers the tail with partial loads and stores.
-        unsafe {
-            while c + 4 * V::LANES <= g.c_out {
-                channels::<V, 4>(g, r, &px, c);
-                c += 4 * V::LANES;
-            }
-            while c + 2 * V::LANES <= g.c_out {
-                channels::<V, 2>(g, r, &px, c);
-                c += 2 * V::LANES;
-            }
-            while c < g.c_out {
-                channels::<V, 1>(g, r, &px, c);
-                c += V::LANES;
-            }
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        if g.mult == 1 {
+            row_impl::<V, true>(g, r)
+        } else {
+            row_impl::<V, false>(g, r)
         }
     }
 }
 
-/// One output pixel's window.
-struct Pixel {
+/// Output pixels computed together in the interior: their accumulators are independent FMA
+/// chains (hiding FMA latency) and share each weight load.
+const PIXELS: usize = 4;
+
+/// [`row`] for channel multiplier 1 (`SAME`: output channel c reads input channel c) or not.
+#[inline(always)]
+unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
+    let iy0 = (r.oy * g.stride[0]) as isize - g.pad[0] as isize;
+    let rows = window(iy0, g.kernel[0], g.dilation[0], g.h);
+    // Output columns whose whole kernel window lies inside the input need no bounds work.
+    let span = (g.kernel[1] - 1) * g.dilation[1];
+    let interior_lo = g.pad[1].div_ceil(g.stride[1]);
+    let interior_hi = if g.w + g.pad[1] > span { ((g.w + g.pad[1] - span - 1) / g.stride[1] + 1).min(g.ow) } else { 0 };
+    let mut ox = 0;
+    // SAFETY (both calls): forwarded from this function's contract; a group of PIXELS starts
+    // in the interior and ends at or before its end, so every tap of every pixel is inside.
+    while ox < g.ow {
+        if ox >= interior_lo && ox + PIXELS <= interior_hi {
+            let px =
+                Pixels { iy0, ix0: (ox * g.stride[1]) as isize - g.pad[1] as isize, rows, cols: (0, g.kernel[1]), ox };
+            unsafe { pixel_channels::<V, PIXELS, SAME>(g, r, &px) };
+            ox += PIXELS;
+        } else {
+            let ix0 = (ox * g.stride[1]) as isize - g.pad[1] as isize;
+            let px = Pixels { iy0, ix0, rows, cols: window(ix0, g.kernel[1], g.dilation[1], g.w), ox };
+            unsafe { pixel_channels::<V, 1, SAME>(g, r, &px) };
+            ox += 1;
+        }
+    }
+}
+
+/// `P` consecutive output pixels sharing one column window (all interior when `P > 1`).
+struct Pixels {
     iy0: isize,
+    /// Window start of the first pixel; pixel `q` starts `q·stride` further.
     ix0: isize,
     rows: (usize, usize),
     cols: (usize, usize),
     ox: usize,
 }
 
-/// `NV` channel vectors of one output pixel, from channel `c0` (the last may be partial).
+/// Every channel of `P` output pixels: blocks of two vectors, one vector, then a partial one.
 #[inline(always)]
-unsafe fn channels<V: SimdF32, const NV: usize>(g: &DwGeom, r: &DwRow, px: &Pixel, c0: usize) {
-    let width = |j: usize| (g.c_out - c0).saturating_sub(j * V::LANES).min(V::LANES);
-    // SAFETY: the caller guarantees V's features and the extents; every access below is
-    // inside the image (window bounds), the weights (tap < kh·kw, channel < c_out) or the
-    // output/residual pixel (channel < c_out), with partial vectors for the tail.
+unsafe fn pixel_channels<V: SimdF32, const P: usize, const SAME: bool>(g: &DwGeom, r: &DwRow, px: &Pixels) {
+    let full = g.c_out / V::LANES * V::LANES;
+    let mut c = 0;
+    // SAFETY: forwarded from the caller; full-width blocks end at or before `full` ≤ c_out,
+    // and the tail uses partial loads and stores.
     unsafe {
-        let mut acc: [V; NV] = std::array::from_fn(|j| {
-            if r.bias.is_null() {
-                V::splat(0.0)
-            } else {
-                load_n(r.bias.add(c0 + j * V::LANES), width(j))
-            }
-        });
-        for kh in px.rows.0..px.rows.1 {
-            let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
-            for kw in px.cols.0..px.cols.1 {
-                let ix = (px.ix0 + (kw * g.dilation[1]) as isize) as usize;
-                let src = r.input.add((iy * g.w + ix) * g.c_in);
-                let wt = r.weights.add((kh * g.kernel[1] + kw) * g.c_out + c0);
-                for (j, a) in acc.iter_mut().enumerate() {
-                    let x = load_input::<V>(src, c0 + j * V::LANES, width(j), g.mult);
-                    *a = x.mul_add(load_n(wt.add(j * V::LANES), width(j)), *a);
-                }
-            }
+        while c + 2 * V::LANES <= full {
+            channels::<V, 2, P, SAME, true>(g, r, px, c);
+            c += 2 * V::LANES;
         }
-        let out = r.out.add(px.ox * g.c_out + c0);
-        for (j, a) in acc.iter_mut().enumerate() {
-            if !r.residual.is_null() {
-                *a = a.add(load_n(r.residual.add(px.ox * r.residual_stride + c0 + j * V::LANES), width(j)));
-            }
-            store_n(g.activation.apply(*a), out.add(j * V::LANES), width(j));
+        if c < full {
+            channels::<V, 1, P, SAME, true>(g, r, px, c);
+            c += V::LANES;
+        }
+        if c < g.c_out {
+            channels::<V, 1, P, SAME, false>(g, r, px, c);
         }
     }
 }
 
-/// The input values that output channels `oc..oc+n` read: channel `oc/mult` each.
+/// `NV` channel vectors of `P` output pixels from channel `c0`: all full (`FULL`), or one
+/// partial vector holding the last `c_out − c0` channels.
 #[inline(always)]
-unsafe fn load_input<V: SimdF32>(src: *const f32, oc: usize, n: usize, mult: usize) -> V {
-    // SAFETY: the caller guarantees channels (oc+n-1)/mult < c_in are readable at src.
+unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool, const FULL: bool>(
+    g: &DwGeom,
+    r: &DwRow,
+    px: &Pixels,
+    c0: usize,
+) {
+    let tail = g.c_out - c0; // used only when !FULL (then NV = 1 and tail < LANES)
+    let step = g.stride[1] * g.c_in; // between the pixels' inputs
+                                     // SAFETY: the caller guarantees V's features and the extents; every access below is
+                                     // inside the image (window bounds), the weights (tap < kh·kw, channel < c_out) or the
+                                     // output/residual pixels (channel < c_out), with partial vectors for the tail.
     unsafe {
-        if mult == 1 {
-            return load_n(src.add(oc), n);
+        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let mut acc = [[V::splat(0.0); NV]; P];
+        if !r.bias.is_null() {
+            let bias: [V; NV] = std::array::from_fn(|j| load(r.bias.add(c0 + j * V::LANES)));
+            acc = [bias; P];
         }
-        let mut lanes = [0.0f32; 64];
-        for (l, v) in lanes.iter_mut().enumerate().take(n) {
-            *v = *src.add((oc + l) / mult);
+        for kh in px.rows.0..px.rows.1 {
+            let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
+            let src_row = r.input.add(iy * g.w * g.c_in);
+            let wt_row = r.weights.add(kh * g.kernel[1] * g.c_out + c0);
+            for kw in px.cols.0..px.cols.1 {
+                let ix = (px.ix0 + (kw * g.dilation[1]) as isize) as usize;
+                let src = src_row.add(ix * g.c_in);
+                let wt: [V; NV] = std::array::from_fn(|j| load(wt_row.add(kw * g.c_out + j * V::LANES)));
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let oc = c0 + j * V::LANES;
+                        let src = src.add(q * step);
+                        let x = if SAME {
+                            load(src.add(oc))
+                        } else {
+                            gather::<V>(src, oc, if FULL { V::LANES } else { tail }, g.mult)
+                        };
+                        *a = x.mul_add(wt[j], *a);
+                    }
+                }
+            }
         }
-        V::load(lanes.as_ptr())
+        for (q, acc) in acc.iter_mut().enumerate() {
+            let pixel = px.ox + q;
+            let out = r.out.add(pixel * g.c_out + c0);
+            let residual = r.residual.wrapping_add(pixel * r.residual_stride + c0);
+            for (j, a) in acc.iter_mut().enumerate() {
+                if !r.residual.is_null() {
+                    *a = a.add(load(residual.add(j * V::LANES)));
+                }
+                let y = g.activation.apply(*a);
+                if FULL {
+                    y.store(out.add(j * V::LANES));
+                } else {
+                    store_n(y, out, tail);
+                }
+            }
+        }
     }
+}
+
+/// The input values that output channels `oc..oc+n` read (channel `oc/mult` each), for a
+/// channel multiplier above 1.
+#[inline(always)]
+unsafe fn gather<V: SimdF32>(src: *const f32, oc: usize, n: usize, mult: usize) -> V {
+    let mut lanes = [0.0f32; 64];
+    for (l, v) in lanes.iter_mut().enumerate().take(n) {
+        // SAFETY: the caller guarantees channels (oc+n-1)/mult < c_in are readable at src.
+        *v = unsafe { *src.add((oc + l) / mult) };
+    }
+    // SAFETY: `lanes` holds 64 ≥ LANES values; the caller guarantees V's features.
+    unsafe { V::load(lanes.as_ptr()) }
 }
 
 #[cfg(test)]

@@ -40,23 +40,64 @@ pub(crate) struct Im2col<'a> {
     pub zeros: &'a [f32],
 }
 
+/// Longest run of consecutive taps merged into one contiguous copy (values).
+const MAX_MERGED: usize = 64;
+
+/// Where one row (output pixel) reads from: its image's first value and its window origin,
+/// or nothing for the zero rows that pad the last panel.
+#[derive(Clone, Copy)]
+struct RowOrigin {
+    image: usize,
+    iy: isize,
+    ix: isize,
+    valid: bool,
+}
+
 impl Im2col<'_> {
-    /// The input slice a row reads for `tap`, channels `c_lo..c_lo+len` of the group, or zeros.
+    /// Computed once per row and panel; each tap is then an add and a bounds test.
     #[inline]
-    fn run(&self, row: usize, tap: usize, c_lo: usize, len: usize) -> &[f32] {
+    fn origin(&self, row: usize) -> RowOrigin {
         let per_image = self.oh * self.ow;
         if row >= self.images * per_image {
-            return &self.zeros[..len];
+            return RowOrigin { image: 0, iy: 0, ix: 0, valid: false };
         }
         let (img, rem) = (row / per_image, row % per_image);
         let (oy, ox) = (rem / self.ow + self.oy_offset, rem % self.ow);
+        RowOrigin {
+            image: img * self.h * self.w,
+            iy: (oy * self.stride[0]) as isize,
+            ix: (ox * self.stride[1]) as isize,
+            valid: true,
+        }
+    }
+
+    /// One past the last tap of the run starting at `tap` whose inputs are contiguous in
+    /// memory: same row, next pixel each, whole pixels (one group), at most [`MAX_MERGED`]
+    /// values. With a 3-channel input this packs a 3×3 stem's kernel row as 9 values at once.
+    #[inline]
+    fn run_end(&self, tap: usize) -> usize {
+        let mut end = tap + 1;
+        if self.cg != self.c {
+            return end;
+        }
+        while end < self.taps.len()
+            && self.taps[end] == (self.taps[end - 1].0, self.taps[end - 1].1 + 1)
+            && (end + 1 - tap) * self.cg <= MAX_MERGED
+        {
+            end += 1;
+        }
+        end
+    }
+
+    /// The input slice a row reads for `tap`, channels `c_lo..c_lo+len` of the group, or zeros.
+    #[inline(always)]
+    fn run(&self, o: RowOrigin, tap: usize, c_lo: usize, len: usize) -> &[f32] {
         let (dy, dx) = self.taps[tap];
-        let iy = (oy * self.stride[0]) as isize + dy;
-        let ix = (ox * self.stride[1]) as isize + dx;
-        if iy < 0 || ix < 0 || iy as usize >= self.h || ix as usize >= self.w {
+        let (iy, ix) = (o.iy + dy, o.ix + dx);
+        if !o.valid || iy < 0 || ix < 0 || iy as usize >= self.h || ix as usize >= self.w {
             return &self.zeros[..len];
         }
-        let pixel = (img * self.h + iy as usize) * self.w + ix as usize;
+        let pixel = o.image + iy as usize * self.w + ix as usize;
         &self.input[pixel * self.c + self.c0 + c_lo..][..len]
     }
 }
@@ -81,16 +122,42 @@ impl ASource for Im2col<'_> {
         for (panel, out) in dst.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
             let ip = i0 + panel * MR;
             let last = i0 + mc; // rows at or past this are zero padding of the panel
+            let origins: [RowOrigin; MR] = std::array::from_fn(|r| {
+                if ip + r < last {
+                    self.origin(ip + r)
+                } else {
+                    RowOrigin { image: 0, iy: 0, ix: 0, valid: false }
+                }
+            });
             let mut p = p0;
+            let mut border = [[0.0f32; MAX_MERGED]; MR];
             while p < p0 + kc {
                 let (tap, c_lo) = (p / self.cg, p % self.cg);
-                let len = (self.cg - c_lo).min(p0 + kc - p);
-                let rows: [&[f32]; MR] = std::array::from_fn(|r| {
-                    if ip + r < last {
-                        self.run(ip + r, tap, c_lo, len)
-                    } else {
-                        &self.zeros[..len]
+                let end = self.run_end(tap);
+                let len = ((end - tap) * self.cg - c_lo).min(p0 + kc - p);
+                let merged = end > tap + 1;
+                // Merged taps: one slice when a row's whole run is inside the input, else
+                // assembled value by value (border rows only).
+                let mut start: [Option<usize>; MR] = [None; MR];
+                if merged {
+                    let (dy, dx) = self.taps[tap];
+                    for (r, o) in origins.iter().enumerate() {
+                        let (iy, ix) = (o.iy + dy, o.ix + dx);
+                        let last_ix = ix + (end - 1 - tap) as isize;
+                        if o.valid && iy >= 0 && (iy as usize) < self.h && ix >= 0 && (last_ix as usize) < self.w {
+                            start[r] = Some((o.image + iy as usize * self.w + ix as usize) * self.c + c_lo);
+                        } else {
+                            for (q, v) in border[r][..len].iter_mut().enumerate() {
+                                let (t, ch) = (tap + (c_lo + q) / self.cg, (c_lo + q) % self.cg);
+                                *v = self.run(*o, t, ch, 1)[0];
+                            }
+                        }
                     }
+                }
+                let rows: [&[f32]; MR] = std::array::from_fn(|r| match (merged, start[r]) {
+                    (false, _) => self.run(origins[r], tap, c_lo, len),
+                    (true, Some(at)) => &self.input[at..at + len],
+                    (true, None) => &border[r][..len],
                 });
                 for (q, d) in out[(p - p0) * MR..][..len * MR].chunks_exact_mut(MR).enumerate() {
                     for (d, row) in d.iter_mut().zip(&rows) {

@@ -1,0 +1,161 @@
+//! The convolution benchmark table (issue 3): every layer of the mobile-CNN set
+//! (`edgepack_benches::conv::mobile_cnn_640`) on this host's fastest kernel set, single
+//! thread, in GFLOP/s and % of the FMA peak measured in the same run, against tract running
+//! the same single-node ONNX model in the same process, and against ONNX Runtime's timings of
+//! those models (from `benches/ort_conv.py`, run by `ci/conv-bench.sh`). Depthwise layers
+//! also get the time to stream their input and output through memory once, measured here at
+//! the same footprint: the bandwidth bound.
+//!
+//! ```text
+//! conv-table --export DIR            write DIR/<layer>.onnx and DIR/layers.json, then exit
+//! conv-table [--ort FILE] [--filter S] [--min-time SECS] [--json FILE]
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use edgepack_benches::conv::{file_stem, layer_data, mobile_cnn_640, single_node_model, ConvLayer};
+use kernels::{Bias, Epilogue, ImageMut, ImageRef, KernelSet, Parallelism, Target};
+use tract_onnx::prelude::*;
+
+/// Median seconds of `f` over at least 5 runs and `min_time` seconds, after one warm-up.
+fn median_secs(min_time: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 5 || start.elapsed().as_secs_f64() < min_time {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn ours(set: &dyn KernelSet, l: &ConvLayer, min_time: f64) -> f64 {
+    let p = &l.params;
+    let (w, b, x_nchw) = layer_data(l);
+    let [h, wd] = l.hw;
+    // The executor keeps activations NHWC; convert once, outside the timing.
+    let mut x = vec![0.0; x_nchw.len()];
+    for c in 0..p.c_in {
+        for i in 0..h * wd {
+            x[i * p.c_in + c] = x_nchw[c * h * wd + i];
+        }
+    }
+    let packed = set.pack_conv(p, &w).expect("pack");
+    let [oh, ow] = l.output_hw();
+    let mut y = vec![0.0; oh * ow * p.c_out];
+    let epi = Epilogue { bias: Bias::PerCol(&b), ..Epilogue::none() };
+    median_secs(min_time, || {
+        let input = ImageRef::new(&x, [1, h, wd, p.c_in]).expect("input");
+        let output = ImageMut::new(&mut y, [1, oh, ow, p.c_out]).expect("output");
+        set.conv2d(input, &packed, output, &epi, Parallelism::Sequential).expect("conv");
+    })
+}
+
+fn tract(l: &ConvLayer, min_time: f64) -> TractResult<f64> {
+    let bytes = single_node_model(l);
+    let plan = tract_onnx::onnx().model_for_read(&mut &bytes[..])?.into_optimized()?.into_runnable()?;
+    let (_, _, x) = layer_data(l);
+    let input = Tensor::from_shape(&[1, l.params.c_in, l.hw[0], l.hw[1]], &x)?.into_tvalue();
+    let mut err = None;
+    let t = median_secs(min_time, || {
+        if let Err(e) = plan.run(tvec!(input.clone())) {
+            err = Some(e);
+        }
+    });
+    err.map_or(Ok(t), Err)
+}
+
+/// Seconds to read `read` floats and write `write` floats once (sum, then fill), single thread.
+fn stream_bound(read: usize, write: usize, min_time: f64) -> f64 {
+    let src: Vec<f32> = (0..read).map(|i| i as f32).collect();
+    let mut dst = vec![0.0f32; write];
+    median_secs(min_time, || {
+        let mut acc = [0.0f32; 16];
+        for chunk in src.chunks_exact(16) {
+            for (a, v) in acc.iter_mut().zip(chunk) {
+                *a += v;
+            }
+        }
+        dst.fill(std::hint::black_box(acc.iter().sum()));
+        std::hint::black_box(&dst);
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let layers: Vec<ConvLayer> = mobile_cnn_640()
+        .into_iter()
+        .filter(|l| opt("--filter").is_none_or(|f| l.label.contains(&f) || l.kind == f))
+        .collect();
+    if let Some(dir) = opt("--export") {
+        std::fs::create_dir_all(&dir).expect("create export dir");
+        let mut list = Vec::new();
+        for l in &layers {
+            let file = format!("{}.onnx", file_stem(&l.label));
+            std::fs::write(format!("{dir}/{file}"), single_node_model(l)).expect("write model");
+            let (_, _, x) = layer_data(l);
+            list.push(serde_json::json!({ "label": l.label, "file": file, "input": [1, l.params.c_in, l.hw[0], l.hw[1]], "input_len": x.len() }));
+        }
+        std::fs::write(format!("{dir}/layers.json"), serde_json::to_string_pretty(&list).unwrap()).expect("write list");
+        println!("exported {} single-node models to {dir}", layers.len());
+        return;
+    }
+    let min_time: f64 = opt("--min-time").map_or(0.3, |s| s.parse().expect("--min-time SECS"));
+    let ort: BTreeMap<String, f64> = opt("--ort")
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(&f).expect("read ORT timings")).expect("ORT JSON"))
+        .unwrap_or_default();
+    let set = kernels::select(&Target::host()).expect("host kernel set");
+    let peak = || kernels::fma_peak_gflops(&*set, 1 << 24);
+    let peak_before = peak();
+    println!("# Convolutions, single thread — {} on {}", set.info().name, kernels::host_cpu_name());
+    println!();
+    println!("| layer | GFLOP | edgepack GFLOP/s | % peak | tract GFLOP/s | ×tract | ORT GFLOP/s | ×ORT | dw: time / stream bound |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for l in &layers {
+        let gflop = l.flops() / 1e9;
+        let t_ours = ours(&*set, l, min_time);
+        let t_tract = tract(l, min_time).map_err(|e| eprintln!("tract failed on {}: {e}", l.label)).ok();
+        let t_ort = ort.get(&l.label).copied();
+        let bound = (l.kind == "depthwise").then(|| {
+            let [oh, ow] = l.output_hw();
+            stream_bound(l.hw[0] * l.hw[1] * l.params.c_in, oh * ow * l.params.c_out, min_time)
+        });
+        rows.push((l.clone(), t_ours, t_tract, t_ort, bound));
+        let peak_now = peak_before.unwrap_or(f64::NAN);
+        let rate = |t: f64| gflop / t;
+        let fmt = |t: Option<f64>| t.map_or("–".to_string(), |t| format!("{:.1}", rate(t)));
+        let ratio = |t: Option<f64>| t.map_or("–".to_string(), |t| format!("{:.2}", t / t_ours));
+        println!(
+            "| {} | {:.3} | {:.1} | {:.0}% | {} | {} | {} | {} | {} |",
+            l.label,
+            gflop,
+            rate(t_ours),
+            100.0 * rate(t_ours) / peak_now,
+            fmt(t_tract),
+            ratio(t_tract),
+            fmt(t_ort),
+            ratio(t_ort),
+            bound.map_or("–".to_string(), |b| format!("{:.2}", t_ours / b)),
+        );
+    }
+    let peak_after = peak();
+    println!();
+    println!(
+        "FMA peak (1 core, {}): {:.1} GFLOP/s before, {:.1} after; % peak uses the first.",
+        set.info().name,
+        peak_before.unwrap_or(f64::NAN),
+        peak_after.unwrap_or(f64::NAN)
+    );
+    if let Some(path) = opt("--json") {
+        let doc: Vec<_> = rows
+            .iter()
+            .map(|(l, o, t, r, b)| serde_json::json!({ "label": l.label, "kind": l.kind, "gflop": l.flops() / 1e9, "ours_s": o, "tract_s": t, "ort_s": r, "stream_bound_s": b }))
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).expect("write json");
+    }
+}
