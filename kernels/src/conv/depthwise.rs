@@ -96,17 +96,18 @@ unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     let interior_lo = g.pad[1].div_ceil(g.stride[1]);
     let interior_hi = if g.w + g.pad[1] > span { ((g.w + g.pad[1] - span - 1) / g.stride[1] + 1).min(g.ow) } else { 0 };
     let mut ox = 0;
-    // SAFETY (both calls): forwarded from this function's contract; a group of PIXELS starts
-    // in the interior and ends at or before its end, so every tap of every pixel is inside.
     while ox < g.ow {
         if ox >= interior_lo && ox + PIXELS <= interior_hi {
             let px =
                 Pixels { iy0, ix0: (ox * g.stride[1]) as isize - g.pad[1] as isize, rows, cols: (0, g.kernel[1]), ox };
+            // SAFETY: forwarded from this function's contract; the group starts in the interior
+            // and ends at or before its end, so every tap of every pixel is inside the input.
             unsafe { pixel_channels::<V, PIXELS, SAME>(g, r, &px) };
             ox += PIXELS;
         } else {
             let ix0 = (ox * g.stride[1]) as isize - g.pad[1] as isize;
             let px = Pixels { iy0, ix0, rows, cols: window(ix0, g.kernel[1], g.dilation[1], g.w), ox };
+            // SAFETY: forwarded from this function's contract; the window keeps taps inside.
             unsafe { pixel_channels::<V, 1, SAME>(g, r, &px) };
             ox += 1;
         }
