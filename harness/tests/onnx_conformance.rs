@@ -6,12 +6,14 @@ use harness::conformance;
 use kernels::KernelSet;
 
 fn sets() -> Vec<Box<dyn KernelSet>> {
-    let mut sets = kernels::host_kernel_sets().0;
+    let sets = kernels::host_kernel_sets().0;
     #[cfg(target_arch = "x86_64")]
-    {
+    let sets = {
+        let mut sets = sets;
         sets.push(kernels::emulated::avx512_geometry(None).unwrap());
         sets.push(kernels::emulated::neon_geometry(None).unwrap());
-    }
+        sets
+    };
     sets
 }
 

@@ -46,15 +46,17 @@ pub(crate) trait SimdF32: Copy {
     unsafe fn prefetch(_p: *const f32) {}
 }
 
-/// Loads `n` values (all lanes when `n ≥ LANES`) without reading past them.
+/// Loads `n` values (all lanes when `n ≥ LANES`, zeros when `n == 0`) without reading past them.
 #[inline(always)]
 pub(crate) unsafe fn load_n<V: SimdF32>(p: *const f32, n: usize) -> V {
     // SAFETY: the caller guarantees min(n, LANES) readable f32s at p and V's features.
     unsafe {
         if n >= V::LANES {
             V::load(p)
-        } else {
+        } else if n > 0 {
             V::load_partial(p, n)
+        } else {
+            V::splat(0.0)
         }
     }
 }
