@@ -162,10 +162,17 @@ impl PackedConv {
                 r.take(4 * expected)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
             )
         } else {
-            let shapes = gemm_shapes(&params);
-            if count != shapes.len() {
-                return Err(bad(format!("{count} packed parts, the attributes imply {}", shapes.len())));
+            // Check the count before building anything from it: each part takes at least its
+            // 8-byte length prefix, so a count beyond the blob's size is a corrupt blob.
+            let phases = match params.kind {
+                ConvKind::Forward => 1,
+                ConvKind::Transposed { .. } => params.strides[0] * params.strides[1],
+            };
+            let expected = phases * params.groups;
+            if count != expected || count > (bytes.len() - r.pos) / 8 {
+                return Err(bad(format!("{count} packed parts, the attributes imply {expected}")));
             }
+            let shapes = gemm_shapes(&params);
             let mut parts = Vec::with_capacity(count);
             for (k, n) in shapes {
                 let len = usize::try_from(r.u64()?).map_err(|_| bad("part too large".into()))?;
