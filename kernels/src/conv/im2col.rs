@@ -119,6 +119,9 @@ impl ASource for Im2col<'_> {
         if kc == 0 {
             return;
         }
+        // Rows whose merged run crosses the padding are assembled here (once per call, not per
+        // panel: zeroing it is not free).
+        let mut border = [[0.0f32; MAX_MERGED]; MR];
         for (panel, out) in dst.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
             let ip = i0 + panel * MR;
             let last = i0 + mc; // rows at or past this are zero padding of the panel
@@ -130,7 +133,6 @@ impl ASource for Im2col<'_> {
                 }
             });
             let mut p = p0;
-            let mut border = [[0.0f32; MAX_MERGED]; MR];
             while p < p0 + kc {
                 let (tap, c_lo) = (p / self.cg, p % self.cg);
                 let end = self.run_end(tap);
