@@ -8,6 +8,8 @@
 //! rounding. Integer-valued inputs small enough to be exact in f32 must match exactly.
 
 pub mod conformance;
+pub mod model_parity;
+pub mod npy;
 pub mod parity;
 pub mod reference;
 pub mod report;

@@ -180,7 +180,7 @@ pub fn write_junit(
     std::fs::write(path, report.to_string().map_err(std::io::Error::other)?)
 }
 
-fn ensure_parent(path: &Path) -> std::io::Result<()> {
+pub(crate) fn ensure_parent(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
         _ => Ok(()),

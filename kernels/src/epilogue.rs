@@ -10,7 +10,7 @@ use crate::mat::MatRef;
 use crate::simd::{exp, SimdF32};
 
 /// The activation applied last, lane by lane.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Activation {
     /// No activation.
     #[default]

@@ -9,6 +9,10 @@ const FLOAT: i32 = 1;
 const INT: i32 = 2;
 /// `AttributeType.STRING`.
 const STRING: i32 = 3;
+/// `AttributeType.TENSOR`.
+const TENSOR: i32 = 4;
+/// `AttributeType.FLOATS`.
+const FLOATS: i32 = 6;
 /// `AttributeType.INTS`.
 const INTS: i32 = 7;
 
@@ -26,6 +30,21 @@ fn find<'a>(node: &'a NodeProto, name: &str, kind: i32, kind_name: &str) -> Resu
 /// An `INTS` attribute, if present.
 pub fn ints(node: &NodeProto, name: &str) -> Result<Option<Vec<i64>>> {
     Ok(find(node, name, INTS, "INTS")?.map(|a| a.ints.clone()))
+}
+
+/// A `FLOATS` attribute, if present.
+pub fn floats(node: &NodeProto, name: &str) -> Result<Option<Vec<f32>>> {
+    Ok(find(node, name, FLOATS, "FLOATS")?.map(|a| a.floats.clone()))
+}
+
+/// A `TENSOR` attribute, if present.
+pub fn tensor<'a>(node: &'a NodeProto, name: &str) -> Result<Option<&'a crate::proto::TensorProto>> {
+    match find(node, name, TENSOR, "TENSOR")? {
+        None => Ok(None),
+        Some(a) => a.t.as_ref().map(Some).ok_or_else(|| {
+            OnnxError::Unsupported(format!("node `{}`: tensor attribute `{name}` has no tensor", node.name))
+        }),
+    }
 }
 
 /// An `INT` attribute, if present.

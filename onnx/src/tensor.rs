@@ -5,6 +5,8 @@ use crate::{OnnxError, Result};
 
 /// `TensorProto.DataType.FLOAT`.
 pub const FLOAT: i32 = 1;
+/// `TensorProto.DataType.INT32`.
+pub const INT32: i32 = 6;
 /// `TensorProto.DataType.INT64`.
 pub const INT64: i32 = 7;
 
@@ -81,6 +83,12 @@ pub fn to_f32(t: &TensorProto) -> Result<Tensor<f32>> {
 /// The values of an `INT64` tensor.
 pub fn to_i64(t: &TensorProto) -> Result<Tensor<i64>> {
     decode::<i64, 8>(t, INT64, "INT64", &t.int64_data, i64::from_le_bytes)
+}
+
+/// The values of an `INT32` tensor, widened to `i64`.
+pub fn to_i32(t: &TensorProto) -> Result<Tensor<i64>> {
+    let narrow = decode::<i32, 4>(t, INT32, "INT32", &t.int32_data, i32::from_le_bytes)?;
+    Ok(Tensor { dims: narrow.dims, data: narrow.data.into_iter().map(i64::from).collect() })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use crate::error::{KernelError, Result};
 
 /// Which operator a [`ConvParams`] describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ConvKind {
     /// ONNX `Conv`; weights are `[c_out, c_in/groups, kh, kw]`.
     Forward,
@@ -16,7 +16,7 @@ pub enum ConvKind {
 
 /// A 2-D convolution's attributes with ONNX semantics (explicit pads; `auto_pad` and
 /// `output_shape` are resolved into `pads` by the caller).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ConvParams {
     /// `Conv` or `ConvTranspose`.
     pub kind: ConvKind,

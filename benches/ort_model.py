@@ -1,0 +1,47 @@
+"""ONNX Runtime (CPU provider) on a whole model: outputs for given inputs, and latency.
+
+    ort_model.py MODEL --input x.npy [--input ...] [--outputs DIR] [--threads N]
+                 [--runs N] [--json FILE]
+
+Writes each output as DIR/<index>.npy; with --runs times that many runs after one warm-up
+and prints median/min latency in ms (JSON with --json). intra_op_num_threads = N,
+inter_op = 1, sequential execution, all graph optimisations on (ORT's default).
+"""
+import argparse, json, os, time
+
+import numpy as np
+import onnxruntime as ort
+
+p = argparse.ArgumentParser()
+p.add_argument("model")
+p.add_argument("--input", action="append", required=True)
+p.add_argument("--outputs")
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--runs", type=int, default=0)
+p.add_argument("--json")
+a = p.parse_args()
+
+so = ort.SessionOptions()
+so.intra_op_num_threads = a.threads
+so.inter_op_num_threads = 1
+so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
+feeds = {i.name: np.load(f).astype(np.float32) for i, f in zip(sess.get_inputs(), a.input)}
+outs = sess.run(None, feeds)
+if a.outputs:
+    os.makedirs(a.outputs, exist_ok=True)
+    for k, o in enumerate(outs):
+        np.save(os.path.join(a.outputs, f"{k}.npy"), o.astype(np.float32))
+result = {"onnxruntime": ort.__version__, "threads": a.threads}
+if a.runs:
+    times = []
+    for _ in range(a.runs):
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    result.update(median_ms=times[len(times) // 2], min_ms=times[0], runs=len(times))
+print(json.dumps(result))
+if a.json:
+    with open(a.json, "w") as f:
+        json.dump(result, f)

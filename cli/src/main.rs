@@ -1,0 +1,41 @@
+//! `edgepack`: run, check and time ONNX vision models on edgepack's kernels.
+
+mod model_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// edgepack: package vision models for edge hardware.
+#[derive(Parser)]
+#[command(name = "edgepack", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model (ONNX file or plan file) once; print its outputs and the latency.
+    Run(model_cmd::RunArgs),
+    /// Compare a model's plan with the float64 reference (and ONNX Runtime outputs).
+    Parity(model_cmd::ParityArgs),
+    /// Time a model: median and minimum latency.
+    Bench(model_cmd::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => model_cmd::run(a),
+        Command::Parity(a) => model_cmd::parity(a),
+        Command::Bench(a) => model_cmd::bench(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edgepack: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

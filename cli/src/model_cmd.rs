@@ -1,0 +1,296 @@
+//! `edgepack run | parity | bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use harness::model_parity::{self, ModelParity, F32_BOUND};
+use kernels::{KernelSetId, Target};
+use model::plan::Plan;
+use model::{Prepared, Tensor};
+
+/// What every model command takes.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// An ONNX model, or a plan file written by `--save-plan`.
+    model: PathBuf,
+    /// Input shape(s), NCHW, e.g. `1x3x640x640` (one per free input, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    shape: Vec<String>,
+    /// Input `.npy` file(s) (float32/64, NCHW); default: a fixed pseudo-random image in [0, 1).
+    #[arg(long, value_delimiter = ',')]
+    input: Vec<PathBuf>,
+    /// Target configuration JSON (`{"TargetPlatform": {...}}` or `{"TargetDevice": ...}`),
+    /// inline or `file://PATH`; default: this host.
+    #[arg(long)]
+    target: Option<String>,
+    /// Kernel set to use instead of the target's (`scalar`, `avx2`, `avx512`, `neon`).
+    #[arg(long)]
+    kernel_set: Option<String>,
+    /// Threads (1: the calling thread only).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// `edgepack run`.
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    common: ModelArgs,
+    /// Write each output as `<dir>/<index>.npy`.
+    #[arg(long)]
+    save_outputs: Option<PathBuf>,
+    /// Write the plan file here.
+    #[arg(long)]
+    save_plan: Option<PathBuf>,
+}
+
+/// `edgepack parity`.
+#[derive(Args)]
+pub struct ParityArgs {
+    #[command(flatten)]
+    common: ModelArgs,
+    /// ONNX Runtime's outputs for the same input(s), `.npy`, in output order.
+    #[arg(long, value_delimiter = ',')]
+    expect: Vec<PathBuf>,
+    /// Label of the `--expect` source in the report.
+    #[arg(long, default_value = "ONNX Runtime")]
+    expect_label: String,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the JUnit report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+}
+
+/// `edgepack bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    common: ModelArgs,
+    /// Timed runs (after one warm-up run).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Keep running until this many seconds have passed.
+    #[arg(long, default_value_t = 0.0)]
+    min_time: f64,
+}
+
+fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
+    s.split('x')
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0).ok_or_else(|| format!("bad shape `{s}`: expected e.g. 1x3x640x640")))
+        .collect()
+}
+
+fn kernel_set_id(a: &ModelArgs) -> Result<KernelSetId, String> {
+    if let Some(name) = &a.kernel_set {
+        return KernelSetId::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| format!("unknown kernel set `{name}` (scalar, avx2, avx512, neon, cuda)"));
+    }
+    let target = match &a.target {
+        None => Target::host(),
+        Some(t) => {
+            let json = match t.strip_prefix("file://") {
+                Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+                None => t.clone(),
+            };
+            Target::from_configuration(&json).map_err(|e| e.to_string())?
+        }
+    };
+    Ok(target.kernel_set())
+}
+
+/// The model, prepared and planned; plan files skip preparation.
+struct Loaded {
+    name: String,
+    prepared: Option<Prepared>,
+    plan: Plan,
+    shapes: Vec<Vec<usize>>,
+    prepare_time: Duration,
+}
+
+fn load(a: &ModelArgs) -> Result<Loaded, String> {
+    let bytes = std::fs::read(&a.model).map_err(|e| format!("{}: {e}", a.model.display()))?;
+    let name = a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let t0 = Instant::now();
+    if bytes.starts_with(b"EPPL") {
+        let plan = Plan::from_bytes(&bytes).map_err(|e| format!("{}: {e}", a.model.display()))?;
+        let shapes = plan.inputs.iter().map(|&v| plan.values[v].shape.clone()).collect();
+        return Ok(Loaded { name, prepared: None, plan, shapes, prepare_time: t0.elapsed() });
+    }
+    let shapes: Vec<Vec<usize>> = a.shape.iter().map(|s| parse_shape(s)).collect::<Result<_, _>>()?;
+    if shapes.is_empty() {
+        return Err("--shape is required for an ONNX model (e.g. --shape 1x3x640x640)".into());
+    }
+    let prepared = model::prepare(&bytes, &shapes).map_err(|e| format!("{}: {e}", a.model.display()))?;
+    let set = kernels::kernel_set(kernel_set_id(a)?).map_err(|e| e.to_string())?;
+    let plan = model::plan::build(&prepared.optimized, &*set).map_err(|e| format!("{}: {e}", a.model.display()))?;
+    Ok(Loaded { name, prepared: Some(prepared), plan, shapes, prepare_time: t0.elapsed() })
+}
+
+fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> Result<Vec<Tensor>, String> {
+    if a.input.is_empty() {
+        return Ok(shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut rng = harness::rng::SplitMix::new(0x5eed + i as u64);
+                Tensor::float(s.clone(), rng.vec(s.iter().product(), 0.0, 1.0))
+            })
+            .collect());
+    }
+    if a.input.len() != shapes.len() {
+        return Err(format!("{} --input files for {} inputs", a.input.len(), shapes.len()));
+    }
+    a.input.iter().map(|p| harness::npy::read(p)).collect()
+}
+
+fn summary(t: &Tensor) -> String {
+    let v = t.floats().unwrap_or(&[]);
+    let (min, max) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+    let head: Vec<String> = v.iter().take(4).map(|x| format!("{x:.6}")).collect();
+    format!("shape {:?}  min {min:.6}  max {max:.6}  mean {mean:.6}  first [{}]", t.shape, head.join(", "))
+}
+
+fn describe(l: &Loaded, threads: usize) {
+    let p = &l.plan;
+    println!(
+        "model {}  kernel set {}  threads {threads}  {:.2} GFLOP  {} steps  activations {:.1} MiB  weights {:.1} MiB  prepared in {:.0} ms",
+        l.name,
+        p.kernel_set,
+        p.flops as f64 / 1e9,
+        p.steps.len(),
+        p.activation_bytes() as f64 / (1 << 20) as f64,
+        p.weight_bytes() as f64 / (1 << 20) as f64,
+        l.prepare_time.as_secs_f64() * 1e3
+    );
+    if let Some(pr) = &l.prepared {
+        println!(
+            "graph {} nodes -> {} after optimisation ({:?})",
+            pr.specialized.nodes.len(),
+            pr.optimized.nodes.len(),
+            pr.rewrites
+        );
+    }
+}
+
+/// `edgepack run`.
+pub fn run(a: RunArgs) -> Result<ExitCode, String> {
+    let l = load(&a.common)?;
+    describe(&l, a.common.threads);
+    if let Some(path) = &a.save_plan {
+        std::fs::write(path, l.plan.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("plan written to {}", path.display());
+    }
+    let xs = inputs(&a.common, &l.shapes)?;
+    let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let outs = session.run(&xs).map_err(|e| e.to_string())?;
+    let first = t0.elapsed();
+    let t1 = Instant::now();
+    session.run(&xs).map_err(|e| e.to_string())?;
+    let second = t1.elapsed();
+    for (i, (o, &v)) in outs.iter().zip(&l.plan.outputs).enumerate() {
+        println!("output {i} `{}`: {}", l.plan.values[v].name, summary(o));
+        if let Some(dir) = &a.save_outputs {
+            harness::npy::write(&dir.join(format!("{i}.npy")), o)?;
+        }
+    }
+    println!("latency: first run {:.2} ms, second run {:.2} ms", first.as_secs_f64() * 1e3, second.as_secs_f64() * 1e3);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `edgepack parity`.
+pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
+    let l = load(&a.common)?;
+    describe(&l, a.common.threads);
+    let pr = l.prepared.as_ref().ok_or("parity needs the ONNX model (the reference runs the graph), not a plan file")?;
+    let xs = inputs(&a.common, &l.shapes)?;
+    let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
+    let outs = session.run(&xs).map_err(|e| e.to_string())?;
+    let wide: Vec<Tensor<f64>> = xs.iter().map(Tensor::to_f64).collect();
+    let reference = model::reference::run(&pr.specialized, &wide).map_err(|e| e.to_string())?;
+    let names: Vec<String> = l.plan.outputs.iter().map(|&v| l.plan.values[v].name.clone()).collect();
+    let base = |against: String| ModelParity {
+        model: l.name.clone(),
+        shapes: l.shapes.clone(),
+        kernel_set: l.plan.kernel_set.name().into(),
+        threads: a.common.threads,
+        against,
+        outputs: Vec::new(),
+    };
+    let mut runs = vec![base("float64 reference".into())];
+    for ((o, r), n) in outs.iter().zip(&reference).zip(&names) {
+        runs[0].outputs.push(model_parity::compare(n, o, r.floats().unwrap_or(&[]), &r.shape, F32_BOUND));
+    }
+    if !a.expect.is_empty() {
+        if a.expect.len() != outs.len() {
+            return Err(format!("{} --expect files for {} outputs", a.expect.len(), outs.len()));
+        }
+        let mut ours = base(a.expect_label.clone());
+        let mut refs = base(a.expect_label.clone());
+        refs.kernel_set = "float64 reference".into();
+        for (((o, r), n), path) in outs.iter().zip(&reference).zip(&names).zip(&a.expect) {
+            let e = harness::npy::read(path)?;
+            let ev: Vec<f64> = e.floats().unwrap_or(&[]).iter().map(|&x| x as f64).collect();
+            ours.outputs.push(model_parity::compare(n, o, &ev, &e.shape, F32_BOUND));
+            refs.outputs.push(model_parity::compare(n, &r.to_f32(), &ev, &e.shape, F32_BOUND));
+        }
+        runs.push(ours);
+        runs.push(refs);
+    }
+    for r in &runs {
+        println!("{} on {} vs {}:", r.model, r.kernel_set, r.against);
+        for o in &r.outputs {
+            println!(
+                "  {:<32} {:<18} max_rel_err {:.3e}  mean_rel_err {:.3e}  max_abs_err {:.3e}  bound {:.0e}  {}",
+                o.name,
+                format!("{:?}", o.shape),
+                o.max_rel_err,
+                o.mean_rel_err,
+                o.max_abs_err,
+                o.bound,
+                o.failure.as_deref().unwrap_or("PASS")
+            );
+        }
+    }
+    if let Some(p) = &a.json {
+        model_parity::write_json(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.junit {
+        model_parity::write_junit(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(if runs.iter().all(ModelParity::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `edgepack bench`.
+pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+    let l = load(&a.common)?;
+    describe(&l, a.common.threads);
+    let xs = inputs(&a.common, &l.shapes)?;
+    let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
+    session.run(&xs).map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < a.runs.max(1) || start.elapsed().as_secs_f64() < a.min_time {
+        let t = Instant::now();
+        session.run(&xs).map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "latency over {} runs: median {median:.2} ms  min {:.2} ms  max {:.2} ms  ({:.1} GFLOP/s at the median)",
+        times.len(),
+        times[0],
+        times[times.len() - 1],
+        l.plan.flops as f64 / median / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+

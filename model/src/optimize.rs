@@ -1,0 +1,447 @@
+//! Graph rewrites on a specialised graph, each keeping the outputs equal (tested against the
+//! reference): BatchNorm and constant affine ops folded into convolutions, `x·HardSigmoid(x)`
+//! and `x·Clip(x+3, 0, 6)/6` recognised as HardSwish, residual adds and activations fused
+//! into convolution epilogues, identities bypassed, dead nodes and constants removed.
+
+use kernels::Activation;
+
+use crate::ir::{Binary, Graph, Node, Op, ValueId};
+use crate::tensor::Tensor;
+
+/// What [`optimize`] did, by rewrite.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrites {
+    /// BatchNormalization folded into the preceding convolution.
+    pub batchnorm_folded: usize,
+    /// Constant Mul/Add/Sub/Div folded into the preceding convolution.
+    pub affine_folded: usize,
+    /// Constant scale/shift folded into the following padding-free convolution.
+    pub affine_folded_forward: usize,
+    /// HardSwish patterns recognised.
+    pub hardswish: usize,
+    /// Residual adds fused into convolutions.
+    pub residual_fused: usize,
+    /// Activations fused into convolutions.
+    pub activation_fused: usize,
+    /// Identity nodes bypassed.
+    pub identity_removed: usize,
+    /// Nodes removed because nothing used their outputs.
+    pub dead_removed: usize,
+}
+
+/// Applies every rewrite until none applies.
+pub fn optimize(g: &mut Graph) -> Rewrites {
+    let mut r = Rewrites::default();
+    loop {
+        let before = r.clone();
+        r.identity_removed += bypass_identities(g);
+        r.batchnorm_folded += fold_batchnorm(g);
+        r.affine_folded += fold_affine_into_conv(g);
+        r.hardswish += hardswish(g);
+        r.affine_folded_forward += fold_affine_forward(g);
+        r.residual_fused += fuse_residual(g);
+        r.activation_fused += fuse_activation(g);
+        r.dead_removed += remove_dead(g);
+        if r == before {
+            return r;
+        }
+    }
+}
+
+/// Per-node index of the single consumer of each value (None: zero or several, or a graph
+/// output).
+fn sole_consumer(g: &Graph) -> Vec<Option<usize>> {
+    let uses = g.use_counts();
+    let mut c = vec![None; g.values.len()];
+    for (i, n) in g.nodes.iter().enumerate() {
+        for &v in n.inputs.iter().flatten() {
+            if uses[v] == 1 {
+                c[v] = Some(i);
+            }
+        }
+    }
+    c
+}
+
+/// Replaces every use of `from` by `to`.
+fn replace_uses(g: &mut Graph, from: ValueId, to: ValueId) {
+    for n in &mut g.nodes {
+        for i in n.inputs.iter_mut().flatten() {
+            if *i == from {
+                *i = to;
+            }
+        }
+    }
+}
+
+fn bypass_identities(g: &mut Graph) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < g.nodes.len() {
+        let n = &g.nodes[i];
+        if n.op == Op::Activation(Activation::Identity) {
+            let (src, dst) = (n.inputs[0].expect("Identity has its input"), n.outputs[0]);
+            let src_is_io = g.inputs.contains(&src) || g.outputs.contains(&src) || g.constants.contains_key(&src);
+            if g.outputs.contains(&dst) {
+                if src_is_io {
+                    i += 1;
+                    continue;
+                }
+                // Keep the output's name on the value that now is the output.
+                g.values[src].name = g.values[dst].name.clone();
+                for o in g.outputs.iter_mut().filter(|o| **o == dst) {
+                    *o = src;
+                }
+            }
+            replace_uses(g, dst, src);
+            g.nodes.remove(i);
+            count += 1;
+            continue;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// The convolution producing `v` if it has no fused epilogue yet, `v` has no other use, and
+/// its weights (and bias) are constants.
+fn plain_conv_producer(g: &Graph, consumers: &[Option<usize>], v: ValueId) -> Option<usize> {
+    let producers = g.producers();
+    let p = producers[v]?;
+    let n = &g.nodes[p];
+    match &n.op {
+        Op::Conv(c) if c.activation == Activation::Identity && !c.residual && consumers[v].is_some() => {
+            let consts = g.constant(n.input(1)?).is_some() && n.input(2).is_none_or(|b| g.constant(b).is_some());
+            consts.then_some(p)
+        }
+        _ => None,
+    }
+}
+
+/// Output-channel count and a function giving the output channel of weight index `i`.
+fn out_channel_of(g: &Graph, conv: &Node) -> Option<(usize, Box<dyn Fn(usize) -> usize>)> {
+    let Op::Conv(c) = &conv.op else { return None };
+    let w = g.shape(conv.input(1)?)?.to_vec();
+    let [w0, w1, kh, kw] = <[usize; 4]>::try_from(w).ok()?;
+    let taps = kh * kw;
+    if c.transposed {
+        let groups = c.groups;
+        let per_group_in = w0 / groups;
+        Some((w1 * groups, Box::new(move |i| (i / (w1 * taps)) / per_group_in * w1 + (i / taps) % w1)))
+    } else {
+        Some((w0, Box::new(move |i| i / (w1 * taps))))
+    }
+}
+
+/// Scales a convolution's weights per output channel by `scale` and maps its bias
+/// `b → b·scale + shift` (creating the bias if needed). Returns false if the convolution
+/// does not have that many output channels.
+fn rescale_conv(g: &mut Graph, p: usize, scale: &[f32], shift: &[f32]) -> bool {
+    let Some((c_out, chan)) = out_channel_of(g, &g.nodes[p]) else { return false };
+    let expand = |v: &[f32]| if v.len() == 1 { vec![v[0]; c_out] } else { v.to_vec() };
+    let (scale, shift) = (expand(scale), expand(shift));
+    if scale.len() != c_out || shift.len() != c_out {
+        return false;
+    }
+    let wid = g.nodes[p].input(1).expect("checked");
+    let w = g.constant(wid).and_then(Tensor::floats).expect("checked").to_vec();
+    let w: Vec<f32> = w.iter().enumerate().map(|(i, &v)| v * scale[chan(i)]).collect();
+    let wshape = g.shape(wid).expect("constant").to_vec();
+    let name = format!("{}.folded_w", g.nodes[p].name);
+    let new_w = g.add_constant(name, Tensor::float(wshape, w));
+    let b: Vec<f32> = match g.nodes[p].input(2) {
+        Some(b) => g.constant(b).and_then(Tensor::floats).expect("checked").to_vec(),
+        None => vec![0.0; c_out],
+    };
+    let b: Vec<f32> = b.iter().zip(&scale).zip(&shift).map(|((&b, &s), &t)| b * s + t).collect();
+    let name = format!("{}.folded_b", g.nodes[p].name);
+    let new_b = g.add_constant(name, Tensor::float(vec![c_out], b));
+    let n = &mut g.nodes[p];
+    n.inputs.resize(3, None);
+    n.inputs[1] = Some(new_w);
+    n.inputs[2] = Some(new_b);
+    true
+}
+
+/// Moves the output of node `from` (a fused-away node) onto the convolution `p`: `p`
+/// now produces `from`'s output.
+fn absorb(g: &mut Graph, p: usize, from: usize) {
+    let out = g.nodes[from].outputs[0];
+    g.nodes[p].outputs[0] = out;
+    g.nodes.remove(from);
+}
+
+fn fold_batchnorm(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let consumers = sole_consumer(g);
+        for i in 0..g.nodes.len() {
+            let Op::BatchNorm { epsilon } = g.nodes[i].op else { continue };
+            let n = &g.nodes[i];
+            let params: Option<Vec<Vec<f32>>> =
+                (1..5).map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec)).collect();
+            let (Some(params), Some(p)) = (params, plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
+            else {
+                continue;
+            };
+            let scale: Vec<f32> =
+                params[0].iter().zip(&params[3]).map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32).collect();
+            let shift: Vec<f32> = params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+            if rescale_conv(g, p, &scale, &shift) {
+                absorb(g, p, i);
+                count += 1;
+                continue 'scan;
+            }
+        }
+        return count;
+    }
+}
+
+/// The constant operand of a binary node and the other operand, if one is a float
+/// constant of a per-channel or scalar shape for a 4-D NCHW value.
+fn const_operand(g: &Graph, n: &Node) -> Option<(ValueId, Vec<f32>, bool)> {
+    let (a, b) = (n.input(0)?, n.input(1)?);
+    let per_channel = |t: &Tensor| {
+        let s = &t.shape;
+        let ok = t.len() == 1 || (s.len() >= 3 && s[s.len() - 2..].iter().all(|&d| d == 1) && (s.len() == 3 || s[0] == 1));
+        ok.then(|| t.floats().map(<[f32]>::to_vec)).flatten()
+    };
+    if let Some(c) = g.constant(b).and_then(per_channel) {
+        return Some((a, c, false));
+    }
+    g.constant(a).and_then(per_channel).map(|c| (b, c, true))
+}
+
+fn fold_affine_into_conv(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let consumers = sole_consumer(g);
+        for i in 0..g.nodes.len() {
+            let Op::Binary(op) = g.nodes[i].op else { continue };
+            let Some((x, c, const_first)) = const_operand(g, &g.nodes[i]) else { continue };
+            if g.shape(x) != g.shape(g.nodes[i].outputs[0]) {
+                continue;
+            }
+            let Some(p) = plain_conv_producer(g, &consumers, x) else { continue };
+            let ones = vec![1.0; c.len()];
+            let zeros = vec![0.0; c.len()];
+            let (scale, shift) = match (op, const_first) {
+                (Binary::Mul, _) => (c, zeros),
+                (Binary::Add, _) => (ones, c),
+                (Binary::Sub, false) => (ones, c.iter().map(|v| -v).collect()),
+                (Binary::Div, false) => (c.iter().map(|v| 1.0 / v).collect(), zeros),
+                _ => continue,
+            };
+            if rescale_conv(g, p, &scale, &shift) {
+                absorb(g, p, i);
+                count += 1;
+                continue 'scan;
+            }
+        }
+        return count;
+    }
+}
+
+/// A float scalar constant's value.
+fn scalar(g: &Graph, v: Option<ValueId>) -> Option<f32> {
+    match g.constant(v?)?.floats()? {
+        [x] => Some(*x),
+        _ => None,
+    }
+}
+
+fn hardswish(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let producers = g.producers();
+        let consumers = sole_consumer(g);
+        for i in 0..g.nodes.len() {
+            let n = &g.nodes[i];
+            // x * HardSigmoid(x) with alpha 1/6, beta 1/2; or Div(x * Clip(x + 3, 0, 6), 6).
+            let (mul, remove) = match n.op {
+                Op::Binary(Binary::Div) if scalar(g, n.input(1)) == Some(6.0) => {
+                    let Some(m) = producers[n.inputs[0].expect("required")] else { continue };
+                    (m, vec![m])
+                }
+                Op::Binary(Binary::Mul) => (i, vec![]),
+                _ => continue,
+            };
+            let m = &g.nodes[mul];
+            if m.op != Op::Binary(Binary::Mul) || (mul != i && consumers[m.outputs[0]] != Some(i)) {
+                continue;
+            }
+            let (a, b) = (m.inputs[0].expect("required"), m.inputs[1].expect("required"));
+            let gate_of = |x: ValueId, gate: ValueId| -> Option<Vec<usize>> {
+                let gn = producers[gate]?;
+                if consumers[gate] != Some(mul) {
+                    return None;
+                }
+                match g.nodes[gn].op {
+                    Op::Activation(Activation::HardSigmoid { alpha, beta })
+                        if mul == i && (alpha - 1.0 / 6.0).abs() < 1e-6 && beta == 0.5 && g.nodes[gn].inputs[0] == Some(x) =>
+                    {
+                        Some(vec![gn])
+                    }
+                    Op::Activation(Activation::Clip { min, max }) if mul != i && min == 0.0 && max == 6.0 => {
+                        let add = producers[g.nodes[gn].inputs[0]?]?;
+                        let an = &g.nodes[add];
+                        let ok = an.op == Op::Binary(Binary::Add)
+                            && consumers[an.outputs[0]] == Some(gn)
+                            && ((an.inputs[0] == Some(x) && scalar(g, an.input(1)) == Some(3.0))
+                                || (an.inputs[1] == Some(x) && scalar(g, an.input(0)) == Some(3.0)));
+                        ok.then(|| vec![gn, add])
+                    }
+                    _ => None,
+                }
+            };
+            let Some((x, gate_nodes)) = gate_of(a, b).map(|r| (a, r)).or_else(|| gate_of(b, a).map(|r| (b, r))) else {
+                continue;
+            };
+            g.nodes[i].op = Op::Activation(Activation::HardSwish);
+            g.nodes[i].inputs = vec![Some(x)];
+            let mut dead: Vec<usize> = gate_nodes.into_iter().chain(remove).collect();
+            dead.sort_unstable();
+            for d in dead.into_iter().rev() {
+                g.nodes.remove(d);
+            }
+            count += 1;
+            continue 'scan;
+        }
+        return count;
+    }
+}
+
+/// `y = x·a + b` (scalar constants, as Mul then Add) feeding only a padding-free
+/// convolution: folded into that convolution's weights and bias.
+fn fold_affine_forward(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let consumers = sole_consumer(g);
+        for i in 0..g.nodes.len() {
+            let n = &g.nodes[i];
+            let Op::Binary(op @ (Binary::Mul | Binary::Add)) = n.op else { continue };
+            let Some((x, c, _)) = const_operand(g, n) else { continue };
+            if c.len() != 1 || g.shape(x) != g.shape(n.outputs[0]) {
+                continue;
+            }
+            let Some(ci) = consumers[n.outputs[0]] else { continue };
+            let conv = &g.nodes[ci];
+            let Op::Conv(cv) = &conv.op else { continue };
+            let pads_free = cv.pads == [0; 4] && cv.auto_pad == crate::ir::AutoPad::NotSet && !cv.transposed;
+            let consts = conv.input(1).and_then(|w| g.constant(w)).is_some()
+                && conv.input(2).is_none_or(|b| g.constant(b).is_some());
+            if !pads_free || !consts || conv.input(0) != Some(n.outputs[0]) {
+                continue;
+            }
+            let (scale, shift) = if op == Binary::Mul { (c[0], 0.0) } else { (1.0, c[0]) };
+            let wid = conv.input(1).expect("checked");
+            let w = g.constant(wid).and_then(Tensor::floats).expect("checked").to_vec();
+            let wshape = g.shape(wid).expect("constant").to_vec();
+            let c_out = wshape[0];
+            let per_out = w.len() / c_out;
+            let mut b: Vec<f32> = match conv.input(2) {
+                Some(b) => g.constant(b).and_then(Tensor::floats).expect("checked").to_vec(),
+                None => vec![0.0; c_out],
+            };
+            for (o, bo) in b.iter_mut().enumerate() {
+                let sum: f64 = w[o * per_out..(o + 1) * per_out].iter().map(|&v| v as f64).sum();
+                *bo += (shift as f64 * sum) as f32;
+            }
+            let w: Vec<f32> = w.iter().map(|v| v * scale).collect();
+            let name = g.nodes[ci].name.clone();
+            let new_w = g.add_constant(format!("{name}.prescaled_w"), Tensor::float(wshape, w));
+            let new_b = g.add_constant(format!("{name}.prescaled_b"), Tensor::float(vec![c_out], b));
+            let conv = &mut g.nodes[ci];
+            conv.inputs.resize(3, None);
+            conv.inputs[0] = Some(x);
+            conv.inputs[1] = Some(new_w);
+            conv.inputs[2] = Some(new_b);
+            g.nodes.remove(i);
+            count += 1;
+            continue 'scan;
+        }
+        return count;
+    }
+}
+
+fn fuse_residual(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let consumers = sole_consumer(g);
+        let producers = g.producers();
+        for i in 0..g.nodes.len() {
+            let n = &g.nodes[i];
+            if n.op != Op::Binary(Binary::Add) {
+                continue;
+            }
+            let (a, b) = (n.inputs[0].expect("required"), n.inputs[1].expect("required"));
+            let out_shape = g.shape(n.outputs[0]);
+            if g.shape(a) != out_shape || g.shape(b) != out_shape || g.constants.contains_key(&a) || g.constants.contains_key(&b) {
+                continue;
+            }
+            for (x, other) in [(a, b), (b, a)] {
+                let Some(p) = producers[x] else { continue };
+                let Op::Conv(c) = &g.nodes[p].op else { continue };
+                if c.activation != Activation::Identity || c.residual || consumers[x] != Some(i) || p > i {
+                    continue;
+                }
+                let mut conv = g.nodes[p].clone();
+                if let Op::Conv(c) = &mut conv.op {
+                    c.residual = true;
+                }
+                conv.inputs.resize(3, None);
+                conv.inputs.push(Some(other));
+                conv.outputs = g.nodes[i].outputs.clone();
+                g.nodes[i] = conv;
+                g.nodes.remove(p);
+                count += 1;
+                continue 'scan;
+            }
+        }
+        return count;
+    }
+}
+
+fn fuse_activation(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let consumers = sole_consumer(g);
+        let producers = g.producers();
+        for i in 0..g.nodes.len() {
+            let Op::Activation(act) = g.nodes[i].op else { continue };
+            if act == Activation::Identity {
+                continue;
+            }
+            let x = g.nodes[i].inputs[0].expect("required");
+            let Some(p) = producers[x] else { continue };
+            if consumers[x] != Some(i) {
+                continue;
+            }
+            let Op::Conv(c) = &mut g.nodes[p].op else { continue };
+            if c.activation != Activation::Identity {
+                continue;
+            }
+            c.activation = act;
+            absorb(g, p, i);
+            count += 1;
+            continue 'scan;
+        }
+        return count;
+    }
+}
+
+fn remove_dead(g: &mut Graph) -> usize {
+    let mut removed = 0;
+    loop {
+        let uses = g.use_counts();
+        let before = g.nodes.len();
+        g.nodes.retain(|n| n.outputs.iter().any(|&o| uses[o] > 0));
+        if g.nodes.len() == before {
+            break;
+        }
+        removed += before - g.nodes.len();
+    }
+    let uses = g.use_counts();
+    g.constants.retain(|id, _| uses[*id] > 0);
+    removed
+}

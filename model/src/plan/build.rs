@@ -1,0 +1,467 @@
+//! Lowering a specialised, optimised [`Graph`] to a [`Plan`] for one kernel set.
+
+use std::collections::HashMap;
+
+use kernels::{Activation, KernelSet, MatRef};
+
+use super::{memory, Layout, MapOp, Operand, Plan, PlanValue, PlannedStep, Step};
+use crate::error::{unsupported, ModelError, Result};
+use crate::ir::{Binary, Graph, Node, Op, ValueId};
+use crate::shape;
+use crate::tensor::{broadcast_strides, Tensor};
+
+/// NHWC position of each logical NCHW axis.
+const NHWC_OF: [usize; 4] = [0, 3, 1, 2];
+
+struct Builder<'g> {
+    g: &'g Graph,
+    set: &'g dyn KernelSet,
+    values: Vec<PlanValue>,
+    steps: Vec<PlannedStep>,
+    /// Physical plan value of each graph value.
+    map: HashMap<ValueId, usize>,
+    /// Plain (NCHW) copies of NHWC values, and NHWC copies of plain ones.
+    relayouts: HashMap<(usize, Layout), usize>,
+    consts: Vec<Vec<f32>>,
+    const_of: HashMap<ValueId, usize>,
+    convs: Vec<kernels::PackedConv>,
+    gemms: Vec<kernels::PackedB>,
+    /// Graph use counts (to extend element-wise chains only over single-use values).
+    uses: Vec<usize>,
+    /// The Map step that produced each plan value.
+    map_step: HashMap<usize, usize>,
+    flops: u64,
+}
+
+/// Builds a plan of `g` (specialised by [`crate::specialize`], usually optimised) for `set`.
+pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
+    let mut b = Builder {
+        g,
+        set,
+        values: Vec::new(),
+        steps: Vec::new(),
+        map: HashMap::new(),
+        relayouts: HashMap::new(),
+        consts: Vec::new(),
+        const_of: HashMap::new(),
+        convs: Vec::new(),
+        gemms: Vec::new(),
+        uses: g.use_counts(),
+        map_step: HashMap::new(),
+        flops: 0,
+    };
+    let mut inputs = Vec::new();
+    for &id in &g.inputs {
+        if g.values[id].dtype.is_int() {
+            return Err(ModelError::Input(format!(
+                "input `{}` is an integer tensor: bind it to a constant when planning",
+                g.values[id].name
+            )));
+        }
+        let v = b.value(&g.values[id].name, b.shape(id)?, Layout::Plain);
+        b.map.insert(id, v);
+        inputs.push(v);
+    }
+    for node in &g.nodes {
+        b.node(node)?;
+    }
+    let mut outputs = Vec::new();
+    for &id in &g.outputs {
+        let v = match g.constant(id) {
+            Some(_) => {
+                let src = b.operand(id)?;
+                let v = b.value(&g.values[id].name, b.shape(id)?, Layout::Plain);
+                b.push("(constant output)", "Copy", Step::Copy { input: src, output: v });
+                v
+            }
+            None => b.plain(id)?,
+        };
+        b.values[v].name = g.values[id].name.clone();
+        outputs.push(v);
+    }
+    let mut plan = Plan {
+        kernel_set: set.info().id,
+        values: b.values,
+        steps: b.steps,
+        inputs,
+        outputs,
+        slots: Vec::new(),
+        consts: b.consts,
+        convs: b.convs,
+        gemms: b.gemms,
+        flops: b.flops,
+    };
+    memory::assign(&mut plan);
+    Ok(plan)
+}
+
+fn node_err(node: &Node, reason: impl Into<String>) -> ModelError {
+    unsupported(&node.name, node.op.name(), reason)
+}
+
+impl Builder<'_> {
+    fn shape(&self, id: ValueId) -> Result<Vec<usize>> {
+        self.g
+            .shape(id)
+            .map(<[usize]>::to_vec)
+            .ok_or_else(|| ModelError::Malformed(format!("value `{}` has no shape: specialise the graph first", self.g.values[id].name)))
+    }
+
+    fn value(&mut self, name: &str, shape: Vec<usize>, layout: Layout) -> usize {
+        self.values.push(PlanValue { name: name.to_string(), shape, layout, slot: usize::MAX });
+        self.values.len() - 1
+    }
+
+    fn push(&mut self, node: &str, op: &str, step: Step) {
+        self.steps.push(PlannedStep { node: node.to_string(), op: op.to_string(), step });
+    }
+
+    fn constant(&mut self, values: Vec<f32>) -> usize {
+        self.consts.push(values);
+        self.consts.len() - 1
+    }
+
+    /// The operand for graph value `id`: a plan constant or its physical value.
+    fn operand(&mut self, id: ValueId) -> Result<Operand> {
+        if let Some(t) = self.g.constant(id) {
+            if let Some(&c) = self.const_of.get(&id) {
+                return Ok(Operand::Const(c));
+            }
+            let f = t.floats().ok_or_else(|| {
+                ModelError::Input(format!("integer constant `{}` used as a float operand", self.g.values[id].name))
+            })?;
+            let c = self.constant(f.to_vec());
+            self.const_of.insert(id, c);
+            return Ok(Operand::Const(c));
+        }
+        self.map
+            .get(&id)
+            .map(|&v| Operand::Value(v))
+            .ok_or_else(|| ModelError::Malformed(format!("value `{}` is used before it is computed", self.g.values[id].name)))
+    }
+
+
+    /// Graph value `id` in `layout`, converting (once) if needed.
+    fn in_layout(&mut self, id: ValueId, layout: Layout) -> Result<usize> {
+        let v = match self.operand(id)? {
+            Operand::Value(v) => v,
+            Operand::Const(_) => {
+                return Err(ModelError::Unsupported {
+                    node: self.g.values[id].name.clone(),
+                    op: "constant".into(),
+                    reason: "a constant where a computed tensor is expected".into(),
+                })
+            }
+        };
+        if self.values[v].layout == layout {
+            return Ok(v);
+        }
+        if let Some(&c) = self.relayouts.get(&(v, layout)) {
+            return Ok(c);
+        }
+        let suffix = if layout == Layout::Nhwc { "nhwc" } else { "nchw" };
+        let name = format!("{}.{suffix}", self.values[v].name);
+        let c = self.value(&name, self.values[v].shape.clone(), layout);
+        self.push(&name, "Relayout", Step::Relayout { input: v, output: c });
+        self.relayouts.insert((v, layout), c);
+        Ok(c)
+    }
+
+    fn plain(&mut self, id: ValueId) -> Result<usize> {
+        self.in_layout(id, Layout::Plain)
+    }
+
+    fn nhwc(&mut self, node: &Node, i: usize) -> Result<usize> {
+        let id = node.input(i).ok_or_else(|| node_err(node, format!("input {i} is missing")))?;
+        if self.shape(id)?.len() != 4 {
+            return Err(node_err(node, "only 4-D inputs are supported"));
+        }
+        self.in_layout(id, Layout::Nhwc)
+    }
+
+    fn define(&mut self, node: &Node, layout: Layout) -> Result<usize> {
+        let id = node.outputs[0];
+        let v = self.value(&self.g.values[id].name.clone(), self.shape(id)?, layout);
+        self.map.insert(id, v);
+        Ok(v)
+    }
+
+    fn const_floats(&self, node: &Node, i: usize, what: &str) -> Result<&[f32]> {
+        node.input(i)
+            .and_then(|id| self.g.constant(id))
+            .and_then(Tensor::floats)
+            .ok_or_else(|| node_err(node, format!("{what} must be a float constant")))
+    }
+
+    fn node(&mut self, node: &Node) -> Result<()> {
+        match &node.op {
+            Op::Conv(c) => self.conv(node, c),
+            Op::Activation(Activation::Identity) => {
+                let src = self.operand(node.input(0).expect("required"))?;
+                let out = self.define(node, Layout::Plain)?;
+                let out = match src {
+                    Operand::Value(v) => {
+                        self.values[out].layout = self.values[v].layout;
+                        out
+                    }
+                    Operand::Const(_) => out,
+                };
+                self.push(&node.name, "Identity", Step::Copy { input: src, output: out });
+                Ok(())
+            }
+            Op::Activation(a) => self.map_op(node, 0, vec![MapOp::Act(*a)]),
+            Op::BatchNorm { epsilon } => {
+                let p: Vec<Vec<f32>> = (1..5).map(|i| self.const_floats(node, i, "BatchNorm parameters").map(<[f32]>::to_vec)).collect::<Result<_>>()?;
+                let scale: Vec<f32> = p[0].iter().zip(&p[3]).map(|(&s, &v)| (s as f64 / (v as f64 + *epsilon as f64).sqrt()) as f32).collect();
+                let shift: Vec<f32> = p[1].iter().zip(&p[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+                let (s, t) = (self.constant(scale), self.constant(shift));
+                self.map_op(node, 0, vec![MapOp::Mul(s), MapOp::Add(t)])
+            }
+            Op::Binary(op) => self.binary(node, *op),
+            Op::GlobalAveragePool => {
+                let input = self.nhwc(node, 0)?;
+                let output = self.define(node, Layout::Nhwc)?;
+                self.push(&node.name, "GlobalAveragePool", Step::GlobalAveragePool { input, output });
+                Ok(())
+            }
+            Op::MaxPool(p) | Op::AveragePool(p, _) => {
+                let input = self.nhwc(node, 0)?;
+                let s = &self.values[input].shape;
+                let (pads, _) = shape::pool_geometry(node, p, [s[2], s[3]])?;
+                let output = self.define(node, Layout::Nhwc)?;
+                let average = match node.op {
+                    Op::AveragePool(_, include) => Some(include),
+                    _ => None,
+                };
+                self.push(&node.name, node.op.name(), Step::Pool { pool: p.clone(), pads, average, input, output });
+                Ok(())
+            }
+            Op::Resize(r) => {
+                let input = self.nhwc(node, 0)?;
+                let (_, scales) = shape::resize_shape(self.g, node, &self.values[input].shape.clone())?;
+                let output = self.define(node, Layout::Nhwc)?;
+                self.push(&node.name, "Resize", Step::Resize { resize: *r, scales: [scales[2], scales[3]], input, output });
+                Ok(())
+            }
+            Op::Concat(a) => {
+                let rank = self.shape(node.outputs[0])?.len();
+                let ax = crate::tensor::axis(*a, rank).ok_or_else(|| node_err(node, "axis out of range"))?;
+                let nhwc = rank == 4
+                    && node.inputs.iter().flatten().any(|&i| self.map.get(&i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
+                let mut inputs = Vec::new();
+                for &i in node.inputs.iter().flatten() {
+                    inputs.push(match (nhwc, self.g.constant(i)) {
+                        (true, Some(_)) => return Err(node_err(node, "concatenating a constant with NHWC activations")),
+                        (true, None) => Operand::Value(self.in_layout(i, Layout::Nhwc)?),
+                        (false, Some(_)) => self.operand(i)?,
+                        (false, None) => Operand::Value(self.plain(i)?),
+                    });
+                }
+                let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+                let output = self.define(node, layout)?;
+                let axis = if nhwc { NHWC_OF[ax] } else { ax };
+                self.push(&node.name, "Concat", Step::Concat { inputs, axis, output });
+                Ok(())
+            }
+            Op::Reshape(_) | Op::Flatten(_) => {
+                let id = node.input(0).expect("required");
+                let input = match self.g.constant(id) {
+                    Some(_) => self.operand(id)?,
+                    None => Operand::Value(self.plain(id)?),
+                };
+                let output = self.define(node, Layout::Plain)?;
+                self.push(&node.name, node.op.name(), Step::Copy { input, output });
+                Ok(())
+            }
+            Op::MatMul | Op::Gemm { .. } => self.gemm(node),
+            Op::Softmax { axis, coerce_2d } => {
+                let input = self.plain(node.input(0).expect("required"))?;
+                let s = self.values[input].shape.clone();
+                let ax = crate::tensor::axis(*axis, s.len()).ok_or_else(|| node_err(node, "axis out of range"))?;
+                let outer: usize = s[..ax].iter().product();
+                let dims = if *coerce_2d { (outer, s[ax..].iter().product(), 1) } else { (outer, s[ax], s[ax + 1..].iter().product()) };
+                let output = self.define(node, Layout::Plain)?;
+                self.push(&node.name, "Softmax", Step::Softmax { input, output, dims });
+                Ok(())
+            }
+            Op::Shape(..) | Op::Slice | Op::Cast(_) => Err(node_err(
+                node,
+                "computes on run-time tensors; only constant-foldable shape arithmetic is supported",
+            )),
+        }
+    }
+
+    fn conv(&mut self, node: &Node, c: &crate::ir::Conv) -> Result<()> {
+        let x = node.input(0).expect("required");
+        let w_id = node.input(1).expect("required");
+        let (params, out) = shape::conv_params(node, c, &self.shape(x)?, &self.shape(w_id)?)?;
+        let w = self.const_floats(node, 1, "the weight")?.to_vec();
+        let packed = self.set.pack_conv(&params, &w).map_err(|e| node_err(node, e.to_string()))?;
+        let bias = match node.input(2) {
+            Some(_) => Some(self.const_floats(node, 2, "the bias")?.to_vec()),
+            None => None,
+        };
+        let input = self.nhwc(node, 0)?;
+        let residual = match node.input(3) {
+            Some(_) => Some(self.nhwc(node, 3)?),
+            None => None,
+        };
+        let bias = bias.map(|b| self.constant(b));
+        self.convs.push(packed);
+        let weights = self.convs.len() - 1;
+        let output = self.define(node, Layout::Nhwc)?;
+        let per_pixel = (params.c_in / params.groups) * params.c_out * params.kernel[0] * params.kernel[1];
+        let pixels = if c.transposed { self.values[input].len() / params.c_in } else { out[0] * out[2] * out[3] };
+        self.flops += 2 * (pixels * per_pixel) as u64;
+        let mut label = node.op.name().to_string();
+        if residual.is_some() {
+            label += "+Add";
+        }
+        if c.activation != Activation::Identity {
+            label = format!("{label}+{}", Op::Activation(c.activation).name());
+        }
+        self.push(&node.name, &label, Step::Conv { weights, bias, input, residual, activation: c.activation, output });
+        Ok(())
+    }
+
+    /// Appends element-wise `ops` on input `i` of `node`, extending the chain that produced
+    /// it when that value has no other use.
+    fn map_op(&mut self, node: &Node, i: usize, ops: Vec<MapOp>) -> Result<()> {
+        let id = node.input(i).expect("checked by the caller");
+        let input = match self.operand(id)? {
+            Operand::Value(v) => v,
+            Operand::Const(_) => return Err(node_err(node, "element-wise operation on a constant that was not folded")),
+        };
+        let label = node.op.name();
+        if self.uses[id] == 1 {
+            if let Some(&s) = self.map_step.get(&input) {
+                if let Step::Map { ops: chain, .. } = &mut self.steps[s].step {
+                    chain.extend(ops);
+                    self.steps[s].op = format!("{}+{label}", self.steps[s].op);
+                    self.map.insert(node.outputs[0], input);
+                    return Ok(());
+                }
+            }
+        }
+        let v = &self.values[input];
+        let channels = match (v.layout, v.shape.len()) {
+            (Layout::Nhwc, _) => (v.shape[1], 1),
+            (Layout::Plain, r) if r >= 2 => (v.shape[1], v.shape[2..].iter().product()),
+            _ => (1, 1),
+        };
+        let layout = v.layout;
+        let output = self.define(node, layout)?;
+        self.push(&node.name, label, Step::Map { input, output, ops, channels });
+        self.map_step.insert(output, self.steps.len() - 1);
+        Ok(())
+    }
+
+    fn binary(&mut self, node: &Node, op: Binary) -> Result<()> {
+        let (a, b) = (node.input(0).expect("required"), node.input(1).expect("required"));
+        let out_shape = self.shape(node.outputs[0])?;
+        // A per-channel or scalar constant on a value of the output's shape: a Map.
+        let per_channel = |t: &Tensor| {
+            let s = &t.shape;
+            t.len() == 1
+                || (out_shape.len() >= 2
+                    && s.len() <= out_shape.len()
+                    && s.len() + 1 >= out_shape.len()
+                    && s.iter().rev().take(out_shape.len().saturating_sub(2)).all(|&d| d == 1)
+                    && t.len() == out_shape[1]
+                    && (s.len() < out_shape.len() || s[0] == 1))
+        };
+        for (x, k, k_first) in [(a, b, false), (b, a, true)] {
+            let Some(t) = self.g.constant(k) else { continue };
+            if self.g.constant(x).is_some() || self.shape(x)? != out_shape || !per_channel(t) || t.floats().is_none() {
+                continue;
+            }
+            let vals = t.floats().expect("checked").to_vec();
+            let mapped = match (op, k_first) {
+                (Binary::Add, _) => MapOp::Add(self.constant(vals)),
+                (Binary::Mul, _) => MapOp::Mul(self.constant(vals)),
+                (Binary::Sub, false) => MapOp::Add(self.constant(vals.iter().map(|v| -v).collect())),
+                (Binary::Div, false) => MapOp::Mul(self.constant(vals.iter().map(|v| 1.0 / v).collect())),
+                _ => continue,
+            };
+            let i = if k_first { 1 } else { 0 };
+            return self.map_op(node, i, vec![mapped]);
+        }
+        if out_shape.len() > 4 {
+            return Err(node_err(node, "broadcasting beyond rank 4 is not supported"));
+        }
+        let nhwc = out_shape.len() == 4
+            && [a, b].iter().any(|i| self.map.get(i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
+        let mut ops = Vec::new();
+        for id in [a, b] {
+            let shape = self.shape(id)?;
+            let (operand, logical) = match self.g.constant(id) {
+                Some(_) => (self.operand(id)?, broadcast_strides(&shape, &out_shape)),
+                None if nhwc && shape.len() == 4 => {
+                    let v = self.in_layout(id, Layout::Nhwc)?;
+                    let [_, c, h, w] = [shape[0], shape[1], shape[2], shape[3]];
+                    let phys = [h * w * c, 1, w * c, c];
+                    let s = (0..4).map(|d| if shape[d] == 1 { 0 } else { phys[d] }).collect();
+                    (Operand::Value(v), s)
+                }
+                None => (Operand::Value(self.plain(id)?), broadcast_strides(&shape, &out_shape)),
+            };
+            let mut padded = [0usize; 4];
+            let lead = 4 - out_shape.len();
+            for (d, s) in logical.iter().enumerate() {
+                padded[lead + d] = *s;
+            }
+            if nhwc {
+                padded = [padded[0], padded[2], padded[3], padded[1]];
+            }
+            ops.push((operand, padded));
+        }
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+        let output = self.define(node, layout)?;
+        let phys = self.values[output].physical();
+        let mut dims = [1usize; 4];
+        dims[4 - phys.len()..].copy_from_slice(&phys);
+        self.push(&node.name, node.op.name(), Step::Binary { op, a: ops[0], b: ops[1], output: (output, dims) });
+        Ok(())
+    }
+
+    fn gemm(&mut self, node: &Node) -> Result<()> {
+        let a_id = node.input(0).expect("required");
+        let a_shape = self.shape(a_id)?;
+        let b_shape = self.shape(node.input(1).expect("required"))?;
+        let (alpha, beta, trans_a, trans_b) = match node.op {
+            Op::Gemm { alpha, beta, trans_a, trans_b } => (alpha, beta, trans_a, trans_b),
+            _ => (1.0, 1.0, false, false),
+        };
+        if a_shape.len() != 2 || b_shape.len() != 2 || trans_a {
+            return Err(node_err(node, "only [m, k] × constant [k, n] products are supported"));
+        }
+        let b = self.const_floats(node, 1, "the right operand")?;
+        let (k, n) = if trans_b { (b_shape[1], b_shape[0]) } else { (b_shape[0], b_shape[1]) };
+        let scaled: Vec<f32> = (0..k * n)
+            .map(|i| {
+                let (p, j) = (i / n, i % n);
+                alpha * if trans_b { b[j * k + p] } else { b[p * n + j] }
+            })
+            .collect();
+        let packed = self.set.pack_b(MatRef::row_major(&scaled, k, n).map_err(|e| node_err(node, e.to_string()))?);
+        let bias = match node.input(2) {
+            None => None,
+            Some(c) => {
+                let t = self.g.constant(c).and_then(Tensor::floats).ok_or_else(|| node_err(node, "C must be a float constant"))?;
+                let cs = self.shape(c)?;
+                if !(cs == [n] || cs == [1, n] || t.len() == 1) {
+                    return Err(node_err(node, "only a per-column C is supported"));
+                }
+                let v: Vec<f32> = (0..n).map(|j| beta * t[if t.len() == 1 { 0 } else { j }]).collect();
+                Some(self.constant(v))
+            }
+        };
+        let a = self.plain(a_id)?;
+        self.gemms.push(packed);
+        let b = self.gemms.len() - 1;
+        let output = self.define(node, Layout::Plain)?;
+        self.flops += 2 * (a_shape[0] * k * n) as u64;
+        self.push(&node.name, node.op.name(), Step::Gemm { a, b, bias, output });
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! Running a plan: a session owns the buffer slots and the thread pool, so repeated runs
+//! allocate nothing but their outputs.
+
+use kernels::{Bias, BOperand, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
+
+use super::{ops, Layout, Operand, Plan, Step};
+use crate::error::{ModelError, Result};
+use crate::tensor::Tensor;
+
+/// A plan ready to run repeatedly with a fixed thread count.
+pub struct Session<'p> {
+    plan: &'p Plan,
+    set: Box<dyn KernelSet>,
+    arena: Vec<Vec<f32>>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Plan {
+    /// A session running on `threads` threads (1: the calling thread only).
+    pub fn session(&self, threads: usize) -> Result<Session<'_>> {
+        let set = kernels::kernel_set(self.kernel_set)?;
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| ModelError::Input(format!("cannot start {threads} threads: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Session { plan: self, set, arena: self.slots.iter().map(|&n| vec![0.0; n]).collect(), pool })
+    }
+}
+
+impl Session<'_> {
+    /// Runs the plan on NCHW `inputs` (in the model's input order) and returns the outputs.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let plan = self.plan;
+        if inputs.len() != plan.inputs.len() {
+            return Err(ModelError::Input(format!("the plan has {} inputs, {} given", plan.inputs.len(), inputs.len())));
+        }
+        for (&v, t) in plan.inputs.iter().zip(inputs) {
+            let pv = &plan.values[v];
+            let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
+            if t.shape != pv.shape {
+                return Err(ModelError::Input(format!("input `{}` has shape {:?}, the plan expects {:?}", pv.name, t.shape, pv.shape)));
+            }
+            self.arena[pv.slot][..data.len()].copy_from_slice(data);
+        }
+        let par = if self.pool.is_some() { Parallelism::Rayon } else { Parallelism::Sequential };
+        let (set, arena) = (&*self.set, &mut self.arena);
+        match &self.pool {
+            Some(pool) => pool.install(|| run_steps(plan, set, arena, par))?,
+            None => run_steps(plan, set, arena, par)?,
+        }
+        Ok(plan
+            .outputs
+            .iter()
+            .map(|&o| {
+                let v = &plan.values[o];
+                Tensor::float(v.shape.clone(), self.arena[v.slot][..v.len()].to_vec())
+            })
+            .collect())
+    }
+}
+
+fn dims4(s: &[usize]) -> [usize; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
+fn run_steps(plan: &Plan, set: &dyn KernelSet, arena: &mut [Vec<f32>], par: Parallelism) -> Result<()> {
+    let parallel = par == Parallelism::Rayon;
+    for ps in &plan.steps {
+        let step = &ps.step;
+        let out_v = &plan.values[super::memory::writes(step)];
+        let mut out_buf = std::mem::take(&mut arena[out_v.slot]);
+        let result = {
+            let arena = &*arena;
+            let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].len()] };
+            let out = &mut out_buf[..out_v.len()];
+            let in_place = |v: usize| plan.values[v].slot == out_v.slot;
+            exec_step(plan, set, step, out, &val, &in_place, par, parallel)
+        };
+        arena[out_v.slot] = out_buf;
+        result.map_err(|e| match e {
+            ModelError::Kernel(k) => ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exec_step<'a>(
+    plan: &'a Plan,
+    set: &dyn KernelSet,
+    step: &Step,
+    out: &mut [f32],
+    val: &dyn Fn(usize) -> &'a [f32],
+    in_place: &dyn Fn(usize) -> bool,
+    par: Parallelism,
+    parallel: bool,
+) -> Result<()> {
+    let phys = |v: usize| plan.values[v].physical();
+    match step {
+        Step::Conv { weights, bias, input, residual, activation, output } => {
+            let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
+            let od = dims4(&phys(*output));
+            let residual = match residual {
+                Some(r) => Some(MatRef::row_major(val(*r), od[0] * od[1] * od[2], od[3])?),
+                None => None,
+            };
+            let epi = Epilogue {
+                bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])),
+                residual,
+                activation: *activation,
+            };
+            set.conv2d(x, &plan.convs[*weights], ImageMut::new(out, od)?, &epi, par)?;
+        }
+        Step::Map { input, ops: chain, channels, .. } => {
+            if !in_place(*input) {
+                out.copy_from_slice(val(*input));
+            }
+            ops::map(out, chain, &plan.consts, *channels, parallel);
+        }
+        Step::Binary { op, a, b, output } => {
+            let read = |o: Operand| ops::operand(o, &plan.consts, val);
+            let a_src = match a.0 {
+                Operand::Value(v) if in_place(v) => ops::Src::Output,
+                o => ops::Src::Slice(read(o)),
+            };
+            if matches!(b.0, Operand::Value(v) if in_place(v)) {
+                return Err(ModelError::Malformed("a binary step's right operand shares the output buffer".into()));
+            }
+            ops::binary(*op, (a_src, a.1), (read(b.0), b.1), output.1, out, parallel);
+        }
+        Step::GlobalAveragePool { input, .. } => ops::global_average_pool(val(*input), dims4(&phys(*input)), out),
+        Step::Pool { pool, pads, average, input, output } => {
+            let o = phys(*output);
+            ops::pool(val(*input), dims4(&phys(*input)), pool, *pads, *average, out, [o[1], o[2]]);
+        }
+        Step::Resize { resize, scales, input, output } => {
+            let o = phys(*output);
+            ops::resize(val(*input), dims4(&phys(*input)), resize, *scales, out, [o[1], o[2]], parallel);
+        }
+        Step::Concat { inputs, axis, .. } => {
+            let parts: Vec<(&[f32], Vec<usize>)> = inputs
+                .iter()
+                .map(|&o| {
+                    let dims = match o {
+                        Operand::Value(v) => phys(v),
+                        Operand::Const(c) => vec![plan.consts[c].len()],
+                    };
+                    (ops::operand(o, &plan.consts, val), dims)
+                })
+                .collect();
+            ops::concat(&parts, *axis, out);
+        }
+        Step::Relayout { input, .. } => {
+            let v = &plan.values[*input];
+            ops::relayout(val(*input), dims4(&v.shape), v.layout == Layout::Plain, out);
+        }
+        Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
+        Step::Gemm { a, b, bias, output } => {
+            let s = &plan.values[*a].shape;
+            let (m, k, n) = (s[0], s[1], plan.values[*output].shape[1]);
+            let epi = Epilogue { bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])), ..Epilogue::none() };
+            set.gemm(MatRef::row_major(val(*a), m, k)?, BOperand::Packed(&plan.gemms[*b]), MatMut::row_major(out, m, n)?, &epi, par)?;
+        }
+        Step::Softmax { input, dims, .. } => {
+            out.copy_from_slice(val(*input));
+            ops::softmax(out, *dims);
+        }
+    }
+    Ok(())
+}

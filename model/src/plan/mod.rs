@@ -1,0 +1,265 @@
+//! Execution plans: per node the kernel and layout of one [`KernelSet`], weights packed once,
+//! a static buffer plan that reuses memory, rayon threads. 4-D activations are NHWC inside
+//! a plan (the kernels' layout); graph inputs and outputs are NCHW, converted at the edges.
+
+mod build;
+mod exec;
+mod file;
+mod memory;
+mod ops;
+
+use kernels::{Activation, KernelSetId, PackedB, PackedConv};
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{Binary, Pool, Resize};
+
+pub use build::build;
+pub use exec::Session;
+
+/// Physical layout of a plan value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Layout {
+    /// Row-major in ONNX axis order.
+    Plain,
+    /// A 4-D NCHW value stored as NHWC.
+    Nhwc,
+}
+
+/// A tensor the plan computes or reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanValue {
+    /// Name (the ONNX value's, with a suffix for layout copies).
+    pub name: String,
+    /// Logical (ONNX) shape.
+    pub shape: Vec<usize>,
+    /// Physical layout.
+    pub layout: Layout,
+    /// Buffer slot (assigned by the memory plan).
+    pub slot: usize,
+}
+
+impl PlanValue {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the value has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Physical dimensions (NHWC order for [`Layout::Nhwc`]).
+    pub fn physical(&self) -> Vec<usize> {
+        match self.layout {
+            Layout::Plain => self.shape.clone(),
+            Layout::Nhwc => vec![self.shape[0], self.shape[2], self.shape[3], self.shape[1]],
+        }
+    }
+}
+
+/// A step's operand: a computed value or a plan constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operand {
+    /// Index into [`Plan::values`].
+    Value(usize),
+    /// Index into the plan's float constants.
+    Const(usize),
+}
+
+/// One element-wise operation of a [`Step::Map`] chain; per-channel constants index the
+/// plan's constants and are read with the channel of each element.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum MapOp {
+    /// An activation.
+    Act(Activation),
+    /// `x · k[c]` (or a scalar when the constant has one value).
+    Mul(usize),
+    /// `x + k[c]`.
+    Add(usize),
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    /// Convolution with fused epilogue on NHWC values.
+    Conv {
+        /// Index into the packed convolutions.
+        weights: usize,
+        /// Per-output-channel bias constant.
+        bias: Option<usize>,
+        /// Input value.
+        input: usize,
+        /// Residual value added before the activation.
+        residual: Option<usize>,
+        /// Activation.
+        activation: Activation,
+        /// Output value.
+        output: usize,
+    },
+    /// A chain of element-wise operations in one pass; `channels` is the size of the
+    /// innermost physical axis per-channel constants follow (1: every constant is scalar).
+    Map {
+        /// Input value.
+        input: usize,
+        /// Output value (may share the input's slot).
+        output: usize,
+        /// The operations, in order.
+        ops: Vec<MapOp>,
+        /// Channel count for per-channel constants, and the stride between channels.
+        channels: (usize, usize),
+    },
+    /// Broadcasting binary operation over physical strides (rank ≤ 4, leading 1s).
+    Binary {
+        /// The operator.
+        op: Binary,
+        /// Left operand and its strides in the output's physical axis order.
+        a: (Operand, [usize; 4]),
+        /// Right operand and its strides.
+        b: (Operand, [usize; 4]),
+        /// Output value and its physical dims padded to 4.
+        output: (usize, [usize; 4]),
+    },
+    /// Mean over H×W of an NHWC value.
+    GlobalAveragePool {
+        /// Input.
+        input: usize,
+        /// Output `[N, C, 1, 1]`.
+        output: usize,
+    },
+    /// Max or average pooling of an NHWC value.
+    Pool {
+        /// Attributes.
+        pool: Pool,
+        /// Resolved pads.
+        pads: [usize; 4],
+        /// `None`: max; `Some(count_include_pad)`: average.
+        average: Option<bool>,
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+    },
+    /// Spatial resize of an NHWC value.
+    Resize {
+        /// Attributes.
+        resize: Resize,
+        /// Scales (H, W).
+        scales: [f64; 2],
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+    },
+    /// Concatenation along physical `axis`.
+    Concat {
+        /// Inputs in order.
+        inputs: Vec<Operand>,
+        /// Physical axis.
+        axis: usize,
+        /// Output.
+        output: usize,
+    },
+    /// Layout change between NCHW and NHWC.
+    Relayout {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+    },
+    /// Copy (Reshape, Flatten of plain values).
+    Copy {
+        /// Input.
+        input: Operand,
+        /// Output.
+        output: usize,
+    },
+    /// `C = A·B (+ bias)` with `A` `[m, k]` plain and `B` packed.
+    Gemm {
+        /// `A`.
+        a: usize,
+        /// Index into the packed GEMM weights.
+        b: usize,
+        /// Per-column bias.
+        bias: Option<usize>,
+        /// Output `[m, n]`.
+        output: usize,
+    },
+    /// Softmax over `len` values at stride `inner`, `outer` times.
+    Softmax {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// (outer, len, inner).
+        dims: (usize, usize, usize),
+    },
+}
+
+/// A step with the name of the node it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// ONNX node name.
+    pub node: String,
+    /// Operator (with fused parts, e.g. `Conv+HardSwish`).
+    pub op: String,
+    /// What runs.
+    pub step: Step,
+}
+
+/// An executable plan for one kernel set and fixed input shapes.
+#[derive(Debug)]
+pub struct Plan {
+    /// The kernel set it was packed for.
+    pub kernel_set: KernelSetId,
+    /// Every value.
+    pub values: Vec<PlanValue>,
+    /// Steps in order.
+    pub steps: Vec<PlannedStep>,
+    /// Graph inputs (NCHW plain values).
+    pub inputs: Vec<usize>,
+    /// Graph outputs (plain values).
+    pub outputs: Vec<usize>,
+    /// Element counts of the buffer slots.
+    pub slots: Vec<usize>,
+    /// Float constants.
+    pub consts: Vec<Vec<f32>>,
+    /// Packed convolution weights.
+    pub convs: Vec<PackedConv>,
+    /// Packed GEMM weights.
+    pub gemms: Vec<PackedB>,
+    /// FLOPs of one run (2 per multiply-add of convolutions and GEMMs).
+    pub flops: u64,
+}
+
+impl Plan {
+    /// Peak activation memory in bytes: the sum of the buffer slots.
+    pub fn activation_bytes(&self) -> usize {
+        self.slots.iter().sum::<usize>() * 4
+    }
+
+    /// Bytes of packed weights and constants.
+    pub fn weight_bytes(&self) -> usize {
+        let c: usize = self.consts.iter().map(Vec::len).sum::<usize>() * 4;
+        c + self.convs.iter().map(|p| p.to_bytes().len()).sum::<usize>() + self.gemms.iter().map(|p| p.to_bytes().len()).sum::<usize>()
+    }
+
+    /// Count of steps per operator label, sorted.
+    pub fn step_counts(&self) -> Vec<(String, usize)> {
+        let mut m = std::collections::BTreeMap::new();
+        for s in &self.steps {
+            *m.entry(s.op.clone()).or_insert(0) += 1;
+        }
+        m.into_iter().collect()
+    }
+
+    /// Writes the plan to bytes (see [`Plan::from_bytes`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        file::write(self)
+    }
+
+    /// Reads a plan written by [`Plan::to_bytes`], checking every part.
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<Plan> {
+        file::read(bytes)
+    }
+}

@@ -1,0 +1,296 @@
+//! The plan's own element-wise, pooling, resize and data-movement loops (the heavy
+//! operators run on the kernel set). Layout-aware: 4-D values are NHWC.
+
+use kernels::Activation;
+use rayon::prelude::*;
+
+use super::{MapOp, Operand};
+use crate::ir::{Binary, CoordinateMode, Pool, Resize, ResizeMode};
+use crate::shape;
+
+/// Elements per parallel work item of element-wise loops.
+const GRAIN: usize = 1 << 14;
+
+/// One activation on one float32 value (the same formulas as the kernels' epilogues).
+#[inline(always)]
+pub fn activate(a: Activation, x: f32) -> f32 {
+    let hard_sigmoid = |x: f32, alpha: f32, beta: f32| x.mul_add(alpha, beta).clamp(0.0, 1.0);
+    match a {
+        Activation::Identity => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Clip { min, max } => x.max(min).min(max),
+        Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha, beta),
+        Activation::HardSwish => x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+    }
+}
+
+fn act_slice(a: Activation, xs: &mut [f32]) {
+    match a {
+        Activation::Identity => {}
+        Activation::Relu => xs.iter_mut().for_each(|x| *x = activate(Activation::Relu, *x)),
+        Activation::Clip { min, max } => xs.iter_mut().for_each(|x| *x = x.max(min).min(max)),
+        Activation::HardSigmoid { alpha, beta } => {
+            xs.iter_mut().for_each(|x| *x = activate(Activation::HardSigmoid { alpha, beta }, *x))
+        }
+        Activation::HardSwish => xs.iter_mut().for_each(|x| *x = activate(Activation::HardSwish, *x)),
+        Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = activate(Activation::Sigmoid, *x)),
+    }
+}
+
+/// Runs `f` over `out` in blocks whose length is a multiple of `align`, in parallel when
+/// `parallel`; `f` gets the block's start offset.
+fn blocks(out: &mut [f32], align: usize, parallel: bool, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let block = (GRAIN / align.max(1)).max(1) * align.max(1);
+    if parallel && out.len() > block {
+        out.par_chunks_mut(block).enumerate().for_each(|(i, c)| f(i * block, c));
+    } else {
+        out.chunks_mut(block).enumerate().for_each(|(i, c)| f(i * block, c));
+    }
+}
+
+/// Applies a chain of element-wise ops in place. `channels = (c, stride)`: element `i` has
+/// channel `(i / stride) % c`.
+pub fn map(out: &mut [f32], ops: &[MapOp], consts: &[Vec<f32>], channels: (usize, usize), parallel: bool) {
+    let (c, stride) = (channels.0.max(1), channels.1.max(1));
+    blocks(out, c * stride, parallel, |_, block| {
+        for op in ops {
+            let (k, mul) = match *op {
+                MapOp::Act(a) => {
+                    act_slice(a, block);
+                    continue;
+                }
+                MapOp::Mul(k) => (&consts[k], true),
+                MapOp::Add(k) => (&consts[k], false),
+            };
+            if k.len() == 1 {
+                let v = k[0];
+                if mul {
+                    block.iter_mut().for_each(|x| *x *= v);
+                } else {
+                    block.iter_mut().for_each(|x| *x += v);
+                }
+            } else if stride == 1 {
+                for row in block.chunks_mut(c) {
+                    if mul {
+                        row.iter_mut().zip(k).for_each(|(x, v)| *x *= v);
+                    } else {
+                        row.iter_mut().zip(k).for_each(|(x, v)| *x += v);
+                    }
+                }
+            } else {
+                for (j, run) in block.chunks_mut(stride).enumerate() {
+                    let v = k[j % c];
+                    if mul {
+                        run.iter_mut().for_each(|x| *x *= v);
+                    } else {
+                        run.iter_mut().for_each(|x| *x += v);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// A binary operand's data: a separate slice, or the output itself (in place).
+pub enum Src<'a> {
+    /// Read from this slice.
+    Slice(&'a [f32]),
+    /// Read the output's own element (same index, contiguous strides).
+    Output,
+}
+
+/// Broadcasting binary operation over up to 4 physical axes.
+pub fn binary(op: Binary, a: (Src, [usize; 4]), b: (&[f32], [usize; 4]), dims: [usize; 4], out: &mut [f32], parallel: bool) {
+    let rows = dims[0] * dims[1] * dims[2];
+    let inner = dims[3];
+    let (sa, sb) = (a.1, b.1);
+    let row = |r: usize, o: &mut [f32]| {
+        let (i0, i1, i2) = (r / (dims[1] * dims[2]), (r / dims[2]) % dims[1], r % dims[2]);
+        let ob = i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
+        let bv = &b.0[ob..];
+        match &a.0 {
+            Src::Output => {
+                if sb[3] == 1 {
+                    o.iter_mut().zip(bv).for_each(|(x, &y)| *x = op.apply(*x, y));
+                } else {
+                    let y = bv[0];
+                    o.iter_mut().for_each(|x| *x = op.apply(*x, y));
+                }
+            }
+            Src::Slice(av) => {
+                let av = &av[i0 * sa[0] + i1 * sa[1] + i2 * sa[2]..];
+                match (sa[3], sb[3]) {
+                    (1, 1) => o.iter_mut().zip(av).zip(bv).for_each(|((x, &p), &q)| *x = op.apply(p, q)),
+                    (1, 0) => o.iter_mut().zip(av).for_each(|(x, &p)| *x = op.apply(p, bv[0])),
+                    (0, 1) => o.iter_mut().zip(bv).for_each(|(x, &q)| *x = op.apply(av[0], q)),
+                    (s, t) => o.iter_mut().enumerate().for_each(|(j, x)| *x = op.apply(av[j * s], bv[j * t])),
+                }
+            }
+        }
+    };
+    let out = &mut out[..rows * inner];
+    if parallel && out.len() > GRAIN && inner > 0 {
+        out.par_chunks_mut(inner).enumerate().for_each(|(r, o)| row(r, o));
+    } else if inner > 0 {
+        out.chunks_mut(inner).enumerate().for_each(|(r, o)| row(r, o));
+    }
+}
+
+/// Mean over H×W of NHWC `x` (`[n, h, w, c]`) into `out` (`[n, c]`).
+pub fn global_average_pool(x: &[f32], [n, h, w, c]: [usize; 4], out: &mut [f32]) {
+    let hw = h * w;
+    for b in 0..n {
+        let acc = &mut out[b * c..(b + 1) * c];
+        acc.fill(0.0);
+        for px in x[b * hw * c..(b + 1) * hw * c].chunks_exact(c) {
+            acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+        }
+        let inv = 1.0 / hw as f32;
+        acc.iter_mut().for_each(|a| *a *= inv);
+    }
+}
+
+/// Max or average pooling of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
+pub fn pool(x: &[f32], [n, h, w, c]: [usize; 4], p: &Pool, pads: [usize; 4], average: Option<bool>, out: &mut [f32], [oh, ow]: [usize; 2]) {
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let acc = &mut out[((b * oh + oy) * ow + ox) * c..][..c];
+                acc.fill(if average.is_some() { 0.0 } else { f32::NEG_INFINITY });
+                let (mut count, mut padded) = (0usize, 0usize);
+                for ky in 0..p.kernel[0] {
+                    let iy = (oy * p.strides[0] + ky * p.dilations[0]) as isize - pads[0] as isize;
+                    for kx in 0..p.kernel[1] {
+                        let ix = (ox * p.strides[1] + kx * p.dilations[1]) as isize - pads[1] as isize;
+                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                            if iy < (h + pads[2]) as isize && ix < (w + pads[3]) as isize {
+                                padded += 1;
+                            }
+                            continue;
+                        }
+                        count += 1;
+                        let px = &x[((b * h + iy as usize) * w + ix as usize) * c..][..c];
+                        if average.is_some() {
+                            acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+                        } else {
+                            acc.iter_mut().zip(px).for_each(|(a, &v)| *a = a.max(v));
+                        }
+                    }
+                }
+                if let Some(include_pad) = average {
+                    let d = if include_pad { count + padded } else { count.max(1) };
+                    let inv = 1.0 / d as f32;
+                    acc.iter_mut().for_each(|a| *a *= inv);
+                }
+            }
+        }
+    }
+}
+
+/// Spatial resize of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
+pub fn resize(x: &[f32], [n, h, w, c]: [usize; 4], r: &Resize, scales: [f64; 2], out: &mut [f32], [oh, ow]: [usize; 2], parallel: bool) {
+    let coord = |m: CoordinateMode, o: usize, s: f64, len: usize, olen: usize| shape::resize_source(m, o, s, len, olen);
+    let cols: Vec<(usize, usize, f32)> = (0..ow)
+        .map(|ox| {
+            let cx = coord(r.coordinates, ox, scales[1], w, ow);
+            match r.mode {
+                ResizeMode::Nearest(m) => (shape::resize_nearest(m, cx, w), 0, 0.0),
+                ResizeMode::Linear => {
+                    let (a, b, t) = shape::resize_linear(cx, w);
+                    (a, b, t as f32)
+                }
+            }
+        })
+        .collect();
+    let row_job = |r_idx: usize, orow: &mut [f32]| {
+        let (b, oy) = (r_idx / oh, r_idx % oh);
+        let cy = coord(r.coordinates, oy, scales[0], h, oh);
+        let plane = &x[b * h * w * c..][..h * w * c];
+        match r.mode {
+            ResizeMode::Nearest(m) => {
+                let src = &plane[shape::resize_nearest(m, cy, h) * w * c..][..w * c];
+                for (ox, &(sx, _, _)) in cols.iter().enumerate() {
+                    orow[ox * c..][..c].copy_from_slice(&src[sx * c..][..c]);
+                }
+            }
+            ResizeMode::Linear => {
+                let (y0, y1, ty) = shape::resize_linear(cy, h);
+                let ty = ty as f32;
+                let (r0, r1) = (&plane[y0 * w * c..][..w * c], &plane[y1 * w * c..][..w * c]);
+                for (ox, &(x0, x1, tx)) in cols.iter().enumerate() {
+                    let o = &mut orow[ox * c..][..c];
+                    for (k, v) in o.iter_mut().enumerate() {
+                        let top = r0[x0 * c + k] + tx * (r0[x1 * c + k] - r0[x0 * c + k]);
+                        let bot = r1[x0 * c + k] + tx * (r1[x1 * c + k] - r1[x0 * c + k]);
+                        *v = top + ty * (bot - top);
+                    }
+                }
+            }
+        }
+    };
+    let out = &mut out[..n * oh * ow * c];
+    if parallel {
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(i, o)| row_job(i, o));
+    } else {
+        out.chunks_mut(ow * c).enumerate().for_each(|(i, o)| row_job(i, o));
+    }
+}
+
+/// Concatenation along physical `axis` of row-major values with physical `dims`.
+pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32]) {
+    let outer: usize = parts[0].1[..axis].iter().product();
+    let mut o = 0;
+    for i in 0..outer {
+        for (data, dims) in parts {
+            let chunk: usize = dims[axis..].iter().product();
+            out[o..o + chunk].copy_from_slice(&data[i * chunk..(i + 1) * chunk]);
+            o += chunk;
+        }
+    }
+}
+
+/// NCHW ↔ NHWC of a `[n, c, h, w]` value (`to_nhwc` picks the direction).
+pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f32]) {
+    let hw = h * w;
+    for b in 0..n {
+        let (src, dst) = (&x[b * c * hw..][..c * hw], &mut out[b * c * hw..][..c * hw]);
+        for ch in 0..c {
+            for p in 0..hw {
+                if to_nhwc {
+                    dst[p * c + ch] = src[ch * hw + p];
+                } else {
+                    dst[ch * hw + p] = src[p * c + ch];
+                }
+            }
+        }
+    }
+}
+
+/// Softmax over `len` values at stride `inner`, `outer` times, in place.
+pub fn softmax(x: &mut [f32], (outer, len, inner): (usize, usize, usize)) {
+    for o in 0..outer {
+        let block = &mut x[o * len * inner..][..len * inner];
+        for i in 0..inner {
+            let max = (0..len).map(|k| block[k * inner + i]).fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for k in 0..len {
+                let e = (block[k * inner + i] - max).exp();
+                block[k * inner + i] = e;
+                sum += e;
+            }
+            let inv = 1.0 / sum;
+            for k in 0..len {
+                block[k * inner + i] *= inv;
+            }
+        }
+    }
+}
+
+/// The slice behind an operand.
+pub fn operand<'a>(o: Operand, consts: &'a [Vec<f32>], value: impl Fn(usize) -> &'a [f32]) -> &'a [f32] {
+    match o {
+        Operand::Const(c) => &consts[c],
+        Operand::Value(v) => value(v),
+    }
+}

@@ -1,0 +1,444 @@
+//! The float64 reference executor: every supported operator in plain loops over NCHW
+//! tensors, independent of the kernels and of the planner. Parity is measured against it;
+//! the planner also uses it to fold constant subgraphs at plan time.
+
+use kernels::{Activation, ConvKind, ConvParams};
+
+use crate::error::{shape_error, ModelError, Result};
+use crate::ir::{Graph, Node, Op, ResizeMode};
+use crate::shape;
+use crate::tensor::{axis, broadcast_strides, strides, DType, Tensor};
+
+/// One activation on one value, in float64.
+pub fn activate(a: Activation, x: f64) -> f64 {
+    let hard_sigmoid = |x: f64, alpha: f64, beta: f64| (alpha * x + beta).clamp(0.0, 1.0);
+    match a {
+        Activation::Identity => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Clip { min, max } => x.max(min as f64).min(max as f64),
+        Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha as f64, beta as f64),
+        Activation::HardSwish => x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+    }
+}
+
+fn err(node: &Node, reason: impl Into<String>) -> ModelError {
+    shape_error(&node.name, node.op.name(), reason)
+}
+
+fn floats<'t>(node: &Node, t: Option<&'t Tensor<f64>>, i: usize) -> Result<&'t [f64]> {
+    t.and_then(Tensor::floats).ok_or_else(|| err(node, format!("input {i} must be a float tensor")))
+}
+
+/// Runs a specialised graph (shapes known, see [`crate::specialize`]) on `inputs` given in
+/// the order of [`Graph::inputs`]; returns the graph outputs.
+pub fn run(g: &Graph, inputs: &[Tensor<f64>]) -> Result<Vec<Tensor<f64>>> {
+    if inputs.len() != g.inputs.len() {
+        return Err(ModelError::Input(format!("the model has {} inputs, {} given", g.inputs.len(), inputs.len())));
+    }
+    let mut values: Vec<Option<Tensor<f64>>> = vec![None; g.values.len()];
+    for (&id, t) in g.constants.iter() {
+        values[id] = Some(t.to_f64());
+    }
+    for (&id, t) in g.inputs.iter().zip(inputs) {
+        if g.shape(id).is_some_and(|s| s != t.shape) {
+            return Err(ModelError::Input(format!(
+                "input `{}` has shape {:?}, the graph was specialised for {:?}",
+                g.values[id].name,
+                t.shape,
+                g.shape(id)
+            )));
+        }
+        values[id] = Some(t.clone());
+    }
+    let uses = g.use_counts();
+    let mut left = uses.clone();
+    for node in &g.nodes {
+        let ins: Vec<Option<&Tensor<f64>>> = node.inputs.iter().map(|i| i.and_then(|i| values[i].as_ref())).collect();
+        let outs = eval(g, node, &ins)?;
+        for (&id, t) in node.outputs.iter().zip(outs) {
+            values[id] = Some(t);
+        }
+        for &i in node.inputs.iter().flatten() {
+            left[i] -= 1;
+            if left[i] == 0 && !g.constants.contains_key(&i) && !g.outputs.contains(&i) {
+                values[i] = None;
+            }
+        }
+    }
+    g.outputs
+        .iter()
+        .map(|&o| values[o].clone().ok_or_else(|| ModelError::Malformed(format!("output `{}` was not computed", g.values[o].name))))
+        .collect()
+}
+
+/// Evaluates one node on float64 inputs (`None` for omitted optional inputs). The graph
+/// supplies constant inputs that shape the output (Reshape targets, Resize scales…).
+pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<Tensor<f64>>> {
+    let out_shape = shape::infer(g, node)?.remove(0);
+    let x = ins.first().copied().flatten().ok_or_else(|| err(node, "input 0 is missing"))?;
+    let float_out = |v: Vec<f64>| Ok(vec![Tensor::float(out_shape.clone(), v)]);
+    match &node.op {
+        Op::Conv(c) => {
+            let w = floats(node, ins.get(1).copied().flatten(), 1)?;
+            let (p, out) = shape::conv_params(node, c, &x.shape, &ins[1].map(|t| t.shape.clone()).unwrap_or_default())?;
+            let mut y = conv(&p, floats(node, Some(x), 0)?, &x.shape, w, out);
+            let hw = out[2] * out[3];
+            if let Some(b) = ins.get(2).copied().flatten() {
+                let b = floats(node, Some(b), 2)?;
+                for (i, v) in y.iter_mut().enumerate() {
+                    *v += b[(i / hw) % out[1]];
+                }
+            }
+            if let Some(r) = ins.get(3).copied().flatten() {
+                for (v, r) in y.iter_mut().zip(floats(node, Some(r), 3)?) {
+                    *v += r;
+                }
+            }
+            y.iter_mut().for_each(|v| *v = activate(c.activation, *v));
+            float_out(y)
+        }
+        Op::BatchNorm { epsilon } => {
+            let p: Vec<&[f64]> = (1..5).map(|i| floats(node, ins.get(i).copied().flatten(), i)).collect::<Result<_>>()?;
+            let c = x.shape[1];
+            let inner: usize = x.shape[2..].iter().product();
+            let y = floats(node, Some(x), 0)?
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let k = (i / inner) % c;
+                    (v - p[2][k]) / (p[3][k] + *epsilon as f64).sqrt() * p[0][k] + p[1][k]
+                })
+                .collect();
+            float_out(y)
+        }
+        Op::Binary(op) => {
+            let y = ins.get(1).copied().flatten().ok_or_else(|| err(node, "input 1 is missing"))?;
+            let (sa, sb) = (broadcast_strides(&x.shape, &out_shape), broadcast_strides(&y.shape, &out_shape));
+            let n: usize = out_shape.iter().product();
+            let offsets = |s: &[usize]| -> Vec<usize> {
+                (0..n)
+                    .map(|i| {
+                        let mut rem = i;
+                        let mut off = 0;
+                        for (&len, &st) in out_shape.iter().zip(s).rev() {
+                            off += (rem % len) * st;
+                            rem /= len;
+                        }
+                        off
+                    })
+                    .collect()
+            };
+            let (oa, ob) = (offsets(&sa), offsets(&sb));
+            match (&x.data, &y.data) {
+                (crate::tensor::Data::Float(a), crate::tensor::Data::Float(b)) => {
+                    float_out(oa.iter().zip(&ob).map(|(&i, &j)| op.apply(a[i], b[j])).collect())
+                }
+                (crate::tensor::Data::Int(a), crate::tensor::Data::Int(b)) => {
+                    if *op == crate::ir::Binary::Div && ob.iter().any(|&j| b[j] == 0) {
+                        return Err(err(node, "integer division by zero"));
+                    }
+                    let v = oa
+                        .iter()
+                        .zip(&ob)
+                        .map(|(&i, &j)| match op {
+                            crate::ir::Binary::Add => a[i].wrapping_add(b[j]),
+                            crate::ir::Binary::Sub => a[i].wrapping_sub(b[j]),
+                            crate::ir::Binary::Mul => a[i].wrapping_mul(b[j]),
+                            crate::ir::Binary::Div => a[i].wrapping_div(b[j]),
+                        })
+                        .collect();
+                    Ok(vec![Tensor::int(out_shape, x.dtype, v)])
+                }
+                _ => Err(err(node, "operands of different types")),
+            }
+        }
+        Op::Activation(Activation::Identity) => Ok(vec![x.clone()]),
+        Op::Activation(a) => float_out(floats(node, Some(x), 0)?.iter().map(|&v| activate(*a, v)).collect()),
+        Op::GlobalAveragePool => {
+            let inner: usize = x.shape[2..].iter().product();
+            float_out(floats(node, Some(x), 0)?.chunks(inner.max(1)).map(|c| c.iter().sum::<f64>() / inner as f64).collect())
+        }
+        Op::MaxPool(p) | Op::AveragePool(p, _) => {
+            let [n, c, h, w] = shape::rank4(node, &x.shape, "the input")?;
+            let (pads, [oh, ow]) = shape::pool_geometry(node, p, [h, w])?;
+            let xs = floats(node, Some(x), 0)?;
+            let mut y = Vec::with_capacity(n * c * oh * ow);
+            for plane in xs.chunks(h * w).take(n * c) {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let (mut best, mut sum, mut count, mut padded) = (f64::NEG_INFINITY, 0.0, 0usize, 0usize);
+                        for ky in 0..p.kernel[0] {
+                            for kx in 0..p.kernel[1] {
+                                let iy = (oy * p.strides[0] + ky * p.dilations[0]) as isize - pads[0] as isize;
+                                let ix = (ox * p.strides[1] + kx * p.dilations[1]) as isize - pads[1] as isize;
+                                let inside_pads = iy < (h + pads[2]) as isize && ix < (w + pads[3]) as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    let v = plane[iy as usize * w + ix as usize];
+                                    best = best.max(v);
+                                    sum += v;
+                                    count += 1;
+                                } else if inside_pads {
+                                    padded += 1;
+                                }
+                            }
+                        }
+                        y.push(match &node.op {
+                            Op::AveragePool(_, true) => sum / (count + padded) as f64,
+                            Op::AveragePool(_, false) => sum / count.max(1) as f64,
+                            _ => best,
+                        });
+                    }
+                }
+            }
+            float_out(y)
+        }
+        Op::Resize(r) => {
+            let (out, scales) = shape::resize_shape(g, node, &x.shape)?;
+            let [n, c, h, w] = shape::rank4(node, &x.shape, "the input")?;
+            let (oh, ow) = (out[2], out[3]);
+            let xs = floats(node, Some(x), 0)?;
+            let mut y = Vec::with_capacity(n * c * oh * ow);
+            for plane in xs.chunks(h * w).take(n * c) {
+                for oy in 0..oh {
+                    let cy = shape::resize_source(r.coordinates, oy, scales[2], h, oh);
+                    for ox in 0..ow {
+                        let cx = shape::resize_source(r.coordinates, ox, scales[3], w, ow);
+                        y.push(match r.mode {
+                            ResizeMode::Nearest(m) => plane[shape::resize_nearest(m, cy, h) * w + shape::resize_nearest(m, cx, w)],
+                            ResizeMode::Linear => {
+                                let (y0, y1, ry) = shape::resize_linear(cy, h);
+                                let (x0, x1, rx) = shape::resize_linear(cx, w);
+                                let at = |yy: usize, xx: usize| plane[yy * w + xx];
+                                (1.0 - ry) * ((1.0 - rx) * at(y0, x0) + rx * at(y0, x1))
+                                    + ry * ((1.0 - rx) * at(y1, x0) + rx * at(y1, x1))
+                            }
+                        });
+                    }
+                }
+            }
+            float_out(y)
+        }
+        Op::Concat(a) => {
+            let ax = axis(*a, x.shape.len()).ok_or_else(|| err(node, "axis out of range"))?;
+            let outer: usize = x.shape[..ax].iter().product();
+            let parts: Vec<&Tensor<f64>> = ins.iter().map(|t| t.ok_or_else(|| err(node, "a missing input"))).collect::<Result<_>>()?;
+            let chunk = |t: &Tensor<f64>| t.shape[ax..].iter().product::<usize>();
+            match &x.data {
+                crate::tensor::Data::Float(_) => {
+                    let mut y = Vec::with_capacity(out_shape.iter().product());
+                    for o in 0..outer {
+                        for t in &parts {
+                            let k = chunk(t);
+                            y.extend_from_slice(&floats(node, Some(t), 0)?[o * k..(o + 1) * k]);
+                        }
+                    }
+                    float_out(y)
+                }
+                crate::tensor::Data::Int(_) => {
+                    let mut y = Vec::new();
+                    for o in 0..outer {
+                        for t in &parts {
+                            let k = chunk(t);
+                            y.extend_from_slice(&t.ints().ok_or_else(|| err(node, "mixed types"))?[o * k..(o + 1) * k]);
+                        }
+                    }
+                    Ok(vec![Tensor::int(out_shape, x.dtype, y)])
+                }
+            }
+        }
+        Op::Reshape(_) | Op::Flatten(_) => {
+            let mut t = x.clone();
+            t.shape = out_shape;
+            Ok(vec![t])
+        }
+        Op::Shape(..) => {
+            let r = x.shape.len() as i64;
+            let (start, end) = match node.op {
+                Op::Shape(s, e) => (s, e.unwrap_or(r)),
+                _ => unreachable!("matched above"),
+            };
+            let fix = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+            let dims = x.shape[fix(start)..fix(end).max(fix(start))].iter().map(|&d| d as i64).collect();
+            Ok(vec![Tensor::int(out_shape, DType::I64, dims)])
+        }
+        Op::Slice => {
+            let ranges = shape::slice_ranges(g, node, &x.shape)?;
+            let st = strides(&x.shape);
+            let n: usize = out_shape.iter().product();
+            let offsets: Vec<usize> = (0..n)
+                .map(|i| {
+                    let mut rem = i;
+                    let mut off = 0i64;
+                    for (d, &(start, step, count)) in ranges.iter().enumerate().rev() {
+                        off += (start + (rem % count) as i64 * step) * st[d] as i64;
+                        rem /= count;
+                    }
+                    off as usize
+                })
+                .collect();
+            Ok(vec![match &x.data {
+                crate::tensor::Data::Float(v) => Tensor::float(out_shape, offsets.iter().map(|&o| v[o]).collect()),
+                crate::tensor::Data::Int(v) => Tensor::int(out_shape, x.dtype, offsets.iter().map(|&o| v[o]).collect()),
+            }])
+        }
+        Op::Cast(to) => Ok(vec![match (&x.data, to.is_int()) {
+            (crate::tensor::Data::Float(v), true) => Tensor::int(out_shape, *to, v.iter().map(|&f| f as i64).collect()),
+            (crate::tensor::Data::Int(v), false) => Tensor::float(out_shape, v.iter().map(|&i| i as f64).collect()),
+            (_, _) => {
+                let mut t = x.clone();
+                t.dtype = *to;
+                t
+            }
+        }]),
+        Op::MatMul => {
+            let y = ins.get(1).copied().flatten().ok_or_else(|| err(node, "input 1 is missing"))?;
+            float_out(matmul(node, x, y, &out_shape)?)
+        }
+        Op::Gemm { alpha, beta, trans_a, trans_b } => {
+            let (a, b) = (floats(node, Some(x), 0)?, floats(node, ins.get(1).copied().flatten(), 1)?);
+            let (m, n) = (out_shape[0], out_shape[1]);
+            let k = if *trans_a { x.shape[0] } else { x.shape[1] };
+            let at = |i: usize, p: usize| if *trans_a { a[p * m + i] } else { a[i * k + p] };
+            let bt = |p: usize, j: usize| if *trans_b { b[j * k + p] } else { b[p * n + j] };
+            let c = ins.get(2).copied().flatten();
+            let cs = c.map(|c| broadcast_strides(&c.shape, &out_shape));
+            let mut out = vec![0.0; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = 0.0;
+                    for p in 0..k {
+                        s += at(i, p) * bt(p, j);
+                    }
+                    let bias = match (c, &cs) {
+                        (Some(c), Some(cs)) => floats(node, Some(c), 2)?[i * cs[0] + j * cs[1]],
+                        _ => 0.0,
+                    };
+                    out[i * n + j] = *alpha as f64 * s + *beta as f64 * bias;
+                }
+            }
+            float_out(out)
+        }
+        Op::Softmax { axis: a, coerce_2d } => {
+            let r = x.shape.len();
+            let ax = axis(*a, r).ok_or_else(|| err(node, format!("axis {a} is out of range")))?;
+            let xs = floats(node, Some(x), 0)?;
+            let (len, inner) = if *coerce_2d { (x.shape[ax..].iter().product::<usize>(), 1) } else { (x.shape[ax], x.shape[ax + 1..].iter().product()) };
+            let mut y = xs.to_vec();
+            for block in y.chunks_mut((len * inner).max(1)) {
+                for i in 0..inner {
+                    let max = (0..len).map(|k| block[k * inner + i]).fold(f64::NEG_INFINITY, f64::max);
+                    let sum: f64 = (0..len).map(|k| (block[k * inner + i] - max).exp()).sum();
+                    for k in 0..len {
+                        block[k * inner + i] = (block[k * inner + i] - max).exp() / sum;
+                    }
+                }
+            }
+            float_out(y)
+        }
+    }
+}
+
+/// Direct convolution in NCHW (forward: gather; transposed: scatter).
+fn conv(p: &ConvParams, x: &[f64], xs: &[usize], w: &[f64], out: [usize; 4]) -> Vec<f64> {
+    let [n, _, h, wd] = [xs[0], xs[1], xs[2], xs[3]];
+    let [_, co, oh, ow] = out;
+    let (cig, cog) = (p.c_in / p.groups, p.c_out / p.groups);
+    let [kh, kw] = p.kernel;
+    let mut y = vec![0.0; n * co * oh * ow];
+    let at = |y0: usize, k: usize, pad: usize, s: usize, d: usize| (y0 * s + k * d) as isize - pad as isize;
+    for b in 0..n {
+        for g in 0..p.groups {
+            match p.kind {
+                ConvKind::Forward => {
+                    for o in 0..cog {
+                        let oc = g * cog + o;
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let mut s = 0.0;
+                                for i in 0..cig {
+                                    let ic = g * cig + i;
+                                    for ky in 0..kh {
+                                        let iy = at(oy, ky, p.pads[0], p.strides[0], p.dilations[0]);
+                                        if iy < 0 || iy as usize >= h {
+                                            continue;
+                                        }
+                                        for kx in 0..kw {
+                                            let ix = at(ox, kx, p.pads[1], p.strides[1], p.dilations[1]);
+                                            if ix < 0 || ix as usize >= wd {
+                                                continue;
+                                            }
+                                            s += x[((b * p.c_in + ic) * h + iy as usize) * wd + ix as usize]
+                                                * w[((oc * cig + i) * kh + ky) * kw + kx];
+                                        }
+                                    }
+                                }
+                                y[((b * co + oc) * oh + oy) * ow + ox] = s;
+                            }
+                        }
+                    }
+                }
+                ConvKind::Transposed { .. } => {
+                    for i in 0..cig {
+                        let ic = g * cig + i;
+                        for iy in 0..h {
+                            for ix in 0..wd {
+                                let v = x[((b * p.c_in + ic) * h + iy) * wd + ix];
+                                for ky in 0..kh {
+                                    let oy = at(iy, ky, p.pads[0], p.strides[0], p.dilations[0]);
+                                    if oy < 0 || oy as usize >= oh {
+                                        continue;
+                                    }
+                                    for kx in 0..kw {
+                                        let ox = at(ix, kx, p.pads[1], p.strides[1], p.dilations[1]);
+                                        if ox < 0 || ox as usize >= ow {
+                                            continue;
+                                        }
+                                        for o in 0..cog {
+                                            let oc = g * cog + o;
+                                            y[((b * co + oc) * oh + oy as usize) * ow + ox as usize] +=
+                                                v * w[((ic * cog + o) * kh + ky) * kw + kx];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// numpy `matmul` in float64.
+fn matmul(node: &Node, a: &Tensor<f64>, b: &Tensor<f64>, out: &[usize]) -> Result<Vec<f64>> {
+    let (av, bv) = (floats(node, Some(a), 0)?, floats(node, Some(b), 1)?);
+    let a2: Vec<usize> = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
+    let b2: Vec<usize> = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };
+    let (m, k, n) = (a2[a2.len() - 2], a2[a2.len() - 1], b2[b2.len() - 1]);
+    let batch = crate::tensor::broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2]).unwrap_or_default();
+    let sa = broadcast_strides(&a2[..a2.len() - 2], &batch);
+    let sb = broadcast_strides(&b2[..b2.len() - 2], &batch);
+    let count: usize = batch.iter().product();
+    let mut y = Vec::with_capacity(out.iter().product());
+    for bi in 0..count {
+        let (mut rem, mut oa, mut ob) = (bi, 0, 0);
+        for d in (0..batch.len()).rev() {
+            let i = rem % batch[d];
+            rem /= batch[d];
+            oa += i * sa[d];
+            ob += i * sb[d];
+        }
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for p in 0..k {
+                    s += av[(oa * m + i) * k + p] * bv[(ob * k + p) * n + j];
+                }
+                y.push(s);
+            }
+        }
+    }
+    Ok(y)
+}

@@ -1,0 +1,91 @@
+//! Fixing the input shapes: shape inference for every value and folding of everything that
+//! is then constant (shape arithmetic, constant subgraphs), in float64 by the reference.
+
+use std::collections::HashMap;
+
+use crate::error::{ModelError, Result};
+use crate::ir::{Graph, Op};
+use crate::tensor::{DType, Data, Tensor};
+use crate::{reference, shape};
+
+/// Fixes the shape of every graph input (`shapes`, in [`Graph::inputs`] order), binds the
+/// inputs named in `bound` as constants, infers every value's shape and folds constant
+/// subgraphs. Errors name the node whose shapes do not fit.
+pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, Tensor>) -> Result<()> {
+    let mut bound = bound;
+    let inputs = std::mem::take(&mut g.inputs);
+    let mut free = Vec::new();
+    let mut shapes = shapes.iter();
+    for id in inputs {
+        let name = g.values[id].name.clone();
+        if let Some(t) = bound.remove(&name) {
+            check_declared(g, id, &t.shape)?;
+            g.values[id].shape = Some(t.shape.clone());
+            g.constants.insert(id, t);
+            continue;
+        }
+        let s = shapes
+            .next()
+            .ok_or_else(|| ModelError::Input(format!("no shape given for input `{name}`")))?;
+        check_declared(g, id, s)?;
+        if s.iter().product::<usize>() > 1 << 31 {
+            return Err(ModelError::Input(format!("input `{name}` shape {s:?} is too large")));
+        }
+        g.values[id].shape = Some(s.clone());
+        free.push(id);
+    }
+    if shapes.next().is_some() {
+        return Err(ModelError::Input(format!("more shapes given than the model has free inputs ({})", free.len())));
+    }
+    if let Some(name) = bound.keys().next() {
+        return Err(ModelError::Input(format!("`{name}` is not an input of the model")));
+    }
+    g.inputs = free;
+    let nodes = std::mem::take(&mut g.nodes);
+    for node in nodes {
+        let all_const = node.inputs.iter().flatten().all(|i| g.constants.contains_key(i));
+        let shape_of_known = matches!(node.op, Op::Shape(..)) && node.input(0).is_some_and(|i| g.shape(i).is_some());
+        if all_const || shape_of_known {
+            let wide: Vec<Option<Tensor<f64>>> = node
+                .inputs
+                .iter()
+                .map(|i| {
+                    i.map(|i| match g.constant(i) {
+                        Some(t) => t.to_f64(),
+                        // Shape only reads the shape.
+                        None => Tensor { shape: g.shape(i).unwrap_or(&[]).to_vec(), dtype: DType::F32, data: Data::Float(Vec::new()) },
+                    })
+                })
+                .collect();
+            let refs: Vec<Option<&Tensor<f64>>> = wide.iter().map(Option::as_ref).collect();
+            let outs = reference::eval(g, &node, &refs)?;
+            for (&id, t) in node.outputs.iter().zip(outs) {
+                let t = t.to_f32();
+                g.values[id].shape = Some(t.shape.clone());
+                g.constants.insert(id, t);
+            }
+            continue;
+        }
+        let shapes = shape::infer(g, &node)?;
+        for (&id, s) in node.outputs.iter().zip(shapes) {
+            g.values[id].shape = Some(s);
+        }
+        g.nodes.push(node);
+    }
+    Ok(())
+}
+
+fn check_declared(g: &Graph, id: usize, s: &[usize]) -> Result<()> {
+    let Some(decl) = g.declared.get(&id) else { return Ok(()) };
+    let name = &g.values[id].name;
+    let show = |d: &[Option<usize>]| d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect::<Vec<_>>().join("x");
+    if decl.len() != s.len() {
+        return Err(ModelError::Input(format!("input `{name}` is declared {} ({} dims), given {s:?}", show(decl), decl.len())));
+    }
+    for (i, (d, &v)) in decl.iter().zip(s).enumerate() {
+        if d.is_some_and(|d| d != v) || v == 0 {
+            return Err(ModelError::Input(format!("input `{name}` is declared {}, given {s:?}: dimension {i} differs", show(decl))));
+        }
+    }
+    Ok(())
+}
