@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ONNX_VERSION=1.17.0
 CACHE="${EDGEPACK_CACHE:-$PWD/.cache}"
 DEST="$CACHE/onnx-$ONNX_VERSION"
-STAMP="$DEST/.complete"
+STAMP="$DEST/.complete-v2"
 if [ -f "$STAMP" ]; then
     echo "onnx data: cached in $DEST"
     exit 0
@@ -26,7 +26,12 @@ python3 - "$WHEEL" "$DEST" <<'PY'
 import sys, zipfile, os
 wheel, dest = sys.argv[1], sys.argv[2]
 prefix = "onnx/backend/test/data/"
-wanted = ("pytorch-converted/test_Conv", "node/test_conv")
+# Conv / ConvTranspose for the kernel conformance test; the node tests of every operator the
+# model importer supports for harness/tests/onnx_node_conformance.rs.
+ops = ["conv", "add", "sub", "mul", "div", "relu", "sigmoid", "clip", "hardsigmoid", "hardswish",
+       "globalaveragepool", "maxpool", "averagepool", "resize", "concat", "reshape", "flatten",
+       "shape", "slice", "cast", "matmul", "gemm", "softmax", "identity", "batchnorm"]
+wanted = ("pytorch-converted/test_Conv",) + tuple("node/test_" + o for o in ops)
 n = 0
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():

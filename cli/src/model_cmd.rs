@@ -44,6 +44,9 @@ pub struct RunArgs {
     /// Write the plan file here.
     #[arg(long)]
     save_plan: Option<PathBuf>,
+    /// Print every step of the plan.
+    #[arg(long)]
+    steps: bool,
 }
 
 /// `edgepack parity`.
@@ -76,6 +79,9 @@ pub struct BenchArgs {
     /// Keep running until this many seconds have passed.
     #[arg(long, default_value_t = 0.0)]
     min_time: f64,
+    /// Also print where the time goes, by operator.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
@@ -187,6 +193,14 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
         std::fs::write(path, l.plan.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
         println!("plan written to {}", path.display());
     }
+    if a.steps {
+        for (i, s) in l.plan.steps.iter().enumerate() {
+            let out = &l.plan.values[model::plan::output_of(&s.step)];
+            let ins: Vec<String> =
+                model::plan::inputs_of(&s.step).iter().map(|&v| l.plan.values[v].name.clone()).collect();
+            println!("{i:>4} {:<34} {:<28} {:?} <- {}", s.op, out.name, out.shape, ins.join(", "));
+        }
+    }
     let xs = inputs(&a.common, &l.shapes)?;
     let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
@@ -284,6 +298,9 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
+    if a.profile {
+        profile(&l.plan, &mut session, &xs, times.len())?;
+    }
     println!(
         "latency over {} runs: median {median:.2} ms  min {:.2} ms  max {:.2} ms  ({:.1} GFLOP/s at the median)",
         times.len(),
@@ -294,3 +311,45 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+
+/// Per-operator time over `runs` profiled runs, largest first.
+fn profile(plan: &Plan, session: &mut model::plan::Session<'_>, xs: &[Tensor], runs: usize) -> Result<(), String> {
+    let mut t = vec![Duration::ZERO; plan.steps.len()];
+    for _ in 0..runs {
+        session.run_profiled(xs, &mut t).map_err(|e| e.to_string())?;
+    }
+    let mut by_op: std::collections::BTreeMap<&str, (Duration, usize)> = Default::default();
+    for (s, d) in plan.steps.iter().zip(&t) {
+        let e = by_op.entry(s.op.as_str()).or_default();
+        e.0 += *d;
+        e.1 += 1;
+    }
+    let total: Duration = t.iter().sum();
+    let mut rows: Vec<_> = by_op.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    println!("profile ({runs} runs, per run):");
+    for (op, (d, n)) in rows {
+        println!(
+            "  {:<36} {:>4} steps {:>9.2} ms {:>5.1} %",
+            op,
+            n,
+            d.as_secs_f64() * 1e3 / runs as f64,
+            100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-12)
+        );
+    }
+    let mut steps: Vec<(usize, Duration)> = t.iter().copied().enumerate().collect();
+    steps.sort_by(|a, b| b.1.cmp(&a.1));
+    println!("slowest steps:");
+    for (i, d) in steps.into_iter().take(12) {
+        let s = &plan.steps[i];
+        let out = model::plan::output_of(&s.step);
+        println!(
+            "  {:>8.2} ms  {:<28} {:<30} -> {:?}",
+            d.as_secs_f64() * 1e3 / runs as f64,
+            s.op,
+            s.node,
+            plan.values[out].shape
+        );
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@
 
 pub mod conformance;
 pub mod model_parity;
+pub mod node_conformance;
 pub mod npy;
 pub mod parity;
 pub mod reference;

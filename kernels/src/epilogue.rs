@@ -68,28 +68,26 @@ impl Activation {
     /// Applies the activation to a whole register tile: one dispatch, then a branch-free sweep.
     #[inline(always)]
     pub(crate) unsafe fn apply_tile<V: SimdF32, const MR: usize, const NV: usize>(self, acc: &mut [[V; NV]; MR]) {
-        #[inline(always)]
-        unsafe fn sweep<V: SimdF32, const MR: usize, const NV: usize>(acc: &mut [[V; NV]; MR], f: impl Fn(V) -> V) {
-            for v in acc.iter_mut().flatten() {
-                *v = f(*v);
-            }
-        }
-        // SAFETY: the caller guarantees V's features.
-        unsafe {
-            match self {
-                Activation::Identity => {}
-                Activation::Relu => sweep(acc, |x| Activation::Relu.apply(x)),
-                Activation::Clip { min, max } => sweep(acc, |x| Activation::Clip { min, max }.apply(x)),
-                Activation::HardSigmoid { alpha, beta } => {
-                    sweep(acc, |x| Activation::HardSigmoid { alpha, beta }.apply(x))
+        // One loop per activation, written out (no closures): the loop body must inline
+        // into the caller's `#[target_feature]` function, or every intrinsic becomes a call.
+        macro_rules! sweep {
+            ($act:expr) => {
+                for v in acc.iter_mut().flatten() {
+                    // SAFETY: the caller runs with `V`'s instruction set enabled.
+                    *v = unsafe { $act.apply(*v) };
                 }
-                Activation::HardSwish => sweep(acc, |x| Activation::HardSwish.apply(x)),
-                Activation::Sigmoid => sweep(acc, |x| Activation::Sigmoid.apply(x)),
-            }
+            };
+        }
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => sweep!(Activation::Relu),
+            Activation::Clip { min, max } => sweep!(Activation::Clip { min, max }),
+            Activation::HardSigmoid { alpha, beta } => sweep!(Activation::HardSigmoid { alpha, beta }),
+            Activation::HardSwish => sweep!(Activation::HardSwish),
+            Activation::Sigmoid => sweep!(Activation::Sigmoid),
         }
     }
 
-    /// Applies the activation to a vector (the in-register path of every kernel set).
     #[inline(always)]
     pub(crate) unsafe fn apply<V: SimdF32>(self, x: V) -> V {
         // SAFETY: the caller guarantees V's features are available.

@@ -42,7 +42,7 @@ pub fn import_model(model: &ModelProto) -> Result<Graph> {
         }
         let tt = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
         let dtype = tt.and_then(|t| DType::from_onnx(t.elem_type)).ok_or_else(|| {
-            ModelError::Input(format!("graph input `{}`: only FLOAT, INT32 and INT64 tensors are supported", input.name))
+            unsupported(&input.name, "graph input", "only FLOAT, INT32 and INT64 tensors are supported")
         })?;
         let id = g.add_value(input.name.clone(), dtype, None);
         define(&mut names, &input.name, id)?;
@@ -239,16 +239,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Reads the scalar constant at input `i` (Clip bounds).
-fn scalar_input(g: &Graph, node: &NodeProto, ids: &[Option<usize>], i: usize, ctx: &Ctx) -> Result<Option<f32>> {
-    let Some(id) = ids.get(i).copied().flatten() else { return Ok(None) };
-    let t = g.constant(id).ok_or_else(|| ctx.err(format!("input {i} (`{}`) must be a constant", node.input[i])))?;
-    match t.floats() {
-        Some([v]) => Ok(Some(*v)),
-        _ => Err(ctx.err(format!("input {i} (`{}`) must be one float", node.input[i]))),
-    }
-}
-
 fn constant_value(ctx: &Ctx) -> Result<Tensor> {
     let node = ctx.node;
     if let Some(t) = ctx.wrap(attr::tensor(node, "value"))? {
@@ -330,7 +320,7 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
 }
 
 /// The operator, its accepted input count range, and its output count.
-fn parse_op(g: &Graph, ctx: &Ctx, ids: &[Option<usize>]) -> Result<(Op, (usize, usize), usize)> {
+fn parse_op(_g: &Graph, ctx: &Ctx, _ids: &[Option<usize>]) -> Result<(Op, (usize, usize), usize)> {
     let node = ctx.node;
     Ok(match node.op_type.as_str() {
         "Conv" => (ctx.conv(false)?, (2, 3), 1),
@@ -354,16 +344,9 @@ fn parse_op(g: &Graph, ctx: &Ctx, ids: &[Option<usize>]) -> Result<(Op, (usize, 
             (1, 1),
             1,
         ),
-        "Clip" => {
-            let min = scalar_input(g, node, ids, 1, ctx)?.unwrap_or(f32::NEG_INFINITY);
-            let max = scalar_input(g, node, ids, 2, ctx)?.unwrap_or(f32::INFINITY);
-            if min.is_nan() || max.is_nan() {
-                return Err(ctx.err("Clip bounds are NaN"));
-            }
-            // ONNX: min > max makes every output max.
-            let min = min.min(max);
-            (Op::Activation(Activation::Clip { min, max }), (1, 3), 1)
-        }
+        // The bounds (inputs 1 and 2) are read when the graph is specialised, once bound
+        // inputs and folded constants are known.
+        "Clip" => (Op::Activation(Activation::Clip { min: f32::NEG_INFINITY, max: f32::INFINITY }), (1, 3), 1),
         "GlobalAveragePool" => (Op::GlobalAveragePool, (1, 1), 1),
         "MaxPool" => {
             if ctx.int("storage_order", 0)? != 0 {

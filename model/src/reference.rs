@@ -201,9 +201,9 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
             let mut y = Vec::with_capacity(n * c * oh * ow);
             for plane in xs.chunks(h * w).take(n * c) {
                 for oy in 0..oh {
-                    let cy = shape::resize_source(r.coordinates, oy, scales[2], h, oh);
+                    let cy = shape::resize_source(r.coordinates, oy, scales[2], h);
                     for ox in 0..ow {
-                        let cx = shape::resize_source(r.coordinates, ox, scales[3], w, ow);
+                        let cx = shape::resize_source(r.coordinates, ox, scales[3], w);
                         y.push(match r.mode {
                             ResizeMode::Nearest(m) => plane[shape::resize_nearest(m, cy, h) * w + shape::resize_nearest(m, cx, w)],
                             ResizeMode::Linear => {

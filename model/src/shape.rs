@@ -11,6 +11,11 @@ fn err(node: &Node, reason: impl Into<String>) -> crate::error::ModelError {
     shape_error(&node.name, node.op.name(), reason)
 }
 
+/// A clean refusal: valid ONNX that edgepack does not run.
+fn refuse(node: &Node, reason: impl Into<String>) -> crate::error::ModelError {
+    crate::error::unsupported(&node.name, node.op.name(), reason)
+}
+
 /// `auto_pad` resolution for one axis: the (begin, end) pads for output `ceil(in / stride)`.
 fn same_pads(input: usize, stride: usize, extent: usize, upper: bool) -> (usize, usize) {
     let out = input.div_ceil(stride);
@@ -38,9 +43,13 @@ fn resolve_pads(auto: AutoPad, pads: [usize; 4], input: [usize; 2], strides: [us
 
 /// Checks that `shape` is rank 4 and returns it as an array.
 pub fn rank4(node: &Node, shape: &[usize], what: &str) -> Result<[usize; 4]> {
-    shape
-        .try_into()
-        .map_err(|_| err(node, format!("{what} has shape {shape:?}; only 4-D (N, C, H, W) tensors are supported")))
+    shape.try_into().map_err(|_| {
+        crate::error::unsupported(
+            &node.name,
+            node.op.name(),
+            format!("{what} has shape {shape:?}; only 4-D (N, C, H, W) tensors are supported"),
+        )
+    })
 }
 
 /// The kernel-level parameters of a `Conv` / `ConvTranspose` node on input `x` (NCHW) with
@@ -83,12 +92,22 @@ pub fn conv_params(node: &Node, c: &Conv, x: &[usize], w: &[usize]) -> Result<(C
         if let Some(os) = target {
             let mut pads = [0; 4];
             for ax in 0..2 {
-                let total = full[ax].checked_sub(os[ax]).ok_or_else(|| {
-                    err(node, format!("output_shape {os:?} is larger than the full output {full:?}"))
-                })?;
-                let (b, e) = if c.auto_pad == AutoPad::SameLower { (total - total / 2, total / 2) } else { (total / 2, total - total / 2) };
-                pads[ax] = b;
-                pads[ax + 2] = e;
+                // ONNX: the odd unit of padding goes to the end for SAME_UPPER, else to the
+                // beginning; a negative end pad lengthens the output (output padding).
+                let total = full[ax] as i64 - os[ax] as i64;
+                let (b, e) = if c.auto_pad == AutoPad::SameUpper {
+                    (total.div_euclid(2), total - total.div_euclid(2))
+                } else {
+                    (total - total.div_euclid(2), total.div_euclid(2))
+                };
+                if b < 0 {
+                    return Err(err(node, format!("output_shape {os:?} needs negative leading padding (full output {full:?})")));
+                }
+                pads[ax] = b as usize;
+                pads[ax + 2] = e.max(0) as usize;
+                if let ConvKind::Transposed { output_padding } = &mut p.kind {
+                    output_padding[ax] += (-e).max(0) as usize;
+                }
             }
             p.pads = pads;
         } else if c.auto_pad == AutoPad::Valid {
@@ -134,7 +153,7 @@ pub fn pool_geometry(node: &Node, p: &Pool, hw: [usize; 2]) -> Result<([usize; 4
 pub fn resize_shape(g: &Graph, node: &Node, x: &[usize]) -> Result<(Vec<usize>, Vec<f64>)> {
     let constant = |i: usize| node.input(i).and_then(|id| g.constant(id)).filter(|t| !t.is_empty());
     if node.input(2).is_some_and(|id| g.constant(id).is_none()) || node.input(3).is_some_and(|id| g.constant(id).is_none()) {
-        return Err(err(node, "scales and sizes must be constants at plan time"));
+        return Err(refuse(node, "scales and sizes must be constants at plan time"));
     }
     let (out, scales): (Vec<usize>, Vec<f64>) = if let Some(sizes) = constant(3) {
         let s = sizes.ints().ok_or_else(|| err(node, "sizes must be INT64"))?;
@@ -198,7 +217,7 @@ pub fn slice_ranges(g: &Graph, node: &Node, data: &[usize]) -> Result<Vec<(i64, 
         match node.input(i) {
             None => Ok(None),
             Some(id) => {
-                let t = g.constant(id).ok_or_else(|| err(node, format!("input {i} must be a constant at plan time")))?;
+                let t = g.constant(id).ok_or_else(|| refuse(node, format!("input {i} must be a constant at plan time")))?;
                 Ok(Some(t.ints().ok_or_else(|| err(node, format!("input {i} must be integers")))?.to_vec()))
             }
         }
@@ -241,7 +260,7 @@ fn const_ints<'g>(g: &'g Graph, node: &Node, i: usize, what: &str) -> Result<&'g
     node.input(i)
         .and_then(|id| g.constant(id))
         .and_then(Tensor::ints)
-        .ok_or_else(|| err(node, format!("{what} (input {i}) must be an integer constant at plan time")))
+        .ok_or_else(|| refuse(node, format!("{what} (input {i}) must be an integer constant at plan time")))
 }
 
 /// Output shapes of `node`, its inputs' shapes (and any constants it needs) known.
@@ -360,16 +379,18 @@ pub fn matmul_shape(node: &Node, a: &[usize], b: &[usize]) -> Result<Vec<usize>>
     Ok(out)
 }
 
-/// `Resize`'s source coordinate of output index `x` on an axis of `len_in` → `len_out`
-/// values with the given scale.
-pub fn resize_source(mode: crate::ir::CoordinateMode, x: usize, scale: f64, len_in: usize, len_out: usize) -> f64 {
+/// `Resize`'s source coordinate of output index `x` on an axis of `len_in` values scaled
+/// by `scale`. As ONNX defines it, the resized length in these formulas is `len_in · scale`
+/// (not rounded), which differs from the output length when `scales` was given.
+pub fn resize_source(mode: crate::ir::CoordinateMode, x: usize, scale: f64, len_in: usize) -> f64 {
     use crate::ir::CoordinateMode::*;
     let x = x as f64;
+    let resized = len_in as f64 * scale;
     match mode {
         HalfPixel => (x + 0.5) / scale - 0.5,
-        PytorchHalfPixel if len_out > 1 => (x + 0.5) / scale - 0.5,
+        PytorchHalfPixel if resized > 1.0 => (x + 0.5) / scale - 0.5,
         PytorchHalfPixel => 0.0,
-        AlignCorners if len_out > 1 => x * (len_in as f64 - 1.0) / (len_out as f64 - 1.0),
+        AlignCorners if resized > 1.0 => x * (len_in as f64 - 1.0) / (resized - 1.0),
         AlignCorners => 0.0,
         Asymmetric => x / scale,
         TfHalfPixelForNearest => (x + 0.5) / scale,

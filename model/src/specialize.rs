@@ -42,7 +42,8 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     }
     g.inputs = free;
     let nodes = std::mem::take(&mut g.nodes);
-    for node in nodes {
+    for mut node in nodes {
+        resolve_clip(g, &mut node)?;
         let all_const = node.inputs.iter().flatten().all(|i| g.constants.contains_key(i));
         let shape_of_known = matches!(node.op, Op::Shape(..)) && node.input(0).is_some_and(|i| g.shape(i).is_some());
         if all_const || shape_of_known {
@@ -75,6 +76,27 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     Ok(())
 }
 
+/// Reads `Clip`'s bounds (inputs 1 and 2, constants by now) into the operator.
+fn resolve_clip(g: &Graph, node: &mut crate::ir::Node) -> Result<()> {
+    let Op::Activation(kernels::Activation::Clip { .. }) = node.op else { return Ok(()) };
+    let bound = |i: usize, default: f32| -> Result<f32> {
+        let Some(id) = node.input(i) else { return Ok(default) };
+        match g.constant(id).and_then(Tensor::floats) {
+            Some([v]) if !v.is_nan() => Ok(*v),
+            _ => Err(crate::error::unsupported(
+                &node.name,
+                "Clip",
+                format!("bound `{}` must be one float known at plan time", g.values[id].name),
+            )),
+        }
+    };
+    let (min, max) = (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?);
+    // ONNX: min > max makes every output max.
+    node.op = Op::Activation(kernels::Activation::Clip { min: min.min(max), max });
+    node.inputs.truncate(1);
+    Ok(())
+}
+
 fn check_declared(g: &Graph, id: usize, s: &[usize]) -> Result<()> {
     let Some(decl) = g.declared.get(&id) else { return Ok(()) };
     let name = &g.values[id].name;
@@ -82,8 +104,11 @@ fn check_declared(g: &Graph, id: usize, s: &[usize]) -> Result<()> {
     if decl.len() != s.len() {
         return Err(ModelError::Input(format!("input `{name}` is declared {} ({} dims), given {s:?}", show(decl), decl.len())));
     }
+    if s.contains(&0) {
+        return Err(crate::error::unsupported(name, "graph input", format!("shape {s:?} is empty; tensors without elements are not supported")));
+    }
     for (i, (d, &v)) in decl.iter().zip(s).enumerate() {
-        if d.is_some_and(|d| d != v) || v == 0 {
+        if d.is_some_and(|d| d != v) {
             return Err(ModelError::Input(format!("input `{name}` is declared {}, given {s:?}: dimension {i} differs", show(decl))));
         }
     }

@@ -312,6 +312,9 @@ unsafe fn call_tile<K: Microkernel>(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         match a {
+            ATile::Packed(p) if out.cols <= K::NARROW && K::NARROW < K::NR => {
+                K::tile_narrow(kc, p.as_ptr(), b.as_ptr(), out, accumulate, epi)
+            }
             ATile::Packed(p) => K::tile(kc, p.as_ptr(), b.as_ptr(), out, accumulate, epi),
             ATile::Direct { a, lda } => K::tile_direct(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi),
         }

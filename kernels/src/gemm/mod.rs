@@ -44,6 +44,8 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     const MR: usize;
     /// Columns of the register tile.
     const NR: usize;
+    /// Columns of the narrow tile ([`Microkernel::tile_narrow`]): one vector.
+    const NARROW: usize;
     /// Floating-point operations one iteration of [`Microkernel::fma_loop`] performs, when the
     /// probe measures an instruction set's FMA ceiling; `None` for portable vectors, whose
     /// probe is whatever the compiler made of plain Rust (no fraction of it is meaningful).
@@ -58,6 +60,21 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// `out.rows` rows / `out.cols` columns as [`TileEpilogue`] describes.
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(k: usize, a: *const f32, b: *const f32, out: &TileOut, accumulate: bool, epi: Option<&TileEpilogue>);
+
+    /// [`Microkernel::tile`] computing only the first [`Microkernel::NARROW`] columns of the
+    /// `NR`-wide B panel: for edge tiles with `out.cols ≤ NARROW`, which would otherwise
+    /// spend most of their multiply-adds on padding.
+    ///
+    /// # Safety
+    /// As [`Microkernel::tile`], and `out.cols ≤ NARROW`.
+    unsafe fn tile_narrow(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        out: &TileOut,
+        accumulate: bool,
+        epi: Option<&TileEpilogue>,
+    );
 
     /// As [`Microkernel::tile`], but A is read unpacked: `MR` rows of `k` contiguous values at
     /// row stride `lda`.
@@ -110,7 +127,16 @@ macro_rules! microkernel {
                 epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile`'s contract.
-                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv, true>(k, a, 0, b, out, accumulate, epi) }
+                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv, $nv, true>(k, a, 0, b, out, accumulate, epi) }
+            }
+
+            $(#[target_feature(enable = $features)])?
+            unsafe fn tile_narrow_impl(
+                k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                // SAFETY: forwarded from `Microkernel::tile_narrow`'s contract.
+                unsafe { $crate::gemm::tile::tile::<$vec, $mr, 1, $nv, true>(k, a, 0, b, out, accumulate, epi) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -120,7 +146,7 @@ macro_rules! microkernel {
                 epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile_direct`'s contract.
-                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv, false>(k, a, lda, b, out, accumulate, epi) }
+                unsafe { $crate::gemm::tile::tile::<$vec, $mr, $nv, $nv, false>(k, a, lda, b, out, accumulate, epi) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -139,6 +165,7 @@ macro_rules! microkernel {
         impl $crate::gemm::Microkernel for $name {
             const MR: usize = $mr;
             const NR: usize = $nv * <$vec as $crate::simd::SimdF32>::LANES;
+            const NARROW: usize = <$vec as $crate::simd::SimdF32>::LANES;
             // An instruction set's kernel (one with target features) measures its ceiling.
             const PEAK_FLOPS_PER_ITER: Option<usize> = if false $(|| !$features.is_empty())? {
                 Some(2 * $chains * <$vec as $crate::simd::SimdF32>::LANES)
@@ -152,6 +179,14 @@ macro_rules! microkernel {
             ) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::tile_impl(k, a, b, out, accumulate, epi) }
+            }
+
+            unsafe fn tile_narrow(
+                k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::tile_narrow_impl(k, a, b, out, accumulate, epi) }
             }
 
             unsafe fn tile_direct(

@@ -10,14 +10,16 @@ const K_UNROLL: usize = 4;
 /// How far ahead (in values) the k loop prefetches the packed A panel.
 const A_PREFETCH: usize = 128;
 
-/// One `MR × (NV·LANES)` tile; see [`super::Microkernel::tile`] for the contract.
+/// One `MR × (NV·LANES)` tile; see [`super::Microkernel::tile`] for the contract. The
+/// packed B panel is `BNV·LANES` values wide (`BNV ≥ NV`): a narrow tile (`NV < BNV`)
+/// computes only the panel's first columns, for edge tiles that are mostly padding.
 ///
 /// A is read packed (`PACKED_A`: element `(i, p)` at `a[p·MR + i]`) or straight from a
 /// row-major matrix (element `(i, p)` at `a[i·lda + p]`), for products whose A would be
 /// reused by too few B panels to repay packing it.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const PACKED_A: bool>(
+pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize, const PACKED_A: bool>(
     k: usize,
     a: *const f32,
     lda: usize,
@@ -27,8 +29,8 @@ pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const PA
     epi: Option<&TileEpilogue>,
 ) {
     let TileOut { c, ldc, rows, cols } = *out;
-    let nr = NV * V::LANES;
-    debug_assert!(rows <= MR && cols <= nr);
+    let nr = BNV * V::LANES;
+    debug_assert!(rows <= MR && cols <= NV * V::LANES && NV <= BNV);
     let (a_rs, a_step) = if PACKED_A { (1, MR) } else { (lda, 1) };
     // SAFETY: the caller guarantees V's features and the extents of a, b, c and the epilogue.
     unsafe {

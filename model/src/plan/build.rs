@@ -296,11 +296,16 @@ impl Builder<'_> {
         let w_id = node.input(1).expect("required");
         let (params, out) = shape::conv_params(node, c, &self.shape(x)?, &self.shape(w_id)?)?;
         let w = self.const_floats(node, 1, "the weight")?.to_vec();
-        let packed = self.set.pack_conv(&params, &w).map_err(|e| node_err(node, e.to_string()))?;
         let bias = match node.input(2) {
             Some(_) => Some(self.const_floats(node, 2, "the bias")?.to_vec()),
             None => None,
         };
+        if let Some(shuffle) = pixel_shuffle(&params, &w, bias.as_deref()) {
+            if node.input(3).is_none() {
+                return self.conv_then_depth_to_space(node, c, shuffle, out);
+            }
+        }
+        let packed = self.set.pack_conv(&params, &w).map_err(|e| node_err(node, e.to_string()))?;
         let input = self.nhwc(node, 0)?;
         let residual = match node.input(3) {
             Some(_) => Some(self.nhwc(node, 3)?),
@@ -321,6 +326,28 @@ impl Builder<'_> {
             label = format!("{label}+{}", Op::Activation(c.activation).name());
         }
         self.push(&node.name, &label, Step::Conv { weights, bias, input, residual, activation: c.activation, output });
+        Ok(())
+    }
+
+    /// A stride-sized `ConvTranspose` as a pointwise convolution to `kh·kw·c_out` channels
+    /// (bias and activation fused) followed by a depth-to-space copy.
+    fn conv_then_depth_to_space(&mut self, node: &Node, c: &crate::ir::Conv, shuffle: Shuffle, out: [usize; 4]) -> Result<()> {
+        let packed = self.set.pack_conv(&shuffle.params, &shuffle.weights).map_err(|e| node_err(node, e.to_string()))?;
+        let input = self.nhwc(node, 0)?;
+        let bias = Some(self.constant(shuffle.bias));
+        self.convs.push(packed);
+        let weights = self.convs.len() - 1;
+        let [n, _, h, w] = dims_of(&self.values[input].shape);
+        let wide = self.value(&format!("{}.phases", node.name), vec![n, shuffle.params.c_out, h, w], Layout::Nhwc);
+        self.flops += 2 * (n * h * w * shuffle.params.c_in * shuffle.params.c_out) as u64;
+        let mut label = "ConvTranspose(pointwise)".to_string();
+        if c.activation != Activation::Identity {
+            label = format!("{label}+{}", Op::Activation(c.activation).name());
+        }
+        self.push(&node.name, &label, Step::Conv { weights, bias, input, residual: None, activation: c.activation, output: wide });
+        let output = self.define(node, Layout::Nhwc)?;
+        debug_assert_eq!(self.values[output].shape, out.to_vec());
+        self.push(&node.name, "DepthToSpace", Step::DepthToSpace { input: wide, output, block: shuffle.params_block });
         Ok(())
     }
 
@@ -464,4 +491,41 @@ impl Builder<'_> {
         self.push(&node.name, node.op.name(), Step::Gemm { a, b, bias, output });
         Ok(())
     }
+}
+
+fn dims_of(s: &[usize]) -> [usize; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// A `ConvTranspose` whose kernel equals its stride (no pads, dilation, output padding or
+/// groups) rewritten as a pointwise convolution to `kh·kw·c_out` channels ordered
+/// `(ky, kx, co)`.
+struct Shuffle {
+    params: kernels::ConvParams,
+    params_block: [usize; 2],
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+fn pixel_shuffle(p: &kernels::ConvParams, w: &[f32], bias: Option<&[f32]>) -> Option<Shuffle> {
+    let kernels::ConvKind::Transposed { output_padding } = p.kind else { return None };
+    if p.kernel != p.strides || p.pads != [0; 4] || p.dilations != [1, 1] || output_padding != [0, 0] || p.groups != 1 {
+        return None;
+    }
+    let [kh, kw] = p.kernel;
+    let (ci, co) = (p.c_in, p.c_out);
+    let wide = kh * kw * co;
+    // ConvTranspose weight [ci, co, kh, kw] -> Conv weight [(ky, kx, co), ci, 1, 1].
+    let mut weights = vec![0.0; wide * ci];
+    for i in 0..ci {
+        for o in 0..co {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    weights[((ky * kw + kx) * co + o) * ci + i] = w[((i * co + o) * kh + ky) * kw + kx];
+                }
+            }
+        }
+    }
+    let bias = (0..wide).map(|j| bias.map_or(0.0, |b| b[j % co])).collect();
+    Some(Shuffle { params: kernels::ConvParams::new(ci, wide, [1, 1]), params_block: [kh, kw], weights, bias })
 }

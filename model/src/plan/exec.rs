@@ -36,6 +36,18 @@ impl Plan {
 impl Session<'_> {
     /// Runs the plan on NCHW `inputs` (in the model's input order) and returns the outputs.
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        self.run_timed(inputs, None)
+    }
+
+    /// [`Session::run`], adding each step's wall time to `times` (one entry per step).
+    pub fn run_profiled(&mut self, inputs: &[Tensor], times: &mut [std::time::Duration]) -> Result<Vec<Tensor>> {
+        if times.len() != self.plan.steps.len() {
+            return Err(ModelError::Input(format!("{} timers for {} steps", times.len(), self.plan.steps.len())));
+        }
+        self.run_timed(inputs, Some(times))
+    }
+
+    fn run_timed(&mut self, inputs: &[Tensor], times: Option<&mut [std::time::Duration]>) -> Result<Vec<Tensor>> {
         let plan = self.plan;
         if inputs.len() != plan.inputs.len() {
             return Err(ModelError::Input(format!("the plan has {} inputs, {} given", plan.inputs.len(), inputs.len())));
@@ -51,8 +63,8 @@ impl Session<'_> {
         let par = if self.pool.is_some() { Parallelism::Rayon } else { Parallelism::Sequential };
         let (set, arena) = (&*self.set, &mut self.arena);
         match &self.pool {
-            Some(pool) => pool.install(|| run_steps(plan, set, arena, par))?,
-            None => run_steps(plan, set, arena, par)?,
+            Some(pool) => pool.install(|| run_steps(plan, set, arena, par, times))?,
+            None => run_steps(plan, set, arena, par, times)?,
         }
         Ok(plan
             .outputs
@@ -69,9 +81,16 @@ fn dims4(s: &[usize]) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
-fn run_steps(plan: &Plan, set: &dyn KernelSet, arena: &mut [Vec<f32>], par: Parallelism) -> Result<()> {
+fn run_steps(
+    plan: &Plan,
+    set: &dyn KernelSet,
+    arena: &mut [Vec<f32>],
+    par: Parallelism,
+    mut times: Option<&mut [std::time::Duration]>,
+) -> Result<()> {
     let parallel = par == Parallelism::Rayon;
-    for ps in &plan.steps {
+    for (s, ps) in plan.steps.iter().enumerate() {
+        let start = times.as_ref().map(|_| std::time::Instant::now());
         let step = &ps.step;
         let out_v = &plan.values[super::memory::writes(step)];
         let mut out_buf = std::mem::take(&mut arena[out_v.slot]);
@@ -80,15 +99,35 @@ fn run_steps(plan: &Plan, set: &dyn KernelSet, arena: &mut [Vec<f32>], par: Para
             let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].len()] };
             let out = &mut out_buf[..out_v.len()];
             let in_place = |v: usize| plan.values[v].slot == out_v.slot;
-            exec_step(plan, set, step, out, &val, &in_place, par, parallel)
+            let step_par = if parallel && worth_threads(plan, step, out.len()) { par } else { Parallelism::Sequential };
+            exec_step(plan, set, step, out, &val, &in_place, step_par, step_par == Parallelism::Rayon)
         };
         arena[out_v.slot] = out_buf;
+        if let (Some(t), Some(start)) = (times.as_deref_mut(), start) {
+            t[s] += start.elapsed();
+        }
         result.map_err(|e| match e {
             ModelError::Kernel(k) => ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() },
             other => other,
         })?;
     }
     Ok(())
+}
+
+/// Multiply-adds (or element moves) below which a step runs on the calling thread: waking
+/// the pool costs more than such a step takes.
+const MIN_PARALLEL_WORK: usize = 1 << 20;
+
+fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
+    let per_output = match step {
+        Step::Conv { weights, .. } => {
+            let p = plan.convs[*weights].params();
+            p.c_in_per_group() * p.kernel[0] * p.kernel[1]
+        }
+        Step::Gemm { b, .. } => plan.gemms[*b].k(),
+        _ => 1,
+    };
+    out_len.saturating_mul(per_output) >= MIN_PARALLEL_WORK
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -161,6 +200,7 @@ fn exec_step<'a>(
             let v = &plan.values[*input];
             ops::relayout(val(*input), dims4(&v.shape), v.layout == Layout::Plain, out);
         }
+        Step::DepthToSpace { input, block, .. } => ops::depth_to_space(val(*input), dims4(&phys(*input)), *block, out),
         Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
         Step::Gemm { a, b, bias, output } => {
             let s = &plan.values[*a].shape;

@@ -18,6 +18,7 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         | Step::Pool { input, .. }
         | Step::Resize { input, .. }
         | Step::Relayout { input, .. }
+        | Step::DepthToSpace { input, .. }
         | Step::Gemm { a: input, .. }
         | Step::Softmax { input, .. } => (vec![*input], false),
         Step::Concat { inputs, .. } => (inputs.iter().filter_map(v).collect(), false),
@@ -35,6 +36,7 @@ pub(crate) fn writes(step: &Step) -> usize {
         | Step::Resize { output, .. }
         | Step::Concat { output, .. }
         | Step::Relayout { output, .. }
+        | Step::DepthToSpace { output, .. }
         | Step::Copy { output, .. }
         | Step::Gemm { output, .. }
         | Step::Softmax { output, .. } => *output,

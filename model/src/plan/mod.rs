@@ -16,6 +16,16 @@ use crate::ir::{Binary, Pool, Resize};
 pub use build::build;
 pub use exec::Session;
 
+/// The values a step reads.
+pub fn inputs_of(step: &Step) -> Vec<usize> {
+    memory::reads(step).0
+}
+
+/// The value a step writes.
+pub fn output_of(step: &Step) -> usize {
+    memory::writes(step)
+}
+
 /// Physical layout of a plan value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Layout {
@@ -184,6 +194,16 @@ pub enum Step {
         bias: Option<usize>,
         /// Output `[m, n]`.
         output: usize,
+    },
+    /// NHWC `[n, h, w, (by, bx, c)]` to `[n, h·by, w·bx, c]` (a stride-sized
+    /// `ConvTranspose` computed as a pointwise convolution first).
+    DepthToSpace {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// Block (rows, columns).
+        block: [usize; 2],
     },
     /// Softmax over `len` values at stride `inner`, `outer` times.
     Softmax {

@@ -5,7 +5,7 @@ use kernels::Activation;
 use rayon::prelude::*;
 
 use super::{MapOp, Operand};
-use crate::ir::{Binary, CoordinateMode, Pool, Resize, ResizeMode};
+use crate::ir::{Binary, Pool, Resize, ResizeMode};
 use crate::shape;
 
 /// Elements per parallel work item of element-wise loops.
@@ -190,10 +190,9 @@ pub fn pool(x: &[f32], [n, h, w, c]: [usize; 4], p: &Pool, pads: [usize; 4], ave
 
 /// Spatial resize of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
 pub fn resize(x: &[f32], [n, h, w, c]: [usize; 4], r: &Resize, scales: [f64; 2], out: &mut [f32], [oh, ow]: [usize; 2], parallel: bool) {
-    let coord = |m: CoordinateMode, o: usize, s: f64, len: usize, olen: usize| shape::resize_source(m, o, s, len, olen);
     let cols: Vec<(usize, usize, f32)> = (0..ow)
         .map(|ox| {
-            let cx = coord(r.coordinates, ox, scales[1], w, ow);
+            let cx = shape::resize_source(r.coordinates, ox, scales[1], w);
             match r.mode {
                 ResizeMode::Nearest(m) => (shape::resize_nearest(m, cx, w), 0, 0.0),
                 ResizeMode::Linear => {
@@ -205,7 +204,7 @@ pub fn resize(x: &[f32], [n, h, w, c]: [usize; 4], r: &Resize, scales: [f64; 2],
         .collect();
     let row_job = |r_idx: usize, orow: &mut [f32]| {
         let (b, oy) = (r_idx / oh, r_idx % oh);
-        let cy = coord(r.coordinates, oy, scales[0], h, oh);
+        let cy = shape::resize_source(r.coordinates, oy, scales[0], h);
         let plane = &x[b * h * w * c..][..h * w * c];
         match r.mode {
             ResizeMode::Nearest(m) => {
@@ -261,6 +260,24 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
                     dst[p * c + ch] = src[ch * hw + p];
                 } else {
                     dst[ch * hw + p] = src[p * c + ch];
+                }
+            }
+        }
+    }
+}
+
+/// NHWC `[n, h, w, (by, bx, c)]` to `[n, h·by, w·bx, c]`.
+pub fn depth_to_space(x: &[f32], [n, h, w, cc]: [usize; 4], [by, bx]: [usize; 2], out: &mut [f32]) {
+    let c = cc / (by * bx);
+    let ow = w * bx;
+    for b in 0..n {
+        for iy in 0..h {
+            let src = &x[(b * h + iy) * w * cc..][..w * cc];
+            for ky in 0..by {
+                let dst = &mut out[((b * h + iy) * by + ky) * ow * c..][..ow * c];
+                for ix in 0..w {
+                    let px = &src[ix * cc + ky * bx * c..][..bx * c];
+                    dst[ix * bx * c..][..bx * c].copy_from_slice(px);
                 }
             }
         }

@@ -1,0 +1,126 @@
+//! The ONNX project's node test cases (`node/test_<op>*`: `model.onnx` plus
+//! `test_data_set_0/{input,output}_*.pb`) through the whole model path: import, specialise,
+//! optimise, the float64 reference, and plans on kernel sets. Integer inputs (shapes, axes,
+//! indices) are bound as constants at plan time, as a caller fixing shapes would.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use kernels::KernelSet;
+use model::{ModelError, Tensor};
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every output within the bound on the reference and on every set; the worst
+    /// norm-wise relative error.
+    Passed(f64),
+    /// Refused by the importer or planner with an error naming what is unsupported.
+    Refused(String),
+    /// Wrong numbers, a wrong shape, or an error that is not a clean refusal.
+    Failed(String),
+}
+
+/// The bound on `max|y − e| / max|e|` for these small cases (float32 arithmetic).
+pub const NODE_BOUND: f64 = 1e-5;
+
+fn read_tensor(path: &Path) -> Result<Tensor, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t = onnx::decode_tensor(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Tensor::from_onnx(&t).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn refused(e: &ModelError) -> bool {
+    matches!(e, ModelError::Unsupported { .. })
+}
+
+fn compare(name: &str, got: &Tensor, expected: &Tensor) -> Result<f64, String> {
+    if got.shape != expected.shape {
+        return Err(format!("{name}: shape {:?}, expected {:?}", got.shape, expected.shape));
+    }
+    match (got.floats(), expected.floats(), got.ints(), expected.ints()) {
+        (Some(y), Some(e), _, _) => {
+            let scale = e.iter().fold(0.0f64, |m, v| m.max((*v as f64).abs())).max(1e-30);
+            let mut worst = 0.0f64;
+            for (i, (&a, &b)) in y.iter().zip(e).enumerate() {
+                let err = if a.is_nan() && b.is_nan() { 0.0 } else { (a as f64 - b as f64).abs() / scale };
+                if !(err <= NODE_BOUND) {
+                    return Err(format!("{name}[{i}] = {a}, expected {b}"));
+                }
+                worst = worst.max(err);
+            }
+            Ok(worst)
+        }
+        (_, _, Some(y), Some(e)) if y == e => Ok(0.0),
+        _ => Err(format!("{name}: values or types differ")),
+    }
+}
+
+/// Runs one case directory on the reference and on each of `sets`: first with only integer
+/// inputs bound; if that is refused, again with every input but the first bound as a
+/// constant (weights, bounds, scales: what a model stores as initializers).
+pub fn run(dir: &Path, sets: &[Box<dyn KernelSet>]) -> Outcome {
+    let outcome = |r: Result<f64, CaseError>| match r {
+        Ok(worst) => Outcome::Passed(worst),
+        Err(Err(e)) if refused(&e) => Outcome::Refused(e.to_string()),
+        Err(Err(e)) => Outcome::Failed(e.to_string()),
+        Err(Ok(msg)) => Outcome::Failed(msg),
+    };
+    match outcome(run_inner(dir, sets, false)) {
+        Outcome::Refused(first) => match outcome(run_inner(dir, sets, true)) {
+            Outcome::Refused(_) => Outcome::Refused(first),
+            other => other,
+        },
+        other => other,
+    }
+}
+
+type CaseError = Result<String, ModelError>;
+
+fn run_inner(dir: &Path, sets: &[Box<dyn KernelSet>], bind_all_but_first: bool) -> Result<f64, CaseError> {
+    let bytes = std::fs::read(dir.join("model.onnx")).map_err(|e| Ok(e.to_string()))?;
+    let mut g = model::import(&bytes).map_err(Err)?;
+    let data = dir.join("test_data_set_0");
+    let mut shapes = Vec::new();
+    let mut bound = HashMap::new();
+    let mut floats = Vec::new();
+    for (i, &id) in g.inputs.clone().iter().enumerate() {
+        let t = read_tensor(&data.join(format!("input_{i}.pb"))).map_err(|e| Ok(e))?;
+        if t.dtype.is_int() || (bind_all_but_first && i > 0) {
+            bound.insert(g.values[id].name.clone(), t);
+        } else {
+            shapes.push(t.shape.clone());
+            floats.push(t);
+        }
+    }
+    let expected: Vec<Tensor> = (0..g.outputs.len())
+        .map(|i| read_tensor(&data.join(format!("output_{i}.pb"))))
+        .collect::<Result<_, _>>()
+        .map_err(Ok)?;
+    model::specialize(&mut g, &shapes, bound).map_err(Err)?;
+    let names: Vec<String> = g.outputs.iter().map(|&o| g.values[o].name.clone()).collect();
+    let mut worst = 0.0f64;
+    // Integer outputs are computed at plan time (constant folding): compare those directly.
+    let all_folded = g.outputs.iter().all(|o| g.constants.contains_key(o));
+    if all_folded {
+        for ((o, e), n) in g.outputs.iter().zip(&expected).zip(&names) {
+            worst = worst.max(compare(n, &g.constants[o], e).map_err(Ok)?);
+        }
+        return Ok(worst);
+    }
+    let wide: Vec<Tensor<f64>> = floats.iter().map(Tensor::to_f64).collect();
+    let reference = model::reference::run(&g, &wide).map_err(Err)?;
+    for ((r, e), n) in reference.iter().zip(&expected).zip(&names) {
+        worst = worst.max(compare(&format!("{n} (reference)"), &r.to_f32(), e).map_err(Ok)?);
+    }
+    let mut optimized = g.clone();
+    model::optimize(&mut optimized);
+    for set in sets {
+        let plan = model::plan::build(&optimized, &**set).map_err(Err)?;
+        let outs = plan.session(1).map_err(Err)?.run(&floats).map_err(Err)?;
+        for ((y, e), n) in outs.iter().zip(&expected).zip(&names) {
+            worst = worst.max(compare(&format!("{n} ({})", set.info().name), y, e).map_err(Ok)?);
+        }
+    }
+    Ok(worst)
+}
