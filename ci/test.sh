@@ -7,8 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
-# ONNX's Conv/ConvTranspose conformance data (pinned onnx wheel); harness/tests/onnx_conformance.rs needs it.
+# ONNX's conformance data (pinned onnx wheel): harness/tests/onnx_conformance.rs and
+# onnx_node_conformance.rs need it.
 bash ci/fetch-onnx-data.sh
+# The real models (rapidocr wheel), ONNX Runtime 1.32.0 in a venv and its outputs for the
+# parity tests: harness/tests/models.rs needs them.
+bash ci/fetch-models.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"

@@ -8,11 +8,7 @@
 //! stride (2, 1) and (1, 2), and the 2×2 stride-2 transposed convolution that upsamples.
 
 use kernels::{ConvKind, ConvParams};
-use onnx::proto::{
-    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
-    TypeProto, TypeProtoTensor, ValueInfoProto,
-};
-use onnx::Message;
+use onnx::proto::GraphProto;
 
 /// One benchmarked convolution.
 #[derive(Debug, Clone)]
@@ -134,35 +130,10 @@ pub fn layer_data(l: &ConvLayer) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     (w, b, x)
 }
 
-fn ints(name: &str, v: &[usize]) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: 7, ints: v.iter().map(|&x| x as i64).collect(), ..Default::default() }
-}
-
-fn value_info(name: &str, dims: &[usize]) -> ValueInfoProto {
-    let dim = dims.iter().map(|&d| Dimension { dim_value: Some(d as i64), ..Default::default() }).collect();
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TypeProtoTensor { elem_type: 1, shape: Some(TensorShapeProto { dim }) }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn initializer(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: 1,
-        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
-}
-
 /// A one-node ONNX model (opset 13) computing the layer with bias on an NCHW input `X` of
 /// batch 1: what tract and ONNX Runtime run.
 pub fn single_node_model(l: &ConvLayer) -> Vec<u8> {
+    use onnx::build;
     let p = &l.params;
     let (w, b, _) = layer_data(l);
     let [oh, ow] = l.output_hw();
@@ -170,40 +141,26 @@ pub fn single_node_model(l: &ConvLayer) -> Vec<u8> {
         ConvKind::Forward => ("Conv", [p.c_out, p.c_in_per_group(), p.kernel[0], p.kernel[1]]),
         ConvKind::Transposed { .. } => ("ConvTranspose", [p.c_in, p.c_out_per_group(), p.kernel[0], p.kernel[1]]),
     };
+    let i64s = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
     let mut attribute = vec![
-        ints("kernel_shape", &p.kernel),
-        ints("strides", &p.strides),
-        ints("dilations", &p.dilations),
-        ints("pads", &p.pads),
-        AttributeProto { name: "group".into(), r#type: 2, i: p.groups as i64, ..Default::default() },
+        build::ints("kernel_shape", &i64s(&p.kernel)),
+        build::ints("strides", &i64s(&p.strides)),
+        build::ints("dilations", &i64s(&p.dilations)),
+        build::ints("pads", &i64s(&p.pads)),
+        build::int("group", p.groups as i64),
     ];
     if let ConvKind::Transposed { output_padding } = p.kind {
-        attribute.push(ints("output_padding", &output_padding));
+        attribute.push(build::ints("output_padding", &i64s(&output_padding)));
     }
-    let node = NodeProto {
-        input: vec!["X".into(), "W".into(), "B".into()],
-        output: vec!["Y".into()],
-        name: "conv".into(),
-        op_type: op.into(),
-        attribute,
-        ..Default::default()
-    };
     let graph = GraphProto {
-        node: vec![node],
+        node: vec![build::node(op, "conv", &["X", "W", "B"], &["Y"], attribute)],
         name: l.label.clone(),
-        initializer: vec![initializer("W", &w_dims, &w), initializer("B", &[p.c_out], &b)],
-        input: vec![value_info("X", &[1, p.c_in, l.hw[0], l.hw[1]])],
-        output: vec![value_info("Y", &[1, p.c_out, oh, ow])],
+        initializer: vec![build::float_tensor("W", &w_dims, &w), build::float_tensor("B", &[p.c_out], &b)],
+        input: vec![build::value_info("X", &[Some(1), Some(p.c_in), Some(l.hw[0]), Some(l.hw[1])])],
+        output: vec![build::value_info("Y", &[Some(1), Some(p.c_out), Some(oh), Some(ow)])],
         ..Default::default()
     };
-    ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
-        producer_name: "edgepack-benches".into(),
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    build::model(13, graph)
 }
 
 /// A file-name-safe form of a label.

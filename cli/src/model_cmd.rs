@@ -86,7 +86,13 @@ pub struct BenchArgs {
 
 fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
     s.split('x')
-        .map(|d| d.trim().parse::<usize>().ok().filter(|&v| v > 0).ok_or_else(|| format!("bad shape `{s}`: expected e.g. 1x3x640x640")))
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("bad shape `{s}`: expected e.g. 1x3x640x640"))
+        })
         .collect()
 }
 
@@ -223,7 +229,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
 pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
     let l = load(&a.common)?;
     describe(&l, a.common.threads);
-    let pr = l.prepared.as_ref().ok_or("parity needs the ONNX model (the reference runs the graph), not a plan file")?;
+    let pr =
+        l.prepared.as_ref().ok_or("parity needs the ONNX model (the reference runs the graph), not a plan file")?;
     let xs = inputs(&a.common, &l.shapes)?;
     let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
     let outs = session.run(&xs).map_err(|e| e.to_string())?;
@@ -311,7 +318,6 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-
 /// Per-operator time over `runs` profiled runs, largest first.
 fn profile(plan: &Plan, session: &mut model::plan::Session<'_>, xs: &[Tensor], runs: usize) -> Result<(), String> {
     let mut t = vec![Duration::ZERO; plan.steps.len()];
@@ -326,7 +332,7 @@ fn profile(plan: &Plan, session: &mut model::plan::Session<'_>, xs: &[Tensor], r
     }
     let total: Duration = t.iter().sum();
     let mut rows: Vec<_> = by_op.into_iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
     println!("profile ({runs} runs, per run):");
     for (op, (d, n)) in rows {
         println!(
@@ -338,7 +344,7 @@ fn profile(plan: &Plan, session: &mut model::plan::Session<'_>, xs: &[Tensor], r
         );
     }
     let mut steps: Vec<(usize, Duration)> = t.iter().copied().enumerate().collect();
-    steps.sort_by(|a, b| b.1.cmp(&a.1));
+    steps.sort_by_key(|s| std::cmp::Reverse(s.1));
     println!("slowest steps:");
     for (i, d) in steps.into_iter().take(12) {
         let s = &plan.steps[i];

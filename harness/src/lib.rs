@@ -9,6 +9,7 @@
 
 pub mod conformance;
 pub mod model_parity;
+pub mod models;
 pub mod node_conformance;
 pub mod npy;
 pub mod parity;

@@ -133,7 +133,8 @@ pub fn write_json(path: &Path, runs: &[ModelParity]) -> std::io::Result<()> {
 pub fn write_junit(path: &Path, runs: &[ModelParity]) -> std::io::Result<()> {
     let mut report = Report::new("edgepack model parity");
     for r in runs {
-        let mut suite = TestSuite::new(format!("{} on {} ({} threads) vs {}", r.model, r.kernel_set, r.threads, r.against));
+        let mut suite =
+            TestSuite::new(format!("{} on {} ({} threads) vs {}", r.model, r.kernel_set, r.threads, r.against));
         for o in &r.outputs {
             let status = match &o.failure {
                 None => TestCaseStatus::success(),

@@ -11,7 +11,9 @@ use harness::node_conformance::{run, Outcome};
 fn onnx_node_cases_pass_or_are_refused_by_name() {
     let root = conformance::data_dir().join("node");
     let mut dirs: Vec<_> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}; run ci/fetch-onnx-data.sh (the README's test command does)", root.display()))
+        .unwrap_or_else(|e| {
+            panic!("{}: {e}; run ci/fetch-onnx-data.sh (the README's test command does)", root.display())
+        })
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("model.onnx").is_file())
         .collect();

@@ -8,7 +8,7 @@ use onnx::attr;
 use onnx::proto::{ModelProto, NodeProto};
 
 use crate::error::{unsupported, ModelError, Result};
-use crate::ir::{AutoPad, Binary, CoordinateMode, Conv, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode};
+use crate::ir::{AutoPad, Binary, Conv, CoordinateMode, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode};
 use crate::tensor::{DType, Tensor};
 
 /// Default-domain opsets the importer accepts. The operators it knows have the same
@@ -79,7 +79,11 @@ fn default_opset(model: &ModelProto) -> Result<i64> {
         return Err(ModelError::Unsupported {
             node: "(model)".into(),
             op: "opset_import".into(),
-            reason: format!("default-domain opset {v} is not supported (supported: {}–{})", OPSETS.start(), OPSETS.end()),
+            reason: format!(
+                "default-domain opset {v} is not supported (supported: {}–{})",
+                OPSETS.start(),
+                OPSETS.end()
+            ),
         });
     }
     Ok(v)

@@ -140,7 +140,9 @@ pub enum Binary {
 
 impl Binary {
     /// Applies the operator.
-    pub fn apply<T: std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + std::ops::Div<Output = T>>(
+    pub fn apply<
+        T: std::ops::Add<Output = T> + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + std::ops::Div<Output = T>,
+    >(
         self,
         a: T,
         b: T,

@@ -118,8 +118,11 @@ fn plain_conv_producer(g: &Graph, consumers: &[Option<usize>], v: ValueId) -> Op
     }
 }
 
+/// Maps a weight's flat index to its output channel.
+type ChannelOf = Box<dyn Fn(usize) -> usize>;
+
 /// Output-channel count and a function giving the output channel of weight index `i`.
-fn out_channel_of(g: &Graph, conv: &Node) -> Option<(usize, Box<dyn Fn(usize) -> usize>)> {
+fn out_channel_of(g: &Graph, conv: &Node) -> Option<(usize, ChannelOf)> {
     let Op::Conv(c) = &conv.op else { return None };
     let w = g.shape(conv.input(1)?)?.to_vec();
     let [w0, w1, kh, kw] = <[usize; 4]>::try_from(w).ok()?;
@@ -178,15 +181,20 @@ fn fold_batchnorm(g: &mut Graph) -> usize {
         for i in 0..g.nodes.len() {
             let Op::BatchNorm { epsilon } = g.nodes[i].op else { continue };
             let n = &g.nodes[i];
-            let params: Option<Vec<Vec<f32>>> =
-                (1..5).map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec)).collect();
+            let params: Option<Vec<Vec<f32>>> = (1..5)
+                .map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec))
+                .collect();
             let (Some(params), Some(p)) = (params, plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
             else {
                 continue;
             };
-            let scale: Vec<f32> =
-                params[0].iter().zip(&params[3]).map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32).collect();
-            let shift: Vec<f32> = params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+            let scale: Vec<f32> = params[0]
+                .iter()
+                .zip(&params[3])
+                .map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32)
+                .collect();
+            let shift: Vec<f32> =
+                params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
             if rescale_conv(g, p, &scale, &shift) {
                 absorb(g, p, i);
                 count += 1;
@@ -203,7 +211,8 @@ fn const_operand(g: &Graph, n: &Node) -> Option<(ValueId, Vec<f32>, bool)> {
     let (a, b) = (n.input(0)?, n.input(1)?);
     let per_channel = |t: &Tensor| {
         let s = &t.shape;
-        let ok = t.len() == 1 || (s.len() >= 3 && s[s.len() - 2..].iter().all(|&d| d == 1) && (s.len() == 3 || s[0] == 1));
+        let ok =
+            t.len() == 1 || (s.len() >= 3 && s[s.len() - 2..].iter().all(|&d| d == 1) && (s.len() == 3 || s[0] == 1));
         ok.then(|| t.floats().map(<[f32]>::to_vec)).flatten()
     };
     if let Some(c) = g.constant(b).and_then(per_channel) {
@@ -278,7 +287,10 @@ fn hardswish(g: &mut Graph) -> usize {
                 }
                 match g.nodes[gn].op {
                     Op::Activation(Activation::HardSigmoid { alpha, beta })
-                        if mul == i && (alpha - 1.0 / 6.0).abs() < 1e-6 && beta == 0.5 && g.nodes[gn].inputs[0] == Some(x) =>
+                        if mul == i
+                            && (alpha - 1.0 / 6.0).abs() < 1e-6
+                            && beta == 0.5
+                            && g.nodes[gn].inputs[0] == Some(x) =>
                     {
                         Some(vec![gn])
                     }
@@ -376,7 +388,11 @@ fn fuse_residual(g: &mut Graph) -> usize {
             }
             let (a, b) = (n.inputs[0].expect("required"), n.inputs[1].expect("required"));
             let out_shape = g.shape(n.outputs[0]);
-            if g.shape(a) != out_shape || g.shape(b) != out_shape || g.constants.contains_key(&a) || g.constants.contains_key(&b) {
+            if g.shape(a) != out_shape
+                || g.shape(b) != out_shape
+                || g.constants.contains_key(&a)
+                || g.constants.contains_key(&b)
+            {
                 continue;
             }
             for (x, other) in [(a, b), (b, a)] {

@@ -68,7 +68,11 @@ pub fn run(g: &Graph, inputs: &[Tensor<f64>]) -> Result<Vec<Tensor<f64>>> {
     }
     g.outputs
         .iter()
-        .map(|&o| values[o].clone().ok_or_else(|| ModelError::Malformed(format!("output `{}` was not computed", g.values[o].name))))
+        .map(|&o| {
+            values[o]
+                .clone()
+                .ok_or_else(|| ModelError::Malformed(format!("output `{}` was not computed", g.values[o].name)))
+        })
         .collect()
 }
 
@@ -99,7 +103,8 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
             float_out(y)
         }
         Op::BatchNorm { epsilon } => {
-            let p: Vec<&[f64]> = (1..5).map(|i| floats(node, ins.get(i).copied().flatten(), i)).collect::<Result<_>>()?;
+            let p: Vec<&[f64]> =
+                (1..5).map(|i| floats(node, ins.get(i).copied().flatten(), i)).collect::<Result<_>>()?;
             let c = x.shape[1];
             let inner: usize = x.shape[2..].iter().product();
             let y = floats(node, Some(x), 0)?
@@ -157,7 +162,9 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
         Op::Activation(a) => float_out(floats(node, Some(x), 0)?.iter().map(|&v| activate(*a, v)).collect()),
         Op::GlobalAveragePool => {
             let inner: usize = x.shape[2..].iter().product();
-            float_out(floats(node, Some(x), 0)?.chunks(inner.max(1)).map(|c| c.iter().sum::<f64>() / inner as f64).collect())
+            float_out(
+                floats(node, Some(x), 0)?.chunks(inner.max(1)).map(|c| c.iter().sum::<f64>() / inner as f64).collect(),
+            )
         }
         Op::MaxPool(p) | Op::AveragePool(p, _) => {
             let [n, c, h, w] = shape::rank4(node, &x.shape, "the input")?;
@@ -205,7 +212,9 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
                     for ox in 0..ow {
                         let cx = shape::resize_source(r.coordinates, ox, scales[3], w);
                         y.push(match r.mode {
-                            ResizeMode::Nearest(m) => plane[shape::resize_nearest(m, cy, h) * w + shape::resize_nearest(m, cx, w)],
+                            ResizeMode::Nearest(m) => {
+                                plane[shape::resize_nearest(m, cy, h) * w + shape::resize_nearest(m, cx, w)]
+                            }
                             ResizeMode::Linear => {
                                 let (y0, y1, ry) = shape::resize_linear(cy, h);
                                 let (x0, x1, rx) = shape::resize_linear(cx, w);
@@ -222,7 +231,8 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
         Op::Concat(a) => {
             let ax = axis(*a, x.shape.len()).ok_or_else(|| err(node, "axis out of range"))?;
             let outer: usize = x.shape[..ax].iter().product();
-            let parts: Vec<&Tensor<f64>> = ins.iter().map(|t| t.ok_or_else(|| err(node, "a missing input"))).collect::<Result<_>>()?;
+            let parts: Vec<&Tensor<f64>> =
+                ins.iter().map(|t| t.ok_or_else(|| err(node, "a missing input"))).collect::<Result<_>>()?;
             let chunk = |t: &Tensor<f64>| t.shape[ax..].iter().product::<usize>();
             match &x.data {
                 crate::tensor::Data::Float(_) => {
@@ -323,7 +333,11 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
             let r = x.shape.len();
             let ax = axis(*a, r).ok_or_else(|| err(node, format!("axis {a} is out of range")))?;
             let xs = floats(node, Some(x), 0)?;
-            let (len, inner) = if *coerce_2d { (x.shape[ax..].iter().product::<usize>(), 1) } else { (x.shape[ax], x.shape[ax + 1..].iter().product()) };
+            let (len, inner) = if *coerce_2d {
+                (x.shape[ax..].iter().product::<usize>(), 1)
+            } else {
+                (x.shape[ax], x.shape[ax + 1..].iter().product())
+            };
             let mut y = xs.to_vec();
             for block in y.chunks_mut((len * inner).max(1)) {
                 for i in 0..inner {

@@ -28,7 +28,13 @@ fn same_pads(input: usize, stride: usize, extent: usize, upper: bool) -> (usize,
     }
 }
 
-fn resolve_pads(auto: AutoPad, pads: [usize; 4], input: [usize; 2], strides: [usize; 2], extent: [usize; 2]) -> [usize; 4] {
+fn resolve_pads(
+    auto: AutoPad,
+    pads: [usize; 4],
+    input: [usize; 2],
+    strides: [usize; 2],
+    extent: [usize; 2],
+) -> [usize; 4] {
     match auto {
         AutoPad::NotSet => pads,
         AutoPad::Valid => [0; 4],
@@ -65,7 +71,10 @@ pub fn conv_params(node: &Node, c: &Conv, x: &[usize], w: &[usize]) -> Result<(C
     let g = c.groups;
     let (c_out, c_in_w) = if c.transposed { (w1 * g, w0) } else { (w0, w1 * g) };
     if c_in_w != c_in {
-        return Err(err(node, format!("the input has {c_in} channels, the weight {w:?} with group {g} expects {c_in_w}")));
+        return Err(err(
+            node,
+            format!("the input has {c_in} channels, the weight {w:?} with group {g} expects {c_in_w}"),
+        ));
     }
     let eff = [(kh - 1) * c.dilations[0] + 1, (kw - 1) * c.dilations[1] + 1];
     let mut p = ConvParams {
@@ -101,7 +110,10 @@ pub fn conv_params(node: &Node, c: &Conv, x: &[usize], w: &[usize]) -> Result<(C
                     (total - total.div_euclid(2), total.div_euclid(2))
                 };
                 if b < 0 {
-                    return Err(err(node, format!("output_shape {os:?} needs negative leading padding (full output {full:?})")));
+                    return Err(err(
+                        node,
+                        format!("output_shape {os:?} needs negative leading padding (full output {full:?})"),
+                    ));
                 }
                 pads[ax] = b as usize;
                 pads[ax + 2] = e.max(0) as usize;
@@ -152,12 +164,14 @@ pub fn pool_geometry(node: &Node, p: &Pool, hw: [usize; 2]) -> Result<([usize; 4
 /// `sizes` input.
 pub fn resize_shape(g: &Graph, node: &Node, x: &[usize]) -> Result<(Vec<usize>, Vec<f64>)> {
     let constant = |i: usize| node.input(i).and_then(|id| g.constant(id)).filter(|t| !t.is_empty());
-    if node.input(2).is_some_and(|id| g.constant(id).is_none()) || node.input(3).is_some_and(|id| g.constant(id).is_none()) {
+    if node.input(2).is_some_and(|id| g.constant(id).is_none())
+        || node.input(3).is_some_and(|id| g.constant(id).is_none())
+    {
         return Err(refuse(node, "scales and sizes must be constants at plan time"));
     }
     let (out, scales): (Vec<usize>, Vec<f64>) = if let Some(sizes) = constant(3) {
         let s = sizes.ints().ok_or_else(|| err(node, "sizes must be INT64"))?;
-        if s.len() != x.len() || s.iter().any(|&v| v < 1 || v > 1 << 24) {
+        if s.len() != x.len() || s.iter().any(|&v| !(1..=1 << 24).contains(&v)) {
             return Err(err(node, format!("sizes {s:?} do not fit an input of shape {x:?}")));
         }
         let out: Vec<usize> = s.iter().map(|&v| v as usize).collect();
@@ -193,14 +207,16 @@ pub fn reshape_shape(node: &Node, data: &[usize], target: &[i64], allowzero: boo
                 infer = Some(i);
                 out.push(1);
             }
-            0 if !allowzero => out.push(*data.get(i).ok_or_else(|| err(node, format!("shape {target:?} copies a missing dimension")))?),
+            0 if !allowzero => {
+                out.push(*data.get(i).ok_or_else(|| err(node, format!("shape {target:?} copies a missing dimension")))?)
+            }
             t if t >= 0 => out.push(t as usize),
             _ => return Err(err(node, format!("shape {target:?} is not a valid Reshape target"))),
         }
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(err(node, format!("cannot reshape {data:?} to {target:?}")));
         }
         out[i] = total / known;
@@ -217,7 +233,8 @@ pub fn slice_ranges(g: &Graph, node: &Node, data: &[usize]) -> Result<Vec<(i64, 
         match node.input(i) {
             None => Ok(None),
             Some(id) => {
-                let t = g.constant(id).ok_or_else(|| refuse(node, format!("input {i} must be a constant at plan time")))?;
+                let t =
+                    g.constant(id).ok_or_else(|| refuse(node, format!("input {i} must be a constant at plan time")))?;
                 Ok(Some(t.ints().ok_or_else(|| err(node, format!("input {i} must be integers")))?.to_vec()))
             }
         }
@@ -308,7 +325,8 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
         }
         Op::Resize(_) => one(resize_shape(g, node, x)?.0),
         Op::Concat(a) => {
-            let ax = axis(*a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range for rank {}", x.len())))?;
+            let ax =
+                axis(*a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range for rank {}", x.len())))?;
             let mut out = x.to_vec();
             for i in 1..node.inputs.len() {
                 let s = input_shape(g, node, i)?;
@@ -321,7 +339,11 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
         }
         Op::Reshape(allowzero) => one(reshape_shape(node, x, const_ints(g, node, 1, "the shape")?, *allowzero)?),
         Op::Flatten(a) => {
-            let ax = if *a == x.len() as i64 { x.len() } else { axis(*a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range")))? };
+            let ax = if *a == x.len() as i64 {
+                x.len()
+            } else {
+                axis(*a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range")))?
+            };
             one(vec![x[..ax].iter().product(), x[ax..].iter().product()])
         }
         Op::Shape(start, end) => {

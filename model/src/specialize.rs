@@ -8,6 +8,11 @@ use crate::ir::{Graph, Op};
 use crate::tensor::{DType, Data, Tensor};
 use crate::{reference, shape};
 
+/// Largest tensor a plan computes (1 GiB of float32).
+pub const MAX_ELEMENTS: usize = 1 << 28;
+/// Largest constant computed at plan time.
+const MAX_FOLD: usize = 1 << 22;
+
 /// Fixes the shape of every graph input (`shapes`, in [`Graph::inputs`] order), binds the
 /// inputs named in `bound` as constants, infers every value's shape and folds constant
 /// subgraphs. Errors name the node whose shapes do not fit.
@@ -24,11 +29,9 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
             g.constants.insert(id, t);
             continue;
         }
-        let s = shapes
-            .next()
-            .ok_or_else(|| ModelError::Input(format!("no shape given for input `{name}`")))?;
+        let s = shapes.next().ok_or_else(|| ModelError::Input(format!("no shape given for input `{name}`")))?;
         check_declared(g, id, s)?;
-        if s.iter().product::<usize>() > 1 << 31 {
+        if s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|l| l > MAX_ELEMENTS) {
             return Err(ModelError::Input(format!("input `{name}` shape {s:?} is too large")));
         }
         g.values[id].shape = Some(s.clone());
@@ -46,7 +49,13 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
         resolve_clip(g, &mut node)?;
         let all_const = node.inputs.iter().flatten().all(|i| g.constants.contains_key(i));
         let shape_of_known = matches!(node.op, Op::Shape(..)) && node.input(0).is_some_and(|i| g.shape(i).is_some());
-        if all_const || shape_of_known {
+        // Fold in float64 only what is small; larger constant work is left to the plan.
+        let small = shape::infer(g, &node)
+            .map(|s| {
+                s.iter().all(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|l| l <= MAX_FOLD))
+            })
+            .unwrap_or(true);
+        if (all_const && small) || shape_of_known {
             let wide: Vec<Option<Tensor<f64>>> = node
                 .inputs
                 .iter()
@@ -54,7 +63,11 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
                     i.map(|i| match g.constant(i) {
                         Some(t) => t.to_f64(),
                         // Shape only reads the shape.
-                        None => Tensor { shape: g.shape(i).unwrap_or(&[]).to_vec(), dtype: DType::F32, data: Data::Float(Vec::new()) },
+                        None => Tensor {
+                            shape: g.shape(i).unwrap_or(&[]).to_vec(),
+                            dtype: DType::F32,
+                            data: Data::Float(Vec::new()),
+                        },
                     })
                 })
                 .collect();
@@ -68,6 +81,16 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
             continue;
         }
         let shapes = shape::infer(g, &node)?;
+        for s in &shapes {
+            let len = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if len.is_none_or(|l| l > MAX_ELEMENTS) {
+                return Err(crate::error::unsupported(
+                    &node.name,
+                    node.op.name(),
+                    format!("output shape {s:?} exceeds {MAX_ELEMENTS} elements"),
+                ));
+            }
+        }
         for (&id, s) in node.outputs.iter().zip(shapes) {
             g.values[id].shape = Some(s);
         }
@@ -100,16 +123,28 @@ fn resolve_clip(g: &Graph, node: &mut crate::ir::Node) -> Result<()> {
 fn check_declared(g: &Graph, id: usize, s: &[usize]) -> Result<()> {
     let Some(decl) = g.declared.get(&id) else { return Ok(()) };
     let name = &g.values[id].name;
-    let show = |d: &[Option<usize>]| d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect::<Vec<_>>().join("x");
+    let show =
+        |d: &[Option<usize>]| d.iter().map(|v| v.map_or("?".into(), |v| v.to_string())).collect::<Vec<_>>().join("x");
     if decl.len() != s.len() {
-        return Err(ModelError::Input(format!("input `{name}` is declared {} ({} dims), given {s:?}", show(decl), decl.len())));
+        return Err(ModelError::Input(format!(
+            "input `{name}` is declared {} ({} dims), given {s:?}",
+            show(decl),
+            decl.len()
+        )));
     }
     if s.contains(&0) {
-        return Err(crate::error::unsupported(name, "graph input", format!("shape {s:?} is empty; tensors without elements are not supported")));
+        return Err(crate::error::unsupported(
+            name,
+            "graph input",
+            format!("shape {s:?} is empty; tensors without elements are not supported"),
+        ));
     }
     for (i, (d, &v)) in decl.iter().zip(s).enumerate() {
         if d.is_some_and(|d| d != v) {
-            return Err(ModelError::Input(format!("input `{name}` is declared {}, given {s:?}: dimension {i} differs", show(decl))));
+            return Err(ModelError::Input(format!(
+                "input `{name}` is declared {}, given {s:?}: dimension {i} differs",
+                show(decl)
+            )));
         }
     }
     Ok(())

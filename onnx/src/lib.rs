@@ -2,6 +2,7 @@
 //! tensors to `f32`/`i64` ([`tensor`]) and typed node attributes ([`attr`]).
 
 pub mod attr;
+pub mod build;
 pub mod proto;
 pub mod tensor;
 

@@ -81,6 +81,7 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
     }
     let mut plan = Plan {
         kernel_set: set.info().id,
+        kernel_name: set.info().name.to_string(),
         values: b.values,
         steps: b.steps,
         inputs,
@@ -101,10 +102,12 @@ fn node_err(node: &Node, reason: impl Into<String>) -> ModelError {
 
 impl Builder<'_> {
     fn shape(&self, id: ValueId) -> Result<Vec<usize>> {
-        self.g
-            .shape(id)
-            .map(<[usize]>::to_vec)
-            .ok_or_else(|| ModelError::Malformed(format!("value `{}` has no shape: specialise the graph first", self.g.values[id].name)))
+        self.g.shape(id).map(<[usize]>::to_vec).ok_or_else(|| {
+            ModelError::Malformed(format!(
+                "value `{}` has no shape: specialise the graph first",
+                self.g.values[id].name
+            ))
+        })
     }
 
     fn value(&mut self, name: &str, shape: Vec<usize>, layout: Layout) -> usize {
@@ -134,12 +137,10 @@ impl Builder<'_> {
             self.const_of.insert(id, c);
             return Ok(Operand::Const(c));
         }
-        self.map
-            .get(&id)
-            .map(|&v| Operand::Value(v))
-            .ok_or_else(|| ModelError::Malformed(format!("value `{}` is used before it is computed", self.g.values[id].name)))
+        self.map.get(&id).map(|&v| Operand::Value(v)).ok_or_else(|| {
+            ModelError::Malformed(format!("value `{}` is used before it is computed", self.g.values[id].name))
+        })
     }
-
 
     /// Graph value `id` in `layout`, converting (once) if needed.
     fn in_layout(&mut self, id: ValueId, layout: Layout) -> Result<usize> {
@@ -211,8 +212,14 @@ impl Builder<'_> {
             }
             Op::Activation(a) => self.map_op(node, 0, vec![MapOp::Act(*a)]),
             Op::BatchNorm { epsilon } => {
-                let p: Vec<Vec<f32>> = (1..5).map(|i| self.const_floats(node, i, "BatchNorm parameters").map(<[f32]>::to_vec)).collect::<Result<_>>()?;
-                let scale: Vec<f32> = p[0].iter().zip(&p[3]).map(|(&s, &v)| (s as f64 / (v as f64 + *epsilon as f64).sqrt()) as f32).collect();
+                let p: Vec<Vec<f32>> = (1..5)
+                    .map(|i| self.const_floats(node, i, "BatchNorm parameters").map(<[f32]>::to_vec))
+                    .collect::<Result<_>>()?;
+                let scale: Vec<f32> = p[0]
+                    .iter()
+                    .zip(&p[3])
+                    .map(|(&s, &v)| (s as f64 / (v as f64 + *epsilon as f64).sqrt()) as f32)
+                    .collect();
                 let shift: Vec<f32> = p[1].iter().zip(&p[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
                 let (s, t) = (self.constant(scale), self.constant(shift));
                 self.map_op(node, 0, vec![MapOp::Mul(s), MapOp::Add(t)])
@@ -240,18 +247,28 @@ impl Builder<'_> {
                 let input = self.nhwc(node, 0)?;
                 let (_, scales) = shape::resize_shape(self.g, node, &self.values[input].shape.clone())?;
                 let output = self.define(node, Layout::Nhwc)?;
-                self.push(&node.name, "Resize", Step::Resize { resize: *r, scales: [scales[2], scales[3]], input, output });
+                self.push(
+                    &node.name,
+                    "Resize",
+                    Step::Resize { resize: *r, scales: [scales[2], scales[3]], input, output },
+                );
                 Ok(())
             }
             Op::Concat(a) => {
                 let rank = self.shape(node.outputs[0])?.len();
                 let ax = crate::tensor::axis(*a, rank).ok_or_else(|| node_err(node, "axis out of range"))?;
                 let nhwc = rank == 4
-                    && node.inputs.iter().flatten().any(|&i| self.map.get(&i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
+                    && node
+                        .inputs
+                        .iter()
+                        .flatten()
+                        .any(|&i| self.map.get(&i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
                 let mut inputs = Vec::new();
                 for &i in node.inputs.iter().flatten() {
                     inputs.push(match (nhwc, self.g.constant(i)) {
-                        (true, Some(_)) => return Err(node_err(node, "concatenating a constant with NHWC activations")),
+                        (true, Some(_)) => {
+                            return Err(node_err(node, "concatenating a constant with NHWC activations"))
+                        }
                         (true, None) => Operand::Value(self.in_layout(i, Layout::Nhwc)?),
                         (false, Some(_)) => self.operand(i)?,
                         (false, None) => Operand::Value(self.plain(i)?),
@@ -279,7 +296,11 @@ impl Builder<'_> {
                 let s = self.values[input].shape.clone();
                 let ax = crate::tensor::axis(*axis, s.len()).ok_or_else(|| node_err(node, "axis out of range"))?;
                 let outer: usize = s[..ax].iter().product();
-                let dims = if *coerce_2d { (outer, s[ax..].iter().product(), 1) } else { (outer, s[ax], s[ax + 1..].iter().product()) };
+                let dims = if *coerce_2d {
+                    (outer, s[ax..].iter().product(), 1)
+                } else {
+                    (outer, s[ax], s[ax + 1..].iter().product())
+                };
                 let output = self.define(node, Layout::Plain)?;
                 self.push(&node.name, "Softmax", Step::Softmax { input, output, dims });
                 Ok(())
@@ -331,8 +352,15 @@ impl Builder<'_> {
 
     /// A stride-sized `ConvTranspose` as a pointwise convolution to `kh·kw·c_out` channels
     /// (bias and activation fused) followed by a depth-to-space copy.
-    fn conv_then_depth_to_space(&mut self, node: &Node, c: &crate::ir::Conv, shuffle: Shuffle, out: [usize; 4]) -> Result<()> {
-        let packed = self.set.pack_conv(&shuffle.params, &shuffle.weights).map_err(|e| node_err(node, e.to_string()))?;
+    fn conv_then_depth_to_space(
+        &mut self,
+        node: &Node,
+        c: &crate::ir::Conv,
+        shuffle: Shuffle,
+        out: [usize; 4],
+    ) -> Result<()> {
+        let packed =
+            self.set.pack_conv(&shuffle.params, &shuffle.weights).map_err(|e| node_err(node, e.to_string()))?;
         let input = self.nhwc(node, 0)?;
         let bias = Some(self.constant(shuffle.bias));
         self.convs.push(packed);
@@ -344,7 +372,11 @@ impl Builder<'_> {
         if c.activation != Activation::Identity {
             label = format!("{label}+{}", Op::Activation(c.activation).name());
         }
-        self.push(&node.name, &label, Step::Conv { weights, bias, input, residual: None, activation: c.activation, output: wide });
+        self.push(
+            &node.name,
+            &label,
+            Step::Conv { weights, bias, input, residual: None, activation: c.activation, output: wide },
+        );
         let output = self.define(node, Layout::Nhwc)?;
         debug_assert_eq!(self.values[output].shape, out.to_vec());
         self.push(&node.name, "DepthToSpace", Step::DepthToSpace { input: wide, output, block: shuffle.params_block });
@@ -357,7 +389,9 @@ impl Builder<'_> {
         let id = node.input(i).expect("checked by the caller");
         let input = match self.operand(id)? {
             Operand::Value(v) => v,
-            Operand::Const(_) => return Err(node_err(node, "element-wise operation on a constant that was not folded")),
+            Operand::Const(_) => {
+                return Err(node_err(node, "element-wise operation on a constant that was not folded"))
+            }
         };
         let label = node.op.name();
         if self.uses[id] == 1 {
@@ -474,7 +508,11 @@ impl Builder<'_> {
         let bias = match node.input(2) {
             None => None,
             Some(c) => {
-                let t = self.g.constant(c).and_then(Tensor::floats).ok_or_else(|| node_err(node, "C must be a float constant"))?;
+                let t = self
+                    .g
+                    .constant(c)
+                    .and_then(Tensor::floats)
+                    .ok_or_else(|| node_err(node, "C must be a float constant"))?;
                 let cs = self.shape(c)?;
                 if !(cs == [n] || cs == [1, n] || t.len() == 1) {
                     return Err(node_err(node, "only a per-column C is supported"));

@@ -1,7 +1,7 @@
 //! Running a plan: a session owns the buffer slots and the thread pool, so repeated runs
 //! allocate nothing but their outputs.
 
-use kernels::{Bias, BOperand, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
+use kernels::{BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
 
 use super::{ops, Layout, Operand, Plan, Step};
 use crate::error::{ModelError, Result};
@@ -16,9 +16,24 @@ pub struct Session<'p> {
 }
 
 impl Plan {
-    /// A session running on `threads` threads (1: the calling thread only).
+    /// A session running on `threads` threads (1: the calling thread only), on this host's
+    /// kernel set of the plan's kind.
     pub fn session(&self, threads: usize) -> Result<Session<'_>> {
-        let set = kernels::kernel_set(self.kernel_set)?;
+        self.session_on(kernels::kernel_set(self.kernel_set)?, threads)
+    }
+
+    /// A session on the given kernel set, which must be the one the plan was packed for.
+    pub fn session_on(&self, set: Box<dyn KernelSet>, threads: usize) -> Result<Session<'_>> {
+        if set.info().name != self.kernel_name {
+            return Err(ModelError::Input(format!(
+                "the plan was packed for kernel set `{}`, not `{}`",
+                self.kernel_name,
+                set.info().name
+            )));
+        }
+        if threads == 0 {
+            return Err(ModelError::Input("threads must be at least 1".into()));
+        }
         let pool = if threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -50,13 +65,20 @@ impl Session<'_> {
     fn run_timed(&mut self, inputs: &[Tensor], times: Option<&mut [std::time::Duration]>) -> Result<Vec<Tensor>> {
         let plan = self.plan;
         if inputs.len() != plan.inputs.len() {
-            return Err(ModelError::Input(format!("the plan has {} inputs, {} given", plan.inputs.len(), inputs.len())));
+            return Err(ModelError::Input(format!(
+                "the plan has {} inputs, {} given",
+                plan.inputs.len(),
+                inputs.len()
+            )));
         }
         for (&v, t) in plan.inputs.iter().zip(inputs) {
             let pv = &plan.values[v];
             let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
             if t.shape != pv.shape {
-                return Err(ModelError::Input(format!("input `{}` has shape {:?}, the plan expects {:?}", pv.name, t.shape, pv.shape)));
+                return Err(ModelError::Input(format!(
+                    "input `{}` has shape {:?}, the plan expects {:?}",
+                    pv.name, t.shape, pv.shape
+                )));
             }
             self.arena[pv.slot][..data.len()].copy_from_slice(data);
         }
@@ -107,7 +129,9 @@ fn run_steps(
             t[s] += start.elapsed();
         }
         result.map_err(|e| match e {
-            ModelError::Kernel(k) => ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() },
+            ModelError::Kernel(k) => {
+                ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() }
+            }
             other => other,
         })?;
     }
@@ -206,7 +230,13 @@ fn exec_step<'a>(
             let s = &plan.values[*a].shape;
             let (m, k, n) = (s[0], s[1], plan.values[*output].shape[1]);
             let epi = Epilogue { bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])), ..Epilogue::none() };
-            set.gemm(MatRef::row_major(val(*a), m, k)?, BOperand::Packed(&plan.gemms[*b]), MatMut::row_major(out, m, n)?, &epi, par)?;
+            set.gemm(
+                MatRef::row_major(val(*a), m, k)?,
+                BOperand::Packed(&plan.gemms[*b]),
+                MatMut::row_major(out, m, n)?,
+                &epi,
+                par,
+            )?;
         }
         Step::Softmax { input, dims, .. } => {
             out.copy_from_slice(val(*input));

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{memory, Plan, PlanValue, PlannedStep, Step, Operand};
+use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
@@ -13,6 +13,7 @@ const VERSION: u32 = 1;
 #[derive(Serialize, Deserialize)]
 struct Header {
     kernel_set: String,
+    kernel_name: String,
     values: Vec<PlanValue>,
     steps: Vec<PlannedStep>,
     inputs: Vec<usize>,
@@ -32,6 +33,7 @@ fn blob(out: &mut Vec<u8>, bytes: &[u8]) {
 pub(crate) fn write(plan: &Plan) -> Vec<u8> {
     let header = Header {
         kernel_set: plan.kernel_set.name().to_string(),
+        kernel_name: plan.kernel_name.clone(),
         values: plan.values.clone(),
         steps: plan.steps.clone(),
         inputs: plan.inputs.clone(),
@@ -105,17 +107,24 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Plan> {
     }
     let mut convs = Vec::new();
     for i in 0..h.convs {
-        convs.push(kernels::PackedConv::from_bytes(r.blob("a convolution")?).map_err(|e| ModelError::PlanFile(format!("convolution {i}: {e}")))?);
+        convs.push(
+            kernels::PackedConv::from_bytes(r.blob("a convolution")?)
+                .map_err(|e| ModelError::PlanFile(format!("convolution {i}: {e}")))?,
+        );
     }
     let mut gemms = Vec::new();
     for i in 0..h.gemms {
-        gemms.push(kernels::PackedB::from_bytes(r.blob("a GEMM")?).map_err(|e| ModelError::PlanFile(format!("GEMM {i}: {e}")))?);
+        gemms.push(
+            kernels::PackedB::from_bytes(r.blob("a GEMM")?)
+                .map_err(|e| ModelError::PlanFile(format!("GEMM {i}: {e}")))?,
+        );
     }
     if !r.bytes.is_empty() {
         return Err(ModelError::PlanFile(format!("{} bytes after the last blob", r.bytes.len())));
     }
     let plan = Plan {
         kernel_set,
+        kernel_name: h.kernel_name,
         values: h.values,
         steps: h.steps,
         inputs: h.inputs,
@@ -135,6 +144,10 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Plan> {
 fn check(plan: &Plan) -> Result<()> {
     let bad = |what: String| Err(ModelError::PlanFile(what));
     let nv = plan.values.len();
+    if plan.convs.iter().map(|c| c.kernel()).chain(plan.gemms.iter().map(|g| g.kernel())).any(|k| k != plan.kernel_name)
+    {
+        return bad(format!("weights packed for another kernel set than `{}`", plan.kernel_name));
+    }
     for (i, v) in plan.values.iter().enumerate() {
         if v.slot >= plan.slots.len() || plan.slots[v.slot] < v.len() {
             return bad(format!("value {i} does not fit its buffer slot"));
@@ -158,7 +171,9 @@ fn check(plan: &Plan) -> Result<()> {
             Operand::Value(_) => true,
         };
         let ok = match step {
-            Step::Conv { weights, bias, .. } => *weights < plan.convs.len() && bias.is_none_or(|b| b < plan.consts.len()),
+            Step::Conv { weights, bias, .. } => {
+                *weights < plan.convs.len() && bias.is_none_or(|b| b < plan.consts.len())
+            }
             Step::Gemm { b, bias, .. } => *b < plan.gemms.len() && bias.is_none_or(|b| b < plan.consts.len()),
             Step::Map { ops, .. } => ops.iter().all(|op| match op {
                 super::MapOp::Mul(k) | super::MapOp::Add(k) => *k < plan.consts.len(),

@@ -67,7 +67,8 @@ pub(crate) fn assign(plan: &mut Plan) {
         live.push(i);
     }
     // Graph inputs keep their slots: the caller's data is copied in once per run.
-    let pinned: Vec<usize> = plan.values.iter().enumerate().filter(|(i, _)| plan.inputs.contains(i)).map(|(_, v)| v.slot).collect();
+    let pinned: Vec<usize> =
+        plan.values.iter().enumerate().filter(|(i, _)| plan.inputs.contains(i)).map(|(_, v)| v.slot).collect();
     for s in 0..plan.steps.len() {
         let (inputs, in_place_ok) = reads(&plan.steps[s].step);
         let out = writes(&plan.steps[s].step);
@@ -118,4 +119,3 @@ pub(crate) fn assign(plan: &mut Plan) {
     }
     plan.slots = slots;
 }
-

@@ -232,6 +232,8 @@ pub struct PlannedStep {
 pub struct Plan {
     /// The kernel set it was packed for.
     pub kernel_set: KernelSetId,
+    /// That set's name as its packed weights record it (`avx2`, `emulated-avx512`, …).
+    pub kernel_name: String,
     /// Every value.
     pub values: Vec<PlanValue>,
     /// Steps in order.
@@ -261,7 +263,8 @@ impl Plan {
     /// Bytes of packed weights and constants.
     pub fn weight_bytes(&self) -> usize {
         let c: usize = self.consts.iter().map(Vec::len).sum::<usize>() * 4;
-        c + self.convs.iter().map(|p| p.to_bytes().len()).sum::<usize>() + self.gemms.iter().map(|p| p.to_bytes().len()).sum::<usize>()
+        c + self.convs.iter().map(|p| p.to_bytes().len()).sum::<usize>()
+            + self.gemms.iter().map(|p| p.to_bytes().len()).sum::<usize>()
     }
 
     /// Count of steps per operator label, sorted.

@@ -101,7 +101,14 @@ pub enum Src<'a> {
 }
 
 /// Broadcasting binary operation over up to 4 physical axes.
-pub fn binary(op: Binary, a: (Src, [usize; 4]), b: (&[f32], [usize; 4]), dims: [usize; 4], out: &mut [f32], parallel: bool) {
+pub fn binary(
+    op: Binary,
+    a: (Src, [usize; 4]),
+    b: (&[f32], [usize; 4]),
+    dims: [usize; 4],
+    out: &mut [f32],
+    parallel: bool,
+) {
     let rows = dims[0] * dims[1] * dims[2];
     let inner = dims[3];
     let (sa, sb) = (a.1, b.1);
@@ -152,7 +159,15 @@ pub fn global_average_pool(x: &[f32], [n, h, w, c]: [usize; 4], out: &mut [f32])
 }
 
 /// Max or average pooling of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
-pub fn pool(x: &[f32], [n, h, w, c]: [usize; 4], p: &Pool, pads: [usize; 4], average: Option<bool>, out: &mut [f32], [oh, ow]: [usize; 2]) {
+pub fn pool(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    p: &Pool,
+    pads: [usize; 4],
+    average: Option<bool>,
+    out: &mut [f32],
+    [oh, ow]: [usize; 2],
+) {
     for b in 0..n {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -189,7 +204,15 @@ pub fn pool(x: &[f32], [n, h, w, c]: [usize; 4], p: &Pool, pads: [usize; 4], ave
 }
 
 /// Spatial resize of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
-pub fn resize(x: &[f32], [n, h, w, c]: [usize; 4], r: &Resize, scales: [f64; 2], out: &mut [f32], [oh, ow]: [usize; 2], parallel: bool) {
+pub fn resize(
+    x: &[f32],
+    [n, h, w, c]: [usize; 4],
+    r: &Resize,
+    scales: [f64; 2],
+    out: &mut [f32],
+    [oh, ow]: [usize; 2],
+    parallel: bool,
+) {
     let cols: Vec<(usize, usize, f32)> = (0..ow)
         .map(|ox| {
             let cx = shape::resize_source(r.coordinates, ox, scales[1], w);

@@ -1,0 +1,79 @@
+//! The real models of the model-execution tests and benchmarks, fetched by
+//! `ci/fetch-models.sh` from the `rapidocr-onnxruntime` wheel, with ONNX Runtime's outputs for
+//! fixed synthetic inputs (`ci/ort_reference.py`).
+
+use std::path::{Path, PathBuf};
+
+use model::Tensor;
+
+/// Pinned versions (keep in step with `ci/fetch-models.sh`).
+pub const RAPIDOCR_VERSION: &str = "1.4.4";
+/// ONNX Runtime that computed the reference outputs.
+pub const ORT_VERSION: &str = "1.32.0";
+
+/// A model with its input shape.
+#[derive(Debug, Clone)]
+pub struct RealModel {
+    /// File stem.
+    pub name: &'static str,
+    /// What it is.
+    pub about: &'static str,
+    /// NCHW input shape.
+    pub shape: [usize; 4],
+}
+
+/// The detection (segmentation) network at 640×640 and the classifier at 48×192.
+pub const MODELS: [RealModel; 2] = [
+    RealModel {
+        name: "ch_PP-OCRv4_det_infer",
+        about: "PP-OCRv4 text detection: PP-LCNetV3 backbone, FPN neck, ConvTranspose head, per-pixel probability map",
+        shape: [1, 3, 640, 640],
+    },
+    RealModel {
+        name: "ch_ppocr_mobile_v2.0_cls_infer",
+        about: "PP-OCR mobile v2.0 text-direction classifier (MobileNetV3-style)",
+        shape: [1, 3, 48, 192],
+    },
+];
+
+fn cache() -> PathBuf {
+    std::env::var_os("EDGEPACK_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache"))
+}
+
+impl RealModel {
+    /// The `.onnx` file.
+    pub fn path(&self) -> PathBuf {
+        cache().join(format!("models/rapidocr-{RAPIDOCR_VERSION}/{}.onnx", self.name))
+    }
+
+    /// The model's bytes; the error says to run the fetch script.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        let p = self.path();
+        std::fs::read(&p)
+            .map_err(|e| format!("{}: {e} (run ci/fetch-models.sh; the README's test command does)", p.display()))
+    }
+
+    /// ONNX Runtime's folder for this model: `input_0.npy`, `output_0.npy`.
+    pub fn ort_dir(&self) -> PathBuf {
+        cache().join(format!("ort-{ORT_VERSION}-outputs/{}", self.name))
+    }
+
+    /// The synthetic input and ONNX Runtime's outputs for it.
+    pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>), String> {
+        let d = self.ort_dir();
+        let input = crate::npy::read(&d.join("input_0.npy"))
+            .map_err(|e| format!("{e} (run ci/fetch-models.sh; the README's test command does)"))?;
+        let mut outputs = Vec::new();
+        while d.join(format!("output_{}.npy", outputs.len())).is_file() {
+            outputs.push(crate::npy::read(&d.join(format!("output_{}.npy", outputs.len())))?);
+        }
+        Ok((input, outputs))
+    }
+
+    /// The shape as a vector.
+    pub fn shape(&self) -> Vec<usize> {
+        self.shape.to_vec()
+    }
+}

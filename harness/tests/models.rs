@@ -1,0 +1,172 @@
+//! The real models (PP-OCRv4 detection at 640×640, the PP-OCR classifier at 48×192) on every
+//! kernel set this host runs, the emulated AVX-512 and NEON geometries, against ONNX
+//! Runtime's outputs and the float64 reference; plan files round-trip; threads do not change
+//! results. Needs `ci/fetch-models.sh` (the README's test command runs it); without its
+//! files these tests fail, they do not skip.
+
+use std::sync::OnceLock;
+
+use harness::model_parity::{compare, F32_BOUND};
+use harness::models::MODELS;
+use kernels::{KernelSet, KernelSetId};
+use model::Tensor;
+
+fn widen(t: &Tensor) -> Vec<f64> {
+    t.floats().unwrap().iter().map(|&v| v as f64).collect()
+}
+
+/// Per model: the prepared graphs, ORT's input and outputs, and the float64 reference's
+/// outputs (computed once per test process: the detection model's takes seconds).
+struct Case {
+    name: &'static str,
+    prepared: model::Prepared,
+    input: Tensor,
+    ort: Vec<Tensor>,
+    reference: Vec<Tensor<f64>>,
+}
+
+fn cases() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| {
+        MODELS
+            .iter()
+            .map(|m| {
+                let prepared = model::prepare(&m.bytes().unwrap(), &[m.shape()]).unwrap();
+                let (input, ort) = m.ort_case().unwrap();
+                assert_eq!(input.shape, m.shape(), "{}: ORT input shape", m.name);
+                let reference = model::reference::run(&prepared.specialized, &[input.to_f64()]).unwrap();
+                assert_eq!(reference.len(), ort.len());
+                Case { name: m.name, prepared, input, ort, reference }
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn the_reference_matches_onnx_runtime() {
+    for c in cases() {
+        for (r, o) in c.reference.iter().zip(&c.ort) {
+            let p = compare("reference vs ORT", &r.to_f32(), &widen(o), &o.shape, F32_BOUND);
+            println!(
+                "{:<32} float64 reference vs ORT {}: max rel err {:.2e}",
+                c.name,
+                harness::models::ORT_VERSION,
+                p.max_rel_err
+            );
+            assert!(p.passed(), "{}: {:?}", c.name, p.failure);
+        }
+    }
+}
+
+/// Both models on `set` against ORT and the reference.
+fn models_match_on(set: impl Fn() -> Box<dyn KernelSet>) {
+    for c in cases() {
+        let set = set();
+        let name = set.info().name;
+        let plan = model::plan::build(&c.prepared.optimized, &*set).unwrap();
+        let outs = plan.session_on(set, 1).unwrap().run(std::slice::from_ref(&c.input)).unwrap();
+        for ((y, r), o) in outs.iter().zip(&c.reference).zip(&c.ort) {
+            let vs_ref = compare("plan vs reference", y, r.floats().unwrap(), &r.shape, F32_BOUND);
+            let vs_ort = compare("plan vs ORT", y, &widen(o), &o.shape, F32_BOUND);
+            println!(
+                "{:<32} {name:<16} vs reference {:.2e}, vs ORT {:.2e} (bound {F32_BOUND:e})",
+                c.name, vs_ref.max_rel_err, vs_ort.max_rel_err
+            );
+            assert!(vs_ref.passed(), "{} on {name} vs reference: {:?}", c.name, vs_ref.failure);
+            assert!(vs_ort.passed(), "{} on {name} vs ORT: {:?}", c.name, vs_ort.failure);
+        }
+    }
+}
+
+fn set(id: KernelSetId) -> Box<dyn KernelSet> {
+    kernels::kernel_set(id).unwrap()
+}
+
+#[test]
+fn models_match_on_scalar() {
+    models_match_on(|| set(KernelSetId::Scalar));
+}
+
+#[test]
+#[cfg_attr(not(host_avx2), ignore = "skipped: this CPU lacks AVX2+FMA")]
+fn models_match_on_avx2() {
+    models_match_on(|| set(KernelSetId::Avx2));
+}
+
+#[test]
+#[cfg_attr(
+    not(host_avx512),
+    ignore = "skipped: this CPU lacks AVX-512F (models_match_on_emulated_avx512 runs its geometry)"
+)]
+fn models_match_on_avx512() {
+    models_match_on(|| set(KernelSetId::Avx512));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn models_match_on_emulated_avx512() {
+    models_match_on(|| kernels::emulated::avx512_geometry(None).unwrap());
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn models_match_on_emulated_neon() {
+    models_match_on(|| kernels::emulated::neon_geometry(None).unwrap());
+}
+
+#[test]
+fn optimised_graphs_compute_what_the_originals_compute() {
+    for c in cases() {
+        let (m, prepared) = (c, &c.prepared);
+        let b = model::reference::run(&prepared.optimized, &[c.input.to_f64()]).unwrap();
+        for (x, y) in c.reference.iter().zip(&b) {
+            // Folded weights are rounded to float32 once: differences stay at float32 level.
+            let p = compare("optimised vs original", &y.to_f32(), x.floats().unwrap(), &x.shape, F32_BOUND);
+            println!("{:<32} {:?}: optimised vs original (float64) {:.2e}", m.name, prepared.rewrites, p.max_rel_err);
+            assert!(p.passed(), "{}: {:?}", m.name, p.failure);
+        }
+        assert!(
+            prepared.optimized.nodes.len() < prepared.specialized.nodes.len() / 2,
+            "{}: the optimiser did little",
+            m.name
+        );
+        // Every convolution absorbed its BatchNorm / affine / activation where one followed.
+        let ops = prepared.optimized.op_counts();
+        assert!(!ops.iter().any(|(op, _)| *op == "BatchNormalization"), "{}: {ops:?}", m.name);
+    }
+}
+
+#[test]
+fn plan_files_round_trip_and_threads_do_not_change_results() {
+    let set = kernels::kernel_set(kernels::Target::host().kernel_set()).unwrap();
+    for c in cases() {
+        let (m, input) = (c, &c.input);
+        let plan = model::plan::build(&c.prepared.optimized, &*set).unwrap();
+        let one = plan.session(1).unwrap().run(std::slice::from_ref(input)).unwrap();
+        let two = plan.session(2).unwrap().run(std::slice::from_ref(input)).unwrap();
+        assert_eq!(one, two, "{}: 1 and 2 threads differ", m.name);
+        let bytes = plan.to_bytes();
+        let loaded = model::plan::Plan::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded.steps, plan.steps);
+        let again = loaded.session(1).unwrap().run(std::slice::from_ref(input)).unwrap();
+        assert_eq!(one, again, "{}: the loaded plan computes differently", m.name);
+        // A second run of the same session reuses its buffers and gives the same result.
+        let mut s = loaded.session(1).unwrap();
+        s.run(std::slice::from_ref(input)).unwrap();
+        assert_eq!(s.run(std::slice::from_ref(input)).unwrap(), one, "{}: second run differs", m.name);
+        // Truncated or edited files are errors, not panics.
+        for cut in [0, 3, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+            assert!(model::plan::Plan::from_bytes(&bytes[..cut]).is_err(), "{}: truncated at {cut} loaded", m.name);
+        }
+        let mut edited = bytes.clone();
+        edited[4] ^= 1; // version
+        assert!(model::plan::Plan::from_bytes(&edited).is_err());
+        println!(
+            "{:<32} plan {} bytes, {} steps, activations {:.1} MiB",
+            m.name,
+            bytes.len(),
+            plan.steps.len(),
+            plan.activation_bytes() as f64 / (1 << 20) as f64
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Bad models and bad calls get errors that name the problem, never panics: hand-made
+//! defects, then proptest over arbitrary bytes and mutations of a valid model (the
+//! importer's fuzz test; `fuzz/` holds the same target for cargo-fuzz).
+
+mod common;
+
+use common::Builder;
+use model::ModelError;
+use onnx::build;
+use proptest::prelude::*;
+
+fn small() -> Builder {
+    let mut b = Builder::new(&[1, 3, 8, 8]);
+    b.conv("x", 3, 4, 3, 1, "c");
+    b.node("Relu", &["c"], "y", vec![]);
+    b.output("y");
+    b
+}
+
+fn err_of(bytes: &[u8], shape: &[usize]) -> ModelError {
+    model::prepare(bytes, &[shape.to_vec()]).expect_err("must be refused")
+}
+
+#[test]
+fn malformed_bytes_are_malformed() {
+    for bytes in [&b"not a model"[..], &[0xff; 64][..], &[0x0a, 0x80][..]] {
+        let e = model::import(bytes).unwrap_err();
+        assert!(matches!(e, ModelError::Malformed(_)), "{e}");
+    }
+    // An empty message decodes but has no opset and no graph.
+    assert!(model::import(&[]).unwrap_err().to_string().contains("opset"));
+}
+
+#[test]
+fn unsupported_opsets_operators_and_attributes_name_the_node() {
+    let e = err_of(&small().bytes(9), &[1, 3, 8, 8]);
+    assert!(e.to_string().contains("opset 9"), "{e}");
+
+    let mut b = small();
+    b.node("Einsum", &["y"], "z", vec![]);
+    b.outputs = vec!["z".into()];
+    let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+    assert!(matches!(&e, ModelError::Unsupported { node, .. } if node == "Einsum_2"), "{e}");
+    assert!(e.to_string().contains("`Einsum` is not supported"), "{e}");
+
+    let mut b = small();
+    b.nodes[0].attribute.push(build::float("group", 2.0));
+    let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+    assert!(e.to_string().contains("attribute `group` has type 1, expected INT"), "{e}");
+
+    let mut b = Builder::new(&[1, 2, 4, 4]);
+    let s = b.constant("s", &[4], &[1.0, 1.0, 2.0, 2.0]);
+    b.node("Resize", &["x", "", &s], "y", vec![build::string("mode", "cubic")]);
+    b.output("y");
+    let e = err_of(&b.bytes(13), &[1, 2, 4, 4]);
+    assert!(e.to_string().contains("mode `cubic` is not supported"), "{e}");
+}
+
+#[test]
+fn broken_graphs_are_malformed_with_the_value_named() {
+    let mut b = small();
+    b.nodes[1].input[0] = "missing".into();
+    let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+    assert!(e.to_string().contains("input `missing` is not defined before it"), "{e}");
+
+    let mut b = small();
+    b.nodes[1].output[0] = "c".into();
+    let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+    assert!(e.to_string().contains("`c` is defined twice"), "{e}");
+
+    let mut b = small();
+    b.outputs = vec!["nowhere".into()];
+    let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+    assert!(e.to_string().contains("graph output `nowhere`"), "{e}");
+}
+
+#[test]
+fn shapes_that_do_not_fit_are_errors_naming_node_or_input() {
+    let bytes = small().bytes(13);
+    let e = err_of(&bytes, &[1, 4, 8, 8]);
+    assert!(e.to_string().contains("input `x` is declared 1x3x8x8"), "{e}");
+    let e = err_of(&bytes, &[1, 3, 8]);
+    assert!(e.to_string().contains("(4 dims), given [1, 3, 8]"), "{e}");
+    let e = model::prepare(&bytes, &[]).unwrap_err();
+    assert!(e.to_string().contains("no shape given for input `x`"), "{e}");
+
+    // Weights for 5 input channels on a 3-channel input.
+    let mut b = Builder::new(&[1, 3, 8, 8]);
+    b.conv("x", 5, 4, 3, 1, "y");
+    b.output("y");
+    let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+    assert!(matches!(&e, ModelError::Shape { node, .. } if node == "Conv_0"), "{e}");
+    assert!(e.to_string().contains("the input has 3 channels"), "{e}");
+}
+
+#[test]
+fn a_plan_refuses_inputs_of_the_wrong_shape() {
+    let p = model::prepare(&small().bytes(13), &[vec![1, 3, 8, 8]]).unwrap();
+    let set = kernels::kernel_set(kernels::KernelSetId::Scalar).unwrap();
+    let plan = model::plan::build(&p.optimized, &*set).unwrap();
+    let e = plan.session(1).unwrap().run(&[common::input(&[1, 3, 8, 9])]).unwrap_err();
+    assert!(e.to_string().contains("has shape [1, 3, 8, 9], the plan expects [1, 3, 8, 8]"), "{e}");
+}
+
+/// Import, specialise, optimise, plan and run whatever the bytes give: any result but a panic.
+fn run_anything(bytes: &[u8]) {
+    let Ok(mut g) = model::import(bytes) else { return };
+    let shapes: Vec<Vec<usize>> = g.inputs.iter().map(|_| vec![1, 3, 8, 8]).collect();
+    if model::specialize(&mut g, &shapes, Default::default()).is_err() {
+        return;
+    }
+    model::optimize(&mut g);
+    let set = kernels::kernel_set(kernels::KernelSetId::Scalar).unwrap();
+    if let Ok(plan) = model::plan::build(&g, &*set) {
+        if plan.flops < 1 << 24 {
+            let _ = plan.session(1).unwrap().run(&[common::input(&[1, 3, 8, 8])]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        run_anything(&bytes);
+    }
+
+    #[test]
+    fn mutated_models_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let mut bytes = small().bytes(13);
+        for (at, v) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = v;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        run_anything(&bytes);
+    }
+}

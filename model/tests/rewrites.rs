@@ -1,0 +1,135 @@
+//! Each optimiser rewrite on a small graph: it applies (or, where it must not, does not),
+//! and the optimised graph computes what the original computes, in the float64 reference
+//! and in plans on this host's kernel sets.
+
+mod common;
+
+use common::{check_plans, input, rel_err, Builder};
+use onnx::build;
+
+/// Prepares `b` for `shape`, checks the rewrite counts with `expect`, and compares
+/// original, optimised and planned outputs.
+fn check(b: &Builder, shape: &[usize], expect: impl Fn(&model::optimize::Rewrites, &[(&'static str, usize)])) {
+    let p = model::prepare(&b.bytes(13), &[shape.to_vec()]).unwrap();
+    let ops = p.optimized.op_counts();
+    println!("{:?} -> {ops:?}", p.rewrites);
+    expect(&p.rewrites, &ops);
+    let x = input(shape);
+    let a = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
+    let o = model::reference::run(&p.optimized, &[x.to_f64()]).unwrap();
+    for (a, o) in a.iter().zip(&o) {
+        let err = rel_err(&o.to_f32().floats().unwrap().to_vec(), a.floats().unwrap());
+        assert!(err < 1e-6, "optimised vs original: {err:e}");
+    }
+    check_plans(&p.optimized, &x, &a, 1e-5);
+}
+
+#[test]
+fn batchnorm_and_activation_fold_into_the_convolution() {
+    let mut b = Builder::new(&[1, 3, 9, 11]);
+    b.conv("x", 3, 8, 3, 1, "c");
+    let s = b.weight("s", &[8]);
+    let t = b.weight("t", &[8]);
+    let m = b.weight("m", &[8]);
+    let v = b.constant("v", &[8], &[0.5, 1.0, 2.0, 0.25, 1.5, 0.75, 3.0, 1.25]);
+    b.node("BatchNormalization", &["c", &s, &t, &m, &v], "bn", vec![build::float("epsilon", 1e-3)]);
+    b.node("Relu", &["bn"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 3, 9, 11], |r, ops| {
+        assert_eq!((r.batchnorm_folded, r.activation_fused), (1, 1));
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+#[test]
+fn constant_affine_ops_fold_into_the_convolution_and_hardswish_is_recognised() {
+    // Conv → ·k[c] → +s → x·Clip(x+3, 0, 6)/6 (PP-LCNetV3's learnable affine + hard swish).
+    let mut b = Builder::new(&[2, 4, 8, 8]);
+    b.conv("x", 4, 6, 1, 0, "c");
+    let k = b.weight("k", &[1, 6, 1, 1]);
+    let s = b.constant("s", &[1], &[0.25]);
+    b.node("Mul", &[&k, "c"], "m", vec![]);
+    b.node("Add", &["m", &s], "a", vec![]);
+    let three = b.constant("three", &[], &[3.0]);
+    let zero = b.constant("zero", &[], &[0.0]);
+    let six = b.constant("six", &[], &[6.0]);
+    b.node("Add", &["a", &three], "a3", vec![]);
+    b.node("Clip", &["a3", &zero, &six], "cl", vec![]);
+    b.node("Mul", &["a", "cl"], "mc", vec![]);
+    b.node("Div", &["mc", &six], "y", vec![]);
+    b.output("y");
+    check(&b, &[2, 4, 8, 8], |r, ops| {
+        assert_eq!((r.affine_folded, r.hardswish, r.activation_fused), (2, 1, 1));
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+#[test]
+fn x_times_hard_sigmoid_of_x_is_hardswish() {
+    let mut b = Builder::new(&[1, 5, 6, 7]);
+    b.conv("x", 5, 5, 3, 1, "c");
+    b.node("HardSigmoid", &["c"], "h", vec![build::float("alpha", 1.0 / 6.0), build::float("beta", 0.5)]);
+    b.node("Mul", &["c", "h"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 5, 6, 7], |r, ops| {
+        assert_eq!((r.hardswish, r.activation_fused), (1, 1));
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+#[test]
+fn residual_add_and_the_activation_after_it_fuse() {
+    let mut b = Builder::new(&[1, 8, 10, 10]);
+    b.conv("x", 8, 8, 1, 0, "c1");
+    b.node("Relu", &["c1"], "r1", vec![]);
+    b.conv("r1", 8, 8, 3, 1, "c2");
+    b.node("Add", &["c2", "x"], "sum", vec![]);
+    b.node("Clip", &["sum"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 8, 10, 10], |r, ops| {
+        assert_eq!((r.residual_fused, r.activation_fused), (1, 2));
+        assert_eq!(ops, &[("Conv", 2)]);
+    });
+}
+
+#[test]
+fn scale_and_shift_fold_forward_only_into_padding_free_convolutions() {
+    for (k, pad, folds) in [(1, 0, 2), (3, 1, 0)] {
+        let mut b = Builder::new(&[1, 4, 6, 6]);
+        b.node("Relu", &["x"], "r", vec![]);
+        let a = b.constant("a", &[1], &[1.5]);
+        let s = b.constant("s", &[1], &[-0.75]);
+        b.node("Mul", &["r", &a], "m", vec![]);
+        b.node("Add", &["m", &s], "t", vec![]);
+        b.conv("t", 4, 5, k, pad, "y");
+        b.output("y");
+        check(&b, &[1, 4, 6, 6], |r, _| assert_eq!(r.affine_folded_forward, folds, "k = {k}, pad = {pad}"));
+    }
+}
+
+#[test]
+fn a_convolution_output_used_twice_keeps_its_epilogue_separate() {
+    let mut b = Builder::new(&[1, 3, 5, 5]);
+    b.conv("x", 3, 4, 3, 1, "c");
+    b.node("Relu", &["c"], "r", vec![]);
+    b.node("Add", &["r", "c"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 3, 5, 5], |r, ops| {
+        assert_eq!((r.activation_fused, r.residual_fused), (0, 0));
+        assert!(ops.contains(&("Relu", 1)) && ops.contains(&("Add", 1)), "{ops:?}");
+    });
+}
+
+#[test]
+fn identity_at_the_output_is_bypassed_and_the_output_keeps_its_name() {
+    let mut b = Builder::new(&[1, 2, 4, 4]);
+    b.conv("x", 2, 3, 1, 0, "c");
+    b.node("Identity", &["c"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 2, 4, 4], |r, ops| {
+        assert_eq!(r.identity_removed, 1);
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+    let p = model::prepare(&b.bytes(13), &[vec![1, 2, 4, 4]]).unwrap();
+    assert_eq!(p.optimized.values[p.optimized.outputs[0]].name, "y");
+}

@@ -1,0 +1,97 @@
+//! Building ONNX messages in code: for tests and for the single-node models benchmarks give
+//! to peers.
+
+use prost::Message;
+
+use crate::proto::{
+    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+    TypeProto, TypeProtoTensor, ValueInfoProto,
+};
+
+/// An `INTS` attribute.
+pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
+}
+
+/// An `INT` attribute.
+pub fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 2, i: v, ..Default::default() }
+}
+
+/// A `FLOAT` attribute.
+pub fn float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 1, f: v, ..Default::default() }
+}
+
+/// A `STRING` attribute.
+pub fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: 3, s: v.as_bytes().to_vec(), ..Default::default() }
+}
+
+/// A float tensor's type and shape (`None` dims are symbolic).
+pub fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| match d {
+            Some(v) => Dimension { dim_value: Some(*v as i64), ..Default::default() },
+            None => Dimension { dim_param: Some("N".into()), ..Default::default() },
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: crate::tensor::FLOAT,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A float tensor (raw little-endian data).
+pub fn float_tensor(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: crate::tensor::FLOAT,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// An `INT64` tensor.
+pub fn int_tensor(name: &str, dims: &[usize], data: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: crate::tensor::INT64,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A node.
+pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: name.into(),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// A model file of `graph` at default-domain `opset`.
+pub fn model(opset: i64, graph: GraphProto) -> Vec<u8> {
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+        producer_name: "edgepack".into(),
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
