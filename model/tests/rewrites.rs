@@ -18,7 +18,7 @@ fn check(b: &Builder, shape: &[usize], expect: impl Fn(&model::optimize::Rewrite
     let a = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
     let o = model::reference::run(&p.optimized, &[x.to_f64()]).unwrap();
     for (a, o) in a.iter().zip(&o) {
-        let err = rel_err(&o.to_f32().floats().unwrap().to_vec(), a.floats().unwrap());
+        let err = rel_err(o.to_f32().floats().unwrap(), a.floats().unwrap());
         assert!(err < 1e-6, "optimised vs original: {err:e}");
     }
     check_plans(&p.optimized, &x, &a, 1e-5);
