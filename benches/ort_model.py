@@ -39,8 +39,8 @@ if a.runs:
         t = time.perf_counter()
         sess.run(None, feeds)
         times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    result.update(median_ms=times[len(times) // 2], min_ms=times[0], runs=len(times))
+
+    result.update(median_ms=sorted(times)[len(times) // 2], min_ms=min(times), runs=len(times), times_ms=times)
 print(json.dumps(result))
 if a.json:
     with open(a.json, "w") as f:

@@ -23,6 +23,8 @@ pub struct Rewrites {
     pub residual_fused: usize,
     /// Activations fused into convolutions.
     pub activation_fused: usize,
+    /// `x + x·s` (a gate `s` broadcast over `x`) computed as `x·(1 + s)`.
+    pub gated_residual: usize,
     /// Identity nodes bypassed.
     pub identity_removed: usize,
     /// Nodes removed because nothing used their outputs.
@@ -39,6 +41,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
         r.affine_folded += fold_affine_into_conv(g);
         r.hardswish += hardswish(g);
         r.affine_folded_forward += fold_affine_forward(g);
+        r.gated_residual += gated_residual(g);
         r.residual_fused += fuse_residual(g);
         r.activation_fused += fuse_activation(g);
         r.dead_removed += remove_dead(g);
@@ -371,6 +374,59 @@ fn fold_affine_forward(g: &mut Graph) -> usize {
             g.nodes.remove(i);
             count += 1;
             continue 'scan;
+        }
+        return count;
+    }
+}
+
+/// `Add(x, Mul(x, s))` with `s` smaller than `x` (a squeeze-excitation gate): one full pass
+/// `Mul(x, Add(s, 1))` instead of two; the added node runs on the small gate.
+fn gated_residual(g: &mut Graph) -> usize {
+    let mut count = 0;
+    'scan: loop {
+        let consumers = sole_consumer(g);
+        let producers = g.producers();
+        for i in 0..g.nodes.len() {
+            if g.nodes[i].op != Op::Binary(Binary::Add) {
+                continue;
+            }
+            let (a, b) = (g.nodes[i].inputs[0].expect("required"), g.nodes[i].inputs[1].expect("required"));
+            for (x, prod) in [(a, b), (b, a)] {
+                let Some(m) = producers[prod] else { continue };
+                let mn = &g.nodes[m];
+                if mn.op != Op::Binary(Binary::Mul) || consumers[prod] != Some(i) {
+                    continue;
+                }
+                let gate = match (mn.inputs[0], mn.inputs[1]) {
+                    (Some(p), Some(q)) if p == x => q,
+                    (Some(p), Some(q)) if q == x => p,
+                    _ => continue,
+                };
+                let (xs, gs) = (g.shape(x).map(<[usize]>::len), g.shape(gate).map(|s| s.iter().product::<usize>()));
+                let x_len = g.shape(x).map(|s| s.iter().product::<usize>());
+                if g.constants.contains_key(&gate)
+                    || xs.is_none()
+                    || gs >= x_len
+                    || g.shape(x) != g.shape(g.nodes[i].outputs[0])
+                {
+                    continue;
+                }
+                let one = g.add_constant(format!("{}.one", g.nodes[i].name), Tensor::float(vec![], vec![1.0]));
+                let gate_shape = g.shape(gate).map(<[usize]>::to_vec);
+                let shifted =
+                    g.add_value(format!("{}.gate_plus_one", g.nodes[i].name), crate::tensor::DType::F32, gate_shape);
+                let add = Node {
+                    name: format!("{}.gate_plus_one", g.nodes[i].name),
+                    op: Op::Binary(Binary::Add),
+                    inputs: vec![Some(gate), Some(one)],
+                    outputs: vec![shifted],
+                };
+                g.nodes[i].op = Op::Binary(Binary::Mul);
+                g.nodes[i].inputs = vec![Some(x), Some(shifted)];
+                g.nodes[m] = add; // the gate exists here; the Add at i comes later
+                count += 1;
+                continue 'scan;
+            }
         }
         return count;
     }

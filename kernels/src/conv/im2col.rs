@@ -40,6 +40,10 @@ pub(crate) struct Im2col<'a> {
     pub zeros: &'a [f32],
 }
 
+/// Groups this wide or wider are packed row-major (one copy per tap and row) for the direct
+/// microkernel instead of into interleaved panels.
+const ROW_PACK_MIN_CHANNELS: usize = 16;
+
 /// Longest run of consecutive taps merged into one contiguous copy (values).
 const MAX_MERGED: usize = 64;
 
@@ -113,6 +117,67 @@ impl ASource for Im2col<'_> {
 
     fn direct(&self) -> Option<(&[f32], usize)> {
         None
+    }
+
+    fn packs_rows(&self) -> bool {
+        self.cg >= ROW_PACK_MIN_CHANNELS || self.cg == self.c
+    }
+
+    fn row_runs(
+        &self,
+        i: usize,
+        mr: usize,
+        p0: usize,
+        kc: usize,
+        runs: &mut Vec<(usize, usize)>,
+    ) -> Option<(&[f32], usize)> {
+        // The rows must be one output row's consecutive pixels (one image), every tap of
+        // every row inside the input.
+        let per_image = self.oh * self.ow;
+        let last = i + mr - 1;
+        if last >= self.images * per_image || i / self.ow != last / self.ow {
+            return None;
+        }
+        let (first, end) = (self.origin(i), self.origin(last));
+        for &(dy, dx) in self.taps {
+            let iy = first.iy + dy;
+            if iy < 0 || iy as usize >= self.h || first.ix + dx < 0 || (end.ix + dx) as usize >= self.w {
+                return None;
+            }
+        }
+        runs.clear();
+        let mut p = p0;
+        while p < p0 + kc {
+            let (tap, c_lo) = (p / self.cg, p % self.cg);
+            let len = (self.cg - c_lo).min(p0 + kc - p);
+            let (dy, dx) = self.taps[tap];
+            let pixel = first.image + (first.iy + dy) as usize * self.w + (first.ix + dx) as usize;
+            let at = pixel * self.c + self.c0 + c_lo;
+            let full = runs.len() == crate::gemm::driver::MAX_RUNS;
+            match runs.last_mut() {
+                Some((start, l)) if *start + *l == at => *l += len,
+                _ if full => return None,
+                _ => runs.push((at, len)),
+            }
+            p += len;
+        }
+        Some((self.input, self.stride[1] * self.c))
+    }
+
+    fn pack_rows(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+        if kc == 0 {
+            return;
+        }
+        for (r, out) in dst.chunks_exact_mut(kc).take(mc).enumerate() {
+            let o = self.origin(i0 + r);
+            let mut p = p0;
+            while p < p0 + kc {
+                let (tap, c_lo) = (p / self.cg, p % self.cg);
+                let len = (self.cg - c_lo).min(p0 + kc - p);
+                out[p - p0..][..len].copy_from_slice(self.run(o, tap, c_lo, len));
+                p += len;
+            }
+        }
     }
 
     fn pack<const MR: usize>(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {

@@ -38,7 +38,13 @@ const DIRECT_A_MAX_PANELS: usize = 4;
 
 thread_local! {
     static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+    /// Per row panel of the current block: `(first run, runs, lda)` when read in place; and
+    /// the runs themselves (see [`ASource::row_runs`]).
+    static RUNS: RefCell<RunTable> = RefCell::new((Vec::new(), Vec::new()));
 }
+
+/// Per row panel, where its in-place runs are; then all runs as `(offset, length)`.
+type RunTable = (Vec<Option<(usize, usize, usize)>>, Vec<(usize, usize)>);
 
 /// A raw pointer that work items share; each writes a disjoint set of tiles through it.
 #[derive(Clone, Copy)]
@@ -238,6 +244,7 @@ fn run_block<K: Microkernel, A: ASource>(
     // Packing A pays off only when enough B panels reuse it; otherwise read row-major A as is.
     let direct = a.direct().filter(|_| out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS);
     let direct_a = direct.is_some();
+    let rows_a = !direct_a && a.packs_rows();
     // Enough items to keep every thread busy when M alone does not split finely.
     let want = if threads > 1 { 4 * threads } else { 1 };
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
@@ -260,14 +267,56 @@ fn run_block<K: Microkernel, A: ASource>(
                 a_buf.resize(len);
             }
             let a_buf = a_buf.as_mut_slice();
-            K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
+            let mut run_data: Option<&[f32]> = None;
+            if rows_a {
+                // Panels whose rows the source can hand over in place are read there; the
+                // others are packed row-major, MR-row aligned, for the direct microkernel
+                // (rows past `mc` hold stale values whose results are never stored).
+                run_data = RUNS.with(|cell| {
+                    let mut all = cell.borrow_mut();
+                    let (spans, runs) = &mut *all;
+                    spans.clear();
+                    runs.clear();
+                    let mut scratch = Vec::new();
+                    let mut data = None;
+                    for ip in 0..mc.div_ceil(K::MR) {
+                        let (i, rows) = (i0 + ip * K::MR, (mc - ip * K::MR).min(K::MR));
+                        match a.row_runs(i, K::MR, p0, kc, &mut scratch).filter(|_| rows == K::MR) {
+                            Some((d, lda)) => {
+                                data = Some(d);
+                                spans.push(Some((runs.len(), scratch.len(), lda)));
+                                runs.extend_from_slice(&scratch);
+                            }
+                            None => {
+                                spans.push(None);
+                                a.pack_rows(i, rows, p0, kc, &mut a_buf[ip * K::MR * kc..][..rows * kc]);
+                            }
+                        }
+                    }
+                    data
+                });
+            } else {
+                K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
+            }
             let first = p0 == 0;
             let last = p0 + kc == k;
             for jp in panels {
                 let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
                 for ip in 0..mc.div_ceil(K::MR) {
                     let i = i0 + ip * K::MR;
-                    let a_tile = if !direct_a {
+                    let in_place = if rows_a { RUNS.with(|c| c.borrow().0[ip]) } else { None };
+                    if let (Some((first_run, count, lda)), Some(data)) = (in_place, run_data) {
+                        RUNS.with(|c| {
+                            let table = c.borrow();
+                            let runs = &table.1[first_run..first_run + count];
+                            let a_tile = ATile::Runs { data, runs, lda };
+                            run_tile::<K>(a_tile, b_panel, out, i, jc + jp * K::NR, kc, !first, last);
+                        });
+                        continue;
+                    }
+                    let a_tile = if rows_a {
+                        ATile::Direct { a: &a_buf[ip * K::MR * kc..][..K::MR * kc], lda: kc }
+                    } else if !direct_a {
                         ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR])
                     } else if let (Some((data, lda)), true) = (direct, ip < full_panels) {
                         ATile::Direct { a: &data[i * lda + p0..], lda }
@@ -294,7 +343,13 @@ enum ATile<'a> {
     /// `MR` full rows of at least `kc` values each, `lda` apart, starting at `a[0]` (a
     /// validated row-major view guarantees the extent).
     Direct { a: &'a [f32], lda: usize },
+    /// `MR` rows read in place: run `(at, len)` is `len` values at `data[at + i·lda]` for
+    /// row `i` (checked by the source, see [`ASource::row_runs`]); at most [`MAX_RUNS`].
+    Runs { data: &'a [f32], runs: &'a [(usize, usize)], lda: usize },
 }
+
+/// Most runs one in-place tile reads (sources return `None` beyond it).
+pub(crate) const MAX_RUNS: usize = 32;
 
 /// Calls the packed or the direct microkernel.
 ///
@@ -316,7 +371,18 @@ unsafe fn call_tile<K: Microkernel>(
                 K::tile_narrow(kc, p.as_ptr(), b.as_ptr(), out, accumulate, epi)
             }
             ATile::Packed(p) => K::tile(kc, p.as_ptr(), b.as_ptr(), out, accumulate, epi),
+            ATile::Direct { a, lda } if out.cols <= K::NARROW && K::NARROW < K::NR => {
+                K::tile_direct_narrow(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi)
+            }
             ATile::Direct { a, lda } => K::tile_direct(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi),
+            ATile::Runs { data, runs, lda } => {
+                let mut ptrs = [(std::ptr::null::<f32>(), 0usize); MAX_RUNS];
+                for (p, &(at, len)) in ptrs.iter_mut().zip(runs) {
+                    // `wrapping_add` keeps this safe; the source checked the extent.
+                    *p = (data.as_ptr().wrapping_add(at), len);
+                }
+                K::tile_runs(&ptrs[..runs.len()], lda, b.as_ptr(), out, accumulate, epi)
+            }
         }
     }
 }

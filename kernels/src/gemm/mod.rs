@@ -92,8 +92,40 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         epi: Option<&TileEpilogue>,
     );
 
+    /// [`Microkernel::tile_direct`] computing only the first [`Microkernel::NARROW`] columns
+    /// (see [`Microkernel::tile_narrow`]).
+    ///
+    /// # Safety
+    /// As [`Microkernel::tile_direct`], and `out.cols ≤ NARROW`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_direct_narrow(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        out: &TileOut,
+        accumulate: bool,
+        epi: Option<&TileEpilogue>,
+    );
+
     /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
     /// [`ASource::pack`]).
+    /// One tile with A read in place from runs of columns (see [`tile::tile_runs`]); the
+    /// narrow tile when `out.cols ≤ NARROW`.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; for each run `(a, len)`, `MR` rows of
+    /// `len` readable values at `a + i·lda`; `b` holds `Σ len · NR` values; `out` and the
+    /// epilogue as for [`Microkernel::tile`].
+    unsafe fn tile_runs(
+        runs: &[(*const f32, usize)],
+        lda: usize,
+        b: *const f32,
+        out: &TileOut,
+        accumulate: bool,
+        epi: Option<&TileEpilogue>,
+    );
+
     fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
 
     /// Computes one output row of a depthwise convolution (see [`crate::conv::depthwise::row`]).
@@ -150,6 +182,31 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn tile_direct_narrow_impl(
+                k: usize, a: *const f32, lda: usize, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                // SAFETY: forwarded from `Microkernel::tile_direct_narrow`'s contract.
+                unsafe { $crate::gemm::tile::tile::<$vec, $mr, 1, $nv, false>(k, a, lda, b, out, accumulate, epi) }
+            }
+
+            $(#[target_feature(enable = $features)])?
+            unsafe fn tile_runs_impl(
+                runs: &[(*const f32, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
+                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
+            ) {
+                // SAFETY: forwarded from `Microkernel::tile_runs`'s contract.
+                unsafe {
+                    if narrow {
+                        $crate::gemm::tile::tile_runs::<$vec, $mr, 1, $nv>(runs, lda, b, out, accumulate, epi)
+                    } else {
+                        $crate::gemm::tile::tile_runs::<$vec, $mr, $nv, $nv>(runs, lda, b, out, accumulate, epi)
+                    }
+                }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn depthwise_row_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
                 // SAFETY: forwarded from `Microkernel::depthwise_row`'s contract.
                 unsafe { $crate::conv::depthwise::row::<$vec>(g, r) }
@@ -195,6 +252,23 @@ macro_rules! microkernel {
             ) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::tile_direct_impl(k, a, lda, b, out, accumulate, epi) }
+            }
+
+            unsafe fn tile_direct_narrow(
+                k: usize, a: *const f32, lda: usize, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::tile_direct_narrow_impl(k, a, lda, b, out, accumulate, epi) }
+            }
+
+            unsafe fn tile_runs(
+                runs: &[(*const f32, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
+                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::tile_runs_impl(runs, lda, b, out, accumulate, epi, narrow) }
             }
 
             #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression

@@ -16,6 +16,37 @@ pub(crate) trait ASource: Sync {
     /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` into `ceil(mc/MR)` panels of `kc × MR`
     /// values (for every `k`, `MR` consecutive rows), zero-padding rows past `mc`.
     fn pack<const MR: usize>(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
+
+    /// Whether [`ASource::pack_rows`] is the better packing: the rows are gathered from long
+    /// contiguous runs (an implicit GEMM over many channels), so copying them row-major and
+    /// running the direct microkernel beats transposing them into `MR`-interleaved panels.
+    fn packs_rows(&self) -> bool {
+        false
+    }
+
+    /// When the `mr` rows from `i` read columns `p0..p0+kc` straight from memory at one
+    /// distance between rows: that memory and distance (`lda`), with `runs` set to the
+    /// `(offset of row i's first value, length)` of each contiguous stretch of columns, in
+    /// order, covering `kc` columns. The direct microkernel then reads them in place, nothing
+    /// packed. `None` (the default) when the rows do not qualify.
+    fn row_runs(
+        &self,
+        i: usize,
+        mr: usize,
+        p0: usize,
+        kc: usize,
+        runs: &mut Vec<(usize, usize)>,
+    ) -> Option<(&[f32], usize)> {
+        let _ = (i, mr, p0, kc, runs);
+        None
+    }
+
+    /// Rows `i0..i0+mc`, columns `p0..p0+kc`, row-major into `dst` (`kc` apart); only called
+    /// when [`ASource::packs_rows`] says so.
+    fn pack_rows(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+        let _ = (i0, mc, p0, kc, dst);
+        unreachable!("pack_rows is called only on sources whose packs_rows() is true")
+    }
 }
 
 impl ASource for MatRef<'_> {

@@ -28,18 +28,72 @@ pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const BN
     accumulate: bool,
     epi: Option<&TileEpilogue>,
 ) {
-    let TileOut { c, ldc, rows, cols } = *out;
-    let nr = BNV * V::LANES;
-    debug_assert!(rows <= MR && cols <= NV * V::LANES && NV <= BNV);
+    debug_assert!(out.rows <= MR && out.cols <= NV * V::LANES && NV <= BNV);
     let (a_rs, a_step) = if PACKED_A { (1, MR) } else { (lda, 1) };
     // SAFETY: the caller guarantees V's features and the extents of a, b, c and the epilogue.
     unsafe {
-        // Pull the C tile towards L1 while the k loop runs.
-        for i in 0..rows {
-            V::prefetch(c.add(i * ldc));
-            V::prefetch(c.add(i * ldc + cols - 1));
-        }
+        prefetch_c::<V>(out);
         let mut acc = [[V::splat(0.0); NV]; MR];
+        k_loop::<V, MR, NV, BNV, PACKED_A>(&mut acc, k, a, a_rs, a_step, b);
+        store::<V, MR, NV>(acc, out, accumulate, epi);
+    }
+}
+
+/// [`tile`] with A read in place from several runs of columns: run `r` holds `runs[r].1`
+/// columns of row 0 at `runs[r].0`, each row `lda` after the previous; B continues from
+/// one run to the next. The accumulators stay in registers across runs (an implicit GEMM
+/// whose rows are read where they lie, nothing packed).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn tile_runs<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize>(
+    runs: &[(*const f32, usize)],
+    lda: usize,
+    b: *const f32,
+    out: &TileOut,
+    accumulate: bool,
+    epi: Option<&TileEpilogue>,
+) {
+    debug_assert!(out.rows <= MR && out.cols <= NV * V::LANES && NV <= BNV);
+    // SAFETY: the caller guarantees V's features, MR rows of each run, `Σ len · BNV·LANES`
+    // values at b, and the extents of c and the epilogue.
+    unsafe {
+        prefetch_c::<V>(out);
+        let mut acc = [[V::splat(0.0); NV]; MR];
+        let mut b = b;
+        for &(a, len) in runs {
+            k_loop::<V, MR, NV, BNV, false>(&mut acc, len, a, lda, 1, b);
+            b = b.add(len * BNV * V::LANES);
+        }
+        store::<V, MR, NV>(acc, out, accumulate, epi);
+    }
+}
+
+/// Pulls the C tile towards L1 while the k loop runs.
+#[inline(always)]
+unsafe fn prefetch_c<V: SimdF32>(out: &TileOut) {
+    // SAFETY: prefetches do not fault; the addresses are C's (the caller's contract).
+    unsafe {
+        for i in 0..out.rows {
+            V::prefetch(out.c.add(i * out.ldc));
+            V::prefetch(out.c.add(i * out.ldc + out.cols - 1));
+        }
+    }
+}
+
+/// `acc += A·B` over `k` columns: A element `(i, p)` at `a[i·a_rs + p·a_step]`, B rows
+/// `BNV·LANES` apart.
+#[inline(always)]
+unsafe fn k_loop<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize, const PACKED_A: bool>(
+    acc: &mut [[V; NV]; MR],
+    k: usize,
+    a: *const f32,
+    a_rs: usize,
+    a_step: usize,
+    b: *const f32,
+) {
+    let nr = BNV * V::LANES;
+    // SAFETY: the caller guarantees V's features and the extents of a and b.
+    unsafe {
         let (mut a, mut b) = (a, b);
         // Four k steps per trip (constant inner loop, fully unrolled), then the remainder.
         for _ in 0..k / K_UNROLL {
@@ -47,16 +101,30 @@ pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const BN
                 V::prefetch(a.add(A_PREFETCH));
             }
             for u in 0..K_UNROLL {
-                step::<V, MR, NV>(&mut acc, a.add(u * a_step), a_rs, b.add(u * nr));
+                step::<V, MR, NV>(acc, a.add(u * a_step), a_rs, b.add(u * nr));
             }
             a = a.add(K_UNROLL * a_step);
             b = b.add(K_UNROLL * nr);
         }
         for _ in 0..k % K_UNROLL {
-            step::<V, MR, NV>(&mut acc, a, a_rs, b);
+            step::<V, MR, NV>(acc, a, a_rs, b);
             a = a.add(a_step);
             b = b.add(nr);
         }
+    }
+}
+
+/// The epilogue on the accumulators and the one store of the tile.
+#[inline(always)]
+unsafe fn store<V: SimdF32, const MR: usize, const NV: usize>(
+    mut acc: [[V; NV]; MR],
+    out: &TileOut,
+    accumulate: bool,
+    epi: Option<&TileEpilogue>,
+) {
+    let TileOut { c, ldc, rows, cols } = *out;
+    // SAFETY: the caller guarantees V's features and the extents of c and the epilogue.
+    unsafe {
         // Store phase: each test and the activation's dispatch happen once per tile, each pass
         // a fully unrolled sweep over the register tile. Rows past `rows` and columns past
         // `cols` are neither read nor written (partial vectors use masked loads and stores).

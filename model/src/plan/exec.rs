@@ -140,7 +140,7 @@ fn run_steps(
 
 /// Multiply-adds (or element moves) below which a step runs on the calling thread: waking
 /// the pool costs more than such a step takes.
-const MIN_PARALLEL_WORK: usize = 1 << 20;
+const MIN_PARALLEL_WORK: usize = 1 << 22;
 
 fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
     let per_output = match step {

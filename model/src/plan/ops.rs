@@ -272,17 +272,33 @@ pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32]) {
     }
 }
 
-/// NCHW ↔ NHWC of a `[n, c, h, w]` value (`to_nhwc` picks the direction).
+/// NCHW ↔ NHWC of a `[n, c, h, w]` value (`to_nhwc` picks the direction). One channel or
+/// one pixel: the orders coincide and this is a copy. Otherwise blocks of pixels, so that
+/// writes stay sequential and each block's destination stays in L1.
 pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f32]) {
+    const BLOCK: usize = 32;
     let hw = h * w;
+    if c == 1 || hw == 1 {
+        out[..n * c * hw].copy_from_slice(&x[..n * c * hw]);
+        return;
+    }
     for b in 0..n {
         let (src, dst) = (&x[b * c * hw..][..c * hw], &mut out[b * c * hw..][..c * hw]);
-        for ch in 0..c {
-            for p in 0..hw {
-                if to_nhwc {
-                    dst[p * c + ch] = src[ch * hw + p];
-                } else {
-                    dst[ch * hw + p] = src[p * c + ch];
+        for p0 in (0..hw).step_by(BLOCK) {
+            let len = BLOCK.min(hw - p0);
+            if to_nhwc {
+                let d = &mut dst[p0 * c..][..len * c];
+                for ch in 0..c {
+                    for (p, &v) in src[ch * hw + p0..][..len].iter().enumerate() {
+                        d[p * c + ch] = v;
+                    }
+                }
+            } else {
+                let s = &src[p0 * c..][..len * c];
+                for ch in 0..c {
+                    for (p, o) in dst[ch * hw + p0..][..len].iter_mut().enumerate() {
+                        *o = s[p * c + ch];
+                    }
                 }
             }
         }

@@ -1,0 +1,146 @@
+//! Whole-model latency, same inputs, same run: edgepack (a plan on this host's best kernel
+//! set) against ONNX Runtime (CPU provider, `benches/ort_model.py` in the pinned venv) and
+//! tract-onnx, at 1 and 2 threads, for the real models of `harness::models`.
+//!
+//!     cargo run --release -p edgepack-benches --features onnx-peers --bin model-bench -- \
+//!         [--rounds 5] [--runs 5] [--threads 1,2] [--json FILE]
+//!
+//! The machine is noisy, so engines are interleaved: each round times `runs` runs of each
+//! engine in turn, and the medians are over every run of every round.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use harness::models::{RealModel, MODELS, ORT_VERSION};
+use tract_onnx::prelude::*;
+
+struct Args {
+    rounds: usize,
+    runs: usize,
+    threads: Vec<usize>,
+    json: Option<PathBuf>,
+    python: PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 5,
+        runs: 5,
+        threads: vec![1, 2],
+        json: None,
+        python: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.cache/venv-ort-{ORT_VERSION}/bin/python")),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rounds" => a.rounds = value().parse().expect("--rounds N"),
+            "--runs" => a.runs = value().parse().expect("--runs N"),
+            "--threads" => a.threads = value().split(',').map(|t| t.parse().expect("--threads 1,2")).collect(),
+            "--json" => a.json = Some(value().into()),
+            "--python" => a.python = value().into(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ort_times(a: &Args, m: &RealModel, threads: usize) -> Vec<f64> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ort_model.py");
+    let out = Command::new(&a.python)
+        .arg(script)
+        .arg(m.path())
+        .args(["--input".as_ref(), m.ort_dir().join("input_0.npy").as_os_str()])
+        .args(["--runs", &a.runs.to_string(), "--threads", &threads.to_string()])
+        .output()
+        .expect("run the ONNX Runtime script (ci/fetch-models.sh makes its venv)");
+    assert!(out.status.success(), "ort_model.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from ort_model.py");
+    v["times_ms"].as_array().expect("times_ms").iter().map(|t| t.as_f64().expect("ms")).collect()
+}
+
+fn main() -> TractResult<()> {
+    let a = args();
+    let set = kernels::kernel_set(kernels::Target::host().kernel_set())?;
+    println!(
+        "host: {} | kernel set {} | ONNX Runtime {ORT_VERSION} | tract-onnx 0.23.9 | {} rounds × {} runs per engine",
+        kernels::host_cpu_name(),
+        set.info().name,
+        a.rounds,
+        a.runs
+    );
+    println!();
+    println!("| model | input | GFLOP | threads | edgepack ms | ONNX Runtime ms | tract ms | edgepack / ORT | edgepack / tract |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for m in &MODELS {
+        let prepared = model::prepare(&m.bytes().map_err(TractError::msg)?, &[m.shape()])?;
+        let plan = model::plan::build(&prepared.optimized, &*set)?;
+        let (input, ort_out) = m.ort_case().map_err(TractError::msg)?;
+        let tract_plan = tract_onnx::onnx()
+            .model_for_path(m.path())?
+            .with_input_fact(0, f32::fact(m.shape).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        let tract_input: TValue =
+            tract_ndarray::ArrayD::from_shape_vec(m.shape.to_vec(), input.floats().expect("float").to_vec())?
+                .into_tensor()
+                .into_tvalue();
+        // Sanity: tract computes the same thing.
+        let t_out = tract_plan.run(tvec!(tract_input.clone()))?;
+        let t0 = t_out[0].to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
+        let e0 = ort_out[0].floats().expect("float");
+        let scale = e0.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = t0.iter().zip(e0).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+        eprintln!("{}: tract vs ORT max rel err {err:.1e}", m.name);
+        for &threads in &a.threads {
+            let mut session = plan.session(threads)?;
+            tract_linalg::multithread::set_default_executor(if threads > 1 {
+                tract_linalg::multithread::Executor::multithread(threads)
+            } else {
+                tract_linalg::multithread::Executor::SingleThread
+            });
+            session.run(std::slice::from_ref(&input))?;
+            tract_plan.run(tvec!(tract_input.clone()))?;
+            let (mut ours, mut ort, mut tract) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..a.rounds {
+                for _ in 0..a.runs {
+                    let t = Instant::now();
+                    session.run(std::slice::from_ref(&input))?;
+                    ours.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                ort.extend(ort_times(&a, m, threads));
+                for _ in 0..a.runs {
+                    let t = Instant::now();
+                    tract_plan.run(tvec!(tract_input.clone()))?;
+                    tract.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            let (o, r, t) = (median(&mut ours), median(&mut ort), median(&mut tract));
+            let shape: Vec<String> = m.shape.iter().map(|d| d.to_string()).collect();
+            println!(
+                "| {} | {} | {:.2} | {threads} | {o:.2} | {r:.2} | {t:.2} | {:.2} | {:.2} |",
+                m.name,
+                shape.join("×"),
+                plan.flops as f64 / 1e9,
+                o / r,
+                o / t
+            );
+            rows.push(serde_json::json!({
+                "model": m.name, "shape": m.shape, "gflop": plan.flops as f64 / 1e9, "threads": threads,
+                "edgepack_ms": o, "ort_ms": r, "tract_ms": t, "vs_ort": o / r, "vs_tract": o / t,
+                "edgepack_min_ms": ours.first(), "ort_min_ms": ort.first(), "tract_min_ms": tract.first(),
+            }));
+        }
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&rows)? + "\n")?;
+    }
+    Ok(())
+}
