@@ -40,7 +40,7 @@ thread_local! {
     static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
     /// Per row panel of the current block: `(first run, runs, lda)` when read in place; and
     /// the runs themselves (see [`ASource::row_runs`]).
-    static RUNS: RefCell<RunTable> = RefCell::new((Vec::new(), Vec::new()));
+    static RUNS: RefCell<RunTable> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Per row panel, where its in-place runs are; then all runs as `(offset, length)`.
