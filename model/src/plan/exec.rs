@@ -138,9 +138,11 @@ fn run_steps(
     Ok(())
 }
 
-/// Multiply-adds (or element moves) below which a step runs on the calling thread: waking
-/// the pool costs more than such a step takes.
+/// Multiply-adds below which a convolution or GEMM runs on the calling thread: waking the
+/// pool and splitting the work cost more than such a step takes.
 const MIN_PARALLEL_WORK: usize = 1 << 22;
+/// Elements below which a data-movement or element-wise step runs on the calling thread.
+const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 
 fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
     let per_output = match step {
@@ -149,7 +151,7 @@ fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
             p.c_in_per_group() * p.kernel[0] * p.kernel[1]
         }
         Step::Gemm { b, .. } => plan.gemms[*b].k(),
-        _ => 1,
+        _ => return out_len >= MIN_PARALLEL_ELEMENTS,
     };
     out_len.saturating_mul(per_output) >= MIN_PARALLEL_WORK
 }
@@ -222,9 +224,11 @@ fn exec_step<'a>(
         }
         Step::Relayout { input, .. } => {
             let v = &plan.values[*input];
-            ops::relayout(val(*input), dims4(&v.shape), v.layout == Layout::Plain, out);
+            ops::relayout(val(*input), dims4(&v.shape), v.layout == Layout::Plain, out, parallel);
         }
-        Step::DepthToSpace { input, block, .. } => ops::depth_to_space(val(*input), dims4(&phys(*input)), *block, out),
+        Step::DepthToSpace { input, block, .. } => {
+            ops::depth_to_space(val(*input), dims4(&phys(*input)), *block, out, parallel)
+        }
         Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
         Step::Gemm { a, b, bias, output } => {
             let s = &plan.values[*a].shape;

@@ -275,15 +275,15 @@ pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32]) {
 /// NCHW ↔ NHWC of a `[n, c, h, w]` value (`to_nhwc` picks the direction). One channel or
 /// one pixel: the orders coincide and this is a copy. Otherwise blocks of pixels, so that
 /// writes stay sequential and each block's destination stays in L1.
-pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f32]) {
+pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f32], parallel: bool) {
     const BLOCK: usize = 32;
     let hw = h * w;
     if c == 1 || hw == 1 {
         out[..n * c * hw].copy_from_slice(&x[..n * c * hw]);
         return;
     }
-    for b in 0..n {
-        let (src, dst) = (&x[b * c * hw..][..c * hw], &mut out[b * c * hw..][..c * hw]);
+    let image = |b: usize, dst: &mut [f32]| {
+        let src = &x[b * c * hw..][..c * hw];
         for p0 in (0..hw).step_by(BLOCK) {
             let len = BLOCK.min(hw - p0);
             if to_nhwc {
@@ -302,24 +302,44 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
                 }
             }
         }
+    };
+    let out = &mut out[..n * c * hw];
+    if parallel && to_nhwc && n == 1 {
+        // One image: split its pixels (whole blocks) between threads.
+        let per = (hw.div_ceil(rayon::current_num_threads() * BLOCK) * BLOCK).max(BLOCK);
+        out.par_chunks_mut(per * c).enumerate().for_each(|(k, dst)| {
+            let p0 = k * per;
+            let len = dst.len() / c;
+            for ch in 0..c {
+                for (p, &v) in x[ch * hw + p0..][..len].iter().enumerate() {
+                    dst[p * c + ch] = v;
+                }
+            }
+        });
+    } else if parallel {
+        out.par_chunks_mut(c * hw).enumerate().for_each(|(b, d)| image(b, d));
+    } else {
+        out.chunks_mut(c * hw).enumerate().for_each(|(b, d)| image(b, d));
     }
 }
 
 /// NHWC `[n, h, w, (by, bx, c)]` to `[n, h·by, w·bx, c]`.
-pub fn depth_to_space(x: &[f32], [n, h, w, cc]: [usize; 4], [by, bx]: [usize; 2], out: &mut [f32]) {
+pub fn depth_to_space(x: &[f32], [n, h, w, cc]: [usize; 4], [by, bx]: [usize; 2], out: &mut [f32], parallel: bool) {
     let c = cc / (by * bx);
     let ow = w * bx;
-    for b in 0..n {
-        for iy in 0..h {
-            let src = &x[(b * h + iy) * w * cc..][..w * cc];
-            for ky in 0..by {
-                let dst = &mut out[((b * h + iy) * by + ky) * ow * c..][..ow * c];
-                for ix in 0..w {
-                    let px = &src[ix * cc + ky * bx * c..][..bx * c];
-                    dst[ix * bx * c..][..bx * c].copy_from_slice(px);
-                }
-            }
+    // One output row per item: input row `iy`, block row `ky`.
+    let row = |r: usize, dst: &mut [f32]| {
+        let (bi, ky) = (r / by, r % by);
+        let src = &x[bi * w * cc..][..w * cc];
+        for ix in 0..w {
+            dst[ix * bx * c..][..bx * c].copy_from_slice(&src[ix * cc + ky * bx * c..][..bx * c]);
         }
+    };
+    let out = &mut out[..n * h * by * ow * c];
+    if parallel {
+        out.par_chunks_mut(ow * c).enumerate().for_each(|(r, d)| row(r, d));
+    } else {
+        out.chunks_mut(ow * c).enumerate().for_each(|(r, d)| row(r, d));
     }
 }
 
