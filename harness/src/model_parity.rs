@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use model::Tensor;
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{Report, TestSuite};
 use serde_json::json;
 
 /// The bound for float32 plans: norm-wise relative error `max|y − r| / max|r|` ≤ 1e-4.
@@ -136,19 +136,12 @@ pub fn write_junit(path: &Path, runs: &[ModelParity]) -> std::io::Result<()> {
         let mut suite =
             TestSuite::new(format!("{} on {} ({} threads) vs {}", r.model, r.kernel_set, r.threads, r.against));
         for o in &r.outputs {
-            let status = match &o.failure {
-                None => TestCaseStatus::success(),
-                Some(msg) => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    st.set_message(msg.clone());
-                    st
-                }
-            };
-            let mut case = TestCase::new(o.name.clone(), status);
-            case.set_classname(format!("parity.{}.{}", r.model, r.kernel_set));
-            case.properties.push(quick_junit::Property::new("max_rel_err", format!("{:e}", o.max_rel_err)));
-            case.properties.push(quick_junit::Property::new("mean_rel_err", format!("{:e}", o.mean_rel_err)));
-            suite.add_test_case(case);
+            suite.add_test_case(crate::report::junit_case(
+                &o.name,
+                format!("parity.{}.{}", r.model, r.kernel_set),
+                o.failure.as_deref(),
+                &[("max_rel_err", format!("{:e}", o.max_rel_err)), ("mean_rel_err", format!("{:e}", o.mean_rel_err))],
+            ));
         }
         report.add_test_suite(suite);
     }

@@ -150,20 +150,15 @@ pub fn write_junit(
     for s in sets {
         let mut suite = TestSuite::new(format!("{} / {} ({})", device.label, s.set, s.isa));
         for c in &s.cases {
-            let status = match &c.failure {
-                None => TestCaseStatus::success(),
-                Some(msg) => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    st.set_message(msg.clone());
-                    st
-                }
-            };
-            let mut case = TestCase::new(c.name.clone(), status);
-            case.set_classname(format!("parity.{}", s.set));
-            case.properties.push(quick_junit::Property::new("max_rel_err", format!("{:e}", c.max_rel_err)));
-            case.properties
-                .push(quick_junit::Property::new("worst_bound_ratio", format!("{:.4}", c.worst_bound_ratio)));
-            suite.add_test_case(case);
+            suite.add_test_case(junit_case(
+                &c.name,
+                format!("parity.{}", s.set),
+                c.failure.as_deref(),
+                &[
+                    ("max_rel_err", format!("{:e}", c.max_rel_err)),
+                    ("worst_bound_ratio", format!("{:.4}", c.worst_bound_ratio)),
+                ],
+            ));
         }
         report.add_test_suite(suite);
     }
@@ -178,6 +173,29 @@ pub fn write_junit(
     }
     ensure_parent(path)?;
     std::fs::write(path, report.to_string().map_err(std::io::Error::other)?)
+}
+
+/// A JUnit test case: passed, or failed with `failure` as its message; `properties` attached.
+pub(crate) fn junit_case(
+    name: &str,
+    classname: String,
+    failure: Option<&str>,
+    properties: &[(&str, String)],
+) -> TestCase {
+    let status = match failure {
+        None => TestCaseStatus::success(),
+        Some(msg) => {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            st.set_message(msg.to_string());
+            st
+        }
+    };
+    let mut case = TestCase::new(name.to_string(), status);
+    case.set_classname(classname);
+    for (k, v) in properties {
+        case.properties.push(quick_junit::Property::new(*k, v.clone()));
+    }
+    case
 }
 
 pub(crate) fn ensure_parent(path: &Path) -> std::io::Result<()> {

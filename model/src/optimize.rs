@@ -37,18 +37,28 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
     loop {
         let before = r.clone();
         r.identity_removed += bypass_identities(g);
-        r.batchnorm_folded += fold_batchnorm(g);
-        r.affine_folded += fold_affine_into_conv(g);
-        r.hardswish += hardswish(g);
-        r.affine_folded_forward += fold_affine_forward(g);
-        r.gated_residual += gated_residual(g);
-        r.residual_fused += fuse_residual(g);
-        r.activation_fused += fuse_activation(g);
+        r.batchnorm_folded += repeat(g, fold_batchnorm);
+        r.affine_folded += repeat(g, fold_affine_into_conv);
+        r.hardswish += repeat(g, hardswish);
+        r.affine_folded_forward += repeat(g, fold_affine_forward);
+        r.gated_residual += repeat(g, gated_residual);
+        r.residual_fused += repeat(g, fuse_residual);
+        r.activation_fused += repeat(g, fuse_activation);
         r.dead_removed += remove_dead(g);
         if r == before {
             return r;
         }
     }
+}
+
+/// Applies `rewrite` (which rewrites one match and says whether it found one) until it
+/// finds none; returns how many it applied.
+fn repeat(g: &mut Graph, rewrite: fn(&mut Graph) -> bool) -> usize {
+    let mut count = 0;
+    while rewrite(g) {
+        count += 1;
+    }
+    count
 }
 
 /// Per-node index of the single consumer of each value (None: zero or several, or a graph
@@ -177,35 +187,30 @@ fn absorb(g: &mut Graph, p: usize, from: usize) {
     g.nodes.remove(from);
 }
 
-fn fold_batchnorm(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let consumers = sole_consumer(g);
-        for i in 0..g.nodes.len() {
-            let Op::BatchNorm { epsilon } = g.nodes[i].op else { continue };
-            let n = &g.nodes[i];
-            let params: Option<Vec<Vec<f32>>> = (1..5)
-                .map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec))
-                .collect();
-            let (Some(params), Some(p)) = (params, plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
-            else {
-                continue;
-            };
-            let scale: Vec<f32> = params[0]
-                .iter()
-                .zip(&params[3])
-                .map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32)
-                .collect();
-            let shift: Vec<f32> =
-                params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
-            if rescale_conv(g, p, &scale, &shift) {
-                absorb(g, p, i);
-                count += 1;
-                continue 'scan;
-            }
+fn fold_batchnorm(g: &mut Graph) -> bool {
+    let consumers = sole_consumer(g);
+    for i in 0..g.nodes.len() {
+        let Op::BatchNorm { epsilon } = g.nodes[i].op else { continue };
+        let n = &g.nodes[i];
+        let params: Option<Vec<Vec<f32>>> = (1..5)
+            .map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec))
+            .collect();
+        let (Some(params), Some(p)) = (params, plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
+        else {
+            continue;
+        };
+        let scale: Vec<f32> = params[0]
+            .iter()
+            .zip(&params[3])
+            .map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32)
+            .collect();
+        let shift: Vec<f32> = params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+        if rescale_conv(g, p, &scale, &shift) {
+            absorb(g, p, i);
+            return true;
         }
-        return count;
     }
+    false
 }
 
 /// The constant operand of a binary node and the other operand, if one is a float
@@ -224,34 +229,30 @@ fn const_operand(g: &Graph, n: &Node) -> Option<(ValueId, Vec<f32>, bool)> {
     g.constant(a).and_then(per_channel).map(|c| (b, c, true))
 }
 
-fn fold_affine_into_conv(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let consumers = sole_consumer(g);
-        for i in 0..g.nodes.len() {
-            let Op::Binary(op) = g.nodes[i].op else { continue };
-            let Some((x, c, const_first)) = const_operand(g, &g.nodes[i]) else { continue };
-            if g.shape(x) != g.shape(g.nodes[i].outputs[0]) {
-                continue;
-            }
-            let Some(p) = plain_conv_producer(g, &consumers, x) else { continue };
-            let ones = vec![1.0; c.len()];
-            let zeros = vec![0.0; c.len()];
-            let (scale, shift) = match (op, const_first) {
-                (Binary::Mul, _) => (c, zeros),
-                (Binary::Add, _) => (ones, c),
-                (Binary::Sub, false) => (ones, c.iter().map(|v| -v).collect()),
-                (Binary::Div, false) => (c.iter().map(|v| 1.0 / v).collect(), zeros),
-                _ => continue,
-            };
-            if rescale_conv(g, p, &scale, &shift) {
-                absorb(g, p, i);
-                count += 1;
-                continue 'scan;
-            }
+fn fold_affine_into_conv(g: &mut Graph) -> bool {
+    let consumers = sole_consumer(g);
+    for i in 0..g.nodes.len() {
+        let Op::Binary(op) = g.nodes[i].op else { continue };
+        let Some((x, c, const_first)) = const_operand(g, &g.nodes[i]) else { continue };
+        if g.shape(x) != g.shape(g.nodes[i].outputs[0]) {
+            continue;
         }
-        return count;
+        let Some(p) = plain_conv_producer(g, &consumers, x) else { continue };
+        let ones = vec![1.0; c.len()];
+        let zeros = vec![0.0; c.len()];
+        let (scale, shift) = match (op, const_first) {
+            (Binary::Mul, _) => (c, zeros),
+            (Binary::Add, _) => (ones, c),
+            (Binary::Sub, false) => (ones, c.iter().map(|v| -v).collect()),
+            (Binary::Div, false) => (c.iter().map(|v| 1.0 / v).collect(), zeros),
+            _ => continue,
+        };
+        if rescale_conv(g, p, &scale, &shift) {
+            absorb(g, p, i);
+            return true;
+        }
     }
+    false
 }
 
 /// A float scalar constant's value.
@@ -262,244 +263,224 @@ fn scalar(g: &Graph, v: Option<ValueId>) -> Option<f32> {
     }
 }
 
-fn hardswish(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let producers = g.producers();
-        let consumers = sole_consumer(g);
-        for i in 0..g.nodes.len() {
-            let n = &g.nodes[i];
-            // x * HardSigmoid(x) with alpha 1/6, beta 1/2; or Div(x * Clip(x + 3, 0, 6), 6).
-            let (mul, remove) = match n.op {
-                Op::Binary(Binary::Div) if scalar(g, n.input(1)) == Some(6.0) => {
-                    let Some(m) = producers[n.inputs[0].expect("required")] else { continue };
-                    (m, vec![m])
-                }
-                Op::Binary(Binary::Mul) => (i, vec![]),
-                _ => continue,
-            };
-            let m = &g.nodes[mul];
-            if m.op != Op::Binary(Binary::Mul) || (mul != i && consumers[m.outputs[0]] != Some(i)) {
-                continue;
+fn hardswish(g: &mut Graph) -> bool {
+    let producers = g.producers();
+    let consumers = sole_consumer(g);
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        // x * HardSigmoid(x) with alpha 1/6, beta 1/2; or Div(x * Clip(x + 3, 0, 6), 6).
+        let (mul, remove) = match n.op {
+            Op::Binary(Binary::Div) if scalar(g, n.input(1)) == Some(6.0) => {
+                let Some(m) = producers[n.inputs[0].expect("required")] else { continue };
+                (m, vec![m])
             }
-            let (a, b) = (m.inputs[0].expect("required"), m.inputs[1].expect("required"));
-            let gate_of = |x: ValueId, gate: ValueId| -> Option<Vec<usize>> {
-                let gn = producers[gate]?;
-                if consumers[gate] != Some(mul) {
-                    return None;
-                }
-                match g.nodes[gn].op {
-                    Op::Activation(Activation::HardSigmoid { alpha, beta })
-                        if mul == i
-                            && (alpha - 1.0 / 6.0).abs() < 1e-6
-                            && beta == 0.5
-                            && g.nodes[gn].inputs[0] == Some(x) =>
-                    {
-                        Some(vec![gn])
-                    }
-                    Op::Activation(Activation::Clip { min, max }) if mul != i && min == 0.0 && max == 6.0 => {
-                        let add = producers[g.nodes[gn].inputs[0]?]?;
-                        let an = &g.nodes[add];
-                        let ok = an.op == Op::Binary(Binary::Add)
-                            && consumers[an.outputs[0]] == Some(gn)
-                            && ((an.inputs[0] == Some(x) && scalar(g, an.input(1)) == Some(3.0))
-                                || (an.inputs[1] == Some(x) && scalar(g, an.input(0)) == Some(3.0)));
-                        ok.then(|| vec![gn, add])
-                    }
-                    _ => None,
-                }
-            };
-            let Some((x, gate_nodes)) = gate_of(a, b).map(|r| (a, r)).or_else(|| gate_of(b, a).map(|r| (b, r))) else {
-                continue;
-            };
-            g.nodes[i].op = Op::Activation(Activation::HardSwish);
-            g.nodes[i].inputs = vec![Some(x)];
-            let mut dead: Vec<usize> = gate_nodes.into_iter().chain(remove).collect();
-            dead.sort_unstable();
-            for d in dead.into_iter().rev() {
-                g.nodes.remove(d);
-            }
-            count += 1;
-            continue 'scan;
+            Op::Binary(Binary::Mul) => (i, vec![]),
+            _ => continue,
+        };
+        let m = &g.nodes[mul];
+        if m.op != Op::Binary(Binary::Mul) || (mul != i && consumers[m.outputs[0]] != Some(i)) {
+            continue;
         }
-        return count;
+        let (a, b) = (m.inputs[0].expect("required"), m.inputs[1].expect("required"));
+        let gate_of = |x: ValueId, gate: ValueId| -> Option<Vec<usize>> {
+            let gn = producers[gate]?;
+            if consumers[gate] != Some(mul) {
+                return None;
+            }
+            match g.nodes[gn].op {
+                Op::Activation(Activation::HardSigmoid { alpha, beta })
+                    if mul == i
+                        && (alpha - 1.0 / 6.0).abs() < 1e-6
+                        && beta == 0.5
+                        && g.nodes[gn].inputs[0] == Some(x) =>
+                {
+                    Some(vec![gn])
+                }
+                Op::Activation(Activation::Clip { min, max }) if mul != i && min == 0.0 && max == 6.0 => {
+                    let add = producers[g.nodes[gn].inputs[0]?]?;
+                    let an = &g.nodes[add];
+                    let ok = an.op == Op::Binary(Binary::Add)
+                        && consumers[an.outputs[0]] == Some(gn)
+                        && ((an.inputs[0] == Some(x) && scalar(g, an.input(1)) == Some(3.0))
+                            || (an.inputs[1] == Some(x) && scalar(g, an.input(0)) == Some(3.0)));
+                    ok.then(|| vec![gn, add])
+                }
+                _ => None,
+            }
+        };
+        let Some((x, gate_nodes)) = gate_of(a, b).map(|r| (a, r)).or_else(|| gate_of(b, a).map(|r| (b, r))) else {
+            continue;
+        };
+        g.nodes[i].op = Op::Activation(Activation::HardSwish);
+        g.nodes[i].inputs = vec![Some(x)];
+        let mut dead: Vec<usize> = gate_nodes.into_iter().chain(remove).collect();
+        dead.sort_unstable();
+        for d in dead.into_iter().rev() {
+            g.nodes.remove(d);
+        }
+        return true;
     }
+    false
 }
 
 /// `y = x·a + b` (scalar constants, as Mul then Add) feeding only a padding-free
 /// convolution: folded into that convolution's weights and bias.
-fn fold_affine_forward(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let consumers = sole_consumer(g);
-        for i in 0..g.nodes.len() {
-            let n = &g.nodes[i];
-            let Op::Binary(op @ (Binary::Mul | Binary::Add)) = n.op else { continue };
-            let Some((x, c, _)) = const_operand(g, n) else { continue };
-            if c.len() != 1 || g.shape(x) != g.shape(n.outputs[0]) {
-                continue;
-            }
-            let Some(ci) = consumers[n.outputs[0]] else { continue };
-            let conv = &g.nodes[ci];
-            let Op::Conv(cv) = &conv.op else { continue };
-            let pads_free = cv.pads == [0; 4] && cv.auto_pad == crate::ir::AutoPad::NotSet && !cv.transposed;
-            let consts = conv.input(1).and_then(|w| g.constant(w)).is_some()
-                && conv.input(2).is_none_or(|b| g.constant(b).is_some());
-            if !pads_free || !consts || conv.input(0) != Some(n.outputs[0]) {
-                continue;
-            }
-            let (scale, shift) = if op == Binary::Mul { (c[0], 0.0) } else { (1.0, c[0]) };
-            let wid = conv.input(1).expect("checked");
-            let w = g.constant(wid).and_then(Tensor::floats).expect("checked").to_vec();
-            let wshape = g.shape(wid).expect("constant").to_vec();
-            let c_out = wshape[0];
-            let per_out = w.len() / c_out;
-            let mut b: Vec<f32> = match conv.input(2) {
-                Some(b) => g.constant(b).and_then(Tensor::floats).expect("checked").to_vec(),
-                None => vec![0.0; c_out],
-            };
-            for (o, bo) in b.iter_mut().enumerate() {
-                let sum: f64 = w[o * per_out..(o + 1) * per_out].iter().map(|&v| v as f64).sum();
-                *bo += (shift as f64 * sum) as f32;
-            }
-            let w: Vec<f32> = w.iter().map(|v| v * scale).collect();
-            let name = g.nodes[ci].name.clone();
-            let new_w = g.add_constant(format!("{name}.prescaled_w"), Tensor::float(wshape, w));
-            let new_b = g.add_constant(format!("{name}.prescaled_b"), Tensor::float(vec![c_out], b));
-            let conv = &mut g.nodes[ci];
-            conv.inputs.resize(3, None);
-            conv.inputs[0] = Some(x);
-            conv.inputs[1] = Some(new_w);
-            conv.inputs[2] = Some(new_b);
-            g.nodes.remove(i);
-            count += 1;
-            continue 'scan;
+fn fold_affine_forward(g: &mut Graph) -> bool {
+    let consumers = sole_consumer(g);
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let Op::Binary(op @ (Binary::Mul | Binary::Add)) = n.op else { continue };
+        let Some((x, c, _)) = const_operand(g, n) else { continue };
+        if c.len() != 1 || g.shape(x) != g.shape(n.outputs[0]) {
+            continue;
         }
-        return count;
+        let Some(ci) = consumers[n.outputs[0]] else { continue };
+        let conv = &g.nodes[ci];
+        let Op::Conv(cv) = &conv.op else { continue };
+        let pads_free = cv.pads == [0; 4] && cv.auto_pad == crate::ir::AutoPad::NotSet && !cv.transposed;
+        let consts = conv.input(1).and_then(|w| g.constant(w)).is_some()
+            && conv.input(2).is_none_or(|b| g.constant(b).is_some());
+        if !pads_free || !consts || conv.input(0) != Some(n.outputs[0]) {
+            continue;
+        }
+        let (scale, shift) = if op == Binary::Mul { (c[0], 0.0) } else { (1.0, c[0]) };
+        let wid = conv.input(1).expect("checked");
+        let w = g.constant(wid).and_then(Tensor::floats).expect("checked").to_vec();
+        let wshape = g.shape(wid).expect("constant").to_vec();
+        let c_out = wshape[0];
+        let per_out = w.len() / c_out;
+        let mut b: Vec<f32> = match conv.input(2) {
+            Some(b) => g.constant(b).and_then(Tensor::floats).expect("checked").to_vec(),
+            None => vec![0.0; c_out],
+        };
+        for (o, bo) in b.iter_mut().enumerate() {
+            let sum: f64 = w[o * per_out..(o + 1) * per_out].iter().map(|&v| v as f64).sum();
+            *bo += (shift as f64 * sum) as f32;
+        }
+        let w: Vec<f32> = w.iter().map(|v| v * scale).collect();
+        let name = g.nodes[ci].name.clone();
+        let new_w = g.add_constant(format!("{name}.prescaled_w"), Tensor::float(wshape, w));
+        let new_b = g.add_constant(format!("{name}.prescaled_b"), Tensor::float(vec![c_out], b));
+        let conv = &mut g.nodes[ci];
+        conv.inputs.resize(3, None);
+        conv.inputs[0] = Some(x);
+        conv.inputs[1] = Some(new_w);
+        conv.inputs[2] = Some(new_b);
+        g.nodes.remove(i);
+        return true;
     }
+    false
 }
 
 /// `Add(x, Mul(x, s))` with `s` smaller than `x` (a squeeze-excitation gate): one full pass
 /// `Mul(x, Add(s, 1))` instead of two; the added node runs on the small gate.
-fn gated_residual(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let consumers = sole_consumer(g);
-        let producers = g.producers();
-        for i in 0..g.nodes.len() {
-            if g.nodes[i].op != Op::Binary(Binary::Add) {
-                continue;
-            }
-            let (a, b) = (g.nodes[i].inputs[0].expect("required"), g.nodes[i].inputs[1].expect("required"));
-            for (x, prod) in [(a, b), (b, a)] {
-                let Some(m) = producers[prod] else { continue };
-                let mn = &g.nodes[m];
-                if mn.op != Op::Binary(Binary::Mul) || consumers[prod] != Some(i) {
-                    continue;
-                }
-                let gate = match (mn.inputs[0], mn.inputs[1]) {
-                    (Some(p), Some(q)) if p == x => q,
-                    (Some(p), Some(q)) if q == x => p,
-                    _ => continue,
-                };
-                let (xs, gs) = (g.shape(x).map(<[usize]>::len), g.shape(gate).map(|s| s.iter().product::<usize>()));
-                let x_len = g.shape(x).map(|s| s.iter().product::<usize>());
-                if g.constants.contains_key(&gate)
-                    || xs.is_none()
-                    || gs >= x_len
-                    || g.shape(x) != g.shape(g.nodes[i].outputs[0])
-                {
-                    continue;
-                }
-                let one = g.add_constant(format!("{}.one", g.nodes[i].name), Tensor::float(vec![], vec![1.0]));
-                let gate_shape = g.shape(gate).map(<[usize]>::to_vec);
-                let shifted =
-                    g.add_value(format!("{}.gate_plus_one", g.nodes[i].name), crate::tensor::DType::F32, gate_shape);
-                let add = Node {
-                    name: format!("{}.gate_plus_one", g.nodes[i].name),
-                    op: Op::Binary(Binary::Add),
-                    inputs: vec![Some(gate), Some(one)],
-                    outputs: vec![shifted],
-                };
-                g.nodes[i].op = Op::Binary(Binary::Mul);
-                g.nodes[i].inputs = vec![Some(x), Some(shifted)];
-                g.nodes[m] = add; // the gate exists here; the Add at i comes later
-                count += 1;
-                continue 'scan;
-            }
+fn gated_residual(g: &mut Graph) -> bool {
+    let consumers = sole_consumer(g);
+    let producers = g.producers();
+    for i in 0..g.nodes.len() {
+        if g.nodes[i].op != Op::Binary(Binary::Add) {
+            continue;
         }
-        return count;
-    }
-}
-
-fn fuse_residual(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let consumers = sole_consumer(g);
-        let producers = g.producers();
-        for i in 0..g.nodes.len() {
-            let n = &g.nodes[i];
-            if n.op != Op::Binary(Binary::Add) {
+        let (a, b) = (g.nodes[i].inputs[0].expect("required"), g.nodes[i].inputs[1].expect("required"));
+        for (x, prod) in [(a, b), (b, a)] {
+            let Some(m) = producers[prod] else { continue };
+            let mn = &g.nodes[m];
+            if mn.op != Op::Binary(Binary::Mul) || consumers[prod] != Some(i) {
                 continue;
             }
-            let (a, b) = (n.inputs[0].expect("required"), n.inputs[1].expect("required"));
-            let out_shape = g.shape(n.outputs[0]);
-            if g.shape(a) != out_shape
-                || g.shape(b) != out_shape
-                || g.constants.contains_key(&a)
-                || g.constants.contains_key(&b)
+            let gate = match (mn.inputs[0], mn.inputs[1]) {
+                (Some(p), Some(q)) if p == x => q,
+                (Some(p), Some(q)) if q == x => p,
+                _ => continue,
+            };
+            let (xs, gs) = (g.shape(x).map(<[usize]>::len), g.shape(gate).map(|s| s.iter().product::<usize>()));
+            let x_len = g.shape(x).map(|s| s.iter().product::<usize>());
+            if g.constants.contains_key(&gate)
+                || xs.is_none()
+                || gs >= x_len
+                || g.shape(x) != g.shape(g.nodes[i].outputs[0])
             {
                 continue;
             }
-            for (x, other) in [(a, b), (b, a)] {
-                let Some(p) = producers[x] else { continue };
-                let Op::Conv(c) = &g.nodes[p].op else { continue };
-                if c.activation != Activation::Identity || c.residual || consumers[x] != Some(i) || p > i {
-                    continue;
-                }
-                let mut conv = g.nodes[p].clone();
-                if let Op::Conv(c) = &mut conv.op {
-                    c.residual = true;
-                }
-                conv.inputs.resize(3, None);
-                conv.inputs.push(Some(other));
-                conv.outputs = g.nodes[i].outputs.clone();
-                g.nodes[i] = conv;
-                g.nodes.remove(p);
-                count += 1;
-                continue 'scan;
-            }
+            let one = g.add_constant(format!("{}.one", g.nodes[i].name), Tensor::float(vec![], vec![1.0]));
+            let gate_shape = g.shape(gate).map(<[usize]>::to_vec);
+            let shifted =
+                g.add_value(format!("{}.gate_plus_one", g.nodes[i].name), crate::tensor::DType::F32, gate_shape);
+            let add = Node {
+                name: format!("{}.gate_plus_one", g.nodes[i].name),
+                op: Op::Binary(Binary::Add),
+                inputs: vec![Some(gate), Some(one)],
+                outputs: vec![shifted],
+            };
+            g.nodes[i].op = Op::Binary(Binary::Mul);
+            g.nodes[i].inputs = vec![Some(x), Some(shifted)];
+            g.nodes[m] = add; // the gate exists here; the Add at i comes later
+            return true;
         }
-        return count;
     }
+    false
 }
 
-fn fuse_activation(g: &mut Graph) -> usize {
-    let mut count = 0;
-    'scan: loop {
-        let consumers = sole_consumer(g);
-        let producers = g.producers();
-        for i in 0..g.nodes.len() {
-            let Op::Activation(act) = g.nodes[i].op else { continue };
-            if act == Activation::Identity {
-                continue;
-            }
-            let x = g.nodes[i].inputs[0].expect("required");
-            let Some(p) = producers[x] else { continue };
-            if consumers[x] != Some(i) {
-                continue;
-            }
-            let Op::Conv(c) = &mut g.nodes[p].op else { continue };
-            if c.activation != Activation::Identity {
-                continue;
-            }
-            c.activation = act;
-            absorb(g, p, i);
-            count += 1;
-            continue 'scan;
+fn fuse_residual(g: &mut Graph) -> bool {
+    let consumers = sole_consumer(g);
+    let producers = g.producers();
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        if n.op != Op::Binary(Binary::Add) {
+            continue;
         }
-        return count;
+        let (a, b) = (n.inputs[0].expect("required"), n.inputs[1].expect("required"));
+        let out_shape = g.shape(n.outputs[0]);
+        if g.shape(a) != out_shape
+            || g.shape(b) != out_shape
+            || g.constants.contains_key(&a)
+            || g.constants.contains_key(&b)
+        {
+            continue;
+        }
+        for (x, other) in [(a, b), (b, a)] {
+            let Some(p) = producers[x] else { continue };
+            let Op::Conv(c) = &g.nodes[p].op else { continue };
+            if c.activation != Activation::Identity || c.residual || consumers[x] != Some(i) || p > i {
+                continue;
+            }
+            let mut conv = g.nodes[p].clone();
+            if let Op::Conv(c) = &mut conv.op {
+                c.residual = true;
+            }
+            conv.inputs.resize(3, None);
+            conv.inputs.push(Some(other));
+            conv.outputs = g.nodes[i].outputs.clone();
+            g.nodes[i] = conv;
+            g.nodes.remove(p);
+            return true;
+        }
     }
+    false
+}
+
+fn fuse_activation(g: &mut Graph) -> bool {
+    let consumers = sole_consumer(g);
+    let producers = g.producers();
+    for i in 0..g.nodes.len() {
+        let Op::Activation(act) = g.nodes[i].op else { continue };
+        if act == Activation::Identity {
+            continue;
+        }
+        let x = g.nodes[i].inputs[0].expect("required");
+        let Some(p) = producers[x] else { continue };
+        if consumers[x] != Some(i) {
+            continue;
+        }
+        let Op::Conv(c) = &mut g.nodes[p].op else { continue };
+        if c.activation != Activation::Identity {
+            continue;
+        }
+        c.activation = act;
+        absorb(g, p, i);
+        return true;
+    }
+    false
 }
 
 fn remove_dead(g: &mut Graph) -> usize {

@@ -353,67 +353,41 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
     }
 }
 
-/// Direct convolution in NCHW (forward: gather; transposed: scatter).
+/// Direct convolution in NCHW. Both kinds visit the same (grid pixel, tap) pairs: `Conv`
+/// iterates its output and reads input `o·s − pad + k·d`; `ConvTranspose` iterates its input
+/// and writes output `i·s − pad + k·d`.
 fn conv(p: &ConvParams, x: &[f64], xs: &[usize], w: &[f64], out: [usize; 4]) -> Vec<f64> {
     let [n, _, h, wd] = [xs[0], xs[1], xs[2], xs[3]];
     let [_, co, oh, ow] = out;
     let (cig, cog) = (p.c_in / p.groups, p.c_out / p.groups);
     let [kh, kw] = p.kernel;
+    let forward = p.kind == ConvKind::Forward;
+    // The grid iterated and the grid addressed through the taps.
+    let (grid, target) = if forward { ([oh, ow], [h, wd]) } else { ([h, wd], [oh, ow]) };
     let mut y = vec![0.0; n * co * oh * ow];
-    let at = |y0: usize, k: usize, pad: usize, s: usize, d: usize| (y0 * s + k * d) as isize - pad as isize;
     for b in 0..n {
         for g in 0..p.groups {
-            match p.kind {
-                ConvKind::Forward => {
-                    for o in 0..cog {
-                        let oc = g * cog + o;
-                        for oy in 0..oh {
-                            for ox in 0..ow {
-                                let mut s = 0.0;
-                                for i in 0..cig {
-                                    let ic = g * cig + i;
-                                    for ky in 0..kh {
-                                        let iy = at(oy, ky, p.pads[0], p.strides[0], p.dilations[0]);
-                                        if iy < 0 || iy as usize >= h {
-                                            continue;
-                                        }
-                                        for kx in 0..kw {
-                                            let ix = at(ox, kx, p.pads[1], p.strides[1], p.dilations[1]);
-                                            if ix < 0 || ix as usize >= wd {
-                                                continue;
-                                            }
-                                            s += x[((b * p.c_in + ic) * h + iy as usize) * wd + ix as usize]
-                                                * w[((oc * cig + i) * kh + ky) * kw + kx];
-                                        }
-                                    }
-                                }
-                                y[((b * co + oc) * oh + oy) * ow + ox] = s;
-                            }
+            for gy in 0..grid[0] {
+                for gx in 0..grid[1] {
+                    for ky in 0..kh {
+                        let ty = (gy * p.strides[0] + ky * p.dilations[0]) as isize - p.pads[0] as isize;
+                        if ty < 0 || ty as usize >= target[0] {
+                            continue;
                         }
-                    }
-                }
-                ConvKind::Transposed { .. } => {
-                    for i in 0..cig {
-                        let ic = g * cig + i;
-                        for iy in 0..h {
-                            for ix in 0..wd {
-                                let v = x[((b * p.c_in + ic) * h + iy) * wd + ix];
-                                for ky in 0..kh {
-                                    let oy = at(iy, ky, p.pads[0], p.strides[0], p.dilations[0]);
-                                    if oy < 0 || oy as usize >= oh {
-                                        continue;
-                                    }
-                                    for kx in 0..kw {
-                                        let ox = at(ix, kx, p.pads[1], p.strides[1], p.dilations[1]);
-                                        if ox < 0 || ox as usize >= ow {
-                                            continue;
-                                        }
-                                        for o in 0..cog {
-                                            let oc = g * cog + o;
-                                            y[((b * co + oc) * oh + oy as usize) * ow + ox as usize] +=
-                                                v * w[((ic * cog + o) * kh + ky) * kw + kx];
-                                        }
-                                    }
+                        for kx in 0..kw {
+                            let tx = (gx * p.strides[1] + kx * p.dilations[1]) as isize - p.pads[1] as isize;
+                            if tx < 0 || tx as usize >= target[1] {
+                                continue;
+                            }
+                            let (t_pix, g_pix) = (ty as usize * target[1] + tx as usize, gy * grid[1] + gx);
+                            let (in_pix, out_pix) = if forward { (t_pix, g_pix) } else { (g_pix, t_pix) };
+                            for i in 0..cig {
+                                let ic = g * cig + i;
+                                let v = x[(b * p.c_in + ic) * h * wd + in_pix];
+                                for o in 0..cog {
+                                    let oc = g * cog + o;
+                                    let wi = if forward { (oc * cig + i) * kh * kw } else { (ic * cog + o) * kh * kw };
+                                    y[(b * co + oc) * oh * ow + out_pix] += v * w[wi + ky * kw + kx];
                                 }
                             }
                         }
