@@ -3,7 +3,7 @@
 
 use kernels::{BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
 
-use super::{ops, Layout, Operand, Plan, Step};
+use super::{memory, ops, Layout, Operand, Plan, Step};
 use crate::error::{ModelError, Result};
 use crate::tensor::Tensor;
 
@@ -34,7 +34,13 @@ impl Plan {
         if threads == 0 {
             return Err(ModelError::Input("threads must be at least 1".into()));
         }
-        let pool = if threads > 1 {
+        // A plan none of whose steps is worth splitting runs on the calling thread: handing
+        // each run to a pool would only add the hand-over.
+        let any_parallel = self.steps.iter().any(|s| {
+            let out = memory::writes(&s.step);
+            worth_threads(self, &s.step, self.values[out].len())
+        });
+        let pool = if threads > 1 && any_parallel {
             Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
