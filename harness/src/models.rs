@@ -36,6 +36,26 @@ pub const MODELS: [RealModel; 2] = [
     },
 ];
 
+/// The models the tests and benchmarks use: all of [`MODELS`], or those named in
+/// `EDGEPACK_MODELS` (comma-separated file stems; the ARM64 run under qemu keeps to the
+/// classifier, the detector's float64 reference taking minutes under emulation).
+pub fn selected() -> Vec<&'static RealModel> {
+    match std::env::var("EDGEPACK_MODELS") {
+        Ok(list) if !list.trim().is_empty() => {
+            let names: Vec<&str> = list.split(',').map(str::trim).collect();
+            let chosen: Vec<_> = MODELS.iter().filter(|m| names.contains(&m.name)).collect();
+            assert_eq!(
+                chosen.len(),
+                names.len(),
+                "EDGEPACK_MODELS={list}: unknown model name (known: {:?})",
+                MODELS.map(|m| m.name)
+            );
+            chosen
+        }
+        _ => MODELS.iter().collect(),
+    }
+}
+
 fn cache() -> PathBuf {
     std::env::var_os("EDGEPACK_CACHE")
         .map(PathBuf::from)

@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use harness::model_parity::{compare, F32_BOUND};
-use harness::models::MODELS;
+use harness::models::selected;
 use kernels::{KernelSet, KernelSetId};
 use model::Tensor;
 
@@ -28,8 +28,8 @@ struct Case {
 fn cases() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
     CASES.get_or_init(|| {
-        MODELS
-            .iter()
+        selected()
+            .into_iter()
             .map(|m| {
                 let prepared = model::prepare(&m.bytes().unwrap(), &[m.shape()]).unwrap();
                 let (input, ort) = m.ort_case().unwrap();
@@ -100,6 +100,12 @@ fn models_match_on_avx2() {
 )]
 fn models_match_on_avx512() {
     models_match_on(|| set(KernelSetId::Avx512));
+}
+
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn models_match_on_neon() {
+    models_match_on(|| set(KernelSetId::Neon));
 }
 
 #[cfg(target_arch = "x86_64")]
