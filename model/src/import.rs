@@ -290,7 +290,7 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
         let t = constant_value(&ctx)?;
         return define(names, out, g.add_constant(out.clone(), t));
     }
-    let (op, arity, outputs) = parse_op(g, &ctx, &ids)?;
+    let (op, arity, outputs) = parse_op(&ctx)?;
     let present = ids.len();
     if present < arity.0 || present > arity.1 {
         return Err(ctx.err(format!("has {present} inputs, expected {}..={}", arity.0, arity.1)));
@@ -324,7 +324,7 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
 }
 
 /// The operator, its accepted input count range, and its output count.
-fn parse_op(_g: &Graph, ctx: &Ctx, _ids: &[Option<usize>]) -> Result<(Op, (usize, usize), usize)> {
+fn parse_op(ctx: &Ctx) -> Result<(Op, (usize, usize), usize)> {
     let node = ctx.node;
     Ok(match node.op_type.as_str() {
         "Conv" => (ctx.conv(false)?, (2, 3), 1),

@@ -365,7 +365,7 @@ impl Builder<'_> {
         let bias = Some(self.constant(shuffle.bias));
         self.convs.push(packed);
         let weights = self.convs.len() - 1;
-        let [n, _, h, w] = dims_of(&self.values[input].shape);
+        let [n, _, h, w] = super::dims4(&self.values[input].shape);
         let wide = self.value(&format!("{}.phases", node.name), vec![n, shuffle.params.c_out, h, w], Layout::Nhwc);
         self.flops += 2 * (n * h * w * shuffle.params.c_in * shuffle.params.c_out) as u64;
         let mut label = "ConvTranspose(pointwise)".to_string();
@@ -529,10 +529,6 @@ impl Builder<'_> {
         self.push(&node.name, node.op.name(), Step::Gemm { a, b, bias, output });
         Ok(())
     }
-}
-
-fn dims_of(s: &[usize]) -> [usize; 4] {
-    [s[0], s[1], s[2], s[3]]
 }
 
 /// A `ConvTranspose` whose kernel equals its stride (no pads, dilation, output padding or

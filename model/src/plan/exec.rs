@@ -3,7 +3,7 @@
 
 use kernels::{BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
 
-use super::{memory, ops, Layout, Operand, Plan, Step};
+use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
 use crate::error::{ModelError, Result};
 use crate::tensor::Tensor;
 
@@ -103,10 +103,6 @@ impl Session<'_> {
             })
             .collect())
     }
-}
-
-fn dims4(s: &[usize]) -> [usize; 4] {
-    [s[0], s[1], s[2], s[3]]
 }
 
 fn run_steps(

@@ -16,6 +16,11 @@ use crate::ir::{Binary, Pool, Resize};
 pub use build::build;
 pub use exec::Session;
 
+/// A 4-D shape as an array (callers have checked the rank).
+pub(crate) fn dims4(s: &[usize]) -> [usize; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
 /// The values a step reads.
 pub fn inputs_of(step: &Step) -> Vec<usize> {
     memory::reads(step).0
