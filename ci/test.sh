@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (warnings are errors), the unit, integration and doc tests
-# of every crate on this machine, the host parity report, then the ARM64 suites under
+# of every crate on this machine (CUDA code included: compiled for every gpu-code with NVRTC,
+# its device suites reported as skipped), the host parity report, then the ARM64 suites under
 # qemu-aarch64 (ci/test-arm64.sh, which installs its toolchain from Debian packages). Kernel
 # sets a CPU cannot run are reported as ignored with "skipped: <why>", never as passed.
 # Parity reports (JSON + JUnit) land in target/reports/.
@@ -13,12 +14,20 @@ bash ci/fetch-onnx-data.sh
 # The real models (rapidocr wheel), ONNX Runtime 1.32.0 in a venv and its outputs for the
 # parity tests: harness/tests/models.rs needs them.
 bash ci/fetch-models.sh
+# NVRTC (CUDA 11.8, Debian non-free): the CUDA kernels are compiled for every supported
+# gpu-code and ptxas's register/spill report is checked. No GPU here: the CUDA suites report
+# "skipped: no CUDA device" (ci/gpu-check.sh runs them on a GPU machine).
+cuda_lib=$(bash ci/setup-cuda.sh)
+export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export EDGEPACK_REQUIRE_NVRTC=1
+cuda_features=edgepack-kernels/cuda,edgepack-harness/cuda,edgepack-model/cuda,edgepack-benches/cuda
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -D warnings"
+echo "== cargo clippy --all-targets -D warnings (default features, then with CUDA)"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
-echo "== cargo test"
-cargo test --workspace --locked 2>&1 | tee target/test.log
+cargo clippy --workspace --all-targets --locked --quiet --features "$cuda_features" -- -D warnings
+echo "== cargo test (with the CUDA set's code and compile checks)"
+cargo test --workspace --locked --features "$cuda_features" 2>&1 | tee target/test.log
 echo "== parity report (host)"
 cargo run --locked --quiet --profile test -p edgepack-harness --bin kernel-report -- --parity-only --label host \
     --json target/reports/host.json --junit target/reports/host.junit.xml

@@ -176,6 +176,15 @@ kernel_suite!(
     kernel_set_with_blocking(KernelSetId::Neon, tiny_blocks(KernelSetId::Neon)).expect("NEON set")
 );
 
+// The CUDA set (f32) through the same suites. No machine of CI has a GPU, so these are
+// always reported as skipped here; ci/gpu-check.sh runs them with `--ignored` on one.
+#[cfg(feature = "cuda")]
+kernel_suite!(
+    cuda_set,
+    kernel_set(KernelSetId::Cuda).expect("CUDA set"),
+    ignore = "skipped: no CUDA device (ci/gpu-check.sh runs these on a GPU machine)"
+);
+
 #[test]
 fn invalid_blocking_is_refused() {
     for b in [Blocking { kc: 0, mc: 4, nc: 8 }, Blocking { kc: 8, mc: 5, nc: 8 }, Blocking { kc: 8, mc: 4, nc: 12 }] {
@@ -194,7 +203,7 @@ fn only_instruction_set_kernels_claim_an_fma_peak() {
         assert_eq!(emulated.info().peak_flops_per_iter, None, "{}", emulated.info().name);
     }
     for set in kernels::host_kernel_sets().0 {
-        if set.info().id != KernelSetId::Scalar {
+        if set.info().id != KernelSetId::Scalar && set.info().id != KernelSetId::Cuda {
             let per_iter = set.info().peak_flops_per_iter.expect("an instruction-set kernel has a ceiling");
             assert!(per_iter > 0 && per_iter.is_multiple_of(2), "{}: FMAs count 2 flops each", set.info().name);
             assert!(kernels::fma_peak_gflops(&*set, 1 << 16).is_some_and(|g| g > 0.0), "{}", set.info().name);

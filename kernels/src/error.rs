@@ -22,6 +22,9 @@ pub enum KernelError {
     /// A packed-weight blob is malformed or was packed for another kernel set.
     #[error("packed weights rejected: {0}")]
     Packed(String),
+    /// A GPU call (compilation, allocation, copy or launch) failed.
+    #[error("CUDA error: {0}")]
+    Device(String),
 }
 
 /// Shorthand for results of this crate.

@@ -23,6 +23,8 @@ mod aligned;
 mod arm;
 mod blocking;
 mod conv;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod epilogue;
 mod error;
 mod gemm;
@@ -342,7 +344,13 @@ fn build_set(id: KernelSetId, blocking: Option<Blocking>) -> Result<Box<dyn Kern
         KernelSetId::Neon => {
             Err(unavailable("NEON kernels need an AArch64 host (the test suite runs them under qemu-aarch64)"))
         }
-        KernelSetId::Cuda => Err(unavailable("the CUDA kernel set is not implemented in this build yet")),
+        #[cfg(feature = "cuda")]
+        KernelSetId::Cuda => match blocking {
+            None => Ok(Box::new(cuda::set::CudaSet::new()?)),
+            Some(_) => Err(unavailable("the CUDA set has no CPU cache blocking to set")),
+        },
+        #[cfg(not(feature = "cuda"))]
+        KernelSetId::Cuda => Err(unavailable("this build has no CUDA support (build with `--features cuda`)")),
     }
 }
 

@@ -143,4 +143,16 @@ impl<'a> MatMut<'a> {
     pub(crate) fn as_mut_ptr(&mut self) -> *mut f32 {
         self.data.as_mut_ptr()
     }
+
+    /// Writes element `(r, c)`.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn set(&mut self, r: usize, c: usize, v: f32) {
+        self.data[r * self.row_stride + c * self.col_stride] = v;
+    }
+
+    /// The whole backing slice.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn data_mut(&mut self) -> &mut [f32] {
+        self.data
+    }
 }

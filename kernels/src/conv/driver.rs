@@ -39,15 +39,45 @@ pub(crate) fn conv2d<K: Microkernel>(
     epi: &Epilogue<'_>,
     par: Parallelism,
 ) -> Result<()> {
+    let [n, oh, ow] = check_call(kernel_name, &input, weights, &output, epi)?;
+    if let Body::Gemm(parts) = weights.body() {
+        parts.iter().try_for_each(|b| check_packed::<K>(kernel_name, b))?;
+    }
+    let p = *weights.params();
+    if n * oh * ow == 0 {
+        return Ok(());
+    }
+    let out = Out { ptr: SharedMut(output.as_mut_ptr()), dims: [n, oh, ow, p.c_out] };
+    let run = Run { p, input, out, epi, par, blocking };
+    // SAFETY: `output` is borrowed exclusively for the call and its dims were checked above;
+    // the weights' parts were checked for this kernel set, and their shapes are those the
+    // attributes imply (packing and deserialization guarantee it).
+    unsafe {
+        match weights.body() {
+            Body::Depthwise(dw) => run.depthwise::<K>(dw),
+            Body::Gemm(parts) if p.kind == ConvKind::Forward => run.forward::<K>(parts),
+            Body::Gemm(parts) => run.transposed::<K>(parts),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a convolution call that every kernel set must refuse alike: weights packed for
+/// `kernel_name`, input channels, output dims (NHWC), a per-channel bias and an NHWC residual.
+/// Returns `[n, oh, ow]`.
+pub(crate) fn check_call(
+    kernel_name: &str,
+    input: &ImageRef<'_>,
+    weights: &PackedConv,
+    output: &ImageMut<'_>,
+    epi: &Epilogue<'_>,
+) -> Result<[usize; 3]> {
     let p = *weights.params();
     if weights.kernel() != kernel_name {
         return Err(KernelError::Packed(format!(
             "convolution weights packed for `{}`, this is `{kernel_name}`",
             weights.kernel()
         )));
-    }
-    if let Body::Gemm(parts) = weights.body() {
-        parts.iter().try_for_each(|b| check_packed::<K>(kernel_name, b))?;
     }
     let [n, h, w, c] = input.dims();
     if c != p.c_in {
@@ -68,22 +98,7 @@ pub(crate) fn conv2d<K: Microkernel>(
         return Err(KernelError::Shape("convolution residual must have unit channel stride (NHWC)".into()));
     }
     epi.validate(n * oh * ow, p.c_out)?;
-    if n * oh * ow == 0 {
-        return Ok(());
-    }
-    let out = Out { ptr: SharedMut(output.as_mut_ptr()), dims: [n, oh, ow, p.c_out] };
-    let run = Run { p, input, out, epi, par, blocking };
-    // SAFETY: `output` is borrowed exclusively for the call and its dims were checked above;
-    // the weights' parts were checked for this kernel set, and their shapes are those the
-    // attributes imply (packing and deserialization guarantee it).
-    unsafe {
-        match weights.body() {
-            Body::Depthwise(dw) => run.depthwise::<K>(dw),
-            Body::Gemm(parts) if p.kind == ConvKind::Forward => run.forward::<K>(parts),
-            Body::Gemm(parts) => run.transposed::<K>(parts),
-        }
-    }
-    Ok(())
+    Ok([n, oh, ow])
 }
 
 /// The output tensor as raw parts.

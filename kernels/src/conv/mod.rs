@@ -14,5 +14,9 @@ mod params;
 mod plan;
 
 pub use image::{ImageMut, ImageRef};
+#[cfg(feature = "cuda")]
+pub(crate) use packed::Body;
 pub use packed::PackedConv;
 pub use params::{ConvKind, ConvParams};
+#[cfg(feature = "cuda")]
+pub(crate) use plan::{forward_taps, transposed_phases};

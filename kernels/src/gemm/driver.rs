@@ -105,8 +105,27 @@ pub(crate) fn gemm<K: Microkernel>(
     epi: &Epilogue<'_>,
     par: Parallelism,
 ) -> Result<()> {
+    let (m, n, _) = check_gemm(&a, &b, &c, epi)?;
+    if let BOperand::Packed(p) = &b {
+        check_packed::<K>(kernel_name, p)?;
+    }
+    let out = RawOut { c: c.as_mut_ptr(), rs: c.row_stride(), cs: c.col_stride(), m, n };
+    // SAFETY: `c` is a validated view we borrow exclusively, so `out` is writable and unshared;
+    // A, B and the epilogue were checked against m, n, k above.
+    unsafe { run::<K, _>(blocking, &a, b, out, epi, par) };
+    Ok(())
+}
+
+/// Checks A, B, C and the epilogue against each other, as every kernel set must; returns
+/// `(m, n, k)`.
+pub(crate) fn check_gemm(
+    a: &MatRef<'_>,
+    b: &BOperand<'_>,
+    c: &MatMut<'_>,
+    epi: &Epilogue<'_>,
+) -> Result<(usize, usize, usize)> {
     let (m, k) = (a.rows(), a.cols());
-    let (bk, n) = match &b {
+    let (bk, n) = match b {
         BOperand::Matrix(bm) => (bm.rows(), bm.cols()),
         BOperand::Packed(p) => (p.k(), p.n()),
     };
@@ -116,15 +135,8 @@ pub(crate) fn gemm<K: Microkernel>(
     if c.rows() != m || c.cols() != n {
         return Err(KernelError::Shape(format!("C is {}x{}, A·B is {m}x{n}", c.rows(), c.cols())));
     }
-    if let BOperand::Packed(p) = &b {
-        check_packed::<K>(kernel_name, p)?;
-    }
     epi.validate(m, n)?;
-    let out = RawOut { c: c.as_mut_ptr(), rs: c.row_stride(), cs: c.col_stride(), m, n };
-    // SAFETY: `c` is a validated view we borrow exclusively, so `out` is writable and unshared;
-    // A, B and the epilogue were checked against m, n, k above.
-    unsafe { run::<K, _>(blocking, &a, b, out, epi, par) };
-    Ok(())
+    Ok((m, n, k))
 }
 
 /// Refuses weights packed for another kernel set or panel width.

@@ -159,7 +159,7 @@ fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn exec_step<'a>(
+pub(super) fn exec_step<'a>(
     plan: &'a Plan,
     set: &dyn KernelSet,
     step: &Step,

@@ -5,6 +5,8 @@
 mod build;
 mod exec;
 mod file;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod memory;
 mod ops;
 
@@ -15,6 +17,8 @@ use crate::ir::{Binary, Pool, Resize};
 
 pub use build::build;
 pub use exec::Session;
+#[cfg(feature = "cuda")]
+pub use gpu::GpuSession;
 
 /// A 4-D shape as an array (callers have checked the rank).
 pub(crate) fn dims4(s: &[usize]) -> [usize; 4] {

@@ -1,0 +1,289 @@
+//! The CUDA set against cuBLAS on the same GPU in the same run: f32 GEMM (cuBLAS SGEMM),
+//! f16 GEMM with f32 accumulation (cuBLAS GemmEx f16/f32-compute, tensor cores), and the
+//! convolution shapes of the real models (each dense one against cuBLAS on its implicit GEMM's
+//! m × n × k). Times are CUDA-event medians of 20 runs after 3 warm-ups; our output is checked
+//! against cuBLAS's before it is timed.
+//!
+//! With `--models`, also the real models (`harness::models`, `EDGEPACK_CACHE`) end to end on a
+//! GPU session (convolutions and GEMMs on the GPU, the rest on the host): median of 20 runs.
+//!
+//! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models]` (`--f16-gemm`: only the f16 GEMM rows, for
+//! sweeping the tensor-core geometry with `EDGEPACK_MMA=bn,bk,stages`).
+
+use std::sync::Arc;
+
+use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig};
+use cudarc::driver::{sys::CUevent_flags, CudaSlice};
+use half::f16;
+use kernels::cuda::{gpu, DeviceBuf, DeviceConv, DeviceEpilogue, DeviceMatrix, DeviceTensor, Gpu, Precision};
+use kernels::{kernel_set, ConvParams, KernelSet, KernelSetId, MatRef};
+
+fn time_ms(g: &Gpu, mut f: impl FnMut()) -> f64 {
+    let ctx = g.context();
+    for _ in 0..3 {
+        f();
+    }
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).expect("event");
+        let end = ctx.new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).expect("event");
+        start.record(g.stream()).expect("record");
+        f();
+        end.record(g.stream()).expect("record");
+        times.push(start.elapsed_ms(&end).expect("elapsed") as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = harness::rng::SplitMix::new(seed);
+    (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+fn f32_of(t: &DeviceTensor) -> &CudaSlice<f32> {
+    match t.buf() {
+        DeviceBuf::F32(s) => s,
+        DeviceBuf::F16(_) => panic!("expected f32"),
+    }
+}
+
+fn f16_of(t: &DeviceTensor) -> &CudaSlice<f16> {
+    match t.buf() {
+        DeviceBuf::F16(s) => s,
+        DeviceBuf::F32(_) => panic!("expected f16"),
+    }
+}
+
+/// Row-major `C = A·B` through cuBLAS's column-major API (`Cᵀ = Bᵀ·Aᵀ`).
+fn cublas_config<T>(m: usize, n: usize, k: usize, one: T, zero: T) -> GemmConfig<T> {
+    GemmConfig {
+        transa: cublasOperation_t::CUBLAS_OP_N,
+        transb: cublasOperation_t::CUBLAS_OP_N,
+        m: n as i32,
+        n: m as i32,
+        k: k as i32,
+        alpha: one,
+        lda: n as i32,
+        ldb: k as i32,
+        beta: zero,
+        ldc: n as i32,
+    }
+}
+
+fn max_rel_diff(g: &Gpu, ours: &DeviceTensor, theirs: &DeviceTensor) -> f64 {
+    let (mut a, mut b) = (vec![0.0; ours.len()], vec![0.0; theirs.len()]);
+    g.download(ours, &mut a).expect("download");
+    g.download(theirs, &mut b).expect("download");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE) as f64;
+    a.iter().zip(&b).map(|(x, y)| ((x - y).abs() as f64) / scale).fold(0.0, f64::max)
+}
+
+struct Row {
+    name: String,
+    precision: Precision,
+    gflop: f64,
+    ours_ms: f64,
+    cublas_ms: Option<f64>,
+    diff: f64,
+}
+
+/// `m × n × k` GEMM in `p`: ours, then cuBLAS, on the same operands.
+fn gemm_row(
+    g: &Gpu,
+    blas: &CudaBlas,
+    set: &dyn KernelSet,
+    name: &str,
+    (m, n, k): (usize, usize, usize),
+    p: Precision,
+) -> Row {
+    let (a, b) = (random(m * k, 1), random(k * n, 2));
+    let packed = set.pack_b(MatRef::row_major(&b, k, n).expect("B"));
+    let w = DeviceMatrix::upload(g, &packed, p).expect("weights");
+    let da = g.upload(&a, p).expect("A");
+    let db = g.upload(&b, p).expect("B");
+    let mut ours = g.zeros(m * n, p).expect("C");
+    let mut theirs = g.zeros(m * n, p).expect("C");
+    let epi = DeviceEpilogue::default();
+    let ours_ms = time_ms(g, || g.gemm(&da, m, &w, &epi, None, &mut ours).expect("gemm"));
+    let cublas_ms = time_ms(g, || match p {
+        // SAFETY: the buffers hold m·k, k·n and m·n elements, as the configuration says.
+        Precision::F32 => unsafe {
+            let mut c = theirs_f32(&mut theirs);
+            blas.gemm(cublas_config(m, n, k, 1.0f32, 0.0), f32_of(&db), f32_of(&da), &mut c).expect("sgemm");
+        },
+        // SAFETY: as above, f16.
+        Precision::F16 => unsafe {
+            let mut c = theirs_f16(&mut theirs);
+            blas.gemm(cublas_config(m, n, k, f16::ONE, f16::ZERO), f16_of(&db), f16_of(&da), &mut c).expect("hgemm");
+        },
+    });
+    g.synchronize().expect("sync");
+    let diff = max_rel_diff(g, &ours, &theirs);
+    Row {
+        name: name.into(),
+        precision: p,
+        gflop: 2.0 * (m * n * k) as f64 / 1e9,
+        ours_ms,
+        cublas_ms: Some(cublas_ms),
+        diff,
+    }
+}
+
+fn theirs_f32(t: &mut DeviceTensor) -> cudarc::driver::CudaViewMut<'_, f32> {
+    match t.buf_mut() {
+        DeviceBuf::F32(s) => s.as_view_mut(),
+        DeviceBuf::F16(_) => panic!("expected f32"),
+    }
+}
+
+fn theirs_f16(t: &mut DeviceTensor) -> cudarc::driver::CudaViewMut<'_, f16> {
+    match t.buf_mut() {
+        DeviceBuf::F16(s) => s.as_view_mut(),
+        DeviceBuf::F32(_) => panic!("expected f16"),
+    }
+}
+
+/// One convolution of a real model, batch `n`, ours in `p`; dense ones also as cuBLAS on the
+/// implicit GEMM's shape (a lower bound on what an im2col + cuBLAS path would take).
+fn conv_row(
+    g: &Gpu,
+    blas: &CudaBlas,
+    set: &dyn KernelSet,
+    name: &str,
+    params: ConvParams,
+    dims: [usize; 4],
+    p: Precision,
+) -> Row {
+    let [n, h, w, _] = dims;
+    let [oh, ow] = params.output_hw(h, w).expect("shape");
+    let weights = random(params.weight_len(), 3);
+    let packed = set.pack_conv(&params, &weights).expect("pack");
+    let dw = DeviceConv::upload(g, &packed, p).expect("weights");
+    let x = g.upload(&random(dims.iter().product(), 4), p).expect("input");
+    let mut y = g.zeros(n * oh * ow * params.c_out, p).expect("output");
+    let epi = DeviceEpilogue::default();
+    let ours_ms = time_ms(g, || {
+        g.conv2d(&x, dims, &dw, &epi, None, &mut y).expect("conv");
+    });
+    let (m, nn, k) = (n * oh * ow, params.c_out_per_group(), params.taps() * params.c_in_per_group());
+    let gflop = 2.0 * (m * nn * k * params.groups) as f64 / 1e9;
+    let cublas_ms = (!params.is_depthwise() && params.groups == 1)
+        .then(|| gemm_row(g, blas, set, name, (m, nn, k), p).cublas_ms.unwrap());
+    Row { name: name.into(), precision: p, gflop, ours_ms, cublas_ms, diff: f64::NAN }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
+    let quick = args.iter().any(|a| a == "--quick");
+    let f16_gemm = args.iter().any(|a| a == "--f16-gemm");
+    let models = args.iter().any(|a| a == "--models");
+    let g: Arc<Gpu> = match gpu() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cuda-bench: skipped: {e}");
+            std::process::exit(2);
+        }
+    };
+    let set = kernel_set(KernelSetId::Cuda).expect("CUDA set");
+    let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
+    let mma = std::env::var("EDGEPACK_MMA").unwrap_or_else(|_| "default".into());
+    println!(
+        "device: {} (sm_{}), NVRTC {}.{}, tensor-core geometry {mma}",
+        g.name(),
+        g.sm(),
+        g.nvrtc_version().0,
+        g.nvrtc_version().1
+    );
+    for k in g.kernel_stats() {
+        println!(
+            "  {:14} {:3} registers, {:5} B smem, spills {}/{} B",
+            k.name, k.registers, k.smem, k.spill_stores, k.spill_loads
+        );
+    }
+    let big = if quick { 1024 } else { 4096 };
+    let mut rows = Vec::new();
+    let precisions: &[Precision] = if f16_gemm { &[Precision::F16] } else { &[Precision::F32, Precision::F16] };
+    for &p in precisions {
+        for s in [big, 1024] {
+            rows.push(gemm_row(&g, &blas, &*set, &format!("gemm {s}³"), (s, s, s), p));
+        }
+        rows.push(gemm_row(&g, &blas, &*set, "gemm 4000×1000×600 (tails)", (4000, 1000, 600), p));
+        if f16_gemm {
+            continue;
+        }
+        let c = |c_in, c_out, k: usize, s: usize, pad: usize, groups| ConvParams {
+            strides: [s, s],
+            pads: [pad; 4],
+            groups,
+            ..ConvParams::new(c_in, c_out, [k, k])
+        };
+        let shapes: [(&str, ConvParams, [usize; 4]); 6] = [
+            ("det stem 3×3/2 3→16 640²", c(3, 16, 3, 2, 1, 1), [1, 640, 640, 3]),
+            ("det FPN 3×3 96→24 160²", c(96, 24, 3, 1, 1, 1), [1, 160, 160, 96]),
+            ("det 1×1 96→96 160²", c(96, 96, 1, 1, 0, 1), [1, 160, 160, 96]),
+            ("det dw 3×3 96 160²", c(96, 96, 3, 1, 1, 96), [1, 160, 160, 96]),
+            ("dense 3×3 256→256 64² ×8", c(256, 256, 3, 1, 1, 1), [8, 64, 64, 256]),
+            ("1×1 512→512 32² ×32", c(512, 512, 1, 1, 0, 1), [32, 32, 32, 512]),
+        ];
+        for (name, params, dims) in shapes {
+            rows.push(conv_row(&g, &blas, &*set, name, params, dims, p));
+        }
+    }
+    println!("\n| case | storage | GFLOP | edgepack ms | cuBLAS ms | edgepack TFLOP/s | cuBLAS TFLOP/s | ours/cuBLAS speed | max rel diff |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut out = Vec::new();
+    for r in &rows {
+        let tf = |ms: f64| r.gflop / ms;
+        let (cb, cbt, ratio) = match r.cublas_ms {
+            Some(c) => (format!("{c:.3}"), format!("{:.1}", tf(c)), format!("{:.2}", c / r.ours_ms)),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        let diff = if r.diff.is_nan() { "–".into() } else { format!("{:.1e}", r.diff) };
+        println!(
+            "| {} | {:?} | {:.2} | {:.3} | {} | {:.1} | {} | {} | {} |",
+            r.name,
+            r.precision,
+            r.gflop,
+            r.ours_ms,
+            cb,
+            tf(r.ours_ms),
+            cbt,
+            ratio,
+            diff
+        );
+        out.push(serde_json::json!({
+            "case": r.name, "precision": format!("{:?}", r.precision), "gflop": r.gflop,
+            "edgepack_ms": r.ours_ms, "cublas_ms": r.cublas_ms,
+            "ratio": r.cublas_ms.map(|c| c / r.ours_ms), "max_rel_diff": if r.diff.is_nan() { None } else { Some(r.diff) },
+        }));
+    }
+    if models {
+        println!("\n| model | storage | ms (median of 20) | uploads | downloads |\n|---|---|---:|---:|---:|");
+        for m in harness::models::selected() {
+            let prepared = model::prepare(&m.bytes().expect("model file"), &[m.shape()]).expect("prepare");
+            let (input, _) = m.ort_case().expect("ORT case");
+            let plan = model::plan::build(&prepared.optimized, &*set).expect("plan");
+            for p in [Precision::F32, Precision::F16] {
+                let mut session = plan.gpu_session(p).expect("session");
+                let mut times = Vec::new();
+                for i in 0..23 {
+                    let t = std::time::Instant::now();
+                    session.run(std::slice::from_ref(&input)).expect("run");
+                    if i >= 3 {
+                        times.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+                times.sort_by(f64::total_cmp);
+                let (up, down) = session.transfers();
+                println!("| {} | {p:?} | {:.2} | {up} | {down} |", m.name, times[times.len() / 2]);
+                out.push(serde_json::json!({ "model": m.name, "precision": format!("{p:?}"), "ms": times[times.len() / 2], "uploads": up, "downloads": down }));
+            }
+        }
+    }
+    if let Some(path) = json {
+        let doc = serde_json::json!({ "device": g.name(), "sm": g.sm(), "rows": out });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write report");
+    }
+}

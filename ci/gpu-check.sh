@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The GPU check (issue 7), in two halves:
+#
+#   bash ci/gpu-check.sh build   # here: builds the binaries (no GPU needed) into .device/
+#   bash ci/gpu-check.sh run     # on the GPU machine (no Rust toolchain there): runs them
+#   bash ci/gpu-check.sh run cuda  # the CUDA steps only
+#
+# `run` executes, in this order, and writes every report under $OUT (default
+# target/gpu-check): the generic kernel suites on the CUDA set (f32: random shapes, every
+# epilogue, exact integer cases, poisoned outputs), the f16 suites (tensor-core and CUDA-core
+# kernels), and the benchmark against cuBLAS (GEMM 4096³ f32/f16 and the models' convolution
+# shapes); then, since the GPU machine's CPU has AVX-512, the AVX-512 kernel suites, the
+# AVX-512 whole-model parity tests, the kernel report and the whole-model benchmark (against the
+# image's ONNX Runtime and tract), which this project's CPU cannot run.
+# Nothing is skipped silently: a missing GPU or library fails the run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+bin=.device/bin
+
+build() {
+    set -e
+    bash ci/setup.sh >/dev/null
+    mkdir -p "$bin"
+    local tests
+    tests=$(cargo test --locked -p edgepack-harness --features cuda --test kernel_sets --test cuda_f16 --test models \
+        --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
+        print(m["target"]["name"], m["executable"])')
+    while read -r name exe; do
+        install -m 755 "$exe" "$bin/$name"
+    done <<<"$tests"
+    cargo build --locked --release -p edgepack-benches --features cuda,onnx-peers --bin cuda-bench --bin model-bench
+    cargo build --locked --profile test -p edgepack-harness --features cuda --bin kernel-report
+    install -m 755 target/release/cuda-bench target/release/model-bench "$bin/"
+    install -m 755 target/debug/kernel-report "$bin/"
+    strip "$bin"/* 2>/dev/null || true
+    du -sh "$bin"
+    echo "gpu-check: carry .device, .cache/models and .cache/ort-1.32.0-outputs; run: bash ci/gpu-check.sh run"
+}
+
+# cudarc opens libnvrtc.so / libcublas.so by their plain names: point them at the toolkit's.
+link_libraries() {
+    local dir=/tmp/edgepack-cuda-libs
+    mkdir -p "$dir"
+    for lib in nvrtc cublas cublasLt; do
+        local found
+        found=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -name "lib$lib.so*" -type f 2>/dev/null | sort | head -1)
+        if [ -z "$found" ]; then
+            echo "gpu-check: lib$lib.so not found" >&2
+            return 1
+        fi
+        ln -sf "$found" "$dir/lib$lib.so"
+        export LD_LIBRARY_PATH="$dir:$(dirname "$found"):${LD_LIBRARY_PATH:-}"
+        echo "gpu-check: lib$lib -> $found"
+    done
+}
+
+run() {
+    out=${OUT:-target/gpu-check}
+    mkdir -p "$out"
+    exec > >(tee "$out/gpu-check.log") 2>&1
+    date -u
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
+    grep -m1 'model name' /proc/cpuinfo
+    grep -o -m1 -w 'avx512f' /proc/cpuinfo || echo "no avx512f"
+    link_libraries || exit 1
+    # The test binaries name their source folder: make it exist here.
+    [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
+    local status=0
+    # step NAME SECONDS COMMAND...: a step that outruns its limit fails, the rest still run.
+    step() {
+        local name=$1 limit=$2
+        shift 2
+        echo
+        echo "== $name: $*"
+        local t0=$SECONDS
+        timeout "$limit" "$@" >"$out/$name.txt" 2>&1
+        local rc=$?
+        tail -n 25 "$out/$name.txt"
+        echo "== $name: exit $rc in $((SECONDS - t0)) s"
+        [ $rc -eq 0 ] || status=1
+    }
+    step cuda-suite 150 "$bin/kernel_sets" --ignored cuda_set --test-threads 4
+    step cuda-f16 120 "$bin/cuda_f16" --ignored --nocapture --test-threads 1
+    step cuda-models 200 env EDGEPACK_CACHE=.cache "$bin/models" --ignored cuda --nocapture
+    step cuda-bench 120 env EDGEPACK_CACHE=.cache "$bin/cuda-bench" --models --json "$out/cuda-bench.json"
+    # The tensor-core kernel's geometry (block tile 128×bn, K step bk, pipeline stages): the
+    # default first, then the alternatives, each against cuBLAS in its own run.
+    for cfg in 128,32,3 128,64,2 128,64,3; do
+        step "mma-${cfg//,/-}" 60 env EDGEPACK_MMA=$cfg "$bin/cuda-bench" --f16-gemm
+    done
+    if [ "${only:-}" != cuda ] && grep -q -w avx512f /proc/cpuinfo; then
+        step avx512-suite 120 "$bin/kernel_sets" --ignored avx512 --test-threads 8
+        step avx512-models 120 env EDGEPACK_CACHE=.cache "$bin/models" --ignored avx512 --nocapture
+        step kernel-report 60 "$bin/kernel-report" --label gpu-host-cpu
+        # ONNX Runtime here is the image's python3 one (not the pinned 1.32.0 venv).
+        step model-bench 150 env EDGEPACK_CACHE=.cache "$bin/model-bench" --python python3 --rounds 3 --runs 3 \
+            --threads 1,2 --json "$out/model-bench.json"
+    fi
+    echo
+    echo "gpu-check: overall exit $status"
+    exit $status
+}
+
+case "$mode" in
+build) build ;;
+run) only=${2:-} run ;;
+*)
+    echo "usage: $0 build|run" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,297 @@
+//! The GPU: driver probe, one context and stream, the compiled kernels, and device tensors.
+
+use std::sync::{Arc, OnceLock};
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
+use cudarc::nvrtc::Ptx;
+use half::f16;
+
+use super::compile::{self, Compiled};
+use crate::error::{KernelError, Result};
+
+/// Element type of activations and weights on the device; accumulation is always f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Precision {
+    /// f32 storage, CUDA-core FMA.
+    F32,
+    /// f16 storage (half the memory traffic), tensor cores where the architecture has them.
+    F16,
+}
+
+/// A GEMM kernel in its dense (`gemm_*`) and convolution (`conv_*`) forms.
+#[derive(Debug)]
+pub(crate) struct GemmPair {
+    pub dense: CudaFunction,
+    pub conv: CudaFunction,
+}
+
+/// The compiled kernels of one module.
+#[derive(Debug)]
+pub(crate) struct Funcs {
+    pub f32: GemmPair,
+    pub f16: GemmPair,
+    pub f16_mma: Option<GemmPair>,
+    pub depthwise_f32: CudaFunction,
+    pub depthwise_f16: CudaFunction,
+}
+
+/// One GPU with its context, stream and kernels: opened once per process ([`gpu`]).
+#[derive(Debug)]
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    name: String,
+    sm: u32,
+    nvrtc: (i32, i32),
+    pub(crate) funcs: Funcs,
+    pub(crate) compiled: Compiled,
+}
+
+fn no_driver(reason: impl Into<String>) -> KernelError {
+    KernelError::Unavailable { set: "cuda".into(), reason: reason.into() }
+}
+
+/// Whether the CUDA driver library (libcuda.so) can be opened; nothing else is called before
+/// this says yes.
+pub fn driver_present() -> bool {
+    // SAFETY: only tries to dlopen the library under its known names.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// The process's GPU (device 0), opened and its kernels compiled on first use; afterwards the
+/// same one, or the same error ("no CUDA driver", "no CUDA device", a compile error).
+pub fn gpu() -> Result<Arc<Gpu>> {
+    static GPU: OnceLock<Result<Arc<Gpu>>> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::open().map(Arc::new)).clone()
+}
+
+/// Runs `f`, turning a panic inside cudarc (a missing symbol in an old driver) into an error.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| KernelError::Device(format!("{what}: the CUDA library lacks a function this build calls")))
+}
+
+pub(crate) fn dev_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> KernelError + '_ {
+    move |e| KernelError::Device(format!("{what}: {e:?}"))
+}
+
+impl Gpu {
+    fn open() -> Result<Self> {
+        if !driver_present() {
+            return Err(no_driver("no CUDA driver (libcuda.so.1 not found)"));
+        }
+        if !compile::nvrtc_present() {
+            return Err(no_driver("no NVRTC library (libnvrtc.so) found: the kernels are compiled at run time"));
+        }
+        let ctx =
+            guarded("cuInit", || CudaContext::new(0))?.map_err(|e| no_driver(format!("no CUDA device: {e:?}")))?;
+        let (major, minor) = ctx.compute_capability().map_err(dev_err("compute capability"))?;
+        let sm = u32::try_from(major * 10 + minor).map_err(|_| KernelError::Device("bad compute capability".into()))?;
+        let name = ctx.name().unwrap_or_else(|_| "NVIDIA GPU".into());
+        // One stream per process; every launch and copy goes through it, in order, so the
+        // driver's per-buffer event tracking is not needed.
+        // SAFETY: no buffer of this context is used on another stream.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let nvrtc = compile::nvrtc_version()?;
+        let compiled = compile::compile_with(sm, compile::MmaConfig::from_env()?)?;
+        let module = ctx.load_module(Ptx::from_binary(compiled.cubin.clone())).map_err(dev_err("load module"))?;
+        let f = |n: &str| module.load_function(n).map_err(dev_err("load function"));
+        let pair = |d: &str, c: &str| -> Result<GemmPair> { Ok(GemmPair { dense: f(d)?, conv: f(c)? }) };
+        let funcs = Funcs {
+            f32: pair("gemm_f32", "conv_f32")?,
+            f16: pair("gemm_f16", "conv_f16")?,
+            f16_mma: if sm >= compile::MMA_MIN_SM {
+                let p = pair("gemm_f16_mma", "conv_f16_mma")?;
+                for f in [&p.dense, &p.conv] {
+                    f.set_attribute(
+                        cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        compiled.mma.smem_bytes() as i32,
+                    )
+                    .map_err(dev_err("tensor-core kernel shared memory"))?;
+                }
+                Some(p)
+            } else {
+                None
+            },
+            depthwise_f32: f("depthwise_f32")?,
+            depthwise_f16: f("depthwise_f16")?,
+        };
+        Ok(Self { ctx, stream, name, sm, nvrtc, funcs, compiled })
+    }
+
+    /// The device's name (`NVIDIA H100 80GB HBM3`, `Xavier`, …).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Compute capability as `sm_XX`'s number.
+    pub fn sm(&self) -> u32 {
+        self.sm
+    }
+
+    /// NVRTC's version.
+    pub fn nvrtc_version(&self) -> (i32, i32) {
+        self.nvrtc
+    }
+
+    /// Whether f16 GEMMs can use the tensor-core kernel.
+    pub fn has_mma(&self) -> bool {
+        self.funcs.f16_mma.is_some()
+    }
+
+    /// The ptxas report of the loaded kernels.
+    pub fn kernel_stats(&self) -> &[compile::KernelStats] {
+        &self.compiled.kernels
+    }
+
+    /// The stream every call is issued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Waits for every issued call.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(dev_err("synchronize"))
+    }
+
+    /// Copies f32 values to the device.
+    pub fn upload_f32(&self, v: &[f32]) -> Result<CudaSlice<f32>> {
+        self.stream.clone_htod(v).map_err(dev_err("upload"))
+    }
+
+    /// Copies values to a device tensor of precision `p` (rounding to f16 on the host).
+    pub fn upload(&self, v: &[f32], p: Precision) -> Result<DeviceTensor> {
+        let buf = match p {
+            Precision::F32 => DeviceBuf::F32(self.upload_f32(v)?),
+            Precision::F16 => {
+                let h: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+                DeviceBuf::F16(self.stream.clone_htod(&h).map_err(dev_err("upload"))?)
+            }
+        };
+        Ok(DeviceTensor { buf, len: v.len() })
+    }
+
+    /// Overwrites a device tensor with `v` (same length; rounded to f16 on the host if the
+    /// tensor is f16).
+    pub fn write(&self, v: &[f32], t: &mut DeviceTensor) -> Result<()> {
+        if v.len() != t.len {
+            return Err(KernelError::Shape(format!("upload of {} values into {}", v.len(), t.len)));
+        }
+        if v.is_empty() {
+            return Ok(());
+        }
+        match &mut t.buf {
+            DeviceBuf::F32(s) => self.stream.memcpy_htod(v, &mut s.slice_mut(..v.len())).map_err(dev_err("upload")),
+            DeviceBuf::F16(s) => {
+                let h: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
+                self.stream.memcpy_htod(&h, &mut s.slice_mut(..v.len())).map_err(dev_err("upload"))
+            }
+        }
+    }
+
+    /// A device tensor of `len` elements, zeroed.
+    pub fn zeros(&self, len: usize, p: Precision) -> Result<DeviceTensor> {
+        // At least one element, so every tensor has a real address.
+        let n = len.max(1);
+        let buf = match p {
+            Precision::F32 => DeviceBuf::F32(self.stream.alloc_zeros(n).map_err(dev_err("alloc"))?),
+            Precision::F16 => DeviceBuf::F16(self.stream.alloc_zeros(n).map_err(dev_err("alloc"))?),
+        };
+        Ok(DeviceTensor { buf, len })
+    }
+
+    /// Copies a device tensor back into `out` (converting f16 to f32).
+    pub fn download(&self, t: &DeviceTensor, out: &mut [f32]) -> Result<()> {
+        if out.len() != t.len {
+            return Err(KernelError::Shape(format!("download of {} values into {}", t.len, out.len())));
+        }
+        if t.len == 0 {
+            return Ok(());
+        }
+        match &t.buf {
+            DeviceBuf::F32(s) => self.stream.memcpy_dtoh(&s.slice(..t.len), out).map_err(dev_err("download")),
+            DeviceBuf::F16(s) => {
+                let mut h = vec![f16::ZERO; t.len];
+                self.stream.memcpy_dtoh(&s.slice(..t.len), &mut h).map_err(dev_err("download"))?;
+                out.iter_mut().zip(&h).for_each(|(o, v)| *o = v.to_f32());
+                Ok(())
+            }
+        }
+    }
+
+    /// The device address of a buffer (for argument blocks; the stream orders every use).
+    pub(crate) fn addr<T>(&self, s: &CudaSlice<T>) -> u64 {
+        let (ptr, _sync) = s.device_ptr(&self.stream);
+        ptr
+    }
+
+    /// Context, for allocations outside this module (benchmarks' cuBLAS).
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+}
+
+/// Device storage of one precision.
+#[derive(Debug)]
+pub enum DeviceBuf {
+    /// f32 values.
+    F32(CudaSlice<f32>),
+    /// f16 values.
+    F16(CudaSlice<f16>),
+}
+
+impl DeviceBuf {
+    /// The storage precision.
+    pub fn precision(&self) -> Precision {
+        match self {
+            DeviceBuf::F32(_) => Precision::F32,
+            DeviceBuf::F16(_) => Precision::F16,
+        }
+    }
+
+    pub(crate) fn addr(&self, gpu: &Gpu) -> u64 {
+        match self {
+            DeviceBuf::F32(s) => gpu.addr(s),
+            DeviceBuf::F16(s) => gpu.addr(s),
+        }
+    }
+}
+
+/// A dense tensor on the device (shape kept by the caller).
+#[derive(Debug)]
+pub struct DeviceTensor {
+    buf: DeviceBuf,
+    len: usize,
+}
+
+impl DeviceTensor {
+    /// Elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Storage precision.
+    pub fn precision(&self) -> Precision {
+        self.buf.precision()
+    }
+
+    /// The storage.
+    pub fn buf(&self) -> &DeviceBuf {
+        &self.buf
+    }
+
+    /// The storage, writable (for peers such as cuBLAS writing into it).
+    pub fn buf_mut(&mut self) -> &mut DeviceBuf {
+        &mut self.buf
+    }
+
+    pub(crate) fn addr(&self, gpu: &Gpu) -> u64 {
+        self.buf.addr(gpu)
+    }
+}

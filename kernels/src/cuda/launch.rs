@@ -1,0 +1,274 @@
+//! Launches on device tensors: shapes checked here, once, then one kernel per GEMM part.
+
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+
+use super::args::{activation, int, DwArgs, GemmArgs};
+use super::device::{dev_err, DeviceTensor, Gpu, Precision};
+use super::weights::{ConvBody, DeviceConv, DeviceMatrix, Layout, Part};
+use crate::conv::{ConvKind, ConvParams};
+use crate::epilogue::Activation;
+use crate::error::{KernelError, Result};
+
+/// Bias of a device GEMM.
+#[derive(Debug, Default)]
+pub enum DeviceBias {
+    /// None.
+    #[default]
+    None,
+    /// `bias[i]` added to row `i`.
+    PerRow(CudaSlice<f32>),
+    /// `bias[j]` added to column `j` (per output channel).
+    PerCol(CudaSlice<f32>),
+}
+
+/// The fused epilogue of a device GEMM or convolution: `activation(acc + bias + residual)`,
+/// the residual passed per call.
+#[derive(Debug, Default)]
+pub struct DeviceEpilogue {
+    /// Bias, uploaded once.
+    pub bias: DeviceBias,
+    /// Activation applied last.
+    pub activation: Activation,
+}
+
+const THREADS: u32 = 256;
+const TILE: usize = 128;
+const MAX_GRID_YZ: usize = 65_535;
+
+fn same_precision(what: &str, t: &DeviceTensor, p: Precision) -> Result<()> {
+    if t.precision() != p {
+        return Err(KernelError::Shape(format!("{what} is {:?}, the weights are {p:?}", t.precision())));
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, t: &DeviceTensor, len: usize) -> Result<()> {
+    if t.len() != len {
+        return Err(KernelError::Shape(format!("{what} holds {} values, expected {len}", t.len())));
+    }
+    Ok(())
+}
+
+impl Gpu {
+    fn epilogue_args(&self, a: &mut GemmArgs, epi: &DeviceEpilogue, residual: Option<&DeviceTensor>) {
+        let (act, p0, p1) = activation(epi.activation);
+        (a.act, a.p0, a.p1) = (act, p0, p1);
+        (a.bias_mode, a.bias) = match &epi.bias {
+            DeviceBias::None => (0, 0),
+            DeviceBias::PerRow(b) => (1, self.addr(b)),
+            DeviceBias::PerCol(b) => (2, self.addr(b)),
+        };
+        a.residual = residual.map_or(0, |r| r.addr(self));
+    }
+
+    fn check_bias(&self, epi: &DeviceEpilogue, rows: usize, cols: usize) -> Result<()> {
+        match &epi.bias {
+            DeviceBias::PerRow(b) if b.len() != rows => {
+                Err(KernelError::Shape(format!("per-row bias has {} values, output has {rows} rows", b.len())))
+            }
+            DeviceBias::PerCol(b) if b.len() != cols => {
+                Err(KernelError::Shape(format!("per-column bias has {} values, output has {cols} columns", b.len())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Fills B's fields for `part`, picks the kernel and launches over `m × n × groups`.
+    fn launch_part(&self, mut a: GemmArgs, part: &Part, groups: usize) -> Result<()> {
+        let (m, n) = (a.m as usize, part.n);
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        a.b = part.weights.addr(self);
+        a.n = int(n, "output columns")?;
+        a.k = int(part.k, "reduction length")?;
+        a.b_gs = part.group_stride as i64;
+        let pair = match (part.weights.precision(), part.layout) {
+            (Precision::F32, _) => &self.funcs.f32,
+            (Precision::F16, Layout::Panels) => &self.funcs.f16,
+            (Precision::F16, Layout::Transposed) => {
+                self.funcs.f16_mma.as_ref().ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?
+            }
+        };
+        let func: &CudaFunction = if a.conv == 1 { &pair.conv } else { &pair.dense };
+        match part.layout {
+            Layout::Panels => (a.b_ps, a.b_rs) = ((part.k * TILE) as i64, TILE as i64),
+            Layout::Transposed => (a.b_ps, a.b_rs) = (0, part.k as i64),
+        }
+        // The tensor-core kernel's tile is 128 × bn and takes its pipeline's shared memory
+        // dynamically; the CUDA-core kernels' is 128 × 128, static.
+        let mma = self.compiled.mma;
+        let (tile_n, smem) = match part.layout {
+            Layout::Transposed => (mma.bn as usize, mma.smem_bytes()),
+            Layout::Panels => (TILE, 0),
+        };
+        let (gy, gx) = (m.div_ceil(TILE), n.div_ceil(tile_n));
+        if gy > MAX_GRID_YZ || groups > MAX_GRID_YZ {
+            return Err(KernelError::Shape(format!("{m} rows × {groups} groups exceed one launch's grid")));
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (gx as u32, gy as u32, groups as u32),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: smem,
+        };
+        let mut launch = self.stream().launch_builder(func);
+        launch.arg(&a);
+        // SAFETY: `a` matches the kernel's `GemmArgs`; every address in it is a live buffer of
+        // this context whose length the caller checked against m, n, k and the geometry, and
+        // the single stream orders this launch after the writes it reads.
+        unsafe { launch.launch(cfg) }.map_err(dev_err("launch gemm")).map(|_| ())
+    }
+
+    /// `C = activation(A·B + bias + residual)`: `A` is `m × k` row-major, `C` and the residual
+    /// `m × n` row-major, all in the weights' precision.
+    pub fn gemm(
+        &self,
+        a: &DeviceTensor,
+        m: usize,
+        b: &DeviceMatrix,
+        epi: &DeviceEpilogue,
+        residual: Option<&DeviceTensor>,
+        c: &mut DeviceTensor,
+    ) -> Result<()> {
+        let (k, n) = b.dims();
+        let p = b.precision();
+        for (what, t, len) in [("A", a, m * k), ("C", &*c, m * n)] {
+            same_precision(what, t, p)?;
+            check_len(what, t, len)?;
+        }
+        if let Some(r) = residual {
+            same_precision("residual", r, p)?;
+            check_len("residual", r, m * n)?;
+        }
+        self.check_bias(epi, m, n)?;
+        let mut args = GemmArgs {
+            a: a.addr(self),
+            c: c.addr(self),
+            lda: k as i64,
+            ldc: n as i64,
+            m: int(m, "rows")?,
+            ..Default::default()
+        };
+        self.epilogue_args(&mut args, epi, residual);
+        self.launch_part(args, &b.part, 1)
+    }
+
+    /// An ONNX `Conv` / `ConvTranspose` on NHWC device tensors: `input` is `dims`, `output`
+    /// and the residual the output's shape; returns the output's dims.
+    pub fn conv2d(
+        &self,
+        input: &DeviceTensor,
+        dims: [usize; 4],
+        w: &DeviceConv,
+        epi: &DeviceEpilogue,
+        residual: Option<&DeviceTensor>,
+        output: &mut DeviceTensor,
+    ) -> Result<[usize; 4]> {
+        let p: ConvParams = w.params;
+        let [n, h, wd, c] = dims;
+        if c != p.c_in {
+            return Err(KernelError::Shape(format!("convolution input has {c} channels, weights expect {}", p.c_in)));
+        }
+        let [oh, ow] = p.output_hw(h, wd)?;
+        let out_dims = [n, oh, ow, p.c_out];
+        let out_len = n * oh * ow * p.c_out;
+        same_precision("input", input, w.precision())?;
+        check_len("input", input, n * h * wd * c)?;
+        same_precision("output", output, w.precision())?;
+        check_len("output", output, out_len)?;
+        if let Some(r) = residual {
+            same_precision("residual", r, w.precision())?;
+            check_len("residual", r, out_len)?;
+        }
+        if matches!(epi.bias, DeviceBias::PerRow(_)) {
+            return Err(KernelError::Shape("convolution bias is per output channel".into()));
+        }
+        self.check_bias(epi, n * oh * ow, p.c_out)?;
+        if out_len == 0 {
+            return Ok(out_dims);
+        }
+        match &w.body {
+            ConvBody::Depthwise(wt) => {
+                let (act, p0, p1) = activation(epi.activation);
+                let a = DwArgs {
+                    x: input.addr(self),
+                    w: wt.addr(self),
+                    bias: match &epi.bias {
+                        DeviceBias::PerCol(b) => self.addr(b),
+                        _ => 0,
+                    },
+                    residual: residual.map_or(0, |r| r.addr(self)),
+                    y: output.addr(self),
+                    total: out_len as i64,
+                    h: int(h, "height")?,
+                    w_: int(wd, "width")?,
+                    c: int(c, "channels")?,
+                    oh: int(oh, "output height")?,
+                    ow: int(ow, "output width")?,
+                    c_out: int(p.c_out, "output channels")?,
+                    kh: int(p.kernel[0], "kernel")?,
+                    kw: int(p.kernel[1], "kernel")?,
+                    sh: int(p.strides[0], "stride")?,
+                    sw: int(p.strides[1], "stride")?,
+                    dh: int(p.dilations[0], "dilation")?,
+                    dw: int(p.dilations[1], "dilation")?,
+                    pt: int(p.pads[0], "pad")?,
+                    pl: int(p.pads[1], "pad")?,
+                    mult: int(p.c_out / p.c_in, "channel multiplier")?,
+                    act,
+                    p0,
+                    p1,
+                };
+                let func = match w.precision() {
+                    Precision::F32 => &self.funcs.depthwise_f32,
+                    Precision::F16 => &self.funcs.depthwise_f16,
+                };
+                let blocks = out_len.div_ceil(THREADS as usize).min(1 << 20) as u32;
+                let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
+                let mut launch = self.stream().launch_builder(func);
+                launch.arg(&a);
+                // SAFETY: `a` matches `DwArgs`; input, weights, bias, residual and output are
+                // live buffers whose lengths were checked against the geometry above.
+                unsafe { launch.launch(cfg) }.map_err(dev_err("launch depthwise"))?;
+            }
+            ConvBody::Gemm(parts) => {
+                let pointwise = p.kind == ConvKind::Forward
+                    && p.kernel == [1, 1]
+                    && p.strides == [1, 1]
+                    && p.pads == [0; 4]
+                    && p.groups == 1;
+                let mut base = GemmArgs { a: input.addr(self), c: output.addr(self), ..Default::default() };
+                self.epilogue_args(&mut base, epi, residual);
+                for part in parts {
+                    let mut a = base;
+                    if pointwise {
+                        (a.lda, a.ldc, a.m) = (c as i64, p.c_out as i64, int(n * h * wd, "pixels")?);
+                    } else {
+                        let (gh, gw, step, os) = match p.kind {
+                            ConvKind::Forward => (oh, ow, p.strides, [1, 1]),
+                            ConvKind::Transposed { .. } => {
+                                let grid =
+                                    |o: usize, ph: usize, s: usize| if o > ph { (o - ph).div_ceil(s) } else { 0 };
+                                let (s, ph) = (p.strides, part.phase);
+                                (grid(oh, ph[0], s[0]), grid(ow, ph[1], s[1]), [1, 1], s)
+                            }
+                        };
+                        a.conv = 1;
+                        a.m = int(n * gh * gw, "pixels")?;
+                        (a.in_h, a.in_w, a.in_c) = (int(h, "height")?, int(wd, "width")?, int(c, "channels")?);
+                        (a.gh, a.gw, a.is_h, a.is_w) =
+                            (int(gh, "rows")?, int(gw, "columns")?, step[0] as i32, step[1] as i32);
+                        a.cg_in = int(p.c_in_per_group(), "channels")?;
+                        (a.out_h, a.out_w, a.c_out) =
+                            (int(oh, "height")?, int(ow, "width")?, int(p.c_out, "channels")?);
+                        (a.oy0, a.ox0) = (part.phase[0] as i32, part.phase[1] as i32);
+                        (a.os_h, a.os_w) = (int(os[0], "stride")?, int(os[1], "stride")?);
+                        a.offs = part.offs.as_ref().map_or(0, |o| self.addr(o));
+                    }
+                    self.launch_part(a, part, p.groups)?;
+                }
+            }
+        }
+        Ok(out_dims)
+    }
+}

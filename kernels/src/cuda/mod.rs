@@ -1,0 +1,26 @@
+//! The CUDA kernel set (feature `cuda`): CUDA C kernels compiled at run time with NVRTC for the
+//! device's `sm_XX`, launched through cudarc.
+//!
+//! - [`compile`]: the kernel sources and NVRTC → CUBIN with ptxas's register/spill report
+//!   (works with NVRTC alone, no GPU: the compile checks in CI);
+//! - [`Gpu`]: the process's device, its stream and kernels ([`gpu`] opens it once, or says
+//!   why not: no driver, no device, no NVRTC — an error value, never a panic);
+//! - [`DeviceMatrix`], [`DeviceConv`]: weights uploaded once, in f32 or f16;
+//! - [`Gpu::gemm`], [`Gpu::conv2d`]: launches on [`DeviceTensor`]s with the fused epilogue;
+//! - the [`crate::KernelSet`] implementation (`kernel_set(KernelSetId::Cuda)`), f32 on host
+//!   slices, for the generic kernel suites.
+//!
+//! Kernels: a tiled f32/f16-storage GEMM on the CUDA cores that is also the implicit-GEMM
+//! convolution (dense, grouped, pointwise, each `ConvTranspose` phase), an f16 tensor-core
+//! GEMM/convolution (`mma.sync`, sm_80+), and a depthwise kernel.
+
+mod args;
+pub mod compile;
+mod device;
+mod launch;
+pub(crate) mod set;
+mod weights;
+
+pub use device::{driver_present, gpu, DeviceBuf, DeviceTensor, Gpu, Precision};
+pub use launch::{DeviceBias, DeviceEpilogue};
+pub use weights::{DeviceConv, DeviceMatrix, NR};

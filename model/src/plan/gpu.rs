@@ -1,0 +1,251 @@
+//! Running a plan on an NVIDIA GPU (feature `cuda`): convolutions and GEMMs on the CUDA set,
+//! every other step on the host, and each value kept where it was last written.
+//!
+//! Weights and biases are uploaded once, when the session is made. A value written by a GPU
+//! step stays on the device; it is copied to the host only when a host step (or the caller)
+//! reads it, and a host-written value is copied up only when a GPU step reads it, so
+//! consecutive GPU steps exchange nothing with the host.
+
+use std::sync::Arc;
+
+use kernels::cuda::{DeviceBias, DeviceConv, DeviceEpilogue, DeviceMatrix, DeviceTensor, Gpu, Precision};
+use kernels::{KernelSet, KernelSetId, Parallelism};
+
+use super::exec::exec_step;
+use super::{dims4, inputs_of, output_of, Plan, Step};
+use crate::error::{ModelError, Result};
+use crate::tensor::Tensor;
+
+/// A plan bound to the GPU: device weights, device and host buffers, reused across runs.
+pub struct GpuSession<'p> {
+    plan: &'p Plan,
+    set: Box<dyn KernelSet>,
+    gpu: Arc<Gpu>,
+    precision: Precision,
+    convs: Vec<DeviceConv>,
+    gemms: Vec<DeviceMatrix>,
+    /// Per step: the epilogue of a GPU step (bias uploaded once).
+    epilogues: Vec<Option<DeviceEpilogue>>,
+    arena: Vec<Vec<f32>>,
+    /// Per value: its device copy, once a GPU step has touched it.
+    device: Vec<Option<DeviceTensor>>,
+    on_host: Vec<bool>,
+    on_device: Vec<bool>,
+    /// Host↔device copies of the last run: (uploads, downloads).
+    transfers: (usize, usize),
+}
+
+/// Whether a step runs on the GPU.
+fn on_gpu(step: &Step) -> bool {
+    matches!(step, Step::Conv { .. } | Step::Gemm { .. })
+}
+
+impl Plan {
+    /// A session on this process's GPU, storing activations and weights in `precision`. The
+    /// plan must have been built for the CUDA set (`kernel_set(KernelSetId::Cuda)`).
+    pub fn gpu_session(&self, precision: Precision) -> Result<GpuSession<'_>> {
+        if self.kernel_set != KernelSetId::Cuda {
+            return Err(ModelError::Input(format!(
+                "the plan was packed for kernel set `{}`; a GPU session needs one built for `cuda`",
+                self.kernel_name
+            )));
+        }
+        let set = kernels::kernel_set(KernelSetId::Cuda)?;
+        let gpu = kernels::cuda::gpu()?;
+        let convs = self.convs.iter().map(|c| DeviceConv::upload(&gpu, c, precision)).collect::<Result<_, _>>()?;
+        let gemms = self.gemms.iter().map(|b| DeviceMatrix::upload(&gpu, b, precision)).collect::<Result<_, _>>()?;
+        let mut epilogues = Vec::with_capacity(self.steps.len());
+        for ps in &self.steps {
+            epilogues.push(match &ps.step {
+                Step::Conv { bias, activation, .. } => Some(DeviceEpilogue {
+                    bias: match bias {
+                        Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
+                        None => DeviceBias::None,
+                    },
+                    activation: *activation,
+                }),
+                Step::Gemm { bias, .. } => Some(DeviceEpilogue {
+                    bias: match bias {
+                        Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
+                        None => DeviceBias::None,
+                    },
+                    ..DeviceEpilogue::default()
+                }),
+                _ => None,
+            });
+        }
+        let n = self.values.len();
+        Ok(GpuSession {
+            plan: self,
+            set,
+            gpu,
+            precision,
+            convs,
+            gemms,
+            epilogues,
+            arena: self.slots.iter().map(|&n| vec![0.0; n]).collect(),
+            device: (0..n).map(|_| None).collect(),
+            on_host: vec![false; n],
+            on_device: vec![false; n],
+            transfers: (0, 0),
+        })
+    }
+}
+
+impl GpuSession<'_> {
+    /// Runs the plan on NCHW `inputs` and returns the outputs (on the host).
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let plan = self.plan;
+        if inputs.len() != plan.inputs.len() {
+            return Err(ModelError::Input(format!(
+                "the plan has {} inputs, {} given",
+                plan.inputs.len(),
+                inputs.len()
+            )));
+        }
+        self.on_host.fill(false);
+        self.on_device.fill(false);
+        self.transfers = (0, 0);
+        for (&v, t) in plan.inputs.iter().zip(inputs) {
+            let pv = &plan.values[v];
+            let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
+            if t.shape != pv.shape {
+                return Err(ModelError::Input(format!(
+                    "input `{}` has shape {:?}, the plan expects {:?}",
+                    pv.name, t.shape, pv.shape
+                )));
+            }
+            self.arena[pv.slot][..data.len()].copy_from_slice(data);
+            self.on_host[v] = true;
+        }
+        for (s, ps) in plan.steps.iter().enumerate() {
+            let result = if on_gpu(&ps.step) { self.gpu_step(s) } else { self.host_step(s) };
+            result.map_err(|e| match e {
+                ModelError::Kernel(k) => {
+                    ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() }
+                }
+                other => other,
+            })?;
+        }
+        let mut outs = Vec::with_capacity(plan.outputs.len());
+        for &o in &plan.outputs {
+            self.fetch_to_host(o)?;
+            let v = &plan.values[o];
+            outs.push(Tensor::float(v.shape.clone(), self.arena[v.slot][..v.len()].to_vec()));
+        }
+        Ok(outs)
+    }
+
+    /// Host↔device copies made by the last run: `(uploads, downloads)`.
+    pub fn transfers(&self) -> (usize, usize) {
+        self.transfers
+    }
+
+    /// The GPU.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    fn fetch_to_host(&mut self, v: usize) -> Result<()> {
+        if self.on_host[v] {
+            return Ok(());
+        }
+        let pv = &self.plan.values[v];
+        let t = self.device[v]
+            .as_ref()
+            .filter(|_| self.on_device[v])
+            .ok_or_else(|| ModelError::Malformed(format!("value `{}` is read before any step writes it", pv.name)))?;
+        self.gpu.download(t, &mut self.arena[pv.slot][..pv.len()])?;
+        self.on_host[v] = true;
+        self.transfers.1 += 1;
+        Ok(())
+    }
+
+    /// The device buffer of value `v`, allocated on first use.
+    fn device_buffer(&mut self, v: usize) -> Result<&mut DeviceTensor> {
+        let len = self.plan.values[v].len();
+        if self.device[v].is_none() {
+            self.device[v] = Some(self.gpu.zeros(len, self.precision)?);
+        }
+        Ok(self.device[v].as_mut().expect("allocated above"))
+    }
+
+    fn send_to_device(&mut self, v: usize) -> Result<()> {
+        if self.on_device[v] {
+            return Ok(());
+        }
+        if !self.on_host[v] {
+            return Err(ModelError::Malformed(format!(
+                "value `{}` is read before any step writes it",
+                self.plan.values[v].name
+            )));
+        }
+        let pv = &self.plan.values[v];
+        let (gpu, host) = (self.gpu.clone(), &self.arena[pv.slot][..pv.len()]);
+        let host = host.to_vec();
+        gpu.write(&host, self.device_buffer(v)?)?;
+        self.on_device[v] = true;
+        self.transfers.0 += 1;
+        Ok(())
+    }
+
+    fn gpu_step(&mut self, s: usize) -> Result<()> {
+        let plan = self.plan;
+        let step = &plan.steps[s].step;
+        for v in inputs_of(step) {
+            self.send_to_device(v)?;
+        }
+        let out = output_of(step);
+        self.device_buffer(out)?;
+        // Take the output buffer out so that inputs can be borrowed beside it.
+        let mut y = self.device[out].take().expect("allocated above");
+        let epi = self.epilogues[s].as_ref().expect("GPU steps have an epilogue");
+        let dev = |v: usize| self.device[v].as_ref().expect("uploaded above");
+        let result = match step {
+            Step::Conv { weights, input, residual, .. } => {
+                let dims = dims4(&plan.values[*input].physical());
+                self.gpu.conv2d(dev(*input), dims, &self.convs[*weights], epi, residual.map(dev), &mut y).map(|_| ())
+            }
+            Step::Gemm { a, b, .. } => {
+                self.gpu.gemm(dev(*a), plan.values[*a].shape[0], &self.gemms[*b], epi, None, &mut y)
+            }
+            _ => unreachable!("only convolutions and GEMMs run on the GPU"),
+        };
+        self.device[out] = Some(y);
+        result?;
+        self.on_device[out] = true;
+        self.on_host[out] = false;
+        Ok(())
+    }
+
+    fn host_step(&mut self, s: usize) -> Result<()> {
+        let plan = self.plan;
+        let step = &plan.steps[s].step;
+        for v in inputs_of(step) {
+            self.fetch_to_host(v)?;
+        }
+        let out = output_of(step);
+        let out_v = &plan.values[out];
+        let mut out_buf = std::mem::take(&mut self.arena[out_v.slot]);
+        let result = {
+            let arena = &self.arena;
+            let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].len()] };
+            let in_place = |v: usize| plan.values[v].slot == out_v.slot;
+            exec_step(
+                plan,
+                &*self.set,
+                step,
+                &mut out_buf[..out_v.len()],
+                &val,
+                &in_place,
+                Parallelism::Sequential,
+                false,
+            )
+        };
+        self.arena[out_v.slot] = out_buf;
+        result?;
+        self.on_host[out] = true;
+        self.on_device[out] = false;
+        Ok(())
+    }
+}
