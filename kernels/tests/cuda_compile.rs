@@ -28,10 +28,8 @@ fn every_kernel_compiles_for_every_gpu_code_without_spills() {
     eprintln!("NVRTC {major}.{minor}");
     // One architecture per thread (NVRTC is thread-safe; CI has two cores).
     let compiled: Vec<_> = std::thread::scope(|s| {
-        let jobs: Vec<_> = GPU_CODES
-            .iter()
-            .map(|code| s.spawn(move || (*code, compile(code[3..].parse().unwrap()))))
-            .collect();
+        let jobs: Vec<_> =
+            GPU_CODES.iter().map(|code| s.spawn(move || (*code, compile(code[3..].parse().unwrap())))).collect();
         jobs.into_iter().map(|j| j.join().unwrap()).collect()
     });
     for (code, c) in compiled {

@@ -75,6 +75,10 @@ fn max_rel_diff(g: &Gpu, ours: &DeviceTensor, theirs: &DeviceTensor) -> f64 {
     let (mut a, mut b) = (vec![0.0; ours.len()], vec![0.0; theirs.len()]);
     g.download(ours, &mut a).expect("download");
     g.download(theirs, &mut b).expect("download");
+    // NaN anywhere (in either output) reads as an infinite difference: f64::max would drop it.
+    if a.iter().chain(&b).any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE) as f64;
     a.iter().zip(&b).map(|(x, y)| ((x - y).abs() as f64) / scale).fold(0.0, f64::max)
 }
