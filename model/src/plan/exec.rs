@@ -70,24 +70,7 @@ impl Session<'_> {
 
     fn run_timed(&mut self, inputs: &[Tensor], times: Option<&mut [std::time::Duration]>) -> Result<Vec<Tensor>> {
         let plan = self.plan;
-        if inputs.len() != plan.inputs.len() {
-            return Err(ModelError::Input(format!(
-                "the plan has {} inputs, {} given",
-                plan.inputs.len(),
-                inputs.len()
-            )));
-        }
-        for (&v, t) in plan.inputs.iter().zip(inputs) {
-            let pv = &plan.values[v];
-            let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
-            if t.shape != pv.shape {
-                return Err(ModelError::Input(format!(
-                    "input `{}` has shape {:?}, the plan expects {:?}",
-                    pv.name, t.shape, pv.shape
-                )));
-            }
-            self.arena[pv.slot][..data.len()].copy_from_slice(data);
-        }
+        load_inputs(plan, inputs, &mut self.arena)?;
         let par = if self.pool.is_some() { Parallelism::Rayon } else { Parallelism::Sequential };
         let (set, arena) = (&*self.set, &mut self.arena);
         match &self.pool {
@@ -130,14 +113,38 @@ fn run_steps(
         if let (Some(t), Some(start)) = (times.as_deref_mut(), start) {
             t[s] += start.elapsed();
         }
-        result.map_err(|e| match e {
-            ModelError::Kernel(k) => {
-                ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() }
-            }
-            other => other,
-        })?;
+        result.map_err(|e| step_error(ps, e))?;
     }
     Ok(())
+}
+
+/// Checks `inputs` against the plan's (count, FLOAT, shape) and copies them into their slots.
+pub(super) fn load_inputs(plan: &Plan, inputs: &[Tensor], arena: &mut [Vec<f32>]) -> Result<()> {
+    if inputs.len() != plan.inputs.len() {
+        return Err(ModelError::Input(format!("the plan has {} inputs, {} given", plan.inputs.len(), inputs.len())));
+    }
+    for (&v, t) in plan.inputs.iter().zip(inputs) {
+        let pv = &plan.values[v];
+        let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
+        if t.shape != pv.shape {
+            return Err(ModelError::Input(format!(
+                "input `{}` has shape {:?}, the plan expects {:?}",
+                pv.name, t.shape, pv.shape
+            )));
+        }
+        arena[pv.slot][..data.len()].copy_from_slice(data);
+    }
+    Ok(())
+}
+
+/// A kernel's refusal of a step, named after the node it came from.
+pub(super) fn step_error(ps: &super::PlannedStep, e: ModelError) -> ModelError {
+    match e {
+        ModelError::Kernel(k) => {
+            ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() }
+        }
+        other => other,
+    }
 }
 
 /// Multiply-adds below which a convolution or GEMM runs on the calling thread: waking the

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use kernels::cuda::{DeviceBias, DeviceConv, DeviceEpilogue, DeviceMatrix, DeviceTensor, Gpu, Precision};
 use kernels::{KernelSet, KernelSetId, Parallelism};
 
-use super::exec::exec_step;
+use super::exec::{exec_step, load_inputs, step_error};
 use super::{dims4, inputs_of, output_of, Plan, Step};
 use crate::error::{ModelError, Result};
 use crate::tensor::Tensor;
@@ -96,36 +96,16 @@ impl GpuSession<'_> {
     /// Runs the plan on NCHW `inputs` and returns the outputs (on the host).
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let plan = self.plan;
-        if inputs.len() != plan.inputs.len() {
-            return Err(ModelError::Input(format!(
-                "the plan has {} inputs, {} given",
-                plan.inputs.len(),
-                inputs.len()
-            )));
-        }
         self.on_host.fill(false);
         self.on_device.fill(false);
         self.transfers = (0, 0);
-        for (&v, t) in plan.inputs.iter().zip(inputs) {
-            let pv = &plan.values[v];
-            let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
-            if t.shape != pv.shape {
-                return Err(ModelError::Input(format!(
-                    "input `{}` has shape {:?}, the plan expects {:?}",
-                    pv.name, t.shape, pv.shape
-                )));
-            }
-            self.arena[pv.slot][..data.len()].copy_from_slice(data);
+        load_inputs(plan, inputs, &mut self.arena)?;
+        for &v in &plan.inputs {
             self.on_host[v] = true;
         }
         for (s, ps) in plan.steps.iter().enumerate() {
             let result = if on_gpu(&ps.step) { self.gpu_step(s) } else { self.host_step(s) };
-            result.map_err(|e| match e {
-                ModelError::Kernel(k) => {
-                    ModelError::Unsupported { node: ps.node.clone(), op: ps.op.clone(), reason: k.to_string() }
-                }
-                other => other,
-            })?;
+            result.map_err(|e| step_error(ps, e))?;
         }
         let mut outs = Vec::with_capacity(plan.outputs.len());
         for &o in &plan.outputs {
