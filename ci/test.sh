@@ -23,13 +23,15 @@ export EDGEPACK_REQUIRE_NVRTC=1
 cuda_features=edgepack-kernels/cuda,edgepack-harness/cuda,edgepack-model/cuda,edgepack-benches/cuda
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -D warnings (default features, then with CUDA)"
-cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+echo "== cargo clippy --all-targets -D warnings (with CUDA; the kernels also without)"
 cargo clippy --workspace --all-targets --locked --quiet --features "$cuda_features" -- -D warnings
+cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
 echo "== cargo test (with the CUDA set's code and compile checks)"
 cargo test --workspace --locked --features "$cuda_features" 2>&1 | tee target/test.log
 echo "== parity report (host)"
-cargo run --locked --quiet --profile test -p edgepack-harness --bin kernel-report -- --parity-only --label host \
+# Same features as the tests, so the build is reused.
+cargo run --locked --quiet --profile test -p edgepack-harness --features cuda --bin kernel-report -- \
+    --parity-only --label host \
     --json target/reports/host.json --junit target/reports/host.junit.xml
 bash ci/test-arm64.sh 2>&1 | tee -a target/test.log
 if grep -q "ignored, skipped:" target/test.log; then
