@@ -160,16 +160,20 @@ impl Gpu {
         self.stream.clone_htod(v).map_err(dev_err("upload"))
     }
 
-    /// Copies values to a device tensor of precision `p` (rounding to f16 on the host).
-    pub fn upload(&self, v: &[f32], p: Precision) -> Result<DeviceTensor> {
-        let buf = match p {
+    /// Copies values to device storage of precision `p` (rounding to f16 on the host).
+    pub(crate) fn upload_buf(&self, v: &[f32], p: Precision) -> Result<DeviceBuf> {
+        Ok(match p {
             Precision::F32 => DeviceBuf::F32(self.upload_f32(v)?),
             Precision::F16 => {
                 let h: Vec<f16> = v.iter().map(|&x| f16::from_f32(x)).collect();
                 DeviceBuf::F16(self.stream.clone_htod(&h).map_err(dev_err("upload"))?)
             }
-        };
-        Ok(DeviceTensor { buf, len: v.len() })
+        })
+    }
+
+    /// Copies values to a device tensor of precision `p` (rounding to f16 on the host).
+    pub fn upload(&self, v: &[f32], p: Precision) -> Result<DeviceTensor> {
+        Ok(DeviceTensor { buf: self.upload_buf(v, p)?, len: v.len() })
     }
 
     /// Overwrites a device tensor with `v` (same length; rounded to f16 on the host if the

@@ -7,7 +7,6 @@
 //! - depthwise: `[tap][c_out]`.
 
 use cudarc::driver::CudaSlice;
-use half::f16;
 
 use super::device::{DeviceBuf, Gpu, Precision};
 use crate::conv::{forward_taps, transposed_phases};
@@ -74,13 +73,7 @@ impl Part {
             }
         }
         let group_stride = host.len() / parts.len();
-        let weights = match precision {
-            Precision::F32 => DeviceBuf::F32(gpu.upload_f32(&host)?),
-            Precision::F16 => {
-                let h: Vec<f16> = host.iter().map(|&v| f16::from_f32(v)).collect();
-                DeviceBuf::F16(gpu.stream().clone_htod(&h).map_err(super::device::dev_err("upload"))?)
-            }
-        };
+        let weights = gpu.upload_buf(&host, precision)?;
         let layout = if transposed { Layout::Transposed } else { Layout::Panels };
         Ok(Self { weights, layout, group_stride, k, n, offs: None, phase: [0, 0] })
     }
@@ -138,13 +131,7 @@ impl DeviceConv {
         }
         let p = *packed.params();
         let body = match packed.body() {
-            Body::Depthwise(w) => ConvBody::Depthwise(match precision {
-                Precision::F32 => DeviceBuf::F32(gpu.upload_f32(w)?),
-                Precision::F16 => {
-                    let h: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
-                    DeviceBuf::F16(gpu.stream().clone_htod(&h).map_err(super::device::dev_err("upload"))?)
-                }
-            }),
+            Body::Depthwise(w) => ConvBody::Depthwise(gpu.upload_buf(w, precision)?),
             Body::Gemm(parts) => {
                 let phases: Vec<(Phase, Vec<Offset>)> = match p.kind {
                     ConvKind::Forward => vec![([0, 0], forward_taps(&p).into_iter().map(|(_, o)| o).collect())],

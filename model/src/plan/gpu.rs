@@ -56,23 +56,19 @@ impl Plan {
         let gemms = self.gemms.iter().map(|b| DeviceMatrix::upload(&gpu, b, precision)).collect::<Result<_, _>>()?;
         let mut epilogues = Vec::with_capacity(self.steps.len());
         for ps in &self.steps {
-            epilogues.push(match &ps.step {
-                Step::Conv { bias, activation, .. } => Some(DeviceEpilogue {
-                    bias: match bias {
-                        Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
-                        None => DeviceBias::None,
-                    },
-                    activation: *activation,
-                }),
-                Step::Gemm { bias, .. } => Some(DeviceEpilogue {
-                    bias: match bias {
-                        Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
-                        None => DeviceBias::None,
-                    },
-                    ..DeviceEpilogue::default()
-                }),
-                _ => None,
-            });
+            let (bias, activation) = match &ps.step {
+                Step::Conv { bias, activation, .. } => (bias, *activation),
+                Step::Gemm { bias, .. } => (bias, kernels::Activation::Identity),
+                _ => {
+                    epilogues.push(None);
+                    continue;
+                }
+            };
+            let bias = match bias {
+                Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
+                None => DeviceBias::None,
+            };
+            epilogues.push(Some(DeviceEpilogue { bias, activation }));
         }
         let n = self.values.len();
         Ok(GpuSession {
@@ -160,10 +156,10 @@ impl GpuSession<'_> {
                 self.plan.values[v].name
             )));
         }
+        self.device_buffer(v)?;
         let pv = &self.plan.values[v];
-        let (gpu, host) = (self.gpu.clone(), &self.arena[pv.slot][..pv.len()]);
-        let host = host.to_vec();
-        gpu.write(&host, self.device_buffer(v)?)?;
+        let t = self.device[v].as_mut().expect("allocated above");
+        self.gpu.write(&self.arena[pv.slot][..pv.len()], t)?;
         self.on_device[v] = true;
         self.transfers.0 += 1;
         Ok(())
