@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
 # The ARM64 suites, as aarch64 binaries under qemu-aarch64 (static, see .cargo/config.toml):
-#  1. every kernel and harness test, NEON and scalar sets, full proptest case count, on qemu's
-#     `max` CPU;
+#  1. every kernel and harness test, NEON and scalar sets, on qemu's `max` CPU, with
+#     ARM64_MAX_CASES proptest cases (default 64; the native run has the full count of the same
+#     generic suites, emulation makes every case ~10× slower);
 #  2. per emulated CPU model (a Cortex-A72-class and a Neoverse-N1-class core), the GEMM and convolution suites
-#     with ARM64_MODEL_CASES proptest cases (default 32: every operation, epilogue and edge-tile
+#     with ARM64_MODEL_CASES proptest cases (default 24: every operation, epilogue and edge-tile
 #     class still runs; only the number of random shapes shrinks);
 #  3. a parity report (JSON + JUnit) per device run under target/reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Stage headers carry the wall clock and the seconds since this script started.
+stage() { printf '== %s  [%s, +%ss]\n' "$*" "$(date +%T)" "$SECONDS"; }
 bash ci/setup-arm64.sh
 export CARGO_TARGET_DIR=target/cross RUSTC=/usr/bin/rustc
 cargo=/usr/bin/cargo
 triple=aarch64-unknown-linux-gnu
 test_args=(--locked --target "$triple" -p edgepack-kernels -p edgepack-harness)
 
-echo "== arm64 (qemu max): cargo test --lib --tests (real-model tests: the classifier only)"
+stage "arm64 (qemu max): cargo test --lib --tests, PROPTEST_CASES=${ARM64_MAX_CASES:-64} (real-model tests: the classifier only)"
 # The detector's float64 reference alone takes minutes under emulation; the classifier runs
 # the same model path (import, folding, every fused epilogue, plans on NEON and scalar).
-EDGEPACK_MODELS=ch_ppocr_mobile_v2.0_cls_infer $cargo test "${test_args[@]}" --lib --tests
+EDGEPACK_MODELS=ch_ppocr_mobile_v2.0_cls_infer PROPTEST_CASES=${ARM64_MAX_CASES:-64} $cargo test "${test_args[@]}" --lib --tests
 for cpu in cortex-a72 neoverse-n1; do
-    echo "== arm64 (qemu $cpu): GEMM and convolution suites, PROPTEST_CASES=${ARM64_MODEL_CASES:-32}"
-    QEMU_CPU=$cpu PROPTEST_CASES=${ARM64_MODEL_CASES:-32} $cargo test "${test_args[@]}" --test kernel_sets
+    stage "arm64 (qemu $cpu): GEMM and convolution suites, PROPTEST_CASES=${ARM64_MODEL_CASES:-24}"
+    QEMU_CPU=$cpu PROPTEST_CASES=${ARM64_MODEL_CASES:-24} $cargo test "${test_args[@]}" --test kernel_sets
 done
 for cpu in max cortex-a72 neoverse-n1; do
-    echo "== arm64 (qemu $cpu): parity report"
+    stage "arm64 (qemu $cpu): parity report"
     QEMU_CPU=$cpu $cargo run --locked --quiet --target "$triple" --profile test -p edgepack-harness --bin kernel-report -- \
         --parity-only --label "qemu-aarch64 $cpu" --cpu "qemu-aarch64 -cpu $cpu, emulated on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \
         --json "target/reports/qemu-arm64-$cpu.json" --junit "target/reports/qemu-arm64-$cpu.junit.xml"

@@ -7,6 +7,9 @@
 # Parity reports (JSON + JUnit) land in target/reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Stage headers carry the wall clock and the seconds since this script started.
+stage() { printf '== %s  [%s, +%ss]\n' "$*" "$(date +%T)" "$SECONDS"; }
+stage "setup (toolchain, data, NVRTC)"
 bash ci/setup.sh
 # ONNX's conformance data (pinned onnx wheel): harness/tests/onnx_conformance.rs and
 # onnx_node_conformance.rs need it.
@@ -21,14 +24,14 @@ cuda_lib=$(bash ci/setup-cuda.sh)
 export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export EDGEPACK_REQUIRE_NVRTC=1
 cuda_features=edgepack-kernels/cuda,edgepack-harness/cuda,edgepack-model/cuda,edgepack-benches/cuda
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -D warnings (with CUDA; the kernels also without)"
+stage "cargo clippy --all-targets -D warnings (with CUDA; the kernels also without)"
 cargo clippy --workspace --all-targets --locked --quiet --features "$cuda_features" -- -D warnings
 cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
-echo "== cargo test (with the CUDA set's code and compile checks)"
+stage "cargo test (with the CUDA set's code and compile checks)"
 cargo test --workspace --locked --features "$cuda_features" 2>&1 | tee target/test.log
-echo "== parity report (host)"
+stage "parity report (host)"
 # Same features as the tests, so the build is reused.
 cargo run --locked --quiet --profile test -p edgepack-harness --features cuda --bin kernel-report -- \
     --parity-only --label host \

@@ -28,7 +28,7 @@ pub struct Figure<'a> {
 }
 
 /// The outcome of measuring one figure.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Measurement {
     /// Median of the per-round throughput ratios ours / reference.
     pub ratio: f64,
