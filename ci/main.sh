@@ -1,23 +1,72 @@
 #!/usr/bin/env bash
-# The main job: a parity-and-speed report of every kernel set this host can run, as a table;
-# then both real models (ci/fetch-models.sh) planned for this host's kernel set, checked
-# against the float64 reference and ONNX Runtime's outputs (reports in target/reports/), and
-# timed. Extra arguments go to the kernel report (e.g. --size 1024).
+# The main job: a real packaging run. A sample defect-detection model this repository builds
+# itself is imported into a project and packaged as a Greengrass component for this host's
+# CPU (the job plans for the target's kernels, checks parity, publishes atomically to a local
+# bucket), then the real PP-OCRv4 detector (ci/fetch-models.sh) likewise; then the kernel
+# report of every kernel set this host can run, and both real models checked against the
+# float64 reference and ONNX Runtime and timed. Extra arguments go to the kernel report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh >/dev/null
 bash ci/fetch-models.sh >/dev/null
-cargo run --release --locked --quiet -p edgepack-harness --bin kernel-report -- "$@"
 cargo build --release --locked --quiet -p edgepack-cli
+edgepack=$PWD/target/release/edgepack
 CACHE="${EDGEPACK_CACHE:-$PWD/.cache}"
+work=$PWD/target/main-job
+rm -rf "$work" && mkdir -p "$work"
+export EDGEPACK_HOME=$work/home
+
+# This host's target, in the packaging API's words.
+if [ "$(uname -m)" = aarch64 ]; then
+    platform='{"Os": "LINUX", "Arch": "ARM64"}' options="{'mcpu': 'generic'}"
+elif grep -qw avx512f /proc/cpuinfo; then
+    platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'skylake-avx512'}"
+else
+    platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'core-avx2'}"
+fi
+configuration() { # component name
+    echo "{\"Greengrass\": {\"TargetPlatform\": $platform, \"CompilerOptions\": \"$options\",
+      \"S3OutputLocation\": {\"Bucket\": \"edge-components\", \"Prefix\": \"factory\"},
+      \"ComponentName\": \"$1\", \"Tags\": [{\"Key\": \"line\", \"Value\": \"1\"}]}}"
+}
+run() { echo "\$ edgepack $*" | sed "s#$work#\$WORK#g"; "$edgepack" "$@"; }
+
+echo "== packaging: a sample model built here"
+run sample-model --kind segmentation --size 224x224 --out "$work/defects.onnx"
+run create-project --project-name factory-line-1 --output text
+run import-model --project-name factory-line-1 --model "$work/defects.onnx" \
+    --contract "file://$work/defects.contract.json" --query ModelDescription.ModelSha256 --output text
+configuration factory.DefectMask > "$work/configuration.json"
+run start-model-packaging-job --project-name factory-line-1 --model-version latest \
+    --configuration "file://$work/configuration.json" --job-name defect-mask-host --wait \
+    --query 'ModelPackagingDescription.[Status, StatusMessage]' --output text
+run verify-component --bucket edge-components --prefix factory/factory.DefectMask/1.0.0 --output text
+
+echo
+echo "== packaging: the PP-OCRv4 detector (640×640)"
+run import-model --project-name factory-line-1 --model "$CACHE/models/rapidocr-1.4.4/ch_PP-OCRv4_det_infer.onnx" \
+    --input-shape 1x3x640x640 --mask-output sigmoid_0.tmp_0 --mask-classes 'text:#00ff00' --threshold 0.3 \
+    --query ModelDescription.ModelVersion --output text
+configuration factory.TextDetector > "$work/configuration.json"
+run start-model-packaging-job --project-name factory-line-1 --model-version latest \
+    --configuration "file://$work/configuration.json" --job-name detector-host --wait \
+    --query 'ModelPackagingDescription.[Status, StatusMessage]' --output text
+run list-model-packaging-jobs --project-name factory-line-1 --output table \
+    --query 'ModelPackagingJobs[].{Job: JobName, Version: ModelVersion, Status: Status}'
+echo "component folders:"
+(cd "$work/home/buckets" && find . -type f | sort)
+
+echo
+echo "== kernel report"
+cargo run --release --locked --quiet -p edgepack-harness --bin kernel-report -- "$@"
 for m in ch_PP-OCRv4_det_infer:1x3x640x640 ch_ppocr_mobile_v2.0_cls_infer:1x3x48x192; do
     name=${m%%:*}
     shape=${m##*:}
     ref="$CACHE/ort-1.32.0-outputs/$name"
     echo
-    ./target/release/edgepack parity "$CACHE/models/rapidocr-1.4.4/$name.onnx" --shape "$shape" \
+    "$edgepack" parity "$CACHE/models/rapidocr-1.4.4/$name.onnx" --shape "$shape" \
         --input "$ref/input_0.npy" --expect "$ref/output_0.npy" --expect-label "ONNX Runtime 1.32.0" \
         --json "target/reports/$name.parity.json" --junit "target/reports/$name.parity.junit.xml"
-    ./target/release/edgepack bench "$CACHE/models/rapidocr-1.4.4/$name.onnx" --shape "$shape" \
+    "$edgepack" bench "$CACHE/models/rapidocr-1.4.4/$name.onnx" --shape "$shape" \
         --input "$ref/input_0.npy" --runs 10 | tail -n 1
 done

@@ -32,9 +32,8 @@ cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
 stage "cargo test (with the CUDA set's code and compile checks)"
 cargo test --workspace --locked --features "$cuda_features" 2>&1 | tee target/test.log
 stage "parity report (host)"
-# Same features as the tests, so the build is reused.
-cargo run --locked --quiet --profile test -p edgepack-harness --features cuda --bin kernel-report -- \
-    --parity-only --label host \
+# The binary `cargo test` built for the harness's integration tests (same features: no rebuild).
+target/debug/kernel-report --parity-only --label host \
     --json target/reports/host.json --junit target/reports/host.junit.xml
 bash ci/test-arm64.sh 2>&1 | tee -a target/test.log
 if grep -q "ignored, skipped:" target/test.log; then

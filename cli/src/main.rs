@@ -1,6 +1,9 @@
-//! `edgepack`: run, check and time ONNX vision models on edgepack's kernels.
+//! `edgepack`: run, check and time ONNX vision models on edgepack's kernels, and package them
+//! for edge devices with the packaging API's commands.
 
+mod api_cmd;
 mod model_cmd;
+mod render;
 
 use std::process::ExitCode;
 
@@ -12,6 +15,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: api_cmd::Global,
 }
 
 #[derive(Subcommand)]
@@ -22,6 +27,8 @@ enum Command {
     Parity(model_cmd::ParityArgs),
     /// Time a model: median and minimum latency.
     Bench(model_cmd::BenchArgs),
+    #[command(flatten)]
+    Api(api_cmd::ApiCommand),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +37,7 @@ fn main() -> ExitCode {
         Command::Run(a) => model_cmd::run(a),
         Command::Parity(a) => model_cmd::parity(a),
         Command::Bench(a) => model_cmd::bench(a),
+        Command::Api(c) => return api_cmd::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,10 @@ pub struct ModelArgs {
     /// Threads (1: the calling thread only).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Run this plan file (e.g. a package's `model.eppl`) instead of planning the ONNX model
+    /// anew; the ONNX model still gives the reference. Its kernel set must match.
+    #[arg(long)]
+    plan: Option<PathBuf>,
 }
 
 /// `edgepack run`.
@@ -139,8 +143,29 @@ fn load(a: &ModelArgs) -> Result<Loaded, String> {
         return Err("--shape is required for an ONNX model (e.g. --shape 1x3x640x640)".into());
     }
     let prepared = model::prepare(&bytes, &shapes).map_err(|e| format!("{}: {e}", a.model.display()))?;
-    let set = kernels::kernel_set(kernel_set_id(a)?).map_err(|e| e.to_string())?;
-    let plan = model::plan::build(&prepared.optimized, &*set).map_err(|e| format!("{}: {e}", a.model.display()))?;
+    let id = kernel_set_id(a)?;
+    let plan = match &a.plan {
+        Some(path) => {
+            let file = std::fs::read(path).map_err(|e| format!("--plan {}: {e}", path.display()))?;
+            let plan = Plan::from_bytes(&file).map_err(|e| format!("--plan {}: {e}", path.display()))?;
+            if plan.kernel_set != id {
+                return Err(format!(
+                    "--plan {} was packed for kernel set `{}`, this run asks for `{id}`",
+                    path.display(),
+                    plan.kernel_name
+                ));
+            }
+            let planned: Vec<Vec<usize>> = plan.inputs.iter().map(|&v| plan.values[v].shape.clone()).collect();
+            if planned != shapes {
+                return Err(format!("--plan {} is for input shapes {planned:?}, not {shapes:?}", path.display()));
+            }
+            plan
+        }
+        None => {
+            let set = kernels::kernel_set(id).map_err(|e| e.to_string())?;
+            model::plan::build(&prepared.optimized, &*set).map_err(|e| format!("{}: {e}", a.model.display()))?
+        }
+    };
     Ok(Loaded { name, prepared: Some(prepared), plan, shapes, prepare_time: t0.elapsed() })
 }
 

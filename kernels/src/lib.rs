@@ -30,6 +30,7 @@ mod error;
 mod gemm;
 mod mat;
 mod pack;
+mod packer;
 mod scalar;
 mod simd;
 mod target;
@@ -55,6 +56,7 @@ pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::{KernelError, Result};
 pub use mat::{MatMut, MatRef};
 pub use pack::PackedB;
+pub use packer::{can_run, pack_only, packer};
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
 
 /// Target vocabulary lists (supported `mcpu`, `mattr`, `gpu-code` values), for messages and docs.
@@ -353,6 +355,9 @@ fn build_set(id: KernelSetId, blocking: Option<Blocking>) -> Result<Box<dyn Kern
         KernelSetId::Cuda => Err(unavailable("this build has no CUDA support (build with `--features cuda`)")),
     }
 }
+
+/// Panel width (`NR`) of the CUDA set's packed weights: its GEMM kernels' N tile.
+pub const CUDA_NR: usize = 128;
 
 /// The kernel set for a target's heavy operations, if this machine can run it.
 pub fn select(target: &Target) -> Result<Box<dyn KernelSet>> {

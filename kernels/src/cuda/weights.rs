@@ -20,7 +20,7 @@ type Phase = [usize; 2];
 type Offset = (isize, isize);
 
 /// Panel width of the CUDA set's packed weights: the GEMM kernels' N tile.
-pub const NR: usize = 128;
+pub const NR: usize = crate::CUDA_NR;
 
 /// How one GEMM's B is laid out on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,226 @@
+//! Output the way the AWS CLI prints it: `--output json|yaml|text|table`, `--query`
+//! (JMESPath) applied first, timestamps as ISO 8601.
+
+use clap::ValueEnum;
+use serde_json::Value;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Indented JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// Tab-separated values.
+    Text,
+    /// A boxed table.
+    Table,
+}
+
+/// Epoch-second members named `…Timestamp` become ISO 8601 strings, as the AWS CLI shows them.
+pub fn iso_timestamps(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k.ends_with("Timestamp") {
+                    if let Some(secs) = x.as_f64() {
+                        let ms = (secs * 1e3).round() as i64;
+                        if let Some(t) = chrono::DateTime::from_timestamp_millis(ms) {
+                            *x = t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string().into();
+                            continue;
+                        }
+                    }
+                }
+                iso_timestamps(x);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(iso_timestamps),
+        _ => {}
+    }
+}
+
+/// Applies `--query`.
+pub fn query(v: Value, expr: Option<&str>) -> Result<Value, String> {
+    let Some(expr) = expr else { return Ok(v) };
+    let e = jmespath::compile(expr).map_err(|e| format!("--query: {e}"))?;
+    let out = e.search(v).map_err(|e| format!("--query: {e}"))?;
+    serde_json::to_value(&*out).map_err(|e| format!("--query: {e}"))
+}
+
+/// The response in `format`.
+pub fn render(v: &Value, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            serde::Serialize::serialize(v, &mut ser).expect("JSON");
+            String::from_utf8(buf).expect("UTF-8") + "\n"
+        }
+        Format::Yaml => serde_norway::to_string(v).expect("YAML"),
+        Format::Text => {
+            let mut out = String::new();
+            text(v, None, &mut out);
+            out
+        }
+        Format::Table => table(v),
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => Some("None".into()),
+        Value::Bool(b) => Some(if *b { "True" } else { "False" }.into()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The AWS CLI's text format: an object's scalars on one tab-separated line (sorted by key,
+/// prefixed by the member's name in capitals when nested), then its nested members.
+fn text(v: &Value, name: Option<&str>, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let scalars: Vec<String> = keys.iter().filter_map(|k| scalar(&m[*k])).collect();
+            if !scalars.is_empty() {
+                if let Some(n) = name {
+                    out.push_str(&n.to_uppercase());
+                    out.push('\t');
+                }
+                out.push_str(&scalars.join("\t"));
+                out.push('\n');
+            }
+            for k in keys {
+                if scalar(&m[k]).is_none() {
+                    text(&m[k], Some(k), out);
+                }
+            }
+        }
+        Value::Array(a) if a.iter().all(|x| scalar(x).is_some()) => {
+            if let Some(n) = name {
+                out.push_str(&n.to_uppercase());
+                out.push('\t');
+            }
+            out.push_str(&a.iter().filter_map(scalar).collect::<Vec<_>>().join("\t"));
+            out.push('\n');
+        }
+        Value::Array(a) => a.iter().for_each(|x| text(x, name, out)),
+        other => {
+            out.push_str(&scalar(other).unwrap_or_default());
+            out.push('\n');
+        }
+    }
+}
+
+/// A boxed table: a list of objects as rows under their scalar members; an object as
+/// key/value rows with its nested members as sub-tables.
+fn table(v: &Value) -> String {
+    let mut out = String::new();
+    table_into(v, "", &mut out);
+    out
+}
+
+fn boxed(title: &str, header: Option<&[String]>, rows: &[Vec<String>], out: &mut String) {
+    let cols = header.map_or_else(|| rows.first().map_or(0, Vec::len), <[String]>::len);
+    let mut w = vec![0usize; cols];
+    for r in header.into_iter().map(|h| h.to_vec()).chain(rows.iter().cloned()) {
+        for (i, c) in r.iter().enumerate().take(cols) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let inner = w.iter().sum::<usize>() + 3 * cols.saturating_sub(1) + 2;
+    let inner = inner.max(title.chars().count() + 2);
+    let line = |out: &mut String| {
+        out.push('+');
+        out.push_str(&"-".repeat(inner));
+        out.push_str("+\n");
+    };
+    line(out);
+    if !title.is_empty() {
+        let pad = inner - title.chars().count();
+        out.push_str(&format!("|{}{}{}|\n", " ".repeat(pad / 2), title, " ".repeat(pad - pad / 2)));
+        line(out);
+    }
+    let row = |r: &[String], out: &mut String| {
+        let cells: Vec<String> = (0..cols)
+            .map(|i| {
+                let c = r.get(i).cloned().unwrap_or_default();
+                format!("{c}{}", " ".repeat(w[i] - c.chars().count()))
+            })
+            .collect();
+        let body = cells.join(" | ");
+        out.push_str(&format!("| {body}{} |\n", " ".repeat(inner - 2 - body.chars().count())));
+    };
+    if let Some(h) = header {
+        row(h, out);
+        line(out);
+    }
+    for r in rows {
+        row(r, out);
+    }
+    line(out);
+}
+
+fn table_into(v: &Value, title: &str, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let rows: Vec<Vec<String>> = m.iter().filter_map(|(k, x)| scalar(x).map(|s| vec![k.clone(), s])).collect();
+            if !rows.is_empty() {
+                boxed(title, None, &rows, out);
+            }
+            for (k, x) in m.iter().filter(|(_, x)| scalar(x).is_none()) {
+                table_into(x, k, out);
+            }
+        }
+        Value::Array(a) if a.iter().all(Value::is_object) && !a.is_empty() => {
+            let mut cols: Vec<String> = Vec::new();
+            for x in a {
+                for (k, y) in x.as_object().expect("object") {
+                    if scalar(y).is_some() && !cols.contains(k) {
+                        cols.push(k.clone());
+                    }
+                }
+            }
+            let rows: Vec<Vec<String>> = a
+                .iter()
+                .map(|x| cols.iter().map(|c| x.get(c).and_then(scalar).unwrap_or_default()).collect())
+                .collect();
+            boxed(title, Some(&cols), &rows, out);
+        }
+        Value::Array(a) => {
+            let rows: Vec<Vec<String>> = a.iter().map(|x| vec![scalar(x).unwrap_or_else(|| x.to_string())]).collect();
+            boxed(title, None, &rows, out);
+        }
+        other => boxed(title, None, &[vec![scalar(other).unwrap_or_default()]], out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn formats_and_query() {
+        let mut v = json!({"ModelPackagingJobs": [
+            {"JobName": "a", "Status": "SUCCEEDED", "CreationTimestamp": 1.5},
+            {"JobName": "b", "Status": "FAILED", "CreationTimestamp": 0.0}]});
+        iso_timestamps(&mut v);
+        assert_eq!(v["ModelPackagingJobs"][0]["CreationTimestamp"], "1970-01-01T00:00:01.500+00:00");
+        let q = query(v.clone(), Some("ModelPackagingJobs[?Status=='FAILED'].JobName")).unwrap();
+        assert_eq!(q, json!(["b"]));
+        assert!(query(v.clone(), Some("[[")).unwrap_err().contains("--query"));
+        assert_eq!(render(&json!({"JobName": "j"}), Format::Text), "j\n");
+        let t = render(&v, Format::Text);
+        assert_eq!(t.lines().next().unwrap(), "MODELPACKAGINGJOBS\t1970-01-01T00:00:01.500+00:00\ta\tSUCCEEDED");
+        let table = render(&v, Format::Table);
+        assert!(table.contains("| JobName ") && table.contains("| b "), "{table}");
+        let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "ragged table:\n{table}");
+        assert!(render(&v, Format::Yaml).contains("JobName: a"));
+        assert!(render(&v, Format::Json).starts_with("{\n    \"ModelPackagingJobs\""));
+    }
+}

@@ -1,0 +1,155 @@
+//! The packaging API's errors: one type per exception of the API model, with its HTTP status.
+
+use std::fmt;
+
+/// The exception types of the API model (`lookoutvision-2020-11-20.service.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: a request broke a constraint or a rule.
+    Validation,
+    /// 403.
+    AccessDenied,
+    /// 404: the project, model version or job does not exist.
+    ResourceNotFound,
+    /// 409: the request conflicts with the state of a resource (a name in use, a client
+    /// token reused with other parameters, a project that still has models).
+    Conflict,
+    /// 402.
+    ServiceQuotaExceeded,
+    /// 429.
+    Throttling,
+    /// 500: something failed on our side (storage, database).
+    InternalServer,
+}
+
+impl ErrorKind {
+    /// The exception's name, as in the `x-amzn-ErrorType` header.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ErrorKind::Validation => "ValidationException",
+            ErrorKind::AccessDenied => "AccessDeniedException",
+            ErrorKind::ResourceNotFound => "ResourceNotFoundException",
+            ErrorKind::Conflict => "ConflictException",
+            ErrorKind::ServiceQuotaExceeded => "ServiceQuotaExceededException",
+            ErrorKind::Throttling => "ThrottlingException",
+            ErrorKind::InternalServer => "InternalServerException",
+        }
+    }
+
+    /// The HTTP status code the API model gives the exception.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::Validation => 400,
+            ErrorKind::AccessDenied => 403,
+            ErrorKind::ResourceNotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::ServiceQuotaExceeded => 402,
+            ErrorKind::Throttling => 429,
+            ErrorKind::InternalServer => 500,
+        }
+    }
+}
+
+/// The kind of resource a not-found or conflict error is about (`ResourceType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceType {
+    /// A project.
+    Project,
+    /// A model version.
+    Model,
+    /// A model packaging job.
+    ModelPackageJob,
+    /// A Greengrass component (name + version).
+    Component,
+    /// A client token.
+    ClientToken,
+}
+
+impl ResourceType {
+    /// The API model's spelling (`PROJECT`, `MODEL`, `MODEL_PACKAGE_JOB`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Project => "PROJECT",
+            ResourceType::Model => "MODEL",
+            ResourceType::ModelPackageJob => "MODEL_PACKAGE_JOB",
+            ResourceType::Component => "COMPONENT",
+            ResourceType::ClientToken => "CLIENT_TOKEN",
+        }
+    }
+}
+
+/// An error of the packaging API: its exception type, a message that names the field or
+/// resource, and for not-found and conflict errors the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The exception type.
+    pub kind: ErrorKind,
+    /// What went wrong, naming the field or resource.
+    pub message: String,
+    /// The resource's id (its name) for not-found and conflict errors.
+    pub resource_id: Option<String>,
+    /// The resource's type for not-found and conflict errors.
+    pub resource_type: Option<ResourceType>,
+}
+
+impl ApiError {
+    /// A `ValidationException`.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Validation, message: message.into(), resource_id: None, resource_type: None }
+    }
+
+    /// A `ResourceNotFoundException` about `id`.
+    pub fn not_found(ty: ResourceType, id: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::ResourceNotFound,
+            message: message.into(),
+            resource_id: Some(id.into()),
+            resource_type: Some(ty),
+        }
+    }
+
+    /// A `ConflictException` about `id`.
+    pub fn conflict(ty: ResourceType, id: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Conflict,
+            message: message.into(),
+            resource_id: Some(id.into()),
+            resource_type: Some(ty),
+        }
+    }
+
+    /// An `InternalServerException`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::InternalServer, message: message.into(), resource_id: None, resource_type: None }
+    }
+
+    /// The error body of the rest-json protocol: `{"Message", "ResourceId"?, "ResourceType"?}`
+    /// (the type travels in the `x-amzn-ErrorType` header: [`ErrorKind::type_name`]).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "Message": self.message });
+        if let Some(id) = &self.resource_id {
+            v["ResourceId"] = id.clone().into();
+        }
+        if let Some(t) = self.resource_type {
+            v["ResourceType"] = t.as_str().into();
+        }
+        v
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.type_name(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::internal(format!("job store: {e}"))
+    }
+}
+
+/// Results of the packaging API.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;

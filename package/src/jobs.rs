@@ -1,0 +1,283 @@
+//! `StartModelPackagingJob`, `DescribeModelPackagingJob`, `ListModelPackagingJobs`: requests
+//! validated and recorded in one write transaction (idempotent on the client token, also
+//! under concurrent identical requests); the work itself runs off the request path
+//! ([`crate::worker`]).
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use serde_json::json;
+
+use crate::error::{ApiError, ResourceType, Result};
+use crate::shapes::{
+    DescribeModelPackagingJobResponse, ListModelPackagingJobsResponse, ModelPackagingConfiguration,
+    ModelPackagingDescription, ModelPackagingJobMetadata, ModelPackagingOutputDetails, StartModelPackagingJobRequest,
+    StartModelPackagingJobResponse,
+};
+use crate::store::{now_ms, page_after, page_token, seconds};
+use crate::validate::{self, Violations, JOB_NAME, PROJECT_NAME};
+use crate::Service;
+
+/// How long a client token stays bound to its request.
+pub const CLIENT_TOKEN_TTL_MS: i64 = 8 * 3600 * 1000;
+/// The packaging method the jobs use.
+pub const METHOD: &str = "Greengrass";
+const START: &str = "StartModelPackagingJob";
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Project.
+    pub project: String,
+    /// Job name.
+    pub name: String,
+    /// Model version (resolved number).
+    pub model_version: String,
+    /// Configuration with defaults filled in.
+    pub configuration: ModelPackagingConfiguration,
+    /// Description.
+    pub description: Option<String>,
+    /// CREATED, RUNNING, SUCCEEDED, FAILED.
+    pub status: String,
+    /// Status message.
+    pub status_message: Option<String>,
+    /// Epoch ms.
+    pub created_ms: i64,
+    /// Epoch ms.
+    pub updated_ms: i64,
+    /// The component's name.
+    pub component_name: String,
+    /// The component's version.
+    pub component_version: String,
+    /// Output details once SUCCEEDED.
+    pub output: Option<ModelPackagingOutputDetails>,
+}
+
+const JOB_COLS: &str = "project, name, model_version, configuration, description, status, status_message, \
+                        created_ms, updated_ms, component_name, component_version, output";
+
+impl JobRow {
+    /// The job's `ModelPackagingJobMetadata`.
+    pub fn metadata(&self) -> ModelPackagingJobMetadata {
+        ModelPackagingJobMetadata {
+            job_name: self.name.clone(),
+            project_name: self.project.clone(),
+            model_version: self.model_version.clone(),
+            model_packaging_job_description: self.description.clone(),
+            model_packaging_method: METHOD.into(),
+            status: self.status.clone(),
+            status_message: self.status_message.clone(),
+            creation_timestamp: seconds(self.created_ms),
+            last_updated_timestamp: seconds(self.updated_ms),
+        }
+    }
+}
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    job_row_at(r, 0)
+}
+
+impl Service {
+    /// `StartModelPackagingJob`: validates, resolves `latest`, fills the component version
+    /// default, records the job as CREATED and hands it to the runner; returns at once.
+    ///
+    /// With a `ClientToken`: the same token with the same parameters within 8 hours returns
+    /// the first call's job (no second job, also when the calls race); with other parameters
+    /// it is a `ConflictException`.
+    pub fn start_model_packaging_job(
+        &self,
+        req: &StartModelPackagingJobRequest,
+    ) -> Result<StartModelPackagingJobResponse> {
+        let valid = validate::start_request(req)?;
+        let model = self.stored_model(&valid.project_name, &valid.model_version)?;
+        let mut gg = valid.greengrass.clone();
+        let component_name = gg.component_name.clone().expect("validated");
+        let component_version = gg.component_version.get_or_insert_with(|| format!("{}.0.0", model.version)).clone();
+        let configuration = ModelPackagingConfiguration { greengrass: Some(gg) };
+        // What the token binds: the request as given (not the generated name or defaults).
+        let params = json!({
+            "ProjectName": req.project_name, "ModelVersion": req.model_version, "JobName": req.job_name,
+            "Configuration": req.configuration, "Description": req.description,
+        })
+        .to_string();
+        let mut c = self.db()?;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        if let Some(token) = &req.client_token {
+            let prior: Option<(String, String, i64)> = tx
+                .query_row(
+                    "SELECT params, result, created_ms FROM client_tokens WHERE operation = ?1 AND token = ?2",
+                    params![START, token],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            match prior {
+                Some((p, job, at)) if now - at < CLIENT_TOKEN_TTL_MS => {
+                    if p == params {
+                        return Ok(StartModelPackagingJobResponse { job_name: job });
+                    }
+                    return Err(ApiError::conflict(
+                        ResourceType::ClientToken,
+                        token,
+                        format!(
+                            "ClientToken '{token}' was used within the last 8 hours for another request (job {job}); \
+                             use a new token for new parameters"
+                        ),
+                    ));
+                }
+                Some(_) => {
+                    tx.execute("DELETE FROM client_tokens WHERE operation = ?1 AND token = ?2", params![START, token])?;
+                }
+                None => {}
+            }
+        }
+        let job_name = req.job_name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let exists: bool = tx
+            .query_row(
+                "SELECT 1 FROM jobs WHERE project = ?1 AND name = ?2",
+                params![valid.project_name, job_name],
+                |_| Ok(true),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if exists {
+            return Err(ApiError::conflict(
+                ResourceType::ModelPackageJob,
+                &job_name,
+                format!("a model packaging job named '{job_name}' already exists in project '{}'", valid.project_name),
+            ));
+        }
+        let taken: Option<String> = tx
+            .query_row(
+                "SELECT name FROM jobs WHERE component_name = ?1 AND component_version = ?2 AND status != 'FAILED'",
+                params![component_name, component_version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = taken {
+            let id = format!("{component_name}:{component_version}");
+            return Err(ApiError::conflict(
+                ResourceType::Component,
+                &id,
+                format!(
+                    "component {component_name} version {component_version} already exists (job {other}); \
+                     a component name and version cannot be reused: give another ComponentVersion"
+                ),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO jobs(project, name, model_version, configuration, description, status, status_message,
+                              created_ms, updated_ms, component_name, component_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'CREATED', 'queued', ?6, ?6, ?7, ?8)",
+            params![
+                valid.project_name,
+                job_name,
+                model.version.to_string(),
+                serde_json::to_string(&configuration).expect("serializable"),
+                req.description,
+                now,
+                component_name,
+                component_version
+            ],
+        )?;
+        if let Some(token) = &req.client_token {
+            tx.execute(
+                "INSERT INTO client_tokens(operation, token, params, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![START, token, params, job_name, now],
+            )?;
+        }
+        tx.commit()?;
+        self.launch(&valid.project_name, &job_name);
+        Ok(StartModelPackagingJobResponse { job_name })
+    }
+
+    /// The stored job `name` of `project`.
+    pub fn job(&self, project: &str, name: &str) -> Result<JobRow> {
+        let mut v = Violations::default();
+        v.required("ProjectName", Some(project), &PROJECT_NAME);
+        v.required("JobName", Some(name), &JOB_NAME);
+        v.finish()?;
+        let c = self.db()?;
+        self.project_created(&c, project)?;
+        c.query_row(
+            &format!("SELECT {JOB_COLS} FROM jobs WHERE project = ?1 AND name = ?2"),
+            params![project, name],
+            job_row,
+        )
+        .optional()?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                ResourceType::ModelPackageJob,
+                name,
+                format!("model packaging job '{name}' does not exist in project '{project}'"),
+            )
+        })
+    }
+
+    /// `DescribeModelPackagingJob`.
+    pub fn describe_model_packaging_job(&self, project: &str, name: &str) -> Result<DescribeModelPackagingJobResponse> {
+        let j = self.job(project, name)?;
+        Ok(DescribeModelPackagingJobResponse {
+            model_packaging_description: ModelPackagingDescription {
+                model_packaging_configuration: j.configuration.clone(),
+                model_packaging_output_details: j.output.clone(),
+                job: j.metadata(),
+            },
+        })
+    }
+
+    /// `ListModelPackagingJobs`: newest first, `max_results` (1..100, default 100) per page.
+    pub fn list_model_packaging_jobs(
+        &self,
+        project: &str,
+        next_token: Option<&str>,
+        max_results: Option<i64>,
+    ) -> Result<ListModelPackagingJobsResponse> {
+        let mut v = Violations::default();
+        v.required("ProjectName", Some(project), &PROJECT_NAME);
+        v.page(max_results, next_token);
+        v.finish()?;
+        let limit = max_results.unwrap_or(100);
+        let list = format!("jobs/{project}");
+        let after: i64 = match page_after(&list, next_token)? {
+            None => i64::MAX,
+            Some(s) => s.parse().map_err(|_| ApiError::validation("NextToken is not a token of this list"))?,
+        };
+        let c = self.db()?;
+        self.project_created(&c, project)?;
+        let mut st = c.prepare(&format!(
+            "SELECT id, {JOB_COLS} FROM jobs WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let rows: Vec<(i64, JobRow)> = st
+            .query_map(params![project, after, limit + 1], |r| {
+                // The job's columns follow the id.
+                Ok((r.get(0)?, job_row_at(r, 1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let next_token =
+            (rows.len() as i64 > limit).then(|| page_token(&list, &rows[limit as usize - 1].0.to_string()));
+        let model_packaging_jobs = rows.iter().take(limit as usize).map(|(_, j)| j.metadata()).collect();
+        Ok(ListModelPackagingJobsResponse { model_packaging_jobs, next_token })
+    }
+}
+
+/// A job from row `r`, its columns starting at index `o`.
+fn job_row_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<JobRow> {
+    let conf: String = r.get(o + 3)?;
+    let output: Option<String> = r.get(o + 11)?;
+    let json_err = |i, e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    Ok(JobRow {
+        project: r.get(o)?,
+        name: r.get(o + 1)?,
+        model_version: r.get(o + 2)?,
+        configuration: serde_json::from_str(&conf).map_err(|e| json_err(o + 3, e))?,
+        description: r.get(o + 4)?,
+        status: r.get(o + 5)?,
+        status_message: r.get(o + 6)?,
+        created_ms: r.get(o + 7)?,
+        updated_ms: r.get(o + 8)?,
+        component_name: r.get(o + 9)?,
+        component_version: r.get(o + 10)?,
+        output: output.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| json_err(o + 11, e))?,
+    })
+}

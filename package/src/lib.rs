@@ -1,0 +1,148 @@
+//! Model packaging jobs, done locally: the packaging API's semantics (projects, model
+//! versions, `StartModelPackagingJob`, `DescribeModelPackagingJob`, `ListModelPackagingJobs`
+//! with every constraint and prose rule of the API model), a SQLite job store, jobs that run
+//! off the request path, and Greengrass components that carry a plan pre-packed for the
+//! target's kernels and a parity report.
+//!
+//! A [`Service`] lives in a root folder: `jobs.sqlite` (WAL), `blobs/sha256/` (model files,
+//! content-addressed, never modified) and, with the embedded storage, `buckets/<bucket>/`.
+
+pub mod blobs;
+pub mod component;
+pub mod contract;
+pub mod error;
+pub mod jobs;
+pub mod output;
+pub mod packaging;
+pub mod parity;
+pub mod projects;
+pub mod sample;
+pub mod shapes;
+pub mod store;
+pub mod validate;
+pub mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{ApiError, ErrorKind, ResourceType, Result};
+
+/// Who runs a job after `StartModelPackagingJob` recorded it.
+#[derive(Debug, Clone)]
+pub enum Runner {
+    /// A thread of this process (the process must outlive the job).
+    Thread,
+    /// A detached process: `program args… <project> <job>` with `EDGEPACK_HOME` set (the
+    /// CLI: `edgepack run-packaging-job`), its output appended to `<root>/logs/<job>.log`.
+    Process(PathBuf, Vec<String>),
+    /// Nobody: the caller runs [`Service::run_job`] (tests).
+    Manual,
+}
+
+/// Service settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// Who runs jobs.
+    pub runner: Runner,
+    /// A RUNNING job without a heartbeat for this long has lost its worker.
+    pub stale_after: Duration,
+    /// Threads of the parity run.
+    pub threads: usize,
+    /// Where components go (default: folders under `<root>/buckets`).
+    pub output: Option<Arc<dyn output::OutputStore>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { runner: Runner::Thread, stale_after: Duration::from_secs(30), threads: 1, output: None }
+    }
+}
+
+/// The packaging service on one root folder. Cheap to clone; every operation opens its own
+/// database connection, so clones may be used from several threads and processes at once.
+#[derive(Clone)]
+pub struct Service {
+    root: PathBuf,
+    settings: Settings,
+    output: Arc<dyn output::OutputStore>,
+}
+
+impl Service {
+    /// Opens (creating) the service in `root`, then recovers: jobs whose worker stopped are
+    /// marked FAILED, CREATED jobs nobody claimed are launched again.
+    pub fn open(root: &Path, settings: Settings) -> Result<Service> {
+        std::fs::create_dir_all(root).map_err(|e| ApiError::internal(format!("{}: {e}", root.display())))?;
+        let output =
+            settings.output.clone().unwrap_or_else(|| Arc::new(output::LocalStore::new(&root.join("buckets"))));
+        let svc = Service { root: root.to_path_buf(), settings, output };
+        store::open(&svc.db_path())?;
+        svc.fail_interrupted_jobs()?;
+        for (project, job) in svc.unclaimed_jobs()? {
+            svc.launch(&project, &job);
+        }
+        Ok(svc)
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.root.join("jobs.sqlite")
+    }
+
+    /// A connection to the job store.
+    pub(crate) fn db(&self) -> Result<rusqlite::Connection> {
+        store::open(&self.db_path())
+    }
+
+    /// The model file store.
+    pub fn blobs(&self) -> blobs::Blobs {
+        blobs::Blobs::new(&self.root)
+    }
+
+    /// Where components go.
+    pub fn output(&self) -> &dyn output::OutputStore {
+        &*self.output
+    }
+
+    /// Hands a CREATED job to the runner.
+    fn launch(&self, project: &str, job: &str) {
+        match &self.settings.runner {
+            Runner::Manual => {}
+            Runner::Thread => {
+                let svc = self.clone();
+                let (p, j) = (project.to_owned(), job.to_owned());
+                std::thread::spawn(move || svc.run_job(&p, &j));
+            }
+            Runner::Process(program, args) => {
+                if let Err(e) = self.spawn_worker(program, args, project, job) {
+                    // The job stays CREATED; the next `open` launches it again.
+                    eprintln!("edgepack: could not start the worker of job {job}: {e}");
+                }
+            }
+        }
+    }
+
+    fn spawn_worker(&self, program: &Path, args: &[String], project: &str, job: &str) -> std::io::Result<()> {
+        let logs = self.root.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{job}.log")))?;
+        std::process::Command::new(program)
+            .args(args)
+            .args([project, job])
+            .env("EDGEPACK_HOME", &self.root)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        Ok(())
+    }
+}

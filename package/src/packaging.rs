@@ -1,0 +1,158 @@
+//! What a packaging job does: load the model version (verified against its SHA-256), build
+//! the target, plan for the target's kernel set with pre-packed weights, check parity, write
+//! the component (recipe, plan, model, `manifest.json`, parity report) and publish it
+//! atomically.
+
+use kernels::{Arch, Target};
+use serde_json::json;
+
+use crate::component::{recipe, RecipeInput, RECIPE_FILE};
+use crate::error::{ApiError, Result};
+use crate::jobs::JobRow;
+use crate::output::OutputFile;
+use crate::parity;
+use crate::shapes::{GreengrassOutputDetails, ModelPackagingOutputDetails};
+use crate::validate::target_of;
+use crate::Service;
+
+/// Greengrass's name for the target's CPU architecture.
+pub fn architecture(t: &Target) -> &'static str {
+    match t.arch {
+        Arch::X86_64 => "amd64",
+        Arch::Arm64 => "aarch64",
+    }
+}
+
+/// The ARN of a component version.
+pub fn component_arn(name: &str, version: &str) -> String {
+    format!("arn:edgepack:greengrass:local:000000000000:components:{name}:versions:{version}")
+}
+
+/// The key prefix of a component: `<Prefix>/<ComponentName>/<ComponentVersion>`.
+pub fn key_prefix(prefix: Option<&str>, name: &str, version: &str) -> String {
+    match prefix.map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) {
+        Some(p) => format!("{p}/{name}/{version}"),
+        None => format!("{name}/{version}"),
+    }
+}
+
+fn file(name: &str, bytes: Vec<u8>) -> OutputFile {
+    OutputFile { name: name.into(), bytes }
+}
+
+fn pretty(v: &serde_json::Value) -> Vec<u8> {
+    let mut s = serde_json::to_string_pretty(v).expect("serializable");
+    s.push('\n');
+    s.into_bytes()
+}
+
+/// Builds and publishes the component of `job`; returns the output details and the final
+/// status message.
+pub fn build_component(
+    svc: &Service,
+    job: &JobRow,
+    progress: &dyn Fn(&str),
+) -> Result<(ModelPackagingOutputDetails, String)> {
+    let gg = job.configuration.greengrass.as_ref().ok_or_else(|| ApiError::internal("job without configuration"))?;
+    let target = target_of(gg)?;
+    progress(&format!("loading model version {}", job.model_version));
+    let m = svc.stored_model(&job.project, &job.model_version)?;
+    let onnx = svc.blobs().get(&m.sha256)?;
+    progress("importing and optimising the model");
+    let model_err = |e: model::ModelError| ApiError::validation(format!("model {}/{}: {e}", job.project, m.version));
+    let prepared = model::prepare(&onnx, std::slice::from_ref(&m.contract.input.shape)).map_err(model_err)?;
+    let set_id = target.kernel_set();
+    progress(&format!("planning for kernel set {set_id} ({target})"));
+    let set = kernels::packer(set_id);
+    let plan = model::plan::build(&prepared.optimized, &*set).map_err(model_err)?;
+    let plan_bytes = plan.to_bytes();
+    progress(&format!("checking parity on {set_id}"));
+    let par = parity::check(&prepared, &plan_bytes, &m.contract, set_id, svc.settings.threads)
+        .map_err(|e| ApiError::internal(format!("parity check: {e}")))?;
+    if par.status == "FAILED" {
+        return Err(ApiError::validation(format!("{}; nothing was published", par.summary)));
+    }
+
+    progress("writing the component");
+    let s3 = gg.s3_output_location.as_ref().ok_or_else(|| ApiError::internal("job without S3OutputLocation"))?;
+    let bucket = s3.bucket.clone().unwrap_or_default();
+    let prefix = key_prefix(s3.prefix.as_deref(), &job.component_name, &job.component_version);
+    let manifest = json!({
+        "SchemaVersion": 1,
+        "Component": { "Name": job.component_name, "Version": job.component_version },
+        "Model": {
+            "Project": job.project, "ModelVersion": m.version.to_string(),
+            "ModelArn": crate::projects::model_arn(&job.project, m.version),
+            "Sha256": m.sha256, "Source": m.source, "File": "model.onnx",
+        },
+        "Target": {
+            "Configuration": {
+                "TargetDevice": gg.target_device, "TargetPlatform": gg.target_platform,
+                "CompilerOptions": gg.compiler_options,
+            },
+            "Resolved": target.to_string(),
+            "KernelSet": set_id.name(),
+            "CpuKernelSet": target.cpu_kernel_set().name(),
+        },
+        "Contract": m.contract,
+        "Plan": {
+            "File": "model.eppl", "Steps": plan.steps.len(), "Flops": plan.flops,
+            "ActivationBytes": plan.activation_bytes(), "WeightBytes": plan.weight_bytes(),
+        },
+        "Parity": { "File": "parity.json", "Status": par.status },
+        "Tool": { "Name": "edgepack", "Version": env!("CARGO_PKG_VERSION") },
+    });
+    let artifacts = vec![
+        file("model.eppl", plan_bytes),
+        file("model.onnx", onnx),
+        file("manifest.json", pretty(&manifest)),
+        file("parity.json", pretty(&par.report)),
+    ];
+    let uris: Vec<(String, &OutputFile)> =
+        artifacts.iter().map(|f| (format!("s3://{bucket}/{prefix}/{}", f.name), f)).collect();
+    let description = gg
+        .component_description
+        .clone()
+        .unwrap_or_else(|| format!("{} model version {} for {}", job.project, m.version, target));
+    let install = parity::device_command(&m.contract, set_id, "{artifacts:path}", "{work:path}/device-parity.json");
+    let recipe = recipe(&RecipeInput {
+        name: &job.component_name,
+        version: &job.component_version,
+        description,
+        architecture: architecture(&target),
+        artifacts: uris,
+        install,
+    });
+    let tags: serde_json::Map<String, serde_json::Value> = gg
+        .tags
+        .iter()
+        .flatten()
+        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default().into()))
+        .collect();
+    let recipe_bytes = pretty(&recipe);
+    // Ready for `aws greengrassv2 create-component-version --cli-input-json file://…`.
+    let create = json!({
+        "inlineRecipe": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &recipe_bytes),
+        "tags": tags,
+    });
+    let mut files = artifacts;
+    files.push(file(RECIPE_FILE, recipe_bytes));
+    files.push(file("create-component-version.json", pretty(&create)));
+    progress(&format!("publishing to s3://{bucket}/{prefix}/"));
+    svc.output().publish(&bucket, &prefix, &files)?;
+    let output = ModelPackagingOutputDetails {
+        greengrass: GreengrassOutputDetails {
+            component_version_arn: component_arn(&job.component_name, &job.component_version),
+            component_name: job.component_name.clone(),
+            component_version: job.component_version.clone(),
+        },
+    };
+    let message = format!(
+        "component {} {} published to s3://{bucket}/{prefix}/ ({}); {}",
+        job.component_name,
+        job.component_version,
+        svc.output().locate(&bucket, &prefix),
+        par.summary
+    );
+    Ok((output, message))
+}

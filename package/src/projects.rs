@@ -1,0 +1,335 @@
+//! Projects and model versions: `CreateProject`, `DescribeProject`, `ListProjects`,
+//! `DeleteProject`, and `ImportModel` (the managed service trained models; we import ONNX
+//! files), `DescribeModel`, `ListModels`, `DeleteModel`.
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::contract::{ModelContract, OutputSpec};
+use crate::error::{ApiError, ResourceType, Result};
+use crate::shapes::{
+    ListModelsResponse, ListProjectsResponse, ModelDescription, ModelMetadata, ProjectDescription, ProjectMetadata,
+};
+use crate::store::{now_ms, page_after, page_token, seconds};
+use crate::validate::{Violations, MODEL_VERSION, PROJECT_NAME};
+use crate::Service;
+
+/// An `ImportModel` request: a new model version of a project from an ONNX file.
+#[derive(Debug, Clone)]
+pub struct ImportModel {
+    /// The project.
+    pub project_name: String,
+    /// The ONNX file's bytes.
+    pub onnx: Vec<u8>,
+    /// Where it came from (a file name), for the status message.
+    pub source: String,
+    /// Optional description (`ModelDescriptionMessage`: 1..500 of `[0-9A-Za-z.-_]`).
+    pub description: Option<String>,
+    /// Input and output contract.
+    pub contract: ModelContract,
+}
+
+/// `ModelDescriptionMessage`.
+const MODEL_DESCRIPTION: crate::validate::StrRule =
+    crate::validate::StrRule { min: 1, max: 500, pattern: Some(r"[0-9A-Za-z\.\-_]*") };
+
+/// The ARN of a project.
+pub fn project_arn(name: &str) -> String {
+    format!("arn:edgepack:lookoutvision:local:000000000000:project/{name}")
+}
+
+/// The ARN of a model version.
+pub fn model_arn(project: &str, version: i64) -> String {
+    format!("arn:edgepack:lookoutvision:local:000000000000:model/{project}/{version}")
+}
+
+fn project_metadata(name: String, created_ms: i64) -> ProjectMetadata {
+    ProjectMetadata { project_arn: project_arn(&name), project_name: name, creation_timestamp: seconds(created_ms) }
+}
+
+fn project_name_ok(name: &str) -> Result<()> {
+    let mut v = Violations::default();
+    v.required("ProjectName", Some(name), &PROJECT_NAME);
+    v.finish()
+}
+
+fn page_size(max_results: Option<i64>, next_token: Option<&str>) -> Result<i64> {
+    let mut v = Violations::default();
+    v.page(max_results, next_token);
+    v.finish()?;
+    Ok(max_results.unwrap_or(100))
+}
+
+/// A stored model version.
+#[derive(Debug, Clone)]
+pub struct StoredModel {
+    /// Version number.
+    pub version: i64,
+    /// Creation time, epoch ms.
+    pub created_ms: i64,
+    /// Description.
+    pub description: Option<String>,
+    /// SHA-256 of the ONNX file.
+    pub sha256: String,
+    /// Where it came from.
+    pub source: String,
+    /// Its contract.
+    pub contract: ModelContract,
+}
+
+impl StoredModel {
+    fn metadata(&self, project: &str) -> ModelMetadata {
+        ModelMetadata {
+            creation_timestamp: seconds(self.created_ms),
+            model_version: self.version.to_string(),
+            model_arn: model_arn(project, self.version),
+            description: self.description.clone(),
+            status: "TRAINED".into(),
+            status_message: format!("imported from {}", self.source),
+        }
+    }
+}
+
+impl Service {
+    /// `CreateProject`.
+    pub fn create_project(&self, name: &str) -> Result<ProjectMetadata> {
+        project_name_ok(name)?;
+        let c = self.db()?;
+        let now = now_ms();
+        match c.execute("INSERT INTO projects(name, created_ms) VALUES (?1, ?2)", params![name, now]) {
+            Ok(_) => Ok(project_metadata(name.into(), now)),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(ApiError::conflict(ResourceType::Project, name, format!("project '{name}' already exists")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) fn project_created(&self, c: &rusqlite::Connection, name: &str) -> Result<i64> {
+        c.query_row("SELECT created_ms FROM projects WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| ApiError::not_found(ResourceType::Project, name, format!("project '{name}' does not exist")))
+    }
+
+    /// `DescribeProject`.
+    pub fn describe_project(&self, name: &str) -> Result<ProjectDescription> {
+        project_name_ok(name)?;
+        let created = self.project_created(&self.db()?, name)?;
+        Ok(ProjectDescription { project: project_metadata(name.into(), created), datasets: Vec::new() })
+    }
+
+    /// `ListProjects`: by name, `max_results` (1..100, default 100) per page.
+    pub fn list_projects(&self, next_token: Option<&str>, max_results: Option<i64>) -> Result<ListProjectsResponse> {
+        let limit = page_size(max_results, next_token)?;
+        let after = page_after("projects", next_token)?.unwrap_or_default();
+        let c = self.db()?;
+        let mut st = c.prepare("SELECT name, created_ms FROM projects WHERE name > ?1 ORDER BY name LIMIT ?2")?;
+        let mut projects: Vec<ProjectMetadata> = st
+            .query_map(params![after, limit + 1], |r| Ok(project_metadata(r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let next_token = (projects.len() as i64 > limit).then(|| {
+            projects.truncate(limit as usize);
+            page_token("projects", &projects[projects.len() - 1].project_name)
+        });
+        Ok(ListProjectsResponse { projects, next_token })
+    }
+
+    /// `DeleteProject`: refused while it has model versions (delete them first); its
+    /// packaging jobs' records go with it, published components stay.
+    pub fn delete_project(&self, name: &str) -> Result<String> {
+        project_name_ok(name)?;
+        let mut c = self.db()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.project_created(&tx, name)?;
+        let models: i64 = tx.query_row("SELECT COUNT(*) FROM models WHERE project = ?1", [name], |r| r.get(0))?;
+        if models > 0 {
+            return Err(ApiError::conflict(
+                ResourceType::Project,
+                name,
+                format!("project '{name}' still has {models} model version(s); delete them first (delete-model)"),
+            ));
+        }
+        let running: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE project = ?1 AND status IN ('CREATED', 'RUNNING')",
+            [name],
+            |r| r.get(0),
+        )?;
+        if running > 0 {
+            return Err(ApiError::conflict(
+                ResourceType::Project,
+                name,
+                format!("project '{name}' has {running} packaging job(s) in progress"),
+            ));
+        }
+        tx.execute("DELETE FROM jobs WHERE project = ?1", [name])?;
+        tx.execute("DELETE FROM projects WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(project_arn(name))
+    }
+
+    /// `ImportModel`: checks the ONNX file (it must import and plan at the contract's input
+    /// shape) and the contract against it, stores the file content-addressed and registers
+    /// the next version number of the project.
+    pub fn import_model(&self, req: &ImportModel) -> Result<ModelDescription> {
+        project_name_ok(&req.project_name)?;
+        let mut v = Violations::default();
+        v.check("Description", req.description.as_deref(), &MODEL_DESCRIPTION);
+        v.finish()?;
+        req.contract.check().map_err(|e| ApiError::validation(format!("model contract: {e}")))?;
+        check_against_model(&req.onnx, &req.contract)?;
+        self.project_created(&self.db()?, &req.project_name)?;
+        let sha = self.blobs().put(&req.onnx)?;
+        let contract = serde_json::to_string(&req.contract).expect("serializable");
+        let mut c = self.db()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.project_created(&tx, &req.project_name)?;
+        let version: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE project = ?1",
+            [&req.project_name],
+            |r| r.get(0),
+        )?;
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO models(project, version, created_ms, description, sha256, source, contract)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![req.project_name, version, now, req.description, sha, req.source, contract],
+        )?;
+        tx.commit()?;
+        self.describe_model(&req.project_name, &version.to_string())
+    }
+
+    /// The stored model `version` (a number or `latest`) of `project`.
+    pub fn stored_model(&self, project: &str, version: &str) -> Result<StoredModel> {
+        project_name_ok(project)?;
+        let mut v = Violations::default();
+        v.required("ModelVersion", Some(version), &MODEL_VERSION);
+        v.finish()?;
+        let c = self.db()?;
+        self.project_created(&c, project)?;
+        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, i64, Option<String>, String, String, String)> {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        };
+        const COLS: &str = "SELECT version, created_ms, description, sha256, source, contract FROM models";
+        let found = if version == "latest" {
+            c.query_row(&format!("{COLS} WHERE project = ?1 ORDER BY version DESC LIMIT 1"), [project], row)
+                .optional()?
+        } else {
+            let n: i64 = version
+                .parse()
+                .map_err(|_| ApiError::validation(format!("ModelVersion '{version}' is not a number")))?;
+            c.query_row(&format!("{COLS} WHERE project = ?1 AND version = ?2"), params![project, n], row).optional()?
+        };
+        let (version_n, created_ms, description, sha256, source, contract) = found.ok_or_else(|| {
+            ApiError::not_found(
+                ResourceType::Model,
+                version,
+                format!("model version '{version}' of project '{project}' does not exist"),
+            )
+        })?;
+        let contract = serde_json::from_str(&contract)
+            .map_err(|e| ApiError::internal(format!("stored contract of model {project}/{version_n}: {e}")))?;
+        Ok(StoredModel { version: version_n, created_ms, description, sha256, source, contract })
+    }
+
+    /// `DescribeModel`.
+    pub fn describe_model(&self, project: &str, version: &str) -> Result<ModelDescription> {
+        let m = self.stored_model(project, version)?;
+        Ok(ModelDescription { model: m.metadata(project), model_sha256: m.sha256, model_contract: m.contract })
+    }
+
+    /// `ListModels`: newest first.
+    pub fn list_models(
+        &self,
+        project: &str,
+        next_token: Option<&str>,
+        max_results: Option<i64>,
+    ) -> Result<ListModelsResponse> {
+        project_name_ok(project)?;
+        let limit = page_size(max_results, next_token)?;
+        let list = format!("models/{project}");
+        let after: i64 = match page_after(&list, next_token)? {
+            None => i64::MAX,
+            Some(s) => s.parse().map_err(|_| ApiError::validation("NextToken is not a token of this list"))?,
+        };
+        let c = self.db()?;
+        self.project_created(&c, project)?;
+        let mut st =
+            c.prepare("SELECT version FROM models WHERE project = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3")?;
+        let versions: Vec<i64> =
+            st.query_map(params![project, after, limit + 1], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut models = Vec::new();
+        for v in versions.iter().take(limit as usize) {
+            models.push(self.stored_model(project, &v.to_string())?.metadata(project));
+        }
+        let next_token =
+            (versions.len() as i64 > limit).then(|| page_token(&list, &versions[limit as usize - 1].to_string()));
+        Ok(ListModelsResponse { models, next_token })
+    }
+
+    /// `DeleteModel`: refused while a packaging job of it is in progress. The model file
+    /// stays in the content-addressed store (other versions may share it).
+    pub fn delete_model(&self, project: &str, version: &str) -> Result<String> {
+        let m = self.stored_model(project, version)?;
+        let mut c = self.db()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let running: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM jobs WHERE project = ?1 AND model_version = ?2 AND status IN ('CREATED', 'RUNNING')",
+            params![project, m.version.to_string()],
+            |r| r.get(0),
+        )?;
+        if running > 0 {
+            return Err(ApiError::conflict(
+                ResourceType::Model,
+                &m.version.to_string(),
+                format!("model version {} of '{project}' is being packaged; wait for the job", m.version),
+            ));
+        }
+        tx.execute("DELETE FROM models WHERE project = ?1 AND version = ?2", params![project, m.version])?;
+        tx.commit()?;
+        Ok(model_arn(project, m.version))
+    }
+}
+
+/// The model must import and specialise at the contract's input shape, the input's name must
+/// be the model's (only) free input, and the outputs the contract names must exist with room
+/// for the score index / one channel per mask class.
+fn check_against_model(onnx: &[u8], contract: &ModelContract) -> Result<()> {
+    let bad = |m: String| ApiError::validation(format!("model: {m}"));
+    let prepared = model::prepare(onnx, std::slice::from_ref(&contract.input.shape)).map_err(|e| bad(e.to_string()))?;
+    let g = &prepared.specialized;
+    let inputs: Vec<&str> = g.inputs.iter().map(|&i| g.values[i].name.as_str()).collect();
+    if inputs != [contract.input.name.as_str()] {
+        return Err(bad(format!(
+            "the contract's input is '{}', the model's free inputs are {inputs:?} (one image input is supported)",
+            contract.input.name
+        )));
+    }
+    let output_shape = |name: &str| -> Result<Vec<usize>> {
+        let id = g.outputs.iter().copied().find(|&o| g.values[o].name == name).ok_or_else(|| {
+            let names: Vec<&str> = g.outputs.iter().map(|&o| g.values[o].name.as_str()).collect();
+            bad(format!("the model has no output '{name}'; its outputs are {names:?}"))
+        })?;
+        g.values[id].shape.clone().ok_or_else(|| bad(format!("output '{name}' has no inferred shape")))
+    };
+    match &contract.output {
+        OutputSpec::Classification { score_output, score_index, .. } => {
+            let s = output_shape(score_output)?;
+            let n: usize = s.iter().product();
+            if *score_index >= n {
+                return Err(bad(format!(
+                    "score index {score_index} is outside output '{score_output}' of shape {s:?}"
+                )));
+            }
+        }
+        OutputSpec::Segmentation { mask_output, classes, .. } => {
+            let s = output_shape(mask_output)?;
+            if s.len() != 4 || s[1] != classes.len() {
+                return Err(bad(format!(
+                    "mask output '{mask_output}' has shape {s:?}; {} class(es) need [1, {}, H, W]",
+                    classes.len(),
+                    classes.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The job store: one SQLite database (WAL) under the service's root, opened per operation so
+//! that threads and processes (a job's worker) share it safely.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use rusqlite::Connection;
+
+use crate::error::{ApiError, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projects(
+    name TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models(
+    project TEXT NOT NULL REFERENCES projects(name),
+    version INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    description TEXT,
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    PRIMARY KEY(project, version)
+);
+CREATE TABLE IF NOT EXISTS jobs(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL REFERENCES projects(name),
+    name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    configuration TEXT NOT NULL,
+    description TEXT,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    heartbeat_ms INTEGER,
+    component_name TEXT NOT NULL,
+    component_version TEXT NOT NULL,
+    output TEXT,
+    UNIQUE(project, name)
+);
+CREATE INDEX IF NOT EXISTS jobs_component ON jobs(component_name, component_version);
+CREATE TABLE IF NOT EXISTS client_tokens(
+    operation TEXT NOT NULL,
+    token TEXT NOT NULL,
+    params TEXT NOT NULL,
+    result TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY(operation, token)
+);
+";
+
+/// Opens (creating when needed) the database at `path`: WAL journal, foreign keys on, and a
+/// busy timeout so concurrent writers queue instead of failing.
+pub fn open(path: &Path) -> Result<Connection> {
+    let c = Connection::open(path).map_err(|e| ApiError::internal(format!("job store {}: {e}", path.display())))?;
+    c.busy_timeout(Duration::from_secs(30))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.execute_batch(SCHEMA)?;
+    Ok(c)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Epoch milliseconds as the API's epoch seconds.
+pub fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1e3
+}
+
+/// A pagination token: the list it belongs to and the last key returned, base64 (the
+/// `PaginationToken` pattern's alphabet).
+pub fn page_token(list: &str, after: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{list}\n{after}"))
+}
+
+/// The key after which a page starts, from a token made by [`page_token`] for `list`.
+pub fn page_after(list: &str, token: Option<&str>) -> Result<Option<String>> {
+    let Some(t) = token.filter(|t| !t.is_empty()) else { return Ok(None) };
+    let bad = || {
+        ApiError::validation(format!(
+            "NextToken '{t}' is not a token of this list; pass the NextToken a previous page returned"
+        ))
+    };
+    let raw = base64::engine::general_purpose::STANDARD.decode(t).map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    match text.split_once('\n') {
+        Some((l, after)) if l == list => Ok(Some(after.to_owned())),
+        _ => Err(bad()),
+    }
+}

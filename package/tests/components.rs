@@ -1,0 +1,182 @@
+//! A component for each documented configuration: recipe checked against the format,
+//! digests verified, a tampered artifact detected, the plan packed for the target's kernels.
+
+mod common;
+
+use common::{import_sample, project_with_sample, service, start, x86};
+use kernels::{can_run, KernelSetId};
+use package::component::{recipe_problems, verify};
+use package::packaging::key_prefix;
+use package::sample::SampleKind;
+use package::shapes::{GreengrassConfiguration, TargetPlatform};
+use serde_json::Value;
+
+fn configs() -> Vec<(&'static str, GreengrassConfiguration, KernelSetId, &'static str)> {
+    let platform = |arch: &str, acc: Option<&str>| {
+        Some(TargetPlatform { os: Some("LINUX".into()), arch: Some(arch.into()), accelerator: acc.map(Into::into) })
+    };
+    let mut arm = x86("cortex-a72", "arm");
+    arm.target_platform = platform("ARM64", None);
+    arm.compiler_options = Some("{'mcpu': 'cortex-a72', 'mattr': ['+neon', '+vfpv4']}".into());
+    let mut jetson = x86("", "jetson");
+    jetson.target_platform = None;
+    jetson.compiler_options = None;
+    jetson.target_device = Some("jetson_xavier".into());
+    let mut gpu = x86("", "g4dn");
+    gpu.target_platform = platform("X86_64", Some("NVIDIA"));
+    gpu.compiler_options = Some(r#"{"gpu-code": "sm_75", "trt-ver": "8.2.1", "cuda-ver": "11.4"}"#.into());
+    vec![
+        ("x86 CPU avx2", x86("core-avx2", "avx2"), KernelSetId::Avx2, "amd64"),
+        ("x86 CPU avx512", x86("skylake-avx512", "avx512"), KernelSetId::Avx512, "amd64"),
+        ("ARM64 CPU", arm, KernelSetId::Neon, "aarch64"),
+        ("jetson_xavier", jetson, KernelSetId::Cuda, "aarch64"),
+        ("X86_64 + NVIDIA", gpu, KernelSetId::Cuda, "amd64"),
+    ]
+}
+
+fn json(svc: &package::Service, bucket: &str, key: &str) -> Value {
+    serde_json::from_slice(&svc.output().get(bucket, key).expect("object")).expect("JSON")
+}
+
+#[test]
+fn every_documented_configuration_makes_a_verified_component() {
+    let (_dir, svc) = service();
+    project_with_sample(&svc, "factory");
+    for (what, gg, set, arch) in configs() {
+        let component = gg.component_name.clone().unwrap();
+        let job = svc.start_model_packaging_job(&start("factory", "1", gg)).expect(what).job_name;
+        assert!(svc.run_job("factory", &job).expect(what), "{what}: job not claimed");
+        let d = svc.describe_model_packaging_job("factory", &job).unwrap().model_packaging_description;
+        assert_eq!(d.job.status, "SUCCEEDED", "{what}: {:?}", d.job.status_message);
+        let out = d.model_packaging_output_details.expect("output details").greengrass;
+        assert_eq!(out.component_name, component);
+        assert_eq!(out.component_version, "1.0.0", "{what}: ComponentVersion defaults to <ModelVersion>.0.0");
+        let prefix = key_prefix(Some("factory"), &component, "1.0.0");
+        let uris = verify(svc.output(), "components", &prefix).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(uris.len(), 4, "{what}: plan, model, manifest, parity report");
+        let recipe = json(&svc, "components", &format!("{prefix}/recipe.json"));
+        assert!(recipe_problems(&recipe).is_empty(), "{what}: {:?}", recipe_problems(&recipe));
+        assert_eq!(recipe["Manifests"][0]["Platform"]["architecture"], arch, "{what}");
+        let manifest = json(&svc, "components", &format!("{prefix}/manifest.json"));
+        assert_eq!(manifest["Target"]["KernelSet"], set.name(), "{what}");
+        // The plan is packed for the target's set, whatever this machine runs.
+        let plan = svc.output().get("components", &format!("{prefix}/model.eppl")).unwrap();
+        let plan = model::plan::Plan::from_bytes(&plan).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(plan.kernel_name, set.name(), "{what}");
+        let parity = json(&svc, "components", &format!("{prefix}/parity.json"));
+        if can_run(set) {
+            assert_eq!(parity["Status"], "PASSED", "{what}: {parity}");
+            assert!(parity["Outputs"][0]["MaxRelErr"].as_f64().unwrap() <= 1e-4, "{what}");
+        } else {
+            assert_eq!(parity["Status"], "PENDING_ON_DEVICE", "{what}: {parity}");
+            println!("{what}: parity pending on the device: {}", parity["Reason"]);
+        }
+        let install = recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"].as_str().unwrap();
+        assert!(install.contains(&format!("--kernel-set {}", set.name())), "{what}: {install}");
+    }
+}
+
+#[test]
+fn a_tampered_or_missing_artifact_is_detected() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    svc.run_job("p", &job).unwrap();
+    let prefix = key_prefix(Some("factory"), "c", "1.0.0");
+    verify(svc.output(), "components", &prefix).expect("untouched component verifies");
+    let folder = dir.path().join("buckets/components").join(&prefix);
+    let plan = folder.join("model.eppl");
+    let mut bytes = std::fs::read(&plan).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&plan, &bytes).unwrap();
+    let e = verify(svc.output(), "components", &prefix).expect_err("tampered plan");
+    assert!(e.message.contains("model.eppl") && e.message.contains("changed"), "{e}");
+    std::fs::remove_file(folder.join("manifest.json")).unwrap();
+    bytes[last] ^= 1;
+    std::fs::write(&plan, &bytes).unwrap();
+    let e = verify(svc.output(), "components", &prefix).expect_err("missing manifest");
+    assert!(e.message.contains("manifest.json"), "{e}");
+}
+
+#[test]
+fn the_same_request_packages_byte_identical_artifacts() {
+    let (_dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let mut digests = Vec::new();
+    for version in ["1.0.0", "1.0.1"] {
+        let mut gg = x86("core-avx2", "repro");
+        gg.component_version = Some(version.into());
+        let job = svc.start_model_packaging_job(&start("p", "1", gg)).unwrap().job_name;
+        svc.run_job("p", &job).unwrap();
+        let recipe =
+            json(&svc, "components", &format!("{}/recipe.json", key_prefix(Some("factory"), "repro", version)));
+        // Every artifact but the manifest, which names the component version.
+        let d: Vec<(Value, Value)> = recipe["Manifests"][0]["Artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| !a["URI"].as_str().unwrap().ends_with("manifest.json"))
+            .map(|a| (a["URI"].as_str().unwrap().rsplit('/').next().unwrap().into(), a["Digest"].clone()))
+            .collect();
+        assert_eq!(d.len(), 3);
+        digests.push(d);
+    }
+    assert_eq!(digests[0], digests[1], "plan, model and parity report are reproducible");
+}
+
+#[test]
+fn classification_models_package_too() {
+    let (_dir, svc) = service();
+    svc.create_project("cls").unwrap();
+    let v = import_sample(&svc, "cls", SampleKind::Classification, 48, 64);
+    let job = svc.start_model_packaging_job(&start("cls", &v, x86("core-avx2", "cls"))).unwrap().job_name;
+    svc.run_job("cls", &job).unwrap();
+    let d = svc.describe_model_packaging_job("cls", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "SUCCEEDED", "{:?}", d.job.status_message);
+    let manifest = json(&svc, "components", &format!("{}/manifest.json", key_prefix(Some("factory"), "cls", "1.0.0")));
+    assert_eq!(manifest["Contract"]["Output"]["Kind"], "CLASSIFICATION");
+    assert_eq!(manifest["Contract"]["Output"]["ScoreIndex"], 1);
+}
+
+/// The issue's acceptance case: the real detection model (PP-OCRv4 det, 640×640, fetched by
+/// ci/fetch-models.sh) packaged for this host's best CPU target passes parity in the job.
+#[test]
+fn the_detection_model_packaged_for_this_host_passes_parity() {
+    let det = &harness::models::MODELS[0];
+    let onnx = det.bytes().unwrap_or_else(|e| panic!("{e}"));
+    let (_dir, svc) = service();
+    svc.create_project("ocr").unwrap();
+    let contract = package::contract::ModelContract {
+        input: package::contract::InputSpec {
+            name: "x".into(),
+            shape: det.shape(),
+            scale: 1.0 / 255.0,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        },
+        output: package::contract::OutputSpec::Segmentation {
+            mask_output: "sigmoid_0.tmp_0".into(),
+            classes: vec![package::contract::MaskClass { name: "text".into(), color: "#00ff00".into() }],
+            threshold: 0.3,
+        },
+    };
+    let v = common::import(&svc, "ocr", onnx, contract);
+    let mcpu = if can_run(KernelSetId::Avx512) {
+        "skylake-avx512"
+    } else if can_run(KernelSetId::Avx2) {
+        "core-avx2"
+    } else {
+        "x86-64"
+    };
+    let job = svc.start_model_packaging_job(&start("ocr", &v, x86(mcpu, "ocr.Detector"))).unwrap().job_name;
+    svc.run_job("ocr", &job).unwrap();
+    let d = svc.describe_model_packaging_job("ocr", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "SUCCEEDED", "{:?}", d.job.status_message);
+    let parity =
+        json(&svc, "components", &format!("{}/parity.json", key_prefix(Some("factory"), "ocr.Detector", "1.0.0")));
+    assert_eq!(parity["Status"], "PASSED", "{parity}");
+    let err = parity["Outputs"][0]["MaxRelErr"].as_f64().unwrap();
+    assert!(err <= 1e-4, "{err}");
+    println!("detector packaged for {mcpu}: {}", d.job.status_message.unwrap());
+}

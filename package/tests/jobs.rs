@@ -1,0 +1,233 @@
+//! Client-token idempotency (also under concurrent identical requests), job status over a
+//! job's life, crash recovery, projects and model versions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{import, project_with_sample, reopen, service, start, x86};
+use package::contract::OutputSpec;
+use package::sample::{sample_contract, sample_model, SampleKind};
+use package::ErrorKind;
+
+#[test]
+fn same_token_and_parameters_return_the_same_job() {
+    let (_dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let mut r = start("p", "1", x86("core-avx2", "c"));
+    r.client_token = Some("token-1".into());
+    let a = svc.start_model_packaging_job(&r).unwrap().job_name;
+    let b = svc.start_model_packaging_job(&r).unwrap().job_name;
+    assert_eq!(a, b);
+    assert_eq!(svc.list_model_packaging_jobs("p", None, None).unwrap().model_packaging_jobs.len(), 1);
+    // Same token, other parameters: a conflict naming the token.
+    r.description = Some("other".into());
+    let e = svc.start_model_packaging_job(&r).unwrap_err();
+    assert_eq!((e.kind, e.resource_id.as_deref()), (ErrorKind::Conflict, Some("token-1")), "{e}");
+    // Another token is a new call (and a new component version is needed).
+    r.client_token = Some("token-2".into());
+    r.configuration.as_mut().unwrap().greengrass.as_mut().unwrap().component_version = Some("2.0.0".into());
+    let c = svc.start_model_packaging_job(&r).unwrap().job_name;
+    assert_ne!(a, c);
+}
+
+#[test]
+fn a_token_older_than_8_hours_is_a_new_call() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let mut r = start("p", "1", x86("core-avx2", "c"));
+    r.client_token = Some("old".into());
+    let a = svc.start_model_packaging_job(&r).unwrap().job_name;
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    db.execute("UPDATE client_tokens SET created_ms = created_ms - 8 * 3600 * 1000 - 1", []).unwrap();
+    r.configuration.as_mut().unwrap().greengrass.as_mut().unwrap().component_version = Some("1.0.1".into());
+    let b = svc.start_model_packaging_job(&r).unwrap().job_name;
+    assert_ne!(a, b);
+}
+
+#[test]
+fn concurrent_identical_requests_make_exactly_one_job() {
+    let (_dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let mut r = start("p", "latest", x86("core-avx2", "c"));
+    r.client_token = Some("race".into());
+    let names: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (svc, r) = (svc.clone(), r.clone());
+                s.spawn(move || svc.start_model_packaging_job(&r).map(|x| x.job_name))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap().expect("every identical call succeeds")).collect()
+    });
+    assert!(names.windows(2).all(|w| w[0] == w[1]), "{names:?}");
+    assert_eq!(svc.list_model_packaging_jobs("p", None, None).unwrap().model_packaging_jobs.len(), 1);
+    // Without a token, racing requests for one component version: one job, the rest conflict.
+    let r = start("p", "1", x86("core-avx2", "d"));
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6).map(|_| s.spawn(|| svc.start_model_packaging_job(&r))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| e.kind == ErrorKind::Conflict));
+}
+
+#[test]
+fn a_job_moves_from_created_through_running_to_succeeded() {
+    let (_dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "latest", x86("core-avx2", "c"))).unwrap().job_name;
+    let d0 = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!((d0.job.status.as_str(), d0.job.model_version.as_str()), ("CREATED", "1"), "latest resolves to 1");
+    assert_eq!(d0.job.model_packaging_method, "Greengrass");
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(svc.run_job("p", &job).unwrap());
+    assert!(!svc.run_job("p", &job).unwrap(), "a finished job is not run again");
+    let d1 = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d1.job.status, "SUCCEEDED", "{:?}", d1.job.status_message);
+    assert!(d1.job.last_updated_timestamp > d0.job.last_updated_timestamp);
+    let msg = d1.job.status_message.unwrap();
+    assert!(msg.contains("published") && msg.contains("parity"), "{msg}");
+    let gg = d1.model_packaging_configuration.greengrass.unwrap();
+    assert_eq!(gg.component_version.as_deref(), Some("1.0.0"), "the default is filled in");
+}
+
+#[test]
+fn a_job_that_cannot_be_built_fails_with_the_reason_and_publishes_nothing() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    // The stored model file is damaged after import: the job must notice.
+    let blobs = dir.path().join("blobs/sha256");
+    for f in std::fs::read_dir(&blobs).unwrap() {
+        let p = f.unwrap().path();
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(&p, perm).unwrap();
+        std::fs::write(&p, b"garbage").unwrap();
+    }
+    svc.run_job("p", &job).unwrap();
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "FAILED");
+    assert!(d.job.status_message.as_deref().unwrap().contains("corrupt"), "{:?}", d.job.status_message);
+    assert!(d.model_packaging_output_details.is_none());
+    let bucket = dir.path().join("buckets/components");
+    let left: Vec<_> = std::fs::read_dir(&bucket).map(|d| d.collect()).unwrap_or_default();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+    // A failed job frees its component version.
+    let again = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c")));
+    assert!(again.is_ok(), "{again:?}");
+}
+
+#[test]
+fn a_job_interrupted_by_a_crash_is_failed_on_restart_and_an_unclaimed_one_resumes() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let crashed = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "a"))).unwrap().job_name;
+    let queued = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "b"))).unwrap().job_name;
+    // A worker claimed `crashed` and died: RUNNING, with its last heartbeat a minute ago.
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    db.execute(
+        "UPDATE jobs SET status = 'RUNNING', heartbeat_ms = heartbeat_ms - 60000, created_ms = created_ms - 60000 WHERE name = ?1",
+        [&crashed],
+    )
+    .unwrap();
+    db.execute("UPDATE jobs SET heartbeat_ms = 0, created_ms = created_ms - 60000 WHERE name = ?1", [&queued]).unwrap();
+    drop(svc);
+    let svc = reopen(&dir, Duration::from_secs(30));
+    let d = svc.describe_model_packaging_job("p", &crashed).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "FAILED");
+    assert!(d.job.status_message.as_deref().unwrap().starts_with("interrupted"), "{:?}", d.job.status_message);
+    assert_eq!(svc.unclaimed_jobs().unwrap(), vec![("p".to_string(), queued.clone())]);
+    assert!(svc.run_job("p", &queued).unwrap());
+    assert_eq!(
+        svc.describe_model_packaging_job("p", &queued).unwrap().model_packaging_description.job.status,
+        "SUCCEEDED"
+    );
+    // A job with a fresh heartbeat is left alone.
+    let live = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    db.execute(
+        "UPDATE jobs SET status = 'RUNNING', heartbeat_ms = ?2 WHERE name = ?1",
+        rusqlite::params![live, package::store::now_ms()],
+    )
+    .unwrap();
+    assert!(reopen(&dir, Duration::from_secs(30)).fail_interrupted_jobs().unwrap().is_empty());
+}
+
+#[test]
+fn a_thread_runner_finishes_jobs_off_the_request_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = package::Service::open(dir.path(), package::Settings::default()).unwrap();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    let mut status = String::new();
+    for _ in 0..600 {
+        status = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job.status;
+        if status == "SUCCEEDED" || status == "FAILED" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status, "SUCCEEDED");
+}
+
+#[test]
+fn projects_and_model_versions() {
+    let (_dir, svc) = service();
+    svc.create_project("b-project").unwrap();
+    svc.create_project("a-project").unwrap();
+    let e = svc.create_project("a-project").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    let e = svc.create_project("bad name").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Validation);
+    let page = svc.list_projects(None, Some(1)).unwrap();
+    assert_eq!(page.projects[0].project_name, "a-project");
+    let page2 = svc.list_projects(page.next_token.as_deref(), Some(1)).unwrap();
+    assert_eq!(page2.projects[0].project_name, "b-project");
+    assert!(page2.next_token.is_none());
+
+    let seg = sample_model(SampleKind::Segmentation, 32, 32);
+    assert_eq!(import(&svc, "a-project", seg.clone(), sample_contract(SampleKind::Segmentation, 32, 32)), "1");
+    assert_eq!(import(&svc, "a-project", seg.clone(), sample_contract(SampleKind::Segmentation, 32, 32)), "2");
+    let d = svc.describe_model("a-project", "latest").unwrap();
+    assert_eq!((d.model.model_version.as_str(), d.model.status.as_str()), ("2", "TRAINED"));
+    assert_eq!(d.model_sha256, package::blobs::sha256_hex(&seg));
+    let models = svc.list_models("a-project", None, None).unwrap().models;
+    assert_eq!(models.iter().map(|m| m.model_version.as_str()).collect::<Vec<_>>(), ["2", "1"]);
+
+    // The contract is checked against the model.
+    let mut c = sample_contract(SampleKind::Segmentation, 32, 32);
+    c.input.name = "pixels".into();
+    let bad = |c, onnx: Vec<u8>| {
+        svc.import_model(&package::projects::ImportModel {
+            project_name: "a-project".into(),
+            onnx,
+            source: "t".into(),
+            description: None,
+            contract: c,
+        })
+    };
+    let e = bad(c, seg.clone()).unwrap_err();
+    assert!(e.kind == ErrorKind::Validation && e.message.contains("pixels"), "{e}");
+    let mut c = sample_contract(SampleKind::Segmentation, 32, 32);
+    if let OutputSpec::Segmentation { classes, .. } = &mut c.output {
+        classes.push(classes[0].clone());
+    }
+    let e = bad(c, seg.clone()).unwrap_err();
+    assert!(e.message.contains("mask output 'mask' has shape [1, 1, 32, 32]"), "{e}");
+    let e = bad(sample_contract(SampleKind::Segmentation, 32, 32), b"\x08\x07not onnx".to_vec()).unwrap_err();
+    assert!(e.kind == ErrorKind::Validation && e.message.starts_with("model:"), "{e}");
+    let mut c = sample_contract(SampleKind::Segmentation, 32, 32);
+    c.input.shape = vec![1, 3, 30, 32];
+    let e = bad(c, seg).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Validation, "{e}");
+
+    // Delete: a project with models is refused until they are deleted.
+    let e = svc.delete_project("a-project").unwrap_err();
+    assert!(e.kind == ErrorKind::Conflict && e.message.contains("delete-model"), "{e}");
+    svc.delete_model("a-project", "1").unwrap();
+    svc.delete_model("a-project", "2").unwrap();
+    svc.delete_project("a-project").unwrap();
+    assert_eq!(svc.describe_project("a-project").unwrap_err().kind, ErrorKind::ResourceNotFound);
+}
