@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints (warnings are errors), the unit, integration and doc tests
-# of every crate on this machine (CUDA code included: compiled for every gpu-code with NVRTC,
-# its device suites reported as skipped), the host parity report, then the ARM64 suites under
+# Runs every test: formatting, lints (warnings are errors, clippy included), the unit,
+# integration, bench (test mode) and doc tests of every crate on this machine (CUDA code
+# included: compiled for every gpu-code with NVRTC, its device suites reported as skipped),
+# the host parity report, then the ARM64 suites under
 # qemu-aarch64 (ci/test-arm64.sh, which installs its toolchain from Debian packages). Kernel
 # sets a CPU cannot run are reported as ignored with "skipped: <why>", never as passed.
 # Parity reports (JSON + JUnit) land in target/reports/.
@@ -26,11 +27,15 @@ export EDGEPACK_REQUIRE_NVRTC=1
 cuda_features=edgepack-kernels/cuda,edgepack-harness/cuda,edgepack-model/cuda,edgepack-benches/cuda
 stage "cargo fmt --check"
 cargo fmt --all -- --check
-stage "cargo clippy --all-targets -D warnings (with CUDA; the kernels also without)"
-cargo clippy --workspace --all-targets --locked --quiet --features "$cuda_features" -- -D warnings
+# Clippy lints the workspace's crates inside the test build (clippy-driver wraps rustc for
+# workspace members, as `cargo clippy` does): one build of every crate instead of a check
+# build and a test build. Warnings are errors. Doc tests run separately (not in --all-targets).
+stage "cargo test --all-targets with clippy -D warnings (the CUDA set's code and compile checks included)"
+lint=(env RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" RUSTFLAGS="-D warnings")
+"${lint[@]}" cargo test --workspace --all-targets --locked --features "$cuda_features" 2>&1 | tee target/test.log
+"${lint[@]}" cargo test --workspace --doc --locked --features "$cuda_features" 2>&1 | tee -a target/test.log
+stage "cargo clippy -D warnings (the kernels without CUDA)"
 cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
-stage "cargo test (with the CUDA set's code and compile checks)"
-cargo test --workspace --locked --features "$cuda_features" 2>&1 | tee target/test.log
 stage "parity report (host)"
 # The binary `cargo test` built for the harness's integration tests (same features: no rebuild).
 target/debug/kernel-report --parity-only --label host \

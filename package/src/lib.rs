@@ -76,7 +76,7 @@ impl Service {
         let output =
             settings.output.clone().unwrap_or_else(|| Arc::new(output::LocalStore::new(&root.join("buckets"))));
         let svc = Service { root: root.to_path_buf(), settings, output };
-        store::open(&svc.db_path())?;
+        store::init(&svc.db_path())?;
         svc.fail_interrupted_jobs()?;
         for (project, job) in svc.unclaimed_jobs()? {
             svc.launch(&project, &job);

@@ -46,12 +46,27 @@ impl LocalStore {
     }
 }
 
+/// A bucket name or key that is safe as a relative path: no empty, `.` or `..` segments.
+fn safe(bucket: &str, key: &str) -> Result<()> {
+    let bad_bucket = bucket.is_empty() || bucket == "." || bucket == ".." || bucket.contains('/');
+    if bad_bucket || key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(ApiError::validation(format!(
+            "s3://{bucket}/{key}: the local bucket store refuses keys with empty, '.' or '..' segments"
+        )));
+    }
+    Ok(())
+}
+
 fn io(what: &Path) -> impl Fn(std::io::Error) -> ApiError + '_ {
     move |e| ApiError::internal(format!("output {}: {e}", what.display()))
 }
 
 impl OutputStore for LocalStore {
     fn publish(&self, bucket: &str, key_prefix: &str, files: &[OutputFile]) -> Result<()> {
+        safe(bucket, key_prefix)?;
+        for f in files {
+            safe(bucket, &f.name)?;
+        }
         let bucket_dir = self.root.join(bucket);
         let dest = bucket_dir.join(key_prefix);
         if dest.exists() {
@@ -80,6 +95,7 @@ impl OutputStore for LocalStore {
     }
 
     fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
+        safe(bucket, key)?;
         let p = self.path(bucket, key);
         std::fs::read(&p).map_err(io(&p))
     }

@@ -52,15 +52,21 @@ CREATE TABLE IF NOT EXISTS client_tokens(
 );
 ";
 
-/// Opens (creating when needed) the database at `path`: WAL journal, foreign keys on, and a
-/// busy timeout so concurrent writers queue instead of failing.
+/// Creates the database at `path` when needed (WAL journal, the tables).
+pub fn init(path: &Path) -> Result<()> {
+    let c = open(path)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// A connection to the database at `path` (made by [`init`]): foreign keys on, and a busy
+/// timeout so concurrent writers queue instead of failing.
 pub fn open(path: &Path) -> Result<Connection> {
     let c = Connection::open(path).map_err(|e| ApiError::internal(format!("job store {}: {e}", path.display())))?;
     c.busy_timeout(Duration::from_secs(30))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
-    c.execute_batch(SCHEMA)?;
     Ok(c)
 }
 

@@ -180,3 +180,23 @@ fn the_detection_model_packaged_for_this_host_passes_parity() {
     assert!(err <= 1e-4, "{err}");
     println!("detector packaged for {mcpu}: {}", d.job.status_message.unwrap());
 }
+
+#[test]
+fn keys_that_would_leave_the_bucket_folder_fail_the_job_and_write_nothing() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let mut by_name = x86("core-avx2", "..");
+    by_name.component_version = Some("1.0.0".into());
+    let mut by_prefix = x86("core-avx2", "c");
+    by_prefix.s3_output_location.as_mut().unwrap().prefix = Some("a/../../../escaped".into());
+    for gg in [by_name, by_prefix] {
+        let job = svc.start_model_packaging_job(&start("p", "1", gg)).unwrap().job_name;
+        svc.run_job("p", &job).unwrap();
+        let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+        assert_eq!(d.job.status, "FAILED");
+        assert!(d.job.status_message.as_deref().unwrap().contains("'..' segments"), "{:?}", d.job.status_message);
+    }
+    assert!(!dir.path().join("escaped").exists() && !dir.path().join("buckets/escaped").exists());
+    let e = verify(svc.output(), "components", "../../etc").unwrap_err();
+    assert!(e.message.contains("segments"), "{e}");
+}
