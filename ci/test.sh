@@ -29,10 +29,15 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 # Clippy lints the workspace's crates inside the test build (clippy-driver wraps rustc for
 # workspace members, as `cargo clippy` does): one build of every crate instead of a check
-# build and a test build. Warnings are errors. Doc tests run separately (not in --all-targets).
-stage "cargo test --all-targets with clippy -D warnings (the CUDA set's code and compile checks included)"
+# build and a test build. Warnings are errors.
+stage "cargo test with clippy -D warnings (the CUDA set's code and compile checks included)"
 lint=(env RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" RUSTFLAGS="-D warnings")
-"${lint[@]}" cargo test --workspace --all-targets --locked --features "$cuda_features" 2>&1 | tee target/test.log
+mkdir -p target/reports
+# Build (and lint) every target, benches included; run all but the benches (bench-check and
+# criterion measure those), then the doc tests.
+"${lint[@]}" cargo test --workspace --all-targets --no-run --locked --features "$cuda_features"
+"${lint[@]}" cargo test --workspace --lib --bins --tests --examples --locked --features "$cuda_features" 2>&1 \
+    | tee target/test.log
 "${lint[@]}" cargo test --workspace --doc --locked --features "$cuda_features" 2>&1 | tee -a target/test.log
 stage "cargo clippy -D warnings (the kernels without CUDA)"
 cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
