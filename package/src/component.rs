@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Result};
 use crate::output::{OutputFile, OutputStore};
+use crate::validate::{COMPONENT_NAME, COMPONENT_VERSION};
 
 /// The recipe format version written and accepted.
 pub const RECIPE_FORMAT: &str = "2020-01-25";
@@ -82,17 +83,10 @@ pub fn recipe_problems(r: &Value) -> Vec<String> {
     if s("RecipeFormatVersion") != Some(RECIPE_FORMAT) {
         p.push(format!("RecipeFormatVersion must be \"{RECIPE_FORMAT}\""));
     }
-    let name_ok = s("ComponentName").is_some_and(|n| {
-        !n.is_empty() && n.len() <= 128 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    });
-    if !name_ok {
+    if !s("ComponentName").is_some_and(|n| COMPONENT_NAME.accepts(n)) {
         p.push("ComponentName must be 1..128 of [a-zA-Z0-9-_.]".into());
     }
-    let semver = s("ComponentVersion").is_some_and(|v| {
-        let parts: Vec<&str> = v.split('.').collect();
-        parts.len() == 3 && parts.iter().all(|x| !x.is_empty() && x.len() <= 6 && x.bytes().all(|b| b.is_ascii_digit()))
-    });
-    if !semver {
+    if !s("ComponentVersion").is_some_and(|v| COMPONENT_VERSION.accepts(v)) {
         p.push("ComponentVersion must be a semantic version x.y.z".into());
     }
     if let Some(deps) = r.get("ComponentDependencies") {

@@ -12,8 +12,8 @@ use crate::shapes::{
     ModelPackagingDescription, ModelPackagingJobMetadata, ModelPackagingOutputDetails, StartModelPackagingJobRequest,
     StartModelPackagingJobResponse,
 };
-use crate::store::{now_ms, page_after, page_token, seconds};
-use crate::validate::{self, Violations, JOB_NAME, PROJECT_NAME};
+use crate::store::{now_ms, page_after_id, page_token, seconds};
+use crate::validate::{self, page_size, Violations, JOB_NAME, PROJECT_NAME};
 use crate::Service;
 
 /// How long a client token stays bound to its request.
@@ -233,14 +233,10 @@ impl Service {
     ) -> Result<ListModelPackagingJobsResponse> {
         let mut v = Violations::default();
         v.required("ProjectName", Some(project), &PROJECT_NAME);
-        v.page(max_results, next_token);
         v.finish()?;
-        let limit = max_results.unwrap_or(100);
+        let limit = page_size(max_results, next_token)?;
         let list = format!("jobs/{project}");
-        let after: i64 = match page_after(&list, next_token)? {
-            None => i64::MAX,
-            Some(s) => s.parse().map_err(|_| ApiError::validation("NextToken is not a token of this list"))?,
-        };
+        let after = page_after_id(&list, next_token)?;
         let c = self.db()?;
         self.project_created(&c, project)?;
         let mut st = c.prepare(&format!(

@@ -81,20 +81,22 @@ pub fn check(
                    "Pixels": "uniform 8-bit RGB, normalized as the model contract says" },
         "OnDevice": device_command(contract, set, "{artifacts:path}", "{work:path}/device-parity.json"),
     });
-    if !kernels::can_run(set) {
-        let why = kernels::kernel_set(set).err().map(|e| e.to_string()).unwrap_or_default();
-        let mut report = base;
-        report["Status"] = "PENDING_ON_DEVICE".into();
-        report["Reason"] = why.clone().into();
-        return Ok(ParityOutcome {
-            status: "PENDING_ON_DEVICE",
-            summary: format!("parity pending on the device ({why}); the component's Install step runs it"),
-            report,
-        });
-    }
+    let runner = match kernels::kernel_set(set) {
+        Ok(runner) => runner,
+        Err(why) => {
+            let mut report = base;
+            report["Status"] = "PENDING_ON_DEVICE".into();
+            report["Reason"] = why.to_string().into();
+            return Ok(ParityOutcome {
+                status: "PENDING_ON_DEVICE",
+                summary: format!("parity pending on the device ({why}); the component's Install step runs it"),
+                report,
+            });
+        }
+    };
     let plan = Plan::from_bytes(plan_bytes).map_err(|e| format!("the plan file does not load back: {e}"))?;
     let x = input(contract);
-    let mut session = plan.session(threads).map_err(|e| e.to_string())?;
+    let mut session = plan.session_on(runner, threads).map_err(|e| e.to_string())?;
     let outs = session.run(std::slice::from_ref(&x)).map_err(|e| format!("running the plan: {e}"))?;
     let reference =
         model::reference::run(&prepared.specialized, &[x.to_f64()]).map_err(|e| format!("reference: {e}"))?;

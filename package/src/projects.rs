@@ -9,8 +9,8 @@ use crate::error::{ApiError, ResourceType, Result};
 use crate::shapes::{
     ListModelsResponse, ListProjectsResponse, ModelDescription, ModelMetadata, ProjectDescription, ProjectMetadata,
 };
-use crate::store::{now_ms, page_after, page_token, seconds};
-use crate::validate::{Violations, MODEL_VERSION, PROJECT_NAME};
+use crate::store::{now_ms, page_after, page_after_id, page_token, seconds};
+use crate::validate::{page_size, Violations, MODEL_VERSION, PROJECT_NAME};
 use crate::Service;
 
 /// An `ImportModel` request: a new model version of a project from an ONNX file.
@@ -52,11 +52,20 @@ fn project_name_ok(name: &str) -> Result<()> {
     v.finish()
 }
 
-fn page_size(max_results: Option<i64>, next_token: Option<&str>) -> Result<i64> {
-    let mut v = Violations::default();
-    v.page(max_results, next_token);
-    v.finish()?;
-    Ok(max_results.unwrap_or(100))
+/// The columns of a stored model, as [`model_row`] reads them.
+const MODEL_COLS: &str = "SELECT version, created_ms, description, sha256, source, contract FROM models";
+
+fn model_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredModel> {
+    let contract: String = r.get(5)?;
+    Ok(StoredModel {
+        version: r.get(0)?,
+        created_ms: r.get(1)?,
+        description: r.get(2)?,
+        sha256: r.get(3)?,
+        source: r.get(4)?,
+        contract: serde_json::from_str(&contract)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e)))?,
+    })
 }
 
 /// A stored model version.
@@ -205,29 +214,23 @@ impl Service {
         v.finish()?;
         let c = self.db()?;
         self.project_created(&c, project)?;
-        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, i64, Option<String>, String, String, String)> {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        };
-        const COLS: &str = "SELECT version, created_ms, description, sha256, source, contract FROM models";
         let found = if version == "latest" {
-            c.query_row(&format!("{COLS} WHERE project = ?1 ORDER BY version DESC LIMIT 1"), [project], row)
+            c.query_row(&format!("{MODEL_COLS} WHERE project = ?1 ORDER BY version DESC LIMIT 1"), [project], model_row)
                 .optional()?
         } else {
             let n: i64 = version
                 .parse()
                 .map_err(|_| ApiError::validation(format!("ModelVersion '{version}' is not a number")))?;
-            c.query_row(&format!("{COLS} WHERE project = ?1 AND version = ?2"), params![project, n], row).optional()?
+            c.query_row(&format!("{MODEL_COLS} WHERE project = ?1 AND version = ?2"), params![project, n], model_row)
+                .optional()?
         };
-        let (version_n, created_ms, description, sha256, source, contract) = found.ok_or_else(|| {
+        found.ok_or_else(|| {
             ApiError::not_found(
                 ResourceType::Model,
                 version,
                 format!("model version '{version}' of project '{project}' does not exist"),
             )
-        })?;
-        let contract = serde_json::from_str(&contract)
-            .map_err(|e| ApiError::internal(format!("stored contract of model {project}/{version_n}: {e}")))?;
-        Ok(StoredModel { version: version_n, created_ms, description, sha256, source, contract })
+        })
     }
 
     /// `DescribeModel`.
@@ -246,22 +249,16 @@ impl Service {
         project_name_ok(project)?;
         let limit = page_size(max_results, next_token)?;
         let list = format!("models/{project}");
-        let after: i64 = match page_after(&list, next_token)? {
-            None => i64::MAX,
-            Some(s) => s.parse().map_err(|_| ApiError::validation("NextToken is not a token of this list"))?,
-        };
+        let after = page_after_id(&list, next_token)?;
         let c = self.db()?;
         self.project_created(&c, project)?;
         let mut st =
-            c.prepare("SELECT version FROM models WHERE project = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3")?;
-        let versions: Vec<i64> =
-            st.query_map(params![project, after, limit + 1], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        let mut models = Vec::new();
-        for v in versions.iter().take(limit as usize) {
-            models.push(self.stored_model(project, &v.to_string())?.metadata(project));
-        }
+            c.prepare(&format!("{MODEL_COLS} WHERE project = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"))?;
+        let rows: Vec<StoredModel> =
+            st.query_map(params![project, after, limit + 1], model_row)?.collect::<Result<_, _>>()?;
         let next_token =
-            (versions.len() as i64 > limit).then(|| page_token(&list, &versions[limit as usize - 1].to_string()));
+            (rows.len() as i64 > limit).then(|| page_token(&list, &rows[limit as usize - 1].version.to_string()));
+        let models = rows.iter().take(limit as usize).map(|m| m.metadata(project)).collect();
         Ok(ListModelsResponse { models, next_token })
     }
 

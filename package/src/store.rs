@@ -101,3 +101,11 @@ pub fn page_after(list: &str, token: Option<&str>) -> Result<Option<String>> {
         _ => Err(bad()),
     }
 }
+
+/// The numeric key after which a page of `list` starts (`i64::MAX`: from the top).
+pub fn page_after_id(list: &str, token: Option<&str>) -> Result<i64> {
+    match page_after(list, token)? {
+        None => Ok(i64::MAX),
+        Some(s) => s.parse().map_err(|_| ApiError::validation("NextToken is not a token of this list")),
+    }
+}

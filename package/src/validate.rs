@@ -23,6 +23,19 @@ pub struct StrRule {
     pub pattern: Option<&'static str>,
 }
 
+impl StrRule {
+    /// Whether `v` keeps the length limits and matches the pattern.
+    pub fn accepts(&self, v: &str) -> bool {
+        let len = v.chars().count();
+        (self.min..=self.max).contains(&len) && self.pattern_matches(v)
+    }
+
+    fn pattern_matches(&self, v: &str) -> bool {
+        // The API model's patterns are matched against the whole value.
+        self.pattern.is_none_or(|p| Regex::new(&format!("^(?:{p})$")).expect("API model patterns compile").is_match(v))
+    }
+}
+
 const fn rule(min: usize, max: usize, pattern: &'static str) -> StrRule {
     StrRule { min, max, pattern: Some(pattern) }
 }
@@ -88,12 +101,9 @@ impl Violations {
         if len > r.max {
             let shown: String = v.chars().take(64).collect();
             self.push(&shown, path, &format!("Member must have length less than or equal to {}", r.max));
-        } else if let Some(p) = r.pattern {
-            // The API model's patterns are matched against the whole value.
-            let re = Regex::new(&format!("^(?:{p})$")).expect("API model patterns compile");
-            if !re.is_match(v) {
-                self.push(v, path, &format!("Member must satisfy regular expression pattern: {p}"));
-            }
+        } else if !r.pattern_matches(v) {
+            let p = r.pattern.unwrap_or_default();
+            self.push(v, path, &format!("Member must satisfy regular expression pattern: {p}"));
         }
     }
 
@@ -133,6 +143,14 @@ impl Violations {
             n => Err(ApiError::validation(format!("{n} validation errors detected: {}", self.0.join("; ")))),
         }
     }
+}
+
+/// Checks `MaxResults` and `NextToken` of a list request; returns the page size (default 100).
+pub fn page_size(max_results: Option<i64>, next_token: Option<&str>) -> Result<i64> {
+    let mut v = Violations::default();
+    v.page(max_results, next_token);
+    v.finish()?;
+    Ok(max_results.unwrap_or(PAGE_SIZE.1))
 }
 
 /// A start request that passed validation, with its target resolved.
@@ -250,20 +268,19 @@ fn tag_list(v: &mut Violations, path: &str, tags: &[Tag]) {
 /// content is checked here (JSON in either quote style, known keys, NVIDIA's required
 /// `gpu-code`, `trt-ver`, `cuda-ver`, a `gpu-code` we have kernels for).
 pub fn target_of(g: &GreengrassConfiguration) -> Result<Target> {
-    let mut cfg = serde_json::Map::new();
-    if let Some(d) = &g.target_device {
-        cfg.insert("TargetDevice".into(), d.clone().into());
-    }
-    if let Some(tp) = &g.target_platform {
-        cfg.insert("TargetPlatform".into(), serde_json::to_value(tp).expect("serializable"));
-    }
-    if let Some(o) = &g.compiler_options {
-        cfg.insert("CompilerOptions".into(), o.clone().into());
-    }
-    let target = Target::from_configuration(&serde_json::Value::Object(cfg).to_string()).map_err(|e| {
+    let target = match (&g.target_device, &g.target_platform) {
+        (Some(d), None) => Target::device(d),
+        (None, Some(tp)) => Target::platform(
+            tp.os.as_deref().unwrap_or_default(),
+            tp.arch.as_deref().unwrap_or_default(),
+            tp.accelerator.as_deref(),
+            g.compiler_options.as_deref(),
+        ),
+        _ => Err(kernels::KernelError::Target("specify one of TargetDevice or TargetPlatform".into())),
+    };
+    target.map_err(|e| {
         let msg = e.to_string();
         let msg = msg.strip_prefix("invalid target: ").unwrap_or(&msg).to_owned();
         ApiError::validation(format!("1 validation error detected: Configuration.Greengrass.CompilerOptions: {msg}"))
-    })?;
-    Ok(target)
+    })
 }

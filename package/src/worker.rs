@@ -44,13 +44,12 @@ impl Service {
             let svc = self.clone();
             let (p, n) = (project.to_owned(), name.to_owned());
             std::thread::spawn(move || {
+                let Ok(c) = svc.db() else { return };
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
-                    if let Ok(c) = svc.db() {
-                        let _ = c.execute(
-                            "UPDATE jobs SET heartbeat_ms = ?3 WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
-                            params![p, n, now_ms()],
-                        );
-                    }
+                    let _ = c.execute(
+                        "UPDATE jobs SET heartbeat_ms = ?3 WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
+                        params![p, n, now_ms()],
+                    );
                 }
             })
         };
