@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (warnings are errors, clippy included), the unit,
-# integration, bench (test mode) and doc tests of every crate on this machine (CUDA code
-# included: compiled for every gpu-code with NVRTC, its device suites reported as skipped),
-# the host parity report, then the ARM64 suites under
-# qemu-aarch64 (ci/test-arm64.sh, which installs its toolchain from Debian packages). Kernel
-# sets a CPU cannot run are reported as ignored with "skipped: <why>", never as passed.
-# Parity reports (JSON + JUnit) land in target/reports/.
+# integration, bench (test mode) and doc tests of every crate on this machine (S3 storage
+# against a real S3 server on loopback, built by ci/setup-s3.sh; CUDA code included: compiled
+# for every gpu-code with NVRTC, its device suites reported as skipped), the host parity
+# report, then the ARM64 suites under qemu-aarch64 (ci/test-arm64.sh, which installs its
+# toolchain from Debian packages). Kernel sets a CPU cannot run are reported as ignored with
+# "skipped: <why>", never as passed. Parity reports (JSON + JUnit) land in target/reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Stage headers carry the wall clock and the seconds since this script started.
@@ -25,6 +25,11 @@ cuda_lib=$(bash ci/setup-cuda.sh)
 export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export EDGEPACK_REQUIRE_NVRTC=1
 cuda_features=edgepack-kernels/cuda,edgepack-harness/cuda,edgepack-model/cuda,edgepack-benches/cuda
+# s3s-fs, the S3 server cli/tests/s3_storage.rs starts on loopback (built from crates.io into
+# .cache/s3s-fs); required: its absence fails the build instead of skipping those tests.
+stage "setup: s3s-fs (S3 server for the storage tests)"
+EDGEPACK_S3S_FS=$(bash ci/setup-s3.sh)
+export EDGEPACK_S3S_FS EDGEPACK_REQUIRE_S3=1
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 # Clippy lints the workspace's crates inside the test build (clippy-driver wraps rustc for

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use package::contract::{InputSpec, MaskClass, ModelContract, OutputSpec};
+use package::output::{S3Settings, Storage, STORAGE_FILE};
 use package::projects::ImportModel;
 use package::sample::{sample_contract, sample_model, SampleKind};
 use package::shapes::{ModelPackagingConfiguration, StartModelPackagingJobRequest};
@@ -111,6 +112,10 @@ pub enum ApiCommand {
         #[arg(long)]
         prefix: String,
     },
+    /// Show or change where `S3OutputLocation` buckets are: folders under the home (the
+    /// default) or an S3-compatible endpoint. S3 credentials come from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from a file.
+    ConfigureStorage(StorageArgs),
     /// Write a sample ONNX model this tool builds itself, and its contract.
     SampleModel {
         /// Which head.
@@ -206,6 +211,23 @@ pub struct ImportArgs {
     description: Option<String>,
 }
 
+/// `configure-storage`; without options it prints the current setting.
+#[derive(Args)]
+pub struct StorageArgs {
+    /// Buckets are folders under the home.
+    #[arg(long, conflicts_with_all = ["s3", "endpoint_url", "region"])]
+    local: bool,
+    /// Buckets are on S3 (AWS S3 unless --endpoint-url names another endpoint).
+    #[arg(long)]
+    s3: bool,
+    /// An S3-compatible endpoint, `http(s)://host[:port]` (path-style requests).
+    #[arg(long, requires = "s3")]
+    endpoint_url: Option<String>,
+    /// The S3 region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else us-east-1).
+    #[arg(long, requires = "s3")]
+    region: Option<String>,
+}
+
 /// `start-model-packaging-job`.
 #[derive(Args)]
 pub struct StartArgs {
@@ -297,6 +319,12 @@ fn print(v: Value, g: &Global) -> Result<(), Failure> {
     Ok(())
 }
 
+fn print_storage(root: &std::path::Path, g: &Global) -> Result<ExitCode, Failure> {
+    let storage = api("ConfigureStorage", Storage::load(root))?;
+    print(json!({ "Storage": storage, "SettingFile": root.join(STORAGE_FILE) }), g)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs a packaging API command.
 pub fn run(cmd: ApiCommand, g: &Global) -> ExitCode {
     match dispatch(cmd, g) {
@@ -362,6 +390,18 @@ fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
             let svc = open(g, Runner::Manual)?;
             let uris = api("VerifyComponent", package::component::verify(svc.output(), &bucket, &prefix))?;
             json!({ "Verified": true, "Artifacts": uris })
+        }
+        ApiCommand::ConfigureStorage(a) => {
+            let root = home(g);
+            let change = match (a.local, a.s3) {
+                (true, _) => Some(Storage::Local),
+                (_, true) => Some(Storage::S3(S3Settings { endpoint_url: a.endpoint_url, region: a.region })),
+                _ => None,
+            };
+            if let Some(storage) = change {
+                api("ConfigureStorage", storage.save(&root))?;
+            }
+            return print_storage(&root, g);
         }
         ApiCommand::SampleModel { kind, size, out } => {
             let (h, w) = size

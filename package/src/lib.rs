@@ -5,7 +5,8 @@
 //! target's kernels and a parity report.
 //!
 //! A [`Service`] lives in a root folder: `jobs.sqlite` (WAL), `blobs/sha256/` (model files,
-//! content-addressed, never modified) and, with the embedded storage, `buckets/<bucket>/`.
+//! content-addressed, never modified), `storage.json` (where buckets are: [`output::Storage`])
+//! and, with the embedded storage, `buckets/<bucket>/`.
 
 pub mod blobs;
 pub mod component;
@@ -49,7 +50,8 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Threads of the parity run.
     pub threads: usize,
-    /// Where components go (default: folders under `<root>/buckets`).
+    /// Where components go (default: what `<root>/storage.json` names, see
+    /// [`output::Storage`]; without that file, folders under `<root>/buckets`).
     pub output: Option<Arc<dyn output::OutputStore>>,
 }
 
@@ -73,8 +75,10 @@ impl Service {
     /// marked FAILED, CREATED jobs nobody claimed are launched again.
     pub fn open(root: &Path, settings: Settings) -> Result<Service> {
         std::fs::create_dir_all(root).map_err(|e| ApiError::internal(format!("{}: {e}", root.display())))?;
-        let output =
-            settings.output.clone().unwrap_or_else(|| Arc::new(output::LocalStore::new(&root.join("buckets"))));
+        let output = match &settings.output {
+            Some(o) => o.clone(),
+            None => output::Storage::load(root)?.open(root),
+        };
         let svc = Service { root: root.to_path_buf(), settings, output };
         store::init(&svc.db_path())?;
         svc.fail_interrupted_jobs()?;

@@ -15,6 +15,10 @@ use crate::shapes::{GreengrassOutputDetails, ModelPackagingOutputDetails};
 use crate::validate::target_of;
 use crate::Service;
 
+/// The file a component is published with last (see [`crate::output::OutputStore::publish`]):
+/// input for `aws greengrassv2 create-component-version`.
+pub const LAST_FILE: &str = "create-component-version.json";
+
 /// Greengrass's name for the target's CPU architecture.
 pub fn architecture(t: &Target) -> &'static str {
     match t.arch {
@@ -55,6 +59,11 @@ pub fn build_component(
 ) -> Result<(ModelPackagingOutputDetails, String)> {
     let gg = job.configuration.greengrass.as_ref().ok_or_else(|| ApiError::internal("job without configuration"))?;
     let target = target_of(gg)?;
+    let s3 = gg.s3_output_location.as_ref().ok_or_else(|| ApiError::internal("job without S3OutputLocation"))?;
+    let bucket = s3.bucket.clone().unwrap_or_default();
+    let prefix = key_prefix(s3.prefix.as_deref(), &job.component_name, &job.component_version);
+    progress(&format!("checking the output location s3://{bucket}/{prefix}/"));
+    svc.output().check_destination(&bucket, &prefix, LAST_FILE)?;
     progress(&format!("loading model version {}", job.model_version));
     let m = svc.stored_model(&job.project, &job.model_version)?;
     let onnx = svc.blobs().get(&m.sha256)?;
@@ -74,9 +83,6 @@ pub fn build_component(
     }
 
     progress("writing the component");
-    let s3 = gg.s3_output_location.as_ref().ok_or_else(|| ApiError::internal("job without S3OutputLocation"))?;
-    let bucket = s3.bucket.clone().unwrap_or_default();
-    let prefix = key_prefix(s3.prefix.as_deref(), &job.component_name, &job.component_version);
     let manifest = json!({
         "SchemaVersion": 1,
         "Component": { "Name": job.component_name, "Version": job.component_version },
@@ -137,7 +143,7 @@ pub fn build_component(
     });
     let mut files = artifacts;
     files.push(file(RECIPE_FILE, recipe_bytes));
-    files.push(file("create-component-version.json", pretty(&create)));
+    files.push(file(LAST_FILE, pretty(&create)));
     progress(&format!("publishing to s3://{bucket}/{prefix}/"));
     svc.output().publish(&bucket, &prefix, &files)?;
     let output = ModelPackagingOutputDetails {

@@ -1,0 +1,79 @@
+//! The embedded storage: buckets as folders under the service's root. Publishing is atomic:
+//! the files are written to a staging folder inside the bucket and renamed into place in one
+//! step, so a failed job leaves nothing half-written.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{check_key, check_keys, OutputFile, OutputStore};
+use crate::error::{ApiError, Result};
+
+/// Buckets as folders: `<root>/<bucket>/<key>`.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Buckets under `root`.
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
+    }
+
+    /// The folder of `bucket`/`key`.
+    pub fn path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root.join(bucket).join(key)
+    }
+}
+
+fn io(what: &Path) -> impl Fn(std::io::Error) -> ApiError + '_ {
+    move |e| ApiError::internal(format!("output {}: {e}", what.display()))
+}
+
+impl OutputStore for LocalStore {
+    fn publish(&self, bucket: &str, key_prefix: &str, files: &[OutputFile]) -> Result<()> {
+        check_keys(bucket, key_prefix, files)?;
+        self.check_destination(bucket, key_prefix, "")?;
+        let bucket_dir = self.root.join(bucket);
+        let dest = bucket_dir.join(key_prefix);
+        let staging = bucket_dir.join(format!(".staging-{}", uuid::Uuid::new_v4()));
+        let result = (|| {
+            std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+            for f in files {
+                let p = staging.join(&f.name);
+                let mut out = std::fs::File::create(&p).map_err(io(&p))?;
+                out.write_all(&f.bytes).map_err(io(&p))?;
+                out.sync_all().map_err(io(&p))?;
+            }
+            let parent = dest.parent().expect("a key prefix has a parent");
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+            std::fs::rename(&staging, &dest).map_err(io(&dest))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        result
+    }
+
+    fn check_destination(&self, bucket: &str, key_prefix: &str, _last: &str) -> Result<()> {
+        check_key(bucket, key_prefix)?;
+        let dest = self.path(bucket, key_prefix);
+        if dest.exists() {
+            return Err(ApiError::validation(format!(
+                "output {} already exists; nothing was overwritten",
+                dest.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
+        check_key(bucket, key)?;
+        let p = self.path(bucket, key);
+        std::fs::read(&p).map_err(io(&p))
+    }
+
+    fn locate(&self, bucket: &str, key: &str) -> String {
+        self.path(bucket, key).display().to_string()
+    }
+}
