@@ -202,7 +202,7 @@ fn a_job_publishes_its_component_to_s3_and_it_verifies_there() {
 #[test]
 #[cfg_attr(no_s3_server, ignore = "skipped: no S3 server (set EDGEPACK_S3S_FS=$(bash ci/setup-s3.sh) and rebuild)")]
 fn storage_problems_fail_the_job_before_its_work_and_name_the_cause() {
-    let (server, dir, home) = server_and_home();
+    let (server, _dir, home) = server_and_home();
     let cases = [
         (Some(SECRET_KEY), "no-such-bucket", "listing s3://no-such-bucket/lines/1/"),
         (Some("not-the-secret"), BUCKET, "SignatureDoesNotMatch"),
