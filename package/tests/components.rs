@@ -96,7 +96,8 @@ fn a_tampered_or_missing_artifact_is_detected() {
     bytes[last] ^= 1;
     std::fs::write(&plan, &bytes).unwrap();
     let e = verify(svc.output(), "components", &prefix).expect_err("missing manifest");
-    assert!(e.message.contains("manifest.json"), "{e}");
+    assert!(e.message.contains("manifest.json") && e.message.contains("does not exist"), "{e}");
+    assert_eq!(e.kind, package::ErrorKind::Validation, "a missing object is the caller's to fix");
 }
 
 #[test]

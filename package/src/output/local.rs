@@ -70,7 +70,13 @@ impl OutputStore for LocalStore {
     fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
         check_key(bucket, key)?;
         let p = self.path(bucket, key);
-        std::fs::read(&p).map_err(io(&p))
+        std::fs::read(&p).map_err(|e| match e.kind() {
+            // As on S3: a missing object is the caller's to fix.
+            std::io::ErrorKind::NotFound => {
+                ApiError::validation(format!("s3://{bucket}/{key} does not exist ({})", p.display()))
+            }
+            _ => io(&p)(e),
+        })
     }
 
     fn locate(&self, bucket: &str, key: &str) -> String {
