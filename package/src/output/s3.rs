@@ -111,13 +111,7 @@ impl S3Store {
             _ => ApiError::internal(message),
         }
     }
-}
 
-fn key(bucket: &str, key: &str) -> Result<Key> {
-    Key::parse(key).map_err(|e| ApiError::validation(format!("s3://{bucket}/{key}: {e}")))
-}
-
-impl S3Store {
     /// The objects under `prefix` left by an interrupted publish (none when it is empty);
     /// an error when a complete component (one with `last`) or anything else is there.
     async fn leftovers(&self, s3: &AmazonS3, bucket: &str, key_prefix: &str, last: &str) -> Result<Vec<Key>> {
@@ -136,6 +130,10 @@ impl S3Store {
         }
         Ok(listing.objects.into_iter().map(|o| o.location).collect())
     }
+}
+
+fn key(bucket: &str, key: &str) -> Result<Key> {
+    Key::parse(key).map_err(|e| ApiError::validation(format!("s3://{bucket}/{key}: {e}")))
 }
 
 impl OutputStore for S3Store {
