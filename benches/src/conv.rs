@@ -4,7 +4,8 @@
 //! Layers: MobileNetV3-Large (Howard et al. 2019, table 1) at a 640×640 input — the dense
 //! stem on 3 channels, the inverted-residual blocks' pointwise expand/project convolutions and
 //! their depthwise 3×3 / 5×5 convolutions at strides 1 and 2 — plus the layer types of a
-//! DB-style text-detection head on that backbone (PP-OCR): a dense 3×3, a depthwise with
+//! DB-style text-detection head on that backbone (PP-OCR): dense 3×3 convolutions (the
+//! PP-OCRv4 detector's FPN neck runs 96→24 at 160×160), a depthwise with
 //! stride (2, 1) and (1, 2), and the 2×2 stride-2 transposed convolution that upsamples.
 
 use kernels::{ConvKind, ConvParams};
@@ -106,6 +107,7 @@ pub fn mobile_cnn_640() -> Vec<ConvLayer> {
         dw(20, 960, 5, [1, 1]),
         pw(20, 960, 160),
         layer("dense", 80, 96, 96, 3, [1, 1], 1),
+        layer("dense", 160, 96, 24, 3, [1, 1], 1),
         layer("dense", 40, 160, 160, 3, [1, 1], 1),
         dw(80, 120, 3, [2, 1]),
         dw(80, 120, 3, [1, 2]),

@@ -4,19 +4,16 @@
 //!
 //! `cargo run --release -p edgepack-kernels --example quick_gflops -- avx2 1024 256,252,4080 256,96,4080`
 
+#[path = "common/timing.rs"]
+mod timing;
+
 use std::time::Instant;
 
-use kernels::{
-    fma_peak_gflops, kernel_set_with_blocking, BOperand, Blocking, Epilogue, KernelSetId, MatMut, MatRef, Parallelism,
-};
+use kernels::{fma_peak_gflops, kernel_set_with_blocking, BOperand, Blocking, Epilogue, MatMut, MatRef, Parallelism};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let id = match args.first().map(String::as_str) {
-        Some("scalar") => KernelSetId::Scalar,
-        Some("avx512") => KernelSetId::Avx512,
-        _ => KernelSetId::Avx2,
-    };
+    let id = timing::set_from_arg(args.first().map(String::as_str));
     let size: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1024);
     let sets: Vec<_> = args[2..]
         .iter()
@@ -48,18 +45,6 @@ fn main() {
         }
     }
     let flops = 2.0 * (size as f64).powi(3);
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    for ((spec, _), t) in sets.iter().zip(times) {
-        // Per round: this round's GEMM rate over this round's peak, then the median.
-        let ratios: Vec<f64> = t.iter().zip(&peaks).map(|(t, p)| flops / t / 1e9 / p).collect();
-        let gflops = median(t.iter().map(|t| flops / t / 1e9).collect());
-        println!(
-            "{spec:>16}: median {gflops:6.1} GFLOP/s, {:5.1}% of the FMA peak measured in the same rounds",
-            median(ratios) * 100.0
-        );
-    }
-    println!("{:>16}  FMA peak median {:6.1} GFLOP/s", "", median(peaks));
+    let labels: Vec<String> = sets.iter().map(|(spec, _)| spec.clone()).collect();
+    timing::report(&labels, &times, &peaks, flops);
 }

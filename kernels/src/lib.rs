@@ -44,6 +44,12 @@ pub mod emulated;
 /// test sets read.
 pub(crate) const SCALAR_TILE: (usize, usize) = (4, 8);
 pub(crate) const AVX2_TILE: (usize, usize) = (6, 16);
+/// AVX2's second tile, for convolution outputs of 24, 72, 120, … channels, where the 6×16
+/// tile leaves a one-vector tile (6 accumulator chains, too few to hide FMA latency) on every
+/// row panel and reads A twice. 3×24 has 9 chains, 3 B vectors and 1 broadcast in 13 ymm
+/// registers; 4×24 needs all 16 and the compiler spills an accumulator (measured 35 against
+/// 68 GFLOP/s on the detector's 96→24 convolution).
+pub(crate) const AVX2_WIDE_TILE: (usize, usize) = (3, 24);
 pub(crate) const AVX512_TILE: (usize, usize) = (12, 32);
 pub(crate) const NEON_TILE: (usize, usize) = (8, 12);
 
@@ -55,7 +61,7 @@ pub use conv::{ConvKind, ConvParams, ImageMut, ImageRef, PackedConv};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::{KernelError, Result};
 pub use mat::{MatMut, MatRef};
-pub use pack::PackedB;
+pub use pack::{PackedB, PanelWidths};
 pub use packer::{can_run, pack_only, packer};
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
 
@@ -120,6 +126,20 @@ impl KernelSetId {
             KernelSetId::Cuda => None,
         }
     }
+
+    /// The set's second register tile `(MR, NR)`, if it has one (see [`PanelWidths`]).
+    pub fn wide_geometry(self) -> Option<(usize, usize)> {
+        match self {
+            KernelSetId::Avx2 => Some(AVX2_WIDE_TILE),
+            _ => None,
+        }
+    }
+
+    /// The panel widths this set packs convolution weights at.
+    pub fn panel_widths(self) -> Option<PanelWidths> {
+        let (_, nr) = self.geometry()?;
+        Some(PanelWidths { nr, wide: self.wide_geometry().map(|(_, w)| w) })
+    }
 }
 
 impl fmt::Display for KernelSetId {
@@ -160,6 +180,9 @@ pub struct KernelInfo {
     pub mr: usize,
     /// Columns of the GEMM register tile.
     pub nr: usize,
+    /// The second register tile `(MR, NR)` that convolution weights use where its columns
+    /// fit them better (see [`PanelWidths`]), if the set has one.
+    pub wide: Option<(usize, usize)>,
     /// Cache blocking in use on this machine.
     pub blocking: Blocking,
     /// Floating-point operations per iteration of [`KernelSet::fma_loop`]; `None` for sets on
@@ -215,9 +238,11 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
     fn fma_loop(&self, iterations: usize) -> f32;
 }
 
-/// A CPU kernel set: the generic driver around one microkernel.
+/// A CPU kernel set: the generic driver around one microkernel (and its wide tile).
 struct CpuSet<K: Microkernel> {
     info: KernelInfo,
+    /// Blocking of the wide tile `K::Wide` (multiples of its MR and NR).
+    wide_blocking: Blocking,
     _kernel: PhantomData<K>,
 }
 
@@ -231,10 +256,17 @@ impl<K: Microkernel> CpuSet<K> {
             isa: id.isa(),
             mr: K::MR,
             nr: K::NR,
+            wide: (K::Wide::NR != K::NR).then_some((K::Wide::MR, K::Wide::NR)),
             blocking: Blocking::for_host(K::MR, K::NR),
             peak_flops_per_iter: K::PEAK_FLOPS_PER_ITER,
         };
-        Self { info, _kernel: PhantomData }
+        let wide_blocking = Blocking::for_host(K::Wide::MR, K::Wide::NR);
+        Self { info, wide_blocking, _kernel: PhantomData }
+    }
+
+    /// The panel widths [`PackedConv::pack`] chooses from.
+    fn panel_widths(&self) -> PanelWidths {
+        PanelWidths { nr: K::NR, wide: self.info.wide.map(|(_, nr)| nr) }
     }
 
     fn with_blocking(mut self, blocking: Blocking) -> Result<Self> {
@@ -248,6 +280,9 @@ impl<K: Microkernel> CpuSet<K> {
             )));
         }
         self.info.blocking = blocking;
+        // The wide tile crosses the same block boundaries, at multiples of its own tile.
+        self.wide_blocking =
+            Blocking { kc, mc: mc.next_multiple_of(K::Wide::MR), nc: nc.next_multiple_of(K::Wide::NR) };
         Ok(self)
     }
 }
@@ -279,7 +314,7 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack(self.info.name, K::NR, params, weights)
+        PackedConv::pack(self.info.name, self.panel_widths(), params, weights)
     }
 
     fn conv2d(
@@ -290,7 +325,8 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
         epilogue: &Epilogue<'_>,
         par: Parallelism,
     ) -> Result<()> {
-        conv::driver::conv2d::<K>(self.info.name, &self.info.blocking, input, weights, output, epilogue, par)
+        let blocking = [self.info.blocking, self.wide_blocking];
+        conv::driver::conv2d::<K>(self.info.name, &blocking, input, weights, output, epilogue, par)
     }
 
     fn fma_loop(&self, iterations: usize) -> f32 {
@@ -301,37 +337,55 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
 
 /// The kernel set `id`, if this machine and build can run it.
 pub fn kernel_set(id: KernelSetId) -> Result<Box<dyn KernelSet>> {
-    build_set(id, None)
+    build_set(id, Build::default())
 }
 
 /// The kernel set `id` with explicit cache blocking instead of the host's: for tuning, for
 /// benchmarks that need a frozen reference, and for tests that cross every block boundary
 /// with small matrices. MC must be a multiple of MR and NC of NR.
 pub fn kernel_set_with_blocking(id: KernelSetId, blocking: Blocking) -> Result<Box<dyn KernelSet>> {
-    build_set(id, Some(blocking))
+    build_set(id, Build { blocking: Some(blocking), ..Build::default() })
 }
 
-fn boxed<K: Microkernel>(set: CpuSet<K>, blocking: Option<Blocking>) -> Result<Box<dyn KernelSet>> {
-    Ok(Box::new(match blocking {
+/// The kernel set `id` without its wide tile: weights are packed at the main tile's width
+/// whatever their shape. For benchmarks that compare the two tiles in one process.
+#[doc(hidden)]
+pub fn kernel_set_main_tile_only(id: KernelSetId) -> Result<Box<dyn KernelSet>> {
+    build_set(id, Build { main_tile_only: true, ..Build::default() })
+}
+
+/// How a set is built: the host's blocking or the one given; with or without its wide tile.
+#[derive(Debug, Clone, Copy, Default)]
+struct Build {
+    blocking: Option<Blocking>,
+    main_tile_only: bool,
+}
+
+fn boxed<K: Microkernel>(set: CpuSet<K>, build: Build) -> Result<Box<dyn KernelSet>> {
+    let mut set = match build.blocking {
         Some(b) => set.with_blocking(b)?,
         None => set,
-    }))
+    };
+    if build.main_tile_only {
+        set.info.wide = None;
+    }
+    Ok(Box::new(set))
 }
 
-fn build_set(id: KernelSetId, blocking: Option<Blocking>) -> Result<Box<dyn KernelSet>> {
+fn build_set(id: KernelSetId, build: Build) -> Result<Box<dyn KernelSet>> {
     let unavailable = |reason: &str| KernelError::Unavailable { set: id.name().into(), reason: reason.into() };
     match id {
         // SAFETY: the portable kernel uses no optional instructions.
-        KernelSetId::Scalar => boxed(unsafe { CpuSet::<scalar::ScalarKernel>::new_unchecked(id, id.name()) }, blocking),
+        KernelSetId::Scalar => boxed(unsafe { CpuSet::<scalar::ScalarKernel>::new_unchecked(id, id.name()) }, build),
         #[cfg(target_arch = "x86_64")]
         KernelSetId::Avx2 if x86::avx2::detected() => {
             // SAFETY: AVX2 and FMA were detected at run time.
-            boxed(unsafe { CpuSet::<x86::avx2::Avx2Kernel>::new_unchecked(id, id.name()) }, blocking)
+            boxed(unsafe { CpuSet::<x86::avx2::Avx2Kernel>::new_unchecked(id, id.name()) }, build)
         }
         #[cfg(target_arch = "x86_64")]
         KernelSetId::Avx512 if x86::avx512::detected() => {
             // SAFETY: AVX-512F was detected at run time.
-            boxed(unsafe { CpuSet::<x86::avx512::Avx512Kernel>::new_unchecked(id, id.name()) }, blocking)
+            boxed(unsafe { CpuSet::<x86::avx512::Avx512Kernel>::new_unchecked(id, id.name()) }, build)
         }
         KernelSetId::Avx2 | KernelSetId::Avx512 if cfg!(target_arch = "x86_64") => {
             Err(unavailable(&format!("this CPU lacks {} (host: {})", id.isa(), host_cpu_name())))
@@ -340,14 +394,14 @@ fn build_set(id: KernelSetId, blocking: Option<Blocking>) -> Result<Box<dyn Kern
         #[cfg(target_arch = "aarch64")]
         KernelSetId::Neon if arm::neon::detected() => {
             // SAFETY: NEON was detected at run time.
-            boxed(unsafe { CpuSet::<arm::neon::NeonKernel>::new_unchecked(id, id.name()) }, blocking)
+            boxed(unsafe { CpuSet::<arm::neon::NeonKernel>::new_unchecked(id, id.name()) }, build)
         }
         KernelSetId::Neon if cfg!(target_arch = "aarch64") => Err(unavailable("this CPU lacks NEON")),
         KernelSetId::Neon => {
             Err(unavailable("NEON kernels need an AArch64 host (the test suite runs them under qemu-aarch64)"))
         }
         #[cfg(feature = "cuda")]
-        KernelSetId::Cuda => match blocking {
+        KernelSetId::Cuda => match build.blocking {
             None => Ok(Box::new(cuda::set::CudaSet::new()?)),
             Some(_) => Err(unavailable("the CUDA set has no CPU cache blocking to set")),
         },

@@ -101,6 +101,28 @@ pub struct PackedB {
     data: AlignedBuf,
 }
 
+/// The panel widths a kernel set packs weights at: its main tile's `nr`, and its second
+/// (wide) tile's when it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanelWidths {
+    /// The main tile's column count.
+    pub nr: usize,
+    /// The wide tile's column count, if the set has one.
+    pub wide: Option<usize>,
+}
+
+impl PanelWidths {
+    /// The width for weights with `n` columns: the wide tile's when it covers `n` in whole
+    /// panels and the main tile does not (AVX2: 24 for 24, 72, 120, … columns, where 16-wide
+    /// panels would end in a half-empty one), else the main tile's.
+    pub fn for_n(self, n: usize) -> usize {
+        match self.wide {
+            Some(w) if n.is_multiple_of(w) && !n.is_multiple_of(self.nr) => w,
+            _ => self.nr,
+        }
+    }
+}
+
 const MAGIC: &[u8; 4] = b"EPKB";
 const VERSION: u32 = 1;
 const MAX_NAME: usize = 64;
@@ -226,5 +248,20 @@ impl<'a> Reader<'a> {
     pub(crate) fn u64(&mut self) -> Result<u64> {
         let b = self.take(8)?;
         Ok(u64::from_le_bytes(std::array::from_fn(|i| b[i])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PanelWidths;
+
+    #[test]
+    fn the_wide_width_only_where_it_fits_whole_and_the_main_one_does_not() {
+        let avx2 = PanelWidths { nr: 16, wide: Some(24) };
+        for (n, want) in [(1, 16), (8, 16), (16, 16), (24, 24), (40, 16), (48, 16), (72, 24), (96, 16), (120, 24)] {
+            assert_eq!(avx2.for_n(n), want, "n = {n}");
+        }
+        let one_tile = PanelWidths { nr: 32, wide: None };
+        assert_eq!(one_tile.for_n(24), 32);
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A package for an ARM64, AVX-512 or NVIDIA target is built on whatever machine runs the
 //! packaging job. Packed weights depend only on the set's name and its register tile's column
-//! count (`NR`: [`PackedB::pack`], [`PackedConv::pack`]), never on the host, so a set that
+//! count (`NR`, and for convolutions its second tile's: [`PackedB::pack`],
+//! [`PackedConv::pack`]), never on the host, so a set that
 //! only packs produces the same bytes the target's own set would. [`packer`] returns the real
 //! set when this machine can run it, and otherwise such a pack-only set, whose `gemm` and
 //! `conv2d` return [`KernelError::Unavailable`].
@@ -14,7 +15,7 @@ use crate::epilogue::Epilogue;
 use crate::error::{KernelError, Result};
 use crate::mat::{MatMut, MatRef};
 use crate::pack::PackedB;
-use crate::{kernel_set, BOperand, Blocking, KernelInfo, KernelSet, KernelSetId, Parallelism, CUDA_NR};
+use crate::{kernel_set, BOperand, Blocking, KernelInfo, KernelSet, KernelSetId, PanelWidths, Parallelism, CUDA_NR};
 
 /// A kernel set that packs weights exactly as set `info.id` does and runs nothing.
 struct PackOnly {
@@ -55,7 +56,8 @@ impl KernelSet for PackOnly {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack(self.info.name, self.info.nr, params, weights)
+        let widths = PanelWidths { nr: self.info.nr, wide: self.info.wide.map(|(_, nr)| nr) };
+        PackedConv::pack(self.info.name, widths, params, weights)
     }
 
     fn conv2d(
@@ -86,7 +88,8 @@ pub fn packer(id: KernelSetId) -> Box<dyn KernelSet> {
 pub fn pack_only(id: KernelSetId, why: &str) -> Box<dyn KernelSet> {
     let (mr, nr) = id.geometry().unwrap_or((CUDA_NR, CUDA_NR));
     let blocking = Blocking { kc: 0, mc: 0, nc: 0 };
-    let info = KernelInfo { id, name: id.name(), isa: id.isa(), mr, nr, blocking, peak_flops_per_iter: None };
+    let wide = id.wide_geometry();
+    let info = KernelInfo { id, name: id.name(), isa: id.isa(), mr, nr, wide, blocking, peak_flops_per_iter: None };
     Box::new(PackOnly { info, why: why.to_owned() })
 }
 

@@ -17,6 +17,7 @@ fn pack_only_sets_pack_like_every_set_this_machine_runs() {
         let stand_in = pack_only(id, "test");
         assert_eq!(stand_in.info().name, real.info().name);
         assert_eq!(stand_in.info().nr, real.info().nr, "{id}: NR");
+        assert_eq!(stand_in.info().wide, real.info().wide, "{id}: wide tile");
         // Widths below, at and above NR, K with a tail.
         for (k, n) in [(5, 3), (17, real.info().nr), (33, 2 * real.info().nr + 5)] {
             let b = matrix(k, n);
@@ -26,7 +27,9 @@ fn pack_only_sets_pack_like_every_set_this_machine_runs() {
         let mut dw = ConvParams::new(24, 24, [3, 3]);
         dw.groups = 24;
         dw.strides = [2, 2];
-        for params in [ConvParams::new(3, 16, [3, 3]), ConvParams::new(40, 72, [1, 1]), dw] {
+        for params in
+            [ConvParams::new(3, 16, [3, 3]), ConvParams::new(40, 72, [1, 1]), ConvParams::new(96, 24, [3, 3]), dw]
+        {
             let w = matrix(params.c_out, params.c_in / params.groups * params.kernel[0] * params.kernel[1]);
             assert_eq!(
                 stand_in.pack_conv(&params, &w).unwrap().to_bytes(),

@@ -273,6 +273,10 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("pointwise stride 2", case(conv(16, 24, [1, 1], [2, 2], [0; 4], 1), 9, 10)),
         ("stem 3x3/2 on 3 channels", case(conv(3, 16, [3, 3], [2, 2], [1, 1, 1, 1], 1), 17, 19)),
         ("dense 3x3 head", case(conv(20, 33, [3, 3], [1, 1], [1, 1, 1, 1], 1), 9, 8)),
+        // 24 and 72 output channels run AVX2's wide 4×24 tile (126 and 70 rows: row tails).
+        ("dense 3x3 to 24 channels", case(conv(20, 24, [3, 3], [1, 1], [1, 1, 1, 1], 1), 9, 7)),
+        ("pointwise to 72 channels", case(conv(16, 72, [1, 1], [1, 1], [0; 4], 1), 5, 7)),
+        ("grouped 3x3 to 2x24 channels", case(conv(8, 48, [3, 3], [1, 1], [1, 1, 1, 1], 2), 6, 5)),
         (
             "dense 5x2 dilated, asymmetric pads",
             case(ConvParams { dilations: [2, 3], ..conv(5, 7, [5, 2], [1, 2], [0, 2, 3, 1], 1) }, 14, 12),
@@ -285,6 +289,7 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("transposed 2x2/2 upsample", case(tconv(24, 16, [2, 2], [2, 2], [0; 4], [0, 0], 1), 6, 7)),
         ("transposed 3x3/2 pad 1 out-pad 1", case(tconv(8, 12, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1), 5, 6)),
         ("transposed grouped 4x3 (3,2)", case(tconv(6, 9, [4, 3], [3, 2], [1, 0, 2, 1], [2, 1], 3), 5, 4)),
+        ("transposed 2x2/2 to 24 channels", case(tconv(16, 24, [2, 2], [2, 2], [0; 4], [0, 0], 1), 3, 5)),
         ("transposed kernel smaller than stride", case(tconv(4, 5, [1, 2], [3, 3], [0; 4], [0, 0], 1), 4, 3)),
     ]
 }

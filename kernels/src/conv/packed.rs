@@ -3,7 +3,8 @@
 //!
 //! - dense and grouped `Conv`, and every `ConvTranspose`: one [`PackedB`] per group (per
 //!   output phase and group for `ConvTranspose`), the implicit GEMM's `(taps·cg_in) × cg_out`
-//!   right operand with K ordered (tap, channel);
+//!   right operand with K ordered (tap, channel), in panels as wide as the register tile that
+//!   will run it ([`PanelWidths::for_n`]);
 //! - depthwise `Conv`: `kh·kw` taps of `c_out` values, so one tap is a contiguous channel
 //!   vector.
 
@@ -11,7 +12,7 @@ use super::params::{ConvKind, ConvParams};
 use super::plan::{forward_taps, transposed_phases};
 use crate::error::{KernelError, Result};
 use crate::mat::MatRef;
-use crate::pack::{PackedB, Reader};
+use crate::pack::{PackedB, PanelWidths, Reader};
 
 /// The packed forms.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +35,9 @@ const MAGIC: &[u8; 4] = b"EPKC";
 const VERSION: u32 = 1;
 
 impl PackedConv {
-    /// Packs ONNX-layout weights for kernel set `kernel` with GEMM panel width `nr`.
-    pub(crate) fn pack(kernel: &str, nr: usize, params: &ConvParams, weights: &[f32]) -> Result<Self> {
+    /// Packs ONNX-layout weights for kernel set `kernel`, each implicit-GEMM part at the panel
+    /// width `widths` chooses for its column count.
+    pub(crate) fn pack(kernel: &str, widths: PanelWidths, params: &ConvParams, weights: &[f32]) -> Result<Self> {
         params.validate()?;
         if weights.len() != params.weight_len() {
             return Err(KernelError::Shape(format!(
@@ -78,7 +80,7 @@ impl PackedConv {
                             }
                         }
                     }
-                    packed.push(PackedB::pack(kernel, nr, &MatRef::row_major(&b, k, cg_out)?));
+                    packed.push(PackedB::pack(kernel, widths.for_n(cg_out), &MatRef::row_major(&b, k, cg_out)?));
                 }
             }
             Body::Gemm(packed)
@@ -255,4 +257,26 @@ fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<ConvParams> {
         pads: [u(11)?, u(12)?, u(13)?, u(14)?],
         groups: u(15)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Body, PackedConv};
+    use crate::conv::params::ConvParams;
+    use crate::pack::PanelWidths;
+
+    #[test]
+    fn parts_are_packed_at_the_width_their_columns_choose_and_keep_it() {
+        let widths = PanelWidths { nr: 16, wide: Some(24) };
+        for (c_out, groups, nr) in [(24, 1, 24), (48, 2, 24), (48, 1, 16), (40, 1, 16)] {
+            let params = ConvParams { groups, ..ConvParams::new(8, c_out, [3, 3]) };
+            let w: Vec<f32> = (0..params.weight_len()).map(|i| i as f32).collect();
+            let packed = PackedConv::pack("avx2", widths, &params, &w).unwrap();
+            let back = PackedConv::from_bytes(&packed.to_bytes()).unwrap();
+            for p in [&packed, &back] {
+                let Body::Gemm(parts) = p.body() else { panic!("dense weights packed as depthwise") };
+                assert!(parts.iter().all(|b| b.nr() == nr), "c_out {c_out} in {groups} groups: want nr {nr}");
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::epilogue::{Bias, Epilogue};
 use crate::error::Result;
 use crate::gemm::driver::check_gemm;
 use crate::mat::{MatMut, MatRef};
-use crate::pack::PackedB;
+use crate::pack::{PackedB, PanelWidths};
 use crate::{BOperand, Blocking, KernelInfo, KernelSet, KernelSetId, Parallelism};
 
 /// The CUDA kernel set in f32.
@@ -39,6 +39,7 @@ impl CudaSet {
             isa: KernelSetId::Cuda.isa(),
             mr: NR,
             nr: NR,
+            wide: None,
             blocking: Blocking { kc: 8, mc: NR, nc: NR },
             peak_flops_per_iter: None,
         };
@@ -113,7 +114,7 @@ impl KernelSet for CudaSet {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack("cuda", NR, params, weights)
+        PackedConv::pack("cuda", PanelWidths { nr: NR, wide: None }, params, weights)
     }
 
     fn conv2d(

@@ -46,6 +46,9 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     const NR: usize;
     /// Columns of the narrow tile ([`Microkernel::tile_narrow`]): one vector.
     const NARROW: usize;
+    /// The set's second tile, for convolution weights packed at its `NR` (see
+    /// [`crate::PanelWidths`]); `Self` when the set has one tile only.
+    type Wide: Microkernel;
     /// Floating-point operations one iteration of [`Microkernel::fma_loop`] performs, when the
     /// probe measures an instruction set's FMA ceiling; `None` for portable vectors, whose
     /// probe is whatever the compiler made of plain Rust (no fraction of it is meaningful).
@@ -144,10 +147,10 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
 }
 
 /// Defines a [`Microkernel`] from a vector type, a tile geometry (`MR` rows × `NV` vectors), the
-/// number of independent chains its FMA peak probe needs, and the `#[target_feature]` list
-/// that the vector type's intrinsics need.
+/// number of independent chains its FMA peak probe needs, the `#[target_feature]` list that
+/// the vector type's intrinsics need, and the set's second tile (`wide = Self` for none).
 macro_rules! microkernel {
-    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?) => {
+    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $name;
@@ -223,6 +226,7 @@ macro_rules! microkernel {
             const MR: usize = $mr;
             const NR: usize = $nv * <$vec as $crate::simd::SimdF32>::LANES;
             const NARROW: usize = <$vec as $crate::simd::SimdF32>::LANES;
+            type Wide = $wide;
             // An instruction set's kernel (one with target features) measures its ceiling.
             const PEAK_FLOPS_PER_ITER: Option<usize> = if false $(|| !$features.is_empty())? {
                 Some(2 * $chains * <$vec as $crate::simd::SimdF32>::LANES)

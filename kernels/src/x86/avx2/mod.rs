@@ -1,4 +1,5 @@
-//! AVX2+FMA kernel set: 256-bit vectors, a 6×16 register tile (12 accumulators of 16 ymm).
+//! AVX2+FMA kernel set: 256-bit vectors, a 6×16 register tile (12 accumulators of 16 ymm) and
+//! a 3×24 one for convolutions to 24, 72, 120, … channels.
 
 mod gemm;
 mod simd;

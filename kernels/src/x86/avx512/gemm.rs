@@ -11,5 +11,5 @@ pub(crate) const NV: usize = crate::AVX512_TILE.1 / 16;
 
 microkernel!(
     /// AVX-512F 12×32 microkernel.
-    Avx512Kernel, Avx512, mr = MR, nv = NV, peak_chains = 12, features = "avx512f"
+    Avx512Kernel, Avx512, mr = MR, nv = NV, peak_chains = 12, features = "avx512f", wide = Self
 );

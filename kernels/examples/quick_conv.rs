@@ -1,0 +1,52 @@
+//! Times one convolution on a kernel set with and without its wide tile, interleaved in one
+//! process (peak, main tile, wide tile, peak, …) so that the machine's drifting speed hits
+//! both alike; prints median GFLOP/s and the median per-round fraction of the FMA peak.
+//!
+//! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride] [threads]`
+//! (set, input channels, output channels, square kernel, square input side).
+
+#[path = "common/timing.rs"]
+mod timing;
+
+use std::time::Instant;
+
+use kernels::{
+    fma_peak_gflops, kernel_set, kernel_set_main_tile_only, ConvParams, Epilogue, ImageMut, ImageRef, Parallelism,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let id = timing::set_from_arg(args.first().map(String::as_str));
+    let num = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (c_in, c_out, k, hw, stride, threads) = (num(1, 96), num(2, 24), num(3, 3), num(4, 160), num(5, 1), num(6, 1));
+    let params = ConvParams { strides: [stride; 2], pads: [k / 2; 4], ..ConvParams::new(c_in, c_out, [k, k]) };
+    let [oh, ow] = params.output_hw(hw, hw).expect("valid convolution");
+    let sets =
+        [("main tile", kernel_set_main_tile_only(id).expect("set")), ("wide tile", kernel_set(id).expect("set"))];
+    let w: Vec<f32> = (0..params.weight_len()).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
+    let x: Vec<f32> = (0..hw * hw * c_in).map(|i| (i % 7) as f32 * 0.1).collect();
+    let packed: Vec<_> = sets.iter().map(|(_, s)| s.pack_conv(&params, &w).expect("pack")).collect();
+    let mut outs = vec![vec![0.0f32; oh * ow * c_out]; 2];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    let par = if threads > 1 { Parallelism::Rayon } else { Parallelism::Sequential };
+    let mut times: Vec<Vec<f64>> = vec![vec![]; 2];
+    let mut peaks = Vec::new();
+    for _ in 0..40 {
+        peaks.push(fma_peak_gflops(&*sets[0].1, 1 << 22).unwrap_or(f64::NAN));
+        for (i, (_, set)) in sets.iter().enumerate() {
+            let input = ImageRef::new(&x, [1, hw, hw, c_in]).expect("input");
+            let output = ImageMut::new(&mut outs[i], [1, oh, ow, c_out]).expect("output");
+            let t = Instant::now();
+            pool.install(|| set.conv2d(input, &packed[i], output, &Epilogue::none(), par)).expect("conv");
+            times[i].push(t.elapsed().as_secs_f64());
+        }
+    }
+    // The tiles split K at different depths, so the sums round differently: compare loosely.
+    let worst = outs[0].iter().zip(&outs[1]).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "the two tiles disagree by {worst:e}");
+    let flops = 2.0 * (oh * ow * c_out * c_in * k * k) as f64;
+    let info = sets[1].1.info();
+    println!("{c_in}->{c_out} {k}x{k}/{stride} @{hw}, {threads} thread(s), {}, {:?}:", info.name, info.blocking);
+    let labels: Vec<String> = sets.iter().map(|(name, _)| name.to_string()).collect();
+    timing::report(&labels, &times, &peaks, flops);
+}
