@@ -134,12 +134,6 @@ impl KernelSetId {
             _ => None,
         }
     }
-
-    /// The panel widths this set packs convolution weights at.
-    pub fn panel_widths(self) -> Option<PanelWidths> {
-        let (_, nr) = self.geometry()?;
-        Some(PanelWidths { nr, wide: self.wide_geometry().map(|(_, w)| w) })
-    }
 }
 
 impl fmt::Display for KernelSetId {
@@ -189,6 +183,13 @@ pub struct KernelInfo {
     /// portable vectors (the scalar and emulated sets), whose probe is no instruction set's
     /// ceiling. See [`fma_peak_gflops`].
     pub peak_flops_per_iter: Option<usize>,
+}
+
+impl KernelInfo {
+    /// The panel widths the set packs convolution weights at: its tile's, and its wide tile's.
+    pub fn panel_widths(&self) -> PanelWidths {
+        PanelWidths { nr: self.nr, wide: self.wide.map(|(_, nr)| nr) }
+    }
 }
 
 /// One implementation of every kernel edgepack runs, for one instruction set.
@@ -264,11 +265,6 @@ impl<K: Microkernel> CpuSet<K> {
         Self { info, wide_blocking, _kernel: PhantomData }
     }
 
-    /// The panel widths [`PackedConv::pack`] chooses from.
-    fn panel_widths(&self) -> PanelWidths {
-        PanelWidths { nr: K::NR, wide: self.info.wide.map(|(_, nr)| nr) }
-    }
-
     fn with_blocking(mut self, blocking: Blocking) -> Result<Self> {
         let Blocking { kc, mc, nc } = blocking;
         if kc == 0 || mc == 0 || nc == 0 || !mc.is_multiple_of(K::MR) || !nc.is_multiple_of(K::NR) {
@@ -314,7 +310,7 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack(self.info.name, self.panel_widths(), params, weights)
+        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights)
     }
 
     fn conv2d(

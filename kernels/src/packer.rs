@@ -15,7 +15,7 @@ use crate::epilogue::Epilogue;
 use crate::error::{KernelError, Result};
 use crate::mat::{MatMut, MatRef};
 use crate::pack::PackedB;
-use crate::{kernel_set, BOperand, Blocking, KernelInfo, KernelSet, KernelSetId, PanelWidths, Parallelism, CUDA_NR};
+use crate::{kernel_set, BOperand, Blocking, KernelInfo, KernelSet, KernelSetId, Parallelism, CUDA_NR};
 
 /// A kernel set that packs weights exactly as set `info.id` does and runs nothing.
 struct PackOnly {
@@ -56,8 +56,7 @@ impl KernelSet for PackOnly {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        let widths = PanelWidths { nr: self.info.nr, wide: self.info.wide.map(|(_, nr)| nr) };
-        PackedConv::pack(self.info.name, widths, params, weights)
+        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights)
     }
 
     fn conv2d(

@@ -138,15 +138,15 @@ impl Run<'_> {
         par: Parallelism,
         kc_unit: usize,
     ) {
-        let [mut main, mut wide] = *self.blocking;
-        main.kc = whole_units(main.kc, kc_unit);
-        wide.kc = whole_units(wide.kc, kc_unit);
+        let wide = b.nr() != K::NR;
+        let mut blocking = self.blocking[usize::from(wide)];
+        blocking.kc = whole_units(blocking.kc, kc_unit);
         // SAFETY: forwarded from this function's contract.
         unsafe {
-            if b.nr() == K::NR {
-                run::<K, A>(&main, a, BOperand::Packed(b), out, epi, par)
+            if wide {
+                run::<K::Wide, A>(&blocking, a, BOperand::Packed(b), out, epi, par)
             } else {
-                run::<K::Wide, A>(&wide, a, BOperand::Packed(b), out, epi, par)
+                run::<K, A>(&blocking, a, BOperand::Packed(b), out, epi, par)
             }
         }
     }
