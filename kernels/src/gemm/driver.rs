@@ -35,6 +35,10 @@ const PARALLEL_MIN_MACS: usize = 1 << 20;
 /// Products whose B spans at most this many `NR`-wide panels read a row-major A directly
 /// instead of packing it (measured on the pointwise-convolution shapes, docs/performance.md).
 const DIRECT_A_MAX_PANELS: usize = 4;
+/// A work item whose B panels take at most this many bytes runs row panel by row panel (all
+/// B panels per row panel) instead of B panel by B panel (measured on the pointwise
+/// convolutions with 16–24 input channels, docs/performance.md).
+const ROW_OUTER_MAX_B_BYTES: usize = 48 << 10;
 
 thread_local! {
     static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
@@ -312,9 +316,18 @@ fn run_block<K: Microkernel, A: ASource>(
             }
             let first = p0 == 0;
             let last = p0 + kc == k;
-            for jp in panels {
+            // B panel outer, so that it stays in L1 while A streams from L2; row panel outer
+            // when A is read in place or all of the item's B fits in L1 anyway (short K), so
+            // that each output row is written whole, in order, and A is read once.
+            let (row_panels, b_panels) = (mc.div_ceil(K::MR), panels.len());
+            let row_outer = direct_a || b_panels * kc * K::NR * size_of::<f32>() <= ROW_OUTER_MAX_B_BYTES;
+            for t in 0..row_panels * b_panels {
+                let (jp, ip) = match row_outer {
+                    true => (panels.start + t % b_panels, t / b_panels),
+                    false => (panels.start + t / row_panels, t % row_panels),
+                };
                 let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
-                for ip in 0..mc.div_ceil(K::MR) {
+                {
                     let i = i0 + ip * K::MR;
                     let in_place = if rows_a { RUNS.with(|c| c.borrow().0[ip]) } else { None };
                     if let (Some((first_run, count, lda)), Some(data)) = (in_place, run_data) {

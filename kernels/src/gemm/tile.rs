@@ -35,7 +35,7 @@ pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const BN
         prefetch_c::<V>(out);
         let mut acc = [[V::splat(0.0); NV]; MR];
         k_loop::<V, MR, NV, BNV, PACKED_A>(&mut acc, k, a, a_rs, a_step, b);
-        store::<V, MR, NV>(acc, out, accumulate, epi);
+        store_tile::<V, MR, NV>(acc, out, accumulate, epi);
     }
 }
 
@@ -64,7 +64,7 @@ pub(crate) unsafe fn tile_runs<V: SimdF32, const MR: usize, const NV: usize, con
             k_loop::<V, MR, NV, BNV, false>(&mut acc, len, a, lda, 1, b);
             b = b.add(len * BNV * V::LANES);
         }
-        store::<V, MR, NV>(acc, out, accumulate, epi);
+        store_tile::<V, MR, NV>(acc, out, accumulate, epi);
     }
 }
 
@@ -114,21 +114,42 @@ unsafe fn k_loop<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize,
     }
 }
 
-/// The epilogue on the accumulators and the one store of the tile.
+/// The epilogue on the accumulators and the one store of the tile: a full tile with every
+/// count a constant (the accumulators stay in registers, no lane tests), an edge tile with
+/// masked loads and stores.
 #[inline(always)]
-unsafe fn store<V: SimdF32, const MR: usize, const NV: usize>(
+unsafe fn store_tile<V: SimdF32, const MR: usize, const NV: usize>(
+    acc: [[V; NV]; MR],
+    out: &TileOut,
+    accumulate: bool,
+    epi: Option<&TileEpilogue>,
+) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        if out.rows == MR && out.cols == NV * V::LANES {
+            store::<V, MR, NV, true>(acc, out, accumulate, epi)
+        } else {
+            store::<V, MR, NV, false>(acc, out, accumulate, epi)
+        }
+    }
+}
+
+/// [`store_tile`]'s two forms: `FULL` asserts `out.rows == MR` and `out.cols == NV·LANES`.
+#[inline(always)]
+unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
     mut acc: [[V; NV]; MR],
     out: &TileOut,
     accumulate: bool,
     epi: Option<&TileEpilogue>,
 ) {
     let TileOut { c, ldc, rows, cols } = *out;
+    let rows = if FULL { MR } else { rows };
     // SAFETY: the caller guarantees V's features and the extents of c and the epilogue.
     unsafe {
         // Store phase: each test and the activation's dispatch happen once per tile, each pass
         // a fully unrolled sweep over the register tile. Rows past `rows` and columns past
         // `cols` are neither read nor written (partial vectors use masked loads and stores).
-        let width = |j: usize| cols.saturating_sub(j * V::LANES);
+        let width = |j: usize| if FULL { V::LANES } else { cols.saturating_sub(j * V::LANES) };
         if accumulate {
             for (i, row) in acc.iter_mut().enumerate().take(rows) {
                 for (j, v) in row.iter_mut().enumerate() {
