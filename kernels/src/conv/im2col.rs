@@ -93,6 +93,14 @@ impl Im2col<'_> {
         end
     }
 
+    /// The taps' smallest and largest row and column offsets, `[dy_min, dy_max, dx_min,
+    /// dx_max]` (`None` without taps).
+    #[inline]
+    fn reach(&self) -> Option<[isize; 4]> {
+        let (&(dy, dx), rest) = self.taps.split_first()?;
+        Some(rest.iter().fold([dy, dy, dx, dx], |[a, b, c, d], &(y, x)| [a.min(y), b.max(y), c.min(x), d.max(x)]))
+    }
+
     /// The input slice a row reads for `tap`, channels `c_lo..c_lo+len` of the group, or zeros.
     #[inline(always)]
     fn run(&self, o: RowOrigin, tap: usize, c_lo: usize, len: usize) -> &[f32] {
@@ -123,45 +131,41 @@ impl ASource for Im2col<'_> {
         self.cg >= ROW_PACK_MIN_CHANNELS || self.cg == self.c
     }
 
-    fn row_runs(
-        &self,
-        i: usize,
-        mr: usize,
-        p0: usize,
-        kc: usize,
-        runs: &mut Vec<(usize, usize)>,
-    ) -> Option<(&[f32], usize)> {
-        // The rows must be one output row's consecutive pixels (one image), every tap of
-        // every row inside the input.
-        let per_image = self.oh * self.ow;
-        let last = i + mr - 1;
-        if last >= self.images * per_image || i / self.ow != last / self.ow {
-            return None;
-        }
-        let (first, end) = (self.origin(i), self.origin(last));
-        for &(dy, dx) in self.taps {
-            let iy = first.iy + dy;
-            if iy < 0 || iy as usize >= self.h || first.ix + dx < 0 || (end.ix + dx) as usize >= self.w {
-                return None;
-            }
-        }
+    fn row_runs(&self, p0: usize, kc: usize, runs: &mut Vec<(usize, usize)>) -> Option<(&[f32], usize)> {
+        let [dy0, _, dx0, _] = self.reach()?;
         runs.clear();
         let mut p = p0;
         while p < p0 + kc {
             let (tap, c_lo) = (p / self.cg, p % self.cg);
             let len = (self.cg - c_lo).min(p0 + kc - p);
             let (dy, dx) = self.taps[tap];
-            let pixel = first.image + (first.iy + dy) as usize * self.w + (first.ix + dx) as usize;
+            // Offsets from the panel base, the pixel at the taps' smallest (dy, dx).
+            let pixel = (dy - dy0) as usize * self.w + (dx - dx0) as usize;
             let at = pixel * self.c + self.c0 + c_lo;
-            let full = runs.len() == crate::gemm::driver::MAX_RUNS;
             match runs.last_mut() {
                 Some((start, l)) if *start + *l == at => *l += len,
-                _ if full => return None,
                 _ => runs.push((at, len)),
             }
             p += len;
         }
         Some((self.input, self.stride[1] * self.c))
+    }
+
+    fn panel_base(&self, i: usize, mr: usize) -> Option<usize> {
+        // The rows must be one output row's consecutive pixels (one image), every tap of
+        // every row inside the input.
+        let last = i + mr - 1;
+        if last >= self.images * self.oh * self.ow || i / self.ow != last / self.ow {
+            return None;
+        }
+        let [dy0, dy1, dx0, dx1] = self.reach()?;
+        let o = self.origin(i);
+        let (iy0, ix0) = (o.iy + dy0, o.ix + dx0);
+        let (iy1, ix1) = (o.iy + dy1, o.ix + ((mr - 1) * self.stride[1]) as isize + dx1);
+        if iy0 < 0 || ix0 < 0 || iy1 as usize >= self.h || ix1 as usize >= self.w {
+            return None;
+        }
+        Some((o.image + iy0 as usize * self.w + ix0 as usize) * self.c)
     }
 
     fn pack_rows(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {

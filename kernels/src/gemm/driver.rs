@@ -42,13 +42,13 @@ const ROW_OUTER_MAX_B_BYTES: usize = 48 << 10;
 
 thread_local! {
     static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
-    /// Per row panel of the current block: `(first run, runs, lda)` when read in place; and
-    /// the runs themselves (see [`ASource::row_runs`]).
+    /// Per row panel of the current block, its base when read in place; and the pass's runs
+    /// (see [`ASource::row_runs`]).
     static RUNS: RefCell<RunTable> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Per row panel, where its in-place runs are; then all runs as `(offset, length)`.
-type RunTable = (Vec<Option<(usize, usize, usize)>>, Vec<(usize, usize)>);
+/// Per row panel, its base when read in place; then the runs as `(offset, length)`.
+type RunTable = (Vec<Option<usize>>, Vec<(usize, usize)>);
 
 /// A raw pointer that work items share; each writes a disjoint set of tiles through it.
 #[derive(Clone, Copy)]
@@ -283,33 +283,26 @@ fn run_block<K: Microkernel, A: ASource>(
                 a_buf.resize(len);
             }
             let a_buf = a_buf.as_mut_slice();
-            let mut run_data: Option<&[f32]> = None;
+            let mut in_place: Option<(&[f32], usize)> = None;
             if rows_a {
-                // Panels whose rows the source can hand over in place are read there; the
-                // others are packed row-major, MR-row aligned, for the direct microkernel
-                // (rows past `mc` hold stale values whose results are never stored).
-                run_data = RUNS.with(|cell| {
-                    let mut all = cell.borrow_mut();
-                    let (spans, runs) = &mut *all;
-                    spans.clear();
-                    runs.clear();
-                    let mut scratch = Vec::new();
-                    let mut data = None;
+                // Panels whose rows the source can hand over in place are read there (one set
+                // of runs for the pass, a base per panel); the others are packed row-major,
+                // MR-row aligned, for the direct microkernel (rows past `mc` hold stale values
+                // whose results are never stored).
+                in_place = RUNS.with(|cell| {
+                    let mut table = cell.borrow_mut();
+                    let (bases, runs) = &mut *table;
+                    bases.clear();
+                    let found = a.row_runs(p0, kc, runs);
                     for ip in 0..mc.div_ceil(K::MR) {
                         let (i, rows) = (i0 + ip * K::MR, (mc - ip * K::MR).min(K::MR));
-                        match a.row_runs(i, K::MR, p0, kc, &mut scratch).filter(|_| rows == K::MR) {
-                            Some((d, lda)) => {
-                                data = Some(d);
-                                spans.push(Some((runs.len(), scratch.len(), lda)));
-                                runs.extend_from_slice(&scratch);
-                            }
-                            None => {
-                                spans.push(None);
-                                a.pack_rows(i, rows, p0, kc, &mut a_buf[ip * K::MR * kc..][..rows * kc]);
-                            }
+                        let base = found.and_then(|_| a.panel_base(i, K::MR)).filter(|_| rows == K::MR);
+                        bases.push(base);
+                        if base.is_none() {
+                            a.pack_rows(i, rows, p0, kc, &mut a_buf[ip * K::MR * kc..][..rows * kc]);
                         }
                     }
-                    data
+                    found
                 });
             } else {
                 K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
@@ -329,15 +322,17 @@ fn run_block<K: Microkernel, A: ASource>(
                 let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
                 {
                     let i = i0 + ip * K::MR;
-                    let in_place = if rows_a { RUNS.with(|c| c.borrow().0[ip]) } else { None };
-                    if let (Some((first_run, count, lda)), Some(data)) = (in_place, run_data) {
-                        RUNS.with(|c| {
+                    if let Some((data, lda)) = in_place {
+                        let done = RUNS.with(|c| {
                             let table = c.borrow();
-                            let runs = &table.1[first_run..first_run + count];
-                            let a_tile = ATile::Runs { data, runs, lda };
+                            let base = table.0[ip]?;
+                            let a_tile = ATile::Runs { data: &data[base..], runs: &table.1, lda };
                             run_tile::<K>(a_tile, b_panel, out, i, jc + jp * K::NR, kc, !first, last);
+                            Some(())
                         });
-                        continue;
+                        if done.is_some() {
+                            continue;
+                        }
                     }
                     let a_tile = if rows_a {
                         ATile::Direct { a: &a_buf[ip * K::MR * kc..][..K::MR * kc], lda: kc }
@@ -369,12 +364,9 @@ enum ATile<'a> {
     /// validated row-major view guarantees the extent).
     Direct { a: &'a [f32], lda: usize },
     /// `MR` rows read in place: run `(at, len)` is `len` values at `data[at + i·lda]` for
-    /// row `i` (checked by the source, see [`ASource::row_runs`]); at most [`MAX_RUNS`].
+    /// row `i` (checked by the source, see [`ASource::panel_base`]).
     Runs { data: &'a [f32], runs: &'a [(usize, usize)], lda: usize },
 }
-
-/// Most runs one in-place tile reads (sources return `None` beyond it).
-pub(crate) const MAX_RUNS: usize = 32;
 
 /// Calls the packed or the direct microkernel.
 ///
@@ -400,14 +392,7 @@ unsafe fn call_tile<K: Microkernel>(
                 K::tile_direct_narrow(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi)
             }
             ATile::Direct { a, lda } => K::tile_direct(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi),
-            ATile::Runs { data, runs, lda } => {
-                let mut ptrs = [(std::ptr::null::<f32>(), 0usize); MAX_RUNS];
-                for (p, &(at, len)) in ptrs.iter_mut().zip(runs) {
-                    // `wrapping_add` keeps this safe; the source checked the extent.
-                    *p = (data.as_ptr().wrapping_add(at), len);
-                }
-                K::tile_runs(&ptrs[..runs.len()], lda, b.as_ptr(), out, accumulate, epi)
-            }
+            ATile::Runs { data, runs, lda } => K::tile_runs(data.as_ptr(), runs, lda, b.as_ptr(), out, accumulate, epi),
         }
     }
 }

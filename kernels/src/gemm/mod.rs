@@ -111,17 +111,17 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         epi: Option<&TileEpilogue>,
     );
 
-    /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
-    /// [`ASource::pack`]).
     /// One tile with A read in place from runs of columns (see [`tile::tile_runs`]); the
     /// narrow tile when `out.cols ≤ NARROW`.
     ///
     /// # Safety
-    /// The CPU supports the kernel's instruction set; for each run `(a, len)`, `MR` rows of
-    /// `len` readable values at `a + i·lda`; `b` holds `Σ len · NR` values; `out` and the
-    /// epilogue as for [`Microkernel::tile`].
+    /// The CPU supports the kernel's instruction set; for each run `(at, len)`, `MR` rows of
+    /// `len` readable values at `a + at + i·lda`; `b` holds `Σ len · NR` values; `out` and
+    /// the epilogue as for [`Microkernel::tile`].
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile_runs(
-        runs: &[(*const f32, usize)],
+        a: *const f32,
+        runs: &[(usize, usize)],
         lda: usize,
         b: *const f32,
         out: &TileOut,
@@ -129,6 +129,8 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         epi: Option<&TileEpilogue>,
     );
 
+    /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
+    /// [`ASource::pack`]).
     fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
 
     /// Computes one output row of a depthwise convolution (see [`crate::conv::depthwise::row`]).
@@ -195,16 +197,17 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            #[allow(clippy::too_many_arguments)]
             unsafe fn tile_runs_impl(
-                runs: &[(*const f32, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
+                a: *const f32, runs: &[(usize, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
                 accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile_runs`'s contract.
                 unsafe {
                     if narrow {
-                        $crate::gemm::tile::tile_runs::<$vec, $mr, 1, $nv>(runs, lda, b, out, accumulate, epi)
+                        $crate::gemm::tile::tile_runs::<$vec, $mr, 1, $nv>(a, runs, lda, b, out, accumulate, epi)
                     } else {
-                        $crate::gemm::tile::tile_runs::<$vec, $mr, $nv, $nv>(runs, lda, b, out, accumulate, epi)
+                        $crate::gemm::tile::tile_runs::<$vec, $mr, $nv, $nv>(a, runs, lda, b, out, accumulate, epi)
                     }
                 }
             }
@@ -267,12 +270,12 @@ macro_rules! microkernel {
             }
 
             unsafe fn tile_runs(
-                runs: &[(*const f32, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
+                a: *const f32, runs: &[(usize, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
                 accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
                 // SAFETY: forwarded from this method's contract.
-                unsafe { Self::tile_runs_impl(runs, lda, b, out, accumulate, epi, narrow) }
+                unsafe { Self::tile_runs_impl(a, runs, lda, b, out, accumulate, epi, narrow) }
             }
 
             #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression

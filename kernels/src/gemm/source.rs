@@ -24,20 +24,22 @@ pub(crate) trait ASource: Sync {
         false
     }
 
-    /// When the `mr` rows from `i` read columns `p0..p0+kc` straight from memory at one
-    /// distance between rows: that memory and distance (`lda`), with `runs` set to the
-    /// `(offset of row i's first value, length)` of each contiguous stretch of columns, in
-    /// order, covering `kc` columns. The direct microkernel then reads them in place, nothing
-    /// packed. `None` (the default) when the rows do not qualify.
-    fn row_runs(
-        &self,
-        i: usize,
-        mr: usize,
-        p0: usize,
-        kc: usize,
-        runs: &mut Vec<(usize, usize)>,
-    ) -> Option<(&[f32], usize)> {
-        let _ = (i, mr, p0, kc, runs);
+    /// When row panels can be read in place for columns `p0..p0+kc`: the memory they are read
+    /// from and the distance between rows (`lda`), with `runs` set to the `(offset, length)`
+    /// of each contiguous stretch of columns, in order, covering `kc` columns, offsets counted
+    /// from a panel's base ([`ASource::panel_base`]). The same runs serve every panel of the
+    /// pass, so they are worked out once. `None` (the default) when the source has no such
+    /// form.
+    fn row_runs(&self, p0: usize, kc: usize, runs: &mut Vec<(usize, usize)>) -> Option<(&[f32], usize)> {
+        let _ = (p0, kc, runs);
+        None
+    }
+
+    /// Where the `mr` rows from `i` start in [`ASource::row_runs`]'s memory, when every run
+    /// of every one of them lies inside it (`base + offset + r·lda + length` for each run
+    /// and `r < mr`); `None` for panels that must be packed instead.
+    fn panel_base(&self, i: usize, mr: usize) -> Option<usize> {
+        let _ = (i, mr);
         None
     }
 

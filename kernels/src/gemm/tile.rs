@@ -40,13 +40,14 @@ pub(crate) unsafe fn tile<V: SimdF32, const MR: usize, const NV: usize, const BN
 }
 
 /// [`tile`] with A read in place from several runs of columns: run `r` holds `runs[r].1`
-/// columns of row 0 at `runs[r].0`, each row `lda` after the previous; B continues from
+/// columns of row 0 at `a + runs[r].0`, each row `lda` after the previous; B continues from
 /// one run to the next. The accumulators stay in registers across runs (an implicit GEMM
 /// whose rows are read where they lie, nothing packed).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn tile_runs<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize>(
-    runs: &[(*const f32, usize)],
+    a: *const f32,
+    runs: &[(usize, usize)],
     lda: usize,
     b: *const f32,
     out: &TileOut,
@@ -60,8 +61,8 @@ pub(crate) unsafe fn tile_runs<V: SimdF32, const MR: usize, const NV: usize, con
         prefetch_c::<V>(out);
         let mut acc = [[V::splat(0.0); NV]; MR];
         let mut b = b;
-        for &(a, len) in runs {
-            k_loop::<V, MR, NV, BNV, false>(&mut acc, len, a, lda, 1, b);
+        for &(at, len) in runs {
+            k_loop::<V, MR, NV, BNV, false>(&mut acc, len, a.add(at), lda, 1, b);
             b = b.add(len * BNV * V::LANES);
         }
         store_tile::<V, MR, NV>(acc, out, accumulate, epi);
