@@ -154,18 +154,20 @@ impl ASource for Im2col<'_> {
     fn panel_base(&self, i: usize, mr: usize) -> Option<usize> {
         // The rows must be one output row's consecutive pixels (one image), every tap of
         // every row inside the input.
-        let last = i + mr - 1;
-        if last >= self.images * self.oh * self.ow || i / self.ow != last / self.ow {
+        // (Two divisions: this runs once per row panel.)
+        let (out_row, ox) = (i / self.ow, i % self.ow);
+        if ox + mr > self.ow || out_row >= self.images * self.oh {
             return None;
         }
         let [dy0, dy1, dx0, dx1] = self.reach()?;
-        let o = self.origin(i);
-        let (iy0, ix0) = (o.iy + dy0, o.ix + dx0);
-        let (iy1, ix1) = (o.iy + dy1, o.ix + ((mr - 1) * self.stride[1]) as isize + dx1);
+        let (image, oy) = (out_row / self.oh, out_row % self.oh + self.oy_offset);
+        let (iy, ix) = ((oy * self.stride[0]) as isize, (ox * self.stride[1]) as isize);
+        let (iy0, ix0) = (iy + dy0, ix + dx0);
+        let (iy1, ix1) = (iy + dy1, ix + ((mr - 1) * self.stride[1]) as isize + dx1);
         if iy0 < 0 || ix0 < 0 || iy1 as usize >= self.h || ix1 as usize >= self.w {
             return None;
         }
-        Some((o.image + iy0 as usize * self.w + ix0 as usize) * self.c)
+        Some(((image * self.h + iy0 as usize) * self.w + ix0 as usize) * self.c)
     }
 
     fn pack_rows(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
