@@ -94,10 +94,6 @@ struct RowWindow {
     interior: (usize, usize),
 }
 
-/// Bytes of input one group of pixels reads (all channels) below which pixels are the outer
-/// loop; above it, channel blocks are (half a 32 KiB L1 data cache).
-const PIXEL_OUTER_BYTES: usize = 16 << 10;
-
 /// Runs `$body` once per channel block, with `$c` its first channel and the constants `$nv`
 /// (vectors: 2, then 1) and `$full` (whole vectors, or the partial tail) set for it.
 macro_rules! for_channel_blocks {
@@ -153,11 +149,11 @@ macro_rules! for_pixel_groups {
 
 /// [`row`] for channel multiplier 1 (`SAME`: output channel c reads input channel c) or not.
 ///
-/// Loop order by footprint: when a group of pixels' kernel window over all channels fits in
-/// half of L1, pixels are the outer loop (each input pixel is loaded once and serves every
-/// channel block; 72 channels at 160×160 ran 13–19 GFLOP/s so, 6 the other way); otherwise
-/// channel blocks are, so that one block's slice of the input rows stays in L1 while the row
-/// sweeps over it (672 and 960 channels: 18–20 and 27–29 GFLOP/s so, 13 and 19 the other way).
+/// Pixel groups are the outer loop, channel blocks the inner one: a group's kernel window is
+/// loaded into L1 once and serves every channel block. (Channel blocks outer, for windows
+/// over 16 KiB, measured slower on every layer tried, 2026-11-28: 120 channels 5×5 @80
+/// 13 % against 19 % of peak, 480 channels 3×3 @40 6 % against 13–15 %, 960 channels 5×5
+/// @20 13–16 % against 17–23 %.)
 #[inline(always)]
 unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     let iy0 = (r.oy * g.stride[0]) as isize - g.pad[0] as isize;
@@ -166,26 +162,16 @@ unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     let interior_hi = if g.w + g.pad[1] > span { ((g.w + g.pad[1] - span - 1) / g.stride[1] + 1).min(g.ow) } else { 0 };
     let win =
         RowWindow { iy0, rows: window(iy0, g.kernel[0], g.dilation[0], g.h), interior: (interior_lo, interior_hi) };
-    let group_bytes = g.kernel[0] * ((PIXELS - 1) * g.stride[1] + span + 1) * g.c_in * 4;
     // SAFETY (every `channels` call): forwarded from this function's contract. Interior
     // groups start in the interior and end at or before its end, and other pixels use their
     // clipped window, so every tap is inside the input; full-width channel blocks end at or
     // before c_out rounded down to whole vectors, and the tail uses partial loads and stores.
-    if group_bytes <= PIXEL_OUTER_BYTES {
-        for_pixel_groups!(g, win, |px, P| {
-            for_channel_blocks!(g, V::LANES, |c, NV, FULL| {
-                // SAFETY: see above.
-                unsafe { channels::<V, NV, P, SAME, FULL>(g, r, &px, c) }
-            })
-        })
-    } else {
+    for_pixel_groups!(g, win, |px, P| {
         for_channel_blocks!(g, V::LANES, |c, NV, FULL| {
-            for_pixel_groups!(g, win, |px, P| {
-                // SAFETY: see above.
-                unsafe { channels::<V, NV, P, SAME, FULL>(g, r, &px, c) }
-            })
+            // SAFETY: see above.
+            unsafe { channels::<V, NV, P, SAME, FULL>(g, r, &px, c) }
         })
-    }
+    })
 }
 
 /// `P` consecutive output pixels sharing one column window (all interior when `P > 1`).
