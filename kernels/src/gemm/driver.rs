@@ -283,69 +283,56 @@ fn run_block<K: Microkernel, A: ASource>(
                 a_buf.resize(len);
             }
             let a_buf = a_buf.as_mut_slice();
-            let mut in_place: Option<(&[f32], usize)> = None;
-            if rows_a {
-                // Panels whose rows the source can hand over in place are read there (one set
-                // of runs for the pass, a base per panel); the others are packed row-major,
-                // MR-row aligned, for the direct microkernel (rows past `mc` hold stale values
-                // whose results are never stored).
-                in_place = RUNS.with(|cell| {
-                    let mut table = cell.borrow_mut();
-                    let (bases, runs) = &mut *table;
-                    bases.clear();
-                    let found = a.row_runs(p0, kc, runs);
+            RUNS.with(|cell| {
+                let mut table = cell.borrow_mut();
+                let (bases, runs) = &mut *table;
+                bases.clear();
+                let mut in_place: Option<(&[f32], usize)> = None;
+                if rows_a {
+                    // Panels whose rows the source can hand over in place are read there (one
+                    // set of runs for the pass, a base per panel); the others are packed
+                    // row-major, MR-row aligned, for the direct microkernel (rows past `mc`
+                    // hold stale values whose results are never stored).
+                    in_place = a.row_runs(p0, kc, runs);
                     for ip in 0..mc.div_ceil(K::MR) {
                         let (i, rows) = (i0 + ip * K::MR, (mc - ip * K::MR).min(K::MR));
-                        let base = found.and_then(|_| a.panel_base(i, K::MR)).filter(|_| rows == K::MR);
+                        let base = in_place.and_then(|_| a.panel_base(i, K::MR)).filter(|_| rows == K::MR);
                         bases.push(base);
                         if base.is_none() {
                             a.pack_rows(i, rows, p0, kc, &mut a_buf[ip * K::MR * kc..][..rows * kc]);
                         }
                     }
-                    found
-                });
-            } else {
-                K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
-            }
-            let first = p0 == 0;
-            let last = p0 + kc == k;
-            // B panel outer, so that it stays in L1 while A streams from L2; row panel outer
-            // when A is read in place or all of the item's B fits in L1 anyway (short K), so
-            // that each output row is written whole, in order, and A is read once.
-            let (row_panels, b_panels) = (mc.div_ceil(K::MR), panels.len());
-            let row_outer = direct_a || b_panels * kc * K::NR * size_of::<f32>() <= ROW_OUTER_MAX_B_BYTES;
-            for t in 0..row_panels * b_panels {
-                let (jp, ip) = match row_outer {
-                    true => (panels.start + t % b_panels, t / b_panels),
-                    false => (panels.start + t / row_panels, t % row_panels),
-                };
-                let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
-                {
+                } else {
+                    K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
+                }
+                let (bases, runs) = (&*bases, &*runs);
+                let first = p0 == 0;
+                let last = p0 + kc == k;
+                // B panel outer, so that it stays in L1 while A streams from L2; row panel
+                // outer when A is read in place or all of the item's B fits in L1 anyway
+                // (short K), so that each output row is written whole, in order, and A is
+                // read once.
+                let (row_panels, b_panels) = (mc.div_ceil(K::MR), panels.len());
+                let row_outer = direct_a || b_panels * kc * K::NR * size_of::<f32>() <= ROW_OUTER_MAX_B_BYTES;
+                for t in 0..row_panels * b_panels {
+                    let (jp, ip) = match row_outer {
+                        true => (panels.start + t % b_panels, t / b_panels),
+                        false => (panels.start + t / row_panels, t % row_panels),
+                    };
+                    let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
                     let i = i0 + ip * K::MR;
-                    if let Some((data, lda)) = in_place {
-                        let done = RUNS.with(|c| {
-                            let table = c.borrow();
-                            let base = table.0[ip]?;
-                            let a_tile = ATile::Runs { data: &data[base..], runs: &table.1, lda };
-                            run_tile::<K>(a_tile, b_panel, out, i, jc + jp * K::NR, kc, !first, last);
-                            Some(())
-                        });
-                        if done.is_some() {
-                            continue;
-                        }
-                    }
-                    let a_tile = if rows_a {
-                        ATile::Direct { a: &a_buf[ip * K::MR * kc..][..K::MR * kc], lda: kc }
-                    } else if !direct_a {
-                        ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR])
-                    } else if let (Some((data, lda)), true) = (direct, ip < full_panels) {
-                        ATile::Direct { a: &data[i * lda + p0..], lda }
-                    } else {
-                        ATile::Packed(&a_buf[..kc * K::MR])
+                    let a_tile = match (in_place, bases.get(ip).copied().flatten()) {
+                        (Some((data, lda)), Some(base)) => ATile::Runs { data: &data[base..], runs, lda },
+                        _ if rows_a => ATile::Direct { a: &a_buf[ip * K::MR * kc..][..K::MR * kc], lda: kc },
+                        _ if !direct_a => ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR]),
+                        _ => match direct {
+                            Some((data, lda)) if ip < full_panels => ATile::Direct { a: &data[i * lda + p0..], lda },
+                            _ => ATile::Packed(&a_buf[..kc * K::MR]),
+                        },
                     };
                     run_tile::<K>(a_tile, b_panel, out, i, jc + jp * K::NR, kc, !first, last);
                 }
-            }
+            });
         });
     };
     let items = m_blocks * n_chunks;
