@@ -1,10 +1,11 @@
 //! Kernel sets that run another instruction set's exact tile geometry on portable vectors.
 //!
-//! For tests on hosts that lack an instruction set (this project's CI has no AVX-512, and its
-//! x86 host no NEON): the driver, packing, blocking and edge-tile handling that the AVX-512 and
-//! NEON sets use run in full with [`Lanes`](crate::simd::Lanes) standing in for `__m512` and
-//! `float32x4_t`. Only the one-line intrinsic wrappers in `*/simd.rs` are left unexecuted
-//! (NEON's run for real under qemu-aarch64). Not for production use.
+//! For tests on hosts that lack an instruction set (machines without AVX-512; x86 hosts have
+//! no NEON): the driver, packing, blocking and edge-tile handling that the AVX-512 set (with
+//! its wide tile) and the NEON set use run in full with [`Lanes`](crate::simd::Lanes) standing
+//! in for `__m512`, `__m256` and `float32x4_t`. Only the one-line intrinsic wrappers in
+//! `*/simd.rs` are left unexecuted (NEON's run for real under qemu-aarch64, AVX-512's on hosts
+//! that have it). Not for production use.
 
 use crate::gemm::microkernel;
 use crate::simd::Lanes;
@@ -12,7 +13,12 @@ use crate::{boxed, Blocking, Build, CpuSet, KernelSet, KernelSetId, Result};
 
 microkernel!(
     /// AVX-512's 12×32 geometry on portable 16-lane vectors.
-    Avx512Geometry, Lanes<16>, mr = { crate::AVX512_TILE.0 }, nv = { crate::AVX512_TILE.1 / 16 }, peak_chains = 6, wide = Self
+    Avx512Geometry, Lanes<16>, mr = { crate::AVX512_TILE.0 }, nv = { crate::AVX512_TILE.1 / 16 }, peak_chains = 6, wide = Avx512WideGeometry
+);
+
+microkernel!(
+    /// AVX-512's 6×24 wide tile on portable 8-lane vectors.
+    Avx512WideGeometry, Lanes<8>, mr = { crate::AVX512_WIDE_TILE.0 }, nv = { crate::AVX512_WIDE_TILE.1 / 8 }, peak_chains = 6, wide = Self
 );
 
 microkernel!(

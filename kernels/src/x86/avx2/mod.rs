@@ -2,7 +2,7 @@
 //! a 3×24 one for convolutions to 24, 72, 120, … channels.
 
 mod gemm;
-mod simd;
+pub(super) mod simd;
 
 pub(crate) use gemm::Avx2Kernel;
 
