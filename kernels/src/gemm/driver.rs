@@ -248,11 +248,20 @@ fn run_block<K: Microkernel, A: ASource>(
         Parallelism::Sequential => 1,
         Parallelism::Rayon => rayon::current_num_threads(),
     };
+    // Enough items to keep every thread busy: M blocks first, then N chunks.
+    let want = if threads > 1 { 4 * threads } else { 1 };
     // Round the number of M blocks up to a multiple of the thread count so that no thread
-    // idles at the end (MC does not change summation order, so results stay identical).
+    // idles at the end; an M of fewer than `want` blocks is cut into `want` blocks of whole
+    // row panels where it has that many, so that each item packs (or reads) only its own
+    // rows of A, once, instead of every item of an N split packing all of them (2 threads,
+    // pointwise 672→160 @20×20: 62 → 154 GFLOP/s). MC does not change the summation order,
+    // so results stay identical.
     let mut mc_eff = blocking.mc;
     let blocks = out.m.div_ceil(mc_eff);
-    if threads > 1 && blocks >= threads && !blocks.is_multiple_of(threads) {
+    let m_panels = out.m.div_ceil(K::MR);
+    if threads > 1 && blocks < want && m_panels >= want {
+        mc_eff = m_panels.div_ceil(want) * K::MR;
+    } else if threads > 1 && blocks >= threads && !blocks.is_multiple_of(threads) {
         mc_eff = out.m.div_ceil(blocks.next_multiple_of(threads)).next_multiple_of(K::MR);
     }
     let m_blocks = out.m.div_ceil(mc_eff);
@@ -261,8 +270,6 @@ fn run_block<K: Microkernel, A: ASource>(
     let direct = a.direct().filter(|_| out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS);
     let direct_a = direct.is_some();
     let rows_a = !direct_a && a.packs_rows();
-    // Enough items to keep every thread busy when M alone does not split finely.
-    let want = if threads > 1 { 4 * threads } else { 1 };
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
     let per_chunk = n_panels.div_ceil(n_chunks);
     let item = |idx: usize| {
