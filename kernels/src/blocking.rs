@@ -1,7 +1,10 @@
 //! Cache blocking (BLIS's KC, MC, NC) derived from the host's cache sizes.
 //!
-//! KC is chosen so that one `KC × NR` panel of B stays in half of L1 while the microkernel streams
-//! it; MC so that the packed `MC × KC` block of A fills a quarter of L2 (the rest holds the B
+//! KC is chosen so that one `KC × NR` panel of B takes half of L1 or a 32nd of L2, whichever is
+//! larger, while the microkernel streams it (a 1 MiB L2 streams a panel that fills L1 as fast
+//! as L1 does: Zen 4, 1024³ GEMM, AVX-512 12×32 81 → 87 % of peak at KC 256 instead of 128,
+//! AVX2 6×16 87 → 91 % at 512 instead of 256; with Zen 3's 512 KiB L2 the rule gives the
+//! half-of-L1 depth measured best there); MC so that the packed `MC × KC` block of A fills a quarter of L2 (the rest holds the B
 //! panels streaming through and the C tiles; measured best on Zen 3); NC so that the packed
 //! `KC × NC` block of B uses a share of L3. The blocking never changes the order in which one
 //! output element's products are summed across threads, so results depend on KC only, which
@@ -91,7 +94,7 @@ impl Blocking {
     /// Blocks for an `mr × nr` microkernel on a machine with these caches.
     pub fn for_caches(caches: CacheSizes, mr: usize, nr: usize) -> Blocking {
         let f = std::mem::size_of::<f32>();
-        let kc = (caches.l1d / 2 / (nr * f)).clamp(64, 512) / 8 * 8;
+        let kc = ((caches.l1d / 2).max(caches.l2 / 32) / (nr * f)).clamp(64, 512) / 8 * 8;
         let mc = ((caches.l2 / 4 / (kc * f)).clamp(mr, 1024) / mr * mr).max(mr);
         let l3_share = if caches.l3 == 0 { caches.l2 * 4 } else { caches.l3 / 4 };
         let nc = ((l3_share / (kc * f)).clamp(nr, 8192) / nr * nr).max(nr);
