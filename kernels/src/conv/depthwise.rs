@@ -205,24 +205,33 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
             let bias: [V; NV] = std::array::from_fn(|j| load(r.bias.add(c0 + j * V::LANES)));
             acc = [bias; P];
         }
-        for kh in px.rows.0..px.rows.1 {
-            let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
-            let src_row = r.input.add(iy * g.w * g.c_in);
-            let wt_row = r.weights.add(kh * g.kernel[1] * g.c_out + c0);
-            for kw in px.cols.0..px.cols.1 {
-                let ix = (px.ix0 + (kw * g.dilation[1]) as isize) as usize;
-                let src = src_row.add(ix * g.c_in);
-                let wt: [V; NV] = std::array::from_fn(|j| load(wt_row.add(kw * g.c_out + j * V::LANES)));
-                for (q, acc) in acc.iter_mut().enumerate() {
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        let oc = c0 + j * V::LANES;
-                        let src = src.add(q * step);
-                        let x = if SAME {
-                            load(src.add(oc))
-                        } else {
-                            gather::<V>(src, oc, if FULL { V::LANES } else { tail }, g.mult)
-                        };
-                        *a = x.mul_add(wt[j], *a);
+        // Interior groups of a unit-stride, undilated row over 3 or 5 columns load each input
+        // column once per kernel row and use it for every pixel whose window holds it.
+        let reuse = P > 1 && SAME && g.stride[1] == 1 && g.dilation[1] == 1;
+        match g.kernel[1] {
+            3 if reuse => taps_shared::<V, NV, P, FULL, 3>(g, r, px, c0, &mut acc),
+            5 if reuse => taps_shared::<V, NV, P, FULL, 5>(g, r, px, c0, &mut acc),
+            _ => {
+                for kh in px.rows.0..px.rows.1 {
+                    let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
+                    let src_row = r.input.add(iy * g.w * g.c_in);
+                    let wt_row = r.weights.add(kh * g.kernel[1] * g.c_out + c0);
+                    for kw in px.cols.0..px.cols.1 {
+                        let ix = (px.ix0 + (kw * g.dilation[1]) as isize) as usize;
+                        let src = src_row.add(ix * g.c_in);
+                        let wt: [V; NV] = std::array::from_fn(|j| load(wt_row.add(kw * g.c_out + j * V::LANES)));
+                        for (q, acc) in acc.iter_mut().enumerate() {
+                            for (j, a) in acc.iter_mut().enumerate() {
+                                let oc = c0 + j * V::LANES;
+                                let src = src.add(q * step);
+                                let x = if SAME {
+                                    load(src.add(oc))
+                                } else {
+                                    gather::<V>(src, oc, if FULL { V::LANES } else { tail }, g.mult)
+                                };
+                                *a = x.mul_add(wt[j], *a);
+                            }
+                        }
                     }
                 }
             }
@@ -240,6 +249,46 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
                     y.store(out.add(j * V::LANES));
                 } else {
                     store_n(y, out, tail);
+                }
+            }
+        }
+    }
+}
+
+/// The taps of `P` interior pixels of a unit-stride, undilated row with `KW` kernel columns
+/// (channel multiplier 1): per kernel row, the `KW` weight vectors are loaded once and each of
+/// the `P + KW − 1` input columns once, feeding every pixel whose window holds it (`P·KW`
+/// multiply-adds per `P + 2·KW − 1` loads, against `P·KW + KW` tap by tap).
+///
+/// # Safety
+/// As [`channels`], for an interior group (`px.cols` is the whole `0..KW`).
+#[inline(always)]
+unsafe fn taps_shared<V: SimdF32, const NV: usize, const P: usize, const FULL: bool, const KW: usize>(
+    g: &DwGeom,
+    r: &DwRow,
+    px: &Pixels,
+    c0: usize,
+    acc: &mut [[V; NV]; P],
+) {
+    let tail = g.c_out - c0;
+    // SAFETY: forwarded from the caller's contract: the group's windows lie inside the input
+    // (columns ix0 .. ix0 + P + KW − 1), taps < kh·KW, channels < c_out (partial tail).
+    unsafe {
+        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        for kh in px.rows.0..px.rows.1 {
+            let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
+            let src = r.input.add((iy * g.w) * g.c_in + c0).offset(px.ix0 * g.c_in as isize);
+            let wt_row = r.weights.add(kh * KW * g.c_out + c0);
+            let wt: [[V; NV]; KW] =
+                std::array::from_fn(|t| std::array::from_fn(|j| load(wt_row.add(t * g.c_out + j * V::LANES))));
+            for col in 0..P + KW - 1 {
+                let x: [V; NV] = std::array::from_fn(|j| load(src.add(col * g.c_in + j * V::LANES)));
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    if col >= q && col - q < KW {
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            *a = x[j].mul_add(wt[col - q][j], *a);
+                        }
+                    }
                 }
             }
         }
