@@ -137,14 +137,14 @@ kernel_suite!(
 kernel_suite!(
     avx512_set,
     kernel_set(KernelSetId::Avx512).expect("AVX-512 set"),
-    cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F (emulated_avx512_* run its geometry)")
+    cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F and VL (emulated_avx512_* run its geometry)")
 );
 
 #[cfg(target_arch = "x86_64")]
 kernel_suite!(
     avx512_tiny_blocks,
     kernel_set_with_blocking(KernelSetId::Avx512, tiny_blocks(KernelSetId::Avx512)).expect("AVX-512 set"),
-    cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F (emulated_avx512_* run its geometry)")
+    cfg_attr(not(host_avx512), ignore = "skipped: this CPU lacks AVX-512F and VL (emulated_avx512_* run its geometry)")
 );
 
 // The AVX-512 set's exact 12×32 geometry, blocking and driver on portable vectors: runs on any

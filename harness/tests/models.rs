@@ -96,7 +96,7 @@ fn models_match_on_avx2() {
 #[test]
 #[cfg_attr(
     not(host_avx512),
-    ignore = "skipped: this CPU lacks AVX-512F (models_match_on_emulated_avx512 runs its geometry)"
+    ignore = "skipped: this CPU lacks AVX-512F and VL (models_match_on_emulated_avx512 runs its geometry)"
 )]
 fn models_match_on_avx512() {
     models_match_on(|| set(KernelSetId::Avx512));
