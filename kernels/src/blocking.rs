@@ -4,11 +4,11 @@
 //! larger, while the microkernel streams it (a 1 MiB L2 streams a panel that fills L1 as fast
 //! as L1 does: Zen 4, 1024³ GEMM, AVX-512 12×32 81 → 87 % of peak at KC 256 instead of 128,
 //! AVX2 6×16 87 → 91 % at 512 instead of 256; with Zen 3's 512 KiB L2 the rule gives the
-//! half-of-L1 depth measured best there); MC so that the packed `MC × KC` block of A fills a quarter of L2 (the rest holds the B
-//! panels streaming through and the C tiles; measured best on Zen 3); NC so that the packed
-//! `KC × NC` block of B uses a share of L3. The blocking never changes the order in which one
-//! output element's products are summed across threads, so results depend on KC only, which
-//! depends on the machine, not on the thread count.
+//! half-of-L1 depth measured best there); MC so that the packed `MC × KC` block of A fills a
+//! quarter of L2 (the rest holds the B panels streaming through and the C tiles; measured best
+//! on Zen 3); NC so that the packed `KC × NC` block of B uses a share of L3. The blocking never
+//! changes the order in which one output element's products are summed across threads, so
+//! results depend on KC only, which depends on the machine, not on the thread count.
 
 use std::sync::OnceLock;
 
