@@ -20,15 +20,13 @@ use kernels::{
     fma_peak_gflops, host_kernel_sets, BOperand, CacheSizes, Epilogue, KernelSet, MatMut, MatRef, Parallelism, Target,
 };
 
-/// Median GFLOP/s of an n³ GEMM with pre-packed B.
-fn speed(set: &dyn KernelSet, n: usize, par: Parallelism) -> f64 {
+/// Median GFLOP/s of an n³ GEMM with pre-packed B, the timed calls made on a thread of `pool`
+/// as a plan's are: called from outside a pool, each call would also time the hand-over to
+/// sleeping workers (on this 2-vCPU VM about 1 ms, the whole of a 512³ product on two threads).
+fn speed(set: &dyn KernelSet, n: usize, par: Parallelism, pool: &rayon::ThreadPool) -> f64 {
     let a: Vec<f32> = (0..n * n).map(|i| ((i * 7 + 3) % 17) as f32 * 0.0625 - 0.5).collect();
     let mut c = vec![0.0; n * n];
     let packed = set.pack_b(MatRef::row_major(&a, n, n).expect("B"));
-    // The timed calls run on a pool thread, as a plan's do: called from outside the pool, each
-    // call would also time the hand-over to sleeping workers (on this 2-vCPU VM about 1 ms,
-    // the whole of a 512³ product on two threads).
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).build().expect("thread pool");
     let mut times: Vec<f64> = pool.install(|| {
         (0..9)
             .map(|_| {
@@ -87,6 +85,7 @@ fn main() {
         std::process::exit(2);
     });
     let threads = rayon::current_num_threads();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     let caches = CacheSizes::host();
     let mut device = Device::this(&args.label);
     if let Some(cpu) = &args.cpu {
@@ -139,8 +138,8 @@ fn main() {
             // Sets on portable vectors claim no peak (see `KernelInfo::peak_flops_per_iter`).
             let pk = peak(&**set);
             let pct = |g: f64, cores: f64| pk.map_or("n/a".to_owned(), |p| format!("{:.0}%", g / (p * cores) * 100.0));
-            let one = speed(&**set, size, Parallelism::Sequential);
-            let all = speed(&**set, size, Parallelism::Rayon);
+            let one = speed(&**set, size, Parallelism::Sequential, &pool);
+            let all = speed(&**set, size, Parallelism::Rayon, &pool);
             let pk_text = pk.map_or("n/a".to_owned(), |p| format!("{p:.1}"));
             println!("{common} {pk_text} | {one:.1} | {} | {all:.1} | {} |", pct(one, 1.0), pct(all, threads as f64));
         }
