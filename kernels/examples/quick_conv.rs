@@ -12,7 +12,8 @@ mod timing;
 use std::time::Instant;
 
 use kernels::{
-    fma_peak_gflops, kernel_set, kernel_set_main_tile_only, ConvParams, Epilogue, ImageMut, ImageRef, Parallelism,
+    fma_peak_gflops, kernel_set, kernel_set_main_tile_only, AlignedBuf, ConvParams, Epilogue, ImageMut, ImageRef,
+    Parallelism,
 };
 
 fn main() {
@@ -26,9 +27,11 @@ fn main() {
     let sets =
         [("main tile", kernel_set_main_tile_only(id).expect("set")), ("wide tile", kernel_set(id).expect("set"))];
     let w: Vec<f32> = (0..params.weight_len()).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
-    let x: Vec<f32> = (0..hw * hw * c_in).map(|i| (i % 7) as f32 * 0.1).collect();
+    // Activations in cache-line-aligned buffers, as the executor keeps them.
+    let mut x = AlignedBuf::zeroed(hw * hw * c_in);
+    x.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32 * 0.1);
     let packed: Vec<_> = sets.iter().map(|(_, s)| s.pack_conv(&params, &w).expect("pack")).collect();
-    let mut outs = vec![vec![0.0f32; oh * ow * c_out]; 2];
+    let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 2];
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     let par = if threads > 1 { Parallelism::Rayon } else { Parallelism::Sequential };
     let mut times: Vec<Vec<f64>> = vec![vec![]; 2];
@@ -56,7 +59,8 @@ fn main() {
         }
     }
     // The tiles split K at different depths, so the sums round differently: compare loosely.
-    let worst = outs[0].iter().zip(&outs[1]).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
+    let worst =
+        outs[0].iter().zip(outs[1].iter()).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
     assert!(worst < 1e-4, "the two tiles disagree by {worst:e}");
     let flops = 2.0 * (oh * ow * c_out * c_in / groups * k * k) as f64;
     let info = sets[1].1.info();

@@ -11,36 +11,50 @@ struct Line([f32; LINE]);
 
 const LINE: usize = 16;
 
-/// A cache-line-aligned `f32` buffer of `len` values.
+/// A cache-line-aligned `f32` buffer of `len` values: for activations and packed operands
+/// that kernels read with full-width vector loads (it dereferences to `[f32]`).
 #[derive(Clone, Default, PartialEq)]
-pub(crate) struct AlignedBuf {
+pub struct AlignedBuf {
     lines: Vec<Line>,
     len: usize,
 }
 
 impl AlignedBuf {
     /// `len` zeros.
-    pub(crate) fn zeroed(len: usize) -> Self {
+    pub fn zeroed(len: usize) -> Self {
         Self { lines: vec![Line([0.0; LINE]); len.div_ceil(LINE)], len }
     }
 
     /// Resizes to `len` values; new values are zero, existing ones are kept.
-    pub(crate) fn resize(&mut self, len: usize) {
+    pub fn resize(&mut self, len: usize) {
         self.lines.resize(len.div_ceil(LINE), Line([0.0; LINE]));
         self.len = len;
     }
 
     /// The values.
-    pub(crate) fn as_slice(&self) -> &[f32] {
+    pub fn as_slice(&self) -> &[f32] {
         // SAFETY: `Line` is `repr(C)` over `[f32; LINE]` with no padding (64 bytes), so the
         // lines are `lines.len() · LINE` contiguous, initialised f32s, and `len` ≤ that.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
     }
 
     /// The values, mutably.
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
         // SAFETY: as in `as_slice`, and the borrow of `self` is exclusive.
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+impl std::ops::Deref for AlignedBuf {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        self.as_slice()
+    }
+}
+
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        self.as_mut_slice()
     }
 }
 

@@ -62,6 +62,7 @@ pub(crate) const NEON_TILE: (usize, usize) = (8, 12);
 use std::fmt;
 use std::marker::PhantomData;
 
+pub use aligned::AlignedBuf;
 pub use blocking::{Blocking, CacheSizes};
 pub use conv::{ConvKind, ConvParams, ImageMut, ImageRef, PackedConv};
 pub use epilogue::{Activation, Bias, Epilogue};

@@ -1,7 +1,7 @@
 //! Running a plan: a session owns the buffer slots and the thread pool, so repeated runs
 //! allocate nothing but their outputs.
 
-use kernels::{BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
+use kernels::{AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
 
 use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
 use crate::error::{ModelError, Result};
@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 pub struct Session<'p> {
     plan: &'p Plan,
     set: Box<dyn KernelSet>,
-    arena: Vec<Vec<f32>>,
+    arena: Vec<AlignedBuf>,
     pool: Option<rayon::ThreadPool>,
 }
 
@@ -50,7 +50,7 @@ impl Plan {
         } else {
             None
         };
-        Ok(Session { plan: self, set, arena: self.slots.iter().map(|&n| vec![0.0; n]).collect(), pool })
+        Ok(Session { plan: self, set, arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(), pool })
     }
 }
 
@@ -91,7 +91,7 @@ impl Session<'_> {
 fn run_steps(
     plan: &Plan,
     set: &dyn KernelSet,
-    arena: &mut [Vec<f32>],
+    arena: &mut [AlignedBuf],
     par: Parallelism,
     mut times: Option<&mut [std::time::Duration]>,
 ) -> Result<()> {
@@ -119,7 +119,7 @@ fn run_steps(
 }
 
 /// Checks `inputs` against the plan's (count, FLOAT, shape) and copies them into their slots.
-pub(super) fn load_inputs(plan: &Plan, inputs: &[Tensor], arena: &mut [Vec<f32>]) -> Result<()> {
+pub(super) fn load_inputs(plan: &Plan, inputs: &[Tensor], arena: &mut [AlignedBuf]) -> Result<()> {
     if inputs.len() != plan.inputs.len() {
         return Err(ModelError::Input(format!("the plan has {} inputs, {} given", plan.inputs.len(), inputs.len())));
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use kernels::cuda::{DeviceBias, DeviceConv, DeviceEpilogue, DeviceMatrix, DeviceTensor, Gpu, Precision};
-use kernels::{KernelSet, KernelSetId, Parallelism};
+use kernels::{AlignedBuf, KernelSet, KernelSetId, Parallelism};
 
 use super::exec::{exec_step, load_inputs, step_error};
 use super::{dims4, inputs_of, output_of, Plan, Step};
@@ -26,7 +26,7 @@ pub struct GpuSession<'p> {
     gemms: Vec<DeviceMatrix>,
     /// Per step: the epilogue of a GPU step (bias uploaded once).
     epilogues: Vec<Option<DeviceEpilogue>>,
-    arena: Vec<Vec<f32>>,
+    arena: Vec<AlignedBuf>,
     /// Per value: its device copy, once a GPU step has touched it.
     device: Vec<Option<DeviceTensor>>,
     on_host: Vec<bool>,
@@ -79,7 +79,7 @@ impl Plan {
             convs,
             gemms,
             epilogues,
-            arena: self.slots.iter().map(|&n| vec![0.0; n]).collect(),
+            arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
             device: (0..n).map(|_| None).collect(),
             on_host: vec![false; n],
             on_device: vec![false; n],
