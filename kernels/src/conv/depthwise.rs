@@ -205,12 +205,15 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
             let bias: [V; NV] = std::array::from_fn(|j| load(r.bias.add(c0 + j * V::LANES)));
             acc = [bias; P];
         }
-        // Interior groups of a unit-stride, undilated row over 3 or 5 columns load each input
-        // column once per kernel row and use it for every pixel whose window holds it.
-        let reuse = P > 1 && SAME && g.stride[1] == 1 && g.dilation[1] == 1;
-        match g.kernel[1] {
-            3 if reuse => taps_shared::<V, NV, P, FULL, 3>(g, r, px, c0, &mut acc),
-            5 if reuse => taps_shared::<V, NV, P, FULL, 5>(g, r, px, c0, &mut acc),
+        // Interior groups of an undilated row over 3 or 5 columns with column stride 1 or 2
+        // load each input column once per kernel row and use it for every pixel whose
+        // window holds it.
+        let reuse = P > 1 && SAME && g.dilation[1] == 1;
+        match (g.kernel[1], g.stride[1]) {
+            (3, 1) if reuse => taps_shared::<V, NV, P, FULL, 3, 1>(g, r, px, c0, &mut acc),
+            (5, 1) if reuse => taps_shared::<V, NV, P, FULL, 5, 1>(g, r, px, c0, &mut acc),
+            (3, 2) if reuse => taps_shared::<V, NV, P, FULL, 3, 2>(g, r, px, c0, &mut acc),
+            (5, 2) if reuse => taps_shared::<V, NV, P, FULL, 5, 2>(g, r, px, c0, &mut acc),
             _ => {
                 for kh in px.rows.0..px.rows.1 {
                     let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
@@ -255,15 +258,23 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
     }
 }
 
-/// The taps of `P` interior pixels of a unit-stride, undilated row with `KW` kernel columns
-/// (channel multiplier 1): per kernel row, the `KW` weight vectors are loaded once and each of
-/// the `P + KW − 1` input columns once, feeding every pixel whose window holds it (`P·KW`
-/// multiply-adds per `P + 2·KW − 1` loads, against `P·KW + KW` tap by tap).
+/// The taps of `P` interior pixels of an undilated row with `KW` kernel columns and column
+/// stride `S` (channel multiplier 1): per kernel row, the `KW` weight vectors are loaded once
+/// and each of the `(P − 1)·S + KW` input columns once, feeding every pixel whose window
+/// holds it (`P·KW` multiply-adds per `(P − 1)·S + 2·KW` loads, against `P·KW + KW` tap by
+/// tap).
 ///
 /// # Safety
 /// As [`channels`], for an interior group (`px.cols` is the whole `0..KW`).
 #[inline(always)]
-unsafe fn taps_shared<V: SimdF32, const NV: usize, const P: usize, const FULL: bool, const KW: usize>(
+unsafe fn taps_shared<
+    V: SimdF32,
+    const NV: usize,
+    const P: usize,
+    const FULL: bool,
+    const KW: usize,
+    const S: usize,
+>(
     g: &DwGeom,
     r: &DwRow,
     px: &Pixels,
@@ -272,7 +283,7 @@ unsafe fn taps_shared<V: SimdF32, const NV: usize, const P: usize, const FULL: b
 ) {
     let tail = g.c_out - c0;
     // SAFETY: forwarded from the caller's contract: the group's windows lie inside the input
-    // (columns ix0 .. ix0 + P + KW − 1), taps < kh·KW, channels < c_out (partial tail).
+    // (columns ix0 .. ix0 + (P − 1)·S + KW), taps < kh·KW, channels < c_out (partial tail).
     unsafe {
         let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
         for kh in px.rows.0..px.rows.1 {
@@ -281,12 +292,12 @@ unsafe fn taps_shared<V: SimdF32, const NV: usize, const P: usize, const FULL: b
             let wt_row = r.weights.add(kh * KW * g.c_out + c0);
             let wt: [[V; NV]; KW] =
                 std::array::from_fn(|t| std::array::from_fn(|j| load(wt_row.add(t * g.c_out + j * V::LANES))));
-            for col in 0..P + KW - 1 {
+            for col in 0..(P - 1) * S + KW {
                 let x: [V; NV] = std::array::from_fn(|j| load(src.add(col * g.c_in + j * V::LANES)));
                 for (q, acc) in acc.iter_mut().enumerate() {
-                    if col >= q && col - q < KW {
+                    if col >= q * S && col - q * S < KW {
                         for (j, a) in acc.iter_mut().enumerate() {
-                            *a = x[j].mul_add(wt[col - q][j], *a);
+                            *a = x[j].mul_add(wt[col - q * S][j], *a);
                         }
                     }
                 }
