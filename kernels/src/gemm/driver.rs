@@ -32,12 +32,16 @@ const MAX_TILE: usize = 512;
 const MAX_DIM: usize = 64;
 /// Multiply-adds below which a product runs on the calling thread only.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
-/// A row-major A is read in place instead of packed when one K pass's B block (`kc × nc`
-/// values) takes at most this share of L2 (in quarters): every row panel then sweeps that
-/// block, which stays in L2, and nothing is copied. Measured on Zen 4 (docs/performance.md):
-/// pointwise 672→160 @20×20 79 → 90 % of the FMA peak (AVX-512), 77 → 91 % (AVX2); a 1024³
-/// GEMM, whose B block fills L2 (AVX-512) or twice that (AVX2), runs 3–5 % faster packed.
+/// For kernels with [`Microkernel::A_IN_PLACE_UP_TO_L2`], a row-major A is read in place
+/// instead of packed when one K pass's B block (`kc × nc` values) takes at most this share of
+/// L2 (in quarters): every row panel then sweeps that block, which stays in L2, and nothing
+/// is copied. Measured on Zen 4 (docs/performance.md): pointwise 672→160 @20×20 79 → 90 % of
+/// the FMA peak (AVX-512), 77 → 91 % (AVX2); a 1024³ GEMM, whose B block fills L2 (AVX-512)
+/// or twice that (AVX2), runs 3–5 % faster packed.
 const DIRECT_A_MAX_L2_QUARTERS: usize = 3;
+/// For the other kernels, products whose B spans at most this many `NR`-wide panels read a
+/// row-major A in place.
+const DIRECT_A_MAX_PANELS: usize = 4;
 /// A work item whose B panels take at most this many bytes runs row panel by row panel (all
 /// B panels per row panel) instead of B panel by B panel (measured on the pointwise
 /// convolutions with 16–24 input channels, docs/performance.md).
@@ -269,10 +273,14 @@ fn run_block<K: Microkernel, A: ASource>(
     }
     let m_blocks = out.m.div_ceil(mc_eff);
     let n_panels = nc.div_ceil(K::NR);
-    // Packing A pays off only when the B block it is reused across no longer fits L2;
-    // otherwise read row-major A as is.
-    let b_block_bytes = kc * n_panels * K::NR * size_of::<f32>();
-    let direct = a.direct().filter(|_| b_block_bytes <= CacheSizes::host().l2 / 4 * DIRECT_A_MAX_L2_QUARTERS);
+    // Packing A pays off only when enough B is reused across it; otherwise read row-major A
+    // as is.
+    let in_place_a = if K::A_IN_PLACE_UP_TO_L2 {
+        kc * n_panels * K::NR * size_of::<f32>() <= CacheSizes::host().l2 / 4 * DIRECT_A_MAX_L2_QUARTERS
+    } else {
+        out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS
+    };
+    let direct = a.direct().filter(|_| in_place_a);
     let direct_a = direct.is_some();
     let rows_a = !direct_a && a.packs_rows();
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };

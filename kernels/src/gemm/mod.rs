@@ -53,6 +53,11 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// probe measures an instruction set's FMA ceiling; `None` for portable vectors, whose
     /// probe is whatever the compiler made of plain Rust (no fraction of it is meaningful).
     const PEAK_FLOPS_PER_ITER: Option<usize>;
+    /// Whether the driver reads a row-major A in place for any product whose B block fits
+    /// in L2 (measured on the set's hardware: AVX2 and AVX-512 on Zen 4), rather than only
+    /// for products a few B panels wide (the portable and NEON kernels, whose one-step-per-trip
+    /// in-place loop loses to packed A on wide products: scalar 256³ GEMM −22 %).
+    const A_IN_PLACE_UP_TO_L2: bool = false;
 
     /// Computes one tile: `C (+)= A·B` over `k`, then the epilogue when given, storing the
     /// `out.rows × out.cols` corner.
@@ -150,9 +155,10 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
 
 /// Defines a [`Microkernel`] from a vector type, a tile geometry (`MR` rows × `NV` vectors), the
 /// number of independent chains its FMA peak probe needs, the `#[target_feature]` list that
-/// the vector type's intrinsics need, and the set's second tile (`wide = Self` for none).
+/// the vector type's intrinsics need, the set's second tile (`wide = Self` for none) and,
+/// optionally, [`Microkernel::A_IN_PLACE_UP_TO_L2`].
 macro_rules! microkernel {
-    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty) => {
+    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty $(, a_in_place_up_to_l2 = $aip:expr)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $name;
@@ -236,6 +242,7 @@ macro_rules! microkernel {
             } else {
                 None
             };
+            $(const A_IN_PLACE_UP_TO_L2: bool = $aip;)?
 
             unsafe fn tile(
                 k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,

@@ -17,10 +17,12 @@ const WIDE_NV: usize = crate::AVX2_WIDE_TILE.1 / 8;
 
 microkernel!(
     /// AVX2+FMA 6×16 microkernel.
-    Avx2Kernel, Avx2, mr = MR, nv = NV, peak_chains = 12, features = "avx2,fma", wide = Avx2Wide
+    Avx2Kernel, Avx2, mr = MR, nv = NV, peak_chains = 12, features = "avx2,fma", wide = Avx2Wide,
+    a_in_place_up_to_l2 = true
 );
 
 microkernel!(
     /// AVX2+FMA 3×24 microkernel (the set's wide tile).
-    Avx2Wide, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma", wide = Self
+    Avx2Wide, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma", wide = Self,
+    a_in_place_up_to_l2 = true
 );
