@@ -23,7 +23,9 @@ struct Args {
     python: PathBuf,
 }
 
-fn args() -> Args {
+const USAGE: &str = "usage: model-bench [--rounds N] [--runs N] [--threads 1,2] [--json FILE] [--python PATH]";
+
+fn args() -> TractResult<Args> {
     let mut a = Args {
         rounds: 5,
         runs: 5,
@@ -31,19 +33,32 @@ fn args() -> Args {
         json: None,
         python: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.cache/venv-ort-{ORT_VERSION}/bin/python")),
     };
+    let count = |flag: &str, v: &str| -> TractResult<usize> {
+        v.parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| TractError::msg(format!("{flag} takes a positive count, not `{v}`\n{USAGE}")))
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        if !["--rounds", "--runs", "--threads", "--json", "--python"].contains(&flag.as_str()) {
+            return Err(TractError::msg(format!("unknown argument `{flag}`\n{USAGE}")));
+        }
+        let value = it.next().ok_or_else(|| TractError::msg(format!("{flag} needs a value\n{USAGE}")))?;
         match flag.as_str() {
-            "--rounds" => a.rounds = value().parse().expect("--rounds N"),
-            "--runs" => a.runs = value().parse().expect("--runs N"),
-            "--threads" => a.threads = value().split(',').map(|t| t.parse().expect("--threads 1,2")).collect(),
-            "--json" => a.json = Some(value().into()),
-            "--python" => a.python = value().into(),
-            other => panic!("unknown argument {other}"),
+            "--rounds" => a.rounds = count(&flag, &value)?,
+            "--runs" => a.runs = count(&flag, &value)?,
+            "--threads" => a.threads = value.split(',').map(|t| count(&flag, t)).collect::<TractResult<_>>()?,
+            "--json" => a.json = Some(value.into()),
+            "--python" => a.python = value.into(),
+            _ => unreachable!("flags checked above"),
         }
     }
-    a
+    Ok(a)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -66,7 +81,7 @@ fn ort_times(a: &Args, m: &RealModel, threads: usize) -> Vec<f64> {
 }
 
 fn main() -> TractResult<()> {
-    let a = args();
+    let a = args()?;
     let set = kernels::kernel_set(kernels::Target::host().kernel_set())?;
     println!(
         "host: {} | kernel set {} | ONNX Runtime {ORT_VERSION} | tract-onnx 0.23.9 | {} rounds × {} runs per engine",
