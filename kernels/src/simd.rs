@@ -16,6 +16,8 @@
 pub(crate) trait SimdF32: Copy {
     /// Number of `f32` lanes.
     const LANES: usize;
+    /// Vector registers the instruction set has (kernels size their register tiles by it).
+    const REGISTERS: usize = 16;
     /// Every lane set to `x`.
     unsafe fn splat(x: f32) -> Self;
     /// Unaligned load of `LANES` values.
