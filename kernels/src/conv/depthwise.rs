@@ -88,8 +88,9 @@ const PIXELS: usize = 4;
 /// Interior group size on unit column stride where the instruction set has 32 vector
 /// registers (16 accumulators of two channel vectors, the weights and one column in
 /// registers). Measured on Zen 4, AVX-512, against 4-pixel groups (2026-11-28, three rounds
-/// each): 3×3 64ch @40 +5 %, 480ch @40 +6 %, 5×5 960ch @20 +17 %, 5×5 120ch @80 −5 %;
-/// with column stride 2 it lost 23–35 %, so stride-2 rows keep 4-pixel groups.
+/// each): 3×3 64ch @40 +6 %, 480ch @40 +6 %, 5×5 960ch @20 +18 %, 5×5 120ch @80 −5 %;
+/// with column stride 2 it lost 22–37 %, so stride-2 rows keep 4-pixel groups. NEON (32
+/// registers) takes the same path; it is checked for correctness under qemu, not timed.
 const WIDE_PIXELS: usize = 8;
 
 /// The row's geometry shared by every channel block.
