@@ -45,17 +45,14 @@ fn args() -> TractResult<Args> {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        if !["--rounds", "--runs", "--threads", "--json", "--python"].contains(&flag.as_str()) {
-            return Err(TractError::msg(format!("unknown argument `{flag}`\n{USAGE}")));
-        }
-        let value = it.next().ok_or_else(|| TractError::msg(format!("{flag} needs a value\n{USAGE}")))?;
+        let mut value = || it.next().ok_or_else(|| TractError::msg(format!("{flag} needs a value\n{USAGE}")));
         match flag.as_str() {
-            "--rounds" => a.rounds = count(&flag, &value)?,
-            "--runs" => a.runs = count(&flag, &value)?,
-            "--threads" => a.threads = value.split(',').map(|t| count(&flag, t)).collect::<TractResult<_>>()?,
-            "--json" => a.json = Some(value.into()),
-            "--python" => a.python = value.into(),
-            _ => unreachable!("flags checked above"),
+            "--rounds" => a.rounds = count(&flag, &value()?)?,
+            "--runs" => a.runs = count(&flag, &value()?)?,
+            "--threads" => a.threads = value()?.split(',').map(|t| count(&flag, t)).collect::<TractResult<_>>()?,
+            "--json" => a.json = Some(value()?.into()),
+            "--python" => a.python = value()?.into(),
+            other => return Err(TractError::msg(format!("unknown argument `{other}`\n{USAGE}"))),
         }
     }
     Ok(a)
