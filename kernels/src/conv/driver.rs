@@ -124,7 +124,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// `out = epilogue(a·b)` with the tile `b` was packed for: `K`'s, or the wide one's. K
-    /// passes hold whole multiples of `kc_unit` columns (see [`whole_units`]).
+    /// passes hold whole multiples of `kc_unit` columns (see [`Blocking::for_depth`]).
     ///
     /// # Safety
     /// As [`run`]; `b` was checked against `K` and `K::Wide` (see [`conv2d`]).
@@ -139,14 +139,13 @@ impl Run<'_> {
         kc_unit: usize,
     ) {
         let wide = b.nr() != K::NR;
-        let mut blocking = self.blocking[usize::from(wide)];
-        blocking.kc = whole_units(blocking.kc, kc_unit);
+        let blocking = &self.blocking[usize::from(wide)];
         // SAFETY: forwarded from this function's contract.
         unsafe {
             if wide {
-                run::<K::Wide, A>(&blocking, a, BOperand::Packed(b), out, epi, par)
+                run::<K::Wide, A>(blocking, kc_unit, a, BOperand::Packed(b), out, epi, par)
             } else {
-                run::<K, A>(&blocking, a, BOperand::Packed(b), out, epi, par)
+                run::<K, A>(blocking, kc_unit, a, BOperand::Packed(b), out, epi, par)
             }
         }
     }
@@ -321,16 +320,6 @@ impl Run<'_> {
     }
 }
 
-/// The K pass depth for an implicit GEMM whose columns come in runs of `unit` (one kernel
-/// row's taps, contiguous in the input): the multiple of `unit` nearest the cache blocking's
-/// `kc`, at least one. A pass that ends inside a run splits every row panel's in-place reads
-/// there; whole runs per pass measured 10–45 % faster on the detector's 3×3 convolutions
-/// (docs/performance.md).
-fn whole_units(kc: usize, unit: usize) -> usize {
-    let unit = unit.max(1);
-    ((kc + unit / 2) / unit).max(1) * unit
-}
-
 /// A read-only raw pointer shared by the tasks.
 #[derive(Clone, Copy)]
 struct SharedConst(*const f32);
@@ -345,20 +334,3 @@ impl SharedConst {
 unsafe impl Send for SharedConst {}
 // SAFETY: as above.
 unsafe impl Sync for SharedConst {}
-
-#[cfg(test)]
-mod tests {
-    use super::whole_units;
-
-    #[test]
-    fn k_passes_hold_whole_kernel_rows() {
-        // 3×3 over 96 channels: one 288-value row per pass instead of 256 values.
-        assert_eq!(whole_units(256, 288), 288);
-        assert_eq!(whole_units(256, 3 * 160), 480);
-        // 24 channels: 72-value rows, the multiple nearest 256.
-        assert_eq!(whole_units(256, 72), 288);
-        assert_eq!(whole_units(7, 10), 10);
-        assert_eq!(whole_units(256, 1), 256);
-        assert_eq!(whole_units(256, 0), 256);
-    }
-}

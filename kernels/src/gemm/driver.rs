@@ -123,7 +123,7 @@ pub(crate) fn gemm<K: Microkernel>(
     let out = RawOut { c: c.as_mut_ptr(), rs: c.row_stride(), cs: c.col_stride(), m, n };
     // SAFETY: `c` is a validated view we borrow exclusively, so `out` is writable and unshared;
     // A, B and the epilogue were checked against m, n, k above.
-    unsafe { run::<K, _>(blocking, &a, b, out, epi, par) };
+    unsafe { run::<K, _>(blocking, 1, &a, b, out, epi, par) };
     Ok(())
 }
 
@@ -163,7 +163,8 @@ pub(crate) fn check_packed<K: Microkernel>(kernel_name: &str, p: &PackedB) -> Re
     Ok(())
 }
 
-/// `out = epilogue(A·B)` on operands already checked against each other.
+/// `out = epilogue(A·B)` on operands already checked against each other; A's columns come
+/// in runs of `k_unit` that no K pass splits (see [`Blocking::for_depth`]).
 ///
 /// # Safety
 /// `out` describes `a.rows() × n` elements that are writable and that nothing else reads or
@@ -171,6 +172,7 @@ pub(crate) fn check_packed<K: Microkernel>(kernel_name: &str, p: &PackedB) -> Re
 /// packed, was packed for `K`); the epilogue was validated for that shape.
 pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
     blocking: &Blocking,
+    k_unit: usize,
     a: &A,
     b: BOperand<'_>,
     out: RawOut,
@@ -187,9 +189,12 @@ pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
     // threads than on one). Results are identical either way.
     let par = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
     let out = Output { c: SharedMut(out.c), rs: out.rs, cs: out.cs, m, n, epi };
-    let kc_max = blocking.kc.max(1);
-    let k_passes: Vec<(usize, usize)> =
-        if k == 0 { vec![(0, 0)] } else { (0..k).step_by(kc_max).map(|p0| (p0, kc_max.min(k - p0))).collect() };
+    let blocking = &blocking.for_depth(k, k_unit, K::MR);
+    let k_passes: Vec<(usize, usize)> = if k == 0 {
+        vec![(0, 0)]
+    } else {
+        (0..k).step_by(blocking.kc).map(|p0| (p0, blocking.kc.min(k - p0))).collect()
+    };
     let mut b_buf = AlignedBuf::default();
     for jc in (0..n).step_by(blocking.nc) {
         let nc = blocking.nc.min(n - jc);
