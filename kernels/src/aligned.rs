@@ -1,47 +1,141 @@
-//! A growable `f32` buffer whose data starts on a 64-byte (cache-line) boundary.
+//! A growable `f32` buffer whose data starts on a 64-byte (cache-line) boundary, and on a
+//! 2 MiB boundary backed by transparent huge pages when it is that large.
 //!
 //! Packed panels are read with full-width vector loads; on a 16-byte-aligned `Vec<f32>` half of
-//! the 32-byte AVX2 loads and every 64-byte AVX-512 load straddle two cache lines. Storage is a
-//! `Vec` of 64-byte blocks, so alignment survives growth and cloning.
+//! the 32-byte AVX2 loads and every 64-byte AVX-512 load straddle two cache lines.
+//!
+//! Activations of a few MiB are streamed through by convolutions that read several rows at
+//! once; on 4 KiB pages every page starts a new TLB entry and a new hardware-prefetch stream.
+//! Buffers of [`HUGE_PAGE`] bytes or more are therefore aligned to it and, on Linux, advised
+//! `MADV_HUGEPAGE` before their first touch (Linux's default THP mode, `madvise`, backs only
+//! such ranges with 2 MiB pages). Measured on Zen 4 (2026-11-28, THP `madvise` against
+//! `always`, alternating): depthwise 3×3 72ch @160 +17–19 %, 3×3/2 64ch @320 +15 %, the
+//! PP-OCRv4 detector 61.7 → 59.5 ms; compute-bound layers unchanged.
 
-/// One cache line of `f32`s.
-#[derive(Clone, Copy, PartialEq)]
-#[repr(C, align(64))]
-struct Line([f32; LINE]);
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::ptr::NonNull;
 
+/// Values per cache line.
 const LINE: usize = 16;
+/// Bytes per cache line (the alignment of every buffer).
+const LINE_BYTES: usize = 64;
+/// Size and alignment of a transparent huge page on x86_64 and AArch64 (4 KiB granule).
+const HUGE_PAGE: usize = 2 << 20;
 
 /// A cache-line-aligned `f32` buffer of `len` values: for activations and packed operands
-/// that kernels read with full-width vector loads (it dereferences to `[f32]`).
-#[derive(Clone, Default, PartialEq)]
+/// that kernels read with full-width vector loads (it dereferences to `[f32]`). Values past
+/// `len` up to the capacity are kept zero.
 pub struct AlignedBuf {
-    lines: Vec<Line>,
+    ptr: NonNull<f32>,
+    /// Zeroed values allocated with `layout(cap)` (a whole number of lines; 0: none).
+    cap: usize,
     len: usize,
 }
+
+// SAFETY: the buffer owns its allocation exclusively, like a `Vec<f32>`.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: shared access only reads, like `&[f32]`.
+unsafe impl Sync for AlignedBuf {}
+
+/// The layout of a `cap`-value allocation: line-aligned, or huge-page-aligned (and a whole
+/// number of huge pages) from [`HUGE_PAGE`] bytes up.
+fn layout(cap: usize) -> Layout {
+    let bytes = cap * size_of::<f32>();
+    let result = if bytes >= HUGE_PAGE {
+        Layout::from_size_align(bytes.next_multiple_of(HUGE_PAGE), HUGE_PAGE)
+    } else {
+        Layout::from_size_align(bytes, LINE_BYTES)
+    };
+    result.expect("buffer size overflows the address space")
+}
+
+/// Asks the kernel to back `[ptr, ptr + bytes)` with huge pages (a hint; errors are ignored).
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
+    // SAFETY: madvise only changes how the kernel backs this range, which is our own
+    // page-aligned allocation; it neither reads nor writes it.
+    unsafe { libc::madvise(ptr.cast(), bytes, libc::MADV_HUGEPAGE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_ptr: *mut u8, _bytes: usize) {}
 
 impl AlignedBuf {
     /// `len` zeros.
     pub fn zeroed(len: usize) -> Self {
-        Self { lines: vec![Line([0.0; LINE]); len.div_ceil(LINE)], len }
+        let cap = len.div_ceil(LINE) * LINE;
+        if cap == 0 {
+            return Self { ptr: NonNull::dangling(), cap: 0, len: 0 };
+        }
+        let layout = layout(cap);
+        // SAFETY: the layout's size is non-zero (cap > 0).
+        let raw = unsafe { alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else { handle_alloc_error(layout) };
+        if layout.align() == HUGE_PAGE {
+            // Before the first touch, so that the page faults below take huge pages.
+            advise_huge_pages(raw, layout.size());
+        }
+        // SAFETY: the allocation holds layout.size() ≥ cap·4 writable bytes. (The rest of
+        // a huge-page allocation is never touched, so it takes no memory.)
+        unsafe { std::ptr::write_bytes(raw.cast::<f32>(), 0, cap) };
+        Self { ptr: ptr.cast(), cap, len }
     }
 
     /// Resizes to `len` values; new values are zero, existing ones are kept.
     pub fn resize(&mut self, len: usize) {
-        self.lines.resize(len.div_ceil(LINE), Line([0.0; LINE]));
+        if len > self.cap {
+            let mut grown = Self::zeroed(len);
+            grown.as_mut_slice()[..self.len].copy_from_slice(self.as_slice());
+            *self = grown;
+            return;
+        }
+        if len < self.len {
+            // Keep everything past `len` zero, so that growing again reads zeros.
+            self.as_mut_slice()[len..].fill(0.0);
+        }
         self.len = len;
     }
 
     /// The values.
     pub fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Line` is `repr(C)` over `[f32; LINE]` with no padding (64 bytes), so the
-        // lines are `lines.len() · LINE` contiguous, initialised f32s, and `len` ≤ that.
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+        // SAFETY: `ptr` holds `cap ≥ len` initialised (zeroed, then written) f32s, or is
+        // dangling and well aligned with len = 0.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     /// The values, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
         // SAFETY: as in `as_slice`, and the borrow of `self` is exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.cap > 0 {
+            // SAFETY: allocated in `zeroed` with `layout(cap)`, for this same `cap`.
+            unsafe { dealloc(self.ptr.as_ptr().cast(), layout(self.cap)) };
+        }
+    }
+}
+
+impl Default for AlignedBuf {
+    fn default() -> Self {
+        Self::zeroed(0)
+    }
+}
+
+impl Clone for AlignedBuf {
+    fn clone(&self) -> Self {
+        let mut copy = Self::zeroed(self.len);
+        copy.as_mut_slice().copy_from_slice(self.as_slice());
+        copy
+    }
+}
+
+impl PartialEq for AlignedBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
     }
 }
 
@@ -82,5 +176,38 @@ mod tests {
         }
         b.resize(3);
         assert_eq!(b.as_slice(), &[1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn shrinking_then_growing_reads_zeros() {
+        let mut b = AlignedBuf::zeroed(40);
+        b.as_mut_slice().fill(7.0);
+        b.resize(10);
+        b.resize(40);
+        assert!(b.as_slice()[..10].iter().all(|&v| v == 7.0));
+        assert!(b.as_slice()[10..].iter().all(|&v| v == 0.0), "{:?}", &b.as_slice()[10..]);
+    }
+
+    #[test]
+    fn large_buffers_start_on_a_huge_page() {
+        let values = HUGE_PAGE / 4 + 1;
+        let mut b = AlignedBuf::zeroed(values);
+        assert_eq!(b.as_slice().as_ptr() as usize % HUGE_PAGE, 0);
+        assert!(b.as_slice().iter().all(|&v| v == 0.0));
+        b.as_mut_slice()[values - 1] = 1.0;
+        // Growing past the capacity moves to a new allocation and keeps the values.
+        b.resize(3 * HUGE_PAGE / 4);
+        assert_eq!(b.as_slice()[values - 1], 1.0);
+        assert_eq!(b.as_slice().as_ptr() as usize % HUGE_PAGE, 0);
+        assert!(b.as_slice()[values..].iter().all(|&v| v == 0.0));
+        assert_eq!(b.clone(), b);
+    }
+
+    #[test]
+    fn empty_buffers_do_not_allocate() {
+        let mut b = AlignedBuf::default();
+        assert!(b.as_slice().is_empty());
+        b.resize(0);
+        assert_eq!(b, AlignedBuf::zeroed(0));
     }
 }
