@@ -5,7 +5,8 @@
 //! the 32-byte AVX2 loads and every 64-byte AVX-512 load straddle two cache lines.
 //!
 //! Activations of a few MiB are streamed through by convolutions that read several rows at
-//! once; on 4 KiB pages every page starts a new TLB entry and a new hardware-prefetch stream.
+//! once; on 4 KiB pages every page takes a TLB entry and is a boundary that hardware
+//! prefetchers do not cross (the likely cause of the gains below, not measured directly).
 //! Buffers of [`HUGE_PAGE`] bytes or more are therefore aligned to it and, on Linux, advised
 //! `MADV_HUGEPAGE` before their first touch (Linux's default THP mode, `madvise`, backs only
 //! such ranges with 2 MiB pages). Measured on Zen 4 (2026-11-28, THP `madvise` against
