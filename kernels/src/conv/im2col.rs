@@ -1,10 +1,13 @@
-//! The implicit GEMM's left operand: im2col done inside the driver's A packing, one cache
-//! block at a time, never materialised.
+//! The implicit GEMM's left operand: im2col never materialised. Row panels of many-channel
+//! inputs are read where they lie, as runs from a base (panels of one output row, clear of
+//! the padding) or through one pointer per row and tap (the rest: panels across two output
+//! rows, or touching the padding, whose pointers lead to zeros), an indirect GEMM; the others
+//! are packed inside the driver's A packing, one cache block at a time.
 //!
 //! Row `i` is an output pixel `(image, oy, ox)`; column `p = tap·cg + c` is channel `c0 + c` of
 //! the input pixel that kernel tap `tap` reads for it, `(oy·sy + dy[tap], ox·sx + dx[tap])`, or
 //! zero when that lies in the padding. Ordering K by (tap, channel) keeps each tap a contiguous
-//! run of channels, so a 3-channel stem packs 27 useful values per pixel (no padding of the
+//! run of channels, so a 3-channel stem reads 27 useful values per pixel (no padding of the
 //! channel axis to a vector width).
 
 use crate::gemm::ASource;
@@ -40,9 +43,9 @@ pub(crate) struct Im2col<'a> {
     pub zeros: &'a [f32],
 }
 
-/// Groups this wide or wider are packed row-major (one copy per tap and row) for the direct
-/// microkernel instead of into interleaved panels.
-const ROW_PACK_MIN_CHANNELS: usize = 16;
+/// Groups this wide or wider are read where they lie (runs or row pointers) instead of being
+/// packed into interleaved panels.
+const IN_PLACE_MIN_CHANNELS: usize = 16;
 
 /// Longest run of consecutive taps merged into one contiguous copy (values).
 const MAX_MERGED: usize = 64;
@@ -127,8 +130,8 @@ impl ASource for Im2col<'_> {
         None
     }
 
-    fn packs_rows(&self) -> bool {
-        self.cg >= ROW_PACK_MIN_CHANNELS || self.cg == self.c
+    fn reads_rows_in_place(&self) -> bool {
+        self.cg >= IN_PLACE_MIN_CHANNELS || self.cg == self.c
     }
 
     fn row_runs(&self, p0: usize, kc: usize, runs: &mut Vec<(usize, usize)>) -> Option<(&[f32], usize)> {
@@ -170,17 +173,30 @@ impl ASource for Im2col<'_> {
         Some(((image * self.h + iy0 as usize) * self.w + ix0 as usize) * self.c)
     }
 
-    fn pack_rows(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+    fn segments(&self, p0: usize, kc: usize, segs: &mut Vec<usize>) {
+        segs.clear();
+        let mut p = p0;
+        while p < p0 + kc {
+            let len = (self.cg - p % self.cg).min(p0 + kc - p);
+            segs.push(len);
+            p += len;
+        }
+    }
+
+    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, kc: usize, ptrs: &mut Vec<*const f32>) {
         if kc == 0 {
             return;
         }
-        for (r, out) in dst.chunks_exact_mut(kc).take(mc).enumerate() {
-            let o = self.origin(i0 + r);
+        let first = ptrs.len();
+        let segs = (p0 + kc).div_ceil(self.cg) - p0 / self.cg;
+        ptrs.resize(first + segs * mr, self.zeros.as_ptr());
+        for r in 0..rows {
+            let o = self.origin(i + r);
             let mut p = p0;
-            while p < p0 + kc {
+            for s in 0..segs {
                 let (tap, c_lo) = (p / self.cg, p % self.cg);
                 let len = (self.cg - c_lo).min(p0 + kc - p);
-                out[p - p0..][..len].copy_from_slice(self.run(o, tap, c_lo, len));
+                ptrs[first + s * mr + r] = self.run(o, tap, c_lo, len).as_ptr();
                 p += len;
             }
         }

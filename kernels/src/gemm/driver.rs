@@ -49,13 +49,36 @@ const ROW_OUTER_MAX_B_BYTES: usize = 48 << 10;
 
 thread_local! {
     static A_PANEL: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
-    /// Per row panel of the current block, its base when read in place; and the pass's runs
-    /// (see [`ASource::row_runs`]).
-    static RUNS: RefCell<RunTable> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Where each row panel of the current block reads A, and the pass's runs and segments.
+    static RUNS: RefCell<RunTable> = const { RefCell::new(RunTable::new()) };
 }
 
-/// Per row panel, its base when read in place; then the runs as `(offset, length)`.
-type RunTable = (Vec<Option<usize>>, Vec<(usize, usize)>);
+/// How the row panels of one block of an implicit GEMM read A in place.
+struct RunTable {
+    /// Per row panel: its base in the runs' memory, or where its row pointers start.
+    panels: Vec<PanelA>,
+    /// The pass's runs, `(offset, length)` (see [`ASource::row_runs`]).
+    runs: Vec<(usize, usize)>,
+    /// The pass's segment lengths (see [`ASource::segments`]).
+    segs: Vec<usize>,
+    /// The row pointers of the panels that have them (see [`ASource::row_pointers`]).
+    ptrs: Vec<*const f32>,
+}
+
+impl RunTable {
+    const fn new() -> Self {
+        Self { panels: Vec::new(), runs: Vec::new(), segs: Vec::new(), ptrs: Vec::new() }
+    }
+}
+
+/// Where one row panel reads A from, when A is an implicit GEMM's.
+#[derive(Clone, Copy)]
+enum PanelA {
+    /// Runs from this base (every row a pixel of one output row, no padding).
+    Base(usize),
+    /// Row pointers from this index of [`RunTable::ptrs`].
+    Pointers(usize),
+}
 
 /// A raw pointer that work items share; each writes a disjoint set of tiles through it.
 #[derive(Clone, Copy)]
@@ -287,7 +310,7 @@ fn run_block<K: Microkernel, A: ASource>(
     };
     let direct = a.direct().filter(|_| in_place_a);
     let direct_a = direct.is_some();
-    let rows_a = !direct_a && a.packs_rows();
+    let rows_a = !direct_a && a.reads_rows_in_place();
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
     let per_chunk = n_panels.div_ceil(n_chunks);
     let item = |idx: usize| {
@@ -302,7 +325,11 @@ fn run_block<K: Microkernel, A: ASource>(
             let mut a_buf = cell.borrow_mut();
             let full_panels = mc / K::MR;
             // Direct A: only a trailing partial row panel is packed (zero-padded), at the start.
-            let (packed_rows, pack_from) = if direct_a { (mc % K::MR, i0 + full_panels * K::MR) } else { (mc, i0) };
+            let (packed_rows, pack_from) = match (direct_a, rows_a) {
+                (true, _) => (mc % K::MR, i0 + full_panels * K::MR),
+                (false, true) => (0, i0),
+                (false, false) => (mc, i0),
+            };
             let len = packed_rows.div_ceil(K::MR) * kc * K::MR;
             if a_buf.as_slice().len() < len {
                 a_buf.resize(len);
@@ -310,27 +337,35 @@ fn run_block<K: Microkernel, A: ASource>(
             let a_buf = a_buf.as_mut_slice();
             RUNS.with(|cell| {
                 let mut table = cell.borrow_mut();
-                let (bases, runs) = &mut *table;
-                bases.clear();
+                let RunTable { panels: sources, runs, segs, ptrs } = &mut *table;
+                sources.clear();
                 let mut in_place: Option<(&[f32], usize)> = None;
                 if rows_a {
                     // Panels whose rows the source can hand over in place are read there (one
-                    // set of runs for the pass, a base per panel); the others are packed
-                    // row-major, MR-row aligned, for the direct microkernel (rows past `mc`
-                    // hold stale values whose results are never stored).
+                    // set of runs for the pass, a base per panel); the others (rows across
+                    // two output rows, or touching the padding) through row pointers, one per
+                    // row and segment (the rows past `mc` read zeros, their results never
+                    // stored). Nothing is copied.
                     in_place = a.row_runs(p0, kc, runs);
+                    a.segments(p0, kc, segs);
+                    ptrs.clear();
                     for ip in 0..mc.div_ceil(K::MR) {
                         let (i, rows) = (i0 + ip * K::MR, (mc - ip * K::MR).min(K::MR));
                         let base = in_place.and_then(|_| a.panel_base(i, K::MR)).filter(|_| rows == K::MR);
-                        bases.push(base);
-                        if base.is_none() {
-                            a.pack_rows(i, rows, p0, kc, &mut a_buf[ip * K::MR * kc..][..rows * kc]);
-                        }
+                        sources.push(match base {
+                            Some(base) => PanelA::Base(base),
+                            None => {
+                                let at = ptrs.len();
+                                a.row_pointers(i, rows, K::MR, p0, kc, ptrs);
+                                debug_assert_eq!(ptrs.len(), at + segs.len() * K::MR);
+                                PanelA::Pointers(at)
+                            }
+                        });
                     }
                 } else {
                     K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
                 }
-                let (bases, runs) = (&*bases, &*runs);
+                let (sources, runs, segs, ptrs) = (&*sources, &*runs, &*segs, &*ptrs);
                 let first = p0 == 0;
                 let last = p0 + kc == k;
                 // B panel outer, so that it stays in L1 while A streams from L2; row panel
@@ -346,9 +381,11 @@ fn run_block<K: Microkernel, A: ASource>(
                     };
                     let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
                     let i = i0 + ip * K::MR;
-                    let a_tile = match (in_place, bases.get(ip).copied().flatten()) {
-                        (Some((data, lda)), Some(base)) => ATile::Runs { data: &data[base..], runs, lda },
-                        _ if rows_a => ATile::Direct { a: &a_buf[ip * K::MR * kc..][..K::MR * kc], lda: kc },
+                    let a_tile = match (in_place, sources.get(ip).copied()) {
+                        (Some((data, lda)), Some(PanelA::Base(base))) => ATile::Runs { data: &data[base..], runs, lda },
+                        (_, Some(PanelA::Pointers(at))) => {
+                            ATile::Rows { ptrs: &ptrs[at..][..segs.len() * K::MR], segs }
+                        }
                         _ if !direct_a => ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR]),
                         _ => match direct {
                             Some((data, lda)) if ip < full_panels => ATile::Direct { a: &data[i * lda + p0..], lda },
@@ -378,6 +415,9 @@ enum ATile<'a> {
     /// `MR` rows read in place: run `(at, len)` is `len` values at `data[at + i·lda]` for
     /// row `i` (checked by the source, see [`ASource::panel_base`]).
     Runs { data: &'a [f32], runs: &'a [(usize, usize)], lda: usize },
+    /// `MR` rows read through pointers: segment `s` is `segs[s]` values at `ptrs[s·MR + i]`
+    /// for row `i` (each pointer covers its segment: [`ASource::row_pointers`]' contract).
+    Rows { ptrs: &'a [*const f32], segs: &'a [usize] },
 }
 
 /// Calls the packed or the direct microkernel.
@@ -405,6 +445,7 @@ unsafe fn call_tile<K: Microkernel>(
             }
             ATile::Direct { a, lda } => K::tile_direct(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi),
             ATile::Runs { data, runs, lda } => K::tile_runs(data.as_ptr(), runs, lda, b.as_ptr(), out, accumulate, epi),
+            ATile::Rows { ptrs, segs } => K::tile_rows(ptrs.as_ptr(), segs, b.as_ptr(), out, accumulate, epi),
         }
     }
 }

@@ -134,6 +134,22 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         epi: Option<&TileEpilogue>,
     );
 
+    /// One tile with A read through row pointers (see [`tile::tile_rows`]); the narrow tile
+    /// when `out.cols ≤ NARROW`.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; `ptrs` holds `segs.len()·MR` pointers,
+    /// segment by segment, each to `segs[s]` readable values; `b` holds `Σ segs · NR` values;
+    /// `out` and the epilogue as for [`Microkernel::tile`].
+    unsafe fn tile_rows(
+        ptrs: *const *const f32,
+        segs: &[usize],
+        b: *const f32,
+        out: &TileOut,
+        accumulate: bool,
+        epi: Option<&TileEpilogue>,
+    );
+
     /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
     /// [`ASource::pack`]).
     fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
@@ -219,6 +235,22 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn tile_rows_impl(
+                ptrs: *const *const f32, segs: &[usize], b: *const f32, out: &$crate::gemm::TileOut,
+                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
+            ) {
+                // SAFETY: forwarded from `Microkernel::tile_rows`'s contract.
+                unsafe {
+                    if narrow {
+                        $crate::gemm::tile::tile_rows::<$vec, $mr, 1, $nv>(ptrs, segs, b, out, accumulate, epi)
+                    } else {
+                        $crate::gemm::tile::tile_rows::<$vec, $mr, $nv, $nv>(ptrs, segs, b, out, accumulate, epi)
+                    }
+                }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn depthwise_row_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
                 // SAFETY: forwarded from `Microkernel::depthwise_row`'s contract.
                 unsafe { $crate::conv::depthwise::row::<$vec>(g, r) }
@@ -283,6 +315,15 @@ macro_rules! microkernel {
                 let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::tile_runs_impl(a, runs, lda, b, out, accumulate, epi, narrow) }
+            }
+
+            unsafe fn tile_rows(
+                ptrs: *const *const f32, segs: &[usize], b: *const f32, out: &$crate::gemm::TileOut,
+                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::tile_rows_impl(ptrs, segs, b, out, accumulate, epi, narrow) }
             }
 
             #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression

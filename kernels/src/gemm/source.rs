@@ -17,10 +17,11 @@ pub(crate) trait ASource: Sync {
     /// values (for every `k`, `MR` consecutive rows), zero-padding rows past `mc`.
     fn pack<const MR: usize>(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
 
-    /// Whether [`ASource::pack_rows`] is the better packing: the rows are gathered from long
-    /// contiguous runs (an implicit GEMM over many channels), so copying them row-major and
-    /// running the direct microkernel beats transposing them into `MR`-interleaved panels.
-    fn packs_rows(&self) -> bool {
+    /// Whether the microkernel should read the rows where they lie, as runs
+    /// ([`ASource::row_runs`]) or through row pointers ([`ASource::row_pointers`]), instead of
+    /// from `MR`-interleaved panels: the rows are gathered from long contiguous runs (an
+    /// implicit GEMM over many channels).
+    fn reads_rows_in_place(&self) -> bool {
         false
     }
 
@@ -43,11 +44,23 @@ pub(crate) trait ASource: Sync {
         None
     }
 
-    /// Rows `i0..i0+mc`, columns `p0..p0+kc`, row-major into `dst` (`kc` apart); only called
-    /// when [`ASource::packs_rows`] says so.
-    fn pack_rows(&self, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
-        let _ = (i0, mc, p0, kc, dst);
-        unreachable!("pack_rows is called only on sources whose packs_rows() is true")
+    /// Columns `p0..p0+kc` cut into the segments [`ASource::row_pointers`] hands out, as their
+    /// lengths in order (the same for every panel of the pass); only called when
+    /// [`ASource::reads_rows_in_place`] says so.
+    fn segments(&self, p0: usize, kc: usize, segs: &mut Vec<usize>) {
+        let _ = (p0, kc, segs);
+        unreachable!("segments is called only on sources whose reads_rows_in_place() is true")
+    }
+
+    /// For the `mr` rows from `i` (`rows` of them real, the others reading zeros): where each
+    /// row reads each segment of columns `p0..p0+kc` (see [`ASource::segments`]), appended to
+    /// `ptrs` segment by segment, `mr` pointers each. Every pointer covers its segment's
+    /// length (padding points at zeros), so the microkernel reads A where it lies instead of
+    /// from a packed copy. Only called when [`ASource::reads_rows_in_place`] says so.
+    #[allow(clippy::too_many_arguments)]
+    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, kc: usize, ptrs: &mut Vec<*const f32>) {
+        let _ = (i, rows, mr, p0, kc, ptrs);
+        unreachable!("row_pointers is called only on sources whose reads_rows_in_place() is true")
     }
 }
 

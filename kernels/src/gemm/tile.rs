@@ -73,6 +73,39 @@ pub(crate) unsafe fn tile_runs<V: SimdF32, const MR: usize, const NV: usize, con
     }
 }
 
+/// [`tile`] with A read through row pointers: segment `s` holds `segs[s]` columns, row `i`'s
+/// at `ptrs[s·MR + i]`; B continues from one segment to the next. The indirect form of the
+/// implicit GEMM, for row panels that straddle output rows or touch the padding (whose
+/// pointers lead to zeros), so that no row is copied.
+#[inline(always)]
+pub(crate) unsafe fn tile_rows<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize>(
+    ptrs: *const *const f32,
+    segs: &[usize],
+    b: *const f32,
+    out: &TileOut,
+    accumulate: bool,
+    epi: Option<&TileEpilogue>,
+) {
+    debug_assert!(out.rows <= MR && out.cols <= NV * V::LANES && NV <= BNV);
+    let nr = BNV * V::LANES;
+    // SAFETY: the caller guarantees V's features, `segs.len()·MR` pointers at ptrs, each
+    // covering its segment's length, `Σ len · BNV·LANES` values at b, and the extents of c
+    // and the epilogue.
+    unsafe {
+        prefetch_c::<V>(out);
+        let mut acc = [[V::splat(0.0); NV]; MR];
+        let mut b = b;
+        for (s, &len) in segs.iter().enumerate() {
+            let rows: [*const f32; MR] = std::array::from_fn(|i| *ptrs.add(s * MR + i));
+            for p in 0..len {
+                step::<V, MR, NV>(&mut acc, |i| *rows[i].add(p), b.add(p * nr));
+            }
+            b = b.add(len * nr);
+        }
+        store_tile::<V, MR, NV>(acc, out, accumulate, epi);
+    }
+}
+
 /// Pulls the C tile towards L1 while the k loop runs.
 #[inline(always)]
 unsafe fn prefetch_c<V: SimdF32>(out: &TileOut) {
@@ -108,13 +141,13 @@ unsafe fn k_loop<V: SimdF32, const MR: usize, const NV: usize, const BNV: usize,
                 V::prefetch(a.add(A_PREFETCH));
             }
             for u in 0..unroll {
-                step::<V, MR, NV>(acc, a.add(u * a_step), a_rs, b.add(u * nr));
+                step::<V, MR, NV>(acc, |i| *a.add(u * a_step + i * a_rs), b.add(u * nr));
             }
             a = a.add(unroll * a_step);
             b = b.add(unroll * nr);
         }
         for _ in 0..k % unroll {
-            step::<V, MR, NV>(acc, a, a_rs, b);
+            step::<V, MR, NV>(acc, |i| *a.add(i * a_rs), b);
             a = a.add(a_step);
             b = b.add(nr);
         }
@@ -198,20 +231,18 @@ unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
     }
 }
 
-/// One rank-1 update of the accumulators: `acc += a[i·a_rs] ⊗ b[0..NR]` for i < MR.
+/// One rank-1 update of the accumulators: `acc += a(i) ⊗ b[0..NR]` for i < MR.
 #[inline(always)]
 unsafe fn step<V: SimdF32, const MR: usize, const NV: usize>(
     acc: &mut [[V; NV]; MR],
-    a: *const f32,
-    a_rs: usize,
+    a: impl Fn(usize) -> f32,
     b: *const f32,
 ) {
-    // SAFETY: the caller guarantees V's features, MR values at stride a_rs from a and
-    // NV·LANES values at b.
+    // SAFETY: the caller guarantees V's features and NV·LANES values at b.
     unsafe {
         let bv: [V; NV] = std::array::from_fn(|j| V::load(b.add(j * V::LANES)));
         for (i, row) in acc.iter_mut().enumerate() {
-            let av = V::splat(*a.add(i * a_rs));
+            let av = V::splat(a(i));
             for (acc, bv) in row.iter_mut().zip(bv) {
                 *acc = av.mul_add(bv, *acc);
             }
