@@ -259,3 +259,76 @@ impl ASource for Im2col<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Im2col;
+    use crate::gemm::ASource;
+
+    /// A(row, p) by the definition: channel `c0 + p % cg` of the pixel tap `p / cg` reads, or
+    /// zero in the padding or past the last row.
+    fn expected(a: &Im2col<'_>, row: usize, p: usize) -> f32 {
+        if row >= a.images * a.oh * a.ow {
+            return 0.0;
+        }
+        let (img, rem) = (row / (a.oh * a.ow), row % (a.oh * a.ow));
+        let (oy, ox) = (rem / a.ow, rem % a.ow);
+        let (dy, dx) = a.taps[p / a.cg];
+        let (iy, ix) = ((oy * a.stride[0]) as isize + dy, (ox * a.stride[1]) as isize + dx);
+        if iy < 0 || ix < 0 || iy as usize >= a.h || ix as usize >= a.w {
+            return 0.0;
+        }
+        a.input[((img * a.h + iy as usize) * a.w + ix as usize) * a.c + a.c0 + p % a.cg]
+    }
+
+    /// Row pointers reproduce A for panels across output rows, in the padding and past the
+    /// last row, for K passes that start and end inside a tap, on a grouped, strided input.
+    #[test]
+    fn row_pointers_read_what_im2col_defines() {
+        let (images, h, w, c, cg, c0) = (2, 5, 7, 6, 4, 2);
+        let input: Vec<f32> = (0..images * h * w * c).map(|i| i as f32 + 1.0).collect();
+        let zeros = vec![0.0; cg];
+        // 3×3 taps, pad 1, dilation 1, strides (2, 1): 3×7 outputs per image.
+        let taps: Vec<(isize, isize)> = (0..9).map(|t| (t / 3 - 1, t % 3 - 1)).collect();
+        let a = Im2col {
+            input: &input,
+            h,
+            w,
+            c,
+            c0,
+            cg,
+            images,
+            oh: 3,
+            ow: 7,
+            oy_offset: 0,
+            stride: [2, 1],
+            taps: &taps,
+            zeros: &zeros,
+        };
+        let (mr, k) = (5, taps.len() * cg);
+        let mut segs = Vec::new();
+        let mut ptrs = Vec::new();
+        for (p0, kc) in [(0, k), (0, 6), (6, 13), (19, k - 19)] {
+            a.segments(p0, kc, &mut segs);
+            assert_eq!(segs.iter().sum::<usize>(), kc, "segments cover the pass");
+            for i in (0..a.rows()).step_by(mr) {
+                let rows = (a.rows() - i).min(mr);
+                ptrs.clear();
+                a.row_pointers(i, rows, mr, p0, kc, &mut ptrs);
+                assert_eq!(ptrs.len(), segs.len() * mr);
+                let mut p = p0;
+                for (s, &len) in segs.iter().enumerate() {
+                    for r in 0..mr {
+                        for q in 0..len {
+                            // SAFETY: row_pointers promises `len` readable values per pointer.
+                            let got = unsafe { *ptrs[s * mr + r].add(q) };
+                            let want = if r < rows { expected(&a, i + r, p + q) } else { 0.0 };
+                            assert_eq!(got, want, "pass {p0}+{kc}, rows {i}+{r}, column {}", p + q);
+                        }
+                    }
+                    p += len;
+                }
+            }
+        }
+    }
+}
