@@ -183,20 +183,14 @@ impl ASource for Im2col<'_> {
         }
     }
 
-    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, kc: usize, ptrs: &mut Vec<*const f32>) {
-        if kc == 0 {
-            return;
-        }
+    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, segs: &[usize], ptrs: &mut Vec<*const f32>) {
         let first = ptrs.len();
-        let segs = (p0 + kc).div_ceil(self.cg) - p0 / self.cg;
-        ptrs.resize(first + segs * mr, self.zeros.as_ptr());
+        ptrs.resize(first + segs.len() * mr, self.zeros.as_ptr());
         for r in 0..rows {
             let o = self.origin(i + r);
             let mut p = p0;
-            for s in 0..segs {
-                let (tap, c_lo) = (p / self.cg, p % self.cg);
-                let len = (self.cg - c_lo).min(p0 + kc - p);
-                ptrs[first + s * mr + r] = self.run(o, tap, c_lo, len).as_ptr();
+            for (s, &len) in segs.iter().enumerate() {
+                ptrs[first + s * mr + r] = self.run(o, p / self.cg, p % self.cg, len).as_ptr();
                 p += len;
             }
         }
@@ -314,7 +308,7 @@ mod tests {
             for i in (0..a.rows()).step_by(mr) {
                 let rows = (a.rows() - i).min(mr);
                 ptrs.clear();
-                a.row_pointers(i, rows, mr, p0, kc, &mut ptrs);
+                a.row_pointers(i, rows, mr, p0, &segs, &mut ptrs);
                 assert_eq!(ptrs.len(), segs.len() * mr);
                 let mut p = p0;
                 for (s, &len) in segs.iter().enumerate() {

@@ -356,8 +356,7 @@ fn run_block<K: Microkernel, A: ASource>(
                             Some(base) => PanelA::Base(base),
                             None => {
                                 let at = ptrs.len();
-                                a.row_pointers(i, rows, K::MR, p0, kc, ptrs);
-                                debug_assert_eq!(ptrs.len(), at + segs.len() * K::MR);
+                                a.row_pointers(i, rows, K::MR, p0, segs, ptrs);
                                 PanelA::Pointers(at)
                             }
                         });

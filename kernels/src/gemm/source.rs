@@ -53,13 +53,13 @@ pub(crate) trait ASource: Sync {
     }
 
     /// For the `mr` rows from `i` (`rows` of them real, the others reading zeros): where each
-    /// row reads each segment of columns `p0..p0+kc` (see [`ASource::segments`]), appended to
-    /// `ptrs` segment by segment, `mr` pointers each. Every pointer covers its segment's
-    /// length (padding points at zeros), so the microkernel reads A where it lies instead of
-    /// from a packed copy. Only called when [`ASource::reads_rows_in_place`] says so.
-    #[allow(clippy::too_many_arguments)]
-    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, kc: usize, ptrs: &mut Vec<*const f32>) {
-        let _ = (i, rows, mr, p0, kc, ptrs);
+    /// row reads each of the pass's segments `segs` from column `p0` (as
+    /// [`ASource::segments`] cut them), appended to `ptrs` segment by segment, `mr` pointers
+    /// each. Every pointer covers its segment's length (padding points at zeros), so the
+    /// microkernel reads A where it lies instead of from a packed copy. Only called when
+    /// [`ASource::reads_rows_in_place`] says so.
+    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, segs: &[usize], ptrs: &mut Vec<*const f32>) {
+        let _ = (i, rows, mr, p0, segs, ptrs);
         unreachable!("row_pointers is called only on sources whose reads_rows_in_place() is true")
     }
 }
