@@ -2,7 +2,7 @@
 //! process (peak, main tile, wide tile, peak, …) so that the machine's drifting speed hits
 //! both alike; prints median GFLOP/s and the median per-round fraction of the FMA peak.
 //!
-//! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride] [threads] [groups]`
+//! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride or rows,cols] [threads] [groups]`
 //! (set, input channels, output channels, square kernel, square input side; groups = channels
 //! for a depthwise convolution).
 
@@ -20,9 +20,13 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let id = timing::set_from_arg(args.first().map(String::as_str));
     let num = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
-    let (c_in, c_out, k, hw, stride, threads) = (num(1, 96), num(2, 24), num(3, 3), num(4, 160), num(5, 1), num(6, 1));
+    let (c_in, c_out, k, hw, threads) = (num(1, 96), num(2, 24), num(3, 3), num(4, 160), num(6, 1));
+    // The stride: one number for both axes, or "rows,cols".
+    let stride: Vec<usize> =
+        args.get(5).map_or(vec![1], |s| s.split(',').map(|v| v.parse().expect("stride")).collect());
+    let strides = [stride[0], *stride.last().expect("stride")];
     let groups = num(7, 1);
-    let params = ConvParams { strides: [stride; 2], pads: [k / 2; 4], groups, ..ConvParams::new(c_in, c_out, [k, k]) };
+    let params = ConvParams { strides, pads: [k / 2; 4], groups, ..ConvParams::new(c_in, c_out, [k, k]) };
     let [oh, ow] = params.output_hw(hw, hw).expect("valid convolution");
     let sets =
         [("main tile", kernel_set_main_tile_only(id).expect("set")), ("wide tile", kernel_set(id).expect("set"))];
@@ -64,7 +68,7 @@ fn main() {
     assert!(worst < 1e-4, "the two tiles disagree by {worst:e}");
     let flops = 2.0 * (oh * ow * c_out * c_in / groups * k * k) as f64;
     let info = sets[1].1.info();
-    println!("{c_in}->{c_out} {k}x{k}/{stride} @{hw}, {threads} thread(s), {}, {:?}:", info.name, info.blocking);
+    println!("{c_in}->{c_out} {k}x{k}/{strides:?} @{hw}, {threads} thread(s), {}, {:?}:", info.name, info.blocking);
     let labels: Vec<String> = sets.iter().map(|(name, _)| name.to_string()).collect();
     timing::report(&labels, &times, &peaks, flops);
 }

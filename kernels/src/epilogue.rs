@@ -65,6 +65,41 @@ impl Activation {
         Ok(())
     }
 
+    /// The `KIND` of [`Activation::apply_as`] that dispatches at run time.
+    pub(crate) const RUNTIME: u8 = u8::MAX;
+
+    /// The activation's kind as a constant for [`Activation::apply_as`] (`Identity` 0, then in
+    /// declaration order).
+    pub(crate) fn kind(self) -> u8 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::Clip { .. } => 2,
+            Activation::HardSigmoid { .. } => 3,
+            Activation::HardSwish => 4,
+            Activation::Sigmoid => 5,
+        }
+    }
+
+    /// [`Activation::apply`] for an activation of kind `KIND` (its [`Activation::kind`]): the
+    /// dispatch is resolved at compile time, so a loop that calls it holds only that kind's
+    /// constants (a runtime `apply` in a loop keeps every kind's constants live). Any other
+    /// `KIND` ([`Activation::RUNTIME`]) dispatches at run time, as `apply`.
+    #[inline(always)]
+    pub(crate) unsafe fn apply_as<V: SimdF32, const KIND: u8>(self, x: V) -> V {
+        let act = match (KIND, self) {
+            (0, _) => return x,
+            (1, _) => Activation::Relu,
+            (2, Activation::Clip { min, max }) => Activation::Clip { min, max },
+            (3, Activation::HardSigmoid { alpha, beta }) => Activation::HardSigmoid { alpha, beta },
+            (4, _) => Activation::HardSwish,
+            (5, _) => Activation::Sigmoid,
+            _ => self,
+        };
+        // SAFETY: the caller guarantees V's features are available.
+        unsafe { act.apply(x) }
+    }
+
     /// Applies the activation to a whole register tile: one dispatch, then a branch-free sweep.
     #[inline(always)]
     pub(crate) unsafe fn apply_tile<V: SimdF32, const MR: usize, const NV: usize>(self, acc: &mut [[V; NV]; MR]) {

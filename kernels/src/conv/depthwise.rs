@@ -1,10 +1,19 @@
 //! The depthwise convolution kernel: direct, NHWC, vectorised over channels, written once over
 //! [`SimdF32`] and compiled per instruction set by [`crate::gemm::microkernel!`].
 //!
-//! Each output pixel accumulates its kernel window into up to four channel vectors held in
-//! registers, with bias, residual and activation applied before the single store. Taps that
-//! fall into the padding are skipped (their window bounds are computed per row and per pixel),
-//! never multiplied by zero.
+//! Two kernels, chosen per convolution by [`banded`]:
+//!
+//! - **Banded** ([`band`]), for undilated 3×3 with channel multiplier 1, row stride 1 or 2 and
+//!   column stride 1 (most depthwise layers of mobile CNNs): two output rows at a time, one
+//!   channel vector at a time, that vector's nine weights in registers for the whole band and
+//!   each input column loaded once for every output pixel of both rows (2 × 4 pixels with 32
+//!   registers). Groups touching the padding read zeros for its taps.
+//! - **Row by row** ([`rows`]), for everything else: each output pixel accumulates its kernel
+//!   window into up to four channel vectors held in registers; taps that fall into the padding
+//!   are skipped (their window bounds are computed per row and per pixel).
+//!
+//! Both apply bias, residual and activation before the single store, and sum every pixel's
+//! taps in the same order (kernel row, then column).
 
 use crate::epilogue::Activation;
 use crate::simd::{load_n, store_n, SimdF32};
@@ -36,22 +45,42 @@ pub(crate) struct DwGeom {
     pub activation: Activation,
 }
 
-/// Pointers for one output row.
+/// Pointers for a band of consecutive output rows of one image.
+#[derive(Clone, Copy)]
 pub(crate) struct DwRow {
     /// The image's first input value.
     pub input: *const f32,
     /// Packed weights: `kh·kw` taps of `c_out` values.
     pub weights: *const f32,
-    /// The row's first output value (`ow` pixels of `c_out`).
+    /// The band's first output value (`rows·ow` pixels of `c_out`).
     pub out: *mut f32,
     /// `c_out` bias values, or null.
     pub bias: *const f32,
-    /// The row's first residual value, or null.
+    /// The band's first residual value, or null.
     pub residual: *const f32,
     /// Distance between residual pixels.
     pub residual_stride: usize,
-    /// The output row.
+    /// The band's first output row.
     pub oy: usize,
+    /// Output rows in the band (at most [`BAND`]).
+    pub rows: usize,
+}
+
+/// Output rows the driver hands to [`rows`] at a time.
+pub(crate) const BAND: usize = 2;
+
+impl DwRow {
+    /// The band's `j`-th row alone.
+    fn row(&self, j: usize, g: &DwGeom) -> DwRow {
+        let pixel = j * g.ow;
+        DwRow {
+            out: self.out.wrapping_add(pixel * g.c_out),
+            residual: self.residual.wrapping_add(pixel * self.residual_stride),
+            oy: self.oy + j,
+            rows: 1,
+            ..*self
+        }
+    }
 }
 
 /// Valid kernel indices `lo..hi` on one axis for an output position whose window starts at
@@ -65,13 +94,35 @@ fn window(start: isize, kernel: usize, dilation: usize, extent: usize) -> (usize
     (lo.min(hi), hi)
 }
 
-/// Computes one output row.
+/// The row stride of a convolution that [`band`] computes (undilated 3×3, channel multiplier
+/// 1, row stride 1 or 2, column stride 1), or `None` for [`rows`]. Column stride 2 stays row
+/// by row: its banded groups (4 pixels, 9 columns) spilled their column addresses and ran at
+/// a quarter of the row kernel's speed (Zen 4, 2026-11-28).
+pub(crate) fn banded(g: &DwGeom) -> Option<usize> {
+    let regular = g.mult == 1 && g.kernel == [3, 3] && g.dilation == [1, 1] && g.stride[1] == 1;
+    (regular && g.stride[0] <= 2).then_some(g.stride[0])
+}
+
+/// Computes the band of `r.rows` output rows, row by row.
 ///
 /// # Safety
 /// The CPU supports `V`'s features; the pointers cover the extents [`DwRow`] describes for the
-/// geometry `g` (input: the image's `h·w·c_in` values; output and residual: `ow` pixels).
+/// geometry `g` (input: the image's `h·w·c_in` values; output and residual: `rows·ow` pixels).
 #[inline(always)]
-pub(crate) unsafe fn row<V: SimdF32>(g: &DwGeom, r: &DwRow) {
+pub(crate) unsafe fn rows<V: SimdF32>(g: &DwGeom, r: &DwRow) {
+    for j in 0..r.rows {
+        // SAFETY: forwarded from this function's contract; each row alone covers a subset of
+        // the band.
+        unsafe { row::<V>(g, &r.row(j, g)) }
+    }
+}
+
+/// Computes the single output row `r`.
+///
+/// # Safety
+/// As [`rows`], with `r.rows == 1`.
+#[inline(always)]
+unsafe fn row<V: SimdF32>(g: &DwGeom, r: &DwRow) {
     // SAFETY: forwarded from this function's contract.
     unsafe {
         if g.mult == 1 {
@@ -92,6 +143,14 @@ const PIXELS: usize = 4;
 /// with column stride 2 it lost 22–37 %, so stride-2 rows keep 4-pixel groups. NEON (32
 /// registers) takes the same path; it is checked for correctness under qemu, not timed.
 const WIDE_PIXELS: usize = 8;
+
+/// Output columns `lo..hi` whose whole kernel window lies inside the input columns.
+fn interior_columns(g: &DwGeom) -> (usize, usize) {
+    let span = (g.kernel[1] - 1) * g.dilation[1];
+    let lo = g.pad[1].div_ceil(g.stride[1]);
+    let hi = if g.w + g.pad[1] > span { ((g.w + g.pad[1] - span - 1) / g.stride[1] + 1).min(g.ow) } else { 0 };
+    (lo, hi)
+}
 
 /// The row's geometry shared by every channel block.
 struct RowWindow {
@@ -170,11 +229,7 @@ macro_rules! for_pixel_groups {
 #[inline(always)]
 unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     let iy0 = (r.oy * g.stride[0]) as isize - g.pad[0] as isize;
-    let span = (g.kernel[1] - 1) * g.dilation[1];
-    let interior_lo = g.pad[1].div_ceil(g.stride[1]);
-    let interior_hi = if g.w + g.pad[1] > span { ((g.w + g.pad[1] - span - 1) / g.stride[1] + 1).min(g.ow) } else { 0 };
-    let win =
-        RowWindow { iy0, rows: window(iy0, g.kernel[0], g.dilation[0], g.h), interior: (interior_lo, interior_hi) };
+    let win = RowWindow { iy0, rows: window(iy0, g.kernel[0], g.dilation[0], g.h), interior: interior_columns(g) };
     // SAFETY (every `channels` call): forwarded from this function's contract. Interior
     // groups start in the interior and end at or before its end, and other pixels use their
     // clipped window, so every tap is inside the input; full-width channel blocks end at or
@@ -253,21 +308,36 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
                 }
             }
         }
-        for (q, acc) in acc.iter_mut().enumerate() {
-            let pixel = px.ox + q;
-            let out = r.out.add(pixel * g.c_out + c0);
-            let residual = r.residual.wrapping_add(pixel * r.residual_stride + c0);
-            for (j, a) in acc.iter_mut().enumerate() {
-                if !r.residual.is_null() {
-                    *a = a.add(load(residual.add(j * V::LANES)));
-                }
-                let y = g.activation.apply(*a);
-                if FULL {
-                    y.store(out.add(j * V::LANES));
-                } else {
-                    store_n(y, out, tail);
-                }
+        for (q, acc) in acc.iter().enumerate() {
+            for (j, a) in acc.iter().enumerate() {
+                finish::<V, FULL, { Activation::RUNTIME }>(g, r, *a, px.ox + q, c0 + j * V::LANES);
             }
+        }
+    }
+}
+
+/// Adds the residual to the accumulator `a` of output pixel `pixel` (counted from the row's
+/// first), channels from `c`, applies the activation (of kind `ACT`, see
+/// [`Activation::apply_as`]) and stores it: a whole vector (`FULL`) or the last `c_out − c`
+/// channels.
+///
+/// # Safety
+/// As [`channels`]: the pixel and channels lie inside the output (and residual) `r` covers.
+#[inline(always)]
+unsafe fn finish<V: SimdF32, const FULL: bool, const ACT: u8>(g: &DwGeom, r: &DwRow, mut a: V, pixel: usize, c: usize) {
+    let tail = g.c_out - c;
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        if !r.residual.is_null() {
+            let residual = r.residual.add(pixel * r.residual_stride + c);
+            a = a.add(if FULL { V::load(residual) } else { load_n(residual, tail) });
+        }
+        let y = g.activation.apply_as::<V, ACT>(a);
+        let out = r.out.add(pixel * g.c_out + c);
+        if FULL {
+            y.store(out);
+        } else {
+            store_n(y, out, tail);
         }
     }
 }
@@ -314,6 +384,157 @@ unsafe fn taps_shared<
                             *a = x[j].mul_add(wt[col - q * S][j], *a);
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Output pixels of one band row computed together by [`band_group`], by register count:
+/// with 32 registers, 2 rows × 4 pixels of accumulators, 9 weights and the loaded column
+/// (measured on Zen 4 against 2 × 6 and 2 × 8: equal or faster on 16, 64 and 480 channels);
+/// with 16, 2 × 2.
+const fn band_pixels(registers: usize) -> usize {
+    if registers >= 32 {
+        4
+    } else {
+        2
+    }
+}
+
+/// A band of up to [`BAND`] rows of an undilated 3×3 depthwise convolution (channel
+/// multiplier 1) with row stride `SH` and column stride 1, channel vector by channel vector:
+/// the vector's nine weights stay in registers over the whole band, and each input column is
+/// loaded once for every output pixel of both rows whose window holds it. Groups whose windows
+/// touch the padding (or run past the band's rows or columns) skip those taps and pixels.
+///
+/// # Safety
+/// As [`rows`], for a convolution [`banded`] accepts with row stride `SH`.
+#[inline(always)]
+pub(crate) unsafe fn band<V: SimdF32, const SH: usize>(g: &DwGeom, r: &DwRow) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        if V::REGISTERS >= 32 {
+            band_vectors::<V, { band_pixels(32) }, SH>(g, r)
+        } else {
+            band_vectors::<V, { band_pixels(16) }, SH>(g, r)
+        }
+    }
+}
+
+/// [`band`] with `P` pixels per row in a group: every channel vector (the tail partial), one
+/// instance per activation kind (a run-time dispatch in the group loop would keep every kind's
+/// constants in registers and spill the weights).
+///
+/// # Safety
+/// As [`band`].
+#[inline(always)]
+unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize>(g: &DwGeom, r: &DwRow) {
+    let full_end = g.c_out / V::LANES * V::LANES;
+    // SAFETY: forwarded from the caller's contract; channel vectors end inside c_out.
+    unsafe {
+        macro_rules! channel_vectors {
+            ($act:literal) => {{
+                for c0 in (0..full_end).step_by(V::LANES) {
+                    band_channels::<V, P, SH, true, $act>(g, r, c0);
+                }
+                if full_end < g.c_out {
+                    band_channels::<V, P, SH, false, $act>(g, r, full_end);
+                }
+            }};
+        }
+        match g.activation.kind() {
+            0 => channel_vectors!(0),
+            1 => channel_vectors!(1),
+            2 => channel_vectors!(2),
+            3 => channel_vectors!(3),
+            4 => channel_vectors!(4),
+            _ => channel_vectors!(5),
+        }
+    }
+}
+
+/// One channel vector from `c0` (whole, or the partial tail when not `FULL`) of the whole
+/// band, in groups of `P` pixels per row; `ACT` is the activation's kind.
+///
+/// # Safety
+/// As [`band`]; `c0` inside `c_out`.
+#[inline(always)]
+unsafe fn band_channels<V: SimdF32, const P: usize, const SH: usize, const FULL: bool, const ACT: u8>(
+    g: &DwGeom,
+    r: &DwRow,
+    c0: usize,
+) {
+    let tail = g.c_out - c0;
+    let (lo, hi) = interior_columns(g);
+    let iy0 = (r.oy * SH) as isize - g.pad[0] as isize;
+    let inside = r.rows == BAND && iy0 >= 0 && iy0 as usize + (BAND - 1) * SH + 3 <= g.h;
+    // SAFETY: forwarded from the caller's contract; interior groups of a band inside the
+    // input rows read only inside the input, and the others check every tap and pixel.
+    unsafe {
+        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let wt: [V; 9] = std::array::from_fn(|t| load(r.weights.add(t * g.c_out + c0)));
+        let bias = if r.bias.is_null() { V::splat(0.0) } else { load(r.bias.add(c0)) };
+        let args = (wt, bias, iy0, c0);
+        for ox in (0..g.ow).step_by(P) {
+            if inside && ox >= lo && ox + P <= hi {
+                band_group::<V, P, SH, FULL, ACT, false>(g, r, args, ox);
+            } else {
+                band_group::<V, P, SH, FULL, ACT, true>(g, r, args, ox);
+            }
+        }
+    }
+}
+
+/// Zeros that [`band_group`] reads for taps in the padding (as many as any vector's lanes).
+static ZEROS: [f32; 64] = [0.0; 64];
+
+/// The `BAND × P` output pixels from column `ox` of [`band_channels`]'s vector, with `args` its
+/// weights, bias, first input row and first channel. `EDGE` groups read zeros for the taps
+/// outside the input (the same instructions as inside, with their addresses switched to
+/// [`ZEROS`]) and store only the pixels inside the band; the others have none of either.
+///
+/// # Safety
+/// As [`band_channels`]; without `EDGE`, the group's windows lie inside the input and its
+/// pixels inside the band.
+#[inline(always)]
+unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const FULL: bool, const ACT: u8, const EDGE: bool>(
+    g: &DwGeom,
+    r: &DwRow,
+    (wt, bias, iy0, c0): ([V; 9], V, isize, usize),
+    ox: usize,
+) {
+    let tail = g.c_out - c0;
+    let ix0 = ox as isize - g.pad[1] as isize;
+    let zeros = ZEROS.as_ptr();
+    // SAFETY: forwarded from the caller's contract; every load is of an input position inside
+    // the image (checked here for EDGE groups, which read ZEROS elsewhere), every store of a
+    // pixel inside the band.
+    unsafe {
+        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let mut acc = [[bias; P]; BAND];
+        for rr in 0..(BAND - 1) * SH + 3 {
+            let iy = iy0 + rr as isize;
+            let src = r.input.wrapping_offset((iy * g.w as isize + ix0) * g.c_in as isize).wrapping_add(c0);
+            let row_ok = !EDGE || (0..g.h as isize).contains(&iy);
+            for col in 0..P + 2 {
+                let ok = row_ok && (!EDGE || (0..g.w as isize).contains(&(ix0 + col as isize)));
+                let x = load(if ok { src.wrapping_add(col * g.c_in) } else { zeros });
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    if rr >= j * SH && rr - j * SH < 3 {
+                        for (q, a) in acc.iter_mut().enumerate() {
+                            if col >= q && col - q < 3 {
+                                *a = x.mul_add(wt[(rr - j * SH) * 3 + col - q], *a);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate() {
+            for (q, a) in acc.iter().enumerate() {
+                if !EDGE || (j < r.rows && ox + q < g.ow) {
+                    finish::<V, FULL, ACT>(g, r, *a, j * g.ow + ox + q, c0);
                 }
             }
         }

@@ -4,7 +4,7 @@
 //!   column window of it (no copy at all);
 //! - other dense and grouped `Conv`: implicit GEMM, im2col fused into the A packing
 //!   ([`Im2col`]), one GEMM over every image per group;
-//! - depthwise: the direct kernel, one task per output row;
+//! - depthwise: the direct kernel, one task per band of output rows;
 //! - `ConvTranspose`: per output phase a stride-1 implicit GEMM (see [`super::plan`]), one per
 //!   (phase, group, image, phase row), writing straight into the interleaved output.
 //!
@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use super::depthwise::{DwGeom, DwRow};
+use super::depthwise::{DwGeom, DwRow, BAND};
 use super::im2col::Im2col;
 use super::image::{ImageMut, ImageRef};
 use super::packed::{Body, PackedConv};
@@ -233,9 +233,10 @@ impl Run<'_> {
         });
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
         let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
-        let row = |idx: usize| {
-            let (img, oy) = (idx / oh, idx % oh);
-            let pixel = idx * ow; // first output pixel of the row
+        let bands = oh.div_ceil(BAND);
+        let band = |idx: usize| {
+            let (img, oy) = (idx / bands, idx % bands * BAND);
+            let pixel = (img * oh + oy) * ow; // first output pixel of the band
             let r = DwRow {
                 input: input.get().wrapping_add(img * h * w * c),
                 weights: dw.as_ptr(),
@@ -244,14 +245,15 @@ impl Run<'_> {
                 residual: residual.map_or(std::ptr::null(), |(r, rs)| r.get().wrapping_add(pixel * rs)),
                 residual_stride: residual.map_or(0, |(_, rs)| rs),
                 oy,
+                rows: BAND.min(oh - oy),
             };
-            // SAFETY: the row's pointers lie inside the validated input, output, residual and
-            // weights; each row is written by this task only.
-            unsafe { K::depthwise_row(&geom, &r) };
+            // SAFETY: the band's pointers lie inside the validated input, output, residual and
+            // weights; each band is written by this task only.
+            unsafe { K::depthwise_rows(&geom, &r) };
         };
         match self.par {
-            Parallelism::Rayon if n * oh > 1 => (0..n * oh).into_par_iter().for_each(row),
-            _ => (0..n * oh).for_each(row),
+            Parallelism::Rayon if n * bands > 1 => (0..n * bands).into_par_iter().for_each(band),
+            _ => (0..n * bands).for_each(band),
         }
     }
 

@@ -154,12 +154,13 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// [`ASource::pack`]).
     fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
 
-    /// Computes one output row of a depthwise convolution (see [`crate::conv::depthwise::row`]).
+    /// Computes a band of output rows of a depthwise convolution (see
+    /// [`crate::conv::depthwise::rows`]).
     ///
     /// # Safety
     /// The CPU supports the kernel's instruction set; `r`'s pointers cover what
     /// [`crate::conv::depthwise::DwRow`] describes for `g`.
-    unsafe fn depthwise_row(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
+    unsafe fn depthwise_rows(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
 
     /// Runs `iterations` rounds of independent FMA chains and returns a value that depends on
     /// all of them (so the work cannot be elided).
@@ -251,9 +252,22 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
-            unsafe fn depthwise_row_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
-                // SAFETY: forwarded from `Microkernel::depthwise_row`'s contract.
-                unsafe { $crate::conv::depthwise::row::<$vec>(g, r) }
+            unsafe fn depthwise_rows_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
+                // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract.
+                unsafe { $crate::conv::depthwise::rows::<$vec>(g, r) }
+            }
+
+            // The banded 3×3 kernel in functions of its own, one per row stride: in one
+            // function with the row-by-row kernel, LLVM allocated that one's registers worse
+            // (Zen 4, 2026-11-28: 3×3/2 240ch @80 35 → 23 % of peak, 5×5 120ch @80 61 → 49 %).
+            $(#[target_feature(enable = $features)])?
+            unsafe fn depthwise_band_impl<const SH: usize>(
+                g: &$crate::conv::depthwise::DwGeom,
+                r: &$crate::conv::depthwise::DwRow,
+            ) {
+                // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract, for a
+                // convolution `depthwise::banded` accepted with row stride SH.
+                unsafe { $crate::conv::depthwise::band::<$vec, SH>(g, r) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -331,9 +345,16 @@ macro_rules! microkernel {
                 a.pack::<{ $mr }>(i0, mc, p0, kc, dst)
             }
 
-            unsafe fn depthwise_row(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::depthwise_row_impl(g, r) }
+            unsafe fn depthwise_rows(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
+                // SAFETY: forwarded from this method's contract; the banded kernel only for
+                // the convolutions `banded` accepts, at their row stride.
+                unsafe {
+                    match $crate::conv::depthwise::banded(g) {
+                        Some(1) => Self::depthwise_band_impl::<1>(g, r),
+                        Some(_) => Self::depthwise_band_impl::<2>(g, r),
+                        None => Self::depthwise_rows_impl(g, r),
+                    }
+                }
             }
 
             unsafe fn fma_loop(iterations: usize) -> f32 {
