@@ -286,9 +286,10 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("depthwise 3x3/2", case(conv(72, 72, [3, 3], [2, 2], [1, 1, 1, 1], 72), 13, 12)),
         ("depthwise 5x5 (2,1)", case(conv(40, 40, [5, 5], [2, 1], [2, 2, 2, 2], 40), 12, 9)),
         ("depthwise 3x3 (1,2)", case(conv(17, 17, [3, 3], [1, 2], [1, 1, 1, 1], 17), 8, 12)),
-        // Banded 3×3 kernels: row stride 2, asymmetric pads, an odd number of output rows
-        // (a last band of one row) and a width that leaves a partial pixel group.
-        ("depthwise 3x3 (2,1) asymmetric", case(conv(40, 40, [3, 3], [2, 1], [0, 1, 2, 0], 40), 12, 14)),
+        // Banded 3×3 kernels (every set bands up to 16 channels): row stride 2, asymmetric
+        // pads, an odd number of output rows (a last band of one row), a width that leaves a
+        // partial pixel group, and channels that end in a partial vector.
+        ("depthwise 3x3 (2,1) asymmetric", case(conv(12, 12, [3, 3], [2, 1], [0, 1, 2, 0], 12), 12, 14)),
         ("depthwise 3x3/1 unpadded", case(conv(16, 16, [3, 3], [1, 1], [0; 4], 16), 13, 15)),
         ("depthwise multiplier 2", case(conv(9, 18, [3, 3], [1, 1], [0, 1, 2, 1], 9), 7, 7)),
         ("transposed 2x2/2 upsample", case(tconv(24, 16, [2, 2], [2, 2], [0; 4], [0, 0], 1), 6, 7)),

@@ -4,7 +4,8 @@
 //! Two kernels, chosen per convolution by [`banded`]:
 //!
 //! - **Banded** ([`band`]), for undilated 3×3 with channel multiplier 1, row stride 1 or 2 and
-//!   column stride 1 (most depthwise layers of mobile CNNs): two output rows at a time, one
+//!   column stride 1 (most depthwise layers of mobile CNNs; with vectors narrower than a cache
+//!   line, only for few channels): two output rows at a time, one
 //!   channel vector at a time, that vector's nine weights in registers for the whole band and
 //!   each input column loaded once for every output pixel of both rows (2 × 4 pixels with 32
 //!   registers). Groups touching the padding read zeros for its taps.
@@ -94,13 +95,19 @@ fn window(start: isize, kernel: usize, dilation: usize, extent: usize) -> (usize
     (lo.min(hi), hi)
 }
 
-/// The row stride of a convolution that [`band`] computes (undilated 3×3, channel multiplier
-/// 1, row stride 1 or 2, column stride 1), or `None` for [`rows`]. Column stride 2 stays row
-/// by row: its banded groups (4 pixels, 9 columns) spilled their column addresses and ran at
-/// a quarter of the row kernel's speed (Zen 4, 2026-11-28).
-pub(crate) fn banded(g: &DwGeom) -> Option<usize> {
+/// The row stride of a convolution that [`band`] computes on vectors `V` (undilated 3×3,
+/// channel multiplier 1, row stride 1 or 2, column stride 1), or `None` for [`rows`].
+///
+/// Measured on Zen 4 (2026-11-28): column stride 2 stays row by row (its banded groups of 4
+/// pixels and 9 columns spilled their column addresses and ran at a quarter of the row
+/// kernel's speed). Vectors narrower than a cache line band only pixels of at most four
+/// vectors: each vector's pass over the band touches part of every pixel's lines, so with
+/// many vectors per pixel the passes fetch the same lines from L2 again (AVX2, 72 channels
+/// @160: 34 → 24 % of peak; 16 channels @320: 34 → 46 %, 32 channels equal).
+pub(crate) fn banded<V: SimdF32>(g: &DwGeom) -> Option<usize> {
     let regular = g.mult == 1 && g.kernel == [3, 3] && g.dilation == [1, 1] && g.stride[1] == 1;
-    (regular && g.stride[0] <= 2).then_some(g.stride[0])
+    let vectors_fit = V::LANES * 4 >= 64 || g.c_out <= 4 * V::LANES;
+    (regular && vectors_fit && g.stride[0] <= 2).then_some(g.stride[0])
 }
 
 /// Computes the band of `r.rows` output rows, row by row.

@@ -349,7 +349,7 @@ macro_rules! microkernel {
                 // SAFETY: forwarded from this method's contract; the banded kernel only for
                 // the convolutions `banded` accepts, at their row stride.
                 unsafe {
-                    match $crate::conv::depthwise::banded(g) {
+                    match $crate::conv::depthwise::banded::<$vec>(g) {
                         Some(1) => Self::depthwise_band_impl::<1>(g, r),
                         Some(_) => Self::depthwise_band_impl::<2>(g, r),
                         None => Self::depthwise_rows_impl(g, r),
