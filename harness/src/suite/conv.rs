@@ -291,6 +291,7 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         // partial pixel group, and channels that end in a partial vector.
         ("depthwise 3x3 (2,1) asymmetric", case(conv(12, 12, [3, 3], [2, 1], [0, 1, 2, 0], 12), 12, 14)),
         ("depthwise 3x3/1 unpadded", case(conv(16, 16, [3, 3], [1, 1], [0; 4], 16), 13, 15)),
+        ("depthwise 3x3 (1,2) banded", case(conv(14, 14, [3, 3], [1, 2], [1, 2, 0, 1], 14), 9, 17)),
         ("depthwise multiplier 2", case(conv(9, 18, [3, 3], [1, 1], [0, 1, 2, 1], 9), 7, 7)),
         ("transposed 2x2/2 upsample", case(tconv(24, 16, [2, 2], [2, 2], [0; 4], [0, 0], 1), 6, 7)),
         ("transposed 3x3/2 pad 1 out-pad 1", case(tconv(8, 12, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1), 5, 6)),

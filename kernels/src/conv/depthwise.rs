@@ -3,8 +3,8 @@
 //!
 //! Two kernels, chosen per convolution by [`banded`]:
 //!
-//! - **Banded** ([`band`]), for undilated 3×3 with channel multiplier 1, row stride 1 or 2 and
-//!   column stride 1 (most depthwise layers of mobile CNNs; with vectors narrower than a cache
+//! - **Banded** ([`band`]), for undilated 3×3 with channel multiplier 1 and strides (1, 1),
+//!   (2, 1) or (1, 2) (most depthwise layers of mobile CNNs; with vectors narrower than a cache
 //!   line, only for few channels): two output rows at a time, one
 //!   channel vector at a time, that vector's nine weights in registers for the whole band and
 //!   each input column loaded once for every output pixel of both rows (2 × 4 pixels with 32
@@ -95,19 +95,22 @@ fn window(start: isize, kernel: usize, dilation: usize, extent: usize) -> (usize
     (lo.min(hi), hi)
 }
 
-/// The row stride of a convolution that [`band`] computes on vectors `V` (undilated 3×3,
-/// channel multiplier 1, row stride 1 or 2, column stride 1), or `None` for [`rows`].
+/// The strides of a convolution that [`band`] computes on vectors `V` (undilated 3×3, channel
+/// multiplier 1, strides (1, 1), (2, 1) or (1, 2)), or `None` for [`rows`].
 ///
-/// Measured on Zen 4 (2026-11-28): column stride 2 stays row by row (its banded groups of 4
-/// pixels and 9 columns spilled their column addresses and ran at a quarter of the row
-/// kernel's speed). Vectors narrower than a cache line band only pixels of at most four
+/// Measured on Zen 4 (2026-11-28): with column stride 2 the banded groups take 2 pixels per
+/// row (4 pixels and 9 columns spilled their column addresses and ran at a quarter of the row
+/// kernel's speed); so at strides (1, 2) they beat the row kernel by 13–57 % (16, 64, 120 and
+/// 480 channels), at (2, 2) they lost on 64 channels (@160 38 → 31 % of peak, @320 11 → 9 %)
+/// and stay row by row. Vectors narrower than a cache line band only pixels of at most four
 /// vectors: each vector's pass over the band touches part of every pixel's lines, so with
 /// many vectors per pixel the passes fetch the same lines from L2 again (AVX2, 72 channels
 /// @160: 34 → 24 % of peak; 16 channels @320: 34 → 46 %, 32 channels equal).
-pub(crate) fn banded<V: SimdF32>(g: &DwGeom) -> Option<usize> {
-    let regular = g.mult == 1 && g.kernel == [3, 3] && g.dilation == [1, 1] && g.stride[1] == 1;
+pub(crate) fn banded<V: SimdF32>(g: &DwGeom) -> Option<[usize; 2]> {
+    let regular = g.mult == 1 && g.kernel == [3, 3] && g.dilation == [1, 1];
     let vectors_fit = V::LANES * 4 >= 64 || g.c_out <= 4 * V::LANES;
-    (regular && vectors_fit && g.stride[0] <= 2).then_some(g.stride[0])
+    let strides = matches!(g.stride, [1, 1] | [2, 1] | [1, 2]);
+    (regular && vectors_fit && strides).then_some(g.stride)
 }
 
 /// Computes the band of `r.rows` output rows, row by row.
@@ -397,34 +400,26 @@ unsafe fn taps_shared<
     }
 }
 
-/// Output pixels of one band row computed together by [`band_group`], by register count:
-/// with 32 registers, 2 rows × 4 pixels of accumulators, 9 weights and the loaded column
-/// (measured on Zen 4 against 2 × 6 and 2 × 8: equal or faster on 16, 64 and 480 channels);
-/// with 16, 2 × 2.
-const fn band_pixels(registers: usize) -> usize {
-    if registers >= 32 {
-        4
-    } else {
-        2
-    }
-}
-
 /// A band of up to [`BAND`] rows of an undilated 3×3 depthwise convolution (channel
-/// multiplier 1) with row stride `SH` and column stride 1, channel vector by channel vector:
+/// multiplier 1) with row stride `SH` and column stride `SW`, channel vector by channel vector:
 /// the vector's nine weights stay in registers over the whole band, and each input column is
 /// loaded once for every output pixel of both rows whose window holds it. Groups whose windows
 /// touch the padding (or run past the band's rows or columns) skip those taps and pixels.
 ///
 /// # Safety
-/// As [`rows`], for a convolution [`banded`] accepts with row stride `SH`.
+/// As [`rows`], for a convolution [`banded`] accepts with strides `[SH, SW]`.
 #[inline(always)]
-pub(crate) unsafe fn band<V: SimdF32, const SH: usize>(g: &DwGeom, r: &DwRow) {
+pub(crate) unsafe fn band<V: SimdF32, const SH: usize, const SW: usize>(g: &DwGeom, r: &DwRow) {
     // SAFETY: forwarded from this function's contract.
     unsafe {
-        if V::REGISTERS >= 32 {
-            band_vectors::<V, { band_pixels(32) }, SH>(g, r)
+        // Pixels per band row in a group: with 32 registers and column stride 1, 2 rows × 4
+        // pixels of accumulators, 9 weights and the loaded column (measured on Zen 4 against
+        // 2 × 6 and 2 × 8: equal or faster on 16, 64 and 480 channels); otherwise 2 × 2 (at
+        // column stride 2, 3 pixels per row ran 11–36 % slower than 2 on three of four layers).
+        if V::REGISTERS >= 32 && SW == 1 {
+            band_vectors::<V, 4, SH, SW>(g, r)
         } else {
-            band_vectors::<V, { band_pixels(16) }, SH>(g, r)
+            band_vectors::<V, 2, SH, SW>(g, r)
         }
     }
 }
@@ -436,17 +431,17 @@ pub(crate) unsafe fn band<V: SimdF32, const SH: usize>(g: &DwGeom, r: &DwRow) {
 /// # Safety
 /// As [`band`].
 #[inline(always)]
-unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize>(g: &DwGeom, r: &DwRow) {
+unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize, const SW: usize>(g: &DwGeom, r: &DwRow) {
     let full_end = g.c_out / V::LANES * V::LANES;
     // SAFETY: forwarded from the caller's contract; channel vectors end inside c_out.
     unsafe {
         macro_rules! channel_vectors {
             ($act:literal) => {{
                 for c0 in (0..full_end).step_by(V::LANES) {
-                    band_channels::<V, P, SH, true, $act>(g, r, c0);
+                    band_vector::<V, P, SH, SW, true, $act>(g, r, c0);
                 }
                 if full_end < g.c_out {
-                    band_channels::<V, P, SH, false, $act>(g, r, full_end);
+                    band_vector::<V, P, SH, SW, false, $act>(g, r, full_end);
                 }
             }};
         }
@@ -467,7 +462,7 @@ unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize>(g: &DwGeom, 
 /// # Safety
 /// As [`band`]; `c0` inside `c_out`.
 #[inline(always)]
-unsafe fn band_channels<V: SimdF32, const P: usize, const SH: usize, const FULL: bool, const ACT: u8>(
+unsafe fn band_vector<V: SimdF32, const P: usize, const SH: usize, const SW: usize, const FULL: bool, const ACT: u8>(
     g: &DwGeom,
     r: &DwRow,
     c0: usize,
@@ -485,9 +480,9 @@ unsafe fn band_channels<V: SimdF32, const P: usize, const SH: usize, const FULL:
         let args = (wt, bias, iy0, c0);
         for ox in (0..g.ow).step_by(P) {
             if inside && ox >= lo && ox + P <= hi {
-                band_group::<V, P, SH, FULL, ACT, false>(g, r, args, ox);
+                band_group::<V, P, SH, SW, FULL, ACT>(g, r, args, ox, false);
             } else {
-                band_group::<V, P, SH, FULL, ACT, true>(g, r, args, ox);
+                band_group::<V, P, SH, SW, FULL, ACT>(g, r, args, ox, true);
             }
         }
     }
@@ -496,26 +491,28 @@ unsafe fn band_channels<V: SimdF32, const P: usize, const SH: usize, const FULL:
 /// Zeros that [`band_group`] reads for taps in the padding (as many as any vector's lanes).
 static ZEROS: [f32; 64] = [0.0; 64];
 
-/// The `BAND × P` output pixels from column `ox` of [`band_channels`]'s vector, with `args` its
-/// weights, bias, first input row and first channel. `EDGE` groups read zeros for the taps
+/// The `BAND × P` output pixels from column `ox` of [`band_vector`]'s vector, with `args` its
+/// weights, bias, first input row and first channel. `edge` groups read zeros for the taps
 /// outside the input (the same instructions as inside, with their addresses switched to
 /// [`ZEROS`]) and store only the pixels inside the band; the others have none of either.
 ///
 /// # Safety
-/// As [`band_channels`]; without `EDGE`, the group's windows lie inside the input and its
-/// pixels inside the band.
+/// As [`band_vector`]; without `edge`, the group's windows lie inside the input and its
+/// pixels inside the band. Always inlined with a constant `edge`, so each kind of group
+/// compiles without the other's checks.
 #[inline(always)]
-unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const FULL: bool, const ACT: u8, const EDGE: bool>(
+unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const SW: usize, const FULL: bool, const ACT: u8>(
     g: &DwGeom,
     r: &DwRow,
     (wt, bias, iy0, c0): ([V; 9], V, isize, usize),
     ox: usize,
+    edge: bool,
 ) {
     let tail = g.c_out - c0;
-    let ix0 = ox as isize - g.pad[1] as isize;
+    let ix0 = (ox * SW) as isize - g.pad[1] as isize;
     let zeros = ZEROS.as_ptr();
     // SAFETY: forwarded from the caller's contract; every load is of an input position inside
-    // the image (checked here for EDGE groups, which read ZEROS elsewhere), every store of a
+    // the image (checked here for edge groups, which read ZEROS elsewhere), every store of a
     // pixel inside the band.
     unsafe {
         let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
@@ -523,15 +520,15 @@ unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const FULL: bo
         for rr in 0..(BAND - 1) * SH + 3 {
             let iy = iy0 + rr as isize;
             let src = r.input.wrapping_offset((iy * g.w as isize + ix0) * g.c_in as isize).wrapping_add(c0);
-            let row_ok = !EDGE || (0..g.h as isize).contains(&iy);
-            for col in 0..P + 2 {
-                let ok = row_ok && (!EDGE || (0..g.w as isize).contains(&(ix0 + col as isize)));
+            let row_ok = !edge || (0..g.h as isize).contains(&iy);
+            for col in 0..(P - 1) * SW + 3 {
+                let ok = row_ok && (!edge || (0..g.w as isize).contains(&(ix0 + col as isize)));
                 let x = load(if ok { src.wrapping_add(col * g.c_in) } else { zeros });
                 for (j, acc) in acc.iter_mut().enumerate() {
                     if rr >= j * SH && rr - j * SH < 3 {
                         for (q, a) in acc.iter_mut().enumerate() {
-                            if col >= q && col - q < 3 {
-                                *a = x.mul_add(wt[(rr - j * SH) * 3 + col - q], *a);
+                            if col >= q * SW && col - q * SW < 3 {
+                                *a = x.mul_add(wt[(rr - j * SH) * 3 + col - q * SW], *a);
                             }
                         }
                     }
@@ -540,7 +537,7 @@ unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const FULL: bo
         }
         for (j, acc) in acc.iter().enumerate() {
             for (q, a) in acc.iter().enumerate() {
-                if !EDGE || (j < r.rows && ox + q < g.ow) {
+                if !edge || (j < r.rows && ox + q < g.ow) {
                     finish::<V, FULL, ACT>(g, r, *a, j * g.ow + ox + q, c0);
                 }
             }

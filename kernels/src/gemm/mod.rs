@@ -257,17 +257,17 @@ macro_rules! microkernel {
                 unsafe { $crate::conv::depthwise::rows::<$vec>(g, r) }
             }
 
-            // The banded 3×3 kernel in functions of its own, one per row stride: in one
+            // The banded 3×3 kernel in functions of its own, one per pair of strides: in one
             // function with the row-by-row kernel, LLVM allocated that one's registers worse
             // (Zen 4, 2026-11-28: 3×3/2 240ch @80 35 → 23 % of peak, 5×5 120ch @80 61 → 49 %).
             $(#[target_feature(enable = $features)])?
-            unsafe fn depthwise_band_impl<const SH: usize>(
+            unsafe fn depthwise_band_impl<const SH: usize, const SW: usize>(
                 g: &$crate::conv::depthwise::DwGeom,
                 r: &$crate::conv::depthwise::DwRow,
             ) {
                 // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract, for a
-                // convolution `depthwise::banded` accepted with row stride SH.
-                unsafe { $crate::conv::depthwise::band::<$vec, SH>(g, r) }
+                // convolution `depthwise::banded` accepted with strides [SH, SW].
+                unsafe { $crate::conv::depthwise::band::<$vec, SH, SW>(g, r) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -347,11 +347,12 @@ macro_rules! microkernel {
 
             unsafe fn depthwise_rows(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
                 // SAFETY: forwarded from this method's contract; the banded kernel only for
-                // the convolutions `banded` accepts, at their row stride.
+                // the convolutions `banded` accepts, at their strides.
                 unsafe {
                     match $crate::conv::depthwise::banded::<$vec>(g) {
-                        Some(1) => Self::depthwise_band_impl::<1>(g, r),
-                        Some(_) => Self::depthwise_band_impl::<2>(g, r),
+                        Some([1, 1]) => Self::depthwise_band_impl::<1, 1>(g, r),
+                        Some([2, 1]) => Self::depthwise_band_impl::<2, 1>(g, r),
+                        Some(_) => Self::depthwise_band_impl::<1, 2>(g, r),
                         None => Self::depthwise_rows_impl(g, r),
                     }
                 }
