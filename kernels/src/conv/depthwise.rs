@@ -278,7 +278,7 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
                                      // inside the image (window bounds), the weights (tap < kh·kw, channel < c_out) or the
                                      // output/residual pixels (channel < c_out), with partial vectors for the tail.
     unsafe {
-        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
         let mut acc = [[V::splat(0.0); NV]; P];
         if !r.bias.is_null() {
             let bias: [V; NV] = std::array::from_fn(|j| load(r.bias.add(c0 + j * V::LANES)));
@@ -326,6 +326,22 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
     }
 }
 
+/// A whole vector at `p` (`FULL`), or its first `tail` values (`0 < tail < LANES`) and zeros.
+///
+/// # Safety
+/// `V`'s features are available; the values read are readable.
+#[inline(always)]
+unsafe fn load_vector<V: SimdF32, const FULL: bool>(p: *const f32, tail: usize) -> V {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        if FULL {
+            V::load(p)
+        } else {
+            load_n(p, tail)
+        }
+    }
+}
+
 /// Adds the residual to the accumulator `a` of output pixel `pixel` (counted from the row's
 /// first), channels from `c`, applies the activation (of kind `ACT`, see
 /// [`Activation::apply_as`]) and stores it: a whole vector (`FULL`) or the last `c_out − c`
@@ -340,7 +356,7 @@ unsafe fn finish<V: SimdF32, const FULL: bool, const ACT: u8>(g: &DwGeom, r: &Dw
     unsafe {
         if !r.residual.is_null() {
             let residual = r.residual.add(pixel * r.residual_stride + c);
-            a = a.add(if FULL { V::load(residual) } else { load_n(residual, tail) });
+            a = a.add(load_vector::<V, FULL>(residual, tail));
         }
         let y = g.activation.apply_as::<V, ACT>(a);
         let out = r.out.add(pixel * g.c_out + c);
@@ -379,7 +395,7 @@ unsafe fn taps_shared<
     // SAFETY: forwarded from the caller's contract: the group's windows lie inside the input
     // (columns ix0 .. ix0 + (P − 1)·S + KW), taps < kh·KW, channels < c_out (partial tail).
     unsafe {
-        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
         for kh in px.rows.0..px.rows.1 {
             let iy = (px.iy0 + (kh * g.dilation[0]) as isize) as usize;
             let src = r.input.add((iy * g.w) * g.c_in + c0).offset(px.ix0 * g.c_in as isize);
@@ -404,7 +420,7 @@ unsafe fn taps_shared<
 /// multiplier 1) with row stride `SH` and column stride `SW`, channel vector by channel vector:
 /// the vector's nine weights stay in registers over the whole band, and each input column is
 /// loaded once for every output pixel of both rows whose window holds it. Groups whose windows
-/// touch the padding (or run past the band's rows or columns) skip those taps and pixels.
+/// touch the padding read zeros for those taps, and store only the pixels inside the band.
 ///
 /// # Safety
 /// As [`rows`], for a convolution [`banded`] accepts with strides `[SH, SW]`.
@@ -474,7 +490,7 @@ unsafe fn band_vector<V: SimdF32, const P: usize, const SH: usize, const SW: usi
     // SAFETY: forwarded from the caller's contract; interior groups of a band inside the
     // input rows read only inside the input, and the others check every tap and pixel.
     unsafe {
-        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
         let wt: [V; 9] = std::array::from_fn(|t| load(r.weights.add(t * g.c_out + c0)));
         let bias = if r.bias.is_null() { V::splat(0.0) } else { load(r.bias.add(c0)) };
         let args = (wt, bias, iy0, c0);
@@ -515,7 +531,7 @@ unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const SW: usiz
     // the image (checked here for edge groups, which read ZEROS elsewhere), every store of a
     // pixel inside the band.
     unsafe {
-        let load = |p: *const f32| if FULL { V::load(p) } else { load_n(p, tail) };
+        let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
         let mut acc = [[bias; P]; BAND];
         for rr in 0..(BAND - 1) * SH + 3 {
             let iy = iy0 + rr as isize;
