@@ -3,15 +3,19 @@
 #
 #   bash ci/gpu-check.sh build   # here: builds the binaries (no GPU needed) into .device/
 #   bash ci/gpu-check.sh run     # on the GPU machine (no Rust toolchain there): runs them
-#   bash ci/gpu-check.sh run cuda  # the CUDA steps only
+#   bash ci/gpu-check.sh run cuda  # the CUDA steps only (what a short lease affords)
+#   bash ci/gpu-check.sh run f16   # the f16 suites and GEMM sweeps only (tuning; NVRTC options
+#                                  # for experiments in EDGEPACK_CUDA_DEFINES)
+#   SWEEP="4 ws4" bash ci/gpu-check.sh run sweep  # only the f16 GEMMs, per EDGEPACK_WGMMA choice
 #
 # `run` executes, in this order, and writes every report under $OUT (default
-# target/gpu-check): the generic kernel suites on the CUDA set (f32: random shapes, every
-# epilogue, exact integer cases, poisoned outputs), the f16 suites (tensor-core and CUDA-core
-# kernels), and the benchmark against cuBLAS (GEMM 4096³ f32/f16 and the models' convolution
-# shapes); then, since the GPU machine's CPU has AVX-512, the AVX-512 kernel suites, the
-# AVX-512 whole-model parity tests, the kernel report and the whole-model benchmark (against the
-# image's ONNX Runtime and tract), which this project's CPU cannot run.
+# target/gpu-check): the f16 suites (both tensor-core kernels and the CUDA-core one), the
+# benchmark against cuBLAS (GEMM 4096³ f32/f16 and the models' convolution shapes, then the f16
+# GEMMs again with the other tensor-core pipelines), the generic kernel suites on the CUDA set
+# (f32: random shapes, every epilogue, exact integer cases, poisoned outputs) and the whole
+# models on a GPU session; then, since the GPU machine's CPU has AVX-512, the AVX-512 kernel
+# suites, the AVX-512 whole-model parity tests, the kernel report and the whole-model benchmark
+# (against the image's ONNX Runtime and tract), which this project's CPU cannot run.
 # Nothing is skipped silently: a missing GPU or library fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -84,16 +88,37 @@ run() {
         echo "== $name: exit $rc in $((SECONDS - t0)) s"
         [ $rc -eq 0 ] || status=1
     }
-    step cuda-suite 150 "$bin/kernel_sets" --ignored cuda_set --test-threads 4
-    step cuda-f16 120 "$bin/cuda_f16" --ignored --nocapture --test-threads 1
-    step cuda-models 200 env EDGEPACK_CACHE=.cache "$bin/models" --ignored cuda --nocapture
-    step cuda-bench 120 env EDGEPACK_CACHE=.cache "$bin/cuda-bench" --models --json "$out/cuda-bench.json"
-    # The tensor-core kernel's geometry (block tile 128×bn, K step bk, pipeline stages): the
-    # default first, then the alternatives, each against cuBLAS in its own run.
-    for cfg in 128,32,3 128,64,2 128,64,3; do
-        step "mma-${cfg//,/-}" 60 env EDGEPACK_MMA=$cfg "$bin/cuda-bench" --f16-gemm
+    # Compiled modules are cached across the steps' processes (a sm_90a compile takes seconds).
+    export EDGEPACK_CUDA_CACHE=/tmp/edgepack-cuda-cache
+    if [ "${only:-}" = sweep ]; then
+        # Only the f16 GEMMs against cuBLAS, once per EDGEPACK_WGMMA choice in $SWEEP.
+        for cfg in ${SWEEP:-4 3 ws4 ws3 off}; do
+            step "wgmma-$cfg" 60 env EDGEPACK_WGMMA=$cfg "$bin/cuda-bench" --f16-gemm
+        done
+        echo "gpu-check: overall exit $status"
+        exit $status
+    fi
+    # The f16 suites first (the tensor-core kernels: on Hopper wgmma for n > 128, mma.sync
+    # below; the warp-specialized wgmma kernel on the GEMM and wide-convolution cases), then the
+    # benchmark against cuBLAS.
+    step cuda-f16 150 "$bin/cuda_f16" --ignored --nocapture --test-threads 1
+    step cuda-f16-ws 100 env EDGEPACK_WGMMA=ws4 "$bin/cuda_f16" --ignored --nocapture --test-threads 1 f16_gemm f16_wide
+    if [ "${only:-}" = f16 ]; then
+        step cuda-bench 60 "$bin/cuda-bench" --f16-gemm
+    else
+        step cuda-bench 150 env EDGEPACK_CACHE=.cache "$bin/cuda-bench" --models --json "$out/cuda-bench.json"
+    fi
+    # The other tensor-core pipelines against cuBLAS, each in its own run: wgmma with 3 stages
+    # (the default is 4, above), warp-specialized with 4 and 3, and no wgmma (mma.sync, 128 ×
+    # 128 tiles).
+    for cfg in 3 ws4 ws3 off; do
+        step "wgmma-$cfg" 60 env EDGEPACK_WGMMA=$cfg "$bin/cuda-bench" --f16-gemm
     done
-    if [ "${only:-}" != cuda ] && grep -q -w avx512f /proc/cpuinfo; then
+    if [ "${only:-}" != f16 ]; then
+        step cuda-suite 150 "$bin/kernel_sets" --ignored cuda_set --test-threads 4
+        step cuda-models 200 env EDGEPACK_CACHE=.cache "$bin/models" --ignored cuda --nocapture
+    fi
+    if [ -z "${only:-}" ] && grep -q -w avx512f /proc/cpuinfo; then
         step avx512-suite 120 "$bin/kernel_sets" --ignored avx512 --test-threads 8
         step avx512-models 120 env EDGEPACK_CACHE=.cache "$bin/models" --ignored avx512 --nocapture
         step kernel-report 60 "$bin/kernel-report" --label gpu-host-cpu

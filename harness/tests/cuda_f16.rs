@@ -11,7 +11,7 @@ use harness::reference::{self, Reference};
 use harness::suite::conv::{algorithm_cases, params_strategy, ConvCase};
 use harness::tolerance::gemm_bound;
 use kernels::cuda::{gpu, DeviceBias, DeviceConv, DeviceEpilogue, DeviceMatrix, Gpu, Precision};
-use kernels::{kernel_set, Activation, Bias, ConvParams, Epilogue, KernelSetId, MatRef};
+use kernels::{kernel_set, Activation, Bias, ConvKind, ConvParams, Epilogue, KernelSetId, MatRef};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -101,7 +101,7 @@ fn conv_case(g: &Gpu, case: &ConvCase) -> Result<f64, String> {
 #[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs these on a GPU machine)"]
 fn f16_gemm_matches_reference_on_both_kernels() {
     let g = the_gpu();
-    eprintln!("{} sm_{} tensor cores: {}", g.name(), g.sm(), g.has_mma());
+    eprintln!("{} sm_{} tensor cores: {}, wgmma: {}", g.name(), g.sm(), g.has_mma(), g.has_wgmma());
     // k % 8 == 0 runs the tensor-core kernel (sm_80+), other k the CUDA-core f16 kernel; m
     // and n cross the 128 tile and the warp/fragment edges.
     let mut seed = 1;
@@ -114,6 +114,11 @@ fn f16_gemm_matches_reference_on_both_kernels() {
         (64, 64, 33),
         (300, 17, 100),
         (256, 256, 1024),
+        // Wider than 128 columns: Hopper's wgmma kernel (128 × 256 tiles) where it is built;
+        // column tails inside the 256 tile, a one-row M, K below one step and several steps.
+        (1, 257, 8),
+        (130, 300, 72),
+        (260, 600, 520),
     ] {
         for act in Activation::all() {
             seed += 1;
@@ -129,6 +134,39 @@ fn f16_conv_algorithms_match_reference() {
     for (name, case) in algorithm_cases() {
         for act in [Activation::Identity, Activation::HardSwish] {
             let c = ConvCase { bias: true, residual: Some(0), activation: act, ..case.clone() };
+            let worst = conv_case(&g, &c).unwrap_or_else(|e| panic!("{name}: {e}"));
+            eprintln!("f16 {name} {act:?}: worst error/bound {worst:.3}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs these on a GPU machine)"]
+fn f16_wide_convs_match_reference() {
+    let g = the_gpu();
+    // More than 128 output channels per group: the wgmma kernel's implicit GEMM on Hopper.
+    let conv = |c_in, c_out, k, s, pad, groups| ConvParams {
+        strides: [s, s],
+        pads: [pad; 4],
+        groups,
+        ..ConvParams::new(c_in, c_out, [k, k])
+    };
+    let cases = [
+        ("3x3 16->264", conv(16, 264, 3, 1, 1, 1), 1, 10, 9),
+        ("pointwise 64->300", conv(64, 300, 1, 1, 0, 1), 2, 7, 5),
+        ("3x3/2 grouped 2x(16->264)", conv(32, 528, 3, 2, 1, 2), 1, 9, 8),
+        ("5x5 8->136 unpadded", conv(8, 136, 5, 1, 0, 1), 2, 12, 11),
+        (
+            "transposed 3x3/2 24->260",
+            ConvParams { kind: ConvKind::Transposed { output_padding: [1, 1] }, ..conv(24, 260, 3, 2, 1, 1) },
+            1,
+            6,
+            5,
+        ),
+    ];
+    for (name, params, n, h, w) in cases {
+        for act in [Activation::Identity, Activation::Relu] {
+            let c = ConvCase { bias: true, residual: Some(0), activation: act, ..ConvCase::plain(params, n, h, w) };
             let worst = conv_case(&g, &c).unwrap_or_else(|e| panic!("{name}: {e}"));
             eprintln!("f16 {name} {act:?}: worst error/bound {worst:.3}");
         }

@@ -2,7 +2,9 @@
 //! machine without a GPU gets an error value from the CUDA set, never a panic.
 #![cfg(feature = "cuda")]
 
-use kernels::cuda::compile::{compile, kernel_names, nvrtc_present, nvrtc_version, parse_ptxas};
+use kernels::cuda::compile::{
+    builds_wgmma, compile, kernel_names, nvrtc_present, nvrtc_version, parse_ptxas, KernelStats, MmaConfig, WGMMA_NVRTC,
+};
 use kernels::vocabulary::GPU_CODES;
 use kernels::{kernel_set, KernelError, KernelSetId};
 
@@ -17,6 +19,36 @@ fn nvrtc_or_skip(test: &str) -> bool {
     }
     eprintln!("{test}: skipped: no NVRTC library (run ci/setup-cuda.sh and put its folder on LD_LIBRARY_PATH)");
     false
+}
+
+/// Registers and spills of one kernel on `code`.
+fn check_kernel(code: &str, k: &KernelStats) {
+    eprintln!(
+        "{code} {:17} {:3} registers, {:5} B smem, spills {}/{} B, stack {} B",
+        k.name, k.registers, k.smem, k.spill_stores, k.spill_loads, k.stack
+    );
+    assert!(k.registers > 0 && k.registers <= 255, "{code} {}: {} registers", k.name, k.registers);
+    if k.name.ends_with("_ws") {
+        // The warp-specialized wgmma kernel is compiled under the 168-register cap of 384
+        // threads, which its warpgroups change at run time (setmaxnreg: the copying one to 72,
+        // the multiplying ones to 208): ptxas spills a few values around the switch and in the
+        // copying loop's convolution addressing, into L1.
+        assert!(k.registers <= 168, "{code} {}: {} registers over the 384-thread cap", k.name, k.registers);
+        assert!(k.spill_stores <= 64 && k.spill_loads <= 64, "{code} {} spills {} B", k.name, k.spill_stores);
+        return;
+    }
+    // A few bytes of spill in the convolution and f16 forms cost nothing measurable
+    // (L1-resident); more would mean a register-pressure regression. The f32 GEMM, the hot
+    // loop of every f32 model, and the tensor-core kernels must not spill at all.
+    assert!(k.spill_stores <= 16 && k.spill_loads <= 16, "{code} {} spills {} B", k.name, k.spill_stores);
+    if k.name == "gemm_f32" || k.name.contains("mma") {
+        assert_eq!((k.spill_stores, k.spill_loads, k.stack), (0, 0, 0), "{code} {} spills registers", k.name);
+    }
+    // Two blocks of 256 threads per SM fit in 64K registers only at <= 128 each (the
+    // CUDA-core GEMMs' launch bounds); the tensor-core ones run one block per SM.
+    if !k.name.contains("mma") && !k.name.starts_with("depthwise") {
+        assert!(k.registers <= 128, "{code} {}: {} registers (launch bounds ask 128)", k.name, k.registers);
+    }
 }
 
 #[test]
@@ -36,31 +68,63 @@ fn every_kernel_compiles_for_every_gpu_code_without_spills() {
         let sm: u32 = code[3..].parse().unwrap();
         let c = c.unwrap_or_else(|e| panic!("{code}: {e}"));
         assert!(c.cubin.len() > 1000, "{code}: CUBIN of {} bytes", c.cubin.len());
-        assert_eq!(c.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), kernel_names(sm), "{code}");
+        assert_eq!(c.wgmma, builds_wgmma(sm, (major, minor), MmaConfig::default()), "{code}: wgmma");
+        assert_eq!(c.wgmma, sm == 90 && (major, minor) >= WGMMA_NVRTC, "{code}: wgmma on sm_90 with NVRTC 12+");
+        assert_eq!(c.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), kernel_names(sm, c.wgmma), "{code}");
         for k in &c.kernels {
-            eprintln!(
-                "{code} {:14} {:3} registers, {:5} B smem, spills {}/{} B, stack {} B",
-                k.name, k.registers, k.smem, k.spill_stores, k.spill_loads, k.stack
-            );
-            assert!(k.registers > 0 && k.registers <= 255, "{code} {}: {} registers", k.name, k.registers);
-            // A few bytes of spill in the convolution and f16 forms cost nothing measurable
-            // (L1-resident); more would mean a register-pressure regression. The f32 GEMM,
-            // the hot loop of every f32 model, must not spill at all.
-            assert!(k.spill_stores <= 16 && k.spill_loads <= 16, "{code} {} spills {} B", k.name, k.spill_stores);
-            if k.name == "gemm_f32" || k.name.ends_with("_mma") {
-                assert_eq!((k.spill_stores, k.spill_loads), (0, 0), "{code} {} spills registers", k.name);
-            }
-            // Two blocks of 256 threads per SM fit in 64K registers only at <= 128 each (the
-            // CUDA-core GEMMs' launch bounds); the tensor-core ones run one block per SM.
-            if !k.name.ends_with("_mma") && !k.name.starts_with("depthwise") {
-                assert!(k.registers <= 128, "{code} {}: {} registers (launch bounds ask 128)", k.name, k.registers);
-            }
+            check_kernel(code, k);
         }
         let mma = c.kernels.iter().find(|k| k.name == "gemm_f16_mma");
         assert_eq!(mma.is_some(), sm >= 80, "{code}: tensor-core kernel presence");
         if let Some(k) = mma {
             assert_eq!(k.smem, 0, "{code}: the tensor-core pipeline's shared memory is dynamic");
         }
+    }
+}
+
+/// The Hopper wgmma kernel needs NVRTC 12 (`sm_90a`): CI compiles it with the NVRTC 12 that
+/// `ci/setup-cuda.sh --nvrtc12` fetches, with `EDGEPACK_REQUIRE_WGMMA=1` so that an older
+/// NVRTC fails instead of skipping.
+#[test]
+fn wgmma_kernel_compiles_for_sm_90a_without_spills() {
+    if !nvrtc_or_skip("wgmma_kernel_compiles_for_sm_90a_without_spills") {
+        return;
+    }
+    let version = nvrtc_version().expect("NVRTC answers its version");
+    if version < WGMMA_NVRTC {
+        assert!(
+            !std::env::var("EDGEPACK_REQUIRE_WGMMA").is_ok_and(|v| v == "1"),
+            "EDGEPACK_REQUIRE_WGMMA=1 but NVRTC is {version:?}, older than {WGMMA_NVRTC:?}"
+        );
+        eprintln!("wgmma_kernel_compiles_for_sm_90a_without_spills: skipped: NVRTC {version:?} cannot target sm_90a");
+        return;
+    }
+    // The default (4 stages) is compiled by the test above; here the other pipeline depth.
+    let mma = MmaConfig { wgmma_stages: Some(3), ..MmaConfig::default() };
+    let c = kernels::cuda::compile::compile_with(90, mma).unwrap_or_else(|e| panic!("sm_90a: {e}"));
+    assert!(c.wgmma, "sm_90 with NVRTC {version:?} builds the wgmma kernels");
+    assert_eq!(c.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), kernel_names(90, true));
+    for k in c.kernels.iter().filter(|k| k.name.contains("wgmma")) {
+        check_kernel("sm_90a (3 stages)", k);
+    }
+    for stages in [3, 4] {
+        assert!(MmaConfig::wgmma_smem_bytes(stages) <= 227 * 1024, "{stages} stages fit Hopper's shared memory");
+    }
+    let off = MmaConfig { wgmma_stages: None, ..MmaConfig::default() };
+    assert!(!builds_wgmma(90, version, off), "EDGEPACK_WGMMA=off builds sm_90");
+    assert!(!builds_wgmma(90, (11, 8), MmaConfig::default()), "NVRTC 11.8 cannot target sm_90a");
+    assert!(!builds_wgmma(89, version, MmaConfig::default()) && !builds_wgmma(100, version, MmaConfig::default()));
+}
+
+#[test]
+fn wgmma_knob_is_parsed() {
+    assert_eq!(MmaConfig::parse_wgmma("3").unwrap(), (Some(3), false));
+    assert_eq!(MmaConfig::parse_wgmma(" 4 ").unwrap(), (Some(4), false));
+    assert_eq!(MmaConfig::parse_wgmma("ws4").unwrap(), (Some(4), true));
+    assert_eq!(MmaConfig::parse_wgmma("off").unwrap(), (None, false));
+    for bad in ["2", "5", "", "on", "ws", "ws5", "4ws"] {
+        let e = MmaConfig::parse_wgmma(bad).unwrap_err().to_string();
+        assert!(e.contains("EDGEPACK_WGMMA"), "{bad}: {e}");
     }
 }
 

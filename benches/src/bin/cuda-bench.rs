@@ -1,14 +1,15 @@
 //! The CUDA set against cuBLAS on the same GPU in the same run: f32 GEMM (cuBLAS SGEMM),
 //! f16 GEMM with f32 accumulation (cuBLAS GemmEx f16/f32-compute, tensor cores), and the
 //! convolution shapes of the real models (each dense one against cuBLAS on its implicit GEMM's
-//! m × n × k). Times are CUDA-event medians of 20 runs after 3 warm-ups; our output is checked
-//! against cuBLAS's before it is timed.
+//! m × n × k). Times are CUDA-event medians of 20 runs after 3 warm-ups; our output is compared
+//! with cuBLAS's (max difference relative to cuBLAS's largest value: above 1e-4 in f32 or 1e-2
+//! in f16, or any NaN, fails the run).
 //!
 //! With `--models`, also the real models (`harness::models`, `EDGEPACK_CACHE`) end to end on a
 //! GPU session (convolutions and GEMMs on the GPU, the rest on the host): median of 20 runs.
 //!
 //! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models]` (`--f16-gemm`: only the f16 GEMM rows, for
-//! sweeping the tensor-core geometry with `EDGEPACK_MMA=bn,bk,stages`).
+//! sweeping the tensor-core geometry with `EDGEPACK_MMA=bn,bk,stages` and `EDGEPACK_WGMMA=stages|off`).
 
 use std::sync::Arc;
 
@@ -192,13 +193,16 @@ fn main() {
     };
     let set = kernel_set(KernelSetId::Cuda).expect("CUDA set");
     let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
-    let mma = std::env::var("EDGEPACK_MMA").unwrap_or_else(|_| "default".into());
+    let knob = |v: &str| std::env::var(v).unwrap_or_else(|_| "default".into());
     println!(
-        "device: {} (sm_{}), NVRTC {}.{}, tensor-core geometry {mma}",
+        "device: {} (sm_{}), NVRTC {}.{}, mma.sync geometry {}, wgmma kernel: {} (stages {})",
         g.name(),
         g.sm(),
         g.nvrtc_version().0,
-        g.nvrtc_version().1
+        g.nvrtc_version().1,
+        knob("EDGEPACK_MMA"),
+        if g.has_wgmma() { "yes, for n > 128" } else { "no" },
+        knob("EDGEPACK_WGMMA"),
     );
     for k in g.kernel_stats() {
         println!(
@@ -238,13 +242,26 @@ fn main() {
     println!("\n| case | storage | GFLOP | edgepack ms | cuBLAS ms | edgepack TFLOP/s | cuBLAS TFLOP/s | ours/cuBLAS speed | max rel diff |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut out = Vec::new();
+    let mut mismatches = 0;
     for r in &rows {
         let tf = |ms: f64| r.gflop / ms;
         let (cb, cbt, ratio) = match r.cublas_ms {
             Some(c) => (format!("{c:.3}"), format!("{:.1}", tf(c)), format!("{:.2}", c / r.ours_ms)),
             None => ("–".into(), "–".into(), "–".into()),
         };
-        let diff = if r.diff.is_nan() { "–".into() } else { format!("{:.1e}", r.diff) };
+        // Both accumulate in f32; only the order of the sums and the output rounding differ.
+        let limit = match r.precision {
+            Precision::F32 => 1e-4,
+            Precision::F16 => 1e-2,
+        };
+        let diff = if r.diff.is_nan() {
+            "–".into()
+        } else if r.diff > limit {
+            mismatches += 1;
+            format!("**{:.1e} MISMATCH** (limit {limit:.0e})", r.diff)
+        } else {
+            format!("{:.1e}", r.diff)
+        };
         println!(
             "| {} | {:?} | {:.2} | {:.3} | {} | {:.1} | {} | {} | {} |",
             r.name,
@@ -287,7 +304,11 @@ fn main() {
         }
     }
     if let Some(path) = json {
-        let doc = serde_json::json!({ "device": g.name(), "sm": g.sm(), "rows": out });
+        let doc = serde_json::json!({ "device": g.name(), "sm": g.sm(), "wgmma": g.has_wgmma(), "rows": out });
         std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write report");
+    }
+    if mismatches > 0 {
+        eprintln!("cuda-bench: {mismatches} GEMM row(s) differ from cuBLAS beyond the limit");
+        std::process::exit(1);
     }
 }

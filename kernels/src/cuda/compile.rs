@@ -11,13 +11,23 @@ const COMMON: &str = include_str!("kernels/common.cuh");
 const GEMM: &str = include_str!("kernels/gemm.cu");
 const DEPTHWISE: &str = include_str!("kernels/depthwise.cu");
 const MMA: &str = include_str!("kernels/mma.cu");
+const WGMMA: &str = include_str!("kernels/wgmma.cu");
 
 /// Oldest architecture with `mma.sync.m16n8k16`, `ldmatrix` and `cp.async` (the tensor-core
 /// kernel); older ones run f16 storage on the CUDA cores.
 pub const MMA_MIN_SM: u32 = 80;
 
-/// Geometry of the tensor-core kernel: block tile 128 × `bn`, K step `bk`, pipeline depth
-/// `stages` (passed to NVRTC as `-D`; shared memory `stages·(128 + bn)·bk·2` bytes).
+/// The architecture with warpgroup MMA (`wgmma`, Hopper): its module is compiled for the
+/// architecture-specific `sm_90a`, which runs on sm_90 devices only.
+pub const WGMMA_SM: u32 = 90;
+
+/// Oldest NVRTC that targets `sm_90a`; older ones build sm_90 without the wgmma kernel.
+pub const WGMMA_NVRTC: (i32, i32) = (12, 0);
+
+/// Geometry of the tensor-core kernels (passed to NVRTC as `-D`): the `mma.sync` kernel's block
+/// tile 128 × `bn`, K step `bk` and pipeline depth `stages` (shared memory
+/// `stages·(128 + bn)·bk·2` bytes), and the Hopper `wgmma` kernel's pipeline depth (its tile is
+/// 128 × 256, its K step 64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MmaConfig {
     /// Block tile columns: 128 (two blocks per SM) or 256 (one).
@@ -26,12 +36,17 @@ pub struct MmaConfig {
     pub bk: u32,
     /// cp.async stages, 2..=6.
     pub stages: u32,
+    /// The wgmma kernel's stages (3 or 4), or `None` to build sm_90 without it.
+    pub wgmma_stages: Option<u32>,
+    /// Whether f16 GEMMs run the warp-specialized wgmma kernel (a copying warpgroup and two
+    /// multiplying ones, 384 threads) instead of the one whose 256 threads all do both.
+    pub wgmma_specialized: bool,
 }
 
 impl Default for MmaConfig {
     /// The best measured on an H100 (docs/performance.md, "CUDA").
     fn default() -> Self {
-        Self { bn: 128, bk: 64, stages: 2 }
+        Self { bn: 128, bk: 64, stages: 2, wgmma_stages: Some(4), wgmma_specialized: false }
     }
 }
 
@@ -39,11 +54,47 @@ impl MmaConfig {
     /// Largest dynamic shared memory a block may have on the architectures the set supports.
     const MAX_SMEM: u32 = 99 * 1024;
 
-    /// The default, or `EDGEPACK_MMA=bn,bk,stages` (a tuning knob for benchmarks).
+    /// Largest dynamic shared memory a Hopper block may have (227 KiB).
+    const MAX_SMEM_SM90: u32 = 227 * 1024;
+
+    /// The default, or `EDGEPACK_MMA=bn,bk,stages` and `EDGEPACK_WGMMA=[ws]stages|off` (tuning
+    /// knobs for benchmarks).
     pub fn from_env() -> Result<Self> {
-        match std::env::var("EDGEPACK_MMA") {
-            Err(_) => Ok(Self::default()),
-            Ok(v) => Self::parse(&v),
+        let mut c = match std::env::var("EDGEPACK_MMA") {
+            Err(_) => Self::default(),
+            Ok(v) => Self::parse(&v)?,
+        };
+        if let Ok(v) = std::env::var("EDGEPACK_WGMMA") {
+            (c.wgmma_stages, c.wgmma_specialized) = Self::parse_wgmma(&v)?;
+        }
+        Ok(c)
+    }
+
+    /// Parses the wgmma kernel's choice: `off`, or its stages (3 or 4), prefixed with `ws` for
+    /// the warp-specialized kernel.
+    pub fn parse_wgmma(v: &str) -> Result<(Option<u32>, bool)> {
+        let v = v.trim();
+        if v == "off" {
+            return Ok((None, false));
+        }
+        let (specialized, stages) = match v.strip_prefix("ws") {
+            Some(rest) => (true, rest),
+            None => (false, v),
+        };
+        match stages.parse() {
+            Ok(n @ 3..=4) => Ok((Some(n), specialized)),
+            _ => Err(KernelError::Device(format!(
+                "EDGEPACK_WGMMA=`{v}`: expected the wgmma pipeline's stages (3 or 4), `ws3`/`ws4` for the warp-specialized kernel, or `off`"
+            ))),
+        }
+    }
+
+    /// Threads per block of the wgmma kernel this configuration launches.
+    pub fn wgmma_threads(self) -> u32 {
+        if self.wgmma_specialized {
+            384
+        } else {
+            256
         }
     }
 
@@ -54,7 +105,7 @@ impl MmaConfig {
         };
         let n: Vec<u32> = v.split(',').map(|x| x.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?;
         let [bn, bk, stages] = n[..] else { return Err(bad()) };
-        let c = Self { bn, bk, stages };
+        let c = Self { bn, bk, stages, ..Self::default() };
         if ![128, 256].contains(&bn)
             || ![32, 64].contains(&bk)
             || !(2..=6).contains(&stages)
@@ -70,28 +121,54 @@ impl MmaConfig {
         self.stages * (128 + self.bn) * self.bk * 2
     }
 
-    fn defines(self) -> [String; 3] {
-        [format!("-DMM_BN={}", self.bn), format!("-DMM_BK={}", self.bk), format!("-DMM_STAGES={}", self.stages)]
+    /// Dynamic shared memory per block of the wgmma kernel with `stages` stages, bytes (the
+    /// 1 KiB over the stages lets the kernel align them for the 128-byte swizzle).
+    pub fn wgmma_smem_bytes(stages: u32) -> u32 {
+        let bytes = stages * (128 + 256) * 64 * 2 + 1024;
+        debug_assert!(bytes <= Self::MAX_SMEM_SM90);
+        bytes
+    }
+
+    fn defines(self) -> Vec<String> {
+        let mut d = vec![
+            format!("-DMM_BN={}", self.bn),
+            format!("-DMM_BK={}", self.bk),
+            format!("-DMM_STAGES={}", self.stages),
+        ];
+        if let Some(s) = self.wgmma_stages {
+            d.push(format!("-DWG_STAGES={s}"));
+        }
+        d
     }
 }
 
-/// The kernels built for `sm`, by entry-point name.
-pub fn kernel_names(sm: u32) -> Vec<&'static str> {
+/// The kernels built for `sm` (with the wgmma kernel when `wgmma`), by entry-point name.
+pub fn kernel_names(sm: u32, wgmma: bool) -> Vec<&'static str> {
     let mut names = vec!["gemm_f32", "gemm_f16", "conv_f32", "conv_f16", "depthwise_f32", "depthwise_f16"];
     if sm >= MMA_MIN_SM {
         names.extend(["gemm_f16_mma", "conv_f16_mma"]);
     }
+    if wgmma {
+        names.extend(["gemm_f16_wgmma", "conv_f16_wgmma", "gemm_f16_wgmma_ws", "conv_f16_wgmma_ws"]);
+    }
     names
 }
 
-/// The one translation unit compiled for `sm`.
-pub fn source(sm: u32) -> String {
-    let mut src = [COMMON, GEMM, DEPTHWISE].join("\n");
+/// The one translation unit compiled for `sm` (with the wgmma kernel when `wgmma`).
+pub fn source(sm: u32, wgmma: bool) -> String {
+    let mut parts = vec![COMMON, GEMM, DEPTHWISE];
     if sm >= MMA_MIN_SM {
-        src.push('\n');
-        src.push_str(MMA);
+        parts.push(MMA);
     }
-    src
+    if wgmma {
+        parts.push(WGMMA);
+    }
+    parts.join("\n")
+}
+
+/// Whether a module for `sm` built by NVRTC `nvrtc` holds the wgmma kernel under `mma`.
+pub fn builds_wgmma(sm: u32, nvrtc: (i32, i32), mma: MmaConfig) -> bool {
+    sm == WGMMA_SM && nvrtc >= WGMMA_NVRTC && mma.wgmma_stages.is_some()
 }
 
 /// What ptxas reported for one kernel.
@@ -122,8 +199,10 @@ pub struct Compiled {
     pub kernels: Vec<KernelStats>,
     /// NVRTC's whole log.
     pub log: String,
-    /// The tensor-core kernel's geometry.
+    /// The tensor-core kernels' geometry.
     pub mma: MmaConfig,
+    /// Whether the module was built for `sm_90a` and holds the wgmma kernel.
+    pub wgmma: bool,
 }
 
 /// Whether the NVRTC library can be opened (nothing else is called before this says yes).
@@ -151,7 +230,8 @@ pub fn nvrtc_version() -> Result<(i32, i32)> {
     Ok((major, minor))
 }
 
-/// Compiles every kernel for `sm_<sm>` to a CUBIN, with the default tensor-core geometry.
+/// Compiles every kernel for `sm_<sm>` to a CUBIN, with the default tensor-core geometry (on
+/// sm_90 with NVRTC 12 or newer, for `sm_90a` with the wgmma kernel).
 pub fn compile(sm: u32) -> Result<Compiled> {
     compile_with(sm, MmaConfig::default())
 }
@@ -172,22 +252,32 @@ pub fn compile_with(sm: u32, mma: MmaConfig) -> Result<Compiled> {
 }
 
 fn compile_here(sm: u32, mma: MmaConfig) -> Result<Compiled> {
-    let src = CString::new(source(sm)).expect("kernel sources hold no NUL");
-    let name = CString::new("edgepack.cu").expect("no NUL");
+    let version = nvrtc_version()?;
+    let wgmma = builds_wgmma(sm, version, mma);
+    let source = source(sm, wgmma);
+    let arch = if wgmma { format!("sm_{sm}a") } else { format!("sm_{sm}") };
     // (No `-lineinfo`: NVRTC 11.8 crashes with it for sm_90.)
-    let mut options = vec![format!("--gpu-architecture=sm_{sm}"), "--ptxas-options=-v".to_owned()];
+    let mut options = vec![format!("--gpu-architecture={arch}"), "--ptxas-options=-v".to_owned()];
     options.extend(mma.defines());
-    let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| KernelError::Device(format!("nvrtc: {e:?}")))?;
-    let guard = Program(prog);
-    // SAFETY: `prog` is a live program; the options are valid C strings.
-    let compiled = unsafe { nvrtc::compile_program(guard.0, &options) };
-    let log = program_log(guard.0);
-    if let Err(e) = compiled {
-        return Err(KernelError::Device(format!("NVRTC could not compile the kernels for sm_{sm} ({e:?}):\n{log}")));
+    // Extra NVRTC options for experiments (`EDGEPACK_CUDA_DEFINES="-DNAME …"`).
+    if let Ok(extra) = std::env::var("EDGEPACK_CUDA_DEFINES") {
+        options.extend(extra.split_whitespace().map(str::to_owned));
     }
-    let cubin = cubin(guard.0).map_err(|e| KernelError::Device(format!("sm_{sm}: {e}")))?;
+    let cache = std::env::var_os("EDGEPACK_CUDA_CACHE")
+        .filter(|d| !d.is_empty())
+        .map(|dir| cache_path(std::path::Path::new(&dir), &source, &options, version));
+    let (cubin, log) = match cache.as_ref().and_then(|p| read_cache(p)) {
+        Some(hit) => hit,
+        None => {
+            let built = nvrtc_compile(sm, &source, &options)?;
+            if let Some(p) = &cache {
+                write_cache(p, &built);
+            }
+            built
+        }
+    };
     let mut kernels = parse_ptxas(&log);
-    let names = kernel_names(sm);
+    let names = kernel_names(sm, wgmma);
     kernels.retain(|k| names.contains(&k.name.as_str()));
     kernels.sort_by_key(|k| names.iter().position(|n| *n == k.name));
     if kernels.is_empty() {
@@ -200,7 +290,57 @@ fn compile_here(sm: u32, mma: MmaConfig) -> Result<Compiled> {
             kernels.iter().map(|k| &k.name).collect::<Vec<_>>()
         )));
     }
-    Ok(Compiled { sm, cubin, kernels, log, mma })
+    Ok(Compiled { sm, cubin, kernels, log, mma, wgmma })
+}
+
+/// One NVRTC compilation: the CUBIN and the program log.
+fn nvrtc_compile(sm: u32, source: &str, options: &[String]) -> Result<(Vec<u8>, String)> {
+    let src = CString::new(source).expect("kernel sources hold no NUL");
+    let name = CString::new("edgepack.cu").expect("no NUL");
+    let prog = nvrtc::create_program(&src, Some(&name)).map_err(|e| KernelError::Device(format!("nvrtc: {e:?}")))?;
+    let guard = Program(prog);
+    // SAFETY: `prog` is a live program; the options are valid C strings.
+    let compiled = unsafe { nvrtc::compile_program(guard.0, options) };
+    let log = program_log(guard.0);
+    if let Err(e) = compiled {
+        return Err(KernelError::Device(format!("NVRTC could not compile the kernels for sm_{sm} ({e:?}):\n{log}")));
+    }
+    let cubin = cubin(guard.0).map_err(|e| KernelError::Device(format!("sm_{sm}: {e}")))?;
+    Ok((cubin, log))
+}
+
+/// Where the module for these sources, options and NVRTC is cached, when `EDGEPACK_CUDA_CACHE`
+/// names a folder: a compile takes seconds (a dozen for sm_90a), a process starts in
+/// milliseconds from the cache. The key is a 64-bit FNV-1a hash of everything NVRTC is given.
+fn cache_path(dir: &std::path::Path, source: &str, options: &[String], version: (i32, i32)) -> std::path::PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let key = format!("{}.{}\0{}\0{source}", version.0, version.1, options.join("\0"));
+    for b in key.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    dir.join(format!("edgepack-{hash:016x}"))
+}
+
+/// A cached module: `<key>.cubin` and its log `<key>.log`, or `None` (a miss, or unreadable).
+fn read_cache(path: &std::path::Path) -> Option<(Vec<u8>, String)> {
+    let cubin = std::fs::read(path.with_extension("cubin")).ok()?;
+    let log = std::fs::read_to_string(path.with_extension("log")).ok()?;
+    (!cubin.is_empty()).then_some((cubin, log))
+}
+
+/// Stores a module in the cache; a failure only costs the next process a compile. Each file is
+/// written under a temporary name and renamed, the log first, so that a reader that finds the
+/// CUBIN also finds its log.
+fn write_cache(path: &std::path::Path, (cubin, log): &(Vec<u8>, String)) {
+    let put = |ext: &str, bytes: &[u8]| -> std::io::Result<()> {
+        let tmp = path.with_extension(format!("{ext}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path.with_extension(ext))
+    };
+    let _ = path.parent().map(std::fs::create_dir_all);
+    if put("log", log.as_bytes()).and_then(|_| put("cubin", cubin)).is_err() {
+        eprintln!("edgepack: cannot write the CUDA module cache at {}", path.display());
+    }
 }
 
 /// Destroys the program when dropped.
@@ -265,4 +405,29 @@ pub fn parse_ptxas(log: &str) -> Vec<KernelStats> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_cache_keys_on_everything_nvrtc_is_given_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("edgepack-cuda-cache-{}", std::process::id()));
+        let opts = |d: &str| vec!["--gpu-architecture=sm_90a".to_owned(), d.to_owned()];
+        let key = cache_path(&dir, "src", &opts("-DWG_STAGES=4"), (12, 8));
+        assert_eq!(key, cache_path(&dir, "src", &opts("-DWG_STAGES=4"), (12, 8)));
+        for other in [
+            cache_path(&dir, "src2", &opts("-DWG_STAGES=4"), (12, 8)),
+            cache_path(&dir, "src", &opts("-DWG_STAGES=3"), (12, 8)),
+            cache_path(&dir, "src", &opts("-DWG_STAGES=4"), (13, 0)),
+        ] {
+            assert_ne!(key, other);
+        }
+        assert_eq!(read_cache(&key), None, "a miss before anything is written");
+        let module = (vec![1u8, 2, 3], "ptxas info    : Used 8 registers".to_owned());
+        write_cache(&key, &module);
+        assert_eq!(read_cache(&key), Some(module));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -31,6 +31,7 @@ pub(crate) struct Funcs {
     pub f32: GemmPair,
     pub f16: GemmPair,
     pub f16_mma: Option<GemmPair>,
+    pub f16_wgmma: Option<GemmPair>,
     pub depthwise_f32: CudaFunction,
     pub depthwise_f16: CudaFunction,
 }
@@ -98,21 +99,36 @@ impl Gpu {
         let module = ctx.load_module(Ptx::from_binary(compiled.cubin.clone())).map_err(dev_err("load module"))?;
         let f = |n: &str| module.load_function(n).map_err(dev_err("load function"));
         let pair = |d: &str, c: &str| -> Result<GemmPair> { Ok(GemmPair { dense: f(d)?, conv: f(c)? }) };
+        // The tensor-core kernels take their pipelines' shared memory dynamically, beyond the
+        // default 48 KiB: raise each one's limit to what it is launched with.
+        let dynamic = |d: &str, c: &str, smem: u32| -> Result<GemmPair> {
+            let p = pair(d, c)?;
+            for f in [&p.dense, &p.conv] {
+                f.set_attribute(
+                    cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    smem as i32,
+                )
+                .map_err(dev_err("tensor-core kernel shared memory"))?;
+            }
+            Ok(p)
+        };
+        let mma = compiled.mma;
         let funcs = Funcs {
             f32: pair("gemm_f32", "conv_f32")?,
             f16: pair("gemm_f16", "conv_f16")?,
-            f16_mma: if sm >= compile::MMA_MIN_SM {
-                let p = pair("gemm_f16_mma", "conv_f16_mma")?;
-                for f in [&p.dense, &p.conv] {
-                    f.set_attribute(
-                        cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        compiled.mma.smem_bytes() as i32,
-                    )
-                    .map_err(dev_err("tensor-core kernel shared memory"))?;
+            f16_mma: (sm >= compile::MMA_MIN_SM)
+                .then(|| dynamic("gemm_f16_mma", "conv_f16_mma", mma.smem_bytes()))
+                .transpose()?,
+            f16_wgmma: match (compiled.wgmma, mma.wgmma_stages, mma.wgmma_specialized) {
+                (true, Some(stages), ws) => {
+                    let (d, c) = if ws {
+                        ("gemm_f16_wgmma_ws", "conv_f16_wgmma_ws")
+                    } else {
+                        ("gemm_f16_wgmma", "conv_f16_wgmma")
+                    };
+                    Some(dynamic(d, c, compile::MmaConfig::wgmma_smem_bytes(stages))?)
                 }
-                Some(p)
-            } else {
-                None
+                _ => None,
             },
             depthwise_f32: f("depthwise_f32")?,
             depthwise_f16: f("depthwise_f16")?,
@@ -138,6 +154,11 @@ impl Gpu {
     /// Whether f16 GEMMs can use the tensor-core kernel.
     pub fn has_mma(&self) -> bool {
         self.funcs.f16_mma.is_some()
+    }
+
+    /// Whether f16 GEMMs wider than 128 columns run on Hopper's warpgroup MMA (`wgmma`).
+    pub fn has_wgmma(&self) -> bool {
+        self.funcs.f16_wgmma.is_some()
     }
 
     /// The ptxas report of the loaded kernels.

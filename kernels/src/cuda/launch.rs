@@ -3,6 +3,7 @@
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::args::{activation, int, DwArgs, GemmArgs};
+use super::compile::MmaConfig;
 use super::device::{dev_err, DeviceTensor, Gpu, Precision};
 use super::weights::{ConvBody, DeviceConv, DeviceMatrix, Layout, Part};
 use crate::conv::{ConvKind, ConvParams};
@@ -33,6 +34,8 @@ pub struct DeviceEpilogue {
 
 const THREADS: u32 = 256;
 const TILE: usize = 128;
+/// Columns of the wgmma kernel's output tile.
+const WGMMA_TILE_N: usize = 256;
 const MAX_GRID_YZ: usize = 65_535;
 
 fn same_precision(what: &str, t: &DeviceTensor, p: Precision) -> Result<()> {
@@ -83,32 +86,35 @@ impl Gpu {
         a.n = int(n, "output columns")?;
         a.k = int(part.k, "reduction length")?;
         a.b_gs = part.group_stride as i64;
-        let pair = match (part.weights.precision(), part.layout) {
-            (Precision::F32, _) => &self.funcs.f32,
-            (Precision::F16, Layout::Panels) => &self.funcs.f16,
-            (Precision::F16, Layout::Transposed) => {
-                self.funcs.f16_mma.as_ref().ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?
-            }
+        // The tensor-core kernels' tiles are 128 × bn (mma.sync) or 128 × 256 (wgmma, for
+        // outputs wider than 128 columns) and take their pipelines' shared memory dynamically;
+        // the CUDA-core kernels' is 128 × 128, static.
+        let mma = self.compiled.mma;
+        let wide = self.funcs.f16_wgmma.as_ref().zip(mma.wgmma_stages).filter(|_| n > TILE);
+        let (pair, tile_n, smem, threads) = match (part.weights.precision(), part.layout) {
+            (Precision::F32, _) => (&self.funcs.f32, TILE, 0, THREADS),
+            (Precision::F16, Layout::Panels) => (&self.funcs.f16, TILE, 0, THREADS),
+            (Precision::F16, Layout::Transposed) => match wide {
+                Some((wg, stages)) => (wg, WGMMA_TILE_N, MmaConfig::wgmma_smem_bytes(stages), mma.wgmma_threads()),
+                None => {
+                    let p = self.funcs.f16_mma.as_ref();
+                    let p = p.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
+                    (p, mma.bn as usize, mma.smem_bytes(), THREADS)
+                }
+            },
         };
         let func: &CudaFunction = if a.conv == 1 { &pair.conv } else { &pair.dense };
         match part.layout {
             Layout::Panels => (a.b_ps, a.b_rs) = ((part.k * TILE) as i64, TILE as i64),
             Layout::Transposed => (a.b_ps, a.b_rs) = (0, part.k as i64),
         }
-        // The tensor-core kernel's tile is 128 × bn and takes its pipeline's shared memory
-        // dynamically; the CUDA-core kernels' is 128 × 128, static.
-        let mma = self.compiled.mma;
-        let (tile_n, smem) = match part.layout {
-            Layout::Transposed => (mma.bn as usize, mma.smem_bytes()),
-            Layout::Panels => (TILE, 0),
-        };
         let (gy, gx) = (m.div_ceil(TILE), n.div_ceil(tile_n));
         if gy > MAX_GRID_YZ || groups > MAX_GRID_YZ {
             return Err(KernelError::Shape(format!("{m} rows × {groups} groups exceed one launch's grid")));
         }
         let cfg = LaunchConfig {
             grid_dim: (gx as u32, gy as u32, groups as u32),
-            block_dim: (THREADS, 1, 1),
+            block_dim: (threads, 1, 1),
             shared_mem_bytes: smem,
         };
         let mut launch = self.stream().launch_builder(func);

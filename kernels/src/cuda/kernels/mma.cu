@@ -19,15 +19,21 @@
 #ifndef MM_STAGES
 #define MM_STAGES 2
 #endif
-#define MM_BM 128
-#define MM_MINB (MM_BN == 128 ? 2 : 1)     // blocks per SM the launch bounds ask for
-#define MM_CH (MM_BK / 8)                   // 16-byte chunks per tile row
-#define MM_ROWS_PER_PASS (256 / MM_CH)      // rows one pass of 256 threads copies
-#define MM_PASSES_A (MM_BM / MM_ROWS_PER_PASS)
-#define MM_PASSES_B (MM_BN / MM_ROWS_PER_PASS)
-#define MM_WN (MM_BN / 4)                   // warp tile columns
-#define MM_TILE_A (MM_BM * MM_BK)           // halves of A per stage
-#define MM_TILE_B (MM_BN * MM_BK)           // halves of B per stage
+#define MM_MINB (MM_BN == 128 ? 2 : 1)  // blocks per SM the launch bounds ask for
+
+// A 128 × BN output tile's operand staging by LOADERS threads: each K step of BK halves is
+// copied in 16-byte chunks, ROWS rows per pass of the loaders; STAGES steps are resident at once.
+template <int BN_, int BK_, int STAGES_, int LOADERS = 256>
+struct MmGeo {
+    // (Enumerators, not constexpr members: NVRTC 11's default dialect predates them.)
+    enum { BM = 128, BN = BN_, BK = BK_, STAGES = STAGES_ };
+    enum { CH = BK / 8 };              // 16-byte chunks per tile row
+    enum { ROWS = LOADERS / CH };      // rows one pass of the loaders copies
+    enum { PASSES_A = BM / ROWS, PASSES_B = BN / ROWS };
+    enum { TILE_A = BM * BK, TILE_B = BN * BK };  // halves per stage
+};
+typedef MmGeo<MM_BN, MM_BK, MM_STAGES> MmTile;
+#define MM_WN (MM_BN / 4)  // warp tile columns
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
     unsigned r;
@@ -35,14 +41,13 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) {
     return r;
 }
 
-// Half offset of 16-byte chunk `c` of row `r` in a [rows][MM_BK] tile: the chunk index is XORed
+// Half offset of 16-byte chunk `c` of row `r` in a [rows][BK] tile: the chunk index is XORed
 // with bits of the row so that ldmatrix's eight rows of one logical chunk hit distinct banks.
+// At BK = 64 (128-byte rows) this is exactly the hardware's 128-byte swizzle (byte address
+// bits 4–6 XOR bits 7–9), which the wgmma kernel's descriptors name.
+template <int BK>
 __device__ __forceinline__ int swz(int r, int c) {
-#if MM_CH == 8
-    return r * MM_BK + ((c ^ (r & 7)) << 3);
-#else
-    return r * MM_BK + ((c ^ ((r >> 1) & 3)) << 3);
-#endif
+    return BK == 64 ? r * 64 + ((c ^ (r & 7)) << 3) : r * BK + ((c ^ ((r >> 1) & 3)) << 3);
 }
 
 __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, bool valid) {
@@ -63,16 +68,16 @@ __device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsi
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Issues this thread's copies of K step `s` into stage `s % MM_STAGES`: chunk ld_c of rows
-// ld_r + h·MM_ROWS_PER_PASS of each operand, zero-filled outside the matrices and in padding.
-template <bool CONV>
+// Issues this thread's copies of K step `s` into stage `s % G::STAGES`: chunk ld_c of rows
+// ld_r + h·G::ROWS of each operand, zero-filled outside the matrices and in padding.
+template <bool CONV, class G>
 __device__ __forceinline__ void mm_load_stage(const GemmArgs& p, const half_t* A, const half_t* B, const RowPos* aq,
                                               int row0, int col0, int ld_r, int ld_c, int group, unsigned as0,
                                               unsigned bs0, int s) {
-    const int stage = s % MM_STAGES, k = s * MM_BK + ld_c * 8;
+    const int stage = s % G::STAGES, k = s * G::BK + ld_c * 8;
 #pragma unroll
-    for (int h = 0; h < MM_PASSES_A; h++) {
-        const int r = ld_r + h * MM_ROWS_PER_PASS;
+    for (int h = 0; h < G::PASSES_A; h++) {
+        const int r = ld_r + h * G::ROWS;
         const half_t* src = A;
         bool ok = aq[h].valid && k < p.k;
         if (ok) {
@@ -84,13 +89,13 @@ __device__ __forceinline__ void mm_load_stage(const GemmArgs& p, const half_t* A
                 if (ok) src = A + off;
             }
         }
-        cp_async16(as0 + 2 * (stage * MM_TILE_A + swz(r, ld_c)), src, ok);
+        cp_async16(as0 + 2 * (stage * G::TILE_A + swz<G::BK>(r, ld_c)), src, ok);
     }
 #pragma unroll
-    for (int h = 0; h < MM_PASSES_B; h++) {
-        const int r = ld_r + h * MM_ROWS_PER_PASS, j = col0 + r;
+    for (int h = 0; h < G::PASSES_B; h++) {
+        const int r = ld_r + h * G::ROWS, j = col0 + r;
         const bool ok = j < p.n && k < p.k;
-        cp_async16(bs0 + 2 * (stage * MM_TILE_B + swz(r, ld_c)), ok ? B + (i64)j * p.b_rs + k : B, ok);
+        cp_async16(bs0 + 2 * (stage * G::TILE_B + swz<G::BK>(r, ld_c)), ok ? B + (i64)j * p.b_rs + k : B, ok);
     }
 }
 
@@ -99,14 +104,14 @@ __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
     extern __shared__ __align__(128) half_t mm_smem[];  // [stage][A tile], then [stage][B tile]
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, group = blockIdx.z;
     const int warp_m = warp & 1, warp_n = warp >> 1;
-    const int row0 = blockIdx.y * MM_BM, col0 = blockIdx.x * MM_BN;
+    const int row0 = blockIdx.y * MmTile::BM, col0 = blockIdx.x * MM_BN;
     const half_t* A = (const half_t*)p.a;
     const half_t* B = (const half_t*)p.b + (i64)group * p.b_gs;
 
-    const int ld_r = tid / MM_CH, ld_c = tid % MM_CH;
-    RowPos aq[MM_PASSES_A];
+    const int ld_r = tid / MmTile::CH, ld_c = tid % MmTile::CH;
+    RowPos aq[MmTile::PASSES_A];
 #pragma unroll
-    for (int h = 0; h < MM_PASSES_A; h++) aq[h] = row_pos<CONV>(p, row0 + ld_r + h * MM_ROWS_PER_PASS);
+    for (int h = 0; h < MmTile::PASSES_A; h++) aq[h] = row_pos<CONV>(p, row0 + ld_r + h * MmTile::ROWS);
 
     float acc[4][MM_WN / 8][4];
 #pragma unroll
@@ -117,35 +122,35 @@ __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
     const int steps = (p.k + MM_BK - 1) / MM_BK;
-    const unsigned as0 = smem_addr(mm_smem), bs0 = as0 + 2 * MM_STAGES * MM_TILE_A;
+    const unsigned as0 = smem_addr(mm_smem), bs0 = as0 + 2 * MM_STAGES * MmTile::TILE_A;
 
 #pragma unroll
     for (int s = 0; s < MM_STAGES - 1; s++) {
-        if (s < steps) mm_load_stage<CONV>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s);
+        if (s < steps) mm_load_stage<CONV, MmTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s);
         asm volatile("cp.async.commit_group;");
     }
 
     for (int s = 0; s < steps; s++) {
         asm volatile("cp.async.wait_group %0;" ::"n"(MM_STAGES - 2));
         __syncthreads();
-        if (s + MM_STAGES - 1 < steps) mm_load_stage<CONV>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s + MM_STAGES - 1);
+        if (s + MM_STAGES - 1 < steps) mm_load_stage<CONV, MmTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s + MM_STAGES - 1);
         asm volatile("cp.async.commit_group;");
 
         const int stage = s % MM_STAGES;
-        const unsigned as = as0 + 2 * stage * MM_TILE_A, bs = bs0 + 2 * stage * MM_TILE_B;
+        const unsigned as = as0 + 2 * stage * MmTile::TILE_A, bs = bs0 + 2 * stage * MmTile::TILE_B;
 #pragma unroll
         for (int ks = 0; ks < MM_BK / 16; ks++) {
             unsigned af[4][4], bf[MM_WN / 8][2];
 #pragma unroll
             for (int mi = 0; mi < 4; mi++) {
                 const int r = warp_m * 64 + mi * 16 + (lane & 15);
-                ldmatrix_x4(af[mi], as + 2 * swz(r, ks * 2 + (lane >> 4)));
+                ldmatrix_x4(af[mi], as + 2 * swz<MM_BK>(r, ks * 2 + (lane >> 4)));
             }
 #pragma unroll
             for (int nj = 0; nj < MM_WN / 16; nj++) {
                 unsigned t[4];
                 const int r = warp_n * MM_WN + nj * 16 + (lane & 7) + ((lane >> 4) << 3);
-                ldmatrix_x4(t, bs + 2 * swz(r, ks * 2 + ((lane >> 3) & 1)));
+                ldmatrix_x4(t, bs + 2 * swz<MM_BK>(r, ks * 2 + ((lane >> 3) & 1)));
                 bf[nj * 2][0] = t[0];
                 bf[nj * 2][1] = t[1];
                 bf[nj * 2 + 1][0] = t[2];
