@@ -9,13 +9,14 @@
 #   SWEEP="4 ws4" bash ci/gpu-check.sh run sweep  # only the f16 GEMMs, per EDGEPACK_WGMMA choice
 #
 # `run` executes, in this order, and writes every report under $OUT (default
-# target/gpu-check): the f16 suites (both tensor-core kernels and the CUDA-core one), the
-# benchmark against cuBLAS (GEMM 4096³ f32/f16 and the models' convolution shapes, then the f16
-# GEMMs again with the other tensor-core pipelines), the generic kernel suites on the CUDA set
-# (f32: random shapes, every epilogue, exact integer cases, poisoned outputs) and the whole
-# models on a GPU session; then, since the GPU machine's CPU has AVX-512, the AVX-512 kernel
-# suites, the AVX-512 whole-model parity tests, the kernel report and the whole-model benchmark
-# (against the image's ONNX Runtime and tract), which this project's CPU cannot run.
+# target/gpu-check): the f16 suites (the tensor-core kernels — wgmma, mma.sync, and wmma
+# forced — and the CUDA-core one), the benchmark against cuBLAS (GEMM 4096³ f32/f16 and the
+# models' convolution shapes, then the f16 GEMMs again with the other tensor-core pipelines),
+# the generic kernel suites on the CUDA set (f32: random shapes, every epilogue, exact integer
+# cases, poisoned outputs) and the whole models on a GPU session; then, since the GPU machine's
+# CPU has AVX-512, the AVX-512 kernel suites, the AVX-512 whole-model parity tests, the kernel
+# report and the whole-model benchmark (against the image's ONNX Runtime and tract), which this
+# project's CPU cannot run.
 # Nothing is skipped silently: a missing GPU or library fails the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -103,17 +104,20 @@ run() {
     # benchmark against cuBLAS.
     step cuda-f16 150 "$bin/cuda_f16" --ignored --nocapture --test-threads 1
     step cuda-f16-ws 100 env EDGEPACK_WGMMA=ws4 "$bin/cuda_f16" --ignored --nocapture --test-threads 1 f16_gemm f16_wide
+    # The Volta/Xavier/Turing kernel (wmma), forced for every f16 GEMM on this newer GPU.
+    step cuda-f16-wmma 150 env EDGEPACK_MMA=wmma EDGEPACK_WGMMA=off "$bin/cuda_f16" --ignored --nocapture --test-threads 1
     if [ "${only:-}" = f16 ]; then
         step cuda-bench 60 "$bin/cuda-bench" --f16-gemm
     else
         step cuda-bench 150 env EDGEPACK_CACHE=.cache "$bin/cuda-bench" --models --json "$out/cuda-bench.json"
     fi
     # The other tensor-core pipelines against cuBLAS, each in its own run: wgmma with 3 stages
-    # (the default is 4, above), warp-specialized with 4 and 3, and no wgmma (mma.sync, 128 ×
-    # 128 tiles).
+    # (the default is 4, above), warp-specialized with 4 and 3, no wgmma (mma.sync, 128 × 128
+    # tiles), and wmma alone.
     for cfg in 3 ws4 ws3 off; do
         step "wgmma-$cfg" 60 env EDGEPACK_WGMMA=$cfg "$bin/cuda-bench" --f16-gemm
     done
+    step wmma 60 env EDGEPACK_MMA=wmma EDGEPACK_WGMMA=off "$bin/cuda-bench" --f16-gemm
     if [ "${only:-}" != f16 ]; then
         step cuda-suite 150 "$bin/kernel_sets" --ignored cuda_set --test-threads 4
         step cuda-models 200 env EDGEPACK_CACHE=.cache "$bin/models" --ignored cuda --nocapture

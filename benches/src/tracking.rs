@@ -225,10 +225,12 @@ mod tests {
             }
         };
         let mut fig =
-            Figure { name: "t".into(), flops: 1, ours: Box::new(work(200_000)), reference: Box::new(work(100_000)) };
+            Figure { name: "t".into(), flops: 1, ours: Box::new(work(400_000)), reference: Box::new(work(100_000)) };
         let m = measure(&mut fig, Duration::from_millis(300));
-        // ours does twice the work: ratio ≈ 0.5, and clearly below 0.8 even on a busy machine
-        assert!(m.ratio < 0.8 && m.ratio > 0.25, "{m:?}");
+        // ours does four times the work: ratio ≈ 0.25. Only the direction is asserted: a busy
+        // machine (CI's 2 cores shared with a build) slowed one side 5× in one run (0.17), so
+        // no lower bound; interference would have to favour ours by 2.4× to pass 0.6.
+        assert!(m.ratio.is_finite() && m.ratio > 0.0 && m.ratio < 0.6, "{m:?}");
         assert!(m.rounds >= 7);
     }
 

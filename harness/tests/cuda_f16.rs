@@ -101,9 +101,10 @@ fn conv_case(g: &Gpu, case: &ConvCase) -> Result<f64, String> {
 #[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs these on a GPU machine)"]
 fn f16_gemm_matches_reference_on_both_kernels() {
     let g = the_gpu();
-    eprintln!("{} sm_{} tensor cores: {}, wgmma: {}", g.name(), g.sm(), g.has_mma(), g.has_wgmma());
-    // k % 8 == 0 runs the tensor-core kernel (sm_80+), other k the CUDA-core f16 kernel; m
-    // and n cross the 128 tile and the warp/fragment edges.
+    eprintln!("{} sm_{} tensor cores: {}, wgmma: {}", g.name(), g.sm(), g.tensor_core_kernel(), g.has_wgmma());
+    // k % 8 == 0 runs a tensor-core kernel (mma.sync on sm_80+, wmma on sm_70+ or with
+    // EDGEPACK_MMA=wmma), other k the CUDA-core f16 kernel; m and n cross the 128 tile and the
+    // warp/fragment edges.
     let mut seed = 1;
     for (m, n, k) in [
         (1, 1, 1),

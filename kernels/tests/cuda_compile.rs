@@ -74,6 +74,7 @@ fn every_kernel_compiles_for_every_gpu_code_without_spills() {
         for k in &c.kernels {
             check_kernel(code, k);
         }
+        assert!(c.kernels.iter().any(|k| k.name == "conv_f16_wmma"), "{code}: wmma kernel (sm_70+)");
         let mma = c.kernels.iter().find(|k| k.name == "gemm_f16_mma");
         assert_eq!(mma.is_some(), sm >= 80, "{code}: tensor-core kernel presence");
         if let Some(k) = mma {
@@ -114,6 +115,14 @@ fn wgmma_kernel_compiles_for_sm_90a_without_spills() {
     assert!(!builds_wgmma(90, version, off), "EDGEPACK_WGMMA=off builds sm_90");
     assert!(!builds_wgmma(90, (11, 8), MmaConfig::default()), "NVRTC 11.8 cannot target sm_90a");
     assert!(!builds_wgmma(89, version, MmaConfig::default()) && !builds_wgmma(100, version, MmaConfig::default()));
+}
+
+#[test]
+fn mma_knob_is_parsed() {
+    assert!(MmaConfig::parse("wmma").unwrap().force_wmma);
+    let c = MmaConfig::parse("128,32,3").unwrap();
+    assert_eq!((c.bn, c.bk, c.stages, c.force_wmma), (128, 32, 3, false));
+    assert!(MmaConfig::parse("128,64,7").is_err() && MmaConfig::parse("wmma2").is_err());
 }
 
 #[test]

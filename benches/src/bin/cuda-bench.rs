@@ -195,11 +195,12 @@ fn main() {
     let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
     let knob = |v: &str| std::env::var(v).unwrap_or_else(|_| "default".into());
     println!(
-        "device: {} (sm_{}), NVRTC {}.{}, mma.sync geometry {}, wgmma kernel: {} (stages {})",
+        "device: {} (sm_{}), NVRTC {}.{}, tensor cores: {} (EDGEPACK_MMA {}), wgmma kernel: {} (stages {})",
         g.name(),
         g.sm(),
         g.nvrtc_version().0,
         g.nvrtc_version().1,
+        g.tensor_core_kernel(),
         knob("EDGEPACK_MMA"),
         if g.has_wgmma() { "yes, for n > 128" } else { "no" },
         knob("EDGEPACK_WGMMA"),

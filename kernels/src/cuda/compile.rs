@@ -12,10 +12,14 @@ const GEMM: &str = include_str!("kernels/gemm.cu");
 const DEPTHWISE: &str = include_str!("kernels/depthwise.cu");
 const MMA: &str = include_str!("kernels/mma.cu");
 const WGMMA: &str = include_str!("kernels/wgmma.cu");
+const WMMA: &str = include_str!("kernels/wmma.cu");
 
 /// Oldest architecture with `mma.sync.m16n8k16`, `ldmatrix` and `cp.async` (the tensor-core
-/// kernel); older ones run f16 storage on the CUDA cores.
+/// kernel); older ones with tensor cores run the `wmma` kernel.
 pub const MMA_MIN_SM: u32 = 80;
+
+/// Oldest architecture with tensor cores (`wmma.m16n16k16`: Volta, Jetson Xavier's sm_72).
+pub const WMMA_MIN_SM: u32 = 70;
 
 /// The architecture with warpgroup MMA (`wgmma`, Hopper): its module is compiled for the
 /// architecture-specific `sm_90a`, which runs on sm_90 devices only.
@@ -41,12 +45,15 @@ pub struct MmaConfig {
     /// Whether f16 GEMMs run the warp-specialized wgmma kernel (a copying warpgroup and two
     /// multiplying ones, 384 threads) instead of the one whose 256 threads all do both.
     pub wgmma_specialized: bool,
+    /// Whether the `wmma` kernel (sm_70+) replaces the `mma.sync` one on sm_80+
+    /// (`EDGEPACK_MMA=wmma`: how it is tested on a newer GPU than Xavier).
+    pub force_wmma: bool,
 }
 
 impl Default for MmaConfig {
     /// The best measured on an H100 (docs/performance.md, "CUDA").
     fn default() -> Self {
-        Self { bn: 128, bk: 64, stages: 2, wgmma_stages: Some(4), wgmma_specialized: false }
+        Self { bn: 128, bk: 64, stages: 2, wgmma_stages: Some(4), wgmma_specialized: false, force_wmma: false }
     }
 }
 
@@ -57,8 +64,8 @@ impl MmaConfig {
     /// Largest dynamic shared memory a Hopper block may have (227 KiB).
     const MAX_SMEM_SM90: u32 = 227 * 1024;
 
-    /// The default, or `EDGEPACK_MMA=bn,bk,stages` and `EDGEPACK_WGMMA=[ws]stages|off` (tuning
-    /// knobs for benchmarks).
+    /// The default, or `EDGEPACK_MMA=bn,bk,stages|wmma` and `EDGEPACK_WGMMA=[ws]stages|off`
+    /// (tuning knobs for benchmarks and tests).
     pub fn from_env() -> Result<Self> {
         let mut c = match std::env::var("EDGEPACK_MMA") {
             Err(_) => Self::default(),
@@ -98,10 +105,13 @@ impl MmaConfig {
         }
     }
 
-    /// Parses `bn,bk,stages` and checks it.
+    /// Parses `bn,bk,stages` (the mma.sync kernel's geometry) or `wmma`, and checks it.
     pub fn parse(v: &str) -> Result<Self> {
+        if v.trim() == "wmma" {
+            return Ok(Self { force_wmma: true, ..Self::default() });
+        }
         let bad = || {
-            KernelError::Device(format!("EDGEPACK_MMA=`{v}`: expected bn,bk,stages with bn 128|256, bk 32|64, stages 2..=6 and at most 99 KiB of shared memory"))
+            KernelError::Device(format!("EDGEPACK_MMA=`{v}`: expected `wmma`, or bn,bk,stages with bn 128|256, bk 32|64, stages 2..=6 and at most 99 KiB of shared memory"))
         };
         let n: Vec<u32> = v.split(',').map(|x| x.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?;
         let [bn, bk, stages] = n[..] else { return Err(bad()) };
@@ -145,6 +155,9 @@ impl MmaConfig {
 /// The kernels built for `sm` (with the wgmma kernel when `wgmma`), by entry-point name.
 pub fn kernel_names(sm: u32, wgmma: bool) -> Vec<&'static str> {
     let mut names = vec!["gemm_f32", "gemm_f16", "conv_f32", "conv_f16", "depthwise_f32", "depthwise_f16"];
+    if sm >= WMMA_MIN_SM {
+        names.extend(["gemm_f16_wmma", "conv_f16_wmma"]);
+    }
     if sm >= MMA_MIN_SM {
         names.extend(["gemm_f16_mma", "conv_f16_mma"]);
     }
@@ -157,6 +170,9 @@ pub fn kernel_names(sm: u32, wgmma: bool) -> Vec<&'static str> {
 /// The one translation unit compiled for `sm` (with the wgmma kernel when `wgmma`).
 pub fn source(sm: u32, wgmma: bool) -> String {
     let mut parts = vec![COMMON, GEMM, DEPTHWISE];
+    if sm >= WMMA_MIN_SM {
+        parts.push(WMMA);
+    }
     if sm >= MMA_MIN_SM {
         parts.push(MMA);
     }

@@ -25,12 +25,24 @@ pub(crate) struct GemmPair {
     pub conv: CudaFunction,
 }
 
+/// The tensor-core kernel for f16 GEMMs up to 128 columns (every f16 GEMM without wgmma).
+#[derive(Debug)]
+pub(crate) struct TensorCores {
+    pub pair: GemmPair,
+    /// `mma.sync` (sm_80+) or `wmma` (sm_70+).
+    pub name: &'static str,
+    /// Output tile columns.
+    pub tile_n: usize,
+    /// Dynamic shared memory per block.
+    pub smem: u32,
+}
+
 /// The compiled kernels of one module.
 #[derive(Debug)]
 pub(crate) struct Funcs {
     pub f32: GemmPair,
     pub f16: GemmPair,
-    pub f16_mma: Option<GemmPair>,
+    pub f16_mma: Option<TensorCores>,
     pub f16_wgmma: Option<GemmPair>,
     pub depthwise_f32: CudaFunction,
     pub depthwise_f16: CudaFunction,
@@ -116,9 +128,15 @@ impl Gpu {
         let funcs = Funcs {
             f32: pair("gemm_f32", "conv_f32")?,
             f16: pair("gemm_f16", "conv_f16")?,
-            f16_mma: (sm >= compile::MMA_MIN_SM)
-                .then(|| dynamic("gemm_f16_mma", "conv_f16_mma", mma.smem_bytes()))
-                .transpose()?,
+            f16_mma: if sm >= compile::MMA_MIN_SM && !mma.force_wmma {
+                let pair = dynamic("gemm_f16_mma", "conv_f16_mma", mma.smem_bytes())?;
+                Some(TensorCores { pair, name: "mma.sync", tile_n: mma.bn as usize, smem: mma.smem_bytes() })
+            } else if sm >= compile::WMMA_MIN_SM {
+                let pair = pair("gemm_f16_wmma", "conv_f16_wmma")?;
+                Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0 })
+            } else {
+                None
+            },
             f16_wgmma: match (compiled.wgmma, mma.wgmma_stages, mma.wgmma_specialized) {
                 (true, Some(stages), ws) => {
                     let (d, c) = if ws {
@@ -151,9 +169,15 @@ impl Gpu {
         self.nvrtc
     }
 
-    /// Whether f16 GEMMs can use the tensor-core kernel.
+    /// Whether f16 GEMMs can use a tensor-core kernel.
     pub fn has_mma(&self) -> bool {
         self.funcs.f16_mma.is_some()
+    }
+
+    /// The tensor-core kernel f16 GEMMs of up to 128 columns run on: `mma.sync`, `wmma`, or
+    /// `none` (f16 storage on the CUDA cores).
+    pub fn tensor_core_kernel(&self) -> &'static str {
+        self.funcs.f16_mma.as_ref().map_or("none", |t| t.name)
     }
 
     /// Whether f16 GEMMs wider than 128 columns run on Hopper's warpgroup MMA (`wgmma`).

@@ -86,9 +86,9 @@ impl Gpu {
         a.n = int(n, "output columns")?;
         a.k = int(part.k, "reduction length")?;
         a.b_gs = part.group_stride as i64;
-        // The tensor-core kernels' tiles are 128 × bn (mma.sync) or 128 × 256 (wgmma, for
-        // outputs wider than 128 columns) and take their pipelines' shared memory dynamically;
-        // the CUDA-core kernels' is 128 × 128, static.
+        // The tensor-core kernels' tiles are 128 × bn (mma.sync), 128 × 128 (wmma) or 128 × 256
+        // (wgmma, for outputs wider than 128 columns); mma.sync and wgmma take their pipelines'
+        // shared memory dynamically, the others' is static.
         let mma = self.compiled.mma;
         let wide = self.funcs.f16_wgmma.as_ref().zip(mma.wgmma_stages).filter(|_| n > TILE);
         let (pair, tile_n, smem, threads) = match (part.weights.precision(), part.layout) {
@@ -97,9 +97,9 @@ impl Gpu {
             (Precision::F16, Layout::Transposed) => match wide {
                 Some((wg, stages)) => (wg, WGMMA_TILE_N, MmaConfig::wgmma_smem_bytes(stages), mma.wgmma_threads()),
                 None => {
-                    let p = self.funcs.f16_mma.as_ref();
-                    let p = p.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
-                    (p, mma.bn as usize, mma.smem_bytes(), THREADS)
+                    let t = self.funcs.f16_mma.as_ref();
+                    let t = t.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
+                    (&t.pair, t.tile_n, t.smem, THREADS)
                 }
             },
         };

@@ -11,8 +11,10 @@
 //!   slices, for the generic kernel suites.
 //!
 //! Kernels: a tiled f32/f16-storage GEMM on the CUDA cores that is also the implicit-GEMM
-//! convolution (dense, grouped, pointwise, each `ConvTranspose` phase), an f16 tensor-core
-//! GEMM/convolution (`mma.sync`, sm_80+), and a depthwise kernel.
+//! convolution (dense, grouped, pointwise, each `ConvTranspose` phase), f16 tensor-core
+//! GEMMs/convolutions (`wmma` on sm_70+ for Volta and Jetson Xavier, `mma.sync` on sm_80+,
+//! and Hopper's warpgroup `wgmma` on sm_90a for outputs wider than 128 columns), and a
+//! depthwise kernel.
 
 mod args;
 pub mod compile;

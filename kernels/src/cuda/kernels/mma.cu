@@ -35,12 +35,6 @@ struct MmGeo {
 typedef MmGeo<MM_BN, MM_BK, MM_STAGES> MmTile;
 #define MM_WN (MM_BN / 4)  // warp tile columns
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-    unsigned r;
-    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
-    return r;
-}
-
 // Half offset of 16-byte chunk `c` of row `r` in a [rows][BK] tile: the chunk index is XORed
 // with bits of the row so that ldmatrix's eight rows of one logical chunk hit distinct banks.
 // At BK = 64 (128-byte rows) this is exactly the hardware's 128-byte swizzle (byte address
