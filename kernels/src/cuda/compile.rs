@@ -51,7 +51,8 @@ pub struct MmaConfig {
 }
 
 impl Default for MmaConfig {
-    /// The best measured on an H100 (docs/performance.md, "CUDA").
+    /// The best measured (docs/performance.md): the mma.sync geometry on an H100, the wgmma
+    /// pipeline (4 stages, every thread copying) on an H200; mma.sync on sm_80+.
     fn default() -> Self {
         Self { bn: 128, bk: 64, stages: 2, wgmma_stages: Some(4), wgmma_specialized: false, force_wmma: false }
     }
