@@ -25,16 +25,18 @@ pub(crate) struct GemmPair {
     pub conv: CudaFunction,
 }
 
-/// The tensor-core kernel for f16 GEMMs up to 128 columns (every f16 GEMM without wgmma).
+/// A tensor-core kernel with its launch geometry, resolved once when the module is loaded.
 #[derive(Debug)]
 pub(crate) struct TensorCores {
     pub pair: GemmPair,
-    /// `mma.sync` (sm_80+) or `wmma` (sm_70+).
+    /// `mma.sync` (sm_80+), `wmma` (sm_70+) or `wgmma` (sm_90a).
     pub name: &'static str,
     /// Output tile columns.
     pub tile_n: usize,
     /// Dynamic shared memory per block.
     pub smem: u32,
+    /// Threads per block.
+    pub threads: u32,
 }
 
 /// The compiled kernels of one module.
@@ -42,8 +44,10 @@ pub(crate) struct TensorCores {
 pub(crate) struct Funcs {
     pub f32: GemmPair,
     pub f16: GemmPair,
+    /// f16 GEMMs of up to 128 columns (every f16 GEMM without wgmma).
     pub f16_mma: Option<TensorCores>,
-    pub f16_wgmma: Option<GemmPair>,
+    /// f16 GEMMs wider than 128 columns on Hopper.
+    pub f16_wgmma: Option<TensorCores>,
     pub depthwise_f32: CudaFunction,
     pub depthwise_f16: CudaFunction,
 }
@@ -129,11 +133,12 @@ impl Gpu {
             f32: pair("gemm_f32", "conv_f32")?,
             f16: pair("gemm_f16", "conv_f16")?,
             f16_mma: if sm >= compile::MMA_MIN_SM && !mma.force_wmma {
-                let pair = dynamic("gemm_f16_mma", "conv_f16_mma", mma.smem_bytes())?;
-                Some(TensorCores { pair, name: "mma.sync", tile_n: mma.bn as usize, smem: mma.smem_bytes() })
+                let (smem, tile_n) = (mma.smem_bytes(), mma.bn as usize);
+                let pair = dynamic("gemm_f16_mma", "conv_f16_mma", smem)?;
+                Some(TensorCores { pair, name: "mma.sync", tile_n, smem, threads: 256 })
             } else if sm >= compile::WMMA_MIN_SM {
                 let pair = pair("gemm_f16_wmma", "conv_f16_wmma")?;
-                Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0 })
+                Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0, threads: 256 })
             } else {
                 None
             },
@@ -144,7 +149,9 @@ impl Gpu {
                     } else {
                         ("gemm_f16_wgmma", "conv_f16_wgmma")
                     };
-                    Some(dynamic(d, c, compile::MmaConfig::wgmma_smem_bytes(stages))?)
+                    let smem = compile::MmaConfig::wgmma_smem_bytes(stages);
+                    let pair = dynamic(d, c, smem)?;
+                    Some(TensorCores { pair, name: "wgmma", tile_n: 256, smem, threads: mma.wgmma_threads() })
                 }
                 _ => None,
             },

@@ -3,7 +3,6 @@
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::args::{activation, int, DwArgs, GemmArgs};
-use super::compile::MmaConfig;
 use super::device::{dev_err, DeviceTensor, Gpu, Precision};
 use super::weights::{ConvBody, DeviceConv, DeviceMatrix, Layout, Part};
 use crate::conv::{ConvKind, ConvParams};
@@ -34,8 +33,6 @@ pub struct DeviceEpilogue {
 
 const THREADS: u32 = 256;
 const TILE: usize = 128;
-/// Columns of the wgmma kernel's output tile.
-const WGMMA_TILE_N: usize = 256;
 const MAX_GRID_YZ: usize = 65_535;
 
 fn same_precision(what: &str, t: &DeviceTensor, p: Precision) -> Result<()> {
@@ -86,22 +83,17 @@ impl Gpu {
         a.n = int(n, "output columns")?;
         a.k = int(part.k, "reduction length")?;
         a.b_gs = part.group_stride as i64;
-        // The tensor-core kernels' tiles are 128 × bn (mma.sync), 128 × 128 (wmma) or 128 × 256
-        // (wgmma, for outputs wider than 128 columns); mma.sync and wgmma take their pipelines'
-        // shared memory dynamically, the others' is static.
-        let mma = self.compiled.mma;
-        let wide = self.funcs.f16_wgmma.as_ref().zip(mma.wgmma_stages).filter(|_| n > TILE);
+        // The CUDA-core kernels' tiles are 128 × 128 with static shared memory; each
+        // tensor-core kernel carries its own geometry (wgmma for outputs wider than 128 columns).
         let (pair, tile_n, smem, threads) = match (part.weights.precision(), part.layout) {
             (Precision::F32, _) => (&self.funcs.f32, TILE, 0, THREADS),
             (Precision::F16, Layout::Panels) => (&self.funcs.f16, TILE, 0, THREADS),
-            (Precision::F16, Layout::Transposed) => match wide {
-                Some((wg, stages)) => (wg, WGMMA_TILE_N, MmaConfig::wgmma_smem_bytes(stages), mma.wgmma_threads()),
-                None => {
-                    let t = self.funcs.f16_mma.as_ref();
-                    let t = t.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
-                    (&t.pair, t.tile_n, t.smem, THREADS)
-                }
-            },
+            (Precision::F16, Layout::Transposed) => {
+                let wide = self.funcs.f16_wgmma.as_ref().filter(|_| n > TILE);
+                let t = wide.or(self.funcs.f16_mma.as_ref());
+                let t = t.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
+                (&t.pair, t.tile_n, t.smem, t.threads)
+            }
         };
         let func: &CudaFunction = if a.conv == 1 { &pair.conv } else { &pair.dense };
         match part.layout {
