@@ -94,6 +94,12 @@ macro_rules! kernel_suite {
 
             #[test]
             $(#[$skip])?
+            fn conv_large_depthwise_is_exact() {
+                conv::large_depthwise_convs_are_exact(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
             fn conv_results_do_not_depend_on_thread_count() {
                 conv::conv_results_do_not_depend_on_thread_count(&*set());
             }

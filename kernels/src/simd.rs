@@ -46,6 +46,10 @@ pub(crate) trait SimdF32: Copy {
     /// Hints that the cache line holding `p` will be read soon; `p` need not be valid.
     #[inline(always)]
     unsafe fn prefetch(_p: *const f32) {}
+    /// Hints that the cache line holding `p` will be read after the lines being read now: fetch
+    /// it into L2, not L1; `p` need not be valid.
+    #[inline(always)]
+    unsafe fn prefetch_l2(_p: *const f32) {}
 }
 
 /// Loads `n` values (all lanes when `n ≥ LANES`, zeros when `n == 0`) without reading past them.

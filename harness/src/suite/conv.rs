@@ -318,13 +318,45 @@ pub fn every_algorithm_and_epilogue(set: &dyn KernelSet) {
 /// which catches an off-by-one tap or channel that a tolerance could hide.
 pub fn integer_convs_are_exact(set: &dyn KernelSet) {
     for (name, base) in algorithm_cases() {
-        let case = ConvCase { bias: true, residual: Some(1), activation: Activation::Relu, ..base };
-        let d = case.data(true).expect("data");
-        let out = case.run(set, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let r = case.reference(&d).expect("reference");
-        for (i, (&got, &want)) in out.iter().zip(&r.value).enumerate() {
-            assert!(got as f64 == want, "{}: {name}: out[{i}] = {got}, exact answer {want}", set.info().name);
-        }
+        assert_exact(set, name, ConvCase { bias: true, residual: Some(1), activation: Activation::Relu, ..base });
+    }
+}
+
+/// Depthwise convolutions on inputs over half the host's last-level cache, where the row
+/// kernel prefetches ahead of the pixels it computes (input rows and output): exact on
+/// integer data, every output written.
+pub fn large_depthwise_convs_are_exact(set: &dyn KernelSet) {
+    let bytes = (kernels::CacheSizes::host().l3 / 2).max(1 << 20) + 1;
+    let depthwise = |c: usize, mult: usize, k: usize, strides| ConvParams {
+        strides,
+        pads: [k / 2; 4],
+        groups: c,
+        ..ConvParams::new(c, c * mult, [k, k])
+    };
+    for (name, params) in [
+        ("large depthwise 3x3/2", depthwise(64, 1, 3, [2, 2])),
+        ("large depthwise 5x5/2 multiplier 2", depthwise(20, 2, 5, [2, 2])),
+    ] {
+        // A square-ish image just over the size, with a width that leaves partial groups.
+        let side = (bytes as f64 / (4 * params.c_in) as f64).sqrt() as usize + 1;
+        let case = ConvCase {
+            bias: true,
+            residual: Some(1),
+            activation: Activation::Relu,
+            ..ConvCase::plain(params, 1, side, side + 3)
+        };
+        assert!(case.h * case.w * params.c_in * 4 >= bytes, "{name}: the input is too small to prefetch");
+        assert_exact(set, name, case);
+    }
+}
+
+/// Runs `case` on integer data and asserts every output equals the reference exactly.
+fn assert_exact(set: &dyn KernelSet, name: &str, case: ConvCase) {
+    let d = case.data(true).expect("data");
+    let out = case.run(set, &d).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let r = case.reference(&d).expect("reference");
+    for (i, (&got, &want)) in out.iter().zip(&r.value).enumerate() {
+        assert!(got as f64 == want, "{}: {name}: out[{i}] = {got}, exact answer {want}", set.info().name);
     }
 }
 

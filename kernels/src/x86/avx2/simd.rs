@@ -69,6 +69,11 @@ impl SimdF32 for Avx2 {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
     }
     #[inline(always)]
+    unsafe fn prefetch_l2(p: *const f32) {
+        // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    }
+    #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
         // SAFETY: AVX2 per the trait's contract; masked-off lanes are not read (no fault).
         unsafe { Self(_mm256_maskload_ps(p, lane_mask(n))) }

@@ -70,6 +70,11 @@ impl SimdF32 for Avx512 {
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
     }
     #[inline(always)]
+    unsafe fn prefetch_l2(p: *const f32) {
+        // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    }
+    #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
         // SAFETY: AVX-512F per the trait's contract; masked-off lanes are not read (no fault).
         unsafe { Self(_mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p)) }
