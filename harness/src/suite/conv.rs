@@ -292,6 +292,7 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("depthwise 3x3 (2,1) asymmetric", case(conv(12, 12, [3, 3], [2, 1], [0, 1, 2, 0], 12), 12, 14)),
         ("depthwise 3x3/1 unpadded", case(conv(16, 16, [3, 3], [1, 1], [0; 4], 16), 13, 15)),
         ("depthwise 3x3 (1,2) banded", case(conv(14, 14, [3, 3], [1, 2], [1, 2, 0, 1], 14), 9, 17)),
+        ("depthwise 3x3/2 banded", case(conv(13, 13, [3, 3], [2, 2], [1, 0, 0, 1], 13), 11, 14)),
         ("depthwise multiplier 2", case(conv(9, 18, [3, 3], [1, 1], [0, 1, 2, 1], 9), 7, 7)),
         ("transposed 2x2/2 upsample", case(tconv(24, 16, [2, 2], [2, 2], [0; 4], [0, 0], 1), 6, 7)),
         ("transposed 3x3/2 pad 1 out-pad 1", case(tconv(8, 12, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1), 5, 6)),
@@ -323,8 +324,9 @@ pub fn integer_convs_are_exact(set: &dyn KernelSet) {
 }
 
 /// Depthwise convolutions on inputs over half the host's last-level cache, where the row
-/// kernel prefetches ahead of the pixels it computes (input rows and output): exact on
-/// integer data, every output written.
+/// kernel prefetches ahead of the pixels it computes (input rows and output) and runs the 3×3
+/// stride-2 layers the banded kernel runs on smaller inputs: exact on integer data, every
+/// output written.
 pub fn large_depthwise_convs_are_exact(set: &dyn KernelSet) {
     let bytes = (kernels::CacheSizes::host().l3 / 2).max(1 << 20) + 1;
     let depthwise = |c: usize, mult: usize, k: usize, strides| ConvParams {

@@ -4,11 +4,12 @@
 //! Two kernels, chosen per convolution by [`banded`]:
 //!
 //! - **Banded** ([`band`]), for undilated 3×3 with channel multiplier 1 and strides (1, 1),
-//!   (2, 1) or (1, 2) (most depthwise layers of mobile CNNs; with vectors narrower than a cache
-//!   line, only for few channels): two output rows at a time, one
-//!   channel vector at a time, that vector's nine weights in registers for the whole band and
-//!   each input column loaded once for every output pixel of both rows (2 × 4 pixels with 32
-//!   registers). Groups touching the padding read zeros for its taps.
+//!   (2, 1), (1, 2) or (2, 2) (most depthwise layers of mobile CNNs; with vectors narrower than
+//!   a cache line, only for few channels; at (2, 2) only for inputs that fit the last-level
+//!   cache): two output rows at a time, one channel vector at a time, that vector's nine
+//!   weights in registers for the whole band and each input column loaded once for every
+//!   output pixel of both rows (2 × 4 pixels with 32 registers). Groups touching the padding
+//!   read zeros for its taps.
 //! - **Row by row** ([`rows`]), for everything else: each output pixel accumulates its kernel
 //!   window into up to four channel vectors held in registers; taps that fall into the padding
 //!   are skipped (their window bounds are computed per row and per pixel).
@@ -46,9 +47,10 @@ pub(crate) struct DwGeom {
     pub ow: usize,
     /// Activation applied last.
     pub activation: Activation,
-    /// Whether the row kernel prefetches ([`prefetch_ahead`]): for inputs that the last level
-    /// cache will not hold.
-    pub prefetch: bool,
+    /// Whether the input is larger than half the last-level cache (it streams from memory):
+    /// then the row kernel prefetches ([`prefetch_ahead`]) and [`banded`] leaves stride (2, 2)
+    /// to it.
+    pub streamed: bool,
 }
 
 /// Pointers for a band of consecutive output rows of one image.
@@ -78,12 +80,17 @@ pub(crate) const BAND: usize = 2;
 impl DwRow {
     /// The band's `j`-th row alone.
     fn row(&self, j: usize, g: &DwGeom) -> DwRow {
+        self.rows_from(j, 1, g)
+    }
+
+    /// The band's rows `j..j + n`.
+    fn rows_from(&self, j: usize, n: usize, g: &DwGeom) -> DwRow {
         let pixel = j * g.ow;
         DwRow {
             out: self.out.wrapping_add(pixel * g.c_out),
             residual: self.residual.wrapping_add(pixel * self.residual_stride),
             oy: self.oy + j,
-            rows: 1,
+            rows: n,
             ..*self
         }
     }
@@ -101,20 +108,27 @@ fn window(start: isize, kernel: usize, dilation: usize, extent: usize) -> (usize
 }
 
 /// The strides of a convolution that [`band`] computes on vectors `V` (undilated 3×3, channel
-/// multiplier 1, strides (1, 1), (2, 1) or (1, 2)), or `None` for [`rows`].
+/// multiplier 1, strides (1, 1), (2, 1), (1, 2), or (2, 2) when the input is not
+/// [`DwGeom::streamed`]), or `None` for [`rows`].
 ///
 /// Measured on Zen 4 (2026-11-28): with column stride 2 the banded groups take 2 pixels per
 /// row (4 pixels and 9 columns spilled their column addresses and ran at a quarter of the row
 /// kernel's speed); so at strides (1, 2) they beat the row kernel by 13–57 % (16, 64, 120 and
-/// 480 channels), at (2, 2) they lost on 64 channels (@160 38 → 31 % of peak, @320 11 → 9 %)
-/// and stay row by row. Vectors narrower than a cache line band only pixels of at most four
-/// vectors: each vector's pass over the band touches part of every pixel's lines, so with
-/// many vectors per pixel the passes fetch the same lines from L2 again (AVX2, 72 channels
-/// @160: 34 → 24 % of peak; 16 channels @320: 34 → 46 %, 32 channels equal).
+/// 480 channels). At (2, 2) they win on inputs that L3 holds (AVX-512, `quick_conv`,
+/// alternating, row kernel → banded: 240ch @80 24–29 → 46–47 % of peak, 64ch @160 37–38 →
+/// 47 %) and lose on inputs from memory, where the row kernel prefetches (64ch @320 25 → 14 %).
+/// Vectors narrower than a cache line band only pixels of at most four vectors: each vector's
+/// pass over the band touches part of every pixel's lines, so with many vectors per pixel the
+/// passes fetch the same lines from L2 again (AVX2, 72 channels @160: 34 → 24 % of peak; 16
+/// channels @320: 34 → 46 %, 32 channels equal).
 pub(crate) fn banded<V: SimdF32>(g: &DwGeom) -> Option<[usize; 2]> {
     let regular = g.mult == 1 && g.kernel == [3, 3] && g.dilation == [1, 1];
     let vectors_fit = V::LANES * 4 >= 64 || g.c_out <= 4 * V::LANES;
-    let strides = matches!(g.stride, [1, 1] | [2, 1] | [1, 2]);
+    let strides = match g.stride {
+        [1, 1] | [2, 1] | [1, 2] => true,
+        [2, 2] => !g.streamed,
+        _ => false,
+    };
     (regular && vectors_fit && strides).then_some(g.stride)
 }
 
@@ -254,7 +268,7 @@ unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     // the others were read for the row above.
     let fresh = win.rows.1 - g.stride[0].min(win.rows.1 - win.rows.0)..win.rows.1;
     for_pixel_groups!(g, win, wide, |px, P| {
-        if g.prefetch {
+        if g.streamed {
             // SAFETY: prefetches never fault.
             unsafe { prefetch_ahead::<V>(g, r, win.iy0, fresh.clone(), px.ox + P, P) };
         }
@@ -349,7 +363,7 @@ const PREFETCH_AHEAD: usize = 16;
 ///
 /// The row kernel reads a few pixels at a time from several rows of tens of KiB, a pattern
 /// the hardware prefetchers follow poorly when the input comes from memory: the driver turns
-/// this on ([`DwGeom::prefetch`]) for inputs over half the last-level cache. Measured on Zen 4
+/// this on ([`DwGeom::streamed`]) for inputs over half the last-level cache. Measured on Zen 4
 /// (32 MiB L3), AVX-512, 2026-11-28, % of peak without → with, alternating: 3×3/2 64ch @320
 /// (25 MiB) 11–13 → 22–23 %; on inputs that L3 holds, mixed: 5×5/2 72ch @160 (7 MiB) −3 … +5 %,
 /// 3×3/2 240ch @80 (6 MiB) −1 … −10 %, 5×5 960ch @20 level. Prefetching the input into L1
@@ -543,21 +557,52 @@ unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize, const SW: us
 #[inline(always)]
 unsafe fn band_vector<V: SimdF32, const P: usize, const SH: usize, const SW: usize, const FULL: bool, const ACT: u8>(
     g: &DwGeom,
-    r: &DwRow,
+    band: &DwRow,
     c0: usize,
 ) {
     let tail = g.c_out - c0;
+    // SAFETY: forwarded from the caller's contract; `c0` lies inside c_out.
+    unsafe {
+        let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
+        let wt: [V; 9] = std::array::from_fn(|t| load(band.weights.add(t * g.c_out + c0)));
+        let bias = if band.bias.is_null() { V::splat(0.0) } else { load(band.bias.add(c0)) };
+        if SW == 2 {
+            // Column stride 2 takes the band's rows a pair at a time through a copy of their
+            // pointers. The band is one pair, but this form compiles to faster code (Zen 4,
+            // AVX-512, 2026-11-28, `quick_conv`, alternating, % of peak: (2, 2) 240ch @80
+            // 33–36 → 46–47 %, 64ch @160 35 → 48 %; (1, 2) 120ch @80 41 → 46 %), while at
+            // column stride 1 it was slower ((1, 1) 480ch @40 61 → 52–55 %, 16ch @320 −1–5 %).
+            for pair in (0..band.rows).step_by(BAND) {
+                let r = band.rows_from(pair, BAND.min(band.rows - pair), g);
+                band_rows::<V, P, SH, SW, FULL, ACT>(g, &r, wt, bias, c0);
+            }
+        } else {
+            band_rows::<V, P, SH, SW, FULL, ACT>(g, band, wt, bias, c0);
+        }
+    }
+}
+
+/// [`band_vector`]'s groups for the rows of `r` (at most [`BAND`]), with `wt` and `bias` the
+/// vector's weights and bias.
+///
+/// # Safety
+/// As [`band_vector`].
+#[inline(always)]
+unsafe fn band_rows<V: SimdF32, const P: usize, const SH: usize, const SW: usize, const FULL: bool, const ACT: u8>(
+    g: &DwGeom,
+    r: &DwRow,
+    wt: [V; 9],
+    bias: V,
+    c0: usize,
+) {
     let (lo, hi) = interior_columns(g);
     let iy0 = (r.oy * SH) as isize - g.pad[0] as isize;
     let inside = r.rows == BAND && iy0 >= 0 && iy0 as usize + (BAND - 1) * SH + 3 <= g.h;
-    // SAFETY: forwarded from the caller's contract; interior groups of a band inside the
-    // input rows read only inside the input, and the others check every tap and pixel.
-    unsafe {
-        let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
-        let wt: [V; 9] = std::array::from_fn(|t| load(r.weights.add(t * g.c_out + c0)));
-        let bias = if r.bias.is_null() { V::splat(0.0) } else { load(r.bias.add(c0)) };
-        let args = (wt, bias, iy0, c0);
-        for ox in (0..g.ow).step_by(P) {
+    let args = (wt, bias, iy0, c0);
+    for ox in (0..g.ow).step_by(P) {
+        // SAFETY: forwarded from the caller's contract; interior groups of a band inside the
+        // input rows read only inside the input, and the others check every tap and pixel.
+        unsafe {
             if inside && ox >= lo && ox + P <= hi {
                 band_group::<V, P, SH, SW, FULL, ACT>(g, r, args, ox, false);
             } else {

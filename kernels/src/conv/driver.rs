@@ -226,7 +226,7 @@ impl Run<'_> {
             pad: [p.pads[0], p.pads[1]],
             ow,
             activation: self.epi.activation,
-            prefetch: h * w * c * std::mem::size_of::<f32>() > crate::CacheSizes::host().l3 / 2,
+            streamed: h * w * c * std::mem::size_of::<f32>() > crate::CacheSizes::host().l3 / 2,
         };
         let bias = SharedConst(match self.epi.bias {
             Bias::PerCol(v) => v.as_ptr(),

@@ -352,6 +352,7 @@ macro_rules! microkernel {
                     match $crate::conv::depthwise::banded::<$vec>(g) {
                         Some([1, 1]) => Self::depthwise_band_impl::<1, 1>(g, r),
                         Some([2, 1]) => Self::depthwise_band_impl::<2, 1>(g, r),
+                        Some([2, 2]) => Self::depthwise_band_impl::<2, 2>(g, r),
                         Some(_) => Self::depthwise_band_impl::<1, 2>(g, r),
                         None => Self::depthwise_rows_impl(g, r),
                     }
