@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ONNX_VERSION=1.17.0
 CACHE="${EDGEPACK_CACHE:-$PWD/.cache}"
 DEST="$CACHE/onnx-$ONNX_VERSION"
-STAMP="$DEST/.complete-v2"
+STAMP="$DEST/.complete-v3"
 if [ -f "$STAMP" ]; then
     echo "onnx data: cached in $DEST"
     exit 0
@@ -30,7 +30,20 @@ prefix = "onnx/backend/test/data/"
 # model importer supports for harness/tests/onnx_node_conformance.rs.
 ops = ["conv", "add", "sub", "mul", "div", "relu", "sigmoid", "clip", "hardsigmoid", "hardswish",
        "globalaveragepool", "maxpool", "averagepool", "resize", "concat", "reshape", "flatten",
-       "shape", "slice", "cast", "matmul", "gemm", "softmax", "identity", "batchnorm"]
+       "shape", "slice", "cast", "matmul", "gemm", "softmax", "identity", "batchnorm",
+       # The operator-coverage set (issue 24): every name is a prefix of test directories.
+       "transpose", "split", "gather", "scatter", "squeeze", "unsqueeze", "expand", "tile",
+       "range", "constantofshape", "size", "where", "equal", "less", "greater", "and", "or",
+       "not", "xor", "pad", "constant_pad", "edge_pad", "reflect_pad", "wrap_pad", "reduce_",
+       "argmax", "argmin", "logsoftmax", "layer_normalization", "instancenorm",
+       "group_normalization", "erf", "gelu", "pow", "sqrt", "reciprocal", "exp", "log", "abs",
+       "neg", "floor", "ceil", "round", "sign", "mod_", "min_", "max_", "mean", "sum_", "einsum",
+       "lstm", "gru", "upsample", "depthtospace", "spacetodepth", "globalmaxpool",
+       "lpnormalization", "prelu", "leakyrelu", "elu", "selu", "celu", "mish", "softplus",
+       "softsign", "tanh", "topk", "nonmaxsuppression", "dropout", "quantizelinear",
+       "dequantizelinear", "dynamicquantizelinear", "qlinear", "matmulinteger", "hardmax",
+       "thresholdedrelu", "shrink", "isnan", "isinf", "sin", "cos", "tan", "asin", "acos",
+       "atan", "sinh", "cosh", "mvn", "bitwise", "castlike", "training_dropout"]
 wanted = ("pytorch-converted/test_Conv",) + tuple("node/test_" + o for o in ops)
 n = 0
 with zipfile.ZipFile(wheel) as z:

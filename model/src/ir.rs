@@ -157,7 +157,7 @@ impl Binary {
 }
 
 /// A node's operation, attributes parsed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// `Conv` / `ConvTranspose`: inputs `x, w, [b], [residual]`.
     Conv(Conv),
@@ -176,8 +176,6 @@ pub enum Op {
     MaxPool(Pool),
     /// `AveragePool`: `count_include_pad` says whether pads count in the divisor.
     AveragePool(Pool, bool),
-    /// `Resize`: inputs `x, [roi], [scales], [sizes]`.
-    Resize(Resize),
     /// `Concat` along `axis`.
     Concat(i64),
     /// `Reshape`: inputs `data, shape`; `allowzero`.
@@ -210,6 +208,8 @@ pub enum Op {
         /// Opset < 13 semantics.
         coerce_2d: bool,
     },
+    /// An operator [`crate::portable`] evaluates.
+    Generic(crate::portable::Generic),
 }
 
 impl Op {
@@ -234,7 +234,6 @@ impl Op {
             Op::GlobalAveragePool => "GlobalAveragePool",
             Op::MaxPool(_) => "MaxPool",
             Op::AveragePool(..) => "AveragePool",
-            Op::Resize(_) => "Resize",
             Op::Concat(_) => "Concat",
             Op::Reshape(_) => "Reshape",
             Op::Flatten(_) => "Flatten",
@@ -244,6 +243,7 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::Gemm { .. } => "Gemm",
             Op::Softmax { .. } => "Softmax",
+            Op::Generic(g) => g.name(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod import;
 pub mod ir;
 pub mod optimize;
 pub mod plan;
+pub mod portable;
 pub mod reference;
 pub mod shape;
 pub mod specialize;

@@ -5,7 +5,7 @@
 use kernels::{Activation, ConvKind, ConvParams};
 
 use crate::error::{shape_error, ModelError, Result};
-use crate::ir::{Graph, Node, Op, ResizeMode};
+use crate::ir::{Graph, Node, Op};
 use crate::shape;
 use crate::tensor::{axis, broadcast_strides, strides, DType, Tensor};
 
@@ -55,7 +55,8 @@ pub fn run(g: &Graph, inputs: &[Tensor<f64>]) -> Result<Vec<Tensor<f64>>> {
     let mut left = uses.clone();
     for node in &g.nodes {
         let ins: Vec<Option<&Tensor<f64>>> = node.inputs.iter().map(|i| i.and_then(|i| values[i].as_ref())).collect();
-        let outs = eval(g, node, &ins)?;
+        let dynamic = node.inputs.iter().flatten().chain(&node.outputs).any(|&v| g.values[v].shape.is_none());
+        let outs = if dynamic { eval_on(node, &ins)? } else { eval(g, node, &ins)? };
         for (&id, t) in node.outputs.iter().zip(outs) {
             values[id] = Some(t);
         }
@@ -76,9 +77,36 @@ pub fn run(g: &Graph, inputs: &[Tensor<f64>]) -> Result<Vec<Tensor<f64>>> {
         .collect()
 }
 
+/// Inputs at most this long are handed to [`eval_on`]'s node as constants too (what
+/// operators read to shape their output: Resize scales, Reshape targets, Slice bounds).
+const SMALL: usize = 1 << 12;
+
+/// Evaluates one node on its actual inputs alone, without the graph: shapes come from the
+/// inputs, and integer or small inputs serve as the constants that shape the output. For
+/// data-dependent shapes and for plans' `Eval` steps.
+pub fn eval_on(node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<Tensor<f64>>> {
+    let mut g = Graph::default();
+    let mut ids = Vec::with_capacity(ins.len());
+    for (i, t) in ins.iter().enumerate() {
+        ids.push(t.map(|t| {
+            g.values.push(crate::ir::Value { name: format!("in{i}"), dtype: t.dtype, shape: Some(t.shape.clone()) });
+            let id = g.values.len() - 1;
+            if t.dtype.is_int() || t.len() <= SMALL {
+                g.constants.insert(id, t.to_f32());
+            }
+            id
+        }));
+    }
+    let local = Node { name: node.name.clone(), op: node.op.clone(), inputs: ids, outputs: node.outputs.clone() };
+    eval(&g, &local, ins)
+}
+
 /// Evaluates one node on float64 inputs (`None` for omitted optional inputs). The graph
 /// supplies constant inputs that shape the output (Reshape targets, Resize scales…).
 pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<Tensor<f64>>> {
+    if let Op::Generic(op) = &node.op {
+        return crate::portable::eval(node, op, ins);
+    }
     let out_shape = shape::infer(g, node)?.remove(0);
     let x = ins.first().copied().flatten().ok_or_else(|| err(node, "input 0 is missing"))?;
     let float_out = |v: Vec<f64>| Ok(vec![Tensor::float(out_shape.clone(), v)]);
@@ -159,12 +187,25 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
             }
         }
         Op::Activation(Activation::Identity) => Ok(vec![x.clone()]),
-        Op::Activation(a) => float_out(floats(node, Some(x), 0)?.iter().map(|&v| activate(*a, v)).collect()),
+        Op::Activation(a) => match x.ints() {
+            // Relu and Clip on integer tensors: exact in float64, back to the type.
+            Some(v) => Ok(vec![Tensor::int(
+                out_shape,
+                x.dtype,
+                v.iter().map(|&q| x.dtype.from_float(activate(*a, q as f64))).collect(),
+            )]),
+            None => float_out(floats(node, Some(x), 0)?.iter().map(|&v| activate(*a, v)).collect()),
+        },
         Op::GlobalAveragePool => {
             let inner: usize = x.shape[2..].iter().product();
             float_out(
                 floats(node, Some(x), 0)?.chunks(inner.max(1)).map(|c| c.iter().sum::<f64>() / inner as f64).collect(),
             )
+        }
+        Op::MaxPool(_) if x.dtype.is_int() => {
+            let wide = crate::portable::cast(x, crate::tensor::DType::F32);
+            let y = eval(g, node, &[Some(&wide)])?.remove(0);
+            Ok(vec![crate::portable::cast(&y, x.dtype)])
         }
         Op::MaxPool(p) | Op::AveragePool(p, _) => {
             let [n, c, h, w] = shape::rank4(node, &x.shape, "the input")?;
@@ -194,34 +235,6 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
                             Op::AveragePool(_, true) => sum / (count + padded) as f64,
                             Op::AveragePool(_, false) => sum / count.max(1) as f64,
                             _ => best,
-                        });
-                    }
-                }
-            }
-            float_out(y)
-        }
-        Op::Resize(r) => {
-            let (out, scales) = shape::resize_shape(g, node, &x.shape)?;
-            let [n, c, h, w] = shape::rank4(node, &x.shape, "the input")?;
-            let (oh, ow) = (out[2], out[3]);
-            let xs = floats(node, Some(x), 0)?;
-            let mut y = Vec::with_capacity(n * c * oh * ow);
-            for plane in xs.chunks(h * w).take(n * c) {
-                for oy in 0..oh {
-                    let cy = shape::resize_source(r.coordinates, oy, scales[2], h);
-                    for ox in 0..ow {
-                        let cx = shape::resize_source(r.coordinates, ox, scales[3], w);
-                        y.push(match r.mode {
-                            ResizeMode::Nearest(m) => {
-                                plane[shape::resize_nearest(m, cy, h) * w + shape::resize_nearest(m, cx, w)]
-                            }
-                            ResizeMode::Linear => {
-                                let (y0, y1, ry) = shape::resize_linear(cy, h);
-                                let (x0, x1, rx) = shape::resize_linear(cx, w);
-                                let at = |yy: usize, xx: usize| plane[yy * w + xx];
-                                (1.0 - ry) * ((1.0 - rx) * at(y0, x0) + rx * at(y0, x1))
-                                    + ry * ((1.0 - rx) * at(y1, x0) + rx * at(y1, x1))
-                            }
                         });
                     }
                 }
@@ -292,15 +305,8 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
                 crate::tensor::Data::Int(v) => Tensor::int(out_shape, x.dtype, offsets.iter().map(|&o| v[o]).collect()),
             }])
         }
-        Op::Cast(to) => Ok(vec![match (&x.data, to.is_int()) {
-            (crate::tensor::Data::Float(v), true) => Tensor::int(out_shape, *to, v.iter().map(|&f| f as i64).collect()),
-            (crate::tensor::Data::Int(v), false) => Tensor::float(out_shape, v.iter().map(|&i| i as f64).collect()),
-            (_, _) => {
-                let mut t = x.clone();
-                t.dtype = *to;
-                t
-            }
-        }]),
+        Op::Cast(to) => Ok(vec![crate::portable::cast(x, *to)]),
+        Op::Generic(_) => unreachable!("handled above"),
         Op::MatMul => {
             let y = ins.get(1).copied().flatten().ok_or_else(|| err(node, "input 1 is missing"))?;
             float_out(matmul(node, x, y, &out_shape)?)
@@ -356,7 +362,7 @@ pub fn eval(g: &Graph, node: &Node, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<
 /// Direct convolution in NCHW. Both kinds visit the same (grid pixel, tap) pairs: `Conv`
 /// iterates its output and reads input `o·s − pad + k·d`; `ConvTranspose` iterates its input
 /// and writes output `i·s − pad + k·d`.
-fn conv(p: &ConvParams, x: &[f64], xs: &[usize], w: &[f64], out: [usize; 4]) -> Vec<f64> {
+pub(crate) fn conv(p: &ConvParams, x: &[f64], xs: &[usize], w: &[f64], out: [usize; 4]) -> Vec<f64> {
     let [n, _, h, wd] = [xs[0], xs[1], xs[2], xs[3]];
     let [_, co, oh, ow] = out;
     let (cig, cog) = (p.c_in / p.groups, p.c_out / p.groups);
@@ -400,7 +406,7 @@ fn conv(p: &ConvParams, x: &[f64], xs: &[usize], w: &[f64], out: [usize; 4]) -> 
 }
 
 /// numpy `matmul` in float64.
-fn matmul(node: &Node, a: &Tensor<f64>, b: &Tensor<f64>, out: &[usize]) -> Result<Vec<f64>> {
+pub(crate) fn matmul(node: &Node, a: &Tensor<f64>, b: &Tensor<f64>, out: &[usize]) -> Result<Vec<f64>> {
     let (av, bv) = (floats(node, Some(a), 0)?, floats(node, Some(b), 1)?);
     let a2: Vec<usize> = if a.shape.len() == 1 { vec![1, a.shape[0]] } else { a.shape.clone() };
     let b2: Vec<usize> = if b.shape.len() == 1 { vec![b.shape[0], 1] } else { b.shape.clone() };

@@ -11,11 +11,6 @@ fn err(node: &Node, reason: impl Into<String>) -> crate::error::ModelError {
     shape_error(&node.name, node.op.name(), reason)
 }
 
-/// A clean refusal: valid ONNX that edgepack does not run.
-fn refuse(node: &Node, reason: impl Into<String>) -> crate::error::ModelError {
-    crate::error::unsupported(&node.name, node.op.name(), reason)
-}
-
 /// `auto_pad` resolution for one axis: the (begin, end) pads for output `ceil(in / stride)`.
 fn same_pads(input: usize, stride: usize, extent: usize, upper: bool) -> (usize, usize) {
     let out = input.div_ceil(stride);
@@ -167,7 +162,7 @@ pub fn resize_shape(g: &Graph, node: &Node, x: &[usize]) -> Result<(Vec<usize>, 
     if node.input(2).is_some_and(|id| g.constant(id).is_none())
         || node.input(3).is_some_and(|id| g.constant(id).is_none())
     {
-        return Err(refuse(node, "scales and sizes must be constants at plan time"));
+        return Err(crate::error::data_dependent(&node.name, node.op.name(), "scales or sizes"));
     }
     let (out, scales): (Vec<usize>, Vec<f64>) = if let Some(sizes) = constant(3) {
         let s = sizes.ints().ok_or_else(|| err(node, "sizes must be INT64"))?;
@@ -233,8 +228,9 @@ pub fn slice_ranges(g: &Graph, node: &Node, data: &[usize]) -> Result<Vec<(i64, 
         match node.input(i) {
             None => Ok(None),
             Some(id) => {
-                let t =
-                    g.constant(id).ok_or_else(|| refuse(node, format!("input {i} must be a constant at plan time")))?;
+                let t = g
+                    .constant(id)
+                    .ok_or_else(|| crate::error::data_dependent(&node.name, node.op.name(), format!("input {i}")))?;
                 Ok(Some(t.ints().ok_or_else(|| err(node, format!("input {i} must be integers")))?.to_vec()))
             }
         }
@@ -277,11 +273,27 @@ fn const_ints<'g>(g: &'g Graph, node: &Node, i: usize, what: &str) -> Result<&'g
     node.input(i)
         .and_then(|id| g.constant(id))
         .and_then(Tensor::ints)
-        .ok_or_else(|| refuse(node, format!("{what} (input {i}) must be an integer constant at plan time")))
+        .ok_or_else(|| crate::error::data_dependent(&node.name, node.op.name(), format!("{what} (input {i})")))
 }
 
 /// Output shapes of `node`, its inputs' shapes (and any constants it needs) known.
 pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
+    if let Op::Generic(op) = &node.op {
+        let args: Vec<Option<crate::portable::Arg>> = node
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, id)| match id {
+                None => Ok(None),
+                Some(id) => Ok(Some(crate::portable::Arg::at_plan(
+                    input_shape(g, node, i)?,
+                    g.values[*id].dtype,
+                    g.constant(*id),
+                ))),
+            })
+            .collect::<Result<_>>()?;
+        return crate::portable::infer(node, op, &args);
+    }
     let x = input_shape(g, node, 0)?;
     let one = |s: Vec<usize>| Ok(vec![s]);
     match &node.op {
@@ -323,7 +335,6 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
             let (_, [oh, ow]) = pool_geometry(node, p, [h, w])?;
             one(vec![n, c, oh, ow])
         }
-        Op::Resize(_) => one(resize_shape(g, node, x)?.0),
         Op::Concat(a) => {
             let ax =
                 axis(*a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range for rank {}", x.len())))?;
@@ -358,6 +369,7 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
             let y = input_shape(g, node, 1)?;
             one(matmul_shape(node, x, y)?)
         }
+        Op::Generic(_) => unreachable!("handled above"),
         Op::Gemm { trans_a, trans_b, .. } => {
             let y = input_shape(g, node, 1)?;
             let ([m, k], [k2, n]) = match (x, y) {

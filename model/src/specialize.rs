@@ -15,7 +15,9 @@ const MAX_FOLD: usize = 1 << 22;
 
 /// Fixes the shape of every graph input (`shapes`, in [`Graph::inputs`] order), binds the
 /// inputs named in `bound` as constants, infers every value's shape and folds constant
-/// subgraphs. Errors name the node whose shapes do not fit.
+/// subgraphs. Values whose shape depends on run-time data (`NonMaxSuppression`, a `Range`
+/// or `Reshape` of computed values) and everything computed from them keep `shape: None`.
+/// Errors name the node whose shapes do not fit.
 pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, Tensor>) -> Result<()> {
     let mut bound = bound;
     let inputs = std::mem::take(&mut g.inputs);
@@ -46,9 +48,15 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     g.inputs = free;
     let nodes = std::mem::take(&mut g.nodes);
     for mut node in nodes {
+        // Downstream of a data-dependent value, shapes are known only at run time too.
+        if node.inputs.iter().flatten().any(|&i| g.values[i].shape.is_none()) {
+            g.nodes.push(node);
+            continue;
+        }
         resolve_clip(g, &mut node)?;
         let all_const = node.inputs.iter().flatten().all(|i| g.constants.contains_key(i));
-        let shape_of_known = matches!(node.op, Op::Shape(..)) && node.input(0).is_some_and(|i| g.shape(i).is_some());
+        let shape_of_known = matches!(node.op, Op::Shape(..) | Op::Generic(crate::portable::Generic::Size))
+            && node.input(0).is_some_and(|i| g.shape(i).is_some());
         // Fold in float64 only what is small; larger constant work is left to the plan.
         let small = shape::infer(g, &node)
             .map(|s| {
@@ -80,7 +88,16 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
             }
             continue;
         }
-        let shapes = shape::infer(g, &node)?;
+        let shapes = match shape::infer(g, &node) {
+            Ok(s) => s,
+            // A shape decided by run-time values: the outputs stay without a shape, and
+            // the plan computes them (and what depends on them) off the static buffer plan.
+            Err(ModelError::DataDependent { .. }) => {
+                g.nodes.push(node);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for s in &shapes {
             let len = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             if len.is_none_or(|l| l > MAX_ELEMENTS) {
@@ -104,7 +121,11 @@ fn resolve_clip(g: &Graph, node: &mut crate::ir::Node) -> Result<()> {
     let Op::Activation(kernels::Activation::Clip { .. }) = node.op else { return Ok(()) };
     let bound = |i: usize, default: f32| -> Result<f32> {
         let Some(id) = node.input(i) else { return Ok(default) };
-        match g.constant(id).and_then(Tensor::floats) {
+        let t = g.constant(id);
+        if let Some([v]) = t.and_then(Tensor::ints) {
+            return Ok(*v as f32);
+        }
+        match t.and_then(Tensor::floats) {
             Some([v]) if !v.is_nan() => Ok(*v),
             _ => Err(crate::error::unsupported(
                 &node.name,
@@ -131,13 +152,6 @@ fn check_declared(g: &Graph, id: usize, s: &[usize]) -> Result<()> {
             show(decl),
             decl.len()
         )));
-    }
-    if s.contains(&0) {
-        return Err(crate::error::unsupported(
-            name,
-            "graph input",
-            format!("shape {s:?} is empty; tensors without elements are not supported"),
-        ));
     }
     for (i, (d, &v)) in decl.iter().zip(s).enumerate() {
         if d.is_some_and(|d| d != v) {

@@ -2,31 +2,113 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Element types a graph value can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Element types a graph value can have. Floating-point values are computed in float32
+/// (float64 in the reference); every integer type and `BOOL` is held widened to `i64` and
+/// wrapped back to its own range where an operator can leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DType {
     /// `FLOAT`: activations and weights.
     F32,
-    /// `INT32`: shape arithmetic in some exporters (held widened to `i64`).
+    /// `INT32`: shape arithmetic in some exporters.
     I32,
     /// `INT64`: shapes, indices.
     I64,
+    /// `BOOL`: masks, comparison results (0 or 1).
+    Bool,
+    /// `UINT8`: quantized tensors.
+    U8,
+    /// `INT8`: quantized tensors.
+    I8,
+    /// `UINT16`.
+    U16,
+    /// `INT16`.
+    I16,
+    /// `UINT32`.
+    U32,
+    /// `UINT64` (values above `i64::MAX` wrap).
+    U64,
 }
 
 impl DType {
-    /// From `TensorProto.DataType`; `None` for types edgepack does not execute.
+    /// From `TensorProto.DataType`; `None` for types edgepack does not execute (see
+    /// [`onnx::tensor::type_name`] for their names).
     pub fn from_onnx(code: i32) -> Option<DType> {
-        match code {
-            onnx::tensor::FLOAT => Some(DType::F32),
-            onnx::tensor::INT32 => Some(DType::I32),
-            onnx::tensor::INT64 => Some(DType::I64),
-            _ => None,
+        use onnx::tensor as t;
+        Some(match code {
+            t::FLOAT => DType::F32,
+            t::INT32 => DType::I32,
+            t::INT64 => DType::I64,
+            t::BOOL => DType::Bool,
+            t::UINT8 => DType::U8,
+            t::INT8 => DType::I8,
+            t::UINT16 => DType::U16,
+            t::INT16 => DType::I16,
+            t::UINT32 => DType::U32,
+            t::UINT64 => DType::U64,
+            _ => return None,
+        })
+    }
+
+    /// The `TensorProto.DataType` code.
+    pub fn onnx_code(self) -> i32 {
+        use onnx::tensor as t;
+        match self {
+            DType::F32 => t::FLOAT,
+            DType::I32 => t::INT32,
+            DType::I64 => t::INT64,
+            DType::Bool => t::BOOL,
+            DType::U8 => t::UINT8,
+            DType::I8 => t::INT8,
+            DType::U16 => t::UINT16,
+            DType::I16 => t::INT16,
+            DType::U32 => t::UINT32,
+            DType::U64 => t::UINT64,
         }
+    }
+
+    /// The ONNX name (`FLOAT`, `UINT8`, …).
+    pub fn onnx_name(self) -> String {
+        onnx::tensor::type_name(self.onnx_code())
     }
 
     /// Whether the values are held as integers.
     pub fn is_int(self) -> bool {
         !matches!(self, DType::F32)
+    }
+
+    /// Whether this is one of the 8-bit types quantized models store.
+    pub fn is_quantized(self) -> bool {
+        matches!(self, DType::U8 | DType::I8)
+    }
+
+    /// `v` wrapped into this type's range (two's complement, as a C cast of an integer).
+    pub fn wrap(self, v: i64) -> i64 {
+        match self {
+            DType::Bool => i64::from(v != 0),
+            DType::U8 => i64::from(v as u8),
+            DType::I8 => i64::from(v as i8),
+            DType::U16 => i64::from(v as u16),
+            DType::I16 => i64::from(v as i16),
+            DType::I32 => i64::from(v as i32),
+            DType::U32 => i64::from(v as u32),
+            DType::I64 | DType::U64 | DType::F32 => v,
+        }
+    }
+
+    /// The float `f` as this type, as ONNX `Cast` defines it: truncation toward zero, NaN
+    /// to 0, `BOOL` true for any non-zero value; out-of-range values saturate at the
+    /// 64-bit bounds, then wrap into the type.
+    pub fn from_float(self, f: f64) -> i64 {
+        match self {
+            DType::Bool => i64::from(f != 0.0),
+            _ => self.wrap(f as i64),
+        }
+    }
+
+    /// Every type names its own entry: `F32` → `FLOAT`.
+    pub fn all() -> [DType; 10] {
+        use DType::*;
+        [F32, I32, I64, Bool, U8, I8, U16, I16, U32, U64]
     }
 }
 
@@ -103,24 +185,21 @@ impl<F: Copy> Tensor<F> {
 }
 
 impl Tensor<f32> {
-    /// Decodes an ONNX `TensorProto` (FLOAT, INT32 or INT64).
+    /// Decodes an ONNX `TensorProto` (FLOAT, or any integer type or BOOL).
     pub fn from_onnx(t: &onnx::proto::TensorProto) -> Result<Self, onnx::OnnxError> {
         match DType::from_onnx(t.data_type) {
             Some(DType::F32) => {
                 let d = onnx::tensor::to_f32(t)?;
                 Ok(Tensor::float(d.dims, d.data))
             }
-            Some(DType::I32) => {
-                let d = onnx::tensor::to_i32(t)?;
-                Ok(Tensor::int(d.dims, DType::I32, d.data))
-            }
-            Some(DType::I64) => {
-                let d = onnx::tensor::to_i64(t)?;
-                Ok(Tensor::int(d.dims, DType::I64, d.data))
+            Some(dtype) => {
+                let d = onnx::tensor::to_ints(t)?;
+                Ok(Tensor::int(d.dims, dtype, d.data))
             }
             None => Err(onnx::OnnxError::Unsupported(format!(
-                "tensor `{}` has data type {}; edgepack executes FLOAT (1), INT32 (6) and INT64 (7)",
-                t.name, t.data_type
+                "tensor `{}` has data type {}; edgepack executes FLOAT, BOOL and the integer types",
+                t.name,
+                onnx::tensor::type_name(t.data_type)
             ))),
         }
     }

@@ -37,11 +37,14 @@ fn unsupported_opsets_operators_and_attributes_name_the_node() {
     assert!(e.to_string().contains("opset 9"), "{e}");
 
     let mut b = small();
-    b.node("Einsum", &["y"], "z", vec![]);
+    b.node("Loop", &["y"], "z", vec![]);
     b.outputs = vec!["z".into()];
     let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
-    assert!(matches!(&e, ModelError::Unsupported { node, .. } if node == "Einsum_2"), "{e}");
-    assert!(e.to_string().contains("`Einsum` is not supported"), "{e}");
+    let ModelError::Problems(report) = &e else { panic!("expected the problem report: {e}") };
+    assert_eq!(report.problems.len(), 1, "{e}");
+    assert_eq!(report.problems[0].node, "Loop_2", "{e}");
+    assert!(e.to_string().contains("`Loop` is not supported"), "{e}");
+    assert!(e.is_refusal());
 
     let mut b = small();
     b.nodes[0].attribute.push(build::float("group", 2.0));
@@ -50,10 +53,50 @@ fn unsupported_opsets_operators_and_attributes_name_the_node() {
 
     let mut b = Builder::new(&[1, 2, 4, 4]);
     let s = b.constant("s", &[4], &[1.0, 1.0, 2.0, 2.0]);
-    b.node("Resize", &["x", "", &s], "y", vec![build::string("mode", "cubic")]);
+    b.node("Resize", &["x", "", &s], "y", vec![build::string("mode", "area")]);
     b.output("y");
     let e = err_of(&b.bytes(13), &[1, 2, 4, 4]);
-    assert!(e.to_string().contains("mode `cubic` is not supported"), "{e}");
+    assert!(e.to_string().contains("mode `area` is not an ONNX value"), "{e}");
+}
+
+#[test]
+fn every_problem_of_a_model_is_reported_at_once_grouped() {
+    // Three kinds of unsupported node (two `Loop`s, an `If`, a `Scan`), a FLOAT16
+    // initializer, and quantization operators: one error lists them all.
+    let mut b = small();
+    b.node("Loop", &["y"], "l1", vec![]);
+    b.node("Loop", &["l1"], "l2", vec![]);
+    b.node("If", &["l2"], "i", vec![]);
+    b.node("Scan", &["i"], "z", vec![]);
+    let mut half = build::float_tensor("h", &[2], &[0.0, 0.0]);
+    half.data_type = onnx::tensor::FLOAT16;
+    half.raw_data = vec![0; 4];
+    half.float_data.clear();
+    b.inits.push(half);
+    let scale = b.constant("qs", &[], &[0.5]);
+    b.inits.push(build::int_tensor("qz", &[], &[0]));
+    b.inits.last_mut().unwrap().data_type = onnx::tensor::UINT8;
+    b.inits.last_mut().unwrap().int64_data.clear();
+    b.inits.last_mut().unwrap().int32_data = vec![0];
+    b.node("QuantizeLinear", &["z", &scale, "qz"], "q", vec![]);
+    b.outputs = vec!["q".into()];
+    let e = model::import(&b.bytes(13)).expect_err("must be refused");
+    let ModelError::Problems(report) = &e else { panic!("expected the problem report: {e}") };
+    let text = e.to_string();
+    assert_eq!(report.problems.len(), 5, "{text}");
+    assert_eq!(report.groups().len(), 4, "{text}");
+    assert!(report.quantized, "{text}");
+    for needle in [
+        "4 problems in 5 nodes",
+        "the model is quantized",
+        "Loop: operator `Loop` is not supported (2 nodes: `Loop_2`, `Loop_3`)",
+        "If: operator `If` is not supported (1 node: `If_4`)",
+        "Scan: operator `Scan` is not supported (1 node: `Scan_5`)",
+        "initializer: tensor `h` has data type FLOAT16",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    assert!(!text.contains("data type 10"), "{text}");
 }
 
 #[test]

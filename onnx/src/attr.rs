@@ -15,6 +15,8 @@ const TENSOR: i32 = 4;
 const FLOATS: i32 = 6;
 /// `AttributeType.INTS`.
 const INTS: i32 = 7;
+/// `AttributeType.STRINGS`.
+const STRINGS: i32 = 8;
 
 fn find<'a>(node: &'a NodeProto, name: &str, kind: i32, kind_name: &str) -> Result<Option<&'a AttributeProto>> {
     match node.attribute.iter().find(|a| a.name == name) {
@@ -63,6 +65,22 @@ pub fn string(node: &NodeProto, name: &str) -> Result<Option<String>> {
         .map(|a| {
             String::from_utf8(a.s.clone())
                 .map_err(|_| OnnxError::Unsupported(format!("node `{}`: attribute `{name}` is not UTF-8", node.name)))
+        })
+        .transpose()
+}
+
+/// A `STRINGS` attribute as UTF-8, if present.
+pub fn strings(node: &NodeProto, name: &str) -> Result<Option<Vec<String>>> {
+    find(node, name, STRINGS, "STRINGS")?
+        .map(|a| {
+            a.strings
+                .iter()
+                .map(|s| {
+                    String::from_utf8(s.clone()).map_err(|_| {
+                        OnnxError::Unsupported(format!("node `{}`: attribute `{name}` is not UTF-8", node.name))
+                    })
+                })
+                .collect()
         })
         .transpose()
 }

@@ -181,4 +181,7 @@ pub struct TensorProto {
     pub data_location: i32,
     #[prost(double, repeated, tag = "10")]
     pub double_data: Vec<f64>,
+    /// UINT32 and UINT64 values when not in `raw_data`.
+    #[prost(uint64, repeated, tag = "11")]
+    pub uint64_data: Vec<u64>,
 }

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use kernels::{Activation, KernelSet, MatRef};
 
-use super::{memory, Layout, MapOp, Operand, Plan, PlanValue, PlannedStep, Step};
+use super::{memory, EvalInput, Layout, MapOp, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{unsupported, ModelError, Result};
 use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::shape;
-use crate::tensor::{broadcast_strides, Tensor};
+use crate::tensor::{broadcast_strides, DType, Tensor};
 
 /// NHWC position of each logical NCHW axis.
 const NHWC_OF: [usize; 4] = [0, 3, 1, 2];
@@ -30,6 +30,17 @@ struct Builder<'g> {
     uses: Vec<usize>,
     /// The Map step that produced each plan value.
     map_step: HashMap<usize, usize>,
+    flops: u64,
+}
+
+/// The lengths of a [`Builder`]'s tables at one point.
+#[derive(Clone, Copy)]
+struct Mark {
+    steps: usize,
+    values: usize,
+    consts: usize,
+    convs: usize,
+    gemms: usize,
     flops: u64,
 }
 
@@ -68,6 +79,18 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
     let mut outputs = Vec::new();
     for &id in &g.outputs {
         let v = match g.constant(id) {
+            Some(t) if t.dtype.is_int() => {
+                let input = b.eval_input(id)?;
+                let v = b.value(&g.values[id].name, b.shape(id)?, Layout::Plain);
+                b.values[v].dtype = t.dtype;
+                let op = crate::ir::Op::Activation(Activation::Identity);
+                b.push(
+                    "(constant output)",
+                    "Identity",
+                    Step::Eval { op, inputs: vec![Some(input)], index: 0, output: v },
+                );
+                v
+            }
             Some(_) => {
                 let src = b.operand(id)?;
                 let v = b.value(&g.values[id].name, b.shape(id)?, Layout::Plain);
@@ -111,7 +134,14 @@ impl Builder<'_> {
     }
 
     fn value(&mut self, name: &str, shape: Vec<usize>, layout: Layout) -> usize {
-        self.values.push(PlanValue { name: name.to_string(), shape, layout, slot: usize::MAX });
+        self.values.push(PlanValue {
+            name: name.to_string(),
+            shape,
+            layout,
+            slot: usize::MAX,
+            dtype: DType::F32,
+            dynamic: false,
+        });
         self.values.len() - 1
     }
 
@@ -181,10 +211,72 @@ impl Builder<'_> {
     }
 
     fn define(&mut self, node: &Node, layout: Layout) -> Result<usize> {
-        let id = node.outputs[0];
-        let v = self.value(&self.g.values[id].name.clone(), self.shape(id)?, layout);
+        self.define_output(node, 0, layout)
+    }
+
+    fn define_output(&mut self, node: &Node, k: usize, layout: Layout) -> Result<usize> {
+        let id = node.outputs[k];
+        let dynamic = self.g.shape(id).is_none();
+        let shape = if dynamic { Vec::new() } else { self.shape(id)? };
+        let v = self.value(&self.g.values[id].name.clone(), shape, layout);
+        self.values[v].dtype = self.g.values[id].dtype;
+        self.values[v].dynamic = dynamic;
         self.map.insert(id, v);
         Ok(v)
+    }
+
+    /// An `Eval` step's input for graph value `id`.
+    fn eval_input(&mut self, id: ValueId) -> Result<EvalInput> {
+        match self.g.constant(id) {
+            Some(t) => match (t.floats(), t.ints()) {
+                (Some(_), _) => match self.operand(id)? {
+                    Operand::Const(index) => Ok(EvalInput::Const { index, shape: t.shape.clone() }),
+                    Operand::Value(_) => unreachable!("a constant"),
+                },
+                (_, Some(v)) => Ok(EvalInput::Ints { shape: t.shape.clone(), dtype: t.dtype, values: v.to_vec() }),
+                _ => unreachable!("float or int"),
+            },
+            None => Ok(EvalInput::Value(self.plain(id)?)),
+        }
+    }
+
+    /// A node evaluated on its run-time inputs: one `Eval` step per output the plan uses.
+    fn eval_node(&mut self, node: &Node) -> Result<()> {
+        let inputs =
+            node.inputs.iter().map(|i| i.map(|id| self.eval_input(id)).transpose()).collect::<Result<Vec<_>>>()?;
+        for (k, &out) in node.outputs.iter().enumerate() {
+            if self.uses[out] == 0 {
+                continue;
+            }
+            let output = self.define_output(node, k, Layout::Plain)?;
+            let step = Step::Eval { op: node.op.clone(), inputs: inputs.clone(), index: k, output };
+            self.push(&node.name, node.op.name(), step);
+        }
+        Ok(())
+    }
+
+    /// Whether a node runs as an `Eval` step: operators without kernels, and any node on
+    /// integer, empty or data-dependent tensors.
+    fn evaluated(&self, node: &Node) -> bool {
+        matches!(node.op, Op::Generic(_) | Op::Shape(..) | Op::Cast(_)) || self.evaluated_io(node)
+    }
+
+    fn evaluated_io(&self, node: &Node) -> bool {
+        node.inputs
+            .iter()
+            .flatten()
+            .chain(&node.outputs)
+            .any(|&v| self.g.values[v].dtype.is_int() || self.g.shape(v).is_none_or(|s| s.contains(&0)))
+    }
+
+    /// A 4-D spatial `Resize` the native kernel runs (refused otherwise: the caller then
+    /// evaluates it).
+    fn resize(&mut self, node: &Node, r: crate::ir::Resize) -> Result<()> {
+        let input = self.nhwc(node, 0)?;
+        let (_, scales) = shape::resize_shape(self.g, node, &self.values[input].shape.clone())?;
+        let output = self.define(node, Layout::Nhwc)?;
+        self.push(&node.name, "Resize", Step::Resize { resize: r, scales: [scales[2], scales[3]], input, output });
+        Ok(())
     }
 
     fn const_floats(&self, node: &Node, i: usize, what: &str) -> Result<&[f32]> {
@@ -195,6 +287,57 @@ impl Builder<'_> {
     }
 
     fn node(&mut self, node: &Node) -> Result<()> {
+        if let Op::Generic(crate::portable::Generic::Resize(r)) = &node.op {
+            if let (Some(native), false) = (r.native(), self.evaluated_io(node)) {
+                // Any form the native kernel does not take (not 4-D, not spatial) is evaluated.
+                let mark = self.mark();
+                match self.resize(node, native) {
+                    Ok(()) => return Ok(()),
+                    Err(_) => self.rollback(mark),
+                }
+            }
+        }
+        if self.evaluated(node) {
+            return self.eval_node(node);
+        }
+        // A form the native lowering refuses (a run-time operand where it wants a constant,
+        // a rank it does not handle) runs as an `Eval` step; what was pushed is undone first.
+        let mark = self.mark();
+        match self.native(node) {
+            Err(e) if e.is_refusal() && !matches!(node.op, Op::Conv(_)) => {
+                self.rollback(mark);
+                self.eval_node(node)
+            }
+            r => r,
+        }
+    }
+
+    /// Where the plan stands, to undo a lowering that failed part-way.
+    fn mark(&self) -> Mark {
+        Mark {
+            steps: self.steps.len(),
+            values: self.values.len(),
+            consts: self.consts.len(),
+            convs: self.convs.len(),
+            gemms: self.gemms.len(),
+            flops: self.flops,
+        }
+    }
+
+    fn rollback(&mut self, m: Mark) {
+        self.steps.truncate(m.steps);
+        self.values.truncate(m.values);
+        self.consts.truncate(m.consts);
+        self.convs.truncate(m.convs);
+        self.gemms.truncate(m.gemms);
+        self.flops = m.flops;
+        self.map.retain(|_, v| *v < m.values);
+        self.relayouts.retain(|k, v| *v < m.values && k.0 < m.values);
+        self.map_step.retain(|v, s| *v < m.values && *s < m.steps);
+        self.const_of.retain(|_, c| *c < m.consts);
+    }
+
+    fn native(&mut self, node: &Node) -> Result<()> {
         match &node.op {
             Op::Conv(c) => self.conv(node, c),
             Op::Activation(Activation::Identity) => {
@@ -241,17 +384,6 @@ impl Builder<'_> {
                     _ => None,
                 };
                 self.push(&node.name, node.op.name(), Step::Pool { pool: p.clone(), pads, average, input, output });
-                Ok(())
-            }
-            Op::Resize(r) => {
-                let input = self.nhwc(node, 0)?;
-                let (_, scales) = shape::resize_shape(self.g, node, &self.values[input].shape.clone())?;
-                let output = self.define(node, Layout::Nhwc)?;
-                self.push(
-                    &node.name,
-                    "Resize",
-                    Step::Resize { resize: *r, scales: [scales[2], scales[3]], input, output },
-                );
                 Ok(())
             }
             Op::Concat(a) => {
@@ -305,10 +437,8 @@ impl Builder<'_> {
                 self.push(&node.name, "Softmax", Step::Softmax { input, output, dims });
                 Ok(())
             }
-            Op::Shape(..) | Op::Slice | Op::Cast(_) => Err(node_err(
-                node,
-                "computes on run-time tensors; only constant-foldable shape arithmetic is supported",
-            )),
+            Op::Shape(..) | Op::Cast(_) | Op::Generic(_) => self.eval_node(node),
+            Op::Slice => Err(node_err(node, "runs as an Eval step")),
         }
     }
 

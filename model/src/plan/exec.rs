@@ -12,6 +12,8 @@ pub struct Session<'p> {
     plan: &'p Plan,
     set: Box<dyn KernelSet>,
     arena: Vec<AlignedBuf>,
+    /// Data-dependent values of the current run (see [`super::PlanValue::dynamic`]).
+    dynamic: Vec<Option<Tensor>>,
     pool: Option<rayon::ThreadPool>,
 }
 
@@ -38,7 +40,7 @@ impl Plan {
         // each run to a pool would only add the hand-over.
         let any_parallel = self.steps.iter().any(|s| {
             let out = memory::writes(&s.step);
-            worth_threads(self, &s.step, self.values[out].len())
+            worth_threads(self, &s.step, self.values[out].words())
         });
         let pool = if threads > 1 && any_parallel {
             Some(
@@ -50,7 +52,13 @@ impl Plan {
         } else {
             None
         };
-        Ok(Session { plan: self, set, arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(), pool })
+        Ok(Session {
+            plan: self,
+            set,
+            arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
+            dynamic: vec![None; self.values.len()],
+            pool,
+        })
     }
 }
 
@@ -72,26 +80,34 @@ impl Session<'_> {
         let plan = self.plan;
         load_inputs(plan, inputs, &mut self.arena)?;
         let par = if self.pool.is_some() { Parallelism::Rayon } else { Parallelism::Sequential };
-        let (set, arena) = (&*self.set, &mut self.arena);
+        let (set, arena, dynamic) = (&*self.set, &mut self.arena, &mut self.dynamic);
         match &self.pool {
-            Some(pool) => pool.install(|| run_steps(plan, set, arena, par, times))?,
-            None => run_steps(plan, set, arena, par, times)?,
+            Some(pool) => pool.install(|| run_steps(plan, set, arena, dynamic, par, times))?,
+            None => run_steps(plan, set, arena, dynamic, par, times)?,
         }
-        Ok(plan
-            .outputs
-            .iter()
-            .map(|&o| {
-                let v = &plan.values[o];
-                Tensor::float(v.shape.clone(), self.arena[v.slot][..v.len()].to_vec())
-            })
-            .collect())
+        read_outputs(plan, &self.arena, &mut self.dynamic)
     }
+}
+
+/// The plan's outputs after a run: from their arena words, or taken from the table of
+/// data-dependent values.
+pub(super) fn read_outputs(plan: &Plan, arena: &[AlignedBuf], dynamic: &mut [Option<Tensor>]) -> Result<Vec<Tensor>> {
+    plan.outputs
+        .iter()
+        .map(|&o| match plan.values[o].dynamic {
+            true => dynamic[o]
+                .clone()
+                .ok_or_else(|| ModelError::Malformed(format!("output `{}` was not computed", plan.values[o].name))),
+            false => Ok(plan.read_value(o, &arena[plan.values[o].slot])),
+        })
+        .collect()
 }
 
 fn run_steps(
     plan: &Plan,
     set: &dyn KernelSet,
     arena: &mut [AlignedBuf],
+    dynamic: &mut [Option<Tensor>],
     par: Parallelism,
     mut times: Option<&mut [std::time::Duration]>,
 ) -> Result<()> {
@@ -103,11 +119,11 @@ fn run_steps(
         let mut out_buf = std::mem::take(&mut arena[out_v.slot]);
         let result = {
             let arena = &*arena;
-            let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].len()] };
-            let out = &mut out_buf[..out_v.len()];
+            let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].words()] };
+            let out = &mut out_buf[..out_v.words()];
             let in_place = |v: usize| plan.values[v].slot == out_v.slot;
             let step_par = if parallel && worth_threads(plan, step, out.len()) { par } else { Parallelism::Sequential };
-            exec_step(plan, set, step, out, &val, &in_place, step_par, step_par == Parallelism::Rayon)
+            exec_step(plan, set, step, out, &val, &in_place, dynamic, step_par)
         };
         arena[out_v.slot] = out_buf;
         if let (Some(t), Some(start)) = (times.as_deref_mut(), start) {
@@ -173,9 +189,10 @@ pub(super) fn exec_step<'a>(
     out: &mut [f32],
     val: &dyn Fn(usize) -> &'a [f32],
     in_place: &dyn Fn(usize) -> bool,
+    dynamic: &mut [Option<Tensor>],
     par: Parallelism,
-    parallel: bool,
 ) -> Result<()> {
+    let parallel = par == Parallelism::Rayon;
     let phys = |v: usize| plan.values[v].physical();
     match step {
         Step::Conv { weights, bias, input, residual, activation, output } => {
@@ -255,6 +272,7 @@ pub(super) fn exec_step<'a>(
             out.copy_from_slice(val(*input));
             ops::softmax(out, *dims);
         }
+        Step::Eval { .. } => super::eval::run(plan, step, val, out, dynamic)?,
     }
     Ok(())
 }

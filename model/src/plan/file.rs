@@ -8,7 +8,7 @@ use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -149,7 +149,7 @@ fn check(plan: &Plan) -> Result<()> {
         return bad(format!("weights packed for another kernel set than `{}`", plan.kernel_name));
     }
     for (i, v) in plan.values.iter().enumerate() {
-        if v.slot >= plan.slots.len() || plan.slots[v.slot] < v.len() {
+        if v.slot >= plan.slots.len() || plan.slots[v.slot] < v.words() {
             return bad(format!("value {i} does not fit its buffer slot"));
         }
         if v.layout == super::Layout::Nhwc && v.shape.len() != 4 {
@@ -182,6 +182,7 @@ fn check(plan: &Plan) -> Result<()> {
             Step::Binary { a, b, .. } => consts_ok(&a.0) && consts_ok(&b.0),
             Step::Concat { inputs, .. } => inputs.iter().all(consts_ok),
             Step::Copy { input, .. } => consts_ok(input),
+            Step::Eval { inputs, .. } => super::eval::consts_ok(inputs, plan.consts.len()),
             _ => true,
         };
         if !ok {

@@ -27,6 +27,8 @@ pub struct GpuSession<'p> {
     /// Per step: the epilogue of a GPU step (bias uploaded once).
     epilogues: Vec<Option<DeviceEpilogue>>,
     arena: Vec<AlignedBuf>,
+    /// Data-dependent values of the current run.
+    dynamic: Vec<Option<Tensor>>,
     /// Per value: its device copy, once a GPU step has touched it.
     device: Vec<Option<DeviceTensor>>,
     on_host: Vec<bool>,
@@ -80,6 +82,7 @@ impl Plan {
             gemms,
             epilogues,
             arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
+            dynamic: vec![None; n],
             device: (0..n).map(|_| None).collect(),
             on_host: vec![false; n],
             on_device: vec![false; n],
@@ -103,13 +106,12 @@ impl GpuSession<'_> {
             let result = if on_gpu(&ps.step) { self.gpu_step(s) } else { self.host_step(s) };
             result.map_err(|e| step_error(ps, e))?;
         }
-        let mut outs = Vec::with_capacity(plan.outputs.len());
         for &o in &plan.outputs {
-            self.fetch_to_host(o)?;
-            let v = &plan.values[o];
-            outs.push(Tensor::float(v.shape.clone(), self.arena[v.slot][..v.len()].to_vec()));
+            if !plan.values[o].dynamic {
+                self.fetch_to_host(o)?;
+            }
         }
-        Ok(outs)
+        super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)
     }
 
     /// Host↔device copies made by the last run: `(uploads, downloads)`.
@@ -205,17 +207,17 @@ impl GpuSession<'_> {
         let mut out_buf = std::mem::take(&mut self.arena[out_v.slot]);
         let result = {
             let arena = &self.arena;
-            let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].len()] };
+            let val = |v: usize| -> &[f32] { &arena[plan.values[v].slot][..plan.values[v].words()] };
             let in_place = |v: usize| plan.values[v].slot == out_v.slot;
             exec_step(
                 plan,
                 &*self.set,
                 step,
-                &mut out_buf[..out_v.len()],
+                &mut out_buf[..out_v.words()],
                 &val,
                 &in_place,
+                &mut self.dynamic,
                 Parallelism::Sequential,
-                false,
             )
         };
         self.arena[out_v.slot] = out_buf;

@@ -22,6 +22,7 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         | Step::Gemm { a: input, .. }
         | Step::Softmax { input, .. } => (vec![*input], false),
         Step::Concat { inputs, .. } => (inputs.iter().filter_map(v).collect(), false),
+        Step::Eval { inputs, .. } => (super::eval::reads(inputs), false),
         Step::Copy { input, .. } => (v(input).into_iter().collect(), false),
     }
 }
@@ -39,7 +40,8 @@ pub(crate) fn writes(step: &Step) -> usize {
         | Step::DepthToSpace { output, .. }
         | Step::Copy { output, .. }
         | Step::Gemm { output, .. }
-        | Step::Softmax { output, .. } => *output,
+        | Step::Softmax { output, .. }
+        | Step::Eval { output, .. } => *output,
         Step::Binary { output, .. } => output.0,
     }
 }
@@ -62,7 +64,7 @@ pub(crate) fn assign(plan: &mut Plan) {
     let mut live: Vec<usize> = Vec::new();
     for &i in &plan.inputs {
         let s = slots.len();
-        slots.push(plan.values[i].len());
+        slots.push(plan.values[i].words());
         plan.values[i].slot = s;
         live.push(i);
     }
@@ -72,7 +74,7 @@ pub(crate) fn assign(plan: &mut Plan) {
     for s in 0..plan.steps.len() {
         let (inputs, in_place_ok) = reads(&plan.steps[s].step);
         let out = writes(&plan.steps[s].step);
-        let len = plan.values[out].len();
+        let len = plan.values[out].words();
         // Free what died before this step.
         live.retain(|&v| {
             if last_use[v] < s {
@@ -90,7 +92,7 @@ pub(crate) fn assign(plan: &mut Plan) {
             && first.is_some_and(|i| {
                 last_use[i] == s
                     && !plan.inputs.contains(&i)
-                    && plan.values[i].len() == len
+                    && plan.values[i].words() == len
                     && plan.values[i].layout == plan.values[out].layout
                     && inputs.iter().filter(|&&x| x == i).count() == 1
             });

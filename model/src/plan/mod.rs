@@ -3,6 +3,7 @@
 //! a plan (the kernels' layout); graph inputs and outputs are NCHW, converted at the edges.
 
 mod build;
+mod eval;
 mod exec;
 mod file;
 #[cfg(feature = "cuda")]
@@ -13,9 +14,11 @@ mod ops;
 use kernels::{Activation, KernelSetId, PackedB, PackedConv};
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{Binary, Pool, Resize};
+use crate::ir::{Binary, Op, Pool, Resize};
+use crate::tensor::DType;
 
 pub use build::build;
+pub use eval::EvalInput;
 pub use exec::Session;
 #[cfg(feature = "cuda")]
 pub use gpu::GpuSession;
@@ -55,12 +58,29 @@ pub struct PlanValue {
     pub layout: Layout,
     /// Buffer slot (assigned by the memory plan).
     pub slot: usize,
+    /// Element type: integer values are held in the float arena as the bits of `i64`s, two
+    /// words each (only `Eval` and copy steps touch them).
+    pub dtype: DType,
+    /// A data-dependent value: its shape is known only at run time, so it lives outside
+    /// the buffer plan (only `Eval` steps read and write it; `shape` is empty).
+    pub dynamic: bool,
 }
 
 impl PlanValue {
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// Number of arena words the value occupies (two per integer element).
+    pub fn words(&self) -> usize {
+        if self.dynamic {
+            0
+        } else if self.dtype.is_int() {
+            2 * self.len()
+        } else {
+            self.len()
+        }
     }
 
     /// Whether the value has no elements.
@@ -214,6 +234,18 @@ pub enum Step {
         /// Block (rows, columns).
         block: [usize; 2],
     },
+    /// A node without a kernel of its own, evaluated by the portable operators on its
+    /// run-time inputs (plain layout); one step per output the plan uses.
+    Eval {
+        /// The operator.
+        op: Op,
+        /// Its inputs (`None`: omitted).
+        inputs: Vec<Option<EvalInput>>,
+        /// Which of the node's outputs this step writes.
+        index: usize,
+        /// Output value.
+        output: usize,
+    },
     /// Softmax over `len` values at stride `inner`, `outer` times.
     Softmax {
         /// Input.
@@ -264,6 +296,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The output tensor of plan value `v` read from its arena words.
+    pub(crate) fn read_value(&self, v: usize, words: &[f32]) -> crate::Tensor {
+        let pv = &self.values[v];
+        if pv.dtype.is_int() {
+            crate::Tensor::int(pv.shape.clone(), pv.dtype, eval::decode_ints(&words[..pv.words()]))
+        } else {
+            crate::Tensor::float(pv.shape.clone(), words[..pv.len()].to_vec())
+        }
+    }
+
     /// Peak activation memory in bytes: the sum of the buffer slots.
     pub fn activation_bytes(&self) -> usize {
         self.slots.iter().sum::<usize>() * 4

@@ -1,5 +1,9 @@
 //! ONNX protobuf to [`Graph`]: values, constants, typed operators. Every refusal names the
-//! node and the reason; no input byte string panics (see the importer fuzz test).
+//! node and the reason, and the importer goes on past refused nodes so that one error
+//! ([`ModelError::Problems`]) lists every problem of the model; no input byte string
+//! panics (see the importer fuzz test).
+
+mod portable;
 
 use std::collections::HashMap;
 
@@ -7,8 +11,8 @@ use kernels::Activation;
 use onnx::attr;
 use onnx::proto::{ModelProto, NodeProto};
 
-use crate::error::{unsupported, ModelError, Result};
-use crate::ir::{AutoPad, Binary, Conv, CoordinateMode, Graph, NearestMode, Node, Op, Pool, Resize, ResizeMode};
+use crate::error::{unsupported, ModelError, Problem, Report, Result};
+use crate::ir::{AutoPad, Binary, Conv, Graph, Node, Op, Pool};
 use crate::tensor::{DType, Tensor};
 
 /// Default-domain opsets the importer accepts. The operators it knows have the same
@@ -22,28 +26,83 @@ pub fn import(bytes: &[u8]) -> Result<Graph> {
     import_model(&model)
 }
 
-/// Imports a decoded model.
+/// Operators of quantized models (the importer says a model is quantized when it has one).
+const QUANTIZED_OPS: [&str; 15] = [
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "ConvInteger",
+    "MatMulInteger",
+    "QLinearAdd",
+    "QLinearMul",
+    "QLinearSigmoid",
+    "QLinearConcat",
+    "QLinearGlobalAveragePool",
+    "QGemm",
+    "DynamicQuantizeMatMul",
+    "DynamicQuantizeLSTM",
+];
+
+/// Imports a decoded model. Refused initializers, inputs and nodes are collected (their
+/// outputs stand in as unknown values so later nodes still resolve) and returned together
+/// as [`ModelError::Problems`]; structural errors (undefined names, cycles) stop at once.
 pub fn import_model(model: &ModelProto) -> Result<Graph> {
     let opset = default_opset(model)?;
     let graph = model.graph.as_ref().ok_or_else(|| ModelError::Malformed("the model has no graph".into()))?;
     let mut g = Graph { opset, ..Graph::default() };
     let mut names: HashMap<String, usize> = HashMap::new();
+    let mut report = Report::default();
+    let refuse = |report: &mut Report, e: ModelError| -> Result<()> {
+        match e {
+            ModelError::Unsupported { node, op, reason } => {
+                report.problems.push(Problem { node, op, reason });
+                Ok(())
+            }
+            other => Err(other),
+        }
+    };
     for init in &graph.initializer {
-        let t = Tensor::from_onnx(init).map_err(|e| ModelError::Unsupported {
-            node: init.name.clone(),
-            op: "initializer".into(),
-            reason: e.to_string(),
-        })?;
-        define(&mut names, &init.name, g.add_constant(init.name.clone(), t))?;
+        let id = match Tensor::from_onnx(init) {
+            Ok(t) => {
+                report.quantized |= t.dtype.is_quantized();
+                g.add_constant(init.name.clone(), t)
+            }
+            Err(e) => {
+                refuse(&mut report, unsupported(&init.name, "initializer", e.to_string()))?;
+                g.add_value(init.name.clone(), DType::F32, None)
+            }
+        };
+        define(&mut names, &init.name, id)?;
     }
     for input in &graph.input {
         if names.contains_key(&input.name) {
             continue; // an initializer listed as an input (IR < 4 style): a constant
         }
         let tt = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
-        let dtype = tt.and_then(|t| DType::from_onnx(t.elem_type)).ok_or_else(|| {
-            unsupported(&input.name, "graph input", "only FLOAT, INT32 and INT64 tensors are supported")
-        })?;
+        let dtype = match tt.map(|t| t.elem_type) {
+            Some(code) => match DType::from_onnx(code) {
+                Some(d) => d,
+                None => {
+                    let name = onnx::tensor::type_name(code);
+                    refuse(
+                        &mut report,
+                        unsupported(
+                            &input.name,
+                            "graph input",
+                            format!("type {name}: edgepack executes FLOAT, BOOL and the integer types"),
+                        ),
+                    )?;
+                    DType::F32
+                }
+            },
+            None => {
+                refuse(&mut report, unsupported(&input.name, "graph input", "it is not a tensor"))?;
+                DType::F32
+            }
+        };
+        report.quantized |= dtype.is_quantized();
         let id = g.add_value(input.name.clone(), dtype, None);
         define(&mut names, &input.name, id)?;
         if let Some(shape) = tt.and_then(|t| t.shape.as_ref()) {
@@ -53,7 +112,17 @@ pub fn import_model(model: &ModelProto) -> Result<Graph> {
         g.inputs.push(id);
     }
     for (index, node) in graph.node.iter().enumerate() {
-        import_node(&mut g, &mut names, node, index)?;
+        report.quantized |= QUANTIZED_OPS.contains(&node.op_type.as_str());
+        if let Err(e) = import_node(&mut g, &mut names, node, index) {
+            refuse(&mut report, e)?;
+            // The refused node's outputs stand in as unknown values.
+            let missing: Vec<&String> =
+                node.output.iter().filter(|o| !o.is_empty() && !names.contains_key(*o)).collect();
+            for o in missing {
+                let id = g.add_value(o.clone(), DType::F32, None);
+                define(&mut names, o, id)?;
+            }
+        }
     }
     for out in &graph.output {
         let id = *names
@@ -63,6 +132,9 @@ pub fn import_model(model: &ModelProto) -> Result<Graph> {
     }
     if g.outputs.is_empty() {
         return Err(ModelError::Malformed("the graph has no outputs".into()));
+    }
+    if !report.problems.is_empty() {
+        return Err(ModelError::Problems(report));
     }
     Ok(g)
 }
@@ -206,41 +278,6 @@ impl Ctx<'_> {
             ceil_mode: self.flag("ceil_mode")?,
         })
     }
-
-    fn resize(&self) -> Result<Op> {
-        if self.int("antialias", 0)? != 0 {
-            return Err(self.err("antialias = 1 is not supported"));
-        }
-        if self.wrap(attr::ints(self.node, "axes"))?.is_some() {
-            return Err(self.err("attribute `axes` is not supported"));
-        }
-        if self.string("keep_aspect_ratio_policy", "stretch")? != "stretch" {
-            return Err(self.err("keep_aspect_ratio_policy other than `stretch` is not supported"));
-        }
-        if self.int("exclude_outside", 0)? != 0 {
-            return Err(self.err("exclude_outside = 1 is not supported"));
-        }
-        let mode = match self.string("mode", "nearest")?.as_str() {
-            "nearest" => ResizeMode::Nearest(match self.string("nearest_mode", "round_prefer_floor")?.as_str() {
-                "round_prefer_floor" => NearestMode::RoundPreferFloor,
-                "round_prefer_ceil" => NearestMode::RoundPreferCeil,
-                "floor" => NearestMode::Floor,
-                "ceil" => NearestMode::Ceil,
-                m => return Err(self.err(format!("nearest_mode `{m}` is not an ONNX value"))),
-            }),
-            "linear" => ResizeMode::Linear,
-            m => return Err(self.err(format!("mode `{m}` is not supported (nearest, linear)"))),
-        };
-        let coordinates = match self.string("coordinate_transformation_mode", "half_pixel")?.as_str() {
-            "half_pixel" => CoordinateMode::HalfPixel,
-            "pytorch_half_pixel" => CoordinateMode::PytorchHalfPixel,
-            "align_corners" => CoordinateMode::AlignCorners,
-            "asymmetric" => CoordinateMode::Asymmetric,
-            "tf_half_pixel_for_nearest" => CoordinateMode::TfHalfPixelForNearest,
-            m => return Err(self.err(format!("coordinate_transformation_mode `{m}` is not supported"))),
-        };
-        Ok(Op::Resize(Resize { mode, coordinates }))
-    }
 }
 
 fn constant_value(ctx: &Ctx) -> Result<Tensor> {
@@ -266,7 +303,8 @@ fn constant_value(ctx: &Ctx) -> Result<Tensor> {
 fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodeProto, index: usize) -> Result<()> {
     let name = if node.name.is_empty() { format!("{}_{index}", node.op_type) } else { node.name.clone() };
     let ctx = Ctx { node, name: name.clone(), opset: g.opset };
-    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+    let microsoft = node.domain == "com.microsoft";
+    if !(node.domain.is_empty() || node.domain == "ai.onnx" || microsoft) {
         return Err(ctx.err(format!("domain `{}` is not supported", node.domain)));
     }
     let ids: Vec<Option<usize>> = node
@@ -290,13 +328,38 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
         let t = constant_value(&ctx)?;
         return define(names, out, g.add_constant(out.clone(), t));
     }
-    let (op, arity, outputs) = parse_op(&ctx)?;
+    let (op, arity, outputs) = match portable::parse(&ctx, microsoft)? {
+        Some(parsed) => parsed,
+        None if microsoft => return Err(ctx.err(format!("operator `com.microsoft.{}` is not supported", node.op_type))),
+        None => parse_op(&ctx)?,
+    };
     let present = ids.len();
     if present < arity.0 || present > arity.1 {
         return Err(ctx.err(format!("has {present} inputs, expected {}..={}", arity.0, arity.1)));
     }
     if ids.iter().take(arity.0).any(Option::is_none) {
         return Err(ctx.err(format!("the first {} inputs are required", arity.0)));
+    }
+    if let Op::Generic(gen) = &op {
+        // Optional outputs: positions up to `outputs`, empty names skipped.
+        if node.output.len() > outputs || node.output.iter().all(String::is_empty) {
+            return Err(ctx.err(format!("has {} outputs, expected 1..={outputs}", node.output.len())));
+        }
+        let dtypes = gen.out_dtypes(&ids.iter().map(|i| i.map(|i| g.values[i].dtype)).collect::<Vec<_>>());
+        let mut out_ids = Vec::new();
+        for (k, o) in node.output.iter().enumerate() {
+            let dtype = dtypes.get(k).copied().unwrap_or(DType::F32);
+            let id = if o.is_empty() {
+                g.add_value(format!("{name}.unused{k}"), dtype, None)
+            } else {
+                let id = g.add_value(o.clone(), dtype, None);
+                define(names, o, id)?;
+                id
+            };
+            out_ids.push(id);
+        }
+        g.nodes.push(Node { name, op, inputs: ids, outputs: out_ids });
+        return Ok(());
     }
     let real_outputs: Vec<&String> = node.output.iter().filter(|o| !o.is_empty()).collect();
     if real_outputs.len() != outputs || node.output.len() < outputs {
@@ -310,9 +373,12 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
         let dtype = match &op {
             Op::Shape(..) => DType::I64,
             Op::Cast(t) => *t,
-            Op::Reshape(_) | Op::Flatten(_) | Op::Slice | Op::Concat(_) | Op::Activation(Activation::Identity) => {
-                ids[0].map(|i| g.values[i].dtype).unwrap_or(DType::F32)
-            }
+            Op::Reshape(_)
+            | Op::Flatten(_)
+            | Op::Slice
+            | Op::Concat(_)
+            | Op::Binary(_)
+            | Op::Activation(Activation::Identity) => ids[0].map(|i| g.values[i].dtype).unwrap_or(DType::F32),
             _ => DType::F32,
         };
         let id = g.add_value(o.clone(), dtype, None);
@@ -359,7 +425,6 @@ fn parse_op(ctx: &Ctx) -> Result<(Op, (usize, usize), usize)> {
             (Op::MaxPool(ctx.pool()?), (1, 1), 1)
         }
         "AveragePool" => (Op::AveragePool(ctx.pool()?, ctx.flag("count_include_pad")?), (1, 1), 1),
-        "Resize" => (ctx.resize()?, (1, 4), 1),
         "Concat" => {
             let axis = ctx.wrap(attr::int(node, "axis"))?.ok_or_else(|| ctx.err("attribute `axis` is required"))?;
             (Op::Concat(axis), (1, usize::MAX), 1)
@@ -370,10 +435,12 @@ fn parse_op(ctx: &Ctx) -> Result<(Op, (usize, usize), usize)> {
         "Slice" => (Op::Slice, (3, 5), 1),
         "Cast" => {
             let to = ctx.int("to", 0)?;
-            let dtype = i32::try_from(to)
-                .ok()
-                .and_then(DType::from_onnx)
-                .ok_or_else(|| ctx.err(format!("cast to data type {to} is not supported (FLOAT, INT32, INT64)")))?;
+            let dtype = i32::try_from(to).ok().and_then(DType::from_onnx).ok_or_else(|| {
+                ctx.err(format!(
+                    "cast to {} is not supported (FLOAT, BOOL and the integer types are)",
+                    onnx::tensor::type_name(i32::try_from(to).unwrap_or(-1))
+                ))
+            })?;
             (Op::Cast(dtype), (1, 1), 1)
         }
         "MatMul" => (Op::MatMul, (2, 2), 1),

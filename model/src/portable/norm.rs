@@ -1,0 +1,173 @@
+//! Normalizations: `LayerNormalization`, `InstanceNormalization`, `GroupNormalization`,
+//! `LpNormalization`, `MeanVarianceNormalization`; two passes over each group (mean, then
+//! variance about it), in float64.
+
+use super::{broadcast_offsets, Arg, At, Generic};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<Vec<usize>>> {
+    let s = at.arg(args, 0)?.shape;
+    match op {
+        Generic::LayerNorm { axis, outputs, .. } => {
+            let ax = at.axis(*axis, s.len())?;
+            let stats: Vec<usize> = s.iter().enumerate().map(|(i, &d)| if i < ax { d } else { 1 }).collect();
+            let mut v = vec![s.to_vec()];
+            v.extend(std::iter::repeat_n(stats, outputs.saturating_sub(1)));
+            Ok(v)
+        }
+        Generic::InstanceNorm(_) | Generic::GroupNorm { .. } => {
+            if s.len() < 3 {
+                return Err(at.err(format!("input shape {s:?} has no spatial axes")));
+            }
+            Ok(vec![s.to_vec()])
+        }
+        Generic::LpNorm(axis, _) => {
+            at.axis(*axis, s.len())?;
+            Ok(vec![s.to_vec()])
+        }
+        Generic::MeanVarianceNorm(axes) => {
+            for &a in axes {
+                at.axis(a, s.len())?;
+            }
+            Ok(vec![s.to_vec()])
+        }
+        _ => unreachable!("normalizations only"),
+    }
+}
+
+/// Mean and variance of each group of `v`: element `i` belongs to group `group[i]`.
+fn moments(v: &[f64], group: &[usize], groups: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut sum = vec![0.0; groups];
+    let mut count = vec![0usize; groups];
+    for (&x, &g) in v.iter().zip(group) {
+        sum[g] += x;
+        count[g] += 1;
+    }
+    let mean: Vec<f64> = sum.iter().zip(&count).map(|(s, &c)| s / c.max(1) as f64).collect();
+    let mut var = vec![0.0; groups];
+    for (&x, &g) in v.iter().zip(group) {
+        var[g] += (x - mean[g]) * (x - mean[g]);
+    }
+    var.iter_mut().zip(&count).for_each(|(s, &c)| *s /= c.max(1) as f64);
+    (mean, var)
+}
+
+pub(super) fn eval(
+    at: &At,
+    op: &Generic,
+    ins: &[Option<&Tensor<f64>>],
+    shapes: Vec<Vec<usize>>,
+) -> Result<Vec<Tensor<f64>>> {
+    let x = at.tensor(ins, 0)?;
+    let v = at.floats(ins, 0)?;
+    let s = &x.shape;
+    let n = v.len();
+    let out = shapes[0].clone();
+    // Per-element parameter offsets for an optional input broadcast to `shape` at the axes
+    // `offsets` says.
+    let param = |i: usize, idx: &dyn Fn(usize) -> usize| -> Result<Option<Vec<f64>>> {
+        match ins.get(i).copied().flatten() {
+            None => Ok(None),
+            Some(_) => {
+                let p = at.floats(ins, i)?;
+                (0..n)
+                    .map(|e| p.get(idx(e)).copied().ok_or_else(|| at.err(format!("input {i} is too short"))))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+        }
+    };
+    match op {
+        Generic::LayerNorm { axis, epsilon, outputs } => {
+            let ax = at.axis(*axis, s.len())?;
+            let inner: usize = s[ax..].iter().product::<usize>().max(1);
+            let group: Vec<usize> = (0..n).map(|i| i / inner).collect();
+            let (mean, var) = moments(v, &group, n / inner);
+            let inv: Vec<f64> = var.iter().map(|&q| 1.0 / (q + f64::from(*epsilon)).sqrt()).collect();
+            let norm_shape = &s[ax..];
+            let scale_shape = at.tensor(ins, 1)?.shape.clone();
+            if crate::tensor::broadcast(&scale_shape, norm_shape).as_deref() != Some(norm_shape) {
+                return Err(at.err(format!("scale {scale_shape:?} does not broadcast to {norm_shape:?}")));
+            }
+            let so = broadcast_offsets(&scale_shape, norm_shape);
+            let bo = match ins.get(2).copied().flatten() {
+                Some(b) => broadcast_offsets(&b.shape, norm_shape),
+                None => Vec::new(),
+            };
+            let scale = param(1, &|e| so[e % inner])?.expect("required");
+            let bias = param(2, &|e| bo.get(e % inner).copied().unwrap_or(0))?;
+            let y = (0..n)
+                .map(|i| (v[i] - mean[group[i]]) * inv[group[i]] * scale[i] + bias.as_ref().map_or(0.0, |b| b[i]))
+                .collect();
+            let mut res = vec![Tensor::float(out, y)];
+            if *outputs > 1 {
+                res.push(Tensor::float(shapes[1].clone(), mean));
+            }
+            if *outputs > 2 {
+                res.push(Tensor::float(shapes[2].clone(), inv));
+            }
+            Ok(res)
+        }
+        Generic::InstanceNorm(eps) | Generic::GroupNorm { epsilon: eps, .. } => {
+            let c = s[1];
+            let spatial: usize = s[2..].iter().product::<usize>().max(1);
+            let groups = match op {
+                Generic::GroupNorm { groups, .. } => *groups,
+                _ => c,
+            };
+            if groups == 0 || c % groups != 0 {
+                return Err(at.err(format!("{c} channels do not divide into {groups} groups")));
+            }
+            let per = c / groups;
+            let chan = |i: usize| (i / spatial) % c;
+            let group: Vec<usize> = (0..n).map(|i| (i / spatial / c) * groups + chan(i) / per).collect();
+            let (mean, var) = moments(v, &group, (n / spatial / c) * groups);
+            let (sl, bl) = (at.floats(ins, 1)?.len(), at.floats(ins, 2)?.len());
+            // Scale and bias per channel, or per group (GroupNormalization-18).
+            let which = |len: usize| -> Result<Box<dyn Fn(usize) -> usize>> {
+                if len == c {
+                    Ok(Box::new(chan))
+                } else if len == groups {
+                    Ok(Box::new(move |i| chan(i) / per))
+                } else {
+                    Err(at.err(format!("scale/bias of {len} values for {c} channels in {groups} groups")))
+                }
+            };
+            let scale = param(1, &*which(sl)?)?.expect("required");
+            let bias = param(2, &*which(bl)?)?.expect("required");
+            let eps = f64::from(*eps);
+            let y =
+                (0..n).map(|i| (v[i] - mean[group[i]]) / (var[group[i]] + eps).sqrt() * scale[i] + bias[i]).collect();
+            Ok(vec![Tensor::float(out, y)])
+        }
+        Generic::LpNorm(axis, p) => {
+            let ax = at.axis(*axis, s.len())?;
+            let (len, inner) = (s[ax], s[ax + 1..].iter().product::<usize>());
+            let mut y = v.to_vec();
+            for o in 0..n / (len * inner).max(1) {
+                for i in 0..inner {
+                    let ix = |k: usize| (o * len + k) * inner + i;
+                    let norm = if *p == 1 {
+                        (0..len).map(|k| v[ix(k)].abs()).sum::<f64>()
+                    } else {
+                        (0..len).map(|k| v[ix(k)] * v[ix(k)]).sum::<f64>().sqrt()
+                    };
+                    for k in 0..len {
+                        y[ix(k)] = if norm == 0.0 { 0.0 } else { v[ix(k)] / norm };
+                    }
+                }
+            }
+            Ok(vec![Tensor::float(out, y)])
+        }
+        Generic::MeanVarianceNorm(axes) => {
+            let axes: Vec<usize> = axes.iter().map(|&a| at.axis(a, s.len())).collect::<Result<_>>()?;
+            let kept: Vec<usize> = s.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+            let group = broadcast_offsets(&kept, s);
+            let (mean, var) = moments(v, &group, kept.iter().product());
+            let y = (0..n).map(|i| (v[i] - mean[group[i]]) / (var[group[i]].sqrt() + 1e-9)).collect();
+            Ok(vec![Tensor::float(out, y)])
+        }
+        _ => unreachable!("normalizations only"),
+    }
+}
