@@ -17,10 +17,12 @@ cargo=/usr/bin/cargo
 triple=aarch64-unknown-linux-gnu
 test_args=(--locked --target "$triple" -p edgepack-kernels -p edgepack-harness)
 
-stage "arm64 (qemu max): cargo test --lib --tests, PROPTEST_CASES=${ARM64_MAX_CASES:-64} (real-model tests: the classifier only)"
+stage "arm64 (qemu max): cargo test --lib --tests, PROPTEST_CASES=${ARM64_MAX_CASES:-64} (real models: the classifier; zoo: ${ARM64_ZOO:=shufflenet_v2,fpn_detector,crnn_bilstm})"
 # The detector's float64 reference alone takes minutes under emulation; the classifier runs
-# the same model path (import, folding, every fused epilogue, plans on NEON and scalar).
-EDGEPACK_MODELS=ch_ppocr_mobile_v2.0_cls_infer PROPTEST_CASES=${ARM64_MAX_CASES:-64} $cargo test "${test_args[@]}" --lib --tests
+# the same model path (import, folding, every fused epilogue, plans on NEON and scalar). The
+# zoo subset covers the portable operators (channel shuffle, FPN decoding with NMS, LSTM).
+EDGEPACK_MODELS=ch_ppocr_mobile_v2.0_cls_infer EDGEPACK_ZOO=$ARM64_ZOO PROPTEST_CASES=${ARM64_MAX_CASES:-64} \
+    $cargo test "${test_args[@]}" --lib --tests
 for cpu in cortex-a72 neoverse-n1; do
     stage "arm64 (qemu $cpu): GEMM and convolution suites, PROPTEST_CASES=${ARM64_MODEL_CASES:-16}"
     QEMU_CPU=$cpu PROPTEST_CASES=${ARM64_MODEL_CASES:-16} $cargo test "${test_args[@]}" --test kernel_sets

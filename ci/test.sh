@@ -18,6 +18,9 @@ bash ci/fetch-onnx-data.sh
 # The real models (rapidocr wheel), ONNX Runtime 1.32.0 in a venv and its outputs for the
 # parity tests: harness/tests/models.rs needs them.
 bash ci/fetch-models.sh
+# The model zoo (torchvision/timm exports and small networks, opset 17) with ONNX Runtime's
+# outputs: harness/tests/zoo.rs needs it.
+bash ci/fetch-zoo.sh
 # NVRTC (CUDA 11.8, Debian non-free): the CUDA kernels are compiled for every supported
 # gpu-code and ptxas's register/spill report is checked. No GPU here: the CUDA suites report
 # "skipped: no CUDA device" (ci/gpu-check.sh runs them on a GPU machine).

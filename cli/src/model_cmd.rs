@@ -187,9 +187,9 @@ fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> Result<Vec<Tensor>, String> {
 }
 
 fn summary(t: &Tensor) -> String {
-    let v = t.floats().unwrap_or(&[]);
-    let (min, max) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+    let v = t.reals();
+    let (min, max) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
     let head: Vec<String> = v.iter().take(4).map(|x| format!("{x:.6}")).collect();
     format!("shape {:?}  min {min:.6}  max {max:.6}  mean {mean:.6}  first [{}]", t.shape, head.join(", "))
 }
@@ -272,7 +272,7 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
     };
     let mut runs = vec![base("float64 reference".into())];
     for ((o, r), n) in outs.iter().zip(&reference).zip(&names) {
-        runs[0].outputs.push(model_parity::compare(n, o, r.floats().unwrap_or(&[]), &r.shape, F32_BOUND));
+        runs[0].outputs.push(model_parity::compare(n, o, &r.reals(), &r.shape, F32_BOUND));
     }
     if !a.expect.is_empty() {
         if a.expect.len() != outs.len() {
@@ -283,7 +283,7 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
         refs.kernel_set = "float64 reference".into();
         for (((o, r), n), path) in outs.iter().zip(&reference).zip(&names).zip(&a.expect) {
             let e = harness::npy::read(path)?;
-            let ev: Vec<f64> = e.floats().unwrap_or(&[]).iter().map(|&x| x as f64).collect();
+            let ev: Vec<f64> = e.reals();
             ours.outputs.push(model_parity::compare(n, o, &ev, &e.shape, F32_BOUND));
             refs.outputs.push(model_parity::compare(n, &r.to_f32(), &ev, &e.shape, F32_BOUND));
         }

@@ -18,3 +18,4 @@ pub mod report;
 pub mod rng;
 pub mod suite;
 pub mod tolerance;
+pub mod zoo;

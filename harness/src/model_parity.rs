@@ -47,14 +47,24 @@ pub fn compare(name: &str, got: &Tensor, expected: &[f64], expected_shape: &[usi
         bound,
         failure: None,
     };
-    let Some(y) = got.floats() else {
-        p.failure = Some("not a float tensor".into());
-        return p;
-    };
     if got.shape != expected_shape {
         p.failure = Some(format!("shape {:?}, expected {expected_shape:?}", got.shape));
         return p;
     }
+    // Integer outputs (indices, classes, NMS selections) must match exactly.
+    if let Some(y) = got.ints() {
+        let differ = y.iter().zip(expected).filter(|(&a, &b)| a as f64 != b).count();
+        (p.max_rel_err, p.mean_rel_err, p.max_abs_err) = (0.0, 0.0, 0.0);
+        if differ > 0 {
+            (p.max_rel_err, p.mean_rel_err) = (f64::INFINITY, f64::INFINITY);
+            p.failure = Some(format!("{differ} of {} integer values differ", y.len()));
+        }
+        return p;
+    }
+    let Some(y) = got.floats() else {
+        p.failure = Some("neither a float nor an integer tensor".into());
+        return p;
+    };
     let (mut max_abs, mut sum_abs, mut max_ref, mut sum_ref) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
     for (&y, &r) in y.iter().zip(expected) {
         let e = (y as f64 - r).abs();

@@ -56,10 +56,23 @@ pub fn selected() -> Vec<&'static RealModel> {
     }
 }
 
-fn cache() -> PathBuf {
+/// The cache folder of fetched models and reference outputs (`EDGEPACK_CACHE`, default
+/// `.cache` in the workspace).
+pub fn cache() -> PathBuf {
     std::env::var_os("EDGEPACK_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache"))
+}
+
+/// `input_0.npy` and every `output_<k>.npy` of a reference folder.
+pub fn read_case(d: &Path) -> Result<(Tensor, Vec<Tensor>), String> {
+    let input = crate::npy::read(&d.join("input_0.npy"))
+        .map_err(|e| format!("{e} (run the fetch scripts; the README's test command does)"))?;
+    let mut outputs = Vec::new();
+    while d.join(format!("output_{}.npy", outputs.len())).is_file() {
+        outputs.push(crate::npy::read(&d.join(format!("output_{}.npy", outputs.len())))?);
+    }
+    Ok((input, outputs))
 }
 
 impl RealModel {
@@ -82,14 +95,7 @@ impl RealModel {
 
     /// The synthetic input and ONNX Runtime's outputs for it.
     pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>), String> {
-        let d = self.ort_dir();
-        let input = crate::npy::read(&d.join("input_0.npy"))
-            .map_err(|e| format!("{e} (run ci/fetch-models.sh; the README's test command does)"))?;
-        let mut outputs = Vec::new();
-        while d.join(format!("output_{}.npy", outputs.len())).is_file() {
-            outputs.push(crate::npy::read(&d.join(format!("output_{}.npy", outputs.len())))?);
-        }
-        Ok((input, outputs))
+        read_case(&self.ort_dir())
     }
 
     /// The shape as a vector.

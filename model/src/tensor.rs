@@ -184,6 +184,16 @@ impl<F: Copy> Tensor<F> {
     }
 }
 
+impl<F: Copy + Into<f64>> Tensor<F> {
+    /// Every value as float64 (integers converted), for comparisons.
+    pub fn reals(&self) -> Vec<f64> {
+        match &self.data {
+            Data::Float(v) => v.iter().map(|&x| x.into()).collect(),
+            Data::Int(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+}
+
 impl Tensor<f32> {
     /// Decodes an ONNX `TensorProto` (FLOAT, or any integer type or BOOL).
     pub fn from_onnx(t: &onnx::proto::TensorProto) -> Result<Self, onnx::OnnxError> {

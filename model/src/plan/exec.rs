@@ -235,13 +235,21 @@ pub(super) fn exec_step<'a>(
             let o = phys(*output);
             ops::resize(val(*input), dims4(&phys(*input)), resize, *scales, out, [o[1], o[2]], parallel);
         }
-        Step::Concat { inputs, axis, .. } => {
+        Step::Concat { inputs, axis, output } => {
+            let out_dims = phys(*output);
             let parts: Vec<(&[f32], Vec<usize>)> = inputs
                 .iter()
                 .map(|&o| {
                     let dims = match o {
                         Operand::Value(v) => phys(v),
-                        Operand::Const(c) => vec![plan.consts[c].len()],
+                        // A constant has the output's dims but along the axis.
+                        Operand::Const(c) => {
+                            let others: usize =
+                                out_dims.iter().enumerate().filter(|(d, _)| d != axis).map(|(_, &n)| n).product();
+                            let mut d = out_dims.clone();
+                            d[*axis] = plan.consts[c].len() / others.max(1);
+                            d
+                        }
                     };
                     (ops::operand(o, &plan.consts, val), dims)
                 })
