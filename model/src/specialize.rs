@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{ModelError, Result};
+use crate::error::{ModelError, Problem, Report, Result};
 use crate::ir::{Graph, Op};
 use crate::tensor::{DType, Data, Tensor};
 use crate::{reference, shape};
@@ -47,72 +47,89 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     }
     g.inputs = free;
     let nodes = std::mem::take(&mut g.nodes);
-    for mut node in nodes {
-        // Downstream of a data-dependent value, shapes are known only at run time too.
-        if node.inputs.iter().flatten().any(|&i| g.values[i].shape.is_none()) {
-            g.nodes.push(node);
-            continue;
-        }
-        resolve_clip(g, &mut node)?;
-        let all_const = node.inputs.iter().flatten().all(|i| g.constants.contains_key(i));
-        let shape_of_known = matches!(node.op, Op::Shape(..) | Op::Generic(crate::portable::Generic::Size))
-            && node.input(0).is_some_and(|i| g.shape(i).is_some());
-        // Fold in float64 only what is small; larger constant work is left to the plan.
-        let small = shape::infer(g, &node)
-            .map(|s| {
-                s.iter().all(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|l| l <= MAX_FOLD))
-            })
-            .unwrap_or(true);
-        if (all_const && small) || shape_of_known {
-            let wide: Vec<Option<Tensor<f64>>> = node
-                .inputs
-                .iter()
-                .map(|i| {
-                    i.map(|i| match g.constant(i) {
-                        Some(t) => t.to_f64(),
-                        // Shape only reads the shape.
-                        None => Tensor {
-                            shape: g.shape(i).unwrap_or(&[]).to_vec(),
-                            dtype: DType::F32,
-                            data: Data::Float(Vec::new()),
-                        },
-                    })
-                })
-                .collect();
-            let refs: Vec<Option<&Tensor<f64>>> = wide.iter().map(Option::as_ref).collect();
-            let outs = reference::eval(g, &node, &refs)?;
-            for (&id, t) in node.outputs.iter().zip(outs) {
-                let t = t.to_f32();
-                g.values[id].shape = Some(t.shape.clone());
-                g.constants.insert(id, t);
-            }
-            continue;
-        }
-        let shapes = match shape::infer(g, &node) {
-            Ok(s) => s,
-            // A shape decided by run-time values: the outputs stay without a shape, and
-            // the plan computes them (and what depends on them) off the static buffer plan.
-            Err(ModelError::DataDependent { .. }) => {
-                g.nodes.push(node);
-                continue;
-            }
+    // Refusals are collected: a refused node's outputs keep no shape, so what follows it is
+    // passed over as data-dependent rather than reported again.
+    let mut report = Report::default();
+    for node in nodes {
+        let (name, op) = (node.name.clone(), node.op.name().to_string());
+        match node_shapes(g, node) {
+            Ok(()) => {}
+            Err(ModelError::Unsupported { node, op, reason }) => report.problems.push(Problem { node, op, reason }),
+            Err(ModelError::Problems(r)) => report.problems.extend(r.problems),
+            Err(e) if e.is_refusal() => report.problems.push(Problem { node: name, op, reason: e.to_string() }),
             Err(e) => return Err(e),
-        };
-        for s in &shapes {
-            let len = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            if len.is_none_or(|l| l > MAX_ELEMENTS) {
-                return Err(crate::error::unsupported(
-                    &node.name,
-                    node.op.name(),
-                    format!("output shape {s:?} exceeds {MAX_ELEMENTS} elements"),
-                ));
-            }
         }
-        for (&id, s) in node.outputs.iter().zip(shapes) {
-            g.values[id].shape = Some(s);
-        }
-        g.nodes.push(node);
     }
+    if !report.problems.is_empty() {
+        return Err(ModelError::Problems(report));
+    }
+    Ok(())
+}
+
+/// Shapes (and folding) of one node, which is then appended to the graph.
+fn node_shapes(g: &mut Graph, mut node: crate::ir::Node) -> Result<()> {
+    // Downstream of a data-dependent value, shapes are known only at run time too.
+    if node.inputs.iter().flatten().any(|&i| g.values[i].shape.is_none()) {
+        g.nodes.push(node);
+        return Ok(());
+    }
+    resolve_clip(g, &mut node)?;
+    let all_const = node.inputs.iter().flatten().all(|i| g.constants.contains_key(i));
+    let shape_of_known = matches!(node.op, Op::Shape(..) | Op::Generic(crate::portable::Generic::Size))
+        && node.input(0).is_some_and(|i| g.shape(i).is_some());
+    // Fold in float64 only what is small; larger constant work is left to the plan.
+    let small = shape::infer(g, &node)
+        .map(|s| s.iter().all(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|l| l <= MAX_FOLD)))
+        .unwrap_or(true);
+    if (all_const && small) || shape_of_known {
+        let wide: Vec<Option<Tensor<f64>>> = node
+            .inputs
+            .iter()
+            .map(|i| {
+                i.map(|i| match g.constant(i) {
+                    Some(t) => t.to_f64(),
+                    // Shape only reads the shape.
+                    None => Tensor {
+                        shape: g.shape(i).unwrap_or(&[]).to_vec(),
+                        dtype: DType::F32,
+                        data: Data::Float(Vec::new()),
+                    },
+                })
+            })
+            .collect();
+        let refs: Vec<Option<&Tensor<f64>>> = wide.iter().map(Option::as_ref).collect();
+        let outs = reference::eval(g, &node, &refs)?;
+        for (&id, t) in node.outputs.iter().zip(outs) {
+            let t = t.to_f32();
+            g.values[id].shape = Some(t.shape.clone());
+            g.constants.insert(id, t);
+        }
+        return Ok(());
+    }
+    let shapes = match shape::infer(g, &node) {
+        Ok(s) => s,
+        // A shape decided by run-time values: the outputs stay without a shape, and
+        // the plan computes them (and what depends on them) off the static buffer plan.
+        Err(ModelError::DataDependent { .. }) => {
+            g.nodes.push(node);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for s in &shapes {
+        let len = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if len.is_none_or(|l| l > MAX_ELEMENTS) {
+            return Err(crate::error::unsupported(
+                &node.name,
+                node.op.name(),
+                format!("output shape {s:?} exceeds {MAX_ELEMENTS} elements"),
+            ));
+        }
+    }
+    for (&id, s) in node.outputs.iter().zip(shapes) {
+        g.values[id].shape = Some(s);
+    }
+    g.nodes.push(node);
     Ok(())
 }
 

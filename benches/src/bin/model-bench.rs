@@ -1,9 +1,10 @@
 //! Whole-model latency, same inputs, same run: edgepack (a plan on this host's best kernel
 //! set) against ONNX Runtime (CPU provider, `benches/ort_model.py` in the pinned venv) and
-//! tract-onnx, at 1 and 2 threads, for the real models of `harness::models`.
+//! tract-onnx, at 1 and 2 threads, for any model of `harness::models` (the PP-OCR pair,
+//! `ocr`, the default) or of the zoo's manifest (`harness::zoo`: `zoo` for all, or names).
 //!
 //!     cargo run --release -p edgepack-benches --features onnx-peers --bin model-bench -- \
-//!         [--rounds 5] [--runs 5] [--threads 1,2] [--json FILE]
+//!         [--models ocr|zoo|NAME,...] [--rounds 5] [--runs 5] [--threads 1,2] [--json FILE]
 //!
 //! The machine is noisy, so engines are interleaved: each round times `runs` runs of each
 //! engine in turn, and the medians are over every run of every round.
@@ -12,10 +13,45 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use harness::models::{RealModel, MODELS, ORT_VERSION};
+use harness::models::{MODELS, ORT_VERSION};
 use tract_onnx::prelude::*;
 
+/// A model to time: its file, input shape and ONNX Runtime's folder (input and outputs).
+struct Subject {
+    name: String,
+    path: PathBuf,
+    shape: Vec<usize>,
+    ort_dir: PathBuf,
+}
+
+/// `ocr` (the PP-OCR pair), `zoo` (every zoo model), or names from either, comma-separated.
+fn subjects(list: &str) -> Result<Vec<Subject>, String> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let ocr = MODELS.iter().filter(|m| name == "ocr" || m.name == name);
+        let found: Vec<Subject> = ocr
+            .map(|m| Subject { name: m.name.to_string(), path: m.path(), shape: m.shape(), ort_dir: m.ort_dir() })
+            .collect();
+        if !found.is_empty() {
+            out.extend(found);
+            continue;
+        }
+        let zoo = harness::zoo::all()?;
+        let found: Vec<Subject> = zoo
+            .into_iter()
+            .filter(|m| name == "zoo" || m.name == name)
+            .map(|m| Subject { ort_dir: m.ort_dir(), name: m.name, path: m.path, shape: m.shape })
+            .collect();
+        if found.is_empty() {
+            return Err(format!("no model `{name}` among the PP-OCR models and the zoo"));
+        }
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 struct Args {
+    models: String,
     rounds: usize,
     runs: usize,
     threads: Vec<usize>,
@@ -23,10 +59,12 @@ struct Args {
     python: PathBuf,
 }
 
-const USAGE: &str = "usage: model-bench [--rounds N] [--runs N] [--threads 1,2] [--json FILE] [--python PATH]";
+const USAGE: &str =
+    "usage: model-bench [--models ocr|zoo|NAME,...] [--rounds N] [--runs N] [--threads 1,2] [--json FILE] [--python PATH]";
 
 fn args() -> TractResult<Args> {
     let mut a = Args {
+        models: "ocr".into(),
         rounds: 5,
         runs: 5,
         threads: vec![1, 2],
@@ -47,6 +85,7 @@ fn args() -> TractResult<Args> {
         }
         let mut value = || it.next().ok_or_else(|| TractError::msg(format!("{flag} needs a value\n{USAGE}")));
         match flag.as_str() {
+            "--models" => a.models = value()?,
             "--rounds" => a.rounds = count(&flag, &value()?)?,
             "--runs" => a.runs = count(&flag, &value()?)?,
             "--threads" => a.threads = value()?.split(',').map(|t| count(&flag, t)).collect::<TractResult<_>>()?,
@@ -63,12 +102,12 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn ort_times(a: &Args, m: &RealModel, threads: usize) -> Vec<f64> {
+fn ort_times(a: &Args, m: &Subject, threads: usize) -> Vec<f64> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ort_model.py");
     let out = Command::new(&a.python)
         .arg(script)
-        .arg(m.path())
-        .args(["--input".as_ref(), m.ort_dir().join("input_0.npy").as_os_str()])
+        .arg(&m.path)
+        .args(["--input".as_ref(), m.ort_dir.join("input_0.npy").as_os_str()])
         .args(["--runs", &a.runs.to_string(), "--threads", &threads.to_string()])
         .output()
         .expect("run the ONNX Runtime script (ci/fetch-models.sh makes its venv)");
@@ -91,26 +130,37 @@ fn main() -> TractResult<()> {
     println!("| model | input | GFLOP | threads | edgepack ms | ONNX Runtime ms | tract ms | edgepack / ORT | edgepack / tract |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
-    for m in &MODELS {
-        let prepared = model::prepare(&m.bytes().map_err(TractError::msg)?, &[m.shape()])?;
+    for m in subjects(&a.models).map_err(TractError::msg)? {
+        let prepared = model::prepare(&std::fs::read(&m.path)?, std::slice::from_ref(&m.shape))?;
         let plan = model::plan::build(&prepared.optimized, &*set)?;
-        let (input, ort_out) = m.ort_case().map_err(TractError::msg)?;
-        let tract_plan = tract_onnx::onnx()
-            .model_for_path(m.path())?
-            .with_input_fact(0, f32::fact(m.shape).into())?
-            .into_optimized()?
-            .into_runnable()?;
+        let (input, ort_out) = harness::models::read_case(&m.ort_dir).map_err(TractError::msg)?;
+        // tract is a peer where it runs the model; where it cannot, its column reads n/a.
         let tract_input: TValue =
-            tract_ndarray::ArrayD::from_shape_vec(m.shape.to_vec(), input.floats().expect("float").to_vec())?
+            tract_ndarray::ArrayD::from_shape_vec(m.shape.clone(), input.floats().expect("float").to_vec())?
                 .into_tensor()
                 .into_tvalue();
-        // Sanity: tract computes the same thing.
-        let t_out = tract_plan.run(tvec!(tract_input.clone()))?;
-        let t0 = t_out[0].to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
-        let e0 = ort_out[0].floats().expect("float");
-        let scale = e0.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let err = t0.iter().zip(e0).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
-        eprintln!("{}: tract vs ORT max rel err {err:.1e}", m.name);
+        let tract_plan = (|| -> TractResult<_> {
+            let p = tract_onnx::onnx()
+                .model_for_path(&m.path)?
+                .with_input_fact(0, f32::fact(&m.shape).into())?
+                .into_optimized()?
+                .into_runnable()?;
+            // Sanity: tract computes the same thing.
+            let t_out = p.run(tvec!(tract_input.clone()))?;
+            let t0 = t_out[0].to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
+            let e0 = ort_out[0].floats().expect("float");
+            let scale = e0.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = t0.iter().zip(e0).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+            eprintln!("{}: tract vs ORT max rel err {err:.1e}", m.name);
+            Ok(p)
+        })();
+        let tract_plan = match tract_plan {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("{}: tract cannot run it ({e}); its column reads n/a", m.name);
+                None
+            }
+        };
         for &threads in &a.threads {
             let mut session = plan.session(threads)?;
             tract_linalg::multithread::set_default_executor(if threads > 1 {
@@ -119,7 +169,9 @@ fn main() -> TractResult<()> {
                 tract_linalg::multithread::Executor::SingleThread
             });
             session.run(std::slice::from_ref(&input))?;
-            tract_plan.run(tvec!(tract_input.clone()))?;
+            if let Some(t) = &tract_plan {
+                t.run(tvec!(tract_input.clone()))?;
+            }
             let (mut ours, mut ort, mut tract) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..a.rounds {
                 for _ in 0..a.runs {
@@ -127,26 +179,31 @@ fn main() -> TractResult<()> {
                     session.run(std::slice::from_ref(&input))?;
                     ours.push(t.elapsed().as_secs_f64() * 1e3);
                 }
-                ort.extend(ort_times(&a, m, threads));
-                for _ in 0..a.runs {
-                    let t = Instant::now();
-                    tract_plan.run(tvec!(tract_input.clone()))?;
-                    tract.push(t.elapsed().as_secs_f64() * 1e3);
+                ort.extend(ort_times(&a, &m, threads));
+                if let Some(tp) = &tract_plan {
+                    for _ in 0..a.runs {
+                        let t = Instant::now();
+                        tp.run(tvec!(tract_input.clone()))?;
+                        tract.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
                 }
             }
-            let (o, r, t) = (median(&mut ours), median(&mut ort), median(&mut tract));
+            let (o, r) = (median(&mut ours), median(&mut ort));
+            let t = (!tract.is_empty()).then(|| median(&mut tract));
             let shape: Vec<String> = m.shape.iter().map(|d| d.to_string()).collect();
+            let na = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
             println!(
-                "| {} | {} | {:.2} | {threads} | {o:.2} | {r:.2} | {t:.2} | {:.2} | {:.2} |",
+                "| {} | {} | {:.2} | {threads} | {o:.2} | {r:.2} | {} | {:.2} | {} |",
                 m.name,
                 shape.join("×"),
                 plan.flops as f64 / 1e9,
+                na(t),
                 o / r,
-                o / t
+                na(t.map(|t| o / t))
             );
             rows.push(serde_json::json!({
                 "model": m.name, "shape": m.shape, "gflop": plan.flops as f64 / 1e9, "threads": threads,
-                "edgepack_ms": o, "ort_ms": r, "tract_ms": t, "vs_ort": o / r, "vs_tract": o / t,
+                "edgepack_ms": o, "ort_ms": r, "tract_ms": t, "vs_ort": o / r, "vs_tract": t.map(|t| o / t),
                 "edgepack_min_ms": ours.first(), "ort_min_ms": ort.first(), "tract_min_ms": tract.first(),
             }));
         }

@@ -482,45 +482,78 @@ impl At<'_> {
     }
 }
 
+/// Which module evaluates an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Elementwise,
+    Movement,
+    Reduce,
+    Norm,
+    Einsum,
+    Rnn,
+    Resize,
+    Pool,
+    Detect,
+    Quant,
+}
+
+impl Generic {
+    fn family(&self) -> Family {
+        use Generic::*;
+        match self {
+            Unary(_) | Pow | Mod(_) | PRelu | Compare(_) | Logic(_) | Variadic(_) | Where | CastLike => {
+                Family::Elementwise
+            }
+            Transpose(_)
+            | Split { .. }
+            | Gather(_)
+            | GatherElements(_)
+            | GatherNd(_)
+            | ScatterNd(_)
+            | ScatterElements(..)
+            | Squeeze(_)
+            | Unsqueeze(_)
+            | Expand
+            | Tile
+            | Range
+            | ConstantOfShape(_)
+            | Size
+            | Pad { .. }
+            | DepthToSpace(..)
+            | SpaceToDepth(_)
+            | Dropout(_) => Family::Movement,
+            Reduce { .. } | ArgExtreme { .. } | LogSoftmax { .. } | Hardmax { .. } | GlobalMaxPool | TopK { .. } => {
+                Family::Reduce
+            }
+            LayerNorm { .. } | InstanceNorm(_) | GroupNorm { .. } | LpNorm(..) | MeanVarianceNorm(_) => Family::Norm,
+            Einsum(_) => Family::Einsum,
+            Rnn(_) => Family::Rnn,
+            Resize(_) => Family::Resize,
+            Pool(..) => Family::Pool,
+            NonMaxSuppression(_) => Family::Detect,
+            _ => Family::Quant,
+        }
+    }
+}
+
 /// Output shapes of a portable operator from its arguments (`None`: omitted input).
 pub fn infer(node: &Node, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<Vec<usize>>> {
     let at = At { node, op: op.name() };
-    use Generic::*;
-    match op {
-        Unary(_) => Ok(vec![at.arg(args, 0)?.shape.to_vec()]),
-        Pow | Mod(_) | Compare(_) | Logic(_) | Variadic(_) | Where => elementwise::broadcast_shape(&at, args),
-        PRelu => Ok(vec![at.arg(args, 0)?.shape.to_vec()]),
-        CastLike => Ok(vec![at.arg(args, 0)?.shape.to_vec()]),
-        Transpose(_)
-        | Split { .. }
-        | Gather(_)
-        | GatherElements(_)
-        | GatherNd(_)
-        | ScatterNd(_)
-        | ScatterElements(..)
-        | Squeeze(_)
-        | Unsqueeze(_)
-        | Expand
-        | Tile
-        | Range
-        | ConstantOfShape(_)
-        | Size
-        | Pad { .. }
-        | DepthToSpace(..)
-        | SpaceToDepth(_)
-        | Dropout(_) => movement::infer(&at, op, args),
-        Reduce { .. } | ArgExtreme { .. } | LogSoftmax { .. } | Hardmax { .. } | GlobalMaxPool | TopK { .. } => {
-            reduce::infer(&at, op, args)
+    match (op.family(), op) {
+        (Family::Elementwise, Generic::Unary(_) | Generic::PRelu | Generic::CastLike) => {
+            Ok(vec![at.arg(args, 0)?.shape.to_vec()])
         }
-        LayerNorm { .. } | InstanceNorm(_) | GroupNorm { .. } | LpNorm(..) | MeanVarianceNorm(_) => {
-            norm::infer(&at, op, args)
-        }
-        Einsum(eq) => linalg::einsum_shape(&at, eq, args),
-        Rnn(r) => rnn::infer(&at, r, args),
-        Resize(r) => Ok(vec![resize::geometry(&at, r, args)?.0]),
-        Pool(p, outputs) => pool::infer(&at, p, args, *outputs),
-        NonMaxSuppression(center) => detect::infer(&at, *center, args),
-        _ => quant::infer(&at, op, args),
+        (Family::Elementwise, _) => elementwise::broadcast_shape(&at, args),
+        (Family::Movement, _) => movement::infer(&at, op, args),
+        (Family::Reduce, _) => reduce::infer(&at, op, args),
+        (Family::Norm, _) => norm::infer(&at, op, args),
+        (Family::Einsum, Generic::Einsum(eq)) => linalg::einsum_shape(&at, eq, args),
+        (Family::Rnn, Generic::Rnn(r)) => rnn::infer(&at, r, args),
+        (Family::Resize, Generic::Resize(r)) => Ok(vec![resize::geometry(&at, r, args)?.0]),
+        (Family::Pool, Generic::Pool(p, outputs)) => pool::infer(&at, p, args, *outputs),
+        (Family::Detect, Generic::NonMaxSuppression(center)) => detect::infer(&at, *center, args),
+        (Family::Quant, _) => quant::infer(&at, op, args),
+        _ => unreachable!("family and operator agree"),
     }
 }
 
@@ -529,41 +562,20 @@ pub fn eval(node: &Node, op: &Generic, ins: &[Option<&Tensor<f64>>]) -> Result<V
     let at = At { node, op: op.name() };
     let args: Vec<Option<Arg>> = ins.iter().map(|t| t.map(Arg::of)).collect();
     let shapes = infer(node, op, &args)?;
-    use Generic::*;
-    match op {
-        Unary(_) | Pow | Mod(_) | PRelu | Compare(_) | Logic(_) | Variadic(_) | Where | CastLike => {
-            elementwise::eval(&at, op, ins, shapes)
+    match (op.family(), op) {
+        (Family::Elementwise, _) => elementwise::eval(&at, op, ins, shapes),
+        (Family::Movement, _) => movement::eval(&at, op, ins, &args, shapes),
+        (Family::Reduce, _) => reduce::eval(&at, op, ins, &args, shapes),
+        (Family::Norm, _) => norm::eval(&at, op, ins, shapes),
+        (Family::Einsum, Generic::Einsum(eq)) => linalg::einsum(&at, eq, ins, shapes),
+        (Family::Rnn, Generic::Rnn(r)) => rnn::eval(&at, r, ins, shapes),
+        (Family::Resize, Generic::Resize(r)) => {
+            resize::eval(&at, r, ins, shapes.into_iter().next().unwrap_or_default())
         }
-        Transpose(_)
-        | Split { .. }
-        | Gather(_)
-        | GatherElements(_)
-        | GatherNd(_)
-        | ScatterNd(_)
-        | ScatterElements(..)
-        | Squeeze(_)
-        | Unsqueeze(_)
-        | Expand
-        | Tile
-        | Range
-        | ConstantOfShape(_)
-        | Size
-        | Pad { .. }
-        | DepthToSpace(..)
-        | SpaceToDepth(_)
-        | Dropout(_) => movement::eval(&at, op, ins, &args, shapes),
-        Reduce { .. } | ArgExtreme { .. } | LogSoftmax { .. } | Hardmax { .. } | GlobalMaxPool | TopK { .. } => {
-            reduce::eval(&at, op, ins, &args, shapes)
-        }
-        LayerNorm { .. } | InstanceNorm(_) | GroupNorm { .. } | LpNorm(..) | MeanVarianceNorm(_) => {
-            norm::eval(&at, op, ins, shapes)
-        }
-        Einsum(eq) => linalg::einsum(&at, eq, ins, shapes),
-        Rnn(r) => rnn::eval(&at, r, ins, shapes),
-        Resize(r) => resize::eval(&at, r, ins, shapes.into_iter().next().unwrap_or_default()),
-        Pool(p, _) => pool::eval(&at, p, ins, shapes),
-        NonMaxSuppression(center) => detect::eval(&at, *center, ins),
-        _ => quant::eval(&at, op, ins, shapes),
+        (Family::Pool, Generic::Pool(p, _)) => pool::eval(&at, p, ins, shapes),
+        (Family::Detect, Generic::NonMaxSuppression(center)) => detect::eval(&at, *center, ins),
+        (Family::Quant, _) => quant::eval(&at, op, ins, shapes),
+        _ => unreachable!("family and operator agree"),
     }
 }
 
