@@ -35,18 +35,38 @@ else
     echo "zoo: torch $TORCH, torchvision $TORCHVISION, timm $TIMM installed in $VENV"
 fi
 
-# Re-export when the exporter script changes (its hash is in the stamp).
-stamp="$ZOO/.complete-$(sha256sum ci/zoo_export.py | cut -c1-16)"
+# The rapidocr wheel (a vision model shipped inside a package) and the ORT venv.
+EDGEPACK_NO_ORT=0 bash ci/fetch-models.sh >/dev/null
+
+# Re-export when the exporter or this script changes (their hash is in the stamp).
+stamp="$ZOO/.complete-$(cat ci/zoo_export.py ci/fetch-zoo.sh | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
     echo "zoo: models cached in $ZOO"
 else
     rm -rf "$ZOO"
     mkdir -p "$ZOO"
     "$VENV/bin/python" -W ignore ci/zoo_export.py "$ZOO" 2>&1 | grep '^zoo:'
+    # Shipped inside a package: the PP-OCRv4 text recognizer of rapidocr-onnxruntime 1.4.4
+    # (SVTR-style attention blocks over a CNN; 860 nodes; dynamic H/W), planned at 48×320.
+    python3 - "$CACHE/wheels/rapidocr_onnxruntime-1.4.4-py3-none-any.whl" "$ZOO" <<'PY'
+import json, os, sys, zipfile
+wheel, zoo = sys.argv[1], sys.argv[2]
+name = "ch_PP-OCRv4_rec_infer"
+with zipfile.ZipFile(wheel) as z:
+    data = z.read(f"rapidocr_onnxruntime/models/{name}.onnx")
+with open(os.path.join(zoo, name + ".onnx"), "wb") as f:
+    f.write(data)
+path = os.path.join(zoo, "zoo.json")
+m = json.load(open(path))
+m["models"].append({"name": name, "file": name + ".onnx", "shape": [1, 3, 48, 320],
+                    "about": "PP-OCRv4 text recognizer (SVTR attention over a CNN, CTC output)",
+                    "source": "rapidocr-onnxruntime 1.4.4 wheel", "dynamic_hw": True})
+json.dump(m, open(path, "w"), indent=1)
+print(f"zoo: {name} [1, 3, 48, 320] ({len(data)} bytes, from {os.path.basename(wheel)})")
+PY
     touch "$stamp"
 fi
 
-EDGEPACK_NO_ORT=0 bash ci/fetch-models.sh >/dev/null
 REF="$ZOO/ort-$ORT_VERSION"
 if [ -f "$REF/.complete" ]; then
     echo "zoo: ONNX Runtime outputs cached in $REF"
