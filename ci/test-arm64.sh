@@ -17,7 +17,7 @@ cargo=/usr/bin/cargo
 triple=aarch64-unknown-linux-gnu
 test_args=(--locked --target "$triple" -p edgepack-kernels -p edgepack-harness)
 
-stage "arm64 (qemu max): cargo test --lib --tests, PROPTEST_CASES=${ARM64_MAX_CASES:-64} (real models: the classifier; zoo: ${ARM64_ZOO:=shufflenet_v2,fpn_detector,crnn_bilstm})"
+stage "arm64 (qemu max): cargo test --lib --tests, PROPTEST_CASES=${ARM64_MAX_CASES:-64} (real models: the classifier; zoo: ${ARM64_ZOO:=shufflenet_v2,fpn_detector,crnn_bilstm,dq_lstm_uint8_bidir})"
 # The detector's float64 reference alone takes minutes under emulation; the classifier runs
 # the same model path (import, folding, every fused epilogue, plans on NEON and scalar). The
 # zoo subset covers the portable operators (channel shuffle, FPN decoding with NMS, LSTM).

@@ -167,6 +167,41 @@ ZOO = [
 ]
 
 
+def dynamic_quantize_lstm(out, name, direction, signed, per_column):
+    """A com.microsoft DynamicQuantizeLSTM node (what ONNX Runtime's dynamic quantization
+    makes of an LSTM): 8-bit weights [dirs, input, 4H], scales and zero points per tensor or
+    per column, sequence 5, batch 2, input 6, hidden 4."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.RandomState(7)
+    seq, batch, inp, hid = 5, 2, 6, 4
+    dirs = 2 if direction == "bidirectional" else 1
+    dtype = np.int8 if signed else np.uint8
+    lo, hi = (-100, 100) if signed else (0, 255)
+    w = rng.randint(lo, hi, (dirs, inp, 4 * hid)).astype(dtype)
+    r = rng.randint(lo, hi, (dirs, hid, 4 * hid)).astype(dtype)
+    b = (rng.randn(dirs, 8 * hid) * 0.1).astype(np.float32)
+    shape = (dirs, 4 * hid) if per_column else (dirs,)
+    ws = (rng.rand(*shape) * 0.01 + 0.001).astype(np.float32)
+    rs = (rng.rand(*shape) * 0.01 + 0.001).astype(np.float32)
+    wz = np.full(shape, 0 if signed else 128, dtype)
+    rz = np.full(shape, 0 if signed else 120, dtype)
+    inits = [numpy_helper.from_array(a, n) for a, n in
+             [(w, "W"), (r, "R"), (b, "B"), (ws, "ws"), (wz, "wz"), (rs, "rs"), (rz, "rz")]]
+    node = helper.make_node("DynamicQuantizeLSTM", ["X", "W", "R", "B", "", "", "", "", "ws", "wz", "rs", "rz"],
+                            ["Y", "Y_h", "Y_c"], domain="com.microsoft", hidden_size=hid, direction=direction, name="lstm")
+    g = helper.make_graph([node], name, [helper.make_tensor_value_info("X", TensorProto.FLOAT, [seq, batch, inp])],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ["Y", "Y_h", "Y_c"]], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 8
+    onnx.save(m, os.path.join(out, name + ".onnx"))
+    print(f"zoo: {name} [{seq}, {batch}, {inp}]", flush=True)
+    return {"name": name, "file": name + ".onnx", "shape": [seq, batch, inp], "dynamic_hw": False, "source": "edgepack",
+            "about": f"DynamicQuantizeLSTM ({direction}, {'INT8' if signed else 'UINT8'} weights, "
+                     f"{'per-column' if per_column else 'per-tensor'} scales), as ONNX Runtime's dynamic quantization writes it"}
+
+
 def calibrate(model, shape):
     """Sets BatchNorm running statistics from a few random batches (train mode, no grad)."""
     model.train()
@@ -202,6 +237,9 @@ def main():
         entries.append({"name": name, "file": name + ".onnx", "shape": list(shape), "about": about,
                         "source": source, "dynamic_hw": bool(dynamic)})
         print(f"zoo: {name} {list(shape)} ({os.path.getsize(path)} bytes)", flush=True)
+    if not only:
+        entries.append(dynamic_quantize_lstm(out, "dq_lstm_int8", "forward", True, False))
+        entries.append(dynamic_quantize_lstm(out, "dq_lstm_uint8_bidir", "bidirectional", False, True))
     with open(os.path.join(out, "zoo.json"), "w") as f:
         json.dump({"torch": torch.__version__, "torchvision": torchvision.__version__, "timm": timm.__version__,
                    "opset": 17, "models": entries}, f, indent=1)

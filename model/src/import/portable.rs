@@ -117,7 +117,7 @@ impl Ctx<'_> {
         })
     }
 
-    fn rnn(&self, kind: RnnKind) -> Result<Parsed> {
+    fn rnn(&self, kind: RnnKind) -> Result<Option<Parsed>> {
         let direction = match self.string("direction", "forward")?.as_str() {
             "forward" => Direction::Forward,
             "reverse" => Direction::Reverse,
@@ -159,8 +159,9 @@ impl Ctx<'_> {
             input_forget: self.flag("input_forget")?,
             batch_first: self.int("layout", 0)? == 1,
             outputs: self.outputs(outs),
+            quantized: false,
         };
-        Ok((Op::Generic(Generic::Rnn(rnn)), inputs, outs))
+        Ok(Some((Op::Generic(Generic::Rnn(rnn)), inputs, outs)))
     }
 }
 
@@ -181,6 +182,13 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
             }
             "QGemm" => g(Generic::QGemm(ctx.float("alpha", 1.0)?, ctx.flag("transA")?, ctx.flag("transB")?), 6, 9, 1),
             "DynamicQuantizeMatMul" => g(Generic::DynamicQuantizeMatMul, 3, 5, 1),
+            "DynamicQuantizeLSTM" => {
+                let Some((Op::Generic(Generic::Rnn(mut r)), _, outs)) = ctx.rnn(RnnKind::Lstm)? else {
+                    unreachable!("an LSTM")
+                };
+                r.quantized = true;
+                Ok(Some((Op::Generic(Generic::Rnn(r)), (3, 12), outs)))
+            }
             _ => Ok(None),
         };
     }
@@ -388,8 +396,8 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
         "NonMaxSuppression" => g(Generic::NonMaxSuppression(ctx.flag("center_point_box")?), 2, 5, 1),
         "Resize" => g(Generic::Resize(ctx.resize_attrs(2)?), 1, 4, 1),
         "Upsample" => g(Generic::Resize(ctx.resize_attrs(1)?), 2, 2, 1),
-        "LSTM" => ctx.rnn(RnnKind::Lstm).map(Some),
-        "GRU" => ctx.rnn(RnnKind::Gru(ctx.flag("linear_before_reset")?)).map(Some),
+        "LSTM" => ctx.rnn(RnnKind::Lstm),
+        "GRU" => ctx.rnn(RnnKind::Gru(ctx.flag("linear_before_reset")?)),
         "Dropout" => g(Generic::Dropout(ctx.outputs(2)), 1, 3, 2),
         "QuantizeLinear" | "DequantizeLinear" => {
             if ctx.int("block_size", 0)? != 0 {

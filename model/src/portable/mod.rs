@@ -284,6 +284,7 @@ impl Generic {
             GlobalMaxPool => "GlobalMaxPool",
             TopK { .. } => "TopK",
             Einsum(_) => "Einsum",
+            Rnn(r) if r.quantized => "DynamicQuantizeLSTM",
             Rnn(r) => r.kind.name(),
             Resize(_) => "Resize",
             NonMaxSuppression(_) => "NonMaxSuppression",
@@ -363,7 +364,7 @@ impl Generic {
                 | QLinearGlobalAveragePool(_)
                 | QGemm(..)
                 | DynamicQuantizeMatMul
-        )
+        ) || matches!(self, Rnn(r) if r.quantized)
     }
 }
 

@@ -135,6 +135,9 @@ pub struct Rnn {
     pub batch_first: bool,
     /// Outputs computed (Y, Y_h, and for LSTM Y_c).
     pub outputs: usize,
+    /// `com.microsoft` `DynamicQuantizeLSTM`: 8-bit weights `[dirs, n, 4H]` with scales and
+    /// zero points (inputs 8–11), activations quantized on the fly.
+    pub quantized: bool,
 }
 
 impl Rnn {
@@ -160,8 +163,13 @@ pub(super) fn infer(at: &At, r: &Rnn, args: &[Option<Arg>]) -> Result<Vec<Vec<us
     };
     at.arg(args, 1)?;
     at.arg(args, 2)?;
-    expect(1, &[d, g * h, *input])?;
-    expect(2, &[d, g * h, h])?;
+    if r.quantized {
+        expect(1, &[d, *input, g * h])?;
+        expect(2, &[d, h, g * h])?;
+    } else {
+        expect(1, &[d, g * h, *input])?;
+        expect(2, &[d, g * h, h])?;
+    }
     expect(3, &[d, 2 * g * h])?;
     expect(4, &[batch])?;
     let state = if r.batch_first { vec![batch, d, h] } else { vec![d, batch, h] };
@@ -176,6 +184,62 @@ pub(super) fn infer(at: &At, r: &Rnn, args: &[Option<Arg>]) -> Result<Vec<Vec<us
     Ok(out)
 }
 
+/// ONNX Runtime's dynamic quantization of an activation block: per tensor, the range
+/// widened to include 0, scale `(max − min)/255` (1 when the range is empty), zero point
+/// round-half-even; the block's values as `(q − zero_point)` and the scale.
+fn quantize_block(v: &[f64]) -> (Vec<f64>, f32) {
+    let lo = v.iter().copied().fold(0.0f64, f64::min) as f32;
+    let hi = v.iter().copied().fold(0.0f64, f64::max) as f32;
+    let scale = if hi == lo { 1.0 } else { (hi - lo) / 255.0 };
+    let zp = (-lo / scale).clamp(0.0, 255.0).round_ties_even();
+    let q = v.iter().map(|&x| ((x as f32 / scale).round_ties_even() + zp).clamp(0.0, 255.0) - zp).map(f64::from);
+    (q.collect(), scale)
+}
+
+/// Weights of one direction as the products read them: `at(row j of the 4H/3H gates, k)`.
+enum Weights<'a> {
+    /// Float `[gates·H, n]`.
+    Float(&'a [f64], usize),
+    /// Quantized `[n, gates·H]` as `(q − zero_point)`, with a scale per gate row (or one).
+    Quant(Vec<f64>, usize, Vec<f32>),
+}
+
+impl Weights<'_> {
+    /// `Σ_k v[k] · W[j, k]` for every gate row `j` into `out` (added), for each row `v` of
+    /// `rows`; quantized weights quantize the rows as one block, or each row on its own
+    /// (`per_row`).
+    fn product(&self, rows: &[f64], out: &mut [f64], gh: usize, per_row: bool) {
+        match self {
+            Weights::Float(w, n) => {
+                for (row, o) in rows.chunks(*n).zip(out.chunks_mut(gh)) {
+                    for (j, oj) in o.iter_mut().enumerate() {
+                        *oj += row.iter().zip(&w[j * n..(j + 1) * n]).map(|(a, b)| a * b).sum::<f64>();
+                    }
+                }
+            }
+            Weights::Quant(w, n, scales) => {
+                // Integer products (exact in float64), rescaled in float32 as ORT does.
+                let block = if per_row { *n } else { rows.len().max(1) };
+                for (chunk, o_chunk) in rows.chunks(block).zip(out.chunks_mut(block / n * gh)) {
+                    let (q, a_scale) = quantize_block(chunk);
+                    Self::rescaled(&q, o_chunk, w, *n, gh, a_scale, scales);
+                }
+            }
+        }
+    }
+
+    /// Quantized rows `q` (scale `a_scale`) times `w` `[n, gh]`, rescaled per gate row.
+    fn rescaled(q: &[f64], out: &mut [f64], w: &[f64], n: usize, gh: usize, a_scale: f32, scales: &[f32]) {
+        for (row, o) in q.chunks(n).zip(out.chunks_mut(gh)) {
+            for (j, oj) in o.iter_mut().enumerate() {
+                let acc: f64 = row.iter().enumerate().map(|(k, a)| a * w[k * gh + j]).sum();
+                let m = a_scale * scales[if scales.len() > 1 { j } else { 0 }];
+                *oj += f64::from(acc as f32 * m);
+            }
+        }
+    }
+}
+
 pub(super) fn eval(
     at: &At,
     r: &Rnn,
@@ -185,8 +249,8 @@ pub(super) fn eval(
     let xs = at.tensor(ins, 0)?.shape.clone();
     let (seq, batch, input) = if r.batch_first { (xs[1], xs[0], xs[2]) } else { (xs[0], xs[1], xs[2]) };
     let (dirs, h, g) = (r.dirs(), r.hidden, r.kind.gates());
+    let gh = g * h;
     let x = at.floats(ins, 0)?;
-    let (w, rw) = (at.floats(ins, 1)?, at.floats(ins, 2)?);
     let opt = |i: usize| -> Result<Option<&[f64]>> {
         match ins.get(i).copied().flatten() {
             Some(_) => at.floats(ins, i).map(Some),
@@ -210,14 +274,35 @@ pub(super) fn eval(
     };
     let (h0, c0) = (opt(5)?, if r.kind == RnnKind::Lstm { opt(6)? } else { None });
     let peep = if r.kind == RnnKind::Lstm { opt(7)? } else { None };
-    // Index helpers in the two layouts.
-    let xi = |t: usize, b: usize, k: usize| {
-        if r.batch_first {
-            (b * seq + t) * input + k
-        } else {
-            (t * batch + b) * input + k
+    // Per direction: the input and recurrent weights.
+    let weights = |d: usize, i: usize, n: usize| -> Result<Weights> {
+        if !r.quantized {
+            let w = at.floats(ins, i)?;
+            return Ok(Weights::Float(&w[d * gh * n..(d + 1) * gh * n], n));
         }
+        // DynamicQuantizeLSTM: W [dirs, n, gates·H] with scale/zero point at 8 + 2·(i − 1).
+        let t = at.tensor(ins, i)?;
+        let q = t.ints().ok_or_else(|| at.err(format!("input {i} must be an 8-bit integer tensor")))?;
+        let (si, zi) = (8 + 2 * (i - 1), 9 + 2 * (i - 1));
+        let scale = at.floats(ins, si)?;
+        let zp: Vec<i64> = match ins.get(zi).copied().flatten() {
+            Some(z) => z.ints().ok_or_else(|| at.err(format!("input {zi} must be integers")))?.to_vec(),
+            None => vec![0; scale.len()],
+        };
+        let per = if scale.len() == dirs { 1 } else { gh };
+        if scale.len() != dirs * per || zp.len() != scale.len() {
+            return Err(at.err(format!("scale/zero point of {} values for {dirs} direction(s)", scale.len())));
+        }
+        let (s, z) = (&scale[d * per..(d + 1) * per], &zp[d * per..(d + 1) * per]);
+        let w = q[d * n * gh..(d + 1) * n * gh]
+            .iter()
+            .enumerate()
+            .map(|(e, &v)| (v - z[if per > 1 { e % gh } else { 0 }]) as f64)
+            .collect();
+        Ok(Weights::Quant(w, n, s.iter().map(|&v| v as f32).collect()))
     };
+    // Index helpers in the two layouts.
+    let xi = |t: usize, b: usize| if r.batch_first { (b * seq + t) * input } else { (t * batch + b) * input };
     let si =
         |d: usize, b: usize, k: usize| if r.batch_first { (b * dirs + d) * h + k } else { (d * batch + b) * h + k };
     let yi = |t: usize, d: usize, b: usize, k: usize| {
@@ -235,79 +320,76 @@ pub(super) fn eval(
         None => v,
     };
     let na = r.kind.activations();
+    // X in (t, b) row order, for the input products of all steps at once.
+    let x_rows: Vec<f64> =
+        (0..seq).flat_map(|t| (0..batch).flat_map(move |b| x[xi(t, b)..xi(t, b) + input].to_vec())).collect();
     for d in 0..dirs {
         let reverse = r.direction == Direction::Reverse || d == 1;
         let acts = &r.activations[d * na..(d + 1) * na];
-        let wd = &w[d * g * h * input..(d + 1) * g * h * input];
-        let rd = &rw[d * g * h * h..(d + 1) * g * h * h];
-        let zero = vec![0.0; 2 * g * h];
-        let bd = bias.map_or(&zero[..], |b| &b[d * 2 * g * h..(d + 1) * 2 * g * h]);
-        for b in 0..batch {
-            let mut hs: Vec<f64> = (0..h).map(|k| h0.map_or(0.0, |v| v[si(d, b, k)])).collect();
-            let mut cs: Vec<f64> = (0..h).map(|k| c0.map_or(0.0, |v| v[si(d, b, k)])).collect();
-            let len = lens[b];
-            for step in 0..len {
-                let t = if reverse { len - 1 - step } else { step };
-                // Gate pre-activations: x·Wᵀ + Wb and h·Rᵀ + Rb, kept apart for GRU.
-                let mut xw = vec![0.0; g * h];
-                let mut hr = vec![0.0; g * h];
-                for j in 0..g * h {
-                    let mut s = bd[j];
-                    for k in 0..input {
-                        s += x[xi(t, b, k)] * wd[j * input + k];
-                    }
-                    xw[j] = s;
-                    let mut s = bd[g * h + j];
-                    for k in 0..h {
-                        s += hs[k] * rd[j * h + k];
-                    }
-                    hr[j] = s;
+        let (wd, rd) = (weights(d, 1, input)?, weights(d, 2, h)?);
+        let zero = vec![0.0; 2 * gh];
+        let bd = bias.map_or(&zero[..], |b| &b[d * 2 * gh..(d + 1) * 2 * gh]);
+        // x·Wᵀ + Wb for every (t, b).
+        let mut xw: Vec<f64> = (0..seq * batch).flat_map(|_| bd[..gh].to_vec()).collect();
+        wd.product(&x_rows, &mut xw, gh, false);
+        let mut hs: Vec<f64> = (0..batch * h).map(|e| h0.map_or(0.0, |v| v[si(d, e / h, e % h)])).collect();
+        let mut cs: Vec<f64> = (0..batch * h).map(|e| c0.map_or(0.0, |v| v[si(d, e / h, e % h)])).collect();
+        for step in 0..seq {
+            // h·Rᵀ + Rb for every batch row, quantized over the whole batch: ONNX Runtime's
+            // result with one thread (with more, it quantizes each row apart, and its output
+            // moves by about one quantization step).
+            let mut hr: Vec<f64> = (0..batch).flat_map(|_| bd[gh..].to_vec()).collect();
+            rd.product(&hs, &mut hr, gh, false);
+            for b in 0..batch {
+                let len = lens[b];
+                if step >= len {
+                    continue;
                 }
+                let t = if reverse { len - 1 - step } else { step };
+                let xw = &xw[(t * batch + b) * gh..][..gh];
+                let hr = &hr[b * gh..][..gh];
+                let (hb, cb) = (&mut hs[b * h..(b + 1) * h], &mut cs[b * h..(b + 1) * h]);
                 match r.kind {
                     RnnKind::Lstm => {
                         let p = |gate: usize, k: usize| peep.map_or(0.0, |p| p[d * 3 * h + gate * h + k]);
-                        let mut next = vec![0.0; h];
                         for k in 0..h {
                             let pre = |gate: usize| xw[gate * h + k] + hr[gate * h + k];
-                            let i = acts[0].apply(clip(pre(0) + p(0, k) * cs[k]));
+                            let i = acts[0].apply(clip(pre(0) + p(0, k) * cb[k]));
                             let f =
-                                if r.input_forget { 1.0 - i } else { acts[0].apply(clip(pre(2) + p(2, k) * cs[k])) };
+                                if r.input_forget { 1.0 - i } else { acts[0].apply(clip(pre(2) + p(2, k) * cb[k])) };
                             let c = acts[1].apply(clip(pre(3)));
-                            cs[k] = f * cs[k] + i * c;
-                            let o = acts[0].apply(clip(pre(1) + p(1, k) * cs[k]));
-                            next[k] = o * acts[2].apply(cs[k]);
+                            cb[k] = f * cb[k] + i * c;
+                            let o = acts[0].apply(clip(pre(1) + p(1, k) * cb[k]));
+                            hb[k] = o * acts[2].apply(cb[k]);
                         }
-                        hs = next;
                     }
                     RnnKind::Gru(linear_before_reset) => {
-                        let mut next = vec![0.0; h];
+                        let Weights::Float(rw, _) = &rd else { unreachable!("GRU weights are float") };
                         let reset: Vec<f64> = (0..h).map(|q| acts[0].apply(clip(xw[h + q] + hr[h + q]))).collect();
+                        let mut next = vec![0.0; h];
                         for k in 0..h {
                             let z = acts[0].apply(clip(xw[k] + hr[k]));
-                            let rr = reset[k];
                             let cand = if linear_before_reset {
-                                xw[2 * h + k] + rr * hr[2 * h + k]
+                                xw[2 * h + k] + reset[k] * hr[2 * h + k]
                             } else {
                                 // (r ⊙ h)·Rhᵀ + Rbh.
-                                let mut s = bd[g * h + 2 * h + k];
-                                for q in 0..h {
-                                    s += reset[q] * hs[q] * rd[(2 * h + k) * h + q];
-                                }
-                                xw[2 * h + k] + s
+                                let s: f64 = (0..h).map(|q| reset[q] * hb[q] * rw[(2 * h + k) * h + q]).sum();
+                                xw[2 * h + k] + bd[gh + 2 * h + k] + s
                             };
-                            let ht = acts[1].apply(clip(cand));
-                            next[k] = (1.0 - z) * ht + z * hs[k];
+                            next[k] = (1.0 - z) * acts[1].apply(clip(cand)) + z * hb[k];
                         }
-                        hs = next;
+                        hb.copy_from_slice(&next);
                     }
                 }
                 for k in 0..h {
-                    y[yi(t, d, b, k)] = hs[k];
+                    y[yi(t, d, b, k)] = hb[k];
                 }
             }
+        }
+        for b in 0..batch {
             for k in 0..h {
-                yh[si(d, b, k)] = hs[k];
-                yc[si(d, b, k)] = cs[k];
+                yh[si(d, b, k)] = hs[b * h + k];
+                yc[si(d, b, k)] = cs[b * h + k];
             }
         }
     }
