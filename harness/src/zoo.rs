@@ -96,6 +96,30 @@ impl ZooModel {
         dir().join(format!("ort-{}", crate::models::ORT_VERSION)).join(&self.name)
     }
 
+    /// The float64 reference's outputs for the fixed input, computed once by `compute` and
+    /// cached beside ORT's (`reference-f64/<name>/output_<k>.npy`; the folder goes when the
+    /// zoo is exported again, and deleting it recomputes).
+    pub fn reference(
+        &self,
+        compute: impl FnOnce() -> Result<Vec<Tensor<f64>>, String>,
+    ) -> Result<Vec<Tensor<f64>>, String> {
+        let d = dir().join("reference-f64").join(&self.name);
+        let done = d.join(".complete");
+        if done.is_file() {
+            let mut outs = Vec::new();
+            while d.join(format!("output_{}.npy", outs.len())).is_file() {
+                outs.push(crate::npy::read_f64(&d.join(format!("output_{}.npy", outs.len())))?);
+            }
+            return Ok(outs);
+        }
+        let outs = compute()?;
+        for (k, t) in outs.iter().enumerate() {
+            crate::npy::write_f64(&d.join(format!("output_{k}.npy")), t)?;
+        }
+        std::fs::write(&done, b"").map_err(|e| format!("{}: {e}", done.display()))?;
+        Ok(outs)
+    }
+
     /// The fixed input and ONNX Runtime's outputs for it.
     pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>), String> {
         crate::models::read_case(&self.ort_dir())

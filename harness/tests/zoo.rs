@@ -27,7 +27,7 @@ fn cases() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
     CASES.get_or_init(|| {
         let models = harness::zoo::selected().unwrap();
-        // The float64 references take most of the time: one model per core.
+        // The float64 references (when not cached yet) take most of the time: one model per core.
         models
             .into_par_iter()
             .map(|m| {
@@ -35,7 +35,11 @@ fn cases() -> &'static [Case] {
                     .unwrap_or_else(|e| panic!("{}: {e}", m.name));
                 let (input, ort) = m.ort_case().unwrap();
                 assert_eq!(input.shape, m.shape, "{}: ORT input shape", m.name);
-                let reference = model::reference::run(&prepared.specialized, &[input.to_f64()])
+                // Computed once and cached beside ORT's outputs (harness::zoo).
+                let reference = m
+                    .reference(|| {
+                        model::reference::run(&prepared.specialized, &[input.to_f64()]).map_err(|e| e.to_string())
+                    })
                     .unwrap_or_else(|e| panic!("{}: reference: {e}", m.name));
                 assert_eq!(reference.len(), ort.len(), "{}: output count", m.name);
                 Case { model: m, prepared, input, ort, reference }

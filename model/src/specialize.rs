@@ -135,7 +135,7 @@ fn node_shapes(g: &mut Graph, mut node: crate::ir::Node) -> Result<()> {
 
 /// Reads `Clip`'s bounds (inputs 1 and 2, constants by now) into the operator.
 fn resolve_clip(g: &Graph, node: &mut crate::ir::Node) -> Result<()> {
-    let Op::Activation(kernels::Activation::Clip { .. }) = node.op else { return Ok(()) };
+    let Op::Activation(kernels::Activation::Clip { min: attr_min, max: attr_max }) = node.op else { return Ok(()) };
     let bound = |i: usize, default: f32| -> Result<f32> {
         let Some(id) = node.input(i) else { return Ok(default) };
         let t = g.constant(id);
@@ -151,7 +151,7 @@ fn resolve_clip(g: &Graph, node: &mut crate::ir::Node) -> Result<()> {
             )),
         }
     };
-    let (min, max) = (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?);
+    let (min, max) = (bound(1, attr_min)?, bound(2, attr_max)?);
     // ONNX: min > max makes every output max.
     node.op = Op::Activation(kernels::Activation::Clip { min: min.min(max), max });
     node.inputs.truncate(1);

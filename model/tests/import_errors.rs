@@ -241,3 +241,25 @@ fn the_portable_seed_model_runs_and_matches_its_reference() {
     assert_eq!(want[0].shape, vec![1, 15, 2, 2]);
     common::check_plans(&p.optimized, &x, &want, 1e-5);
 }
+
+#[test]
+fn clip_takes_its_bounds_from_attributes_or_inputs() {
+    for (attrs, inputs, want) in [
+        (vec![build::float("min", -0.25), build::float("max", 0.5)], vec!["x"], (-0.25f32, 0.5f32)),
+        (vec![], vec!["x", "lo", "hi"], (-0.125, 0.75)),
+        (vec![build::float("min", -0.25)], vec!["x", "", "hi"], (-0.25, 0.75)),
+    ] {
+        let mut b = Builder::new(&[1, 3, 8, 8]);
+        b.constant("lo", &[], &[-0.125]);
+        b.constant("hi", &[], &[0.75]);
+        b.node("Clip", &inputs, "y", attrs);
+        b.output("y");
+        let p = model::prepare(&b.bytes(13), &[vec![1, 3, 8, 8]]).unwrap();
+        let x = common::input(&[1, 3, 8, 8]);
+        let y = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
+        let v = y[0].floats().unwrap();
+        let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        assert_eq!((lo as f32, hi as f32), want, "{inputs:?}");
+        common::check_plans(&p.optimized, &x, &y, 0.0);
+    }
+}

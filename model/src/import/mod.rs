@@ -416,7 +416,16 @@ fn parse_op(ctx: &Ctx) -> Result<(Op, (usize, usize), usize)> {
         ),
         // The bounds (inputs 1 and 2) are read when the graph is specialised, once bound
         // inputs and folded constants are known.
-        "Clip" => (Op::Activation(Activation::Clip { min: f32::NEG_INFINITY, max: f32::INFINITY }), (1, 3), 1),
+        // The attribute form (`min`/`max`, opsets before 11, still written by some exporters)
+        // gives the defaults the inputs override.
+        "Clip" => (
+            Op::Activation(Activation::Clip {
+                min: ctx.float("min", f32::NEG_INFINITY)?,
+                max: ctx.float("max", f32::INFINITY)?,
+            }),
+            (1, 3),
+            1,
+        ),
         "GlobalAveragePool" => (Op::GlobalAveragePool, (1, 1), 1),
         "MaxPool" => {
             if ctx.int("storage_order", 0)? != 0 {
