@@ -623,8 +623,11 @@ impl Builder<'_> {
             Op::Gemm { alpha, beta, trans_a, trans_b } => (alpha, beta, trans_a, trans_b),
             _ => (1.0, 1.0, false, false),
         };
-        if a_shape.len() != 2 || b_shape.len() != 2 || trans_a {
-            return Err(node_err(node, "only [m, k] × constant [k, n] products are supported"));
+        // MatMul's leading axes are rows of one GEMM (`[…, m, k] × [k, n]`, a Linear layer on
+        // a sequence or an NHWC map); Gemm is 2-D.
+        let rank_ok = if matches!(node.op, Op::MatMul) { a_shape.len() >= 2 } else { a_shape.len() == 2 };
+        if !rank_ok || b_shape.len() != 2 || trans_a {
+            return Err(node_err(node, "only [.., m, k] × constant [k, n] products are supported"));
         }
         let b = self.const_floats(node, 1, "the right operand")?;
         let (k, n) = if trans_b { (b_shape[1], b_shape[0]) } else { (b_shape[0], b_shape[1]) };
@@ -655,7 +658,7 @@ impl Builder<'_> {
         self.gemms.push(packed);
         let b = self.gemms.len() - 1;
         let output = self.define(node, Layout::Plain)?;
-        self.flops += 2 * (a_shape[0] * k * n) as u64;
+        self.flops += 2 * (super::gemm_rows(&a_shape) * k * n) as u64;
         self.push(&node.name, node.op.name(), Step::Gemm { a, b, bias, output });
         Ok(())
     }

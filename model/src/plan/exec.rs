@@ -266,7 +266,8 @@ pub(super) fn exec_step<'a>(
         Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
         Step::Gemm { a, b, bias, output } => {
             let s = &plan.values[*a].shape;
-            let (m, k, n) = (s[0], s[1], plan.values[*output].shape[1]);
+            let o = &plan.values[*output].shape;
+            let (m, k, n) = (super::gemm_rows(s), s[s.len() - 1], o[o.len() - 1]);
             let epi = Epilogue { bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])), ..Epilogue::none() };
             set.gemm(
                 MatRef::row_major(val(*a), m, k)?,

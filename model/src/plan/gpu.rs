@@ -185,7 +185,7 @@ impl GpuSession<'_> {
                 self.gpu.conv2d(dev(*input), dims, &self.convs[*weights], epi, residual.map(dev), &mut y).map(|_| ())
             }
             Step::Gemm { a, b, .. } => {
-                self.gpu.gemm(dev(*a), plan.values[*a].shape[0], &self.gemms[*b], epi, None, &mut y)
+                self.gpu.gemm(dev(*a), super::gemm_rows(&plan.values[*a].shape), &self.gemms[*b], epi, None, &mut y)
             }
             _ => unreachable!("only convolutions and GEMMs run on the GPU"),
         };

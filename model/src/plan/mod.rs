@@ -28,6 +28,11 @@ pub(crate) fn dims4(s: &[usize]) -> [usize; 4] {
     [s[0], s[1], s[2], s[3]]
 }
 
+/// Rows of a GEMM step's `A`: every axis but the last.
+pub(crate) fn gemm_rows(shape: &[usize]) -> usize {
+    shape[..shape.len().saturating_sub(1)].iter().product()
+}
+
 /// The values a step reads.
 pub fn inputs_of(step: &Step) -> Vec<usize> {
     memory::reads(step).0
