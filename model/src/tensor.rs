@@ -104,12 +104,6 @@ impl DType {
             _ => self.wrap(f as i64),
         }
     }
-
-    /// Every type names its own entry: `F32` → `FLOAT`.
-    pub fn all() -> [DType; 10] {
-        use DType::*;
-        [F32, I32, I64, Bool, U8, I8, U16, I16, U32, U64]
-    }
 }
 
 /// Values of a tensor: floats of type `F` or integers.

@@ -258,7 +258,7 @@ impl Builder<'_> {
     /// Whether a node runs as an `Eval` step: operators without kernels, and any node on
     /// integer, empty or data-dependent tensors.
     fn evaluated(&self, node: &Node) -> bool {
-        matches!(node.op, Op::Generic(_) | Op::Shape(..) | Op::Cast(_)) || self.evaluated_io(node)
+        matches!(node.op, Op::Generic(_) | Op::Shape(..) | Op::Cast(_) | Op::Slice) || self.evaluated_io(node)
     }
 
     fn evaluated_io(&self, node: &Node) -> bool {
@@ -437,8 +437,7 @@ impl Builder<'_> {
                 self.push(&node.name, "Softmax", Step::Softmax { input, output, dims });
                 Ok(())
             }
-            Op::Shape(..) | Op::Cast(_) | Op::Generic(_) => self.eval_node(node),
-            Op::Slice => Err(node_err(node, "runs as an Eval step")),
+            Op::Shape(..) | Op::Cast(_) | Op::Slice | Op::Generic(_) => self.eval_node(node),
         }
     }
 

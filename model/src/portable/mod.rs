@@ -562,7 +562,8 @@ pub fn infer(node: &Node, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<Vec<
 pub fn eval(node: &Node, op: &Generic, ins: &[Option<&Tensor<f64>>]) -> Result<Vec<Tensor<f64>>> {
     let at = At { node, op: op.name() };
     let args: Vec<Option<Arg>> = ins.iter().map(|t| t.map(Arg::of)).collect();
-    let shapes = infer(node, op, &args)?;
+    // NonMaxSuppression's shape is its selection: it computes both at once.
+    let shapes = if op.family() == Family::Detect { Vec::new() } else { infer(node, op, &args)? };
     match (op.family(), op) {
         (Family::Elementwise, _) => elementwise::eval(&at, op, ins, shapes),
         (Family::Movement, _) => movement::eval(&at, op, ins, &args, shapes),

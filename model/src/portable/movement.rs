@@ -239,7 +239,7 @@ pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<V
     }
 }
 
-/// Offsets of the elements of `t` after indexing axis `ax` with `idx`, for Gather.
+/// Index `v` (negative counts from the end) checked against an axis of `len`.
 fn index(at: &At, v: i64, len: usize) -> Result<usize> {
     let i = if v < 0 { v + len as i64 } else { v };
     if i < 0 || i >= len as i64 {
