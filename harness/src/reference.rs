@@ -23,14 +23,7 @@ pub struct Reference {
 
 /// ONNX semantics of each activation, in float64.
 pub fn activate(act: Activation, x: f64) -> f64 {
-    match act {
-        Activation::Identity => x,
-        Activation::Relu => x.max(0.0),
-        Activation::Clip { min, max } => x.max(min as f64).min(max as f64),
-        Activation::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
-        Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-    }
+    act.reference(x)
 }
 
 /// `activation(A·B + bias + residual)` in float64.

@@ -7,7 +7,8 @@
 
 use crate::error::{KernelError, Result};
 use crate::mat::MatRef;
-use crate::simd::{exp, SimdF32};
+use crate::math;
+use crate::simd::SimdF32;
 
 /// The activation applied last, lane by lane.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -35,6 +36,21 @@ pub enum Activation {
     HardSwish,
     /// Logistic sigmoid `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `x` for `x ≥ 0`, `alpha·x` below.
+    LeakyRelu {
+        /// Slope below zero (ONNX default 0.01).
+        alpha: f32,
+    },
+    /// `tanh x`.
+    Tanh,
+    /// SiLU (swish): `x · σ(x)`.
+    Silu,
+    /// GELU, exact form: `x/2 · (1 + erf(x/√2))`.
+    Gelu,
+    /// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+    GeluTanh,
+    /// Mish: `x · tanh(ln(1 + e^x))`.
+    Mish,
 }
 
 impl Activation {
@@ -42,7 +58,7 @@ impl Activation {
     pub const RELU6: Activation = Activation::Clip { min: 0.0, max: 6.0 };
 
     /// Every kind of activation once, with representative parameters (for tests and reports).
-    pub fn all() -> [Activation; 6] {
+    pub fn all() -> [Activation; 12] {
         [
             Activation::Identity,
             Activation::Relu,
@@ -50,13 +66,76 @@ impl Activation {
             Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
             Activation::HardSwish,
             Activation::Sigmoid,
+            Activation::LeakyRelu { alpha: 0.1 },
+            Activation::Tanh,
+            Activation::Silu,
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Mish,
         ]
     }
 
-    fn validate(self) -> Result<()> {
+    /// The activation in float64, the reference the kernels are tested against (NaN in,
+    /// NaN out, as numpy and ONNX Runtime compute).
+    pub fn reference(self, x: f64) -> f64 {
+        if x.is_nan() {
+            return x;
+        }
+        let smooth_gate = matches!(self, Activation::Silu | Activation::Gelu | Activation::GeluTanh | Activation::Mish);
+        if smooth_gate && x == f64::NEG_INFINITY {
+            return -0.0; // the limit of x·gate(x), where the product itself is −∞·0
+        }
+        let hard_sigmoid = |x: f64, alpha: f64, beta: f64| (alpha * x + beta).clamp(0.0, 1.0);
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => x.max(0.0),
+            Activation::Clip { min, max } => x.max(min as f64).min(max as f64),
+            Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha as f64, beta as f64),
+            Activation::HardSwish => x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha as f64 * x
+                }
+            }
+            Activation::Tanh => x.tanh(),
+            Activation::Silu => x * sigmoid(x),
+            Activation::Gelu => 0.5 * x * libm::erfc(-x / std::f64::consts::SQRT_2),
+            Activation::GeluTanh => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                x * sigmoid(2.0 * k * (x + 0.044715 * x * x * x))
+            }
+            Activation::Mish => x * x.exp().ln_1p().tanh(),
+        }
+    }
+
+    /// Largest slope of the activation: how much it can amplify an error in its input.
+    pub fn lipschitz(self) -> f64 {
+        match self {
+            Activation::Identity | Activation::Relu | Activation::Clip { .. } | Activation::Tanh => 1.0,
+            Activation::HardSigmoid { alpha, .. } => (alpha as f64).abs(),
+            // d/dx x·clip(x/6 + 1/2, 0, 1) = x/3 + 1/2 on [-3, 3]: at most 3/2.
+            Activation::HardSwish => 1.5,
+            Activation::Sigmoid => 0.25,
+            Activation::LeakyRelu { alpha } => (alpha as f64).abs().max(1.0),
+            // The slopes of x·σ(x), GELU (both forms) and Mish peak near 1.1–1.13.
+            Activation::Silu | Activation::Gelu | Activation::GeluTanh | Activation::Mish => 1.2,
+        }
+    }
+
+    /// Whether the activation is piecewise linear (exact in float32 arithmetic).
+    pub fn is_linear_pieces(self) -> bool {
+        matches!(self, Activation::Identity | Activation::Relu | Activation::Clip { .. } | Activation::LeakyRelu { .. })
+    }
+
+    pub(crate) fn validate(self) -> Result<()> {
         let bad = match self {
             Activation::Clip { min, max } => min.is_nan() || max.is_nan() || min > max,
             Activation::HardSigmoid { alpha, beta } => !alpha.is_finite() || !beta.is_finite(),
+            Activation::LeakyRelu { alpha } => !alpha.is_finite(),
             _ => false,
         };
         if bad {
@@ -78,6 +157,12 @@ impl Activation {
             Activation::HardSigmoid { .. } => 3,
             Activation::HardSwish => 4,
             Activation::Sigmoid => 5,
+            Activation::LeakyRelu { .. } => 6,
+            Activation::Tanh => 7,
+            Activation::Silu => 8,
+            Activation::Gelu => 9,
+            Activation::GeluTanh => 10,
+            Activation::Mish => 11,
         }
     }
 
@@ -94,6 +179,12 @@ impl Activation {
             (3, Activation::HardSigmoid { alpha, beta }) => Activation::HardSigmoid { alpha, beta },
             (4, _) => Activation::HardSwish,
             (5, _) => Activation::Sigmoid,
+            (6, Activation::LeakyRelu { alpha }) => Activation::LeakyRelu { alpha },
+            (7, _) => Activation::Tanh,
+            (8, _) => Activation::Silu,
+            (9, _) => Activation::Gelu,
+            (10, _) => Activation::GeluTanh,
+            (11, _) => Activation::Mish,
             _ => self,
         };
         // SAFETY: the caller guarantees V's features are available.
@@ -120,6 +211,38 @@ impl Activation {
             Activation::HardSigmoid { alpha, beta } => sweep!(Activation::HardSigmoid { alpha, beta }),
             Activation::HardSwish => sweep!(Activation::HardSwish),
             Activation::Sigmoid => sweep!(Activation::Sigmoid),
+            Activation::LeakyRelu { alpha } => sweep!(Activation::LeakyRelu { alpha }),
+            Activation::Tanh => sweep!(Activation::Tanh),
+            Activation::Silu => sweep!(Activation::Silu),
+            Activation::Gelu => sweep!(Activation::Gelu),
+            Activation::GeluTanh => sweep!(Activation::GeluTanh),
+            Activation::Mish => sweep!(Activation::Mish),
+        }
+    }
+
+    /// Applies the activation to every element of `data` in place: one dispatch, then a
+    /// vector loop (the same formulas as the epilogue).
+    #[inline(always)]
+    pub(crate) unsafe fn apply_slice<V: SimdF32>(self, data: &mut [f32]) {
+        macro_rules! sweep {
+            ($act:expr) => {
+                // SAFETY: the caller runs with `V`'s instruction set enabled.
+                unsafe { math::map_slice::<V>(data, |v| $act.apply(v)) }
+            };
+        }
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => sweep!(Activation::Relu),
+            Activation::Clip { min, max } => sweep!(Activation::Clip { min, max }),
+            Activation::HardSigmoid { alpha, beta } => sweep!(Activation::HardSigmoid { alpha, beta }),
+            Activation::HardSwish => sweep!(Activation::HardSwish),
+            Activation::Sigmoid => sweep!(Activation::Sigmoid),
+            Activation::LeakyRelu { alpha } => sweep!(Activation::LeakyRelu { alpha }),
+            Activation::Tanh => sweep!(Activation::Tanh),
+            Activation::Silu => sweep!(Activation::Silu),
+            Activation::Gelu => sweep!(Activation::Gelu),
+            Activation::GeluTanh => sweep!(Activation::GeluTanh),
+            Activation::Mish => sweep!(Activation::Mish),
         }
     }
 
@@ -129,14 +252,18 @@ impl Activation {
         unsafe {
             match self {
                 Activation::Identity => x,
-                Activation::Relu => x.max(V::splat(0.0)),
-                Activation::Clip { min, max } => x.max(V::splat(min)).min(V::splat(max)),
+                // Bounds first: NaN stays NaN (see `math::clamp`).
+                Activation::Relu => V::splat(0.0).max(x),
+                Activation::Clip { min, max } => math::clamp(x, min, max),
                 Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha, beta),
                 Activation::HardSwish => x.mul(hard_sigmoid(x, 1.0 / 6.0, 0.5)),
-                Activation::Sigmoid => {
-                    let one = V::splat(1.0);
-                    one.div(one.add(exp(x.mul(V::splat(-1.0)))))
-                }
+                Activation::Sigmoid => math::sigmoid(x),
+                Activation::LeakyRelu { alpha } => x.select_lt(V::splat(0.0), x.mul(V::splat(alpha)), x),
+                Activation::Tanh => math::tanh(x),
+                Activation::Silu => math::silu(x),
+                Activation::Gelu => math::gelu(x),
+                Activation::GeluTanh => math::gelu_tanh(x),
+                Activation::Mish => math::mish(x),
             }
         }
     }
@@ -145,7 +272,7 @@ impl Activation {
 #[inline(always)]
 unsafe fn hard_sigmoid<V: SimdF32>(x: V, alpha: f32, beta: f32) -> V {
     // SAFETY: the caller guarantees V's features are available.
-    unsafe { x.mul_add(V::splat(alpha), V::splat(beta)).max(V::splat(0.0)).min(V::splat(1.0)) }
+    unsafe { math::clamp(x.mul_add(V::splat(alpha), V::splat(beta)), 0.0, 1.0) }
 }
 
 /// A bias added to every element of a row or of a column of the output.

@@ -29,6 +29,7 @@ mod epilogue;
 mod error;
 mod gemm;
 mod mat;
+mod math;
 mod pack;
 mod packer;
 mod scalar;
@@ -68,6 +69,7 @@ pub use conv::{ConvKind, ConvParams, ImageMut, ImageRef, PackedConv};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::{KernelError, Result};
 pub use mat::{MatMut, MatRef};
+pub use math::Unary;
 pub use pack::{PackedB, PanelWidths};
 pub use packer::{can_run, pack_only, packer};
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
@@ -241,6 +243,14 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
         par: Parallelism,
     ) -> Result<()>;
 
+    /// Applies `activation` to every element of `data` in place, with the same formulas as the
+    /// epilogues (vectorized; the error bounds of the transcendental ones are in the crate's
+    /// `math` module). Errors on invalid parameters.
+    fn activate(&self, activation: Activation, data: &mut [f32]) -> Result<()>;
+
+    /// Applies `f` to every element of `data` in place (vectorized; see [`Unary`]).
+    fn unary(&self, f: Unary, data: &mut [f32]) -> Result<()>;
+
     /// Runs the set's FMA throughput probe for `iterations` rounds on this thread; returns a
     /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops
     /// (timed for you by [`fma_peak_gflops`]).
@@ -331,6 +341,19 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     ) -> Result<()> {
         let blocking = [self.info.blocking, self.wide_blocking];
         conv::driver::conv2d::<K>(self.info.name, &blocking, input, weights, output, epilogue, par)
+    }
+
+    fn activate(&self, activation: Activation, data: &mut [f32]) -> Result<()> {
+        activation.validate()?;
+        // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
+        unsafe { K::activate(activation, data) };
+        Ok(())
+    }
+
+    fn unary(&self, f: Unary, data: &mut [f32]) -> Result<()> {
+        // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
+        unsafe { K::unary(f, data) };
+        Ok(())
     }
 
     fn fma_loop(&self, iterations: usize) -> f32 {

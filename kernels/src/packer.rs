@@ -5,8 +5,8 @@
 //! count (`NR`, and for convolutions its second tile's: [`PackedB::pack`],
 //! [`PackedConv::pack`]), never on the host, so a set that
 //! only packs produces the same bytes the target's own set would. [`packer`] returns the real
-//! set when this machine can run it, and otherwise such a pack-only set, whose `gemm` and
-//! `conv2d` return [`KernelError::Unavailable`].
+//! set when this machine can run it, and otherwise such a pack-only set, whose `gemm`,
+//! `conv2d`, `activate` and `unary` return [`KernelError::Unavailable`].
 
 use std::fmt;
 
@@ -67,6 +67,14 @@ impl KernelSet for PackOnly {
         _epilogue: &Epilogue<'_>,
         _par: Parallelism,
     ) -> Result<()> {
+        self.refuse()
+    }
+
+    fn activate(&self, _activation: crate::Activation, _data: &mut [f32]) -> Result<()> {
+        self.refuse()
+    }
+
+    fn unary(&self, _f: crate::Unary, _data: &mut [f32]) -> Result<()> {
         self.refuse()
     }
 

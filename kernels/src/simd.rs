@@ -38,6 +38,16 @@ pub(crate) trait SimdF32: Copy {
     unsafe fn min(self, o: Self) -> Self;
     /// Lane-wise `2^n` for lanes holding integral values in `[-126, 127]`.
     unsafe fn pow2i(self) -> Self;
+    /// Lanes where `self < o` take `t`, the others `f` (an unordered comparison, with a NaN
+    /// on either side, is false).
+    unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self;
+    /// Lane-wise `|self|` (clears the sign bit; NaN stays NaN).
+    unsafe fn abs(self) -> Self;
+    /// The magnitude of `self` with the sign bit of `sign`.
+    unsafe fn copysign(self, sign: Self) -> Self;
+    /// `(m, e)` with `self = m · 2^e`, `m ∈ [1, 2)` and `e` integral, for lanes holding
+    /// positive, normal, finite values (other lanes get unspecified values).
+    unsafe fn frexp(self) -> (Self, Self);
     /// Loads the first `n` lanes (`0 < n < LANES`) from `p`; the others are zero. Reads only
     /// those `n` values.
     unsafe fn load_partial(p: *const f32, n: usize) -> Self;
@@ -77,41 +87,6 @@ pub(crate) unsafe fn store_n<V: SimdF32>(v: V, p: *mut f32, n: usize) {
         } else if n > 0 {
             v.store_partial(p, n)
         }
-    }
-}
-
-/// Lane-wise round to nearest integer (ties to even) for |x| < 2^22, by the float magic-number
-/// trick: adding and removing 1.5·2^23 leaves no fraction bits. Shared by every implementation.
-#[inline(always)]
-pub(crate) unsafe fn round_nearest<V: SimdF32>(x: V) -> V {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-                                     // SAFETY: the caller guarantees V's features are available.
-    unsafe { x.add(V::splat(MAGIC)).add(V::splat(-MAGIC)) }
-}
-
-/// Lane-wise `e^x`, accurate to about 2 ulp on [-86.6, 88.3]; saturates outside that range
-/// (below it returns e^-86.6 ≈ 2.4e-38 rather than a denormal).
-///
-/// Cody–Waite range reduction `x = n·ln2 + r` with |r| ≤ ln2/2, a degree-6 polynomial for
-/// `e^r`, and `2^n` built from the exponent bits.
-#[inline(always)]
-pub(crate) unsafe fn exp<V: SimdF32>(x: V) -> V {
-    // SAFETY: the caller guarantees V's features are available.
-    unsafe {
-        let x = x.max(V::splat(-86.6)).min(V::splat(88.376_26));
-        let n = round_nearest(x.mul(V::splat(std::f32::consts::LOG2_E)));
-        let r = n.mul_add(V::splat(-0.693_145_75), x);
-        let r = n.mul_add(V::splat(-1.428_606_8e-6), r);
-        let mut p = V::splat(1.987_569_1e-4);
-        p = p.mul_add(r, V::splat(1.398_2e-3));
-        p = p.mul_add(r, V::splat(8.333_452e-3));
-        p = p.mul_add(r, V::splat(4.166_579_6e-2));
-        p = p.mul_add(r, V::splat(1.666_666_5e-1));
-        p = p.mul_add(r, V::splat(0.5));
-        let r2 = r.mul(r);
-        let e = p.mul_add(r2, r).add(V::splat(1.0));
-        // n can reach 128 at the top of the range: split 2^n = 2^(n-1) · 2.
-        e.mul(n.add(V::splat(-1.0)).pow2i()).mul(V::splat(2.0))
     }
 }
 
@@ -171,6 +146,25 @@ impl<const N: usize> SimdF32 for Lanes<N> {
     #[inline(always)]
     unsafe fn pow2i(self) -> Self {
         Self(std::array::from_fn(|i| f32::from_bits(((self.0[i] as i32 + 127) as u32) << 23)))
+    }
+    #[inline(always)]
+    unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {
+        Self(std::array::from_fn(|i| if self.0[i] < o.0[i] { t.0[i] } else { f.0[i] }))
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        Self(self.0.map(f32::abs))
+    }
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        Self(std::array::from_fn(|i| self.0[i].copysign(sign.0[i])))
+    }
+    #[inline(always)]
+    unsafe fn frexp(self) -> (Self, Self) {
+        let bits = self.0.map(f32::to_bits);
+        let m = bits.map(|b| f32::from_bits((b & 0x007f_ffff) | 0x3f80_0000));
+        let e = bits.map(|b| ((b >> 23) & 0xff) as i32 as f32 - 127.0);
+        (Self(m), Self(e))
     }
     #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {

@@ -168,7 +168,8 @@ pub enum Op {
     },
     /// `Add`, `Sub`, `Mul`, `Div`.
     Binary(Binary),
-    /// `Relu`, `Sigmoid`, `HardSigmoid`, `HardSwish`, `Clip` (constant bounds), `Identity`.
+    /// `Relu`, `Sigmoid`, `HardSigmoid`, `HardSwish`, `Clip` (constant bounds), `Identity`,
+    /// `LeakyRelu`, `Tanh`, `Gelu`, `Mish`, and SiLU (`x·Sigmoid(x)`, recognised).
     Activation(Activation),
     /// `GlobalAveragePool`.
     GlobalAveragePool,
@@ -230,6 +231,11 @@ impl Op {
                 Activation::HardSigmoid { .. } => "HardSigmoid",
                 Activation::HardSwish => "HardSwish",
                 Activation::Sigmoid => "Sigmoid",
+                Activation::LeakyRelu { .. } => "LeakyRelu",
+                Activation::Tanh => "Tanh",
+                Activation::Silu => "Silu",
+                Activation::Gelu | Activation::GeluTanh => "Gelu",
+                Activation::Mish => "Mish",
             },
             Op::GlobalAveragePool => "GlobalAveragePool",
             Op::MaxPool(_) => "MaxPool",

@@ -19,6 +19,10 @@ pub struct Rewrites {
     pub affine_folded_forward: usize,
     /// HardSwish patterns recognised.
     pub hardswish: usize,
+    /// `x·Sigmoid(x)` recognised as SiLU, and `x·Tanh(Softplus(x))` as Mish.
+    pub gated_activations: usize,
+    /// `x/2·(1 + Erf(x/√2))` (in the orders exporters write it) recognised as GELU.
+    pub gelu: usize,
     /// Residual adds fused into convolutions.
     pub residual_fused: usize,
     /// Activations fused into convolutions.
@@ -40,6 +44,8 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
         r.batchnorm_folded += repeat(g, fold_batchnorm);
         r.affine_folded += repeat(g, fold_affine_into_conv);
         r.hardswish += repeat(g, hardswish);
+        r.gated_activations += repeat(g, self_gated);
+        r.gelu += repeat(g, gelu);
         r.affine_folded_forward += repeat(g, fold_affine_forward);
         r.gated_residual += repeat(g, gated_residual);
         r.residual_fused += repeat(g, fuse_residual);
@@ -318,6 +324,127 @@ fn hardswish(g: &mut Graph) -> bool {
         for d in dead.into_iter().rev() {
             g.nodes.remove(d);
         }
+        return true;
+    }
+    false
+}
+
+/// `Mul(x, g(x))` where `g` is `Sigmoid` (SiLU) or `Tanh(Softplus(x))` (Mish), the gate's
+/// nodes used only there: one activation node on `x` (which then fuses into a convolution
+/// or GEMM before it).
+fn self_gated(g: &mut Graph) -> bool {
+    use crate::portable::{Generic, Unary};
+    let producers = g.producers();
+    let consumers = sole_consumer(g);
+    for i in 0..g.nodes.len() {
+        if g.nodes[i].op != Op::Binary(Binary::Mul) {
+            continue;
+        }
+        let (a, b) = (g.nodes[i].inputs[0].expect("required"), g.nodes[i].inputs[1].expect("required"));
+        for (x, gate) in [(a, b), (b, a)] {
+            let Some(p) = producers[gate] else { continue };
+            if consumers[gate] != Some(i) || g.constants.contains_key(&x) {
+                continue;
+            }
+            let found = match &g.nodes[p].op {
+                Op::Activation(Activation::Sigmoid) if g.nodes[p].inputs[0] == Some(x) => Some(Activation::Silu),
+                Op::Activation(Activation::Tanh) => {
+                    let inner = g.nodes[p].inputs[0].expect("required");
+                    let sp = producers[inner].filter(|_| consumers[inner] == Some(p));
+                    sp.filter(|&q| {
+                        g.nodes[q].op == Op::Generic(Generic::Unary(Unary::Softplus)) && g.nodes[q].inputs[0] == Some(x)
+                    })
+                    .map(|_| Activation::Mish)
+                }
+                _ => None,
+            };
+            if let Some(act) = found {
+                g.nodes[i].op = Op::Activation(act);
+                g.nodes[i].inputs = vec![Some(x)];
+                return true; // the gate's nodes are dead now; `remove_dead` drops them
+            }
+        }
+    }
+    false
+}
+
+/// Whether the float scalar constant `v` is within a few ulp of `want`.
+fn near(g: &Graph, v: Option<ValueId>, want: f32) -> bool {
+    scalar(g, v).is_some_and(|c| (c - want).abs() <= 4.0 * f32::EPSILON * want.abs())
+}
+
+/// The two operands of binary node `n` as (the one satisfying `pick`, the other).
+fn split_operands(n: &Node, pick: impl Fn(ValueId) -> bool) -> Option<(ValueId, ValueId)> {
+    let (a, b) = (n.input(0)?, n.input(1)?);
+    if pick(a) {
+        Some((a, b))
+    } else if pick(b) {
+        Some((b, a))
+    } else {
+        None
+    }
+}
+
+/// GELU as exporters write it: `Erf(x/√2)` (a `Div` by √2 or a `Mul` by 1/√2), plus 1, times
+/// `x`, times 1/2, with the halving either last (`(x·(1+erf))·0.5`) or on `x` first
+/// (`(x·0.5)·(1+erf)`). The last node becomes one GELU on `x`; every intermediate value must
+/// have no other use.
+fn gelu(g: &mut Graph) -> bool {
+    use crate::portable::{Generic, Unary};
+    let producers = g.producers();
+    let consumers = sole_consumer(g);
+    let sqrt2 = std::f32::consts::SQRT_2;
+    for e in 0..g.nodes.len() {
+        if g.nodes[e].op != Op::Generic(Generic::Unary(Unary::Erf)) {
+            continue;
+        }
+        let scaled = g.nodes[e].inputs[0].expect("required");
+        let Some(sn) = producers[scaled].filter(|_| consumers[scaled] == Some(e)) else { continue };
+        let s = &g.nodes[sn];
+        let x = match s.op {
+            Op::Binary(Binary::Div) if near(g, s.input(1), sqrt2) => s.input(0),
+            Op::Binary(Binary::Mul) => split_operands(s, |v| near(g, Some(v), 1.0 / sqrt2)).map(|(_, x)| x),
+            _ => None,
+        };
+        let Some(x) = x else { continue };
+        // 1 + erf
+        let erf_out = g.nodes[e].outputs[0];
+        let Some(add) = consumers[erf_out] else { continue };
+        let an = &g.nodes[add];
+        if an.op != Op::Binary(Binary::Add) || split_operands(an, |v| near(g, Some(v), 1.0)).is_none() {
+            continue;
+        }
+        let one_plus = an.outputs[0];
+        let Some(m1) = consumers[one_plus] else { continue };
+        if g.nodes[m1].op != Op::Binary(Binary::Mul) {
+            continue;
+        }
+        let Some((_, other)) = split_operands(&g.nodes[m1], |v| v == one_plus) else { continue };
+        let last = if other == x {
+            // (x·(1+erf))·0.5
+            let out = g.nodes[m1].outputs[0];
+            match consumers[out] {
+                Some(h)
+                    if g.nodes[h].op == Op::Binary(Binary::Mul)
+                        && split_operands(&g.nodes[h], |v| near(g, Some(v), 0.5)).is_some() =>
+                {
+                    h
+                }
+                _ => continue,
+            }
+        } else {
+            // (x·0.5)·(1+erf)
+            let Some(h) = producers[other].filter(|_| consumers[other] == Some(m1)) else { continue };
+            let hn = &g.nodes[h];
+            let halves_x = hn.op == Op::Binary(Binary::Mul)
+                && split_operands(hn, |v| near(g, Some(v), 0.5)).is_some_and(|(_, y)| y == x);
+            if !halves_x {
+                continue;
+            }
+            m1
+        };
+        g.nodes[last].op = Op::Activation(Activation::Gelu);
+        g.nodes[last].inputs = vec![Some(x)];
         return true;
     }
     false

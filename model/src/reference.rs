@@ -9,17 +9,9 @@ use crate::ir::{Graph, Node, Op};
 use crate::shape;
 use crate::tensor::{axis, broadcast_strides, strides, DType, Tensor};
 
-/// One activation on one value, in float64.
+/// One activation on one value, in float64 (the kernels' own reference).
 pub fn activate(a: Activation, x: f64) -> f64 {
-    let hard_sigmoid = |x: f64, alpha: f64, beta: f64| (alpha * x + beta).clamp(0.0, 1.0);
-    match a {
-        Activation::Identity => x,
-        Activation::Relu => x.max(0.0),
-        Activation::Clip { min, max } => x.max(min as f64).min(max as f64),
-        Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha as f64, beta as f64),
-        Activation::HardSwish => x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
-        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-    }
+    a.reference(x)
 }
 
 fn err(node: &Node, reason: impl Into<String>) -> ModelError {

@@ -544,7 +544,8 @@ unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize, const SW: us
             2 => channel_vectors!(2),
             3 => channel_vectors!(3),
             4 => channel_vectors!(4),
-            _ => channel_vectors!(5),
+            5 => channel_vectors!(5),
+            _ => channel_vectors!(255),
         }
     }
 }

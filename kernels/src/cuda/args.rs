@@ -101,5 +101,11 @@ pub(crate) fn activation(a: crate::Activation) -> (i32, f32, f32) {
         A::HardSigmoid { alpha, beta } => (3, alpha, beta),
         A::HardSwish => (4, 0.0, 0.0),
         A::Sigmoid => (5, 0.0, 0.0),
+        A::LeakyRelu { alpha } => (6, alpha, 0.0),
+        A::Tanh => (7, 0.0, 0.0),
+        A::Silu => (8, 0.0, 0.0),
+        A::Gelu => (9, 0.0, 0.0),
+        A::GeluTanh => (10, 0.0, 0.0),
+        A::Mish => (11, 0.0, 0.0),
     }
 }

@@ -139,6 +139,20 @@ impl KernelSet for CudaSet {
         g.download(&y, output.as_matrix().data_mut())
     }
 
+    /// Element-wise work of a GPU session runs on the host: the portable kernels' loop.
+    fn activate(&self, activation: crate::Activation, data: &mut [f32]) -> Result<()> {
+        activation.validate()?;
+        // SAFETY: the portable kernel uses no optional instructions.
+        unsafe { <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::activate(activation, data) };
+        Ok(())
+    }
+
+    fn unary(&self, f: crate::Unary, data: &mut [f32]) -> Result<()> {
+        // SAFETY: the portable kernel uses no optional instructions.
+        unsafe { <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::unary(f, data) };
+        Ok(())
+    }
+
     fn fma_loop(&self, _iterations: usize) -> f32 {
         // No CPU probe for a GPU set; `peak_flops_per_iter` is `None`.
         0.0

@@ -162,6 +162,18 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// [`crate::conv::depthwise::DwRow`] describes for `g`.
     unsafe fn depthwise_rows(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
 
+    /// Applies `act` to every element of `data` in place.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set.
+    unsafe fn activate(act: Activation, data: &mut [f32]);
+
+    /// Applies `f` to every element of `data` in place.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set.
+    unsafe fn unary(f: crate::Unary, data: &mut [f32]);
+
     /// Runs `iterations` rounds of independent FMA chains and returns a value that depends on
     /// all of them (so the work cannot be elided).
     ///
@@ -271,6 +283,30 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            unsafe fn activate_impl(act: $crate::Activation, data: &mut [f32]) {
+                // SAFETY: forwarded from `Microkernel::activate`'s contract.
+                unsafe { act.apply_slice::<$vec>(data) }
+            }
+
+            $(#[target_feature(enable = $features)])?
+            unsafe fn unary_impl(f: $crate::Unary, data: &mut [f32]) {
+                // One loop per function, so each inlines into this `#[target_feature]` body.
+                macro_rules! sweep {
+                    ($f:expr) => {
+                        // SAFETY: forwarded from `Microkernel::unary`'s contract.
+                        unsafe { $crate::math::map_slice::<$vec>(data, |v| $f.apply(v)) }
+                    };
+                }
+                match f {
+                    $crate::Unary::Exp => sweep!($crate::Unary::Exp),
+                    $crate::Unary::Log => sweep!($crate::Unary::Log),
+                    $crate::Unary::Tanh => sweep!($crate::Unary::Tanh),
+                    $crate::Unary::Erf => sweep!($crate::Unary::Erf),
+                    $crate::Unary::Sigmoid => sweep!($crate::Unary::Sigmoid),
+                }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn fma_loop_impl(iterations: usize) -> f32 {
                 // SAFETY: forwarded from `Microkernel::fma_loop`'s contract.
                 unsafe { $crate::gemm::tile::fma_loop::<$vec, $chains>(iterations) }
@@ -357,6 +393,16 @@ macro_rules! microkernel {
                         None => Self::depthwise_rows_impl(g, r),
                     }
                 }
+            }
+
+            unsafe fn activate(act: $crate::Activation, data: &mut [f32]) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::activate_impl(act, data) }
+            }
+
+            unsafe fn unary(f: $crate::Unary, data: &mut [f32]) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::unary_impl(f, data) }
             }
 
             unsafe fn fma_loop(iterations: usize) -> f32 {

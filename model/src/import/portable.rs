@@ -1,6 +1,7 @@
 //! Attributes of the operators [`crate::portable`] evaluates: each becomes an
 //! [`Op::Generic`] with its accepted input count and how many outputs it can have.
 
+use kernels::Activation;
 use onnx::attr;
 
 use super::Ctx;
@@ -171,6 +172,8 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
     let op_type = ctx.node.op_type.as_str();
     let g = |op: Generic, min: usize, max: usize, outs: usize| Ok(Some((Op::Generic(op), (min, max), outs)));
     let unary = |u: Unary| g(Generic::Unary(u), 1, 1, 1);
+    // Activations the kernels have: fusable into convolution and GEMM epilogues.
+    let act = |a: Activation| Ok(Some((Op::Activation(a), (1, 1), 1)));
     if microsoft {
         return match op_type {
             "QLinearAdd" => g(Generic::QLinearBinary(QLinearBinary::Add), 7, 8, 1),
@@ -204,7 +207,7 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
         "Exp" => unary(Unary::Exp),
         "Log" => unary(Unary::Log),
         "Erf" => unary(Unary::Erf),
-        "Tanh" => unary(Unary::Tanh),
+        "Tanh" => act(Activation::Tanh),
         "Sin" => unary(Unary::Sin),
         "Cos" => unary(Unary::Cos),
         "Tan" => unary(Unary::Tan),
@@ -218,20 +221,20 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
         "Atanh" => unary(Unary::Atanh),
         "Softplus" => unary(Unary::Softplus),
         "Softsign" => unary(Unary::Softsign),
-        "Mish" => unary(Unary::Mish),
+        "Mish" => act(Activation::Mish),
         "Not" => unary(Unary::Not),
         "IsNaN" => unary(Unary::IsNaN),
         "BitwiseNot" => unary(Unary::BitwiseNot),
         "IsInf" => unary(Unary::IsInf(ctx.int("detect_negative", 1)? != 0, ctx.int("detect_positive", 1)? != 0)),
-        "LeakyRelu" => unary(Unary::LeakyRelu(ctx.float("alpha", 0.01)?)),
+        "LeakyRelu" => act(Activation::LeakyRelu { alpha: ctx.float("alpha", 0.01)? }),
         "Elu" => unary(Unary::Elu(ctx.float("alpha", 1.0)?)),
         "Selu" => unary(Unary::Selu(ctx.float("alpha", 1.673_263_2)?, ctx.float("gamma", 1.050_701)?)),
         "Celu" => unary(Unary::Celu(ctx.float("alpha", 1.0)?)),
         "ThresholdedRelu" => unary(Unary::ThresholdedRelu(ctx.float("alpha", 1.0)?)),
         "Shrink" => unary(Unary::Shrink(ctx.float("bias", 0.0)?, ctx.float("lambd", 0.5)?)),
         "Gelu" => match ctx.string("approximate", "none")?.as_str() {
-            "none" => unary(Unary::Gelu(false)),
-            "tanh" => unary(Unary::Gelu(true)),
+            "none" => act(Activation::Gelu),
+            "tanh" => act(Activation::GeluTanh),
             a => Err(ctx.err(format!("approximate `{a}` is not an ONNX value"))),
         },
         "Pow" => g(Generic::Pow, 2, 2, 1),

@@ -30,6 +30,8 @@ struct Builder<'g> {
     uses: Vec<usize>,
     /// The Map step that produced each plan value.
     map_step: HashMap<usize, usize>,
+    /// The Gemm step that produced each plan value (to fuse a bias and an activation).
+    gemm_step: HashMap<usize, usize>,
     flops: u64,
 }
 
@@ -59,6 +61,7 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
         gemms: Vec::new(),
         uses: g.use_counts(),
         map_step: HashMap::new(),
+        gemm_step: HashMap::new(),
         flops: 0,
     };
     let mut inputs = Vec::new();
@@ -261,6 +264,14 @@ impl Builder<'_> {
         matches!(node.op, Op::Generic(_) | Op::Shape(..) | Op::Cast(_) | Op::Slice) || self.evaluated_io(node)
     }
 
+    /// Whether the node's data (input 0) and outputs are float tensors of known, non-empty
+    /// shapes (its other inputs, such as `Split` sizes or `Slice` bounds, may be integers).
+    fn data_static(&self, node: &Node) -> bool {
+        let float_static =
+            |v: ValueId| !self.g.values[v].dtype.is_int() && self.g.shape(v).is_some_and(|s| !s.contains(&0));
+        node.input(0).is_some_and(float_static) && node.outputs.iter().all(|&o| float_static(o))
+    }
+
     fn evaluated_io(&self, node: &Node) -> bool {
         node.inputs
             .iter()
@@ -295,6 +306,24 @@ impl Builder<'_> {
                     Ok(()) => return Ok(()),
                     Err(_) => self.rollback(mark),
                 }
+            }
+        }
+        if let (Op::Generic(crate::portable::Generic::Unary(u)), false) = (&node.op, self.evaluated_io(node)) {
+            if let Some(f) = kernel_unary(*u) {
+                return self.map_op(node, 0, vec![MapOp::Unary(f)]);
+            }
+        }
+        if self.data_static(node) && matches!(node.op, Op::Generic(_) | Op::Slice) {
+            let mark = self.mark();
+            let lowered = match &node.op {
+                Op::Generic(gen) => self.generic(node, gen),
+                _ => self.slice(node),
+            };
+            match lowered {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) if e.is_refusal() => self.rollback(mark),
+                Err(e) => return Err(e),
             }
         }
         if self.evaluated(node) {
@@ -334,6 +363,7 @@ impl Builder<'_> {
         self.map.retain(|_, v| *v < m.values);
         self.relayouts.retain(|k, v| *v < m.values && k.0 < m.values);
         self.map_step.retain(|v, s| *v < m.values && *s < m.steps);
+        self.gemm_step.retain(|v, s| *v < m.values && *s < m.steps);
         self.const_of.retain(|_, c| *c < m.consts);
     }
 
@@ -523,6 +553,15 @@ impl Builder<'_> {
             }
         };
         let label = node.op.name();
+        if let (1, [MapOp::Act(act)], Some(&s)) = (self.uses[id], ops.as_slice(), self.gemm_step.get(&input)) {
+            if let Step::Gemm { activation: a @ kernels::Activation::Identity, .. } = &mut self.steps[s].step {
+                *a = *act;
+                self.steps[s].op = format!("{}+{label}", self.steps[s].op);
+                self.map.insert(node.outputs[0], input);
+                self.gemm_step.remove(&input);
+                return Ok(());
+            }
+        }
         if self.uses[id] == 1 {
             if let Some(&s) = self.map_step.get(&input) {
                 if let Step::Map { ops: chain, .. } = &mut self.steps[s].step {
@@ -549,6 +588,9 @@ impl Builder<'_> {
     fn binary(&mut self, node: &Node, op: Binary) -> Result<()> {
         let (a, b) = (node.input(0).expect("required"), node.input(1).expect("required"));
         let out_shape = self.shape(node.outputs[0])?;
+        if op == Binary::Add && self.gemm_bias(node, a, b, &out_shape)? {
+            return Ok(());
+        }
         // A per-channel or scalar constant on a value of the output's shape: a Map.
         let per_channel = |t: &Tensor| {
             let s = &t.shape;
@@ -614,8 +656,164 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Portable operators with a native f32 lowering (movement, LayerNormalization); says
+    /// whether it lowered the node.
+    fn generic(&mut self, node: &Node, gen: &crate::portable::Generic) -> Result<bool> {
+        use crate::portable::Generic;
+        match gen {
+            Generic::Transpose(_) => self.transpose(node).map(|()| true),
+            Generic::Split { axis, .. } => self.split(node, *axis).map(|()| true),
+            Generic::LayerNorm { axis, epsilon, .. } => self.layer_norm(node, *axis, *epsilon),
+            _ => Ok(false),
+        }
+    }
+
+    fn transpose(&mut self, node: &Node) -> Result<()> {
+        let x = node.input(0).expect("required");
+        let shape = self.shape(x)?;
+        let out_shape = self.shape(node.outputs[0])?;
+        let r = shape.len();
+        let perm: Vec<usize> = match &node.op {
+            Op::Generic(crate::portable::Generic::Transpose(Some(p))) => p
+                .iter()
+                .map(|&a| crate::tensor::axis(a, r))
+                .collect::<Option<_>>()
+                .ok_or_else(|| node_err(node, "bad perm"))?,
+            _ => (0..r).rev().collect(),
+        };
+        let stored = self.map.get(&x).map(|&v| self.values[v].layout);
+        // NHWC storage is the plain [N, H, W, C] value, and a plain [N, H, W, C] value is the
+        // NHWC storage of [N, C, H, W]: these two permutations are copies.
+        if r == 4 && perm == [0, 2, 3, 1] && stored == Some(Layout::Nhwc) {
+            let input = self.map[&x];
+            let output = self.define(node, Layout::Plain)?;
+            self.push(&node.name, "Transpose(NHWC)", Step::Copy { input: Operand::Value(input), output });
+            return Ok(());
+        }
+        if r == 4 && perm == [0, 3, 1, 2] && stored == Some(Layout::Plain) {
+            let input = self.plain(x)?;
+            let output = self.define(node, Layout::Nhwc)?;
+            self.push(&node.name, "Transpose(NHWC)", Step::Copy { input: Operand::Value(input), output });
+            return Ok(());
+        }
+        let input = self.plain(x)?;
+        let output = self.define(node, Layout::Plain)?;
+        debug_assert_eq!(out_shape, perm.iter().map(|&p| shape[p]).collect::<Vec<_>>());
+        self.push(&node.name, "Transpose", Step::Transpose { input, output, perm });
+        Ok(())
+    }
+
+    /// Each used output of a `Split` as a `Crop`; along the channels of an NHWC value, in NHWC.
+    fn split(&mut self, node: &Node, axis: i64) -> Result<()> {
+        let x = node.input(0).expect("required");
+        let shape = self.shape(x)?;
+        let ax = crate::tensor::axis(axis, shape.len()).ok_or_else(|| node_err(node, "axis out of range"))?;
+        let nhwc = ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
+        let (input, layout) = if nhwc { (self.map[&x], Layout::Nhwc) } else { (self.plain(x)?, Layout::Plain) };
+        let phys = self.values[input].physical();
+        let pax = if nhwc { 3 } else { ax };
+        let outer: usize = phys[..pax].iter().product();
+        let inner: usize = phys[pax + 1..].iter().product();
+        let mut offset = 0;
+        for (k, &out) in node.outputs.iter().enumerate() {
+            let part = self.shape(out)?[ax];
+            if self.uses[out] > 0 {
+                let output = self.define_output(node, k, layout)?;
+                let step = Step::Crop {
+                    input,
+                    output,
+                    outer,
+                    stride: phys[pax] * inner,
+                    start: offset * inner,
+                    len: part * inner,
+                };
+                self.push(&node.name, "Split", step);
+            }
+            offset += part;
+        }
+        Ok(())
+    }
+
+    /// A `Slice` along one axis with step 1 (bounds constant) as a `Crop`; along the channels
+    /// of an NHWC value, in NHWC. Says whether it lowered the node.
+    fn slice(&mut self, node: &Node) -> Result<bool> {
+        let x = node.input(0).expect("required");
+        let shape = self.shape(x)?;
+        let ranges = shape::slice_ranges(self.g, node, &shape)?;
+        let cut: Vec<usize> = (0..shape.len()).filter(|&a| ranges[a] != (0, 1, shape[a])).collect();
+        let (ax, (start, step, count)) = match cut.as_slice() {
+            [] => (0, (0, 1, shape.first().copied().unwrap_or(1))),
+            [a] => (*a, ranges[*a]),
+            _ => return Ok(false),
+        };
+        if step != 1 || shape.is_empty() {
+            return Ok(false);
+        }
+        let nhwc = ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
+        let (input, layout) = if nhwc { (self.map[&x], Layout::Nhwc) } else { (self.plain(x)?, Layout::Plain) };
+        let phys = self.values[input].physical();
+        let pax = if nhwc { 3 } else { ax };
+        let outer: usize = phys[..pax].iter().product();
+        let inner: usize = phys[pax + 1..].iter().product();
+        let output = self.define(node, layout)?;
+        let (start, len) = (start as usize * inner, count * inner);
+        self.push(&node.name, "Slice", Step::Crop { input, output, outer, stride: phys[pax] * inner, start, len });
+        Ok(true)
+    }
+
+    /// LayerNormalization over the trailing axes with constant scale (and bias) of the
+    /// normalized shape; other forms (broadcast parameters, mean and inverse outputs used)
+    /// are evaluated.
+    fn layer_norm(&mut self, node: &Node, axis: i64, epsilon: f32) -> Result<bool> {
+        let x = node.input(0).expect("required");
+        let shape = self.shape(x)?;
+        let ax = crate::tensor::axis(axis, shape.len()).ok_or_else(|| node_err(node, "axis out of range"))?;
+        let len: usize = shape[ax..].iter().product();
+        let full = |i: usize| {
+            node.input(i).and_then(|v| self.g.constant(v)).and_then(Tensor::floats).filter(|f| f.len() == len)
+        };
+        let (Some(scale), bias) = (full(1).map(<[f32]>::to_vec), full(2).map(<[f32]>::to_vec)) else {
+            return Ok(false);
+        };
+        if (node.input(2).is_some() && bias.is_none()) || node.outputs.iter().skip(1).any(|&o| self.uses[o] > 0) {
+            return Ok(false);
+        }
+        let input = self.plain(x)?;
+        let scale = self.constant(scale);
+        let bias = bias.map(|b| self.constant(b));
+        let output = self.define(node, Layout::Plain)?;
+        self.push(&node.name, "LayerNormalization", Step::LayerNorm { input, output, len, scale, bias, epsilon });
+        Ok(true)
+    }
+
+    /// MatMul of two run-time values (rank ≥ 2 each).
+    fn matmul(&mut self, node: &Node) -> Result<()> {
+        let (a_id, b_id) = (node.input(0).expect("required"), node.input(1).expect("required"));
+        let (sa, sb, so) = (self.shape(a_id)?, self.shape(b_id)?, self.shape(node.outputs[0])?);
+        if sa.len() < 2 || sb.len() < 2 {
+            return Err(node_err(node, "a vector operand"));
+        }
+        let (m, k, n) = (sa[sa.len() - 2], sa[sa.len() - 1], sb[sb.len() - 1]);
+        let batch = so[..so.len() - 2].to_vec();
+        let strides = |s: &[usize]| {
+            let own = &s[..s.len() - 2];
+            let mat = s[s.len() - 2] * s[s.len() - 1];
+            let st = broadcast_strides(own, &batch);
+            st.into_iter().map(|v| v * mat).collect::<Vec<_>>()
+        };
+        let (a_strides, b_strides) = (strides(&sa), strides(&sb));
+        let (a, b) = (self.plain(a_id)?, self.plain(b_id)?);
+        let output = self.define(node, Layout::Plain)?;
+        self.flops += 2 * (batch.iter().product::<usize>() * m * k * n) as u64;
+        self.push(&node.name, "MatMul", Step::MatMul { a, b, output, dims: (m, k, n), batch, a_strides, b_strides });
+        Ok(())
+    }
+
     fn gemm(&mut self, node: &Node) -> Result<()> {
         let a_id = node.input(0).expect("required");
+        if matches!(node.op, Op::MatMul) && self.g.constant(node.input(1).expect("required")).is_none() {
+            return self.matmul(node);
+        }
         let a_shape = self.shape(a_id)?;
         let b_shape = self.shape(node.input(1).expect("required"))?;
         let (alpha, beta, trans_a, trans_b) = match node.op {
@@ -658,9 +856,48 @@ impl Builder<'_> {
         let b = self.gemms.len() - 1;
         let output = self.define(node, Layout::Plain)?;
         self.flops += 2 * (super::gemm_rows(&a_shape) * k * n) as u64;
-        self.push(&node.name, node.op.name(), Step::Gemm { a, b, bias, output });
+        let activation = Activation::Identity;
+        self.push(&node.name, node.op.name(), Step::Gemm { a, b, bias, activation, output });
+        self.gemm_step.insert(output, self.steps.len() - 1);
         Ok(())
     }
+
+    /// `Add(gemm, c)` (either order) with `c` a constant over the GEMM's columns (`[n]`, or
+    /// leading 1s), the GEMM's only use and without a bias or activation yet: `c` becomes its
+    /// bias. Says whether it did.
+    fn gemm_bias(&mut self, node: &Node, a: ValueId, b: ValueId, out_shape: &[usize]) -> Result<bool> {
+        for (x, k) in [(a, b), (b, a)] {
+            let (Some(t), Some(&v)) = (self.g.constant(k), self.map.get(&x)) else { continue };
+            let Some(&s) = self.gemm_step.get(&v) else { continue };
+            let n = *out_shape.last().unwrap_or(&0);
+            let columns = t.shape.last() == Some(&n) && t.shape.iter().rev().skip(1).all(|&d| d == 1);
+            let fresh = matches!(self.steps[s].step, Step::Gemm { bias: None, activation: Activation::Identity, .. });
+            if self.uses[x] != 1 || !columns || !fresh || self.shape(x)? != out_shape {
+                continue;
+            }
+            let Some(vals) = t.floats() else { continue };
+            let c = self.constant(vals.to_vec());
+            if let Step::Gemm { bias, .. } = &mut self.steps[s].step {
+                *bias = Some(c);
+            }
+            self.steps[s].op = format!("{}+Add", self.steps[s].op);
+            self.map.insert(node.outputs[0], v);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// The kernel set's vectorized function for a portable unary operator, if it has one.
+fn kernel_unary(u: crate::portable::Unary) -> Option<kernels::Unary> {
+    use crate::portable::Unary as P;
+    Some(match u {
+        P::Exp => kernels::Unary::Exp,
+        P::Log => kernels::Unary::Log,
+        P::Erf => kernels::Unary::Erf,
+        P::Tanh => kernels::Unary::Tanh,
+        _ => return None,
+    })
 }
 
 /// A `ConvTranspose` whose kernel equals its stride (no pads, dilation, output padding or

@@ -176,6 +176,7 @@ fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
             p.c_in_per_group() * p.kernel[0] * p.kernel[1]
         }
         Step::Gemm { b, .. } => plan.gemms[*b].k(),
+        Step::MatMul { dims, .. } => dims.1,
         _ => return out_len >= MIN_PARALLEL_ELEMENTS,
     };
     out_len.saturating_mul(per_output) >= MIN_PARALLEL_WORK
@@ -213,7 +214,7 @@ pub(super) fn exec_step<'a>(
             if !in_place(*input) {
                 out.copy_from_slice(val(*input));
             }
-            ops::map(out, chain, &plan.consts, *channels, parallel);
+            ops::map(set, out, chain, &plan.consts, *channels, parallel)?;
         }
         Step::Binary { op, a, b, output } => {
             let read = |o: Operand| ops::operand(o, &plan.consts, val);
@@ -264,11 +265,15 @@ pub(super) fn exec_step<'a>(
             ops::depth_to_space(val(*input), dims4(&phys(*input)), *block, out, parallel)
         }
         Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
-        Step::Gemm { a, b, bias, output } => {
+        Step::Gemm { a, b, bias, activation, output } => {
             let s = &plan.values[*a].shape;
             let o = &plan.values[*output].shape;
             let (m, k, n) = (super::gemm_rows(s), s[s.len() - 1], o[o.len() - 1]);
-            let epi = Epilogue { bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])), ..Epilogue::none() };
+            let epi = Epilogue {
+                bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])),
+                activation: *activation,
+                ..Epilogue::none()
+            };
             set.gemm(
                 MatRef::row_major(val(*a), m, k)?,
                 BOperand::Packed(&plan.gemms[*b]),
@@ -277,9 +282,48 @@ pub(super) fn exec_step<'a>(
                 par,
             )?;
         }
+        Step::MatMul { a, b, dims: (m, k, n), batch, a_strides, b_strides, .. } => {
+            let (av, bv) = (val(*a), val(*b));
+            let count: usize = batch.iter().product();
+            for (i, c) in out.chunks_mut(m * n).enumerate().take(count) {
+                let (mut ao, mut bo, mut rest) = (0, 0, i);
+                for d in (0..batch.len()).rev() {
+                    let q = rest % batch[d];
+                    rest /= batch[d];
+                    ao += q * a_strides[d];
+                    bo += q * b_strides[d];
+                }
+                let am = MatRef::row_major(&av[ao..ao + m * k], *m, *k)?;
+                let bm = MatRef::row_major(&bv[bo..bo + k * n], *k, *n)?;
+                set.gemm(am, BOperand::Matrix(bm), MatMut::row_major(c, *m, *n)?, &Epilogue::none(), par)?;
+            }
+        }
+        Step::Transpose { input, perm, .. } => ops::transpose(val(*input), &plan.values[*input].shape, perm, out),
+        Step::Crop { input, outer, stride, start, len, .. } => {
+            let x = val(*input);
+            for (o, dst) in out.chunks_exact_mut(*len).enumerate().take(*outer) {
+                dst.copy_from_slice(&x[o * stride + start..][..*len]);
+            }
+        }
+        Step::LayerNorm { input, len, scale, bias, epsilon, .. } => {
+            let bias = bias.map(|b| plan.consts[b].as_slice());
+            ops::layer_norm(val(*input), *len, &plan.consts[*scale], bias, *epsilon, out, parallel)
+        }
         Step::Softmax { input, dims, .. } => {
             out.copy_from_slice(val(*input));
-            ops::softmax(out, *dims);
+            match *dims {
+                // Along the last axis: each row's exponentials on the kernel set's vector loop.
+                (outer, len, 1) if len > 0 => {
+                    for row in out.chunks_exact_mut(len).take(outer) {
+                        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                        row.iter_mut().for_each(|v| *v -= max);
+                        set.unary(kernels::Unary::Exp, row)?;
+                        let inv = 1.0 / row.iter().sum::<f32>();
+                        row.iter_mut().for_each(|v| *v *= inv);
+                    }
+                }
+                dims => ops::softmax(out, dims),
+            }
         }
         Step::Eval { .. } => super::eval::run(plan, step, val, out, dynamic)?,
     }

@@ -8,7 +8,7 @@ use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -177,11 +177,14 @@ fn check(plan: &Plan) -> Result<()> {
             Step::Gemm { b, bias, .. } => *b < plan.gemms.len() && bias.is_none_or(|b| b < plan.consts.len()),
             Step::Map { ops, .. } => ops.iter().all(|op| match op {
                 super::MapOp::Mul(k) | super::MapOp::Add(k) => *k < plan.consts.len(),
-                super::MapOp::Act(_) => true,
+                super::MapOp::Act(_) | super::MapOp::Unary(_) => true,
             }),
             Step::Binary { a, b, .. } => consts_ok(&a.0) && consts_ok(&b.0),
             Step::Concat { inputs, .. } => inputs.iter().all(consts_ok),
             Step::Copy { input, .. } => consts_ok(input),
+            Step::LayerNorm { scale, bias, .. } => {
+                *scale < plan.consts.len() && bias.is_none_or(|b| b < plan.consts.len())
+            }
             Step::Eval { inputs, .. } => super::eval::consts_ok(inputs, plan.consts.len()),
             _ => true,
         };

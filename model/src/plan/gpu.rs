@@ -60,7 +60,7 @@ impl Plan {
         for ps in &self.steps {
             let (bias, activation) = match &ps.step {
                 Step::Conv { bias, activation, .. } => (bias, *activation),
-                Step::Gemm { bias, .. } => (bias, kernels::Activation::Identity),
+                Step::Gemm { bias, activation, .. } => (bias, *activation),
                 _ => {
                     epilogues.push(None);
                     continue;

@@ -20,7 +20,11 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         | Step::Relayout { input, .. }
         | Step::DepthToSpace { input, .. }
         | Step::Gemm { a: input, .. }
-        | Step::Softmax { input, .. } => (vec![*input], false),
+        | Step::Softmax { input, .. }
+        | Step::Transpose { input, .. }
+        | Step::Crop { input, .. }
+        | Step::LayerNorm { input, .. } => (vec![*input], false),
+        Step::MatMul { a, b, .. } => (vec![*a, *b], false),
         Step::Concat { inputs, .. } => (inputs.iter().filter_map(v).collect(), false),
         Step::Eval { inputs, .. } => (super::eval::reads(inputs), false),
         Step::Copy { input, .. } => (v(input).into_iter().collect(), false),
@@ -41,6 +45,10 @@ pub(crate) fn writes(step: &Step) -> usize {
         | Step::Copy { output, .. }
         | Step::Gemm { output, .. }
         | Step::Softmax { output, .. }
+        | Step::MatMul { output, .. }
+        | Step::Transpose { output, .. }
+        | Step::Crop { output, .. }
+        | Step::LayerNorm { output, .. }
         | Step::Eval { output, .. } => *output,
         Step::Binary { output, .. } => output.0,
     }

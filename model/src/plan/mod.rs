@@ -121,6 +121,8 @@ pub enum MapOp {
     Mul(usize),
     /// `x + k[c]`.
     Add(usize),
+    /// A transcendental function of the kernel set (`Exp`, `Log`, `Erf`, …).
+    Unary(kernels::Unary),
 }
 
 /// One step of a plan.
@@ -218,7 +220,7 @@ pub enum Step {
         /// Output.
         output: usize,
     },
-    /// `C = A·B (+ bias)` with `A` `[m, k]` plain and `B` packed.
+    /// `C = activation(A·B + bias)` with `A` `[m, k]` plain and `B` packed.
     Gemm {
         /// `A`.
         a: usize,
@@ -226,6 +228,8 @@ pub enum Step {
         b: usize,
         /// Per-column bias.
         bias: Option<usize>,
+        /// Activation fused into the epilogue.
+        activation: Activation,
         /// Output `[m, n]`.
         output: usize,
     },
@@ -250,6 +254,65 @@ pub enum Step {
         index: usize,
         /// Output value.
         output: usize,
+    },
+    /// Batched `C = A·B` of two run-time plain values (`[…, m, k] × […, k, n]`, batch axes
+    /// broadcast): one GEMM per batch index, B packed on the fly (attention's products).
+    MatMul {
+        /// `A`.
+        a: usize,
+        /// `B`.
+        b: usize,
+        /// Output `[…, m, n]`.
+        output: usize,
+        /// `(m, k, n)`.
+        dims: (usize, usize, usize),
+        /// The output's batch axes.
+        batch: Vec<usize>,
+        /// Element offset of each batch axis in A (0 where A broadcasts).
+        a_strides: Vec<usize>,
+        /// Element offset of each batch axis in B (0 where B broadcasts).
+        b_strides: Vec<usize>,
+    },
+    /// Axis permutation of a plain value.
+    Transpose {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// Output axis `i` is input axis `perm[i]`.
+        perm: Vec<usize>,
+    },
+    /// A block of each of `outer` runs: values `start..start + len` of every run of `stride`
+    /// (one part of a `Split`, a `Slice` along one axis), copied contiguously.
+    Crop {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// Number of runs.
+        outer: usize,
+        /// Run length in the input.
+        stride: usize,
+        /// First value taken of each run.
+        start: usize,
+        /// Values taken of each run.
+        len: usize,
+    },
+    /// LayerNormalization over the trailing `len` values of a plain value, with per-position
+    /// scale and bias constants.
+    LayerNorm {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// Normalized length.
+        len: usize,
+        /// Scale constant (`len` values).
+        scale: usize,
+        /// Bias constant (`len` values).
+        bias: Option<usize>,
+        /// Added to the variance.
+        epsilon: f32,
     },
     /// Softmax over `len` values at stride `inner`, `outer` times.
     Softmax {

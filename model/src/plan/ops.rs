@@ -1,7 +1,7 @@
 //! The plan's own element-wise, pooling, resize and data-movement loops (the heavy
 //! operators run on the kernel set). Layout-aware: 4-D values are NHWC.
 
-use kernels::Activation;
+use kernels::KernelSet;
 use rayon::prelude::*;
 
 use super::{MapOp, Operand};
@@ -10,33 +10,6 @@ use crate::shape;
 
 /// Elements per parallel work item of element-wise loops.
 const GRAIN: usize = 1 << 14;
-
-/// One activation on one float32 value (the same formulas as the kernels' epilogues).
-#[inline(always)]
-pub fn activate(a: Activation, x: f32) -> f32 {
-    let hard_sigmoid = |x: f32, alpha: f32, beta: f32| x.mul_add(alpha, beta).clamp(0.0, 1.0);
-    match a {
-        Activation::Identity => x,
-        Activation::Relu => x.max(0.0),
-        Activation::Clip { min, max } => x.max(min).min(max),
-        Activation::HardSigmoid { alpha, beta } => hard_sigmoid(x, alpha, beta),
-        Activation::HardSwish => x * hard_sigmoid(x, 1.0 / 6.0, 0.5),
-        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-    }
-}
-
-fn act_slice(a: Activation, xs: &mut [f32]) {
-    match a {
-        Activation::Identity => {}
-        Activation::Relu => xs.iter_mut().for_each(|x| *x = activate(Activation::Relu, *x)),
-        Activation::Clip { min, max } => xs.iter_mut().for_each(|x| *x = x.max(min).min(max)),
-        Activation::HardSigmoid { alpha, beta } => {
-            xs.iter_mut().for_each(|x| *x = activate(Activation::HardSigmoid { alpha, beta }, *x))
-        }
-        Activation::HardSwish => xs.iter_mut().for_each(|x| *x = activate(Activation::HardSwish, *x)),
-        Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = activate(Activation::Sigmoid, *x)),
-    }
-}
 
 /// Runs `f` over `out` in blocks whose length is a multiple of `align`, in parallel when
 /// `parallel`; `f` gets the block's start offset.
@@ -49,15 +22,33 @@ fn blocks(out: &mut [f32], align: usize, parallel: bool, f: impl Fn(usize, &mut 
     }
 }
 
-/// Applies a chain of element-wise ops in place. `channels = (c, stride)`: element `i` has
+/// Applies a chain of element-wise ops in place, block by block (each block, a few tens of
+/// kilobytes, stays in cache through the whole chain): activations and transcendental
+/// functions on the kernel set's vector loops. `channels = (c, stride)`: element `i` has
 /// channel `(i / stride) % c`.
-pub fn map(out: &mut [f32], ops: &[MapOp], consts: &[Vec<f32>], channels: (usize, usize), parallel: bool) {
+pub fn map(
+    set: &dyn KernelSet,
+    out: &mut [f32],
+    ops: &[MapOp],
+    consts: &[Vec<f32>],
+    channels: (usize, usize),
+    parallel: bool,
+) -> kernels::Result<()> {
     let (c, stride) = (channels.0.max(1), channels.1.max(1));
+    let failed = std::sync::Mutex::new(None);
     blocks(out, c * stride, parallel, |_, block| {
         for op in ops {
             let (k, mul) = match *op {
                 MapOp::Act(a) => {
-                    act_slice(a, block);
+                    if let Err(e) = set.activate(a, block) {
+                        *failed.lock().expect("not poisoned") = Some(e);
+                    }
+                    continue;
+                }
+                MapOp::Unary(f) => {
+                    if let Err(e) = set.unary(f, block) {
+                        *failed.lock().expect("not poisoned") = Some(e);
+                    }
                     continue;
                 }
                 MapOp::Mul(k) => (&consts[k], true),
@@ -90,6 +81,10 @@ pub fn map(out: &mut [f32], ops: &[MapOp], consts: &[Vec<f32>], channels: (usize
             }
         }
     });
+    match failed.into_inner().expect("not poisoned") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A binary operand's data: a separate slice, or the output itself (in place).
@@ -360,6 +355,72 @@ pub fn softmax(x: &mut [f32], (outer, len, inner): (usize, usize, usize)) {
                 block[k * inner + i] *= inv;
             }
         }
+    }
+}
+
+/// Axis permutation of a row-major value of `shape`: output axis `i` is input axis `perm[i]`.
+/// Walks the output in order; the innermost output axis reads the input at its stride.
+pub fn transpose(x: &[f32], shape: &[usize], perm: &[usize], out: &mut [f32]) {
+    let r = shape.len();
+    let in_strides = crate::tensor::strides(shape);
+    let dims: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+    let strides: Vec<usize> = perm.iter().map(|&p| in_strides[p]).collect();
+    let total: usize = dims.iter().product();
+    if total == 0 {
+        return;
+    }
+    let (last, last_stride) = (dims[r - 1], strides[r - 1]);
+    let mut idx = vec![0usize; r];
+    let mut base = 0usize;
+    for row in out[..total].chunks_exact_mut(last) {
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = x[base + j * last_stride];
+        }
+        // Odometer over the outer output axes.
+        for d in (0..r - 1).rev() {
+            idx[d] += 1;
+            base += strides[d];
+            if idx[d] < dims[d] {
+                break;
+            }
+            base -= strides[d] * dims[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/// LayerNormalization of every run of `len` values: `(x − mean)/√(var + ε)·scale + bias`.
+pub fn layer_norm(
+    x: &[f32],
+    len: usize,
+    scale: &[f32],
+    bias: Option<&[f32]>,
+    epsilon: f32,
+    out: &mut [f32],
+    parallel: bool,
+) {
+    let row = |(src, dst): (&[f32], &mut [f32])| {
+        let mean = src.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
+        let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len as f64;
+        let (mean, inv) = (mean as f32, (1.0 / (var + epsilon as f64).sqrt()) as f32);
+        match bias {
+            Some(b) => {
+                for (((o, &v), &s), &t) in dst.iter_mut().zip(src).zip(scale).zip(b) {
+                    *o = (v - mean) * inv * s + t;
+                }
+            }
+            None => {
+                for ((o, &v), &s) in dst.iter_mut().zip(src).zip(scale) {
+                    *o = (v - mean) * inv * s;
+                }
+            }
+        }
+    };
+    let n = x.len() / len.max(1) * len;
+    if parallel && n > GRAIN {
+        x[..n].par_chunks(len).zip(out[..n].par_chunks_mut(len)).for_each(row);
+    } else {
+        x[..n].chunks(len).zip(out[..n].chunks_mut(len)).for_each(row);
     }
 }
 

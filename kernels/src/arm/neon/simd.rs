@@ -66,6 +66,32 @@ impl SimdF32 for Neon {
         }
     }
     #[inline(always)]
+    unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {
+        // SAFETY: the trait's contract guarantees NEON on this CPU.
+        unsafe { Self(vbslq_f32(vcltq_f32(self.0, o.0), t.0, f.0)) }
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        // SAFETY: the trait's contract guarantees NEON on this CPU.
+        unsafe { Self(vabsq_f32(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        // SAFETY: the trait's contract guarantees NEON on this CPU; the select takes the sign
+        // bit from `sign` and every other bit from `self`.
+        unsafe { Self(vbslq_f32(vdupq_n_u32(0x8000_0000), sign.0, self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn frexp(self) -> (Self, Self) {
+        // SAFETY: the trait's contract guarantees NEON on this CPU.
+        unsafe {
+            let bits = vreinterpretq_u32_f32(self.0);
+            let m = vorrq_u32(vandq_u32(bits, vdupq_n_u32(0x007f_ffff)), vdupq_n_u32(0x3f80_0000));
+            let e = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32::<23>(bits)), vdupq_n_s32(127));
+            (Self(vreinterpretq_f32_u32(m)), Self(vcvtq_f32_s32(e)))
+        }
+    }
+    #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize) -> Self {
         let mut lanes = [0.0f32; 4];
         // SAFETY: the caller guarantees n (< 4) readable f32s at p.

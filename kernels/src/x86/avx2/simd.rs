@@ -64,6 +64,35 @@ impl SimdF32 for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_blendv_ps(f.0, t.0, _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, o.0))) }
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe { Self(_mm256_and_ps(self.0, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff)))) }
+    }
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe {
+            let sign_bit = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MIN));
+            Self(_mm256_or_ps(_mm256_andnot_ps(sign_bit, self.0), _mm256_and_ps(sign_bit, sign.0)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn frexp(self) -> (Self, Self) {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe {
+            let bits = _mm256_castps_si256(self.0);
+            let m =
+                _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007f_ffff)), _mm256_set1_epi32(0x3f80_0000));
+            let e = _mm256_sub_epi32(_mm256_srli_epi32::<23>(bits), _mm256_set1_epi32(127));
+            (Self(_mm256_castsi256_ps(m)), Self(_mm256_cvtepi32_ps(e)))
+        }
+    }
+    #[inline(always)]
     unsafe fn prefetch(p: *const f32) {
         // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }

@@ -65,6 +65,36 @@ impl SimdF32 for Avx512 {
         }
     }
     #[inline(always)]
+    unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(self.0, o.0), f.0, t.0)) }
+    }
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { Self(_mm512_abs_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU (integer and/or are F).
+        unsafe {
+            let magnitude = _mm512_and_si512(_mm512_castps_si512(self.0), _mm512_set1_epi32(0x7fff_ffff));
+            let sign = _mm512_and_si512(_mm512_castps_si512(sign.0), _mm512_set1_epi32(i32::MIN));
+            Self(_mm512_castsi512_ps(_mm512_or_si512(magnitude, sign)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn frexp(self) -> (Self, Self) {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe {
+            let bits = _mm512_castps_si512(self.0);
+            let m =
+                _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007f_ffff)), _mm512_set1_epi32(0x3f80_0000));
+            let e = _mm512_sub_epi32(_mm512_srli_epi32::<23>(bits), _mm512_set1_epi32(127));
+            (Self(_mm512_castsi512_ps(m)), Self(_mm512_cvtepi32_ps(e)))
+        }
+    }
+    #[inline(always)]
     unsafe fn prefetch(p: *const f32) {
         // SAFETY: prefetch is a hint (SSE, baseline on x86_64); it never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
