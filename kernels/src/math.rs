@@ -86,7 +86,7 @@ pub(crate) unsafe fn round_nearest<V: SimdF32>(x: V) -> V {
 }
 
 /// Head of ln 2 with 9 significant bits: `n · LN2_HI` is exact for |n| < 2^15.
-const LN2_HI: f32 = 0.693_359_375;
+const LN2_HI: f32 = 0.693_359_4;
 /// `ln 2 − LN2_HI`.
 const LN2_LO: f32 = -2.121_944_4e-4;
 
@@ -201,7 +201,7 @@ unsafe fn erf_small<V: SimdF32>(a: V) -> V {
         p = p.mul_add(a2, V::splat(-2.686_158_4e-2));
         p = p.mul_add(a2, V::splat(1.128_373_3e-1));
         p = p.mul_add(a2, V::splat(-3.761_263_5e-1));
-        p = p.mul_add(a2, V::splat(1.128_379_2));
+        p = p.mul_add(a2, V::splat(std::f32::consts::FRAC_2_SQRT_PI));
         p.mul(a)
     }
 }
@@ -221,7 +221,7 @@ unsafe fn erfc_big<V: SimdF32>(t: V, sq_hi: V, sq_lo: V) -> V {
         q = q.mul_add(z, V::splat(1.485_135e-1));
         q = q.mul_add(z, V::splat(2.545_260_2e-1));
         q = q.mul_add(z, V::splat(2.810_124_8e-1));
-        q = q.mul_add(z, V::splat(2.821_569_1e-1));
+        q = q.mul_add(z, V::splat(2.821_569e-1));
         let e = exp(sq_hi.mul(V::splat(-1.0)));
         e.mul_add(sq_lo.mul(V::splat(-1.0)), e).mul(z).mul(q)
     }

@@ -23,7 +23,7 @@ fn inputs() -> Vec<f32> {
     }
     xs.push(f32::NAN);
     // An odd length, so the last values go through the partial-vector tail.
-    if xs.len() % 2 == 0 {
+    if xs.len().is_multiple_of(2) {
         xs.push(0.5);
     }
     xs

@@ -133,3 +133,112 @@ fn identity_at_the_output_is_bypassed_and_the_output_keeps_its_name() {
     let p = model::prepare(&b.bytes(13), &[vec![1, 2, 4, 4]]).unwrap();
     assert_eq!(p.optimized.values[p.optimized.outputs[0]].name, "y");
 }
+
+#[test]
+fn x_times_sigmoid_of_x_is_silu_and_fuses_into_the_convolution() {
+    let mut b = Builder::new(&[1, 4, 7, 9]);
+    b.conv("x", 4, 6, 3, 1, "c");
+    b.node("Sigmoid", &["c"], "s", vec![]);
+    b.node("Mul", &["s", "c"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 4, 7, 9], |r, ops| {
+        assert_eq!((r.gated_activations, r.activation_fused), (1, 1));
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+#[test]
+fn x_times_tanh_of_softplus_of_x_is_mish() {
+    let mut b = Builder::new(&[1, 3, 5, 5]);
+    b.conv("x", 3, 4, 1, 0, "c");
+    b.node("Softplus", &["c"], "sp", vec![]);
+    b.node("Tanh", &["sp"], "t", vec![]);
+    b.node("Mul", &["c", "t"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 3, 5, 5], |r, ops| {
+        assert_eq!((r.gated_activations, r.activation_fused), (1, 1));
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+/// GELU as exporters write it, in both orders of its halving; `scale_first` divides by √2
+/// (torch) or multiplies by 1/√2.
+fn gelu_graph(halve_first: bool, divide: bool) -> Builder {
+    let mut b = Builder::new(&[1, 4, 6, 6]);
+    b.conv("x", 4, 5, 3, 1, "c");
+    let (op, k) = if divide { ("Div", std::f32::consts::SQRT_2) } else { ("Mul", std::f32::consts::FRAC_1_SQRT_2) };
+    let k = b.constant("k", &[], &[k]);
+    let one = b.constant("one", &[], &[1.0]);
+    let half = b.constant("half", &[], &[0.5]);
+    b.node(op, &["c", &k], "t", vec![]);
+    b.node("Erf", &["t"], "e", vec![]);
+    b.node("Add", &["e", &one], "e1", vec![]);
+    if halve_first {
+        b.node("Mul", &["c", &half], "h", vec![]);
+        b.node("Mul", &["h", "e1"], "y", vec![]);
+    } else {
+        b.node("Mul", &["c", "e1"], "m", vec![]);
+        b.node("Mul", &["m", &half], "y", vec![]);
+    }
+    b.output("y");
+    b
+}
+
+#[test]
+fn gelu_in_the_forms_exporters_write_is_recognised_and_fused() {
+    for (halve_first, divide) in [(false, true), (true, true), (false, false), (true, false)] {
+        check(&gelu_graph(halve_first, divide), &[1, 4, 6, 6], |r, ops| {
+            assert_eq!((r.gelu, r.activation_fused), (1, 1), "halve first {halve_first}, divide {divide}");
+            assert_eq!(ops, &[("Conv", 1)]);
+        });
+    }
+}
+
+#[test]
+fn a_gelu_whose_parts_are_used_elsewhere_is_left_alone() {
+    let mut b = gelu_graph(false, true);
+    b.output("e1"); // 1 + erf is an output too
+    check(&b, &[1, 4, 6, 6], |r, _| assert_eq!(r.gelu, 0));
+}
+
+/// A transformer block's operators on run-time tensors: Linear (MatMul + bias) with GELU
+/// fused into the GEMM, LayerNormalization, a Split into heads, a transposed key, the
+/// attention product of two run-time values, Softmax, in a plan on every host kernel set.
+#[test]
+fn attention_operators_run_natively_and_match_the_reference() {
+    let mut b = Builder::new(&[1, 6, 8]);
+    let w = b.weight("w", &[8, 16]);
+    let bias = b.weight("bias", &[16]);
+    let (gamma, beta) = (b.weight("gamma", &[8]), b.weight("beta", &[8]));
+    b.node("LayerNormalization", &["x", &gamma, &beta], "ln", vec![build::int("axis", -1)]);
+    b.node("MatMul", &["ln", &w], "h", vec![]);
+    b.node("Add", &["h", &bias], "hb", vec![]);
+    let (sqrt2, one, half) = (
+        b.constant("sqrt2", &[], &[std::f32::consts::SQRT_2]),
+        b.constant("one", &[], &[1.0]),
+        b.constant("half", &[], &[0.5]),
+    );
+    b.node("Div", &["hb", &sqrt2], "t", vec![]);
+    b.node("Erf", &["t"], "e", vec![]);
+    b.node("Add", &["e", &one], "e1", vec![]);
+    b.node("Mul", &["hb", "e1"], "m", vec![]);
+    b.node("Mul", &["m", &half], "g", vec![]);
+    let sizes = b.int_constant("sizes", &[2], &[8, 8]);
+    b.node_n("Split", &["g", &sizes], &["q", "k"], vec![build::int("axis", 2)]);
+    b.node("Transpose", &["k"], "kt", vec![build::ints("perm", &[0, 2, 1])]);
+    b.node("MatMul", &["q", "kt"], "scores", vec![]);
+    b.node("Softmax", &["scores"], "y", vec![build::int("axis", -1)]);
+    b.output("y");
+    let p = model::prepare(&b.bytes(17), &[vec![1, 6, 8]]).unwrap();
+    assert_eq!(p.rewrites.gelu, 1);
+    let x = input(&[1, 6, 8]);
+    let expected = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
+    let set = kernels::kernel_set(kernels::KernelSetId::Scalar).unwrap();
+    let plan = model::plan::build(&p.optimized, &*set).unwrap();
+    let labels: Vec<&str> = plan.steps.iter().map(|s| s.op.as_str()).collect();
+    for want in ["LayerNormalization", "MatMul+Add+Gelu", "Split", "Transpose", "MatMul", "Softmax"] {
+        assert!(labels.contains(&want), "{want} not in {labels:?}");
+    }
+    assert!(!plan.steps.iter().any(|s| matches!(s.step, model::plan::Step::Eval { .. })), "{labels:?}");
+    check_plans(&p.optimized, &x, &expected, 1e-5);
+}

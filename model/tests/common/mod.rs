@@ -47,6 +47,18 @@ impl Builder {
         name.into()
     }
 
+    /// An INT64 initializer with given values.
+    pub fn int_constant(&mut self, name: &str, dims: &[usize], data: &[i64]) -> String {
+        self.inits.push(build::int_tensor(name, dims, data));
+        name.into()
+    }
+
+    /// A node with several outputs.
+    pub fn node_n(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<onnx::proto::AttributeProto>) {
+        let name = format!("{op}_{}", self.nodes.len());
+        self.nodes.push(build::node(op, &name, inputs, outputs, attrs));
+    }
+
     pub fn node(&mut self, op: &str, inputs: &[&str], output: &str, attrs: Vec<onnx::proto::AttributeProto>) -> String {
         let name = format!("{op}_{}", self.nodes.len());
         self.nodes.push(build::node(op, &name, inputs, &[output], attrs));
