@@ -70,7 +70,7 @@ pub fn parity_sweep(set: &dyn KernelSet) -> SetParity {
         [(1, 1, 1), (i.mr + 1, i.nr - 1, 17), (37, 53, 61), (2 * i.blocking.mc + 3, 3 * i.nr + 1, i.blocking.kc + 9)];
     let mut cases = Vec::new();
     for (m, n, k) in shapes {
-        for activation in Activation::all() {
+        for activation in kernels::epilogue_activations(set.info().id) {
             for (bias, residual, label) in
                 [(BiasKind::None, None, "plain"), (BiasKind::PerCol, Some(Layout::RowMajor), "bias+residual")]
             {

@@ -437,6 +437,16 @@ fn build_set(id: KernelSetId, build: Build) -> Result<Box<dyn KernelSet>> {
     }
 }
 
+/// The activations kernel set `id` fuses into its GEMM and convolution epilogues: every one
+/// on the CPU sets; the first six on the CUDA set (see `cuda/args.rs`).
+pub fn epilogue_activations(id: KernelSetId) -> Vec<Activation> {
+    let all = Activation::all();
+    match id {
+        KernelSetId::Cuda => all[..6].to_vec(),
+        _ => all.to_vec(),
+    }
+}
+
 /// Panel width (`NR`) of the CUDA set's packed weights: its GEMM kernels' N tile.
 pub const CUDA_NR: usize = 128;
 

@@ -206,7 +206,11 @@ pub fn random_convs_match_reference(set: &dyn KernelSet) {
     let strategy = (
         params_strategy(),
         (1usize..=2, 1usize..=40, 1usize..=40),
-        (any::<bool>(), proptest::option::of(0usize..3), proptest::sample::select(Activation::all().to_vec())),
+        (
+            any::<bool>(),
+            proptest::option::of(0usize..3),
+            proptest::sample::select(kernels::epilogue_activations(set.info().id)),
+        ),
         (any::<bool>(), any::<u64>()),
     )
         .prop_map(|(params, (n, h, w), (bias, residual, activation), (threaded, seed))| {
@@ -305,7 +309,7 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
 /// Every algorithm × activation × bias × residual (padded rows), sequential and threaded.
 pub fn every_algorithm_and_epilogue(set: &dyn KernelSet) {
     for (name, base) in algorithm_cases() {
-        for (i, activation) in Activation::all().into_iter().enumerate() {
+        for (i, activation) in kernels::epilogue_activations(set.info().id).into_iter().enumerate() {
             for (bias, residual) in [(false, None), (true, None), (true, Some(2)), (false, Some(0))] {
                 let par = if i % 2 == 0 { Parallelism::Sequential } else { Parallelism::Rayon };
                 let case = ConvCase { bias, residual, activation, par, seed: i as u64, ..base.clone() };

@@ -255,7 +255,7 @@ pub fn random_cases_match_reference(set: &dyn KernelSet) {
     let strategy = (
         (dim(), dim(), dim()),
         (layout(), layout(), layout()),
-        (bias, proptest::option::of(layout()), proptest::sample::select(Activation::all().to_vec())),
+        (bias, proptest::option::of(layout()), proptest::sample::select(kernels::epilogue_activations(set.info().id))),
         (any::<bool>(), any::<bool>(), any::<u64>()),
     )
         .prop_map(|((m, n, k), (a, b, c), (bias, residual, activation), (prepacked, threaded, seed))| GemmCase {
@@ -283,7 +283,7 @@ pub fn random_cases_match_reference(set: &dyn KernelSet) {
 /// Every activation × bias kind × residual on a shape with edge tiles in both directions.
 pub fn every_epilogue_matches_reference(set: &dyn KernelSet) {
     let i = set.info();
-    for activation in Activation::all() {
+    for activation in kernels::epilogue_activations(set.info().id) {
         for bias in [BiasKind::None, BiasKind::PerRow, BiasKind::PerCol] {
             for residual in [None, Some(Layout::RowMajor), Some(Layout::ColMajor)] {
                 let case = GemmCase { bias, residual, activation, ..GemmCase::plain(2 * i.mr + 1, 2 * i.nr + 3, 37) };

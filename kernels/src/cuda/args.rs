@@ -91,21 +91,24 @@ pub(crate) fn sint(v: isize, what: &str) -> crate::Result<i32> {
         .map_err(|_| crate::KernelError::Shape(format!("{what} = {v} exceeds the CUDA kernels' 2^31 limit")))
 }
 
-/// `(code, p0, p1)` of an activation, as `activate()` in `common.cuh` reads it.
-pub(crate) fn activation(a: crate::Activation) -> (i32, f32, f32) {
+/// `(code, p0, p1)` of an activation, as `activate()` in `common.cuh` reads it. The CUDA
+/// epilogue has the first six activations only: the transcendental ones (Tanh, SiLU, GELU,
+/// Mish) and LeakyRelu would push the convolution kernels past their 128 registers (ptxas
+/// spills, checked by `kernels/tests/cuda_compile.rs`), so they are refused by name.
+pub(crate) fn activation(a: crate::Activation) -> crate::Result<(i32, f32, f32)> {
     use crate::Activation as A;
-    match a {
+    Ok(match a {
         A::Identity => (0, 0.0, 0.0),
         A::Relu => (1, 0.0, 0.0),
         A::Clip { min, max } => (2, min, max),
         A::HardSigmoid { alpha, beta } => (3, alpha, beta),
         A::HardSwish => (4, 0.0, 0.0),
         A::Sigmoid => (5, 0.0, 0.0),
-        A::LeakyRelu { alpha } => (6, alpha, 0.0),
-        A::Tanh => (7, 0.0, 0.0),
-        A::Silu => (8, 0.0, 0.0),
-        A::Gelu => (9, 0.0, 0.0),
-        A::GeluTanh => (10, 0.0, 0.0),
-        A::Mish => (11, 0.0, 0.0),
-    }
+        other => {
+            return Err(crate::KernelError::Unavailable {
+                set: "cuda".into(),
+                reason: format!("the CUDA epilogues have no {other:?} activation (it runs on CPU sets only)"),
+            })
+        }
+    })
 }

@@ -31,6 +31,14 @@ pub struct DeviceEpilogue {
     pub activation: Activation,
 }
 
+impl DeviceEpilogue {
+    /// The epilogue, or an error naming an activation the CUDA kernels do not have.
+    pub fn checked(self) -> Result<Self> {
+        activation(self.activation)?;
+        Ok(self)
+    }
+}
+
 const THREADS: u32 = 256;
 const TILE: usize = 128;
 const MAX_GRID_YZ: usize = 65_535;
@@ -50,8 +58,8 @@ fn check_len(what: &str, t: &DeviceTensor, len: usize) -> Result<()> {
 }
 
 impl Gpu {
-    fn epilogue_args(&self, a: &mut GemmArgs, epi: &DeviceEpilogue, residual: Option<&DeviceTensor>) {
-        let (act, p0, p1) = activation(epi.activation);
+    fn epilogue_args(&self, a: &mut GemmArgs, epi: &DeviceEpilogue, residual: Option<&DeviceTensor>) -> Result<()> {
+        let (act, p0, p1) = activation(epi.activation)?;
         (a.act, a.p0, a.p1) = (act, p0, p1);
         (a.bias_mode, a.bias) = match &epi.bias {
             DeviceBias::None => (0, 0),
@@ -59,6 +67,7 @@ impl Gpu {
             DeviceBias::PerCol(b) => (2, self.addr(b)),
         };
         a.residual = residual.map_or(0, |r| r.addr(self));
+        Ok(())
     }
 
     fn check_bias(&self, epi: &DeviceEpilogue, rows: usize, cols: usize) -> Result<()> {
@@ -147,7 +156,7 @@ impl Gpu {
             m: int(m, "rows")?,
             ..Default::default()
         };
-        self.epilogue_args(&mut args, epi, residual);
+        self.epilogue_args(&mut args, epi, residual)?;
         self.launch_part(args, &b.part, 1)
     }
 
@@ -187,7 +196,7 @@ impl Gpu {
         }
         match &w.body {
             ConvBody::Depthwise(wt) => {
-                let (act, p0, p1) = activation(epi.activation);
+                let (act, p0, p1) = activation(epi.activation)?;
                 let a = DwArgs {
                     x: input.addr(self),
                     w: wt.addr(self),
@@ -236,7 +245,7 @@ impl Gpu {
                     && p.pads == [0; 4]
                     && p.groups == 1;
                 let mut base = GemmArgs { a: input.addr(self), c: output.addr(self), ..Default::default() };
-                self.epilogue_args(&mut base, epi, residual);
+                self.epilogue_args(&mut base, epi, residual)?;
                 for part in parts {
                     let mut a = base;
                     if pointwise {

@@ -63,6 +63,7 @@ impl Gpu {
             Bias::PerRow(b) => DeviceBias::PerRow(self.upload_f32(b)?),
             Bias::PerCol(b) => DeviceBias::PerCol(self.upload_f32(b)?),
         };
+        super::args::activation(epi.activation)?; // refused here, before any upload is used
         Ok(DeviceEpilogue { bias, activation: epi.activation })
     }
 }

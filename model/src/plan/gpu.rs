@@ -70,7 +70,7 @@ impl Plan {
                 Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
                 None => DeviceBias::None,
             };
-            epilogues.push(Some(DeviceEpilogue { bias, activation }));
+            epilogues.push(Some(DeviceEpilogue { bias, activation }.checked()?));
         }
         let n = self.values.len();
         Ok(GpuSession {

@@ -40,8 +40,7 @@ __device__ __forceinline__ void st(float* p, i64 i, float v) { p[i] = v; }
 __device__ __forceinline__ void st(half_t* p, i64 i, float v) { p[i] = f2h(v); }
 
 // Activation codes: 0 identity, 1 relu, 2 clip(p0, p1), 3 hard-sigmoid(alpha p0, beta p1),
-// 4 hard-swish, 5 sigmoid, 6 leaky-relu(alpha p0), 7 tanh, 8 silu, 9 gelu (erf),
-// 10 gelu (tanh form), 11 mish.
+// 4 hard-swish, 5 sigmoid.
 __device__ __forceinline__ float activate(float x, int act, float p0, float p1) {
     switch (act) {
     case 1: return fmaxf(x, 0.f);
@@ -49,16 +48,6 @@ __device__ __forceinline__ float activate(float x, int act, float p0, float p1) 
     case 3: return fminf(fmaxf(fmaf(x, p0, p1), 0.f), 1.f);
     case 4: return x * fminf(fmaxf(fmaf(x, 1.f / 6.f, 0.5f), 0.f), 1.f);
     case 5: return 1.f / (1.f + expf(-x));
-    case 6: return x >= 0.f ? x : p0 * x;
-    case 7: return tanhf(x);
-    case 8: return x < -100.f ? -0.f : x / (1.f + expf(-x));
-    case 9: return 0.5f * x * erfcf(-x * 0.70710678f);
-    case 10: return x < -20.f ? -0.f : x / (1.f + expf(-1.5957691f * x * fmaf(0.044715f * x, x, 1.f)));
-    case 11: {
-        float e = expf(fminf(x, 20.f));
-        float n = e * (e + 2.f);
-        return x < -100.f ? -0.f : x * n / (n + 2.f);
-    }
     default: return x;
     }
 }
