@@ -299,8 +299,10 @@ impl Builder<'_> {
 
     fn node(&mut self, node: &Node) -> Result<()> {
         if let Op::Generic(crate::portable::Generic::Resize(r)) = &node.op {
-            if let (Some(native), false) = (r.native(), self.evaluated_io(node)) {
-                // Any form the native kernel does not take (not 4-D, not spatial) is evaluated.
+            // The data and output decide (an empty `roi` or integer `sizes` input is read at
+            // plan time); any form the native kernel does not take (not 4-D, not spatial) is
+            // evaluated.
+            if let (Some(native), true) = (r.native(), self.data_static(node)) {
                 let mark = self.mark();
                 match self.resize(node, native) {
                     Ok(()) => return Ok(()),
