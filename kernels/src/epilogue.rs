@@ -53,6 +53,28 @@ pub enum Activation {
     Mish,
 }
 
+/// `match $act` with one arm per kind that calls `$sweep!(a)` on the activation rebuilt from
+/// its parameters (a constant the arm's loop can fold); `Identity` does nothing. Shared by
+/// every loop that must dispatch once, outside the loop.
+macro_rules! each_kind {
+    ($act:expr, $sweep:ident) => {
+        match $act {
+            Activation::Identity => {}
+            Activation::Relu => $sweep!(Activation::Relu),
+            Activation::Clip { min, max } => $sweep!(Activation::Clip { min, max }),
+            Activation::HardSigmoid { alpha, beta } => $sweep!(Activation::HardSigmoid { alpha, beta }),
+            Activation::HardSwish => $sweep!(Activation::HardSwish),
+            Activation::Sigmoid => $sweep!(Activation::Sigmoid),
+            Activation::LeakyRelu { alpha } => $sweep!(Activation::LeakyRelu { alpha }),
+            Activation::Tanh => $sweep!(Activation::Tanh),
+            Activation::Silu => $sweep!(Activation::Silu),
+            Activation::Gelu => $sweep!(Activation::Gelu),
+            Activation::GeluTanh => $sweep!(Activation::GeluTanh),
+            Activation::Mish => $sweep!(Activation::Mish),
+        }
+    };
+}
+
 impl Activation {
     /// ReLU6, as MobileNets use it.
     pub const RELU6: Activation = Activation::Clip { min: 0.0, max: 6.0 };
@@ -204,20 +226,7 @@ impl Activation {
                 }
             };
         }
-        match self {
-            Activation::Identity => {}
-            Activation::Relu => sweep!(Activation::Relu),
-            Activation::Clip { min, max } => sweep!(Activation::Clip { min, max }),
-            Activation::HardSigmoid { alpha, beta } => sweep!(Activation::HardSigmoid { alpha, beta }),
-            Activation::HardSwish => sweep!(Activation::HardSwish),
-            Activation::Sigmoid => sweep!(Activation::Sigmoid),
-            Activation::LeakyRelu { alpha } => sweep!(Activation::LeakyRelu { alpha }),
-            Activation::Tanh => sweep!(Activation::Tanh),
-            Activation::Silu => sweep!(Activation::Silu),
-            Activation::Gelu => sweep!(Activation::Gelu),
-            Activation::GeluTanh => sweep!(Activation::GeluTanh),
-            Activation::Mish => sweep!(Activation::Mish),
-        }
+        each_kind!(self, sweep)
     }
 
     /// Applies the activation to every element of `data` in place: one dispatch, then a
@@ -230,20 +239,7 @@ impl Activation {
                 unsafe { math::map_slice::<V>(data, |v| $act.apply(v)) }
             };
         }
-        match self {
-            Activation::Identity => {}
-            Activation::Relu => sweep!(Activation::Relu),
-            Activation::Clip { min, max } => sweep!(Activation::Clip { min, max }),
-            Activation::HardSigmoid { alpha, beta } => sweep!(Activation::HardSigmoid { alpha, beta }),
-            Activation::HardSwish => sweep!(Activation::HardSwish),
-            Activation::Sigmoid => sweep!(Activation::Sigmoid),
-            Activation::LeakyRelu { alpha } => sweep!(Activation::LeakyRelu { alpha }),
-            Activation::Tanh => sweep!(Activation::Tanh),
-            Activation::Silu => sweep!(Activation::Silu),
-            Activation::Gelu => sweep!(Activation::Gelu),
-            Activation::GeluTanh => sweep!(Activation::GeluTanh),
-            Activation::Mish => sweep!(Activation::Mish),
-        }
+        each_kind!(self, sweep)
     }
 
     #[inline(always)]

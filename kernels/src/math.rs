@@ -85,6 +85,14 @@ pub(crate) unsafe fn round_nearest<V: SimdF32>(x: V) -> V {
     unsafe { x.add(V::splat(MAGIC)).add(V::splat(-MAGIC)) }
 }
 
+/// The polynomial with coefficients `c` (highest degree first) at `x`, by Horner's rule: one
+/// multiply-add per coefficient.
+#[inline(always)]
+unsafe fn horner<V: SimdF32, const N: usize>(x: V, c: [f32; N]) -> V {
+    // SAFETY: the caller guarantees V's features are available.
+    unsafe { c[1..].iter().fold(V::splat(c[0]), |p, &k| p.mul_add(x, V::splat(k))) }
+}
+
 /// Head of ln 2 with 9 significant bits: `n · LN2_HI` is exact for |n| < 2^15.
 const LN2_HI: f32 = 0.693_359_4;
 /// `ln 2 − LN2_HI`.
@@ -110,12 +118,7 @@ pub(crate) unsafe fn exp<V: SimdF32>(x: V) -> V {
         let n = round_nearest(x.mul(V::splat(std::f32::consts::LOG2_E)));
         let r = n.mul_add(V::splat(-LN2_HI), x);
         let r = n.mul_add(V::splat(-LN2_LO), r);
-        let mut p = V::splat(1.987_569_1e-4);
-        p = p.mul_add(r, V::splat(1.398_2e-3));
-        p = p.mul_add(r, V::splat(8.333_452e-3));
-        p = p.mul_add(r, V::splat(4.166_579_6e-2));
-        p = p.mul_add(r, V::splat(1.666_666_5e-1));
-        p = p.mul_add(r, V::splat(0.5));
+        let p = horner(r, [1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5]);
         let e = p.mul_add(r.mul(r), r).add(V::splat(1.0));
         // n ∈ [-150, 129]: 2^n = 2^k · 2^(n-k) with both exponents in the normal range.
         let k = round_nearest(n.mul(V::splat(0.5)));
@@ -139,10 +142,7 @@ pub(crate) unsafe fn log<V: SimdF32>(x: V) -> V {
         let m = sqrt2.select_lt(m, m.mul(V::splat(0.5)), m);
         let s = m.add(V::splat(-1.0)).div(m.add(V::splat(1.0)));
         let s2 = s.mul(s);
-        let mut p = V::splat(2.0 / 9.0);
-        p = p.mul_add(s2, V::splat(2.0 / 7.0));
-        p = p.mul_add(s2, V::splat(2.0 / 5.0));
-        p = p.mul_add(s2, V::splat(2.0 / 3.0));
+        let p = horner(s2, [2.0 / 9.0, 2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0]);
         let ln_m = p.mul(s2).mul_add(s, s.add(s));
         let r = e.mul_add(V::splat(LN2_HI), e.mul_add(V::splat(LN2_LO), ln_m));
         // NaN and ±∞ give NaN here (x·0); then ±0 and negatives, then +∞.
@@ -173,12 +173,10 @@ pub(crate) unsafe fn tanh<V: SimdF32>(x: V) -> V {
     unsafe {
         let a = x.abs();
         let a2 = a.mul(a);
-        let mut p = V::splat(2.292_828_6e-3);
-        p = p.mul_add(a2, V::splat(-8.344_028e-3));
-        p = p.mul_add(a2, V::splat(2.176_894_6e-2));
-        p = p.mul_add(a2, V::splat(-5.395_926_5e-2));
-        p = p.mul_add(a2, V::splat(1.333_330_4e-1));
-        p = p.mul_add(a2, V::splat(-3.333_333_4e-1));
+        let p = horner(
+            a2,
+            [2.292_828_6e-3, -8.344_028e-3, 2.176_894_6e-2, -5.395_926_5e-2, 1.333_330_4e-1, -3.333_333_4e-1],
+        );
         let small = p.mul(a2).mul_add(a, a);
         let e = exp(a.add(a));
         let big = V::splat(-2.0).div(e.add(V::splat(1.0))).add(V::splat(1.0));
@@ -195,13 +193,18 @@ unsafe fn erf_small<V: SimdF32>(a: V) -> V {
     // SAFETY: the caller guarantees V's features are available.
     unsafe {
         let a2 = a.mul(a);
-        let mut p = V::splat(8.675_39e-5);
-        p = p.mul_add(a2, V::splat(-8.211_103e-4));
-        p = p.mul_add(a2, V::splat(5.206_747_4e-3));
-        p = p.mul_add(a2, V::splat(-2.686_158_4e-2));
-        p = p.mul_add(a2, V::splat(1.128_373_3e-1));
-        p = p.mul_add(a2, V::splat(-3.761_263_5e-1));
-        p = p.mul_add(a2, V::splat(std::f32::consts::FRAC_2_SQRT_PI));
+        let p = horner(
+            a2,
+            [
+                8.675_39e-5,
+                -8.211_103e-4,
+                5.206_747_4e-3,
+                -2.686_158_4e-2,
+                1.128_373_3e-1,
+                -3.761_263_5e-1,
+                std::f32::consts::FRAC_2_SQRT_PI,
+            ],
+        );
         p.mul(a)
     }
 }
@@ -214,14 +217,19 @@ unsafe fn erfc_big<V: SimdF32>(t: V, sq_hi: V, sq_lo: V) -> V {
     // SAFETY: the caller guarantees V's features are available.
     unsafe {
         let z = V::splat(1.0).div(t.mul_add(V::splat(0.5), V::splat(1.0)));
-        let mut q = V::splat(7.004_154_5e-2);
-        q = q.mul_add(z, V::splat(-1.522_254_2e-1));
-        q = q.mul_add(z, V::splat(-1.587_797_5e-2));
-        q = q.mul_add(z, V::splat(1.321_606e-1));
-        q = q.mul_add(z, V::splat(1.485_135e-1));
-        q = q.mul_add(z, V::splat(2.545_260_2e-1));
-        q = q.mul_add(z, V::splat(2.810_124_8e-1));
-        q = q.mul_add(z, V::splat(2.821_569e-1));
+        let q = horner(
+            z,
+            [
+                7.004_154_5e-2,
+                -1.522_254_2e-1,
+                -1.587_797_5e-2,
+                1.321_606e-1,
+                1.485_135e-1,
+                2.545_260_2e-1,
+                2.810_124_8e-1,
+                2.821_569e-1,
+            ],
+        );
         let e = exp(sq_hi.mul(V::splat(-1.0)));
         e.mul_add(sq_lo.mul(V::splat(-1.0)), e).mul(z).mul(q)
     }

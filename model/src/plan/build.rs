@@ -705,30 +705,29 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Graph value `x` as runs along its logical axis `ax` for a `Crop`: in NHWC when `ax` is
+    /// the channel axis of an NHWC value (runs of one pixel's channels), plain otherwise.
+    fn along(&mut self, x: ValueId, ax: usize) -> Result<Along> {
+        let nhwc = ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
+        let (input, layout) = if nhwc { (self.map[&x], Layout::Nhwc) } else { (self.plain(x)?, Layout::Plain) };
+        let phys = self.values[input].physical();
+        let pax = if nhwc { 3 } else { ax };
+        let inner: usize = phys[pax + 1..].iter().product();
+        Ok(Along { input, layout, outer: phys[..pax].iter().product(), stride: phys[pax] * inner, inner })
+    }
+
     /// Each used output of a `Split` as a `Crop`; along the channels of an NHWC value, in NHWC.
     fn split(&mut self, node: &Node, axis: i64) -> Result<()> {
         let x = node.input(0).expect("required");
         let shape = self.shape(x)?;
         let ax = crate::tensor::axis(axis, shape.len()).ok_or_else(|| node_err(node, "axis out of range"))?;
-        let nhwc = ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
-        let (input, layout) = if nhwc { (self.map[&x], Layout::Nhwc) } else { (self.plain(x)?, Layout::Plain) };
-        let phys = self.values[input].physical();
-        let pax = if nhwc { 3 } else { ax };
-        let outer: usize = phys[..pax].iter().product();
-        let inner: usize = phys[pax + 1..].iter().product();
+        let Along { input, layout, outer, stride, inner } = self.along(x, ax)?;
         let mut offset = 0;
         for (k, &out) in node.outputs.iter().enumerate() {
             let part = self.shape(out)?[ax];
             if self.uses[out] > 0 {
                 let output = self.define_output(node, k, layout)?;
-                let step = Step::Crop {
-                    input,
-                    output,
-                    outer,
-                    stride: phys[pax] * inner,
-                    start: offset * inner,
-                    len: part * inner,
-                };
+                let step = Step::Crop { input, output, outer, stride, start: offset * inner, len: part * inner };
                 self.push(&node.name, "Split", step);
             }
             offset += part;
@@ -751,15 +750,10 @@ impl Builder<'_> {
         if step != 1 || shape.is_empty() {
             return Ok(false);
         }
-        let nhwc = ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
-        let (input, layout) = if nhwc { (self.map[&x], Layout::Nhwc) } else { (self.plain(x)?, Layout::Plain) };
-        let phys = self.values[input].physical();
-        let pax = if nhwc { 3 } else { ax };
-        let outer: usize = phys[..pax].iter().product();
-        let inner: usize = phys[pax + 1..].iter().product();
+        let Along { input, layout, outer, stride, inner } = self.along(x, ax)?;
         let output = self.define(node, layout)?;
         let (start, len) = (start as usize * inner, count * inner);
-        self.push(&node.name, "Slice", Step::Crop { input, output, outer, stride: phys[pax] * inner, start, len });
+        self.push(&node.name, "Slice", Step::Crop { input, output, outer, stride, start, len });
         Ok(true)
     }
 
@@ -888,6 +882,20 @@ impl Builder<'_> {
         }
         Ok(false)
     }
+}
+
+/// A value laid out for a `Crop` along one axis (see `Builder::along`).
+struct Along {
+    /// The plan value read.
+    input: usize,
+    /// Its layout, which the cropped value keeps.
+    layout: Layout,
+    /// Runs (the product of the axes before the cropped one).
+    outer: usize,
+    /// Values per run (the cropped axis times `inner`).
+    stride: usize,
+    /// Values per step along the cropped axis.
+    inner: usize,
 }
 
 /// The kernel set's vectorized function for a portable unary operator, if it has one.
