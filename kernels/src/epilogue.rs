@@ -235,8 +235,8 @@ impl Activation {
     pub(crate) unsafe fn apply_slice<V: SimdF32>(self, data: &mut [f32]) {
         macro_rules! sweep {
             ($act:expr) => {
-                // SAFETY: the caller runs with `V`'s instruction set enabled.
-                unsafe { math::map_slice::<V>(data, |v| $act.apply(v)) }
+                // The caller runs with `V`'s instruction set enabled.
+                math::map_slice!(V, data, |v| $act.apply(v))
             };
         }
         each_kind!(self, sweep)

@@ -29,10 +29,12 @@ pub struct Rewrites {
     pub activation_fused: usize,
     /// `x + x·s` (a gate `s` broadcast over `x`) computed as `x·(1 + s)`.
     pub gated_residual: usize,
-    /// Identity nodes bypassed.
+    /// Identity nodes, and Slices that keep everything, bypassed.
     pub identity_removed: usize,
     /// Nodes removed because nothing used their outputs.
     pub dead_removed: usize,
+    /// Convolutions that lost kernel taps reading only padding (dilated ones on small maps).
+    pub taps_trimmed: usize,
 }
 
 /// Applies every rewrite until none applies.
@@ -41,6 +43,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
     loop {
         let before = r.clone();
         r.identity_removed += bypass_identities(g);
+        r.taps_trimmed += repeat(g, trim_dead_taps);
         r.batchnorm_folded += repeat(g, fold_batchnorm);
         r.affine_folded += repeat(g, fold_affine_into_conv);
         r.hardswish += repeat(g, hardswish);
@@ -98,8 +101,8 @@ fn bypass_identities(g: &mut Graph) -> usize {
     let mut i = 0;
     while i < g.nodes.len() {
         let n = &g.nodes[i];
-        if n.op == Op::Activation(Activation::Identity) {
-            let (src, dst) = (n.inputs[0].expect("Identity has its input"), n.outputs[0]);
+        if is_identity(g, n) {
+            let (src, dst) = (n.inputs[0].expect("an identity has its input"), n.outputs[0]);
             let src_is_io = g.inputs.contains(&src) || g.outputs.contains(&src) || g.constants.contains_key(&src);
             if g.outputs.contains(&dst) {
                 if src_is_io {
@@ -120,6 +123,70 @@ fn bypass_identities(g: &mut Graph) -> usize {
         i += 1;
     }
     count
+}
+
+/// Whether `n` passes its first input through unchanged: an `Identity`, or a `Slice` whose
+/// constant bounds keep every element in order (exporters write `x[:, :c]` even when `x`
+/// has exactly `c` channels).
+fn is_identity(g: &Graph, n: &Node) -> bool {
+    match n.op {
+        Op::Activation(Activation::Identity) => true,
+        Op::Slice => {
+            let Some(shape) = n.input(0).and_then(|x| g.shape(x)) else { return false };
+            crate::shape::slice_ranges(g, n, shape)
+                .is_ok_and(|r| r.iter().zip(shape).all(|(&(start, step, count), &d)| (start, step, count) == (0, 1, d)))
+        }
+        _ => false,
+    }
+}
+
+/// Drops the kernel taps of a convolution that read only padding at every output pixel:
+/// the weights lose those rows and columns of taps and the pads shrink by what they spanned,
+/// so every output reads the same inputs and the product skips the zeros. DeepLab's ASPP
+/// 3×3 convolutions at dilations 24 and 36 on a 16×16 map become 1×1 convolutions.
+fn trim_dead_taps(g: &mut Graph) -> bool {
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let Op::Conv(c) = &n.op else { continue };
+        let (Some(x), Some(wid)) = (n.input(0), n.input(1)) else { continue };
+        let (Some(xs), Some(w)) = (g.shape(x), g.constant(wid)) else { continue };
+        let Some(wf) = w.floats() else { continue };
+        if c.transposed || xs.len() != 4 || w.shape.len() != 4 {
+            continue;
+        }
+        let Ok((p, out)) = crate::shape::conv_params(n, c, xs, &w.shape) else { continue };
+        // Per spatial axis: the first and last taps some output reads inside the input,
+        // and the pads without the taps before and after them.
+        let live = |ax: usize| -> Option<(usize, usize, [usize; 2])> {
+            let (k, s, d, pb, pe) = (p.kernel[ax], p.strides[ax], p.dilations[ax], p.pads[ax], p.pads[ax + 2]);
+            let inside =
+                |t: usize| (0..out[2 + ax]).any(|y| (y * s + t * d).checked_sub(pb).is_some_and(|i| i < xs[2 + ax]));
+            let first = (0..k).find(|&t| inside(t))?;
+            let last = (0..k).rev().find(|&t| inside(t))?;
+            Some((first, last, [pb.checked_sub(first * d)?, pe.checked_sub((k - 1 - last) * d)?]))
+        };
+        let (Some((r0, r1, rp)), Some((c0, c1, cp))) = (live(0), live(1)) else { continue };
+        let [kh, kw] = p.kernel;
+        if (r0, r1, c0, c1) == (0, kh - 1, 0, kw - 1) {
+            continue;
+        }
+        let (nh, nw) = (r1 - r0 + 1, c1 - c0 + 1);
+        let trimmed: Vec<f32> = wf
+            .chunks_exact(kh * kw)
+            .flat_map(|taps| (r0..=r1).flat_map(move |r| taps[r * kw + c0..=r * kw + c1].iter().copied()))
+            .collect();
+        let shape = vec![w.shape[0], w.shape[1], nh, nw];
+        let mut conv = c.clone();
+        conv.kernel = Some([nh, nw]);
+        conv.pads = [rp[0], cp[0], rp[1], cp[1]];
+        conv.auto_pad = crate::ir::AutoPad::NotSet;
+        let name = format!("{}.trimmed_w", n.name);
+        let new_w = g.add_constant(name, Tensor::float(shape, trimmed));
+        g.nodes[i].op = Op::Conv(conv);
+        g.nodes[i].inputs[1] = Some(new_w);
+        return true;
+    }
+    false
 }
 
 /// The convolution producing `v` if it has no fused epilogue yet, `v` has no other use, and

@@ -242,3 +242,77 @@ fn attention_operators_run_natively_and_match_the_reference() {
     assert!(!plan.steps.iter().any(|s| matches!(s.step, model::plan::Step::Eval { .. })), "{labels:?}");
     check_plans(&p.optimized, &x, &expected, 1e-5);
 }
+
+#[test]
+fn a_slice_that_keeps_every_channel_is_bypassed() {
+    // GhostNet's `torch.cat([x1, x2], 1)[:, :out]` where the two halves make exactly `out`.
+    let mut b = Builder::new(&[1, 3, 6, 5]);
+    b.conv("x", 3, 4, 1, 0, "c1");
+    b.conv("c1", 4, 4, 3, 1, "c2");
+    b.node("Concat", &["c1", "c2"], "cat", vec![build::int("axis", 1)]);
+    let (starts, ends, axes) =
+        (b.int_constant("s", &[1], &[0]), b.int_constant("e", &[1], &[8]), b.int_constant("a", &[1], &[1]));
+    b.node("Slice", &["cat", &starts, &ends, &axes], "sl", vec![]);
+    b.node("Relu", &["sl"], "y", vec![]);
+    // A slice that drops a channel stays.
+    let short = b.int_constant("e7", &[1], &[7]);
+    b.node("Slice", &["cat", &starts, &short, &axes], "y7", vec![]);
+    b.output("y");
+    b.output("y7");
+    check(&b, &[1, 3, 6, 5], |r, ops| {
+        assert_eq!(r.identity_removed, 1);
+        assert_eq!(ops, &[("Concat", 1), ("Conv", 2), ("Relu", 1), ("Slice", 1)]);
+    });
+}
+
+#[test]
+fn taps_that_read_only_padding_are_trimmed_from_dilated_convolutions() {
+    // On a 5×2 map, a 3×3 kernel at dilation 2 with pads 2: the outer columns of taps read
+    // only padding (a 3×1 kernel remains); at dilation 6 on 5×6, only the centre tap reads
+    // the input (a 1×1 kernel). A stride-2 case keeps its output size.
+    for (shape, dilation, stride, kernel) in
+        [([1, 3, 5, 2], 2, 1, [3, 1]), ([1, 3, 5, 6], 6, 1, [1, 1]), ([1, 3, 9, 3], 5, 2, [3, 1])]
+    {
+        let mut b = Builder::new(&shape);
+        let w = b.weight("w", &[4, 3, 3, 3]);
+        let bias = b.weight("bias", &[4]);
+        let d = dilation;
+        let attrs = vec![
+            build::ints("kernel_shape", &[3, 3]),
+            build::ints("pads", &[d, d, d, d]),
+            build::ints("dilations", &[d, d]),
+            build::ints("strides", &[stride, stride]),
+        ];
+        b.node("Conv", &["x", &w, &bias], "y", attrs);
+        b.output("y");
+        check(&b, &shape, |r, _| assert_eq!(r.taps_trimmed, 1));
+        let p = model::prepare(&b.bytes(13), &[shape.to_vec()]).unwrap();
+        let trimmed = p.optimized.nodes.iter().find_map(|n| match &n.op {
+            model::ir::Op::Conv(c) => c.kernel,
+            _ => None,
+        });
+        assert_eq!(trimmed, Some(kernel), "{shape:?} at dilation {dilation}");
+    }
+}
+
+#[test]
+fn a_spatial_reduce_mean_runs_as_global_average_pooling() {
+    // Squeeze-excitation blocks as timm exports them: ReduceMean over H and W, kept or not.
+    for keepdims in [1, 0] {
+        let mut b = Builder::new(&[2, 5, 6, 7]);
+        b.conv("x", 5, 8, 3, 1, "c");
+        b.node("ReduceMean", &["c"], "y", vec![build::ints("axes", &[-1, 2]), build::int("keepdims", keepdims)]);
+        b.output("y");
+        check(&b, &[2, 5, 6, 7], |_, _| {});
+        let p = model::prepare(&b.bytes(13), &[vec![2, 5, 6, 7]]).unwrap();
+        for set in kernels::host_kernel_sets().0 {
+            let plan = model::plan::build(&p.optimized, &*set).unwrap();
+            let ops: Vec<&str> = plan.steps.iter().map(|s| s.op.as_str()).collect();
+            assert!(
+                plan.steps.iter().any(|s| matches!(s.step, model::plan::Step::GlobalAveragePool { .. })),
+                "keepdims {keepdims}: {ops:?}"
+            );
+            assert!(!plan.steps.iter().any(|s| matches!(s.step, model::plan::Step::Eval { .. })), "{ops:?}");
+        }
+    }
+}

@@ -176,15 +176,21 @@ impl Run<'_> {
         let pointwise = p.kernel == [1, 1] && p.strides == [1, 1] && p.pads == [0; 4];
         let offsets: Vec<(isize, isize)> = forward_taps(p).into_iter().map(|(_, d)| d).collect();
         let zeros = vec![0.0; cg_in];
-        for (g, b) in parts.iter().enumerate() {
-            let out = RawOut { c: self.out.ptr.0.wrapping_add(g * cg_out), rs: c_out, cs: 1, m: rows, n: cg_out };
+        // Many small groups (RegNet's group width 8, ResNeXt's): a task per group, each a
+        // sequential GEMM; few large groups: one group after another, each GEMM split.
+        let per_group = self.par == Parallelism::Rayon && parts.len() >= 2 * rayon::current_num_threads();
+        let inner = if per_group { Parallelism::Sequential } else { self.par };
+        let group = |g: usize| {
+            let b = &parts[g];
+            let out = RawOut { c: self.out.ptr.get().wrapping_add(g * cg_out), rs: c_out, cs: 1, m: rows, n: cg_out };
             let epi = self.window(0, rows, 1, g * cg_out, cg_out);
-            // SAFETY: `out` is group g's column window of the exclusive output; A has `rows`
-            // rows and b's k columns (packed for these attributes); the epilogue covers it.
+            // SAFETY: `out` is group g's column window of the exclusive output (no other
+            // group's task writes it); A has `rows` rows and b's k columns (packed for these
+            // attributes); the epilogue covers it.
             unsafe {
                 if pointwise {
                     let a = MatRef::new(&self.input.data()[g * cg_in..], rows, cg_in, c, 1).expect("inside the input");
-                    self.gemm::<K, _>(&a, b, out, &epi, self.par, 1);
+                    self.gemm::<K, _>(&a, b, out, &epi, inner, 1);
                 } else {
                     let a = Im2col {
                         input: self.input.data(),
@@ -202,9 +208,13 @@ impl Run<'_> {
                         zeros: &zeros,
                     };
                     // One kernel row's taps are one contiguous run of the input per output pixel.
-                    self.gemm::<K, _>(&a, b, out, &epi, self.par, p.kernel[1] * cg_in);
+                    self.gemm::<K, _>(&a, b, out, &epi, inner, p.kernel[1] * cg_in);
                 }
             }
+        };
+        match per_group {
+            true => (0..parts.len()).into_par_iter().for_each(group),
+            false => (0..parts.len()).for_each(group),
         }
     }
 

@@ -293,8 +293,8 @@ macro_rules! microkernel {
                 // One loop per function, so each inlines into this `#[target_feature]` body.
                 macro_rules! sweep {
                     ($f:expr) => {
-                        // SAFETY: forwarded from `Microkernel::unary`'s contract.
-                        unsafe { $crate::math::map_slice::<$vec>(data, |v| $f.apply(v)) }
+                        // Forwarded from `Microkernel::unary`'s contract.
+                        $crate::math::map_slice!($vec, data, |v| $f.apply(v))
                     };
                 }
                 match f {

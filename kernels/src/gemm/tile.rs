@@ -207,7 +207,12 @@ unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
                 }
             }
             if !e.bias_col.is_null() {
-                let bias: [V; NV] = std::array::from_fn(|j| load_n(e.bias_col.add(j * V::LANES), width(j)));
+                // A loop, not `array::from_fn`: a closure does not inherit the caller's
+                // `#[target_feature]`s, so its loads would be calls.
+                let mut bias = [V::splat(0.0); NV];
+                for (j, b) in bias.iter_mut().enumerate() {
+                    *b = load_n(e.bias_col.add(j * V::LANES), width(j));
+                }
                 for row in acc.iter_mut() {
                     for (v, b) in row.iter_mut().zip(bias) {
                         *v = v.add(b);

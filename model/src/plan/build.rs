@@ -10,6 +10,18 @@ use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::shape;
 use crate::tensor::{broadcast_strides, DType, Tensor};
 
+/// The epilogue activation computing a recurrent cell's activation, if there is one.
+fn recurrent_activation(a: &crate::portable::RnnAct) -> Option<Activation> {
+    Some(match a.name.as_str() {
+        "Sigmoid" => Activation::Sigmoid,
+        "Tanh" => Activation::Tanh,
+        "Relu" => Activation::Relu,
+        "HardSigmoid" => Activation::HardSigmoid { alpha: a.alpha, beta: a.beta },
+        "LeakyRelu" => Activation::LeakyRelu { alpha: a.alpha },
+        _ => return None,
+    })
+}
+
 /// NHWC position of each logical NCHW axis.
 const NHWC_OF: [usize; 4] = [0, 3, 1, 2];
 
@@ -666,6 +678,10 @@ impl Builder<'_> {
             Generic::Transpose(_) => self.transpose(node).map(|()| true),
             Generic::Split { axis, .. } => self.split(node, *axis).map(|()| true),
             Generic::LayerNorm { axis, epsilon, .. } => self.layer_norm(node, *axis, *epsilon),
+            Generic::Rnn(r) => self.recurrent(node, r),
+            Generic::Reduce { kind: crate::portable::ReduceKind::Mean, axes, keepdims, .. } => {
+                self.spatial_mean(node, axes.as_deref(), *keepdims)
+            }
             _ => Ok(false),
         }
     }
@@ -703,6 +719,160 @@ impl Builder<'_> {
         debug_assert_eq!(out_shape, perm.iter().map(|&p| shape[p]).collect::<Vec<_>>());
         self.push(&node.name, "Transpose", Step::Transpose { input, output, perm });
         Ok(())
+    }
+
+    /// A float `LSTM`, or `GRU` with `linear_before_reset`, whose weights, biases, sequence
+    /// lengths (all full), initial states and peepholes are constants and whose only used
+    /// output is `Y`: the input products as one `Gemm` step over every time step and
+    /// direction, then a `Recurrence` step. Says whether it lowered the node.
+    fn recurrent(&mut self, node: &Node, r: &crate::portable::Rnn) -> Result<bool> {
+        use crate::portable::{Direction, RnnKind};
+        let lbr_gru = matches!(r.kind, RnnKind::Gru(true));
+        if r.quantized || !(r.kind == RnnKind::Lstm || lbr_gru) {
+            return Ok(false);
+        }
+        if node.outputs.iter().skip(1).any(|&o| self.uses[o] > 0) {
+            return Ok(false);
+        }
+        let Some(activations) = r.activations.iter().map(recurrent_activation).collect::<Option<Vec<_>>>() else {
+            return Ok(false);
+        };
+        let x_id = node.input(0).expect("required");
+        let xs = self.shape(x_id)?;
+        let [a0, a1, input] = xs[..] else { return Ok(false) };
+        let (seq, batch) = if r.batch_first { (a1, a0) } else { (a0, a1) };
+        let dirs = if r.direction == Direction::Bidirectional { 2 } else { 1 };
+        let (h, gates) = (r.hidden, if r.kind == RnnKind::Lstm { 4 } else { 3 });
+        let gh = gates * h;
+        // Constant inputs (or absent ones); a run-time one leaves the node to `Eval`.
+        let constant = |i: usize| -> Option<Option<&[f32]>> {
+            match node.input(i) {
+                None => Some(None),
+                Some(id) => self.g.constant(id).and_then(Tensor::floats).map(Some),
+            }
+        };
+        let (Some(Some(w)), Some(Some(rw)), Some(bias)) = (constant(1), constant(2), constant(3)) else {
+            return Ok(false);
+        };
+        let (Some(h0), Some(c0), Some(peep)) = (constant(5), constant(6), constant(7)) else { return Ok(false) };
+        let full = match node.input(4) {
+            None => true,
+            Some(id) => self.g.constant(id).and_then(Tensor::ints).is_some_and(|l| l.iter().all(|&l| l == seq as i64)),
+        };
+        let sizes_ok = w.len() == dirs * gh * input
+            && rw.len() == dirs * gh * h
+            && bias.is_none_or(|b| b.len() == dirs * 2 * gh)
+            && [h0, c0].iter().all(|s| s.is_none_or(|s| s.len() == dirs * batch * h))
+            && peep.is_none_or(|p| p.len() == dirs * 3 * h);
+        if !full || !sizes_ok || (r.kind != RnnKind::Lstm && (c0.is_some() || peep.is_some())) {
+            return Ok(false);
+        }
+        // Input products: Bᵀ columns are (direction, gate row); the bias is Wb + Rb except
+        // the GRU new gate's Rb, which the reset gate multiplies.
+        let mut wt = vec![0.0f32; input * dirs * gh];
+        for (row, wr) in w.chunks_exact(input).enumerate() {
+            for (p, &v) in wr.iter().enumerate() {
+                wt[p * dirs * gh + row] = v;
+            }
+        }
+        let mut xb = vec![0.0f32; dirs * gh];
+        let mut new_gate_bias = vec![0.0f32; dirs * h];
+        if let Some(b) = bias {
+            for d in 0..dirs {
+                let (wb, rb) = b[d * 2 * gh..(d + 1) * 2 * gh].split_at(gh);
+                for j in 0..gh {
+                    let keep_apart = lbr_gru && j >= 2 * h;
+                    xb[d * gh + j] = wb[j] + if keep_apart { 0.0 } else { rb[j] };
+                    if keep_apart {
+                        new_gate_bias[d * h + j - 2 * h] = rb[j];
+                    }
+                }
+            }
+        }
+        let pack = |m: &[f32], k: usize, n: usize| -> Result<kernels::PackedB> {
+            Ok(self.set.pack_b(MatRef::row_major(m, k, n).map_err(|e| node_err(node, e.to_string()))?))
+        };
+        let xw_packed = pack(&wt, input, dirs * gh)?;
+        let mut recurrent = Vec::new();
+        for d in 0..dirs {
+            let mut rt = vec![0.0f32; h * gh];
+            for (row, rr) in rw[d * gh * h..(d + 1) * gh * h].chunks_exact(h).enumerate() {
+                for (p, &v) in rr.iter().enumerate() {
+                    rt[p * gh + row] = v;
+                }
+            }
+            let packed = pack(&rt, h, gh)?;
+            self.gemms.push(packed);
+            recurrent.push(self.gemms.len() - 1);
+        }
+        // States in (direction, batch, unit) order.
+        let states = |s: &[f32]| -> Vec<f32> {
+            let mut out = vec![0.0; dirs * batch * h];
+            for d in 0..dirs {
+                for b in 0..batch {
+                    let from = if r.batch_first { (b * dirs + d) * h } else { (d * batch + b) * h };
+                    out[(d * batch + b) * h..][..h].copy_from_slice(&s[from..from + h]);
+                }
+            }
+            out
+        };
+        let initial_h = h0.map(|s| self.constant(states(s)));
+        let initial_c = c0.map(|s| self.constant(states(s)));
+        let peepholes = peep.map(|p| self.constant(p.to_vec()));
+        let new_gate_bias = (lbr_gru && bias.is_some()).then(|| self.constant(new_gate_bias));
+        let x = self.plain(x_id)?;
+        self.gemms.push(xw_packed);
+        let b = self.gemms.len() - 1;
+        let bias = Some(self.constant(xb));
+        let xw = self.value(&format!("{}.xw", node.name), vec![a0, a1, dirs * gh], Layout::Plain);
+        let activation = Activation::Identity;
+        let op = format!("{} input products", node.op.name());
+        self.push(&node.name, &op, Step::Gemm { a: x, b, bias, activation, output: xw });
+        let output = self.define(node, Layout::Plain)?;
+        self.flops += 2 * (seq * batch * dirs * gh * (input + h)) as u64;
+        let cell = Box::new(super::Recurrent {
+            kind: r.kind,
+            reverse: (0..dirs).map(|d| d == 1 || r.direction == Direction::Reverse).collect(),
+            hidden: h,
+            seq,
+            batch,
+            batch_first: r.batch_first,
+            recurrent,
+            new_gate_bias,
+            peepholes,
+            initial_h,
+            initial_c,
+            activations,
+            clip: r.clip,
+            input_forget: r.input_forget,
+        });
+        self.push(&node.name, node.op.name(), Step::Recurrence { cell, xw, output });
+        Ok(true)
+    }
+
+    /// A `ReduceMean` over the two spatial axes of a 4-D value (squeeze-excitation blocks
+    /// write it for global average pooling) as a `GlobalAveragePool` in NHWC. Says whether
+    /// it lowered the node.
+    fn spatial_mean(&mut self, node: &Node, axes: Option<&[i64]>, keepdims: bool) -> Result<bool> {
+        let x = node.input(0).expect("required");
+        if self.shape(x)?.len() != 4 {
+            return Ok(false);
+        }
+        let from_input = match node.input(1) {
+            Some(id) => self.g.constant(id).and_then(|t| t.ints()).map(<[i64]>::to_vec),
+            None => None,
+        };
+        let Some(mut axes) = axes.map(<[i64]>::to_vec).or(from_input) else { return Ok(false) };
+        axes.iter_mut().for_each(|a| *a = a.rem_euclid(4));
+        axes.sort_unstable();
+        if axes != [2, 3] {
+            return Ok(false);
+        }
+        let input = self.nhwc(node, 0)?;
+        // Without kept axes, [N, C] has the memory of NHWC [N, 1, 1, C].
+        let output = self.define(node, if keepdims { Layout::Nhwc } else { Layout::Plain })?;
+        self.push(&node.name, "ReduceMean", Step::GlobalAveragePool { input, output });
+        Ok(true)
     }
 
     /// Graph value `x` as runs along its logical axis `ax` for a `Crop`: in NHWC when `ax` is

@@ -165,7 +165,7 @@ pub(super) fn step_error(ps: &super::PlannedStep, e: ModelError) -> ModelError {
 
 /// Multiply-adds below which a convolution or GEMM runs on the calling thread: waking the
 /// pool and splitting the work cost more than such a step takes.
-const MIN_PARALLEL_WORK: usize = 1 << 22;
+const MIN_PARALLEL_WORK: usize = 1 << 20;
 /// Elements below which a data-movement or element-wise step runs on the calling thread.
 const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
 
@@ -308,6 +308,9 @@ pub(super) fn exec_step<'a>(
         Step::LayerNorm { input, len, scale, bias, epsilon, .. } => {
             let bias = bias.map(|b| plan.consts[b].as_slice());
             ops::layer_norm(val(*input), *len, &plan.consts[*scale], bias, *epsilon, out, parallel)
+        }
+        Step::Recurrence { cell, xw, .. } => {
+            super::recurrent::run(set, cell, &plan.consts, &plan.gemms, val(*xw), out)?
         }
         Step::Softmax { input, dims, .. } => {
             out.copy_from_slice(val(*input));

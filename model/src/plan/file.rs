@@ -8,7 +8,7 @@ use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -184,6 +184,9 @@ fn check(plan: &Plan) -> Result<()> {
             Step::Copy { input, .. } => consts_ok(input),
             Step::LayerNorm { scale, bias, .. } => {
                 *scale < plan.consts.len() && bias.is_none_or(|b| b < plan.consts.len())
+            }
+            Step::Recurrence { cell, .. } => {
+                cell.recurrent.iter().all(|&g| g < plan.gemms.len()) && cell.constants().all(|c| c < plan.consts.len())
             }
             Step::Eval { inputs, .. } => super::eval::consts_ok(inputs, plan.consts.len()),
             _ => true,

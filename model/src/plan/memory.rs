@@ -23,7 +23,8 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         | Step::Softmax { input, .. }
         | Step::Transpose { input, .. }
         | Step::Crop { input, .. }
-        | Step::LayerNorm { input, .. } => (vec![*input], false),
+        | Step::LayerNorm { input, .. }
+        | Step::Recurrence { xw: input, .. } => (vec![*input], false),
         Step::MatMul { a, b, .. } => (vec![*a, *b], false),
         Step::Concat { inputs, .. } => (inputs.iter().filter_map(v).collect(), false),
         Step::Eval { inputs, .. } => (super::eval::reads(inputs), false),
@@ -49,6 +50,7 @@ pub(crate) fn writes(step: &Step) -> usize {
         | Step::Transpose { output, .. }
         | Step::Crop { output, .. }
         | Step::LayerNorm { output, .. }
+        | Step::Recurrence { output, .. }
         | Step::Eval { output, .. } => *output,
         Step::Binary { output, .. } => output.0,
     }

@@ -10,6 +10,7 @@ mod file;
 mod gpu;
 mod memory;
 mod ops;
+mod recurrent;
 
 use kernels::{Activation, KernelSetId, PackedB, PackedConv};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ pub use eval::EvalInput;
 pub use exec::Session;
 #[cfg(feature = "cuda")]
 pub use gpu::GpuSession;
+pub use recurrent::Recurrent;
 
 /// A 4-D shape as an array (callers have checked the rank).
 pub(crate) fn dims4(s: &[usize]) -> [usize; 4] {
@@ -313,6 +315,17 @@ pub enum Step {
         bias: Option<usize>,
         /// Added to the variance.
         epsilon: f32,
+    },
+    /// The time loop of an `LSTM` or `GRU` whose input products (`[seq·batch rows,
+    /// directions·gates·hidden]`, every foldable bias added) a `Gemm` step computed; writes
+    /// the sequence output `Y`.
+    Recurrence {
+        /// The layer.
+        cell: Box<Recurrent>,
+        /// The input products.
+        xw: usize,
+        /// `Y`.
+        output: usize,
     },
     /// Softmax over `len` values at stride `inner`, `outer` times.
     Softmax {
