@@ -133,8 +133,7 @@ fn is_identity(g: &Graph, n: &Node) -> bool {
         Op::Activation(Activation::Identity) => true,
         Op::Slice => {
             let Some(shape) = n.input(0).and_then(|x| g.shape(x)) else { return false };
-            crate::shape::slice_ranges(g, n, shape)
-                .is_ok_and(|r| r.iter().zip(shape).all(|(&(start, step, count), &d)| (start, step, count) == (0, 1, d)))
+            crate::shape::slice_ranges(g, n, shape).is_ok_and(|r| r.iter().zip(shape).all(|(&r, &d)| r == (0, 1, d)))
         }
         _ => false,
     }

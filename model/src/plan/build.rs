@@ -10,18 +10,6 @@ use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::shape;
 use crate::tensor::{broadcast_strides, DType, Tensor};
 
-/// The epilogue activation computing a recurrent cell's activation, if there is one.
-fn recurrent_activation(a: &crate::portable::RnnAct) -> Option<Activation> {
-    Some(match a.name.as_str() {
-        "Sigmoid" => Activation::Sigmoid,
-        "Tanh" => Activation::Tanh,
-        "Relu" => Activation::Relu,
-        "HardSigmoid" => Activation::HardSigmoid { alpha: a.alpha, beta: a.beta },
-        "LeakyRelu" => Activation::LeakyRelu { alpha: a.alpha },
-        _ => return None,
-    })
-}
-
 /// NHWC position of each logical NCHW axis.
 const NHWC_OF: [usize; 4] = [0, 3, 1, 2];
 
@@ -734,16 +722,16 @@ impl Builder<'_> {
         if node.outputs.iter().skip(1).any(|&o| self.uses[o] > 0) {
             return Ok(false);
         }
-        let Some(activations) = r.activations.iter().map(recurrent_activation).collect::<Option<Vec<_>>>() else {
+        let Some(activations) = r.activations.iter().map(crate::portable::RnnAct::kernel).collect::<Option<Vec<_>>>()
+        else {
             return Ok(false);
         };
         let x_id = node.input(0).expect("required");
         let xs = self.shape(x_id)?;
         let [a0, a1, input] = xs[..] else { return Ok(false) };
         let (seq, batch) = if r.batch_first { (a1, a0) } else { (a0, a1) };
-        let dirs = if r.direction == Direction::Bidirectional { 2 } else { 1 };
-        let (h, gates) = (r.hidden, if r.kind == RnnKind::Lstm { 4 } else { 3 });
-        let gh = gates * h;
+        let (dirs, h) = (r.dirs(), r.hidden);
+        let gh = r.kind.gates() * h;
         // Constant inputs (or absent ones); a run-time one leaves the node to `Eval`.
         let constant = |i: usize| -> Option<Option<&[f32]>> {
             match node.input(i) {
@@ -767,14 +755,8 @@ impl Builder<'_> {
         if !full || !sizes_ok || (r.kind != RnnKind::Lstm && (c0.is_some() || peep.is_some())) {
             return Ok(false);
         }
-        // Input products: Bᵀ columns are (direction, gate row); the bias is Wb + Rb except
-        // the GRU new gate's Rb, which the reset gate multiplies.
-        let mut wt = vec![0.0f32; input * dirs * gh];
-        for (row, wr) in w.chunks_exact(input).enumerate() {
-            for (p, &v) in wr.iter().enumerate() {
-                wt[p * dirs * gh + row] = v;
-            }
-        }
+        // Input products: B = Wᵀ, its columns (direction, gate row); the bias is Wb + Rb
+        // except the GRU new gate's Rb, which the reset gate multiplies.
         let mut xb = vec![0.0f32; dirs * gh];
         let mut new_gate_bias = vec![0.0f32; dirs * h];
         if let Some(b) = bias {
@@ -789,19 +771,14 @@ impl Builder<'_> {
                 }
             }
         }
-        let pack = |m: &[f32], k: usize, n: usize| -> Result<kernels::PackedB> {
-            Ok(self.set.pack_b(MatRef::row_major(m, k, n).map_err(|e| node_err(node, e.to_string()))?))
+        // Bᵀ of a row-major `[n, k]` weight, packed through its column-major view.
+        let pack_t = |m: &[f32], k: usize, n: usize| -> Result<kernels::PackedB> {
+            Ok(self.set.pack_b(MatRef::col_major(m, k, n).map_err(|e| node_err(node, e.to_string()))?))
         };
-        let xw_packed = pack(&wt, input, dirs * gh)?;
+        let xw_packed = pack_t(w, input, dirs * gh)?;
         let mut recurrent = Vec::new();
         for d in 0..dirs {
-            let mut rt = vec![0.0f32; h * gh];
-            for (row, rr) in rw[d * gh * h..(d + 1) * gh * h].chunks_exact(h).enumerate() {
-                for (p, &v) in rr.iter().enumerate() {
-                    rt[p * gh + row] = v;
-                }
-            }
-            let packed = pack(&rt, h, gh)?;
+            let packed = pack_t(&rw[d * gh * h..(d + 1) * gh * h], h, gh)?;
             self.gemms.push(packed);
             recurrent.push(self.gemms.len() - 1);
         }

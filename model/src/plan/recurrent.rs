@@ -43,14 +43,6 @@ pub struct Recurrent {
 }
 
 impl Recurrent {
-    /// Gates per cell.
-    pub fn gates(&self) -> usize {
-        match self.kind {
-            RnnKind::Lstm => 4,
-            RnnKind::Gru(_) => 3,
-        }
-    }
-
     /// The constants this layer reads, for range checks.
     pub(super) fn constants(&self) -> impl Iterator<Item = usize> + '_ {
         [self.new_gate_bias, self.peepholes, self.initial_h, self.initial_c].into_iter().flatten()
@@ -73,8 +65,11 @@ impl Recurrent {
     }
 }
 
-/// The per-direction constants of a layer, borrowed from the plan.
-struct Consts<'a> {
+/// One direction of a layer, with its activations and constants borrowed from the plan.
+struct Cell<'a> {
+    set: &'a dyn KernelSet,
+    rc: &'a Recurrent,
+    acts: &'a [Activation],
     new_gate_bias: Option<&'a [f32]>,
     peepholes: Option<&'a [f32]>,
 }
@@ -90,7 +85,7 @@ pub(super) fn run(
     y: &mut [f32],
 ) -> Result<()> {
     let (dirs, h, batch, seq) = (rc.reverse.len(), rc.hidden, rc.batch, rc.seq);
-    let gh = rc.gates() * h;
+    let gh = rc.kind.gates() * h;
     let na = rc.activations.len() / dirs.max(1);
     if xw.len() != seq * batch * dirs * gh || y.len() != seq * dirs * batch * h || rc.recurrent.len() != dirs {
         return Err(ModelError::Malformed(format!(
@@ -103,7 +98,6 @@ pub(super) fn run(
     let mut gates = vec![0.0f32; batch * gh];
     let mut hs = vec![0.0f32; batch * h];
     let mut cs = vec![0.0f32; batch * h];
-    let mut scratch = vec![0.0f32; h];
     for d in 0..dirs {
         let state = |c: Option<usize>, s: &mut [f32]| match slice(c, d, batch * h) {
             Some(v) => s.copy_from_slice(v),
@@ -111,8 +105,13 @@ pub(super) fn run(
         };
         state(rc.initial_h, &mut hs);
         state(rc.initial_c, &mut cs);
-        let k = Consts { new_gate_bias: slice(rc.new_gate_bias, d, h), peepholes: slice(rc.peepholes, d, 3 * h) };
-        let acts = &rc.activations[d * na..(d + 1) * na];
+        let cell = Cell {
+            set,
+            rc,
+            acts: &rc.activations[d * na..(d + 1) * na],
+            new_gate_bias: slice(rc.new_gate_bias, d, h),
+            peepholes: slice(rc.peepholes, d, 3 * h),
+        };
         let r = &gemms[rc.recurrent[d]];
         for step in 0..seq {
             let t = if rc.reverse[d] { seq - 1 - step } else { step };
@@ -128,8 +127,8 @@ pub(super) fn run(
                 let g = &mut gates[b * gh..][..gh];
                 let (hb, cb) = (&mut hs[b * h..][..h], &mut cs[b * h..][..h]);
                 match rc.kind {
-                    RnnKind::Lstm => lstm_cell(set, rc, acts, &k, xr, g, cb, hb, &mut scratch)?,
-                    RnnKind::Gru(_) => gru_cell(set, rc, acts, &k, xr, g, hb)?,
+                    RnnKind::Lstm => cell.lstm(xr, g, cb, hb)?,
+                    RnnKind::Gru(_) => cell.gru(xr, g, hb)?,
                 }
                 y[rc.y_index(t, d, b)..][..h].copy_from_slice(hb);
             }
@@ -138,85 +137,70 @@ pub(super) fn run(
     Ok(())
 }
 
-/// `x ← clip(x)` when the layer clips.
-fn clip(set: &dyn KernelSet, rc: &Recurrent, x: &mut [f32]) -> Result<()> {
-    match rc.clip {
-        Some(c) => Ok(set.activate(Activation::Clip { min: -c, max: c }, x)?),
-        None => Ok(()),
-    }
-}
-
-/// One LSTM cell: `g` holds `h·Rᵀ` (gates i, o, f, c) and becomes scratch; updates the cell
-/// state `c` and the hidden state `h`.
-#[allow(clippy::too_many_arguments)]
-fn lstm_cell(
-    set: &dyn KernelSet,
-    rc: &Recurrent,
-    acts: &[Activation],
-    k: &Consts<'_>,
-    xr: &[f32],
-    g: &mut [f32],
-    c: &mut [f32],
-    h: &mut [f32],
-    scratch: &mut [f32],
-) -> Result<()> {
-    let n = c.len();
-    g.iter_mut().zip(xr).for_each(|(g, x)| *g += x);
-    let (gi, rest) = g.split_at_mut(n);
-    let (go, rest) = rest.split_at_mut(n);
-    let (gf, gc) = rest.split_at_mut(n);
-    if let Some(p) = k.peepholes {
-        for e in 0..n {
-            gi[e] += p[e] * c[e];
-            gf[e] += p[2 * n + e] * c[e];
+impl Cell<'_> {
+    /// `x ← clip(x)` when the layer clips.
+    fn clip(&self, x: &mut [f32]) -> Result<()> {
+        match self.rc.clip {
+            Some(c) => Ok(self.set.activate(Activation::Clip { min: -c, max: c }, x)?),
+            None => Ok(()),
         }
     }
-    for part in [&mut *gi, &mut *gf, &mut *gc] {
-        clip(set, rc, part)?;
-    }
-    set.activate(acts[0], gi)?;
-    if rc.input_forget {
-        gf.iter_mut().zip(&*gi).for_each(|(f, i)| *f = 1.0 - i);
-    } else {
-        set.activate(acts[0], gf)?;
-    }
-    set.activate(acts[1], gc)?;
-    for e in 0..n {
-        c[e] = gf[e] * c[e] + gi[e] * gc[e];
-    }
-    if let Some(p) = k.peepholes {
-        go.iter_mut().zip(&p[n..2 * n]).zip(&*c).for_each(|((o, p), c)| *o += p * c);
-    }
-    clip(set, rc, go)?;
-    set.activate(acts[0], go)?;
-    scratch.copy_from_slice(c);
-    set.activate(acts[2], scratch)?;
-    h.iter_mut().zip(&*go).zip(&*scratch).for_each(|((h, o), s)| *h = o * s);
-    Ok(())
-}
 
-/// One GRU cell with `linear_before_reset`: `g` holds `h·Rᵀ` (gates z, r, h); updates `h`.
-fn gru_cell(
-    set: &dyn KernelSet,
-    rc: &Recurrent,
-    acts: &[Activation],
-    k: &Consts<'_>,
-    xr: &[f32],
-    g: &mut [f32],
-    h: &mut [f32],
-) -> Result<()> {
-    let n = h.len();
-    let (zr, gn) = g.split_at_mut(2 * n);
-    zr.iter_mut().zip(xr).for_each(|(g, x)| *g += x);
-    clip(set, rc, zr)?;
-    set.activate(acts[0], zr)?;
-    let (z, r) = zr.split_at(n);
-    if let Some(rb) = k.new_gate_bias {
-        gn.iter_mut().zip(rb).for_each(|(g, b)| *g += b);
+    /// One LSTM step: `g` holds `h·Rᵀ` (gates i, o, f, c) and becomes scratch; `xr` the
+    /// input products; updates the cell state `c` and the hidden state `h`.
+    fn lstm(&self, xr: &[f32], g: &mut [f32], c: &mut [f32], h: &mut [f32]) -> Result<()> {
+        let (set, acts, n) = (self.set, self.acts, c.len());
+        g.iter_mut().zip(xr).for_each(|(g, x)| *g += x);
+        let (gi, rest) = g.split_at_mut(n);
+        let (go, rest) = rest.split_at_mut(n);
+        let (gf, gc) = rest.split_at_mut(n);
+        if let Some(p) = self.peepholes {
+            for e in 0..n {
+                gi[e] += p[e] * c[e];
+                gf[e] += p[2 * n + e] * c[e];
+            }
+        }
+        for part in [&mut *gi, &mut *gf, &mut *gc] {
+            self.clip(part)?;
+        }
+        set.activate(acts[0], gi)?;
+        if self.rc.input_forget {
+            gf.iter_mut().zip(&*gi).for_each(|(f, i)| *f = 1.0 - i);
+        } else {
+            set.activate(acts[0], gf)?;
+        }
+        set.activate(acts[1], gc)?;
+        for e in 0..n {
+            c[e] = gf[e] * c[e] + gi[e] * gc[e];
+        }
+        if let Some(p) = self.peepholes {
+            go.iter_mut().zip(&p[n..2 * n]).zip(&*c).for_each(|((o, p), c)| *o += p * c);
+        }
+        self.clip(go)?;
+        set.activate(acts[0], go)?;
+        // The candidate gate's values are spent: its room takes act(c).
+        gc.copy_from_slice(c);
+        set.activate(acts[2], gc)?;
+        h.iter_mut().zip(&*go).zip(&*gc).for_each(|((h, o), s)| *h = o * s);
+        Ok(())
     }
-    gn.iter_mut().zip(r).zip(&xr[2 * n..]).for_each(|((g, r), x)| *g = x + r * *g);
-    clip(set, rc, gn)?;
-    set.activate(acts[1], gn)?;
-    h.iter_mut().zip(z).zip(&*gn).for_each(|((h, z), n)| *h = (1.0 - z) * n + z * *h);
-    Ok(())
+
+    /// One GRU step with `linear_before_reset`: `g` holds `h·Rᵀ` (gates z, r, h); `xr` the
+    /// input products; updates `h`.
+    fn gru(&self, xr: &[f32], g: &mut [f32], h: &mut [f32]) -> Result<()> {
+        let n = h.len();
+        let (zr, gn) = g.split_at_mut(2 * n);
+        zr.iter_mut().zip(xr).for_each(|(g, x)| *g += x);
+        self.clip(zr)?;
+        self.set.activate(self.acts[0], zr)?;
+        let (z, r) = zr.split_at(n);
+        if let Some(rb) = self.new_gate_bias {
+            gn.iter_mut().zip(rb).for_each(|(g, b)| *g += b);
+        }
+        gn.iter_mut().zip(r).zip(&xr[2 * n..]).for_each(|((g, r), x)| *g = x + r * *g);
+        self.clip(gn)?;
+        self.set.activate(self.acts[1], gn)?;
+        h.iter_mut().zip(z).zip(&*gn).for_each(|((h, z), n)| *h = (1.0 - z) * n + z * *h);
+        Ok(())
+    }
 }

@@ -26,7 +26,8 @@ impl RnnKind {
         }
     }
 
-    fn gates(self) -> usize {
+    /// Gates per cell.
+    pub fn gates(self) -> usize {
         match self {
             RnnKind::Lstm => 4,
             RnnKind::Gru(_) => 3,
@@ -80,6 +81,20 @@ pub fn rnn_act(name: &str, alpha: Option<f32>, beta: Option<f32>) -> Option<RnnA
 }
 
 impl RnnAct {
+    /// The kernel sets' activation computing this one, if there is one (plans run the cell
+    /// with it; the others leave the node to `Eval`).
+    pub fn kernel(&self) -> Option<kernels::Activation> {
+        use kernels::Activation;
+        Some(match self.name.as_str() {
+            "Sigmoid" => Activation::Sigmoid,
+            "Tanh" => Activation::Tanh,
+            "Relu" => Activation::Relu,
+            "HardSigmoid" => Activation::HardSigmoid { alpha: self.alpha, beta: self.beta },
+            "LeakyRelu" => Activation::LeakyRelu { alpha: self.alpha },
+            _ => return None,
+        })
+    }
+
     fn apply(&self, x: f64) -> f64 {
         let (a, b) = (f64::from(self.alpha), f64::from(self.beta));
         match self.name.as_str() {
@@ -141,7 +156,8 @@ pub struct Rnn {
 }
 
 impl Rnn {
-    fn dirs(&self) -> usize {
+    /// Directions (2 when bidirectional).
+    pub fn dirs(&self) -> usize {
         if self.direction == Direction::Bidirectional {
             2
         } else {
