@@ -48,7 +48,7 @@ fn contenders(c: &mut Criterion, group: &str, label: &str, (m, n, k): (usize, us
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(gemm_flops(m, n, k)));
     let mut p = Problem::new(m, n, k);
-    let par = if threaded { Parallelism::Rayon } else { Parallelism::Sequential };
+    let par = if threaded { Parallelism::Threads } else { Parallelism::Sequential };
     for set in host_kernel_sets().0 {
         if set.info().id == KernelSetId::Scalar && m.max(n).max(k) > SCALAR_MAX_SIZE && m == n {
             continue;

@@ -222,8 +222,14 @@ pub fn run(set: &dyn KernelSet, case: &ConvCase) -> Result<Parity, String> {
     let mut out = vec![f32::NAN; want.len()];
     let input = ImageRef::new(x, *in_dims).map_err(|e| e.to_string())?;
     let epi = Epilogue { bias: case.bias.as_deref().map_or(Bias::None, Bias::PerCol), ..Epilogue::none() };
-    set.conv2d(input, &packed, ImageMut::new(&mut out, out_dims).map_err(|e| e.to_string())?, &epi, Parallelism::Rayon)
-        .map_err(|e| format!("{}: {e}", case.name))?;
+    set.conv2d(
+        input,
+        &packed,
+        ImageMut::new(&mut out, out_dims).map_err(|e| e.to_string())?,
+        &epi,
+        Parallelism::Threads,
+    )
+    .map_err(|e| format!("{}: {e}", case.name))?;
     let r = reference::conv(&case.params, &input, &case.weights, case.bias.as_deref(), None, Activation::Identity);
     for (i, ((&y, &e), &rv)) in out.iter().zip(want).zip(&r.value).enumerate() {
         let bound = gemm_bound(r.k, r.abs_sum[i], r.pre[i], rv, Activation::Identity);

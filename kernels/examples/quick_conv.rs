@@ -37,7 +37,7 @@ fn main() {
     let packed: Vec<_> = sets.iter().map(|(_, s)| s.pack_conv(&params, &w).expect("pack")).collect();
     let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 2];
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
-    let par = if threads > 1 { Parallelism::Rayon } else { Parallelism::Sequential };
+    let par = if threads > 1 { Parallelism::Threads } else { Parallelism::Sequential };
     let mut times: Vec<Vec<f64>> = vec![vec![]; 2];
     let mut peaks = Vec::new();
     // Each timed sample repeats the call `reps` times (about 20 ms of work), all on the pool's

@@ -35,6 +35,7 @@ mod packer;
 mod scalar;
 mod simd;
 mod target;
+pub mod threads;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -167,8 +168,9 @@ pub enum BOperand<'a> {
 pub enum Parallelism {
     /// Only the calling thread.
     Sequential,
-    /// The current rayon pool (run inside `ThreadPool::install` to pick its size).
-    Rayon,
+    /// The current thread team ([`threads::Team::install`]), or outside one the current rayon
+    /// pool (run inside `rayon::ThreadPool::install` to pick its size).
+    Threads,
 }
 
 /// What a kernel set says about itself.

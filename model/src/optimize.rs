@@ -1,7 +1,8 @@
 //! Graph rewrites on a specialised graph, each keeping the outputs equal (tested against the
 //! reference): BatchNorm and constant affine ops folded into convolutions, `x·HardSigmoid(x)`
 //! and `x·Clip(x+3, 0, 6)/6` recognised as HardSwish, residual adds and activations fused
-//! into convolution epilogues, identities bypassed, dead nodes and constants removed.
+//! into convolution epilogues, channel shuffles as one gather, identities bypassed, dead nodes
+//! and constants removed.
 
 use kernels::Activation;
 
@@ -35,6 +36,8 @@ pub struct Rewrites {
     pub dead_removed: usize,
     /// Convolutions that lost kernel taps reading only padding (dilated ones on small maps).
     pub taps_trimmed: usize,
+    /// `Reshape → Transpose → Reshape` channel shuffles (ShuffleNet's) as one channel `Gather`.
+    pub channel_shuffles: usize,
 }
 
 /// Applies every rewrite until none applies.
@@ -44,6 +47,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
         let before = r.clone();
         r.identity_removed += bypass_identities(g);
         r.taps_trimmed += repeat(g, trim_dead_taps);
+        r.channel_shuffles += repeat(g, channel_shuffle);
         r.batchnorm_folded += repeat(g, fold_batchnorm);
         r.affine_folded += repeat(g, fold_affine_into_conv);
         r.hardswish += repeat(g, hardswish);
@@ -123,6 +127,49 @@ fn bypass_identities(g: &mut Graph) -> usize {
         i += 1;
     }
     count
+}
+
+/// `Reshape([N, C, H, W] → [N, g, C/g, H, W]) → Transpose(0, 2, 1, 3, 4) → Reshape([N, C, H,
+/// W])` (ShuffleNet's channel shuffle, the inner values used only there) as one `Gather` of
+/// channels along axis 1: output channel `i·g + j` is input channel `j·C/g + i`. On NHWC
+/// activations that is one pass over memory instead of two relayouts and three copies.
+fn channel_shuffle(g: &mut Graph) -> bool {
+    use crate::portable::Generic;
+    let producers = g.producers();
+    let consumers = sole_consumer(g);
+    let reshape_of = |v: ValueId| producers[v].filter(|&p| matches!(g.nodes[p].op, Op::Reshape(_)));
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        if !matches!(n.op, Op::Reshape(_)) {
+            continue;
+        }
+        let Some(t) = producers[n.inputs[0].expect("required")] else { continue };
+        let tn = &g.nodes[t];
+        if tn.op != Op::Generic(Generic::Transpose(Some(vec![0, 2, 1, 3, 4]))) || consumers[tn.outputs[0]] != Some(i) {
+            continue;
+        }
+        let Some(r) = reshape_of(tn.inputs[0].expect("required")) else { continue };
+        if consumers[g.nodes[r].outputs[0]] != Some(t) {
+            continue;
+        }
+        let x = g.nodes[r].inputs[0].expect("required");
+        let (Some(xs), Some(split), Some(out)) = (g.shape(x), g.shape(g.nodes[r].outputs[0]), g.shape(n.outputs[0]))
+        else {
+            continue;
+        };
+        let [nb, c, h, w] = *xs else { continue };
+        let [sn, groups, per, sh, sw] = *split else { continue };
+        if out != xs || [sn, sh, sw] != [nb, h, w] || groups * per != c || g.constant(x).is_some() {
+            continue;
+        }
+        let indices: Vec<i64> = (0..c).map(|k| ((k % groups) * per + k / groups) as i64).collect();
+        let name = format!("{}.shuffle", g.nodes[i].name);
+        let idx = g.add_constant(name, Tensor::int(vec![c], crate::tensor::DType::I64, indices));
+        g.nodes[i].op = Op::Generic(Generic::Gather(1));
+        g.nodes[i].inputs = vec![Some(x), Some(idx)];
+        return true;
+    }
+    false
 }
 
 /// Whether `n` passes its first input through unchanged: an `Identity`, or a `Slice` whose

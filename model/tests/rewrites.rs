@@ -316,3 +316,77 @@ fn a_spatial_reduce_mean_runs_as_global_average_pooling() {
         }
     }
 }
+
+#[test]
+fn a_channel_shuffle_runs_as_one_gather_in_nhwc() {
+    // ShuffleNet's `x.view(n, g, c/g, h, w).transpose(1, 2).reshape(n, c, h, w)`, at 2 and 3
+    // groups, then split in halves as ShuffleNetV2 does.
+    for groups in [2, 3] {
+        let mut b = Builder::new(&[1, 3, 5, 4]);
+        b.conv("x", 3, 12, 3, 1, "c");
+        let split = b.int_constant("split", &[5], &[1, groups, 12 / groups, 5, 4]);
+        b.node("Reshape", &["c", &split], "r", vec![]);
+        b.node("Transpose", &["r"], "t", vec![build::ints("perm", &[0, 2, 1, 3, 4])]);
+        let back = b.int_constant("back", &[4], &[1, 12, 5, 4]);
+        b.node("Reshape", &["t", &back], "s", vec![]);
+        b.node_n("Split", &["s"], &["h1", "h2"], vec![build::int("axis", 1)]);
+        b.node("Relu", &["h2"], "y2", vec![]);
+        b.conv("h1", 6, 4, 1, 0, "y1");
+        b.output("y1");
+        b.output("y2");
+        check(&b, &[1, 3, 5, 4], |r, ops| {
+            assert_eq!(r.channel_shuffles, 1);
+            assert!(ops.contains(&("Gather", 1)) && !ops.iter().any(|(o, _)| *o == "Transpose"), "{ops:?}");
+        });
+        let p = model::prepare(&b.bytes(13), &[vec![1, 3, 5, 4]]).unwrap();
+        for set in kernels::host_kernel_sets().0 {
+            let plan = model::plan::build(&p.optimized, &*set).unwrap();
+            let ops: Vec<&str> = plan.steps.iter().map(|s| s.op.as_str()).collect();
+            // Converted only where the input arrives and the outputs leave.
+            let relayouts = ops.iter().filter(|o| **o == "Relayout").count();
+            assert!(ops.contains(&"Gather") && relayouts == 3, "{groups} groups: {ops:?}");
+        }
+    }
+    // A transpose of other axes is no shuffle.
+    let mut b = Builder::new(&[1, 4, 3, 2]);
+    let split = b.int_constant("split", &[5], &[1, 2, 2, 3, 2]);
+    b.node("Reshape", &["x", &split], "r", vec![]);
+    b.node("Transpose", &["r"], "t", vec![build::ints("perm", &[0, 1, 2, 4, 3])]);
+    let back = b.int_constant("back", &[4], &[1, 4, 2, 3]);
+    b.node("Reshape", &["t", &back], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 4, 3, 2], |r, _| assert_eq!(r.channel_shuffles, 0));
+}
+
+#[test]
+fn a_gather_of_constant_indices_runs_natively_and_bad_indices_are_refused() {
+    // Negative indices, repeats and a reversed run, on a plain value's middle axis.
+    let mut b = Builder::new(&[2, 5, 3]);
+    let idx = b.int_constant("idx", &[6], &[4, -1, 0, 2, 1, 0]);
+    b.node("Gather", &["x", &idx], "y", vec![build::int("axis", 1)]);
+    b.output("y");
+    check(&b, &[2, 5, 3], |_, ops| assert_eq!(ops, &[("Gather", 1)]));
+    let p = model::prepare(&b.bytes(13), &[vec![2, 5, 3]]).unwrap();
+    for set in kernels::host_kernel_sets().0 {
+        let plan = model::plan::build(&p.optimized, &*set).unwrap();
+        assert!(plan.steps.iter().any(|s| matches!(s.step, model::plan::Step::Gather { .. })));
+    }
+    let mut b = Builder::new(&[2, 5, 3]);
+    let idx = b.int_constant("idx", &[2], &[1, 5]);
+    b.node("Gather", &["x", &idx], "y", vec![build::int("axis", 1)]);
+    b.output("y");
+    // Refused when planned or when run, never a panic or an out-of-bounds read.
+    let err = match model::prepare(&b.bytes(13), &[vec![2, 5, 3]]) {
+        Err(e) => e.to_string(),
+        Ok(p) => kernels::host_kernel_sets()
+            .0
+            .into_iter()
+            .map(|set| match model::plan::build(&p.optimized, &*set) {
+                Err(e) => e.to_string(),
+                Ok(plan) => plan.session(1).unwrap().run(&[input(&[2, 5, 3])]).unwrap_err().to_string(),
+            })
+            .next()
+            .unwrap_or_default(),
+    };
+    assert!(err.contains("index") && err.contains('5'), "{err}");
+}

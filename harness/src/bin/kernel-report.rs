@@ -139,7 +139,7 @@ fn main() {
             let pk = peak(&**set);
             let pct = |g: f64, cores: f64| pk.map_or("n/a".to_owned(), |p| format!("{:.0}%", g / (p * cores) * 100.0));
             let one = speed(&**set, size, Parallelism::Sequential, &pool);
-            let all = speed(&**set, size, Parallelism::Rayon, &pool);
+            let all = speed(&**set, size, Parallelism::Threads, &pool);
             let pk_text = pk.map_or("n/a".to_owned(), |p| format!("{p:.1}"));
             println!("{common} {pk_text} | {one:.1} | {} | {all:.1} | {} |", pct(one, 1.0), pct(all, threads as f64));
         }

@@ -222,7 +222,7 @@ pub fn random_convs_match_reference(set: &dyn KernelSet) {
                 bias,
                 residual,
                 activation,
-                par: if threaded { Parallelism::Rayon } else { Parallelism::Sequential },
+                par: if threaded { Parallelism::Threads } else { Parallelism::Sequential },
                 seed,
             };
             fit(&mut case);
@@ -311,7 +311,7 @@ pub fn every_algorithm_and_epilogue(set: &dyn KernelSet) {
     for (name, base) in algorithm_cases() {
         for (i, activation) in kernels::epilogue_activations(set.info().id).into_iter().enumerate() {
             for (bias, residual) in [(false, None), (true, None), (true, Some(2)), (false, Some(0))] {
-                let par = if i % 2 == 0 { Parallelism::Sequential } else { Parallelism::Rayon };
+                let par = if i % 2 == 0 { Parallelism::Sequential } else { Parallelism::Threads };
                 let case = ConvCase { bias, residual, activation, par, seed: i as u64, ..base.clone() };
                 case.check(set).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
@@ -372,7 +372,7 @@ pub fn conv_results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
         let case = ConvCase { bias: true, residual: Some(0), activation: Activation::HardSwish, n: 3, ..base };
         let d = case.data(false).expect("data");
         let baseline = case.run(set, &d).expect("sequential run");
-        let threaded = ConvCase { par: Parallelism::Rayon, ..case.clone() };
+        let threaded = ConvCase { par: Parallelism::Threads, ..case.clone() };
         for threads in 1..=4 {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
             let out = pool.install(|| threaded.run(set, &d)).expect("threaded run");

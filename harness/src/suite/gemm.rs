@@ -269,7 +269,7 @@ pub fn random_cases_match_reference(set: &dyn KernelSet) {
             residual,
             activation,
             prepacked,
-            par: if threaded { Parallelism::Rayon } else { Parallelism::Sequential },
+            par: if threaded { Parallelism::Threads } else { Parallelism::Sequential },
             seed,
         });
     let config = Config { failure_persistence: None, ..Config::default() };
@@ -376,7 +376,7 @@ pub fn results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
     };
     let ops = case.operands(1.0, false);
     let baseline: Vec<u32> = case.run(set, &ops).expect("sequential run").data.iter().map(|v| v.to_bits()).collect();
-    case.par = Parallelism::Rayon;
+    case.par = Parallelism::Threads;
     for threads in 1..=4 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         for prepacked in [false, true] {

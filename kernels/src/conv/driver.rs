@@ -12,8 +12,6 @@
 //! output value. Every output value is computed by one task in a fixed order, so results do
 //! not depend on the thread count.
 
-use rayon::prelude::*;
-
 use super::depthwise::{DwGeom, DwRow, BAND};
 use super::im2col::Im2col;
 use super::image::{ImageMut, ImageRef};
@@ -27,7 +25,7 @@ use crate::gemm::driver::{check_packed, run, RawOut, SharedMut};
 use crate::gemm::{ASource, Microkernel};
 use crate::mat::MatRef;
 use crate::pack::PackedB;
-use crate::{BOperand, Parallelism};
+use crate::{threads, BOperand, Parallelism};
 
 /// Validates the call, then runs the convolution; `blocking` is the main tile's and the wide
 /// tile's (`K::Wide`, for parts packed at its width).
@@ -178,7 +176,7 @@ impl Run<'_> {
         let zeros = vec![0.0; cg_in];
         // Many small groups (RegNet's group width 8, ResNeXt's): a task per group, each a
         // sequential GEMM; few large groups: one group after another, each GEMM split.
-        let per_group = self.par == Parallelism::Rayon && parts.len() >= 2 * rayon::current_num_threads();
+        let per_group = self.par == Parallelism::Threads && parts.len() >= 2 * threads::current_threads();
         let inner = if per_group { Parallelism::Sequential } else { self.par };
         let group = |g: usize| {
             let b = &parts[g];
@@ -213,7 +211,7 @@ impl Run<'_> {
             }
         };
         match per_group {
-            true => (0..parts.len()).into_par_iter().for_each(group),
+            true => threads::for_each(parts.len(), group),
             false => (0..parts.len()).for_each(group),
         }
     }
@@ -263,7 +261,7 @@ impl Run<'_> {
             unsafe { K::depthwise_rows(&geom, &r) };
         };
         match self.par {
-            Parallelism::Rayon if n * bands > 1 => (0..n * bands).into_par_iter().for_each(band),
+            Parallelism::Threads => threads::for_each(n * bands, band),
             _ => (0..n * bands).for_each(band),
         }
     }
@@ -327,7 +325,7 @@ impl Run<'_> {
             unsafe { self.gemm::<K, _>(&a, &parts[pi * p.groups + g], out, &epi, Parallelism::Sequential, cg_in) };
         };
         match self.par {
-            Parallelism::Rayon if items.len() > 1 => items.par_iter().for_each(item),
+            Parallelism::Threads => threads::for_each(items.len(), |i| item(&items[i])),
             _ => items.iter().for_each(item),
         }
     }

@@ -15,8 +15,6 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
 use super::{ASource, Microkernel, TileEpilogue, TileOut};
 use crate::aligned::AlignedBuf;
 use crate::blocking::{Blocking, CacheSizes};
@@ -24,7 +22,8 @@ use crate::epilogue::{Bias, Epilogue};
 use crate::error::{KernelError, Result};
 use crate::mat::{MatMut, MatRef};
 use crate::pack::{pack_b_panels, PackedB};
-use crate::{BOperand, Parallelism};
+pub(crate) use crate::threads::SharedMut;
+use crate::{threads, BOperand, Parallelism};
 
 /// Largest tile (`MR·NR` values) the edge buffers hold.
 const MAX_TILE: usize = 512;
@@ -79,20 +78,6 @@ enum PanelA {
     /// Row pointers from this index of [`RunTable::ptrs`].
     Pointers(usize),
 }
-
-/// A raw pointer that work items share; each writes a disjoint set of tiles through it.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedMut(pub(crate) *mut f32);
-impl SharedMut {
-    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    pub(crate) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-// SAFETY: work items write disjoint tiles of C (see `run_block`), so sharing is race-free.
-unsafe impl Send for SharedMut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMut {}
 
 /// Where the B panels of one (jc, pc) block are, and how far apart.
 #[derive(Clone, Copy)]
@@ -254,14 +239,10 @@ fn pack_b_block<K: Microkernel>(
     if panel_len == 0 {
         return;
     }
-    let pack_one = |(i, dst): (usize, &mut [f32])| {
+    threads::chunks_mut(buf, panel_len, par == Parallelism::Threads, |i, dst| {
         let j0 = jc + i * K::NR;
         pack_b_panels(b, p0, kc, j0, K::NR.min(jc + nc - j0), K::NR, dst);
-    };
-    match par {
-        Parallelism::Sequential => buf.chunks_mut(panel_len).enumerate().for_each(pack_one),
-        Parallelism::Rayon => buf.par_chunks_mut(panel_len).enumerate().for_each(pack_one),
-    }
+    });
 }
 
 /// One K pass over a `jc` block of columns: split into (MC row block × NR-panel range) work
@@ -281,7 +262,7 @@ fn run_block<K: Microkernel, A: ASource>(
 ) {
     let threads = match par {
         Parallelism::Sequential => 1,
-        Parallelism::Rayon => rayon::current_num_threads(),
+        Parallelism::Threads => threads::current_threads(),
     };
     // Enough items to keep every thread busy: M blocks first, then N chunks.
     let want = if threads > 1 { 4 * threads } else { 1 };
@@ -399,7 +380,7 @@ fn run_block<K: Microkernel, A: ASource>(
     let items = m_blocks * n_chunks;
     match par {
         Parallelism::Sequential => (0..items).for_each(item),
-        Parallelism::Rayon => (0..items).into_par_iter().for_each(item),
+        Parallelism::Threads => threads::for_each(items, item),
     }
 }
 

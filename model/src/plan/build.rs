@@ -665,6 +665,7 @@ impl Builder<'_> {
         match gen {
             Generic::Transpose(_) => self.transpose(node).map(|()| true),
             Generic::Split { axis, .. } => self.split(node, *axis).map(|()| true),
+            Generic::Gather(axis) => self.gather(node, *axis),
             Generic::LayerNorm { axis, epsilon, .. } => self.layer_norm(node, *axis, *epsilon),
             Generic::Rnn(r) => self.recurrent(node, r),
             Generic::Reduce { kind: crate::portable::ReduceKind::Mean, axes, keepdims, .. } => {
@@ -901,6 +902,30 @@ impl Builder<'_> {
         let output = self.define(node, layout)?;
         let (start, len) = (start as usize * inner, count * inner);
         self.push(&node.name, "Slice", Step::Crop { input, output, outer, stride, start, len });
+        Ok(true)
+    }
+
+    /// A float `Gather` with constant 1-D indices as a `Gather` step; along the channels of an
+    /// NHWC value, in NHWC. Says whether it lowered the node.
+    fn gather(&mut self, node: &Node, axis: i64) -> Result<bool> {
+        let x = node.input(0).expect("required");
+        let Some(ind) = node.input(1).and_then(|i| self.g.constant(i)) else { return Ok(false) };
+        let (Some(iv), [_]) = (ind.ints(), ind.shape.as_slice()) else { return Ok(false) };
+        if self.g.values[x].dtype != crate::tensor::DType::F32 || self.g.constant(x).is_some() {
+            return Ok(false);
+        }
+        let shape = self.shape(x)?;
+        let ax = crate::tensor::axis(axis, shape.len()).ok_or_else(|| node_err(node, "axis out of range"))?;
+        let len = shape[ax] as i64;
+        let indices = iv
+            .iter()
+            .map(|&i| if i < 0 { i + len } else { i })
+            .map(|i| (0..len).contains(&i).then_some(i as usize))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| node_err(node, format!("an index is outside the {len} entries of axis {ax}")))?;
+        let Along { input, layout, outer, stride, inner } = self.along(x, ax)?;
+        let output = self.define(node, layout)?;
+        self.push(&node.name, "Gather", Step::Gather { input, output, outer, stride, inner, indices });
         Ok(true)
     }
 

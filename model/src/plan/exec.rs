@@ -14,7 +14,8 @@ pub struct Session<'p> {
     arena: Vec<AlignedBuf>,
     /// Data-dependent values of the current run (see [`super::PlanValue::dynamic`]).
     dynamic: Vec<Option<Tensor>>,
-    pool: Option<rayon::ThreadPool>,
+    /// The thread team of a multi-threaded session (helpers spin only while a run is on).
+    pool: Option<kernels::threads::Team>,
 }
 
 impl Plan {
@@ -44,9 +45,7 @@ impl Plan {
         });
         let pool = if threads > 1 && any_parallel {
             Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
+                kernels::threads::Team::new(threads)
                     .map_err(|e| ModelError::Input(format!("cannot start {threads} threads: {e}")))?,
             )
         } else {
@@ -79,7 +78,7 @@ impl Session<'_> {
     fn run_timed(&mut self, inputs: &[Tensor], times: Option<&mut [std::time::Duration]>) -> Result<Vec<Tensor>> {
         let plan = self.plan;
         load_inputs(plan, inputs, &mut self.arena)?;
-        let par = if self.pool.is_some() { Parallelism::Rayon } else { Parallelism::Sequential };
+        let par = if self.pool.is_some() { Parallelism::Threads } else { Parallelism::Sequential };
         let (set, arena, dynamic) = (&*self.set, &mut self.arena, &mut self.dynamic);
         match &self.pool {
             Some(pool) => pool.install(|| run_steps(plan, set, arena, dynamic, par, times))?,
@@ -111,7 +110,7 @@ fn run_steps(
     par: Parallelism,
     mut times: Option<&mut [std::time::Duration]>,
 ) -> Result<()> {
-    let parallel = par == Parallelism::Rayon;
+    let parallel = par == Parallelism::Threads;
     for (s, ps) in plan.steps.iter().enumerate() {
         let start = times.as_ref().map(|_| std::time::Instant::now());
         let step = &ps.step;
@@ -165,9 +164,9 @@ pub(super) fn step_error(ps: &super::PlannedStep, e: ModelError) -> ModelError {
 
 /// Multiply-adds below which a convolution or GEMM runs on the calling thread: waking the
 /// pool and splitting the work cost more than such a step takes.
-const MIN_PARALLEL_WORK: usize = 1 << 20;
+const MIN_PARALLEL_WORK: usize = 1 << 16;
 /// Elements below which a data-movement or element-wise step runs on the calling thread.
-const MIN_PARALLEL_ELEMENTS: usize = 1 << 17;
+const MIN_PARALLEL_ELEMENTS: usize = 1 << 13;
 
 fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
     let per_output = match step {
@@ -193,7 +192,7 @@ pub(super) fn exec_step<'a>(
     dynamic: &mut [Option<Tensor>],
     par: Parallelism,
 ) -> Result<()> {
-    let parallel = par == Parallelism::Rayon;
+    let parallel = par == Parallelism::Threads;
     let phys = |v: usize| plan.values[v].physical();
     match step {
         Step::Conv { weights, bias, input, residual, activation, output } => {
@@ -264,6 +263,7 @@ pub(super) fn exec_step<'a>(
         Step::DepthToSpace { input, block, .. } => {
             ops::depth_to_space(val(*input), dims4(&phys(*input)), *block, out, parallel)
         }
+        Step::Copy { input: Operand::Value(v), .. } if in_place(*v) => {}
         Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
         Step::Gemm { a, b, bias, activation, output } => {
             let s = &plan.values[*a].shape;
@@ -304,6 +304,9 @@ pub(super) fn exec_step<'a>(
             for (o, dst) in out.chunks_exact_mut(*len).enumerate().take(*outer) {
                 dst.copy_from_slice(&x[o * stride + start..][..*len]);
             }
+        }
+        Step::Gather { input, outer, stride, inner, indices, .. } => {
+            ops::gather(val(*input), [*outer, *stride, *inner], indices, out, parallel)
         }
         Step::LayerNorm { input, len, scale, bias, epsilon, .. } => {
             let bias = bias.map(|b| plan.consts[b].as_slice());

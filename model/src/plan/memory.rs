@@ -1,6 +1,6 @@
 //! The static buffer plan: each value gets a slot for its lifetime; slots are reused once
-//! their value is dead (best fit by size), and element-wise steps write in place over an
-//! input that dies there.
+//! their value is dead (best fit by size), and element-wise steps and copies (reshapes) write
+//! in place over an input that dies there.
 
 use super::{Operand, Plan, Step};
 
@@ -23,12 +23,14 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         | Step::Softmax { input, .. }
         | Step::Transpose { input, .. }
         | Step::Crop { input, .. }
+        | Step::Gather { input, .. }
         | Step::LayerNorm { input, .. }
         | Step::Recurrence { xw: input, .. } => (vec![*input], false),
         Step::MatMul { a, b, .. } => (vec![*a, *b], false),
         Step::Concat { inputs, .. } => (inputs.iter().filter_map(v).collect(), false),
         Step::Eval { inputs, .. } => (super::eval::reads(inputs), false),
-        Step::Copy { input, .. } => (v(input).into_iter().collect(), false),
+        // A copy of a value that dies there takes over its slot and copies nothing.
+        Step::Copy { input, .. } => (v(input).into_iter().collect(), true),
     }
 }
 
@@ -49,6 +51,7 @@ pub(crate) fn writes(step: &Step) -> usize {
         | Step::MatMul { output, .. }
         | Step::Transpose { output, .. }
         | Step::Crop { output, .. }
+        | Step::Gather { output, .. }
         | Step::LayerNorm { output, .. }
         | Step::Recurrence { output, .. }
         | Step::Eval { output, .. } => *output,
@@ -103,7 +106,8 @@ pub(crate) fn assign(plan: &mut Plan) {
                 last_use[i] == s
                     && !plan.inputs.contains(&i)
                     && plan.values[i].words() == len
-                    && plan.values[i].layout == plan.values[out].layout
+                    && (plan.values[i].layout == plan.values[out].layout
+                        || matches!(plan.steps[s].step, Step::Copy { .. }))
                     && inputs.iter().filter(|&&x| x == i).count() == 1
             });
         let slot = if in_place {

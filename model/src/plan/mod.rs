@@ -1,6 +1,7 @@
 //! Execution plans: per node the kernel and layout of one [`KernelSet`], weights packed once,
-//! a static buffer plan that reuses memory, rayon threads. 4-D activations are NHWC inside
-//! a plan (the kernels' layout); graph inputs and outputs are NCHW, converted at the edges.
+//! a static buffer plan that reuses memory, a spinning thread team (`kernels::threads`). 4-D
+//! activations are NHWC inside a plan (the kernels' layout); graph inputs and outputs are NCHW,
+//! converted at the edges.
 
 mod build;
 mod eval;
@@ -299,6 +300,23 @@ pub enum Step {
         start: usize,
         /// Values taken of each run.
         len: usize,
+    },
+    /// Blocks of `inner` values of each of `outer` runs of `stride`, taken in the order
+    /// `indices` gives (a `Gather` with constant 1-D indices; along the channels of an NHWC
+    /// value, a channel shuffle).
+    Gather {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// Number of runs.
+        outer: usize,
+        /// Run length in the input.
+        stride: usize,
+        /// Values per index.
+        inner: usize,
+        /// Block `k` of each output run is block `indices[k]` of the input run.
+        indices: Vec<usize>,
     },
     /// LayerNormalization over the trailing `len` values of a plain value, with per-position
     /// scale and bias constants.

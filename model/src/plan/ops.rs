@@ -1,8 +1,8 @@
 //! The plan's own element-wise, pooling, resize and data-movement loops (the heavy
 //! operators run on the kernel set). Layout-aware: 4-D values are NHWC.
 
+use kernels::threads::{chunks_mut, current_threads};
 use kernels::KernelSet;
-use rayon::prelude::*;
 
 use super::{MapOp, Operand};
 use crate::ir::{Binary, Pool, Resize, ResizeMode};
@@ -15,11 +15,7 @@ const GRAIN: usize = 1 << 14;
 /// `parallel`; `f` gets the block's start offset.
 fn blocks(out: &mut [f32], align: usize, parallel: bool, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     let block = (GRAIN / align.max(1)).max(1) * align.max(1);
-    if parallel && out.len() > block {
-        out.par_chunks_mut(block).enumerate().for_each(|(i, c)| f(i * block, c));
-    } else {
-        out.chunks_mut(block).enumerate().for_each(|(i, c)| f(i * block, c));
-    }
+    chunks_mut(out, block, parallel, |i, c| f(i * block, c));
 }
 
 /// Applies a chain of element-wise ops in place, block by block (each block, a few tens of
@@ -132,10 +128,8 @@ pub fn binary(
         }
     };
     let out = &mut out[..rows * inner];
-    if parallel && out.len() > GRAIN && inner > 0 {
-        out.par_chunks_mut(inner).enumerate().for_each(|(r, o)| row(r, o));
-    } else if inner > 0 {
-        out.chunks_mut(inner).enumerate().for_each(|(r, o)| row(r, o));
+    if inner > 0 {
+        chunks_mut(out, inner, parallel && out.len() > GRAIN, row);
     }
 }
 
@@ -247,11 +241,7 @@ pub fn resize(
         }
     };
     let out = &mut out[..n * oh * ow * c];
-    if parallel {
-        out.par_chunks_mut(ow * c).enumerate().for_each(|(i, o)| row_job(i, o));
-    } else {
-        out.chunks_mut(ow * c).enumerate().for_each(|(i, o)| row_job(i, o));
-    }
+    chunks_mut(out, ow * c, parallel, row_job);
 }
 
 /// Concatenation along physical `axis` of row-major values with physical `dims`.
@@ -265,6 +255,31 @@ pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32]) {
             o += chunk;
         }
     }
+}
+
+/// Output run `o` of `out` is blocks `indices[k]` (of `inner` values) of input run `o`
+/// (`outer` runs of `stride`), in order; consecutive indices are copied as one block.
+pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], out: &mut [f32], parallel: bool) {
+    let mut runs: Vec<(usize, usize)> = Vec::new(); // (first input block, blocks)
+    for &i in indices {
+        match runs.last_mut() {
+            Some((s, n)) if *s + *n == i => *n += 1,
+            _ => runs.push((i, 1)),
+        }
+    }
+    let len = indices.len() * inner;
+    chunks_mut(&mut out[..outer * len], len, parallel && outer * len > GRAIN, |o, dst| {
+        let src = &x[o * stride..][..stride];
+        let mut at = 0;
+        for &(first, blocks) in &runs {
+            let n = blocks * inner;
+            match n {
+                1 => dst[at] = src[first * inner],
+                _ => dst[at..at + n].copy_from_slice(&src[first * inner..][..n]),
+            }
+            at += n;
+        }
+    });
 }
 
 /// NCHW ↔ NHWC of a `[n, c, h, w]` value (`to_nhwc` picks the direction). One channel or
@@ -301,8 +316,8 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
     let out = &mut out[..n * c * hw];
     if parallel && to_nhwc && n == 1 {
         // One image: split its pixels (whole blocks) between threads.
-        let per = (hw.div_ceil(rayon::current_num_threads() * BLOCK) * BLOCK).max(BLOCK);
-        out.par_chunks_mut(per * c).enumerate().for_each(|(k, dst)| {
+        let per = (hw.div_ceil(current_threads() * BLOCK) * BLOCK).max(BLOCK);
+        chunks_mut(out, per * c, true, |k, dst| {
             let p0 = k * per;
             let len = dst.len() / c;
             for ch in 0..c {
@@ -311,10 +326,8 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
                 }
             }
         });
-    } else if parallel {
-        out.par_chunks_mut(c * hw).enumerate().for_each(|(b, d)| image(b, d));
     } else {
-        out.chunks_mut(c * hw).enumerate().for_each(|(b, d)| image(b, d));
+        chunks_mut(out, c * hw, parallel, image);
     }
 }
 
@@ -331,11 +344,7 @@ pub fn depth_to_space(x: &[f32], [n, h, w, cc]: [usize; 4], [by, bx]: [usize; 2]
         }
     };
     let out = &mut out[..n * h * by * ow * c];
-    if parallel {
-        out.par_chunks_mut(ow * c).enumerate().for_each(|(r, d)| row(r, d));
-    } else {
-        out.chunks_mut(ow * c).enumerate().for_each(|(r, d)| row(r, d));
-    }
+    chunks_mut(out, ow * c, parallel, row);
 }
 
 /// Softmax over `len` values at stride `inner`, `outer` times, in place.
@@ -417,11 +426,7 @@ pub fn layer_norm(
         }
     };
     let n = x.len() / len.max(1) * len;
-    if parallel && n > GRAIN {
-        x[..n].par_chunks(len).zip(out[..n].par_chunks_mut(len)).for_each(row);
-    } else {
-        x[..n].chunks(len).zip(out[..n].chunks_mut(len)).for_each(row);
-    }
+    chunks_mut(&mut out[..n], len, parallel && n > GRAIN, |r, dst| row((&x[r * len..][..len], dst)));
 }
 
 /// The slice behind an operand.
