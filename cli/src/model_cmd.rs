@@ -86,6 +86,9 @@ pub struct BenchArgs {
     /// Also print where the time goes, by operator.
     #[arg(long)]
     profile: bool,
+    /// With --profile: how many of the slowest steps to list.
+    #[arg(long, default_value_t = 12)]
+    top: usize,
 }
 
 fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
@@ -331,7 +334,7 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     if a.profile {
-        profile(&l.plan, &mut session, &xs, times.len())?;
+        profile(&l.plan, &mut session, &xs, times.len(), a.top)?;
     }
     println!(
         "latency over {} runs: median {median:.2} ms  min {:.2} ms  max {:.2} ms  ({:.1} GFLOP/s at the median)",
@@ -344,7 +347,13 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
 }
 
 /// Per-operator time over `runs` profiled runs, largest first.
-fn profile(plan: &Plan, session: &mut model::plan::Session<'_>, xs: &[Tensor], runs: usize) -> Result<(), String> {
+fn profile(
+    plan: &Plan,
+    session: &mut model::plan::Session<'_>,
+    xs: &[Tensor],
+    runs: usize,
+    top: usize,
+) -> Result<(), String> {
     let mut t = vec![Duration::ZERO; plan.steps.len()];
     for _ in 0..runs {
         session.run_profiled(xs, &mut t).map_err(|e| e.to_string())?;
@@ -371,11 +380,11 @@ fn profile(plan: &Plan, session: &mut model::plan::Session<'_>, xs: &[Tensor], r
     let mut steps: Vec<(usize, Duration)> = t.iter().copied().enumerate().collect();
     steps.sort_by_key(|s| std::cmp::Reverse(s.1));
     println!("slowest steps:");
-    for (i, d) in steps.into_iter().take(12) {
+    for (i, d) in steps.into_iter().take(top) {
         let s = &plan.steps[i];
         let out = model::plan::output_of(&s.step);
         println!(
-            "  {:>8.2} ms  {:<28} {:<30} -> {:?}",
+            "  {:>8.3} ms  {:<28} {:<30} -> {:?}",
             d.as_secs_f64() * 1e3 / runs as f64,
             s.op,
             s.node,

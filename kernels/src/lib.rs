@@ -200,7 +200,7 @@ pub struct KernelInfo {
 impl KernelInfo {
     /// The panel widths the set packs convolution weights at: its tile's, and its wide tile's.
     pub fn panel_widths(&self) -> PanelWidths {
-        PanelWidths { nr: self.nr, wide: self.wide.map(|(_, nr)| nr) }
+        PanelWidths { nr: self.nr, wide: self.wide.map(|(_, nr)| nr), half_width_wide: self.id == KernelSetId::Avx512 }
     }
 }
 

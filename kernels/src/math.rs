@@ -89,15 +89,6 @@ macro_rules! map_slice {
 }
 pub(crate) use map_slice;
 
-/// Lane-wise round to nearest integer (ties to even) for |x| < 2^22, by the float magic-number
-/// trick: adding and removing 1.5·2^23 leaves no fraction bits. NaN stays NaN.
-#[inline(always)]
-pub(crate) unsafe fn round_nearest<V: SimdF32>(x: V) -> V {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-                                     // SAFETY: the caller guarantees V's features are available.
-    unsafe { x.add(V::splat(MAGIC)).add(V::splat(-MAGIC)) }
-}
-
 /// The polynomial with coefficients `c` (highest degree first) at `x`, by Horner's rule: one
 /// multiply-add per coefficient.
 #[inline(always)]
@@ -128,14 +119,13 @@ pub(crate) unsafe fn exp<V: SimdF32>(x: V) -> V {
     unsafe {
         // e^-104 is below half the least denormal, e^89 above f32::MAX.
         let x = clamp(x, -104.0, 89.0);
-        let n = round_nearest(x.mul(V::splat(std::f32::consts::LOG2_E)));
+        let n = x.mul(V::splat(std::f32::consts::LOG2_E)).round_nearest();
         let r = n.mul_add(V::splat(-LN2_HI), x);
         let r = n.mul_add(V::splat(-LN2_LO), r);
         let p = horner(r, [1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5]);
         let e = p.mul_add(r.mul(r), r).add(V::splat(1.0));
-        // n ∈ [-150, 129]: 2^n = 2^k · 2^(n-k) with both exponents in the normal range.
-        let k = round_nearest(n.mul(V::splat(0.5)));
-        e.mul(k.pow2i()).mul(n.add(k.mul(V::splat(-1.0))).pow2i())
+        // n ∈ [-150, 129].
+        e.scale2(n)
     }
 }
 
@@ -174,7 +164,7 @@ pub(crate) unsafe fn sigmoid<V: SimdF32>(x: V) -> V {
     // SAFETY: the caller guarantees V's features are available.
     unsafe {
         let e = exp(x.abs().mul(V::splat(-1.0)));
-        let d = V::splat(1.0).div(V::splat(1.0).add(e));
+        let d = V::splat(1.0).add(e).recip_unit();
         x.select_lt(V::splat(0.0), e.mul(d), d)
     }
 }

@@ -38,6 +38,32 @@ pub(crate) trait SimdF32: Copy {
     unsafe fn min(self, o: Self) -> Self;
     /// Lane-wise `2^n` for lanes holding integral values in `[-126, 127]`.
     unsafe fn pow2i(self) -> Self;
+    /// Lane-wise `self · 2^n` rounded once, for `n` integral in `[-252, 254]` and `self`
+    /// normal within `[½, 2]`: overflows to ±∞ and underflows through the denormals. By
+    /// default two exact powers of two (AVX-512 has one instruction for it).
+    #[inline(always)]
+    unsafe fn scale2(self, n: Self) -> Self {
+        // SAFETY: the caller guarantees the features; halves of n are in pow2i's range.
+        unsafe {
+            let k = n.mul(Self::splat(0.5)).round_nearest();
+            self.mul(k.pow2i()).mul(n.add(k.mul(Self::splat(-1.0))).pow2i())
+        }
+    }
+    /// Lane-wise round to nearest integer (ties to even) for |x| < 2^22, by the float
+    /// magic-number trick: adding and removing 1.5·2^23 leaves no fraction bits. NaN stays NaN.
+    #[inline(always)]
+    unsafe fn round_nearest(self) -> Self {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+                                         // SAFETY: the caller guarantees the features.
+        unsafe { self.add(Self::splat(MAGIC)).add(Self::splat(-MAGIC)) }
+    }
+    /// Lane-wise `1 / self` for lanes in `[1, 2]`, within 0.51 ulp: by default the division
+    /// (correctly rounded); AVX-512 refines its 14-bit estimate once, which is cheaper.
+    #[inline(always)]
+    unsafe fn recip_unit(self) -> Self {
+        // SAFETY: the caller guarantees the features.
+        unsafe { Self::splat(1.0).div(self) }
+    }
     /// Lanes where `self < o` take `t`, the others `f` (an unordered comparison, with a NaN
     /// on either side, is false).
     unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self;

@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn parts_are_packed_at_the_width_their_columns_choose_and_keep_it() {
-        let widths = PanelWidths { nr: 16, wide: Some(24) };
+        let widths = PanelWidths { nr: 16, wide: Some(24), half_width_wide: false };
         for (c_out, groups, nr) in [(24, 1, 24), (48, 2, 24), (48, 1, 16), (40, 1, 16)] {
             let params = ConvParams { groups, ..ConvParams::new(8, c_out, [3, 3]) };
             let w: Vec<f32> = (0..params.weight_len()).map(|i| i as f32).collect();

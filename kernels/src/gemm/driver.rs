@@ -30,7 +30,7 @@ const MAX_TILE: usize = 512;
 /// Largest `MR` or `NR`.
 const MAX_DIM: usize = 64;
 /// Multiply-adds below which a product runs on the calling thread only.
-const PARALLEL_MIN_MACS: usize = 1 << 20;
+const PARALLEL_MIN_MACS: usize = 1 << 16;
 /// For kernels with [`Microkernel::A_IN_PLACE_UP_TO_L2`], a row-major A is read in place
 /// instead of packed when one K pass's B block (`kc × nc` values) takes at most this share of
 /// L2 (in quarters): every row panel then sweeps that block, which stays in L2, and nothing
@@ -193,8 +193,8 @@ pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
     if m == 0 || n == 0 {
         return;
     }
-    // Below this much work, waking threads costs more than it saves (64³ ran 2.5× slower on two
-    // threads than on one). Results are identical either way.
+    // Below this much work, splitting costs more than it saves, even on a spinning team.
+    // Results are identical either way.
     let par = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
     let out = Output { c: SharedMut(out.c), rs: out.rs, cs: out.cs, m, n, epi };
     let blocking = &blocking.for_depth(k, k_unit, K::MR);

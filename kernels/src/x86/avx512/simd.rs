@@ -57,6 +57,22 @@ impl SimdF32 for Avx512 {
         unsafe { Self(_mm512_min_ps(self.0, o.0)) }
     }
     #[inline(always)]
+    unsafe fn scale2(self, n: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU. VSCALEFPS computes
+        // self·2^⌊n⌋ with one rounding, through the denormals and to ±∞.
+        unsafe { Self(_mm512_scalef_ps(self.0, n.0)) }
+    }
+    #[inline(always)]
+    unsafe fn recip_unit(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU. The 14-bit estimate
+        // (relative error < 2^-14) after one Newton step r·(2 − x·r) is within 2^-27 of 1/x.
+        unsafe {
+            let r = _mm512_rcp14_ps(self.0);
+            let e = _mm512_fnmadd_ps(self.0, r, _mm512_set1_ps(1.0));
+            Self(_mm512_fmadd_ps(r, e, r))
+        }
+    }
+    #[inline(always)]
     unsafe fn pow2i(self) -> Self {
         // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
         unsafe {
