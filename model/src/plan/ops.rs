@@ -297,12 +297,7 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
         for p0 in (0..hw).step_by(BLOCK) {
             let len = BLOCK.min(hw - p0);
             if to_nhwc {
-                let d = &mut dst[p0 * c..][..len * c];
-                for ch in 0..c {
-                    for (p, &v) in src[ch * hw + p0..][..len].iter().enumerate() {
-                        d[p * c + ch] = v;
-                    }
-                }
+                to_pixels(src, hw, c, p0, &mut dst[p0 * c..][..len * c]);
             } else {
                 let s = &src[p0 * c..][..len * c];
                 for ch in 0..c {
@@ -317,17 +312,36 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
     if parallel && to_nhwc && n == 1 {
         // One image: split its pixels (whole blocks) between threads.
         let per = (hw.div_ceil(current_threads() * BLOCK) * BLOCK).max(BLOCK);
-        chunks_mut(out, per * c, true, |k, dst| {
-            let p0 = k * per;
+        chunks_mut(out, per * c, true, |k, dst| to_pixels(x, hw, c, k * per, dst));
+    } else {
+        chunks_mut(out, c * hw, parallel, image);
+    }
+}
+
+/// Pixels `p0..` of one NCHW image (`c` planes of `hw`) as NHWC into `dst` (whole pixels).
+/// Three and four channels (image inputs) are written pixel by pixel from fixed arrays of
+/// planes, which the compiler turns into interleaving shuffles; others channel by channel.
+fn to_pixels(src: &[f32], hw: usize, c: usize, p0: usize, dst: &mut [f32]) {
+    fn fixed<const C: usize>(src: &[f32], hw: usize, p0: usize, dst: &mut [f32]) {
+        let len = dst.len() / C;
+        let planes: [&[f32]; C] = std::array::from_fn(|ch| &src[ch * hw + p0..][..len]);
+        for (p, px) in dst.chunks_exact_mut(C).enumerate() {
+            for (o, plane) in px.iter_mut().zip(&planes) {
+                *o = plane[p];
+            }
+        }
+    }
+    match c {
+        3 => fixed::<3>(src, hw, p0, dst),
+        4 => fixed::<4>(src, hw, p0, dst),
+        _ => {
             let len = dst.len() / c;
             for ch in 0..c {
-                for (p, &v) in x[ch * hw + p0..][..len].iter().enumerate() {
+                for (p, &v) in src[ch * hw + p0..][..len].iter().enumerate() {
                     dst[p * c + ch] = v;
                 }
             }
-        });
-    } else {
-        chunks_mut(out, c * hw, parallel, image);
+        }
     }
 }
 
