@@ -9,7 +9,7 @@ layout-reorder nodes get its own names, so they land in their own rows.
 
     .cache/venv-ort-1.32.0/bin/python ci/zoo_block_compare.py MODEL.onnx 1x3x224x224 THREADS [DEPTH]
 """
-import collections, json, os, re, subprocess, sys
+import collections, json, os, re, subprocess, sys, tempfile
 
 import numpy as np
 import onnxruntime as ort
@@ -26,6 +26,9 @@ def block(name):
 
 opts = ort.SessionOptions()
 opts.intra_op_num_threads, opts.inter_op_num_threads, opts.enable_profiling = threads, 1, True
+# ORT writes its profile where the prefix says; keep it out of the working tree.
+tmp = tempfile.TemporaryDirectory()
+opts.profile_file_prefix = os.path.join(tmp.name, 'ort')
 session = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
 x = np.random.rand(*[int(v) for v in shape.split('x')]).astype(np.float32)
 for _ in range(runs):
