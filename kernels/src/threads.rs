@@ -121,15 +121,19 @@ impl Shared {
                     continue;
                 }
             }
-            spins = spins.wrapping_add(1);
-            // Yield now and then, so that an oversubscribed machine (tests in parallel) still
-            // runs the threads that have work.
-            if spins.is_multiple_of(1 << 12) {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+            pause(&mut spins);
         }
+    }
+}
+
+/// One round of a spin wait: a spin hint, and now and then a yield, so that an oversubscribed
+/// machine (tests in parallel) still runs the threads that have work.
+fn pause(spins: &mut u32) {
+    *spins = spins.wrapping_add(1);
+    if spins.is_multiple_of(1 << 12) {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
     }
 }
 
@@ -178,7 +182,7 @@ impl Team {
 
     /// Threads in the team, the leader included.
     pub fn threads(&self) -> usize {
-        self.helpers.len() + 1
+        self.shared.threads
     }
 
     /// Runs `f` on the calling thread with this team current: [`for_each`] inside it splits
@@ -268,12 +272,7 @@ fn lead(shared: &Shared, n: usize, f: &(dyn Fn(usize) + Sync)) {
     MODE.with(|m| m.set(Mode::Leader(shared)));
     let mut spins = 0u32;
     while job.done.load(Ordering::Acquire) < n {
-        spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(1 << 12) {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+        pause(&mut spins);
     }
     if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
         resume_unwind(p);
