@@ -2,11 +2,18 @@
 //! with `--wait` (the job runs in a detached worker process), the AWS CLI's input and output
 //! options, and errors with the service's exception names and exit status 254.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn edgepack(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgepack")).args(args).env("EDGEPACK_HOME", home).output().expect("run edgepack")
+    Command::new(env!("CARGO_BIN_EXE_edgepack"))
+        .args(args)
+        .env("EDGEPACK_HOME", home)
+        .env("EDGEPACK_AGENT_DIR", common::agent_builds(home))
+        .output()
+        .expect("run edgepack")
 }
 
 fn ok(home: &Path, args: &[&str]) -> String {

@@ -8,6 +8,8 @@
 //! `ci/setup-s3.sh` installs the server; `EDGEPACK_S3S_FS` names it at build time (see
 //! build.rs): without it these tests are reported as ignored ("skipped: …").
 
+mod common;
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -94,7 +96,7 @@ impl Drop for Server {
 /// Runs `edgepack` with `home` and the server's credentials (`secret`: None for none).
 fn edgepack(home: &Path, secret: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edgepack"));
-    cmd.args(args).env("EDGEPACK_HOME", home);
+    cmd.args(args).env("EDGEPACK_HOME", home).env("EDGEPACK_AGENT_DIR", common::agent_builds(home));
     for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT", "AWS_PROFILE"] {
         cmd.env_remove(var);
     }

@@ -3,89 +3,10 @@
 
 use std::path::Path;
 
-use model::Tensor;
 use quick_junit::{Report, TestSuite};
 use serde_json::json;
 
-/// The bound for float32 plans: norm-wise relative error `max|y − r| / max|r|` ≤ 1e-4.
-pub const F32_BOUND: f64 = 1e-4;
-
-/// One output compared with its expected values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutputParity {
-    /// Output name.
-    pub name: String,
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// `max|y − r| / max|r|`.
-    pub max_rel_err: f64,
-    /// `mean|y − r| / mean|r|`.
-    pub mean_rel_err: f64,
-    /// `max|y − r|`.
-    pub max_abs_err: f64,
-    /// The bound on `max_rel_err`.
-    pub bound: f64,
-    /// Why it failed (shape mismatch, non-finite value, over the bound).
-    pub failure: Option<String>,
-}
-
-impl OutputParity {
-    /// Whether the output is within the bound.
-    pub fn passed(&self) -> bool {
-        self.failure.is_none()
-    }
-}
-
-/// Compares `got` with `expected` (any float width) under `bound`.
-pub fn compare(name: &str, got: &Tensor, expected: &[f64], expected_shape: &[usize], bound: f64) -> OutputParity {
-    let mut p = OutputParity {
-        name: name.into(),
-        shape: got.shape.clone(),
-        max_rel_err: f64::INFINITY,
-        mean_rel_err: f64::INFINITY,
-        max_abs_err: f64::INFINITY,
-        bound,
-        failure: None,
-    };
-    if got.shape != expected_shape {
-        p.failure = Some(format!("shape {:?}, expected {expected_shape:?}", got.shape));
-        return p;
-    }
-    // Integer outputs (indices, classes, NMS selections) must match exactly.
-    if let Some(y) = got.ints() {
-        let differ = y.iter().zip(expected).filter(|(&a, &b)| a as f64 != b).count();
-        (p.max_rel_err, p.mean_rel_err, p.max_abs_err) = (0.0, 0.0, 0.0);
-        if differ > 0 {
-            (p.max_rel_err, p.mean_rel_err) = (f64::INFINITY, f64::INFINITY);
-            p.failure = Some(format!("{differ} of {} integer values differ", y.len()));
-        }
-        return p;
-    }
-    let Some(y) = got.floats() else {
-        p.failure = Some("neither a float nor an integer tensor".into());
-        return p;
-    };
-    let (mut max_abs, mut sum_abs, mut max_ref, mut sum_ref) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for (&y, &r) in y.iter().zip(expected) {
-        let e = (y as f64 - r).abs();
-        if !e.is_finite() {
-            p.failure = Some(format!("non-finite value {y} where {r} is expected"));
-            return p;
-        }
-        max_abs = max_abs.max(e);
-        sum_abs += e;
-        max_ref = max_ref.max(r.abs());
-        sum_ref += r.abs();
-    }
-    let max_ref = max_ref.max(f64::MIN_POSITIVE);
-    p.max_abs_err = max_abs;
-    p.max_rel_err = max_abs / max_ref;
-    p.mean_rel_err = sum_abs / sum_ref.max(f64::MIN_POSITIVE);
-    if p.max_rel_err > bound {
-        p.failure = Some(format!("max relative error {:.3e} exceeds {bound:e}", p.max_rel_err));
-    }
-    p
-}
+pub use model::parity::{compare, OutputParity, F32_BOUND};
 
 /// One model run compared against one reference.
 #[derive(Debug, Clone)]

@@ -4,13 +4,17 @@
 //! serializable [`plan::Plan`] for one kernel set. [`reference`] is an independent float64
 //! executor of the same graphs for parity checks.
 
+pub mod contract;
 pub mod error;
+pub mod image;
 pub mod import;
 pub mod ir;
 pub mod optimize;
+pub mod parity;
 pub mod plan;
 pub mod portable;
 pub mod reference;
+pub mod rng;
 pub mod shape;
 pub mod specialize;
 pub mod tensor;

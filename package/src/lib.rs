@@ -8,6 +8,7 @@
 //! content-addressed, never modified), `storage.json` (where buckets are: [`output::Storage`])
 //! and, with the embedded storage, `buckets/<bucket>/`.
 
+pub mod agent_component;
 pub mod blobs;
 pub mod component;
 pub mod contract;
@@ -53,11 +54,14 @@ pub struct Settings {
     /// Where components go (default: what `<root>/storage.json` names, see
     /// [`output::Storage`]; without that file, folders under `<root>/buckets`).
     pub output: Option<Arc<dyn output::OutputStore>>,
+    /// Where the agent builds are (`<dir>/<x86_64|aarch64>/edgepack-agent`; default:
+    /// [`agent_component::default_dir`]).
+    pub agent_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runner: Runner::Thread, stale_after: Duration::from_secs(30), threads: 1, output: None }
+        Self { runner: Runner::Thread, stale_after: Duration::from_secs(30), threads: 1, output: None, agent_dir: None }
     }
 }
 

@@ -6,7 +6,8 @@
 use kernels::{Arch, Target};
 use serde_json::json;
 
-use crate::component::{recipe, RecipeInput, RECIPE_FILE};
+use crate::agent_component::{self, AGENT_VERSION};
+use crate::component::{recipe, RecipeInput, AGENT_COMPONENT, RECIPE_FILE};
 use crate::error::{ApiError, Result};
 use crate::jobs::JobRow;
 use crate::output::OutputFile;
@@ -50,6 +51,26 @@ fn pretty(v: &serde_json::Value) -> Vec<u8> {
     s.into_bytes()
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the agent component is already published at `agent_prefix` with a build for `arch`;
+/// an agent component there without one is an error (component versions are immutable).
+fn agent_recipe(svc: &Service, bucket: &str, agent_prefix: &str, arch: &str) -> Result<bool> {
+    let Ok(bytes) = svc.output().get(bucket, &format!("{agent_prefix}/{RECIPE_FILE}")) else {
+        return Ok(false);
+    };
+    let recipe: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if agent_component::recipe_has(&recipe, arch) {
+        return Ok(true);
+    }
+    Err(ApiError::validation(format!(
+        "{AGENT_COMPONENT} {AGENT_VERSION} at s3://{bucket}/{agent_prefix}/ has no {arch} build; package for {arch} to another S3OutputLocation prefix"
+    )))
+}
+
 /// Builds and publishes the component of `job`; returns the output details and the final
 /// status message.
 pub fn build_component(
@@ -64,6 +85,11 @@ pub fn build_component(
     let prefix = key_prefix(s3.prefix.as_deref(), &job.component_name, &job.component_version);
     progress(&format!("checking the output location s3://{bucket}/{prefix}/"));
     svc.output().check_destination(&bucket, &prefix, LAST_FILE)?;
+    let arch = architecture(&target);
+    let agent_dir = svc.settings.agent_dir.clone().or_else(agent_component::default_dir);
+    let agent_binary = agent_component::binary(agent_dir.as_deref(), arch)?;
+    let agent_prefix = key_prefix(s3.prefix.as_deref(), AGENT_COMPONENT, AGENT_VERSION);
+    let agent_published = agent_recipe(svc, &bucket, &agent_prefix, arch)?;
     progress(&format!("loading model version {}", job.model_version));
     let m = svc.stored_model(&job.project, &job.model_version)?;
     let onnx = svc.blobs().get(&m.sha256)?;
@@ -76,7 +102,8 @@ pub fn build_component(
     let plan = model::plan::build(&prepared.optimized, &*set).map_err(model_err)?;
     let plan_bytes = plan.to_bytes();
     progress(&format!("checking parity on {set_id}"));
-    let par = parity::check(&prepared, &plan_bytes, &m.contract, set_id, svc.settings.threads)
+    let install = agent_component::install_script(arch);
+    let par = parity::check(&prepared, &plan_bytes, &m.contract, set_id, svc.settings.threads, &install)
         .map_err(|e| ApiError::internal(format!("parity check: {e}")))?;
     if par.status == "FAILED" {
         return Err(ApiError::validation(format!("{}; nothing was published", par.summary)));
@@ -102,11 +129,12 @@ pub fn build_component(
         },
         "Contract": m.contract,
         "Plan": {
-            "File": "model.eppl", "Steps": plan.steps.len(), "Flops": plan.flops,
+            "File": "model.eppl", "Sha256": sha256_hex(&plan_bytes), "Steps": plan.steps.len(), "Flops": plan.flops,
             "ActivationBytes": plan.activation_bytes(), "WeightBytes": plan.weight_bytes(),
         },
         "Parity": { "File": "parity.json", "Status": par.status },
         "Tool": { "Name": "edgepack", "Version": env!("CARGO_PKG_VERSION") },
+        "Agent": { "Component": AGENT_COMPONENT, "Version": AGENT_VERSION, "Binary": agent_component::binary_name(arch) },
     });
     let artifacts = vec![
         file("model.eppl", plan_bytes),
@@ -120,12 +148,11 @@ pub fn build_component(
         .component_description
         .clone()
         .unwrap_or_else(|| format!("{} model version {} for {}", job.project, m.version, target));
-    let install = parity::device_command(&m.contract, set_id, "{artifacts:path}", "{work:path}/device-parity.json");
     let recipe = recipe(&RecipeInput {
         name: &job.component_name,
         version: &job.component_version,
         description,
-        architecture: architecture(&target),
+        architecture: arch,
         artifacts: uris,
         install,
     });
@@ -146,6 +173,21 @@ pub fn build_component(
     files.push(file(LAST_FILE, pretty(&create)));
     progress(&format!("publishing to s3://{bucket}/{prefix}/"));
     svc.output().publish(&bucket, &prefix, &files)?;
+    let agent_note = if agent_published {
+        format!("{AGENT_COMPONENT} {AGENT_VERSION} already at s3://{bucket}/{agent_prefix}/")
+    } else {
+        progress(&format!("publishing {AGENT_COMPONENT} {AGENT_VERSION} ({arch}) to s3://{bucket}/{agent_prefix}/"));
+        let mut builds = vec![(arch, agent_binary)];
+        builds.extend(agent_component::other_builds(agent_dir.as_deref(), arch));
+        let files = agent_component::files(builds, &bucket, &agent_prefix);
+        if let Err(e) = svc.output().publish(&bucket, &agent_prefix, &files) {
+            // Another job may have published it meanwhile: that one serves as well.
+            if !agent_recipe(svc, &bucket, &agent_prefix, arch)? {
+                return Err(e);
+            }
+        }
+        format!("{AGENT_COMPONENT} {AGENT_VERSION} ({arch}) published to s3://{bucket}/{agent_prefix}/")
+    };
     let output = ModelPackagingOutputDetails {
         greengrass: GreengrassOutputDetails {
             component_version_arn: component_arn(&job.component_name, &job.component_version),
@@ -154,7 +196,7 @@ pub fn build_component(
         },
     };
     let message = format!(
-        "component {} {} published to s3://{bucket}/{prefix}/ ({}); {}",
+        "component {} {} published to s3://{bucket}/{prefix}/ ({}); {agent_note}; {}",
         job.component_name,
         job.component_version,
         svc.output().locate(&bucket, &prefix),

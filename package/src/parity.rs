@@ -4,16 +4,15 @@
 //! set, the report records that verification is pending on the device and the command that
 //! does it there.
 
-use harness::model_parity::{compare, OutputParity, F32_BOUND};
 use kernels::KernelSetId;
+use model::parity::{OutputParity, F32_BOUND};
 use model::plan::Plan;
-use model::{Prepared, Tensor};
+use model::Prepared;
 use serde_json::{json, Value};
 
 use crate::contract::ModelContract;
 
-/// Seed of the parity input (fixed: reports are reproducible).
-pub const SEED: u64 = 0x5eed_0001;
+pub use model::parity::SEED;
 
 /// The outcome of the check.
 #[derive(Debug, Clone)]
@@ -24,37 +23,6 @@ pub struct ParityOutcome {
     pub summary: String,
     /// The report (`parity.json`).
     pub report: Value,
-}
-
-/// The parity input: pseudo-random 8-bit RGB pixels, normalized as the contract says.
-pub fn input(contract: &ModelContract) -> Tensor {
-    let shape = contract.input.shape.clone();
-    let plane = shape[2] * shape[3];
-    let mut rng = harness::rng::SplitMix::new(SEED);
-    let pixels = rng.vec(shape.iter().product(), 0.0, 256.0);
-    let i = &contract.input;
-    let values = pixels
-        .iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let c = (k / plane) % 3;
-            ((p.floor() as f64 * i.scale - i.mean[c]) / i.std[c]) as f32
-        })
-        .collect();
-    Tensor::float(shape, values)
-}
-
-/// The command that verifies the package on the device (in the recipe's Install step).
-pub fn device_command(contract: &ModelContract, set: KernelSetId, artifacts: &str, out: &str) -> String {
-    let s = &contract.input.shape;
-    format!(
-        "edgepack parity {artifacts}/model.onnx --plan {artifacts}/model.eppl --shape {}x{}x{}x{} --kernel-set {} --json {out}",
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        set.name()
-    )
 }
 
 fn output_json(o: &OutputParity) -> Value {
@@ -71,6 +39,7 @@ pub fn check(
     contract: &ModelContract,
     set: KernelSetId,
     threads: usize,
+    on_device: &str,
 ) -> Result<ParityOutcome, String> {
     let base = json!({
         "KernelSet": set.name(),
@@ -78,8 +47,8 @@ pub fn check(
         "Bound": F32_BOUND,
         "BoundMeaning": "max|y - r| / max|r| per output",
         "Input": { "Shape": contract.input.shape, "Seed": SEED,
-                   "Pixels": "uniform 8-bit RGB, normalized as the model contract says" },
-        "OnDevice": device_command(contract, set, "{artifacts:path}", "{work:path}/device-parity.json"),
+                   "Pixels": "uniform 8-bit RGB, resized and normalized by the agent's preprocessing (model::image::to_input)" },
+        "OnDevice": on_device,
     });
     let runner = match kernels::kernel_set(set) {
         Ok(runner) => runner,
@@ -95,18 +64,7 @@ pub fn check(
         }
     };
     let plan = Plan::from_bytes(plan_bytes).map_err(|e| format!("the plan file does not load back: {e}"))?;
-    let x = input(contract);
-    let mut session = plan.session_on(runner, threads).map_err(|e| e.to_string())?;
-    let outs = session.run(std::slice::from_ref(&x)).map_err(|e| format!("running the plan: {e}"))?;
-    let reference =
-        model::reference::run(&prepared.specialized, &[x.to_f64()]).map_err(|e| format!("reference: {e}"))?;
-    let names: Vec<String> = plan.outputs.iter().map(|&v| plan.values[v].name.clone()).collect();
-    let results: Vec<OutputParity> = outs
-        .iter()
-        .zip(&reference)
-        .zip(&names)
-        .map(|((o, r), n)| compare(n, o, &r.reals(), &r.shape, F32_BOUND))
-        .collect();
+    let results = model::parity::check(&prepared.specialized, &plan, runner, threads, contract)?;
     let passed = results.iter().all(OutputParity::passed);
     let worst = results.iter().map(|o| o.max_rel_err).fold(0.0, f64::max);
     let status = if passed { "PASSED" } else { "FAILED" };

@@ -11,10 +11,11 @@ use package::sample::SampleKind;
 use package::shapes::{GreengrassConfiguration, TargetPlatform};
 use serde_json::Value;
 
+fn platform(arch: &str, acc: Option<&str>) -> Option<TargetPlatform> {
+    Some(TargetPlatform { os: Some("LINUX".into()), arch: Some(arch.into()), accelerator: acc.map(Into::into) })
+}
+
 fn configs() -> Vec<(&'static str, GreengrassConfiguration, KernelSetId, &'static str)> {
-    let platform = |arch: &str, acc: Option<&str>| {
-        Some(TargetPlatform { os: Some("LINUX".into()), arch: Some(arch.into()), accelerator: acc.map(Into::into) })
-    };
     let mut arm = x86("cortex-a72", "arm");
     arm.target_platform = platform("ARM64", None);
     arm.compiler_options = Some("{'mcpu': 'cortex-a72', 'mattr': ['+neon', '+vfpv4']}".into());
@@ -71,9 +72,61 @@ fn every_documented_configuration_makes_a_verified_component() {
             assert_eq!(parity["Status"], "PENDING_ON_DEVICE", "{what}: {parity}");
             println!("{what}: parity pending on the device: {}", parity["Reason"]);
         }
+        // The device parity check runs with the agent component's binary, not `edgepack`.
         let install = recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"].as_str().unwrap();
-        assert!(install.contains(&format!("--kernel-set {}", set.name())), "{what}: {install}");
+        let agent = format!(
+            "{{edgepack.EdgeAgent:artifacts:path}}/edgepack-agent-{arch} parity --component {{artifacts:path}}"
+        );
+        assert!(install.starts_with(&agent), "{what}: {install}");
+        assert_eq!(manifest["Plan"]["Sha256"].as_str().map(str::len), Some(64), "{what}: the plan's digest");
     }
+    // One agent component beside them, for both architectures, with a Run step.
+    let prefix = key_prefix(Some("factory"), "edgepack.EdgeAgent", package::agent_component::AGENT_VERSION);
+    let uris = verify(svc.output(), "components", &prefix).expect("the agent component verifies");
+    assert_eq!(uris.len(), 2, "{uris:?}");
+    let recipe = json(&svc, "components", &format!("{prefix}/recipe.json"));
+    assert!(recipe_problems(&recipe).is_empty(), "{:?}", recipe_problems(&recipe));
+    for (m, arch) in recipe["Manifests"].as_array().unwrap().iter().zip(["amd64", "aarch64"]) {
+        assert_eq!(m["Platform"]["architecture"], arch);
+        let run = m["Lifecycle"]["Run"]["Script"].as_str().unwrap();
+        assert!(run.starts_with(&format!("{{artifacts:path}}/edgepack-agent-{arch} --socket")), "{run}");
+        assert_eq!(m["Artifacts"][0]["Permission"]["Execute"], "ALL");
+    }
+}
+
+fn arm_config(component: &str) -> GreengrassConfiguration {
+    let mut arm = x86("", component);
+    arm.target_platform = platform("ARM64", None);
+    arm.compiler_options = Some("{'mcpu': 'cortex-a72'}".into());
+    arm
+}
+
+#[test]
+fn a_job_without_the_targets_agent_build_fails_clearly() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    std::fs::remove_file(dir.path().join("agent-builds/aarch64/edgepack-agent")).unwrap();
+    let arm = arm_config("arm");
+    let job = svc.start_model_packaging_job(&start("p", "1", arm)).unwrap().job_name;
+    svc.run_job("p", &job).unwrap();
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "FAILED");
+    let m = d.job.status_message.unwrap();
+    assert!(m.contains("edge agent for aarch64 has not been built") && m.contains("ci/build-agent.sh aarch64"), "{m}");
+    // The x86 build is there: an x86 job succeeds, and its agent component has no aarch64 manifest.
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    svc.run_job("p", &job).unwrap();
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "SUCCEEDED", "{:?}", d.job.status_message);
+    // Now an ARM job to the same place, with the aarch64 build made meanwhile: the published
+    // agent component cannot change, and the job says so.
+    std::fs::write(dir.path().join("agent-builds/aarch64/edgepack-agent"), "late").unwrap();
+    let arm = arm_config("arm2");
+    let job = svc.start_model_packaging_job(&start("p", "1", arm)).unwrap().job_name;
+    svc.run_job("p", &job).unwrap();
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "FAILED");
+    assert!(d.job.status_message.unwrap().contains("has no aarch64 build"));
 }
 
 #[test]

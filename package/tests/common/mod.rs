@@ -11,16 +11,34 @@ use package::shapes::{
 };
 use package::{Runner, Service, Settings};
 
+/// Agent builds for the packaging tests (`<dir>/agent-builds/<arch>/edgepack-agent`): the
+/// jobs publish them as the agent component's artifact. Their bytes are a marker, not a
+/// program: the agent crate's tests publish and run the real binary.
+pub fn agent_builds(dir: &std::path::Path) -> std::path::PathBuf {
+    let builds = dir.join("agent-builds");
+    for arch in ["x86_64", "aarch64"] {
+        std::fs::create_dir_all(builds.join(arch)).expect("agent builds folder");
+        std::fs::write(builds.join(arch).join("edgepack-agent"), format!("edgepack-agent for {arch} (test marker)"))
+            .expect("agent build");
+    }
+    builds
+}
+
+/// Settings of a service in `dir` whose jobs the test runs itself.
+pub fn settings(dir: &std::path::Path) -> Settings {
+    Settings { runner: Runner::Manual, agent_dir: Some(agent_builds(dir)), ..Settings::default() }
+}
+
 /// A service in a fresh temporary folder whose jobs the test runs itself.
 pub fn service() -> (tempfile::TempDir, Service) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let svc = Service::open(dir.path(), Settings { runner: Runner::Manual, ..Settings::default() }).expect("open");
+    let svc = Service::open(dir.path(), settings(dir.path())).expect("open");
     (dir, svc)
 }
 
 /// Reopens the service in `dir` with `stale_after` (a restart).
 pub fn reopen(dir: &tempfile::TempDir, stale_after: Duration) -> Service {
-    Service::open(dir.path(), Settings { runner: Runner::Manual, stale_after, ..Settings::default() }).expect("reopen")
+    Service::open(dir.path(), Settings { stale_after, ..settings(dir.path()) }).expect("reopen")
 }
 
 /// Project `p` with the sample segmentation model (32×32) as version 1.

@@ -1,0 +1,231 @@
+//! `edgepack-agent bench`: DetectAnomalies throughput and latency percentiles through a running
+//! agent with 1, 2, … concurrent clients (each on its own connection, like separate client
+//! processes), and the same work in-process (preprocess, run the plan, read the outputs) on the
+//! same image with as many threads, each with its own session. Figures, not tests: they go in
+//! `docs/performance.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+
+use crate::components::Component;
+use crate::proto::{bitmap, Bitmap, DetectAnomaliesRequest};
+
+/// `edgepack-agent bench` options.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The agent's socket.
+    #[arg(long, default_value = crate::socket::DEFAULT_SOCKET)]
+    socket: String,
+    /// The model component (RUNNING in the agent).
+    #[arg(long)]
+    model: String,
+    /// Its folder, for the in-process figures.
+    #[arg(long)]
+    component: PathBuf,
+    /// Image size `WxH` (default: the model's input size).
+    #[arg(long)]
+    image: Option<String>,
+    /// Concurrent clients, comma-separated.
+    #[arg(long, default_value = "1,2,8")]
+    clients: String,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Threads of one in-process call (match the agent's --call-threads).
+    #[arg(long, default_value_t = 1)]
+    call_threads: usize,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// A deterministic test image: a textured background with darker strokes (text-like).
+pub fn test_image(width: usize, height: usize) -> Vec<u8> {
+    let mut rng = model::rng::SplitMix::new(0x1a5e);
+    let mut px = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        for x in 0..width {
+            let grain = (rng.next_u64() >> 60) as u8;
+            let stroke = (y / 8) % 6 == 2 && (x / 5) % 7 < 5;
+            let base = if stroke { 40 } else { 200 + ((x + y) % 32) as u8 };
+            px.extend_from_slice(&[base.saturating_add(grain), base, base.saturating_sub(grain)]);
+        }
+    }
+    px
+}
+
+/// One measurement.
+struct Figures {
+    calls: usize,
+    refused: usize,
+    secs: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let mut l = self.latencies.clone();
+        l.sort();
+        let i = ((p / 100.0) * (l.len() - 1) as f64).round() as usize;
+        l[i].as_secs_f64() * 1e3
+    }
+    fn throughput(&self) -> f64 {
+        self.calls as f64 / self.secs
+    }
+}
+
+/// What each call does: one image through one component.
+struct Workload<'a> {
+    component: &'a Component,
+    plan: &'a model::plan::Plan,
+    image: Arc<Vec<u8>>,
+    width: usize,
+    height: usize,
+}
+
+fn in_process(work: &Workload<'_>, threads: usize, clients: usize, secs: f64) -> Result<Figures, String> {
+    let (c, plan, image, w, h) = (work.component, work.plan, &work.image[..], work.width, work.height);
+    let names: Vec<String> = plan.outputs.iter().map(|&v| plan.values[v].name.clone()).collect();
+    let start = Instant::now();
+    let per_thread: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let names = &names;
+                s.spawn(move || -> Result<Vec<Duration>, String> {
+                    let mut session = plan.session(threads).map_err(|e| e.to_string())?;
+                    let mut lat = Vec::new();
+                    while start.elapsed().as_secs_f64() < secs {
+                        let t = Instant::now();
+                        let img = model::image::Rgb8::new(w, h, image)?;
+                        let x = model::image::to_input(img, &c.contract);
+                        let outs = session.run(std::slice::from_ref(&x)).map_err(|e| e.to_string())?;
+                        crate::answer::read(&c.contract, names, &outs, w, h)?;
+                        lat.push(t.elapsed());
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into()))).collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let mut latencies = Vec::new();
+    for r in per_thread {
+        latencies.extend(r?);
+    }
+    Ok(Figures { calls: latencies.len(), refused: 0, secs, latencies })
+}
+
+async fn through_agent(
+    socket: &std::path::Path,
+    name: &str,
+    image: Arc<Vec<u8>>,
+    w: usize,
+    h: usize,
+    clients: usize,
+    secs: f64,
+) -> Result<Figures, String> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (image, name, socket) = (image.clone(), name.to_owned(), socket.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut client = crate::client::connect(socket).await.map_err(|e| e.to_string())?;
+            let (mut lat, mut refused) = (Vec::new(), 0usize);
+            while start.elapsed().as_secs_f64() < secs {
+                let req = DetectAnomaliesRequest {
+                    model_component: name.clone(),
+                    bitmap: Some(Bitmap {
+                        width: w as i32,
+                        height: h as i32,
+                        data: Some(bitmap::Data::ByteData(image.to_vec())),
+                    }),
+                    anomaly_mask_params: None,
+                };
+                let t = Instant::now();
+                match client.detect_anomalies(req).await {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(s) if s.code() == tonic::Code::ResourceExhausted => refused += 1,
+                    Err(s) => return Err(format!("DetectAnomalies: {s}")),
+                }
+            }
+            Ok::<_, String>((lat, refused))
+        }));
+    }
+    let (mut latencies, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, r) = t.await.map_err(|e| e.to_string())??;
+        latencies.extend(l);
+        refused += r;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(Figures { calls: latencies.len(), refused, secs, latencies })
+}
+
+/// Runs the benchmark.
+pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
+    let c = Component::load(&a.component, None)?;
+    let plan = model::plan::Plan::from_bytes(&c.read_verified("model.eppl")?).map_err(|e| e.to_string())?;
+    let (w, h) = match &a.image {
+        Some(s) => {
+            let (w, h) = s.split_once('x').ok_or_else(|| format!("--image {s}: expected WxH"))?;
+            (w.parse().map_err(|_| format!("--image {s}"))?, h.parse().map_err(|_| format!("--image {s}"))?)
+        }
+        None => (c.contract.input.shape[3], c.contract.input.shape[2]),
+    };
+    let image = Arc::new(test_image(w, h));
+    let clients: Vec<usize> = a
+        .clients
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("--clients {}", a.clients)))
+        .collect::<Result<_, _>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let socket = crate::socket::socket_path(&a.socket);
+    println!(
+        "model {} ({}), image {w}x{h}, {} s per row, host {}",
+        a.model,
+        c.kernel_set,
+        a.seconds,
+        kernels::host_cpu_name()
+    );
+    println!(
+        "{:<10} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8}",
+        "mode", "clients", "calls", "calls/s", "p50 ms", "p99 ms", "refused"
+    );
+    let mut rows = Vec::new();
+    for &n in &clients {
+        let work = Workload { component: &c, plan: &plan, image: image.clone(), width: w, height: h };
+        let inproc = in_process(&work, a.call_threads, n, a.seconds)?;
+        let agent = runtime.block_on(through_agent(&socket, &a.model, image.clone(), w, h, n, a.seconds))?;
+        for (mode, f) in [("in-process", &inproc), ("agent", &agent)] {
+            println!(
+                "{mode:<10} {n:>7} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+                f.calls,
+                f.throughput(),
+                f.percentile(50.0),
+                f.percentile(99.0),
+                f.refused
+            );
+            rows.push(json!({"Mode": mode, "Clients": n, "Calls": f.calls, "PerSecond": f.throughput(),
+                "P50Ms": f.percentile(50.0), "P99Ms": f.percentile(99.0), "Refused": f.refused}));
+        }
+    }
+    if let Some(p) = &a.json {
+        let doc = json!({"Model": a.model, "Image": [w, h], "Host": kernels::host_cpu_name(), "Rows": rows});
+        std::fs::write(p, serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,133 @@
+//! From a camera image to the model's input: packed RGB888 pixels are resized to the
+//! contract's input size and normalized as the contract says. The edge agent feeds every
+//! request through [`to_input`]; the parity checks (packaging job and device) feed their seeded
+//! image through it too, so what is checked is what is served.
+//!
+//! Resizing is bilinear with antialiasing (the triangle filter widened by the scale factor when
+//! shrinking, as Pillow's `Image.resize(…, BILINEAR)` does), separable, in float32 without
+//! intermediate rounding. Same size in and out is an exact copy.
+
+use crate::contract::ModelContract;
+use crate::rng::SplitMix;
+use crate::Tensor;
+
+/// A packed, interleaved RGB888 image (R, G, B byte order, rows top to bottom).
+#[derive(Debug, Clone, Copy)]
+pub struct Rgb8<'a> {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width · height · 3` bytes.
+    pub pixels: &'a [u8],
+}
+
+impl<'a> Rgb8<'a> {
+    /// Checks the byte count against the size.
+    pub fn new(width: usize, height: usize, pixels: &'a [u8]) -> Result<Self, String> {
+        let want = width.checked_mul(height).and_then(|n| n.checked_mul(3));
+        if width == 0 || height == 0 || want != Some(pixels.len()) {
+            return Err(format!(
+                "a {width}x{height} RGB888 image has {} bytes, not {}",
+                want.map_or_else(|| "too many".to_string(), |n| n.to_string()),
+                pixels.len()
+            ));
+        }
+        Ok(Self { width, height, pixels })
+    }
+}
+
+/// Filter taps of one output coordinate: the first input index and the weights from there.
+struct Taps {
+    start: Vec<usize>,
+    /// `out · width` weights (zero-padded past each coordinate's own count).
+    weights: Vec<f32>,
+    width: usize,
+}
+
+fn taps(input: usize, output: usize) -> Taps {
+    let scale = input as f64 / output as f64;
+    let widen = scale.max(1.0);
+    let width = (widen.ceil() as usize) * 2 + 1;
+    let mut start = Vec::with_capacity(output);
+    let mut weights = vec![0f32; output * width];
+    for i in 0..output {
+        let center = (i as f64 + 0.5) * scale;
+        let lo = ((center - widen + 0.5).floor().max(0.0)) as usize;
+        let hi = (((center + widen + 0.5).floor()) as usize).min(input).max(lo + 1);
+        let w: Vec<f64> =
+            (lo..hi).map(|j| (1.0 - ((j as f64 - center + 0.5) / widen).abs()).max(0.0)).take(width).collect();
+        let sum: f64 = w.iter().sum();
+        for (k, v) in w.iter().enumerate() {
+            weights[i * width + k] = if sum > 0.0 { (v / sum) as f32 } else { f32::from(k == 0) };
+        }
+        start.push(lo);
+    }
+    Taps { start, weights, width }
+}
+
+/// Resizes `img` to `out_w × out_h`, returning interleaved float RGB (0..255 scale).
+pub fn resize(img: Rgb8<'_>, out_w: usize, out_h: usize) -> Vec<f32> {
+    let (tx, ty) = (taps(img.width, out_w), taps(img.height, out_h));
+    // Horizontal pass: every input row to the output width.
+    let mut rows = vec![0f32; img.height * out_w * 3];
+    for (y, row) in rows.chunks_exact_mut(out_w * 3).enumerate() {
+        let src = &img.pixels[y * img.width * 3..(y + 1) * img.width * 3];
+        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+            let w = &tx.weights[x * tx.width..(x + 1) * tx.width];
+            let s0 = tx.start[x];
+            let n = tx.width.min(img.width - s0);
+            let mut acc = [0f32; 3];
+            for (k, &wk) in w[..n].iter().enumerate() {
+                let p = &src[(s0 + k) * 3..(s0 + k) * 3 + 3];
+                acc[0] += wk * f32::from(p[0]);
+                acc[1] += wk * f32::from(p[1]);
+                acc[2] += wk * f32::from(p[2]);
+            }
+            px.copy_from_slice(&acc);
+        }
+    }
+    // Vertical pass.
+    let mut out = vec![0f32; out_h * out_w * 3];
+    let stride = out_w * 3;
+    for (y, dst) in out.chunks_exact_mut(stride).enumerate() {
+        let w = &ty.weights[y * ty.width..(y + 1) * ty.width];
+        let s0 = ty.start[y];
+        let n = ty.width.min(img.height - s0);
+        for (k, &wk) in w[..n].iter().enumerate() {
+            if wk == 0.0 {
+                continue;
+            }
+            let src = &rows[(s0 + k) * stride..(s0 + k + 1) * stride];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += wk * s;
+            }
+        }
+    }
+    out
+}
+
+/// The model input for `img`: resized to the contract's `H × W`, normalized
+/// `(pixel · scale − mean[c]) / std[c]`, planar `[1, 3, H, W]`.
+pub fn to_input(img: Rgb8<'_>, contract: &ModelContract) -> Tensor {
+    let s = &contract.input.shape;
+    let (h, w) = (s[2], s[3]);
+    let resized = resize(img, w, h);
+    let spec = &contract.input;
+    let plane = h * w;
+    let mut values = vec![0f32; 3 * plane];
+    for (i, px) in resized.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            values[c * plane + i] = ((f64::from(px[c]) * spec.scale - spec.mean[c]) / spec.std[c]) as f32;
+        }
+    }
+    Tensor::float(vec![1, 3, h, w], values)
+}
+
+/// The parity checks' image: uniform pseudo-random 8-bit RGB at the contract's input size,
+/// from `seed` (the same bytes on every platform).
+pub fn seeded_pixels(contract: &ModelContract, seed: u64) -> Vec<u8> {
+    let s = &contract.input.shape;
+    let mut rng = SplitMix::new(seed);
+    (0..s[2] * s[3] * 3).map(|_| (rng.next_u64() >> 56) as u8).collect()
+}
