@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 bash ci/setup.sh >/dev/null
 bash ci/fetch-models.sh >/dev/null
 cargo build --release --locked --quiet -p edgepack-cli
+# The static edge agent for this host (target/agent/<arch>/): jobs publish it as the
+# edgepack.EdgeAgent component beside each model component.
+bash ci/build-agent.sh "$(uname -m)" >/dev/null
+export EDGEPACK_AGENT_DIR=$PWD/target/agent
 edgepack=$PWD/target/release/edgepack
 CACHE="${EDGEPACK_CACHE:-$PWD/.cache}"
 work=$PWD/target/main-job
@@ -55,6 +59,28 @@ run list-model-packaging-jobs --project-name factory-line-1 --output table \
     --query 'ModelPackagingJobs[].{Job: JobName, Version: ModelVersion, Status: Status}'
 echo "component folders:"
 (cd "$work/home/buckets" && find . -type f | sort)
+
+echo
+echo "== on a device: the published components as Greengrass installs them, served by the edge agent"
+gg=$work/greengrass/v2 socket=$work/agent.sock bucket=$work/home/buckets/edge-components/factory
+gg_arch=$([ "$(uname -m)" = aarch64 ] && echo aarch64 || echo amd64)
+python3 ci/greengrass.py install "$gg" "$gg_arch" "$bucket/factory.TextDetector/2.0.0" "$bucket/edgepack.EdgeAgent/"* \
+    | sed "s#$work#\$WORK#g"
+install=$(python3 ci/greengrass.py script "$gg" "$gg_arch" factory.TextDetector Install "unix://$socket")
+run=$(python3 ci/greengrass.py script "$gg" "$gg_arch" edgepack.EdgeAgent Run "unix://$socket")
+echo "Install step: \$ $install" | sed "s#$work#\$WORK#g"
+env -i PATH=/usr/bin:/bin sh -c "$install" | sed "s#$work#\$WORK#g"
+echo "Run step: \$ $run" | sed "s#$work#\$WORK#g"
+env -i PATH=/usr/bin:/bin sh -c "exec $run" 2> "$work/agent.log" &
+agent=$!
+trap 'kill $agent 2>/dev/null || true' EXIT
+for _ in $(seq 300); do [ -S "$socket" ] && break; sleep 0.1; done
+python=$(bash ci/setup-grpc.sh "$work/stubs")
+echo "DetectAnomalies on a rendered 800x600 label (client generated from agent/proto/edge-agent.proto):"
+"$python" ci/agent_detect.py "$work/stubs" "$socket" factory.TextDetector 800 600 "$work/device" | sed "s#$work#\$WORK#g"
+kill -TERM $agent && wait $agent
+trap - EXIT
+sed "s#$work#\$WORK#g; s/^/  agent: /" "$work/agent.log"
 
 echo
 echo "== kernel report"

@@ -6,7 +6,8 @@
 #  2. per emulated CPU model (a Cortex-A72-class and a Neoverse-N1-class core), the GEMM and convolution suites
 #     with ARM64_MODEL_CASES proptest cases (default 16: every operation, epilogue and edge-tile
 #     class still runs; only the number of random shapes shrinks);
-#  3. a parity report (JSON + JUnit) per device run under target/reports/.
+#  3. a parity report (JSON + JUnit) per device run under target/reports/;
+#  4. the static aarch64 edge agent serving a NEON component to the generated Python client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Stage headers carry the wall clock and the seconds since this script started.
@@ -33,3 +34,10 @@ for cpu in max cortex-a72 neoverse-n1; do
         --parity-only --label "qemu-aarch64 $cpu" --cpu "qemu-aarch64 -cpu $cpu, emulated on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" \
         --json "target/reports/qemu-arm64-$cpu.json" --junit "target/reports/qemu-arm64-$cpu.junit.xml"
 done
+stage "arm64 (qemu max): the static aarch64 agent with the generated Python client"
+# Built with the test profile to reuse the crates compiled above (ci/build-agent.sh builds the
+# release one that ships). The component is planned for NEON by the host's packaging CLI (the
+# test build's target/debug/edgepack); its Install step checks parity under emulation.
+bash ci/build-agent.sh aarch64 --profile test >/dev/null
+[ -x target/debug/edgepack ] || cargo build --locked --quiet -p edgepack-cli
+bash ci/test-agent.sh aarch64 target/agent

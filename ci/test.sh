@@ -3,7 +3,8 @@
 # integration, bench (test mode) and doc tests of every crate on this machine (S3 storage
 # against a real S3 server on loopback, built by ci/setup-s3.sh; CUDA code included: compiled
 # for every gpu-code with NVRTC, its device suites reported as skipped), the host parity
-# report, then the ARM64 suites under qemu-aarch64 (ci/test-arm64.sh, which installs its
+# report, the edge agent driven by a generated Python client (ci/test-agent.sh), then the ARM64
+# suites under qemu-aarch64 (ci/test-arm64.sh, which installs its
 # toolchain from Debian packages). Kernel sets a CPU cannot run are reported as ignored with
 # "skipped: <why>", never as passed. Parity reports (JSON + JUnit) land in target/reports/.
 set -euo pipefail
@@ -55,6 +56,12 @@ LD_LIBRARY_PATH="$nvrtc12:$LD_LIBRARY_PATH" EDGEPACK_REQUIRE_WGMMA=1 "${lint[@]}
     cargo test --workspace --test cuda_compile --locked --features "$cuda_features" 2>&1 | tee -a target/test.log
 stage "cargo clippy -D warnings (the kernels without CUDA)"
 cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
+stage "edge agent: a Python client generated with grpcio-tools against the x86_64 agent"
+# The agent binary the test build made (dynamically linked: the static one ships, and is built
+# by ci/build-agent.sh); packaging jobs publish it from this folder.
+mkdir -p target/agent-ci/x86_64
+cp target/debug/edgepack-agent target/agent-ci/x86_64/edgepack-agent
+bash ci/test-agent.sh x86_64 target/agent-ci 2>&1 | tee -a target/test.log
 stage "parity report (host)"
 # The binary `cargo test` built for the harness's integration tests (same features: no rebuild).
 target/debug/kernel-report --parity-only --label host \

@@ -11,6 +11,7 @@
 //! - [`parity`]: the device parity check of a component's Install step.
 
 pub mod answer;
+pub mod authority;
 pub mod bench;
 pub mod client;
 pub mod components;
@@ -43,6 +44,11 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::StreamExt::map(tokio_stream::wrappers::UnixListenerStream::new(listener), |c| {
+                c.map(authority::Fixed::new)
+            }),
+            shutdown,
+        )
         .await
 }

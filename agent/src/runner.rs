@@ -127,6 +127,8 @@ impl Runner {
             let ready = ready_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("model-worker-{i}"))
+                // The main thread's size: plans may recurse deeply in unoptimised builds.
+                .stack_size(8 << 20)
                 .spawn(move || w.run(ready))
                 .map_err(|e| format!("cannot start a worker thread: {e}"))?;
             workers.push(handle);

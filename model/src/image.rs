@@ -131,3 +131,71 @@ pub fn seeded_pixels(contract: &ModelContract, seed: u64) -> Vec<u8> {
     let mut rng = SplitMix::new(seed);
     (0..s[2] * s[3] * 3).map(|_| (rng.next_u64() >> 56) as u8).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{InputSpec, OutputSpec};
+
+    fn contract(h: usize, w: usize) -> ModelContract {
+        ModelContract {
+            input: InputSpec {
+                name: "x".into(),
+                shape: vec![1, 3, h, w],
+                scale: 1.0 / 255.0,
+                mean: [0.5, 0.25, 0.0],
+                std: [0.5, 0.25, 2.0],
+            },
+            output: OutputSpec::Classification { score_output: "y".into(), score_index: 0, threshold: 0.5 },
+        }
+    }
+
+    #[test]
+    fn same_size_is_an_exact_copy_and_normalizes_per_channel() {
+        let px: Vec<u8> = (0..5 * 3 * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let img = Rgb8::new(5, 3, &px).unwrap();
+        let r = resize(img, 5, 3);
+        assert_eq!(r, px.iter().map(|&p| f32::from(p)).collect::<Vec<_>>());
+        let t = to_input(img, &contract(3, 5));
+        assert_eq!(t.shape, [1, 3, 3, 5]);
+        let v = t.floats().unwrap();
+        // Pixel (x=1, y=2) of channel c is planar element c·15 + 2·5 + 1.
+        for c in 0..3 {
+            let p = f64::from(px[(2 * 5 + 1) * 3 + c]);
+            let want = ((p / 255.0 - [0.5, 0.25, 0.0][c]) / [0.5, 0.25, 2.0][c]) as f32;
+            assert_eq!(v[c * 15 + 2 * 5 + 1], want);
+        }
+    }
+
+    #[test]
+    fn upscaling_is_half_pixel_bilinear() {
+        // One row [0, 100] to four columns: 0, 25, 75, 100 (edges clamp).
+        let px = [0u8, 0, 0, 100, 100, 100];
+        let r = resize(Rgb8::new(2, 1, &px).unwrap(), 4, 1);
+        let red: Vec<f32> = r.chunks(3).map(|p| p[0]).collect();
+        assert_eq!(red, [0.0, 25.0, 75.0, 100.0]);
+    }
+
+    #[test]
+    fn downscaling_averages_with_a_widened_triangle() {
+        // Four columns to two: each output weighs its two source pixels 3:3 and the next 1
+        // (triangle of half-width 2): out0 = (3·a + 3·b + c) / 7.
+        let row = [10u8, 20, 30, 40];
+        let px: Vec<u8> = row.iter().flat_map(|&v| [v, v, v]).collect();
+        let r = resize(Rgb8::new(4, 1, &px).unwrap(), 2, 1);
+        assert!((r[0] - (3.0 * 10.0 + 3.0 * 20.0 + 30.0) / 7.0).abs() < 1e-4, "{r:?}");
+        assert!((r[3] - (20.0 + 3.0 * 30.0 + 3.0 * 40.0) / 7.0).abs() < 1e-4, "{r:?}");
+        // A constant image stays constant at any size.
+        let flat = vec![77u8; 97 * 61 * 3];
+        for (w, h) in [(13, 7), (200, 150), (97, 61), (1, 1)] {
+            assert!(resize(Rgb8::new(97, 61, &flat).unwrap(), w, h).iter().all(|&v| (v - 77.0).abs() < 1e-3));
+        }
+    }
+
+    #[test]
+    fn byte_counts_are_checked() {
+        assert!(Rgb8::new(4, 4, &[0; 47]).unwrap_err().contains("48"));
+        assert!(Rgb8::new(0, 4, &[]).is_err());
+        assert!(Rgb8::new(usize::MAX, 2, &[]).unwrap_err().contains("too many"));
+    }
+}
