@@ -22,7 +22,7 @@ elif grep -qw avx512f /proc/cpuinfo; then platform='{"Os": "LINUX", "Arch": "X86
 else platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'core-avx2'}"; fi
 package() { # component name
     echo "{\"Greengrass\": {\"TargetPlatform\": $platform, \"CompilerOptions\": \"$options\",
-      \"S3OutputLocation\": {\"Bucket\": \"b\", \"Prefix\": \"p\"}, \"ComponentName\": \"$1\"}}" > "$work/cfg.json"
+      \"S3OutputLocation\": {\"Bucket\": \"bench-components\", \"Prefix\": \"p\"}, \"ComponentName\": \"$1\"}}" > "$work/cfg.json"
     "$edgepack" start-model-packaging-job --project-name bench --model-version latest \
         --configuration "file://$work/cfg.json" --wait --query ModelPackagingDescription.Status --output text >/dev/null
 }
@@ -33,7 +33,7 @@ package bench.Sample
 "$edgepack" import-model --project-name bench --model "$CACHE/models/rapidocr-1.4.4/ch_PP-OCRv4_det_infer.onnx" \
     --input-shape 1x3x640x640 --mask-output sigmoid_0.tmp_0 --mask-classes 'text:#00ff00' --threshold 0.3 >/dev/null
 package bench.Detector
-components=$EDGEPACK_HOME/buckets/b/p
+components=$EDGEPACK_HOME/buckets/bench-components/p
 socket=$work/agent.sock
 "$agent" --socket "$socket" --model "sample=$components/bench.Sample/1.0.0" --model "detector=$components/bench.Detector/2.0.0" \
     --call-threads 1 --queue 64 --start all 2> "$work/agent.log" &

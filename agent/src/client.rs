@@ -12,6 +12,8 @@ pub async fn connect(path: impl Into<PathBuf>) -> Result<EdgeAgentClient<Channel
     let path = path.into();
     // The URI is required by the API and not used: the connector dials the socket.
     let channel = Endpoint::from_static("http://edge-agent.local")
+        .initial_stream_window_size(crate::WINDOW_BYTES)
+        .initial_connection_window_size(4 * crate::WINDOW_BYTES)
         .connect_with_connector(tower::service_fn(move |_| {
             let path = path.clone();
             async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }

@@ -33,6 +33,12 @@ pub mod proto {
 /// other fields.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// HTTP/2 flow-control window per stream (both ends): one largest message.
+pub const WINDOW_BYTES: u32 = MAX_MESSAGE_BYTES as u32;
+
+/// Largest HTTP/2 frame either end accepts.
+pub const MAX_FRAME_BYTES: u32 = 1 << 20;
+
 /// Serves `registry` on `listener` until `shutdown` completes.
 pub async fn serve(
     registry: std::sync::Arc<registry::Registry>,
@@ -43,6 +49,11 @@ pub async fn serve(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
+        // Whole images fit the flow-control windows: a 640×640 request (1.2 MB) does not wait
+        // for WINDOW_UPDATE round trips midway, and large frames cut per-frame work.
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(4 * WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(tokio_stream::wrappers::UnixListenerStream::new(listener), |c| {
