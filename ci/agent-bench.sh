@@ -17,9 +17,7 @@ edgepack=$PWD/target/release/edgepack agent=$PWD/target/agent/$(uname -m)/edgepa
 work=$PWD/target/agent-bench
 rm -rf "$work" && mkdir -p "$work"
 export EDGEPACK_HOME=$work/home EDGEPACK_AGENT_DIR=$PWD/target/agent
-if [ "$(uname -m)" = aarch64 ]; then platform='{"Os": "LINUX", "Arch": "ARM64"}' options="{'mcpu': 'generic'}"
-elif grep -qw avx512f /proc/cpuinfo; then platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'skylake-avx512'}"
-else platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'core-avx2'}"; fi
+. ci/host-target.sh
 package() { # component name
     echo "{\"Greengrass\": {\"TargetPlatform\": $platform, \"CompilerOptions\": \"$options\",
       \"S3OutputLocation\": {\"Bucket\": \"bench-components\", \"Prefix\": \"p\"}, \"ComponentName\": \"$1\"}}" > "$work/cfg.json"

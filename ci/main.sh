@@ -21,13 +21,7 @@ rm -rf "$work" && mkdir -p "$work"
 export EDGEPACK_HOME=$work/home
 
 # This host's target, in the packaging API's words.
-if [ "$(uname -m)" = aarch64 ]; then
-    platform='{"Os": "LINUX", "Arch": "ARM64"}' options="{'mcpu': 'generic'}"
-elif grep -qw avx512f /proc/cpuinfo; then
-    platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'skylake-avx512'}"
-else
-    platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': 'core-avx2'}"
-fi
+. ci/host-target.sh
 configuration() { # component name
     echo "{\"Greengrass\": {\"TargetPlatform\": $platform, \"CompilerOptions\": \"$options\",
       \"S3OutputLocation\": {\"Bucket\": \"edge-components\", \"Prefix\": \"factory\"},

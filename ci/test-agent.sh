@@ -18,8 +18,8 @@ export EDGEPACK_HOME=$work/home EDGEPACK_AGENT_DIR=$builds
 case $arch in
     aarch64) platform='{"Os": "LINUX", "Arch": "ARM64"}' options="{'mcpu': 'generic'}" gg_arch=aarch64
              run_prefix="qemu-aarch64" ;;
-    *) if grep -qw avx512f /proc/cpuinfo; then mcpu=skylake-avx512; else mcpu=core-avx2; fi
-       platform='{"Os": "LINUX", "Arch": "X86_64"}' options="{'mcpu': '$mcpu'}" gg_arch=amd64 run_prefix="" ;;
+    *) . ci/host-target.sh
+       gg_arch=amd64 run_prefix="" ;;
 esac
 "$edgepack" sample-model --kind segmentation --size 96x128 --out "$work/defects.onnx" >/dev/null
 "$edgepack" create-project --project-name line >/dev/null

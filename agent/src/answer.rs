@@ -46,13 +46,15 @@ pub fn read(
     width: usize,
     height: usize,
 ) -> Result<Answer, String> {
-    let output = |want: &str| -> Result<&[f32], String> {
+    // The named output's shape and values.
+    let output = |want: &str| -> Result<(&[usize], &[f32]), String> {
         let i = names.iter().position(|n| n == want).ok_or_else(|| format!("the plan has no output `{want}`"))?;
-        outputs[i].floats().ok_or_else(|| format!("output `{want}` is not a float tensor"))
+        let v = outputs[i].floats().ok_or_else(|| format!("output `{want}` is not a float tensor"))?;
+        Ok((&outputs[i].shape, v))
     };
     match &contract.output {
         OutputSpec::Classification { score_output, score_index, threshold } => {
-            let v = output(score_output)?;
+            let (_, v) = output(score_output)?;
             let score =
                 *v.get(*score_index).ok_or_else(|| format!("output `{score_output}` has no element {score_index}"))?;
             let anomalous = f64::from(score) >= *threshold;
@@ -65,12 +67,7 @@ pub fn read(
             })
         }
         OutputSpec::Segmentation { mask_output, classes, threshold } => {
-            let i = names
-                .iter()
-                .position(|n| n == mask_output)
-                .ok_or_else(|| format!("the plan has no output `{mask_output}`"))?;
-            let shape = &outputs[i].shape;
-            let v = output(mask_output)?;
+            let (shape, v) = output(mask_output)?;
             if shape.len() != 4 || shape[1] != classes.len() {
                 return Err(format!(
                     "mask output `{mask_output}` has shape {shape:?}, not [1, {}, h, w]",

@@ -94,10 +94,12 @@ impl Rewriter {
         self.passthrough -= n;
     }
 
-    /// Takes the rewritten bytes ready so far.
-    pub fn take(&mut self, max: usize) -> Vec<u8> {
-        let n = max.min(self.output.len());
-        self.output.drain(..n).collect()
+    /// Moves rewritten bytes into `out` (as many as fit); returns how many.
+    pub fn take_into(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.output.len());
+        out[..n].copy_from_slice(&self.output[..n]);
+        self.output.drain(..n);
+        n
     }
 
     /// Whether rewritten bytes are waiting.
@@ -230,8 +232,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Fixed<S> {
         let this = &mut *self;
         loop {
             if this.rewriter.has_output() {
-                let out = this.rewriter.take(buf.remaining());
-                buf.put_slice(&out);
+                let want = this.rewriter.output.len().min(buf.remaining());
+                let n = this.rewriter.take_into(buf.initialize_unfilled_to(want));
+                buf.advance(n);
                 return Poll::Ready(Ok(()));
             }
             // A DATA payload (or any frame the rewrite leaves alone) goes straight through.
@@ -319,7 +322,12 @@ mod tests {
         let mut out = Vec::new();
         for c in stream.chunks(chunk) {
             r.feed(c).unwrap();
-            out.extend(r.take(usize::MAX));
+            // Drained in small pieces, as a reader with a small buffer would.
+            let mut piece = [0u8; 5];
+            while r.has_output() {
+                let n = r.take_into(&mut piece);
+                out.extend_from_slice(&piece[..n]);
+            }
         }
         assert!(!r.has_output());
         out

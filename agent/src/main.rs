@@ -157,8 +157,7 @@ fn parity(a: ParityArgs) -> Result<ExitCode, String> {
         }
         std::fs::write(p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    let worst =
-        report["Outputs"].as_array().into_iter().flatten().filter_map(|o| o["MaxRelErr"].as_f64()).fold(0.0, f64::max);
+    let worst = agent::parity::worst_error(&report);
     println!(
         "device parity {} on {}: max rel err {worst:.2e} (bound {:.0e}){}",
         report["Status"].as_str().unwrap_or("?"),

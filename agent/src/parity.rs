@@ -40,6 +40,11 @@ pub fn check(dir: &Path, threads: usize) -> Result<(Value, bool), String> {
     Ok((report, passed))
 }
 
+/// The largest `MaxRelErr` of a report's outputs (0 when none is finite).
+pub fn worst_error(report: &Value) -> f64 {
+    report["Outputs"].as_array().into_iter().flatten().filter_map(|o| o["MaxRelErr"].as_f64()).fold(0.0, f64::max)
+}
+
 /// JSON has no infinity: a failed comparison's infinite error is written as null.
 fn finite(v: f64) -> Value {
     if v.is_finite() {

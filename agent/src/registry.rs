@@ -65,6 +65,12 @@ pub struct Registry {
     starting: Mutex<()>,
 }
 
+/// Calls that run at once: one per `call_threads` of the thread budget (the budget's slots,
+/// and each model's workers).
+fn workers_of(o: &Options) -> usize {
+    (o.threads / o.call_threads.max(1)).max(1)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -72,9 +78,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Registry {
     /// Reads the components; a `--model` folder that does not hold a component is an error.
     pub fn new(options: Options) -> Result<Arc<Registry>, String> {
-        let slots = (options.threads / options.call_threads.max(1)).max(1);
         let registry = Registry {
-            budget: Budget::new(slots),
+            budget: Budget::new(workers_of(&options)),
             options,
             models: Mutex::new(BTreeMap::new()),
             starting: Mutex::new(()),
@@ -95,7 +100,7 @@ impl Registry {
 
     /// Calls of one model that run at once.
     pub fn workers(&self) -> usize {
-        (self.options.threads / self.options.call_threads.max(1)).max(1)
+        workers_of(&self.options)
     }
 
     fn insert(&self, component: Component) {
@@ -139,15 +144,20 @@ impl Registry {
         }
     }
 
-    fn state(&self, name: &str) -> Result<Arc<Mutex<State>>, Status> {
-        if let Some(s) = lock(&self.models).get(name) {
-            return Ok(s.clone());
-        }
-        self.refresh();
+    /// A known model, without looking for new components.
+    fn lookup(&self, name: &str) -> Result<Arc<Mutex<State>>, Status> {
         lock(&self.models)
             .get(name)
             .cloned()
             .ok_or_else(|| Status::not_found(format!("no model component named `{name}` on this device")))
+    }
+
+    /// A model, looking for new components only when the name is not known (the call path).
+    fn state(&self, name: &str) -> Result<Arc<Mutex<State>>, Status> {
+        self.lookup(name).or_else(|_| {
+            self.refresh();
+            self.lookup(name)
+        })
     }
 
     /// Every model.
@@ -159,7 +169,7 @@ impl Registry {
     /// One model.
     pub fn describe(&self, name: &str) -> Result<Description, Status> {
         self.refresh();
-        let state = self.state(name)?;
+        let state = self.lookup(name)?;
         let d = describe(&lock(&state));
         Ok(d)
     }
@@ -180,7 +190,8 @@ impl Registry {
 
     /// Starts loading a model; answers STARTING at once.
     pub fn start(self: &Arc<Self>, name: &str) -> Result<ModelStatus, Status> {
-        let state = self.state(name)?;
+        self.refresh();
+        let state = self.lookup(name)?;
         // One start at a time checks and reserves memory; other models' states are read one
         // by one before this one is locked (no two state locks are ever held together).
         let _one_start = lock(&self.starting);
@@ -311,8 +322,7 @@ pub fn parity_line(c: &Component) -> String {
     let Ok(r) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return format!("device parity report {} is not JSON", c.parity_report.display());
     };
-    let worst =
-        r["Outputs"].as_array().into_iter().flatten().filter_map(|o| o["MaxRelErr"].as_f64()).fold(0.0, f64::max);
+    let worst = crate::parity::worst_error(&r);
     format!(
         "device parity {} on {} (max rel err {worst:.1e}, bound {:.0e}; {})",
         r["Status"].as_str().unwrap_or("?"),

@@ -37,48 +37,64 @@ impl<'a> Rgb8<'a> {
     }
 }
 
-/// Filter taps of one output coordinate: the first input index and the weights from there.
+/// Filter taps per output coordinate: the first input index, how many inputs, and their
+/// weights (`width` slots per coordinate, the first `count` used).
 struct Taps {
     start: Vec<usize>,
-    /// `out · width` weights (zero-padded past each coordinate's own count).
+    count: Vec<usize>,
     weights: Vec<f32>,
     width: usize,
+}
+
+impl Taps {
+    /// The first input index and the weights of output coordinate `i`.
+    fn of(&self, i: usize) -> (usize, &[f32]) {
+        (self.start[i], &self.weights[i * self.width..i * self.width + self.count[i]])
+    }
 }
 
 fn taps(input: usize, output: usize) -> Taps {
     let scale = input as f64 / output as f64;
     let widen = scale.max(1.0);
     let width = (widen.ceil() as usize) * 2 + 1;
-    let mut start = Vec::with_capacity(output);
+    let (mut start, mut count) = (Vec::with_capacity(output), Vec::with_capacity(output));
     let mut weights = vec![0f32; output * width];
     for i in 0..output {
         let center = (i as f64 + 0.5) * scale;
         let lo = ((center - widen + 0.5).floor().max(0.0)) as usize;
         let hi = (((center + widen + 0.5).floor()) as usize).min(input).max(lo + 1);
-        let w: Vec<f64> =
+        let mut w: Vec<f64> =
             (lo..hi).map(|j| (1.0 - ((j as f64 - center + 0.5) / widen).abs()).max(0.0)).take(width).collect();
+        // Zero weights at the ends (the triangle's edges) are not taps.
+        while w.len() > 1 && w.last() == Some(&0.0) {
+            w.pop();
+        }
+        let skip = w.iter().take_while(|&&v| v == 0.0).count().min(w.len() - 1);
         let sum: f64 = w.iter().sum();
-        for (k, v) in w.iter().enumerate() {
+        for (k, v) in w[skip..].iter().enumerate() {
             weights[i * width + k] = if sum > 0.0 { (v / sum) as f32 } else { f32::from(k == 0) };
         }
-        start.push(lo);
+        start.push(lo + skip);
+        count.push(w.len() - skip);
     }
-    Taps { start, weights, width }
+    Taps { start, count, weights, width }
 }
 
 /// Resizes `img` to `out_w × out_h`, returning interleaved float RGB (0..255 scale).
 pub fn resize(img: Rgb8<'_>, out_w: usize, out_h: usize) -> Vec<f32> {
+    if (img.width, img.height) == (out_w, out_h) {
+        // The filter is the identity at scale 1: the pixels as they are.
+        return img.pixels.iter().map(|&p| f32::from(p)).collect();
+    }
     let (tx, ty) = (taps(img.width, out_w), taps(img.height, out_h));
     // Horizontal pass: every input row to the output width.
     let mut rows = vec![0f32; img.height * out_w * 3];
     for (y, row) in rows.chunks_exact_mut(out_w * 3).enumerate() {
         let src = &img.pixels[y * img.width * 3..(y + 1) * img.width * 3];
         for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let w = &tx.weights[x * tx.width..(x + 1) * tx.width];
-            let s0 = tx.start[x];
-            let n = tx.width.min(img.width - s0);
+            let (s0, w) = tx.of(x);
             let mut acc = [0f32; 3];
-            for (k, &wk) in w[..n].iter().enumerate() {
+            for (k, &wk) in w.iter().enumerate() {
                 let p = &src[(s0 + k) * 3..(s0 + k) * 3 + 3];
                 acc[0] += wk * f32::from(p[0]);
                 acc[1] += wk * f32::from(p[1]);
@@ -91,13 +107,8 @@ pub fn resize(img: Rgb8<'_>, out_w: usize, out_h: usize) -> Vec<f32> {
     let mut out = vec![0f32; out_h * out_w * 3];
     let stride = out_w * 3;
     for (y, dst) in out.chunks_exact_mut(stride).enumerate() {
-        let w = &ty.weights[y * ty.width..(y + 1) * ty.width];
-        let s0 = ty.start[y];
-        let n = ty.width.min(img.height - s0);
-        for (k, &wk) in w[..n].iter().enumerate() {
-            if wk == 0.0 {
-                continue;
-            }
+        let (s0, w) = ty.of(y);
+        for (k, &wk) in w.iter().enumerate() {
             let src = &rows[(s0 + k) * stride..(s0 + k + 1) * stride];
             for (d, s) in dst.iter_mut().zip(src) {
                 *d += wk * s;
@@ -156,6 +167,12 @@ mod tests {
         let img = Rgb8::new(5, 3, &px).unwrap();
         let r = resize(img, 5, 3);
         assert_eq!(r, px.iter().map(|&p| f32::from(p)).collect::<Vec<_>>());
+        // Scale 1 along one axis through the filter (not the same-size shortcut): exact too.
+        let row = &px[..5 * 3];
+        let tall = resize(Rgb8::new(5, 1, row).unwrap(), 5, 4);
+        for r in tall.chunks(5 * 3) {
+            assert_eq!(r, row.iter().map(|&p| f32::from(p)).collect::<Vec<_>>());
+        }
         let t = to_input(img, &contract(3, 5));
         assert_eq!(t.shape, [1, 3, 3, 5]);
         let v = t.floats().unwrap();
