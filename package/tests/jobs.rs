@@ -158,18 +158,21 @@ fn a_job_interrupted_by_a_crash_is_failed_on_restart_and_an_unclaimed_one_resume
 #[test]
 fn a_thread_runner_finishes_jobs_off_the_request_path() {
     let dir = tempfile::tempdir().unwrap();
-    let svc = package::Service::open(dir.path(), package::Settings::default()).unwrap();
+    let settings = package::Settings { runner: package::Runner::Thread, ..common::settings(dir.path()) };
+    let svc = package::Service::open(dir.path(), settings).unwrap();
     project_with_sample(&svc, "p");
     let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
     let mut status = String::new();
+    let mut message = None;
     for _ in 0..600 {
-        status = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job.status;
+        let job = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job;
+        (status, message) = (job.status, job.status_message);
         if status == "SUCCEEDED" || status == "FAILED" {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(status, "SUCCEEDED");
+    assert_eq!(status, "SUCCEEDED", "{message:?}");
 }
 
 #[test]
