@@ -1,9 +1,10 @@
-//! The GEMM and convolution suites, instantiated for every kernel set. A set the machine cannot run is reported
+//! The GEMM, convolution and pooling suites, instantiated for every kernel set. A set the machine cannot run is reported
 //! as ignored with "skipped: <why>" (never counted as passed); run with `--ignored` on a machine
 //! that has it.
 
 use harness::suite::conv;
 use harness::suite::gemm as suite;
+use harness::suite::pool;
 use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
 fn scalar() -> Box<dyn KernelSet> {
@@ -114,6 +115,24 @@ macro_rules! kernel_suite {
             $(#[$skip])?
             fn conv_bad_calls_are_errors() {
                 conv::bad_convs_are_errors(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn pool_random_cases_match_reference() {
+                pool::random_pools_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn pool_model_cases_are_exact() {
+                pool::model_pools_are_exact(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn pool_bad_calls_are_errors() {
+                pool::bad_pools_are_errors(&*set());
             }
         }
     };

@@ -32,6 +32,7 @@ mod mat;
 mod math;
 mod pack;
 mod packer;
+mod pool;
 mod scalar;
 mod simd;
 mod target;
@@ -73,6 +74,7 @@ pub use mat::{MatMut, MatRef};
 pub use math::Unary;
 pub use pack::{PackedB, PanelWidths};
 pub use packer::{can_run, pack_only, packer};
+pub use pool::{PoolMode, PoolParams};
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
 
 /// Target vocabulary lists (supported `mcpu`, `mattr`, `gpu-code` values), for messages and docs.
@@ -253,6 +255,10 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
     /// Applies `f` to every element of `data` in place (vectorized; see [`Unary`]).
     fn unary(&self, f: Unary, data: &mut [f32]) -> Result<()>;
 
+    /// Max or average pooling of an NHWC image into an NHWC image (see [`PoolParams`]).
+    /// Refuses mismatched images and windows that start past the input, naming the problem.
+    fn pool2d(&self, input: ImageRef<'_>, output: ImageMut<'_>, params: &PoolParams, par: Parallelism) -> Result<()>;
+
     /// Runs the set's FMA throughput probe for `iterations` rounds on this thread; returns a
     /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops
     /// (timed for you by [`fma_peak_gflops`]).
@@ -355,6 +361,13 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     fn unary(&self, f: Unary, data: &mut [f32]) -> Result<()> {
         // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
         unsafe { K::unary(f, data) };
+        Ok(())
+    }
+
+    fn pool2d(&self, input: ImageRef<'_>, output: ImageMut<'_>, params: &PoolParams, par: Parallelism) -> Result<()> {
+        let g = pool::check(&input, &output, params)?;
+        // A CpuSet<K> is only constructed after checking the CPU supports K.
+        pool::run(&g, &input, output, par, K::pool_rows);
         Ok(())
     }
 

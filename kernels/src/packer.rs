@@ -78,6 +78,16 @@ impl KernelSet for PackOnly {
         self.refuse()
     }
 
+    fn pool2d(
+        &self,
+        _input: ImageRef<'_>,
+        _output: ImageMut<'_>,
+        _params: &crate::PoolParams,
+        _par: Parallelism,
+    ) -> Result<()> {
+        self.refuse()
+    }
+
     fn fma_loop(&self, _iterations: usize) -> f32 {
         0.0
     }

@@ -314,6 +314,9 @@ pub fn integer_cases_are_exact(set: &dyn KernelSet) {
         (2 * b.mc + 3, 3 * nr + 5, 2 * b.kc + 7),
         (3, b.nc + nr + 1, 5),
         (mr - 1, 1, 3 * b.kc),
+        // Row tiles: one row (a GEMV) and a full panel plus a row or two, across K passes.
+        (1, 3 * nr + 5, 2 * b.kc + 7),
+        (mr + 2, 2 * nr + 1, b.kc + 3),
     ];
     let epilogues = [
         (BiasKind::None, None, Activation::Identity),

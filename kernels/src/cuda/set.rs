@@ -154,6 +154,19 @@ impl KernelSet for CudaSet {
         Ok(())
     }
 
+    fn pool2d(
+        &self,
+        input: ImageRef<'_>,
+        output: ImageMut<'_>,
+        params: &crate::PoolParams,
+        par: Parallelism,
+    ) -> Result<()> {
+        let g = crate::pool::check(&input, &output, params)?;
+        // The portable kernel uses no optional instructions.
+        crate::pool::run(&g, &input, output, par, <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::pool_rows);
+        Ok(())
+    }
+
     fn fma_loop(&self, _iterations: usize) -> f32 {
         // No CPU probe for a GPU set; `peak_flops_per_iter` is `None`.
         0.0

@@ -289,7 +289,8 @@ fn run_block<K: Microkernel, A: ASource>(
     } else {
         out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS
     };
-    let direct = a.direct().filter(|_| in_place_a);
+    let row_major = a.direct();
+    let direct = row_major.filter(|_| in_place_a);
     let direct_a = direct.is_some();
     let rows_a = !direct_a && a.reads_rows_in_place();
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
@@ -305,11 +306,17 @@ fn run_block<K: Microkernel, A: ASource>(
         A_PANEL.with(|cell| {
             let mut a_buf = cell.borrow_mut();
             let full_panels = mc / K::MR;
+            // A trailing panel of a few rows of a row-major A runs one row tile per row (no
+            // MR-row tile mostly computing zero rows, nothing packed).
+            let row_tail = match (row_major, mc % K::MR) {
+                (Some(_), tail) if tail <= K::MR / 4 => tail,
+                _ => 0,
+            };
             // Direct A: only a trailing partial row panel is packed (zero-padded), at the start.
             let (packed_rows, pack_from) = match (direct_a, rows_a) {
-                (true, _) => (mc % K::MR, i0 + full_panels * K::MR),
+                (true, _) => (mc % K::MR - row_tail, i0 + full_panels * K::MR),
                 (false, true) => (0, i0),
-                (false, false) => (mc, i0),
+                (false, false) => (mc - row_tail, i0),
             };
             let len = packed_rows.div_ceil(K::MR) * kc * K::MR;
             if a_buf.as_slice().len() < len {
@@ -361,6 +368,13 @@ fn run_block<K: Microkernel, A: ASource>(
                     };
                     let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
                     let i = i0 + ip * K::MR;
+                    if let (Some((data, lda)), true) = (row_major, row_tail > 0 && ip == full_panels) {
+                        for r in i..i + row_tail {
+                            let a_tile = ATile::Row(&data[r * lda + p0..][..kc]);
+                            run_tile::<K>(a_tile, b_panel, out, r, jc + jp * K::NR, kc, !first, last);
+                        }
+                        continue;
+                    }
                     let a_tile = match (in_place, sources.get(ip).copied()) {
                         (Some((data, lda)), Some(PanelA::Base(base))) => ATile::Runs { data: &data[base..], runs, lda },
                         (_, Some(PanelA::Pointers(at))) => {
@@ -398,6 +412,8 @@ enum ATile<'a> {
     /// `MR` rows read through pointers: segment `s` is `segs[s]` values at `ptrs[s·MR + i]`
     /// for row `i` (each pointer covers its segment: [`ASource::row_pointers`]' contract).
     Rows { ptrs: &'a [*const f32], segs: &'a [usize] },
+    /// One row of `kc` values: the tile computes that row only.
+    Row(&'a [f32]),
 }
 
 /// Calls the packed or the direct microkernel.
@@ -426,6 +442,7 @@ unsafe fn call_tile<K: Microkernel>(
             ATile::Direct { a, lda } => K::tile_direct(kc, a.as_ptr(), lda, b.as_ptr(), out, accumulate, epi),
             ATile::Runs { data, runs, lda } => K::tile_runs(data.as_ptr(), runs, lda, b.as_ptr(), out, accumulate, epi),
             ATile::Rows { ptrs, segs } => K::tile_rows(ptrs.as_ptr(), segs, b.as_ptr(), out, accumulate, epi),
+            ATile::Row(a) => K::tile_row(kc, a.as_ptr(), b.as_ptr(), out, accumulate, epi),
         }
     }
 }
@@ -443,7 +460,9 @@ fn run_tile<K: Microkernel>(
     accumulate: bool,
     last: bool,
 ) {
-    let (mr, nr) = ((out.m - i).min(K::MR), (out.n - j).min(K::NR));
+    // A row tile computes row `i` only.
+    let tile_rows = if matches!(a, ATile::Row(_)) { 1 } else { K::MR };
+    let (mr, nr) = ((out.m - i).min(tile_rows), (out.n - j).min(K::NR));
     let residual = out.epi.residual.filter(|_| last);
     let in_place = out.cs == 1 && residual.is_none_or(|r| r.col_stride() == 1);
     if in_place {
@@ -503,7 +522,7 @@ fn run_tile<K: Microkernel>(
             activation: out.epi.activation,
         }
     });
-    let dst = TileOut { c: tile.as_mut_ptr(), ldc: K::NR, rows: K::MR, cols: K::NR };
+    let dst = TileOut { c: tile.as_mut_ptr(), ldc: K::NR, rows: tile_rows, cols: K::NR };
     // SAFETY: a covers the tile's A (see `ATile`), b is a full packed panel; `tile` holds MR
     // rows of NR values (MR·NR ≤ MAX_TILE, checked at compile time) and so do the epilogue
     // buffers.

@@ -150,6 +150,21 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         epi: Option<&TileEpilogue>,
     );
 
+    /// One row of C with A one row of `k` contiguous values (see [`tile::tile_row`]); the
+    /// narrow tile when `out.cols ≤ NARROW`.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; `a` points to `k` readable values, `b`
+    /// to `k·NR`; `out.rows == 1`, and `out` and the epilogue as for [`Microkernel::tile`].
+    unsafe fn tile_row(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        out: &TileOut,
+        accumulate: bool,
+        epi: Option<&TileEpilogue>,
+    );
+
     /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of A into `MR`-row panels (see
     /// [`ASource::pack`]).
     fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
@@ -161,6 +176,13 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// The CPU supports the kernel's instruction set; `r`'s pointers cover what
     /// [`crate::conv::depthwise::DwRow`] describes for `g`.
     unsafe fn depthwise_rows(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
+
+    /// Computes output rows `rows` of a pool (see [`crate::pool::rows`]).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; `g` was checked against the images at
+    /// `x` and `y`, which cover `rows`, and nothing else writes those rows during the call.
+    unsafe fn pool_rows(g: &crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>);
 
     /// Applies `act` to every element of `data` in place.
     ///
@@ -264,6 +286,22 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn tile_row_impl(
+                k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
+            ) {
+                // SAFETY: forwarded from `Microkernel::tile_row`'s contract.
+                unsafe {
+                    if narrow {
+                        $crate::gemm::tile::tile_row::<$vec, 1, $nv>(k, a, b, out, accumulate, epi)
+                    } else {
+                        $crate::gemm::tile::tile_row::<$vec, $nv, $nv>(k, a, b, out, accumulate, epi)
+                    }
+                }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn depthwise_rows_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
                 // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract.
                 unsafe { $crate::conv::depthwise::rows::<$vec>(g, r) }
@@ -280,6 +318,14 @@ macro_rules! microkernel {
                 // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract, for a
                 // convolution `depthwise::banded` accepted with strides [SH, SW].
                 unsafe { $crate::conv::depthwise::band::<$vec, SH, SW>(g, r) }
+            }
+
+            $(#[target_feature(enable = $features)])?
+            unsafe fn pool_rows_impl(
+                g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,
+            ) {
+                // SAFETY: forwarded from `Microkernel::pool_rows`'s contract.
+                unsafe { $crate::pool::rows::<$vec>(g, x, y, rows) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -376,6 +422,15 @@ macro_rules! microkernel {
                 unsafe { Self::tile_rows_impl(ptrs, segs, b, out, accumulate, epi, narrow) }
             }
 
+            unsafe fn tile_row(
+                k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
+            ) {
+                let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::tile_row_impl(k, a, b, out, accumulate, epi, narrow) }
+            }
+
             #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression
             fn pack_a<A: $crate::gemm::ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
                 a.pack::<{ $mr }>(i0, mc, p0, kc, dst)
@@ -398,6 +453,12 @@ macro_rules! microkernel {
             unsafe fn activate(act: $crate::Activation, data: &mut [f32]) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::activate_impl(act, data) }
+            }
+            unsafe fn pool_rows(
+                g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,
+            ) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::pool_rows_impl(g, x, y, rows) }
             }
 
             unsafe fn unary(f: $crate::Unary, data: &mut [f32]) {

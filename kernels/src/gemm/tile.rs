@@ -106,6 +106,52 @@ pub(crate) unsafe fn tile_rows<V: SimdF32, const MR: usize, const NV: usize, con
     }
 }
 
+/// Partial sums per accumulator vector in [`tile_row`]: one row has only `NV` multiply-add
+/// chains, too few to cover the FMA latency (4 cycles × 2 ports); four sets of them do.
+const ROW_PARTIALS: usize = 4;
+
+/// One row of C, `c (+)= a·B` over `k`, with A one row of `k` contiguous values: for row
+/// panels of one or a few rows (a GEMV: recurrent steps, classifier heads, squeeze-excitation
+/// layers), which the `MR`-row tile would compute mostly on zero rows (12 rows for one on
+/// AVX-512). `k` is split round-robin over [`ROW_PARTIALS`] partial sums, added in a fixed
+/// order at the end, so results do not depend on the thread count.
+#[inline(always)]
+pub(crate) unsafe fn tile_row<V: SimdF32, const NV: usize, const BNV: usize>(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    out: &TileOut,
+    accumulate: bool,
+    epi: Option<&TileEpilogue>,
+) {
+    debug_assert!(out.rows == 1 && out.cols <= NV * V::LANES && NV <= BNV);
+    let nr = BNV * V::LANES;
+    // SAFETY: the caller guarantees V's features, k values at a, k·BNV·LANES at b, and the
+    // extents of c and the epilogue.
+    unsafe {
+        let mut part = [[[V::splat(0.0); NV]; 1]; ROW_PARTIALS];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..k / ROW_PARTIALS {
+            V::prefetch(b.add(8 * nr));
+            for (u, acc) in part.iter_mut().enumerate() {
+                step::<V, 1, NV>(acc, |_| *a.add(u), b.add(u * nr));
+            }
+            a = a.add(ROW_PARTIALS);
+            b = b.add(ROW_PARTIALS * nr);
+        }
+        for (u, acc) in part.iter_mut().enumerate().take(k % ROW_PARTIALS) {
+            step::<V, 1, NV>(acc, |_| *a.add(u), b.add(u * nr));
+        }
+        let mut acc = part[0];
+        for p in &part[1..] {
+            for (s, v) in acc[0].iter_mut().zip(p[0]) {
+                *s = s.add(v);
+            }
+        }
+        store_tile::<V, 1, NV>(acc, out, accumulate, epi);
+    }
+}
+
 /// Pulls the C tile towards L1 while the k loop runs.
 #[inline(always)]
 unsafe fn prefetch_c<V: SimdF32>(out: &TileOut) {

@@ -1,7 +1,10 @@
 //! Running a plan: a session owns the buffer slots and the thread pool, so repeated runs
 //! allocate nothing but their outputs.
 
-use kernels::{AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism};
+use kernels::{
+    AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism, PoolMode,
+    PoolParams,
+};
 
 use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
 use crate::error::{ModelError, Result};
@@ -176,6 +179,8 @@ fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
         }
         Step::Gemm { b, .. } => plan.gemms[*b].k(),
         Step::MatMul { dims, .. } => dims.1,
+        // Two directions: two chains of time steps, however short.
+        Step::Recurrence { cell, .. } => return cell.reverse.len() > 1,
         _ => return out_len >= MIN_PARALLEL_ELEMENTS,
     };
     out_len.saturating_mul(per_output) >= MIN_PARALLEL_WORK
@@ -228,8 +233,14 @@ pub(super) fn exec_step<'a>(
         }
         Step::GlobalAveragePool { input, .. } => ops::global_average_pool(val(*input), dims4(&phys(*input)), out),
         Step::Pool { pool, pads, average, input, output } => {
-            let o = phys(*output);
-            ops::pool(val(*input), dims4(&phys(*input)), pool, *pads, *average, out, [o[1], o[2]]);
+            let mode = match average {
+                None => PoolMode::Max,
+                Some(count_include_pad) => PoolMode::Average { count_include_pad: *count_include_pad },
+            };
+            let params =
+                PoolParams { kernel: pool.kernel, strides: pool.strides, dilations: pool.dilations, pads: *pads, mode };
+            let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
+            set.pool2d(x, ImageMut::new(out, dims4(&phys(*output)))?, &params, par)?;
         }
         Step::Resize { resize, scales, input, output } => {
             let o = phys(*output);
@@ -313,7 +324,7 @@ pub(super) fn exec_step<'a>(
             ops::layer_norm(val(*input), *len, &plan.consts[*scale], bias, *epsilon, out, parallel)
         }
         Step::Recurrence { cell, xw, .. } => {
-            super::recurrent::run(set, cell, &plan.consts, &plan.gemms, val(*xw), out)?
+            super::recurrent::run(set, cell, &plan.consts, &plan.gemms, val(*xw), out, parallel)?
         }
         Step::Softmax { input, dims, .. } => {
             out.copy_from_slice(val(*input));

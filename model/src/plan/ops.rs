@@ -5,7 +5,7 @@ use kernels::threads::{chunks_mut, current_threads};
 use kernels::KernelSet;
 
 use super::{MapOp, Operand};
-use crate::ir::{Binary, Pool, Resize, ResizeMode};
+use crate::ir::{Binary, Resize, ResizeMode};
 use crate::shape;
 
 /// Elements per parallel work item of element-wise loops.
@@ -144,51 +144,6 @@ pub fn global_average_pool(x: &[f32], [n, h, w, c]: [usize; 4], out: &mut [f32])
         }
         let inv = 1.0 / hw as f32;
         acc.iter_mut().for_each(|a| *a *= inv);
-    }
-}
-
-/// Max or average pooling of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
-pub fn pool(
-    x: &[f32],
-    [n, h, w, c]: [usize; 4],
-    p: &Pool,
-    pads: [usize; 4],
-    average: Option<bool>,
-    out: &mut [f32],
-    [oh, ow]: [usize; 2],
-) {
-    for b in 0..n {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let acc = &mut out[((b * oh + oy) * ow + ox) * c..][..c];
-                acc.fill(if average.is_some() { 0.0 } else { f32::NEG_INFINITY });
-                let (mut count, mut padded) = (0usize, 0usize);
-                for ky in 0..p.kernel[0] {
-                    let iy = (oy * p.strides[0] + ky * p.dilations[0]) as isize - pads[0] as isize;
-                    for kx in 0..p.kernel[1] {
-                        let ix = (ox * p.strides[1] + kx * p.dilations[1]) as isize - pads[1] as isize;
-                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                            if iy < (h + pads[2]) as isize && ix < (w + pads[3]) as isize {
-                                padded += 1;
-                            }
-                            continue;
-                        }
-                        count += 1;
-                        let px = &x[((b * h + iy as usize) * w + ix as usize) * c..][..c];
-                        if average.is_some() {
-                            acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
-                        } else {
-                            acc.iter_mut().zip(px).for_each(|(a, &v)| *a = a.max(v));
-                        }
-                    }
-                }
-                if let Some(include_pad) = average {
-                    let d = if include_pad { count + padded } else { count.max(1) };
-                    let inv = 1.0 / d as f32;
-                    acc.iter_mut().for_each(|a| *a *= inv);
-                }
-            }
-        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! on the kernel set's GEMM and the gates on its vector activations, in float32.
 
 use kernels::{Activation, BOperand, Epilogue, KernelSet, MatMut, MatRef, PackedB, Parallelism};
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -75,7 +77,8 @@ struct Cell<'a> {
 }
 
 /// Runs the time loop: `xw` holds `x·Wᵀ + biases` per `(t, b)` row and direction, `y`
-/// receives every step's hidden state.
+/// receives every step's hidden state. The directions of a bidirectional layer are
+/// independent chains of steps: with `parallel` they run on two threads.
 pub(super) fn run(
     set: &dyn KernelSet,
     rc: &Recurrent,
@@ -83,10 +86,10 @@ pub(super) fn run(
     gemms: &[PackedB],
     xw: &[f32],
     y: &mut [f32],
+    parallel: bool,
 ) -> Result<()> {
     let (dirs, h, batch, seq) = (rc.reverse.len(), rc.hidden, rc.batch, rc.seq);
     let gh = rc.kind.gates() * h;
-    let na = rc.activations.len() / dirs.max(1);
     if xw.len() != seq * batch * dirs * gh || y.len() != seq * dirs * batch * h || rc.recurrent.len() != dirs {
         return Err(ModelError::Malformed(format!(
             "a recurrent step of {dirs} direction(s), {seq}×{batch} rows, hidden {h} got {} input products and {} outputs",
@@ -94,47 +97,76 @@ pub(super) fn run(
             y.len()
         )));
     }
-    let slice = |c: Option<usize>, d: usize, len: usize| c.map(|c| &consts[c][d * len..][..len]);
-    let mut gates = vec![0.0f32; batch * gh];
-    let mut hs = vec![0.0f32; batch * h];
-    let mut cs = vec![0.0f32; batch * h];
-    for d in 0..dirs {
-        let state = |c: Option<usize>, s: &mut [f32]| match slice(c, d, batch * h) {
-            Some(v) => s.copy_from_slice(v),
-            None => s.fill(0.0),
-        };
-        state(rc.initial_h, &mut hs);
-        state(rc.initial_c, &mut cs);
-        let cell = Cell {
-            set,
-            rc,
-            acts: &rc.activations[d * na..(d + 1) * na],
-            new_gate_bias: slice(rc.new_gate_bias, d, h),
-            peepholes: slice(rc.peepholes, d, 3 * h),
-        };
-        let r = &gemms[rc.recurrent[d]];
-        for step in 0..seq {
-            let t = if rc.reverse[d] { seq - 1 - step } else { step };
-            set.gemm(
-                MatRef::row_major(&hs, batch, h)?,
-                BOperand::Packed(r),
-                MatMut::row_major(&mut gates, batch, gh)?,
-                &Epilogue::none(),
-                Parallelism::Sequential,
-            )?;
+    let run_direction = |d: usize| direction(set, rc, consts, &gemms[rc.recurrent[d]], xw, d);
+    let states: Vec<Result<Vec<f32>>> = if parallel && dirs > 1 {
+        let slots: Vec<Mutex<Option<Result<Vec<f32>>>>> = (0..dirs).map(|_| Mutex::new(None)).collect();
+        kernels::threads::for_each(dirs, |d| {
+            let r = run_direction(d);
+            *slots[d].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        });
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every direction ran"))
+            .collect()
+    } else {
+        (0..dirs).map(run_direction).collect()
+    };
+    for (d, hs) in states.into_iter().enumerate() {
+        let hs = hs?;
+        for t in 0..seq {
             for b in 0..batch {
-                let xr = &xw[(rc.x_row(t, b) * dirs + d) * gh..][..gh];
-                let g = &mut gates[b * gh..][..gh];
-                let (hb, cb) = (&mut hs[b * h..][..h], &mut cs[b * h..][..h]);
-                match rc.kind {
-                    RnnKind::Lstm => cell.lstm(xr, g, cb, hb)?,
-                    RnnKind::Gru(_) => cell.gru(xr, g, hb)?,
-                }
-                y[rc.y_index(t, d, b)..][..h].copy_from_slice(hb);
+                y[rc.y_index(t, d, b)..][..h].copy_from_slice(&hs[(t * batch + b) * h..][..h]);
             }
         }
     }
     Ok(())
+}
+
+/// One direction's time loop; returns its hidden states in (time step, batch row, unit) order.
+fn direction(
+    set: &dyn KernelSet,
+    rc: &Recurrent,
+    consts: &[Vec<f32>],
+    r: &PackedB,
+    xw: &[f32],
+    d: usize,
+) -> Result<Vec<f32>> {
+    let (dirs, h, batch, seq) = (rc.reverse.len(), rc.hidden, rc.batch, rc.seq);
+    let gh = rc.kind.gates() * h;
+    let na = rc.activations.len() / dirs.max(1);
+    let slice = |c: Option<usize>, len: usize| c.map(|c| &consts[c][d * len..][..len]);
+    let mut gates = vec![0.0f32; batch * gh];
+    let state = |c: Option<usize>| slice(c, batch * h).map_or_else(|| vec![0.0f32; batch * h], <[f32]>::to_vec);
+    let (mut hs, mut cs) = (state(rc.initial_h), state(rc.initial_c));
+    let cell = Cell {
+        set,
+        rc,
+        acts: &rc.activations[d * na..(d + 1) * na],
+        new_gate_bias: slice(rc.new_gate_bias, h),
+        peepholes: slice(rc.peepholes, 3 * h),
+    };
+    let mut ys = vec![0.0f32; seq * batch * h];
+    for step in 0..seq {
+        let t = if rc.reverse[d] { seq - 1 - step } else { step };
+        set.gemm(
+            MatRef::row_major(&hs, batch, h)?,
+            BOperand::Packed(r),
+            MatMut::row_major(&mut gates, batch, gh)?,
+            &Epilogue::none(),
+            Parallelism::Sequential,
+        )?;
+        for b in 0..batch {
+            let xr = &xw[(rc.x_row(t, b) * dirs + d) * gh..][..gh];
+            let g = &mut gates[b * gh..][..gh];
+            let (hb, cb) = (&mut hs[b * h..][..h], &mut cs[b * h..][..h]);
+            match rc.kind {
+                RnnKind::Lstm => cell.lstm(xr, g, cb, hb)?,
+                RnnKind::Gru(_) => cell.gru(xr, g, hb)?,
+            }
+            ys[(t * batch + b) * h..][..h].copy_from_slice(hb);
+        }
+    }
+    Ok(ys)
 }
 
 impl Cell<'_> {

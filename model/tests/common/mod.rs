@@ -107,16 +107,21 @@ pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| (x as f64 - y).abs()).fold(0.0, f64::max) / scale
 }
 
-/// Runs a plan of `g` on every kernel set of this host and checks its outputs against
-/// `expected` (float64) within `bound`.
+/// Runs a plan of `g` on every kernel set of this host, on one thread and on two, and checks
+/// its outputs against `expected` (float64) within `bound` and the two runs' bits equal.
 pub fn check_plans(g: &model::Graph, x: &Tensor, expected: &[Tensor<f64>], bound: f64) {
     for set in kernels::host_kernel_sets().0 {
         let plan: Plan = model::plan::build(g, &*set).unwrap();
         let outs = plan.session(1).unwrap().run(std::slice::from_ref(x)).unwrap();
-        for (o, e) in outs.iter().zip(expected) {
+        // Two threads split steps differently (a bidirectional recurrence runs one direction
+        // per thread), never the arithmetic: the same bits.
+        let two = plan.session(2).unwrap().run(std::slice::from_ref(x)).unwrap();
+        for ((o, t), e) in outs.iter().zip(&two).zip(expected) {
             assert_eq!(o.shape, e.shape);
             let err = rel_err(o.floats().unwrap(), e.floats().unwrap());
             assert!(err <= bound, "{}: plan vs reference {err:e} > {bound:e}", set.info().name);
+            let bits = |t: &Tensor| t.floats().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(bits(o) == bits(t), "{}: 2 threads differ from 1", set.info().name);
         }
     }
 }

@@ -1,0 +1,228 @@
+//! Max and average pooling of NHWC images (`MaxPool`, `AveragePool`, 2-D, any window, stride,
+//! dilation and padding, ceil mode included): each output pixel reads only the taps of its
+//! window that lie inside the input (their ranges computed once per row and column, no test
+//! per tap), channels a few vectors at a time, output rows split across threads.
+
+use std::ops::Range;
+
+use crate::conv::{ImageMut, ImageRef};
+use crate::error::{KernelError, Result};
+use crate::simd::{load_n, store_n, SimdF32};
+use crate::threads::{self, SharedMut};
+use crate::Parallelism;
+
+/// What a window computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMode {
+    /// The largest value of the window's taps inside the input (`MaxPool`).
+    Max,
+    /// The mean of the window's taps (`AveragePool`): over the taps inside the input, or with
+    /// `count_include_pad` over the taps inside the padded input (not those past the end pads
+    /// that ceil mode adds).
+    Average {
+        /// ONNX's `count_include_pad`.
+        count_include_pad: bool,
+    },
+}
+
+/// A 2-D pooling window and how it moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolParams {
+    /// Window rows and columns.
+    pub kernel: [usize; 2],
+    /// Strides (rows, columns).
+    pub strides: [usize; 2],
+    /// Dilations (rows, columns).
+    pub dilations: [usize; 2],
+    /// Pads: top, left, bottom, right.
+    pub pads: [usize; 4],
+    /// Max or average.
+    pub mode: PoolMode,
+}
+
+/// A checked pooling call's geometry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolGeom {
+    h: usize,
+    w: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+    p: PoolParams,
+}
+
+/// Output elements below which a pool runs on one thread.
+const PARALLEL_MIN_OUTPUTS: usize = 8 * 1024;
+
+/// Vectors of channels one window pass accumulates.
+const CHANNEL_VECTORS: usize = 4;
+
+/// Checks a pooling call: positive window, strides and dilations; input and output with the
+/// same images and channels; every output window starting inside the input or its top/left
+/// pad (what floor and ceil mode produce).
+pub(crate) fn check(input: &ImageRef<'_>, output: &ImageMut<'_>, p: &PoolParams) -> Result<PoolGeom> {
+    let [n, h, w, c] = input.dims();
+    let [on, oh, ow, oc] = output.dims();
+    if p.kernel.contains(&0) || p.strides.contains(&0) || p.dilations.contains(&0) {
+        return Err(KernelError::Shape(format!(
+            "pool window {:?}, strides {:?}, dilations {:?}: all must be positive",
+            p.kernel, p.strides, p.dilations
+        )));
+    }
+    if on != n || oc != c {
+        return Err(KernelError::Shape(format!("pool of a {n}×{h}×{w}×{c} input into a {on}×{oh}×{ow}×{oc} output")));
+    }
+    for (axis, (out, len, s, pad)) in
+        [(oh, h, p.strides[0], p.pads[0]), (ow, w, p.strides[1], p.pads[1])].into_iter().enumerate()
+    {
+        if out > 0 && (out - 1) * s >= len + pad {
+            return Err(KernelError::Shape(format!(
+                "pool output of {out} along spatial axis {axis}: its last window starts past the input ({len} + pad {pad}) at stride {s}"
+            )));
+        }
+    }
+    Ok(PoolGeom { h, w, c, oh, ow, p: *p })
+}
+
+/// Runs a checked pool: output rows (over images × rows) split across threads when asked.
+pub(crate) fn run(
+    g: &PoolGeom,
+    input: &ImageRef<'_>,
+    mut output: ImageMut<'_>,
+    par: Parallelism,
+    rows_fn: unsafe fn(&PoolGeom, *const f32, *mut f32, Range<usize>),
+) {
+    let rows = output.dims()[0] * g.oh;
+    let (x, y) = (input.data(), SharedMut(output.as_mut_ptr()));
+    let parallel = par == Parallelism::Threads && rows * g.ow * g.c >= PARALLEL_MIN_OUTPUTS && rows > 1;
+    let items = if parallel { rows.min(4 * threads::current_threads()) } else { 1 };
+    let per = rows.div_ceil(items);
+    let item = |i: usize| {
+        let range = i * per..((i + 1) * per).min(rows);
+        // SAFETY: `check` validated the dims of both images; the rows of each item are
+        // disjoint, so each output value is written by one item only; the caller reached this
+        // through a kernel set whose instruction set the CPU has.
+        unsafe { rows_fn(g, x.as_ptr(), y.get(), range) };
+    };
+    threads::for_each(rows.div_ceil(per), item);
+}
+
+/// The taps `[first, last)` of a window axis that read inside the input, and how many read
+/// inside the padded input (for `count_include_pad`), for output position `o`.
+#[inline(always)]
+fn span(
+    o: usize,
+    len: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    pad_end: usize,
+) -> (usize, usize, usize) {
+    let start = o * stride; // input position + pad_begin of tap 0
+    let first = pad_begin.saturating_sub(start).div_ceil(dilation).min(kernel);
+    let last = match (len + pad_begin).checked_sub(start + 1) {
+        Some(reach) => (reach / dilation + 1).min(kernel),
+        None => 0,
+    };
+    let padded = (len + pad_begin + pad_end).saturating_sub(start).div_ceil(dilation).min(kernel);
+    (first, last.max(first), padded)
+}
+
+/// Computes output rows `rows` (indices over images × output rows).
+///
+/// # Safety
+/// `g` came from [`check`] on an input at `x` and an output at `y` that cover `rows`; the
+/// CPU supports `V`'s features; nothing else writes those output rows during the call.
+#[inline(always)]
+pub(crate) unsafe fn rows<V: SimdF32>(g: &PoolGeom, x: *const f32, y: *mut f32, rows: Range<usize>) {
+    let p = &g.p;
+    let (max, include_pad) = match p.mode {
+        PoolMode::Max => (true, false),
+        PoolMode::Average { count_include_pad } => (false, count_include_pad),
+    };
+    let cols: Vec<(usize, usize, usize)> =
+        (0..g.ow).map(|ox| span(ox, g.w, p.kernel[1], p.strides[1], p.dilations[1], p.pads[1], p.pads[3])).collect();
+    for r in rows {
+        let (b, oy) = (r / g.oh, r % g.oh);
+        let (ky0, ky1, ky_padded) = span(oy, g.h, p.kernel[0], p.strides[0], p.dilations[0], p.pads[0], p.pads[2]);
+        // Input row of tap 0 plus the top pad (taps before ky0 are not read).
+        let iy0 = oy * p.strides[0];
+        for (ox, &(kx0, kx1, kx_padded)) in cols.iter().enumerate() {
+            let taps = (ky1 - ky0) * (kx1 - kx0);
+            let divisor = if include_pad { ky_padded * kx_padded } else { taps.max(1) };
+            let win = Window {
+                // SAFETY (offsets): rows ky0..ky1 and columns kx0..kx1 lie inside the image
+                // (`span`), so every tap's pixel is inside input image b.
+                x: x.wrapping_add(b * g.h * g.w * g.c),
+                rows: (ky0..ky1).map(move |ky| (iy0 + ky * p.dilations[0] - p.pads[0]) * g.w),
+                cols: kx0..kx1,
+                ix0: ox * p.strides[1],
+                dx: p.dilations[1],
+                pad_left: p.pads[1],
+                c: g.c,
+            };
+            let out = y.wrapping_add(((b * g.oh + oy) * g.ow + ox) * g.c);
+            let scale = 1.0 / divisor as f32;
+            let mut c0 = 0;
+            // SAFETY: forwarded from this function's contract; `out` holds `c` values.
+            unsafe {
+                while c0 + CHANNEL_VECTORS * V::LANES <= g.c {
+                    window::<V, CHANNEL_VECTORS>(&win, c0, CHANNEL_VECTORS * V::LANES, max, scale, out);
+                    c0 += CHANNEL_VECTORS * V::LANES;
+                }
+                while c0 < g.c {
+                    let n = (g.c - c0).min(V::LANES);
+                    window::<V, 1>(&win, c0, n, max, scale, out);
+                    c0 += n;
+                }
+            }
+        }
+    }
+}
+
+/// One output pixel's window: the input rows (pixel offsets of their first column) and
+/// columns its taps read.
+struct Window<I> {
+    x: *const f32,
+    rows: I,
+    cols: Range<usize>,
+    ix0: usize,
+    dx: usize,
+    pad_left: usize,
+    c: usize,
+}
+
+/// Channels `c0..c0+n` (`n ≤ NV·LANES`) of one output pixel: the max or the scaled sum of
+/// its taps.
+#[inline(always)]
+unsafe fn window<V: SimdF32, const NV: usize>(
+    win: &Window<impl Iterator<Item = usize> + Clone>,
+    c0: usize,
+    n: usize,
+    max: bool,
+    scale: f32,
+    out: *mut f32,
+) {
+    let width = |j: usize| n.saturating_sub(j * V::LANES);
+    // SAFETY: the caller guarantees V's features, the taps' pixels inside the input and
+    // `c0 + n ≤ c` values at `out`.
+    unsafe {
+        let mut acc = [V::splat(if max { f32::NEG_INFINITY } else { 0.0 }); NV];
+        for row in win.rows.clone() {
+            for kx in win.cols.clone() {
+                let px = win.x.add((row + win.ix0 + kx * win.dx - win.pad_left) * win.c + c0);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let v = load_n::<V>(px.add(j * V::LANES), width(j));
+                    // `v.max(a)`: on x86 (and portable vectors) a NaN tap yields the running
+                    // maximum, as `f32::max` does; NEON's max returns the NaN.
+                    *a = if max { v.max(*a) } else { a.add(v) };
+                }
+            }
+        }
+        for (j, a) in acc.into_iter().enumerate() {
+            let v = if max { a } else { a.mul(V::splat(scale)) };
+            store_n(v, out.add(c0 + j * V::LANES), width(j));
+        }
+    }
+}
