@@ -1,10 +1,10 @@
-//! The GEMM, convolution and pooling suites, instantiated for every kernel set. A set the machine cannot run is reported
+//! The GEMM, convolution, pooling and row-normalisation suites, instantiated for every kernel set. A set the machine cannot run is reported
 //! as ignored with "skipped: <why>" (never counted as passed); run with `--ignored` on a machine
 //! that has it.
 
 use harness::suite::conv;
 use harness::suite::gemm as suite;
-use harness::suite::pool;
+use harness::suite::{pool, rows};
 use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
 fn scalar() -> Box<dyn KernelSet> {
@@ -133,6 +133,24 @@ macro_rules! kernel_suite {
             $(#[$skip])?
             fn pool_bad_calls_are_errors() {
                 pool::bad_pools_are_errors(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn rows_random_cases_match_reference() {
+                rows::random_rows_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn rows_exact_cases() {
+                rows::exact_rows(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn rows_bad_calls_are_errors() {
+                rows::bad_rows_are_errors(&*set());
             }
         }
     };

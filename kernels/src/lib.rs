@@ -33,6 +33,7 @@ mod math;
 mod pack;
 mod packer;
 mod pool;
+mod rows;
 mod scalar;
 mod simd;
 mod target;
@@ -75,6 +76,7 @@ pub use math::Unary;
 pub use pack::{PackedB, PanelWidths};
 pub use packer::{can_run, pack_only, packer};
 pub use pool::{PoolMode, PoolParams};
+pub use rows::RowNorm;
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
 
 /// Target vocabulary lists (supported `mcpu`, `mattr`, `gpu-code` values), for messages and docs.
@@ -259,6 +261,17 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
     /// Refuses mismatched images and windows that start past the input, naming the problem.
     fn pool2d(&self, input: ImageRef<'_>, output: ImageMut<'_>, params: &PoolParams, par: Parallelism) -> Result<()>;
 
+    /// Softmax or layer normalisation of each `len`-value row of `input` into `out` (see
+    /// [`RowNorm`]). Refuses unequal lengths, partial rows and mis-sized scale or bias.
+    fn normalize_rows(
+        &self,
+        norm: RowNorm<'_>,
+        input: &[f32],
+        len: usize,
+        out: &mut [f32],
+        par: Parallelism,
+    ) -> Result<()>;
+
     /// Runs the set's FMA throughput probe for `iterations` rounds on this thread; returns a
     /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops
     /// (timed for you by [`fma_peak_gflops`]).
@@ -368,6 +381,20 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
         let g = pool::check(&input, &output, params)?;
         // A CpuSet<K> is only constructed after checking the CPU supports K.
         pool::run(&g, &input, output, par, K::pool_rows);
+        Ok(())
+    }
+
+    fn normalize_rows(
+        &self,
+        norm: RowNorm<'_>,
+        input: &[f32],
+        len: usize,
+        out: &mut [f32],
+        par: Parallelism,
+    ) -> Result<()> {
+        rows::check(&norm, input, len, out)?;
+        // A CpuSet<K> is only constructed after checking the CPU supports K.
+        rows::run(&norm, input, len, out, par, K::norm_rows);
         Ok(())
     }
 

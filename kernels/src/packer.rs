@@ -88,6 +88,17 @@ impl KernelSet for PackOnly {
         self.refuse()
     }
 
+    fn normalize_rows(
+        &self,
+        _norm: crate::RowNorm<'_>,
+        _input: &[f32],
+        _len: usize,
+        _out: &mut [f32],
+        _par: Parallelism,
+    ) -> Result<()> {
+        self.refuse()
+    }
+
     fn fma_loop(&self, _iterations: usize) -> f32 {
         0.0
     }

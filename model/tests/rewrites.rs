@@ -5,6 +5,7 @@
 mod common;
 
 use common::{check_plans, input, rel_err, Builder};
+use model::plan::Step;
 use onnx::build;
 
 /// Prepares `b` for `shape`, checks the rewrite counts with `expect`, and compares
@@ -389,4 +390,29 @@ fn a_gather_of_constant_indices_runs_natively_and_bad_indices_are_refused() {
             .unwrap_or_default(),
     };
     assert!(err.contains("index") && err.contains('5'), "{err}");
+}
+
+#[test]
+fn reshapes_with_shape_or_axes_inputs_are_copies_not_evaluations() {
+    // A ViT's attention: `Reshape` by an int64 shape input, `Unsqueeze`/`Squeeze` by an axes
+    // input (opset 13): copies of static float data, in place where the input dies.
+    let mut b = Builder::new(&[1, 3, 6, 5]);
+    b.conv("x", 3, 4, 1, 0, "c");
+    let shape = b.int_constant("shape", &[3], &[1, 4, 30]);
+    b.node("Reshape", &["c", &shape], "r", vec![]);
+    let axes = b.int_constant("axes", &[1], &[0]);
+    b.node("Unsqueeze", &["r", &axes], "u", vec![]);
+    b.node("Squeeze", &["u", &axes], "s", vec![]);
+    b.node("Relu", &["s"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 3, 6, 5], |_, _| {});
+    let p = model::prepare(&b.bytes(13), &[vec![1, 3, 6, 5]]).unwrap();
+    let set = kernels::host_kernel_sets().0.remove(0);
+    let plan = model::plan::build(&p.optimized, &*set).unwrap();
+    let steps: Vec<(&str, bool)> =
+        plan.steps.iter().map(|s| (s.op.as_str(), matches!(s.step, Step::Copy { .. }))).collect();
+    for op in ["Reshape", "Unsqueeze", "Squeeze"] {
+        assert!(steps.contains(&(op, true)), "{op} is not a copy: {steps:?}");
+    }
+    assert!(!plan.steps.iter().any(|s| matches!(s.step, Step::Eval { .. })), "{steps:?}");
 }

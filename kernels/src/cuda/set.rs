@@ -167,6 +167,27 @@ impl KernelSet for CudaSet {
         Ok(())
     }
 
+    fn normalize_rows(
+        &self,
+        norm: crate::RowNorm<'_>,
+        input: &[f32],
+        len: usize,
+        out: &mut [f32],
+        par: Parallelism,
+    ) -> Result<()> {
+        crate::rows::check(&norm, input, len, out)?;
+        // The portable kernel uses no optional instructions.
+        crate::rows::run(
+            &norm,
+            input,
+            len,
+            out,
+            par,
+            <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::norm_rows,
+        );
+        Ok(())
+    }
+
     fn fma_loop(&self, _iterations: usize) -> f32 {
         // No CPU probe for a GPU set; `peak_flops_per_iter` is `None`.
         0.0

@@ -184,6 +184,19 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// `x` and `y`, which cover `rows`, and nothing else writes those rows during the call.
     unsafe fn pool_rows(g: &crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>);
 
+    /// Normalises rows `rows` of `len` values (see [`crate::rows::rows`]).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; the call was checked and `x`, `y` hold
+    /// `rows.end · len` values; nothing else writes those rows during the call.
+    unsafe fn norm_rows(
+        norm: &crate::rows::RowNorm<'_>,
+        x: *const f32,
+        y: *mut f32,
+        len: usize,
+        rows: std::ops::Range<usize>,
+    );
+
     /// Applies `act` to every element of `data` in place.
     ///
     /// # Safety
@@ -329,6 +342,14 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            unsafe fn norm_rows_impl(
+                norm: &$crate::rows::RowNorm<'_>, x: *const f32, y: *mut f32, len: usize, rows: std::ops::Range<usize>,
+            ) {
+                // SAFETY: forwarded from `Microkernel::norm_rows`'s contract.
+                unsafe { $crate::rows::rows::<$vec>(norm, x, y, len, rows) }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn activate_impl(act: $crate::Activation, data: &mut [f32]) {
                 // SAFETY: forwarded from `Microkernel::activate`'s contract.
                 unsafe { act.apply_slice::<$vec>(data) }
@@ -453,6 +474,13 @@ macro_rules! microkernel {
             unsafe fn activate(act: $crate::Activation, data: &mut [f32]) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::activate_impl(act, data) }
+            }
+
+            unsafe fn norm_rows(
+                norm: &$crate::rows::RowNorm<'_>, x: *const f32, y: *mut f32, len: usize, rows: std::ops::Range<usize>,
+            ) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::norm_rows_impl(norm, x, y, len, rows) }
             }
             unsafe fn pool_rows(
                 g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,

@@ -315,6 +315,11 @@ impl Builder<'_> {
                 return self.map_op(node, 0, vec![MapOp::Unary(f)]);
             }
         }
+        // Reshapes of static float data are copies (in place where the input dies there),
+        // whatever computed their shape or axes input: the output's shape is known.
+        if self.data_static(node) && is_reshape(&node.op) {
+            return self.reshape(node);
+        }
         if self.data_static(node) && matches!(node.op, Op::Generic(_) | Op::Slice) {
             let mark = self.mark();
             let lowered = match &node.op {
@@ -444,16 +449,7 @@ impl Builder<'_> {
                 self.push(&node.name, "Concat", Step::Concat { inputs, axis, output });
                 Ok(())
             }
-            Op::Reshape(_) | Op::Flatten(_) => {
-                let id = node.input(0).expect("required");
-                let input = match self.g.constant(id) {
-                    Some(_) => self.operand(id)?,
-                    None => Operand::Value(self.plain(id)?),
-                };
-                let output = self.define(node, Layout::Plain)?;
-                self.push(&node.name, node.op.name(), Step::Copy { input, output });
-                Ok(())
-            }
+            Op::Reshape(_) | Op::Flatten(_) => self.reshape(node),
             Op::MatMul | Op::Gemm { .. } => self.gemm(node),
             Op::Softmax { axis, coerce_2d } => {
                 let input = self.plain(node.input(0).expect("required"))?;
@@ -660,6 +656,19 @@ impl Builder<'_> {
 
     /// Portable operators with a native f32 lowering (movement, LayerNormalization); says
     /// whether it lowered the node.
+    /// A reshape (`Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`): the data in plain layout,
+    /// copied (in place where it dies here).
+    fn reshape(&mut self, node: &Node) -> Result<()> {
+        let id = node.input(0).expect("required");
+        let input = match self.g.constant(id) {
+            Some(_) => self.operand(id)?,
+            None => Operand::Value(self.plain(id)?),
+        };
+        let output = self.define(node, Layout::Plain)?;
+        self.push(&node.name, node.op.name(), Step::Copy { input, output });
+        Ok(())
+    }
+
     fn generic(&mut self, node: &Node, gen: &crate::portable::Generic) -> Result<bool> {
         use crate::portable::Generic;
         match gen {
@@ -1113,4 +1122,10 @@ fn pixel_shuffle(p: &kernels::ConvParams, w: &[f32], bias: Option<&[f32]>) -> Op
     }
     let bias = (0..wide).map(|j| bias.map_or(0.0, |b| b[j % co])).collect();
     Some(Shuffle { params: kernels::ConvParams::new(ci, wide, [1, 1]), params_block: [kh, kw], weights, bias })
+}
+
+/// Whether `op` only changes its data's shape (see [`Builder::reshape`]).
+fn is_reshape(op: &Op) -> bool {
+    use crate::portable::Generic;
+    matches!(op, Op::Reshape(_) | Op::Flatten(_) | Op::Generic(Generic::Squeeze(_) | Generic::Unsqueeze(_)))
 }

@@ -3,7 +3,7 @@
 
 use kernels::{
     AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism, PoolMode,
-    PoolParams,
+    PoolParams, RowNorm,
 };
 
 use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
@@ -321,27 +321,24 @@ pub(super) fn exec_step<'a>(
         }
         Step::LayerNorm { input, len, scale, bias, epsilon, .. } => {
             let bias = bias.map(|b| plan.consts[b].as_slice());
-            ops::layer_norm(val(*input), *len, &plan.consts[*scale], bias, *epsilon, out, parallel)
+            let norm = RowNorm::LayerNorm { scale: &plan.consts[*scale], bias, epsilon: *epsilon };
+            let x = val(*input);
+            set.normalize_rows(norm, x, *len, &mut out[..x.len()], par)?
         }
         Step::Recurrence { cell, xw, .. } => {
             super::recurrent::run(set, cell, &plan.consts, &plan.gemms, val(*xw), out, parallel)?
         }
-        Step::Softmax { input, dims, .. } => {
-            out.copy_from_slice(val(*input));
-            match *dims {
-                // Along the last axis: each row's exponentials on the kernel set's vector loop.
-                (outer, len, 1) if len > 0 => {
-                    for row in out.chunks_exact_mut(len).take(outer) {
-                        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        row.iter_mut().for_each(|v| *v -= max);
-                        set.unary(kernels::Unary::Exp, row)?;
-                        let inv = 1.0 / row.iter().sum::<f32>();
-                        row.iter_mut().for_each(|v| *v *= inv);
-                    }
-                }
-                dims => ops::softmax(out, dims),
+        Step::Softmax { input, dims, .. } => match *dims {
+            // Along the last axis: the kernel set's row kernel.
+            (outer, len, 1) if len > 0 => {
+                let n = outer * len;
+                set.normalize_rows(RowNorm::Softmax, &val(*input)[..n], len, &mut out[..n], par)?
             }
-        }
+            dims => {
+                out.copy_from_slice(val(*input));
+                ops::softmax(out, dims)
+            }
+        },
         Step::Eval { .. } => super::eval::run(plan, step, val, out, dynamic)?,
     }
     Ok(())

@@ -367,37 +367,6 @@ pub fn transpose(x: &[f32], shape: &[usize], perm: &[usize], out: &mut [f32]) {
     }
 }
 
-/// LayerNormalization of every run of `len` values: `(x − mean)/√(var + ε)·scale + bias`.
-pub fn layer_norm(
-    x: &[f32],
-    len: usize,
-    scale: &[f32],
-    bias: Option<&[f32]>,
-    epsilon: f32,
-    out: &mut [f32],
-    parallel: bool,
-) {
-    let row = |(src, dst): (&[f32], &mut [f32])| {
-        let mean = src.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
-        let var = src.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len as f64;
-        let (mean, inv) = (mean as f32, (1.0 / (var + epsilon as f64).sqrt()) as f32);
-        match bias {
-            Some(b) => {
-                for (((o, &v), &s), &t) in dst.iter_mut().zip(src).zip(scale).zip(b) {
-                    *o = (v - mean) * inv * s + t;
-                }
-            }
-            None => {
-                for ((o, &v), &s) in dst.iter_mut().zip(src).zip(scale) {
-                    *o = (v - mean) * inv * s;
-                }
-            }
-        }
-    };
-    let n = x.len() / len.max(1) * len;
-    chunks_mut(&mut out[..n], len, parallel && n > GRAIN, |r, dst| row((&x[r * len..][..len], dst)));
-}
-
 /// The slice behind an operand.
 pub fn operand<'a>(o: Operand, consts: &'a [Vec<f32>], value: impl Fn(usize) -> &'a [f32]) -> &'a [f32] {
     match o {
