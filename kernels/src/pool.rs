@@ -94,17 +94,13 @@ pub(crate) fn run(
 ) {
     let rows = output.dims()[0] * g.oh;
     let (x, y) = (input.data(), SharedMut(output.as_mut_ptr()));
-    let parallel = par == Parallelism::Threads && rows * g.ow * g.c >= PARALLEL_MIN_OUTPUTS && rows > 1;
-    let items = if parallel { rows.min(4 * threads::current_threads()) } else { 1 };
-    let per = rows.div_ceil(items);
-    let item = |i: usize| {
-        let range = i * per..((i + 1) * per).min(rows);
-        // SAFETY: `check` validated the dims of both images; the rows of each item are
-        // disjoint, so each output value is written by one item only; the caller reached this
-        // through a kernel set whose instruction set the CPU has.
+    let parallel = par == Parallelism::Threads && rows * g.ow * g.c >= PARALLEL_MIN_OUTPUTS;
+    threads::for_ranges(rows, 4, parallel, |range| {
+        // SAFETY: `check` validated the dims of both images; the ranges are disjoint, so each
+        // output value is written by one item only; the caller reached this through a kernel
+        // set whose instruction set the CPU has.
         unsafe { rows_fn(g, x.as_ptr(), y.get(), range) };
-    };
-    threads::for_each(rows.div_ceil(per), item);
+    });
 }
 
 /// The taps `[first, last)` of a window axis that read inside the input, and how many read

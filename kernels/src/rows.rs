@@ -64,14 +64,10 @@ pub(crate) fn run(
     par: Parallelism,
     rows_fn: unsafe fn(&RowNorm<'_>, *const f32, *mut f32, usize, Range<usize>),
 ) {
-    let rows = input.len() / len;
-    let parallel = par == Parallelism::Threads && input.len() >= PARALLEL_MIN_ELEMENTS && rows > 1;
-    let items = if parallel { rows.min(4 * threads::current_threads()) } else { 1 };
-    let per = rows.div_ceil(items.max(1));
+    let parallel = par == Parallelism::Threads && input.len() >= PARALLEL_MIN_ELEMENTS;
     let y = SharedMut(out.as_mut_ptr());
-    threads::for_each(rows.div_ceil(per.max(1)), |i| {
-        let range = i * per..((i + 1) * per).min(rows);
-        // SAFETY: `check` validated the lengths; items write disjoint rows; the caller
+    threads::for_ranges(input.len() / len, 4, parallel, |range| {
+        // SAFETY: `check` validated the lengths; the ranges are disjoint rows; the caller
         // reached this through a kernel set whose instruction set the CPU has.
         unsafe { rows_fn(norm, input.as_ptr(), y.get(), len, range) };
     });
@@ -98,13 +94,20 @@ pub(crate) unsafe fn rows<V: SimdF32>(norm: &RowNorm<'_>, x: *const f32, y: *mut
     }
 }
 
-/// The sum of a vector's lanes.
+/// A vector's lanes, in the first `LANES` values.
 #[inline(always)]
-unsafe fn lanes_sum<V: SimdF32>(v: V) -> f32 {
+unsafe fn lanes<V: SimdF32>(v: V) -> [f32; 64] {
     let mut buf = [0.0f32; 64];
     // SAFETY: the caller guarantees V's features; `buf` holds 64 ≥ LANES values.
     unsafe { v.store(buf.as_mut_ptr()) };
-    buf[..V::LANES].iter().sum()
+    buf
+}
+
+/// The sum of a vector's lanes.
+#[inline(always)]
+unsafe fn lanes_sum<V: SimdF32>(v: V) -> f32 {
+    // SAFETY: forwarded from the caller.
+    unsafe { lanes(v)[..V::LANES].iter().sum() }
 }
 
 /// Folds `f(acc, chunk)` over the row's whole vectors with [`ACCUMULATORS`] accumulators
@@ -143,9 +146,7 @@ unsafe fn softmax<V: SimdF32>(x: *const f32, y: *mut f32, len: usize) {
     // SAFETY: the caller guarantees V's features and `len` values at x and y.
     unsafe {
         let (m, tail) = reduce::<V>(x, len, V::splat(f32::NEG_INFINITY), |a, v| v.max(a), |a, b| b.max(a));
-        let mut buf = [0.0f32; 64];
-        m.store(buf.as_mut_ptr());
-        let max = buf[..V::LANES]
+        let max = lanes(m)[..V::LANES]
             .iter()
             .chain(std::slice::from_raw_parts(x.add(tail), len - tail))
             .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
@@ -191,13 +192,13 @@ unsafe fn layer_norm<V: SimdF32>(
         let (s, tail) = reduce::<V>(x, len, V::splat(0.0), |a, v| a.add(v), |a, b| a.add(b));
         let rest = std::slice::from_raw_parts(x.add(tail), len - tail);
         let mean = (lanes_sum(s) + rest.iter().sum::<f32>()) / len as f32;
-        let m = V::splat(mean);
+        let neg_mean = V::splat(-mean);
         let (q, _) = reduce::<V>(
             x,
             len,
             V::splat(0.0),
             |a, v| {
-                let d = v.add(m.mul(V::splat(-1.0)));
+                let d = v.add(neg_mean);
                 d.mul_add(d, a)
             },
             |a, b| a.add(b),
@@ -207,7 +208,7 @@ unsafe fn layer_norm<V: SimdF32>(
         let mut i = 0;
         while i < len {
             let n = (len - i).min(V::LANES);
-            let d = load_n::<V>(x.add(i), n).add(m.mul(V::splat(-1.0))).mul(inv);
+            let d = load_n::<V>(x.add(i), n).add(neg_mean).mul(inv);
             let v = match bias {
                 Some(b) => d.mul_add(load_n::<V>(scale.add(i), n), load_n::<V>(b.add(i), n)),
                 None => d.mul(load_n::<V>(scale.add(i), n)),

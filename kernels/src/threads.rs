@@ -15,6 +15,7 @@
 
 use std::any::Any;
 use std::cell::Cell;
+use std::ops::Range;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -285,16 +286,13 @@ fn lead(shared: &Shared, n: usize, f: &(dyn Fn(usize) + Sync)) {
 pub fn chunks_mut(out: &mut [f32], chunk: usize, parallel: bool, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     let chunk = chunk.max(1);
     let pieces = out.len().div_ceil(chunk);
-    let threads = if parallel && pieces > 1 { current_threads() } else { 1 };
-    if threads == 1 {
+    if !parallel || pieces <= 1 || current_threads() == 1 {
         out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
         return;
     }
-    let items = pieces.min(8 * threads);
-    let per = pieces.div_ceil(items);
     let (base, len) = (SharedMut(out.as_mut_ptr()), out.len());
-    for_each(pieces.div_ceil(per), |g| {
-        for i in g * per..((g + 1) * per).min(pieces) {
+    for_ranges(pieces, 8, true, |range| {
+        for i in range {
             let start = i * chunk;
             let end = (start + chunk).min(len);
             // SAFETY: pieces `[start, end)` lie inside `out`, which this call borrows
@@ -303,6 +301,15 @@ pub fn chunks_mut(out: &mut [f32], chunk: usize, parallel: bool, f: impl Fn(usiz
             f(i, piece);
         }
     });
+}
+
+/// Runs `f` over consecutive ranges covering `0..n`: one range on this thread unless
+/// `parallel`, else at most `per_thread` ranges per thread of the current team, split with
+/// [`for_each`].
+pub(crate) fn for_ranges(n: usize, per_thread: usize, parallel: bool, f: impl Fn(Range<usize>) + Sync + Send) {
+    let items = if parallel { n.min(per_thread * current_threads()).max(1) } else { 1 };
+    let per = n.div_ceil(items).max(1);
+    for_each(n.div_ceil(per), |g| f(g * per..((g + 1) * per).min(n)));
 }
 
 /// A raw pointer that work items share; each writes a disjoint range through it (the GEMM

@@ -132,7 +132,7 @@ pub(crate) unsafe fn tile_row<V: SimdF32, const NV: usize, const BNV: usize>(
         let mut part = [[[V::splat(0.0); NV]; 1]; ROW_PARTIALS];
         let (mut a, mut b) = (a, b);
         for _ in 0..k / ROW_PARTIALS {
-            V::prefetch(b.add(8 * nr));
+            V::prefetch(b.wrapping_add(8 * nr));
             for (u, acc) in part.iter_mut().enumerate() {
                 step::<V, 1, NV>(acc, |_| *a.add(u), b.add(u * nr));
             }

@@ -261,7 +261,13 @@ impl Builder<'_> {
     /// Whether a node runs as an `Eval` step: operators without kernels, and any node on
     /// integer, empty or data-dependent tensors.
     fn evaluated(&self, node: &Node) -> bool {
-        matches!(node.op, Op::Generic(_) | Op::Shape(..) | Op::Cast(_) | Op::Slice) || self.evaluated_io(node)
+        match node.op {
+            // A reshape of static float data is a copy whatever computed its (integer) shape
+            // input: the output's shape is known.
+            Op::Reshape(_) | Op::Flatten(_) => !self.data_static(node),
+            Op::Generic(_) | Op::Shape(..) | Op::Cast(_) | Op::Slice => true,
+            _ => self.evaluated_io(node),
+        }
     }
 
     /// Whether the node's data (input 0) and outputs are float tensors of known, non-empty
@@ -314,11 +320,6 @@ impl Builder<'_> {
             if let Some(f) = kernel_unary(*u) {
                 return self.map_op(node, 0, vec![MapOp::Unary(f)]);
             }
-        }
-        // Reshapes of static float data are copies (in place where the input dies there),
-        // whatever computed their shape or axes input: the output's shape is known.
-        if self.data_static(node) && is_reshape(&node.op) {
-            return self.reshape(node);
         }
         if self.data_static(node) && matches!(node.op, Op::Generic(_) | Op::Slice) {
             let mark = self.mark();
@@ -654,8 +655,6 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Portable operators with a native f32 lowering (movement, LayerNormalization); says
-    /// whether it lowered the node.
     /// A reshape (`Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`): the data in plain layout,
     /// copied (in place where it dies here).
     fn reshape(&mut self, node: &Node) -> Result<()> {
@@ -669,9 +668,13 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Portable operators with a native f32 lowering (movement, LayerNormalization); says
+    /// whether it lowered the node.
     fn generic(&mut self, node: &Node, gen: &crate::portable::Generic) -> Result<bool> {
         use crate::portable::Generic;
         match gen {
+            // Reshapes by an axes input (opset 13), as `Reshape`.
+            Generic::Squeeze(_) | Generic::Unsqueeze(_) => self.reshape(node).map(|()| true),
             Generic::Transpose(_) => self.transpose(node).map(|()| true),
             Generic::Split { axis, .. } => self.split(node, *axis).map(|()| true),
             Generic::Gather(axis) => self.gather(node, *axis),
@@ -1122,10 +1125,4 @@ fn pixel_shuffle(p: &kernels::ConvParams, w: &[f32], bias: Option<&[f32]>) -> Op
     }
     let bias = (0..wide).map(|j| bias.map_or(0.0, |b| b[j % co])).collect();
     Some(Shuffle { params: kernels::ConvParams::new(ci, wide, [1, 1]), params_block: [kh, kw], weights, bias })
-}
-
-/// Whether `op` only changes its data's shape (see [`Builder::reshape`]).
-fn is_reshape(op: &Op) -> bool {
-    use crate::portable::Generic;
-    matches!(op, Op::Reshape(_) | Op::Flatten(_) | Op::Generic(Generic::Squeeze(_) | Generic::Unsqueeze(_)))
 }
