@@ -4,7 +4,7 @@
 
 use harness::suite::conv;
 use harness::suite::gemm as suite;
-use harness::suite::{pool, rows};
+use harness::suite::{pool, rows, winograd};
 use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
 fn scalar() -> Box<dyn KernelSet> {
@@ -115,6 +115,30 @@ macro_rules! kernel_suite {
             $(#[$skip])?
             fn conv_bad_calls_are_errors() {
                 conv::bad_convs_are_errors(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn winograd_matches_reference() {
+                winograd::winograd_convs_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn winograd_impulses_are_exact() {
+                winograd::winograd_impulses_are_exact(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn winograd_results_do_not_depend_on_thread_count() {
+                winograd::winograd_results_do_not_depend_on_thread_count(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn winograd_packed_weights_round_trip() {
+                winograd::winograd_round_trip(&*set());
             }
 
             #[test]

@@ -1,6 +1,8 @@
-//! Times one convolution on a kernel set with and without its wide tile, interleaved in one
-//! process (peak, main tile, wide tile, peak, …) so that the machine's drifting speed hits
-//! both alike; prints median GFLOP/s and the median per-round fraction of the FMA peak.
+//! Times one convolution on a kernel set with and without its wide tile, and packed for its
+//! input size (where the set may pick Winograd), interleaved in one process (peak, main tile,
+//! wide tile, for the input, peak, …) so that the machine's drifting speed hits all alike;
+//! prints median GFLOP/s (of the direct convolution's flops) and the median per-round
+//! fraction of the FMA peak.
 //!
 //! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride or rows,cols] [threads] [groups]`
 //! (set, input channels, output channels, square kernel, square input side; groups = channels
@@ -28,17 +30,21 @@ fn main() {
     let groups = num(7, 1);
     let params = ConvParams { strides, pads: [k / 2; 4], groups, ..ConvParams::new(c_in, c_out, [k, k]) };
     let [oh, ow] = params.output_hw(hw, hw).expect("valid convolution");
-    let sets =
-        [("main tile", kernel_set_main_tile_only(id).expect("set")), ("wide tile", kernel_set(id).expect("set"))];
+    let sets = [
+        ("main tile", kernel_set_main_tile_only(id).expect("set")),
+        ("wide tile", kernel_set(id).expect("set")),
+        ("for the input", kernel_set(id).expect("set")),
+    ];
     let w: Vec<f32> = (0..params.weight_len()).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
     // Activations in cache-line-aligned buffers, as the executor keeps them.
     let mut x = AlignedBuf::zeroed(hw * hw * c_in);
     x.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32 * 0.1);
-    let packed: Vec<_> = sets.iter().map(|(_, s)| s.pack_conv(&params, &w).expect("pack")).collect();
-    let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 2];
+    let mut packed: Vec<_> = sets[..2].iter().map(|(_, s)| s.pack_conv(&params, &w).expect("pack")).collect();
+    packed.push(sets[2].1.pack_conv_for_input(&params, &w, [hw, hw]).expect("pack"));
+    let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 3];
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     let par = if threads > 1 { Parallelism::Threads } else { Parallelism::Sequential };
-    let mut times: Vec<Vec<f64>> = vec![vec![]; 2];
+    let mut times: Vec<Vec<f64>> = vec![vec![]; 3];
     let mut peaks = Vec::new();
     // Each timed sample repeats the call `reps` times (about 20 ms of work), all on the pool's
     // thread, so that small convolutions are not timed by the hand-over to it.
@@ -62,10 +68,14 @@ fn main() {
             t.push(run(i, reps));
         }
     }
-    // The tiles split K at different depths, so the sums round differently: compare loosely.
-    let worst =
-        outs[0].iter().zip(outs[1].iter()).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
-    assert!(worst < 1e-4, "the two tiles disagree by {worst:e}");
+    // The tiles split K at different depths, and Winograd transforms: the sums round
+    // differently, so compare loosely.
+    for other in &outs[1..] {
+        let worst =
+            outs[0].iter().zip(other.iter()).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "the variants disagree by {worst:e}");
+    }
+    println!("packed for the input: {:?}", packed[2].algorithm());
     let flops = 2.0 * (oh * ow * c_out * c_in / groups * k * k) as f64;
     let info = sets[1].1.info();
     println!("{c_in}->{c_out} {k}x{k}/{strides:?} @{hw}, {threads} thread(s), {}, {:?}:", info.name, info.blocking);

@@ -68,7 +68,8 @@ use std::marker::PhantomData;
 
 pub use aligned::AlignedBuf;
 pub use blocking::{Blocking, CacheSizes};
-pub use conv::{ConvKind, ConvParams, ImageMut, ImageRef, PackedConv};
+pub use conv::winograd::ERROR_GROWTH as WINOGRAD_ERROR_GROWTH;
+pub use conv::{ConvAlgorithm, ConvKind, ConvParams, ImageMut, ImageRef, PackedConv};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::{KernelError, Result};
 pub use mat::{MatMut, MatRef};
@@ -236,6 +237,16 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
     /// `[c_in, c_out/groups, kh, kw]` for `ConvTranspose`) into this set's form, once.
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv>;
 
+    /// [`KernelSet::pack_conv`] for inputs of `input_hw` rows and columns: a set may then pick
+    /// the algorithm the size suits (the CPU sets: Winograd F(4×4, 3×3) for 3×3 stride-1
+    /// convolutions on maps of 13×13 and more, 9×9 where the weights are small). Packing
+    /// still depends on the set and the model alone, never on the host. By default, as
+    /// `pack_conv`.
+    fn pack_conv_for_input(&self, params: &ConvParams, weights: &[f32], input_hw: [usize; 2]) -> Result<PackedConv> {
+        let _ = input_hw;
+        self.pack_conv(params, weights)
+    }
+
     /// `output = activation(conv(input) + bias + residual)` on NHWC tensors, with the
     /// attributes the weights were packed with. Bias is per output channel
     /// ([`Bias::PerCol`]); the residual is the output-shaped NHWC tensor as an
@@ -349,7 +360,11 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights)
+        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights, None)
+    }
+
+    fn pack_conv_for_input(&self, params: &ConvParams, weights: &[f32], input_hw: [usize; 2]) -> Result<PackedConv> {
+        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights, Some(input_hw))
     }
 
     fn conv2d(

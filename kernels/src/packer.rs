@@ -56,7 +56,11 @@ impl KernelSet for PackOnly {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights)
+        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights, None)
+    }
+
+    fn pack_conv_for_input(&self, params: &ConvParams, weights: &[f32], input_hw: [usize; 2]) -> Result<PackedConv> {
+        PackedConv::pack(self.info.name, self.info.panel_widths(), params, weights, Some(input_hw))
     }
 
     fn conv2d(

@@ -10,6 +10,7 @@ use crate::parity::{compare, Parity};
 use crate::reference;
 use crate::rng::SplitMix;
 use crate::suite::gemm::POISON_BITS;
+use crate::suite::winograd;
 
 /// One convolution test case.
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct ConvCase {
     pub par: Parallelism,
     /// Data seed.
     pub seed: u64,
+    /// Packed for the input's size ([`KernelSet::pack_conv_for_input`]), so the set may pick
+    /// the algorithm the size suits (Winograd).
+    pub sized: bool,
 }
 
 /// A case's data.
@@ -60,6 +64,7 @@ impl ConvCase {
             activation: Activation::Identity,
             par: Parallelism::Sequential,
             seed: 7,
+            sized: false,
         }
     }
 
@@ -92,10 +97,18 @@ impl ConvCase {
         Ok(ConvData { input, weights, bias, residual })
     }
 
+    /// Packs `d`'s weights for `set` (for the input's size when [`ConvCase::sized`]).
+    pub fn pack(&self, set: &dyn KernelSet, d: &ConvData) -> Result<kernels::PackedConv, String> {
+        let packed = match self.sized {
+            true => set.pack_conv_for_input(&self.params, &d.weights, [self.h, self.w]),
+            false => set.pack_conv(&self.params, &d.weights),
+        };
+        packed.map_err(|e| e.to_string())
+    }
+
     /// Packs and runs on `set`; returns the output (poisoned before the run).
     pub fn run(&self, set: &dyn KernelSet, d: &ConvData) -> Result<Vec<f32>, String> {
-        let packed = set.pack_conv(&self.params, &d.weights).map_err(|e| e.to_string())?;
-        self.run_packed(set, &packed, d)
+        self.run_packed(set, &self.pack(set, d)?, d)
     }
 
     /// Runs pre-packed weights on `set`.
@@ -131,11 +144,16 @@ impl ConvCase {
         Ok(reference::conv(&self.params, &input, &d.weights, d.bias.as_deref(), epi.residual.as_ref(), self.activation))
     }
 
-    /// Runs on `set` and compares with the float64 reference under the tolerance model.
+    /// Runs on `set` and compares with the float64 reference under the tolerance model (for
+    /// Winograd weights, widened by [`winograd::widen_bound`]).
     pub fn check(&self, set: &dyn KernelSet) -> Result<Parity, String> {
         let d = self.data(false)?;
-        let out = self.run(set, &d).map_err(|e| format!("{}: {self:?}: {e}", set.info().name))?;
-        let r = self.reference(&d)?;
+        let packed = self.pack(set, &d).map_err(|e| format!("{}: {self:?}: {e}", set.info().name))?;
+        let out = self.run_packed(set, &packed, &d).map_err(|e| format!("{}: {self:?}: {e}", set.info().name))?;
+        let mut r = self.reference(&d)?;
+        if packed.algorithm() == kernels::ConvAlgorithm::Winograd {
+            winograd::widen_bound(self, &d, &mut r);
+        }
         let parity = compare(&r, |i, j| out[i * r.n + j]);
         match parity.first_violation {
             None => Ok(parity),
@@ -211,9 +229,9 @@ pub fn random_convs_match_reference(set: &dyn KernelSet) {
             proptest::option::of(0usize..3),
             proptest::sample::select(kernels::epilogue_activations(set.info().id)),
         ),
-        (any::<bool>(), any::<u64>()),
+        (any::<bool>(), any::<u64>(), any::<bool>()),
     )
-        .prop_map(|(params, (n, h, w), (bias, residual, activation), (threaded, seed))| {
+        .prop_map(|(params, (n, h, w), (bias, residual, activation), (threaded, seed, sized))| {
             let mut case = ConvCase {
                 params,
                 n,
@@ -224,6 +242,7 @@ pub fn random_convs_match_reference(set: &dyn KernelSet) {
                 activation,
                 par: if threaded { Parallelism::Threads } else { Parallelism::Sequential },
                 seed,
+                sized,
             };
             fit(&mut case);
             case
@@ -370,15 +389,20 @@ fn assert_exact(set: &dyn KernelSet, name: &str, case: ConvCase) {
 pub fn conv_results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
     for (name, base) in algorithm_cases() {
         let case = ConvCase { bias: true, residual: Some(0), activation: Activation::HardSwish, n: 3, ..base };
-        let d = case.data(false).expect("data");
-        let baseline = case.run(set, &d).expect("sequential run");
-        let threaded = ConvCase { par: Parallelism::Threads, ..case.clone() };
-        for threads in 1..=4 {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-            let out = pool.install(|| threaded.run(set, &d)).expect("threaded run");
-            let same = out.iter().zip(&baseline).all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "{}: {name}: {threads} threads differ from sequential", set.info().name);
-        }
+        assert_same_bits_on_any_thread_count(set, name, &case);
+    }
+}
+
+/// Runs `case` sequentially, then threaded on pools of 1..=4 threads, and asserts identical bits.
+pub fn assert_same_bits_on_any_thread_count(set: &dyn KernelSet, name: &str, case: &ConvCase) {
+    let d = case.data(false).expect("data");
+    let baseline = ConvCase { par: Parallelism::Sequential, ..case.clone() }.run(set, &d).expect("sequential run");
+    let threaded = ConvCase { par: Parallelism::Threads, ..case.clone() };
+    for threads in 1..=4 {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+        let out = pool.install(|| threaded.run(set, &d)).expect("threaded run");
+        let same = out.iter().zip(&baseline).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{}: {name}: {threads} threads differ from sequential", set.info().name);
     }
 }
 

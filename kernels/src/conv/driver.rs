@@ -4,6 +4,9 @@
 //!   column window of it (no copy at all);
 //! - other dense and grouped `Conv`: implicit GEMM, im2col fused into the A packing
 //!   ([`Im2col`]), one GEMM over every image per group;
+//! - 3×3 stride-1 `Conv` packed for Winograd: per block of output tiles, the input
+//!   transform, one GEMM per transform point on the register tile, the inverse transform with
+//!   the epilogue (see [`super::winograd`]), one task per block;
 //! - depthwise: the direct kernel, one task per band of output rows;
 //! - `ConvTranspose`: per output phase a stride-1 implicit GEMM (see [`super::plan`]), one per
 //!   (phase, group, image, phase row), writing straight into the interleaved output.
@@ -18,11 +21,13 @@ use super::image::{ImageMut, ImageRef};
 use super::packed::{Body, PackedConv};
 use super::params::{ConvKind, ConvParams};
 use super::plan::{forward_taps, transposed_phases};
+use super::winograd;
+use crate::aligned::AlignedBuf;
 use crate::blocking::Blocking;
 use crate::epilogue::{Bias, Epilogue};
 use crate::error::{KernelError, Result};
 use crate::gemm::driver::{check_packed, run, RawOut, SharedMut};
-use crate::gemm::{ASource, Microkernel};
+use crate::gemm::{ASource, Microkernel, TileOut};
 use crate::mat::MatRef;
 use crate::pack::PackedB;
 use crate::{threads, BOperand, Parallelism};
@@ -39,11 +44,13 @@ pub(crate) fn conv2d<K: Microkernel>(
     par: Parallelism,
 ) -> Result<()> {
     let [n, oh, ow] = check_call(kernel_name, &input, weights, &output, epi)?;
-    if let Body::Gemm(parts) = weights.body() {
-        parts.iter().try_for_each(|b| match b.nr() == K::Wide::NR {
+    match weights.body() {
+        Body::Gemm(parts) => parts.iter().try_for_each(|b| match b.nr() == K::Wide::NR {
             true => check_packed::<K::Wide>(kernel_name, b),
             false => check_packed::<K>(kernel_name, b),
-        })?;
+        })?,
+        Body::Winograd(parts) => parts.iter().try_for_each(|b| check_packed::<K>(kernel_name, b))?,
+        Body::Depthwise(_) => {}
     }
     let p = *weights.params();
     if n * oh * ow == 0 {
@@ -57,6 +64,7 @@ pub(crate) fn conv2d<K: Microkernel>(
     unsafe {
         match weights.body() {
             Body::Depthwise(dw) => run.depthwise::<K>(dw),
+            Body::Winograd(parts) => run.winograd::<K>(parts),
             Body::Gemm(parts) if p.kind == ConvKind::Forward => run.forward::<K>(parts),
             Body::Gemm(parts) => run.transposed::<K>(parts),
         }
@@ -217,6 +225,84 @@ impl Run<'_> {
     }
 
     /// # Safety
+    /// See [`conv2d`]: output exclusively ours, `parts` the Winograd weights of these
+    /// attributes, packed for `K`.
+    unsafe fn winograd<K: Microkernel>(&self, parts: &[PackedB]) {
+        let p = &self.p;
+        let [n, h, w, c_in] = self.input.dims();
+        let [_, oh, ow, c_out] = self.out.dims;
+        let g = winograd::Geom { h, w, c_in, c_out, oh, ow, pad: [p.pads[0], p.pads[1]] };
+        let tiles = n * g.tiles();
+        // Blocks of tiles whose transform domain (in and out) fills half of L2, or more where
+        // the weights are large: each block streams all 36 weight matrices once, so a block
+        // has at least as many tiles as make that stream no larger than the transform
+        // domain's own traffic (c_in·c_out / (2·(c_in + c_out)) tiles).
+        let per_tile = winograd::POINTS * (c_in + c_out) * std::mem::size_of::<f32>();
+        let fit = crate::CacheSizes::host().l2 / 2 / per_tile;
+        // Whole row panels, so that only the last block ends in a partial one.
+        let most = fit.max(c_in * c_out / (2 * (c_in + c_out))).min(tiles);
+        let block = (most / K::MR).max(1) * K::MR;
+        let padded = block;
+        let (sv, sm) = (padded * c_in, padded * c_out);
+        let bias = SharedConst(match self.epi.bias {
+            Bias::PerCol(v) => v.as_ptr(),
+            _ => std::ptr::null(),
+        });
+        let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
+        let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
+        let parallel = self.par == Parallelism::Threads;
+        WINOGRAD.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            if buf.as_slice().len() < winograd::POINTS * (sv + sm) {
+                buf.resize(winograd::POINTS * (sv + sm));
+            }
+            let v = SharedMut(buf.as_mut_slice().as_mut_ptr());
+            let m = SharedMut(v.get().wrapping_add(winograd::POINTS * sv));
+            for first in (0..tiles).step_by(block) {
+                let rows = block.min(tiles - first);
+                // Three passes, each split across the threads: the input transform by tiles,
+                // the GEMMs by transform point, the inverse transform by tiles.
+                threads::for_ranges(rows, 2, parallel, |r| {
+                    let stage = winograd::Stage::Input {
+                        input: input.get(),
+                        v: v.get().wrapping_add(r.start * c_in),
+                        point_stride: sv,
+                    };
+                    // SAFETY: rows r of every point lie inside the scratch (padded ≥ rows) and
+                    // are written by this range only; the input was checked.
+                    unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
+                });
+                let point = |xi: usize| {
+                    // SAFETY: point xi's A holds `padded` rows of c_in (rows past `rows` are
+                    // leftovers no store reads), its C `rows` rows of c_out, written by this
+                    // item only; the parts are c_in × c_out, checked for K.
+                    unsafe {
+                        point_gemm::<K>(v.get().add(xi * sv), c_in, rows, &parts[xi], m.get().add(xi * sm), c_out)
+                    };
+                };
+                match parallel {
+                    true => threads::for_each(winograd::POINTS, point),
+                    false => (0..winograd::POINTS).for_each(point),
+                }
+                threads::for_ranges(rows, 2, parallel, |r| {
+                    let stage = winograd::Stage::Output {
+                        m: m.get().wrapping_add(r.start * c_out),
+                        point_stride: sm,
+                        out: out.get(),
+                        bias: bias.get(),
+                        residual: residual.map_or(std::ptr::null(), |(r, _)| r.get()),
+                        residual_stride: residual.map_or(0, |(_, rs)| rs),
+                        activation: self.epi.activation,
+                    };
+                    // SAFETY: rows r of every point were computed above; their tiles' output
+                    // pixels are written by this range only, inside the exclusive output.
+                    unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
+                });
+            }
+        });
+    }
+
+    /// # Safety
     /// See [`conv2d`]: output exclusively ours, `dw` the depthwise weights of these attributes.
     unsafe fn depthwise<K: Microkernel>(&self, dw: &[f32]) {
         let p = &self.p;
@@ -327,6 +413,48 @@ impl Run<'_> {
         match self.par {
             Parallelism::Threads => threads::for_each(items.len(), |i| item(&items[i])),
             _ => items.iter().for_each(item),
+        }
+    }
+}
+
+thread_local! {
+    /// A Winograd block's transform domain, in and out.
+    static WINOGRAD: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
+}
+
+/// `c = a·b` for `rows` rows of `a` (row stride `lda`, `b.k()` columns, readable up to a whole
+/// number of row panels) into `c` (row stride `ldc`), B panel by B panel so that each panel
+/// stays in L1 while every row panel passes over it. A last panel of at most `MR/3` rows runs
+/// one row tile per row instead of a whole register tile.
+///
+/// # Safety
+/// The CPU supports K; `a` holds `rows.next_multiple_of(K::MR)` rows; `c` has `rows` writable
+/// rows of `b.n()` values; `b` was packed at `K::NR`.
+unsafe fn point_gemm<K: Microkernel>(a: *const f32, lda: usize, rows: usize, b: &PackedB, c: *mut f32, ldc: usize) {
+    let (k, n, nr) = (b.k(), b.n(), b.nr());
+    for (panel, j0) in (0..n).step_by(nr).enumerate() {
+        let bp = b.data()[panel * k * nr..].as_ptr();
+        let cols = nr.min(n - j0);
+        for r0 in (0..rows).step_by(K::MR) {
+            let panel_rows = K::MR.min(rows - r0);
+            if panel_rows <= K::MR / 3 {
+                for r in r0..rows {
+                    let out = TileOut { c: c.wrapping_add(r * ldc + j0), ldc, rows: 1, cols };
+                    // SAFETY: row r of a holds k values; a k × nr panel at bp; one row of c.
+                    unsafe { K::tile_row(k, a.add(r * lda), bp, &out, false, None) };
+                }
+                continue;
+            }
+            let out = TileOut { c: c.wrapping_add(r0 * ldc + j0), ldc, rows: panel_rows, cols };
+            // SAFETY: MR rows of k values at a + r0·lda (the caller pads to whole panels); a
+            // k × nr panel at bp; the tile's corner inside c.
+            unsafe {
+                if cols <= K::NARROW && K::NARROW < K::NR {
+                    K::tile_direct_narrow(k, a.add(r0 * lda), lda, bp, &out, false, None);
+                } else {
+                    K::tile_direct(k, a.add(r0 * lda), lda, bp, &out, false, None);
+                }
+            }
         }
     }
 }

@@ -12,11 +12,12 @@ mod image;
 mod packed;
 mod params;
 mod plan;
+pub(crate) mod winograd;
 
 pub use image::{ImageMut, ImageRef};
 #[cfg(feature = "cuda")]
 pub(crate) use packed::Body;
-pub use packed::PackedConv;
+pub use packed::{ConvAlgorithm, PackedConv};
 pub use params::{ConvKind, ConvParams};
 #[cfg(feature = "cuda")]
 pub(crate) use plan::{forward_taps, transposed_phases};

@@ -6,10 +6,13 @@
 //!   right operand with K ordered (tap, channel), in panels as wide as the register tile that
 //!   will run it ([`PanelWidths::for_n`]);
 //! - depthwise `Conv`: `kh·kw` taps of `c_out` values, so one tap is a contiguous channel
-//!   vector.
+//!   vector;
+//! - a 3×3 `Conv` that [`winograd::suits`] on its input size: the 36 transformed weight
+//!   matrices (`c_in × c_out` each) of Winograd F(4×4, 3×3), at the main tile's width.
 
 use super::params::{ConvKind, ConvParams};
 use super::plan::{forward_taps, transposed_phases};
+use super::winograd;
 use crate::error::{KernelError, Result};
 use crate::mat::MatRef;
 use crate::pack::{PackedB, PanelWidths, Reader};
@@ -21,6 +24,19 @@ pub(crate) enum Body {
     Gemm(Vec<PackedB>),
     /// Depthwise weights, `[tap][c_out]`.
     Depthwise(Vec<f32>),
+    /// Winograd F(4×4, 3×3) weights: one `c_in × c_out` matrix per transform point.
+    Winograd(Vec<PackedB>),
+}
+
+/// How a packed convolution runs (see [`PackedConv::algorithm`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// The implicit GEMM (im2col fused into the packing of A; pointwise: the GEMM itself).
+    ImplicitGemm,
+    /// The direct depthwise kernel.
+    Depthwise,
+    /// Winograd F(4×4, 3×3): transforms around one GEMM per transform point.
+    Winograd,
 }
 
 /// A convolution's weights packed for one kernel set; see [`crate::KernelSet::pack_conv`].
@@ -37,7 +53,15 @@ const VERSION: u32 = 1;
 impl PackedConv {
     /// Packs ONNX-layout weights for kernel set `kernel`, each implicit-GEMM part at the panel
     /// width `widths` chooses for its column count.
-    pub(crate) fn pack(kernel: &str, widths: PanelWidths, params: &ConvParams, weights: &[f32]) -> Result<Self> {
+    /// With `input_hw` (the input's rows and columns, when known), a convolution that
+    /// [`winograd::suits`] is packed for Winograd F(4×4, 3×3).
+    pub(crate) fn pack(
+        kernel: &str,
+        widths: PanelWidths,
+        params: &ConvParams,
+        weights: &[f32],
+        input_hw: Option<[usize; 2]>,
+    ) -> Result<Self> {
         params.validate()?;
         if weights.len() != params.weight_len() {
             return Err(KernelError::Shape(format!(
@@ -48,7 +72,9 @@ impl PackedConv {
         }
         let (taps, cg_in, cg_out) = (params.taps(), params.c_in_per_group(), params.c_out_per_group());
         let kw_n = params.kernel[1];
-        let body = if params.is_depthwise() {
+        let body = if input_hw.is_some_and(|hw| winograd::suits(params, hw)) {
+            Body::Winograd(winograd::pack_weights(kernel, widths.nr, params, weights))
+        } else if params.is_depthwise() {
             // ONNX [c_out, 1, kh, kw] → [tap][c_out].
             let mut dw = vec![0.0; taps * params.c_out];
             for oc in 0..params.c_out {
@@ -98,6 +124,15 @@ impl PackedConv {
         &self.kernel
     }
 
+    /// The algorithm these weights were packed for.
+    pub fn algorithm(&self) -> ConvAlgorithm {
+        match self.body {
+            Body::Gemm(_) => ConvAlgorithm::ImplicitGemm,
+            Body::Depthwise(_) => ConvAlgorithm::Depthwise,
+            Body::Winograd(_) => ConvAlgorithm::Winograd,
+        }
+    }
+
     pub(crate) fn body(&self) -> &Body {
         &self.body
     }
@@ -109,11 +144,11 @@ impl PackedConv {
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(self.kernel.len() as u32).to_le_bytes());
         out.extend_from_slice(self.kernel.as_bytes());
-        for v in param_words(&self.params) {
+        for v in param_words(&self.params, matches!(self.body, Body::Winograd(_))) {
             out.extend_from_slice(&v.to_le_bytes());
         }
         match &self.body {
-            Body::Gemm(blobs) => {
+            Body::Gemm(blobs) | Body::Winograd(blobs) => {
                 out.extend_from_slice(&(blobs.len() as u64).to_le_bytes());
                 for b in blobs {
                     let bytes = b.to_bytes();
@@ -152,10 +187,13 @@ impl PackedConv {
         for w in &mut words {
             *w = r.u64()?;
         }
-        let params = params_from_words(&words).ok_or_else(|| bad("attributes out of range".into()))?;
+        let (params, wino) = params_from_words(&words).ok_or_else(|| bad("attributes out of range".into()))?;
         params.validate().map_err(|e| bad(e.to_string()))?;
+        if wino && !winograd::attributes_suit(&params) {
+            return Err(bad(format!("Winograd weights for a convolution it does not suit: {params:?}")));
+        }
         let count = usize::try_from(r.u64()?).map_err(|_| bad("count too large".into()))?;
-        let body = if params.is_depthwise() {
+        let body = if params.is_depthwise() && !wino {
             let expected = params.taps() * params.c_out;
             if count != expected || bytes.len() - r.pos != 4 * expected {
                 return Err(bad(format!("depthwise body must hold {expected} values")));
@@ -170,11 +208,14 @@ impl PackedConv {
                 ConvKind::Forward => 1,
                 ConvKind::Transposed { .. } => params.strides[0] * params.strides[1],
             };
-            let expected = phases * params.groups;
+            let expected = if wino { winograd::POINTS } else { phases * params.groups };
             if count != expected || count > (bytes.len() - r.pos) / 8 {
                 return Err(bad(format!("{count} packed parts, the attributes imply {expected}")));
             }
-            let shapes = gemm_shapes(&params);
+            let shapes = match wino {
+                true => vec![(params.c_in, params.c_out); winograd::POINTS],
+                false => gemm_shapes(&params),
+            };
             let mut parts = Vec::with_capacity(count);
             for (k, n) in shapes {
                 let len = usize::try_from(r.u64()?).map_err(|_| bad("part too large".into()))?;
@@ -192,7 +233,11 @@ impl PackedConv {
             if r.pos != bytes.len() {
                 return Err(bad(format!("{} trailing bytes", bytes.len() - r.pos)));
             }
-            Body::Gemm(parts)
+            if wino {
+                Body::Winograd(parts)
+            } else {
+                Body::Gemm(parts)
+            }
         };
         Ok(Self { kernel: kernel.to_owned(), params, body })
     }
@@ -212,7 +257,8 @@ fn gemm_shapes(p: &ConvParams) -> Vec<(usize, usize)> {
 
 const PARAM_WORDS: usize = 17;
 
-fn param_words(p: &ConvParams) -> [u64; PARAM_WORDS] {
+/// The attributes as words; the last says whether the body is Winograd weights (1) or not (0).
+fn param_words(p: &ConvParams, winograd: bool) -> [u64; PARAM_WORDS] {
     let (kind, op) = match p.kind {
         ConvKind::Forward => (0, [0, 0]),
         ConvKind::Transposed { output_padding } => (1, output_padding),
@@ -234,12 +280,13 @@ fn param_words(p: &ConvParams) -> [u64; PARAM_WORDS] {
         p.pads[2],
         p.pads[3],
         p.groups,
-        0, // reserved
+        usize::from(winograd),
     ];
     v.map(|x| x as u64)
 }
 
-fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<ConvParams> {
+/// The attributes, and whether the body is Winograd weights.
+fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<(ConvParams, bool)> {
     // Channel counts beyond 2^24 are no vision model's and would only serve to exhaust memory.
     let u = |i: usize| usize::try_from(w[i]).ok().filter(|&v| v <= 1 << 24);
     let kind = match w[0] {
@@ -247,7 +294,12 @@ fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<ConvParams> {
         1 => ConvKind::Transposed { output_padding: [u(1)?, u(2)?] },
         _ => return None,
     };
-    Some(ConvParams {
+    let winograd = match w[16] {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let params = ConvParams {
         kind,
         c_in: u(3)?,
         c_out: u(4)?,
@@ -256,7 +308,8 @@ fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<ConvParams> {
         dilations: [u(9)?, u(10)?],
         pads: [u(11)?, u(12)?, u(13)?, u(14)?],
         groups: u(15)?,
-    })
+    };
+    Some((params, winograd))
 }
 
 #[cfg(test)]
@@ -271,7 +324,7 @@ mod tests {
         for (c_out, groups, nr) in [(24, 1, 24), (48, 2, 24), (48, 1, 16), (40, 1, 16)] {
             let params = ConvParams { groups, ..ConvParams::new(8, c_out, [3, 3]) };
             let w: Vec<f32> = (0..params.weight_len()).map(|i| i as f32).collect();
-            let packed = PackedConv::pack("avx2", widths, &params, &w).unwrap();
+            let packed = PackedConv::pack("avx2", widths, &params, &w, None).unwrap();
             let back = PackedConv::from_bytes(&packed.to_bytes()).unwrap();
             for p in [&packed, &back] {
                 let Body::Gemm(parts) = p.body() else { panic!("dense weights packed as depthwise") };

@@ -115,7 +115,7 @@ impl KernelSet for CudaSet {
     }
 
     fn pack_conv(&self, params: &ConvParams, weights: &[f32]) -> Result<PackedConv> {
-        PackedConv::pack("cuda", PanelWidths { nr: NR, wide: None, half_width_wide: false }, params, weights)
+        PackedConv::pack("cuda", PanelWidths { nr: NR, wide: None, half_width_wide: false }, params, weights, None)
     }
 
     fn conv2d(

@@ -132,6 +132,11 @@ impl DeviceConv {
         let p = *packed.params();
         let body = match packed.body() {
             Body::Depthwise(w) => ConvBody::Depthwise(gpu.upload_buf(w, precision)?),
+            Body::Winograd(_) => {
+                return Err(KernelError::Packed(
+                    "Winograd convolution weights are for the CPU sets; the CUDA set packs direct ones".into(),
+                ))
+            }
             Body::Gemm(parts) => {
                 let phases: Vec<(Phase, Vec<Offset>)> = match p.kind {
                     ConvKind::Forward => vec![([0, 0], forward_taps(&p).into_iter().map(|(_, o)| o).collect())],

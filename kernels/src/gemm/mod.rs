@@ -177,6 +177,19 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// [`crate::conv::depthwise::DwRow`] describes for `g`.
     unsafe fn depthwise_rows(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
 
+    /// Runs one transform stage of Winograd F(4×4, 3×3) for tiles `first..first + rows` (see
+    /// [`crate::conv::winograd::run`]).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; the stage's pointers cover what
+    /// [`crate::conv::winograd::run`] needs, and nothing else writes its outputs meanwhile.
+    unsafe fn winograd(
+        g: &crate::conv::winograd::Geom,
+        stage: &crate::conv::winograd::Stage,
+        first: usize,
+        rows: usize,
+    );
+
     /// Computes output rows `rows` of a pool (see [`crate::pool::rows`]).
     ///
     /// # Safety
@@ -334,6 +347,14 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
+            unsafe fn winograd_impl(
+                g: &$crate::conv::winograd::Geom, stage: &$crate::conv::winograd::Stage, first: usize, rows: usize,
+            ) {
+                // SAFETY: forwarded from `Microkernel::winograd`'s contract.
+                unsafe { $crate::conv::winograd::run::<$vec>(g, stage, first, rows) }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn pool_rows_impl(
                 g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,
             ) {
@@ -487,6 +508,13 @@ macro_rules! microkernel {
             ) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::pool_rows_impl(g, x, y, rows) }
+            }
+
+            unsafe fn winograd(
+                g: &$crate::conv::winograd::Geom, stage: &$crate::conv::winograd::Stage, first: usize, rows: usize,
+            ) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::winograd_impl(g, stage, first, rows) }
             }
 
             unsafe fn unary(f: $crate::Unary, data: &mut [f32]) {

@@ -484,13 +484,16 @@ impl Builder<'_> {
                 return self.conv_then_depth_to_space(node, c, shuffle, out);
             }
         }
-        let packed = self.set.pack_conv(&params, &w).map_err(|e| node_err(node, e.to_string()))?;
+        let x_shape = self.shape(x)?;
+        let input_hw = [x_shape[x_shape.len() - 2], x_shape[x_shape.len() - 1]];
+        let packed = self.set.pack_conv_for_input(&params, &w, input_hw).map_err(|e| node_err(node, e.to_string()))?;
         let input = self.nhwc(node, 0)?;
         let residual = match node.input(3) {
             Some(_) => Some(self.nhwc(node, 3)?),
             None => None,
         };
         let bias = bias.map(|b| self.constant(b));
+        let winograd = packed.algorithm() == kernels::ConvAlgorithm::Winograd;
         self.convs.push(packed);
         let weights = self.convs.len() - 1;
         let output = self.define(node, Layout::Nhwc)?;
@@ -498,6 +501,9 @@ impl Builder<'_> {
         let pixels = if c.transposed { self.values[input].len() / params.c_in } else { out[0] * out[2] * out[3] };
         self.flops += 2 * (pixels * per_pixel) as u64;
         let mut label = node.op.name().to_string();
+        if winograd {
+            label += "(Winograd)";
+        }
         if residual.is_some() {
             label += "+Add";
         }
