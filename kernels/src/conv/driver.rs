@@ -6,7 +6,7 @@
 //!   ([`Im2col`]), one GEMM over every image per group;
 //! - 3×3 stride-1 `Conv` packed for Winograd: per block of output tiles, the input
 //!   transform, one GEMM per transform point on the register tile, the inverse transform with
-//!   the epilogue (see [`super::winograd`]), one task per block;
+//!   the epilogue (see [`super::winograd`]); each pass split across the threads;
 //! - depthwise: the direct kernel, one task per band of output rows;
 //! - `ConvTranspose`: per output phase a stride-1 implicit GEMM (see [`super::plan`]), one per
 //!   (phase, group, image, phase row), writing straight into the interleaved output.
@@ -224,6 +224,17 @@ impl Run<'_> {
         }
     }
 
+    /// The per-channel bias (null when there is none) and the residual with its pixel stride,
+    /// as raw pointers for the kernels that apply the epilogue themselves.
+    fn epilogue_ptrs(&self) -> (SharedConst, Option<(SharedConst, usize)>) {
+        let bias = match self.epi.bias {
+            Bias::PerCol(v) => v.as_ptr(),
+            _ => std::ptr::null(),
+        };
+        let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
+        (SharedConst(bias), residual)
+    }
+
     /// # Safety
     /// See [`conv2d`]: output exclusively ours, `parts` the Winograd weights of these
     /// attributes, packed for `K`.
@@ -242,13 +253,8 @@ impl Run<'_> {
         // Whole row panels, so that only the last block ends in a partial one.
         let most = fit.max(c_in * c_out / (2 * (c_in + c_out))).min(tiles);
         let block = (most / K::MR).max(1) * K::MR;
-        let padded = block;
-        let (sv, sm) = (padded * c_in, padded * c_out);
-        let bias = SharedConst(match self.epi.bias {
-            Bias::PerCol(v) => v.as_ptr(),
-            _ => std::ptr::null(),
-        });
-        let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
+        let (sv, sm) = (block * c_in, block * c_out);
+        let (bias, residual) = self.epilogue_ptrs();
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
         let parallel = self.par == Parallelism::Threads;
         WINOGRAD.with(|cell| {
@@ -268,12 +274,12 @@ impl Run<'_> {
                         v: v.get().wrapping_add(r.start * c_in),
                         point_stride: sv,
                     };
-                    // SAFETY: rows r of every point lie inside the scratch (padded ≥ rows) and
+                    // SAFETY: rows r of every point lie inside the scratch (block ≥ rows) and
                     // are written by this range only; the input was checked.
                     unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
                 });
                 let point = |xi: usize| {
-                    // SAFETY: point xi's A holds `padded` rows of c_in (rows past `rows` are
+                    // SAFETY: point xi's A holds `block` rows of c_in (rows past `rows` are
                     // leftovers no store reads), its C `rows` rows of c_out, written by this
                     // item only; the parts are c_in × c_out, checked for K.
                     unsafe {
@@ -322,12 +328,8 @@ impl Run<'_> {
             activation: self.epi.activation,
             streamed: h * w * c * std::mem::size_of::<f32>() > crate::CacheSizes::host().l3 / 2,
         };
-        let bias = SharedConst(match self.epi.bias {
-            Bias::PerCol(v) => v.as_ptr(),
-            _ => std::ptr::null(),
-        });
+        let (bias, residual) = self.epilogue_ptrs();
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
-        let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
         let bands = oh.div_ceil(BAND);
         let band = |idx: usize| {
             let (img, oy) = (idx / bands, idx % bands * BAND);

@@ -193,7 +193,7 @@ impl PackedConv {
             return Err(bad(format!("Winograd weights for a convolution it does not suit: {params:?}")));
         }
         let count = usize::try_from(r.u64()?).map_err(|_| bad("count too large".into()))?;
-        let body = if params.is_depthwise() && !wino {
+        let body = if params.is_depthwise() {
             let expected = params.taps() * params.c_out;
             if count != expected || bytes.len() - r.pos != 4 * expected {
                 return Err(bad(format!("depthwise body must hold {expected} values")));
