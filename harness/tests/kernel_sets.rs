@@ -107,6 +107,12 @@ macro_rules! kernel_suite {
 
             #[test]
             $(#[$skip])?
+            fn grouped_convs_pick_the_direct_kernel() {
+                conv::grouped_convs_pick_the_direct_kernel(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
             fn conv_packed_weights_round_trip() {
                 conv::packed_conv_round_trip(&*set(), &*scalar());
             }

@@ -239,7 +239,8 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
 
     /// [`KernelSet::pack_conv`] for inputs of `input_hw` rows and columns: a set may then pick
     /// the algorithm the size suits (the CPU sets: Winograd F(4×4, 3×3) for 3×3 stride-1
-    /// convolutions on maps of 13×13 and more, 9×9 where the weights are small). Packing
+    /// convolutions on maps of 13×13 and more, 9×9 where the weights are small; the direct
+    /// grouped kernel for groups narrower than the register tile). Packing
     /// still depends on the set and the model alone, never on the host. By default, as
     /// `pack_conv`.
     fn pack_conv_for_input(&self, params: &ConvParams, weights: &[f32], input_hw: [usize; 2]) -> Result<PackedConv> {

@@ -2,7 +2,10 @@
 //! `harness/tests/kernel_sets.rs`). Outputs are poisoned with a marked NaN before each run;
 //! residuals are stored with padded rows holding NaN, so reading outside a view shows.
 
-use kernels::{Activation, Bias, ConvKind, ConvParams, Epilogue, ImageMut, ImageRef, KernelSet, MatRef, Parallelism};
+use kernels::{
+    Activation, Bias, ConvAlgorithm, ConvKind, ConvParams, Epilogue, ImageMut, ImageRef, KernelSet, KernelSetId,
+    MatRef, Parallelism,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -172,8 +175,10 @@ pub fn params_strategy() -> impl Strategy<Value = ConvParams> {
     let grouping = prop_oneof![
         // dense: groups 1, channels 1..=24 in, 1..=40 out
         (Just(1usize), 1usize..=24, 1usize..=40),
-        // grouped: 2..=4 groups of 1..=8 in, 1..=8 out
-        (2usize..=4, 1usize..=8, 1usize..=8),
+        // grouped: 2..=6 groups of 1..=8 in, 1..=32 out (packed for the input, those
+        // narrower than the set's tile run the direct grouped kernel: every vector count,
+        // partial vectors and partial blocks of groups)
+        (2usize..=6, 1usize..=8, 1usize..=32),
         // depthwise: 2..=96 groups of 1 in, multiplier 1 or 2
         (2usize..=96, Just(1usize), 1usize..=2),
     ];
@@ -290,6 +295,8 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ..ConvParams::new(c_in, c_out, k)
     };
     let case = |p, h, w| ConvCase::plain(p, 2, h, w);
+    // Packed for the input: groups narrower than the tile run the direct grouped kernel.
+    let sized = |p, h, w| ConvCase { sized: true, ..case(p, h, w) };
     vec![
         ("pointwise", case(conv(24, 40, [1, 1], [1, 1], [0; 4], 1), 11, 13)),
         ("pointwise grouped", case(conv(12, 18, [1, 1], [1, 1], [0; 4], 3), 7, 9)),
@@ -301,10 +308,29 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("dense 3x3 to 24 channels", case(conv(20, 24, [3, 3], [1, 1], [1, 1, 1, 1], 1), 7, 8)),
         ("pointwise to 72 channels", case(conv(16, 72, [1, 1], [1, 1], [0; 4], 1), 5, 7)),
         ("grouped 3x3 to 2x24 channels", case(conv(8, 48, [3, 3], [1, 1], [1, 1, 1, 1], 2), 6, 5)),
+        // RegNet's group width 8: 6 groups (a partial block of groups), stride 2, blocks of
+        // pixels that run across rows; 13 groups on a 7×7 map, blocks across images.
+        ("direct grouped 8/8 3x3/2", sized(conv(48, 48, [3, 3], [2, 2], [1, 1, 1, 1], 6), 13, 11)),
+        ("direct grouped 8/8 3x3/1 on 7x7", sized(conv(104, 104, [3, 3], [1, 1], [1, 1, 1, 1], 13), 7, 7)),
+        // ResNeXt's width 4 (a partial vector everywhere but NEON), 24 outputs per group
+        // dilated (three 8-lane vectors), 12 (one and a half), asymmetric pads.
+        ("direct grouped 4/4 3x3", sized(conv(20, 20, [3, 3], [1, 1], [1, 1, 1, 1], 5), 9, 6)),
+        (
+            "direct grouped 16/24 dilated",
+            sized(ConvParams { dilations: [2, 2], ..conv(48, 72, [3, 3], [1, 1], [2, 2, 2, 2], 3) }, 8, 9),
+        ),
+        ("direct grouped 8/12 5x3", sized(conv(24, 36, [5, 3], [1, 2], [2, 0, 1, 1], 3), 9, 10)),
         (
             "dense 5x2 dilated, asymmetric pads",
             case(ConvParams { dilations: [2, 3], ..conv(5, 7, [5, 2], [1, 2], [0, 2, 3, 1], 1) }, 14, 12),
         ),
+        // Bands of output rows that skip the kernel rows falling in the padding (DeepLab's
+        // ASPP), and rows of padding only (no taps: the epilogue alone).
+        (
+            "dense 3x3 dilated 4 on 6 rows",
+            case(ConvParams { dilations: [4, 4], ..conv(12, 20, [3, 3], [1, 1], [4, 4, 4, 4], 1) }, 6, 7),
+        ),
+        ("1x1 padded rows", case(conv(6, 10, [1, 1], [1, 1], [2, 1, 2, 0], 1), 3, 5)),
         ("depthwise 3x3/1", case(conv(35, 35, [3, 3], [1, 1], [1, 1, 1, 1], 35), 9, 11)),
         ("depthwise 3x3/2", case(conv(72, 72, [3, 3], [2, 2], [1, 1, 1, 1], 72), 13, 12)),
         ("depthwise 5x5 (2,1)", case(conv(40, 40, [5, 5], [2, 1], [2, 2, 2, 2], 40), 12, 9)),
@@ -412,7 +438,7 @@ pub fn packed_conv_round_trip(set: &dyn KernelSet, other: &dyn KernelSet) {
     for (name, base) in algorithm_cases() {
         let case = ConvCase { bias: true, ..base };
         let d = case.data(false).expect("data");
-        let packed = set.pack_conv(&case.params, &d.weights).expect("pack");
+        let packed = case.pack(set, &d).expect("pack");
         let bytes = packed.to_bytes();
         let back = kernels::PackedConv::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(back, packed, "{name}: round trip");
@@ -440,6 +466,34 @@ pub fn packed_conv_round_trip(set: &dyn KernelSet, other: &dyn KernelSet) {
             assert!(err.contains("packed"), "{name}: {err}");
         }
     }
+}
+
+/// Grouped convolutions packed for their input pick the direct grouped kernel exactly where
+/// the groups are narrower than the set's tile (never on the CUDA set), whatever the map
+/// size; a blob that claims direct grouped weights for a dense convolution is refused.
+pub fn grouped_convs_pick_the_direct_kernel(set: &dyn KernelSet) {
+    let info = set.info();
+    let direct = |p: &ConvParams| info.id != KernelSetId::Cuda && p.c_out_per_group() < info.nr;
+    let grouped = |c: usize, groups: usize| ConvParams { pads: [1; 4], groups, ..ConvParams::new(c, c, [3, 3]) };
+    // Groups of 8, 16 and 32 output channels, on a 1×1 and a 56×56 map.
+    for (p, side) in [(grouped(48, 6), 1), (grouped(48, 6), 56), (grouped(48, 3), 14), (grouped(64, 2), 14)] {
+        let w = vec![0.25; p.weight_len()];
+        let got = set.pack_conv_for_input(&p, &w, [side, side]).expect("pack").algorithm();
+        let want = if direct(&p) { ConvAlgorithm::Grouped } else { ConvAlgorithm::ImplicitGemm };
+        assert_eq!(got, want, "{}: {p:?} on {side}x{side}", info.name);
+        assert_eq!(set.pack_conv(&p, &w).expect("pack").algorithm(), ConvAlgorithm::ImplicitGemm, "{p:?} unsized");
+    }
+    let (p, w) = (grouped(48, 6), vec![0.5; grouped(48, 6).weight_len()]);
+    let packed = set.pack_conv_for_input(&p, &w, [9, 9]).expect("pack");
+    if packed.algorithm() != ConvAlgorithm::Grouped {
+        return;
+    }
+    // The groups word (15) set to 1: dense attributes under a direct grouped body.
+    let mut dense = packed.to_bytes();
+    let at = 12 + info.name.len() + 15 * 8;
+    dense[at..at + 8].copy_from_slice(&1u64.to_le_bytes());
+    let err = kernels::PackedConv::from_bytes(&dense).expect_err("direct grouped weights for a dense conv accepted");
+    assert!(err.to_string().contains("grouped"), "{}: {err}", info.name);
 }
 
 /// Invalid attributes, mismatched tensors and epilogues are errors naming the problem.

@@ -177,7 +177,7 @@ pub fn winograd_round_trip(set: &dyn KernelSet) {
     // The algorithm word (word 16 of the attributes, after magic, version and name).
     let at = 12 + set.info().name.len() + 16 * 8;
     let mut unknown = bytes.clone();
-    unknown[at..at + 8].copy_from_slice(&2u64.to_le_bytes());
+    unknown[at..at + 8].copy_from_slice(&3u64.to_le_bytes());
     assert!(kernels::PackedConv::from_bytes(&unknown).is_err(), "{name}: unknown algorithm accepted");
     let mut strided = bytes.clone();
     let strides = 12 + set.info().name.len() + 7 * 8;

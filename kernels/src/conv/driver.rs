@@ -7,6 +7,8 @@
 //! - 3×3 stride-1 `Conv` packed for Winograd: per block of output tiles, the input
 //!   transform, one GEMM per transform point on the register tile, the inverse transform with
 //!   the epilogue (see [`super::winograd`]); each pass split across the threads;
+//! - grouped `Conv` with groups narrower than the tile, packed for it: the direct grouped
+//!   kernel (see [`super::grouped`]), split across the threads by output pixels;
 //! - depthwise: the direct kernel, one task per band of output rows;
 //! - `ConvTranspose`: per output phase a stride-1 implicit GEMM (see [`super::plan`]), one per
 //!   (phase, group, image, phase row), writing straight into the interleaved output.
@@ -16,6 +18,7 @@
 //! not depend on the thread count.
 
 use super::depthwise::{DwGeom, DwRow, BAND};
+use super::grouped;
 use super::im2col::Im2col;
 use super::image::{ImageMut, ImageRef};
 use super::packed::{Body, PackedConv};
@@ -50,6 +53,15 @@ pub(crate) fn conv2d<K: Microkernel>(
             false => check_packed::<K>(kernel_name, b),
         })?,
         Body::Winograd(parts) => parts.iter().try_for_each(|b| check_packed::<K>(kernel_name, b))?,
+        Body::Grouped(_) => {
+            let cg = weights.params().c_out_per_group();
+            if grouped_vectors::<K>(cg).is_none() {
+                return Err(KernelError::Packed(format!(
+                    "direct grouped weights for groups of {cg} output channels; `{kernel_name}` takes at most {}",
+                    4 * K::Wide::NARROW
+                )));
+            }
+        }
         Body::Depthwise(_) => {}
     }
     let p = *weights.params();
@@ -65,6 +77,7 @@ pub(crate) fn conv2d<K: Microkernel>(
         match weights.body() {
             Body::Depthwise(dw) => run.depthwise::<K>(dw),
             Body::Winograd(parts) => run.winograd::<K>(parts),
+            Body::Grouped(w) => run.grouped::<K>(w),
             Body::Gemm(parts) if p.kind == ConvKind::Forward => run.forward::<K>(parts),
             Body::Gemm(parts) => run.transposed::<K>(parts),
         }
@@ -130,7 +143,8 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// `out = epilogue(a·b)` with the tile `b` was packed for: `K`'s, or the wide one's. K
-    /// passes hold whole multiples of `kc_unit` columns (see [`Blocking::for_depth`]).
+    /// passes hold whole multiples of `kc_unit` columns (see [`Blocking::for_depth`]); A's
+    /// column 0 multiplies row `b_k0` of `b`.
     ///
     /// # Safety
     /// As [`run`]; `b` was checked against `K` and `K::Wide` (see [`conv2d`]).
@@ -143,15 +157,16 @@ impl Run<'_> {
         epi: &Epilogue<'_>,
         par: Parallelism,
         kc_unit: usize,
+        b_k0: usize,
     ) {
         let wide = b.nr() != K::NR;
         let blocking = &self.blocking[usize::from(wide)];
         // SAFETY: forwarded from this function's contract.
         unsafe {
             if wide {
-                run::<K::Wide, A>(blocking, kc_unit, a, BOperand::Packed(b), out, epi, par)
+                run::<K::Wide, A>(blocking, kc_unit, b_k0, a, BOperand::Packed(b), out, epi, par)
             } else {
-                run::<K, A>(blocking, kc_unit, a, BOperand::Packed(b), out, epi, par)
+                run::<K, A>(blocking, kc_unit, b_k0, a, BOperand::Packed(b), out, epi, par)
             }
         }
     }
@@ -186,35 +201,56 @@ impl Run<'_> {
         // sequential GEMM; few large groups: one group after another, each GEMM split.
         let per_group = self.par == Parallelism::Threads && parts.len() >= 2 * threads::current_threads();
         let inner = if per_group { Parallelism::Sequential } else { self.par };
+        let bands = row_bands(p, h, oh);
         let group = |g: usize| {
             let b = &parts[g];
             let out = RawOut { c: self.out.ptr.get().wrapping_add(g * cg_out), rs: c_out, cs: 1, m: rows, n: cg_out };
             let epi = self.window(0, rows, 1, g * cg_out, cg_out);
+            let im2col = Im2col {
+                input: self.input.data(),
+                h,
+                w,
+                c,
+                c0: g * cg_in,
+                cg: cg_in,
+                images: n,
+                oh,
+                ow,
+                oy_offset: 0,
+                stride: p.strides,
+                taps: &offsets,
+                zeros: &zeros,
+            };
             // SAFETY: `out` is group g's column window of the exclusive output (no other
             // group's task writes it); A has `rows` rows and b's k columns (packed for these
             // attributes); the epilogue covers it.
             unsafe {
                 if pointwise {
                     let a = MatRef::new(&self.input.data()[g * cg_in..], rows, cg_in, c, 1).expect("inside the input");
-                    self.gemm::<K, _>(&a, b, out, &epi, inner, 1);
+                    self.gemm::<K, _>(&a, b, out, &epi, inner, 1, 0);
+                } else if let Some(bands) = &bands {
+                    // Per image and band of output rows, only the kernel rows that reach the
+                    // image: taps `ky0·kw..ky1·kw`, one contiguous range of B's rows.
+                    for img in 0..n {
+                        for (rows, [ky0, ky1]) in bands.iter().cloned() {
+                            let first = (img * oh + rows.start) * ow;
+                            let m = rows.len() * ow;
+                            let out = RawOut { c: out.c.wrapping_add(first * c_out), m, ..out };
+                            let a = Im2col {
+                                input: &self.input.data()[img * h * w * c..][..h * w * c],
+                                images: 1,
+                                oh: rows.len(),
+                                oy_offset: rows.start,
+                                taps: &offsets[ky0 * p.kernel[1]..ky1 * p.kernel[1]],
+                                ..im2col
+                            };
+                            let epi = self.window(first, m, 1, g * cg_out, cg_out);
+                            self.gemm::<K, _>(&a, b, out, &epi, inner, p.kernel[1] * cg_in, ky0 * p.kernel[1] * cg_in);
+                        }
+                    }
                 } else {
-                    let a = Im2col {
-                        input: self.input.data(),
-                        h,
-                        w,
-                        c,
-                        c0: g * cg_in,
-                        cg: cg_in,
-                        images: n,
-                        oh,
-                        ow,
-                        oy_offset: 0,
-                        stride: p.strides,
-                        taps: &offsets,
-                        zeros: &zeros,
-                    };
                     // One kernel row's taps are one contiguous run of the input per output pixel.
-                    self.gemm::<K, _>(&a, b, out, &epi, inner, p.kernel[1] * cg_in);
+                    self.gemm::<K, _>(&im2col, b, out, &epi, inner, p.kernel[1] * cg_in, 0);
                 }
             }
         };
@@ -304,6 +340,54 @@ impl Run<'_> {
                     // pixels are written by this range only, inside the exclusive output.
                     unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
                 });
+            }
+        });
+    }
+
+    /// # Safety
+    /// See [`conv2d`]: output exclusively ours, `w` the direct grouped weights of these
+    /// attributes, whose groups fit in 4 of `K`'s or `K::Wide`'s vectors (checked there).
+    unsafe fn grouped<K: Microkernel>(&self, w: &[f32]) {
+        let p = &self.p;
+        let [n, h, w_in, c_in] = self.input.dims();
+        let [_, oh, ow, c_out] = self.out.dims;
+        let zeros = vec![0.0; c_in];
+        let (bias, residual) = self.epilogue_ptrs();
+        let g = grouped::Geom {
+            input: self.input.data().as_ptr(),
+            h,
+            w: w_in,
+            c_in,
+            zeros: zeros.as_ptr(),
+            weights: w.as_ptr(),
+            groups: p.groups,
+            kernel: p.kernel,
+            stride: p.strides,
+            dilation: p.dilations,
+            pad: [p.pads[0], p.pads[1]],
+            out: self.out.ptr.get(),
+            oh,
+            ow,
+            c_out,
+            bias: bias.get(),
+            residual: residual.map_or(std::ptr::null(), |(r, _)| r.get()),
+            residual_stride: residual.map_or(0, |(_, rs)| rs),
+            activation: self.epi.activation,
+        };
+        let g = SharedGeom(g);
+        let main = grouped_vectors::<K>(p.c_out_per_group()) == Some(true);
+        let units = (n * oh * ow).div_ceil(grouped::PIXEL_UNIT);
+        threads::for_ranges(units, 4, self.par == Parallelism::Threads, |r| {
+            let first = r.start * grouped::PIXEL_UNIT;
+            let pixels = (r.end * grouped::PIXEL_UNIT).min(n * oh * ow) - first;
+            // SAFETY: the geometry's pointers cover the checked images, weights and epilogue;
+            // pixels first..first+pixels are written by this range only; conv2d checked that
+            // a group's outputs fit in 4 vectors of the kernel chosen.
+            unsafe {
+                match main {
+                    true => K::grouped(g.get(), first, pixels),
+                    false => K::Wide::grouped(g.get(), first, pixels),
+                }
             }
         });
     }
@@ -410,7 +494,7 @@ impl Run<'_> {
             // SAFETY: the window (tw pixels sw apart, group g's channels) lies inside the
             // exclusive output, and no other item writes it (items differ in phase, group,
             // image or row); the part was packed for this phase and group.
-            unsafe { self.gemm::<K, _>(&a, &parts[pi * p.groups + g], out, &epi, Parallelism::Sequential, cg_in) };
+            unsafe { self.gemm::<K, _>(&a, &parts[pi * p.groups + g], out, &epi, Parallelism::Sequential, cg_in, 0) };
         };
         match self.par {
             Parallelism::Threads => threads::for_each(items.len(), |i| item(&items[i])),
@@ -461,6 +545,61 @@ unsafe fn point_gemm<K: Microkernel>(a: *const f32, lda: usize, rows: usize, b: 
     }
 }
 
+/// Bands of output rows that read the same kernel rows `[ky0, ky1)` (the others fall in the
+/// padding), where skipping those saves a quarter of the work or more (DeepLab's ASPP: a 3×3
+/// convolution dilated 12 on a 16×16 map reads one kernel row for half the output rows);
+/// `None` where one band would do.
+#[allow(clippy::type_complexity)]
+fn row_bands(p: &ConvParams, h: usize, oh: usize) -> Option<Vec<(std::ops::Range<usize>, [usize; 2])>> {
+    let reach = |oy: usize| {
+        let inside =
+            |ky: usize| (oy * p.strides[0] + ky * p.dilations[0]).checked_sub(p.pads[0]).is_some_and(|iy| iy < h);
+        let ky0 = (0..p.kernel[0]).find(|&ky| inside(ky)).unwrap_or(p.kernel[0]);
+        let ky1 = (ky0..p.kernel[0]).take_while(|&ky| inside(ky)).last().map_or(ky0, |ky| ky + 1);
+        [ky0, ky1]
+    };
+    let useful: usize = (0..oh).map(|oy| reach(oy)[1] - reach(oy)[0]).sum();
+    if 4 * useful > 3 * oh * p.kernel[0] {
+        return None;
+    }
+    let mut bands: Vec<(std::ops::Range<usize>, [usize; 2])> = Vec::new();
+    for oy in 0..oh {
+        match bands.last_mut() {
+            Some((rows, r)) if *r == reach(oy) => rows.end = oy + 1,
+            _ => bands.push((oy..oy + 1, reach(oy))),
+        }
+    }
+    Some(bands)
+}
+
+/// Which vectors the direct grouped kernel runs groups of `cg` output channels on: the main
+/// tile's (`Some(true)`) where 4 of them hold a group whole, else the wide tile's
+/// (`Some(false)`; AVX-512: 16-lane vectors for groups of 16 or 32, 8-lane ones for 8 or 24)
+/// where 4 of them hold it; `None` where neither does.
+fn grouped_vectors<K: Microkernel>(cg: usize) -> Option<bool> {
+    if cg.is_multiple_of(K::NARROW) && cg <= 4 * K::NARROW {
+        Some(true)
+    } else {
+        (cg <= 4 * K::Wide::NARROW).then_some(false)
+    }
+}
+
+/// The direct grouped kernel's geometry, shared by the tasks.
+struct SharedGeom(grouped::Geom);
+
+impl SharedGeom {
+    /// The geometry (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(&self) -> &grouped::Geom {
+        &self.0
+    }
+}
+
+// SAFETY: the pointers are only read through, except the output, which the tasks write in
+// disjoint pixel ranges, while the borrowed tensors live.
+unsafe impl Send for SharedGeom {}
+// SAFETY: as above.
+unsafe impl Sync for SharedGeom {}
+
 /// A read-only raw pointer shared by the tasks.
 #[derive(Clone, Copy)]
 struct SharedConst(*const f32);
@@ -475,3 +614,23 @@ impl SharedConst {
 unsafe impl Send for SharedConst {}
 // SAFETY: as above.
 unsafe impl Sync for SharedConst {}
+
+#[cfg(test)]
+mod tests {
+    use super::row_bands;
+    use crate::conv::params::ConvParams;
+
+    #[test]
+    fn row_bands_skip_kernel_rows_in_the_padding_only_where_that_saves_a_quarter() {
+        // DeepLab's ASPP: 3×3 dilated 12 on a 16×16 map.
+        let aspp = ConvParams { dilations: [12, 12], pads: [12; 4], ..ConvParams::new(8, 8, [3, 3]) };
+        let bands = row_bands(&aspp, 16, 16).expect("bands");
+        assert_eq!(bands, vec![(0..4, [1, 3]), (4..12, [1, 2]), (12..16, [0, 2])]);
+        // Rows of padding only read no kernel row.
+        let padded = ConvParams { pads: [2, 0, 2, 0], ..ConvParams::new(8, 8, [1, 1]) };
+        assert_eq!(row_bands(&padded, 3, 7).expect("bands"), vec![(0..2, [1, 1]), (2..5, [0, 1]), (5..7, [1, 1])]);
+        // An ordinary padded 3×3 loses a third of a kernel on two rows: one band.
+        let plain = ConvParams { pads: [1; 4], ..ConvParams::new(8, 8, [3, 3]) };
+        assert_eq!(row_bands(&plain, 16, 16), None);
+    }
+}

@@ -7,6 +7,7 @@
 
 pub(crate) mod depthwise;
 pub(crate) mod driver;
+pub(crate) mod grouped;
 mod im2col;
 mod image;
 mod packed;

@@ -8,8 +8,14 @@
 //! - depthwise `Conv`: `kh·kw` taps of `c_out` values, so one tap is a contiguous channel
 //!   vector;
 //! - a 3×3 `Conv` that [`winograd::suits`] on its input size: the 36 transformed weight
-//!   matrices (`c_in × c_out` each) of Winograd F(4×4, 3×3), at the main tile's width.
+//!   matrices (`c_in × c_out` each) of Winograd F(4×4, 3×3), at the main tile's width;
+//! - a grouped `Conv` with groups narrower than the tile ([`grouped::suits`]):
+//!   `[group][tap][ci][co]`, for the direct grouped kernel.
+//!
+//! The algorithms other than the implicit GEMM and the depthwise kernel are chosen only when
+//! packing for an input ([`crate::KernelSet::pack_conv_for_input`]).
 
+use super::grouped;
 use super::params::{ConvKind, ConvParams};
 use super::plan::{forward_taps, transposed_phases};
 use super::winograd;
@@ -26,6 +32,8 @@ pub(crate) enum Body {
     Depthwise(Vec<f32>),
     /// Winograd F(4×4, 3×3) weights: one `c_in × c_out` matrix per transform point.
     Winograd(Vec<PackedB>),
+    /// Weights of the direct grouped kernel, `[group][tap][ci][co]`.
+    Grouped(Vec<f32>),
 }
 
 /// How a packed convolution runs (see [`PackedConv::algorithm`]).
@@ -37,6 +45,20 @@ pub enum ConvAlgorithm {
     Depthwise,
     /// Winograd F(4×4, 3×3): transforms around one GEMM per transform point.
     Winograd,
+    /// The direct kernel for groups narrower than the register tile.
+    Grouped,
+}
+
+impl ConvAlgorithm {
+    /// The word that names the algorithm in serialized weights (the depthwise and implicit
+    /// GEMM bodies share 0: the attributes tell them apart).
+    fn tag(self) -> u64 {
+        match self {
+            ConvAlgorithm::ImplicitGemm | ConvAlgorithm::Depthwise => 0,
+            ConvAlgorithm::Winograd => 1,
+            ConvAlgorithm::Grouped => 2,
+        }
+    }
 }
 
 /// A convolution's weights packed for one kernel set; see [`crate::KernelSet::pack_conv`].
@@ -54,7 +76,8 @@ impl PackedConv {
     /// Packs ONNX-layout weights for kernel set `kernel`, each implicit-GEMM part at the panel
     /// width `widths` chooses for its column count.
     /// With `input_hw` (the input's rows and columns, when known), a convolution that
-    /// [`winograd::suits`] is packed for Winograd F(4×4, 3×3).
+    /// [`winograd::suits`] is packed for Winograd F(4×4, 3×3), and one that
+    /// [`grouped::suits`] for the direct grouped kernel.
     pub(crate) fn pack(
         kernel: &str,
         widths: PanelWidths,
@@ -74,6 +97,8 @@ impl PackedConv {
         let kw_n = params.kernel[1];
         let body = if input_hw.is_some_and(|hw| winograd::suits(params, hw)) {
             Body::Winograd(winograd::pack_weights(kernel, widths.nr, params, weights))
+        } else if input_hw.is_some() && grouped::suits(params, widths.nr) {
+            Body::Grouped(grouped::pack_weights(params, weights))
         } else if params.is_depthwise() {
             // ONNX [c_out, 1, kh, kw] → [tap][c_out].
             let mut dw = vec![0.0; taps * params.c_out];
@@ -130,6 +155,7 @@ impl PackedConv {
             Body::Gemm(_) => ConvAlgorithm::ImplicitGemm,
             Body::Depthwise(_) => ConvAlgorithm::Depthwise,
             Body::Winograd(_) => ConvAlgorithm::Winograd,
+            Body::Grouped(_) => ConvAlgorithm::Grouped,
         }
     }
 
@@ -144,7 +170,7 @@ impl PackedConv {
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(self.kernel.len() as u32).to_le_bytes());
         out.extend_from_slice(self.kernel.as_bytes());
-        for v in param_words(&self.params, matches!(self.body, Body::Winograd(_))) {
+        for v in param_words(&self.params, self.algorithm().tag()) {
             out.extend_from_slice(&v.to_le_bytes());
         }
         match &self.body {
@@ -156,7 +182,7 @@ impl PackedConv {
                     out.extend_from_slice(&bytes);
                 }
             }
-            Body::Depthwise(w) => {
+            Body::Depthwise(w) | Body::Grouped(w) => {
                 out.extend_from_slice(&(w.len() as u64).to_le_bytes());
                 for v in w {
                     out.extend_from_slice(&v.to_le_bytes());
@@ -187,20 +213,31 @@ impl PackedConv {
         for w in &mut words {
             *w = r.u64()?;
         }
-        let (params, wino) = params_from_words(&words).ok_or_else(|| bad("attributes out of range".into()))?;
+        let (params, tag) = params_from_words(&words).ok_or_else(|| bad("attributes out of range".into()))?;
         params.validate().map_err(|e| bad(e.to_string()))?;
+        let wino = tag == ConvAlgorithm::Winograd.tag();
         if wino && !winograd::attributes_suit(&params) {
             return Err(bad(format!("Winograd weights for a convolution it does not suit: {params:?}")));
         }
+        let direct = tag == ConvAlgorithm::Grouped.tag();
+        if direct && !grouped::suits(&params, usize::MAX) {
+            return Err(bad(format!("direct grouped weights for a convolution that is not grouped: {params:?}")));
+        }
         let count = usize::try_from(r.u64()?).map_err(|_| bad("count too large".into()))?;
-        let body = if params.is_depthwise() {
-            let expected = params.taps() * params.c_out;
+        let body = if params.is_depthwise() || direct {
+            let expected = params.weight_len();
             if count != expected || bytes.len() - r.pos != 4 * expected {
-                return Err(bad(format!("depthwise body must hold {expected} values")));
+                return Err(bad(format!(
+                    "{} body must hold {expected} values",
+                    ["depthwise", "grouped"][usize::from(direct)]
+                )));
             }
-            Body::Depthwise(
-                r.take(4 * expected)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            )
+            let w =
+                r.take(4 * expected)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            match direct {
+                true => Body::Grouped(w),
+                false => Body::Depthwise(w),
+            }
         } else {
             // Check the count before building anything from it: each part takes at least its
             // 8-byte length prefix, so a count beyond the blob's size is a corrupt blob.
@@ -257,8 +294,8 @@ fn gemm_shapes(p: &ConvParams) -> Vec<(usize, usize)> {
 
 const PARAM_WORDS: usize = 17;
 
-/// The attributes as words; the last says whether the body is Winograd weights (1) or not (0).
-fn param_words(p: &ConvParams, winograd: bool) -> [u64; PARAM_WORDS] {
+/// The attributes as words; the last is the algorithm's tag ([`ConvAlgorithm::tag`]).
+fn param_words(p: &ConvParams, tag: u64) -> [u64; PARAM_WORDS] {
     let (kind, op) = match p.kind {
         ConvKind::Forward => (0, [0, 0]),
         ConvKind::Transposed { output_padding } => (1, output_padding),
@@ -280,13 +317,17 @@ fn param_words(p: &ConvParams, winograd: bool) -> [u64; PARAM_WORDS] {
         p.pads[2],
         p.pads[3],
         p.groups,
-        usize::from(winograd),
     ];
-    v.map(|x| x as u64)
+    let mut words = [0; PARAM_WORDS];
+    for (w, x) in words.iter_mut().zip(v) {
+        *w = x as u64;
+    }
+    words[PARAM_WORDS - 1] = tag;
+    words
 }
 
-/// The attributes, and whether the body is Winograd weights.
-fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<(ConvParams, bool)> {
+/// The attributes, and the algorithm's tag (checked to be one).
+fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<(ConvParams, u64)> {
     // Channel counts beyond 2^24 are no vision model's and would only serve to exhaust memory.
     let u = |i: usize| usize::try_from(w[i]).ok().filter(|&v| v <= 1 << 24);
     let kind = match w[0] {
@@ -294,11 +335,10 @@ fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<(ConvParams, bool)> {
         1 => ConvKind::Transposed { output_padding: [u(1)?, u(2)?] },
         _ => return None,
     };
-    let winograd = match w[16] {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
+    let tag = w[PARAM_WORDS - 1];
+    if tag > ConvAlgorithm::Grouped.tag() {
+        return None;
+    }
     let params = ConvParams {
         kind,
         c_in: u(3)?,
@@ -309,7 +349,7 @@ fn params_from_words(w: &[u64; PARAM_WORDS]) -> Option<(ConvParams, bool)> {
         pads: [u(11)?, u(12)?, u(13)?, u(14)?],
         groups: u(15)?,
     };
-    Some((params, winograd))
+    Some((params, tag))
 }
 
 #[cfg(test)]

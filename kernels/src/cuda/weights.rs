@@ -132,10 +132,11 @@ impl DeviceConv {
         let p = *packed.params();
         let body = match packed.body() {
             Body::Depthwise(w) => ConvBody::Depthwise(gpu.upload_buf(w, precision)?),
-            Body::Winograd(_) => {
-                return Err(KernelError::Packed(
-                    "Winograd convolution weights are for the CPU sets; the CUDA set packs direct ones".into(),
-                ))
+            Body::Winograd(_) | Body::Grouped(_) => {
+                return Err(KernelError::Packed(format!(
+                    "{:?} convolution weights are for the CPU sets; the CUDA set packs implicit-GEMM ones",
+                    packed.algorithm()
+                )))
             }
             Body::Gemm(parts) => {
                 let phases: Vec<(Phase, Vec<Offset>)> = match p.kind {

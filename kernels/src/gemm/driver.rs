@@ -131,7 +131,7 @@ pub(crate) fn gemm<K: Microkernel>(
     let out = RawOut { c: c.as_mut_ptr(), rs: c.row_stride(), cs: c.col_stride(), m, n };
     // SAFETY: `c` is a validated view we borrow exclusively, so `out` is writable and unshared;
     // A, B and the epilogue were checked against m, n, k above.
-    unsafe { run::<K, _>(blocking, 1, &a, b, out, epi, par) };
+    unsafe { run::<K, _>(blocking, 1, 0, &a, b, out, epi, par) };
     Ok(())
 }
 
@@ -172,15 +172,20 @@ pub(crate) fn check_packed<K: Microkernel>(kernel_name: &str, p: &PackedB) -> Re
 }
 
 /// `out = epilogue(A·B)` on operands already checked against each other; A's columns come
-/// in runs of `k_unit` that no K pass splits (see [`Blocking::for_depth`]).
+/// in runs of `k_unit` that no K pass splits (see [`Blocking::for_depth`]). A's column 0
+/// multiplies row `b_k0` of B (packed B only: a convolution whose taps for some output rows
+/// all lie in the padding skips them).
 ///
 /// # Safety
 /// `out` describes `a.rows() × n` elements that are writable and that nothing else reads or
-/// writes during the call, where `n` is B's column count; B has `a.cols()` rows (and, when
-/// packed, was packed for `K`); the epilogue was validated for that shape.
+/// writes during the call, where `n` is B's column count; B has `b_k0 + a.cols()` rows (and,
+/// when packed, was packed for `K`; `b_k0` is 0 otherwise); the epilogue was validated for
+/// that shape.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
     blocking: &Blocking,
     k_unit: usize,
+    b_k0: usize,
     a: &A,
     b: BOperand<'_>,
     out: RawOut,
@@ -196,6 +201,7 @@ pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
     // Below this much work, splitting costs more than it saves, even on a spinning team.
     // Results are identical either way.
     let par = if m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS { Parallelism::Sequential } else { par };
+    debug_assert!(b_k0 == 0 || matches!(b, BOperand::Packed(_)), "a B row offset on an unpacked B");
     let out = Output { c: SharedMut(out.c), rs: out.rs, cs: out.cs, m, n, epi };
     let blocking = &blocking.for_depth(k, k_unit, K::MR);
     let k_passes: Vec<(usize, usize)> = if k == 0 {
@@ -208,7 +214,7 @@ pub(crate) unsafe fn run<K: Microkernel, A: ASource>(
         let nc = blocking.nc.min(n - jc);
         for &(p0, kc) in &k_passes {
             let panels = match &b {
-                BOperand::Packed(p) => packed_panels::<K>(p, jc, p0),
+                BOperand::Packed(p) => packed_panels::<K>(p, jc, b_k0 + p0),
                 BOperand::Matrix(bm) => {
                     pack_b_block::<K>(bm, p0, kc, jc, nc, &mut b_buf, par);
                     BPanels { data: b_buf.as_slice(), start: 0, stride: kc * K::NR }

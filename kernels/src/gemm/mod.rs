@@ -190,6 +190,15 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
         rows: usize,
     );
 
+    /// Computes output pixels `first..first + pixels` of a grouped convolution with narrow
+    /// groups (see [`crate::conv::grouped::run`]).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; `g`'s pointers cover what
+    /// [`crate::conv::grouped::run`] needs, a group's outputs fit in 4 of the kernel's vectors
+    /// ([`Microkernel::NARROW`] lanes each), and nothing else writes those pixels meanwhile.
+    unsafe fn grouped(g: &crate::conv::grouped::Geom, first: usize, pixels: usize);
+
     /// Computes output rows `rows` of a pool (see [`crate::pool::rows`]).
     ///
     /// # Safety
@@ -235,7 +244,7 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
 /// the vector type's intrinsics need, the set's second tile (`wide = Self` for none) and,
 /// optionally, [`Microkernel::A_IN_PLACE_UP_TO_L2`].
 macro_rules! microkernel {
-    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty $(, a_in_place_up_to_l2 = $aip:expr)?) => {
+    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty $(, a_in_place_up_to_l2 = $aip:expr)? $(, registers = $regs:expr)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $name;
@@ -352,6 +361,15 @@ macro_rules! microkernel {
             ) {
                 // SAFETY: forwarded from `Microkernel::winograd`'s contract.
                 unsafe { $crate::conv::winograd::run::<$vec>(g, stage, first, rows) }
+            }
+
+            $(#[target_feature(enable = $features)])?
+            unsafe fn grouped_impl(g: &$crate::conv::grouped::Geom, first: usize, pixels: usize) {
+                // The vector registers the tiles may use: the vector type's, unless the set
+                // says it has more (AVX-512's 32 of 256-bit ones).
+                const REGS: usize = <$vec as $crate::simd::SimdF32>::REGISTERS $(* 0 + $regs)?;
+                // SAFETY: forwarded from `Microkernel::grouped`'s contract.
+                unsafe { $crate::conv::grouped::run::<$vec, REGS>(g, first, pixels) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -503,6 +521,11 @@ macro_rules! microkernel {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::norm_rows_impl(norm, x, y, len, rows) }
             }
+            unsafe fn grouped(g: &$crate::conv::grouped::Geom, first: usize, pixels: usize) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::grouped_impl(g, first, pixels) }
+            }
+
             unsafe fn pool_rows(
                 g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,
             ) {

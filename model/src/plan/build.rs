@@ -118,8 +118,45 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
         gemms: b.gemms,
         flops: b.flops,
     };
+    resize_to_planes(&mut plan);
     memory::assign(&mut plan);
     Ok(plan)
+}
+
+/// A `Resize` whose only reader is a relayout to NCHW (a segmentation model's upsampled
+/// output) writes NCHW itself: the relayout step, a full pass over the largest value of such
+/// models, goes away. The executor picks the planar resize from the output's layout.
+fn resize_to_planes(plan: &mut Plan) {
+    let mut readers = vec![0usize; plan.values.len()];
+    for step in &plan.steps {
+        for r in memory::reads(&step.step).0 {
+            readers[r] += 1;
+        }
+    }
+    let mut producer: HashMap<usize, usize> = HashMap::new();
+    let mut removed = std::collections::HashSet::new();
+    for s in 0..plan.steps.len() {
+        if let Step::Relayout { input, output } = plan.steps[s].step {
+            let fusable = plan.values[output].layout == Layout::Plain
+                && readers[input] == 1
+                && !plan.outputs.contains(&input)
+                && producer.get(&input).is_some_and(|&p| matches!(plan.steps[p].step, Step::Resize { .. }));
+            if fusable {
+                let p = producer[&input];
+                if let Step::Resize { output: o, .. } = &mut plan.steps[p].step {
+                    *o = output;
+                }
+                plan.steps[p].op.push_str("+Relayout");
+                removed.insert(s);
+            }
+        }
+        producer.insert(memory::writes(&plan.steps[s].step), s);
+    }
+    let mut index = 0;
+    plan.steps.retain(|_| {
+        index += 1;
+        !removed.contains(&(index - 1))
+    });
 }
 
 fn node_err(node: &Node, reason: impl Into<String>) -> ModelError {
@@ -493,17 +530,18 @@ impl Builder<'_> {
             None => None,
         };
         let bias = bias.map(|b| self.constant(b));
-        let winograd = packed.algorithm() == kernels::ConvAlgorithm::Winograd;
+        let algorithm = match packed.algorithm() {
+            kernels::ConvAlgorithm::Winograd => "(Winograd)",
+            kernels::ConvAlgorithm::Grouped => "(Grouped)",
+            _ => "",
+        };
         self.convs.push(packed);
         let weights = self.convs.len() - 1;
         let output = self.define(node, Layout::Nhwc)?;
         let per_pixel = (params.c_in / params.groups) * params.c_out * params.kernel[0] * params.kernel[1];
         let pixels = if c.transposed { self.values[input].len() / params.c_in } else { out[0] * out[2] * out[3] };
         self.flops += 2 * (pixels * per_pixel) as u64;
-        let mut label = node.op.name().to_string();
-        if winograd {
-            label += "(Winograd)";
-        }
+        let mut label = node.op.name().to_string() + algorithm;
         if residual.is_some() {
             label += "+Add";
         }

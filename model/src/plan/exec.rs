@@ -244,7 +244,10 @@ pub(super) fn exec_step<'a>(
         }
         Step::Resize { resize, scales, input, output } => {
             let o = phys(*output);
-            ops::resize(val(*input), dims4(&phys(*input)), resize, *scales, out, [o[1], o[2]], parallel);
+            // A plain output: fused with the relayout of a plan output (`build::resize_to_planes`).
+            let planes = plan.values[*output].layout == Layout::Plain;
+            let ohw = if planes { [o[2], o[3]] } else { [o[1], o[2]] };
+            ops::resize(val(*input), dims4(&phys(*input)), resize, *scales, out, ohw, planes, parallel);
         }
         Step::Concat { inputs, axis, output } => {
             let out_dims = phys(*output);

@@ -8,7 +8,7 @@ use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
 
 #[derive(Serialize, Deserialize)]
 struct Header {

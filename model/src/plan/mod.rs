@@ -189,7 +189,7 @@ pub enum Step {
         /// Output.
         output: usize,
     },
-    /// Spatial resize of an NHWC value.
+    /// Spatial resize of an NHWC value, written NHWC, or NCHW when the output value is plain.
     Resize {
         /// Attributes.
         resize: Resize,

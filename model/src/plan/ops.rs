@@ -147,44 +147,56 @@ pub fn global_average_pool(x: &[f32], [n, h, w, c]: [usize; 4], out: &mut [f32])
     }
 }
 
-/// Spatial resize of NHWC `x` into NHWC `out` (`[n, oh, ow, c]`).
+/// Spatial resize of NHWC `x` into `out`: NHWC (`[n, oh, ow, c]`), or with `planes` NCHW
+/// (`[n, c, oh, ow]`: a model's resized output then needs no separate relayout pass).
+#[allow(clippy::too_many_arguments)]
 pub fn resize(
     x: &[f32],
-    [n, h, w, c]: [usize; 4],
+    dims: [usize; 4],
     r: &Resize,
     scales: [f64; 2],
     out: &mut [f32],
     [oh, ow]: [usize; 2],
+    planes: bool,
     parallel: bool,
 ) {
-    let cols: Vec<(usize, usize, f32)> = (0..ow)
-        .map(|ox| {
-            let cx = shape::resize_source(r.coordinates, ox, scales[1], w);
-            match r.mode {
-                ResizeMode::Nearest(m) => (shape::resize_nearest(m, cx, w), 0, 0.0),
-                ResizeMode::Linear => {
-                    let (a, b, t) = shape::resize_linear(cx, w);
-                    (a, b, t as f32)
-                }
-            }
-        })
-        .collect();
+    let [_, h, w, _] = dims;
+    let taps = Taps {
+        cols: resize_taps(r, scales[1], w, ow),
+        rows: resize_taps(r, scales[0], h, oh),
+        linear: matches!(r.mode, ResizeMode::Linear),
+    };
+    if planes {
+        resize_to_planes(x, dims, &taps, out, parallel);
+    } else {
+        resize_to_pixels(x, dims, &taps, out, parallel);
+    }
+}
+
+/// The source taps of a resize along each axis (see [`resize_taps`]).
+struct Taps {
+    cols: Vec<(usize, usize, f32)>,
+    rows: Vec<(usize, usize, f32)>,
+    /// Linear interpolation (else nearest).
+    linear: bool,
+}
+
+/// [`resize`] into NHWC, output row by output row.
+fn resize_to_pixels(x: &[f32], [n, h, w, c]: [usize; 4], t: &Taps, out: &mut [f32], parallel: bool) {
+    let (oh, ow) = (t.rows.len(), t.cols.len());
     let row_job = |r_idx: usize, orow: &mut [f32]| {
         let (b, oy) = (r_idx / oh, r_idx % oh);
-        let cy = shape::resize_source(r.coordinates, oy, scales[0], h);
         let plane = &x[b * h * w * c..][..h * w * c];
-        match r.mode {
-            ResizeMode::Nearest(m) => {
-                let src = &plane[shape::resize_nearest(m, cy, h) * w * c..][..w * c];
-                for (ox, &(sx, _, _)) in cols.iter().enumerate() {
+        match t.rows[oy] {
+            (y, _, _) if !t.linear => {
+                let src = &plane[y * w * c..][..w * c];
+                for (ox, &(sx, _, _)) in t.cols.iter().enumerate() {
                     orow[ox * c..][..c].copy_from_slice(&src[sx * c..][..c]);
                 }
             }
-            ResizeMode::Linear => {
-                let (y0, y1, ty) = shape::resize_linear(cy, h);
-                let ty = ty as f32;
+            (y0, y1, ty) => {
                 let (r0, r1) = (&plane[y0 * w * c..][..w * c], &plane[y1 * w * c..][..w * c]);
-                for (ox, &(x0, x1, tx)) in cols.iter().enumerate() {
+                for (ox, &(x0, x1, tx)) in t.cols.iter().enumerate() {
                     let o = &mut orow[ox * c..][..c];
                     for (k, v) in o.iter_mut().enumerate() {
                         let top = r0[x0 * c + k] + tx * (r0[x1 * c + k] - r0[x0 * c + k]);
@@ -197,6 +209,65 @@ pub fn resize(
     };
     let out = &mut out[..n * oh * ow * c];
     chunks_mut(out, ow * c, parallel, row_job);
+}
+
+/// [`resize`] into NCHW, plane by plane. Separable: each source row needed is interpolated
+/// along the width once (gathering one channel), then each output row is one vector blend of
+/// two such rows. The arithmetic is [`resize_to_pixels`]'s, in the same order, so the results
+/// are the same bits.
+fn resize_to_planes(x: &[f32], [n, h, w, c]: [usize; 4], t: &Taps, out: &mut [f32], parallel: bool) {
+    let (oh, ow) = (t.rows.len(), t.cols.len());
+    let plane_job = |p: usize, dst: &mut [f32]| {
+        let (b, ch) = (p / c, p % c);
+        let image = &x[b * h * w * c..][..h * w * c];
+        // Width-interpolated source rows, computed on first use (rows are visited in order).
+        let mut across = vec![0f32; h * ow];
+        let mut done = vec![false; h];
+        let mut row = |y: usize, across: &mut [f32]| {
+            if !done[y] {
+                let src = &image[y * w * c..][..w * c];
+                for (o, &(x0, x1, tx)) in across[y * ow..][..ow].iter_mut().zip(&t.cols) {
+                    *o = if t.linear {
+                        let (a, b) = (src[x0 * c + ch], src[x1 * c + ch]);
+                        a + tx * (b - a)
+                    } else {
+                        src[x0 * c + ch]
+                    };
+                }
+                done[y] = true;
+            }
+        };
+        for (orow, &(y0, y1, ty)) in dst.chunks_exact_mut(ow).zip(&t.rows) {
+            row(y0, &mut across);
+            if !t.linear {
+                orow.copy_from_slice(&across[y0 * ow..][..ow]);
+                continue;
+            }
+            row(y1, &mut across);
+            let (top, bot) = (&across[y0 * ow..][..ow], &across[y1 * ow..][..ow]);
+            for ((o, &a), &b) in orow.iter_mut().zip(top).zip(bot) {
+                *o = a + ty * (b - a);
+            }
+        }
+    };
+    chunks_mut(&mut out[..n * c * oh * ow], oh * ow, parallel, plane_job);
+}
+
+/// The source taps of each of `len_out` positions on one axis: `(i0, i1, weight of i1)` for
+/// linear interpolation, `(i, 0, 0.0)` for nearest.
+fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(usize, usize, f32)> {
+    (0..len_out)
+        .map(|o| {
+            let c = shape::resize_source(r.coordinates, o, scale, len_in);
+            match r.mode {
+                ResizeMode::Nearest(m) => (shape::resize_nearest(m, c, len_in), 0, 0.0),
+                ResizeMode::Linear => {
+                    let (a, b, t) = shape::resize_linear(c, len_in);
+                    (a, b, t as f32)
+                }
+            }
+        })
+        .collect()
 }
 
 /// Concatenation along physical `axis` of row-major values with physical `dims`.
@@ -251,25 +322,39 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
         let src = &x[b * c * hw..][..c * hw];
         for p0 in (0..hw).step_by(BLOCK) {
             let len = BLOCK.min(hw - p0);
-            if to_nhwc {
-                to_pixels(src, hw, c, p0, &mut dst[p0 * c..][..len * c]);
-            } else {
-                let s = &src[p0 * c..][..len * c];
-                for ch in 0..c {
-                    for (p, o) in dst[ch * hw + p0..][..len].iter_mut().enumerate() {
-                        *o = s[p * c + ch];
-                    }
-                }
-            }
+            to_pixels(src, hw, c, p0, &mut dst[p0 * c..][..len * c]);
         }
     };
     let out = &mut out[..n * c * hw];
-    if parallel && to_nhwc && n == 1 {
+    if !to_nhwc {
+        // Whole images, or groups of planes of a single image between threads.
+        let per = if parallel && n == 1 { c.div_ceil(current_threads()) } else { c };
+        let groups = c.div_ceil(per);
+        chunks_mut(out, per * hw, parallel, |k, dst| {
+            let (b, g) = (k / groups, k % groups);
+            to_planes(&x[b * c * hw..][..c * hw], hw, c, g * per, dst);
+        });
+    } else if parallel && n == 1 {
         // One image: split its pixels (whole blocks) between threads.
         let per = (hw.div_ceil(current_threads() * BLOCK) * BLOCK).max(BLOCK);
         chunks_mut(out, per * c, true, |k, dst| to_pixels(x, hw, c, k * per, dst));
     } else {
         chunks_mut(out, c * hw, parallel, image);
+    }
+}
+
+/// Planes `ch0..` (whole planes of `hw`) of one NHWC image of `c` channels into `dst`, in
+/// blocks of pixels so that each block's source stays in L1 while its planes are written.
+fn to_planes(src: &[f32], hw: usize, c: usize, ch0: usize, dst: &mut [f32]) {
+    const BLOCK: usize = 64;
+    for p0 in (0..hw).step_by(BLOCK) {
+        let len = BLOCK.min(hw - p0);
+        let s = &src[p0 * c..][..len * c];
+        for (k, plane) in dst.chunks_exact_mut(hw).enumerate() {
+            for (o, px) in plane[p0..][..len].iter_mut().zip(s.chunks_exact(c)) {
+                *o = px[ch0 + k];
+            }
+        }
     }
 }
 

@@ -26,5 +26,5 @@ microkernel!(
 microkernel!(
     /// AVX-512 6×24 microkernel on 256-bit vectors (the set's wide tile).
     Avx512Wide, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma,avx512f,avx512vl", wide = Self,
-    a_in_place_up_to_l2 = true
+    a_in_place_up_to_l2 = true, registers = 32
 );
