@@ -13,6 +13,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Names of temporary files in the store: `.<pid>-<uuid>` (see [`crate::temp`]).
+const TEMP: &str = ".";
+
 /// The store under `root`.
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -29,24 +32,37 @@ impl Blobs {
         self.dir.join(hex)
     }
 
-    /// Stores `bytes` (once: an existing blob is left as it is) and returns its SHA-256.
+    /// Stores `bytes` and returns its SHA-256. An intact existing blob is left as it is; a
+    /// corrupt one (its content no longer matches its name) is replaced by these bytes. The
+    /// temporary file is removed on every error (a full disk leaves nothing behind).
     pub fn put(&self, bytes: &[u8]) -> Result<String> {
         let hex = sha256_hex(bytes);
         let path = self.path(&hex);
-        if path.exists() {
+        if std::fs::read(&path).is_ok_and(|b| sha256_hex(&b) == hex) {
             return Ok(hex);
         }
         let io = |e: std::io::Error| ApiError::internal(format!("model store {}: {e}", self.dir.display()));
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let tmp = self.dir.join(format!(".{hex}.{}", uuid::Uuid::new_v4()));
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        let mut perm = f.metadata().map_err(io)?.permissions();
-        perm.set_readonly(true);
-        std::fs::set_permissions(&tmp, perm).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        let tmp = crate::temp::owned(&self.dir, TEMP);
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            let mut perm = f.metadata()?.permissions();
+            perm.set_readonly(true);
+            std::fs::set_permissions(&tmp, perm)?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(io)?;
         Ok(hex)
+    }
+
+    /// Removes temporary files of imports whose process is gone; returns the bytes freed.
+    pub fn sweep(&self) -> u64 {
+        crate::temp::sweep(&self.dir, TEMP)
     }
 
     /// The blob `hex`, verified against its name.

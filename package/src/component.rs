@@ -149,6 +149,8 @@ pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
 /// format and every artifact it names exists and matches its digest. Returns the artifacts'
 /// URIs; the error names the first artifact that is missing or was changed.
 pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str) -> Result<Vec<String>> {
+    // Job messages print the prefix with a trailing slash: the same component.
+    let key_prefix = key_prefix.strip_suffix('/').unwrap_or(key_prefix);
     let key = format!("{key_prefix}/{RECIPE_FILE}");
     let recipe: Value = serde_json::from_slice(&store.get(bucket, &key)?)
         .map_err(|e| ApiError::validation(format!("{}: not JSON: {e}", store.locate(bucket, &key))))?;

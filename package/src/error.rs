@@ -66,14 +66,15 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
-    /// The API model's spelling (`PROJECT`, `MODEL`, `MODEL_PACKAGE_JOB`, …).
+    /// The API model's spelling, always one of its `ResourceType` enum (`PROJECT`, `DATASET`,
+    /// `MODEL`, `TRIAL`, `MODEL_PACKAGE_JOB`): a component version and a client token belong to
+    /// a packaging job, so they are reported as `MODEL_PACKAGE_JOB` (the resource id still
+    /// names the component or the token).
     pub fn as_str(self) -> &'static str {
         match self {
             ResourceType::Project => "PROJECT",
             ResourceType::Model => "MODEL",
-            ResourceType::ModelPackageJob => "MODEL_PACKAGE_JOB",
-            ResourceType::Component => "COMPONENT",
-            ResourceType::ClientToken => "CLIENT_TOKEN",
+            ResourceType::ModelPackageJob | ResourceType::Component | ResourceType::ClientToken => "MODEL_PACKAGE_JOB",
         }
     }
 }
@@ -153,3 +154,18 @@ impl From<rusqlite::Error> for ApiError {
 
 /// Results of the packaging API.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod resource_type_tests {
+    use super::ResourceType;
+
+    #[test]
+    fn every_resource_type_is_in_the_api_models_enum() {
+        // `ResourceType` of the API model (lookoutvision-2020-11-20.service.json).
+        let allowed = ["PROJECT", "DATASET", "MODEL", "TRIAL", "MODEL_PACKAGE_JOB"];
+        use ResourceType::*;
+        for t in [Project, Model, ModelPackageJob, Component, ClientToken] {
+            assert!(allowed.contains(&t.as_str()), "{t:?} → {}", t.as_str());
+        }
+    }
+}

@@ -145,21 +145,25 @@ impl Service {
                 format!("a model packaging job named '{job_name}' already exists in project '{}'", valid.project_name),
             ));
         }
-        let taken: Option<String> = tx
+        // The reservation holds unless its job is known to have failed (a deleted project's
+        // jobs are gone, their reservations stay).
+        let taken: Option<(String, String)> = tx
             .query_row(
-                "SELECT name FROM jobs WHERE component_name = ?1 AND component_version = ?2 AND status != 'FAILED'",
+                "SELECT r.project, r.job_name FROM component_reservations r
+                 WHERE r.component_name = ?1 AND r.component_version = ?2
+                   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id AND j.status = 'FAILED')",
                 params![component_name, component_version],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if let Some(other) = taken {
+        if let Some((project, other)) = taken {
             let id = format!("{component_name}:{component_version}");
             return Err(ApiError::conflict(
                 ResourceType::Component,
                 &id,
                 format!(
-                    "component {component_name} version {component_version} already exists (job {other}); \
-                     a component name and version cannot be reused: give another ComponentVersion"
+                    "component {component_name} version {component_version} already exists (job {other} of project \
+                     '{project}'); a component name and version cannot be reused: give another ComponentVersion"
                 ),
             ));
         }
@@ -177,6 +181,12 @@ impl Service {
                 component_name,
                 component_version
             ],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO component_reservations(component_name, component_version, project, job_name,
+                                                           job_id, created_ms)
+             VALUES (?1, ?2, ?3, ?4, last_insert_rowid(), ?5)",
+            params![component_name, component_version, valid.project_name, job_name, now],
         )?;
         if let Some(token) = &req.client_token {
             tx.execute(
@@ -214,7 +224,12 @@ impl Service {
 
     /// `DescribeModelPackagingJob`.
     pub fn describe_model_packaging_job(&self, project: &str, name: &str) -> Result<DescribeModelPackagingJobResponse> {
-        let j = self.job(project, name)?;
+        let mut j = self.job(project, name)?;
+        // The liveness rule applies here too, so a caller polling a job whose worker died
+        // (`--wait`) sees it FAILED after `stale_after`, not RUNNING forever.
+        if j.status == "RUNNING" && !self.fail_interrupted_jobs()?.is_empty() {
+            j = self.job(project, name)?;
+        }
         Ok(DescribeModelPackagingJobResponse {
             model_packaging_description: ModelPackagingDescription {
                 model_packaging_configuration: j.configuration.clone(),
@@ -255,8 +270,17 @@ impl Service {
     }
 }
 
-/// A job from row `r`, its columns starting at index `o`.
+/// A job from row `r`, its columns starting at index `o`. A damaged row is an error that
+/// names the job (a list fails saying which row to repair or delete).
 fn job_row_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<JobRow> {
+    read_job_row(r, o).map_err(|e| {
+        let named = |i| r.get::<_, String>(i).unwrap_or_else(|_| "?".into());
+        let why = format!("the stored job '{}' of project '{}' is damaged: {e}", named(o + 1), named(o));
+        rusqlite::Error::FromSqlConversionFailure(o, rusqlite::types::Type::Text, why.into())
+    })
+}
+
+fn read_job_row(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<JobRow> {
     let conf: String = r.get(o + 3)?;
     let output: Option<String> = r.get(o + 11)?;
     let json_err = |i, e: serde_json::Error| {

@@ -21,9 +21,11 @@ pub mod projects;
 pub mod sample;
 pub mod shapes;
 pub mod store;
+mod temp;
 pub mod validate;
 pub mod worker;
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,13 +80,21 @@ impl Service {
     /// Opens (creating) the service in `root`, then recovers: jobs whose worker stopped are
     /// marked FAILED, CREATED jobs nobody claimed are launched again.
     pub fn open(root: &Path, settings: Settings) -> Result<Service> {
-        std::fs::create_dir_all(root).map_err(|e| ApiError::internal(format!("{}: {e}", root.display())))?;
+        // A new home is the owner's alone (its job store too: see `store::init`).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", root.display())))?;
         let output = match &settings.output {
             Some(o) => o.clone(),
             None => output::Storage::load(root)?.open(root),
         };
         let svc = Service { root: root.to_path_buf(), settings, output };
         store::init(&svc.db_path())?;
+        // What killed workers left: staging folders of local publishes, temp model files.
+        svc.output.sweep();
+        svc.blobs().sweep();
         svc.fail_interrupted_jobs()?;
         for (project, job) in svc.unclaimed_jobs()? {
             svc.launch(&project, &job);
@@ -132,25 +142,38 @@ impl Service {
             }
             Runner::Process(program, args) => {
                 if let Err(e) = self.spawn_worker(program, args, project, job) {
-                    // The job stays CREATED; the next `open` launches it again.
-                    eprintln!("edgepack: could not start the worker of job {job}: {e}");
+                    // Said at once, in the job: nothing would ever run it.
+                    let _ = self.fail_unstarted(project, job, &format!("the worker could not be started: {e}"));
                 }
             }
         }
     }
 
-    fn spawn_worker(&self, program: &Path, args: &[String], project: &str, job: &str) -> std::io::Result<()> {
+    /// A worker process for the job, its output appended to `logs/<job>.log`; the error
+    /// names the path or program that failed.
+    fn spawn_worker(
+        &self,
+        program: &Path,
+        args: &[String],
+        project: &str,
+        job: &str,
+    ) -> std::result::Result<(), String> {
         let logs = self.root.join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{job}.log")))?;
+        fn at(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+            move |e| format!("{}: {e}", p.display())
+        }
+        std::fs::create_dir_all(&logs).map_err(at(&logs))?;
+        let path = logs.join(format!("{job}.log"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(at(&path))?;
         std::process::Command::new(program)
             .args(args)
             .args([project, job])
             .env("EDGEPACK_HOME", &self.root)
             .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone()?)
+            .stdout(log.try_clone().map_err(at(&path))?)
             .stderr(log)
-            .spawn()?;
+            .spawn()
+            .map_err(at(program))?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use crate::shapes::{
     ListModelsResponse, ListProjectsResponse, ModelDescription, ModelMetadata, ProjectDescription, ProjectMetadata,
 };
 use crate::store::{now_ms, page_after, page_after_id, page_token, seconds};
-use crate::validate::{page_size, Violations, MODEL_VERSION, PROJECT_NAME};
+use crate::validate::{page_size, Violations, MODEL_VERSION, MODEL_VERSION_NO_LATEST, PROJECT_NAME};
 use crate::Service;
 
 /// An `ImportModel` request: a new model version of a project from an ONNX file.
@@ -169,6 +169,12 @@ impl Service {
                 format!("project '{name}' has {running} packaging job(s) in progress"),
             ));
         }
+        // Failed jobs published nothing: their reservations go with them; the others stay.
+        tx.execute(
+            "DELETE FROM component_reservations
+             WHERE job_id IN (SELECT id FROM jobs WHERE project = ?1 AND status = 'FAILED')",
+            [name],
+        )?;
         tx.execute("DELETE FROM jobs WHERE project = ?1", [name])?;
         tx.execute("DELETE FROM projects WHERE name = ?1", [name])?;
         tx.commit()?;
@@ -177,7 +183,7 @@ impl Service {
 
     /// `ImportModel`: checks the ONNX file (it must import and plan at the contract's input
     /// shape) and the contract against it, stores the file content-addressed and registers
-    /// the next version number of the project.
+    /// the next version number of the project (numbers are never reused).
     pub fn import_model(&self, req: &ImportModel) -> Result<ModelDescription> {
         project_name_ok(&req.project_name)?;
         let mut v = Violations::default();
@@ -191,10 +197,17 @@ impl Service {
         let mut c = self.db()?;
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.project_created(&tx, &req.project_name)?;
+        // Never a number given before, also to a deleted model or a deleted project's.
         let version: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE project = ?1",
+            "SELECT MAX(COALESCE((SELECT last FROM model_versions WHERE project = ?1), 0),
+                        COALESCE((SELECT MAX(version) FROM models WHERE project = ?1), 0)) + 1",
             [&req.project_name],
             |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO model_versions(project, last) VALUES (?1, ?2)
+             ON CONFLICT(project) DO UPDATE SET last = excluded.last",
+            params![req.project_name, version],
         )?;
         let now = now_ms();
         tx.execute(
@@ -262,9 +275,13 @@ impl Service {
         Ok(ListModelsResponse { models, next_token })
     }
 
-    /// `DeleteModel`: refused while a packaging job of it is in progress. The model file
-    /// stays in the content-addressed store (other versions may share it).
+    /// `DeleteModel`: refused while a packaging job of it is in progress. The version is a
+    /// number (`ModelVersionNoLatest`: `latest` is a ValidationException, as in the API). The
+    /// model file stays in the content-addressed store (other versions may share it).
     pub fn delete_model(&self, project: &str, version: &str) -> Result<String> {
+        let mut v = Violations::default();
+        v.required("ModelVersion", Some(version), &MODEL_VERSION_NO_LATEST);
+        v.finish()?;
         let m = self.stored_model(project, version)?;
         let mut c = self.db()?;
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -297,6 +314,14 @@ fn check_against_model(onnx: &[u8], contract: &ModelContract) -> Result<()> {
     if inputs != [contract.input.name.as_str()] {
         return Err(bad(format!(
             "the contract's input is '{}', the model's free inputs are {inputs:?} (one image input is supported)",
+            contract.input.name
+        )));
+    }
+    // Images arrive as float tensors; any other input would plan nowhere (every job failed).
+    let dtype = g.values[g.inputs[0]].dtype;
+    if dtype.is_int() {
+        return Err(bad(format!(
+            "input '{}' has element type {dtype:?}; the service packages models whose image input is float32",
             contract.input.name
         )));
     }

@@ -1,6 +1,7 @@
 //! The job store: one SQLite database (WAL) under the service's root, opened per operation so
 //! that threads and processes (a job's worker) share it safely.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +43,28 @@ CREATE TABLE IF NOT EXISTS jobs(
     UNIQUE(project, name)
 );
 CREATE INDEX IF NOT EXISTS jobs_component ON jobs(component_name, component_version);
+-- Component name + version reservations, taken with the job and never given again while
+-- the job has not FAILED: they outlive the job rows (a deleted project keeps its published
+-- components' names). `job_id` (AUTOINCREMENT, never reused) names the holder.
+CREATE TABLE IF NOT EXISTS component_reservations(
+    component_name TEXT NOT NULL,
+    component_version TEXT NOT NULL,
+    project TEXT NOT NULL,
+    job_name TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY(component_name, component_version)
+);
+-- The last model version number given in each project: numbers are never reused, also
+-- after the model or the project is deleted.
+CREATE TABLE IF NOT EXISTS model_versions(
+    project TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
+);
+-- Stores made before these tables: reserve what their rows hold.
+INSERT OR IGNORE INTO model_versions(project, last) SELECT project, MAX(version) FROM models GROUP BY project;
+INSERT OR IGNORE INTO component_reservations(component_name, component_version, project, job_name, job_id, created_ms)
+    SELECT component_name, component_version, project, name, id, created_ms FROM jobs WHERE status != 'FAILED';
 CREATE TABLE IF NOT EXISTS client_tokens(
     operation TEXT NOT NULL,
     token TEXT NOT NULL,
@@ -52,8 +75,17 @@ CREATE TABLE IF NOT EXISTS client_tokens(
 );
 ";
 
-/// Creates the database at `path` when needed (WAL journal, the tables).
+/// Creates the database at `path` when needed (WAL journal, the tables); a new database
+/// file is the owner's alone (mode 0600; SQLite gives its journal files the same mode).
 pub fn init(path: &Path) -> Result<()> {
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| ApiError::internal(format!("job store {}: {e}", path.display())))?;
+    }
     let c = open(path)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.execute_batch(SCHEMA)?;

@@ -44,6 +44,8 @@ const fn rule(min: usize, max: usize, pattern: &'static str) -> StrRule {
 pub const PROJECT_NAME: StrRule = rule(1, 255, r"[a-zA-Z0-9][a-zA-Z0-9_\-]*");
 /// `ModelVersion` (a number or `latest`).
 pub const MODEL_VERSION: StrRule = rule(1, 10, r"([1-9][0-9]*|latest)");
+/// `ModelVersionNoLatest` (`DeleteModel` names a version by number only).
+pub const MODEL_VERSION_NO_LATEST: StrRule = rule(1, 10, r"([1-9][0-9]*)");
 /// `ModelPackagingJobName`.
 pub const JOB_NAME: StrRule = rule(1, 64, r"[a-zA-Z0-9-]+");
 /// `CompilerOptions`.

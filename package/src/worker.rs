@@ -26,6 +26,16 @@ impl Service {
         Ok(())
     }
 
+    /// Fails a job no worker could be started for (still CREATED) with `message`.
+    pub(crate) fn fail_unstarted(&self, project: &str, name: &str, message: &str) -> Result<()> {
+        self.db()?.execute(
+            "UPDATE jobs SET status = 'FAILED', status_message = ?3, updated_ms = ?4
+             WHERE project = ?1 AND name = ?2 AND status = 'CREATED'",
+            params![project, name, message, now_ms()],
+        )?;
+        Ok(())
+    }
+
     /// Runs job `name` of `project` if it is CREATED (a job another worker claimed, or one that
     /// finished, is left alone: returns `Ok(false)`). The job ends SUCCEEDED or FAILED; the
     /// returned error is only about the job store itself.

@@ -137,6 +137,8 @@ fn a_tampered_or_missing_artifact_is_detected() {
     svc.run_job("p", &job).unwrap();
     let prefix = key_prefix(Some("factory"), "c", "1.0.0");
     verify(svc.output(), "components", &prefix).expect("untouched component verifies");
+    // The prefix as job messages print it, with a trailing slash, names the same component.
+    verify(svc.output(), "components", &format!("{prefix}/")).expect("a trailing slash verifies too");
     let folder = dir.path().join("buckets/components").join(&prefix);
     let plan = folder.join("model.eppl");
     let mut bytes = std::fs::read(&plan).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{import, project_with_sample, reopen, service, start, x86};
+use common::{import, import_sample, project_with_sample, reopen, service, start, x86};
 use package::contract::OutputSpec;
 use package::sample::{sample_contract, sample_model, SampleKind};
 use package::ErrorKind;
@@ -98,15 +98,7 @@ fn a_job_that_cannot_be_built_fails_with_the_reason_and_publishes_nothing() {
     project_with_sample(&svc, "p");
     let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
     // The stored model file is damaged after import: the job must notice.
-    let blobs = dir.path().join("blobs/sha256");
-    for f in std::fs::read_dir(&blobs).unwrap() {
-        let p = f.unwrap().path();
-        let mut perm = std::fs::metadata(&p).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perm.set_readonly(false);
-        std::fs::set_permissions(&p, perm).unwrap();
-        std::fs::write(&p, b"garbage").unwrap();
-    }
+    damage_stored_models(&dir);
     svc.run_job("p", &job).unwrap();
     let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
     assert_eq!(d.job.status, "FAILED");
@@ -229,8 +221,173 @@ fn projects_and_model_versions() {
     // Delete: a project with models is refused until they are deleted.
     let e = svc.delete_project("a-project").unwrap_err();
     assert!(e.kind == ErrorKind::Conflict && e.message.contains("delete-model"), "{e}");
+    // DeleteModel takes `ModelVersionNoLatest`: `latest` is a ValidationException and
+    // deletes nothing.
+    let e = svc.delete_model("a-project", "latest").unwrap_err();
+    assert!(e.kind == ErrorKind::Validation && e.message.contains("ModelVersion"), "{e}");
+    assert_eq!(svc.list_models("a-project", None, None).unwrap().models.len(), 2);
     svc.delete_model("a-project", "1").unwrap();
     svc.delete_model("a-project", "2").unwrap();
     svc.delete_project("a-project").unwrap();
     assert_eq!(svc.describe_project("a-project").unwrap_err().kind, ErrorKind::ResourceNotFound);
+}
+
+#[test]
+fn model_version_numbers_and_component_versions_are_never_reused_after_deletion() {
+    let (_dir, svc) = service();
+    project_with_sample(&svc, "p");
+    assert_eq!(import_sample(&svc, "p", SampleKind::Segmentation, 32, 32), "2");
+    // A deleted newest version's number is not given again.
+    svc.delete_model("p", "2").unwrap();
+    assert_eq!(import_sample(&svc, "p", SampleKind::Segmentation, 32, 32), "3");
+    // Publish component c 1.0.0 from version 1, then delete everything, the project too.
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    assert!(svc.run_job("p", &job).unwrap());
+    assert_eq!(
+        svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job.status,
+        "SUCCEEDED"
+    );
+    for v in ["1", "3"] {
+        svc.delete_model("p", v).unwrap();
+    }
+    svc.delete_project("p").unwrap();
+    // Another project cannot publish c 1.0.0 again: the reservation outlived the job rows.
+    project_with_sample(&svc, "q");
+    let e = svc.start_model_packaging_job(&start("q", "1", x86("core-avx2", "c"))).unwrap_err();
+    assert!(e.kind == ErrorKind::Conflict && e.message.contains("project 'p'"), "{e}");
+    // The recreated project continues its numbering: its first model is version 4.
+    svc.create_project("p").unwrap();
+    assert_eq!(import_sample(&svc, "p", SampleKind::Segmentation, 32, 32), "4");
+}
+
+#[test]
+fn a_model_whose_image_input_is_an_integer_tensor_is_refused_at_import() {
+    let (_dir, svc) = service();
+    svc.create_project("p").unwrap();
+    // The sample model behind a Cast: its input `image` becomes INT64.
+    let mut m = onnx::decode_model(&sample_model(SampleKind::Segmentation, 32, 32)).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    for i in g.node.iter_mut().flat_map(|n| n.input.iter_mut()).filter(|i| *i == "image") {
+        *i = "image.f".into();
+    }
+    g.node.insert(0, onnx::build::node("Cast", "cast", &["image"], &["image.f"], vec![onnx::build::int("to", 1)]));
+    g.input[0].r#type.as_mut().unwrap().tensor_type.as_mut().unwrap().elem_type = onnx::tensor::INT64;
+    let e = svc
+        .import_model(&package::projects::ImportModel {
+            project_name: "p".into(),
+            onnx: onnx::Message::encode_to_vec(&m),
+            source: "t".into(),
+            description: None,
+            contract: sample_contract(SampleKind::Segmentation, 32, 32),
+        })
+        .unwrap_err();
+    assert!(e.kind == ErrorKind::Validation && e.message.contains("'image' has element type I64"), "{e}");
+    assert!(svc.list_models("p", None, None).unwrap().models.is_empty());
+}
+
+/// Overwrites every stored model file of the service in `dir` with garbage.
+fn damage_stored_models(dir: &tempfile::TempDir) {
+    for f in std::fs::read_dir(dir.path().join("blobs/sha256")).unwrap() {
+        let p = f.unwrap().path();
+        let mut perm = std::fs::metadata(&p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(&p, perm).unwrap();
+        std::fs::write(&p, b"garbage").unwrap();
+    }
+}
+
+#[test]
+fn a_corrupt_stored_model_is_repaired_by_importing_the_good_file_again() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    damage_stored_models(&dir);
+    let e = svc.stored_model("p", "1").and_then(|m| svc.blobs().get(&m.sha256)).unwrap_err();
+    assert!(e.message.contains("corrupt"), "{e}");
+    // The same file again: version 2, and the stored copy both versions share is good again.
+    assert_eq!(import_sample(&svc, "p", SampleKind::Segmentation, 32, 32), "2");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    assert!(svc.run_job("p", &job).unwrap());
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "SUCCEEDED", "{:?}", d.job.status_message);
+}
+
+#[test]
+fn leftovers_of_killed_workers_are_swept_when_the_service_opens() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let bucket = dir.path().join("buckets/components");
+    // Pid 4194305 is above Linux's largest: its owner is gone.
+    let dead_staging = bucket.join(".staging-4194305-a");
+    let live_staging = bucket.join(format!(".staging-{}-b", std::process::id()));
+    for d in [&dead_staging, &live_staging] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("model.onnx"), [0u8; 4096]).unwrap();
+    }
+    let dead_blob = dir.path().join("blobs/sha256/.4194305-c");
+    std::fs::write(&dead_blob, [0u8; 4096]).unwrap();
+    drop(svc);
+    let svc = reopen(&dir, Duration::from_secs(30));
+    assert!(!dead_staging.exists() && !dead_blob.exists(), "the dead's leftovers are swept");
+    assert!(live_staging.exists(), "a live publisher's staging folder stays");
+    assert_eq!(svc.describe_model("p", "1").unwrap().model.model_version, "1", "the stored model stays");
+}
+
+#[test]
+fn a_new_home_and_its_job_store_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // The agent builds live beside the home, which the service creates itself.
+    let svc = package::Service::open(&home, common::settings(dir.path())).unwrap();
+    project_with_sample(&svc, "p");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&home.join("jobs.sqlite")), 0o600);
+}
+
+#[test]
+fn a_damaged_job_row_fails_the_list_naming_the_job() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    for v in ["1.0.0", "2.0.0"] {
+        let mut gg = x86("core-avx2", "c");
+        gg.component_version = Some(v.into());
+        svc.start_model_packaging_job(&start("p", "1", gg)).unwrap();
+    }
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    let name: String = db.query_row("SELECT name FROM jobs ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap();
+    db.execute("UPDATE jobs SET configuration = '{not json' WHERE name = ?1", [&name]).unwrap();
+    let e = svc.list_model_packaging_jobs("p", None, None).unwrap_err();
+    assert!(e.message.contains(&format!("stored job '{name}' of project 'p' is damaged")), "{e}");
+}
+
+#[test]
+fn a_job_whose_worker_cannot_start_fails_at_once_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // `logs` is a file: the worker's log cannot be opened.
+    std::fs::write(home.join("logs"), b"not a folder").unwrap();
+    let runner = package::Runner::Process("/bin/true".into(), vec![]);
+    let svc = package::Service::open(&home, package::Settings { runner, ..common::settings(dir.path()) }).unwrap();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job;
+    assert_eq!(d.status, "FAILED");
+    let msg = d.status_message.unwrap();
+    assert!(msg.contains("the worker could not be started") && msg.contains("logs"), "{msg}");
+}
+
+#[test]
+fn describing_a_job_whose_worker_stopped_applies_the_heartbeat_rule() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    // A worker claimed it and went silent a minute ago (the service's limit is 30 s).
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    db.execute("UPDATE jobs SET status = 'RUNNING', heartbeat_ms = ?1", [package::store::now_ms() - 60_000]).unwrap();
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job;
+    assert_eq!(d.status, "FAILED", "what `--wait` polls ends instead of reading RUNNING forever");
+    assert!(d.status_message.unwrap().starts_with("interrupted"));
 }

@@ -36,7 +36,8 @@ impl OutputStore for LocalStore {
         self.check_destination(bucket, key_prefix, "")?;
         let bucket_dir = self.root.join(bucket);
         let dest = bucket_dir.join(key_prefix);
-        let staging = bucket_dir.join(format!(".staging-{}", uuid::Uuid::new_v4()));
+        // Owned by this process: a sweep removes it only once the process is gone.
+        let staging = crate::temp::owned(&bucket_dir, STAGING);
         let result = (|| {
             std::fs::create_dir_all(&staging).map_err(io(&staging))?;
             for f in files {
@@ -82,4 +83,12 @@ impl OutputStore for LocalStore {
     fn locate(&self, bucket: &str, key: &str) -> String {
         self.path(bucket, key).display().to_string()
     }
+
+    fn sweep(&self) -> u64 {
+        let buckets = std::fs::read_dir(&self.root).into_iter().flatten().flatten();
+        buckets.map(|b| crate::temp::sweep(&b.path(), STAGING)).sum()
+    }
 }
+
+/// Names of publish staging folders inside a bucket folder: `.staging-<pid>-<uuid>`.
+const STAGING: &str = ".staging-";

@@ -38,6 +38,11 @@ pub trait OutputStore: Send + Sync {
     fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>>;
     /// Where `bucket`/`key` is, for messages (an object URL or a local path).
     fn locate(&self, bucket: &str, key: &str) -> String;
+    /// Removes what publishes of processes that are gone left behind (local staging
+    /// folders of a killed worker); returns the bytes freed. Nothing to do by default.
+    fn sweep(&self) -> u64 {
+        0
+    }
 }
 
 /// Checks a bucket name and key before they reach a store: no empty, `.` or `..` segments (a

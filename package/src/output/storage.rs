@@ -1,6 +1,8 @@
 //! The storage setting: where `S3OutputLocation`s resolve. Kept in `<root>/storage.json` so
 //! that every command and every worker process of a service uses the same place.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -42,6 +44,15 @@ impl S3Settings {
     pub fn check(&self) -> Result<()> {
         if let Some(url) = &self.endpoint_url {
             let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            // Credentials never reach a file or a message: refused, and not repeated.
+            if let Some((userinfo, host)) = rest.and_then(|r| r.split(['/', '?', '#']).next()?.rsplit_once('@')) {
+                let scheme = url.split("://").next().unwrap_or("http");
+                let shown = if userinfo.is_empty() { "@" } else { "***@" };
+                return Err(ApiError::validation(format!(
+                    "EndpointUrl '{scheme}://{shown}{host}…' carries credentials; give the endpoint without them \
+                     and the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+                )));
+            }
             if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
                 return Err(ApiError::validation(format!(
                     "EndpointUrl '{url}': expected http://host[:port] or https://host[:port]"
@@ -81,7 +92,10 @@ impl Storage {
         let text = serde_json::to_string_pretty(self).expect("serializable") + "\n";
         let io = |e: std::io::Error| ApiError::internal(format!("{}: {e}", path.display()));
         std::fs::create_dir_all(root).map_err(io)?;
-        std::fs::write(&tmp, text).map_err(io)?;
+        // Owner-only, like every file of the service's home.
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        drop(file);
         std::fs::rename(&tmp, &path).map_err(io)
     }
 
@@ -119,6 +133,10 @@ mod tests {
         assert_eq!(Storage::load(dir.path()).unwrap(), setting);
         let text = std::fs::read_to_string(dir.path().join(STORAGE_FILE)).unwrap();
         assert!(text.contains("\"Kind\": \"S3\"") && text.contains("\"EndpointUrl\""), "{text}");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join(STORAGE_FILE)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "owner-only");
         Storage::Local.save(dir.path()).unwrap();
         assert_eq!(Storage::load(dir.path()).unwrap(), Storage::Local);
     }
@@ -131,16 +149,23 @@ mod tests {
             (s3(Some("http://a b"), None), "EndpointUrl 'http://a b'"),
             (s3(None, Some("eu central")), "Region 'eu central'"),
             (s3(None, Some("")), "Region ''"),
+            (
+                s3(Some("http://AKIDEXAMPLE:wJalrXUtnFEMI@minio:9000/x"), None),
+                "'http://***@minio:9000…' carries credentials",
+            ),
+            (s3(Some("https://AKIDEXAMPLE@minio"), None), "'https://***@minio…' carries credentials"),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let err = setting.save(dir.path()).unwrap_err();
             assert!(err.message.contains(problem), "{}", err.message);
+            assert!(!err.message.contains("AKIDEXAMPLE") && !err.message.contains("wJalr"), "{}", err.message);
             assert!(!dir.path().join(STORAGE_FILE).exists());
         }
         for (text, problem) in [
             ("{\"Kind\": \"Ftp\"}", "unknown variant `Ftp`"),
             ("{\"Kind\": \"S3\", \"Endpoint\": \"http://x\"}", "unknown field `Endpoint`"),
             ("{\"Kind\": \"S3\", \"EndpointUrl\": \"x\"}", "EndpointUrl 'x'"),
+            ("{\"Kind\": \"S3\", \"EndpointUrl\": \"http://K:S@h\"}", "'http://***@h…' carries credentials"),
             ("not json", "not a storage setting"),
         ] {
             let dir = tempfile::tempdir().unwrap();
