@@ -39,9 +39,44 @@ pub fn iso_timestamps(v: &mut Value) {
     }
 }
 
+/// Longest `--query` accepted, in characters, and its deepest nesting of brackets, parentheses
+/// and braces: the JMESPath parser and interpreter recurse once per level, and an expression
+/// nested thousands deep would overflow the stack instead of failing with a message.
+const QUERY_MAX_CHARS: usize = 4096;
+const QUERY_MAX_DEPTH: usize = 128;
+
+/// Refuses a `--query` too long or nested too deep to evaluate safely (quoted text and
+/// literals do not count towards the nesting).
+fn query_bounds(expr: &str) -> Result<(), String> {
+    let chars = expr.chars().count();
+    if chars > QUERY_MAX_CHARS {
+        return Err(format!("--query: {chars} characters; at most {QUERY_MAX_CHARS} are accepted"));
+    }
+    let (mut depth, mut quote, mut escaped) = (0usize, None, false);
+    for ch in expr.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if ch == '\\' => escaped = true,
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None => match ch {
+                '\'' | '"' | '`' => quote = Some(ch),
+                '[' | '(' | '{' => depth += 1,
+                ']' | ')' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        if depth > QUERY_MAX_DEPTH {
+            return Err(format!("--query: nested deeper than {QUERY_MAX_DEPTH} levels"));
+        }
+    }
+    Ok(())
+}
+
 /// Applies `--query`.
 pub fn query(v: Value, expr: Option<&str>) -> Result<Value, String> {
     let Some(expr) = expr else { return Ok(v) };
+    query_bounds(expr)?;
     let e = jmespath::compile(expr).map_err(|e| format!("--query: {e}"))?;
     let out = e.search(v).map_err(|e| format!("--query: {e}"))?;
     serde_json::to_value(&*out).map_err(|e| format!("--query: {e}"))
@@ -213,6 +248,16 @@ mod tests {
         let q = query(v.clone(), Some("ModelPackagingJobs[?Status=='FAILED'].JobName")).unwrap();
         assert_eq!(q, json!(["b"]));
         assert!(query(v.clone(), Some("[[")).unwrap_err().contains("--query"));
+        // Nesting that would overflow the parser's stack is refused with a message.
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(query(v.clone(), Some(&deep)).unwrap_err().contains("nested deeper than 128"));
+        let deeper = "[".repeat(20_000) + &"]".repeat(20_000);
+        assert!(query(v.clone(), Some(&deeper)).unwrap_err().contains("at most 4096"));
+        let long = "a.".repeat(3000) + "a";
+        assert!(query(v.clone(), Some(&long)).unwrap_err().contains("at most 4096"));
+        // Brackets inside quoted text do not count.
+        let quoted = format!("ModelPackagingJobs[?JobName=='{}'].JobName", "[".repeat(200));
+        assert_eq!(query(v.clone(), Some(&quoted)).unwrap(), json!([]));
         assert_eq!(render(&json!({"JobName": "j"}), Format::Text), "j\n");
         let t = render(&v, Format::Text);
         assert_eq!(t.lines().next().unwrap(), "MODELPACKAGINGJOBS\t1970-01-01T00:00:01.500+00:00\ta\tSUCCEEDED");

@@ -87,17 +87,32 @@ impl Service {
         req: &StartModelPackagingJobRequest,
     ) -> Result<StartModelPackagingJobResponse> {
         let valid = validate::start_request(req)?;
-        let model = self.stored_model(&valid.project_name, &valid.model_version)?;
-        let mut gg = valid.greengrass.clone();
-        let component_name = gg.component_name.clone().expect("validated");
-        let component_version = gg.component_version.get_or_insert_with(|| format!("{}.0.0", model.version)).clone();
-        let configuration = ModelPackagingConfiguration { greengrass: Some(gg) };
         // What the token binds: the request as given (not the generated name or defaults).
         let params = json!({
             "ProjectName": req.project_name, "ModelVersion": req.model_version, "JobName": req.job_name,
             "Configuration": req.configuration, "Description": req.description,
         })
         .to_string();
+        // A retry of a call that succeeded answers as it did, also once the model is gone.
+        if let Some(token) = &req.client_token {
+            let prior: Option<String> = self
+                .db()?
+                .query_row(
+                    "SELECT result FROM client_tokens WHERE operation = ?1 AND token = ?2 AND params = ?3
+                                                       AND created_ms > ?4",
+                    params![START, token, params, now_ms() - CLIENT_TOKEN_TTL_MS],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(job_name) = prior {
+                return Ok(StartModelPackagingJobResponse { job_name });
+            }
+        }
+        let model = self.stored_model(&valid.project_name, &valid.model_version)?;
+        let mut gg = valid.greengrass.clone();
+        let component_name = gg.component_name.clone().expect("validated");
+        let component_version = gg.component_version.get_or_insert_with(|| format!("{}.0.0", model.version)).clone();
+        let configuration = ModelPackagingConfiguration { greengrass: Some(gg) };
         let mut c = self.db()?;
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();

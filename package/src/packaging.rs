@@ -30,7 +30,8 @@ pub fn architecture(t: &Target) -> &'static str {
 
 /// The ARN of a component version.
 pub fn component_arn(name: &str, version: &str) -> String {
-    format!("arn:edgepack:greengrass:local:000000000000:components:{name}:versions:{version}")
+    // The API model's `ComponentVersionArn` pattern wants `aws` in the account field.
+    format!("arn:edgepack:greengrass:local:aws:components:{name}:versions:{version}")
 }
 
 /// The key prefix of a component: `<Prefix>/<ComponentName>/<ComponentVersion>`.

@@ -77,7 +77,22 @@ CREATE TABLE IF NOT EXISTS client_tokens(
 
 /// Creates the database at `path` when needed (WAL journal, the tables); a new database
 /// file is the owner's alone (mode 0600; SQLite gives its journal files the same mode).
+///
+/// Once a store exists, a marker beside it (`<name>.created`) remembers that: a store found
+/// missing or empty (0 bytes) later is refused with an error instead of silently re-created
+/// (every project would vanish without a word).
 pub fn init(path: &Path) -> Result<()> {
+    let marker = path.with_extension("created");
+    let empty = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    if empty && marker.exists() {
+        return Err(ApiError::internal(format!(
+            "job store {} is missing or empty, but this home had one ({} says so): restore it from a \
+             backup, or delete {} to start a new, empty store",
+            path.display(),
+            marker.display(),
+            marker.display()
+        )));
+    }
     if !path.exists() {
         std::fs::OpenOptions::new()
             .append(true)
@@ -89,6 +104,21 @@ pub fn init(path: &Path) -> Result<()> {
     let c = open(path)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.execute_batch(SCHEMA)?;
+    if !marker.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&marker)
+            .and_then(|mut f| {
+                std::io::Write::write_all(
+                    &mut f,
+                    b"this home's job store was created; edgepack will not re-create it silently\n",
+                )
+            })
+            .map_err(|e| ApiError::internal(format!("{}: {e}", marker.display())))?;
+    }
     Ok(())
 }
 

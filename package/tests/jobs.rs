@@ -10,13 +10,22 @@ use package::contract::OutputSpec;
 use package::sample::{sample_contract, sample_model, SampleKind};
 use package::ErrorKind;
 
-#[test]
-fn same_token_and_parameters_return_the_same_job() {
-    let (_dir, svc) = service();
+/// A service with project `p` (the sample as version 1) and a job of it started with
+/// `token`: the service, the request and the job's name.
+fn started_with_token(
+    token: &str,
+) -> (tempfile::TempDir, package::Service, package::shapes::StartModelPackagingJobRequest, String) {
+    let (dir, svc) = service();
     project_with_sample(&svc, "p");
     let mut r = start("p", "1", x86("core-avx2", "c"));
-    r.client_token = Some("token-1".into());
-    let a = svc.start_model_packaging_job(&r).unwrap().job_name;
+    r.client_token = Some(token.into());
+    let job = svc.start_model_packaging_job(&r).unwrap().job_name;
+    (dir, svc, r, job)
+}
+
+#[test]
+fn same_token_and_parameters_return_the_same_job() {
+    let (_dir, svc, mut r, a) = started_with_token("token-1");
     let b = svc.start_model_packaging_job(&r).unwrap().job_name;
     assert_eq!(a, b);
     assert_eq!(svc.list_model_packaging_jobs("p", None, None).unwrap().model_packaging_jobs.len(), 1);
@@ -32,12 +41,19 @@ fn same_token_and_parameters_return_the_same_job() {
 }
 
 #[test]
+fn a_token_retry_after_the_model_was_deleted_returns_the_same_job() {
+    let (_dir, svc, mut r, a) = started_with_token("retry");
+    assert!(svc.run_job("p", &a).unwrap());
+    svc.delete_model("p", "1").unwrap();
+    // The retry of a call that succeeded answers as the first did, as the API promises.
+    assert_eq!(svc.start_model_packaging_job(&r).unwrap().job_name, a);
+    r.client_token = None;
+    assert_eq!(svc.start_model_packaging_job(&r).unwrap_err().kind, ErrorKind::ResourceNotFound);
+}
+
+#[test]
 fn a_token_older_than_8_hours_is_a_new_call() {
-    let (dir, svc) = service();
-    project_with_sample(&svc, "p");
-    let mut r = start("p", "1", x86("core-avx2", "c"));
-    r.client_token = Some("old".into());
-    let a = svc.start_model_packaging_job(&r).unwrap().job_name;
+    let (dir, svc, mut r, a) = started_with_token("old");
     let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
     db.execute("UPDATE client_tokens SET created_ms = created_ms - 8 * 3600 * 1000 - 1", []).unwrap();
     r.configuration.as_mut().unwrap().greengrass.as_mut().unwrap().component_version = Some("1.0.1".into());
@@ -90,6 +106,9 @@ fn a_job_moves_from_created_through_running_to_succeeded() {
     assert!(msg.contains("published") && msg.contains("parity"), "{msg}");
     let gg = d1.model_packaging_configuration.greengrass.unwrap();
     assert_eq!(gg.component_version.as_deref(), Some("1.0.0"), "the default is filled in");
+    // `ComponentVersionArn` as the API model's pattern has it.
+    let arn = d1.model_packaging_output_details.unwrap().greengrass.component_version_arn;
+    assert!(regex::Regex::new("^arn:[^:]*:greengrass:[^:]*:aws:components:[^:]+").unwrap().is_match(&arn), "{arn}");
 }
 
 #[test]
@@ -390,4 +409,22 @@ fn describing_a_job_whose_worker_stopped_applies_the_heartbeat_rule() {
     let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description.job;
     assert_eq!(d.status, "FAILED", "what `--wait` polls ends instead of reading RUNNING forever");
     assert!(d.status_message.unwrap().starts_with("interrupted"));
+}
+
+#[test]
+fn an_emptied_job_store_is_refused_instead_of_silently_recreated() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    drop(svc);
+    for f in ["jobs.sqlite-wal", "jobs.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    std::fs::write(dir.path().join("jobs.sqlite"), b"").unwrap();
+    let e = package::Service::open(dir.path(), common::settings(dir.path())).err().expect("refused");
+    assert!(e.message.contains("is missing or empty, but this home had one"), "{e}");
+    assert_eq!(std::fs::metadata(dir.path().join("jobs.sqlite")).unwrap().len(), 0, "nothing written over it");
+    // Deleting the marker is the deliberate way to start afresh.
+    std::fs::remove_file(dir.path().join("jobs.created")).unwrap();
+    let svc = reopen(&dir, Duration::from_secs(30));
+    assert!(svc.list_projects(None, None).unwrap().projects.is_empty());
 }
