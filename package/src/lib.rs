@@ -4,9 +4,12 @@
 //! off the request path, and Greengrass components that carry a plan pre-packed for the
 //! target's kernels and a parity report.
 //!
-//! A [`Service`] lives in a root folder: `jobs.sqlite` (WAL), `blobs/sha256/` (model files,
-//! content-addressed, never modified), `storage.json` (where buckets are: [`output::Storage`])
-//! and, with the embedded storage, `buckets/<bucket>/`.
+//! A [`Service`] lives in a root folder (created owner-only): `jobs.sqlite` (WAL) and its
+//! marker `jobs.created`, `blobs/sha256/` (model files, content-addressed, read-only, a
+//! corrupt one replaced by a good import), `storage.json` (where buckets are:
+//! [`output::Storage`]), `logs/` (workers' output) and, with the embedded storage,
+//! `buckets/<bucket>/`. Opening it sweeps what killed processes left (temporary model files,
+//! staging folders).
 
 pub mod agent_component;
 pub mod blobs;
