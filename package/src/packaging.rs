@@ -173,7 +173,10 @@ pub fn build_component(
     files.push(file(RECIPE_FILE, recipe_bytes));
     files.push(file(LAST_FILE, pretty(&create)));
     progress(&format!("publishing to s3://{bucket}/{prefix}/"));
-    svc.output().publish(&bucket, &prefix, &files)?;
+    // Fenced: a worker whose job was failed meanwhile (stopped past the heartbeat limit, its
+    // component version free for another job) publishes nothing.
+    let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name };
+    svc.output().publish_fenced(&bucket, &prefix, &files, &fence)?;
     let agent_note = if agent_published {
         format!("{AGENT_COMPONENT} {AGENT_VERSION} already at s3://{bucket}/{agent_prefix}/")
     } else {

@@ -5,16 +5,60 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
-use crate::error::Result;
+use crate::error::{ApiError, ResourceType, Result};
 use crate::jobs::JobRow;
+use crate::output::Fence;
 use crate::packaging::build_component;
 use crate::store::now_ms;
 use crate::Service;
 
 /// How often a running job's worker records that it is alive.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// The fence of a job's publish: the job must still be RUNNING, that is still this worker's
+/// (not FAILED by the liveness rule while the worker was stopped, its component version
+/// perhaps given to another job). The job store's write lock is held from the check until
+/// the component is visible, so nobody can fail the job in between.
+pub(crate) struct JobFence<'a> {
+    pub svc: &'a Service,
+    pub project: &'a str,
+    pub name: &'a str,
+}
+
+impl Fence for JobFence<'_> {
+    fn hold(&self, reveal: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        let mut c = self.svc.db()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let status: Option<String> = tx
+            .query_row(
+                "SELECT status FROM jobs WHERE project = ?1 AND name = ?2",
+                params![self.project, self.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if status.as_deref() != Some("RUNNING") {
+            return Err(ApiError::conflict(
+                ResourceType::ModelPackageJob,
+                self.name,
+                format!(
+                    "job {} is {} now, no longer this worker's: its component was not published",
+                    self.name,
+                    status.as_deref().unwrap_or("gone")
+                ),
+            ));
+        }
+        reveal()?;
+        tx.execute(
+            "UPDATE jobs SET status_message = 'published; finishing', updated_ms = ?3, heartbeat_ms = ?3
+             WHERE project = ?1 AND name = ?2",
+            params![self.project, self.name, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
 
 impl Service {
     /// Sets a running job's status message (what it is doing now).

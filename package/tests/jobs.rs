@@ -428,3 +428,69 @@ fn an_emptied_job_store_is_refused_instead_of_silently_recreated() {
     let svc = reopen(&dir, Duration::from_secs(30));
     assert!(svc.list_projects(None, None).unwrap().projects.is_empty());
 }
+
+/// A local store that, just before a publish, does to the job what the liveness rule does to
+/// a worker stopped past the heartbeat limit (SIGSTOP): marks it FAILED.
+struct StalledWorker {
+    inner: package::output::LocalStore,
+    db: std::path::PathBuf,
+}
+
+impl package::output::OutputStore for StalledWorker {
+    fn publish_fenced(
+        &self,
+        bucket: &str,
+        key_prefix: &str,
+        files: &[package::output::OutputFile],
+        fence: &dyn package::output::Fence,
+    ) -> package::Result<()> {
+        let db = rusqlite::Connection::open(&self.db).unwrap();
+        db.execute(
+            "UPDATE jobs SET status = 'FAILED', status_message = 'interrupted (test)' WHERE status = 'RUNNING'",
+            [],
+        )
+        .unwrap();
+        self.inner.publish_fenced(bucket, key_prefix, files, fence)
+    }
+    fn check_destination(&self, bucket: &str, key_prefix: &str, last: &str) -> package::Result<()> {
+        self.inner.check_destination(bucket, key_prefix, last)
+    }
+    fn get(&self, bucket: &str, key: &str) -> package::Result<Vec<u8>> {
+        self.inner.get(bucket, key)
+    }
+    fn locate(&self, bucket: &str, key: &str) -> String {
+        self.inner.locate(bucket, key)
+    }
+}
+
+#[test]
+fn a_worker_whose_job_was_failed_meanwhile_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let buckets = dir.path().join("buckets");
+    let stalled =
+        StalledWorker { inner: package::output::LocalStore::new(&buckets), db: dir.path().join("jobs.sqlite") };
+    let settings = package::Settings { output: Some(std::sync::Arc::new(stalled)), ..common::settings(dir.path()) };
+    let svc = package::Service::open(dir.path(), settings).unwrap();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    assert!(svc.run_job("p", &job).unwrap());
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "FAILED");
+    assert_eq!(d.job.status_message.as_deref(), Some("interrupted (test)"), "the liveness rule's message stays");
+    assert!(d.model_packaging_output_details.is_none());
+    // Nothing published, no staging folder left: no file at all under the bucket.
+    fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        entries.flat_map(|e| if e.path().is_dir() { files(&e.path()) } else { vec![e.path()] }).collect()
+    }
+    let left = files(&buckets.join("components"));
+    assert!(left.is_empty(), "{left:?}");
+    // The freed component version goes to a new job, which publishes it.
+    let again = package::Service::open(dir.path(), common::settings(dir.path())).unwrap();
+    let job2 = again.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    assert!(again.run_job("p", &job2).unwrap());
+    assert_eq!(
+        again.describe_model_packaging_job("p", &job2).unwrap().model_packaging_description.job.status,
+        "SUCCEEDED"
+    );
+}

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{check_key, check_keys, OutputFile, OutputStore};
+use super::{check_key, check_keys, Fence, OutputFile, OutputStore};
 use crate::error::{ApiError, Result};
 
 /// Buckets as folders: `<root>/<bucket>/<key>`.
@@ -31,7 +31,7 @@ fn io(what: &Path) -> impl Fn(std::io::Error) -> ApiError + '_ {
 }
 
 impl OutputStore for LocalStore {
-    fn publish(&self, bucket: &str, key_prefix: &str, files: &[OutputFile]) -> Result<()> {
+    fn publish_fenced(&self, bucket: &str, key_prefix: &str, files: &[OutputFile], fence: &dyn Fence) -> Result<()> {
         check_keys(bucket, key_prefix, files)?;
         self.check_destination(bucket, key_prefix, "")?;
         let bucket_dir = self.root.join(bucket);
@@ -48,7 +48,17 @@ impl OutputStore for LocalStore {
             }
             let parent = dest.parent().expect("a key prefix has a parent");
             std::fs::create_dir_all(parent).map_err(io(parent))?;
-            std::fs::rename(&staging, &dest).map_err(io(&dest))
+            let mut revealed = false;
+            let held = fence.hold(&mut || {
+                std::fs::rename(&staging, &dest).map_err(io(&dest))?;
+                revealed = true;
+                Ok(())
+            });
+            if held.is_err() && revealed {
+                // The fence failed after the rename (it could not record it): take it back.
+                let _ = std::fs::remove_dir_all(&dest);
+            }
+            held
         })();
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&staging);

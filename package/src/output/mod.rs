@@ -22,14 +22,39 @@ pub struct OutputFile {
     pub bytes: Vec<u8>,
 }
 
+/// What a publish must hold while it makes a component visible: the publisher's proof that
+/// it may still publish (a packaging job's worker: the job is still its own, not FAILED by the
+/// liveness rule and its component version given to another job).
+pub trait Fence {
+    /// Runs `reveal` (the one step that makes the component visible) only while the right
+    /// holds, and keeps it held until `reveal` has returned; an error otherwise, and `reveal`
+    /// does not run.
+    fn hold(&self, reveal: &mut dyn FnMut() -> Result<()>) -> Result<()>;
+}
+
+/// No fence: the publisher needs no one's leave (the agent component, tests of a store).
+pub struct Unfenced;
+
+impl Fence for Unfenced {
+    fn hold(&self, reveal: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+        reveal()
+    }
+}
+
 /// A place that stores buckets of objects.
 pub trait OutputStore: Send + Sync {
+    /// [`OutputStore::publish_fenced`] without a fence.
+    fn publish(&self, bucket: &str, key_prefix: &str, files: &[OutputFile]) -> Result<()> {
+        self.publish_fenced(bucket, key_prefix, files, &Unfenced)
+    }
     /// Publishes `files` under `bucket`/`key_prefix`/ and refuses when a complete component is
     /// already there. A failed publish leaves nothing behind. Stores that can make the files
     /// appear together do so (local folders: one rename); the others (S3) write them in the
     /// order given, so the last file marks a complete component: a prefix without it holds
-    /// the remains of an interrupted publish and is replaced.
-    fn publish(&self, bucket: &str, key_prefix: &str, files: &[OutputFile]) -> Result<()>;
+    /// the remains of an interrupted publish and is replaced. The step that makes the
+    /// component visible (the rename, the last file) runs inside `fence`; when the fence
+    /// refuses, what was written is removed again.
+    fn publish_fenced(&self, bucket: &str, key_prefix: &str, files: &[OutputFile], fence: &dyn Fence) -> Result<()>;
     /// Checks, before a job does its work, that a component can be published under
     /// `bucket`/`key_prefix`: the bucket can be reached with the credentials at hand and no
     /// complete component is there (`last`: the name of the file a publish writes last).

@@ -12,7 +12,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as Key;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig};
 
-use super::{check_key, check_keys, OutputFile, OutputStore, S3Settings};
+use super::{check_key, check_keys, Fence, OutputFile, OutputStore, S3Settings};
 use crate::error::{ApiError, Result};
 
 /// Static credentials, for callers that hold them (tests, embedding programs); without them
@@ -137,33 +137,48 @@ fn key(bucket: &str, key: &str) -> Result<Key> {
 }
 
 impl OutputStore for S3Store {
-    fn publish(&self, bucket: &str, key_prefix: &str, files: &[OutputFile]) -> Result<()> {
+    fn publish_fenced(&self, bucket: &str, key_prefix: &str, files: &[OutputFile], fence: &dyn Fence) -> Result<()> {
         check_keys(bucket, key_prefix, files)?;
-        let Some(last) = files.last() else {
+        if files.is_empty() {
             return Err(ApiError::internal("a component without files"));
-        };
+        }
         let s3 = self.client(bucket)?;
         let keys: Vec<Key> =
             files.iter().map(|f| key(bucket, &format!("{key_prefix}/{}", f.name))).collect::<Result<_>>()?;
-        self.block(async {
-            // The remains of a killed publish (no last file) are cleared before writing anew.
-            for k in self.leftovers(&s3, bucket, key_prefix, &last.name).await? {
-                s3.delete(&k).await.map_err(|e| self.fail("clearing", bucket, k.as_ref(), e))?;
-            }
-            let mut written = Vec::with_capacity(files.len());
-            for (f, k) in files.iter().zip(&keys) {
-                if let Err(e) = s3.put(k, PutPayload::from(f.bytes.clone())).await {
-                    let mut err = self.fail("writing", bucket, k.as_ref(), e);
-                    for w in &written {
-                        if let Err(d) = s3.delete(w).await {
-                            err.message += &format!("; and could not delete {w} again: {d}");
-                        }
-                    }
-                    return Err(err);
+        let last = files.len() - 1;
+        let (s3, keys) = (&s3, &keys);
+        let put = |i: usize| async move {
+            s3.put(&keys[i], PutPayload::from(files[i].bytes.clone()))
+                .await
+                .map_err(|e| self.fail("writing", bucket, keys[i].as_ref(), e))
+        };
+        let mut written = 0;
+        let outcome = self
+            .block(async {
+                // The remains of a killed publish (no last file) are cleared before writing anew.
+                for k in self.leftovers(s3, bucket, key_prefix, &files[last].name).await? {
+                    s3.delete(&k).await.map_err(|e| self.fail("clearing", bucket, k.as_ref(), e))?;
                 }
-                written.push(k.clone());
-            }
-            Ok(())
+                for i in 0..last {
+                    put(i).await?;
+                    written += 1;
+                }
+                Ok(())
+            })
+            // The last file marks the component complete: written inside the fence.
+            .and_then(|()| fence.hold(&mut || self.block(put(last)).map(drop)));
+        outcome.map_err(|mut err| {
+            let undone = self.block(async {
+                let mut problems = String::new();
+                for k in &keys[..written] {
+                    if let Err(d) = s3.delete(k).await {
+                        problems += &format!("; and could not delete {k} again: {d}");
+                    }
+                }
+                Ok(problems)
+            });
+            err.message += &undone.unwrap_or_else(|e| format!("; and could not clean up: {}", e.message));
+            err
         })
     }
 
