@@ -156,8 +156,9 @@ pub struct Paging {
     /// Items per API call (1..100).
     #[arg(long)]
     page_size: Option<i64>,
-    /// Most items to return; a `NextToken` follows when there are more.
-    #[arg(long)]
+    /// Most items to return (1 or more); a `NextToken` follows when there are more. Handled
+    /// here, as the AWS CLI does: the service never sees it.
+    #[arg(long, value_parser = at_least_one)]
     max_items: Option<usize>,
     /// One API call only.
     #[arg(long)]
@@ -431,6 +432,14 @@ fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
 
 /// Calls a list operation page by page as the AWS CLI does: all pages unless `--no-paginate`,
 /// at most `--max-items` items (then a `NextToken` to continue from).
+/// A count of 1 or more (`--max-items`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a count of 1 or more")),
+    }
+}
+
 fn paginate(
     key: &str,
     p: &Paging,

@@ -32,7 +32,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` print and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // A command line that does not parse exits 252, as the AWS CLI's usage errors do.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(252);
+        }
+    };
     let result = match cli.command {
         Command::Run(a) => model_cmd::run(a),
         Command::Parity(a) => model_cmd::parity(a),

@@ -121,6 +121,10 @@ fn package_a_sample_model_from_the_command_line() {
         ],
     );
     assert_eq!(serde_json::from_str::<Vec<String>>(&rest).unwrap(), ["from-yaml"]);
+    // `--max-items` is the CLI's own: 0 is an argument error naming it, not a service error.
+    let o = edgepack(&home, &["list-model-packaging-jobs", "--project-name", "line-1", "--max-items", "0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(252) && err.contains("--max-items") && !err.contains("MaxResults"), "{err}");
 
     let skeleton = ok(&home, &["start-model-packaging-job", "--generate-cli-skeleton"]);
     let s: serde_json::Value = serde_json::from_str(&skeleton).unwrap();
