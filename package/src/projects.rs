@@ -197,10 +197,10 @@ impl Service {
         let mut c = self.db()?;
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.project_created(&tx, &req.project_name)?;
-        // Never a number given before, also to a deleted model or a deleted project's.
+        // Never a number given before, also to a deleted model or a deleted project's
+        // (`model_versions` holds every number given: see the store's migrations).
         let version: i64 = tx.query_row(
-            "SELECT MAX(COALESCE((SELECT last FROM model_versions WHERE project = ?1), 0),
-                        COALESCE((SELECT MAX(version) FROM models WHERE project = ?1), 0)) + 1",
+            "SELECT COALESCE((SELECT last FROM model_versions WHERE project = ?1), 0) + 1",
             [&req.project_name],
             |r| r.get(0),
         )?;

@@ -61,10 +61,6 @@ CREATE TABLE IF NOT EXISTS model_versions(
     project TEXT PRIMARY KEY,
     last INTEGER NOT NULL
 );
--- Stores made before these tables: reserve what their rows hold.
-INSERT OR IGNORE INTO model_versions(project, last) SELECT project, MAX(version) FROM models GROUP BY project;
-INSERT OR IGNORE INTO component_reservations(component_name, component_version, project, job_name, job_id, created_ms)
-    SELECT component_name, component_version, project, name, id, created_ms FROM jobs WHERE status != 'FAILED';
 CREATE TABLE IF NOT EXISTS client_tokens(
     operation TEXT NOT NULL,
     token TEXT NOT NULL,
@@ -101,9 +97,10 @@ pub fn init(path: &Path) -> Result<()> {
             .open(path)
             .map_err(|e| ApiError::internal(format!("job store {}: {e}", path.display())))?;
     }
-    let c = open(path)?;
+    let mut c = open(path)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.execute_batch(SCHEMA)?;
+    migrate(&mut c)?;
     if !marker.exists() {
         std::fs::OpenOptions::new()
             .write(true)
@@ -119,6 +116,29 @@ pub fn init(path: &Path) -> Result<()> {
             })
             .map_err(|e| ApiError::internal(format!("{}: {e}", marker.display())))?;
     }
+    Ok(())
+}
+
+/// Versioned migrations (`PRAGMA user_version`), each run once, in one transaction with the
+/// version bump: 1 fills the reservation tables from a store made before them (every later
+/// model version and component version is reserved as it is given).
+fn migrate(c: &mut Connection) -> Result<()> {
+    const MIGRATIONS: [&str; 1] = ["
+        INSERT OR IGNORE INTO model_versions(project, last) SELECT project, MAX(version) FROM models GROUP BY project;
+        INSERT OR IGNORE INTO component_reservations(component_name, component_version, project, job_name, job_id,
+                                                     created_ms)
+            SELECT component_name, component_version, project, name, id, created_ms FROM jobs WHERE status != 'FAILED';
+    "];
+    let version = |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, usize>(0));
+    if version(c)? >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    // Under the write lock, read again: another process may have migrated meanwhile.
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version(&tx)?) {
+        tx.execute_batch(&format!("{sql} PRAGMA user_version = {};", i + 1))?;
+    }
+    tx.commit()?;
     Ok(())
 }
 

@@ -494,3 +494,26 @@ fn a_worker_whose_job_was_failed_meanwhile_publishes_nothing() {
         "SUCCEEDED"
     );
 }
+
+#[test]
+fn a_store_made_before_the_reservation_tables_is_migrated_once() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    assert_eq!(import_sample(&svc, "p", SampleKind::Segmentation, 32, 32), "2");
+    svc.start_model_packaging_job(&start("p", "2", x86("core-avx2", "c"))).unwrap();
+    drop(svc);
+    // As a store of the previous build: the tables empty, no migration recorded.
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    db.execute_batch("DELETE FROM model_versions; DELETE FROM component_reservations; PRAGMA user_version = 0;")
+        .unwrap();
+    drop(db);
+    let svc = reopen(&dir, Duration::from_secs(30));
+    assert_eq!(import_sample(&svc, "p", SampleKind::Segmentation, 32, 32), "3", "numbering continues");
+    // The existing job's component version is reserved.
+    let mut gg = x86("core-avx2", "c");
+    gg.component_version = Some("2.0.0".into());
+    let e = svc.start_model_packaging_job(&start("p", "1", gg)).unwrap_err();
+    assert!(e.kind == ErrorKind::Conflict && e.message.contains("component c version 2.0.0 already exists"), "{e}");
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    assert_eq!(db.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+}

@@ -558,15 +558,16 @@ fn row_bands(p: &ConvParams, h: usize, oh: usize) -> Option<Vec<(std::ops::Range
         let ky1 = (ky0..p.kernel[0]).take_while(|&ky| inside(ky)).last().map_or(ky0, |ky| ky + 1);
         [ky0, ky1]
     };
-    let useful: usize = (0..oh).map(|oy| reach(oy)[1] - reach(oy)[0]).sum();
+    let reaches: Vec<[usize; 2]> = (0..oh).map(reach).collect();
+    let useful: usize = reaches.iter().map(|[ky0, ky1]| ky1 - ky0).sum();
     if 4 * useful > 3 * oh * p.kernel[0] {
         return None;
     }
     let mut bands: Vec<(std::ops::Range<usize>, [usize; 2])> = Vec::new();
-    for oy in 0..oh {
+    for (oy, r) in reaches.into_iter().enumerate() {
         match bands.last_mut() {
-            Some((rows, r)) if *r == reach(oy) => rows.end = oy + 1,
-            _ => bands.push((oy..oy + 1, reach(oy))),
+            Some((rows, last)) if *last == r => rows.end = oy + 1,
+            _ => bands.push((oy..oy + 1, r)),
         }
     }
     Some(bands)
