@@ -1,13 +1,15 @@
 """ONNX Runtime (CPU provider) on a whole model: outputs for given inputs, and latency.
 
     ort_model.py MODEL --input x.npy [--input ...] [--outputs DIR] [--threads N]
-                 [--runs N] [--json FILE]
+                 [--runs N] [--json FILE] [--serve]
 
 Writes each output as DIR/<index>.npy; with --runs times that many runs after one warm-up
-and prints median/min latency in ms (JSON with --json). intra_op_num_threads = N,
+and prints median/min latency in ms (JSON with --json). With --serve, prints `ready` after
+one warm-up run and then, for each line N read from standard input, runs once untimed and N
+times timed, and prints the seconds the N runs took (bench-check's interleaved peer; it exits at end of input). intra_op_num_threads = N,
 inter_op = 1, sequential execution, all graph optimisations on (ORT's default).
 """
-import argparse, json, os, time
+import argparse, json, os, sys, time
 
 import numpy as np
 import onnxruntime as ort
@@ -19,6 +21,7 @@ p.add_argument("--outputs")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--runs", type=int, default=0)
 p.add_argument("--json")
+p.add_argument("--serve", action="store_true")
 a = p.parse_args()
 
 so = ort.SessionOptions()
@@ -28,6 +31,16 @@ so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
 sess = ort.InferenceSession(a.model, so, providers=["CPUExecutionProvider"])
 feeds = {i.name: np.load(f).astype(np.float32) for i, f in zip(sess.get_inputs(), a.input)}
 outs = sess.run(None, feeds)
+if a.serve:
+    print("ready", flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        sess.run(None, feeds)
+        t = time.perf_counter()
+        for _ in range(n):
+            sess.run(None, feeds)
+        print(f"{time.perf_counter() - t:.9f}", flush=True)
+    sys.exit(0)
 if a.outputs:
     os.makedirs(a.outputs, exist_ok=True)
     for k, o in enumerate(outs):

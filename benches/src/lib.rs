@@ -3,6 +3,7 @@
 //! (`bench-check`) agree.
 
 pub mod conv;
+pub mod ort_peer;
 pub mod peers;
 pub mod tracking;
 

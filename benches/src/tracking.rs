@@ -15,6 +15,31 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+/// One side of a figure: a call timed here, or a workload that times itself (a peer in another
+/// process reports the time its runs took, so that pipe latency is not counted).
+pub enum Workload<'a> {
+    /// One repetition per call; [`measure`] times the calls.
+    Call(Box<dyn FnMut() + 'a>),
+    /// Runs the given number of repetitions and returns the seconds they took.
+    Timed(Box<dyn FnMut(usize) -> f64 + 'a>),
+}
+
+impl Workload<'_> {
+    /// Seconds per repetition over `reps` repetitions.
+    fn seconds_per_call(&mut self, reps: usize) -> f64 {
+        match self {
+            Workload::Call(f) => {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    f();
+                }
+                t.elapsed().as_secs_f64() / reps as f64
+            }
+            Workload::Timed(f) => f(reps) / reps as f64,
+        }
+    }
+}
+
 /// One tracked comparison: two workloads of the same flop count.
 pub struct Figure<'a> {
     /// Stable name, the key in baselines and history.
@@ -22,9 +47,9 @@ pub struct Figure<'a> {
     /// Floating-point operations of one call (for the informational GFLOP/s).
     pub flops: u64,
     /// Our workload.
-    pub ours: Box<dyn FnMut() + 'a>,
+    pub ours: Workload<'a>,
     /// The frozen reference.
-    pub reference: Box<dyn FnMut() + 'a>,
+    pub reference: Workload<'a>,
 }
 
 /// The outcome of measuring one figure.
@@ -62,30 +87,21 @@ pub fn median_and_se(samples: &[f64]) -> (f64, f64) {
     (m, 1.2533 * 1.4826 * mad / (samples.len() as f64).sqrt())
 }
 
-/// Runs `f` `reps` times and returns the time per call.
-fn time(f: &mut dyn FnMut(), reps: usize) -> f64 {
-    let t = Instant::now();
-    for _ in 0..reps {
-        f();
-    }
-    t.elapsed().as_secs_f64() / reps as f64
-}
-
 /// Measures a figure for about `budget`: calls are repeated so that each timing lasts at least
 /// 2 ms, rounds alternate which side goes first, at least 7 and at most 400 rounds.
 pub fn measure(fig: &mut Figure<'_>, budget: Duration) -> Measurement {
     // Warm up both sides and size the repetitions.
-    let once = time(&mut *fig.ours, 1).max(time(&mut *fig.reference, 1)).max(1e-7);
+    let once = fig.ours.seconds_per_call(1).max(fig.reference.seconds_per_call(1)).max(1e-7);
     let reps = ((2e-3 / once).ceil() as usize).max(1);
     let (mut ratios, mut ours_t, mut ref_t) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
     while ratios.len() < 7 || (start.elapsed() < budget && ratios.len() < 400) {
         let (a, b) = if ratios.len() % 2 == 0 {
-            let a = time(&mut *fig.ours, reps);
-            (a, time(&mut *fig.reference, reps))
+            let a = fig.ours.seconds_per_call(reps);
+            (a, fig.reference.seconds_per_call(reps))
         } else {
-            let b = time(&mut *fig.reference, reps);
-            (time(&mut *fig.ours, reps), b)
+            let b = fig.reference.seconds_per_call(reps);
+            (fig.ours.seconds_per_call(reps), b)
         };
         ratios.push(b / a);
         ours_t.push(a);
@@ -224,14 +240,42 @@ mod tests {
                 std::hint::black_box(x);
             }
         };
-        let mut fig =
-            Figure { name: "t".into(), flops: 1, ours: Box::new(work(400_000)), reference: Box::new(work(100_000)) };
+        let mut fig = Figure {
+            name: "t".into(),
+            flops: 1,
+            ours: Workload::Call(Box::new(work(400_000))),
+            reference: Workload::Call(Box::new(work(100_000))),
+        };
         let m = measure(&mut fig, Duration::from_millis(300));
         // ours does four times the work: ratio ≈ 0.25. Only the direction is asserted: a busy
         // machine (CI's 2 cores shared with a build) slowed one side 5× in one run (0.17), so
         // no lower bound; interference would have to favour ours by 2.4× to pass 0.6.
         assert!(m.ratio.is_finite() && m.ratio > 0.0 && m.ratio < 0.6, "{m:?}");
         assert!(m.rounds >= 7);
+    }
+
+    #[test]
+    fn self_timed_workloads_report_their_own_time() {
+        // A peer that reports 2 ms per repetition against one reporting 5 ms: the ratio is
+        // exactly their quotient, whatever the calls cost here, and the repetitions are sized
+        // from the reported time (one per round: 2 ms already fills a timing).
+        let reps_seen = std::cell::RefCell::new(Vec::new());
+        let mut fig = Figure {
+            name: "t".into(),
+            flops: 1_000_000,
+            ours: Workload::Timed(Box::new(|reps| {
+                reps_seen.borrow_mut().push(reps);
+                reps as f64 * 2e-3
+            })),
+            reference: Workload::Timed(Box::new(|reps| reps as f64 * 5e-3)),
+        };
+        let m = measure(&mut fig, Duration::ZERO);
+        assert_eq!(m.ratio, 2.5);
+        assert_eq!(m.rel_spread, 0.0);
+        assert_eq!(m.rounds, 7);
+        assert!((m.gflops - 0.5).abs() < 1e-9 && (m.reference_gflops - 0.2).abs() < 1e-9, "{m:?}");
+        drop(fig);
+        assert!(reps_seen.into_inner().iter().all(|&r| r == 1));
     }
 
     #[test]

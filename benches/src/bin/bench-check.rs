@@ -1,11 +1,16 @@
-//! `bench-check`: the short, fixed-time regression check of the tracked kernel figures.
+//! `bench-check`: the short, fixed-time regression check of the tracked kernel and model figures.
 //!
 //! ```text
-//! bench-check [--update] [--budget-secs S]     measure, compare with the baseline, append history
+//! bench-check [--update] [--budget-secs S] [--kernels-only]
+//!                                              measure, compare with the baseline, append history
 //! bench-check --plot PATH                      render the history of this machine class as SVG
 //! ```
-//! Every figure is a same-process, interleaved throughput ratio against a frozen reference
-//! (tract-linalg 0.23.9, pinned, or our own scalar set), see `edgepack_benches::tracking`. The
+//! Every kernel figure is a same-process, interleaved throughput ratio against a frozen
+//! reference (tract-linalg 0.23.9, pinned, or our own scalar set), see
+//! `edgepack_benches::tracking`. The model figures time whole zoo models ([`TRACKED_MODELS`])
+//! against ONNX Runtime 1.32 in a long-lived child process, interleaved round by round the
+//! same way (`edgepack_benches::ort_peer`); they need the zoo and ORT's venv (`ci/fetch-zoo.sh`,
+//! `ci/fetch-models.sh`), and `--kernels-only` leaves them out on purpose. The
 //! baseline is `benches/baselines/<machine-class>.json`; history is appended to
 //! `benches/history/<machine-class>.jsonl`. Exits 1 when a figure regressed, 2 on usage errors.
 
@@ -13,9 +18,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use edgepack_benches::ort_peer::{default_python, OrtPeer};
 use edgepack_benches::peers::{ours, Problem, Tract};
 use edgepack_benches::tracking::{
     baseline_figure, combine, history_line, judge, machine_class, measure, to_json, Figure, Measurement, Verdict,
+    Workload,
 };
 use edgepack_benches::{gemm_flops, CONV1X1_SHAPES};
 use kernels::{fma_peak_gflops, kernel_set, select, KernelSet, KernelSetId, MatRef, Parallelism, Target};
@@ -39,8 +46,8 @@ fn ours_vs_tract<'a>(set: &'a dyn KernelSet, label: &str, (m, n, k): (usize, usi
     Figure {
         name: format!("{label} {}/tract", set.info().name),
         flops: gemm_flops(m, n, k),
-        ours: Box::new(move || ours(set, &mut p, &packed, Parallelism::Sequential)),
-        reference: Box::new(move || tract.run(m, n)),
+        ours: Workload::Call(Box::new(move || ours(set, &mut p, &packed, Parallelism::Sequential))),
+        reference: Workload::Call(Box::new(move || tract.run(m, n))),
     }
 }
 
@@ -51,8 +58,94 @@ fn ours_vs_set<'a>(set: &'a dyn KernelSet, reference: &'a dyn KernelSet, label: 
     Figure {
         name: format!("{label} {}/{}", set.info().name, reference.info().name),
         flops: gemm_flops(n, n, n),
-        ours: Box::new(move || ours(set, &mut p, &packed, Parallelism::Sequential)),
-        reference: Box::new(move || ours(reference, &mut q, &ref_packed, Parallelism::Sequential)),
+        ours: Workload::Call(Box::new(move || ours(set, &mut p, &packed, Parallelism::Sequential))),
+        reference: Workload::Call(Box::new(move || ours(reference, &mut q, &ref_packed, Parallelism::Sequential))),
+    }
+}
+
+/// Zoo models tracked whole, with the thread counts they are timed at: a compute-bound CNN
+/// (and its two-thread scaling), depthwise-separable blocks, and SiLU/squeeze-excitation
+/// epilogues with their vectorized transcendentals.
+const TRACKED_MODELS: &[(&str, &[usize])] = &[("resnet18", &[1, 2]), ("mobilenet_v2", &[1]), ("efficientnet_b0", &[1])];
+
+/// A tracked zoo model, planned for `set`, with its input and ONNX Runtime's outputs.
+struct TrackedModel {
+    name: String,
+    threads: &'static [usize],
+    path: PathBuf,
+    input_file: PathBuf,
+    plan: model::plan::Plan,
+    input: model::Tensor,
+    expected: model::Tensor,
+}
+
+fn tracked_models(set: &dyn KernelSet) -> Result<Vec<TrackedModel>, Box<dyn std::error::Error>> {
+    let zoo = harness::zoo::all()?;
+    let mut out = Vec::new();
+    for &(name, threads) in TRACKED_MODELS {
+        let m = zoo.iter().find(|m| m.name == name).ok_or_else(|| format!("the zoo has no model `{name}`"))?;
+        let prepared = model::prepare(&std::fs::read(&m.path)?, std::slice::from_ref(&m.shape))?;
+        let plan = model::plan::build(&prepared.optimized, set)?;
+        let (input, mut outputs) = harness::models::read_case(&m.ort_dir())?;
+        let expected = outputs.drain(..).next().ok_or_else(|| format!("{name}: no ONNX Runtime output"))?;
+        out.push(TrackedModel {
+            name: name.to_owned(),
+            threads,
+            path: m.path.clone(),
+            input_file: m.ort_dir().join("input_0.npy"),
+            plan,
+            input,
+            expected,
+        });
+    }
+    Ok(out)
+}
+
+/// `model NAME NT SET/ort-VERSION`: the model on our best set against ONNX Runtime at the same
+/// thread count. Our first output is checked against ORT's before anything is timed. Each side
+/// runs once untimed before each timed block: a model is timed as it runs in a camera loop,
+/// warm, not straight after the other engine has flushed the caches.
+fn ours_vs_ort<'a>(tracked: &'a TrackedModel, threads: usize, python: &Path) -> Figure<'a> {
+    fn failed(name: &str, threads: usize, e: &dyn std::fmt::Display) -> ! {
+        fail(&format!("model {name} at {threads} thread(s): {e}"))
+    }
+    let mut session = tracked.plan.session(threads).unwrap_or_else(|e| failed(&tracked.name, threads, &e));
+    let out = session.run(std::slice::from_ref(&tracked.input)).unwrap_or_else(|e| failed(&tracked.name, threads, &e));
+    let (got, want) = (out[0].floats().unwrap_or_default(), tracked.expected.floats().unwrap_or_default());
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+    if got.len() != want.len() || err.is_nan() || err > 1e-3 {
+        failed(
+            &tracked.name,
+            threads,
+            &format!(
+                "differs from ONNX Runtime (max relative error {err:.1e}, {} vs {} values)",
+                got.len(),
+                want.len()
+            ),
+        );
+    }
+    let mut peer = OrtPeer::start(python, &tracked.path, &tracked.input_file, threads)
+        .unwrap_or_else(|e| failed(&tracked.name, threads, &e));
+    let input = &tracked.input;
+    Figure {
+        name: format!(
+            "model {} {threads}T {}/ort-{}",
+            tracked.name,
+            tracked.plan.kernel_name,
+            harness::models::ORT_VERSION
+        ),
+        flops: tracked.plan.flops,
+        ours: Workload::Timed(Box::new(move |reps| {
+            let mut run = || {
+                session.run(std::slice::from_ref(input)).unwrap_or_else(|e| fail(&format!("model run: {e}")));
+            };
+            run();
+            let start = Instant::now();
+            (0..reps).for_each(|_| run());
+            start.elapsed().as_secs_f64()
+        })),
+        reference: Workload::Timed(Box::new(move |reps| peer.run(reps).unwrap_or_else(|e| fail(&e.to_string())))),
     }
 }
 
@@ -73,16 +166,18 @@ fn fail(msg: &str) -> ! {
 
 struct Args {
     update: bool,
+    kernels_only: bool,
     budget: Duration,
     plot: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { update: false, budget: Duration::from_secs(4), plot: None };
+    let mut args = Args { update: false, kernels_only: false, budget: Duration::from_secs(4), plot: None };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--update" => args.update = true,
+            "--kernels-only" => args.kernels_only = true,
             "--budget-secs" => {
                 let s: f64 =
                     it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| fail("--budget-secs needs seconds"));
@@ -117,12 +212,25 @@ fn main() {
     let probe = || fma_peak_gflops(&*best, 1 << 21);
     let has_peak = probe().is_some();
 
+    let models = if args.kernels_only {
+        Vec::new()
+    } else {
+        tracked_models(&*best).unwrap_or_else(|e| {
+            fail(&format!("the tracked zoo models: {e} (ci/fetch-zoo.sh; --kernels-only leaves them out)"))
+        })
+    };
+    let python = default_python();
     let mut figures: Vec<Figure<'_>> =
         tracked_shapes().into_iter().map(|(label, m, n, k)| ours_vs_tract(&*best, &label, (m, n, k))).collect();
     if best.info().id != KernelSetId::Scalar {
         figures.push(ours_vs_set(&*best, &*scalar, "gemm 512³", 512));
     }
     figures.push(ours_vs_tract(&*scalar, "gemm 256³", (256, 256, 256)));
+    for m in &models {
+        for &threads in m.threads {
+            figures.push(ours_vs_ort(m, threads, &python));
+        }
+    }
 
     let baseline: Option<Value> =
         std::fs::read_to_string(&baseline_path).ok().and_then(|s| serde_json::from_str(&s).ok());
@@ -207,8 +315,9 @@ fn main() {
                 m.reference_gflops
             ),
             m.gflops,
-            fig.name.starts_with(&format!("{} ", best.info().name))
-                || fig.name.contains(&format!(" {}/", best.info().name)),
+            !fig.name.starts_with("model ")
+                && (fig.name.starts_with(&format!("{} ", best.info().name))
+                    || fig.name.contains(&format!(" {}/", best.info().name))),
         ));
         measured.push((fig.name.clone(), m.clone()));
     }
@@ -232,7 +341,8 @@ fn main() {
         let figures: serde_json::Map<String, Value> = measured
             .iter()
             .map(|(n, m)| {
-                let pct = (has_peak && n.contains(&format!(" {}/", best.info().name))).then(|| m.gflops / peak * 100.0);
+                let pct = (has_peak && !n.starts_with("model ") && n.contains(&format!(" {}/", best.info().name)))
+                    .then(|| m.gflops / peak * 100.0);
                 (n.clone(), to_json(m, pct))
             })
             .collect();

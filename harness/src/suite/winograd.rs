@@ -153,7 +153,11 @@ pub fn winograd_impulses_are_exact(set: &dyn KernelSet) {
 
 /// The cases sequentially and with 1..=4 threads: identical bits.
 pub fn winograd_results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
-    for (name, base) in cases() {
+    // A map of many blocks, which threads take whole (each in its own scratch) rather than
+    // splitting each block's passes.
+    let conv = ConvParams { pads: [1; 4], ..ConvParams::new(16, 24, [3, 3]) };
+    let large = ("16 to 24 on 64x64, two images", ConvCase { sized: true, ..ConvCase::plain(conv, 2, 64, 64) });
+    for (name, base) in cases().into_iter().chain([large]) {
         let case = ConvCase { bias: true, residual: Some(0), activation: Activation::Silu, ..base };
         conv::assert_same_bits_on_any_thread_count(set, name, &case);
     }

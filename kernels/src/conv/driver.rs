@@ -280,31 +280,25 @@ impl Run<'_> {
         let [_, oh, ow, c_out] = self.out.dims;
         let g = winograd::Geom { h, w, c_in, c_out, oh, ow, pad: [p.pads[0], p.pads[1]] };
         let tiles = n * g.tiles();
-        // Blocks of tiles whose transform domain (in and out) fills half of L2, or more where
-        // the weights are large: each block streams all 36 weight matrices once, so a block
-        // has at least as many tiles as make that stream no larger than the transform
-        // domain's own traffic (c_in·c_out / (2·(c_in + c_out)) tiles).
-        let per_tile = winograd::POINTS * (c_in + c_out) * std::mem::size_of::<f32>();
-        let fit = crate::CacheSizes::host().l2 / 2 / per_tile;
-        // Whole row panels, so that only the last block ends in a partial one.
-        let most = fit.max(c_in * c_out / (2 * (c_in + c_out))).min(tiles);
-        let block = (most / K::MR).max(1) * K::MR;
+        let parallel = self.par == Parallelism::Threads;
+        let threads = if parallel { threads::current_threads() } else { 1 };
+        let l2 = crate::CacheSizes::host().l2;
+        let (block, per_thread) = winograd_blocks(tiles, c_in, c_out, K::MR, threads, l2);
         let (sv, sm) = (block * c_in, block * c_out);
         let (bias, residual) = self.epilogue_ptrs();
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
-        let parallel = self.par == Parallelism::Threads;
-        WINOGRAD.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            if buf.as_slice().len() < winograd::POINTS * (sv + sm) {
-                buf.resize(winograd::POINTS * (sv + sm));
-            }
-            let v = SharedMut(buf.as_mut_slice().as_mut_ptr());
-            let m = SharedMut(v.get().wrapping_add(winograd::POINTS * sv));
-            for first in (0..tiles).step_by(block) {
-                let rows = block.min(tiles - first);
-                // Three passes, each split across the threads: the input transform by tiles,
-                // the GEMMs by transform point, the inverse transform by tiles.
-                threads::for_ranges(rows, 2, parallel, |r| {
+        // The three passes over a block's tiles `first..first + rows`, each split across the
+        // threads when `split`: the input transform by tiles, the GEMMs by transform point, the
+        // inverse transform by tiles. The scratch is this thread's.
+        let run_block = |first: usize, rows: usize, split: bool| {
+            WINOGRAD.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                if buf.as_slice().len() < winograd::POINTS * (sv + sm) {
+                    buf.resize(winograd::POINTS * (sv + sm));
+                }
+                let v = SharedMut(buf.as_mut_slice().as_mut_ptr());
+                let m = SharedMut(v.get().wrapping_add(winograd::POINTS * sv));
+                threads::for_ranges(rows, 2, split, |r| {
                     let stage = winograd::Stage::Input {
                         input: input.get(),
                         v: v.get().wrapping_add(r.start * c_in),
@@ -322,11 +316,11 @@ impl Run<'_> {
                         point_gemm::<K>(v.get().add(xi * sv), c_in, rows, &parts[xi], m.get().add(xi * sm), c_out)
                     };
                 };
-                match parallel {
+                match split {
                     true => threads::for_each(winograd::POINTS, point),
                     false => (0..winograd::POINTS).for_each(point),
                 }
-                threads::for_ranges(rows, 2, parallel, |r| {
+                threads::for_ranges(rows, 2, split, |r| {
                     let stage = winograd::Stage::Output {
                         m: m.get().wrapping_add(r.start * c_out),
                         point_stride: sm,
@@ -340,8 +334,16 @@ impl Run<'_> {
                     // pixels are written by this range only, inside the exclusive output.
                     unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
                 });
-            }
-        });
+            })
+        };
+        let blocks = tiles.div_ceil(block);
+        match per_thread {
+            // Each thread runs whole blocks in its own scratch: no pass waits for the others,
+            // and no transform domain moves between cores (only the shared weights are read
+            // by both).
+            true => threads::for_each(blocks, |b| run_block(b * block, block.min(tiles - b * block), false)),
+            false => (0..blocks).for_each(|b| run_block(b * block, block.min(tiles - b * block), parallel)),
+        }
     }
 
     /// # Safety
@@ -503,6 +505,36 @@ impl Run<'_> {
     }
 }
 
+/// Tiles per Winograd block, and whether `threads` threads run whole blocks each (true) or
+/// split every block's passes between them (false).
+///
+/// A block's transform domain (in and out) fills half of L2 (`l2` bytes), or more where the
+/// weights are large: each block streams all 36 weight matrices once, which costs about as much
+/// as `c_in·c_out / (2·(c_in + c_out))` tiles of transforms (`overhead`), so a block has at
+/// least that many tiles. Blocks are whole row panels of `mr` tiles, and a map that fits is one
+/// block. With several threads, whole blocks per thread avoid three barriers per block and the
+/// transform domain crossing cores; they are chosen when the slowest thread's share (blocks of
+/// the best size for the thread count, each with its weight stream) is within 20 % of an even
+/// split of the shared blocks' work, which holds on large maps and not on maps of a block or two.
+fn winograd_blocks(tiles: usize, c_in: usize, c_out: usize, mr: usize, threads: usize, l2: usize) -> (usize, bool) {
+    let per_tile = winograd::POINTS * (c_in + c_out) * std::mem::size_of::<f32>();
+    let fit = l2 / 2 / per_tile;
+    let overhead = c_in * c_out / (2 * (c_in + c_out));
+    let most = fit.max(overhead);
+    // One block when the map fits (its last panel partial), else whole panels.
+    let shared = if most >= tiles { tiles.div_ceil(mr) * mr } else { (most / mr).max(1) * mr };
+    if threads <= 1 {
+        return (shared, false);
+    }
+    let even = (tiles + tiles.div_ceil(shared) * overhead) as f64 / threads as f64;
+    let slowest = |block: usize| tiles.div_ceil(block).div_ceil(threads) * (block + overhead);
+    let best = (1..=(shared / mr)).map(|p| p * mr).min_by_key(|&b| (slowest(b), usize::MAX - b));
+    match best {
+        Some(b) if slowest(b) as f64 <= 1.2 * even => (b, true),
+        _ => (shared, false),
+    }
+}
+
 thread_local! {
     /// A Winograd block's transform domain, in and out.
     static WINOGRAD: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
@@ -618,7 +650,7 @@ unsafe impl Sync for SharedConst {}
 
 #[cfg(test)]
 mod tests {
-    use super::row_bands;
+    use super::{row_bands, winograd_blocks};
     use crate::conv::params::ConvParams;
 
     #[test]
@@ -633,5 +665,29 @@ mod tests {
         // An ordinary padded 3×3 loses a third of a kernel on two rows: one band.
         let plain = ConvParams { pads: [1; 4], ..ConvParams::new(8, 8, [3, 3]) };
         assert_eq!(row_bands(&plain, 16, 16), None);
+    }
+
+    #[test]
+    fn winograd_blocks_go_to_threads_whole_on_large_maps_only() {
+        const MB: usize = 1 << 20;
+        // One thread: the block whose transform domain fills half of L2, in whole panels.
+        // ResNet-18's 64-channel layer at 56×56 (196 tiles): 28 tiles fit, 24 in panels of 12.
+        assert_eq!(winograd_blocks(196, 64, 64, 12, 1, MB), (24, false));
+        // Two threads: nine blocks of 24, five on the slower thread (5 · (24 + 16) = 200 ≤
+        // 1.2 · 170), so whole blocks per thread.
+        assert_eq!(winograd_blocks(196, 64, 64, 12, 2, MB), (24, true));
+        // A 256-channel layer at 14×14 (16 tiles, 9.4 MB of weights): one block (its weights
+        // streamed once), shared.
+        assert_eq!(winograd_blocks(16, 256, 256, 12, 2, MB), (24, false));
+        // 128 channels at 28×28 (49 tiles): three blocks would leave one thread twice the
+        // other's share, so each block is split.
+        assert_eq!(winograd_blocks(49, 128, 128, 12, 2, MB), (24, false));
+        // Per-thread blocks are whole panels and never larger than the shared block.
+        for (tiles, c, threads) in [(512, 16, 2), (1600, 32, 4), (196, 64, 3)] {
+            let (shared, _) = winograd_blocks(tiles, c, c + 8, 12, 1, MB);
+            let (block, whole) = winograd_blocks(tiles, c, c + 8, 12, threads, MB);
+            assert!(whole, "{tiles} tiles, {c} channels, {threads} threads");
+            assert!(block % 12 == 0 && block <= shared, "{block} vs {shared}");
+        }
     }
 }
