@@ -15,7 +15,8 @@ use model::{Prepared, Tensor};
 pub struct ModelArgs {
     /// An ONNX model, or a plan file written by `--save-plan`.
     model: PathBuf,
-    /// Input shape(s), NCHW, e.g. `1x3x640x640` (one per free input, comma-separated).
+    /// Input shape(s), NCHW, e.g. `1x3x640x640` (one per free input, comma-separated); default:
+    /// the shapes of the `--input` files.
     #[arg(long, value_delimiter = ',')]
     shape: Vec<String>,
     /// Input `.npy` file(s) (float32/64, NCHW); default: a fixed pseudo-random image in [0, 1).
@@ -141,9 +142,13 @@ fn load(a: &ModelArgs) -> Result<Loaded, String> {
         let shapes = plan.inputs.iter().map(|&v| plan.values[v].shape.clone()).collect();
         return Ok(Loaded { name, prepared: None, plan, shapes, prepare_time: t0.elapsed() });
     }
-    let shapes: Vec<Vec<usize>> = a.shape.iter().map(|s| parse_shape(s)).collect::<Result<_, _>>()?;
+    let mut shapes: Vec<Vec<usize>> = a.shape.iter().map(|s| parse_shape(s)).collect::<Result<_, _>>()?;
     if shapes.is_empty() {
-        return Err("--shape is required for an ONNX model (e.g. --shape 1x3x640x640)".into());
+        // The input files' own shapes, where they are given.
+        shapes = a.input.iter().map(|p| harness::npy::read(p).map(|t| t.shape)).collect::<Result<_, _>>()?;
+    }
+    if shapes.is_empty() {
+        return Err("--shape is required for an ONNX model without --input files (e.g. --shape 1x3x640x640)".into());
     }
     let prepared = model::prepare(&bytes, &shapes).map_err(|e| format!("{}: {e}", a.model.display()))?;
     let id = kernel_set_id(a)?;

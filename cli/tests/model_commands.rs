@@ -1,0 +1,49 @@
+//! The model commands (`run`) through the `edgepack` binary: input shapes come from `--shape`
+//! or, without it, from the `--input` files.
+
+use std::process::{Command, Output};
+
+use model::Tensor;
+
+fn edgepack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgepack")).args(args).output().expect("run edgepack")
+}
+
+/// The `output 0 ...` line of a successful `run`.
+fn output_line(args: &[&str]) -> String {
+    let o = edgepack(args);
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{args:?}: {}\n{stdout}", String::from_utf8_lossy(&o.stderr));
+    stdout.lines().find(|l| l.starts_with("output 0")).unwrap_or_else(|| panic!("no output line:\n{stdout}")).to_owned()
+}
+
+#[test]
+fn run_takes_the_input_shape_from_the_input_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = dir.path().join("m.onnx");
+    let model_s = model.to_str().unwrap();
+    let o = edgepack(&["sample-model", "--kind", "classification", "--size", "32x40", "--out", model_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A non-constant image, so that a wrong layout or shape would change the scores.
+    let input = dir.path().join("x.npy");
+    let values: Vec<f32> = (0..3 * 32 * 40).map(|i| (i % 97) as f32 / 97.0).collect();
+    harness::npy::write(&input, &Tensor::float(vec![1, 3, 32, 40], values)).expect("write input");
+    let input_s = input.to_str().unwrap();
+
+    let from_file = output_line(&["run", model_s, "--input", input_s]);
+    let from_flag = output_line(&["run", model_s, "--input", input_s, "--shape", "1x3x32x40"]);
+    assert!(from_file.contains("shape [1, 2]"), "{from_file}");
+    assert_eq!(from_file, from_flag);
+
+    // Neither: the error names the missing flag; no panic.
+    let o = edgepack(&["run", model_s]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--shape is required"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A file whose shape the model cannot take: refused by name.
+    let wrong = dir.path().join("wrong.npy");
+    harness::npy::write(&wrong, &Tensor::float(vec![1, 3, 30, 40], vec![0.5; 3 * 30 * 40])).expect("write");
+    let o = edgepack(&["run", model_s, "--input", wrong.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+}
