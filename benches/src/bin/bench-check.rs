@@ -86,13 +86,14 @@ fn tracked_models(set: &dyn KernelSet) -> Result<Vec<TrackedModel>, Box<dyn std:
         let m = zoo.iter().find(|m| m.name == name).ok_or_else(|| format!("the zoo has no model `{name}`"))?;
         let prepared = model::prepare(&std::fs::read(&m.path)?, std::slice::from_ref(&m.shape))?;
         let plan = model::plan::build(&prepared.optimized, set)?;
-        let (input, mut outputs) = harness::models::read_case(&m.ort_dir())?;
-        let expected = outputs.drain(..).next().ok_or_else(|| format!("{name}: no ONNX Runtime output"))?;
+        let ort_dir = m.ort_dir();
+        let (input, outputs) = harness::models::read_case(&ort_dir)?;
+        let expected = outputs.into_iter().next().ok_or_else(|| format!("{name}: no ONNX Runtime output"))?;
         out.push(TrackedModel {
             name: name.to_owned(),
             threads,
             path: m.path.clone(),
-            input_file: m.ort_dir().join("input_0.npy"),
+            input_file: ort_dir.join("input_0.npy"),
             plan,
             input,
             expected,
