@@ -13,6 +13,7 @@ use package::output::{S3Settings, Storage, STORAGE_FILE};
 use package::projects::ImportModel;
 use package::sample::{sample_contract, sample_model, SampleKind};
 use package::shapes::{ModelPackagingConfiguration, StartModelPackagingJobRequest};
+use package::signing::PublicKey;
 use package::{ApiError, Runner, Service, Settings};
 use serde_json::{json, Value};
 
@@ -111,7 +112,14 @@ pub enum ApiCommand {
         /// The component's key prefix (`<Prefix>/<ComponentName>/<ComponentVersion>`).
         #[arg(long)]
         prefix: String,
+        /// The key the signature must verify with: what `export-signing-key` printed (JSON or
+        /// the bare base64; `file://` reads a file). Default: this service's own key.
+        #[arg(long)]
+        public_key: Option<String>,
     },
+    /// Print the public half of the key this service signs components with (Ed25519), for
+    /// `verify-component --public-key` on another machine.
+    ExportSigningKey,
     /// Show or change where `S3OutputLocation` buckets are: folders under the home (the
     /// default) or an S3-compatible endpoint. S3 credentials come from the environment
     /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from a file.
@@ -387,10 +395,19 @@ fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
                 api("ListModelPackagingJobs", svc.list_model_packaging_jobs(&project_name, t, n))
             })?
         }
-        ApiCommand::VerifyComponent { bucket, prefix } => {
+        ApiCommand::VerifyComponent { bucket, prefix, public_key } => {
             let svc = open(g, Runner::Manual)?;
-            let uris = api("VerifyComponent", package::component::verify(svc.output(), &bucket, &prefix))?;
-            json!({ "Verified": true, "Artifacts": uris })
+            let fail = |e| Failure::Api("VerifyComponent", e);
+            let trusted = match public_key {
+                Some(k) => PublicKey::parse(&read_arg(&k)?).map_err(fail)?,
+                None => svc.signer().map_err(fail)?.public_key(),
+            };
+            let v = package::component::verify(svc.output(), &bucket, &prefix, &trusted).map_err(fail)?;
+            json!({ "Verified": true, "Artifacts": v.artifacts, "SignedBy": v.signed_by })
+        }
+        ApiCommand::ExportSigningKey => {
+            let svc = open(g, Runner::Manual)?;
+            api("ExportSigningKey", svc.signer().map(|s| s.public_key().export()))?
         }
         ApiCommand::ConfigureStorage(a) => {
             let root = home(g);
@@ -422,7 +439,18 @@ fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
         }
         ApiCommand::RunPackagingJob { project, job } => {
             let svc = open(g, Runner::Manual)?;
-            api("RunPackagingJob", svc.run_job(&project, &job))?;
+            // The worker the service launches supervises a child that runs the job, so that a
+            // child killed or aborted (memory) fails the job with its cause at once.
+            let child = std::env::var_os(package::worker::WORKER_CHILD_ENV).is_some();
+            match std::env::current_exe() {
+                Ok(exe) if !child => {
+                    let args = ["run-packaging-job".to_owned()];
+                    api("RunPackagingJob", svc.supervise_job(&exe, &args, &project, &job))?;
+                }
+                _ => {
+                    api("RunPackagingJob", svc.run_job(&project, &job))?;
+                }
+            }
             return Ok(ExitCode::SUCCESS);
         }
     };

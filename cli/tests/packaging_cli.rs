@@ -164,3 +164,54 @@ fn errors_carry_the_exception_name_and_exit_254() {
     assert_eq!(o.status.code(), Some(252));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--configuration"));
 }
+
+/// Issue 27, item 6: a worker that dies (here: aborted by an allocation that failed under a
+/// memory limit, the budget set out of the way) fails its job at once with the cause, not
+/// "interrupted" after the heartbeat limit; with the budget in force the same job is refused
+/// with the figures before anything large is allocated.
+#[test]
+fn a_worker_that_dies_fails_its_job_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let model = dir.path().join("expand.onnx");
+    std::fs::write(&model, onnx::build::expand_chain(8, &[8, 3, 1024, 1024])).unwrap();
+    ok(&home, &["create-project", "--project-name", "p"]);
+    let import = ["import-model", "--project-name", "p", "--model", model.to_str().unwrap()];
+    let contract = ["--input-shape", "1x3x1x1", "--anomaly-output", "y", "--score-index", "0"];
+    // Imported with the budget out of the way (the estimate is 6 GiB; CI machines differ).
+    let o = Command::new(env!("CARGO_BIN_EXE_edgepack"))
+        .args([&import[..], &contract[..]].concat())
+        .env("EDGEPACK_HOME", &home)
+        .env("EDGEPACK_MEMORY_BUDGET", "1T")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let start = |job: &str, budget: &str, limit_kib: u64| {
+        let config = format!(
+            r#"{{"Greengrass":{{"TargetPlatform":{{"Os":"LINUX","Arch":"X86_64"}},"CompilerOptions":"{{'mcpu':'core-avx2'}}","S3OutputLocation":{{"Bucket":"parts"}},"ComponentName":"{job}"}}}}"#
+        );
+        // The limit applies to the command and the worker it launches.
+        let o = Command::new("bash")
+            .args(["-c", &format!("ulimit -v {limit_kib}; exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_edgepack")])
+            .args(["start-model-packaging-job", "--project-name", "p", "--model-version", "1", "--job-name", job])
+            .args(["--configuration", &config, "--wait", "--query", "ModelPackagingDescription.[Status,StatusMessage]"])
+            .args(["--output", "json"])
+            .env("EDGEPACK_HOME", &home)
+            .env("EDGEPACK_AGENT_DIR", common::agent_builds(&home))
+            .env("EDGEPACK_MEMORY_BUDGET", budget)
+            .output()
+            .expect("run edgepack");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        });
+        (v[0].as_str().unwrap().to_owned(), v[1].as_str().unwrap().to_owned())
+    };
+    let (status, message) = start("aborted", "1T", 1_500_000);
+    assert_eq!(status, "FAILED", "{message}");
+    for s in ["the worker process died", "SIGABRT", "memory allocation of", "aborted.log"] {
+        assert!(message.contains(s), "{s:?} in {message}");
+    }
+    let (status, message) = start("refused", "1G", 1_500_000);
+    assert_eq!(status, "FAILED", "{message}");
+    assert!(message.contains("over the memory budget of 1.0 GiB (EDGEPACK_MEMORY_BUDGET=1G)"), "{message}");
+}

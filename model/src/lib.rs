@@ -9,6 +9,7 @@ pub mod error;
 pub mod image;
 pub mod import;
 pub mod ir;
+pub mod memory;
 pub mod optimize;
 pub mod parity;
 pub mod plan;

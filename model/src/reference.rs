@@ -59,12 +59,14 @@ pub fn run(g: &Graph, inputs: &[Tensor<f64>]) -> Result<Vec<Tensor<f64>>> {
             }
         }
     }
+    // Outputs are moved out (cloned only when named again later): a copy of a large output
+    // would double the peak.
     g.outputs
         .iter()
-        .map(|&o| {
-            values[o]
-                .clone()
-                .ok_or_else(|| ModelError::Malformed(format!("output `{}` was not computed", g.values[o].name)))
+        .enumerate()
+        .map(|(k, &o)| {
+            let t = if g.outputs[k + 1..].contains(&o) { values[o].clone() } else { values[o].take() };
+            t.ok_or_else(|| ModelError::Malformed(format!("output `{}` was not computed", g.values[o].name)))
         })
         .collect()
 }

@@ -12,6 +12,9 @@ use crate::{reference, shape};
 pub const MAX_ELEMENTS: usize = 1 << 28;
 /// Largest constant computed at plan time.
 const MAX_FOLD: usize = 1 << 22;
+/// Most elements folded into constants in all (256 MiB of float32): past it, constant work is
+/// left to the plan, so a small model of constant expansions cannot fill memory at import.
+const MAX_FOLD_TOTAL: usize = 1 << 26;
 
 /// Fixes the shape of every graph input (`shapes`, in [`Graph::inputs`] order), binds the
 /// inputs named in `bound` as constants, infers every value's shape and folds constant
@@ -50,9 +53,10 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     // Refusals are collected: a refused node's outputs keep no shape, so what follows it is
     // passed over as data-dependent rather than reported again.
     let mut report = Report::default();
+    let mut folded = 0;
     for node in nodes {
         let (name, op) = (node.name.clone(), node.op.name().to_string());
-        match node_shapes(g, node) {
+        match node_shapes(g, node, &mut folded) {
             Ok(()) => {}
             Err(ModelError::Unsupported { node, op, reason }) => report.problems.push(Problem { node, op, reason }),
             Err(ModelError::Problems(r)) => report.problems.extend(r.problems),
@@ -66,8 +70,9 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     Ok(())
 }
 
-/// Shapes (and folding) of one node, which is then appended to the graph.
-fn node_shapes(g: &mut Graph, mut node: crate::ir::Node) -> Result<()> {
+/// Shapes (and folding) of one node, which is then appended to the graph; `folded` counts the
+/// elements folded so far.
+fn node_shapes(g: &mut Graph, mut node: crate::ir::Node, folded: &mut usize) -> Result<()> {
     // Downstream of a data-dependent value, shapes are known only at run time too.
     if node.inputs.iter().flatten().any(|&i| g.values[i].shape.is_none()) {
         g.nodes.push(node);
@@ -78,9 +83,17 @@ fn node_shapes(g: &mut Graph, mut node: crate::ir::Node) -> Result<()> {
     let shape_of_known = matches!(node.op, Op::Shape(..) | Op::Generic(crate::portable::Generic::Size))
         && node.input(0).is_some_and(|i| g.shape(i).is_some());
     // Fold in float64 only what is small; larger constant work is left to the plan.
-    let small = shape::infer(g, &node)
-        .map(|s| s.iter().all(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|l| l <= MAX_FOLD)))
-        .unwrap_or(true);
+    let out_len = shape::infer(g, &node).map(|s| {
+        s.iter().try_fold(0usize, |sum, s| {
+            let l = s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&l| l <= MAX_FOLD)?;
+            sum.checked_add(l)
+        })
+    });
+    let small = match out_len {
+        Ok(Some(l)) => *folded + l <= MAX_FOLD_TOTAL,
+        Ok(None) => false,
+        Err(_) => true,
+    };
     if (all_const && small) || shape_of_known {
         let wide: Vec<Option<Tensor<f64>>> = node
             .inputs
@@ -100,6 +113,7 @@ fn node_shapes(g: &mut Graph, mut node: crate::ir::Node) -> Result<()> {
         let refs: Vec<Option<&Tensor<f64>>> = wide.iter().map(Option::as_ref).collect();
         let outs = reference::eval(g, &node, &refs)?;
         for (&id, t) in node.outputs.iter().zip(outs) {
+            *folded += t.shape.iter().product::<usize>();
             let t = t.to_f32();
             g.values[id].shape = Some(t.shape.clone());
             g.constants.insert(id, t);

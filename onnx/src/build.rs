@@ -95,3 +95,26 @@ pub fn model(opset: i64, graph: GraphProto) -> Vec<u8> {
     }
     .encode_to_vec()
 }
+
+/// A few hundred bytes that need gigabytes to run: input `x` [1, 3, 1, 1] expanded `n` times
+/// to `shape` (each from the previous), the expansions summed into output `y`. For the
+/// memory budget tests.
+pub fn expand_chain(n: usize, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    let mut node_list = vec![node("Expand", "e0", &["x", "shape"], &["e0"], vec![])];
+    for i in 1..n {
+        let (from, to) = (format!("e{}", i - 1), format!("e{i}"));
+        node_list.push(node("Expand", &to, &[&from, "shape"], &[&to], vec![]));
+    }
+    let names: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    node_list.push(node("Sum", "sum", &names, &["y"], vec![]));
+    let graph = GraphProto {
+        node: node_list,
+        input: vec![value_info("x", &[Some(1), Some(3), Some(1), Some(1)])],
+        output: vec![value_info("y", &shape.iter().map(|&d| Some(d)).collect::<Vec<_>>())],
+        initializer: vec![int_tensor("shape", &[dims.len()], &dims)],
+        ..Default::default()
+    };
+    model(17, graph)
+}

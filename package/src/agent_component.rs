@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::component::{digest, AGENT_COMPONENT, RECIPE_FILE, RECIPE_FORMAT};
 use crate::error::{ApiError, Result};
 use crate::output::OutputFile;
+use crate::signing::Signer;
 
 /// The agent component's version (the agent's crate version).
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -54,7 +55,7 @@ pub fn binary(dir: Option<&Path>, architecture: &str) -> Result<Vec<u8>> {
 }
 
 /// The agent's Run script for the binary `file`.
-fn run_script(file: &str) -> String {
+pub fn run_script(file: &str) -> String {
     format!(
         "{{artifacts:path}}/{file} --socket {{configuration:/Socket}} --components-dir {{kernel:rootPath}}/packages/artifacts \
          --work-dir {{kernel:rootPath}}/work --call-threads {{configuration:/CallThreads}} --queue {{configuration:/Queue}}"
@@ -80,9 +81,9 @@ pub fn other_builds(dir: Option<&Path>, architecture: &str) -> Vec<(&'static str
         .collect()
 }
 
-/// The agent component's files (a binary per architecture, then the recipe), published under
-/// `s3://bucket/key_prefix/`.
-pub fn files(builds: Vec<(&str, Vec<u8>)>, bucket: &str, key_prefix: &str) -> Vec<OutputFile> {
+/// The agent component's files (a binary per architecture, the signature of the recipe, then
+/// the recipe), published under `s3://bucket/key_prefix/`.
+pub fn files(builds: Vec<(&str, Vec<u8>)>, bucket: &str, key_prefix: &str, signer: &Signer) -> Vec<OutputFile> {
     let manifests: Vec<Value> = builds
         .iter()
         .map(|(architecture, binary)| {
@@ -115,7 +116,9 @@ pub fn files(builds: Vec<(&str, Vec<u8>)>, bucket: &str, key_prefix: &str) -> Ve
     text.push('\n');
     let mut files: Vec<OutputFile> =
         builds.into_iter().map(|(a, bytes)| OutputFile { name: binary_name(a), bytes }).collect();
-    files.push(OutputFile { name: RECIPE_FILE.into(), bytes: text.into_bytes() });
+    let recipe = OutputFile { name: RECIPE_FILE.into(), bytes: text.into_bytes() };
+    files.push(signer.sign(&[&recipe]));
+    files.push(recipe);
     files
 }
 

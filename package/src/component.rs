@@ -1,13 +1,17 @@
-//! Greengrass components (recipe format 2020-01-25): the recipe, `manifest.json`, and the
-//! check of a published component (recipe format, every artifact present and matching its
-//! SHA-256 digest).
+//! Greengrass components (recipe format 2020-01-25): the recipe, and the check of a published
+//! component against what the service writes (recipe, lifecycle scripts, artifacts and their
+//! digests, manifest, signature).
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Result};
+use crate::agent_component;
+use crate::error::{ApiError, ErrorKind, Result};
+use crate::manifest::Manifest;
 use crate::output::{OutputFile, OutputStore};
+use crate::packaging::{sha256_hex, ARTIFACTS, LAST_FILE, MANIFEST_FILE};
+use crate::signing::{self, PublicKey, SIGNATURE_FILE};
 use crate::validate::{COMPONENT_NAME, COMPONENT_VERSION};
 
 /// The recipe format version written and accepted.
@@ -145,35 +149,204 @@ pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
     uri.strip_prefix("s3://")?.split_once('/')
 }
 
-/// Checks a published component: the recipe at `bucket`/`key_prefix`/recipe.json follows the
-/// format and every artifact it names exists and matches its digest. Returns the artifacts'
-/// URIs; the error names the first artifact that is missing or was changed.
-pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str) -> Result<Vec<String>> {
+/// A component that passed [`verify`].
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The artifacts' URIs, in the recipe's order.
+    pub artifacts: Vec<String>,
+    /// The key its signature verified with ([`PublicKey::key_id`]).
+    pub signed_by: String,
+}
+
+/// Checks a published component at `bucket`/`key_prefix` against what the service writes:
+/// - the recipe follows format 2020-01-25, names the component its folder holds, and has the
+///   lifecycle the service writes (a model component: the Install step's device parity check;
+///   the agent: its Run step) and no other step;
+/// - the set of artifacts is exactly the service's, each at `s3://bucket/key_prefix/<file>`,
+///   each present and matching its digest;
+/// - the signature (`signature.json`) verifies with `trusted` over the recipe and, for a
+///   model component, `create-component-version.json`, whose inline recipe is the recipe
+///   (so a publish that stopped before its last file does not verify);
+/// - a model component's `manifest.json` agrees with the recipe and with the model and plan
+///   it describes (their SHA-256s), and with the parity report.
+///
+/// Every problem found is reported at once in one ValidationException.
+pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: &PublicKey) -> Result<Verified> {
     // Job messages print the prefix with a trailing slash: the same component.
     let key_prefix = key_prefix.strip_suffix('/').unwrap_or(key_prefix);
-    let key = format!("{key_prefix}/{RECIPE_FILE}");
-    let recipe: Value = serde_json::from_slice(&store.get(bucket, &key)?)
-        .map_err(|e| ApiError::validation(format!("{}: not JSON: {e}", store.locate(bucket, &key))))?;
-    let problems = recipe_problems(&recipe);
-    if !problems.is_empty() {
-        return Err(ApiError::validation(format!("{}: {}", store.locate(bucket, &key), problems.join("; "))));
+    let mut c = Check { store, bucket, prefix: key_prefix, problems: Vec::new() };
+    let recipe_bytes = c.get(RECIPE_FILE)?.ok_or_else(|| c.failed())?;
+    let recipe: Value = serde_json::from_slice(&recipe_bytes)
+        .map_err(|e| ApiError::validation(format!("{}: not JSON: {e}", c.locate(RECIPE_FILE))))?;
+    c.problems.extend(recipe_problems(&recipe));
+    if !c.problems.is_empty() {
+        return Err(c.failed());
+    }
+    let name = recipe["ComponentName"].as_str().unwrap_or_default();
+    let version = recipe["ComponentVersion"].as_str().unwrap_or_default();
+    let tail = format!("{name}/{version}");
+    if key_prefix != tail && !key_prefix.ends_with(&format!("/{tail}")) {
+        c.problem(format!("the recipe names {name} {version}, which does not belong at {key_prefix}/"));
+    }
+    let agent = name == AGENT_COMPONENT;
+    let manifests = recipe["Manifests"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if !agent && manifests.len() != 1 {
+        c.problem(format!("a model component has one manifest, this recipe has {}", manifests.len()));
+    }
+    let expected_deps = if agent { json!(null) } else { json!({ AGENT_COMPONENT: { "DependencyType": "HARD" } }) };
+    let deps = recipe.get("ComponentDependencies").cloned().unwrap_or(Value::Null);
+    let deps_kinds = deps.as_object().map(|d| {
+        d.iter().map(|(k, v)| (k.clone(), json!({ "DependencyType": v["DependencyType"] }))).collect::<Map<_, _>>()
+    });
+    if deps_kinds.map(Value::Object).unwrap_or(Value::Null) != expected_deps {
+        c.problem(format!("ComponentDependencies {deps} are not the service's ({expected_deps})"));
     }
     let mut uris = Vec::new();
-    for m in recipe["Manifests"].as_array().into_iter().flatten() {
-        for a in m["Artifacts"].as_array().into_iter().flatten() {
-            let uri = a["URI"].as_str().unwrap_or_default();
-            let (b, k) = split_uri(uri)
-                .ok_or_else(|| ApiError::validation(format!("artifact URI {uri} is not s3://bucket/key")))?;
-            let bytes = store.get(b, k)?;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut architectures = Vec::new();
+    for (i, m) in manifests.iter().enumerate() {
+        let arch = m["Platform"]["architecture"].as_str().unwrap_or_default();
+        if architectures.contains(&arch) {
+            c.problem(format!("Manifests[{i}]: a second manifest for {arch}"));
+        }
+        architectures.push(arch);
+        let (step, script, expected): (&str, String, Vec<String>) = if agent {
+            let binary = agent_component::binary_name(arch);
+            ("Run", agent_component::run_script(&binary), vec![binary])
+        } else {
+            ("Install", agent_component::install_script(arch), ARTIFACTS.iter().map(|a| a.to_string()).collect())
+        };
+        let lifecycle = m["Lifecycle"].as_object().cloned().unwrap_or_default();
+        let steps: Vec<&String> = lifecycle.keys().collect();
+        if steps != [step] {
+            c.problem(format!("Manifests[{i}].Lifecycle has {steps:?}; the service writes {step} only"));
+        }
+        let written = lifecycle.get(step).and_then(|s| s.get("Script").or(Some(s))).and_then(Value::as_str);
+        if lifecycle.contains_key(step) && written != Some(script.as_str()) {
+            c.problem(format!(
+                "Manifests[{i}].Lifecycle.{step} script is not the service's: {:?}",
+                written.unwrap_or("?")
+            ));
+        }
+        let artifacts = m["Artifacts"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let names: Vec<&str> = artifacts.iter().map(|a| a["URI"].as_str().unwrap_or_default()).collect();
+        let want: Vec<String> = expected.iter().map(|f| format!("s3://{bucket}/{key_prefix}/{f}")).collect();
+        if names != want {
+            c.problem(format!("Manifests[{i}].Artifacts are {names:?}; the service writes {want:?}"));
+            continue;
+        }
+        for (a, file) in artifacts.iter().zip(&expected) {
+            let Some(bytes) = c.get(file)? else { continue };
             let got = digest(&bytes);
             if Some(got.as_str()) != a["Digest"].as_str() {
-                return Err(ApiError::validation(format!(
-                    "artifact {uri} does not match the recipe: SHA-256 {got}, recipe says {}; it was changed after packaging",
+                c.problem(format!(
+                    "artifact {} does not match the recipe: SHA-256 {got}, recipe says {}; it was changed after packaging",
+                    c.locate(file),
                     a["Digest"].as_str().unwrap_or("?")
-                )));
+                ));
             }
-            uris.push(uri.to_owned());
+            uris.push(format!("s3://{bucket}/{key_prefix}/{file}"));
+            files.push((file.clone(), bytes));
         }
     }
-    Ok(uris)
+    let mut signed: Vec<(&str, Vec<u8>)> = vec![(RECIPE_FILE, recipe_bytes.clone())];
+    if !agent {
+        if let Some(create) = c.get(LAST_FILE)? {
+            let inline = serde_json::from_slice::<Value>(&create)
+                .ok()
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v["inlineRecipe"].as_str()?).ok());
+            if inline.as_deref() != Some(recipe_bytes.as_slice()) {
+                c.problem(format!("{LAST_FILE}'s inlineRecipe is not {RECIPE_FILE}"));
+            }
+            signed.push((LAST_FILE, create));
+        }
+        if let [arch] = architectures.as_slice() {
+            manifest_problems(&mut c, name, version, arch, &files);
+        }
+    }
+    let mut signed_by = String::new();
+    if let Some(signature) = c.get(SIGNATURE_FILE)? {
+        let signed: Vec<(&str, &[u8])> = signed.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        match signing::check(trusted, &signature, &signed) {
+            Ok(()) => signed_by = trusted.key_id(),
+            Err(e) => c.problem(e),
+        }
+    }
+    if !c.problems.is_empty() {
+        return Err(c.failed());
+    }
+    Ok(Verified { artifacts: uris, signed_by })
+}
+
+/// The checks of a model component's manifest against the recipe and the artifacts.
+fn manifest_problems(c: &mut Check<'_>, name: &str, version: &str, arch: &str, files: &[(String, Vec<u8>)]) {
+    let file = |n: &str| files.iter().find(|f| f.0 == n).map(|f| f.1.as_slice());
+    let Some(bytes) = file(MANIFEST_FILE) else { return };
+    let m: Manifest = match serde_json::from_slice(bytes) {
+        Ok(m) => m,
+        Err(e) => return c.problem(format!("{MANIFEST_FILE} is not a manifest: {e}")),
+    };
+    if (m.component.name.as_str(), m.component.version.as_str()) != (name, version) {
+        c.problem(format!(
+            "{MANIFEST_FILE} describes {} {}, the recipe {name} {version}",
+            m.component.name, m.component.version
+        ));
+    }
+    for (what, named, want) in [("model", &m.model.file, &m.model.sha256), ("plan", &m.plan.file, &m.plan.sha256)] {
+        match file(named) {
+            None => c.problem(format!("{MANIFEST_FILE} names {what} file {named}, which is not an artifact")),
+            Some(b) if sha256_hex(b) != *want => {
+                c.problem(format!("{MANIFEST_FILE} gives the {what} SHA-256 {want}, {named} has {}", sha256_hex(b)))
+            }
+            Some(_) => {}
+        }
+    }
+    let report: Option<Value> = file(&m.parity.file).and_then(|b| serde_json::from_slice(b).ok());
+    if report.as_ref().and_then(|r| r["Status"].as_str()) != Some(m.parity.status.as_str()) {
+        c.problem(format!("{MANIFEST_FILE} gives parity {}, {} does not agree", m.parity.status, m.parity.file));
+    }
+    if m.agent.binary != agent_component::binary_name(arch) || m.agent.component != AGENT_COMPONENT {
+        c.problem(format!(
+            "{MANIFEST_FILE} names agent {} {}, not the one for {arch}",
+            m.agent.component, m.agent.binary
+        ));
+    }
+}
+
+/// The state of one [`verify`].
+struct Check<'a> {
+    store: &'a dyn OutputStore,
+    bucket: &'a str,
+    prefix: &'a str,
+    problems: Vec<String>,
+}
+
+impl Check<'_> {
+    fn locate(&self, file: &str) -> String {
+        self.store.locate(self.bucket, &format!("{}/{file}", self.prefix))
+    }
+
+    fn problem(&mut self, p: String) {
+        self.problems.push(p);
+    }
+
+    /// A file of the component; a missing one is a problem (`None`), a store that fails an error.
+    fn get(&mut self, file: &str) -> Result<Option<Vec<u8>>> {
+        match self.store.get(self.bucket, &format!("{}/{file}", self.prefix)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind == ErrorKind::Validation => {
+                self.problem(e.message);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn failed(&self) -> ApiError {
+        ApiError::validation(format!(
+            "component {}/ does not verify: {}",
+            self.store.locate(self.bucket, self.prefix),
+            self.problems.join("; ")
+        ))
+    }
 }

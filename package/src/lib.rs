@@ -7,22 +7,25 @@
 //! A [`Service`] lives in a root folder (created owner-only): `jobs.sqlite` (WAL) and its
 //! marker `jobs.created`, `blobs/sha256/` (model files, content-addressed, read-only, a
 //! corrupt one replaced by a good import), `storage.json` (where buckets are:
-//! [`output::Storage`]), `logs/` (workers' output) and, with the embedded storage,
+//! [`output::Storage`]), `keys/` (the component signing key), `logs/` (workers' output) and, with the embedded storage,
 //! `buckets/<bucket>/`. Opening it sweeps what killed processes left (temporary model files,
 //! staging folders).
 
 pub mod agent_component;
 pub mod blobs;
+pub mod budget;
 pub mod component;
 pub mod contract;
 pub mod error;
 pub mod jobs;
+pub mod manifest;
 pub mod output;
 pub mod packaging;
 pub mod parity;
 pub mod projects;
 pub mod sample;
 pub mod shapes;
+pub mod signing;
 pub mod store;
 mod temp;
 pub mod validate;
@@ -62,11 +65,20 @@ pub struct Settings {
     /// Where the agent builds are (`<dir>/<x86_64|aarch64>/edgepack-agent`; default:
     /// [`agent_component::default_dir`]).
     pub agent_dir: Option<PathBuf>,
+    /// Bytes an import or a job may need at most (default: see [`budget::resolve`]).
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { runner: Runner::Thread, stale_after: Duration::from_secs(30), threads: 1, output: None, agent_dir: None }
+        Self {
+            runner: Runner::Thread,
+            stale_after: Duration::from_secs(30),
+            threads: 1,
+            output: None,
+            agent_dir: None,
+            memory_budget: None,
+        }
     }
 }
 
@@ -122,6 +134,17 @@ impl Service {
     /// A connection to the job store.
     pub(crate) fn db(&self) -> Result<rusqlite::Connection> {
         store::open(&self.db_path())
+    }
+
+    /// The service's component signing key (made on first use: see [`signing::Signer`]).
+    pub fn signer(&self) -> Result<signing::Signer> {
+        signing::Signer::load_or_create(&self.root)
+    }
+
+    /// Refuses a prepared model whose estimated peak memory is over the budget.
+    pub fn check_memory(&self, prepared: &model::Prepared, input_shape: &[usize]) -> Result<()> {
+        let budget = budget::resolve(self.settings.memory_budget)?;
+        budget::check(&model::memory::estimate(prepared), &budget, &format!("at input shape {input_shape:?}"))
     }
 
     /// The model file store.

@@ -6,6 +6,11 @@
 use kernels::{Arch, Target};
 use serde_json::json;
 
+use crate::manifest::{
+    AgentRef, ComponentId, Manifest, ModelRef, ParityRef, PlanInfo, TargetConfiguration, TargetInfo, ToolInfo,
+    SCHEMA_VERSION,
+};
+
 use crate::agent_component::{self, AGENT_VERSION};
 use crate::component::{recipe, RecipeInput, AGENT_COMPONENT, RECIPE_FILE};
 use crate::error::{ApiError, Result};
@@ -19,6 +24,16 @@ use crate::Service;
 /// The file a component is published with last (see [`crate::output::OutputStore::publish`]):
 /// input for `aws greengrassv2 create-component-version`.
 pub const LAST_FILE: &str = "create-component-version.json";
+/// The plan artifact.
+pub const PLAN_FILE: &str = "model.eppl";
+/// The model artifact (the ONNX file as imported).
+pub const MODEL_FILE: &str = "model.onnx";
+/// The manifest artifact ([`Manifest`]).
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The parity report artifact.
+pub const PARITY_FILE: &str = "parity.json";
+/// A model component's artifacts, in the recipe's order.
+pub const ARTIFACTS: [&str; 4] = [PLAN_FILE, MODEL_FILE, MANIFEST_FILE, PARITY_FILE];
 
 /// Greengrass's name for the target's CPU architecture.
 pub fn architecture(t: &Target) -> &'static str {
@@ -52,7 +67,8 @@ fn pretty(v: &serde_json::Value) -> Vec<u8> {
     s.into_bytes()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Lower-case hex SHA-256, the manifest's digest format.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -97,6 +113,8 @@ pub fn build_component(
     progress("importing and optimising the model");
     let model_err = |e: model::ModelError| ApiError::validation(format!("model {}/{}: {e}", job.project, m.version));
     let prepared = model::prepare(&onnx, std::slice::from_ref(&m.contract.input.shape)).map_err(model_err)?;
+    progress("estimating the memory the check needs");
+    svc.check_memory(&prepared, &m.contract.input.shape)?;
     let set_id = target.kernel_set();
     progress(&format!("planning for kernel set {set_id} ({target})"));
     let set = kernels::packer(set_id);
@@ -111,37 +129,50 @@ pub fn build_component(
     }
 
     progress("writing the component");
-    let manifest = json!({
-        "SchemaVersion": 1,
-        "Component": { "Name": job.component_name, "Version": job.component_version },
-        "Model": {
-            "Project": job.project, "ModelVersion": m.version.to_string(),
-            "ModelArn": crate::projects::model_arn(&job.project, m.version),
-            "Sha256": m.sha256, "Source": m.source, "File": "model.onnx",
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        component: ComponentId { name: job.component_name.clone(), version: job.component_version.clone() },
+        model: ModelRef {
+            project: job.project.clone(),
+            model_version: m.version.to_string(),
+            model_arn: crate::projects::model_arn(&job.project, m.version),
+            sha256: m.sha256.clone(),
+            source: m.source.clone(),
+            file: MODEL_FILE.into(),
         },
-        "Target": {
-            "Configuration": {
-                "TargetDevice": gg.target_device, "TargetPlatform": gg.target_platform,
-                "CompilerOptions": gg.compiler_options,
+        target: TargetInfo {
+            configuration: TargetConfiguration {
+                target_device: gg.target_device.clone(),
+                target_platform: gg.target_platform.clone(),
+                compiler_options: gg.compiler_options.clone(),
             },
-            "Resolved": target.to_string(),
-            "KernelSet": set_id.name(),
-            "CpuKernelSet": target.cpu_kernel_set().name(),
+            resolved: target.to_string(),
+            kernel_set: set_id.name().into(),
+            cpu_kernel_set: target.cpu_kernel_set().name().into(),
         },
-        "Contract": m.contract,
-        "Plan": {
-            "File": "model.eppl", "Sha256": sha256_hex(&plan_bytes), "Steps": plan.steps.len(), "Flops": plan.flops,
-            "ActivationBytes": plan.activation_bytes(), "WeightBytes": plan.weight_bytes(),
+        contract: m.contract.clone(),
+        plan: PlanInfo {
+            file: PLAN_FILE.into(),
+            sha256: sha256_hex(&plan_bytes),
+            steps: plan.steps.len(),
+            flops: plan.flops,
+            activation_bytes: plan.activation_bytes(),
+            weight_bytes: plan.weight_bytes(),
         },
-        "Parity": { "File": "parity.json", "Status": par.status },
-        "Tool": { "Name": "edgepack", "Version": env!("CARGO_PKG_VERSION") },
-        "Agent": { "Component": AGENT_COMPONENT, "Version": AGENT_VERSION, "Binary": agent_component::binary_name(arch) },
-    });
+        parity: ParityRef { file: PARITY_FILE.into(), status: par.status.into() },
+        tool: ToolInfo { name: "edgepack".into(), version: env!("CARGO_PKG_VERSION").into() },
+        agent: AgentRef {
+            component: AGENT_COMPONENT.into(),
+            version: AGENT_VERSION.into(),
+            binary: agent_component::binary_name(arch),
+        },
+    };
+    let manifest = serde_json::to_value(&manifest).expect("serializable");
     let artifacts = vec![
-        file("model.eppl", plan_bytes),
-        file("model.onnx", onnx),
-        file("manifest.json", pretty(&manifest)),
-        file("parity.json", pretty(&par.report)),
+        file(PLAN_FILE, plan_bytes),
+        file(MODEL_FILE, onnx),
+        file(MANIFEST_FILE, pretty(&manifest)),
+        file(PARITY_FILE, pretty(&par.report)),
     ];
     let uris: Vec<(String, &OutputFile)> =
         artifacts.iter().map(|f| (format!("s3://{bucket}/{prefix}/{}", f.name), f)).collect();
@@ -172,19 +203,26 @@ pub fn build_component(
     let mut files = artifacts;
     files.push(file(RECIPE_FILE, recipe_bytes));
     files.push(file(LAST_FILE, pretty(&create)));
-    progress(&format!("publishing to s3://{bucket}/{prefix}/"));
-    // Fenced: a worker whose job was failed meanwhile (stopped past the heartbeat limit, its
-    // component version free for another job) publishes nothing.
-    let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name };
-    svc.output().publish_fenced(&bucket, &prefix, &files, &fence)?;
+    // Signed: the recipe (every artifact's digest) and the input Greengrass is given.
+    let signer = svc.signer()?;
+    let n = files.len();
+    let signature = signer.sign(&[&files[n - 2], &files[n - 1]]);
+    files.insert(n - 2, signature);
+    // The agent component first: shared and immutable, it serves whichever job comes next if
+    // this one fails after it (the model component's publish records the job's success).
     let agent_note = if agent_published {
         format!("{AGENT_COMPONENT} {AGENT_VERSION} already at s3://{bucket}/{agent_prefix}/")
     } else {
         progress(&format!("publishing {AGENT_COMPONENT} {AGENT_VERSION} ({arch}) to s3://{bucket}/{agent_prefix}/"));
         let mut builds = vec![(arch, agent_binary)];
         builds.extend(agent_component::other_builds(agent_dir.as_deref(), arch));
-        let files = agent_component::files(builds, &bucket, &agent_prefix);
-        if let Err(e) = svc.output().publish(&bucket, &agent_prefix, &files) {
+        let files = agent_component::files(builds, &bucket, &agent_prefix, &signer);
+        // Fenced too: a worker whose job was failed meanwhile publishes nothing at all.
+        let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name, outcome: None };
+        if let Err(e) = svc.output().publish_fenced(&bucket, &agent_prefix, &files, &fence) {
+            if e.kind == crate::ErrorKind::Conflict {
+                return Err(e);
+            }
             // Another job may have published it meanwhile: that one serves as well.
             if !agent_recipe(svc, &bucket, &agent_prefix, arch)? {
                 return Err(e);
@@ -206,5 +244,13 @@ pub fn build_component(
         svc.output().locate(&bucket, &prefix),
         par.summary
     );
+    progress(&format!("publishing to s3://{bucket}/{prefix}/"));
+    // Fenced: a worker whose job was failed meanwhile (stopped past the heartbeat limit, its
+    // component version free for another job) publishes nothing; the job becomes SUCCEEDED in
+    // the same job store transaction that makes the component visible, so a store that cannot
+    // record it (a full disk) leaves no published component behind a job that is not.
+    let outcome = Some((&output, message.as_str()));
+    let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name, outcome };
+    svc.output().publish_fenced(&bucket, &prefix, &files, &fence)?;
     Ok((output, message))
 }

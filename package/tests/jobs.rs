@@ -517,3 +517,36 @@ fn a_store_made_before_the_reservation_tables_is_migrated_once() {
     let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
     assert_eq!(db.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
 }
+
+/// Issue 27: a job store that cannot record SUCCEEDED once the component is visible (a full
+/// disk, simulated by a trigger that refuses the update) takes the publish back: no component
+/// stands behind a job that did not succeed, and the job says why it failed.
+#[test]
+fn a_success_the_store_cannot_record_publishes_nothing() {
+    let (dir, svc) = service();
+    project_with_sample(&svc, "p");
+    let db = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full_disk BEFORE UPDATE OF status ON jobs WHEN NEW.status = 'SUCCEEDED'
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END;",
+    )
+    .unwrap();
+    let job = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    assert!(svc.run_job("p", &job).unwrap());
+    let d = svc.describe_model_packaging_job("p", &job).unwrap().model_packaging_description;
+    assert_eq!(d.job.status, "FAILED");
+    let m = d.job.status_message.unwrap();
+    assert!(m.contains("disk is full (simulated)"), "{m}");
+    let component =
+        dir.path().join("buckets/components").join(package::packaging::key_prefix(Some("factory"), "c", "1.0.0"));
+    assert!(!component.exists(), "{} was published by a job that failed", component.display());
+    // Once the store records again, a new job publishes the freed version.
+    db.execute_batch("DROP TRIGGER full_disk").unwrap();
+    let job2 = svc.start_model_packaging_job(&start("p", "1", x86("core-avx2", "c"))).unwrap().job_name;
+    svc.run_job("p", &job2).unwrap();
+    assert_eq!(
+        svc.describe_model_packaging_job("p", &job2).unwrap().model_packaging_description.job.status,
+        "SUCCEEDED"
+    );
+    assert!(component.join("create-component-version.json").exists());
+}

@@ -148,16 +148,28 @@ fn check(plan: &Plan) -> Result<()> {
     {
         return bad(format!("weights packed for another kernel set than `{}`", plan.kernel_name));
     }
-    for (i, v) in plan.values.iter().enumerate() {
+    if plan.inputs.iter().chain(&plan.outputs).any(|&v| v >= nv) {
+        return bad("an input or output index is out of range".into());
+    }
+    // Values no step reads or writes (intermediates a fusion removed) have no buffer.
+    let mut used = vec![false; nv];
+    for &v in plan.inputs.iter().chain(&plan.outputs) {
+        used[v] = true;
+    }
+    for ps in &plan.steps {
+        for v in memory::reads(&ps.step).0.into_iter().chain([memory::writes(&ps.step)]) {
+            if let Some(u) = used.get_mut(v) {
+                *u = true;
+            }
+        }
+    }
+    for (i, v) in plan.values.iter().enumerate().filter(|&(i, _)| used[i]) {
         if v.slot >= plan.slots.len() || plan.slots[v.slot] < v.words() {
             return bad(format!("value {i} does not fit its buffer slot"));
         }
         if v.layout == super::Layout::Nhwc && v.shape.len() != 4 {
             return bad(format!("value {i} is NHWC but not 4-D"));
         }
-    }
-    if plan.inputs.iter().chain(&plan.outputs).any(|&v| v >= nv) {
-        return bad("an input or output index is out of range".into());
     }
     for (s, ps) in plan.steps.iter().enumerate() {
         let step = &ps.step;

@@ -153,6 +153,7 @@ impl OutputStore for S3Store {
                 .map_err(|e| self.fail("writing", bucket, keys[i].as_ref(), e))
         };
         let mut written = 0;
+        let mut revealed = false;
         let outcome = self
             .block(async {
                 // The remains of a killed publish (no last file) are cleared before writing anew.
@@ -166,11 +167,20 @@ impl OutputStore for S3Store {
                 Ok(())
             })
             // The last file marks the component complete: written inside the fence.
-            .and_then(|()| fence.hold(&mut || self.block(put(last)).map(drop)));
+            .and_then(|()| {
+                fence.hold(&mut || {
+                    self.block(put(last))?;
+                    revealed = true;
+                    Ok(())
+                })
+            });
         outcome.map_err(|mut err| {
             let undone = self.block(async {
                 let mut problems = String::new();
-                for k in &keys[..written] {
+                // A fence that failed after the last file (it could not record the outcome)
+                // takes that back too: the last file goes first.
+                let last_key = revealed.then(|| &keys[last]);
+                for k in last_key.into_iter().chain(&keys[..written]) {
                     if let Err(d) = s3.delete(k).await {
                         problems += &format!("; and could not delete {k} again: {d}");
                     }
