@@ -29,6 +29,10 @@ cuda_lib=$(bash ci/setup-cuda.sh)
 export LD_LIBRARY_PATH="$cuda_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export EDGEPACK_REQUIRE_NVRTC=1
 cuda_features=edgepack-kernels/cuda,edgepack-harness/cuda,edgepack-model/cuda,edgepack-benches/cuda
+# The packaging service's fail points, for the fault-injection suite (cli/tests/faults.rs: kill -9
+# and SIGSTOP at each job phase, a full tmpfs home, an object store that is down, a memory
+# limit, tampered components; its figures in target/reports/faults.json). Off in what ships.
+test_features=$cuda_features,edgepack-cli/fault-injection
 # s3s-fs, the S3 server cli/tests/s3_storage.rs starts on loopback (built from crates.io into
 # .cache/s3s-fs); required: its absence fails the build instead of skipping those tests.
 stage "setup: s3s-fs (S3 server for the storage tests)"
@@ -44,16 +48,16 @@ lint=(env RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" R
 mkdir -p target/reports
 # Build (and lint) every target, benches included; run all but the benches (bench-check and
 # criterion measure those), then the doc tests.
-"${lint[@]}" cargo test --workspace --all-targets --no-run --locked --features "$cuda_features"
-"${lint[@]}" cargo test --workspace --lib --bins --tests --examples --locked --features "$cuda_features" 2>&1 \
+"${lint[@]}" cargo test --workspace --all-targets --no-run --locked --features "$test_features"
+"${lint[@]}" cargo test --workspace --lib --bins --tests --examples --locked --features "$test_features" 2>&1 \
     | tee target/test.log
-"${lint[@]}" cargo test --workspace --doc --locked --features "$cuda_features" 2>&1 | tee -a target/test.log
+"${lint[@]}" cargo test --workspace --doc --locked --features "$test_features" 2>&1 | tee -a target/test.log
 # NVRTC 12 (NVIDIA's wheel): the same compile checks again, now with Hopper's sm_90a and its
 # wgmma kernel (CUDA 11.8 cannot target it); the test binary is the one built above.
 stage "CUDA compile checks with NVRTC 12 (sm_90a, the wgmma kernel)"
 nvrtc12=$(bash ci/setup-cuda.sh --nvrtc12)
 LD_LIBRARY_PATH="$nvrtc12:$LD_LIBRARY_PATH" EDGEPACK_REQUIRE_WGMMA=1 "${lint[@]}" \
-    cargo test --workspace --test cuda_compile --locked --features "$cuda_features" 2>&1 | tee -a target/test.log
+    cargo test --workspace --test cuda_compile --locked --features "$test_features" 2>&1 | tee -a target/test.log
 stage "cargo clippy -D warnings (the kernels without CUDA)"
 cargo clippy -p edgepack-kernels --all-targets --locked --quiet -- -D warnings
 stage "edge agent: a Python client generated with grpcio-tools against the x86_64 agent"

@@ -309,8 +309,18 @@ fn home(g: &Global) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".edgepack"))
 }
 
+/// Seconds without a heartbeat after which a RUNNING job's worker counts as gone (default 30;
+/// the fault-injection suite shortens it).
+const HEARTBEAT_TIMEOUT_ENV: &str = "EDGEPACK_HEARTBEAT_TIMEOUT";
+
 fn open(g: &Global, runner: Runner) -> Result<Service, Failure> {
-    Service::open(&home(g), Settings { runner, ..Settings::default() }).map_err(|e| Failure::Api("Open", e))
+    let mut settings = Settings { runner, ..Settings::default() };
+    if let Some(v) = std::env::var_os(HEARTBEAT_TIMEOUT_ENV) {
+        let secs = v.to_str().and_then(|v| v.parse::<f64>().ok()).filter(|s| s.is_finite() && *s > 0.0);
+        let secs = secs.ok_or_else(|| format!("{HEARTBEAT_TIMEOUT_ENV}={v:?}: expected a number of seconds"))?;
+        settings.stale_after = Duration::from_secs_f64(secs);
+    }
+    Service::open(&home(g), settings).map_err(|e| Failure::Api("Open", e))
 }
 
 fn worker_runner() -> Runner {
@@ -448,6 +458,9 @@ fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
                     api("RunPackagingJob", svc.supervise_job(&exe, &args, &project, &job))?;
                 }
                 _ => {
+                    // Fail points from FAILPOINTS, for the fault-injection suite only.
+                    #[cfg(feature = "fault-injection")]
+                    let _scenario = fail::FailScenario::setup();
                     api("RunPackagingJob", svc.run_job(&project, &job))?;
                 }
             }

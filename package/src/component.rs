@@ -250,8 +250,11 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
         }
     }
     let mut signed: Vec<(&str, Vec<u8>)> = vec![(RECIPE_FILE, recipe_bytes.clone())];
+    let mut complete = true;
     if !agent {
+        complete = false;
         if let Some(create) = c.get(LAST_FILE)? {
+            complete = true;
             let inline = serde_json::from_slice::<Value>(&create)
                 .ok()
                 .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v["inlineRecipe"].as_str()?).ok());
@@ -265,7 +268,8 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
         }
     }
     let mut signed_by = String::new();
-    if let Some(signature) = c.get(SIGNATURE_FILE)? {
+    // An incomplete publish is reported as such above; its signature cannot match.
+    if let Some(signature) = if complete { c.get(SIGNATURE_FILE)? } else { None } {
         let signed: Vec<(&str, &[u8])> = signed.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         match signing::check(trusted, &signature, &signed) {
             Ok(()) => signed_by = trusted.key_id(),

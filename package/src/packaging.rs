@@ -89,7 +89,8 @@ fn agent_recipe(svc: &Service, bucket: &str, agent_prefix: &str, arch: &str) -> 
 }
 
 /// Builds and publishes the component of `job`; returns the output details and the final
-/// status message.
+/// status message. Fail points (feature `fault-injection`): `job-load`, `job-plan`,
+/// `job-parity`, `job-publish`, each right after the status message that names the phase.
 pub fn build_component(
     svc: &Service,
     job: &JobRow,
@@ -108,6 +109,7 @@ pub fn build_component(
     let agent_prefix = key_prefix(s3.prefix.as_deref(), AGENT_COMPONENT, AGENT_VERSION);
     let agent_published = agent_recipe(svc, &bucket, &agent_prefix, arch)?;
     progress(&format!("loading model version {}", job.model_version));
+    fail::fail_point!("job-load");
     let m = svc.stored_model(&job.project, &job.model_version)?;
     let onnx = svc.blobs().get(&m.sha256)?;
     progress("importing and optimising the model");
@@ -117,10 +119,12 @@ pub fn build_component(
     svc.check_memory(&prepared, &m.contract.input.shape)?;
     let set_id = target.kernel_set();
     progress(&format!("planning for kernel set {set_id} ({target})"));
+    fail::fail_point!("job-plan");
     let set = kernels::packer(set_id);
     let plan = model::plan::build(&prepared.optimized, &*set).map_err(model_err)?;
     let plan_bytes = plan.to_bytes();
     progress(&format!("checking parity on {set_id}"));
+    fail::fail_point!("job-parity");
     let install = agent_component::install_script(arch);
     let par = parity::check(&prepared, &plan_bytes, &m.contract, set_id, svc.settings.threads, &install)
         .map_err(|e| ApiError::internal(format!("parity check: {e}")))?;
@@ -245,6 +249,7 @@ pub fn build_component(
         par.summary
     );
     progress(&format!("publishing to s3://{bucket}/{prefix}/"));
+    fail::fail_point!("job-publish");
     // Fenced: a worker whose job was failed meanwhile (stopped past the heartbeat limit, its
     // component version free for another job) publishes nothing; the job becomes SUCCEEDED in
     // the same job store transaction that makes the component visible, so a store that cannot

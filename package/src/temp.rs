@@ -28,8 +28,15 @@ pub fn sweep(dir: &Path, prefix: &str) -> u64 {
 }
 
 /// Whether process `pid` exists (its `/proc` entry).
+/// Whether process `pid` is running: a zombie (killed, not yet reaped, e.g. orphaned where
+/// nothing reaps orphans) writes nothing any more and counts as gone.
 fn alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    let Ok(stat) = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
 }
 
 /// Bytes of the file, or of the files under the folder, at `path`.
@@ -63,5 +70,21 @@ mod tests {
         assert_eq!(sweep(dir.path(), ".staging-"), 2 * 1024 + 100);
         assert!(mine.exists() && other.exists(), "the living and the unrelated stay");
         assert!(!dead.exists() && !legacy.exists() && !file.exists());
+    }
+
+    #[test]
+    fn a_killed_process_not_yet_reaped_counts_as_gone() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        assert!(alive(child.id()));
+        child.kill().unwrap();
+        // Not waited for: a zombie until reaped.
+        let t0 = std::time::Instant::now();
+        while alive(child.id()) && t0.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!alive(child.id()), "a zombie is not alive");
+        assert!(Path::new(&format!("/proc/{}", child.id())).exists(), "still in /proc until reaped");
+        child.wait().unwrap();
+        assert!(!alive(child.id()));
     }
 }

@@ -46,6 +46,8 @@ impl OutputStore for LocalStore {
                 out.write_all(&f.bytes).map_err(io(&p))?;
                 out.sync_all().map_err(io(&p))?;
             }
+            // Fail point (feature `fault-injection`): every file staged, nothing visible yet.
+            fail::fail_point!("publish-staged");
             let parent = dest.parent().expect("a key prefix has a parent");
             std::fs::create_dir_all(parent).map_err(io(parent))?;
             let mut revealed = false;

@@ -164,6 +164,8 @@ impl OutputStore for S3Store {
                     put(i).await?;
                     written += 1;
                 }
+                // Fail point (feature `fault-injection`): all but the last object written.
+                fail::fail_point!("publish-staged", |_| Err(ApiError::internal("fail point publish-staged")));
                 Ok(())
             })
             // The last file marks the component complete: written inside the fence.
