@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use harness::model_parity::{self, ModelParity, F32_BOUND};
 use kernels::{KernelSetId, Target};
 use model::plan::Plan;
 use model::{Prepared, Tensor};
+use parity::report::{self as model_parity, ModelParity};
+use parity::F32_BOUND;
 
 /// What every model command takes.
 #[derive(Args, Clone)]
@@ -145,7 +146,7 @@ fn load(a: &ModelArgs) -> Result<Loaded, String> {
     let mut shapes: Vec<Vec<usize>> = a.shape.iter().map(|s| parse_shape(s)).collect::<Result<_, _>>()?;
     if shapes.is_empty() {
         // The input files' own shapes, where they are given.
-        shapes = a.input.iter().map(|p| harness::npy::read(p).map(|t| t.shape)).collect::<Result<_, _>>()?;
+        shapes = a.input.iter().map(|p| parity::npy::read(p).map(|t| t.shape)).collect::<Result<_, _>>()?;
     }
     if shapes.is_empty() {
         return Err("--shape is required for an ONNX model without --input files (e.g. --shape 1x3x640x640)".into());
@@ -183,7 +184,7 @@ fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> Result<Vec<Tensor>, String> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let mut rng = harness::rng::SplitMix::new(0x5eed + i as u64);
+                let mut rng = parity::SplitMix::new(0x5eed + i as u64);
                 Tensor::float(s.clone(), rng.vec(s.iter().product(), 0.0, 1.0))
             })
             .collect());
@@ -191,7 +192,7 @@ fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> Result<Vec<Tensor>, String> {
     if a.input.len() != shapes.len() {
         return Err(format!("{} --input files for {} inputs", a.input.len(), shapes.len()));
     }
-    a.input.iter().map(|p| harness::npy::read(p)).collect()
+    a.input.iter().map(|p| parity::npy::read(p)).collect()
 }
 
 fn summary(t: &Tensor) -> String {
@@ -251,7 +252,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
     for (i, (o, &v)) in outs.iter().zip(&l.plan.outputs).enumerate() {
         println!("output {i} `{}`: {}", l.plan.values[v].name, summary(o));
         if let Some(dir) = &a.save_outputs {
-            harness::npy::write(&dir.join(format!("{i}.npy")), o)?;
+            parity::npy::write(&dir.join(format!("{i}.npy")), o)?;
         }
     }
     println!("latency: first run {:.2} ms, second run {:.2} ms", first.as_secs_f64() * 1e3, second.as_secs_f64() * 1e3);
@@ -280,7 +281,7 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
     };
     let mut runs = vec![base("float64 reference".into())];
     for ((o, r), n) in outs.iter().zip(&reference).zip(&names) {
-        runs[0].outputs.push(model_parity::compare(n, o, &r.reals(), &r.shape, F32_BOUND));
+        runs[0].outputs.push(parity::compare(n, o, &r.reals(), &r.shape, F32_BOUND));
     }
     if !a.expect.is_empty() {
         if a.expect.len() != outs.len() {
@@ -290,10 +291,10 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
         let mut refs = base(a.expect_label.clone());
         refs.kernel_set = "float64 reference".into();
         for (((o, r), n), path) in outs.iter().zip(&reference).zip(&names).zip(&a.expect) {
-            let e = harness::npy::read(path)?;
+            let e = parity::npy::read(path)?;
             let ev: Vec<f64> = e.reals();
-            ours.outputs.push(model_parity::compare(n, o, &ev, &e.shape, F32_BOUND));
-            refs.outputs.push(model_parity::compare(n, &r.to_f32(), &ev, &e.shape, F32_BOUND));
+            ours.outputs.push(parity::compare(n, o, &ev, &e.shape, F32_BOUND));
+            refs.outputs.push(parity::compare(n, &r.to_f32(), &ev, &e.shape, F32_BOUND));
         }
         runs.push(ours);
         runs.push(refs);

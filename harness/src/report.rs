@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use edgepack_parity::report::ensure_parent;
+
 use kernels::{Activation, KernelSet};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
@@ -196,11 +198,4 @@ pub(crate) fn junit_case(
         case.properties.push(quick_junit::Property::new(*k, v.clone()));
     }
     case
-}
-
-pub(crate) fn ensure_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
-        _ => Ok(()),
-    }
 }

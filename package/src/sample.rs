@@ -19,7 +19,7 @@ pub enum SampleKind {
     Classification,
 }
 
-struct Weights(harness::rng::SplitMix);
+struct Weights(model::rng::SplitMix);
 
 impl Weights {
     /// `n` weights of a layer with `fan_in` inputs (scaled so activations stay O(1)).
@@ -35,7 +35,7 @@ pub fn sample_model(kind: SampleKind, h: usize, w: usize) -> Vec<u8> {
         h.is_multiple_of(4) && w.is_multiple_of(4) && h > 0 && w > 0,
         "sample input must be a positive multiple of 4"
     );
-    let mut wt = Weights(harness::rng::SplitMix::new(0xdefec7));
+    let mut wt = Weights(model::rng::SplitMix::new(0xdefec7));
     let mut g = GraphProto { name: "edgepack-sample".into(), ..Default::default() };
     let mut init = |g: &mut GraphProto, name: &str, dims: &[usize], fan_in: usize| {
         let n = dims.iter().product();
