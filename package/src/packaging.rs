@@ -128,7 +128,7 @@ pub fn build_component(
     let install = agent_component::install_script(arch);
     let par = parity::check(&prepared, &plan_bytes, &m.contract, set_id, svc.settings.threads, &install)
         .map_err(|e| ApiError::internal(format!("parity check: {e}")))?;
-    if par.status == "FAILED" {
+    if par.status == parity::ParityStatus::Failed {
         return Err(ApiError::validation(format!("{}; nothing was published", par.summary)));
     }
 
@@ -163,7 +163,7 @@ pub fn build_component(
             activation_bytes: plan.activation_bytes(),
             weight_bytes: plan.weight_bytes(),
         },
-        parity: ParityRef { file: PARITY_FILE.into(), status: par.status.into() },
+        parity: ParityRef { file: PARITY_FILE.into(), status: par.status.name().into() },
         tool: ToolInfo { name: "edgepack".into(), version: env!("CARGO_PKG_VERSION").into() },
         agent: AgentRef {
             component: AGENT_COMPONENT.into(),

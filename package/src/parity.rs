@@ -14,11 +14,33 @@ use crate::contract::ModelContract;
 
 pub use model::parity::SEED;
 
+/// What the check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParityStatus {
+    /// Every output within the bound on this machine.
+    Passed,
+    /// An output over the bound: nothing is published.
+    Failed,
+    /// This machine cannot run the target's kernel set: the device's Install step checks it.
+    PendingOnDevice,
+}
+
+impl ParityStatus {
+    /// The name reports and manifests use (`PASSED`, `FAILED`, `PENDING_ON_DEVICE`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ParityStatus::Passed => "PASSED",
+            ParityStatus::Failed => "FAILED",
+            ParityStatus::PendingOnDevice => "PENDING_ON_DEVICE",
+        }
+    }
+}
+
 /// The outcome of the check.
 #[derive(Debug, Clone)]
 pub struct ParityOutcome {
-    /// `PASSED`, `FAILED` or `PENDING_ON_DEVICE`.
-    pub status: &'static str,
+    /// The conclusion.
+    pub status: ParityStatus,
     /// One line for the job's status message.
     pub summary: String,
     /// The report (`parity.json`).
@@ -54,10 +76,10 @@ pub fn check(
         Ok(runner) => runner,
         Err(why) => {
             let mut report = base;
-            report["Status"] = "PENDING_ON_DEVICE".into();
+            report["Status"] = ParityStatus::PendingOnDevice.name().into();
             report["Reason"] = why.to_string().into();
             return Ok(ParityOutcome {
-                status: "PENDING_ON_DEVICE",
+                status: ParityStatus::PendingOnDevice,
                 summary: format!("parity pending on the device ({why}); the component's Install step runs it"),
                 report,
             });
@@ -67,9 +89,9 @@ pub fn check(
     let results = model::parity::check(&prepared.specialized, &plan, runner, threads, contract)?;
     let passed = results.iter().all(OutputParity::passed);
     let worst = results.iter().map(|o| o.max_rel_err).fold(0.0, f64::max);
-    let status = if passed { "PASSED" } else { "FAILED" };
+    let status = if passed { ParityStatus::Passed } else { ParityStatus::Failed };
     let mut report = base;
-    report["Status"] = status.into();
+    report["Status"] = status.name().into();
     report["RanOn"] = format!("{} ({} thread(s))", kernels::host_cpu_name(), threads).into();
     report["Outputs"] = results.iter().map(output_json).collect();
     let summary = match results.iter().find(|o| !o.passed()) {
