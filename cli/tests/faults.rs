@@ -368,6 +368,27 @@ fn disk_full(r: &mut Report, dir: &Path) {
     let reads = list.status.success() && describe.status.success();
     case(r, "disk filled while publishing", reads && !m.is_empty(), &format!("read-only commands ok: {reads}; {m}"));
     svc.audit("disk full", &["j"], r);
+    // An import on the full disk: refused with the reason, read-only commands still work, and
+    // nothing of it is left once the disk has room again.
+    let mut f = std::fs::File::create(&filler).unwrap();
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    let model = svc.home.join("..").join("sample.onnx");
+    let contract = format!("file://{}", svc.home.join("..").join("sample.contract.json").display());
+    let import = svc.command(
+        &["import-model", "--project-name", "p", "--model", model.to_str().unwrap(), "--contract", &contract],
+        &[],
+    );
+    let list = svc.command(&["list-models", "--project-name", "p"], &[]);
+    std::fs::remove_file(&filler).unwrap();
+    let said = String::from_utf8_lossy(&import.stderr).trim().to_owned();
+    let correct = !import.status.success() && !said.is_empty() && list.status.success();
+    case(r, "import on a full disk", correct, &format!("list-models ok: {}; {said}", list.status.success()));
+    let left = svc.leftover_bytes();
+    if left > 0 {
+        r.leaks.push(format!("import on a full disk: {left} bytes"));
+    }
+    r.leaked_bytes += left;
 }
 
 fn unreachable_store(r: &mut Report, dir: &Path) {

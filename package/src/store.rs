@@ -146,6 +146,23 @@ fn migrate(c: &mut Connection) -> Result<()> {
 /// timeout so concurrent writers queue instead of failing.
 pub fn open(path: &Path) -> Result<Connection> {
     let c = Connection::open(path).map_err(|e| ApiError::internal(format!("job store {}: {e}", path.display())))?;
+    // The WAL and its index stay on disk when the last connection closes instead of being
+    // deleted: opening the store then allocates nothing, so a full disk never blocks the
+    // read-only commands (SQLite cannot create the index on a full disk: "disk I/O error").
+    let mut persist: std::os::raw::c_int = 1;
+    // SAFETY: the handle is this open connection's, "main" is NUL-terminated, and
+    // SQLITE_FCNTL_PERSIST_WAL reads and writes one int through the pointer, valid for the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            c.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut persist as *mut std::os::raw::c_int).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(ApiError::internal(format!("job store {}: keeping the WAL failed (code {rc})", path.display())));
+    }
     c.busy_timeout(Duration::from_secs(30))?;
     c.pragma_update(None, "foreign_keys", "ON")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
