@@ -8,7 +8,7 @@ use clap::Args;
 use kernels::{KernelSetId, Target};
 use model::plan::Plan;
 use model::{Prepared, Tensor};
-use parity::report::{self as model_parity, ModelParity};
+use parity::report::{write_json, write_junit, ModelParity};
 use parity::F32_BOUND;
 
 /// What every model command takes.
@@ -315,10 +315,10 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
         }
     }
     if let Some(p) = &a.json {
-        model_parity::write_json(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
+        write_json(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     if let Some(p) = &a.junit {
-        model_parity::write_junit(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
+        write_junit(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
     }
     Ok(if runs.iter().all(ModelParity::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -47,37 +47,35 @@ pub fn estimate(p: &Prepared) -> MemoryEstimate {
     let (reference, unknown) = live_peak(&p.specialized, |_| 8);
     let (execution, _) = live_peak(&p.optimized, |int| if int { 8 } else { 4 });
     let g = &p.optimized;
-    let bytes = |v: usize| g.shape(v).map_or(0, |s| s.iter().fold(8u64, |a, &d| a.saturating_mul(d as u64)));
+    let wide = value_bytes(g, |_| 8);
     let transient = g
         .nodes
         .iter()
-        .map(|n| n.inputs.iter().flatten().chain(&n.outputs).fold(0u64, |a, &v| a.saturating_add(bytes(v))))
+        .map(|n| n.inputs.iter().flatten().chain(&n.outputs).fold(0u64, |a, &v| a.saturating_add(wide[v].unwrap_or(0))))
         .max()
         .unwrap_or(0)
         .saturating_mul(2);
     MemoryEstimate { reference, execution, transient, unknown }
 }
 
-/// Peak bytes of `g`'s values held in node order (constants and inputs throughout), with
-/// `elem(is_int)` bytes an element; and how many values had no known shape.
-pub fn live_peak(g: &Graph, elem: impl Fn(bool) -> u64) -> (u64, usize) {
-    let mut unknown = 0;
-    let mut size = |v: usize| -> u64 {
-        match g.shape(v) {
-            Some(s) => s.iter().fold(elem(g.values[v].dtype.is_int()), |a, &d| a.saturating_mul(d as u64)),
-            None => {
-                unknown += 1;
-                0
-            }
-        }
+/// Bytes of each of `g`'s values at `elem(is_int)` bytes an element (`None`: shape known only
+/// at run time).
+fn value_bytes(g: &Graph, elem: impl Fn(bool) -> u64) -> Vec<Option<u64>> {
+    let size = |v: &crate::ir::Value| {
+        let shape = v.shape.as_ref()?;
+        Some(shape.iter().fold(elem(v.dtype.is_int()), |a, &d| a.saturating_mul(d as u64)))
     };
-    let mut live: u64 = 0;
-    for &c in g.constants.keys() {
-        live = live.saturating_add(size(c));
-    }
-    for &i in &g.inputs {
-        live = live.saturating_add(size(i));
-    }
+    g.values.iter().map(size).collect()
+}
+
+/// Peak bytes of `g`'s values held in node order (constants and inputs throughout), with
+/// `elem(is_int)` bytes an element; and how many values the nodes compute have no known shape
+/// (not counted).
+pub fn live_peak(g: &Graph, elem: impl Fn(bool) -> u64) -> (u64, usize) {
+    let sizes = value_bytes(g, elem);
+    let size = |v: usize| sizes[v].unwrap_or(0);
+    let unknown = g.nodes.iter().flat_map(|n| &n.outputs).filter(|&&o| sizes[o].is_none()).count();
+    let mut live = g.constants.keys().chain(&g.inputs).fold(0u64, |a, &v| a.saturating_add(size(v)));
     let mut left = g.use_counts();
     let mut peak = live;
     for node in &g.nodes {
@@ -148,6 +146,31 @@ mod tests {
         // The Add reads two values and writes one: 3 × 16 elements widened, twice.
         assert_eq!(e.transient, 2 * 3 * 16 * 8);
         assert_eq!(e.total(), e.reference + e.execution + e.transient + PROCESS_BYTES);
+    }
+
+    #[test]
+    fn values_sized_at_run_time_are_counted_once_each_and_not_in_bytes() {
+        use onnx::build::{model, node, value_info};
+        use onnx::proto::GraphProto;
+        // A Range up to a computed maximum has a length known only at run time; what reads it
+        // too.
+        use onnx::build::{float_tensor, int};
+        let graph = GraphProto {
+            node: vec![
+                node("ReduceMax", "max", &["x"], &["m"], vec![int("keepdims", 0)]),
+                node("Range", "range", &["zero", "m", "one"], &["r"], vec![]),
+                node("Identity", "id", &["r"], &["y"], vec![]),
+            ],
+            input: vec![value_info("x", &[Some(1), Some(1), Some(4), Some(4)])],
+            output: vec![value_info("y", &[None])],
+            initializer: vec![float_tensor("zero", &[], &[0.0]), float_tensor("one", &[], &[1.0])],
+            ..Default::default()
+        };
+        let p = crate::prepare(&model(17, graph), &[vec![1, 1, 4, 4]]).unwrap();
+        let (peak, unknown) = live_peak(&p.specialized, |_| 8);
+        assert_eq!(unknown, 2, "r and y, once each");
+        // x, the constants and m are sized: x (16) and m (1) at the ReduceMax, plus 2 constants.
+        assert_eq!(peak, (16 + 1 + 2) * 8);
     }
 
     #[test]

@@ -90,8 +90,12 @@ pub fn check(estimate: &MemoryEstimate, budget: &Budget, what: &str) -> Result<(
     if estimate.total() <= budget.bytes {
         return Ok(());
     }
+    let uncounted = match estimate.unknown {
+        0 => String::new(),
+        n => format!(", not counting {n} values sized only at run time"),
+    };
     Err(ApiError::validation(format!(
-        "model: {what} packaging needs about {} of memory (float64 reference {}, float32 execution {}, largest step widened {}), over the memory budget of {} ({})",
+        "model: {what} packaging needs about {} of memory (float64 reference {}, float32 execution {}, largest step widened {}{uncounted}), over the memory budget of {} ({})",
         human(estimate.total()),
         human(estimate.reference),
         human(estimate.execution),
@@ -125,6 +129,10 @@ mod tests {
         for s in ["4.1 GiB", "float64 reference 3.0 GiB", "float32 execution 1.0 GiB", "budget of 2.0 GiB (a test)"] {
             assert!(err.message.contains(s), "{s}: {}", err.message);
         }
+        assert!(!err.message.contains("run time"), "{}", err.message);
+        let dynamic = MemoryEstimate { unknown: 2, ..e };
+        let err = check(&dynamic, &b, "").unwrap_err();
+        assert!(err.message.contains("not counting 2 values sized only at run time"), "{}", err.message);
         check(&e, &Budget { bytes: e.total(), source: "x".into() }, "").unwrap();
         assert!(available_memory().is_some_and(|a| a > 0), "this machine's available memory reads");
     }

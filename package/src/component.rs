@@ -7,10 +7,11 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::agent_component;
+use crate::blobs::sha256_hex;
 use crate::error::{ApiError, ErrorKind, Result};
 use crate::manifest::Manifest;
 use crate::output::{OutputFile, OutputStore};
-use crate::packaging::{sha256_hex, ARTIFACTS, LAST_FILE, MANIFEST_FILE};
+use crate::packaging::{ARTIFACTS, LAST_FILE, MANIFEST_FILE};
 use crate::signing::{self, PublicKey, SIGNATURE_FILE};
 use crate::validate::{COMPONENT_NAME, COMPONENT_VERSION};
 
@@ -144,11 +145,6 @@ pub fn recipe_problems(r: &Value) -> Vec<String> {
     p
 }
 
-/// `s3://bucket/key` → (bucket, key).
-pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
-    uri.strip_prefix("s3://")?.split_once('/')
-}
-
 /// A component that passed [`verify`].
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -194,7 +190,7 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
         c.problem(format!("a model component has one manifest, this recipe has {}", manifests.len()));
     }
     let expected_deps = if agent { json!(null) } else { json!({ AGENT_COMPONENT: { "DependencyType": "HARD" } }) };
-    let deps = recipe.get("ComponentDependencies").cloned().unwrap_or(Value::Null);
+    let deps = recipe.get("ComponentDependencies").unwrap_or(&Value::Null);
     let deps_kinds = deps.as_object().map(|d| {
         d.iter().map(|(k, v)| (k.clone(), json!({ "DependencyType": v["DependencyType"] }))).collect::<Map<_, _>>()
     });
@@ -245,32 +241,29 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
                     a["Digest"].as_str().unwrap_or("?")
                 ));
             }
-            uris.push(format!("s3://{bucket}/{key_prefix}/{file}"));
             files.push((file.clone(), bytes));
         }
+        uris.extend(want);
     }
-    let mut signed: Vec<(&str, Vec<u8>)> = vec![(RECIPE_FILE, recipe_bytes.clone())];
-    let mut complete = true;
-    if !agent {
-        complete = false;
-        if let Some(create) = c.get(LAST_FILE)? {
-            complete = true;
-            let inline = serde_json::from_slice::<Value>(&create)
-                .ok()
-                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v["inlineRecipe"].as_str()?).ok());
-            if inline.as_deref() != Some(recipe_bytes.as_slice()) {
-                c.problem(format!("{LAST_FILE}'s inlineRecipe is not {RECIPE_FILE}"));
-            }
-            signed.push((LAST_FILE, create));
+    // A model component's last file: the inline recipe must be the recipe; without it the
+    // publish did not finish (reported as missing), and its signature cannot match.
+    let create = if agent { None } else { c.get(LAST_FILE)? };
+    if let Some(create) = &create {
+        let inline = serde_json::from_slice::<Value>(create)
+            .ok()
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v["inlineRecipe"].as_str()?).ok());
+        if inline.as_deref() != Some(recipe_bytes.as_slice()) {
+            c.problem(format!("{LAST_FILE}'s inlineRecipe is not {RECIPE_FILE}"));
         }
-        if let [arch] = architectures.as_slice() {
-            manifest_problems(&mut c, name, version, arch, &files);
-        }
+    }
+    if let (false, [arch]) = (agent, architectures.as_slice()) {
+        manifest_problems(&mut c, name, version, arch, &files);
     }
     let mut signed_by = String::new();
-    // An incomplete publish is reported as such above; its signature cannot match.
+    let complete = agent || create.is_some();
     if let Some(signature) = if complete { c.get(SIGNATURE_FILE)? } else { None } {
-        let signed: Vec<(&str, &[u8])> = signed.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        let mut signed: Vec<(&str, &[u8])> = vec![(RECIPE_FILE, &recipe_bytes)];
+        signed.extend(create.as_deref().map(|b| (LAST_FILE, b)));
         match signing::check(trusted, &signature, &signed) {
             Ok(()) => signed_by = trusted.key_id(),
             Err(e) => c.problem(e),

@@ -175,6 +175,11 @@ impl Service {
         }
     }
 
+    /// Where a job's worker writes its output: `logs/<job>.log`.
+    pub(crate) fn log_path(&self, job: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{job}.log"))
+    }
+
     /// A worker process for the job, its output appended to `logs/<job>.log`; the error
     /// names the path or program that failed.
     fn spawn_worker(
@@ -184,12 +189,12 @@ impl Service {
         project: &str,
         job: &str,
     ) -> std::result::Result<(), String> {
-        let logs = self.root.join("logs");
         fn at(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
             move |e| format!("{}: {e}", p.display())
         }
-        std::fs::create_dir_all(&logs).map_err(at(&logs))?;
-        let path = logs.join(format!("{job}.log"));
+        let path = self.log_path(job);
+        let logs = path.parent().expect("the logs folder");
+        std::fs::create_dir_all(logs).map_err(at(logs))?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(at(&path))?;
         std::process::Command::new(program)
             .args(args)

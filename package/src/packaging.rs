@@ -6,15 +6,15 @@
 use kernels::{Arch, Target};
 use serde_json::json;
 
+use crate::agent_component::{self, AGENT_VERSION};
+use crate::blobs::sha256_hex;
+use crate::component::{recipe, RecipeInput, AGENT_COMPONENT, RECIPE_FILE};
+use crate::error::{ApiError, Result};
+use crate::jobs::JobRow;
 use crate::manifest::{
     AgentRef, ComponentId, Manifest, ModelRef, ParityRef, PlanInfo, TargetConfiguration, TargetInfo, ToolInfo,
     SCHEMA_VERSION,
 };
-
-use crate::agent_component::{self, AGENT_VERSION};
-use crate::component::{recipe, RecipeInput, AGENT_COMPONENT, RECIPE_FILE};
-use crate::error::{ApiError, Result};
-use crate::jobs::JobRow;
 use crate::output::OutputFile;
 use crate::parity;
 use crate::shapes::{GreengrassOutputDetails, ModelPackagingOutputDetails};
@@ -61,16 +61,10 @@ fn file(name: &str, bytes: Vec<u8>) -> OutputFile {
     OutputFile { name: name.into(), bytes }
 }
 
-fn pretty(v: &serde_json::Value) -> Vec<u8> {
+fn pretty(v: &impl serde::Serialize) -> Vec<u8> {
     let mut s = serde_json::to_string_pretty(v).expect("serializable");
     s.push('\n');
     s.into_bytes()
-}
-
-/// Lower-case hex SHA-256, the manifest's digest format.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether the agent component is already published at `agent_prefix` with a build for `arch`;
@@ -171,7 +165,6 @@ pub fn build_component(
             binary: agent_component::binary_name(arch),
         },
     };
-    let manifest = serde_json::to_value(&manifest).expect("serializable");
     let artifacts = vec![
         file(PLAN_FILE, plan_bytes),
         file(MODEL_FILE, onnx),
@@ -204,14 +197,12 @@ pub fn build_component(
         "inlineRecipe": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &recipe_bytes),
         "tags": tags,
     });
-    let mut files = artifacts;
-    files.push(file(RECIPE_FILE, recipe_bytes));
-    files.push(file(LAST_FILE, pretty(&create)));
+    let (recipe_file, create_file) = (file(RECIPE_FILE, recipe_bytes), file(LAST_FILE, pretty(&create)));
     // Signed: the recipe (every artifact's digest) and the input Greengrass is given.
     let signer = svc.signer()?;
-    let n = files.len();
-    let signature = signer.sign(&[&files[n - 2], &files[n - 1]]);
-    files.insert(n - 2, signature);
+    let signature = signer.sign(&[&recipe_file, &create_file]);
+    let mut files = artifacts;
+    files.extend([signature, recipe_file, create_file]);
     // The agent component first: shared and immutable, it serves whichever job comes next if
     // this one fails after it (the model component's publish records the job's success).
     let agent_note = if agent_published {

@@ -190,7 +190,8 @@ impl Service {
         v.check("Description", req.description.as_deref(), &MODEL_DESCRIPTION);
         v.finish()?;
         req.contract.check().map_err(|e| ApiError::validation(format!("model contract: {e}")))?;
-        self.check_against_model(&req.onnx, &req.contract)?;
+        let prepared = check_against_model(&req.onnx, &req.contract)?;
+        self.check_memory(&prepared, &req.contract.input.shape)?;
         self.project_created(&self.db()?, &req.project_name)?;
         let sha = self.blobs().put(&req.onnx)?;
         let contract = serde_json::to_string(&req.contract).expect("serializable");
@@ -303,59 +304,55 @@ impl Service {
     }
 }
 
-impl Service {
-    /// The model must import and specialise at the contract's input shape, fit the memory budget
-    /// there, the input's name must be the model's (only) free input, and the outputs the
-    /// contract names must exist with room for the score index / one channel per mask class.
-    fn check_against_model(&self, onnx: &[u8], contract: &ModelContract) -> Result<()> {
-        let bad = |m: String| ApiError::validation(format!("model: {m}"));
-        let prepared =
-            model::prepare(onnx, std::slice::from_ref(&contract.input.shape)).map_err(|e| bad(e.to_string()))?;
-        self.check_memory(&prepared, &contract.input.shape)?;
-        let g = &prepared.specialized;
-        let inputs: Vec<&str> = g.inputs.iter().map(|&i| g.values[i].name.as_str()).collect();
-        if inputs != [contract.input.name.as_str()] {
-            return Err(bad(format!(
-                "the contract's input is '{}', the model's free inputs are {inputs:?} (one image input is supported)",
-                contract.input.name
-            )));
-        }
-        // Images arrive as float tensors; any other input would plan nowhere (every job failed).
-        let dtype = g.values[g.inputs[0]].dtype;
-        if dtype.is_int() {
-            return Err(bad(format!(
-                "input '{}' has element type {dtype:?}; the service packages models whose image input is float32",
-                contract.input.name
-            )));
-        }
-        let output_shape = |name: &str| -> Result<Vec<usize>> {
-            let id = g.outputs.iter().copied().find(|&o| g.values[o].name == name).ok_or_else(|| {
-                let names: Vec<&str> = g.outputs.iter().map(|&o| g.values[o].name.as_str()).collect();
-                bad(format!("the model has no output '{name}'; its outputs are {names:?}"))
-            })?;
-            g.values[id].shape.clone().ok_or_else(|| bad(format!("output '{name}' has no inferred shape")))
-        };
-        match &contract.output {
-            OutputSpec::Classification { score_output, score_index, .. } => {
-                let s = output_shape(score_output)?;
-                let n: usize = s.iter().product();
-                if *score_index >= n {
-                    return Err(bad(format!(
-                        "score index {score_index} is outside output '{score_output}' of shape {s:?}"
-                    )));
-                }
-            }
-            OutputSpec::Segmentation { mask_output, classes, .. } => {
-                let s = output_shape(mask_output)?;
-                if s.len() != 4 || s[1] != classes.len() {
-                    return Err(bad(format!(
-                        "mask output '{mask_output}' has shape {s:?}; {} class(es) need [1, {}, H, W]",
-                        classes.len(),
-                        classes.len()
-                    )));
-                }
-            }
-        }
-        Ok(())
+/// The model must import and specialise at the contract's input shape, the input's name must
+/// be the model's (only) free input, and the outputs the contract names must exist with room
+/// for the score index / one channel per mask class. Returns the prepared model.
+fn check_against_model(onnx: &[u8], contract: &ModelContract) -> Result<model::Prepared> {
+    let bad = |m: String| ApiError::validation(format!("model: {m}"));
+    let prepared = model::prepare(onnx, std::slice::from_ref(&contract.input.shape)).map_err(|e| bad(e.to_string()))?;
+    let g = &prepared.specialized;
+    let inputs: Vec<&str> = g.inputs.iter().map(|&i| g.values[i].name.as_str()).collect();
+    if inputs != [contract.input.name.as_str()] {
+        return Err(bad(format!(
+            "the contract's input is '{}', the model's free inputs are {inputs:?} (one image input is supported)",
+            contract.input.name
+        )));
     }
+    // Images arrive as float tensors; any other input would plan nowhere (every job failed).
+    let dtype = g.values[g.inputs[0]].dtype;
+    if dtype.is_int() {
+        return Err(bad(format!(
+            "input '{}' has element type {dtype:?}; the service packages models whose image input is float32",
+            contract.input.name
+        )));
+    }
+    let output_shape = |name: &str| -> Result<Vec<usize>> {
+        let id = g.outputs.iter().copied().find(|&o| g.values[o].name == name).ok_or_else(|| {
+            let names: Vec<&str> = g.outputs.iter().map(|&o| g.values[o].name.as_str()).collect();
+            bad(format!("the model has no output '{name}'; its outputs are {names:?}"))
+        })?;
+        g.values[id].shape.clone().ok_or_else(|| bad(format!("output '{name}' has no inferred shape")))
+    };
+    match &contract.output {
+        OutputSpec::Classification { score_output, score_index, .. } => {
+            let s = output_shape(score_output)?;
+            let n: usize = s.iter().product();
+            if *score_index >= n {
+                return Err(bad(format!(
+                    "score index {score_index} is outside output '{score_output}' of shape {s:?}"
+                )));
+            }
+        }
+        OutputSpec::Segmentation { mask_output, classes, .. } => {
+            let s = output_shape(mask_output)?;
+            if s.len() != 4 || s[1] != classes.len() {
+                return Err(bad(format!(
+                    "mask output '{mask_output}' has shape {s:?}; {} class(es) need [1, {}, H, W]",
+                    classes.len(),
+                    classes.len()
+                )));
+            }
+        }
+    }
+    Ok(prepared)
 }

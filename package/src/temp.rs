@@ -27,7 +27,6 @@ pub fn sweep(dir: &Path, prefix: &str) -> u64 {
     freed
 }
 
-/// Whether process `pid` exists (its `/proc` entry).
 /// Whether process `pid` is running: a zombie (killed, not yet reaped, e.g. orphaned where
 /// nothing reaps orphans) writes nothing any more and counts as gone.
 fn alive(pid: u32) -> bool {

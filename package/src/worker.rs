@@ -186,7 +186,7 @@ impl Service {
         if status.signal() == Some(9) && oom_kills().zip(oom_before).is_some_and(|(after, before)| after > before) {
             cause.push_str("; the kernel's out-of-memory killer ran meanwhile");
         }
-        let log = self.root().join("logs").join(format!("{name}.log"));
+        let log = self.log_path(name);
         if let Some(line) = last_line(&log) {
             cause.push_str(&format!("; its last output: \"{line}\""));
         }

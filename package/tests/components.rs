@@ -293,8 +293,12 @@ fn edit_recipe(dir: &std::path::Path, f: impl FnOnce(&mut Value)) {
     });
 }
 
-fn artifact_digest(dir: &std::path::Path, file: &str) -> String {
-    package::component::digest(&std::fs::read(dir.join(file)).unwrap())
+/// Replaces artifact `index` (`file`) by what `change` makes of it and updates its digest in
+/// the recipe to match, as a careful attacker would.
+fn swap_artifact(dir: &std::path::Path, index: usize, file: &str, change: impl FnOnce(&std::path::Path)) {
+    change(&dir.join(file));
+    let digest = package::component::digest(&std::fs::read(dir.join(file)).unwrap());
+    edit_recipe(dir, |r| r["Manifests"][0]["Artifacts"][index]["Digest"] = digest.into());
 }
 
 const TAMPERINGS: &[Tamper] = &[
@@ -328,11 +332,7 @@ const TAMPERINGS: &[Tamper] = &[
     },
     Tamper {
         what: "model.onnx swapped, the recipe's digest updated to match",
-        apply: |d| {
-            std::fs::write(d.join("model.onnx"), b"another model").unwrap();
-            let digest = artifact_digest(d, "model.onnx");
-            edit_recipe(d, |r| r["Manifests"][0]["Artifacts"][1]["Digest"] = digest.into());
-        },
+        apply: |d| swap_artifact(d, 1, "model.onnx", |p| std::fs::write(p, b"another model").unwrap()),
         says: &["manifest.json gives the model SHA-256", "recipe.json is not the file that was signed"],
     },
     Tamper {
@@ -353,9 +353,7 @@ const TAMPERINGS: &[Tamper] = &[
     Tamper {
         what: "manifest.json edited (its digest in the recipe updated)",
         apply: |d| {
-            edit_json(&d.join("manifest.json"), |m| m["Plan"]["Sha256"] = "0".repeat(64).into());
-            let digest = artifact_digest(d, "manifest.json");
-            edit_recipe(d, |r| r["Manifests"][0]["Artifacts"][2]["Digest"] = digest.into());
+            swap_artifact(d, 2, "manifest.json", |p| edit_json(p, |m| m["Plan"]["Sha256"] = "0".repeat(64).into()))
         },
         says: &["manifest.json gives the plan SHA-256 000", "recipe.json is not the file that was signed"],
     },
