@@ -32,7 +32,9 @@ fn running() -> &'static Running {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let shm = format!("/edgepack-fuzz-{}", std::process::id());
+        // The mapping stays for the whole run; the object is unlinked when the binary exits.
         std::mem::forget(agent::shm::create(&shm, 64 * 64 * 3 + 64).unwrap());
+        common::unlink_at_exit(&shm);
         Running { runtime, agent: Agent::new(registry), shm }
     })
 }

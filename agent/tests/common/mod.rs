@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use agent::proto::edge_agent_client::EdgeAgentClient;
@@ -22,9 +22,53 @@ pub const SEG_H: usize = 96;
 /// Its width.
 pub const SEG_W: usize = 128;
 
-/// Components packaged once per test binary.
+/// What [`remove_at_exit`] removes when the test binary exits.
+static AT_EXIT: Mutex<Vec<Cleanup>> = Mutex::new(Vec::new());
+
+/// One thing to remove at exit.
+enum Cleanup {
+    Folder(PathBuf),
+    SharedMemory(String),
+}
+
+extern "C" fn clean_up_at_exit() {
+    let items = std::mem::take(&mut *AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()));
+    for item in items {
+        match item {
+            Cleanup::Folder(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::SharedMemory(name) => agent::shm::unlink(&name),
+        }
+    }
+}
+
+fn at_exit(item: Cleanup) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `clean_up_at_exit` is an `extern "C" fn()` that lives for the whole program; libc's
+    // atexit only stores the pointer and calls it once when the process exits (libtest's main
+    // returns or calls `exit`, both of which run it).
+    REGISTERED.call_once(|| unsafe {
+        libc::atexit(clean_up_at_exit);
+    });
+    AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()).push(item);
+}
+
+/// Removes `dir` when the test binary exits: what a `static` holds is never dropped, so a
+/// `TempDir` kept in one would stay in the temporary folder after every run.
+pub fn remove_at_exit(dir: tempfile::TempDir) -> PathBuf {
+    let path = dir.keep();
+    at_exit(Cleanup::Folder(path.clone()));
+    path
+}
+
+/// Unlinks the shared-memory object `name` when the test binary exits.
+pub fn unlink_at_exit(name: &str) {
+    at_exit(Cleanup::SharedMemory(name.to_string()));
+}
+
+/// Components packaged once per test binary (their folder is removed at exit).
 pub struct Components {
-    _dir: tempfile::TempDir,
     /// The segmentation sample planned for this host.
     pub segmentation: PathBuf,
     /// The classification sample planned for this host.
@@ -60,12 +104,16 @@ fn config(arch: &str, mcpu: &str, component: &str) -> GreengrassConfiguration {
 
 /// A folder holding `x86_64/edgepack-agent` and `aarch64/edgepack-agent`: this test build's
 /// agent binary (the aarch64 copy only stands in as the NEON component's artifact; no test runs
-/// it).
+/// it). Hard links where the file system allows, a copy elsewhere.
 pub fn agent_dir(root: &Path) -> PathBuf {
     let dir = root.join("agent-builds");
+    let built = env!("CARGO_BIN_EXE_edgepack-agent");
     for arch in ["x86_64", "aarch64"] {
         std::fs::create_dir_all(dir.join(arch)).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_edgepack-agent"), dir.join(arch).join("edgepack-agent")).unwrap();
+        let to = dir.join(arch).join("edgepack-agent");
+        if std::fs::hard_link(built, &to).is_err() {
+            std::fs::copy(built, &to).unwrap();
+        }
     }
     dir
 }
@@ -102,10 +150,9 @@ fn package(svc: &Service, kind: SampleKind, h: usize, w: usize, name: &str, arch
 pub fn components() -> &'static Components {
     static C: OnceLock<Components> = OnceLock::new();
     C.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let settings =
-            Settings { runner: Runner::Manual, agent_dir: Some(agent_dir(dir.path())), ..Settings::default() };
-        let svc = Service::open(&dir.path().join("home"), settings).expect("service");
+        let dir = remove_at_exit(tempfile::tempdir().unwrap());
+        let settings = Settings { runner: Runner::Manual, agent_dir: Some(agent_dir(&dir)), ..Settings::default() };
+        let svc = Service::open(&dir.join("home"), settings).expect("service");
         let (arch, mcpu) = host_mcpu();
         let segmentation = package(&svc, SampleKind::Segmentation, SEG_H, SEG_W, "factory.Defects", arch, mcpu);
         let classification = package(&svc, SampleKind::Classification, 64, 64, "factory.Scores", arch, mcpu);
@@ -114,7 +161,7 @@ pub fn components() -> &'static Components {
             .root()
             .join("buckets/components/factory/edgepack.EdgeAgent")
             .join(package::agent_component::AGENT_VERSION);
-        Components { _dir: dir, segmentation, classification, neon, agent }
+        Components { segmentation, classification, neon, agent }
     })
 }
 
