@@ -15,6 +15,8 @@
 use model::contract::{MaskClass, ModelContract, OutputSpec};
 use model::Tensor;
 
+use crate::error::{Error, Result};
+
 /// What a call answers, before it is put into the API's messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
@@ -45,18 +47,22 @@ pub fn read(
     outputs: &[Tensor],
     width: usize,
     height: usize,
-) -> Result<Answer, String> {
+) -> Result<Answer> {
     // The named output's shape and values.
-    let output = |want: &str| -> Result<(&[usize], &[f32]), String> {
-        let i = names.iter().position(|n| n == want).ok_or_else(|| format!("the plan has no output `{want}`"))?;
-        let v = outputs[i].floats().ok_or_else(|| format!("output `{want}` is not a float tensor"))?;
+    let output = |want: &str| -> Result<(&[usize], &[f32])> {
+        let i = names
+            .iter()
+            .position(|n| n == want)
+            .ok_or_else(|| Error::Output(format!("the plan has no output `{want}`")))?;
+        let v = outputs[i].floats().ok_or_else(|| Error::Output(format!("output `{want}` is not a float tensor")))?;
         Ok((&outputs[i].shape, v))
     };
     match &contract.output {
         OutputSpec::Classification { score_output, score_index, threshold } => {
             let (_, v) = output(score_output)?;
-            let score =
-                *v.get(*score_index).ok_or_else(|| format!("output `{score_output}` has no element {score_index}"))?;
+            let score = *v
+                .get(*score_index)
+                .ok_or_else(|| Error::Output(format!("output `{score_output}` has no element {score_index}")))?;
             let anomalous = f64::from(score) >= *threshold;
             let confidence = if anomalous { score } else { 1.0 - score };
             Ok(Answer {
@@ -69,10 +75,10 @@ pub fn read(
         OutputSpec::Segmentation { mask_output, classes, threshold } => {
             let (shape, v) = output(mask_output)?;
             if shape.len() != 4 || shape[1] != classes.len() {
-                return Err(format!(
+                return Err(Error::Output(format!(
                     "mask output `{mask_output}` has shape {shape:?}, not [1, {}, h, w]",
                     classes.len()
-                ));
+                )));
             }
             Ok(segmentation(classes, *threshold as f32, v, shape[2], shape[3], width, height))
         }
@@ -188,6 +194,9 @@ mod tests {
         assert!(a.is_anomalous && a.confidence == 0.75 && a.mask.is_none());
         let a = read(&contract, &["s".into()], &[t(0.25)], 64, 64).unwrap();
         assert!(!a.is_anomalous && a.confidence == 0.75);
-        assert!(read(&contract, &["other".into()], &[t(0.25)], 64, 64).unwrap_err().contains("no output `s`"));
+        assert!(read(&contract, &["other".into()], &[t(0.25)], 64, 64)
+            .unwrap_err()
+            .to_string()
+            .contains("no output `s`"));
     }
 }

@@ -9,17 +9,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
-use crate::components::Component;
-use crate::proto::{bitmap, Bitmap, DetectAnomaliesRequest};
+use agent::components::Component;
+use agent::proto::{bitmap, Bitmap, DetectAnomaliesRequest};
 
 /// `edgepack-agent bench` options.
 #[derive(Args)]
 pub struct BenchArgs {
     /// The agent's socket.
-    #[arg(long, default_value = crate::socket::DEFAULT_SOCKET)]
+    #[arg(long, default_value = agent::socket::DEFAULT_SOCKET)]
     socket: String,
     /// The model component (RUNNING in the agent).
     #[arg(long)]
@@ -91,30 +92,30 @@ struct Workload<'a> {
     height: usize,
 }
 
-fn in_process(work: &Workload<'_>, threads: usize, clients: usize, secs: f64) -> Result<Figures, String> {
+fn in_process(work: &Workload<'_>, threads: usize, clients: usize, secs: f64) -> anyhow::Result<Figures> {
     let (c, plan, image, w, h) = (work.component, work.plan, &work.image[..], work.width, work.height);
     let names: Vec<String> = plan.outputs.iter().map(|&v| plan.values[v].name.clone()).collect();
     let start = Instant::now();
-    let per_thread: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
+    let per_thread: Vec<anyhow::Result<Vec<Duration>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 let names = &names;
-                s.spawn(move || -> Result<Vec<Duration>, String> {
-                    let mut session = plan.session(threads).map_err(|e| e.to_string())?;
+                s.spawn(move || -> anyhow::Result<Vec<Duration>> {
+                    let mut session = plan.session(threads).context("starting the plan")?;
                     let mut lat = Vec::new();
                     while start.elapsed().as_secs_f64() < secs {
                         let t = Instant::now();
                         let img = model::image::Rgb8::new(w, h, image)?;
                         let x = model::image::to_input(img, &c.contract);
-                        let outs = session.run(std::slice::from_ref(&x)).map_err(|e| e.to_string())?;
-                        crate::answer::read(&c.contract, names, &outs, w, h)?;
+                        let outs = session.run(std::slice::from_ref(&x)).context("running the plan")?;
+                        agent::answer::read(&c.contract, names, &outs, w, h)?;
                         lat.push(t.elapsed());
                     }
                     Ok(lat)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into()))).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked")))).collect()
     });
     let secs = start.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
@@ -132,13 +133,13 @@ async fn through_agent(
     h: usize,
     clients: usize,
     secs: f64,
-) -> Result<Figures, String> {
+) -> anyhow::Result<Figures> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (image, name, socket) = (image.clone(), name.to_owned(), socket.to_owned());
         tasks.push(tokio::spawn(async move {
-            let mut client = crate::client::connect(socket).await.map_err(|e| e.to_string())?;
+            let mut client = agent::client::connect(socket).await?;
             let (mut lat, mut refused) = (Vec::new(), 0usize);
             while start.elapsed().as_secs_f64() < secs {
                 let req = DetectAnomaliesRequest {
@@ -154,15 +155,15 @@ async fn through_agent(
                 match client.detect_anomalies(req).await {
                     Ok(_) => lat.push(t.elapsed()),
                     Err(s) if s.code() == tonic::Code::ResourceExhausted => refused += 1,
-                    Err(s) => return Err(format!("DetectAnomalies: {s}")),
+                    Err(s) => anyhow::bail!("DetectAnomalies: {s}"),
                 }
             }
-            Ok::<_, String>((lat, refused))
+            Ok::<_, anyhow::Error>((lat, refused))
         }));
     }
     let (mut latencies, mut refused) = (Vec::new(), 0);
     for t in tasks {
-        let (l, r) = t.await.map_err(|e| e.to_string())??;
+        let (l, r) = t.await??;
         latencies.extend(l);
         refused += r;
     }
@@ -171,13 +172,14 @@ async fn through_agent(
 }
 
 /// Runs the benchmark.
-pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
+pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let c = Component::load(&a.component, None)?;
-    let plan = model::plan::Plan::from_bytes(&c.read_verified("model.eppl")?).map_err(|e| e.to_string())?;
+    let plan = c.plan()?;
     let (w, h) = match &a.image {
         Some(s) => {
-            let (w, h) = s.split_once('x').ok_or_else(|| format!("--image {s}: expected WxH"))?;
-            (w.parse().map_err(|_| format!("--image {s}"))?, h.parse().map_err(|_| format!("--image {s}"))?)
+            let size = || format!("--image {s}: expected WxH");
+            let (w, h) = s.split_once('x').with_context(size)?;
+            (w.parse().with_context(size)?, h.parse().with_context(size)?)
         }
         None => (c.contract.input.shape[3], c.contract.input.shape[2]),
     };
@@ -185,14 +187,14 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     let clients: Vec<usize> = a
         .clients
         .split(',')
-        .map(|s| s.trim().parse().map_err(|_| format!("--clients {}", a.clients)))
-        .collect::<Result<_, _>>()?;
+        .map(|s| s.trim().parse().with_context(|| format!("--clients {}: expected numbers", a.clients)))
+        .collect::<anyhow::Result<_>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    let socket = crate::socket::socket_path(&a.socket);
+        .context("starting the runtime")?;
+    let socket = agent::socket::socket_path(&a.socket);
     println!(
         "model {} ({}), image {w}x{h}, {} s per row, host {}",
         a.model,
@@ -224,8 +226,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode, String> {
     }
     if let Some(p) = &a.json {
         let doc = json!({"Model": a.model, "Image": [w, h], "Host": kernels::host_cpu_name(), "Rows": rows});
-        std::fs::write(p, serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&doc)? + "\n").with_context(|| p.display().to_string())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use model::contract::ModelContract;
 use serde_json::Value;
+
+use crate::error::{read, Error, Result};
 use sha2::{Digest, Sha256};
 
 /// The file the device parity check writes (in the component's work folder or beside it).
@@ -44,15 +46,16 @@ pub struct Component {
 
 impl Component {
     /// Reads `dir/manifest.json`; the work folder holds the device parity report.
-    pub fn load(dir: &Path, work: Option<&Path>) -> Result<Component, String> {
+    pub fn load(dir: &Path, work: Option<&Path>) -> Result<Component> {
         let path = dir.join("manifest.json");
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let m: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let bytes = read(path.clone())?;
+        let manifest = |reason: String| Error::Manifest { path: path.clone(), reason };
+        let m: Value = serde_json::from_slice(&bytes).map_err(|e| manifest(format!("not JSON: {e}")))?;
         let text = |p: &str| m.pointer(p).and_then(Value::as_str).map(str::to_owned);
-        let need = |p: &str| text(p).ok_or_else(|| format!("{}: `{p}` missing", path.display()));
+        let need = |p: &str| text(p).ok_or_else(|| manifest(format!("`{p}` missing")));
         let contract: ModelContract =
-            serde_json::from_value(m["Contract"].clone()).map_err(|e| format!("{}: Contract: {e}", path.display()))?;
-        contract.check().map_err(|e| format!("{}: Contract: {e}", path.display()))?;
+            serde_json::from_value(m["Contract"].clone()).map_err(|e| manifest(format!("Contract: {e}")))?;
+        contract.check().map_err(|source| Error::Contract { path: path.clone(), source })?;
         let name = need("/Component/Name")?;
         let parity_report = match work {
             Some(w) => w.join(&name).join(DEVICE_PARITY_FILE),
@@ -73,10 +76,17 @@ impl Component {
         })
     }
 
+    /// Reads the plan (`model.eppl`), checked against the manifest's digest.
+    pub fn plan(&self) -> Result<model::plan::Plan> {
+        let bytes = self.read_verified("model.eppl")?;
+        model::plan::Plan::from_bytes(&bytes)
+            .map_err(|source| Error::Model { path: self.dir.join("model.eppl"), source })
+    }
+
     /// Reads an artifact and checks it against the manifest's digest.
-    pub fn read_verified(&self, file: &str) -> Result<Vec<u8>, String> {
+    pub fn read_verified(&self, file: &str) -> Result<Vec<u8>> {
         let path = self.dir.join(file);
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = read(path.clone())?;
         let want = match file {
             "model.onnx" => Some(&self.model_sha256),
             "model.eppl" => self.plan_sha256.as_ref(),
@@ -85,10 +95,7 @@ impl Component {
         if let Some(want) = want {
             let got = hex(&Sha256::digest(&bytes));
             if !got.eq_ignore_ascii_case(want) {
-                return Err(format!(
-                    "digest mismatch: {} has SHA-256 {got}, the manifest says {want} (the file was changed or damaged after packaging)",
-                    path.display()
-                ));
+                return Err(Error::Digest { path, got, want: want.clone() });
             }
         }
         Ok(bytes)
@@ -123,7 +130,7 @@ pub fn scan(root: &Path, work: Option<&Path>) -> (Vec<Component>, Vec<String>) {
         if let Some(newest) = versions.first() {
             match Component::load(newest, work) {
                 Ok(c) => found.push(c),
-                Err(e) => skipped.push(e),
+                Err(e) => skipped.push(e.to_string()),
             }
         }
     }

@@ -12,9 +12,9 @@
 
 pub mod answer;
 pub mod authority;
-pub mod bench;
 pub mod client;
 pub mod components;
+pub mod error;
 pub mod parity;
 pub mod registry;
 pub mod request;

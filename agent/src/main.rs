@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agent::registry::{Options, Registry};
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+
+mod bench;
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +31,7 @@ enum Command {
     /// Check a component's plan on this device against the float64 reference of its model.
     Parity(ParityArgs),
     /// Measure DetectAnomalies through a running agent and in-process on the same image.
-    Bench(agent::bench::BenchArgs),
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -86,7 +89,7 @@ fn parse_model(s: &str) -> Result<(String, PathBuf), String> {
 
 const GREENGRASS_ARTIFACTS: &str = "/greengrass/v2/packages/artifacts";
 
-fn serve(a: ServeArgs) -> Result<ExitCode, String> {
+fn serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let components_dir = match (&a.components_dir, a.models.is_empty()) {
         (Some(d), _) => Some(d.clone()),
         (None, true) => Some(PathBuf::from(GREENGRASS_ARTIFACTS)),
@@ -98,7 +101,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
     });
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if a.call_threads == 0 || a.queue == 0 || a.threads == Some(0) {
-        return Err("--threads, --call-threads and --queue must be at least 1".into());
+        bail!("--threads, --call-threads and --queue must be at least 1");
     }
     let options = Options {
         components_dir,
@@ -115,7 +118,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .context("cannot start the runtime")?;
     let listener = runtime.block_on(async { agent::socket::bind(&path) })?;
     let models = registry.list();
     eprintln!(
@@ -132,7 +135,9 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
     }
     let start_all = a.start.iter().any(|s| s == "all");
     for m in models.iter().filter(|m| start_all || a.start.contains(&m.name)) {
-        registry.start(&m.name).map_err(|e| format!("--start {}: {}", m.name, e.message()))?;
+        if let Err(e) = registry.start(&m.name) {
+            bail!("--start {}: {}", m.name, e.message());
+        }
     }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -144,18 +149,18 @@ fn serve(a: ServeArgs) -> Result<ExitCode, String> {
     };
     let served = runtime.block_on(agent::serve(registry, listener, shutdown));
     let _ = std::fs::remove_file(&path);
-    served.map_err(|e| format!("serving: {e}"))?;
+    served.context("serving")?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn parity(a: ParityArgs) -> Result<ExitCode, String> {
+fn parity(a: ParityArgs) -> anyhow::Result<ExitCode> {
     let (report, passed) = agent::parity::check(&a.component, a.threads.max(1))?;
-    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
+    let text = serde_json::to_string_pretty(&report)? + "\n";
     if let Some(p) = &a.json {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
         }
-        std::fs::write(p, &text).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(p, &text).with_context(|| p.display().to_string())?;
     }
     let worst = agent::parity::worst_error(&report);
     println!(
@@ -174,10 +179,10 @@ fn main() -> ExitCode {
         None => serve(cli.serve),
         Some(Command::Serve(a)) => serve(a),
         Some(Command::Parity(a)) => parity(a),
-        Some(Command::Bench(a)) => agent::bench::run(a),
+        Some(Command::Bench(a)) => bench::run(a),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("edgepack-agent: {e}");
+        eprintln!("edgepack-agent: {e:#}");
         ExitCode::from(2)
     })
 }

@@ -8,18 +8,17 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::components::Component;
+use crate::error::{Error, Result};
 
 /// Runs the check on the component in `dir`; returns the report and whether it passed.
-pub fn check(dir: &Path, threads: usize) -> Result<(Value, bool), String> {
+pub fn check(dir: &Path, threads: usize) -> Result<(Value, bool)> {
     let c = Component::load(dir, None)?;
     let onnx = c.read_verified("model.onnx")?;
-    let plan_bytes = c.read_verified("model.eppl")?;
-    let plan = model::plan::Plan::from_bytes(&plan_bytes).map_err(|e| format!("model.eppl: {e}"))?;
-    let set = kernels::kernel_set(plan.kernel_set).map_err(|e| {
-        format!("the plan was packed for kernel set `{}`, which this device cannot run: {e}", plan.kernel_name)
-    })?;
-    let prepared =
-        model::prepare(&onnx, std::slice::from_ref(&c.contract.input.shape)).map_err(|e| format!("model.onnx: {e}"))?;
+    let plan = c.plan()?;
+    let set = kernels::kernel_set(plan.kernel_set)
+        .map_err(|source| Error::KernelSet { kernel_set: plan.kernel_name.clone(), source })?;
+    let prepared = model::prepare(&onnx, std::slice::from_ref(&c.contract.input.shape))
+        .map_err(|source| Error::Model { path: c.dir.join("model.onnx"), source })?;
     let outputs = model::parity::check(&prepared.specialized, &plan, set, threads, &c.contract)?;
     let passed = outputs.iter().all(model::parity::OutputParity::passed);
     let report = json!({

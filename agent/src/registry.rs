@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use model::plan::Plan;
 use tonic::Status;
 
 use crate::components::{self, Component};
@@ -77,7 +76,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Registry {
     /// Reads the components; a `--model` folder that does not hold a component is an error.
-    pub fn new(options: Options) -> Result<Arc<Registry>, String> {
+    pub fn new(options: Options) -> crate::error::Result<Arc<Registry>> {
         let registry = Registry {
             budget: Budget::new(workers_of(&options)),
             options,
@@ -85,7 +84,11 @@ impl Registry {
             starting: Mutex::new(()),
         };
         for (name, dir) in &registry.options.models {
-            let mut c = Component::load(dir, None).map_err(|e| format!("--model {name}={}: {e}", dir.display()))?;
+            let mut c = Component::load(dir, None).map_err(|e| crate::error::Error::ModelFolder {
+                name: name.clone(),
+                dir: dir.clone(),
+                source: Box::new(e),
+            })?;
             c.name = name.clone();
             registry.insert(c);
         }
@@ -235,7 +238,7 @@ impl Registry {
                 }
                 Err(why) => {
                     s.status = ModelStatus::Failed;
-                    s.message = why;
+                    s.message = why.to_string();
                     s.reserved = 0;
                 }
             }
@@ -243,15 +246,11 @@ impl Registry {
         Ok(ModelStatus::Starting)
     }
 
-    fn load(&self, c: &Component) -> Result<Runner, String> {
-        let bytes = c.read_verified("model.eppl")?;
+    fn load(&self, c: &Component) -> crate::error::Result<Runner> {
+        let plan = c.plan()?;
         c.read_verified("model.onnx")?;
-        let plan = Plan::from_bytes(&bytes).map_err(|e| format!("{}: {e}", c.dir.join("model.eppl").display()))?;
-        if let Err(e) = kernels::kernel_set(plan.kernel_set) {
-            return Err(format!(
-                "the plan was packed for kernel set `{}`, which this device cannot run ({e}); package the model for this device's target",
-                plan.kernel_name
-            ));
+        if let Err(source) = kernels::kernel_set(plan.kernel_set) {
+            return Err(crate::error::Error::KernelSet { kernel_set: plan.kernel_name.clone(), source });
         }
         let shape =
             Shape { workers: self.workers(), call_threads: self.options.call_threads, queue: self.options.queue };

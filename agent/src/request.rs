@@ -87,7 +87,9 @@ pub fn check(bitmap: Option<Bitmap>, mask: Option<AnomalyMaskParams>) -> Result<
         }
         Some(bitmap::Data::SharedMemoryHandle(h)) => {
             let map = Mapping::open(&h.name, false).map_err(|e| invalid(format!("bitmap {e}")))?;
-            let offset = map.check_range("bitmap shared_memory_handle", h.offset, h.size, need).map_err(invalid)?;
+            let offset = map
+                .check_range("bitmap shared_memory_handle", h.offset, h.size, need)
+                .map_err(|e| invalid(e.to_string()))?;
             Pixels::Shared { map, offset }
         }
     };
@@ -98,8 +100,9 @@ pub fn check(bitmap: Option<Bitmap>, mask: Option<AnomalyMaskParams>) -> Result<
         }
         Some(AnomalyMaskParams { shared_memory_handle: Some(h) }) => {
             let map = Mapping::open(&h.name, true).map_err(|e| invalid(format!("anomaly mask {e}")))?;
-            let offset =
-                map.check_range("anomaly_mask_params shared_memory_handle", h.offset, h.size, need).map_err(invalid)?;
+            let offset = map
+                .check_range("anomaly_mask_params shared_memory_handle", h.offset, h.size, need)
+                .map_err(|e| invalid(e.to_string()))?;
             Some(MaskTarget { map, offset, handle: h })
         }
     };

@@ -13,6 +13,7 @@ use model::plan::Plan;
 use tokio::sync::oneshot;
 use tonic::Status;
 
+use crate::error::Error;
 use crate::proto::{bitmap, Anomaly, Bitmap, DetectAnomalyResult, PixelAnomaly};
 use crate::request::Checked;
 
@@ -106,12 +107,12 @@ impl Runner {
         contract: ModelContract,
         shape: Shape,
         budget: Arc<Budget>,
-    ) -> Result<Runner, String> {
+    ) -> crate::error::Result<Runner> {
         let (sender, receiver) = mpsc::sync_channel::<Job>(shape.queue);
         let jobs = Arc::new(Mutex::new(receiver));
         let names: Arc<Vec<String>> = Arc::new(plan.outputs.iter().map(|&v| plan.values[v].name.clone()).collect());
         let contract = Arc::new(contract);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<crate::error::Result<()>>();
         let mut workers = Vec::new();
         let running = Arc::new(Counts::default());
         for i in 0..shape.workers.max(1) {
@@ -130,7 +131,7 @@ impl Runner {
                 // The main thread's size: plans may recurse deeply in unoptimised builds.
                 .stack_size(8 << 20)
                 .spawn(move || w.run(ready))
-                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+                .map_err(|e| Error::Worker(format!("cannot start a worker thread: {e}")))?;
             workers.push(handle);
         }
         drop(ready_tx);
@@ -144,7 +145,7 @@ impl Runner {
                 }
                 Err(_) => {
                     runner.stop();
-                    return Err("a worker stopped while starting".into());
+                    return Err(Error::Worker("a worker stopped while starting".into()));
                 }
             }
         }
@@ -184,14 +185,14 @@ impl Runner {
 }
 
 impl Worker {
-    fn run(self, ready: mpsc::Sender<Result<(), String>>) {
+    fn run(self, ready: mpsc::Sender<crate::error::Result<()>>) {
         let mut session = match self.plan.session(self.call_threads) {
             Ok(s) => {
                 let _ = ready.send(Ok(()));
                 s
             }
             Err(e) => {
-                let _ = ready.send(Err(format!("cannot run the plan here: {e}")));
+                let _ = ready.send(Err(Error::Run(e)));
                 return;
             }
         };
@@ -217,11 +218,12 @@ impl Worker {
     fn call(&self, session: &mut model::plan::Session<'_>, req: Checked) -> Reply {
         let (w, h) = (req.width, req.height);
         let bytes = req.pixels.into_bytes(w * h * 3);
-        let image = model::image::Rgb8::new(w, h, &bytes).map_err(Status::invalid_argument)?;
+        let image = model::image::Rgb8::new(w, h, &bytes).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let x = model::image::to_input(image, &self.contract);
         let outs =
             session.run(std::slice::from_ref(&x)).map_err(|e| Status::internal(format!("running the plan: {e}")))?;
-        let a = crate::answer::read(&self.contract, &self.names, &outs, w, h).map_err(Status::internal)?;
+        let a = crate::answer::read(&self.contract, &self.names, &outs, w, h)
+            .map_err(|e| Status::internal(e.to_string()))?;
         let anomaly_mask = a.mask.map(|mask| {
             let data = match req.mask {
                 Some(mut target) => {

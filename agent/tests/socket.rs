@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use agent::socket::{bind, socket_path};
+use agent::socket::{bind, socket_path, SocketError};
 
 #[tokio::test]
 async fn socket_rules() {
@@ -18,7 +18,7 @@ async fn socket_rules() {
 
     // A live agent on the path: refused, and its socket still works.
     let e = bind(&path).unwrap_err();
-    assert!(e.contains("another agent is serving"), "{e}");
+    assert!(matches!(e, SocketError::InUse(_)) && e.to_string().contains("another agent is serving"), "{e}");
     assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
 
     // The agent died without removing its socket: the stale socket is replaced.
@@ -31,10 +31,10 @@ async fn socket_rules() {
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, "keep me").unwrap();
     let e = bind(&file).unwrap_err();
-    assert!(e.contains("not a socket"), "{e}");
+    assert!(matches!(e, SocketError::NotASocket(_)) && e.to_string().contains("not a socket"), "{e}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
 
     // A folder that does not exist.
     let e = bind(&dir.path().join("missing/agent.sock")).unwrap_err();
-    assert!(e.contains("does not exist"), "{e}");
+    assert!(matches!(e, SocketError::NoFolder { .. }) && e.to_string().contains("does not exist"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! `edgepack`: run, check and time ONNX vision models on edgepack's kernels, and package them
 //! for edge devices with the packaging API's commands.
 
-mod api_cmd;
+mod api;
 mod model_cmd;
 mod render;
 
@@ -16,7 +16,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    global: api_cmd::Global,
+    global: api::Global,
 }
 
 #[derive(Subcommand)]
@@ -28,7 +28,7 @@ enum Command {
     /// Time a model: median and minimum latency.
     Bench(model_cmd::BenchArgs),
     #[command(flatten)]
-    Api(api_cmd::ApiCommand),
+    Api(api::ApiCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,12 +46,12 @@ fn main() -> ExitCode {
         Command::Run(a) => model_cmd::run(a),
         Command::Parity(a) => model_cmd::parity(a),
         Command::Bench(a) => model_cmd::bench(a),
-        Command::Api(c) => return api_cmd::run(c, &cli.global),
+        Command::Api(c) => return api::run(c, &cli.global),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edgepack: error: {e}");
+            eprintln!("edgepack: error: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use kernels::{KernelSetId, Target};
 use model::plan::Plan;
@@ -93,33 +94,33 @@ pub struct BenchArgs {
     top: usize,
 }
 
-fn parse_shape(s: &str) -> Result<Vec<usize>, String> {
+fn parse_shape(s: &str) -> anyhow::Result<Vec<usize>> {
     s.split('x')
         .map(|d| {
             d.trim()
                 .parse::<usize>()
                 .ok()
                 .filter(|&v| v > 0)
-                .ok_or_else(|| format!("bad shape `{s}`: expected e.g. 1x3x640x640"))
+                .ok_or_else(|| anyhow!("bad shape `{s}`: expected e.g. 1x3x640x640"))
         })
         .collect()
 }
 
-fn kernel_set_id(a: &ModelArgs) -> Result<KernelSetId, String> {
+fn kernel_set_id(a: &ModelArgs) -> anyhow::Result<KernelSetId> {
     if let Some(name) = &a.kernel_set {
         return KernelSetId::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| format!("unknown kernel set `{name}` (scalar, avx2, avx512, neon, cuda)"));
+            .ok_or_else(|| anyhow!("unknown kernel set `{name}` (scalar, avx2, avx512, neon, cuda)"));
     }
     let target = match &a.target {
         None => Target::host(),
         Some(t) => {
             let json = match t.strip_prefix("file://") {
-                Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+                Some(p) => std::fs::read_to_string(p).with_context(|| format!("--target {p}"))?,
                 None => t.clone(),
             };
-            Target::from_configuration(&json).map_err(|e| e.to_string())?
+            Target::from_configuration(&json).context("--target")?
         }
     };
     Ok(target.kernel_set())
@@ -134,51 +135,49 @@ struct Loaded {
     prepare_time: Duration,
 }
 
-fn load(a: &ModelArgs) -> Result<Loaded, String> {
-    let bytes = std::fs::read(&a.model).map_err(|e| format!("{}: {e}", a.model.display()))?;
+fn load(a: &ModelArgs) -> anyhow::Result<Loaded> {
+    let model = || a.model.display().to_string();
+    let bytes = std::fs::read(&a.model).with_context(model)?;
     let name = a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let t0 = Instant::now();
     if bytes.starts_with(b"EPPL") {
-        let plan = Plan::from_bytes(&bytes).map_err(|e| format!("{}: {e}", a.model.display()))?;
+        let plan = Plan::from_bytes(&bytes).with_context(model)?;
         let shapes = plan.inputs.iter().map(|&v| plan.values[v].shape.clone()).collect();
         return Ok(Loaded { name, prepared: None, plan, shapes, prepare_time: t0.elapsed() });
     }
-    let mut shapes: Vec<Vec<usize>> = a.shape.iter().map(|s| parse_shape(s)).collect::<Result<_, _>>()?;
+    let mut shapes: Vec<Vec<usize>> = a.shape.iter().map(|s| parse_shape(s)).collect::<anyhow::Result<_>>()?;
     if shapes.is_empty() {
         // The input files' own shapes, where they are given.
         shapes = a.input.iter().map(|p| parity::npy::read(p).map(|t| t.shape)).collect::<Result<_, _>>()?;
     }
     if shapes.is_empty() {
-        return Err("--shape is required for an ONNX model without --input files (e.g. --shape 1x3x640x640)".into());
+        bail!("--shape is required for an ONNX model without --input files (e.g. --shape 1x3x640x640)");
     }
-    let prepared = model::prepare(&bytes, &shapes).map_err(|e| format!("{}: {e}", a.model.display()))?;
+    let prepared = model::prepare(&bytes, &shapes).with_context(model)?;
     let id = kernel_set_id(a)?;
     let plan = match &a.plan {
         Some(path) => {
-            let file = std::fs::read(path).map_err(|e| format!("--plan {}: {e}", path.display()))?;
-            let plan = Plan::from_bytes(&file).map_err(|e| format!("--plan {}: {e}", path.display()))?;
+            let what = || format!("--plan {}", path.display());
+            let file = std::fs::read(path).with_context(what)?;
+            let plan = Plan::from_bytes(&file).with_context(what)?;
             if plan.kernel_set != id {
-                return Err(format!(
-                    "--plan {} was packed for kernel set `{}`, this run asks for `{id}`",
-                    path.display(),
-                    plan.kernel_name
-                ));
+                bail!("{} was packed for kernel set `{}`, this run asks for `{id}`", what(), plan.kernel_name);
             }
             let planned: Vec<Vec<usize>> = plan.inputs.iter().map(|&v| plan.values[v].shape.clone()).collect();
             if planned != shapes {
-                return Err(format!("--plan {} is for input shapes {planned:?}, not {shapes:?}", path.display()));
+                bail!("{} is for input shapes {planned:?}, not {shapes:?}", what());
             }
             plan
         }
         None => {
-            let set = kernels::kernel_set(id).map_err(|e| e.to_string())?;
-            model::plan::build(&prepared.optimized, &*set).map_err(|e| format!("{}: {e}", a.model.display()))?
+            let set = kernels::kernel_set(id)?;
+            model::plan::build(&prepared.optimized, &*set).with_context(model)?
         }
     };
     Ok(Loaded { name, prepared: Some(prepared), plan, shapes, prepare_time: t0.elapsed() })
 }
 
-fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> Result<Vec<Tensor>, String> {
+fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> anyhow::Result<Vec<Tensor>> {
     if a.input.is_empty() {
         return Ok(shapes
             .iter()
@@ -190,9 +189,9 @@ fn inputs(a: &ModelArgs, shapes: &[Vec<usize>]) -> Result<Vec<Tensor>, String> {
             .collect());
     }
     if a.input.len() != shapes.len() {
-        return Err(format!("{} --input files for {} inputs", a.input.len(), shapes.len()));
+        bail!("{} --input files for {} inputs", a.input.len(), shapes.len());
     }
-    a.input.iter().map(|p| parity::npy::read(p)).collect()
+    Ok(a.input.iter().map(|p| parity::npy::read(p)).collect::<Result<_, _>>()?)
 }
 
 fn summary(t: &Tensor) -> String {
@@ -226,11 +225,11 @@ fn describe(l: &Loaded, threads: usize) {
 }
 
 /// `edgepack run`.
-pub fn run(a: RunArgs) -> Result<ExitCode, String> {
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let l = load(&a.common)?;
     describe(&l, a.common.threads);
     if let Some(path) = &a.save_plan {
-        std::fs::write(path, l.plan.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, l.plan.to_bytes()).with_context(|| path.display().to_string())?;
         println!("plan written to {}", path.display());
     }
     if a.steps {
@@ -242,12 +241,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
         }
     }
     let xs = inputs(&a.common, &l.shapes)?;
-    let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
+    let mut session = l.plan.session(a.common.threads)?;
     let t0 = Instant::now();
-    let outs = session.run(&xs).map_err(|e| e.to_string())?;
+    let outs = session.run(&xs)?;
     let first = t0.elapsed();
     let t1 = Instant::now();
-    session.run(&xs).map_err(|e| e.to_string())?;
+    session.run(&xs)?;
     let second = t1.elapsed();
     for (i, (o, &v)) in outs.iter().zip(&l.plan.outputs).enumerate() {
         println!("output {i} `{}`: {}", l.plan.values[v].name, summary(o));
@@ -260,16 +259,16 @@ pub fn run(a: RunArgs) -> Result<ExitCode, String> {
 }
 
 /// `edgepack parity`.
-pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
+pub fn parity(a: ParityArgs) -> anyhow::Result<ExitCode> {
     let l = load(&a.common)?;
     describe(&l, a.common.threads);
     let pr =
-        l.prepared.as_ref().ok_or("parity needs the ONNX model (the reference runs the graph), not a plan file")?;
+        l.prepared.as_ref().context("parity needs the ONNX model (the reference runs the graph), not a plan file")?;
     let xs = inputs(&a.common, &l.shapes)?;
-    let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
-    let outs = session.run(&xs).map_err(|e| e.to_string())?;
+    let mut session = l.plan.session(a.common.threads)?;
+    let outs = session.run(&xs)?;
     let wide: Vec<Tensor<f64>> = xs.iter().map(Tensor::to_f64).collect();
-    let reference = model::reference::run(&pr.specialized, &wide).map_err(|e| e.to_string())?;
+    let reference = model::reference::run(&pr.specialized, &wide)?;
     let names: Vec<String> = l.plan.outputs.iter().map(|&v| l.plan.values[v].name.clone()).collect();
     let base = |against: String| ModelParity {
         model: l.name.clone(),
@@ -285,7 +284,7 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
     }
     if !a.expect.is_empty() {
         if a.expect.len() != outs.len() {
-            return Err(format!("{} --expect files for {} outputs", a.expect.len(), outs.len()));
+            bail!("{} --expect files for {} outputs", a.expect.len(), outs.len());
         }
         let mut ours = base(a.expect_label.clone());
         let mut refs = base(a.expect_label.clone());
@@ -315,26 +314,26 @@ pub fn parity(a: ParityArgs) -> Result<ExitCode, String> {
         }
     }
     if let Some(p) = &a.json {
-        write_json(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
+        write_json(p, &runs).with_context(|| p.display().to_string())?;
     }
     if let Some(p) = &a.junit {
-        write_junit(p, &runs).map_err(|e| format!("{}: {e}", p.display()))?;
+        write_junit(p, &runs).with_context(|| p.display().to_string())?;
     }
     Ok(if runs.iter().all(ModelParity::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `edgepack bench`.
-pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let l = load(&a.common)?;
     describe(&l, a.common.threads);
     let xs = inputs(&a.common, &l.shapes)?;
-    let mut session = l.plan.session(a.common.threads).map_err(|e| e.to_string())?;
-    session.run(&xs).map_err(|e| e.to_string())?;
+    let mut session = l.plan.session(a.common.threads)?;
+    session.run(&xs)?;
     let mut times = Vec::new();
     let start = Instant::now();
     while times.len() < a.runs.max(1) || start.elapsed().as_secs_f64() < a.min_time {
         let t = Instant::now();
-        session.run(&xs).map_err(|e| e.to_string())?;
+        session.run(&xs)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
@@ -359,10 +358,10 @@ fn profile(
     xs: &[Tensor],
     runs: usize,
     top: usize,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let mut t = vec![Duration::ZERO; plan.steps.len()];
     for _ in 0..runs {
-        session.run_profiled(xs, &mut t).map_err(|e| e.to_string())?;
+        session.run_profiled(xs, &mut t)?;
     }
     let mut by_op: std::collections::BTreeMap<&str, (Duration, usize)> = Default::default();
     for (s, d) in plan.steps.iter().zip(&t) {

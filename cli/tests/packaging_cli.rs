@@ -141,7 +141,7 @@ fn package_a_sample_model_from_the_command_line() {
 #[test]
 fn errors_carry_the_exception_name_and_exit_254() {
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path();
+    let home = &dir.path().join("home");
     let o = edgepack(home, &["describe-project", "--project-name", "nope"]);
     assert_eq!(o.status.code(), Some(254));
     let err = String::from_utf8_lossy(&o.stderr);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use kernels::{Activation, Bias, ConvKind, ConvParams, Epilogue, ImageMut, ImageRef, KernelSet, Parallelism};
 use onnx::proto::{ModelProto, NodeProto, TensorProto};
 
+use crate::error::{read, Error, Result};
 use crate::parity::{compare, Parity};
 use crate::reference;
 use crate::tolerance::gemm_bound;
@@ -45,20 +46,16 @@ pub struct ConvCase {
 /// Why a case directory is not run: a reason in words (3-D, integer convolution, …).
 pub type Excluded = String;
 
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn tensor(path: &Path) -> Result<TensorProto, String> {
-    onnx::decode_tensor(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
+fn tensor(path: &Path) -> Result<TensorProto> {
+    onnx::decode_tensor(&read(path)?).map_err(|e| Error::data(path, e))
 }
 
 /// NCHW (or NCL) values to NHWC with `h = 1` for 1-D.
-fn to_nhwc(dims: &[usize], data: &[f32]) -> Result<([usize; 4], Vec<f32>), String> {
+fn to_nhwc(case: &str, dims: &[usize], data: &[f32]) -> Result<([usize; 4], Vec<f32>)> {
     let [n, c, h, w] = match *dims {
         [n, c, l] => [n, c, 1, l],
         [n, c, h, w] => [n, c, h, w],
-        _ => return Err(format!("tensor of rank {} is not NCL or NCHW", dims.len())),
+        _ => return Err(Error::case(case, format!("tensor of rank {} is not NCL or NCHW", dims.len()))),
     };
     let mut out = vec![0.0; data.len()];
     for i in 0..n {
@@ -74,13 +71,14 @@ fn to_nhwc(dims: &[usize], data: &[f32]) -> Result<([usize; 4], Vec<f32>), Strin
 }
 
 /// Reads case directory `dir`: `Ok(Err(reason))` when the case is outside what edgepack runs.
-pub fn load(dir: &Path) -> Result<Result<ConvCase, Excluded>, String> {
+pub fn load(dir: &Path) -> Result<Result<ConvCase, Excluded>> {
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let model: ModelProto = onnx::decode_model(&read(&dir.join("model.onnx"))?).map_err(|e| e.to_string())?;
-    let graph = model.graph.as_ref().ok_or("model has no graph")?;
+    let model_path = dir.join("model.onnx");
+    let model: ModelProto = onnx::decode_model(&read(&model_path)?).map_err(|e| Error::data(&model_path, e))?;
+    let graph = model.graph.as_ref().ok_or_else(|| Error::data(&model_path, "model has no graph"))?;
     let node = match graph.node.as_slice() {
         [node] => node,
-        nodes => return Err(format!("{name}: expected one node, found {}", nodes.len())),
+        nodes => return Err(Error::data(&model_path, format!("expected one node, found {}", nodes.len()))),
     };
     if node.op_type != "Conv" && node.op_type != "ConvTranspose" {
         return Ok(Err(format!("{} (not a float convolution)", node.op_type)));
@@ -98,33 +96,78 @@ pub fn load(dir: &Path) -> Result<Result<ConvCase, Excluded>, String> {
     for (i, input_name) in free.iter().enumerate() {
         values.push((input_name.to_string(), tensor(&set_dir.join(format!("input_{i}.pb")))?));
     }
-    let get = |i: usize| -> Result<Option<onnx::tensor::Tensor<f32>>, String> {
+    let get = |i: usize| -> Result<Option<onnx::tensor::Tensor<f32>>> {
         let Some(value) = node.input.get(i).filter(|n| !n.is_empty()) else { return Ok(None) };
-        let t = values.iter().find(|(n, _)| n == value).ok_or(format!("{name}: no value for `{value}`"))?;
-        onnx::tensor::to_f32(&t.1).map(Some).map_err(|e| format!("{name}: {e}"))
+        let t = values
+            .iter()
+            .find(|(n, _)| n == value)
+            .ok_or_else(|| Error::case(&name, format!("no value for `{value}`")))?;
+        onnx::tensor::to_f32(&t.1).map(Some).map_err(|e| Error::case(&name, e.to_string()))
     };
-    let x = get(0)?.ok_or("no input")?;
-    let w = get(1)?.ok_or("no weights")?;
+    let x = get(0)?.ok_or_else(|| Error::case(&name, "no input"))?;
+    let w = get(1)?.ok_or_else(|| Error::case(&name, "no weights"))?;
     if x.dims.len() == 5 {
         return Ok(Err("3-D convolution (edgepack runs 1-D and 2-D)".into()));
     }
     let bias = get(2)?.map(|b| b.data);
-    let out = onnx::tensor::to_f32(&tensor(&set_dir.join("output_0.pb"))?).map_err(|e| e.to_string())?;
-    let params = conv_params(node, &x.dims, &w.dims).map_err(|e| format!("{name}: {e}"))?;
+    let out_path = set_dir.join("output_0.pb");
+    let out = onnx::tensor::to_f32(&tensor(&out_path)?).map_err(|e| Error::data(&out_path, e))?;
+    let params = conv_params(node, &x.dims, &w.dims).map_err(|reason| Error::case(&name, reason.to_string()))?;
     Ok(Ok(ConvCase {
-        name,
         params,
-        input: to_nhwc(&x.dims, &x.data)?,
+        input: to_nhwc(&name, &x.dims, &x.data)?,
         weights: w.data,
         bias,
-        expected: to_nhwc(&out.dims, &out.data)?,
+        expected: to_nhwc(&name, &out.dims, &out.data)?,
+        name,
     }))
 }
 
-fn ints(node: &NodeProto, attr: &str, rank: usize, default: i64) -> Result<Vec<usize>, String> {
-    let v = onnx::attr::ints(node, attr).map_err(|e| e.to_string())?.unwrap_or_else(|| vec![default; rank]);
+/// Why a node's attributes make no convolution edgepack runs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AttributeError {
+    /// An attribute of the wrong type.
+    #[error(transparent)]
+    Onnx(#[from] onnx::OnnxError),
+    /// Input and weight ranks that make no 1-D or 2-D convolution.
+    #[error("input of rank {input} and weights of rank {weights}: not a 1-D or 2-D convolution")]
+    Rank {
+        /// Input rank.
+        input: usize,
+        /// Weight rank.
+        weights: usize,
+    },
+    /// An attribute whose value does not fit.
+    #[error("attribute `{attr}` = {value:?} does not fit {rank} spatial axes")]
+    Value {
+        /// The attribute.
+        attr: String,
+        /// Its value.
+        value: Vec<i64>,
+        /// The spatial rank.
+        rank: usize,
+    },
+    /// An `output_shape` that would need negative leading padding.
+    #[error("output_shape needs negative leading padding on axis {0}")]
+    NegativePadding(usize),
+    /// Channels that do not match the weights and groups.
+    #[error("input has {c} channels, weights {w:?} with group {groups} expect {c_in}")]
+    Channels {
+        /// The input's channels.
+        c: usize,
+        /// The weights' dims.
+        w: Vec<usize>,
+        /// Groups.
+        groups: usize,
+        /// Channels the weights expect.
+        c_in: usize,
+    },
+}
+
+fn ints(node: &NodeProto, attr: &str, rank: usize, default: i64) -> Result<Vec<usize>, AttributeError> {
+    let v = onnx::attr::ints(node, attr)?.unwrap_or_else(|| vec![default; rank]);
     if v.len() != rank || v.iter().any(|&x| x < 0) {
-        return Err(format!("attribute `{attr}` = {v:?} does not fit {rank} spatial axes"));
+        return Err(AttributeError::Value { attr: attr.into(), value: v, rank });
     }
     Ok(v.into_iter().map(|x| x as usize).collect())
 }
@@ -132,14 +175,19 @@ fn ints(node: &NodeProto, attr: &str, rank: usize, default: i64) -> Result<Vec<u
 /// The attributes of a `Conv` / `ConvTranspose` node for input dims `x` (NCHW or NCL) and
 /// weight dims `w`, with `auto_pad` and `output_shape` resolved into explicit pads, per the
 /// ONNX operator documentation; 1-D becomes 2-D with a height-1 kernel.
-pub fn conv_params(node: &NodeProto, x: &[usize], w: &[usize]) -> Result<ConvParams, String> {
-    let rank = x.len().checked_sub(2).filter(|r| (1..=2).contains(r)).ok_or("input must be NCL or NCHW")?;
+pub fn conv_params(node: &NodeProto, x: &[usize], w: &[usize]) -> Result<ConvParams, AttributeError> {
+    let rank_error = AttributeError::Rank { input: x.len(), weights: w.len() };
+    let rank = x.len().checked_sub(2).filter(|r| (1..=2).contains(r)).ok_or(rank_error.clone())?;
     if w.len() != x.len() {
-        return Err(format!("weights of rank {} for an input of rank {}", w.len(), x.len()));
+        return Err(rank_error);
     }
     let transposed = node.op_type == "ConvTranspose";
-    let groups = onnx::attr::int(node, "group").map_err(|e| e.to_string())?.unwrap_or(1);
-    let groups = usize::try_from(groups).map_err(|_| format!("group {groups}"))?;
+    let groups = onnx::attr::int(node, "group")?.unwrap_or(1);
+    let groups = usize::try_from(groups).ok().filter(|&g| g > 0).ok_or(AttributeError::Value {
+        attr: "group".into(),
+        value: vec![groups],
+        rank,
+    })?;
     let kernel = ints(node, "kernel_shape", rank, 0)
         .ok()
         .filter(|k| k.iter().all(|&v| v > 0))
@@ -148,15 +196,19 @@ pub fn conv_params(node: &NodeProto, x: &[usize], w: &[usize]) -> Result<ConvPar
     let dilations = ints(node, "dilations", rank, 1)?;
     let mut pads = ints(node, "pads", 2 * rank, 0)?;
     let mut output_padding = ints(node, "output_padding", rank, 0)?;
-    let auto_pad = onnx::attr::string(node, "auto_pad").map_err(|e| e.to_string())?.unwrap_or_else(|| "NOTSET".into());
+    let auto_pad = onnx::attr::string(node, "auto_pad")?.unwrap_or_else(|| "NOTSET".into());
     let input = &x[2..];
-    let output_shape = onnx::attr::ints(node, "output_shape").map_err(|e| e.to_string())?;
+    let output_shape = onnx::attr::ints(node, "output_shape")?;
     for axis in 0..rank {
         let span = dilations[axis] * (kernel[axis] - 1) + 1;
         let (s, i) = (strides[axis], input[axis]);
         let total = if transposed {
             let target = match &output_shape {
-                Some(o) => Some(*o.get(axis).ok_or("output_shape rank")? as usize),
+                Some(o) => Some(*o.get(axis).ok_or_else(|| AttributeError::Value {
+                    attr: "output_shape".into(),
+                    value: o.clone(),
+                    rank,
+                })? as usize),
                 None if auto_pad.starts_with("SAME") => Some(i * s),
                 None => None,
             };
@@ -182,7 +234,7 @@ pub fn conv_params(node: &NodeProto, x: &[usize], w: &[usize]) -> Result<ConvPar
             (t - t.div_euclid(2), t.div_euclid(2))
         };
         if begin < 0 {
-            return Err(format!("output_shape needs negative leading padding on axis {axis}"));
+            return Err(AttributeError::NegativePadding(axis));
         }
         pads[axis] = begin as usize;
         pads[axis + rank] = end.max(0) as usize;
@@ -193,7 +245,7 @@ pub fn conv_params(node: &NodeProto, x: &[usize], w: &[usize]) -> Result<ConvPar
     let pads4 = if rank == 1 { [0, pads[0], 0, pads[1]] } else { [pads[0], pads[1], pads[2], pads[3]] };
     let (c_in, c_out) = if transposed { (w[0], w[1] * groups) } else { (w[1] * groups, w[0]) };
     if c_in != x[1] {
-        return Err(format!("input has {} channels, weights {w:?} with group {groups} expect {c_in}", x[1]));
+        return Err(AttributeError::Channels { c: x[1], w: w.to_vec(), groups, c_in });
     }
     Ok(ConvParams {
         kind: if transposed {
@@ -215,34 +267,28 @@ pub fn conv_params(node: &NodeProto, x: &[usize], w: &[usize]) -> Result<ConvPar
 /// twice the tolerance model's bound (the expected values are themselves an f32
 /// computation), and edgepack's float64 reference within one bound of the expected values
 /// (which checks the reference against ONNX too).
-pub fn run(set: &dyn KernelSet, case: &ConvCase) -> Result<Parity, String> {
+pub fn run(set: &dyn KernelSet, case: &ConvCase) -> Result<Parity> {
     let (in_dims, x) = (&case.input.0, &case.input.1);
     let (out_dims, want) = (case.expected.0, &case.expected.1);
-    let packed = set.pack_conv(&case.params, &case.weights).map_err(|e| e.to_string())?;
+    let packed = set.pack_conv(&case.params, &case.weights)?;
     let mut out = vec![f32::NAN; want.len()];
-    let input = ImageRef::new(x, *in_dims).map_err(|e| e.to_string())?;
+    let input = ImageRef::new(x, *in_dims)?;
     let epi = Epilogue { bias: case.bias.as_deref().map_or(Bias::None, Bias::PerCol), ..Epilogue::none() };
-    set.conv2d(
-        input,
-        &packed,
-        ImageMut::new(&mut out, out_dims).map_err(|e| e.to_string())?,
-        &epi,
-        Parallelism::Threads,
-    )
-    .map_err(|e| format!("{}: {e}", case.name))?;
+    set.conv2d(input, &packed, ImageMut::new(&mut out, out_dims)?, &epi, Parallelism::Threads)?;
     let r = reference::conv(&case.params, &input, &case.weights, case.bias.as_deref(), None, Activation::Identity);
     for (i, ((&y, &e), &rv)) in out.iter().zip(want).zip(&r.value).enumerate() {
         let bound = gemm_bound(r.k, r.abs_sum[i], r.pre[i], rv, Activation::Identity);
         if (rv - e as f64).abs() > bound {
-            return Err(format!("{}: float64 reference {rv} vs ONNX {e} at {i} (bound {bound:e})", case.name));
+            return Err(Error::mismatch(
+                &case.name,
+                format!("float64 reference {rv} vs ONNX {e} at {i} (bound {bound:e})"),
+            ));
         }
         let err = (y as f64 - e as f64).abs();
         if err.is_nan() || err > 2.0 * bound {
-            return Err(format!(
-                "{}: {} gives {y}, ONNX expects {e} at {i} (bound {:e})",
-                case.name,
-                set.info().name,
-                2.0 * bound
+            return Err(Error::mismatch(
+                &case.name,
+                format!("{} gives {y}, ONNX expects {e} at {i} (bound {:e})", set.info().name, 2.0 * bound),
             ));
         }
     }

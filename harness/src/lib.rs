@@ -8,6 +8,7 @@
 //! rounding. Integer-valued inputs small enough to be exact in f32 must match exactly.
 
 pub mod conformance;
+pub mod error;
 pub mod model_parity;
 pub mod models;
 pub mod node_conformance;
@@ -19,3 +20,5 @@ pub mod rng;
 pub mod suite;
 pub mod tolerance;
 pub mod zoo;
+
+pub use error::{Error, Result};

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use model::Tensor;
 
+use crate::error::{read_fetched, Error, Result};
+
 /// Pinned versions (keep in step with `ci/fetch-models.sh`).
 pub const RAPIDOCR_VERSION: &str = "1.4.4";
 /// ONNX Runtime that computed the reference outputs.
@@ -65,9 +67,13 @@ pub fn cache() -> PathBuf {
 }
 
 /// `input_0.npy` and every `output_<k>.npy` of a reference folder.
-pub fn read_case(d: &Path) -> Result<(Tensor, Vec<Tensor>), String> {
-    let input = crate::npy::read(&d.join("input_0.npy"))
-        .map_err(|e| format!("{e} (run the fetch scripts; the README's test command does)"))?;
+pub fn read_case(d: &Path) -> Result<(Tensor, Vec<Tensor>)> {
+    let path = d.join("input_0.npy");
+    let input = crate::npy::read(&path).map_err(|e| Error::NotFetched {
+        path,
+        source: Box::new(e),
+        hint: "run the fetch scripts; the README's test command does",
+    })?;
     let mut outputs = Vec::new();
     while d.join(format!("output_{}.npy", outputs.len())).is_file() {
         outputs.push(crate::npy::read(&d.join(format!("output_{}.npy", outputs.len())))?);
@@ -82,10 +88,8 @@ impl RealModel {
     }
 
     /// The model's bytes; the error says to run the fetch script.
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
-        let p = self.path();
-        std::fs::read(&p)
-            .map_err(|e| format!("{}: {e} (run ci/fetch-models.sh; the README's test command does)", p.display()))
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        read_fetched(&self.path(), "run ci/fetch-models.sh; the README's test command does")
     }
 
     /// ONNX Runtime's folder for this model: `input_0.npy`, `output_0.npy`.
@@ -94,7 +98,7 @@ impl RealModel {
     }
 
     /// The synthetic input and ONNX Runtime's outputs for it.
-    pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>), String> {
+    pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>)> {
         read_case(&self.ort_dir())
     }
 

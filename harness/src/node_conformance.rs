@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use kernels::KernelSet;
-use model::{ModelError, Tensor};
+use model::Tensor;
+
+use crate::error::{read, Error, Result};
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,12 +62,12 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// The exclusion rules shipped with the harness (`harness/data/onnx-node-exclusions.txt`).
-pub fn exclusions() -> Result<Vec<Exclusion>, String> {
+pub fn exclusions() -> Result<Vec<Exclusion>> {
     parse_exclusions(include_str!("../data/onnx-node-exclusions.txt"))
 }
 
 /// Parses exclusion rules: `pattern | text | reason` a line; `#` comments and blank lines.
-pub fn parse_exclusions(text: &str) -> Result<Vec<Exclusion>, String> {
+pub fn parse_exclusions(text: &str) -> Result<Vec<Exclusion>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -75,7 +77,7 @@ pub fn parse_exclusions(text: &str) -> Result<Vec<Exclusion>, String> {
                 [p, t, r] if !p.is_empty() && !t.is_empty() && !r.is_empty() => {
                     Ok(Exclusion { pattern: p.to_string(), text: t.to_string(), reason: r.to_string() })
                 }
-                _ => Err(format!("line {}: expected `pattern | text | reason`", i + 1)),
+                _ => Err(Error::case(format!("exclusions, line {}", i + 1), "expected `pattern | text | reason`")),
             }
         })
         .collect()
@@ -84,19 +86,14 @@ pub fn parse_exclusions(text: &str) -> Result<Vec<Exclusion>, String> {
 /// The bound on `max|y − e| / max|e|` for these small cases (float32 arithmetic).
 pub const NODE_BOUND: f64 = 1e-5;
 
-fn read_tensor(path: &Path) -> Result<Tensor, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let t = onnx::decode_tensor(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    Tensor::from_onnx(&t).map_err(|e| format!("{}: {e}", path.display()))
+fn read_tensor(path: &Path) -> Result<Tensor> {
+    let t = onnx::decode_tensor(&read(path)?).map_err(|e| Error::data(path, e))?;
+    Tensor::from_onnx(&t).map_err(|e| Error::data(path, e))
 }
 
-fn refused(e: &ModelError) -> bool {
-    e.is_refusal()
-}
-
-fn compare(name: &str, got: &Tensor, expected: &Tensor) -> Result<f64, String> {
+fn compare(name: &str, got: &Tensor, expected: &Tensor) -> Result<f64> {
     if got.shape != expected.shape {
-        return Err(format!("{name}: shape {:?}, expected {:?}", got.shape, expected.shape));
+        return Err(Error::mismatch(name, format!("shape {:?}, expected {:?}", got.shape, expected.shape)));
     }
     match (got.floats(), expected.floats(), got.ints(), expected.ints()) {
         (Some(y), Some(e), _, _) => {
@@ -105,14 +102,14 @@ fn compare(name: &str, got: &Tensor, expected: &Tensor) -> Result<f64, String> {
             for (i, (&a, &b)) in y.iter().zip(e).enumerate() {
                 let err = if (a.is_nan() && b.is_nan()) || a == b { 0.0 } else { (a as f64 - b as f64).abs() / scale };
                 if err.is_nan() || err > NODE_BOUND {
-                    return Err(format!("{name}[{i}] = {a}, expected {b}"));
+                    return Err(Error::mismatch(name, format!("[{i}] = {a}, expected {b}")));
                 }
                 worst = worst.max(err);
             }
             Ok(worst)
         }
         (_, _, Some(y), Some(e)) if y == e => Ok(0.0),
-        _ => Err(format!("{name}: values or types differ")),
+        _ => Err(Error::mismatch(name, "values or types differ")),
     }
 }
 
@@ -120,11 +117,10 @@ fn compare(name: &str, got: &Tensor, expected: &Tensor) -> Result<f64, String> {
 /// inputs bound; if that is refused, again with every input but the first bound as a
 /// constant (weights, bounds, scales: what a model stores as initializers).
 pub fn run(dir: &Path, sets: &[Box<dyn KernelSet>]) -> Outcome {
-    let outcome = |r: Result<f64, CaseError>| match r {
+    let outcome = |r: Result<f64>| match r {
         Ok(worst) => Outcome::Passed(worst),
-        Err(Err(e)) if refused(&e) => Outcome::Refused(e.to_string()),
-        Err(Err(e)) => Outcome::Failed(e.to_string()),
-        Err(Ok(msg)) => Outcome::Failed(msg),
+        Err(Error::Model(e)) if e.is_refusal() => Outcome::Refused(e.to_string()),
+        Err(e) => Outcome::Failed(e.to_string()),
     };
     match outcome(run_inner(dir, sets, false)) {
         Outcome::Refused(first) => match outcome(run_inner(dir, sets, true)) {
@@ -135,17 +131,15 @@ pub fn run(dir: &Path, sets: &[Box<dyn KernelSet>]) -> Outcome {
     }
 }
 
-type CaseError = Result<String, ModelError>;
-
-fn run_inner(dir: &Path, sets: &[Box<dyn KernelSet>], bind_all_but_first: bool) -> Result<f64, CaseError> {
-    let bytes = std::fs::read(dir.join("model.onnx")).map_err(|e| Ok(e.to_string()))?;
-    let mut g = model::import(&bytes).map_err(Err)?;
+fn run_inner(dir: &Path, sets: &[Box<dyn KernelSet>], bind_all_but_first: bool) -> Result<f64> {
+    let bytes = read(&dir.join("model.onnx"))?;
+    let mut g = model::import(&bytes)?;
     let data = dir.join("test_data_set_0");
     let mut shapes = Vec::new();
     let mut bound = HashMap::new();
     let mut floats = Vec::new();
     for (i, &id) in g.inputs.clone().iter().enumerate() {
-        let t = read_tensor(&data.join(format!("input_{i}.pb"))).map_err(Ok)?;
+        let t = read_tensor(&data.join(format!("input_{i}.pb")))?;
         if t.dtype.is_int() || (bind_all_but_first && i > 0) {
             bound.insert(g.values[id].name.clone(), t);
         } else {
@@ -153,33 +147,31 @@ fn run_inner(dir: &Path, sets: &[Box<dyn KernelSet>], bind_all_but_first: bool) 
             floats.push(t);
         }
     }
-    let expected: Vec<Tensor> = (0..g.outputs.len())
-        .map(|i| read_tensor(&data.join(format!("output_{i}.pb"))))
-        .collect::<Result<_, _>>()
-        .map_err(Ok)?;
-    model::specialize(&mut g, &shapes, bound).map_err(Err)?;
+    let expected: Vec<Tensor> =
+        (0..g.outputs.len()).map(|i| read_tensor(&data.join(format!("output_{i}.pb")))).collect::<Result<_>>()?;
+    model::specialize(&mut g, &shapes, bound)?;
     let names: Vec<String> = g.outputs.iter().map(|&o| g.values[o].name.clone()).collect();
     let mut worst = 0.0f64;
     // Integer outputs are computed at plan time (constant folding): compare those directly.
     let all_folded = g.outputs.iter().all(|o| g.constants.contains_key(o));
     if all_folded {
         for ((o, e), n) in g.outputs.iter().zip(&expected).zip(&names) {
-            worst = worst.max(compare(n, &g.constants[o], e).map_err(Ok)?);
+            worst = worst.max(compare(n, &g.constants[o], e)?);
         }
         return Ok(worst);
     }
     let wide: Vec<Tensor<f64>> = floats.iter().map(Tensor::to_f64).collect();
-    let reference = model::reference::run(&g, &wide).map_err(Err)?;
+    let reference = model::reference::run(&g, &wide)?;
     for ((r, e), n) in reference.iter().zip(&expected).zip(&names) {
-        worst = worst.max(compare(&format!("{n} (reference)"), &r.to_f32(), e).map_err(Ok)?);
+        worst = worst.max(compare(&format!("{n} (reference)"), &r.to_f32(), e)?);
     }
     let mut optimized = g.clone();
     model::optimize(&mut optimized);
     for set in sets {
-        let plan = model::plan::build(&optimized, &**set).map_err(Err)?;
-        let outs = plan.session(1).map_err(Err)?.run(&floats).map_err(Err)?;
+        let plan = model::plan::build(&optimized, &**set)?;
+        let outs = plan.session(1)?.run(&floats)?;
         for ((y, e), n) in outs.iter().zip(&expected).zip(&names) {
-            worst = worst.max(compare(&format!("{n} ({})", set.info().name), y, e).map_err(Ok)?);
+            worst = worst.max(compare(&format!("{n} ({})", set.info().name), y, e)?);
         }
     }
     Ok(worst)

@@ -55,10 +55,10 @@ impl SetParity {
     }
 }
 
-fn result(name: String, outcome: Result<crate::parity::Parity, String>) -> CaseResult {
+fn result(name: String, outcome: crate::Result<crate::parity::Parity>) -> CaseResult {
     match outcome {
         Ok(p) => CaseResult { name, max_rel_err: p.max_rel_err, worst_bound_ratio: p.max_bound_ratio, failure: None },
-        Err(e) => CaseResult { name, max_rel_err: f64::NAN, worst_bound_ratio: f64::NAN, failure: Some(e) },
+        Err(e) => CaseResult { name, max_rel_err: f64::NAN, worst_bound_ratio: f64::NAN, failure: Some(e.to_string()) },
     }
 }
 

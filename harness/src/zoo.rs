@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use model::Tensor;
 
+use crate::error::{read_fetched, Error, Result};
+
 /// The zoo's folder under the cache (keep in step with `ci/fetch-zoo.sh`).
 pub const ZOO_DIR: &str = "zoo-v1";
 
@@ -34,20 +36,21 @@ pub fn dir() -> PathBuf {
 const FETCH: &str = "run ci/fetch-zoo.sh; the README's test command does";
 
 /// Every model of the manifest.
-pub fn all() -> Result<Vec<ZooModel>, String> {
+pub fn all() -> Result<Vec<ZooModel>> {
     let path = dir().join("zoo.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} ({FETCH})", path.display()))?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let models = doc["models"].as_array().ok_or_else(|| format!("{}: no `models` list", path.display()))?;
+    let text = read_fetched(&path, FETCH)?;
+    let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::data(&path, e))?;
+    let models = doc["models"].as_array().ok_or_else(|| Error::data(&path, "no `models` list"))?;
     models
         .iter()
         .map(|m| {
-            let s =
-                |k: &str| m[k].as_str().map(str::to_string).ok_or_else(|| format!("zoo.json: a model has no `{k}`"));
+            let s = |k: &str| {
+                m[k].as_str().map(str::to_string).ok_or_else(|| Error::data(&path, format!("a model has no `{k}`")))
+            };
             let shape = m["shape"]
                 .as_array()
                 .and_then(|a| a.iter().map(|v| v.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| "zoo.json: a model has no `shape`".to_string())?;
+                .ok_or_else(|| Error::data(&path, "a model has no `shape`"))?;
             Ok(ZooModel {
                 name: s("name")?,
                 path: dir().join(s("file")?),
@@ -61,7 +64,7 @@ pub fn all() -> Result<Vec<ZooModel>, String> {
 }
 
 /// The models named in `EDGEPACK_ZOO` (comma-separated; unknown names are an error), or all.
-pub fn selected() -> Result<Vec<ZooModel>, String> {
+pub fn selected() -> Result<Vec<ZooModel>> {
     let all = all()?;
     match std::env::var("EDGEPACK_ZOO") {
         Ok(list) if !list.trim().is_empty() => list
@@ -69,9 +72,12 @@ pub fn selected() -> Result<Vec<ZooModel>, String> {
             .map(str::trim)
             .map(|n| {
                 all.iter().find(|m| m.name == n).cloned().ok_or_else(|| {
-                    format!(
-                        "EDGEPACK_ZOO: no model `{n}` (known: {})",
-                        all.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                    Error::case(
+                        "EDGEPACK_ZOO",
+                        format!(
+                            "no model `{n}` (known: {})",
+                            all.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
                     )
                 })
             })
@@ -81,14 +87,14 @@ pub fn selected() -> Result<Vec<ZooModel>, String> {
 }
 
 /// A zoo model by name.
-pub fn find(name: &str) -> Result<ZooModel, String> {
-    all()?.into_iter().find(|m| m.name == name).ok_or_else(|| format!("no zoo model `{name}`"))
+pub fn find(name: &str) -> Result<ZooModel> {
+    all()?.into_iter().find(|m| m.name == name).ok_or_else(|| Error::case(name, "no zoo model of this name"))
 }
 
 impl ZooModel {
     /// The model's bytes.
-    pub fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.path).map_err(|e| format!("{}: {e} ({FETCH})", self.path.display()))
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        read_fetched(&self.path, FETCH)
     }
 
     /// ONNX Runtime's folder for this model.
@@ -99,10 +105,7 @@ impl ZooModel {
     /// The float64 reference's outputs for the fixed input, computed once by `compute` and
     /// cached beside ORT's (`reference-f64/<name>/output_<k>.npy`; the folder goes when the
     /// zoo is exported again, and deleting it recomputes).
-    pub fn reference(
-        &self,
-        compute: impl FnOnce() -> Result<Vec<Tensor<f64>>, String>,
-    ) -> Result<Vec<Tensor<f64>>, String> {
+    pub fn reference(&self, compute: impl FnOnce() -> Result<Vec<Tensor<f64>>>) -> Result<Vec<Tensor<f64>>> {
         let d = dir().join("reference-f64").join(&self.name);
         let done = d.join(".complete");
         if done.is_file() {
@@ -116,12 +119,12 @@ impl ZooModel {
         for (k, t) in outs.iter().enumerate() {
             crate::npy::write_f64(&d.join(format!("output_{k}.npy")), t)?;
         }
-        std::fs::write(&done, b"").map_err(|e| format!("{}: {e}", done.display()))?;
+        std::fs::write(&done, b"").map_err(|source| Error::Io { path: done.clone(), source })?;
         Ok(outs)
     }
 
     /// The fixed input and ONNX Runtime's outputs for it.
-    pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>), String> {
+    pub fn ort_case(&self) -> Result<(Tensor, Vec<Tensor>)> {
         crate::models::read_case(&self.ort_dir())
     }
 }

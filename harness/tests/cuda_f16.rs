@@ -71,10 +71,10 @@ fn gemm_case(g: &Gpu, m: usize, n: usize, k: usize, act: Activation, seed: u64) 
 
 /// One f16 convolution; returns the worst error/bound.
 fn conv_case(g: &Gpu, case: &ConvCase) -> Result<f64, String> {
-    let mut d = case.data(false)?;
+    let mut d = case.data(false).map_err(|e| e.to_string())?;
     d.input = round(&d.input);
     d.weights = round(&d.weights);
-    let dims = case.output_dims()?;
+    let dims = case.output_dims().map_err(|e| e.to_string())?;
     let len: usize = dims.iter().product();
     // The device residual is dense: take the values out of the padded rows, rounded.
     let residual = d.residual.as_ref().map(|(v, rs)| {
@@ -93,7 +93,7 @@ fn conv_case(g: &Gpu, case: &ConvCase) -> Result<f64, String> {
         .map_err(|e| e.to_string())?;
     let mut out = vec![0.0; len];
     g.download(&y, &mut out).unwrap();
-    let r = case.reference(&d)?;
+    let r = case.reference(&d).map_err(|e| e.to_string())?;
     check(&r, &out, &format!("f16 {case:?}"))
 }
 

@@ -38,7 +38,7 @@ fn cases() -> &'static [Case] {
                 // Computed once and cached beside ORT's outputs (harness::zoo).
                 let reference = m
                     .reference(|| {
-                        model::reference::run(&prepared.specialized, &[input.to_f64()]).map_err(|e| e.to_string())
+                        model::reference::run(&prepared.specialized, &[input.to_f64()]).map_err(harness::Error::from)
                     })
                     .unwrap_or_else(|e| panic!("{}: reference: {e}", m.name));
                 assert_eq!(reference.len(), ort.len(), "{}: output count", m.name);

@@ -9,9 +9,8 @@
 //! prefetchers do not cross (the likely cause of the gains below, not measured directly).
 //! Buffers of [`HUGE_PAGE`] bytes or more are therefore aligned to it and, on Linux, advised
 //! `MADV_HUGEPAGE` before their first touch (Linux's default THP mode, `madvise`, backs only
-//! such ranges with 2 MiB pages). Measured on Zen 4 (2026-11-28, THP `madvise` against
-//! `always`, alternating): depthwise 3×3 72ch @160 +17–19 %, 3×3/2 64ch @320 +15 %, the
-//! PP-OCRv4 detector 61.7 → 59.5 ms; compute-bound layers unchanged.
+//! such ranges with 2 MiB pages). Streamed depthwise layers and whole models gained from it,
+//! compute-bound layers were unchanged (figures: `docs/perf-log/2026-11-28-design-figures.md`).
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;

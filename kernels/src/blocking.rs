@@ -3,11 +3,9 @@
 //! KC is the pass depth: one `KC × NR` panel of B takes an eighth of L2, at most 1024 values
 //! deep; a product's K up to 1.5 × KC is one pass, a longer one the fewest passes of at most
 //! KC, of equal depth ([`Blocking::for_depth`]). Every extra pass stores the C tiles and reads
-//! them back, and on Zen 4 (1 MiB L2) deep passes beat the old depth (half of L1 or a 32nd of
-//! L2) everywhere they were measured (2026-11-28, AVX-512 / AVX2, % of the FMA peak): GEMM
-//! 1024³ 86 → 92 / 91 → 94, dense 3×3 96→24 @160 73 → 85 / 80 → 86, 96→96 @80 92 → 94 /
-//! 92 → 94, pointwise 672→160 @20 92 → 96 / 93 → 95; the portable kernel measured the same
-//! at every depth. MC makes the `MC × KC` block of A a quarter of L2 (the rest holds the B
+//! them back, and deep passes beat the old depth (half of L1 or a 32nd of L2) on every GEMM
+//! and convolution measured, AVX-512 and AVX2 alike; the portable kernel measured the same at
+//! every depth (figures: `docs/perf-log/2026-11-28-design-figures.md`). MC makes the `MC × KC` block of A a quarter of L2 (the rest holds the B
 //! panels streaming through and the C tiles; measured best on Zen 3), at the pass's depth; NC
 //! makes the packed `KC × NC` block of B a share of L3. The blocking never changes the order
 //! in which one output element's products are summed across threads, so results depend on

@@ -58,8 +58,8 @@ pub(crate) const AVX512_TILE: (usize, usize) = (12, 32);
 /// AVX-512's second tile, for convolution outputs of 24, 72, 120, … channels: 6 rows × 24
 /// columns on 256-bit vectors (18 accumulators, 3 B vectors, a broadcast; AVX-512VL gives
 /// 256-bit instructions 32 registers), where the 12×32 tile computes a quarter of padding.
-/// Zen 4 runs 256-bit FMAs at the 512-bit peak: the detector's 96→24 3×3 convolution ran at
-/// 60 % of it on 12×32, 71–77 % on 6×24, 63–68 % on 8×24, 70 % on 9×24 (2026-11-28).
+/// Where 256-bit FMAs run at the 512-bit peak (Zen 4), 24-channel outputs ran faster on 6×24
+/// than on 12×32, 8×24 or 9×24 (figures: `docs/perf-log/2026-11-28-design-figures.md`).
 pub(crate) const AVX512_WIDE_TILE: (usize, usize) = (6, 24);
 pub(crate) const NEON_TILE: (usize, usize) = (8, 12);
 

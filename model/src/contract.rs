@@ -66,38 +66,66 @@ pub struct MaskClass {
     pub color: String,
 }
 
+/// What is inconsistent in a contract by itself.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ContractError {
+    /// The input shape is not `[1, 3, H, W]`.
+    #[error("input shape {0:?} must be [1, 3, H, W] with H, W ≥ 1")]
+    InputShape(Vec<usize>),
+    /// The pixel scale is not a positive number.
+    #[error("input scale {0} must be a positive number")]
+    Scale(f64),
+    /// A mean is not finite or a standard deviation not positive.
+    #[error("normalization mean {mean:?} / std {std:?}: std must be positive")]
+    Normalization {
+        /// The means given.
+        mean: [f64; 3],
+        /// The standard deviations given.
+        std: [f64; 3],
+    },
+    /// The threshold lies outside `[0, 1]`.
+    #[error("threshold {0} must be in [0, 1]")]
+    Threshold(f64),
+    /// A segmentation contract without mask classes.
+    #[error("a segmentation model needs at least one mask class")]
+    NoMaskClasses,
+    /// A mask class whose color is not `#rrggbb`.
+    #[error("class `{class}`: color `{color}` must be #rrggbb")]
+    Color {
+        /// The class.
+        class: String,
+        /// Its color as given.
+        color: String,
+    },
+}
+
 impl ModelContract {
     /// Checks the contract's own consistency (shape, normalization, threshold, colors); the
     /// model-dependent checks (names, channel counts) are in the importer.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ContractError> {
         let s = &self.input.shape;
         if s.len() != 4 || s[0] != 1 || s[1] != 3 || s[2] == 0 || s[3] == 0 {
-            return Err(format!("input shape {s:?} must be [1, 3, H, W] with H, W ≥ 1"));
+            return Err(ContractError::InputShape(s.clone()));
         }
         if !(self.input.scale.is_finite() && self.input.scale > 0.0) {
-            return Err(format!("input scale {} must be a positive number", self.input.scale));
+            return Err(ContractError::Scale(self.input.scale));
         }
         if self.input.std.iter().any(|v| !(v.is_finite() && *v > 0.0)) || self.input.mean.iter().any(|v| !v.is_finite())
         {
-            return Err(format!(
-                "normalization mean {:?} / std {:?}: std must be positive",
-                self.input.mean, self.input.std
-            ));
+            return Err(ContractError::Normalization { mean: self.input.mean, std: self.input.std });
         }
         match &self.output {
             OutputSpec::Classification { threshold, .. } | OutputSpec::Segmentation { threshold, .. }
                 if !(0.0..=1.0).contains(threshold) =>
             {
-                Err(format!("threshold {threshold} must be in [0, 1]"))
+                Err(ContractError::Threshold(*threshold))
             }
-            OutputSpec::Segmentation { classes, .. } if classes.is_empty() => {
-                Err("a segmentation model needs at least one mask class".into())
-            }
+            OutputSpec::Segmentation { classes, .. } if classes.is_empty() => Err(ContractError::NoMaskClasses),
             OutputSpec::Segmentation { classes, .. } => {
                 for c in classes {
                     let hex = c.color.strip_prefix('#').unwrap_or("");
                     if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(format!("class `{}`: color `{}` must be #rrggbb", c.name, c.color));
+                        return Err(ContractError::Color { class: c.name.clone(), color: c.color.clone() });
                     }
                 }
                 Ok(())

@@ -22,16 +22,26 @@ pub struct Rgb8<'a> {
     pub pixels: &'a [u8],
 }
 
+/// An image whose byte count does not match its size (or whose size is zero or overflows).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {width}x{height} RGB888 image has {} bytes, not {bytes}", want.map_or_else(|| "too many".to_string(), |n| n.to_string()))]
+pub struct ImageSizeError {
+    /// Width given.
+    pub width: usize,
+    /// Height given.
+    pub height: usize,
+    /// Bytes such an image has (`None`: more than `usize` holds).
+    pub want: Option<usize>,
+    /// Bytes given.
+    pub bytes: usize,
+}
+
 impl<'a> Rgb8<'a> {
     /// Checks the byte count against the size.
-    pub fn new(width: usize, height: usize, pixels: &'a [u8]) -> Result<Self, String> {
+    pub fn new(width: usize, height: usize, pixels: &'a [u8]) -> Result<Self, ImageSizeError> {
         let want = width.checked_mul(height).and_then(|n| n.checked_mul(3));
         if width == 0 || height == 0 || want != Some(pixels.len()) {
-            return Err(format!(
-                "a {width}x{height} RGB888 image has {} bytes, not {}",
-                want.map_or_else(|| "too many".to_string(), |n| n.to_string()),
-                pixels.len()
-            ));
+            return Err(ImageSizeError { width, height, want, bytes: pixels.len() });
         }
         Ok(Self { width, height, pixels })
     }
@@ -211,8 +221,8 @@ mod tests {
 
     #[test]
     fn byte_counts_are_checked() {
-        assert!(Rgb8::new(4, 4, &[0; 47]).unwrap_err().contains("48"));
+        assert!(Rgb8::new(4, 4, &[0; 47]).unwrap_err().to_string().contains("has 48 bytes, not 47"));
         assert!(Rgb8::new(0, 4, &[]).is_err());
-        assert!(Rgb8::new(usize::MAX, 2, &[]).unwrap_err().contains("too many"));
+        assert!(Rgb8::new(usize::MAX, 2, &[]).unwrap_err().to_string().contains("too many"));
     }
 }

@@ -84,6 +84,24 @@ pub fn compare(name: &str, got: &Tensor, expected: &[f64], expected_shape: &[usi
     p
 }
 
+/// Why a parity check could not compare (a comparison that fails is an [`OutputParity`] with
+/// its failure, not an error).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CheckError {
+    /// The contract's input size makes no image.
+    #[error("{0}")]
+    Image(#[from] crate::image::ImageSizeError),
+    /// The plan's session could not start on the kernel set.
+    #[error("starting the plan: {0}")]
+    Session(crate::ModelError),
+    /// The plan failed on the image.
+    #[error("running the plan: {0}")]
+    Run(crate::ModelError),
+    /// The float64 reference failed on the image.
+    #[error("reference executor: {0}")]
+    Reference(crate::ModelError),
+}
+
 /// Seed of the parity image (fixed: reports are reproducible).
 pub const SEED: u64 = 0x5eed_0001;
 
@@ -96,18 +114,17 @@ pub fn check(
     set: Box<dyn kernels::KernelSet>,
     threads: usize,
     contract: &crate::contract::ModelContract,
-) -> Result<Vec<OutputParity>, String> {
+) -> Result<Vec<OutputParity>, CheckError> {
     let s = &contract.input.shape;
     let pixels = crate::image::seeded_pixels(contract, SEED);
     let image = crate::image::Rgb8::new(s[3], s[2], &pixels)?;
     let x = crate::image::to_input(image, contract);
     // The session (its arena) is gone before the reference runs: the two peaks do not add up.
     let outs = {
-        let mut session = plan.session_on(set, threads).map_err(|e| e.to_string())?;
-        session.run(std::slice::from_ref(&x)).map_err(|e| format!("running the plan: {e}"))?
+        let mut session = plan.session_on(set, threads).map_err(CheckError::Session)?;
+        session.run(std::slice::from_ref(&x)).map_err(CheckError::Run)?
     };
-    let reference =
-        crate::reference::run(specialized, &[x.to_f64()]).map_err(|e| format!("reference executor: {e}"))?;
+    let reference = crate::reference::run(specialized, &[x.to_f64()]).map_err(CheckError::Reference)?;
     let names = plan.outputs.iter().map(|&v| plan.values[v].name.as_str());
     Ok(outs
         .iter()

@@ -266,7 +266,7 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
         signed.extend(create.as_deref().map(|b| (LAST_FILE, b)));
         match signing::check(trusted, &signature, &signed) {
             Ok(()) => signed_by = trusted.key_id(),
-            Err(e) => c.problem(e),
+            Err(e) => c.problem(e.to_string()),
         }
     }
     if !c.problems.is_empty() {

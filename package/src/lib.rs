@@ -188,9 +188,9 @@ impl Service {
         args: &[String],
         project: &str,
         job: &str,
-    ) -> std::result::Result<(), String> {
-        fn at(p: &Path) -> impl Fn(std::io::Error) -> String + '_ {
-            move |e| format!("{}: {e}", p.display())
+    ) -> std::result::Result<(), SpawnError> {
+        fn at(p: &Path) -> impl Fn(std::io::Error) -> SpawnError + '_ {
+            move |source| SpawnError { path: p.to_path_buf(), source }
         }
         let path = self.log_path(job);
         let logs = path.parent().expect("the logs folder");
@@ -207,4 +207,12 @@ impl Service {
             .map_err(at(program))?;
         Ok(())
     }
+}
+
+/// A worker process that could not be started: the path or program that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+struct SpawnError {
+    path: PathBuf,
+    source: std::io::Error,
 }

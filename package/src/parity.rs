@@ -54,6 +54,18 @@ fn output_json(o: &OutputParity) -> Value {
     })
 }
 
+/// Why the parity check could not run (a failed comparison is a [`ParityStatus::Failed`]
+/// outcome instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ParityError {
+    /// The plan just written does not load back.
+    #[error("the plan file does not load back: {0}")]
+    PlanFile(model::ModelError),
+    /// The check could not compare.
+    #[error("{0}")]
+    Check(#[from] model::parity::CheckError),
+}
+
 /// Runs the check of `plan_bytes` (a plan for `set`) against the reference of `prepared`.
 pub fn check(
     prepared: &Prepared,
@@ -62,7 +74,7 @@ pub fn check(
     set: KernelSetId,
     threads: usize,
     on_device: &str,
-) -> Result<ParityOutcome, String> {
+) -> Result<ParityOutcome, ParityError> {
     let base = json!({
         "KernelSet": set.name(),
         "Against": "float64 reference executor",
@@ -85,7 +97,7 @@ pub fn check(
             });
         }
     };
-    let plan = Plan::from_bytes(plan_bytes).map_err(|e| format!("the plan file does not load back: {e}"))?;
+    let plan = Plan::from_bytes(plan_bytes).map_err(ParityError::PlanFile)?;
     let results = model::parity::check(&prepared.specialized, &plan, runner, threads, contract)?;
     let passed = results.iter().all(OutputParity::passed);
     let worst = results.iter().map(|o| o.max_rel_err).fold(0.0, f64::max);

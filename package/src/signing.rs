@@ -156,35 +156,70 @@ impl Signer {
     }
 }
 
+/// What does not hold of a component's signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    /// `signature.json` does not parse.
+    #[error("{SIGNATURE_FILE} is not a signature file: {0}")]
+    NotASignatureFile(String),
+    /// Another algorithm than Ed25519.
+    #[error("{SIGNATURE_FILE}: algorithm {0} is not {ALGORITHM}")]
+    Algorithm(String),
+    /// It signs other files than a component of this kind has.
+    #[error("{SIGNATURE_FILE} signs {signed:?}, a component of this kind needs {expected:?}")]
+    Files {
+        /// The files it signs.
+        signed: Vec<String>,
+        /// The files it should sign.
+        expected: Vec<String>,
+    },
+    /// A signed file changed after signing.
+    #[error("{0} is not the file that was signed (its SHA-256 changed after signing)")]
+    Changed(String),
+    /// Signed with another key than the trusted one.
+    #[error("signed with key {signed_by}, not with the trusted key {trusted} (export the signer's key with export-signing-key)")]
+    OtherKey {
+        /// The key id the signature names.
+        signed_by: String,
+        /// The trusted key's id.
+        trusted: String,
+    },
+    /// The signature field is not base64.
+    #[error("{SIGNATURE_FILE}: the signature is not base64")]
+    NotBase64,
+    /// The signature does not verify.
+    #[error("{SIGNATURE_FILE}: the signature does not verify with key {0}")]
+    DoesNotVerify(String),
+}
+
 /// Checks `signature` (the bytes of `signature.json`) against `trusted`: it must sign exactly
 /// `files` (name, stored bytes), in that order, with their current digests. The error says
 /// what does not hold.
-pub fn check(trusted: &PublicKey, signature: &[u8], files: &[(&str, &[u8])]) -> std::result::Result<(), String> {
+pub fn check(
+    trusted: &PublicKey,
+    signature: &[u8],
+    files: &[(&str, &[u8])],
+) -> std::result::Result<(), SignatureError> {
     let doc: SignatureFile =
-        serde_json::from_slice(signature).map_err(|e| format!("{SIGNATURE_FILE} is not a signature file: {e}"))?;
+        serde_json::from_slice(signature).map_err(|e| SignatureError::NotASignatureFile(e.to_string()))?;
     if doc.algorithm != ALGORITHM {
-        return Err(format!("{SIGNATURE_FILE}: algorithm {} is not {ALGORITHM}", doc.algorithm));
+        return Err(SignatureError::Algorithm(doc.algorithm));
     }
-    let names: Vec<&str> = doc.signed.iter().map(|f| f.file.as_str()).collect();
-    let expected: Vec<&str> = files.iter().map(|f| f.0).collect();
-    if names != expected {
-        return Err(format!("{SIGNATURE_FILE} signs {names:?}, a component of this kind needs {expected:?}"));
+    let signed: Vec<String> = doc.signed.iter().map(|f| f.file.clone()).collect();
+    let expected: Vec<String> = files.iter().map(|f| f.0.to_string()).collect();
+    if signed != expected {
+        return Err(SignatureError::Files { signed, expected });
     }
     for (s, (name, bytes)) in doc.signed.iter().zip(files) {
         if s.sha256 != digest(bytes) {
-            return Err(format!("{name} is not the file that was signed (its SHA-256 changed after signing)"));
+            return Err(SignatureError::Changed(name.to_string()));
         }
     }
     if doc.key_id != trusted.key_id() {
-        return Err(format!(
-            "signed with key {}, not with the trusted key {} (export the signer's key with export-signing-key)",
-            doc.key_id,
-            trusted.key_id()
-        ));
+        return Err(SignatureError::OtherKey { signed_by: doc.key_id, trusted: trusted.key_id() });
     }
-    let sig =
-        B64.decode(doc.signature.as_bytes()).map_err(|_| format!("{SIGNATURE_FILE}: the signature is not base64"))?;
+    let sig = B64.decode(doc.signature.as_bytes()).map_err(|_| SignatureError::NotBase64)?;
     UnparsedPublicKey::new(&ED25519, &trusted.0)
         .verify(&message(&doc.signed), &sig)
-        .map_err(|_| format!("{SIGNATURE_FILE}: the signature does not verify with key {}", trusted.key_id()))
+        .map_err(|_| SignatureError::DoesNotVerify(trusted.key_id()))
 }

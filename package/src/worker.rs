@@ -121,7 +121,7 @@ impl Service {
         };
         let job = self.job(project, name);
         let outcome = match job {
-            Err(e) => Err(e.message),
+            Err(e) => Err(e),
             Ok(job) => {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.package(&job))).unwrap_or_else(|panic| {
                     let what = panic
@@ -129,7 +129,7 @@ impl Service {
                         .cloned()
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_default();
-                    Err(format!("internal error while packaging: {what}"))
+                    Err(ApiError::internal(format!("internal error while packaging: {what}")))
                 })
             }
         };
@@ -142,23 +142,20 @@ impl Service {
                  WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
                 params![project, name, message, serde_json::to_string(&output).expect("serializable"), now_ms()],
             )?,
-            Err(message) => c.execute(
+            Err(e) => c.execute(
                 "UPDATE jobs SET status = 'FAILED', status_message = ?3, updated_ms = ?4
                  WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
-                params![project, name, message, now_ms()],
+                params![project, name, e.message, now_ms()],
             )?,
         };
         Ok(true)
     }
 
-    fn package(
-        &self,
-        job: &JobRow,
-    ) -> std::result::Result<(crate::shapes::ModelPackagingOutputDetails, String), String> {
+    fn package(&self, job: &JobRow) -> Result<(crate::shapes::ModelPackagingOutputDetails, String)> {
         let progress = |m: &str| {
             let _ = self.progress(&job.project, &job.name, m);
         };
-        build_component(self, job, &progress).map_err(|e| e.message)
+        build_component(self, job, &progress)
     }
 
     /// Runs job `name` in a child process (`program args… project name`, sharing this

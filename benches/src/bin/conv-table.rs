@@ -75,9 +75,9 @@ fn tract(l: &ConvLayer, min_time: f64) -> TractResult<f64> {
 /// on the widest vectors this CPU has.
 ///
 /// The wide pass's eight 512-bit (sixteen 256-bit) addition chains leave loads, not the
-/// adder's latency, as the limit: inputs that fit in L2 read 22–29 % faster than in the
-/// narrow pass (Zen 4, 2026-11-28), which alone made the bound look easier to meet; on inputs
-/// beyond L3 neither pass won consistently (±7 %).
+/// adder's latency, as the limit: inputs that fit in L2 read faster than in the narrow pass,
+/// which alone made the bound look easier to meet; on inputs beyond L3 neither pass won
+/// consistently (figures: `docs/perf-log/2026-11-28-design-figures.md`).
 fn stream_bound(read: usize, write: usize, min_time: f64) -> f64 {
     let mut src = AlignedBuf::zeroed(read);
     src.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);

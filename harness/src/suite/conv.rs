@@ -9,6 +9,7 @@ use kernels::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
+use crate::error::{Error, Result};
 use crate::parity::{compare, Parity};
 use crate::reference;
 use crate::rng::SplitMix;
@@ -72,13 +73,13 @@ impl ConvCase {
     }
 
     /// Output `[n, oh, ow, c_out]`.
-    pub fn output_dims(&self) -> Result<[usize; 4], String> {
-        let [oh, ow] = self.params.output_hw(self.h, self.w).map_err(|e| e.to_string())?;
+    pub fn output_dims(&self) -> Result<[usize; 4]> {
+        let [oh, ow] = self.params.output_hw(self.h, self.w)?;
         Ok([self.n, oh, ow, self.params.c_out])
     }
 
     /// Random data (integers in −3..=3 when `integers`), deterministic in the seed.
-    pub fn data(&self, integers: bool) -> Result<ConvData, String> {
+    pub fn data(&self, integers: bool) -> Result<ConvData> {
         let mut rng = SplitMix::new(self.seed);
         let mut gen = |len: usize| -> Vec<f32> {
             (0..len).map(|_| if integers { rng.int(-3, 3) } else { rng.uniform(-1.0, 1.0) }).collect()
@@ -101,58 +102,54 @@ impl ConvCase {
     }
 
     /// Packs `d`'s weights for `set` (for the input's size when [`ConvCase::sized`]).
-    pub fn pack(&self, set: &dyn KernelSet, d: &ConvData) -> Result<kernels::PackedConv, String> {
+    pub fn pack(&self, set: &dyn KernelSet, d: &ConvData) -> Result<kernels::PackedConv> {
         let packed = match self.sized {
             true => set.pack_conv_for_input(&self.params, &d.weights, [self.h, self.w]),
             false => set.pack_conv(&self.params, &d.weights),
         };
-        packed.map_err(|e| e.to_string())
+        Ok(packed?)
     }
 
     /// Packs and runs on `set`; returns the output (poisoned before the run).
-    pub fn run(&self, set: &dyn KernelSet, d: &ConvData) -> Result<Vec<f32>, String> {
+    pub fn run(&self, set: &dyn KernelSet, d: &ConvData) -> Result<Vec<f32>> {
         self.run_packed(set, &self.pack(set, d)?, d)
     }
 
     /// Runs pre-packed weights on `set`.
-    pub fn run_packed(
-        &self,
-        set: &dyn KernelSet,
-        packed: &kernels::PackedConv,
-        d: &ConvData,
-    ) -> Result<Vec<f32>, String> {
+    pub fn run_packed(&self, set: &dyn KernelSet, packed: &kernels::PackedConv, d: &ConvData) -> Result<Vec<f32>> {
         let dims = self.output_dims()?;
         let mut out = vec![f32::from_bits(POISON_BITS); dims.iter().product()];
-        let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in]).map_err(|e| e.to_string())?;
-        let output = ImageMut::new(&mut out, dims).map_err(|e| e.to_string())?;
+        let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in])?;
+        let output = ImageMut::new(&mut out, dims)?;
         let epi = self.epilogue(d, dims)?;
-        set.conv2d(input, packed, output, &epi, self.par).map_err(|e| e.to_string())?;
+        set.conv2d(input, packed, output, &epi, self.par)?;
         Ok(out)
     }
 
-    fn epilogue<'a>(&self, d: &'a ConvData, dims: [usize; 4]) -> Result<Epilogue<'a>, String> {
+    fn epilogue<'a>(&self, d: &'a ConvData, dims: [usize; 4]) -> Result<Epilogue<'a>> {
         let rows = dims[0] * dims[1] * dims[2];
         let residual = match &d.residual {
-            Some((v, rs)) => Some(MatRef::new(v, rows, dims[3], *rs, 1).map_err(|e| e.to_string())?),
+            Some((v, rs)) => Some(MatRef::new(v, rows, dims[3], *rs, 1)?),
             None => None,
         };
         Ok(Epilogue { bias: d.bias.as_deref().map_or(Bias::None, Bias::PerCol), residual, activation: self.activation })
     }
 
     /// The float64 reference for this case's data.
-    pub fn reference(&self, d: &ConvData) -> Result<reference::Reference, String> {
+    pub fn reference(&self, d: &ConvData) -> Result<reference::Reference> {
         let dims = self.output_dims()?;
-        let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in]).map_err(|e| e.to_string())?;
+        let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in])?;
         let epi = self.epilogue(d, dims)?;
         Ok(reference::conv(&self.params, &input, &d.weights, d.bias.as_deref(), epi.residual.as_ref(), self.activation))
     }
 
     /// Runs on `set` and compares with the float64 reference under the tolerance model (for
     /// Winograd weights, widened by [`winograd::widen_bound`]).
-    pub fn check(&self, set: &dyn KernelSet) -> Result<Parity, String> {
+    pub fn check(&self, set: &dyn KernelSet) -> Result<Parity> {
         let d = self.data(false)?;
-        let packed = self.pack(set, &d).map_err(|e| format!("{}: {self:?}: {e}", set.info().name))?;
-        let out = self.run_packed(set, &packed, &d).map_err(|e| format!("{}: {self:?}: {e}", set.info().name))?;
+        let case = || format!("{}: {self:?}", set.info().name);
+        let packed = self.pack(set, &d).map_err(|e| Error::case(case(), e.to_string()))?;
+        let out = self.run_packed(set, &packed, &d).map_err(|e| Error::case(case(), e.to_string()))?;
         let mut r = self.reference(&d)?;
         if packed.algorithm() == kernels::ConvAlgorithm::Winograd {
             winograd::widen_bound(self, &d, &mut r);
@@ -161,7 +158,7 @@ impl ConvCase {
         match parity.first_violation {
             None => Ok(parity),
             Some((i, j, got, want, bound)) => {
-                Err(format!("{}: {self:?}: out[{i},{j}] = {got}, reference {want}, bound {bound:e}", set.info().name))
+                Err(Error::mismatch(case(), format!("out[{i},{j}] = {got}, reference {want}, bound {bound:e}")))
             }
         }
     }
@@ -254,7 +251,8 @@ pub fn random_convs_match_reference(set: &dyn KernelSet) {
         });
     let config = Config { failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |case| case.check(set).map(|_| ()).map_err(TestCaseError::fail));
+    let result =
+        runner.run(&strategy, |case| case.check(set).map(|_| ()).map_err(|e| TestCaseError::fail(e.to_string())));
     if let Err(e) = result {
         panic!("{}: {e}", set.info().name);
     }
@@ -463,7 +461,7 @@ pub fn packed_conv_round_trip(set: &dyn KernelSet, other: &dyn KernelSet) {
         if other.info().name != set.info().name {
             let foreign = other.pack_conv(&case.params, &d.weights).expect("pack for the other set");
             let err = case.run_packed(set, &foreign, &d).expect_err("foreign weights accepted");
-            assert!(err.contains("packed"), "{name}: {err}");
+            assert!(err.to_string().contains("packed"), "{name}: {err}");
         }
     }
 }

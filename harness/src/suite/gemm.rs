@@ -10,6 +10,7 @@ use kernels::{Activation, BOperand, Bias, Epilogue, KernelSet, MatMut, MatRef, P
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
+use crate::error::{Error, Result};
 use crate::parity::{compare, Parity};
 use crate::reference;
 use crate::rng::SplitMix;
@@ -190,7 +191,7 @@ impl GemmCase {
     }
 
     /// Runs the case on `set` into a poisoned output; returns the output.
-    pub fn run(&self, set: &dyn KernelSet, ops: &Operands) -> Result<Stored, String> {
+    pub fn run(&self, set: &dyn KernelSet, ops: &Operands) -> Result<Stored> {
         let poison = f32::from_bits(POISON_BITS);
         let mut c = Stored::new(&vec![poison; self.m * self.n], self.m, self.n, self.c, poison);
         let packed;
@@ -200,29 +201,31 @@ impl GemmCase {
         } else {
             BOperand::Matrix(ops.b.view())
         };
-        set.gemm(ops.a.view(), b, c.view_mut(), &self.epilogue(ops), self.par).map_err(|e| format!("{e}"))?;
+        set.gemm(ops.a.view(), b, c.view_mut(), &self.epilogue(ops), self.par)?;
         let clobbered = c.clobbered_padding();
         if !clobbered.is_empty() {
-            return Err(format!(
-                "kernel wrote outside the output view at slots {:?}",
-                &clobbered[..clobbered.len().min(8)]
+            return Err(Error::mismatch(
+                format!("{}: {self:?}", set.info().name),
+                format!("kernel wrote outside the output view at slots {:?}", &clobbered[..clobbered.len().min(8)]),
             ));
         }
         Ok(c)
     }
 
     /// Runs the case and compares with the float64 reference.
-    pub fn check(&self, set: &dyn KernelSet, scale: f32) -> Result<Parity, String> {
+    pub fn check(&self, set: &dyn KernelSet, scale: f32) -> Result<Parity> {
         let ops = self.operands(scale, false);
         let c = self.run(set, &ops)?;
         let r = reference::gemm(&ops.a.view(), &ops.b.view(), &self.epilogue(&ops));
         let parity = compare(&r, |i, j| c.at(i, j));
         match parity.first_violation {
             None => Ok(parity),
-            Some((i, j, got, want, bound)) => Err(format!(
-                "{}: {self:?}: C[{i},{j}] = {got} but reference is {want} (bound {bound:e}, max ratio {:.2})",
-                set.info().name,
-                parity.max_bound_ratio
+            Some((i, j, got, want, bound)) => Err(Error::mismatch(
+                format!("{}: {self:?}", set.info().name),
+                format!(
+                    "C[{i},{j}] = {got} but reference is {want} (bound {bound:e}, max ratio {:.2})",
+                    parity.max_bound_ratio
+                ),
             )),
         }
     }
@@ -274,7 +277,8 @@ pub fn random_cases_match_reference(set: &dyn KernelSet) {
         });
     let config = Config { failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |case| case.check(set, 1.0).map(|_| ()).map_err(TestCaseError::fail));
+    let result =
+        runner.run(&strategy, |case| case.check(set, 1.0).map(|_| ()).map_err(|e| TestCaseError::fail(e.to_string())));
     if let Err(e) = result {
         panic!("{}: {e}", set.info().name);
     }

@@ -7,6 +7,7 @@ use kernels::{ImageMut, ImageRef, KernelSet, Parallelism, PoolMode, PoolParams};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
+use crate::error::{Error, Result};
 use crate::rng::SplitMix;
 use crate::suite::gemm::POISON_BITS;
 
@@ -62,12 +63,12 @@ impl PoolCase {
     }
 
     /// Runs the set's pool into a poisoned output.
-    pub fn run(&self, set: &dyn KernelSet, input: &[f32]) -> Result<Vec<f32>, String> {
-        let od = self.output_dims().ok_or("the window does not fit")?;
+    pub fn run(&self, set: &dyn KernelSet, input: &[f32]) -> Result<Vec<f32>> {
+        let od = self.output_dims().ok_or_else(|| Error::case(format!("{self:?}"), "the window does not fit"))?;
         let mut out = vec![f32::from_bits(POISON_BITS); od.iter().product()];
-        let x = ImageRef::new(input, self.dims).map_err(|e| e.to_string())?;
-        let y = ImageMut::new(&mut out, od).map_err(|e| e.to_string())?;
-        set.pool2d(x, y, &self.params, self.par).map_err(|e| e.to_string())?;
+        let x = ImageRef::new(input, self.dims)?;
+        let y = ImageMut::new(&mut out, od)?;
+        set.pool2d(x, y, &self.params, self.par)?;
         Ok(out)
     }
 
@@ -115,7 +116,7 @@ impl PoolCase {
     }
 
     /// Runs the case and compares: max exactly; average within `(taps + 2)·eps·Σ|taps|/d`.
-    pub fn check(&self, set: &dyn KernelSet, integers: bool) -> Result<(), String> {
+    pub fn check(&self, set: &dyn KernelSet, integers: bool) -> Result<()> {
         let input = self.input(integers);
         let got = self.run(set, &input)?;
         let want = self.reference(&input);
@@ -124,9 +125,9 @@ impl PoolCase {
             let exact = matches!(self.params.mode, PoolMode::Max) || integers;
             let tol = if exact { 0.0 } else { (taps + 2.0) * f32::EPSILON as f64 * scale };
             if g.to_bits() == POISON_BITS || !((g as f64 - v).abs() <= tol || g as f64 == v) {
-                return Err(format!(
-                    "{}: {self:?}: output {i} = {g}, reference {v} (tolerance {tol:e})",
-                    set.info().name
+                return Err(Error::mismatch(
+                    format!("{}: {self:?}", set.info().name),
+                    format!("output {i} = {g}, reference {v} (tolerance {tol:e})"),
                 ));
             }
         }
@@ -165,7 +166,7 @@ pub fn random_pools_match_reference(set: &dyn KernelSet) {
         .prop_filter("the window fits the padded input", |case| case.output_dims().is_some());
     let config = Config { failure_persistence: None, cases: 200, ..Config::default() };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&strategy, |case| case.check(set, false).map_err(TestCaseError::fail));
+    let result = runner.run(&strategy, |case| case.check(set, false).map_err(|e| TestCaseError::fail(e.to_string())));
     if let Err(e) = result {
         panic!("{}: {e}", set.info().name);
     }

@@ -7,13 +7,14 @@ use kernels::{KernelSet, Parallelism, RowNorm};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
+use crate::error::{Error, Result};
 use crate::rng::SplitMix;
 use crate::suite::gemm::POISON_BITS;
 
 /// Runs the set's row kernel into a poisoned output.
-fn run(set: &dyn KernelSet, norm: RowNorm<'_>, x: &[f32], len: usize, par: Parallelism) -> Result<Vec<f32>, String> {
+fn run(set: &dyn KernelSet, norm: RowNorm<'_>, x: &[f32], len: usize, par: Parallelism) -> Result<Vec<f32>> {
     let mut out = vec![f32::from_bits(POISON_BITS); x.len()];
-    set.normalize_rows(norm, x, len, &mut out, par).map_err(|e| e.to_string())?;
+    set.normalize_rows(norm, x, len, &mut out, par)?;
     Ok(out)
 }
 
@@ -55,10 +56,10 @@ fn layer_norm_reference(x: &[f32], len: usize, scale: &[f32], bias: Option<&[f32
         .collect()
 }
 
-fn compare(what: &str, got: &[f32], want: &[(f64, f64)]) -> Result<(), String> {
+fn compare(what: &str, got: &[f32], want: &[(f64, f64)]) -> Result<()> {
     for (i, (&g, &(v, tol))) in got.iter().zip(want).enumerate() {
         if g.to_bits() == POISON_BITS || (g as f64 - v).abs() > tol {
-            return Err(format!("{what}: output {i} = {g}, reference {v} (bound {tol:e})"));
+            return Err(Error::mismatch(what, format!("output {i} = {g}, reference {v} (bound {tol:e})")));
         }
     }
     Ok(())
@@ -76,17 +77,17 @@ pub fn random_rows_match_reference(set: &dyn KernelSet) {
         let par = if threaded { Parallelism::Threads } else { Parallelism::Sequential };
         let mut rng = SplitMix::new(seed);
         let scores = rng.vec(rows * len, -30.0, 30.0);
-        let got = run(set, RowNorm::Softmax, &scores, len, par).map_err(TestCaseError::fail)?;
+        let got = run(set, RowNorm::Softmax, &scores, len, par).map_err(|e| TestCaseError::fail(e.to_string()))?;
         compare(&format!("{name} softmax {rows}×{len}"), &got, &softmax_reference(&scores, len))
-            .map_err(TestCaseError::fail)?;
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let x: Vec<f32> = rng.vec(rows * len, -3.0, 3.0).into_iter().map(|v| v + centre).collect();
         let scale = rng.vec(len, -2.0, 2.0);
         let bias = with_bias.then(|| rng.vec(len, -1.0, 1.0));
         let norm = RowNorm::LayerNorm { scale: &scale, bias: bias.as_deref(), epsilon: 1e-5 };
-        let got = run(set, norm, &x, len, par).map_err(TestCaseError::fail)?;
+        let got = run(set, norm, &x, len, par).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let want = layer_norm_reference(&x, len, &scale, bias.as_deref(), 1e-5);
         compare(&format!("{name} layer norm {rows}×{len} centred at {centre}"), &got, &want)
-            .map_err(TestCaseError::fail)
+            .map_err(|e| TestCaseError::fail(e.to_string()))
     });
     if let Err(e) = result {
         panic!("{name}: {e}");

@@ -111,12 +111,11 @@ fn window(start: isize, kernel: usize, dilation: usize, extent: usize) -> (usize
 /// multiplier 1, strides (1, 1), (2, 1), (1, 2), or (2, 2) when the input is not
 /// [`DwGeom::streamed`]), or `None` for [`rows`].
 ///
-/// Measured on Zen 4 (2026-11-28): with column stride 2 the banded groups take 2 pixels per
-/// row (4 pixels and 9 columns spilled their column addresses and ran at a quarter of the row
-/// kernel's speed); so at strides (1, 2) they beat the row kernel by 13–57 % (16, 64, 120 and
-/// 480 channels). At (2, 2) they win on inputs that L3 holds (AVX-512, `quick_conv`,
-/// alternating, row kernel → banded: 240ch @80 24–29 → 46–47 % of peak, 64ch @160 37–38 →
-/// 47 %) and lose on inputs from memory, where the row kernel prefetches (64ch @320 25 → 14 %).
+/// With column stride 2 the banded groups take 2 pixels per row (4 pixels and 9 columns
+/// spilled their column addresses); so at strides (1, 2) they beat the row kernel on every
+/// channel count measured. At (2, 2) they win on inputs that L3 holds and lose on inputs from
+/// memory, where the row kernel prefetches (figures:
+/// `docs/perf-log/2026-11-28-design-figures.md`).
 /// Vectors narrower than a cache line band only pixels of at most four vectors: each vector's
 /// pass over the band touches part of every pixel's lines, so with many vectors per pixel the
 /// passes fetch the same lines from L2 again (AVX2, 72 channels @160: 34 → 24 % of peak; 16
@@ -167,9 +166,9 @@ unsafe fn row<V: SimdF32>(g: &DwGeom, r: &DwRow) {
 const PIXELS: usize = 4;
 /// Interior group size on unit column stride where the instruction set has 32 vector
 /// registers (16 accumulators of two channel vectors, the weights and one column in
-/// registers). Measured on Zen 4, AVX-512, against 4-pixel groups (2026-11-28, three rounds
-/// each): 3×3 64ch @40 +6 %, 480ch @40 +6 %, 5×5 960ch @20 +18 %, 5×5 120ch @80 −5 %;
-/// with column stride 2 it lost 22–37 %, so stride-2 rows keep 4-pixel groups. NEON (32
+/// registers). Faster than 4-pixel groups on all but one layer measured, slower on every one
+/// with column stride 2, so stride-2 rows keep 4-pixel groups (figures:
+/// `docs/perf-log/2026-11-28-design-figures.md`). NEON (32
 /// registers) takes the same path; it is checked for correctness under qemu, not timed.
 const WIDE_PIXELS: usize = 8;
 
@@ -252,9 +251,7 @@ macro_rules! for_pixel_groups {
 ///
 /// Pixel groups are the outer loop, channel blocks the inner one: a group's kernel window is
 /// loaded into L1 once and serves every channel block. (Channel blocks outer, for windows
-/// over 16 KiB, measured slower on every layer tried, 2026-11-28: 120 channels 5×5 @80
-/// 13 % against 19 % of peak, 480 channels 3×3 @40 6 % against 13–15 %, 960 channels 5×5
-/// @20 13–16 % against 17–23 %.)
+/// over 16 KiB, measured slower on every layer tried: `docs/perf-log/2026-11-28-design-figures.md`.)
 #[inline(always)]
 unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     let iy0 = (r.oy * g.stride[0]) as isize - g.pad[0] as isize;
@@ -353,8 +350,7 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
 }
 
 /// How far ahead of the pixels being computed the row kernel prefetches its input (in input
-/// columns) and output (in output pixels). Measured on Zen 4, AVX-512 (2026-11-28, alternating):
-/// 8, 16, 24 and 32 columns ahead all helped 3×3/2 64ch @320 alike.
+/// columns) and output (in output pixels). Distances from 8 to 32 columns helped alike.
 const PREFETCH_AHEAD: usize = 16;
 
 /// Hints L2 to fetch what the row kernel reads and writes [`PREFETCH_AHEAD`] past the group of
@@ -363,13 +359,11 @@ const PREFETCH_AHEAD: usize = 16;
 ///
 /// The row kernel reads a few pixels at a time from several rows of tens of KiB, a pattern
 /// the hardware prefetchers follow poorly when the input comes from memory: the driver turns
-/// this on ([`DwGeom::streamed`]) for inputs over half the last-level cache. Measured on Zen 4
-/// (32 MiB L3), AVX-512, 2026-11-28, % of peak without → with, alternating: 3×3/2 64ch @320
-/// (25 MiB) 11–13 → 22–23 %; on inputs that L3 holds, mixed: 5×5/2 72ch @160 (7 MiB) −3 … +5 %,
-/// 3×3/2 240ch @80 (6 MiB) −1 … −10 %, 5×5 960ch @20 level. Prefetching the input into L1
-/// instead gained less and unevenly (11 → 11–14 %), prefetching the output for writing
-/// (`prefetchw`) nothing (into L2: +11–20 % on top of the input's), and the same hints in the
-/// banded kernel slowed 3×3 16ch @320 from 74 to 66 %, so that one does not prefetch.
+/// this on ([`DwGeom::streamed`]) for inputs over half the last-level cache: there it doubled
+/// the speed, on inputs that L3 holds the results were mixed. Prefetching the input into L1
+/// instead gained less, prefetching the output for writing (`prefetchw`) nothing, and the same
+/// hints slowed the banded kernel, so that one does not prefetch (figures:
+/// `docs/perf-log/2026-11-28-design-figures.md`).
 ///
 /// # Safety
 /// `V`'s features are available (prefetches never fault).
@@ -569,10 +563,8 @@ unsafe fn band_vector<V: SimdF32, const P: usize, const SH: usize, const SW: usi
         let bias = if band.bias.is_null() { V::splat(0.0) } else { load(band.bias.add(c0)) };
         if SW == 2 {
             // Column stride 2 takes the band's rows a pair at a time through a copy of their
-            // pointers. The band is one pair, but this form compiles to faster code (Zen 4,
-            // AVX-512, 2026-11-28, `quick_conv`, alternating, % of peak: (2, 2) 240ch @80
-            // 33–36 → 46–47 %, 64ch @160 35 → 48 %; (1, 2) 120ch @80 41 → 46 %), while at
-            // column stride 1 it was slower ((1, 1) 480ch @40 61 → 52–55 %, 16ch @320 −1–5 %).
+            // pointers. The band is one pair, but this form compiles to faster code, while at
+            // column stride 1 it was slower (figures: docs/perf-log/2026-11-28-design-figures.md).
             for pair in (0..band.rows).step_by(BAND) {
                 let r = band.rows_from(pair, BAND.min(band.rows - pair), g);
                 band_rows::<V, P, SH, SW, FULL, ACT>(g, &r, wt, bias, c0);

@@ -322,7 +322,7 @@ fn nvrtc_compile(sm: u32, source: &str, options: &[String]) -> Result<(Vec<u8>, 
     if let Err(e) = compiled {
         return Err(KernelError::Device(format!("NVRTC could not compile the kernels for sm_{sm} ({e:?}):\n{log}")));
     }
-    let cubin = cubin(guard.0).map_err(|e| KernelError::Device(format!("sm_{sm}: {e}")))?;
+    let cubin = cubin(guard.0, sm)?;
     Ok((cubin, log))
 }
 
@@ -381,18 +381,22 @@ fn program_log(prog: sys::nvrtcProgram) -> String {
     }
 }
 
-fn cubin(prog: sys::nvrtcProgram) -> std::result::Result<Vec<u8>, String> {
+/// The CUBIN NVRTC compiled for `sm`.
+fn cubin(prog: sys::nvrtcProgram, sm: u32) -> Result<Vec<u8>> {
+    let device = |what: String| KernelError::Device(format!("sm_{sm}: {what}"));
     let mut size = 0usize;
     // SAFETY: `prog` compiled successfully; `size` is a valid out-pointer.
-    unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) }.result().map_err(|e| format!("nvrtcGetCUBINSize: {e:?}"))?;
+    unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) }
+        .result()
+        .map_err(|e| device(format!("nvrtcGetCUBINSize: {e:?}")))?;
     if size == 0 {
-        return Err("NVRTC produced no CUBIN (a virtual architecture?)".into());
+        return Err(device("NVRTC produced no CUBIN (a virtual architecture?)".into()));
     }
     let mut buf = vec![0u8; size];
     // SAFETY: `buf` holds the `size` bytes NVRTC asked for.
     unsafe { sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut c_char) }
         .result()
-        .map_err(|e| format!("nvrtcGetCUBIN: {e:?}"))?;
+        .map_err(|e| device(format!("nvrtcGetCUBIN: {e:?}")))?;
     Ok(buf)
 }
 

@@ -344,7 +344,7 @@ macro_rules! microkernel {
 
             // The banded 3×3 kernel in functions of its own, one per pair of strides: in one
             // function with the row-by-row kernel, LLVM allocated that one's registers worse
-            // (Zen 4, 2026-11-28: 3×3/2 240ch @80 35 → 23 % of peak, 5×5 120ch @80 61 → 49 %).
+            // (figures: docs/perf-log/2026-11-28-design-figures.md).
             $(#[target_feature(enable = $features)])?
             unsafe fn depthwise_band_impl<const SH: usize, const SW: usize>(
                 g: &$crate::conv::depthwise::DwGeom,

@@ -1,0 +1,268 @@
+//! The API commands' arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::render::Format;
+
+/// Options every API command takes.
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json", global = true)]
+    pub(super) output: Format,
+    /// JMESPath query applied to the response.
+    #[arg(long, global = true)]
+    pub(super) query: Option<String>,
+    /// The service's folder (job store, model files, local buckets); default
+    /// `$EDGEPACK_HOME`, else `~/.edgepack`.
+    #[arg(long, global = true)]
+    pub(super) home: Option<PathBuf>,
+}
+
+/// A packaging API command.
+#[derive(Subcommand)]
+pub enum ApiCommand {
+    /// Create a project.
+    CreateProject {
+        /// The project's name.
+        #[arg(long)]
+        project_name: String,
+    },
+    /// Describe a project.
+    DescribeProject {
+        /// The project's name.
+        #[arg(long)]
+        project_name: String,
+    },
+    /// List projects.
+    ListProjects(Paging),
+    /// Delete a project (its model versions must be deleted first).
+    DeleteProject {
+        /// The project's name.
+        #[arg(long)]
+        project_name: String,
+    },
+    /// Register an ONNX file as the next model version of a project.
+    ImportModel(ImportArgs),
+    /// Describe a model version (`latest` for the newest).
+    DescribeModel {
+        /// The project.
+        #[arg(long)]
+        project_name: String,
+        /// Version number or `latest`.
+        #[arg(long)]
+        model_version: String,
+    },
+    /// List a project's model versions.
+    ListModels {
+        /// The project.
+        #[arg(long)]
+        project_name: String,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Delete a model version.
+    DeleteModel {
+        /// The project.
+        #[arg(long)]
+        project_name: String,
+        /// Version number.
+        #[arg(long)]
+        model_version: String,
+    },
+    /// Start a model packaging job: a Greengrass component for a target.
+    StartModelPackagingJob(StartArgs),
+    /// Describe a model packaging job.
+    DescribeModelPackagingJob {
+        /// The project.
+        #[arg(long)]
+        project_name: String,
+        /// The job.
+        #[arg(long)]
+        job_name: String,
+    },
+    /// List a project's model packaging jobs (newest first).
+    ListModelPackagingJobs {
+        /// The project.
+        #[arg(long)]
+        project_name: String,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// Check a published component: recipe format, every artifact's SHA-256.
+    VerifyComponent {
+        /// The bucket.
+        #[arg(long)]
+        bucket: String,
+        /// The component's key prefix (`<Prefix>/<ComponentName>/<ComponentVersion>`).
+        #[arg(long)]
+        prefix: String,
+        /// The key the signature must verify with: what `export-signing-key` printed (JSON or
+        /// the bare base64; `file://` reads a file). Default: this service's own key.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the public half of the key this service signs components with (Ed25519), for
+    /// `verify-component --public-key` on another machine.
+    ExportSigningKey,
+    /// Show or change where `S3OutputLocation` buckets are: folders under the home (the
+    /// default) or an S3-compatible endpoint. S3 credentials come from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from a file.
+    ConfigureStorage(StorageArgs),
+    /// Write a sample ONNX model this tool builds itself, and its contract.
+    SampleModel {
+        /// Which head.
+        #[arg(long, value_enum, default_value = "segmentation")]
+        kind: Kind,
+        /// Input size `HxW` (multiples of 4).
+        #[arg(long, default_value = "224x224")]
+        size: String,
+        /// Where to write the model.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run a packaging job (the worker `start-model-packaging-job` launches).
+    #[command(hide = true)]
+    RunPackagingJob {
+        /// The project.
+        project: String,
+        /// The job.
+        job: String,
+    },
+}
+
+/// The sample's head.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    /// Per-pixel anomaly mask.
+    Segmentation,
+    /// Anomaly score.
+    Classification,
+}
+
+/// The AWS CLI's pagination options.
+#[derive(Args, Clone)]
+pub struct Paging {
+    /// Where to start (a `NextToken` from an earlier call).
+    #[arg(long)]
+    pub(super) starting_token: Option<String>,
+    /// Items per API call (1..100).
+    #[arg(long)]
+    pub(super) page_size: Option<i64>,
+    /// Most items to return (1 or more); a `NextToken` follows when there are more. Handled
+    /// here, as the AWS CLI does: the service never sees it.
+    #[arg(long, value_parser = at_least_one)]
+    pub(super) max_items: Option<usize>,
+    /// One API call only.
+    #[arg(long)]
+    pub(super) no_paginate: bool,
+}
+
+/// `import-model`.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The project.
+    #[arg(long)]
+    pub(super) project_name: String,
+    /// The ONNX file.
+    #[arg(long)]
+    pub(super) model: PathBuf,
+    /// A `ModelContract` JSON (`file://PATH` or inline) instead of the options below.
+    #[arg(long)]
+    pub(super) contract: Option<String>,
+    /// Input shape `1x3xHxW`.
+    #[arg(long)]
+    pub(super) input_shape: Option<String>,
+    /// The ONNX input's name (default: the model's only free input).
+    #[arg(long)]
+    pub(super) input_name: Option<String>,
+    /// Pixel scale (0..255 pixels × scale).
+    #[arg(long, default_value_t = 1.0 / 255.0)]
+    pub(super) scale: f64,
+    /// Per-channel mean, `r,g,b`.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.485, 0.456, 0.406])]
+    pub(super) mean: Vec<f64>,
+    /// Per-channel std, `r,g,b`.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.229, 0.224, 0.225])]
+    pub(super) std: Vec<f64>,
+    /// Classification: the output holding the anomaly score.
+    #[arg(long, conflicts_with = "mask_output")]
+    pub(super) anomaly_output: Option<String>,
+    /// Classification: index of the anomaly score in that output.
+    #[arg(long, default_value_t = 1)]
+    pub(super) score_index: usize,
+    /// Segmentation: the mask output.
+    #[arg(long)]
+    pub(super) mask_output: Option<String>,
+    /// Segmentation: `name:#rrggbb` per mask channel.
+    #[arg(long, value_delimiter = ',')]
+    pub(super) mask_classes: Vec<String>,
+    /// Score / mask threshold.
+    #[arg(long, default_value_t = 0.5)]
+    pub(super) threshold: f64,
+    /// Description.
+    #[arg(long)]
+    pub(super) description: Option<String>,
+}
+
+/// `configure-storage`; without options it prints the current setting.
+#[derive(Args)]
+pub struct StorageArgs {
+    /// Buckets are folders under the home.
+    #[arg(long, conflicts_with_all = ["s3", "endpoint_url", "region"])]
+    pub(super) local: bool,
+    /// Buckets are on S3 (AWS S3 unless --endpoint-url names another endpoint).
+    #[arg(long)]
+    pub(super) s3: bool,
+    /// An S3-compatible endpoint, `http(s)://host[:port]` (path-style requests).
+    #[arg(long, requires = "s3")]
+    pub(super) endpoint_url: Option<String>,
+    /// The S3 region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else us-east-1).
+    #[arg(long, requires = "s3")]
+    pub(super) region: Option<String>,
+}
+
+/// `start-model-packaging-job`.
+#[derive(Args)]
+pub struct StartArgs {
+    /// The project.
+    #[arg(long)]
+    pub(super) project_name: Option<String>,
+    /// Version number or `latest`.
+    #[arg(long)]
+    pub(super) model_version: Option<String>,
+    /// The job's name (generated when absent).
+    #[arg(long)]
+    pub(super) job_name: Option<String>,
+    /// The configuration: JSON, or `file://PATH`.
+    #[arg(long)]
+    pub(super) configuration: Option<String>,
+    /// The job's description.
+    #[arg(long)]
+    pub(super) description: Option<String>,
+    /// Idempotency token (8 hours).
+    #[arg(long)]
+    pub(super) client_token: Option<String>,
+    /// The whole request as JSON (`file://PATH` or inline); options given override it.
+    #[arg(long, conflicts_with = "cli_input_yaml")]
+    pub(super) cli_input_json: Option<String>,
+    /// The whole request as YAML.
+    #[arg(long)]
+    pub(super) cli_input_yaml: Option<String>,
+    /// Print a request skeleton (`input`, `yaml-input`) or a sample response (`output`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "input")]
+    pub(super) generate_cli_skeleton: Option<String>,
+    /// Wait for the job to finish, showing its progress; exit 1 if it failed.
+    #[arg(long)]
+    pub(super) wait: bool,
+}
+
+/// A count of 1 or more (`--max-items`).
+pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a count of 1 or more")),
+    }
+}

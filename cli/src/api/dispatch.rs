@@ -1,0 +1,163 @@
+//! A parsed API command to the service call it names, and the AWS CLI's pagination.
+
+use std::process::ExitCode;
+
+use package::output::{S3Settings, Storage, STORAGE_FILE};
+use package::sample::{sample_contract, sample_model, SampleKind};
+use package::signing::PublicKey;
+use package::Runner;
+use serde_json::{json, Value};
+
+use super::args::{ApiCommand, Global, Kind, Paging};
+use super::requests::{import_request, read_arg};
+use super::wait::start;
+use super::{api, home, open, print, worker_runner, Failure};
+
+/// Runs one API command against the service.
+pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
+    let v = match cmd {
+        ApiCommand::CreateProject { project_name } => {
+            let svc = open(g, Runner::Manual)?;
+            json!({ "ProjectMetadata": api("CreateProject", svc.create_project(&project_name))? })
+        }
+        ApiCommand::DescribeProject { project_name } => {
+            let svc = open(g, Runner::Manual)?;
+            json!({ "ProjectDescription": api("DescribeProject", svc.describe_project(&project_name))? })
+        }
+        ApiCommand::ListProjects(p) => {
+            let svc = open(g, Runner::Manual)?;
+            paginate("Projects", &p, |t, n| api("ListProjects", svc.list_projects(t, n)))?
+        }
+        ApiCommand::DeleteProject { project_name } => {
+            let svc = open(g, Runner::Manual)?;
+            json!({ "ProjectArn": api("DeleteProject", svc.delete_project(&project_name))? })
+        }
+        ApiCommand::ImportModel(a) => {
+            let svc = open(g, Runner::Manual)?;
+            let req = import_request(&a)?;
+            json!({ "ModelDescription": api("ImportModel", svc.import_model(&req))? })
+        }
+        ApiCommand::DescribeModel { project_name, model_version } => {
+            let svc = open(g, Runner::Manual)?;
+            json!({ "ModelDescription": api("DescribeModel", svc.describe_model(&project_name, &model_version))? })
+        }
+        ApiCommand::ListModels { project_name, paging } => {
+            let svc = open(g, Runner::Manual)?;
+            paginate("Models", &paging, |t, n| api("ListModels", svc.list_models(&project_name, t, n)))?
+        }
+        ApiCommand::DeleteModel { project_name, model_version } => {
+            let svc = open(g, Runner::Manual)?;
+            json!({ "ModelArn": api("DeleteModel", svc.delete_model(&project_name, &model_version))? })
+        }
+        ApiCommand::StartModelPackagingJob(a) => return start(a, g),
+        ApiCommand::DescribeModelPackagingJob { project_name, job_name } => {
+            let svc = open(g, worker_runner())?;
+            api("DescribeModelPackagingJob", svc.describe_model_packaging_job(&project_name, &job_name))?
+        }
+        ApiCommand::ListModelPackagingJobs { project_name, paging } => {
+            let svc = open(g, worker_runner())?;
+            paginate("ModelPackagingJobs", &paging, |t, n| {
+                api("ListModelPackagingJobs", svc.list_model_packaging_jobs(&project_name, t, n))
+            })?
+        }
+        ApiCommand::VerifyComponent { bucket, prefix, public_key } => {
+            let svc = open(g, Runner::Manual)?;
+            let fail = |e| Failure::Api("VerifyComponent", e);
+            let trusted = match public_key {
+                Some(k) => PublicKey::parse(&read_arg(&k)?).map_err(fail)?,
+                None => svc.signer().map_err(fail)?.public_key(),
+            };
+            let v = package::component::verify(svc.output(), &bucket, &prefix, &trusted).map_err(fail)?;
+            json!({ "Verified": true, "Artifacts": v.artifacts, "SignedBy": v.signed_by })
+        }
+        ApiCommand::ExportSigningKey => {
+            let svc = open(g, Runner::Manual)?;
+            api("ExportSigningKey", svc.signer().map(|s| s.public_key().export()))?
+        }
+        ApiCommand::ConfigureStorage(a) => {
+            let root = home(g);
+            let change = match (a.local, a.s3) {
+                (true, _) => Some(Storage::Local),
+                (_, true) => Some(Storage::S3(S3Settings { endpoint_url: a.endpoint_url, region: a.region })),
+                _ => None,
+            };
+            if let Some(storage) = change {
+                api("ConfigureStorage", storage.save(&root))?;
+            }
+            return print_storage(&root, g);
+        }
+        ApiCommand::SampleModel { kind, size, out } => {
+            let (h, w) = size
+                .split_once('x')
+                .and_then(|(h, w)| Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?)))
+                .filter(|&(h, w)| h > 0 && w > 0 && h.is_multiple_of(4) && w.is_multiple_of(4))
+                .ok_or_else(|| format!("--size {size}: expected HxW, multiples of 4"))?;
+            let k = match kind {
+                Kind::Segmentation => SampleKind::Segmentation,
+                Kind::Classification => SampleKind::Classification,
+            };
+            std::fs::write(&out, sample_model(k, h, w)).map_err(|e| format!("{}: {e}", out.display()))?;
+            let contract_path = out.with_extension("contract.json");
+            let contract = serde_json::to_string_pretty(&sample_contract(k, h, w)).expect("JSON");
+            std::fs::write(&contract_path, contract + "\n").map_err(|e| format!("{}: {e}", contract_path.display()))?;
+            json!({ "Model": out, "Contract": contract_path })
+        }
+        ApiCommand::RunPackagingJob { project, job } => {
+            let svc = open(g, Runner::Manual)?;
+            // The worker the service launches supervises a child that runs the job, so that a
+            // child killed or aborted (memory) fails the job with its cause at once.
+            let child = std::env::var_os(package::worker::WORKER_CHILD_ENV).is_some();
+            match std::env::current_exe() {
+                Ok(exe) if !child => {
+                    let args = ["run-packaging-job".to_owned()];
+                    api("RunPackagingJob", svc.supervise_job(&exe, &args, &project, &job))?;
+                }
+                _ => {
+                    // Fail points from FAILPOINTS, for the fault-injection suite only.
+                    #[cfg(feature = "fault-injection")]
+                    let _scenario = fail::FailScenario::setup();
+                    api("RunPackagingJob", svc.run_job(&project, &job))?;
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print(v, g)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Calls a list operation page by page as the AWS CLI does: all pages unless `--no-paginate`,
+/// at most `--max-items` items (then a `NextToken` to continue from).
+fn paginate(
+    key: &str,
+    p: &Paging,
+    mut call: impl FnMut(Option<&str>, Option<i64>) -> Result<Value, Failure>,
+) -> Result<Value, Failure> {
+    let mut items = Vec::new();
+    let mut token = p.starting_token.clone();
+    loop {
+        let room = p.max_items.map(|m| m.saturating_sub(items.len()) as i64);
+        let size = match (p.page_size, room) {
+            (Some(s), Some(r)) => Some(s.min(r)),
+            (s, r) => s.or(r.map(|r| r.min(100))),
+        };
+        let page = call(token.as_deref(), size)?;
+        items.extend(page[key].as_array().cloned().unwrap_or_default());
+        token = page["NextToken"].as_str().map(str::to_owned);
+        let full = p.max_items.is_some_and(|m| items.len() >= m);
+        if token.is_none() || p.no_paginate || full {
+            break;
+        }
+    }
+    let mut v = json!({ key: items });
+    if let Some(t) = token {
+        v["NextToken"] = t.into();
+    }
+    Ok(v)
+}
+
+fn print_storage(root: &std::path::Path, g: &Global) -> Result<ExitCode, Failure> {
+    let storage = api("ConfigureStorage", Storage::load(root))?;
+    print(json!({ "Storage": storage, "SettingFile": root.join(STORAGE_FILE) }), g)?;
+    Ok(ExitCode::SUCCESS)
+}
