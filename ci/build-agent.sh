@@ -3,9 +3,10 @@
 # target/agent/<arch>/edgepack-agent (x86_64: this toolchain; aarch64: Debian's rustc and cross
 # linker from ci/setup-arm64.sh). Static (glibc, +crt-static) so the agent component runs on a
 # device with nothing else installed, and so the aarch64 build runs under qemu-aarch64.
-#   ci/build-agent.sh [x86_64|aarch64|all] [--profile release|test]
-# The profile defaults to release (what ships); the tests build with `test` (optimised, no LTO,
-# sharing the test build's compiled crates) to keep CI time down. Prints each binary's path.
+#   ci/build-agent.sh [x86_64|aarch64|all] [--profile release|test|emulated-agent]
+# The profile defaults to release (what ships); the tests build with a cheaper one to keep CI
+# time down (`emulated-agent`, lightly optimised, for the agent run under qemu-aarch64). Prints
+# each binary's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arches=all profile=${EDGEPACK_AGENT_PROFILE:-release}

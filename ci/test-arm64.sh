@@ -36,9 +36,10 @@ for cpu in max cortex-a72 neoverse-n1; do
         --json "target/reports/qemu-arm64-$cpu.json" --junit "target/reports/qemu-arm64-$cpu.junit.xml"
 done
 stage "arm64 (qemu max): the static aarch64 agent with the generated Python client"
-# Built with the test profile to reuse the crates compiled above (ci/build-agent.sh builds the
-# release one that ships). The component is planned for NEON by the host's packaging CLI (the
-# test build's target/debug/edgepack); its Install step checks parity under emulation.
-bash ci/build-agent.sh aarch64 --profile test >/dev/null
+# Built with the emulated-agent profile (optimised lightly: compile time is what counts here;
+# ci/build-agent.sh builds the release one that ships). The component is planned for NEON by the
+# host's packaging CLI (the test build's target/debug/edgepack); its Install step checks parity
+# under emulation.
+bash ci/build-agent.sh aarch64 --profile emulated-agent >/dev/null
 [ -x target/debug/edgepack ] || cargo build --locked --quiet -p edgepack-cli
 bash ci/test-agent.sh aarch64 target/agent
