@@ -174,7 +174,7 @@ async fn through_agent(
 /// Runs the benchmark.
 pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let c = Component::load(&a.component, None)?;
-    let plan = c.plan()?;
+    let (plan, _) = c.plan()?;
     let (w, h) = match &a.image {
         Some(s) => {
             let size = || format!("--image {s}: expected WxH");

@@ -76,11 +76,15 @@ impl Component {
         })
     }
 
-    /// Reads the plan (`model.eppl`), checked against the manifest's digest.
-    pub fn plan(&self) -> Result<model::plan::Plan> {
+    /// Reads the plan (`model.eppl`), checked against the manifest's digest, with the kernel
+    /// set it was packed for; an error when this device cannot run that set.
+    pub fn plan(&self) -> Result<(model::plan::Plan, Box<dyn kernels::KernelSet>)> {
         let bytes = self.read_verified("model.eppl")?;
-        model::plan::Plan::from_bytes(&bytes)
-            .map_err(|source| Error::Model { path: self.dir.join("model.eppl"), source })
+        let plan = model::plan::Plan::from_bytes(&bytes)
+            .map_err(|source| Error::Model { path: self.dir.join("model.eppl"), source })?;
+        let set = kernels::kernel_set(plan.kernel_set)
+            .map_err(|source| Error::KernelSet { kernel_set: plan.kernel_name.clone(), source })?;
+        Ok((plan, set))
     }
 
     /// Reads an artifact and checks it against the manifest's digest.

@@ -14,9 +14,7 @@ use crate::error::{Error, Result};
 pub fn check(dir: &Path, threads: usize) -> Result<(Value, bool)> {
     let c = Component::load(dir, None)?;
     let onnx = c.read_verified("model.onnx")?;
-    let plan = c.plan()?;
-    let set = kernels::kernel_set(plan.kernel_set)
-        .map_err(|source| Error::KernelSet { kernel_set: plan.kernel_name.clone(), source })?;
+    let (plan, set) = c.plan()?;
     let prepared = model::prepare(&onnx, std::slice::from_ref(&c.contract.input.shape))
         .map_err(|source| Error::Model { path: c.dir.join("model.onnx"), source })?;
     let outputs = model::parity::check(&prepared.specialized, &plan, set, threads, &c.contract)?;

@@ -247,11 +247,9 @@ impl Registry {
     }
 
     fn load(&self, c: &Component) -> crate::error::Result<Runner> {
-        let plan = c.plan()?;
+        // The runner's sessions make their own kernel sets; this one only proves the device can.
+        let (plan, _set) = c.plan()?;
         c.read_verified("model.onnx")?;
-        if let Err(source) = kernels::kernel_set(plan.kernel_set) {
-            return Err(crate::error::Error::KernelSet { kernel_set: plan.kernel_name.clone(), source });
-        }
         let shape =
             Shape { workers: self.workers(), call_threads: self.options.call_threads, queue: self.options.queue };
         Runner::start(Arc::new(plan), c.contract.clone(), shape, self.budget.clone())
