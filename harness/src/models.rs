@@ -69,10 +69,15 @@ pub fn cache() -> PathBuf {
 /// `input_0.npy` and every `output_<k>.npy` of a reference folder.
 pub fn read_case(d: &Path) -> Result<(Tensor, Vec<Tensor>)> {
     let path = d.join("input_0.npy");
-    let input = crate::npy::read(&path).map_err(|e| Error::NotFetched {
-        path,
-        source: Box::new(e),
-        hint: "run the fetch scripts; the README's test command does",
+    // A missing input means the fetch scripts have not run; a damaged one is a data error
+    // (each message names the file once).
+    let input = crate::npy::read(&path).map_err(|e| match e {
+        edgepack_parity::npy::NpyError::Io { source, .. } => Error::NotFetched {
+            path,
+            source: Box::new(source),
+            hint: "run the fetch scripts; the README's test command does",
+        },
+        e => Error::Npy(e),
     })?;
     let mut outputs = Vec::new();
     while d.join(format!("output_{}.npy", outputs.len())).is_file() {
@@ -105,5 +110,21 @@ impl RealModel {
     /// The shape as a vector.
     pub fn shape(&self) -> Vec<usize> {
         self.shape.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reference_folder_without_its_input_is_reported_as_not_fetched_naming_the_file_once() {
+        let dir = std::env::temp_dir().join(format!("edgepack-read-case-{}", std::process::id()));
+        let e = read_case(&dir).unwrap_err();
+        let text = e.to_string();
+        let path = dir.join("input_0.npy").display().to_string();
+        assert!(matches!(e, Error::NotFetched { .. }), "{text}");
+        assert_eq!(text.matches(&path).count(), 1, "{text}");
+        assert!(text.contains("fetch scripts"), "{text}");
     }
 }

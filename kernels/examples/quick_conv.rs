@@ -4,9 +4,10 @@
 //! prints median GFLOP/s (of the direct convolution's flops) and the median per-round
 //! fraction of the FMA peak.
 //!
-//! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride or rows,cols] [threads] [groups]`
+//! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride or rows,cols] [threads] [groups] [activation]`
 //! (set, input channels, output channels, square kernel, square input side; groups = channels
-//! for a depthwise convolution).
+//! for a depthwise convolution; activation `none` (default), `relu` or `silu`, fused into the
+//! store).
 
 #[path = "common/timing.rs"]
 mod timing;
@@ -14,8 +15,8 @@ mod timing;
 use std::time::Instant;
 
 use kernels::{
-    fma_peak_gflops, kernel_set, kernel_set_main_tile_only, AlignedBuf, ConvParams, Epilogue, ImageMut, ImageRef,
-    Parallelism,
+    fma_peak_gflops, kernel_set, kernel_set_main_tile_only, Activation, AlignedBuf, ConvParams, Epilogue, ImageMut,
+    ImageRef, Parallelism,
 };
 
 fn main() {
@@ -28,6 +29,13 @@ fn main() {
         args.get(5).map_or(vec![1], |s| s.split(',').map(|v| v.parse().expect("stride")).collect());
     let strides = [stride[0], *stride.last().expect("stride")];
     let groups = num(7, 1);
+    let activation = match args.get(8).map(String::as_str) {
+        None | Some("none") => Activation::Identity,
+        Some("relu") => Activation::Relu,
+        Some("silu") => Activation::Silu,
+        Some(other) => panic!("activation {other:?}: expected none, relu or silu"),
+    };
+    let epilogue = Epilogue { activation, ..Epilogue::none() };
     let params = ConvParams { strides, pads: [k / 2; 4], groups, ..ConvParams::new(c_in, c_out, [k, k]) };
     let [oh, ow] = params.output_hw(hw, hw).expect("valid convolution");
     let sets = [
@@ -55,7 +63,7 @@ fn main() {
             for _ in 0..reps {
                 let input = ImageRef::new(&x, [1, hw, hw, c_in]).expect("input");
                 let output = ImageMut::new(&mut outs[i], [1, oh, ow, c_out]).expect("output");
-                set.conv2d(input, &packed[i], output, &Epilogue::none(), par).expect("conv");
+                set.conv2d(input, &packed[i], output, &epilogue, par).expect("conv");
             }
             t.elapsed().as_secs_f64()
         });
@@ -78,7 +86,10 @@ fn main() {
     println!("packed for the input: {:?}", packed[2].algorithm());
     let flops = 2.0 * (oh * ow * c_out * c_in / groups * k * k) as f64;
     let info = sets[1].1.info();
-    println!("{c_in}->{c_out} {k}x{k}/{strides:?} @{hw}, {threads} thread(s), {}, {:?}:", info.name, info.blocking);
+    println!(
+        "{c_in}->{c_out} {k}x{k}/{strides:?} @{hw}, {activation:?}, {threads} thread(s), {}, {:?}:",
+        info.name, info.blocking
+    );
     let labels: Vec<String> = sets.iter().map(|(name, _)| name.to_string()).collect();
     timing::report(&labels, &times, &peaks, flops);
 }

@@ -57,10 +57,19 @@ pub(crate) trait SimdF32: Copy {
                                          // SAFETY: the caller guarantees the features.
         unsafe { self.add(Self::splat(MAGIC)).add(Self::splat(-MAGIC)) }
     }
-    /// Lane-wise `1 / self` for lanes in `[1, 2]`, within 0.51 ulp: by default the division
-    /// (correctly rounded); AVX-512 refines its 14-bit estimate once, which is cheaper.
+    /// Lane-wise `self · 2^n` for `n` integral in `[-126, 127]` and `self` normal within
+    /// `[½, 2]` (the result is finite; below the normal range it is rounded once more): by
+    /// default a multiply by `2^n`; AVX-512 has one instruction for it.
     #[inline(always)]
-    unsafe fn recip_unit(self) -> Self {
+    unsafe fn scale2_normal(self, n: Self) -> Self {
+        // SAFETY: the caller guarantees the features; n is in pow2i's range.
+        unsafe { self.mul(n.pow2i()) }
+    }
+    /// Lane-wise `1 / self` for lanes in `[1, 2^127]` (results down into the denormals),
+    /// within 0.51 ulp where the result is normal: by default the division (correctly
+    /// rounded); AVX-512 refines its 14-bit estimate once, which is cheaper.
+    #[inline(always)]
+    unsafe fn recip_ge_one(self) -> Self {
         // SAFETY: the caller guarantees the features.
         unsafe { Self::splat(1.0).div(self) }
     }

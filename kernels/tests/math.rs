@@ -139,7 +139,9 @@ fn activation_bound(a: Activation) -> Bound {
         Activation::Gelu => Bound::new(8.0, 1e-16),
         // x·σ(2y): the rounding of y (|y| ≈ 0.08·|x|³ in the tail) is amplified by |y|, so the
         // tail's error is a fraction of x's ulp rather than of the (tiny) result's.
-        Activation::GeluTanh => Bound { ulps: 4.0, floor: normal, input_ulps: 0.25 },
+        // Below x ≈ −10 its σ(2y) saturates at e^-88, like SiLU's below −88: |result| < 2^-120.
+        Activation::GeluTanh => Bound { ulps: 4.0, floor: 2f64.powi(-120), input_ulps: 0.25 },
+        Activation::Silu => Bound::new(4.0, 2f64.powi(-120)),
         _ => Bound::new(4.0, normal),
     }
 }

@@ -100,37 +100,70 @@ pub fn binary(
     out: &mut [f32],
     parallel: bool,
 ) {
+    // The operator is chosen once, so that each row loop is a plain vectorizable loop.
+    match op {
+        Binary::Add => binary_rows(|p, q| p + q, a, b, dims, out, parallel),
+        Binary::Sub => binary_rows(|p, q| p - q, a, b, dims, out, parallel),
+        Binary::Mul => binary_rows(|p, q| p * q, a, b, dims, out, parallel),
+        Binary::Div => binary_rows(|p, q| p / q, a, b, dims, out, parallel),
+    }
+}
+
+/// [`binary`] with its operator `f`: rows of `dims[3]` elements, in blocks of whole rows
+/// (each row's operand offsets advanced by counters: a squeeze-excitation gate's rows are
+/// a few dozen channels, and three integer divisions per row cost more than the row).
+fn binary_rows(
+    f: impl Fn(f32, f32) -> f32 + Copy + Sync + Send,
+    a: (Src, [usize; 4]),
+    b: (&[f32], [usize; 4]),
+    dims: [usize; 4],
+    out: &mut [f32],
+    parallel: bool,
+) {
     let rows = dims[0] * dims[1] * dims[2];
     let inner = dims[3];
     let (sa, sb) = (a.1, b.1);
-    let row = |r: usize, o: &mut [f32]| {
-        let (i0, i1, i2) = (r / (dims[1] * dims[2]), (r / dims[2]) % dims[1], r % dims[2]);
-        let ob = i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        let bv = &b.0[ob..];
+    let row = |[i0, i1, i2]: [usize; 3], o: &mut [f32]| {
+        let n = o.len();
+        let bv = &b.0[i0 * sb[0] + i1 * sb[1] + i2 * sb[2]..];
         match &a.0 {
+            Src::Output if sb[3] == 1 => o.iter_mut().zip(&bv[..n]).for_each(|(x, &q)| *x = f(*x, q)),
             Src::Output => {
-                if sb[3] == 1 {
-                    o.iter_mut().zip(bv).for_each(|(x, &y)| *x = op.apply(*x, y));
-                } else {
-                    let y = bv[0];
-                    o.iter_mut().for_each(|x| *x = op.apply(*x, y));
-                }
+                let q = bv[0];
+                o.iter_mut().for_each(|x| *x = f(*x, q));
             }
             Src::Slice(av) => {
                 let av = &av[i0 * sa[0] + i1 * sa[1] + i2 * sa[2]..];
                 match (sa[3], sb[3]) {
-                    (1, 1) => o.iter_mut().zip(av).zip(bv).for_each(|((x, &p), &q)| *x = op.apply(p, q)),
-                    (1, 0) => o.iter_mut().zip(av).for_each(|(x, &p)| *x = op.apply(p, bv[0])),
-                    (0, 1) => o.iter_mut().zip(bv).for_each(|(x, &q)| *x = op.apply(av[0], q)),
-                    (s, t) => o.iter_mut().enumerate().for_each(|(j, x)| *x = op.apply(av[j * s], bv[j * t])),
+                    (1, 1) => o.iter_mut().zip(&av[..n]).zip(&bv[..n]).for_each(|((x, &p), &q)| *x = f(p, q)),
+                    (1, 0) => o.iter_mut().zip(&av[..n]).for_each(|(x, &p)| *x = f(p, bv[0])),
+                    (0, 1) => o.iter_mut().zip(&bv[..n]).for_each(|(x, &q)| *x = f(av[0], q)),
+                    (s, t) => o.iter_mut().enumerate().for_each(|(j, x)| *x = f(av[j * s], bv[j * t])),
                 }
             }
         }
     };
     let out = &mut out[..rows * inner];
-    if inner > 0 {
-        chunks_mut(out, inner, parallel && out.len() > GRAIN, row);
+    if inner == 0 {
+        return;
     }
+    let per_block = (GRAIN / inner).max(1);
+    chunks_mut(out, per_block * inner, parallel && out.len() > GRAIN, |block_index, block| {
+        let r = block_index * per_block;
+        let mut at = [r / (dims[1] * dims[2]), (r / dims[2]) % dims[1], r % dims[2]];
+        for o in block.chunks_mut(inner) {
+            row(at, o);
+            at[2] += 1;
+            if at[2] == dims[2] {
+                at[2] = 0;
+                at[1] += 1;
+                if at[1] == dims[1] {
+                    at[1] = 0;
+                    at[0] += 1;
+                }
+            }
+        }
+    });
 }
 
 /// Mean over H×W of NHWC `x` (`[n, h, w, c]`) into `out` (`[n, c]`).

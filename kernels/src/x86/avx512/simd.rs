@@ -63,9 +63,15 @@ impl SimdF32 for Avx512 {
         unsafe { Self(_mm512_scalef_ps(self.0, n.0)) }
     }
     #[inline(always)]
-    unsafe fn recip_unit(self) -> Self {
+    unsafe fn scale2_normal(self, n: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU (as `scale2`).
+        unsafe { Self(_mm512_scalef_ps(self.0, n.0)) }
+    }
+    #[inline(always)]
+    unsafe fn recip_ge_one(self) -> Self {
         // SAFETY: the trait's contract guarantees AVX-512F on this CPU. The 14-bit estimate
-        // (relative error < 2^-14) after one Newton step r·(2 − x·r) is within 2^-27 of 1/x.
+        // (relative error < 2^-14, denormal results computed, not flushed, without FTZ)
+        // after one Newton step r·(2 − x·r) is within 2^-27 of 1/x.
         unsafe {
             let r = _mm512_rcp14_ps(self.0);
             let e = _mm512_fnmadd_ps(self.0, r, _mm512_set1_ps(1.0));
