@@ -26,7 +26,7 @@
 //! `exp` and `log` use Cody–Waite range reduction with the classic split of ln 2 into an
 //! exactly multipliable head and a tail.
 
-use crate::simd::SimdF32;
+use crate::simd::{SimdF32, ROUND_MAGIC};
 
 /// A function applied to every element of a slice by [`crate::KernelSet::unary`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -171,9 +171,9 @@ pub(crate) unsafe fn log<V: SimdF32>(x: V) -> V {
 unsafe fn exp_neg<V: SimdF32>(x: V) -> V {
     // SAFETY: the caller guarantees V's features are available.
     unsafe {
-        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: adding and removing it rounds to an integer
         let x = clamp(x, -88.0, 87.0);
-        let n = x.mul_add(V::splat(-std::f32::consts::LOG2_E), V::splat(MAGIC)).add(V::splat(-MAGIC));
+        // round(−x·log2 e), the rounding folded into the multiply-add.
+        let n = x.mul_add(V::splat(-std::f32::consts::LOG2_E), V::splat(ROUND_MAGIC)).add(V::splat(-ROUND_MAGIC));
         // −r = x + n·ln2, in two exact-head steps as in `exp`.
         let minus_r = n.mul_add(V::splat(LN2_HI), x);
         let minus_r = n.mul_add(V::splat(LN2_LO), minus_r);

@@ -6,6 +6,10 @@
 //! for whatever the build targets. It backs the scalar kernel set and lets the test suite run any
 //! instruction set's exact tile geometry on a host that lacks that instruction set.
 
+/// 1.5 · 2^23: a float of magnitude below 2^22 plus this, minus it again, is rounded to an
+/// integer (ties to even), as [`SimdF32::round_nearest`] does.
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+
 /// An `f32` vector of `LANES` lanes.
 ///
 /// # Safety
@@ -53,9 +57,8 @@ pub(crate) trait SimdF32: Copy {
     /// magic-number trick: adding and removing 1.5·2^23 leaves no fraction bits. NaN stays NaN.
     #[inline(always)]
     unsafe fn round_nearest(self) -> Self {
-        const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
-                                         // SAFETY: the caller guarantees the features.
-        unsafe { self.add(Self::splat(MAGIC)).add(Self::splat(-MAGIC)) }
+        // SAFETY: the caller guarantees the features.
+        unsafe { self.add(Self::splat(ROUND_MAGIC)).add(Self::splat(-ROUND_MAGIC)) }
     }
     /// Lane-wise `self · 2^n` for `n` integral in `[-126, 127]` and `self` normal within
     /// `[½, 2]` (the result is finite; below the normal range it is rounded once more): by

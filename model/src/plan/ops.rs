@@ -100,12 +100,13 @@ pub fn binary(
     out: &mut [f32],
     parallel: bool,
 ) {
-    // The operator is chosen once, so that each row loop is a plain vectorizable loop.
+    // The operator is chosen once (a constant in each arm), so that each row loop is a plain
+    // vectorizable loop.
     match op {
-        Binary::Add => binary_rows(|p, q| p + q, a, b, dims, out, parallel),
-        Binary::Sub => binary_rows(|p, q| p - q, a, b, dims, out, parallel),
-        Binary::Mul => binary_rows(|p, q| p * q, a, b, dims, out, parallel),
-        Binary::Div => binary_rows(|p, q| p / q, a, b, dims, out, parallel),
+        Binary::Add => binary_rows(|p, q| Binary::Add.apply(p, q), a, b, dims, out, parallel),
+        Binary::Sub => binary_rows(|p, q| Binary::Sub.apply(p, q), a, b, dims, out, parallel),
+        Binary::Mul => binary_rows(|p, q| Binary::Mul.apply(p, q), a, b, dims, out, parallel),
+        Binary::Div => binary_rows(|p, q| Binary::Div.apply(p, q), a, b, dims, out, parallel),
     }
 }
 
