@@ -4,7 +4,10 @@
 //!
 //! [`Team::install`] makes a team current on the calling thread for the duration of a closure
 //! (a model run); inside it, [`for_each`] hands items `0..n` out through one atomic word that
-//! every thread claims from, the caller included. Helpers never wait for one another and the
+//! every thread claims from, the caller included: the caller from the front, helpers from the
+//! back, so that each thread runs the same end of every loop and a step finds most of its input
+//! where the previous step wrote it, in its own core's cache (two threads on MobileNetV2: 0.86–
+//! 0.94 of the time with every thread claiming from the front). Helpers never wait for one another and the
 //! caller never waits for a helper that has not started an item, so a helper the OS has
 //! descheduled costs nothing but its share. Outside a team, [`for_each`] falls back to the
 //! current rayon pool (the harness and the benchmarks size theirs with
@@ -29,7 +32,7 @@ use rayon::prelude::*;
 /// in a camera loop or a benchmark, find it awake).
 pub const IDLE_SPIN: Duration = Duration::from_micros(200);
 
-/// Bits of the claim word: `epoch | n | next`, so that a claim is one compare-and-swap that
+/// Bits of the claim word: `epoch | back | front`, so that a claim is one compare-and-swap that
 /// fails when the loop it read has been replaced.
 const INDEX_BITS: u32 = 20;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
@@ -58,7 +61,8 @@ impl Job<'_> {
 struct Shared {
     /// Threads in the team, the leader included.
     threads: usize,
-    /// `epoch << 40 | n << 20 | next`: the loop in progress and its next unclaimed item.
+    /// `epoch << 40 | back << 20 | front`: the loop in progress and its unclaimed items
+    /// `front..back`.
     claim: AtomicU64,
     /// The published loop (valid while `next < n` of the current epoch).
     job: AtomicPtr<Job<'static>>,
@@ -70,27 +74,34 @@ struct Shared {
 }
 
 impl Shared {
-    /// Claims the next item of the current loop, if it has one left: returns it and the job.
-    fn claim(&self) -> Option<(usize, *const Job<'static>)> {
+    /// Claims an item of the current loop, if it has one left: the leader takes the lowest
+    /// unclaimed item, helpers the highest, so that the leader runs a prefix of every loop and
+    /// the helpers its suffix (the same part of consecutive steps' outputs stays in one core's
+    /// caches). Returns the item and the job.
+    fn claim(&self, leader: bool) -> Option<(usize, *const Job<'static>)> {
         let mut word = self.claim.load(Ordering::Acquire);
         loop {
-            let (n, next) = ((word >> INDEX_BITS) & INDEX_MASK, word & INDEX_MASK);
-            if next >= n {
+            let (back, front) = ((word >> INDEX_BITS) & INDEX_MASK, word & INDEX_MASK);
+            if front >= back {
                 return None;
             }
-            // Read before the claim: while item `next` of this epoch is unclaimed, the loop
+            // Read before the claim: while an item of this epoch is unclaimed, the loop
             // cannot finish, so the caller has neither returned nor published another job.
             let job = self.job.load(Ordering::Acquire);
-            match self.claim.compare_exchange_weak(word, word + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some((next as usize, job)),
+            let (next, item) = match leader {
+                true => (word + 1, front),
+                false => (word - (1 << INDEX_BITS), back - 1),
+            };
+            match self.claim.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some((item as usize, job)),
                 Err(now) => word = now,
             }
         }
     }
 
     /// Claims and runs items until the current loop has none left.
-    fn work(&self) {
-        while let Some((i, job)) = self.claim() {
+    fn work(&self, leader: bool) {
+        while let Some((i, job)) = self.claim(leader) {
             // SAFETY: the claim succeeded on this epoch's word, so the job it published is
             // alive until its `done` count reaches `n`, which needs this item's increment.
             unsafe { (*job).run(i) };
@@ -102,7 +113,7 @@ impl Shared {
         let mut idle_since: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
-            self.work();
+            self.work(false);
             if self.shutdown.load(Ordering::Acquire) {
                 return;
             }
@@ -269,7 +280,7 @@ fn lead(shared: &Shared, n: usize, f: &(dyn Fn(usize) + Sync)) {
     let epoch = (shared.claim.load(Ordering::Relaxed) >> (2 * INDEX_BITS)).wrapping_add(1);
     shared.claim.store(epoch << (2 * INDEX_BITS) | (n as u64) << INDEX_BITS, Ordering::Release);
     MODE.with(|m| m.set(Mode::Busy));
-    shared.work();
+    shared.work(true);
     MODE.with(|m| m.set(Mode::Leader(shared)));
     let mut spins = 0u32;
     while job.done.load(Ordering::Acquire) < n {
@@ -352,6 +363,28 @@ mod tests {
                 hits[i].fetch_add(1, Ordering::Relaxed);
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 2), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn the_leader_runs_a_prefix_and_the_helpers_a_suffix() {
+        let team = Team::new(2).unwrap();
+        let leader = std::thread::current().id();
+        for n in [2, 3, 16, 257] {
+            let by_leader: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
+            team.install(|| {
+                for_each(n, |i| {
+                    if std::thread::current().id() == leader {
+                        by_leader[i].store(true, Ordering::Relaxed);
+                    }
+                    // Long enough items that the helper takes some.
+                    std::thread::sleep(Duration::from_micros(50));
+                })
+            });
+            let flags: Vec<bool> = by_leader.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let split = flags.iter().take_while(|&&b| b).count();
+            assert!(split >= 1, "n = {n}: the leader ran no item ({flags:?})");
+            assert!(flags[split..].iter().all(|&b| !b), "n = {n}: the leader's items are not a prefix: {flags:?}");
         }
     }
 

@@ -272,21 +272,24 @@ fn run_block<K: Microkernel, A: ASource>(
     };
     // Enough items to keep every thread busy: M blocks first, then N chunks.
     let want = if threads > 1 { 4 * threads } else { 1 };
-    // Round the number of M blocks up to a multiple of the thread count so that no thread
-    // idles at the end; an M of fewer than `want` blocks is cut into `want` blocks of whole
-    // row panels where it has that many, so that each item packs (or reads) only its own
-    // rows of A, once, instead of every item of an N split packing all of them (2 threads,
-    // pointwise 672→160 @20×20: 62 → 154 GFLOP/s). MC does not change the summation order,
+    // M blocks of whole row panels, as equal as possible (sizes differ by one panel at most):
+    // their number rounded up to a multiple of the thread count so that no thread idles at
+    // the end; an M of fewer than `want` blocks is cut into `want` blocks where it has that
+    // many panels, so that each item packs (or reads) only its own rows of A, once, instead
+    // of every item of an N split packing all of them (2 threads, pointwise 672→160 @20×20:
+    // 62 → 154 GFLOP/s). Blocks never exceed MC, which does not change the summation order,
     // so results stay identical.
-    let mut mc_eff = blocking.mc;
-    let blocks = out.m.div_ceil(mc_eff);
+    let blocks = out.m.div_ceil(blocking.mc);
     let m_panels = out.m.div_ceil(K::MR);
-    if threads > 1 && blocks < want && m_panels >= want {
-        mc_eff = m_panels.div_ceil(want) * K::MR;
-    } else if threads > 1 && blocks >= threads && !blocks.is_multiple_of(threads) {
-        mc_eff = out.m.div_ceil(blocks.next_multiple_of(threads)).next_multiple_of(K::MR);
-    }
-    let m_blocks = out.m.div_ceil(mc_eff);
+    let m_blocks = match threads > 1 {
+        true if blocks < want && m_panels >= want => want,
+        true if blocks >= threads => blocks.next_multiple_of(threads).min(m_panels),
+        _ => blocks,
+    };
+    let m_block = |ib: usize| {
+        let first = ib * m_panels / m_blocks * K::MR;
+        (first, ((ib + 1) * m_panels / m_blocks * K::MR).min(out.m) - first)
+    };
     let n_panels = nc.div_ceil(K::NR);
     // Packing A pays off only when enough B is reused across it; otherwise read row-major A
     // as is.
@@ -299,14 +302,14 @@ fn run_block<K: Microkernel, A: ASource>(
     let direct = row_major.filter(|_| in_place_a);
     let direct_a = direct.is_some();
     let rows_a = !direct_a && a.reads_rows_in_place();
+    // N chunks of whole column panels, as equal as possible (10 panels in 8 chunks: 1 or 2
+    // each, not 2 in five chunks and three chunks empty).
     let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
-    let per_chunk = n_panels.div_ceil(n_chunks);
     let item = |idx: usize| {
         let (ib, chunk) = (idx / n_chunks, idx % n_chunks);
-        let i0 = ib * mc_eff;
-        let mc = mc_eff.min(out.m - i0);
-        let panels = chunk * per_chunk..((chunk + 1) * per_chunk).min(n_panels);
-        if panels.is_empty() {
+        let (i0, mc) = m_block(ib);
+        let panels = chunk * n_panels / n_chunks..(chunk + 1) * n_panels / n_chunks;
+        if panels.is_empty() || mc == 0 {
             return;
         }
         A_PANEL.with(|cell| {

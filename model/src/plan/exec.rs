@@ -268,7 +268,7 @@ pub(super) fn exec_step<'a>(
                     (ops::operand(o, &plan.consts, val), dims)
                 })
                 .collect();
-            ops::concat(&parts, *axis, out);
+            ops::concat(&parts, *axis, out, parallel);
         }
         Step::Relayout { input, .. } => {
             let v = &plan.values[*input];
@@ -278,7 +278,7 @@ pub(super) fn exec_step<'a>(
             ops::depth_to_space(val(*input), dims4(&phys(*input)), *block, out, parallel)
         }
         Step::Copy { input: Operand::Value(v), .. } if in_place(*v) => {}
-        Step::Copy { input, .. } => out.copy_from_slice(ops::operand(*input, &plan.consts, val)),
+        Step::Copy { input, .. } => ops::copy(ops::operand(*input, &plan.consts, val), out, parallel),
         Step::Gemm { a, b, bias, activation, output } => {
             let s = &plan.values[*a].shape;
             let o = &plan.values[*output].shape;
@@ -314,10 +314,7 @@ pub(super) fn exec_step<'a>(
         }
         Step::Transpose { input, perm, .. } => ops::transpose(val(*input), &plan.values[*input].shape, perm, out),
         Step::Crop { input, outer, stride, start, len, .. } => {
-            let x = val(*input);
-            for (o, dst) in out.chunks_exact_mut(*len).enumerate().take(*outer) {
-                dst.copy_from_slice(&x[o * stride + start..][..*len]);
-            }
+            ops::crop(val(*input), [*outer, *stride, *start, *len], out, parallel)
         }
         Step::Gather { input, outer, stride, inner, indices, .. } => {
             ops::gather(val(*input), [*outer, *stride, *inner], indices, out, parallel)

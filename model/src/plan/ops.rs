@@ -304,17 +304,41 @@ fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(us
         .collect()
 }
 
-/// Concatenation along physical `axis` of row-major values with physical `dims`.
-pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32]) {
+/// Concatenation along physical `axis` of row-major values with physical `dims`, split into
+/// blocks of output in parallel when `parallel` (each thread copies the end of the output
+/// whose inputs it wrote, see [`kernels::threads`]).
+pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32], parallel: bool) {
     let outer: usize = parts[0].1[..axis].iter().product();
-    let mut o = 0;
-    for i in 0..outer {
-        for (data, dims) in parts {
-            let chunk: usize = dims[axis..].iter().product();
-            out[o..o + chunk].copy_from_slice(&data[i * chunk..(i + 1) * chunk]);
-            o += chunk;
+    let chunks: Vec<usize> = parts.iter().map(|(_, dims)| dims[axis..].iter().product()).collect();
+    let row: usize = chunks.iter().sum();
+    let total = outer * row;
+    blocks(&mut out[..total], 1, parallel && total > GRAIN, |mut pos, dst| {
+        // Output values `pos..pos + dst.len()`, one run of one part at a time.
+        let mut at = 0;
+        while at < dst.len() {
+            let (i, mut off, mut p) = (pos / row, pos % row, 0);
+            while off >= chunks[p] {
+                off -= chunks[p];
+                p += 1;
+            }
+            let n = (chunks[p] - off).min(dst.len() - at);
+            dst[at..at + n].copy_from_slice(&parts[p].0[i * chunks[p] + off..][..n]);
+            (at, pos) = (at + n, pos + n);
         }
-    }
+    });
+}
+
+/// `out` is `src`, copied block by block in parallel when `parallel`.
+pub fn copy(src: &[f32], out: &mut [f32], parallel: bool) {
+    blocks(out, 1, parallel && src.len() > GRAIN, |at, dst| dst.copy_from_slice(&src[at..][..dst.len()]));
+}
+
+/// Output run `o` (of `len` values) is `x[o·stride + start..][..len]`, for `outer` runs: a
+/// slice or one output of a split along a non-leading axis.
+pub fn crop(x: &[f32], [outer, stride, start, len]: [usize; 4], out: &mut [f32], parallel: bool) {
+    chunks_mut(&mut out[..outer * len], len, parallel && outer * len > GRAIN, |o, dst| {
+        dst.copy_from_slice(&x[o * stride + start..][..len])
+    });
 }
 
 /// Output run `o` of `out` is blocks `indices[k]` (of `inner` values) of input run `o`
