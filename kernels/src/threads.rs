@@ -5,13 +5,14 @@
 //! [`Team::install`] makes a team current on the calling thread for the duration of a closure
 //! (a model run); inside it, [`for_each`] hands items `0..n` out through one atomic word that
 //! every thread claims from, the caller included: the caller from the front, helpers from the
-//! back, so that each thread runs the same end of every loop and a step finds most of its input
-//! where the previous step wrote it, in its own core's cache (two threads on MobileNetV2: 0.86–
-//! 0.94 of the time with every thread claiming from the front). Helpers never wait for one another and the
-//! caller never waits for a helper that has not started an item, so a helper the OS has
-//! descheduled costs nothing but its share. Outside a team, [`for_each`] falls back to the
-//! current rayon pool (the harness and the benchmarks size theirs with
-//! `rayon::ThreadPool::install`). Nested calls (an item that splits again) run inline.
+//! back, so that each thread runs the same end of every loop and a step finds most of its
+//! input where the previous step wrote it, in its own core's cache (two threads on
+//! MobileNetV2: 0.72–0.94 of the time with every thread claiming from the front). Helpers
+//! never wait for one another and the caller never waits for a helper that has not started
+//! an item, so a helper the OS has descheduled costs nothing but its share. Outside a team,
+//! [`for_each`] falls back to the current rayon pool (the harness and the benchmarks size
+//! theirs with `rayon::ThreadPool::install`). Nested calls (an item that splits again) run
+//! inline.
 //!
 //! Between runs the helpers spin for [`IDLE_SPIN`] and then sleep on a condition variable, so an
 //! idle session costs no CPU.
@@ -64,7 +65,7 @@ struct Shared {
     /// `epoch << 40 | back << 20 | front`: the loop in progress and its unclaimed items
     /// `front..back`.
     claim: AtomicU64,
-    /// The published loop (valid while `next < n` of the current epoch).
+    /// The published loop (valid while `front < back` in the current epoch).
     job: AtomicPtr<Job<'static>>,
     /// A run is in progress: helpers spin rather than sleep.
     active: AtomicBool,
