@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check_plans, input, Builder};
+use common::{check_model, Builder};
 use model::plan::Step;
 
 #[test]
@@ -25,12 +25,7 @@ fn broadcast_binary_steps_between_run_time_values_match_the_reference() {
     for o in ["gated", "shifted", "difference", "scaled"] {
         b.output(o);
     }
-    let p = model::prepare(&b.bytes(13), &[shape.to_vec()]).unwrap();
-    let set = kernels::host_kernel_sets().0.remove(0);
-    let plan = model::plan::build(&p.optimized, &*set).unwrap();
+    let plan = check_model(&b, &shape, 1e-5);
     let binary = plan.steps.iter().filter(|s| matches!(s.step, Step::Binary { .. })).count();
     assert_eq!(binary, 4, "each of the four runs as a broadcasting binary step");
-    let x = input(&shape);
-    let expected = model::reference::run(&p.optimized, &[x.to_f64()]).unwrap();
-    check_plans(&p.optimized, &x, &expected, 1e-5);
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check_plans, input, Builder};
+use common::{check_model, Builder};
 use model::plan::Step;
 use onnx::build;
 
@@ -25,13 +25,8 @@ fn concat_and_split_in_blocks_match_the_reference() {
     for o in ["cat", "e1", "e2"] {
         b.output(o);
     }
-    let p = model::prepare(&b.bytes(13), &[shape.to_vec()]).unwrap();
-    let set = kernels::host_kernel_sets().0.remove(0);
-    let plan = model::plan::build(&p.optimized, &*set).unwrap();
+    let plan = check_model(&b, &shape, 1e-5);
     let count = |f: fn(&Step) -> bool| plan.steps.iter().filter(|s| f(&s.step)).count();
     assert_eq!(count(|s| matches!(s, Step::Concat { .. })), 1, "the concatenation is one step");
     assert_eq!(count(|s| matches!(s, Step::Crop { .. })), 2, "the split is two crops");
-    let x = input(&shape);
-    let expected = model::reference::run(&p.optimized, &[x.to_f64()]).unwrap();
-    check_plans(&p.optimized, &x, &expected, 1e-5);
 }

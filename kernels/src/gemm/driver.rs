@@ -309,9 +309,8 @@ fn run_block<K: Microkernel, A: ASource>(
         let (ib, chunk) = (idx / n_chunks, idx % n_chunks);
         let (i0, mc) = m_block(ib);
         let panels = chunk * n_panels / n_chunks..(chunk + 1) * n_panels / n_chunks;
-        if panels.is_empty() || mc == 0 {
-            return;
-        }
+        // At most as many blocks and chunks as panels: none is empty.
+        debug_assert!(!panels.is_empty() && mc > 0, "an empty GEMM item");
         A_PANEL.with(|cell| {
             let mut a_buf = cell.borrow_mut();
             let full_panels = mc / K::MR;

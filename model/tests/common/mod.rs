@@ -125,3 +125,15 @@ pub fn check_plans(g: &model::Graph, x: &Tensor, expected: &[Tensor<f64>], bound
         }
     }
 }
+
+/// Prepares `b`'s model (opset 13) for `shape`, checks its plans on every host kernel set
+/// against the float64 reference within `bound` ([`check_plans`], input [`input`]), and
+/// returns the plan on this host's first kernel set, for tests that count its steps.
+pub fn check_model(b: &Builder, shape: &[usize], bound: f64) -> Plan {
+    let p = model::prepare(&b.bytes(13), &[shape.to_vec()]).unwrap();
+    let x = input(shape);
+    let expected = model::reference::run(&p.optimized, &[x.to_f64()]).unwrap();
+    check_plans(&p.optimized, &x, &expected, bound);
+    let set = kernels::host_kernel_sets().0.remove(0);
+    model::plan::build(&p.optimized, &*set).unwrap()
+}
