@@ -38,6 +38,9 @@ test_features=$cuda_features,edgepack-cli/fault-injection
 stage "setup: s3s-fs (S3 server for the storage tests)"
 EDGEPACK_S3S_FS=$(bash ci/setup-s3.sh)
 export EDGEPACK_S3S_FS EDGEPACK_REQUIRE_S3=1
+stage "setup: AWS CLI and boto3 (real clients of edgepack serve)"
+EDGEPACK_AWS_BIN=$(bash ci/setup-aws.sh)
+export EDGEPACK_AWS_BIN EDGEPACK_REQUIRE_AWS=1
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 # Clippy lints the workspace's crates inside the test build (clippy-driver wraps rustc for

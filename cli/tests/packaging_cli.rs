@@ -4,17 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::edgepack;
 
-fn edgepack(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgepack"))
-        .args(args)
-        .env("EDGEPACK_HOME", home)
-        .env("EDGEPACK_AGENT_DIR", common::agent_builds(home))
-        .output()
-        .expect("run edgepack")
-}
+use std::path::Path;
 
 fn ok(home: &Path, args: &[&str]) -> String {
     let o = edgepack(home, args);

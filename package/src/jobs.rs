@@ -117,31 +117,8 @@ impl Service {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
         if let Some(token) = &req.client_token {
-            let prior: Option<(String, String, i64)> = tx
-                .query_row(
-                    "SELECT params, result, created_ms FROM client_tokens WHERE operation = ?1 AND token = ?2",
-                    params![START, token],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            match prior {
-                Some((p, job, at)) if now - at < CLIENT_TOKEN_TTL_MS => {
-                    if p == params {
-                        return Ok(StartModelPackagingJobResponse { job_name: job });
-                    }
-                    return Err(ApiError::conflict(
-                        ResourceType::ClientToken,
-                        token,
-                        format!(
-                            "ClientToken '{token}' was used within the last 8 hours for another request (job {job}); \
-                             use a new token for new parameters"
-                        ),
-                    ));
-                }
-                Some(_) => {
-                    tx.execute("DELETE FROM client_tokens WHERE operation = ?1 AND token = ?2", params![START, token])?;
-                }
-                None => {}
+            if let Some(job) = crate::store::claim_token(&tx, START, token, &params, now)? {
+                return Ok(StartModelPackagingJobResponse { job_name: job });
             }
         }
         let job_name = req.job_name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

@@ -127,7 +127,8 @@ impl Service {
         &self.settings
     }
 
-    fn db_path(&self) -> PathBuf {
+    /// The job store's database file.
+    pub fn db_path(&self) -> PathBuf {
         self.root.join("jobs.sqlite")
     }
 

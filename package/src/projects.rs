@@ -32,6 +32,9 @@ pub struct ImportModel {
 const MODEL_DESCRIPTION: crate::validate::StrRule =
     crate::validate::StrRule { min: 1, max: 500, pattern: Some(r"[0-9A-Za-z\.\-_]*") };
 
+/// The client-token operation name of `CreateProject`.
+const CREATE_PROJECT: &str = "CreateProject";
+
 /// The ARN of a project.
 pub fn project_arn(name: &str) -> String {
     format!("arn:edgepack:lookoutvision:local:000000000000:project/{name}")
@@ -101,16 +104,38 @@ impl StoredModel {
 impl Service {
     /// `CreateProject`.
     pub fn create_project(&self, name: &str) -> Result<ProjectMetadata> {
+        self.create_project_with_token(name, None)
+    }
+
+    /// `CreateProject` with its `ClientToken` (`X-Amzn-Client-Token`, which the AWS SDKs always
+    /// send): a retry with the same token and name within 8 hours answers as the first call did
+    /// (the project it made), with another name it is a `ConflictException`.
+    pub fn create_project_with_token(&self, name: &str, client_token: Option<&str>) -> Result<ProjectMetadata> {
         project_name_ok(name)?;
-        let c = self.db()?;
+        let mut c = self.db()?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
-        match c.execute("INSERT INTO projects(name, created_ms) VALUES (?1, ?2)", params![name, now]) {
-            Ok(_) => Ok(project_metadata(name.into(), now)),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(ApiError::conflict(ResourceType::Project, name, format!("project '{name}' already exists")))
+        if let Some(token) = client_token {
+            if let Some(result) = crate::store::claim_token(&tx, CREATE_PROJECT, token, name, now)? {
+                return serde_json::from_str(&result)
+                    .map_err(|e| ApiError::internal(format!("client token {token}: {e}")));
             }
-            Err(e) => Err(e.into()),
         }
+        let meta = match tx.execute("INSERT INTO projects(name, created_ms) VALUES (?1, ?2)", params![name, now]) {
+            Ok(_) => project_metadata(name.into(), now),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                return Err(ApiError::conflict(ResourceType::Project, name, format!("project '{name}' already exists")))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(token) = client_token {
+            tx.execute(
+                "INSERT INTO client_tokens(operation, token, params, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![CREATE_PROJECT, token, name, serde_json::to_string(&meta).expect("serializable"), now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(meta)
     }
 
     pub(crate) fn project_created(&self, c: &rusqlite::Connection, name: &str) -> Result<i64> {

@@ -71,6 +71,50 @@ CREATE TABLE IF NOT EXISTS client_tokens(
 );
 ";
 
+/// A client token's earlier call: `Some(result)` when `token` was used for `operation` within
+/// [`crate::jobs::CLIENT_TOKEN_TTL_MS`] with the same `params` (the retry answers as the first
+/// call did); a `ConflictException` when with other parameters; `None` when unused (an expired use is forgotten here). Call it
+/// inside the transaction that then records the new call.
+pub(crate) fn claim_token(
+    tx: &Connection,
+    operation: &str,
+    token: &str,
+    params: &str,
+    now: i64,
+) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    let prior: Option<(String, String, i64)> = tx
+        .query_row(
+            "SELECT params, result, created_ms FROM client_tokens WHERE operation = ?1 AND token = ?2",
+            rusqlite::params![operation, token],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    match prior {
+        Some((p, result, at)) if now - at < crate::jobs::CLIENT_TOKEN_TTL_MS => {
+            if p == params {
+                return Ok(Some(result));
+            }
+            Err(ApiError::conflict(
+                crate::error::ResourceType::ClientToken,
+                token,
+                format!(
+                    "ClientToken '{token}' was used within the last 8 hours for another {operation} request; \
+                     use a new token for new parameters"
+                ),
+            ))
+        }
+        Some(_) => {
+            tx.execute(
+                "DELETE FROM client_tokens WHERE operation = ?1 AND token = ?2",
+                rusqlite::params![operation, token],
+            )?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
 /// Creates the database at `path` when needed (WAL journal, the tables); a new database
 /// file is the owner's alone (mode 0600; SQLite gives its journal files the same mode).
 ///

@@ -123,6 +123,26 @@ pub enum ApiCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serve the packaging API over HTTP for the AWS SDKs and the AWS CLI (`--endpoint-url`):
+    /// rest-json, every request signed (SigV4) with a key of `create-access-key`.
+    Serve(ServeArgs),
+    /// Make an access key for `serve` (its secret is shown once).
+    CreateAccessKey {
+        /// A project the key may touch (a name, or a prefix ending in `*`); repeatable.
+        #[arg(long = "project", required_unless_present = "all_projects")]
+        projects: Vec<String>,
+        /// Every project, also ones created later.
+        #[arg(long, conflicts_with = "projects")]
+        all_projects: bool,
+    },
+    /// List the access keys (no secrets).
+    ListAccessKeys,
+    /// Delete an access key: `serve` refuses it within seconds.
+    DeleteAccessKey {
+        /// The key's id.
+        #[arg(long)]
+        access_key_id: String,
+    },
     /// Run a packaging job (the worker `start-model-packaging-job` launches).
     #[command(hide = true)]
     RunPackagingJob {
@@ -265,4 +285,30 @@ pub(super) fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("'{s}' is not a count of 1 or more")),
     }
+}
+
+/// `serve`'s arguments.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The address to listen on (plain HTTP only on loopback unless `--insecure-http`).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(super) address: std::net::IpAddr,
+    /// The port (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8470)]
+    pub(super) port: u16,
+    /// PEM certificate chain: serve HTTPS (with `--tls-key`).
+    #[arg(long, requires = "tls_key")]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub(super) tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback.
+    #[arg(long)]
+    pub(super) insecure_http: bool,
+    /// The largest ONNX file an import may upload, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub(super) max_model_mib: usize,
+    /// Requests dated further than this many seconds from the server's clock are refused.
+    #[arg(long, default_value_t = 900)]
+    pub(super) clock_skew_secs: u64,
 }

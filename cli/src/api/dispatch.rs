@@ -50,6 +50,10 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             json!({ "ModelArn": api("DeleteModel", svc.delete_model(&project_name, &model_version))? })
         }
         ApiCommand::StartModelPackagingJob(a) => return start(a, g),
+        ApiCommand::Serve(a) => return super::serve::serve(a, g),
+        ApiCommand::CreateAccessKey { projects, all_projects } => super::serve::create_key(projects, all_projects, g)?,
+        ApiCommand::ListAccessKeys => super::serve::list_keys(g)?,
+        ApiCommand::DeleteAccessKey { access_key_id } => super::serve::delete_key(&access_key_id, g)?,
         ApiCommand::DescribeModelPackagingJob { project_name, job_name } => {
             let svc = open(g, worker_runner())?;
             api("DescribeModelPackagingJob", svc.describe_model_packaging_job(&project_name, &job_name))?

@@ -9,6 +9,7 @@
 mod args;
 mod dispatch;
 mod requests;
+mod serve;
 mod wait;
 
 use std::path::PathBuf;

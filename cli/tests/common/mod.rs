@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI tests.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// Agent builds for packaging jobs (`EDGEPACK_AGENT_DIR`): the jobs publish them as the agent
 /// component's artifact. Their bytes are a marker, not a program: the agent crate's tests
@@ -14,4 +15,15 @@ pub fn agent_builds(home: &Path) -> PathBuf {
             .expect("agent build");
     }
     builds
+}
+
+/// Runs `edgepack` on `home`, with the test agent builds.
+#[allow(dead_code)] // not every test crate runs the CLI this way
+pub fn edgepack(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgepack"))
+        .args(args)
+        .env("EDGEPACK_HOME", home)
+        .env("EDGEPACK_AGENT_DIR", agent_builds(home))
+        .output()
+        .expect("run edgepack")
 }

@@ -1,0 +1,128 @@
+//! `edgepack serve` driven by the real AWS clients: the AWS CLI 1.42.0 and boto3 (botocore
+//! 1.40.0) run `ci/server_clients.py` against it — projects, the import extension, packaging
+//! jobs with and without client tokens run by worker processes, pagination, scoped keys and
+//! every error the service answers, with AWS's codes for unsigned and wrongly signed requests.
+//! Also the access-key commands and the refusal of plain HTTP off loopback.
+//!
+//! `ci/setup-aws.sh` installs the clients; `EDGEPACK_AWS_BIN` names their venv's bin folder at
+//! build time (see build.rs): without it the client test is reported as ignored ("skipped: …").
+
+mod common;
+
+use common::edgepack;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+fn ok_json(home: &Path, args: &[&str]) -> Value {
+    let o = edgepack(home, args);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("JSON")
+}
+
+/// `edgepack serve --port 0` on `home`, killed on drop.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(home: &Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgepack"))
+            .args(["serve", "--port", "0"])
+            .env("EDGEPACK_HOME", home)
+            .env("EDGEPACK_AGENT_DIR", common::agent_builds(home))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start edgepack serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the first line");
+        let url = line.trim().strip_prefix("edgepack serve: listening on ").unwrap_or_else(|| panic!("{line:?}"));
+        Serve { url: url.to_owned(), child }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn access_keys_are_made_listed_and_deleted_and_their_secret_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let k = ok_json(&home, &["create-access-key", "--project", "line-*", "--project", "qa"]);
+    let id = k["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned();
+    let secret = k["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_owned();
+    assert_eq!(k["AccessKey"]["Projects"], serde_json::json!(["line-*", "qa"]));
+    let listed = ok_json(&home, &["list-access-keys"]);
+    assert_eq!(listed["AccessKeys"][0]["AccessKeyId"], id.as_str());
+    assert!(!listed.to_string().contains(&secret), "list-access-keys shows a secret");
+    let db = std::fs::read(home.join("access-keys.sqlite")).unwrap();
+    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()), "a secret is stored in clear");
+    ok_json(&home, &["delete-access-key", "--access-key-id", &id]);
+    assert_eq!(ok_json(&home, &["list-access-keys"])["AccessKeys"], serde_json::json!([]));
+    // Errors name the problem and exit 252.
+    let o = edgepack(&home, &["delete-access-key", "--access-key-id", &id]);
+    assert_eq!(o.status.code(), Some(252));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+    let o = edgepack(&home, &["create-access-key", "--project", "bad name"]);
+    assert_eq!(o.status.code(), Some(252));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("project pattern 'bad name'"));
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let o = edgepack(&home, &["serve", "--address", "0.0.0.0", "--port", "0"]);
+    assert_eq!(o.status.code(), Some(252));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("plain HTTP on 0.0.0.0:0") && err.contains("--insecure-http"), "{err}");
+}
+
+#[test]
+#[cfg_attr(
+    no_aws_clients,
+    ignore = "skipped: no AWS CLI/boto3 (set EDGEPACK_AWS_BIN=$(bash ci/setup-aws.sh) and rebuild)"
+)]
+fn the_aws_cli_and_boto3_run_the_whole_flow_against_edgepack_serve() {
+    #[cfg(not(no_aws_clients))]
+    let bin = Path::new(env!("EDGEPACK_AWS_BIN"));
+    #[cfg(no_aws_clients)]
+    let bin = Path::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let all = ok_json(&home, &["create-access-key", "--all-projects"]);
+    let scoped = ok_json(&home, &["create-access-key", "--project", "line-*"]);
+    let model = dir.path().join("s.onnx");
+    ok_json(&home, &["sample-model", "--kind", "classification", "--size", "64x64", "--out", model.to_str().unwrap()]);
+    let serve = Serve::start(&home);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/server_clients.py");
+    let key = |v: &Value, f: &str| v["AccessKey"][f].as_str().unwrap().to_owned();
+    let o = Command::new(bin.join("python"))
+        .arg(script)
+        .env("EDGEPACK_ENDPOINT", &serve.url)
+        .env("EDGEPACK_KEY_ALL", key(&all, "AccessKeyId"))
+        .env("EDGEPACK_SECRET_ALL", key(&all, "SecretAccessKey"))
+        .env("EDGEPACK_KEY_SCOPED", key(&scoped, "AccessKeyId"))
+        .env("EDGEPACK_SECRET_SCOPED", key(&scoped, "SecretAccessKey"))
+        .env("EDGEPACK_MODEL", &model)
+        .env("EDGEPACK_CONTRACT", dir.path().join("s.contract.json"))
+        .env("AWS_CLI", bin.join("aws"))
+        .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+        .output()
+        .expect("run python");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("server clients: ") && last.contains("checks passed"), "{out}");
+    println!("{last}");
+}
