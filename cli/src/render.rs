@@ -73,11 +73,49 @@ fn query_bounds(expr: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// JMESPath's legacy literals, as the AWS CLI accepts them: a backtick literal that is not
+/// JSON (`` `SUCCEEDED` ``) is the string it spells (`` `"SUCCEEDED"` ``).
+fn legacy_literals(expr: &str) -> String {
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    // Outside literals, quoted strings ('…', "…") are copied as they are.
+    while let Some(i) = rest.find(['`', '\'', '"']) {
+        let quote = rest.as_bytes()[i] as char;
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        // The closing quote: the next one not escaped by a backslash.
+        let mut end = None;
+        let mut escaped = false;
+        for (j, c) in rest.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    end = Some(j);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else { break };
+        let body = &rest[..end];
+        if quote == '`' && serde_json::from_str::<Value>(&body.replace("\\`", "`")).is_err() {
+            let s = body.trim().replace("\\`", "`");
+            out.push_str(&serde_json::to_string(&s).expect("a string").replace('`', "\\`"));
+        } else {
+            out.push_str(body);
+        }
+        out.push(quote);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Applies `--query`.
 pub fn query(v: Value, expr: Option<&str>) -> Result<Value, String> {
     let Some(expr) = expr else { return Ok(v) };
     query_bounds(expr)?;
-    let e = jmespath::compile(expr).map_err(|e| format!("--query: {e}"))?;
+    let e = jmespath::compile(&legacy_literals(expr)).map_err(|e| format!("--query: {e}"))?;
     let out = e.search(v).map_err(|e| format!("--query: {e}"))?;
     serde_json::to_value(&*out).map_err(|e| format!("--query: {e}"))
 }
@@ -113,13 +151,22 @@ fn scalar(v: &Value) -> Option<String> {
 }
 
 /// The AWS CLI's text format: an object's scalars on one tab-separated line (sorted by key,
-/// prefixed by the member's name in capitals when nested), then its nested members.
+/// prefixed by the member's name in capitals when nested), then its nested members. The
+/// objects of one list share their columns: every scalar member any of them has, an absent
+/// one written as an empty column (so every row of a list has the same field count).
 fn text(v: &Value, name: Option<&str>, out: &mut String) {
+    text_with(v, name, None, out)
+}
+
+fn text_with(v: &Value, name: Option<&str>, columns: Option<&[String]>, out: &mut String) {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            let scalars: Vec<String> = keys.iter().filter_map(|k| scalar(&m[*k])).collect();
+            let scalars: Vec<String> = match columns {
+                Some(cols) => cols.iter().map(|k| m.get(k).and_then(scalar).unwrap_or_default()).collect(),
+                None => keys.iter().filter_map(|k| scalar(&m[*k])).collect(),
+            };
             if !scalars.is_empty() {
                 if let Some(n) = name {
                     out.push_str(&n.to_uppercase());
@@ -142,7 +189,16 @@ fn text(v: &Value, name: Option<&str>, out: &mut String) {
             out.push_str(&a.iter().filter_map(scalar).collect::<Vec<_>>().join("\t"));
             out.push('\n');
         }
-        Value::Array(a) => a.iter().for_each(|x| text(x, name, out)),
+        Value::Array(a) => {
+            let mut cols: Vec<String> = a
+                .iter()
+                .filter_map(Value::as_object)
+                .flat_map(|m| m.iter().filter(|(_, v)| scalar(v).is_some()).map(|(k, _)| k.clone()))
+                .collect();
+            cols.sort();
+            cols.dedup();
+            a.iter().for_each(|x| text_with(x, name, Some(&cols), out))
+        }
         other => {
             out.push_str(&scalar(other).unwrap_or_default());
             out.push('\n');
@@ -266,6 +322,29 @@ mod tests {
         let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "ragged table:\n{table}");
         assert!(render(&v, Format::Yaml).contains("JobName: a"));
+        // Legacy literals (the AWS CLI's): a backtick literal that is not JSON is a string.
+        let q = query(v.clone(), Some("ModelPackagingJobs[?Status==`FAILED`].JobName")).unwrap();
+        assert_eq!(q, json!(["b"]));
+        assert_eq!(query(json!({"a": 1}), Some("a == `1`")).unwrap(), json!(true));
+        assert_eq!(query(json!({}), Some("`[1, 2]`")).unwrap(), json!([1, 2]));
+        assert_eq!(query(json!({}), Some("'`x`'")).unwrap(), json!("`x`"), "inside a raw string, untouched");
+        assert_eq!(query(json!({}), Some("`a\\`b`")).unwrap(), json!("a`b"), "an escaped backtick");
         assert!(render(&v, Format::Json).starts_with("{\n    \"ModelPackagingJobs\""));
+    }
+
+    #[test]
+    fn text_rows_of_one_list_have_the_same_columns() {
+        // The second model has no Description: its row keeps an empty column for it.
+        let v = json!({"Models": [
+            {"ModelVersion": "1", "Description": "first", "Status": "TRAINED"},
+            {"ModelVersion": "2", "Status": "TRAINED"},
+            {"ModelVersion": "3", "Description": null, "Status": "TRAINED", "Extra": {"K": "v"}}]});
+        let t = render(&v, Format::Text);
+        let rows: Vec<Vec<&str>> =
+            t.lines().filter(|l| l.starts_with("MODELS")).map(|l| l.split('\t').collect()).collect();
+        assert_eq!(rows[0], ["MODELS", "first", "1", "TRAINED"]);
+        assert_eq!(rows[1], ["MODELS", "", "2", "TRAINED"]);
+        assert_eq!(rows[2], ["MODELS", "None", "3", "TRAINED"]);
+        assert!(t.contains("EXTRA\tv\n"), "{t}");
     }
 }

@@ -87,6 +87,82 @@ fn plain_http_off_loopback_is_refused_unless_forced() {
     assert!(err.contains("plain HTTP on 0.0.0.0:0") && err.contains("--insecure-http"), "{err}");
 }
 
+/// Runs `edgepack` as a client of `url` with the key `k` (`create-access-key`'s answer), on
+/// an empty home of its own.
+fn client(dir: &Path, url: &str, k: &Value, secret: Option<&str>, args: &[&str]) -> std::process::Output {
+    let key = |f: &str| k["AccessKey"][f].as_str().unwrap().to_owned();
+    Command::new(env!("CARGO_BIN_EXE_edgepack"))
+        .args(args)
+        .args(["--endpoint-url", url])
+        .env("EDGEPACK_HOME", dir.join("client-home"))
+        .env("AWS_ACCESS_KEY_ID", key("AccessKeyId"))
+        .env("AWS_SECRET_ACCESS_KEY", secret.map_or_else(|| key("SecretAccessKey"), str::to_owned))
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"))
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run edgepack")
+}
+
+#[test]
+fn the_edgepack_cli_is_a_client_of_edgepack_serve_with_endpoint_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let k = ok_json(&home, &["create-access-key", "--all-projects"]);
+    let model = dir.path().join("s.onnx");
+    let contract = dir.path().join("s.contract.json");
+    ok_json(&home, &["sample-model", "--kind", "classification", "--size", "64x64", "--out", model.to_str().unwrap()]);
+    let serve = Serve::start(&home);
+    let ok = |args: &[&str]| {
+        let o = client(dir.path(), &serve.url, &k, None, args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{args:?}: {}\n{out}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    ok(&["create-project", "--project-name", "line-1"]);
+    // It went to the server's home, not the client's.
+    let d = ok_json(&home, &["describe-project", "--project-name", "line-1"]);
+    assert_eq!(d["ProjectDescription"]["ProjectName"], "line-1");
+    let contract_arg = format!("file://{}", contract.display());
+    let import =
+        ["import-model", "--project-name", "line-1", "--model", model.to_str().unwrap(), "--contract", &contract_arg];
+    let m: Value = serde_json::from_str(&ok(&import)).unwrap();
+    assert_eq!(m["ModelDescription"]["ModelVersion"], "1");
+    // The AWS CLI's shorthand, --wait polling the server, the job run by the server's worker.
+    let cfg = "Greengrass={TargetPlatform={Os=LINUX,Arch=X86_64},CompilerOptions='{\"mcpu\": \"core-avx2\"}',\
+               S3OutputLocation={Bucket=parts},ComponentName=line1.Defects}";
+    let start = ["start-model-packaging-job", "--project-name", "line-1", "--model-version", "1", "--job-name", "j1"];
+    let d: Value = serde_json::from_str(&ok(&[&start[..], &["--configuration", cfg, "--wait"]].concat())).unwrap();
+    assert_eq!(d["ModelPackagingDescription"]["Status"], "SUCCEEDED", "{d}");
+    ok(&["create-project", "--project-name", "line-2"]);
+    let names = ok(&["list-projects", "--page-size", "1", "--query", "Projects[].ProjectName", "--output", "text"]);
+    assert_eq!(names.split_whitespace().collect::<Vec<_>>(), ["line-1", "line-2"], "pages of one, all of them");
+    let legacy = "Models[?Status==`TRAINED`].ModelVersion";
+    let v = ok(&["list-models", "--project-name", "line-1", "--query", legacy, "--output", "text"]);
+    assert_eq!(v.trim(), "1", "a legacy JMESPath literal");
+    // --debug shows the requests; --region and --no-cli-pager are accepted.
+    let args = ["describe-project", "--project-name", "line-1", "--debug", "--region", "eu-west-1", "--no-cli-pager"];
+    let o = client(dir.path(), &serve.url, &k, None, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("DescribeProject: GET http://"), "{err}");
+    assert!(err.contains("200 OK (request id "), "{err}");
+    // Errors as the AWS CLI reports them: exit 254 and the server's code.
+    let o = client(dir.path(), &serve.url, &k, None, &["describe-project", "--project-name", "nope"]);
+    assert_eq!(o.status.code(), Some(254));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("An error occurred (ResourceNotFoundException) when calling the DescribeProject operation"));
+    let o = client(dir.path(), &serve.url, &k, Some("wrong-secret"), &["list-projects"]);
+    assert_eq!(o.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("(InvalidSignatureException)"));
+    // Commands of the home only say so.
+    let o = client(dir.path(), &serve.url, &k, None, &["export-signing-key"]);
+    assert_eq!(o.status.code(), Some(252));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not take --endpoint-url"));
+    let o = client(dir.path(), "https://127.0.0.1:1", &k, None, &["list-projects"]);
+    assert_eq!(o.status.code(), Some(252));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plain HTTP"));
+}
+
 #[test]
 #[cfg_attr(
     no_aws_clients,

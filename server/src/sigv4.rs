@@ -152,8 +152,9 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(digest::digest(&digest::SHA256, data).as_ref())
 }
 
-/// Percent-encodes every byte but `A-Z a-z 0-9 - _ . ~` (and `/` when `keep_slash`).
-fn encode(s: &[u8], keep_slash: bool) -> String {
+/// Percent-encodes every byte but `A-Z a-z 0-9 - _ . ~` (and `/` when `keep_slash`), as
+/// SigV4 and the AWS SDKs encode URI components.
+pub fn uri_encode(s: &[u8], keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
@@ -181,7 +182,7 @@ pub fn canonical_uri(path: &str) -> String {
     if path.ends_with('/') && !segments.is_empty() {
         p.push('/');
     }
-    encode(p.as_bytes(), true)
+    uri_encode(p.as_bytes(), true)
 }
 
 /// The canonical query string: pairs decoded, re-encoded, sorted.
@@ -192,7 +193,7 @@ pub fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (encode(&decode(k), false), encode(&decode(v), false))
+            (uri_encode(&decode(k), false), uri_encode(&decode(v), false))
         })
         .collect();
     pairs.sort();

@@ -19,6 +19,24 @@ pub struct Global {
     /// `$EDGEPACK_HOME`, else `~/.edgepack`.
     #[arg(long, global = true)]
     pub(super) home: Option<PathBuf>,
+    /// The API commands: a server of the packaging API to call (`http://host:port`, e.g.
+    /// `edgepack serve`) instead of the home; `configure-storage --s3`: the S3 endpoint.
+    #[arg(long, global = true)]
+    pub(super) endpoint_url: Option<String>,
+    /// The region to sign requests for (with `--endpoint-url`; default `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`, the profile's, else us-east-1); `configure-storage --s3`: the
+    /// S3 region.
+    #[arg(long, global = true)]
+    pub(super) region: Option<String>,
+    /// The profile of the AWS shared credentials and config files (with `--endpoint-url`).
+    #[arg(long, global = true)]
+    pub(super) profile: Option<String>,
+    /// Print each request to the server and its answer's status on standard error.
+    #[arg(long, global = true)]
+    pub(super) debug: bool,
+    /// Accepted as the AWS CLI accepts it (edgepack never pages its output).
+    #[arg(long, global = true)]
+    pub(super) no_cli_pager: bool,
 }
 
 /// A packaging API command.
@@ -231,17 +249,13 @@ pub struct ImportArgs {
 #[derive(Args)]
 pub struct StorageArgs {
     /// Buckets are folders under the home.
-    #[arg(long, conflicts_with_all = ["s3", "endpoint_url", "region"])]
+    #[arg(long, conflicts_with = "s3")]
     pub(super) local: bool,
-    /// Buckets are on S3 (AWS S3 unless --endpoint-url names another endpoint).
+    /// Buckets are on S3: AWS S3, or the S3-compatible endpoint `--endpoint-url`
+    /// (`http(s)://host[:port]`, path-style requests), in `--region` (default: `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`, else us-east-1).
     #[arg(long)]
     pub(super) s3: bool,
-    /// An S3-compatible endpoint, `http(s)://host[:port]` (path-style requests).
-    #[arg(long, requires = "s3")]
-    pub(super) endpoint_url: Option<String>,
-    /// The S3 region (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else us-east-1).
-    #[arg(long, requires = "s3")]
-    pub(super) region: Option<String>,
 }
 
 /// `start-model-packaging-job`.
@@ -256,7 +270,8 @@ pub struct StartArgs {
     /// The job's name (generated when absent).
     #[arg(long)]
     pub(super) job_name: Option<String>,
-    /// The configuration: JSON, or `file://PATH`.
+    /// The configuration: JSON, `file://PATH`, or shorthand
+    /// (`Greengrass={TargetDevice=jetson_xavier,S3OutputLocation={Bucket=b},ComponentName=c}`).
     #[arg(long)]
     pub(super) configuration: Option<String>,
     /// The job's description.

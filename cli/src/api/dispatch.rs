@@ -9,45 +9,40 @@ use package::Runner;
 use serde_json::{json, Value};
 
 use super::args::{ApiCommand, Global, Kind, Paging};
+use super::backend::Backend;
 use super::requests::{import_request, read_arg};
 use super::wait::start;
-use super::{api, home, open, print, worker_runner, Failure};
+use super::{api, home, print, worker_runner, Failure};
 
 /// Runs one API command against the service.
 pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
     let v = match cmd {
         ApiCommand::CreateProject { project_name } => {
-            let svc = open(g, Runner::Manual)?;
-            json!({ "ProjectMetadata": api("CreateProject", svc.create_project(&project_name))? })
+            Backend::open(g, Runner::Manual)?.create_project(&project_name)?
         }
         ApiCommand::DescribeProject { project_name } => {
-            let svc = open(g, Runner::Manual)?;
-            json!({ "ProjectDescription": api("DescribeProject", svc.describe_project(&project_name))? })
+            Backend::open(g, Runner::Manual)?.describe_project(&project_name)?
         }
         ApiCommand::ListProjects(p) => {
-            let svc = open(g, Runner::Manual)?;
-            paginate("Projects", &p, |t, n| api("ListProjects", svc.list_projects(t, n)))?
+            let b = Backend::open(g, Runner::Manual)?;
+            paginate("Projects", &p, |t, n| b.list_projects(t, n))?
         }
         ApiCommand::DeleteProject { project_name } => {
-            let svc = open(g, Runner::Manual)?;
-            json!({ "ProjectArn": api("DeleteProject", svc.delete_project(&project_name))? })
+            Backend::open(g, Runner::Manual)?.delete_project(&project_name)?
         }
         ApiCommand::ImportModel(a) => {
-            let svc = open(g, Runner::Manual)?;
-            let req = import_request(&a)?;
-            json!({ "ModelDescription": api("ImportModel", svc.import_model(&req))? })
+            let b = Backend::open(g, Runner::Manual)?;
+            b.import_model(import_request(&a)?)?
         }
         ApiCommand::DescribeModel { project_name, model_version } => {
-            let svc = open(g, Runner::Manual)?;
-            json!({ "ModelDescription": api("DescribeModel", svc.describe_model(&project_name, &model_version))? })
+            Backend::open(g, Runner::Manual)?.describe_model(&project_name, &model_version)?
         }
         ApiCommand::ListModels { project_name, paging } => {
-            let svc = open(g, Runner::Manual)?;
-            paginate("Models", &paging, |t, n| api("ListModels", svc.list_models(&project_name, t, n)))?
+            let b = Backend::open(g, Runner::Manual)?;
+            paginate("Models", &paging, |t, n| b.list_models(&project_name, t, n))?
         }
         ApiCommand::DeleteModel { project_name, model_version } => {
-            let svc = open(g, Runner::Manual)?;
-            json!({ "ModelArn": api("DeleteModel", svc.delete_model(&project_name, &model_version))? })
+            Backend::open(g, Runner::Manual)?.delete_model(&project_name, &model_version)?
         }
         ApiCommand::StartModelPackagingJob(a) => return start(a, g),
         ApiCommand::Serve(a) => return super::serve::serve(a, g),
@@ -55,17 +50,14 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
         ApiCommand::ListAccessKeys => super::serve::list_keys(g)?,
         ApiCommand::DeleteAccessKey { access_key_id } => super::serve::delete_key(&access_key_id, g)?,
         ApiCommand::DescribeModelPackagingJob { project_name, job_name } => {
-            let svc = open(g, worker_runner())?;
-            api("DescribeModelPackagingJob", svc.describe_model_packaging_job(&project_name, &job_name))?
+            Backend::open(g, worker_runner())?.describe_job(&project_name, &job_name)?
         }
         ApiCommand::ListModelPackagingJobs { project_name, paging } => {
-            let svc = open(g, worker_runner())?;
-            paginate("ModelPackagingJobs", &paging, |t, n| {
-                api("ListModelPackagingJobs", svc.list_model_packaging_jobs(&project_name, t, n))
-            })?
+            let b = Backend::open(g, worker_runner())?;
+            paginate("ModelPackagingJobs", &paging, |t, n| b.list_jobs(&project_name, t, n))?
         }
         ApiCommand::VerifyComponent { bucket, prefix, public_key } => {
-            let svc = open(g, Runner::Manual)?;
+            let svc = Backend::local(g, Runner::Manual, "verify-component")?;
             let fail = |e| Failure::Api("VerifyComponent", e);
             let trusted = match public_key {
                 Some(k) => PublicKey::parse(&read_arg(&k)?).map_err(fail)?,
@@ -75,14 +67,19 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             json!({ "Verified": true, "Artifacts": v.artifacts, "SignedBy": v.signed_by })
         }
         ApiCommand::ExportSigningKey => {
-            let svc = open(g, Runner::Manual)?;
+            let svc = Backend::local(g, Runner::Manual, "export-signing-key")?;
             api("ExportSigningKey", svc.signer().map(|s| s.public_key().export()))?
         }
         ApiCommand::ConfigureStorage(a) => {
             let root = home(g);
+            if !a.s3 && (g.endpoint_url.is_some() || g.region.is_some()) {
+                return Err("configure-storage: --endpoint-url and --region need --s3".to_owned().into());
+            }
             let change = match (a.local, a.s3) {
                 (true, _) => Some(Storage::Local),
-                (_, true) => Some(Storage::S3(S3Settings { endpoint_url: a.endpoint_url, region: a.region })),
+                (_, true) => {
+                    Some(Storage::S3(S3Settings { endpoint_url: g.endpoint_url.clone(), region: g.region.clone() }))
+                }
                 _ => None,
             };
             if let Some(storage) = change {
@@ -107,7 +104,7 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             json!({ "Model": out, "Contract": contract_path })
         }
         ApiCommand::RunPackagingJob { project, job } => {
-            let svc = open(g, Runner::Manual)?;
+            let svc = Backend::local(g, Runner::Manual, "run-packaging-job")?;
             // The worker the service launches supervises a child that runs the job, so that a
             // child killed or aborted (memory) fails the job with its cause at once.
             let child = std::env::var_os(package::worker::WORKER_CHILD_ENV).is_some();

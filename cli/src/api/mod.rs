@@ -7,9 +7,12 @@
 //! printing a response, and the failures with the AWS CLI's exit codes.
 
 mod args;
+mod backend;
 mod dispatch;
+mod remote;
 mod requests;
 mod serve;
+mod shorthand;
 mod wait;
 
 use std::path::PathBuf;
@@ -34,6 +37,8 @@ pub enum Failure {
     Api(&'static str, ApiError),
     /// Bad arguments or files.
     Usage(String),
+    /// From a server (`--endpoint-url`): the operation, the error code, the message.
+    Remote(&'static str, String, String),
 }
 
 impl From<String> for Failure {
@@ -88,6 +93,10 @@ pub fn run(cmd: ApiCommand, g: &Global) -> ExitCode {
         Ok(code) => code,
         Err(Failure::Api(op, e)) => {
             eprintln!("\nAn error occurred ({}) when calling the {op} operation: {}", e.kind.type_name(), e.message);
+            ExitCode::from(SERVICE_ERROR)
+        }
+        Err(Failure::Remote(op, code, message)) => {
+            eprintln!("\nAn error occurred ({code}) when calling the {op} operation: {message}");
             ExitCode::from(SERVICE_ERROR)
         }
         Err(Failure::Usage(m)) => {

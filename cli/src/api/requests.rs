@@ -112,8 +112,13 @@ pub(super) fn start_request(a: &StartArgs) -> Result<StartModelPackagingJobReque
     set(&mut req.description, &a.description);
     set(&mut req.client_token, &a.client_token);
     if let Some(c) = &a.configuration {
-        let c: ModelPackagingConfiguration =
-            serde_json::from_str(&read_arg(c)?).map_err(|e| format!("--configuration: {e}"))?;
+        // JSON, a file, or the AWS CLI's shorthand syntax (`Greengrass={TargetDevice=…,…}`).
+        let c: ModelPackagingConfiguration = if super::shorthand::looks_like(c) {
+            let v = super::shorthand::parse(c).map_err(|e| format!("--configuration: {e}"))?;
+            serde_json::from_value(v).map_err(|e| format!("--configuration (shorthand syntax): {e}"))?
+        } else {
+            serde_json::from_str(&read_arg(c)?).map_err(|e| format!("--configuration: {e}"))?
+        };
         req.configuration = Some(c);
     }
     // As the AWS SDKs do: a token for every call, so that a retry of this call is safe.

@@ -10,9 +10,14 @@ use serde_json::{json, Value};
 use server::keys::{KeyStore, Scope};
 
 use super::args::{Global, ServeArgs};
-use super::{home, open, worker_runner, Failure};
+use super::{home, worker_runner, Failure};
 
 fn keys(g: &Global) -> Result<KeyStore, Failure> {
+    if g.endpoint_url.is_some() {
+        return Err("access keys are managed on the server's home; the key commands do not take --endpoint-url"
+            .to_owned()
+            .into());
+    }
     let root = home(g);
     std::fs::create_dir_all(&root).map_err(|e| Failure::Usage(format!("{}: {e}", root.display())))?;
     KeyStore::open(&root).map_err(|e| Failure::Usage(e.to_string()))
@@ -36,7 +41,7 @@ pub(super) fn delete_key(id: &str, g: &Global) -> Result<Value, Failure> {
 /// Serves until SIGINT or SIGTERM. The first line on standard output is
 /// `edgepack serve: listening on <url>` (scripts read the port from it).
 pub(super) fn serve(a: ServeArgs, g: &Global) -> Result<ExitCode, Failure> {
-    let service = open(g, worker_runner())?;
+    let service = super::backend::Backend::local(g, worker_runner(), "serve")?;
     let store = keys(g)?;
     let n_keys = store.list().map_err(|e| Failure::Usage(e.to_string()))?.len();
     let limits = server::Limits {

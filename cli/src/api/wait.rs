@@ -4,12 +4,12 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use package::Service;
 use serde_json::Value;
 
 use super::args::{Global, StartArgs};
+use super::backend::Backend;
 use super::requests::{skeleton, start_request};
-use super::{api, open, print, worker_runner, Failure};
+use super::{print, worker_runner, Failure};
 
 pub(super) fn start(a: StartArgs, g: &Global) -> Result<ExitCode, Failure> {
     if let Some(kind) = &a.generate_cli_skeleton {
@@ -17,8 +17,8 @@ pub(super) fn start(a: StartArgs, g: &Global) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::SUCCESS);
     }
     let req = start_request(&a)?;
-    let svc = open(g, worker_runner())?;
-    let r = api("StartModelPackagingJob", svc.start_model_packaging_job(&req))?;
+    let svc = Backend::open(g, worker_runner())?;
+    let r = svc.start_job(&req)?;
     if !a.wait {
         print(r, g)?;
         return Ok(ExitCode::SUCCESS);
@@ -33,7 +33,7 @@ pub(super) fn start(a: StartArgs, g: &Global) -> Result<ExitCode, Failure> {
 
 /// Polls the job until it ends, with a spinner on a terminal and a line per status change
 /// otherwise; returns the final `DescribeModelPackagingJob` response.
-fn wait(svc: &Service, project: &str, job: &str) -> Result<Value, Failure> {
+fn wait(svc: &Backend, project: &str, job: &str) -> Result<Value, Failure> {
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("template"));
@@ -44,7 +44,7 @@ fn wait(svc: &Service, project: &str, job: &str) -> Result<Value, Failure> {
     };
     let mut last = String::new();
     loop {
-        let d = api("DescribeModelPackagingJob", svc.describe_model_packaging_job(project, job))?;
+        let d = svc.describe_job(project, job)?;
         let desc = &d["ModelPackagingDescription"];
         let status = desc["Status"].as_str().unwrap_or_default().to_owned();
         let line = format!("{job}: {status}: {}", desc["StatusMessage"].as_str().unwrap_or(""));
