@@ -134,6 +134,9 @@ fn the_edgepack_cli_is_a_client_of_edgepack_serve_with_endpoint_url() {
     let start = ["start-model-packaging-job", "--project-name", "line-1", "--model-version", "1", "--job-name", "j1"];
     let d: Value = serde_json::from_str(&ok(&[&start[..], &["--configuration", cfg, "--wait"]].concat())).unwrap();
     assert_eq!(d["ModelPackagingDescription"]["Status"], "SUCCEEDED", "{d}");
+    // The worker process's log, named by project and job, holds the job's steps.
+    let log = std::fs::read_to_string(home.join("logs/line-1/j1.log")).expect("the job's log");
+    assert!(log.contains(" RUNNING: claimed by worker process ") && log.contains(" SUCCEEDED: "), "{log}");
     ok(&["create-project", "--project-name", "line-2"]);
     let names = ok(&["list-projects", "--page-size", "1", "--query", "Projects[].ProjectName", "--output", "text"]);
     assert_eq!(names.split_whitespace().collect::<Vec<_>>(), ["line-1", "line-2"], "pages of one, all of them");

@@ -44,7 +44,7 @@ pub enum Runner {
     /// A thread of this process (the process must outlive the job).
     Thread,
     /// A detached process: `program args… <project> <job>` with `EDGEPACK_HOME` set (the
-    /// CLI: `edgepack run-packaging-job`), its output appended to `<root>/logs/<job>.log`.
+    /// CLI: `edgepack run-packaging-job`), its output appended to `<root>/logs/<project>/<job>.log`.
     Process(PathBuf, Vec<String>),
     /// Nobody: the caller runs [`Service::run_job`] (tests).
     Manual,
@@ -176,12 +176,29 @@ impl Service {
         }
     }
 
-    /// Where a job's worker writes its output: `logs/<job>.log`.
-    pub(crate) fn log_path(&self, job: &str) -> PathBuf {
-        self.root.join("logs").join(format!("{job}.log"))
+    /// A job's log: `logs/<project>/<job>.log` (both names are validated path-safe words).
+    /// The worker appends a line per step of the job and its outcome (see
+    /// [`Service::log_line`]); a worker process's own output goes there too.
+    pub fn log_path(&self, project: &str, job: &str) -> PathBuf {
+        self.root.join("logs").join(project).join(format!("{job}.log"))
     }
 
-    /// A worker process for the job, its output appended to `logs/<job>.log`; the error
+    /// Appends `<UTC time> <line>` to a job's log (best effort: a log that cannot be written
+    /// never fails the job).
+    pub(crate) fn log_line(&self, project: &str, job: &str, line: &str) {
+        use std::io::Write;
+        let path = self.log_path(project, job);
+        let Some(dir) = path.parent() else { return };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            let _ = writeln!(f, "{now} {line}");
+        }
+    }
+
+    /// A worker process for the job, its output appended to its log ([`Service::log_path`]); the error
     /// names the path or program that failed.
     fn spawn_worker(
         &self,
@@ -193,7 +210,7 @@ impl Service {
         fn at(p: &Path) -> impl Fn(std::io::Error) -> SpawnError + '_ {
             move |source| SpawnError { path: p.to_path_buf(), source }
         }
-        let path = self.log_path(job);
+        let path = self.log_path(project, job);
         let logs = path.parent().expect("the logs folder");
         std::fs::create_dir_all(logs).map_err(at(logs))?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(at(&path))?;

@@ -75,6 +75,7 @@ impl Fence for JobFence<'_> {
 impl Service {
     /// Sets a running job's status message (what it is doing now).
     pub(crate) fn progress(&self, project: &str, name: &str, message: &str) -> Result<()> {
+        self.log_line(project, name, message);
         self.db()?.execute(
             "UPDATE jobs SET status_message = ?3, updated_ms = ?4 WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
             params![project, name, message, now_ms()],
@@ -105,6 +106,7 @@ impl Service {
         if claimed == 0 {
             return Ok(false);
         }
+        self.log_line(project, name, &format!("RUNNING: claimed by worker process {}", std::process::id()));
         let (stop, stopped) = mpsc::channel::<()>();
         let beat = {
             let svc = self.clone();
@@ -135,6 +137,10 @@ impl Service {
         };
         let _ = stop.send(());
         let _ = beat.join();
+        match &outcome {
+            Ok((_, message)) => self.log_line(project, name, &format!("SUCCEEDED: {message}")),
+            Err(e) => self.log_line(project, name, &format!("FAILED: {}", e.message)),
+        }
         let c = self.db()?;
         match outcome {
             Ok((output, message)) => c.execute(
@@ -183,7 +189,7 @@ impl Service {
         if status.signal() == Some(9) && oom_kills().zip(oom_before).is_some_and(|(after, before)| after > before) {
             cause.push_str("; the kernel's out-of-memory killer ran meanwhile");
         }
-        let log = self.log_path(name);
+        let log = self.log_path(project, name);
         if let Some(line) = last_line(&log) {
             cause.push_str(&format!("; its last output: \"{line}\""));
         }

@@ -550,3 +550,31 @@ fn a_success_the_store_cannot_record_publishes_nothing() {
     );
     assert!(component.join("create-component-version.json").exists());
 }
+
+#[test]
+fn each_job_has_its_own_log_named_by_project_and_job_with_its_steps() {
+    let (_dir, svc) = service();
+    for p in ["p", "q"] {
+        project_with_sample(&svc, p);
+        let mut req = start(p, "1", x86("core-avx2", &format!("c.{p}")));
+        req.job_name = Some("same-name".into());
+        svc.start_model_packaging_job(&req).unwrap();
+        assert!(svc.run_job(p, "same-name").unwrap());
+    }
+    let (log_p, log_q) = (svc.log_path("p", "same-name"), svc.log_path("q", "same-name"));
+    assert_ne!(log_p, log_q, "one job name in two projects: two logs");
+    assert!(log_p.ends_with("logs/p/same-name.log"), "{}", log_p.display());
+    for log in [log_p, log_q] {
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() >= 3, "{text}");
+        assert!(lines[0].contains(" RUNNING: claimed by worker process "), "{text}");
+        assert!(lines.last().unwrap().contains(" SUCCEEDED: "), "{text}");
+        // Every line is stamped with the time (UTC, RFC 3339).
+        assert!(lines.iter().all(|l| l.len() > 24 && l.as_bytes()[10] == b'T' && l[..24].ends_with('Z')), "{text}");
+        let d = svc
+            .describe_model_packaging_job(if log.to_string_lossy().contains("/p/") { "p" } else { "q" }, "same-name");
+        let status = d.unwrap().model_packaging_description.job.status_message.unwrap();
+        assert!(lines.last().unwrap().ends_with(&status), "the last line is the final status: {status}\n{text}");
+    }
+}
