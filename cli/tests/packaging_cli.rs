@@ -131,6 +131,62 @@ fn package_a_sample_model_from_the_command_line() {
 }
 
 #[test]
+fn every_operation_has_a_skeleton_and_takes_its_members_from_cli_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = &dir.path().join("home");
+    // Every operation: a skeleton of its members, no required option needed for it.
+    for (command, member) in [
+        ("create-project", "ClientToken"),
+        ("describe-project", "ProjectName"),
+        ("list-projects", "MaxResults"),
+        ("delete-project", "ProjectName"),
+        ("import-model", "Contract"),
+        ("describe-model", "ModelVersion"),
+        ("list-models", "NextToken"),
+        ("delete-model", "ModelVersion"),
+        ("describe-model-packaging-job", "JobName"),
+        ("list-model-packaging-jobs", "ProjectName"),
+    ] {
+        let s: serde_json::Value = serde_json::from_str(&ok(home, &[command, "--generate-cli-skeleton"])).unwrap();
+        assert!(s.get(member).is_some(), "{command}: {s}");
+        let out: serde_json::Value =
+            serde_json::from_str(&ok(home, &[command, "--generate-cli-skeleton", "output"])).unwrap();
+        assert!(out.is_object() && !out.as_object().unwrap().is_empty(), "{command}: {out}");
+    }
+    let out = ok(home, &["describe-project", "--generate-cli-skeleton", "output"]);
+    assert!(out.contains("\"Datasets\""), "{out}");
+    // Members from a document; an option given overrides its member.
+    let made = ok(home, &["create-project", "--cli-input-json", r#"{"ProjectName": "from-json"}"#]);
+    assert!(made.contains("from-json"), "{made}");
+    let yaml = dir.path().join("p.yaml");
+    std::fs::write(&yaml, "ProjectName: from-json\n").unwrap();
+    let d = ok(home, &["describe-project", "--cli-input-yaml", &format!("file://{}", yaml.display())]);
+    assert!(d.contains("\"ProjectName\": \"from-json\""), "{d}");
+    let o = edgepack(
+        home,
+        &["describe-project", "--cli-input-json", r#"{"ProjectName": "from-json"}"#, "--project-name", "other"],
+    );
+    assert_eq!(o.status.code(), Some(254), "the option won: project 'other' does not exist");
+    let page =
+        ok(home, &["list-projects", "--cli-input-json", r#"{"MaxResults": 1}"#, "--query", "Projects[].ProjectName"]);
+    assert!(page.contains("from-json"), "{page}");
+    // Missing or mistyped members are argument errors (252) naming the option and member.
+    let o = edgepack(home, &["describe-model", "--project-name", "from-json"]);
+    assert_eq!(o.status.code(), Some(252));
+    let o = edgepack(home, &["describe-model", "--cli-input-json", r#"{"ProjectName": "from-json"}"#]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(252) && err.contains("--model-version (or ModelVersion in --cli-input-json)"),
+        "{err}"
+    );
+    let o = edgepack(home, &["describe-project", "--cli-input-json", r#"{"ProjectName": 7}"#]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(252) && err.contains("ProjectName must be a string"), "{err}");
+    let o = edgepack(home, &["describe-project", "--cli-input-json", "[1]"]);
+    assert_eq!(o.status.code(), Some(252));
+}
+
+#[test]
 fn errors_carry_the_exception_name_and_exit_254() {
     let dir = tempfile::tempdir().unwrap();
     let home = &dir.path().join("home");

@@ -39,73 +39,73 @@ pub struct Global {
     pub(super) no_cli_pager: bool,
 }
 
+/// Options a `--cli-input-*` document or `--generate-cli-skeleton` makes optional.
+const FROM_INPUT: [&str; 3] = ["cli_input_json", "cli_input_yaml", "generate_cli_skeleton"];
+
 /// A packaging API command.
 #[derive(Subcommand)]
 pub enum ApiCommand {
     /// Create a project.
     CreateProject {
         /// The project's name.
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        project_name: Option<String>,
+        /// Idempotency token (8 hours; generated when absent, as the AWS SDKs do).
         #[arg(long)]
-        project_name: String,
+        client_token: Option<String>,
+        #[command(flatten)]
+        input: CliInput,
     },
     /// Describe a project.
     DescribeProject {
         /// The project's name.
-        #[arg(long)]
-        project_name: String,
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        project_name: Option<String>,
+        #[command(flatten)]
+        input: CliInput,
     },
     /// List projects.
     ListProjects(Paging),
     /// Delete a project (its model versions must be deleted first).
     DeleteProject {
         /// The project's name.
-        #[arg(long)]
-        project_name: String,
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        project_name: Option<String>,
+        #[command(flatten)]
+        input: CliInput,
     },
     /// Register an ONNX file as the next model version of a project.
     ImportModel(ImportArgs),
     /// Describe a model version (`latest` for the newest).
-    DescribeModel {
-        /// The project.
-        #[arg(long)]
-        project_name: String,
-        /// Version number or `latest`.
-        #[arg(long)]
-        model_version: String,
-    },
+    DescribeModel(ModelRef),
     /// List a project's model versions.
     ListModels {
         /// The project.
-        #[arg(long)]
-        project_name: String,
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        project_name: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
     /// Delete a model version.
-    DeleteModel {
-        /// The project.
-        #[arg(long)]
-        project_name: String,
-        /// Version number.
-        #[arg(long)]
-        model_version: String,
-    },
+    DeleteModel(ModelRef),
     /// Start a model packaging job: a Greengrass component for a target.
     StartModelPackagingJob(StartArgs),
     /// Describe a model packaging job.
     DescribeModelPackagingJob {
         /// The project.
-        #[arg(long)]
-        project_name: String,
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        project_name: Option<String>,
         /// The job.
-        #[arg(long)]
-        job_name: String,
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        job_name: Option<String>,
+        #[command(flatten)]
+        input: CliInput,
     },
     /// List a project's model packaging jobs (newest first).
     ListModelPackagingJobs {
         /// The project.
-        #[arg(long)]
-        project_name: String,
+        #[arg(long, required_unless_present_any = FROM_INPUT)]
+        project_name: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
@@ -196,17 +196,48 @@ pub struct Paging {
     /// One API call only.
     #[arg(long)]
     pub(super) no_paginate: bool,
+    #[command(flatten)]
+    pub(super) input: CliInput,
+}
+
+/// A model version of a project (`describe-model`, `delete-model`).
+#[derive(Args)]
+pub struct ModelRef {
+    /// The project.
+    #[arg(long, required_unless_present_any = FROM_INPUT)]
+    pub(super) project_name: Option<String>,
+    /// Version number (`describe-model`: or `latest`).
+    #[arg(long, required_unless_present_any = FROM_INPUT)]
+    pub(super) model_version: Option<String>,
+    #[command(flatten)]
+    pub(super) input: CliInput,
+}
+
+/// `--cli-input-json|yaml` and `--generate-cli-skeleton`, as every AWS CLI operation takes
+/// them: the request's members from a document (options given override them), or its
+/// skeleton.
+#[derive(Args, Clone, Default)]
+pub struct CliInput {
+    /// The whole request as JSON (`file://PATH` or inline); options given override it.
+    #[arg(long, conflicts_with = "cli_input_yaml")]
+    pub(super) cli_input_json: Option<String>,
+    /// The whole request as YAML.
+    #[arg(long)]
+    pub(super) cli_input_yaml: Option<String>,
+    /// Print a request skeleton (`input`, `yaml-input`) or a sample response (`output`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "input")]
+    pub(super) generate_cli_skeleton: Option<String>,
 }
 
 /// `import-model`.
 #[derive(Args)]
 pub struct ImportArgs {
     /// The project.
-    #[arg(long)]
-    pub(super) project_name: String,
+    #[arg(long, required_unless_present_any = FROM_INPUT)]
+    pub(super) project_name: Option<String>,
     /// The ONNX file.
-    #[arg(long)]
-    pub(super) model: PathBuf,
+    #[arg(long, required_unless_present_any = FROM_INPUT)]
+    pub(super) model: Option<PathBuf>,
     /// A `ModelContract` JSON (`file://PATH` or inline) instead of the options below.
     #[arg(long)]
     pub(super) contract: Option<String>,
@@ -243,6 +274,8 @@ pub struct ImportArgs {
     /// Description.
     #[arg(long)]
     pub(super) description: Option<String>,
+    #[command(flatten)]
+    pub(super) input: CliInput,
 }
 
 /// `configure-storage`; without options it prints the current setting.
@@ -280,15 +313,8 @@ pub struct StartArgs {
     /// Idempotency token (8 hours).
     #[arg(long)]
     pub(super) client_token: Option<String>,
-    /// The whole request as JSON (`file://PATH` or inline); options given override it.
-    #[arg(long, conflicts_with = "cli_input_yaml")]
-    pub(super) cli_input_json: Option<String>,
-    /// The whole request as YAML.
-    #[arg(long)]
-    pub(super) cli_input_yaml: Option<String>,
-    /// Print a request skeleton (`input`, `yaml-input`) or a sample response (`output`).
-    #[arg(long, num_args = 0..=1, default_missing_value = "input")]
-    pub(super) generate_cli_skeleton: Option<String>,
+    #[command(flatten)]
+    pub(super) input: CliInput,
     /// Wait for the job to finish, showing its progress; exit 1 if it failed.
     #[arg(long)]
     pub(super) wait: bool,

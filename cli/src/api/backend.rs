@@ -60,11 +60,15 @@ impl Backend {
         open(g, runner)
     }
 
-    pub(super) fn create_project(&self, name: &str) -> Result<Value, Failure> {
+    /// `CreateProject`, with a client token (one is generated when absent, as the AWS SDKs do:
+    /// a retry of this call is then safe).
+    pub(super) fn create_project(&self, name: &str, token: Option<String>) -> Result<Value, Failure> {
+        let token = token.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         match self {
-            Backend::Local(s) => Ok(json!({ "ProjectMetadata": api("CreateProject", s.create_project(name))? })),
+            Backend::Local(s) => Ok(json!({
+                "ProjectMetadata": api("CreateProject", s.create_project_with_token(name, Some(&token)))?
+            })),
             Backend::Remote(r) => {
-                let token = uuid::Uuid::new_v4().to_string();
                 let body = json!({ "ProjectName": name }).to_string().into_bytes();
                 r.call("CreateProject", "POST", "/2020-11-20/projects", &[JSON, ("x-amzn-client-token", &token)], body)
             }

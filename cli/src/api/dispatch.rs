@@ -10,51 +10,68 @@ use serde_json::{json, Value};
 
 use super::args::{ApiCommand, Global, Kind, Paging};
 use super::backend::Backend;
+use super::input::skeleton;
 use super::requests::{import_request, read_arg};
 use super::wait::start;
 use super::{api, home, print, worker_runner, Failure};
 
 /// Runs one API command against the service.
 pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
+    if let Some((op, kind)) = cmd.skeleton() {
+        print!("{}", skeleton(op, kind)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let v = match cmd {
-        ApiCommand::CreateProject { project_name } => {
-            Backend::open(g, Runner::Manual)?.create_project(&project_name)?
+        ApiCommand::CreateProject { project_name, client_token, input } => {
+            let i = input.load()?;
+            let name = i.required(project_name, "ProjectName", "--project-name")?;
+            let token = i.opt(client_token, "ClientToken")?;
+            Backend::open(g, Runner::Manual)?.create_project(&name, token)?
         }
-        ApiCommand::DescribeProject { project_name } => {
-            Backend::open(g, Runner::Manual)?.describe_project(&project_name)?
+        ApiCommand::DescribeProject { project_name, input } => {
+            let name = input.load()?.required(project_name, "ProjectName", "--project-name")?;
+            Backend::open(g, Runner::Manual)?.describe_project(&name)?
         }
         ApiCommand::ListProjects(p) => {
             let b = Backend::open(g, Runner::Manual)?;
             paginate("Projects", &p, |t, n| b.list_projects(t, n))?
         }
-        ApiCommand::DeleteProject { project_name } => {
-            Backend::open(g, Runner::Manual)?.delete_project(&project_name)?
+        ApiCommand::DeleteProject { project_name, input } => {
+            let name = input.load()?.required(project_name, "ProjectName", "--project-name")?;
+            Backend::open(g, Runner::Manual)?.delete_project(&name)?
         }
         ApiCommand::ImportModel(a) => {
             let b = Backend::open(g, Runner::Manual)?;
             b.import_model(import_request(&a)?)?
         }
-        ApiCommand::DescribeModel { project_name, model_version } => {
-            Backend::open(g, Runner::Manual)?.describe_model(&project_name, &model_version)?
+        ApiCommand::DescribeModel(m) => {
+            let (project, version) = m.resolve()?;
+            Backend::open(g, Runner::Manual)?.describe_model(&project, &version)?
         }
         ApiCommand::ListModels { project_name, paging } => {
+            let project = paging.input.load()?.required(project_name, "ProjectName", "--project-name")?;
             let b = Backend::open(g, Runner::Manual)?;
-            paginate("Models", &paging, |t, n| b.list_models(&project_name, t, n))?
+            paginate("Models", &paging, |t, n| b.list_models(&project, t, n))?
         }
-        ApiCommand::DeleteModel { project_name, model_version } => {
-            Backend::open(g, Runner::Manual)?.delete_model(&project_name, &model_version)?
+        ApiCommand::DeleteModel(m) => {
+            let (project, version) = m.resolve()?;
+            Backend::open(g, Runner::Manual)?.delete_model(&project, &version)?
         }
         ApiCommand::StartModelPackagingJob(a) => return start(a, g),
         ApiCommand::Serve(a) => return super::serve::serve(a, g),
         ApiCommand::CreateAccessKey { projects, all_projects } => super::serve::create_key(projects, all_projects, g)?,
         ApiCommand::ListAccessKeys => super::serve::list_keys(g)?,
         ApiCommand::DeleteAccessKey { access_key_id } => super::serve::delete_key(&access_key_id, g)?,
-        ApiCommand::DescribeModelPackagingJob { project_name, job_name } => {
-            Backend::open(g, worker_runner())?.describe_job(&project_name, &job_name)?
+        ApiCommand::DescribeModelPackagingJob { project_name, job_name, input } => {
+            let i = input.load()?;
+            let project = i.required(project_name, "ProjectName", "--project-name")?;
+            let job = i.required(job_name, "JobName", "--job-name")?;
+            Backend::open(g, worker_runner())?.describe_job(&project, &job)?
         }
         ApiCommand::ListModelPackagingJobs { project_name, paging } => {
+            let project = paging.input.load()?.required(project_name, "ProjectName", "--project-name")?;
             let b = Backend::open(g, worker_runner())?;
-            paginate("ModelPackagingJobs", &paging, |t, n| b.list_jobs(&project_name, t, n))?
+            paginate("ModelPackagingJobs", &paging, |t, n| b.list_jobs(&project, t, n))?
         }
         ApiCommand::VerifyComponent { bucket, prefix, public_key } => {
             let svc = Backend::local(g, Runner::Manual, "verify-component")?;
@@ -134,11 +151,13 @@ fn paginate(
     p: &Paging,
     mut call: impl FnMut(Option<&str>, Option<i64>) -> Result<Value, Failure>,
 ) -> Result<Value, Failure> {
+    let doc = p.input.load()?;
+    let page_size = doc.int(p.page_size, "MaxResults")?;
     let mut items = Vec::new();
-    let mut token = p.starting_token.clone();
+    let mut token = doc.opt(p.starting_token.clone(), "NextToken")?;
     loop {
         let room = p.max_items.map(|m| m.saturating_sub(items.len()) as i64);
-        let size = match (p.page_size, room) {
+        let size = match (page_size, room) {
             (Some(s), Some(r)) => Some(s.min(r)),
             (s, r) => s.or(r.map(|r| r.min(100))),
         };
@@ -161,4 +180,25 @@ fn print_storage(root: &std::path::Path, g: &Global) -> Result<ExitCode, Failure
     let storage = api("ConfigureStorage", Storage::load(root))?;
     print(json!({ "Storage": storage, "SettingFile": root.join(STORAGE_FILE) }), g)?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl ApiCommand {
+    /// `--generate-cli-skeleton KIND` of an API operation: the operation and the kind.
+    fn skeleton(&self) -> Option<(&'static str, &str)> {
+        let (op, input) = match self {
+            ApiCommand::CreateProject { input, .. } => ("CreateProject", input),
+            ApiCommand::DescribeProject { input, .. } => ("DescribeProject", input),
+            ApiCommand::ListProjects(p) => ("ListProjects", &p.input),
+            ApiCommand::DeleteProject { input, .. } => ("DeleteProject", input),
+            ApiCommand::ImportModel(a) => ("ImportModel", &a.input),
+            ApiCommand::DescribeModel(m) => ("DescribeModel", &m.input),
+            ApiCommand::ListModels { paging, .. } => ("ListModels", &paging.input),
+            ApiCommand::DeleteModel(m) => ("DeleteModel", &m.input),
+            ApiCommand::StartModelPackagingJob(a) => ("StartModelPackagingJob", &a.input),
+            ApiCommand::DescribeModelPackagingJob { input, .. } => ("DescribeModelPackagingJob", input),
+            ApiCommand::ListModelPackagingJobs { paging, .. } => ("ListModelPackagingJobs", &paging.input),
+            _ => return None,
+        };
+        input.generate_cli_skeleton.as_deref().map(|k| (op, k))
+    }
 }

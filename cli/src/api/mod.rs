@@ -9,6 +9,7 @@
 mod args;
 mod backend;
 mod dispatch;
+mod input;
 mod remote;
 mod requests;
 mod serve;

@@ -1,16 +1,23 @@
-//! Requests built from arguments and `file://` inputs: `import-model`, `start-model-packaging-job`, skeletons.
+//! Requests built from arguments and `file://` inputs: `import-model`, `start-model-packaging-job`.
 
 use package::contract::{InputSpec, MaskClass, ModelContract, OutputSpec};
 use package::projects::ImportModel;
 use package::shapes::{ModelPackagingConfiguration, StartModelPackagingJobRequest};
-use serde_json::json;
 
 use super::args::{ImportArgs, StartArgs};
-use crate::render::{render, Format};
 
 pub(super) fn import_request(a: &ImportArgs) -> Result<ImportModel, String> {
-    let onnx = std::fs::read(&a.model).map_err(|e| format!("--model {}: {e}", a.model.display()))?;
-    let contract = match &a.contract {
+    let doc = a.input.load()?;
+    let project_name = doc.required(a.project_name.clone(), "ProjectName", "--project-name")?;
+    let model = std::path::PathBuf::from(doc.required(
+        a.model.as_ref().map(|m| m.to_string_lossy().into_owned()),
+        "Model",
+        "--model",
+    )?);
+    let contract_arg = doc.opt(a.contract.clone(), "Contract")?;
+    let description = doc.opt(a.description.clone(), "Description")?;
+    let onnx = std::fs::read(&model).map_err(|e| format!("--model {}: {e}", model.display()))?;
+    let contract = match &contract_arg {
         Some(c) => serde_json::from_str::<ModelContract>(&read_arg(c)?).map_err(|e| format!("--contract: {e}"))?,
         None => {
             let shape = a.input_shape.as_deref().ok_or("--input-shape (or --contract) is required")?;
@@ -21,7 +28,7 @@ pub(super) fn import_request(a: &ImportArgs) -> Result<ImportModel, String> {
             let name = match &a.input_name {
                 Some(n) => n.clone(),
                 None => {
-                    let g = model::import(&onnx).map_err(|e| format!("--model {}: {e}", a.model.display()))?;
+                    let g = model::import(&onnx).map_err(|e| format!("--model {}: {e}", model.display()))?;
                     let names: Vec<&str> = g.inputs.iter().map(|&i| g.values[i].name.as_str()).collect();
                     match names[..] {
                         [n] => n.to_owned(),
@@ -67,36 +74,16 @@ pub(super) fn import_request(a: &ImportArgs) -> Result<ImportModel, String> {
         }
     };
     Ok(ImportModel {
-        project_name: a.project_name.clone(),
+        project_name,
         onnx,
-        source: a.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        description: a.description.clone(),
+        source: model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        description,
         contract,
     })
 }
 
-pub(super) fn skeleton(kind: &str) -> Result<String, String> {
-    let input = json!({
-        "ProjectName": "", "ModelVersion": "", "JobName": "",
-        "Configuration": { "Greengrass": {
-            "CompilerOptions": "", "TargetDevice": "jetson_xavier",
-            "TargetPlatform": { "Os": "LINUX", "Arch": "ARM64", "Accelerator": "NVIDIA" },
-            "S3OutputLocation": { "Bucket": "", "Prefix": "" },
-            "ComponentName": "", "ComponentVersion": "", "ComponentDescription": "",
-            "Tags": [{ "Key": "", "Value": "" }],
-        }},
-        "Description": "", "ClientToken": "",
-    });
-    match kind {
-        "input" => Ok(render(&input, Format::Json)),
-        "yaml-input" => Ok(render(&input, Format::Yaml)),
-        "output" => Ok(render(&json!({ "JobName": "" }), Format::Json)),
-        other => Err(format!("--generate-cli-skeleton {other}: expected input, yaml-input or output")),
-    }
-}
-
 pub(super) fn start_request(a: &StartArgs) -> Result<StartModelPackagingJobRequest, String> {
-    let mut req: StartModelPackagingJobRequest = match (&a.cli_input_json, &a.cli_input_yaml) {
+    let mut req: StartModelPackagingJobRequest = match (&a.input.cli_input_json, &a.input.cli_input_yaml) {
         (Some(j), _) => serde_json::from_str(&read_arg(j)?).map_err(|e| format!("--cli-input-json: {e}"))?,
         (_, Some(y)) => serde_norway::from_str(&read_arg(y)?).map_err(|e| format!("--cli-input-yaml: {e}"))?,
         _ => StartModelPackagingJobRequest::default(),

@@ -8,14 +8,10 @@ use serde_json::Value;
 
 use super::args::{Global, StartArgs};
 use super::backend::Backend;
-use super::requests::{skeleton, start_request};
+use super::requests::start_request;
 use super::{print, worker_runner, Failure};
 
 pub(super) fn start(a: StartArgs, g: &Global) -> Result<ExitCode, Failure> {
-    if let Some(kind) = &a.generate_cli_skeleton {
-        print!("{}", skeleton(kind)?);
-        return Ok(ExitCode::SUCCESS);
-    }
     let req = start_request(&a)?;
     let svc = Backend::open(g, worker_runner())?;
     let r = svc.start_job(&req)?;
