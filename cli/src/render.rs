@@ -120,8 +120,13 @@ pub fn query(v: Value, expr: Option<&str>) -> Result<Value, String> {
     serde_json::to_value(&*out).map_err(|e| format!("--query: {e}"))
 }
 
-/// The response in `format`.
+/// The response in `format` (a table without a title).
 pub fn render(v: &Value, format: Format) -> String {
+    render_titled(v, format, "")
+}
+
+/// The response in `format`; a table is titled with the operation's name, as the AWS CLI's.
+pub fn render_titled(v: &Value, format: Format, operation: &str) -> String {
     match format {
         Format::Json => {
             let mut buf = Vec::new();
@@ -136,7 +141,7 @@ pub fn render(v: &Value, format: Format) -> String {
             text(v, None, &mut out);
             out
         }
-        Format::Table => table(v),
+        Format::Table => table(v, operation),
     }
 }
 
@@ -206,86 +211,137 @@ fn text_with(v: &Value, name: Option<&str>, columns: Option<&[String]>, out: &mu
     }
 }
 
-/// A boxed table: a list of objects as rows under their scalar members; an object as
-/// key/value rows with its nested members as sub-tables.
-fn table(v: &Value) -> String {
-    let mut out = String::new();
-    table_into(v, "", &mut out);
-    out
+/// The AWS CLI's table format: the operation's name as the title; an object's scalars as
+/// key/value rows; each nested object or list a titled section inside its parent, framed by
+/// one more border on each side (`||`); a list of objects as rows under a header of their
+/// scalar members (every member any of them has).
+fn table(v: &Value, title: &str) -> String {
+    let s = section(title, v);
+    let width = s.natural();
+    let mut lines = vec!["-".repeat(width)];
+    s.draw(width, &mut lines);
+    lines.join("\n") + "\n"
 }
 
-fn boxed(title: &str, header: Option<&[String]>, rows: &[Vec<String>], out: &mut String) {
-    let cols = header.map_or_else(|| rows.first().map_or(0, Vec::len), <[String]>::len);
-    let mut w = vec![0usize; cols];
-    for r in header.into_iter().map(|h| h.to_vec()).chain(rows.iter().cloned()) {
-        for (i, c) in r.iter().enumerate().take(cols) {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let inner = w.iter().sum::<usize>() + 3 * cols.saturating_sub(1) + 2;
-    let inner = inner.max(title.chars().count() + 2);
-    let line = |out: &mut String| {
-        out.push('+');
-        out.push_str(&"-".repeat(inner));
-        out.push_str("+\n");
-    };
-    line(out);
-    if !title.is_empty() {
-        let pad = inner - title.chars().count();
-        out.push_str(&format!("|{}{}{}|\n", " ".repeat(pad / 2), title, " ".repeat(pad - pad / 2)));
-        line(out);
-    }
-    let row = |r: &[String], out: &mut String| {
-        let cells: Vec<String> = (0..cols)
-            .map(|i| {
-                let c = r.get(i).cloned().unwrap_or_default();
-                format!("{c}{}", " ".repeat(w[i] - c.chars().count()))
-            })
-            .collect();
-        let body = cells.join(" | ");
-        out.push_str(&format!("| {body}{} |\n", " ".repeat(inner - 2 - body.chars().count())));
-    };
-    if let Some(h) = header {
-        row(h, out);
-        line(out);
-    }
-    for r in rows {
-        row(r, out);
-    }
-    line(out);
+/// A titled section of a table.
+struct Section {
+    title: String,
+    header: Option<Vec<String>>,
+    rows: Vec<Vec<String>>,
+    children: Vec<Section>,
 }
 
-fn table_into(v: &Value, title: &str, out: &mut String) {
+fn section(title: &str, v: &Value) -> Section {
+    let mut s = Section { title: title.to_owned(), header: None, rows: Vec::new(), children: Vec::new() };
     match v {
         Value::Object(m) => {
-            let rows: Vec<Vec<String>> = m.iter().filter_map(|(k, x)| scalar(x).map(|s| vec![k.clone(), s])).collect();
-            if !rows.is_empty() {
-                boxed(title, None, &rows, out);
-            }
-            for (k, x) in m.iter().filter(|(_, x)| scalar(x).is_none()) {
-                table_into(x, k, out);
-            }
-        }
-        Value::Array(a) if a.iter().all(Value::is_object) && !a.is_empty() => {
-            let mut cols: Vec<String> = Vec::new();
-            for x in a {
-                for (k, y) in x.as_object().expect("object") {
-                    if scalar(y).is_some() && !cols.contains(k) {
-                        cols.push(k.clone());
-                    }
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            for k in keys {
+                match scalar(&m[k]) {
+                    Some(x) => s.rows.push(vec![k.clone(), x]),
+                    None => s.children.push(section(k, &m[k])),
                 }
             }
-            let rows: Vec<Vec<String>> = a
+        }
+        Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_object) => {
+            let mut cols: Vec<String> = a
                 .iter()
-                .map(|x| cols.iter().map(|c| x.get(c).and_then(scalar).unwrap_or_default()).collect())
+                .flat_map(|x| x.as_object().expect("object").iter())
+                .filter(|(_, y)| scalar(y).is_some())
+                .map(|(k, _)| k.clone())
                 .collect();
-            boxed(title, Some(&cols), &rows, out);
+            cols.sort();
+            cols.dedup();
+            for x in a {
+                s.rows.push(cols.iter().map(|c| x.get(c).and_then(scalar).unwrap_or_default()).collect());
+                let m = x.as_object().expect("object");
+                s.children.extend(m.iter().filter(|(_, y)| scalar(y).is_none()).map(|(k, y)| section(k, y)));
+            }
+            s.header = Some(cols).filter(|c| !c.is_empty());
         }
         Value::Array(a) => {
-            let rows: Vec<Vec<String>> = a.iter().map(|x| vec![scalar(x).unwrap_or_else(|| x.to_string())]).collect();
-            boxed(title, None, &rows, out);
+            for x in a {
+                match scalar(x) {
+                    Some(v) => s.rows.push(vec![v]),
+                    None => s.children.push(section(title, x)),
+                }
+            }
         }
-        other => boxed(title, None, &[vec![scalar(other).unwrap_or_default()]], out),
+        other => s.rows.push(vec![scalar(other).unwrap_or_default()]),
+    }
+    // Empty members (`"Datasets": []`) get no section, as in the AWS CLI's tables.
+    s.children.retain(|c| !c.rows.is_empty() || !c.children.is_empty());
+    s
+}
+
+impl Section {
+    /// Column widths of the header and rows.
+    fn widths(&self) -> Vec<usize> {
+        let mut w: Vec<usize> = Vec::new();
+        for r in self.header.iter().chain(self.rows.iter()) {
+            for (i, c) in r.iter().enumerate() {
+                if w.len() <= i {
+                    w.push(0);
+                }
+                w[i] = w[i].max(c.chars().count());
+            }
+        }
+        w
+    }
+
+    /// The width that fits it all, borders included.
+    fn natural(&self) -> usize {
+        let w = self.widths();
+        let cells = w.iter().map(|c| c + 2).sum::<usize>() + w.len().saturating_sub(1);
+        let own = cells.max(self.title.chars().count() + 2) + 2;
+        self.children.iter().map(|c| c.natural() + 2).fold(own, usize::max)
+    }
+
+    /// Its lines at `width`; the last column takes what is left.
+    fn draw(&self, width: usize, out: &mut Vec<String>) {
+        let inner = width - 2;
+        let rule = format!("+{}+", "-".repeat(inner));
+        if !self.title.is_empty() {
+            let pad = inner - self.title.chars().count();
+            out.push(format!("|{}{}{}|", " ".repeat(pad / 2), self.title, " ".repeat(pad - pad / 2)));
+        }
+        let mut w = self.widths();
+        let used = w.iter().map(|c| c + 2).sum::<usize>() + w.len().saturating_sub(1);
+        if let Some(last) = w.last_mut() {
+            *last += inner - used;
+        }
+        let grid = || {
+            let cells: Vec<String> = w.iter().map(|c| "-".repeat(c + 2)).collect();
+            format!("+{}+", cells.join("+"))
+        };
+        let line = |r: &[String]| {
+            let cells: Vec<String> = w
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let x = r.get(i).map_or("", String::as_str);
+                    format!(" {x}{} ", " ".repeat(c - x.chars().count()))
+                })
+                .collect();
+            format!("|{}|", cells.join("|"))
+        };
+        if !w.is_empty() {
+            out.push(grid());
+            if let Some(h) = &self.header {
+                out.push(line(h));
+                out.push(grid());
+            }
+            out.extend(self.rows.iter().map(|r| line(r)));
+            out.push(grid());
+        } else {
+            out.push(rule);
+        }
+        for c in &self.children {
+            let mut lines = Vec::new();
+            c.draw(width - 2, &mut lines);
+            out.extend(lines.into_iter().map(|l| format!("|{l}|")));
+        }
     }
 }
 
@@ -317,8 +373,14 @@ mod tests {
         assert_eq!(render(&json!({"JobName": "j"}), Format::Text), "j\n");
         let t = render(&v, Format::Text);
         assert_eq!(t.lines().next().unwrap(), "MODELPACKAGINGJOBS\t1970-01-01T00:00:01.500+00:00\ta\tSUCCEEDED");
-        let table = render(&v, Format::Table);
+        let table = render_titled(&v, Format::Table, "ListModelPackagingJobs");
         assert!(table.contains("| JobName ") && table.contains("| b "), "{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("|") && lines[1].contains("ListModelPackagingJobs"), "{table}");
+        assert!(
+            lines[3].starts_with("||") && lines[3].contains("ModelPackagingJobs"),
+            "a nested, titled section:\n{table}"
+        );
         let widths: Vec<usize> = table.lines().map(|l| l.chars().count()).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "ragged table:\n{table}");
         assert!(render(&v, Format::Yaml).contains("JobName: a"));

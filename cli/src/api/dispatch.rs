@@ -13,7 +13,7 @@ use super::backend::Backend;
 use super::input::skeleton;
 use super::requests::{import_request, read_arg};
 use super::wait::start;
-use super::{api, home, print, worker_runner, Failure};
+use super::{api, home, print_as, worker_runner, Failure};
 
 /// Runs one API command against the service.
 pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure> {
@@ -21,6 +21,7 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
         print!("{}", skeleton(op, kind)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let op = cmd.operation();
     let v = match cmd {
         ApiCommand::CreateProject { project_name, client_token, input } => {
             let i = input.load()?;
@@ -140,7 +141,7 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             return Ok(ExitCode::SUCCESS);
         }
     };
-    print(v, g)?;
+    print_as(v, g, op)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -178,27 +179,52 @@ fn paginate(
 
 fn print_storage(root: &std::path::Path, g: &Global) -> Result<ExitCode, Failure> {
     let storage = api("ConfigureStorage", Storage::load(root))?;
-    print(json!({ "Storage": storage, "SettingFile": root.join(STORAGE_FILE) }), g)?;
+    print_as(json!({ "Storage": storage, "SettingFile": root.join(STORAGE_FILE) }), g, "ConfigureStorage")?;
     Ok(ExitCode::SUCCESS)
 }
 
 impl ApiCommand {
+    /// The operation's name (the title of `--output table`).
+    fn operation(&self) -> &'static str {
+        match self {
+            ApiCommand::CreateProject { .. } => "CreateProject",
+            ApiCommand::DescribeProject { .. } => "DescribeProject",
+            ApiCommand::ListProjects(_) => "ListProjects",
+            ApiCommand::DeleteProject { .. } => "DeleteProject",
+            ApiCommand::ImportModel(_) => "ImportModel",
+            ApiCommand::DescribeModel(_) => "DescribeModel",
+            ApiCommand::ListModels { .. } => "ListModels",
+            ApiCommand::DeleteModel(_) => "DeleteModel",
+            ApiCommand::StartModelPackagingJob(_) => "StartModelPackagingJob",
+            ApiCommand::DescribeModelPackagingJob { .. } => "DescribeModelPackagingJob",
+            ApiCommand::ListModelPackagingJobs { .. } => "ListModelPackagingJobs",
+            ApiCommand::VerifyComponent { .. } => "VerifyComponent",
+            ApiCommand::ExportSigningKey => "ExportSigningKey",
+            ApiCommand::ConfigureStorage(_) => "ConfigureStorage",
+            ApiCommand::SampleModel { .. } => "SampleModel",
+            ApiCommand::Serve(_) => "Serve",
+            ApiCommand::CreateAccessKey { .. } => "CreateAccessKey",
+            ApiCommand::ListAccessKeys => "ListAccessKeys",
+            ApiCommand::DeleteAccessKey { .. } => "DeleteAccessKey",
+            ApiCommand::RunPackagingJob { .. } => "RunPackagingJob",
+        }
+    }
+
     /// `--generate-cli-skeleton KIND` of an API operation: the operation and the kind.
     fn skeleton(&self) -> Option<(&'static str, &str)> {
-        let (op, input) = match self {
-            ApiCommand::CreateProject { input, .. } => ("CreateProject", input),
-            ApiCommand::DescribeProject { input, .. } => ("DescribeProject", input),
-            ApiCommand::ListProjects(p) => ("ListProjects", &p.input),
-            ApiCommand::DeleteProject { input, .. } => ("DeleteProject", input),
-            ApiCommand::ImportModel(a) => ("ImportModel", &a.input),
-            ApiCommand::DescribeModel(m) => ("DescribeModel", &m.input),
-            ApiCommand::ListModels { paging, .. } => ("ListModels", &paging.input),
-            ApiCommand::DeleteModel(m) => ("DeleteModel", &m.input),
-            ApiCommand::StartModelPackagingJob(a) => ("StartModelPackagingJob", &a.input),
-            ApiCommand::DescribeModelPackagingJob { input, .. } => ("DescribeModelPackagingJob", input),
-            ApiCommand::ListModelPackagingJobs { paging, .. } => ("ListModelPackagingJobs", &paging.input),
+        let input = match self {
+            ApiCommand::CreateProject { input, .. }
+            | ApiCommand::DescribeProject { input, .. }
+            | ApiCommand::DeleteProject { input, .. } => input,
+            ApiCommand::ListProjects(p)
+            | ApiCommand::ListModels { paging: p, .. }
+            | ApiCommand::ListModelPackagingJobs { paging: p, .. } => &p.input,
+            ApiCommand::ImportModel(a) => &a.input,
+            ApiCommand::DescribeModel(m) | ApiCommand::DeleteModel(m) => &m.input,
+            ApiCommand::StartModelPackagingJob(a) => &a.input,
+            ApiCommand::DescribeModelPackagingJob { input, .. } => input,
             _ => return None,
         };
-        input.generate_cli_skeleton.as_deref().map(|k| (op, k))
+        input.generate_cli_skeleton.as_deref().map(|k| (self.operation(), k))
     }
 }

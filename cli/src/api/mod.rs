@@ -23,7 +23,7 @@ use std::time::Duration;
 use package::{ApiError, Runner, Service, Settings};
 use serde_json::Value;
 
-use crate::render::{iso_timestamps, query, render};
+use crate::render::{iso_timestamps, query, render_titled};
 
 pub use args::{ApiCommand, Global};
 
@@ -80,11 +80,12 @@ fn worker_runner() -> Runner {
     }
 }
 
-fn print(v: Value, g: &Global) -> Result<(), Failure> {
+/// Prints a response of `operation` (the title of a table).
+fn print_as(v: Value, g: &Global, operation: &str) -> Result<(), Failure> {
     let mut v = v;
     iso_timestamps(&mut v);
     let v = query(v, g.query.as_deref())?;
-    print!("{}", render(&v, g.output));
+    print!("{}", render_titled(&v, g.output, operation));
     Ok(())
 }
 

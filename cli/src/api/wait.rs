@@ -9,21 +9,21 @@ use serde_json::Value;
 use super::args::{Global, StartArgs};
 use super::backend::Backend;
 use super::requests::start_request;
-use super::{print, worker_runner, Failure};
+use super::{print_as, worker_runner, Failure};
 
 pub(super) fn start(a: StartArgs, g: &Global) -> Result<ExitCode, Failure> {
     let req = start_request(&a)?;
     let svc = Backend::open(g, worker_runner())?;
     let r = svc.start_job(&req)?;
     if !a.wait {
-        print(r, g)?;
+        print_as(r, g, "StartModelPackagingJob")?;
         return Ok(ExitCode::SUCCESS);
     }
     let project = req.project_name.clone().unwrap_or_default();
     let job = r["JobName"].as_str().unwrap_or_default().to_owned();
     let d = wait(&svc, &project, &job)?;
     let failed = d["ModelPackagingDescription"]["Status"] == "FAILED";
-    print(d, g)?;
+    print_as(d, g, "DescribeModelPackagingJob")?;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
