@@ -31,8 +31,13 @@ struct Serve {
 
 impl Serve {
     fn start(home: &Path) -> Serve {
+        Self::start_with(home, &[])
+    }
+
+    fn start_with(home: &Path, extra: &[&str]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgepack"))
             .args(["serve", "--port", "0"])
+            .args(extra)
             .env("EDGEPACK_HOME", home)
             .env("EDGEPACK_AGENT_DIR", common::agent_builds(home))
             .stdout(Stdio::piped())
@@ -161,9 +166,48 @@ fn the_edgepack_cli_is_a_client_of_edgepack_serve_with_endpoint_url() {
     let o = client(dir.path(), &serve.url, &k, None, &["export-signing-key"]);
     assert_eq!(o.status.code(), Some(252));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not take --endpoint-url"));
-    let o = client(dir.path(), "https://127.0.0.1:1", &k, None, &["list-projects"]);
+    let o = client(dir.path(), "ftp://127.0.0.1:1", &k, None, &["list-projects"]);
     assert_eq!(o.status.code(), Some(252));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("plain HTTP"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected http://host[:port] or https://host[:port]"));
+}
+
+#[test]
+fn the_edgepack_cli_reaches_a_tls_server_trusting_aws_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let k = ok_json(&home, &["create-access-key", "--all-projects"]);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let serve =
+        Serve::start_with(&home, &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
+    let port = serve.url.strip_prefix("https://127.0.0.1:").expect("an https URL");
+    let url = format!("https://localhost:{port}");
+    let run = |bundle: Option<&Path>, args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_edgepack"));
+        let key = |f: &str| k["AccessKey"][f].as_str().unwrap().to_owned();
+        c.args(args)
+            .args(["--endpoint-url", &url])
+            .env("EDGEPACK_HOME", dir.path().join("client-home"))
+            .env("AWS_ACCESS_KEY_ID", key("AccessKeyId"))
+            .env("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey"))
+            .env_remove("AWS_CA_BUNDLE");
+        if let Some(b) = bundle {
+            c.env("AWS_CA_BUNDLE", b);
+        }
+        c.output().expect("run edgepack")
+    };
+    let o = run(Some(&cert_path), &["create-project", "--project-name", "over-tls"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        ok_json(&home, &["describe-project", "--project-name", "over-tls"])["ProjectDescription"]["ProjectName"],
+        "over-tls"
+    );
+    // A certificate nobody trusts: refused, naming the connection.
+    let o = run(None, &["list-projects"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(252) && err.contains("Could not connect to the endpoint URL"), "{err}");
 }
 
 #[test]

@@ -46,6 +46,27 @@ impl Reply {
     }
 }
 
+/// The certificates a TLS connection trusts: the PEM file `ca_bundle` when given (as the
+/// AWS CLI's `AWS_CA_BUNDLE`), else the system's.
+pub fn trust(ca_bundle: Option<&std::path::Path>) -> Result<tokio_rustls::rustls::RootCertStore, ClientError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = match ca_bundle {
+        Some(p) => CertificateDer::pem_file_iter(p)
+            .and_then(|i| i.collect::<Result<_, _>>())
+            .map_err(|e| ClientError::Request(format!("CA bundle {}: {e}", p.display())))?,
+        None => rustls_native_certs::load_native_certs().certs,
+    };
+    for c in certs {
+        roots.add(c).map_err(|e| ClientError::Request(format!("a trusted certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(ClientError::Request("no trusted certificates (give a CA bundle)".into()));
+    }
+    Ok(roots)
+}
+
 /// Why a call did not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -74,6 +95,34 @@ impl Connection {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
         tokio::spawn(conn);
         Ok(Connection { host: addr.to_string(), sender })
+    }
+
+    /// Connects with TLS to `host` (its certificate must name it and chain to `roots`);
+    /// `host_header` is what requests are signed and sent for (`host[:port]`).
+    pub async fn open_tls(
+        addr: SocketAddr,
+        host: &str,
+        host_header: &str,
+        roots: tokio_rustls::rustls::RootCertStore,
+    ) -> Result<Connection, ClientError> {
+        use tokio_rustls::rustls;
+        let cfg =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ClientError::Request(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| ClientError::Request(format!("server name {host}: {e}")))?;
+        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| ClientError::Connect(addr, e))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Connect(addr, e))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        Ok(Connection { host: host_header.to_owned(), sender })
     }
 
     /// Sends a request, signed unless `creds` is `None`; `headers` are extra (lowercase) ones.

@@ -2,7 +2,8 @@
 //! signed with SigV4 as the AWS CLI signs: credentials from `AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY`, else the shared credentials file's profile (`--profile`,
 //! `AWS_PROFILE`, `default`); the region from `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`,
-//! the config file's profile, else `us-east-1`. Plain HTTP.
+//! the config file's profile, else `us-east-1`. HTTPS trusts the system's certificates, or the
+//! PEM bundle `AWS_CA_BUNDLE` names (as the AWS CLI does).
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -16,6 +17,10 @@ use super::Failure;
 /// A server of the API.
 pub(super) struct Remote {
     addr: std::net::SocketAddr,
+    /// HTTPS: the server's name and the certificates trusted.
+    tls: Option<(String, tokio_rustls::rustls::RootCertStore)>,
+    /// `host[:port]` as the URL gives it.
+    host_header: String,
     creds: Credentials,
     debug: bool,
     rt: tokio::runtime::Runtime,
@@ -52,23 +57,40 @@ fn env(name: &str) -> Option<String> {
 impl Remote {
     /// The server `g.endpoint_url` names, with the caller's credentials.
     pub(super) fn new(endpoint: &str, g: &Global) -> Result<Remote, Failure> {
-        let hostport = endpoint.strip_prefix("http://").ok_or_else(|| {
-            format!("--endpoint-url {endpoint}: edgepack's client speaks plain HTTP (http://host:port); use the AWS CLI for https")
-        })?;
-        let hostport = hostport.trim_end_matches('/');
-        if hostport.contains('/') {
-            return Err(format!("--endpoint-url {endpoint}: expected http://host:port, without a path").into());
+        let (https, rest) = match (endpoint.strip_prefix("https://"), endpoint.strip_prefix("http://")) {
+            (Some(r), _) => (true, r),
+            (_, Some(r)) => (false, r),
+            _ => {
+                return Err(
+                    format!("--endpoint-url {endpoint}: expected http://host[:port] or https://host[:port]").into()
+                )
+            }
+        };
+        let hostport = rest.trim_end_matches('/');
+        if hostport.contains('/') || hostport.is_empty() {
+            return Err(format!(
+                "--endpoint-url {endpoint}: expected {}://host[:port], without a path",
+                if https { "https" } else { "http" }
+            )
+            .into());
         }
-        let with_port = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-            hostport.to_owned()
-        } else {
-            format!("{hostport}:80")
+        let (host, with_port) = match hostport.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()) {
+            Some((h, _)) => (h.to_owned(), hostport.to_owned()),
+            None => (hostport.to_owned(), format!("{hostport}:{}", if https { 443 } else { 80 })),
         };
         let addr = with_port
             .to_socket_addrs()
             .map_err(|e| format!("--endpoint-url {endpoint}: {e}"))?
             .next()
             .ok_or_else(|| format!("--endpoint-url {endpoint}: no address"))?;
+        let tls = if https {
+            let bundle = env("AWS_CA_BUNDLE").map(PathBuf::from);
+            let roots =
+                server::client::trust(bundle.as_deref()).map_err(|e| format!("--endpoint-url {endpoint}: {e}"))?;
+            Some((host.trim_start_matches('[').trim_end_matches(']').to_owned(), roots))
+        } else {
+            None
+        };
         let profile = g.profile.clone().or_else(|| env("AWS_PROFILE")).unwrap_or_else(|| "default".into());
         let shared = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
         let (key, secret) = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
@@ -101,7 +123,14 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| format!("the client's runtime: {e}"))?;
-        Ok(Remote { addr, creds: Credentials { key, secret, region }, debug: g.debug, rt })
+        Ok(Remote {
+            addr,
+            tls,
+            host_header: hostport.to_owned(),
+            creds: Credentials { key, secret, region },
+            debug: g.debug,
+            rt,
+        })
     }
 
     /// Calls an operation; the answer's JSON, or the server's error as the AWS CLI reports it.
@@ -113,11 +142,19 @@ impl Remote {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Value, Failure> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         if self.debug {
-            eprintln!("edgepack: {op}: {method} http://{}{path_and_query} ({} bytes)", self.addr, body.len());
+            eprintln!(
+                "edgepack: {op}: {method} {scheme}://{}{path_and_query} ({} bytes)",
+                self.host_header,
+                body.len()
+            );
         }
         let reply = self.rt.block_on(async {
-            let mut c = Connection::open(self.addr).await?;
+            let mut c = match &self.tls {
+                None => Connection::open(self.addr).await?,
+                Some((name, roots)) => Connection::open_tls(self.addr, name, &self.host_header, roots.clone()).await?,
+            };
             c.call(Some(&self.creds), method, path_and_query, headers, body).await
         });
         let reply = reply.map_err(|e| Failure::Usage(format!("Could not connect to the endpoint URL: {e}")))?;
