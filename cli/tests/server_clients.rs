@@ -95,9 +95,14 @@ fn plain_http_off_loopback_is_refused_unless_forced() {
 /// Runs `edgepack` as a client of `url` with the key `k` (`create-access-key`'s answer), on
 /// an empty home of its own.
 fn client(dir: &Path, url: &str, k: &Value, secret: Option<&str>, args: &[&str]) -> std::process::Output {
+    client_cmd(dir, url, k, secret, args).output().expect("run edgepack")
+}
+
+/// The command of [`client`], to add to (no CA bundle unless added).
+fn client_cmd(dir: &Path, url: &str, k: &Value, secret: Option<&str>, args: &[&str]) -> Command {
     let key = |f: &str| k["AccessKey"][f].as_str().unwrap().to_owned();
-    Command::new(env!("CARGO_BIN_EXE_edgepack"))
-        .args(args)
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgepack"));
+    c.args(args)
         .args(["--endpoint-url", url])
         .env("EDGEPACK_HOME", dir.join("client-home"))
         .env("AWS_ACCESS_KEY_ID", key("AccessKeyId"))
@@ -105,8 +110,8 @@ fn client(dir: &Path, url: &str, k: &Value, secret: Option<&str>, args: &[&str])
         .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"))
         .env_remove("AWS_PROFILE")
-        .output()
-        .expect("run edgepack")
+        .env_remove("AWS_CA_BUNDLE");
+    c
 }
 
 #[test]
@@ -184,28 +189,15 @@ fn the_edgepack_cli_reaches_a_tls_server_trusting_aws_ca_bundle() {
         Serve::start_with(&home, &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
     let port = serve.url.strip_prefix("https://127.0.0.1:").expect("an https URL");
     let url = format!("https://localhost:{port}");
-    let run = |bundle: Option<&Path>, args: &[&str]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_edgepack"));
-        let key = |f: &str| k["AccessKey"][f].as_str().unwrap().to_owned();
-        c.args(args)
-            .args(["--endpoint-url", &url])
-            .env("EDGEPACK_HOME", dir.path().join("client-home"))
-            .env("AWS_ACCESS_KEY_ID", key("AccessKeyId"))
-            .env("AWS_SECRET_ACCESS_KEY", key("SecretAccessKey"))
-            .env_remove("AWS_CA_BUNDLE");
-        if let Some(b) = bundle {
-            c.env("AWS_CA_BUNDLE", b);
-        }
-        c.output().expect("run edgepack")
-    };
-    let o = run(Some(&cert_path), &["create-project", "--project-name", "over-tls"]);
+    let args = ["create-project", "--project-name", "over-tls"];
+    let o = client_cmd(dir.path(), &url, &k, None, &args).env("AWS_CA_BUNDLE", &cert_path).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         ok_json(&home, &["describe-project", "--project-name", "over-tls"])["ProjectDescription"]["ProjectName"],
         "over-tls"
     );
     // A certificate nobody trusts: refused, naming the connection.
-    let o = run(None, &["list-projects"]);
+    let o = client(dir.path(), &url, &k, None, &["list-projects"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(252) && err.contains("Could not connect to the endpoint URL"), "{err}");
 }

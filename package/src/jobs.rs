@@ -181,10 +181,7 @@ impl Service {
             params![component_name, component_version, valid.project_name, job_name, now],
         )?;
         if let Some(token) = &req.client_token {
-            tx.execute(
-                "INSERT INTO client_tokens(operation, token, params, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![START, token, params, job_name, now],
-            )?;
+            crate::store::record_token(&tx, START, token, &params, &job_name, now)?;
         }
         tx.commit()?;
         self.launch(&valid.project_name, &job_name);

@@ -129,10 +129,8 @@ impl Service {
             Err(e) => return Err(e.into()),
         };
         if let Some(token) = client_token {
-            tx.execute(
-                "INSERT INTO client_tokens(operation, token, params, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![CREATE_PROJECT, token, name, serde_json::to_string(&meta).expect("serializable"), now],
-            )?;
+            let result = serde_json::to_string(&meta).expect("serializable");
+            crate::store::record_token(&tx, CREATE_PROJECT, token, name, &result, now)?;
         }
         tx.commit()?;
         Ok(meta)

@@ -115,6 +115,23 @@ pub(crate) fn claim_token(
     }
 }
 
+/// Records a call made with a client token (its parameters and result) for [`claim_token`]
+/// to answer retries with; inside the call's transaction.
+pub(crate) fn record_token(
+    tx: &Connection,
+    operation: &str,
+    token: &str,
+    params: &str,
+    result: &str,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO client_tokens(operation, token, params, result, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![operation, token, params, result, now],
+    )?;
+    Ok(())
+}
+
 /// Creates the database at `path` when needed (WAL journal, the tables); a new database
 /// file is the owner's alone (mode 0600; SQLite gives its journal files the same mode).
 ///

@@ -205,7 +205,7 @@ fn authenticate(
 
 /// The middleware: body read, signature checked, [`Caller`] added to the request.
 pub async fn middleware(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let limit = body_limit(&state, parts.uri.path());
     let declared =
         parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -214,15 +214,19 @@ pub async fn middleware(State(state): State<Arc<AppState>>, req: Request, next: 
         Err(e) => return e.into_response(),
     };
     let now = Utc::now().timestamp();
-    // The key store is SQLite: looked up off the async threads.
-    let (st, p, b) = (state.clone(), parts.clone(), bytes.clone());
-    let checked = tokio::task::spawn_blocking(move || authenticate(&st, &p, &b, now)).await;
+    // Off the async threads: the key store is SQLite, and a large body's hash takes a while.
+    let (st, b) = (state.clone(), bytes.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        let caller = authenticate(&st, &parts, &b, now);
+        (parts, caller)
+    })
+    .await;
     match checked {
-        Ok(Ok(caller)) => {
+        Ok((mut parts, Ok(caller))) => {
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, Body::from(bytes))).await
         }
-        Ok(Err(e)) => e.into_response(),
+        Ok((_, Err(e))) => e.into_response(),
         Err(e) => ErrorReply::internal(format!("authentication: {e}")).into_response(),
     }
 }

@@ -165,10 +165,6 @@ fn master_key(root: &Path, rng: &SystemRandom) -> Result<LessSafeKey, KeyError> 
     Ok(LessSafeKey::new(key))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 impl KeyStore {
     /// Opens (creating) the key store of a service root.
     pub fn open(root: &Path) -> Result<KeyStore, KeyError> {
@@ -215,7 +211,7 @@ impl KeyStore {
         let projects = serde_json::to_string(&scope.0).expect("strings");
         self.conn()?.execute(
             "INSERT INTO access_keys(id, nonce, secret, projects, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, nonce_bytes.to_vec(), sealed, projects, now_ms()],
+            params![id, nonce_bytes.to_vec(), sealed, projects, package::store::now_ms()],
         )?;
         Ok(NewKey { access_key_id: id, secret_access_key: secret, projects: scope.0.clone() })
     }

@@ -7,7 +7,7 @@
 //! and `/`), as the AWS SDKs compute it for every service but S3. The canonical query string
 //! decodes each pair and re-encodes it with the unreserved set, sorted by key, then value.
 
-use ring::{digest, hmac};
+use ring::hmac;
 
 /// The algorithm this module implements.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -142,14 +142,12 @@ pub struct Request<'a> {
     pub payload_sha256: &'a str,
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// SHA-256, lowercase hex (the payload and canonical-request hashes).
+pub use package::blobs::sha256_hex;
 
-/// SHA-256, lowercase hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(digest::digest(&digest::SHA256, data).as_ref())
+/// Lowercase hex of a signature.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Percent-encodes every byte but `A-Z a-z 0-9 - _ . ~` (and `/` when `keep_slash`), as

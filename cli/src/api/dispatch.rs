@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::args::{ApiCommand, Global, Kind, Paging};
 use super::backend::Backend;
-use super::input::skeleton;
+use super::input::{skeleton, Input};
 use super::requests::{import_request, read_arg};
 use super::wait::start;
 use super::{api, home, print_as, worker_runner, Failure};
@@ -34,8 +34,9 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             Backend::open(g, Runner::Manual)?.describe_project(&name)?
         }
         ApiCommand::ListProjects(p) => {
+            let doc = p.input.load()?;
             let b = Backend::open(g, Runner::Manual)?;
-            paginate("Projects", &p, |t, n| b.list_projects(t, n))?
+            paginate("Projects", &p, &doc, |t, n| b.list_projects(t, n))?
         }
         ApiCommand::DeleteProject { project_name, input } => {
             let name = input.load()?.required(project_name, "ProjectName", "--project-name")?;
@@ -50,9 +51,10 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             Backend::open(g, Runner::Manual)?.describe_model(&project, &version)?
         }
         ApiCommand::ListModels { project_name, paging } => {
-            let project = paging.input.load()?.required(project_name, "ProjectName", "--project-name")?;
+            let doc = paging.input.load()?;
+            let project = doc.required(project_name, "ProjectName", "--project-name")?;
             let b = Backend::open(g, Runner::Manual)?;
-            paginate("Models", &paging, |t, n| b.list_models(&project, t, n))?
+            paginate("Models", &paging, &doc, |t, n| b.list_models(&project, t, n))?
         }
         ApiCommand::DeleteModel(m) => {
             let (project, version) = m.resolve()?;
@@ -70,9 +72,10 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             Backend::open(g, worker_runner())?.describe_job(&project, &job)?
         }
         ApiCommand::ListModelPackagingJobs { project_name, paging } => {
-            let project = paging.input.load()?.required(project_name, "ProjectName", "--project-name")?;
+            let doc = paging.input.load()?;
+            let project = doc.required(project_name, "ProjectName", "--project-name")?;
             let b = Backend::open(g, worker_runner())?;
-            paginate("ModelPackagingJobs", &paging, |t, n| b.list_jobs(&project, t, n))?
+            paginate("ModelPackagingJobs", &paging, &doc, |t, n| b.list_jobs(&project, t, n))?
         }
         ApiCommand::VerifyComponent { bucket, prefix, public_key } => {
             let svc = Backend::local(g, Runner::Manual, "verify-component")?;
@@ -146,13 +149,14 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
 }
 
 /// Calls a list operation page by page as the AWS CLI does: all pages unless `--no-paginate`,
-/// at most `--max-items` items (then a `NextToken` to continue from).
+/// at most `--max-items` items (then a `NextToken` to continue from); `doc` is the
+/// `--cli-input-*` document (its `NextToken` and `MaxResults`).
 fn paginate(
     key: &str,
     p: &Paging,
+    doc: &Input,
     mut call: impl FnMut(Option<&str>, Option<i64>) -> Result<Value, Failure>,
 ) -> Result<Value, Failure> {
-    let doc = p.input.load()?;
     let page_size = doc.int(p.page_size, "MaxResults")?;
     let mut items = Vec::new();
     let mut token = doc.opt(p.starting_token.clone(), "NextToken")?;

@@ -8,8 +8,8 @@ use super::args::{CliInput, ModelRef};
 use super::requests::read_arg;
 use crate::render::{render, Format};
 
-/// The members of a `--cli-input-*` document (empty without one).
-pub(super) struct Input(Map<String, Value>);
+/// The members of a `--cli-input-*` document (empty without one), and the option that gave it.
+pub(super) struct Input(Map<String, Value>, &'static str);
 
 impl CliInput {
     /// Reads the document, if any: it must be an object of the request's members.
@@ -22,16 +22,21 @@ impl CliInput {
                 "--cli-input-yaml",
                 serde_norway::from_str(&read_arg(y)?).map_err(|e| format!("--cli-input-yaml: {e}"))?,
             ),
-            _ => return Ok(Input(Map::new())),
+            _ => return Ok(Input(Map::new(), "--cli-input-json")),
         };
         match v {
-            Value::Object(m) => Ok(Input(m)),
+            Value::Object(m) => Ok(Input(m, flag)),
             _ => Err(format!("{flag}: expected an object of the request's members (see --generate-cli-skeleton)")),
         }
     }
 }
 
 impl Input {
+    /// The whole document as a request (none: the request's default).
+    pub(super) fn parse<T: serde::de::DeserializeOwned>(self) -> Result<T, String> {
+        serde_json::from_value(Value::Object(self.0)).map_err(|e| format!("{}: {e}", self.1))
+    }
+
     /// A string member: the option when given, else the document's.
     pub(super) fn opt(&self, given: Option<String>, member: &str) -> Result<Option<String>, String> {
         if given.is_some() {
@@ -40,7 +45,7 @@ impl Input {
         match self.0.get(member) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(format!("--cli-input-json: {member} must be a string, not {other}")),
+            Some(other) => Err(format!("{}: {member} must be a string, not {other}", self.1)),
         }
     }
 
@@ -56,7 +61,7 @@ impl Input {
             (Some(n), _) => Ok(Some(n)),
             (None, None | Some(Value::Null)) => Ok(None),
             (None, Some(v)) => {
-                v.as_i64().map(Some).ok_or_else(|| format!("--cli-input-json: {member} must be an integer, not {v}"))
+                v.as_i64().map(Some).ok_or_else(|| format!("{}: {member} must be an integer, not {v}", self.1))
             }
         }
     }

@@ -83,11 +83,7 @@ pub(super) fn import_request(a: &ImportArgs) -> Result<ImportModel, String> {
 }
 
 pub(super) fn start_request(a: &StartArgs) -> Result<StartModelPackagingJobRequest, String> {
-    let mut req: StartModelPackagingJobRequest = match (&a.input.cli_input_json, &a.input.cli_input_yaml) {
-        (Some(j), _) => serde_json::from_str(&read_arg(j)?).map_err(|e| format!("--cli-input-json: {e}"))?,
-        (_, Some(y)) => serde_norway::from_str(&read_arg(y)?).map_err(|e| format!("--cli-input-yaml: {e}"))?,
-        _ => StartModelPackagingJobRequest::default(),
-    };
+    let mut req: StartModelPackagingJobRequest = a.input.load()?.parse()?;
     let set = |field: &mut Option<String>, v: &Option<String>| {
         if v.is_some() {
             field.clone_from(v);
