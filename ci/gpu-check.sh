@@ -7,6 +7,9 @@
 #   bash ci/gpu-check.sh run f16   # the f16 suites and GEMM sweeps only (tuning; NVRTC options
 #                                  # for experiments in EDGEPACK_CUDA_DEFINES)
 #   SWEEP="4 ws4" bash ci/gpu-check.sh run sweep  # only the f16 GEMMs, per EDGEPACK_WGMMA choice
+#   bash ci/gpu-check.sh run models  # whole models and every ONNX node case on GPU sessions,
+#                                    # the models' latency and throughput, ONNX Runtime's CUDA
+#                                    # provider if the machine has it (issue 30)
 #
 # `run` executes, in this order, and writes every report under $OUT (default
 # target/gpu-check): the f16 suites (the tensor-core kernels — wgmma, mma.sync, and wmma
@@ -28,7 +31,7 @@ build() {
     bash ci/setup.sh >/dev/null
     mkdir -p "$bin"
     local tests
-    tests=$(cargo test --locked -p edgepack-harness --features cuda --test kernel_sets --test cuda_f16 --test models \
+    tests=$(cargo test --locked -p edgepack-harness --features cuda --test kernel_sets --test cuda_f16 --test models --test onnx_node_conformance \
         --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
@@ -44,7 +47,7 @@ for l in sys.stdin:
     install -m 755 target/release/cuda-bench target/release/model-bench target/release/kernel-report "$bin/"
     strip "$bin"/* 2>/dev/null || true
     du -sh "$bin"
-    echo "gpu-check: carry .device, .cache/models and .cache/ort-1.32.0-outputs; run: bash ci/gpu-check.sh run"
+    echo "gpu-check: carry .device, .cache/models, .cache/ort-1.32.0-outputs and .cache/onnx-1.17.0; run: bash ci/gpu-check.sh run"
 }
 
 # cudarc opens libnvrtc.so / libcublas.so by their plain names: point them at the toolkit's.
@@ -91,6 +94,15 @@ run() {
     }
     # Compiled modules are cached across the steps' processes (a sm_90a compile takes seconds).
     export EDGEPACK_CUDA_CACHE=/tmp/edgepack-cuda-cache
+    if [ "${only:-}" = models ]; then
+        step cuda-models 150 env EDGEPACK_CACHE=.cache "$bin/models" --ignored cuda --nocapture
+        step cuda-nodes 150 env EDGEPACK_CACHE=.cache "$bin/onnx_node_conformance" --ignored gpu --nocapture
+        step cuda-bench-models 120 env EDGEPACK_CACHE=.cache "$bin/cuda-bench" --only-models --profile --json "$out/cuda-bench-models.json"
+        step ort-cuda 120 python3 ci/ort_cuda_bench.py .cache
+        step cuda-suite 150 "$bin/kernel_sets" --ignored cuda_set --test-threads 4
+        echo "gpu-check: overall exit $status"
+        exit $status
+    fi
     if [ "${only:-}" = sweep ]; then
         # Only the f16 GEMMs against cuBLAS, once per EDGEPACK_WGMMA choice in $SWEEP.
         for cfg in ${SWEEP:-4 3 ws4 ws3 off}; do

@@ -117,13 +117,42 @@ fn compare(name: &str, got: &Tensor, expected: &Tensor) -> Result<f64> {
 /// inputs bound; if that is refused, again with every input but the first bound as a
 /// constant (weights, bounds, scales: what a model stores as initializers).
 pub fn run(dir: &Path, sets: &[Box<dyn KernelSet>]) -> Outcome {
+    run_with(dir, &|g, inputs| {
+        let mut outs = Vec::new();
+        for set in sets {
+            let plan = model::plan::build(g, &**set)?;
+            outs.push((set.info().name.to_owned(), plan.session(1)?.run(inputs)?));
+        }
+        Ok(outs)
+    })
+}
+
+/// Runs one case like [`run`] on a GPU session (f32) of a plan built for the CUDA set; also
+/// says whether every step of the plan ran on the device.
+#[cfg(feature = "cuda")]
+pub fn run_gpu(dir: &Path) -> (Outcome, bool) {
+    let whole = std::cell::Cell::new(false);
+    let outcome = run_with(dir, &|g, inputs| {
+        let set = kernels::kernel_set(kernels::KernelSetId::Cuda)?;
+        let plan = model::plan::build(g, &*set)?;
+        let mut session = plan.gpu_session(kernels::cuda::Precision::F32)?;
+        whole.set(session.whole_on_device());
+        Ok(vec![("cuda".to_owned(), session.run(inputs)?)])
+    });
+    (outcome, whole.get())
+}
+
+/// Runs one case with `plans` (which builds and runs plans of the optimised graph on its
+/// float inputs, naming each run): first with only integer inputs bound, then if refused
+/// with every input but the first bound.
+fn run_with(dir: &Path, plans: &Plans<'_>) -> Outcome {
     let outcome = |r: Result<f64>| match r {
         Ok(worst) => Outcome::Passed(worst),
         Err(Error::Model(e)) if e.is_refusal() => Outcome::Refused(e.to_string()),
         Err(e) => Outcome::Failed(e.to_string()),
     };
-    match outcome(run_inner(dir, sets, false)) {
-        Outcome::Refused(first) => match outcome(run_inner(dir, sets, true)) {
+    match outcome(run_inner(dir, plans, false)) {
+        Outcome::Refused(first) => match outcome(run_inner(dir, plans, true)) {
             Outcome::Refused(_) => Outcome::Refused(first),
             other => other,
         },
@@ -131,7 +160,12 @@ pub fn run(dir: &Path, sets: &[Box<dyn KernelSet>]) -> Outcome {
     }
 }
 
-fn run_inner(dir: &Path, sets: &[Box<dyn KernelSet>], bind_all_but_first: bool) -> Result<f64> {
+/// Builds and runs plans of an optimised case graph on its float inputs: each run's name and
+/// outputs.
+type Plans<'a> =
+    dyn Fn(&model::Graph, &[Tensor]) -> std::result::Result<Vec<(String, Vec<Tensor>)>, model::ModelError> + 'a;
+
+fn run_inner(dir: &Path, plans: &Plans<'_>, bind_all_but_first: bool) -> Result<f64> {
     let bytes = read(&dir.join("model.onnx"))?;
     let mut g = model::import(&bytes)?;
     let data = dir.join("test_data_set_0");
@@ -167,11 +201,9 @@ fn run_inner(dir: &Path, sets: &[Box<dyn KernelSet>], bind_all_but_first: bool) 
     }
     let mut optimized = g.clone();
     model::optimize(&mut optimized);
-    for set in sets {
-        let plan = model::plan::build(&optimized, &**set)?;
-        let outs = plan.session(1)?.run(&floats)?;
+    for (run, outs) in plans(&optimized, &floats)? {
         for ((y, e), n) in outs.iter().zip(&expected).zip(&names) {
-            worst = worst.max(compare(&format!("{n} ({})", set.info().name), y, e)?);
+            worst = worst.max(compare(&format!("{n} ({run})"), y, e)?);
         }
     }
     Ok(worst)

@@ -116,8 +116,8 @@ fn models_match_on_neon() {
 #[cfg(feature = "cuda")]
 const F16_MODEL_BOUND: f64 = 1e-1;
 
-/// Both models on the GPU: convolutions and GEMMs on the CUDA set, the rest on the host, in
-/// f32 (the f32 bound) and in f16 storage (a bound for 11-bit storage).
+/// Both models on the GPU, every step on the device (one upload, one CUDA graph, one download
+/// per output), in f32 (the f32 bound) and in f16 storage (a bound for 11-bit storage).
 #[cfg(feature = "cuda")]
 #[test]
 #[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
@@ -127,8 +127,20 @@ fn models_match_on_cuda() {
         let plan = model::plan::build(&c.prepared.optimized, &*set(KernelSetId::Cuda)).unwrap();
         for (precision, bound) in [(Precision::F32, F32_BOUND), (Precision::F16, F16_MODEL_BOUND)] {
             let mut session = plan.gpu_session(precision).unwrap();
+            // Twice: the first run captures the CUDA graph, the second replays it.
+            session.run(std::slice::from_ref(&c.input)).unwrap();
             let outs = session.run(std::slice::from_ref(&c.input)).unwrap();
             let (up, down) = session.transfers();
+            println!(
+                "{:<32} cuda {precision:?}: host steps {:?}, graph {}",
+                c.name,
+                session.host_steps(),
+                session.graph_error().unwrap_or("captured")
+            );
+            // Every step of these models has a device form: one upload, one download.
+            assert!(session.whole_on_device(), "{}: steps on the host: {:?}", c.name, session.host_steps());
+            assert_eq!((up, down), (1, outs.len()), "{}: host↔device copies per run", c.name);
+            assert_eq!(session.graph_error(), None, "{}: the run was not captured as a CUDA graph", c.name);
             for ((y, r), o) in outs.iter().zip(&c.reference).zip(&c.ort) {
                 let vs_ref = compare("GPU plan vs reference", y, r.floats().unwrap(), &r.shape, bound);
                 let vs_ort = compare("GPU plan vs ORT", y, &widen(o), &o.shape, bound);

@@ -52,3 +52,43 @@ fn onnx_node_cases_pass_or_are_excluded_with_a_reason() {
     // 762 with onnx 1.17.0's operator-coverage set.
     assert!(passed >= 762, "only {passed} cases passed");
 }
+
+/// The same cases on a GPU session (f32): every case that passes on this host's kernel sets
+/// passes on the GPU too, whether all its steps run on the device or some on the host; prints
+/// how many ran whole on the device. Needs a GPU (ci/gpu-check.sh runs it).
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
+fn onnx_node_cases_pass_on_the_gpu() {
+    use harness::node_conformance::run_gpu;
+    let root = conformance::data_dir().join("node");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}; run ci/fetch-onnx-data.sh", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("model.onnx").is_file())
+        .collect();
+    dirs.sort();
+    let sets = kernels::host_kernel_sets().0;
+    let (mut passed, mut whole, mut refused, mut failed) = (0, 0, Vec::new(), Vec::new());
+    for dir in &dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !matches!(run(dir, &sets[..1]), Outcome::Passed(_)) {
+            continue;
+        }
+        match run_gpu(dir) {
+            (Outcome::Passed(err), on_device) => {
+                println!("pass  {name:<60} {} max rel err {err:.1e}", if on_device { "device" } else { "mixed " });
+                passed += 1;
+                whole += on_device as usize;
+            }
+            (Outcome::Refused(why), _) => refused.push(format!("{name}: {why}")),
+            (Outcome::Failed(why), _) => failed.push(format!("{name}: {why}")),
+        }
+    }
+    println!("{passed} passed on the GPU ({whole} with every step on the device), {} refused:", refused.len());
+    for r in &refused {
+        println!("  refused {r}");
+    }
+    assert!(failed.is_empty(), "cases that pass on the host but not on the GPU:\n{}", failed.join("\n"));
+    assert!(passed >= 700, "only {passed} cases passed on the GPU");
+}

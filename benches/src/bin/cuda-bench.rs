@@ -6,10 +6,14 @@
 //! in f16, or any NaN, fails the run).
 //!
 //! With `--models`, also the real models (`harness::models`, `EDGEPACK_CACHE`) end to end on a
-//! GPU session (convolutions and GEMMs on the GPU, the rest on the host): median of 20 runs.
+//! GPU session at batch 1 and 8 (wall time of `run`, host input to host output: median of 20
+//! runs), with the session's host↔device copies, the steps left on the host and whether the
+//! run was replayed as a CUDA graph; `--only-models`: those rows alone.
 //!
-//! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models]` (`--f16-gemm`: only the f16 GEMM rows, for
-//! sweeping the tensor-core geometry with `EDGEPACK_MMA=bn,bk,stages` and `EDGEPACK_WGMMA=stages|off`).
+//! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models] [--only-models] [--profile]`
+//! (`--profile`: each model's device time by phase and operator at batch 1; `--f16-gemm`:
+//! only the f16 GEMM rows, for sweeping the tensor-core geometry with
+//! `EDGEPACK_MMA=bn,bk,stages` and `EDGEPACK_WGMMA=stages|off`).
 
 use std::sync::Arc;
 
@@ -35,6 +39,62 @@ fn time_ms(g: &Gpu, mut f: impl FnMut()) -> f64 {
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// The largest norm-wise difference of `outs` (a batch of `batch` copies of ORT's input) from
+/// ORT's outputs for one image: `max|y − o| / max|o|` over every image and output.
+fn differs_from(outs: &[model::Tensor], ort: &[model::Tensor], batch: usize) -> f64 {
+    let mut worst = 0.0f64;
+    for (y, o) in outs.iter().zip(ort) {
+        let (y, o) = (y.floats().expect("float output"), o.floats().expect("float output"));
+        let scale = o.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs())).max(1e-30);
+        for image in y.chunks(o.len()).take(batch) {
+            for (&a, &b) in image.iter().zip(o) {
+                let d = (f64::from(a) - f64::from(b)).abs() / scale;
+                worst = if d.is_nan() { f64::INFINITY } else { worst.max(d) };
+            }
+        }
+    }
+    worst
+}
+
+/// Device time of one run by phase and by operator (the steps launched one by one, each
+/// waited for; the best of 5 runs per step).
+fn print_profile(plan: &model::plan::Plan, session: &mut model::plan::GpuSession<'_>, input: &model::Tensor) {
+    let mut best = vec![f64::INFINITY; plan.steps.len()];
+    let mut phases = [f64::INFINITY; 3];
+    for _ in 0..5 {
+        let mut t = vec![0.0; plan.steps.len()];
+        let (_, ph) = session.run_profiled(std::slice::from_ref(input), &mut t).expect("profiled run");
+        best.iter_mut().zip(&t).for_each(|(b, &x)| *b = b.min(x));
+        phases.iter_mut().zip(ph).for_each(|(p, x)| *p = p.min(x));
+    }
+    let mut by_op: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+    for (ps, &t) in plan.steps.iter().zip(&best) {
+        let e = by_op.entry(ps.op.as_str()).or_default();
+        (e.0, e.1) = (e.0 + t, e.1 + 1);
+    }
+    let mut ops: Vec<_> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    println!(
+        "    profile: upload {:.3} ms, {} steps {:.3} ms (one by one), download {:.3} ms; by operator:",
+        phases[0],
+        plan.steps.len(),
+        best.iter().sum::<f64>(),
+        phases[2]
+    );
+    for (op, (ms, n)) in ops.iter().take(14) {
+        println!("      {op:<40} {n:4} steps {ms:8.3} ms");
+    }
+    let mut steps: Vec<(usize, f64)> = best.iter().copied().enumerate().collect();
+    steps.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("    slowest steps:");
+    for &(s, ms) in steps.iter().take(12) {
+        let ps = &plan.steps[s];
+        let out = &plan.values[model::plan::output_of(&ps.step)];
+        let ins: Vec<_> = model::plan::inputs_of(&ps.step).iter().map(|&v| plan.values[v].shape.clone()).collect();
+        println!("      {:8.3} ms  {:<32} {:?} -> {:?}", ms, ps.op, ins, out.shape);
+    }
 }
 
 fn random(len: usize, seed: u64) -> Vec<f32> {
@@ -183,7 +243,9 @@ fn main() {
     let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
     let quick = args.iter().any(|a| a == "--quick");
     let f16_gemm = args.iter().any(|a| a == "--f16-gemm");
-    let models = args.iter().any(|a| a == "--models");
+    let only_models = args.iter().any(|a| a == "--only-models");
+    let profile = args.iter().any(|a| a == "--profile");
+    let models = only_models || args.iter().any(|a| a == "--models");
     let g: Arc<Gpu> = match gpu() {
         Ok(g) => g,
         Err(e) => {
@@ -213,7 +275,11 @@ fn main() {
     }
     let big = if quick { 1024 } else { 4096 };
     let mut rows = Vec::new();
-    let precisions: &[Precision] = if f16_gemm { &[Precision::F16] } else { &[Precision::F32, Precision::F16] };
+    let precisions: &[Precision] = match (only_models, f16_gemm) {
+        (true, _) => &[],
+        (false, true) => &[Precision::F16],
+        (false, false) => &[Precision::F32, Precision::F16],
+    };
     for &p in precisions {
         for s in [big, 1024] {
             rows.push(gemm_row(&g, &blas, &*set, &format!("gemm {s}³"), (s, s, s), p));
@@ -282,25 +348,63 @@ fn main() {
         }));
     }
     if models {
-        println!("\n| model | storage | ms (median of 20) | uploads | downloads |\n|---|---|---:|---:|---:|");
+        println!(
+            "\n| model | batch | storage | ms per run (median of 20) | images/s | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---|---|---:|"
+        );
         for m in harness::models::selected() {
-            let prepared = model::prepare(&m.bytes().expect("model file"), &[m.shape()]).expect("prepare");
-            let (input, _) = m.ort_case().expect("ORT case");
-            let plan = model::plan::build(&prepared.optimized, &*set).expect("plan");
-            for p in [Precision::F32, Precision::F16] {
-                let mut session = plan.gpu_session(p).expect("session");
-                let mut times = Vec::new();
-                for i in 0..23 {
-                    let t = std::time::Instant::now();
-                    session.run(std::slice::from_ref(&input)).expect("run");
-                    if i >= 3 {
-                        times.push(t.elapsed().as_secs_f64() * 1e3);
+            let (input, ort) = m.ort_case().expect("ORT case");
+            for batch in [1, 8] {
+                let mut shape = m.shape();
+                shape[0] = batch;
+                let prepared = match model::prepare(&m.bytes().expect("model file"), &[shape.clone()]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        println!("| {} | {batch} | | not run: {e} | | | | | |", m.name);
+                        continue;
                     }
+                };
+                let data: Vec<f32> =
+                    (0..batch).flat_map(|_| input.floats().expect("float input").iter().copied()).collect();
+                let input = model::Tensor::float(shape, data);
+                let plan = model::plan::build(&prepared.optimized, &*set).expect("plan");
+                for p in [Precision::F32, Precision::F16] {
+                    let mut session = plan.gpu_session(p).expect("session");
+                    let outs = session.run(std::slice::from_ref(&input)).expect("run");
+                    let diff = differs_from(&outs, &ort, batch);
+                    // The models test's bounds (harness/tests/models.rs).
+                    let bound = if p == Precision::F32 { 1e-4 } else { 1e-1 };
+                    if diff > bound {
+                        eprintln!("cuda-bench: {} {p:?} batch {batch}: {diff:e} from ORT (bound {bound:e})", m.name);
+                        mismatches += 1;
+                    }
+                    let mut times = Vec::new();
+                    for i in 0..23 {
+                        let t = std::time::Instant::now();
+                        session.run(std::slice::from_ref(&input)).expect("run");
+                        if i >= 3 {
+                            times.push(t.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
+                    times.sort_by(f64::total_cmp);
+                    let ms = times[times.len() / 2];
+                    let (up, down) = session.transfers();
+                    let host: Vec<String> = session.host_steps().into_iter().map(str::to_owned).collect();
+                    let where_ = if host.is_empty() { "every step".to_owned() } else { format!("host: {host:?}") };
+                    let graph = match (session.whole_on_device(), session.graph_error()) {
+                        (false, _) => "no".to_owned(),
+                        (true, None) => "yes".to_owned(),
+                        (true, Some(e)) => format!("failed: {e}"),
+                    };
+                    println!(
+                        "| {} | {batch} | {p:?} | {ms:.3} | {:.0} | {up} | {down} | {where_} | {graph} | {diff:.1e} |",
+                        m.name,
+                        batch as f64 / ms * 1e3
+                    );
+                    if profile && batch == 1 {
+                        print_profile(&plan, &mut session, &input);
+                    }
+                    out.push(serde_json::json!({ "model": m.name, "batch": batch, "precision": format!("{p:?}"), "ms": ms, "uploads": up, "downloads": down, "host_steps": host, "graph": graph }));
                 }
-                times.sort_by(f64::total_cmp);
-                let (up, down) = session.transfers();
-                println!("| {} | {p:?} | {:.2} | {up} | {down} |", m.name, times[times.len() / 2]);
-                out.push(serde_json::json!({ "model": m.name, "precision": format!("{p:?}"), "ms": times[times.len() / 2], "uploads": up, "downloads": down }));
             }
         }
     }
@@ -309,7 +413,7 @@ fn main() {
         std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write report");
     }
     if mismatches > 0 {
-        eprintln!("cuda-bench: {mismatches} GEMM row(s) differ from cuBLAS beyond the limit");
+        eprintln!("cuda-bench: {mismatches} row(s) differ from cuBLAS or ORT beyond the limit");
         std::process::exit(1);
     }
 }

@@ -36,7 +36,7 @@ fn subjects(list: &str) -> Result<Vec<Subject>, String> {
             out.extend(found);
             continue;
         }
-        let zoo = harness::zoo::all()?;
+        let zoo = harness::zoo::all().map_err(|e| e.to_string())?;
         let found: Vec<Subject> = zoo
             .into_iter()
             .filter(|m| name == "zoo" || m.name == name)

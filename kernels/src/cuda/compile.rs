@@ -10,6 +10,7 @@ use crate::error::{KernelError, Result};
 const COMMON: &str = include_str!("kernels/common.cuh");
 const GEMM: &str = include_str!("kernels/gemm.cu");
 const DEPTHWISE: &str = include_str!("kernels/depthwise.cu");
+const OPS: &str = include_str!("kernels/ops.cu");
 const MMA: &str = include_str!("kernels/mma.cu");
 const WGMMA: &str = include_str!("kernels/wgmma.cu");
 const WMMA: &str = include_str!("kernels/wmma.cu");
@@ -153,9 +154,32 @@ impl MmaConfig {
     }
 }
 
+/// Entry points of `ops.cu`.
+const OP_NAMES: [&str; 18] = [
+    "map_f32",
+    "map_f16",
+    "binary_f32",
+    "binary_f16",
+    "copy_f32",
+    "copy_f16",
+    "pool_f32",
+    "pool_f16",
+    "gap_part_f32",
+    "gap_part_f16",
+    "gap_f32",
+    "gap_f16",
+    "resize_f32",
+    "resize_f16",
+    "softmax_f32",
+    "softmax_f16",
+    "convert_f32",
+    "convert_f16",
+];
+
 /// The kernels built for `sm` (with the wgmma kernel when `wgmma`), by entry-point name.
 pub fn kernel_names(sm: u32, wgmma: bool) -> Vec<&'static str> {
     let mut names = vec!["gemm_f32", "gemm_f16", "conv_f32", "conv_f16", "depthwise_f32", "depthwise_f16"];
+    names.extend(OP_NAMES);
     if sm >= WMMA_MIN_SM {
         names.extend(["gemm_f16_wmma", "conv_f16_wmma"]);
     }
@@ -170,7 +194,7 @@ pub fn kernel_names(sm: u32, wgmma: bool) -> Vec<&'static str> {
 
 /// The one translation unit compiled for `sm` (with the wgmma kernel when `wgmma`).
 pub fn source(sm: u32, wgmma: bool) -> String {
-    let mut parts = vec![COMMON, GEMM, DEPTHWISE];
+    let mut parts = vec![COMMON, GEMM, DEPTHWISE, OPS];
     if sm >= WMMA_MIN_SM {
         parts.push(WMMA);
     }

@@ -50,6 +50,8 @@ pub(crate) struct Funcs {
     pub f16_wgmma: Option<TensorCores>,
     pub depthwise_f32: CudaFunction,
     pub depthwise_f16: CudaFunction,
+    /// The plan's other steps (`ops.cu`).
+    pub ops: super::ops::OpFuncs,
 }
 
 /// One GPU with its context, stream and kernels: opened once per process ([`gpu`]).
@@ -106,10 +108,11 @@ impl Gpu {
         let sm = u32::try_from(major * 10 + minor).map_err(|_| KernelError::Device("bad compute capability".into()))?;
         let name = ctx.name().unwrap_or_else(|_| "NVIDIA GPU".into());
         // One stream per process; every launch and copy goes through it, in order, so the
-        // driver's per-buffer event tracking is not needed.
+        // driver's per-buffer event tracking is not needed. A stream of its own, not the
+        // legacy default one, so that a run can be captured as a CUDA graph.
         // SAFETY: no buffer of this context is used on another stream.
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        let stream = ctx.new_stream().map_err(dev_err("stream"))?;
         let nvrtc = compile::nvrtc_version()?;
         let compiled = compile::compile_with(sm, compile::MmaConfig::from_env()?)?;
         let module = ctx.load_module(Ptx::from_binary(compiled.cubin.clone())).map_err(dev_err("load module"))?;
@@ -157,6 +160,7 @@ impl Gpu {
             },
             depthwise_f32: f("depthwise_f32")?,
             depthwise_f16: f("depthwise_f16")?,
+            ops: super::ops::OpFuncs::load(f)?,
         };
         Ok(Self { ctx, stream, name, sm, nvrtc, funcs, compiled })
     }

@@ -7,6 +7,9 @@
 //!   why not: no driver, no device, no NVRTC — an error value, never a panic);
 //! - [`DeviceMatrix`], [`DeviceConv`]: weights uploaded once, in f32 or f16;
 //! - [`Gpu::gemm`], [`Gpu::conv2d`]: launches on [`DeviceTensor`]s with the fused epilogue;
+//! - [`Gpu::map`], [`Gpu::binary`], [`Gpu::copy`], [`Gpu::pool2d`], [`Gpu::resize`], …: the
+//!   plan's other steps on device tensors, so a whole model runs between one upload and one
+//!   download;
 //! - the [`crate::KernelSet`] implementation (`kernel_set(KernelSetId::Cuda)`), f32 on host
 //!   slices, for the generic kernel suites.
 //!
@@ -19,10 +22,14 @@
 mod args;
 pub mod compile;
 mod device;
+mod graph;
 mod launch;
+mod ops;
 pub(crate) mod set;
 mod weights;
 
 pub use device::{driver_present, gpu, DeviceBuf, DeviceTensor, Gpu, Precision};
+pub use graph::DeviceGraph;
 pub use launch::{DeviceBias, DeviceEpilogue};
+pub use ops::{BinaryOp, ChainOp, DeviceGap, DeviceMap, DeviceResize, StridedCopy};
 pub use weights::{DeviceConv, DeviceMatrix, NR};

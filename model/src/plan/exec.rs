@@ -136,21 +136,32 @@ fn run_steps(
     Ok(())
 }
 
-/// Checks `inputs` against the plan's (count, FLOAT, shape) and copies them into their slots.
-pub(super) fn load_inputs(plan: &Plan, inputs: &[Tensor], arena: &mut [AlignedBuf]) -> Result<()> {
+/// Checks `inputs` against the plan's (count, FLOAT, shape): their values, in order.
+pub(super) fn input_data<'t>(plan: &Plan, inputs: &'t [Tensor]) -> Result<Vec<&'t [f32]>> {
     if inputs.len() != plan.inputs.len() {
         return Err(ModelError::Input(format!("the plan has {} inputs, {} given", plan.inputs.len(), inputs.len())));
     }
-    for (&v, t) in plan.inputs.iter().zip(inputs) {
-        let pv = &plan.values[v];
-        let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
-        if t.shape != pv.shape {
-            return Err(ModelError::Input(format!(
-                "input `{}` has shape {:?}, the plan expects {:?}",
-                pv.name, t.shape, pv.shape
-            )));
-        }
-        arena[pv.slot][..data.len()].copy_from_slice(data);
+    plan.inputs
+        .iter()
+        .zip(inputs)
+        .map(|(&v, t)| {
+            let pv = &plan.values[v];
+            let data = t.floats().ok_or_else(|| ModelError::Input(format!("input `{}` must be FLOAT", pv.name)))?;
+            if t.shape != pv.shape {
+                return Err(ModelError::Input(format!(
+                    "input `{}` has shape {:?}, the plan expects {:?}",
+                    pv.name, t.shape, pv.shape
+                )));
+            }
+            Ok(data)
+        })
+        .collect()
+}
+
+/// Checks `inputs` (see [`input_data`]) and copies them into their slots.
+pub(super) fn load_inputs(plan: &Plan, inputs: &[Tensor], arena: &mut [AlignedBuf]) -> Result<()> {
+    for (&v, data) in plan.inputs.iter().zip(input_data(plan, inputs)?) {
+        arena[plan.values[v].slot][..data.len()].copy_from_slice(data);
     }
     Ok(())
 }

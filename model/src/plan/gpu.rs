@@ -1,18 +1,22 @@
-//! Running a plan on an NVIDIA GPU (feature `cuda`): convolutions and GEMMs on the CUDA set,
-//! every other step on the host, and each value kept where it was last written.
+//! Running a plan on an NVIDIA GPU (feature `cuda`): every step with a device form
+//! (`gpu_steps`) on the GPU, the others on the host, each value kept where it was last
+//! written.
 //!
-//! Weights and biases are uploaded once, when the session is made. A value written by a GPU
-//! step stays on the device; it is copied to the host only when a host step (or the caller)
-//! reads it, and a host-written value is copied up only when a GPU step reads it, so
-//! consecutive GPU steps exchange nothing with the host.
+//! Weights, biases and constants are uploaded once, when the session is made. When every step
+//! runs on the device, a run is one upload per input, the steps captured once as a CUDA graph
+//! and replayed (one launch), and one download per output; an f16 session's inputs and outputs
+//! cross the bus in f32 and change precision on the device. Otherwise a value written by a GPU
+//! step stays on the device until a host step (or the caller) reads it, and a host-written
+//! value is copied up only when a GPU step reads it.
 
 use std::sync::Arc;
 
-use kernels::cuda::{DeviceBias, DeviceConv, DeviceEpilogue, DeviceMatrix, DeviceTensor, Gpu, Precision};
+use kernels::cuda::{DeviceConv, DeviceGraph, DeviceMatrix, DeviceTensor, Gpu, Precision};
 use kernels::{AlignedBuf, KernelSet, KernelSetId, Parallelism};
 
-use super::exec::{exec_step, load_inputs, step_error};
-use super::{dims4, inputs_of, output_of, Plan, Step};
+use super::exec::{exec_step, input_data, load_inputs, step_error};
+use super::gpu_steps::{prepare, DeviceStep};
+use super::{inputs_of, output_of, Plan};
 use crate::error::{ModelError, Result};
 use crate::tensor::Tensor;
 
@@ -24,22 +28,24 @@ pub struct GpuSession<'p> {
     precision: Precision,
     convs: Vec<DeviceConv>,
     gemms: Vec<DeviceMatrix>,
-    /// Per step: the epilogue of a GPU step (bias uploaded once).
-    epilogues: Vec<Option<DeviceEpilogue>>,
+    /// Per step: its device form, or `None` where it runs on the host.
+    device_steps: Vec<Option<DeviceStep>>,
+    /// Every step on the device: a run is uploads, one graph, downloads.
+    whole: bool,
+    /// The captured run of a whole-device plan (made by the first run), or why it could not
+    /// be captured (the steps are then launched one by one).
+    graph: Option<std::result::Result<DeviceGraph, String>>,
     arena: Vec<AlignedBuf>,
     /// Data-dependent values of the current run.
     dynamic: Vec<Option<Tensor>>,
     /// Per value: its device copy, once a GPU step has touched it.
     device: Vec<Option<DeviceTensor>>,
+    /// f16 sessions of a whole-device plan: the f32 device copies of inputs and outputs.
+    staging: Vec<Option<DeviceTensor>>,
     on_host: Vec<bool>,
     on_device: Vec<bool>,
     /// Host↔device copies of the last run: (uploads, downloads).
     transfers: (usize, usize),
-}
-
-/// Whether a step runs on the GPU.
-fn on_gpu(step: &Step) -> bool {
-    matches!(step, Step::Conv { .. } | Step::Gemm { .. })
 }
 
 impl Plan {
@@ -56,54 +62,212 @@ impl Plan {
         let gpu = kernels::cuda::gpu()?;
         let convs = self.convs.iter().map(|c| DeviceConv::upload(&gpu, c, precision)).collect::<Result<_, _>>()?;
         let gemms = self.gemms.iter().map(|b| DeviceMatrix::upload(&gpu, b, precision)).collect::<Result<_, _>>()?;
-        let mut epilogues = Vec::with_capacity(self.steps.len());
-        for ps in &self.steps {
-            let (bias, activation) = match &ps.step {
-                Step::Conv { bias, activation, .. } => (bias, *activation),
-                Step::Gemm { bias, activation, .. } => (bias, *activation),
-                _ => {
-                    epilogues.push(None);
-                    continue;
-                }
-            };
-            let bias = match bias {
-                Some(b) => DeviceBias::PerCol(gpu.upload_f32(&self.consts[*b])?),
-                None => DeviceBias::None,
-            };
-            epilogues.push(Some(DeviceEpilogue { bias, activation }.checked()?));
-        }
+        let device_steps: Vec<_> =
+            self.steps.iter().map(|ps| prepare(self, &ps.step, &gpu, precision)).collect::<Result<_>>()?;
+        let whole = device_steps.iter().all(Option::is_some)
+            && self
+                .inputs
+                .iter()
+                .chain(&self.outputs)
+                .all(|&v| !self.values[v].dynamic && !self.values[v].dtype.is_int());
         let n = self.values.len();
-        Ok(GpuSession {
+        let mut s = GpuSession {
             plan: self,
             set,
             gpu,
             precision,
             convs,
             gemms,
-            epilogues,
+            device_steps,
+            whole,
+            graph: None,
             arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
             dynamic: vec![None; n],
             device: (0..n).map(|_| None).collect(),
+            staging: (0..n).map(|_| None).collect(),
             on_host: vec![false; n],
             on_device: vec![false; n],
             transfers: (0, 0),
-        })
+        };
+        if whole {
+            // Every buffer a run touches exists before the run is captured.
+            for ps in &self.steps {
+                for v in inputs_of(&ps.step).into_iter().chain([output_of(&ps.step)]) {
+                    s.device_buffer(v)?;
+                }
+            }
+            for &v in self.inputs.iter().chain(&self.outputs) {
+                s.device_buffer(v)?;
+                if precision == Precision::F16 {
+                    s.staging[v] = Some(s.gpu.zeros(self.values[v].len(), Precision::F32)?);
+                }
+            }
+        }
+        Ok(s)
     }
 }
 
 impl GpuSession<'_> {
     /// Runs the plan on NCHW `inputs` and returns the outputs (on the host).
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let plan = self.plan;
         self.on_host.fill(false);
         self.on_device.fill(false);
         self.transfers = (0, 0);
+        if self.whole {
+            self.run_whole(inputs)
+        } else {
+            self.run_mixed(inputs)
+        }
+    }
+
+    /// A run of a whole-device plan, step by step with the device time of each (ms) in
+    /// `times` (one entry per step), and of the uploads, the steps and the downloads as a
+    /// whole: `(outputs, [upload, steps, download] ms)`. The steps are launched one by one,
+    /// each waited for: a profile, not the graph's timing.
+    pub fn run_profiled(&mut self, inputs: &[Tensor], times: &mut [f64]) -> Result<(Vec<Tensor>, [f64; 3])> {
+        let plan = self.plan;
+        self.transfers = (0, 0);
+        if !self.whole || times.len() != plan.steps.len() {
+            return Err(ModelError::Input(format!(
+                "a profile needs every step on the device ({} on the host) and one timer per step ({} for {})",
+                self.host_steps().len(),
+                times.len(),
+                plan.steps.len()
+            )));
+        }
+        let gpu = Arc::clone(&self.gpu);
+        let data = input_data(plan, inputs)?;
+        let mut phases = [0.0; 3];
+        let kernel = |e: ModelError| kernels::KernelError::Device(e.to_string());
+        phases[0] = gpu.elapsed_ms(|| self.upload_inputs(&data).map_err(kernel))?;
+        for &v in &plan.inputs {
+            if let (Some(s), Some(t)) = (&self.staging[v], self.device[v].as_mut()) {
+                phases[1] += gpu.elapsed_ms(|| gpu.convert(s, t))?;
+            }
+        }
+        for (s, t) in times.iter_mut().enumerate() {
+            *t = gpu.elapsed_ms(|| self.gpu_step(s).map_err(kernel))?;
+            phases[1] += *t;
+        }
+        for &o in &plan.outputs {
+            if let (Some(s), Some(t)) = (self.staging[o].as_mut(), &self.device[o]) {
+                phases[1] += gpu.elapsed_ms(|| gpu.convert(t, s))?;
+            }
+        }
+        phases[2] = gpu.elapsed_ms(|| self.download_outputs().map_err(kernel))?;
+        Ok((super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)?, phases))
+    }
+
+    /// Host↔device copies made by the last run: `(uploads, downloads)`.
+    pub fn transfers(&self) -> (usize, usize) {
+        self.transfers
+    }
+
+    /// Whether every step runs on the device (a run is then one graph launch between the
+    /// uploads and the downloads).
+    pub fn whole_on_device(&self) -> bool {
+        self.whole
+    }
+
+    /// Why the run could not be captured as a CUDA graph (its steps are then launched one by
+    /// one), if it could not.
+    pub fn graph_error(&self) -> Option<&str> {
+        match &self.graph {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Names of the steps that run on the host.
+    pub fn host_steps(&self) -> Vec<&str> {
+        let steps = self.plan.steps.iter().zip(&self.device_steps);
+        steps.filter(|(_, d)| d.is_none()).map(|(ps, _)| ps.op.as_str()).collect()
+    }
+
+    /// The GPU.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// A whole-device run: uploads, the captured steps, downloads.
+    fn run_whole(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let plan = self.plan;
+        self.upload_inputs(&input_data(plan, inputs)?)?;
+        if self.graph.is_none() {
+            let gpu = Arc::clone(&self.gpu);
+            let captured = gpu.capture(|| self.issue_all().map_err(|e| kernels::KernelError::Device(e.to_string())));
+            self.graph = Some(captured.map_err(|e| e.to_string()));
+        }
+        match &self.graph {
+            Some(Ok(g)) => self.gpu.replay(g)?,
+            _ => self.issue_all()?,
+        }
+        self.download_outputs()?;
+        super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)
+    }
+
+    /// Copies a whole-device run's inputs to the device (f16 sessions: to the f32 staging).
+    fn upload_inputs(&mut self, data: &[&[f32]]) -> Result<()> {
+        for (&v, d) in self.plan.inputs.iter().zip(data) {
+            let target = match self.staging[v].as_mut() {
+                Some(s) => s,
+                None => self.device[v].as_mut().expect("allocated when the session was made"),
+            };
+            self.gpu.write(d, target)?;
+            self.transfers.0 += 1;
+        }
+        Ok(())
+    }
+
+    /// Copies a whole-device run's outputs into their arena slots.
+    fn download_outputs(&mut self) -> Result<()> {
+        let plan = self.plan;
+        for &o in &plan.outputs {
+            let pv = &plan.values[o];
+            let t = match &self.staging[o] {
+                Some(s) => s,
+                None => self.device[o].as_ref().expect("allocated when the session was made"),
+            };
+            self.gpu.download(t, &mut self.arena[pv.slot][..pv.len()])?;
+            self.transfers.1 += 1;
+        }
+        Ok(())
+    }
+
+    /// Every launch of a whole-device run (inputs to f16, the steps, outputs to f32).
+    fn issue_all(&mut self) -> Result<()> {
+        let plan = self.plan;
+        for &v in &plan.inputs {
+            if let (Some(s), Some(t)) = (&self.staging[v], self.device[v].as_mut()) {
+                self.gpu.convert(s, t)?;
+            }
+        }
+        for s in 0..plan.steps.len() {
+            self.gpu_step(s).map_err(|e| step_error(&plan.steps[s], e))?;
+        }
+        for &o in &plan.outputs {
+            if let (Some(s), Some(t)) = (self.staging[o].as_mut(), &self.device[o]) {
+                self.gpu.convert(t, s)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A run with some steps on the host: values move between host and device on demand.
+    fn run_mixed(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let plan = self.plan;
         load_inputs(plan, inputs, &mut self.arena)?;
         for &v in &plan.inputs {
             self.on_host[v] = true;
         }
         for (s, ps) in plan.steps.iter().enumerate() {
-            let result = if on_gpu(&ps.step) { self.gpu_step(s) } else { self.host_step(s) };
+            let result = match self.device_steps[s].is_some() {
+                true => inputs_of(&ps.step)
+                    .into_iter()
+                    .try_for_each(|v| self.send_to_device(v))
+                    .and_then(|_| self.gpu_step(s)),
+                false => self.host_step(s),
+            };
             result.map_err(|e| step_error(ps, e))?;
         }
         for &o in &plan.outputs {
@@ -112,16 +276,6 @@ impl GpuSession<'_> {
             }
         }
         super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)
-    }
-
-    /// Host↔device copies made by the last run: `(uploads, downloads)`.
-    pub fn transfers(&self) -> (usize, usize) {
-        self.transfers
-    }
-
-    /// The GPU.
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
     }
 
     fn fetch_to_host(&mut self, v: usize) -> Result<()> {
@@ -167,27 +321,19 @@ impl GpuSession<'_> {
         Ok(())
     }
 
+    /// Launches step `s` (its inputs on the device).
     fn gpu_step(&mut self, s: usize) -> Result<()> {
         let plan = self.plan;
         let step = &plan.steps[s].step;
-        for v in inputs_of(step) {
-            self.send_to_device(v)?;
-        }
         let out = output_of(step);
         self.device_buffer(out)?;
         // Take the output buffer out so that inputs can be borrowed beside it.
         let mut y = self.device[out].take().expect("allocated above");
-        let epi = self.epilogues[s].as_ref().expect("GPU steps have an epilogue");
-        let dev = |v: usize| self.device[v].as_ref().expect("uploaded above");
-        let result = match step {
-            Step::Conv { weights, input, residual, .. } => {
-                let dims = dims4(&plan.values[*input].physical());
-                self.gpu.conv2d(dev(*input), dims, &self.convs[*weights], epi, residual.map(dev), &mut y).map(|_| ())
-            }
-            Step::Gemm { a, b, .. } => {
-                self.gpu.gemm(dev(*a), super::gemm_rows(&plan.values[*a].shape), &self.gemms[*b], epi, None, &mut y)
-            }
-            _ => unreachable!("only convolutions and GEMMs run on the GPU"),
+        let result = {
+            let device = &self.device;
+            let dev = |v: usize| device[v].as_ref().expect("on the device");
+            let ds = self.device_steps[s].as_ref().expect("a device step");
+            ds.launch(plan, step, &self.gpu, &dev, &mut y, (&self.convs, &self.gemms))
         };
         self.device[out] = Some(y);
         result?;

@@ -9,6 +9,8 @@ mod exec;
 mod file;
 #[cfg(feature = "cuda")]
 mod gpu;
+#[cfg(feature = "cuda")]
+mod gpu_steps;
 mod memory;
 mod ops;
 mod recurrent;

@@ -289,7 +289,7 @@ fn resize_to_planes(x: &[f32], [n, h, w, c]: [usize; 4], t: &Taps, out: &mut [f3
 
 /// The source taps of each of `len_out` positions on one axis: `(i0, i1, weight of i1)` for
 /// linear interpolation, `(i, 0, 0.0)` for nearest.
-fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(usize, usize, f32)> {
+pub(super) fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(usize, usize, f32)> {
     (0..len_out)
         .map(|o| {
             let c = shape::resize_source(r.coordinates, o, scale, len_in);

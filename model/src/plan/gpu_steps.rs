@@ -1,0 +1,278 @@
+//! Plan steps as device work: what each step needs on the GPU (constants, taps, epilogues,
+//! copy geometry), prepared once when a GPU session is made, and the launch of one step.
+//! Steps without a device form (data-dependent values, integer values, LayerNorm, MatMul of
+//! two run-time values, recurrences, `Eval`) run on the host.
+
+use kernels::cuda::{
+    BinaryOp, ChainOp, DeviceBias, DeviceEpilogue, DeviceGap, DeviceMap, DeviceResize, DeviceTensor, Gpu, Precision,
+    StridedCopy,
+};
+use kernels::{PoolMode, PoolParams};
+
+use super::{dims4, inputs_of, memory, ops, Layout, MapOp, Operand, Plan, Step};
+use crate::error::Result;
+use crate::ir::Binary;
+use crate::tensor::strides;
+
+/// An operand of a device step: a value's device buffer, or a constant uploaded once.
+pub(super) enum Src {
+    Value(usize),
+    Const(DeviceTensor),
+}
+
+/// One step's device work.
+pub(super) enum DeviceStep {
+    Conv(DeviceEpilogue),
+    Gemm(DeviceEpilogue),
+    Map(DeviceMap),
+    Binary {
+        op: BinaryOp,
+        a: (Src, [usize; 4]),
+        b: (Src, [usize; 4]),
+        dims: [usize; 4],
+    },
+    /// Strided copies into the output, in order (relayouts, transposes, crops, gathers,
+    /// concatenations, depth-to-space, copies).
+    Copies(Vec<(Src, StridedCopy)>),
+    Pool {
+        params: PoolParams,
+        out_hw: [usize; 2],
+    },
+    GlobalAveragePool(DeviceGap),
+    Resize {
+        taps: DeviceResize,
+        planes: bool,
+    },
+    Softmax((usize, usize, usize)),
+}
+
+/// The device form of `step`, or `None` where it runs on the host.
+pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision) -> Result<Option<DeviceStep>> {
+    let mut touched = inputs_of(step);
+    touched.push(memory::writes(step));
+    if touched.iter().any(|&v| plan.values[v].dynamic || plan.values[v].dtype.is_int()) {
+        return Ok(None);
+    }
+    let phys = |v: usize| plan.values[v].physical();
+    let src = |o: Operand| -> Result<Src> {
+        Ok(match o {
+            Operand::Value(v) => Src::Value(v),
+            Operand::Const(c) => Src::Const(gpu.upload(&plan.consts[c], precision)?),
+        })
+    };
+    let epilogue = |bias: &Option<usize>, activation| -> Result<DeviceEpilogue> {
+        let bias = match bias {
+            Some(b) => DeviceBias::PerCol(gpu.upload_f32(&plan.consts[*b])?),
+            None => DeviceBias::None,
+        };
+        Ok(DeviceEpilogue { bias, activation }.checked()?)
+    };
+    Ok(Some(match step {
+        Step::Conv { bias, activation, .. } => DeviceStep::Conv(epilogue(bias, *activation)?),
+        Step::Gemm { bias, activation, .. } => DeviceStep::Gemm(epilogue(bias, *activation)?),
+        Step::Map { ops: chain, channels, .. } => {
+            let chain: Vec<ChainOp<'_>> = chain
+                .iter()
+                .map(|op| match *op {
+                    MapOp::Act(a) => ChainOp::Act(a),
+                    MapOp::Unary(u) => ChainOp::Unary(u),
+                    MapOp::Mul(k) => ChainOp::Mul(&plan.consts[k]),
+                    MapOp::Add(k) => ChainOp::Add(&plan.consts[k]),
+                })
+                .collect();
+            DeviceStep::Map(DeviceMap::upload(gpu, &chain, *channels)?)
+        }
+        Step::Binary { op, a, b, output } => {
+            let op = match op {
+                Binary::Add => BinaryOp::Add,
+                Binary::Sub => BinaryOp::Sub,
+                Binary::Mul => BinaryOp::Mul,
+                Binary::Div => BinaryOp::Div,
+            };
+            DeviceStep::Binary { op, a: (src(a.0)?, a.1), b: (src(b.0)?, b.1), dims: output.1 }
+        }
+        Step::GlobalAveragePool { input, .. } => {
+            DeviceStep::GlobalAveragePool(DeviceGap::new(gpu, dims4(&phys(*input)))?)
+        }
+        Step::Pool { pool, pads, average, output, .. } => {
+            let mode = match average {
+                None => PoolMode::Max,
+                Some(count_include_pad) => PoolMode::Average { count_include_pad: *count_include_pad },
+            };
+            let params =
+                PoolParams { kernel: pool.kernel, strides: pool.strides, dilations: pool.dilations, pads: *pads, mode };
+            let o = phys(*output);
+            DeviceStep::Pool { params, out_hw: [o[1], o[2]] }
+        }
+        Step::Resize { resize, scales, input, output } => {
+            let (i, o) = (phys(*input), phys(*output));
+            let planes = plan.values[*output].layout == Layout::Plain;
+            let [oh, ow] = if planes { [o[2], o[3]] } else { [o[1], o[2]] };
+            let rows = ops::resize_taps(resize, scales[0], i[1], oh);
+            let cols = ops::resize_taps(resize, scales[1], i[2], ow);
+            let linear = matches!(resize.mode, crate::ir::ResizeMode::Linear);
+            DeviceStep::Resize { taps: DeviceResize::upload(gpu, &rows, &cols, linear)?, planes }
+        }
+        Step::Softmax { dims, .. } => DeviceStep::Softmax(*dims),
+        Step::Concat { inputs, axis, output } => {
+            let out_dims = phys(*output);
+            let outer: usize = out_dims[..*axis].iter().product();
+            let others: usize = out_dims.iter().enumerate().filter(|(d, _)| d != axis).map(|(_, &n)| n).product();
+            let mut chunks = Vec::new();
+            for &o in inputs {
+                let chunk = match o {
+                    Operand::Value(v) => phys(v)[*axis..].iter().product(),
+                    // A constant has the output's dims but along the axis.
+                    Operand::Const(c) => {
+                        let along = plan.consts[c].len() / others.max(1);
+                        along * out_dims[*axis + 1..].iter().product::<usize>()
+                    }
+                };
+                chunks.push((o, chunk));
+            }
+            let row: usize = chunks.iter().map(|c| c.1).sum();
+            let mut at = 0;
+            let mut parts = Vec::new();
+            for (o, chunk) in chunks {
+                let copy = StridedCopy {
+                    dims: vec![outer, chunk],
+                    src_strides: vec![chunk, 1],
+                    dst_strides: vec![row, 1],
+                    src_offset: 0,
+                    dst_offset: at,
+                };
+                parts.push((src(o)?, copy));
+                at += chunk;
+            }
+            DeviceStep::Copies(parts)
+        }
+        Step::Relayout { input, .. } => {
+            let v = &plan.values[*input];
+            let [n, c, h, w] = dims4(&v.shape);
+            let copy = if v.layout == Layout::Plain {
+                // NCHW → NHWC, iterated in the output's order.
+                StridedCopy {
+                    dims: vec![n, h, w, c],
+                    src_strides: vec![c * h * w, w, 1, h * w],
+                    dst_strides: strides(&[n, h, w, c]),
+                    ..Default::default()
+                }
+            } else {
+                StridedCopy {
+                    dims: vec![n, c, h, w],
+                    src_strides: vec![h * w * c, 1, w * c, c],
+                    dst_strides: strides(&[n, c, h, w]),
+                    ..Default::default()
+                }
+            };
+            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+        }
+        Step::Copy { input, output } => {
+            DeviceStep::Copies(vec![(src(*input)?, StridedCopy::dense(plan.values[*output].len()))])
+        }
+        Step::Crop { input, outer, stride, start, len, .. } => {
+            let copy = StridedCopy {
+                dims: vec![*outer, *len],
+                src_strides: vec![*stride, 1],
+                dst_strides: vec![*len, 1],
+                src_offset: *start,
+                dst_offset: 0,
+            };
+            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+        }
+        Step::Gather { input, outer, stride, inner, indices, .. } => {
+            let len = indices.len() * inner;
+            let mut parts = Vec::new();
+            let mut at = 0;
+            let mut k = 0;
+            while k < indices.len() {
+                // Consecutive indices are one block.
+                let mut blocks = 1;
+                while k + blocks < indices.len() && indices[k + blocks] == indices[k] + blocks {
+                    blocks += 1;
+                }
+                let copy = StridedCopy {
+                    dims: vec![*outer, blocks * inner],
+                    src_strides: vec![*stride, 1],
+                    dst_strides: vec![len, 1],
+                    src_offset: indices[k] * inner,
+                    dst_offset: at,
+                };
+                parts.push((Src::Value(*input), copy));
+                at += blocks * inner;
+                k += blocks;
+            }
+            DeviceStep::Copies(parts)
+        }
+        Step::Transpose { input, perm, .. } => {
+            let shape = &plan.values[*input].shape;
+            let in_strides = strides(shape);
+            let dims: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+            let copy = StridedCopy {
+                src_strides: perm.iter().map(|&p| in_strides[p]).collect(),
+                dst_strides: strides(&dims),
+                dims,
+                ..Default::default()
+            };
+            if copy.merged().dims.len() > 6 {
+                return Ok(None);
+            }
+            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+        }
+        Step::DepthToSpace { input, block: [by, bx], .. } => {
+            let [n, h, w, cc] = dims4(&phys(*input));
+            let c = cc / (by * bx);
+            let copy = StridedCopy {
+                dims: vec![n, h, *by, w, bx * c],
+                src_strides: vec![h * w * cc, w * cc, bx * c, cc, 1],
+                dst_strides: strides(&[n, h, *by, w, bx * c]),
+                ..Default::default()
+            };
+            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+        }
+        Step::MatMul { .. } | Step::LayerNorm { .. } | Step::Recurrence { .. } | Step::Eval { .. } => return Ok(None),
+    }))
+}
+
+impl DeviceStep {
+    /// Launches the step on the device: `dev(v)` is value `v`'s device buffer, `y` the output's.
+    pub(super) fn launch<'a>(
+        &'a self,
+        plan: &Plan,
+        step: &Step,
+        gpu: &Gpu,
+        dev: &dyn Fn(usize) -> &'a DeviceTensor,
+        y: &mut DeviceTensor,
+        weights: (&[kernels::cuda::DeviceConv], &[kernels::cuda::DeviceMatrix]),
+    ) -> kernels::Result<()> {
+        let phys = |v: usize| dims4(&plan.values[v].physical());
+        let operand = |s: &'a Src| match s {
+            Src::Value(v) => dev(*v),
+            Src::Const(t) => t,
+        };
+        match (self, step) {
+            (DeviceStep::Conv(epi), Step::Conv { weights: w, input, residual, .. }) => {
+                gpu.conv2d(dev(*input), phys(*input), &weights.0[*w], epi, residual.map(dev), y).map(|_| ())
+            }
+            (DeviceStep::Gemm(epi), Step::Gemm { a, b, .. }) => {
+                gpu.gemm(dev(*a), super::gemm_rows(&plan.values[*a].shape), &weights.1[*b], epi, None, y)
+            }
+            (DeviceStep::Map(chain), Step::Map { input, .. }) => gpu.map(dev(*input), chain, y),
+            (DeviceStep::Binary { op, a, b, dims }, _) => {
+                gpu.binary(*op, (operand(&a.0), a.1), (operand(&b.0), b.1), *dims, y)
+            }
+            (DeviceStep::Copies(parts), _) => parts.iter().try_for_each(|(s, copy)| gpu.copy(operand(s), y, copy)),
+            (DeviceStep::Pool { params, out_hw }, Step::Pool { input, .. }) => {
+                gpu.pool2d(dev(*input), phys(*input), params, *out_hw, y)
+            }
+            (DeviceStep::GlobalAveragePool(gap), Step::GlobalAveragePool { input, .. }) => {
+                gpu.global_average_pool(dev(*input), phys(*input), gap, y)
+            }
+            (DeviceStep::Resize { taps, planes }, Step::Resize { input, .. }) => {
+                gpu.resize(dev(*input), phys(*input), taps, *planes, y)
+            }
+            (DeviceStep::Softmax(dims), Step::Softmax { input, .. }) => gpu.softmax(dev(*input), *dims, y),
+            _ => Err(kernels::KernelError::Device("a device step prepared for another kind of step".into())),
+        }
+    }
+}
