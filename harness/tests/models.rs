@@ -108,20 +108,13 @@ fn models_match_on_neon() {
     models_match_on(|| set(KernelSetId::Neon));
 }
 
-/// Norm-wise bound for whole models with f16 activations and weights (f32 accumulation). The
-/// detector is f16-sensitive: rounding every weight and step output to f16 in the f32 CPU
-/// executor gives 6.3e-2 from ORT (weights alone 3.6e-2, activations alone 3.6e-2; the
-/// classifier 1.4e-3), so this bound separates "f16 precision" from "wrong" (O(1) errors),
-/// no finer (docs/performance.md, "CUDA").
-#[cfg(feature = "cuda")]
-const F16_MODEL_BOUND: f64 = 1e-1;
-
 /// Both models on the GPU, every step on the device (one upload, one CUDA graph, one download
 /// per output), in f32 (the f32 bound) and in f16 storage (a bound for 11-bit storage).
 #[cfg(feature = "cuda")]
 #[test]
 #[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
 fn models_match_on_cuda() {
+    use harness::model_parity::F16_MODEL_BOUND;
     use kernels::cuda::Precision;
     for c in cases() {
         let plan = model::plan::build(&c.prepared.optimized, &*set(KernelSetId::Cuda)).unwrap();

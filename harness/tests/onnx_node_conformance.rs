@@ -9,8 +9,8 @@
 use harness::conformance;
 use harness::node_conformance::{exclusions, run, Outcome};
 
-#[test]
-fn onnx_node_cases_pass_or_are_excluded_with_a_reason() {
+/// The case folders of the operator-coverage set, sorted.
+fn case_dirs() -> Vec<std::path::PathBuf> {
     let root = conformance::data_dir().join("node");
     let mut dirs: Vec<_> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| {
@@ -20,6 +20,12 @@ fn onnx_node_cases_pass_or_are_excluded_with_a_reason() {
         .filter(|p| p.join("model.onnx").is_file())
         .collect();
     dirs.sort();
+    dirs
+}
+
+#[test]
+fn onnx_node_cases_pass_or_are_excluded_with_a_reason() {
+    let dirs = case_dirs();
     let rules = exclusions().expect("harness/data/onnx-node-exclusions.txt");
     let mut used = vec![0usize; rules.len()];
     let sets = kernels::host_kernel_sets().0;
@@ -61,13 +67,7 @@ fn onnx_node_cases_pass_or_are_excluded_with_a_reason() {
 #[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
 fn onnx_node_cases_pass_on_the_gpu() {
     use harness::node_conformance::run_gpu;
-    let root = conformance::data_dir().join("node");
-    let mut dirs: Vec<_> = std::fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}; run ci/fetch-onnx-data.sh", root.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("model.onnx").is_file())
-        .collect();
-    dirs.sort();
+    let dirs = case_dirs();
     let sets = kernels::host_kernel_sets().0;
     let (mut passed, mut whole, mut refused, mut failed) = (0, 0, Vec::new(), Vec::new());
     for dir in &dirs {

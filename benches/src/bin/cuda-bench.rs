@@ -41,21 +41,21 @@ fn time_ms(g: &Gpu, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
-/// The largest norm-wise difference of `outs` (a batch of `batch` copies of ORT's input) from
-/// ORT's outputs for one image: `max|y − o| / max|o|` over every image and output.
-fn differs_from(outs: &[model::Tensor], ort: &[model::Tensor], batch: usize) -> f64 {
-    let mut worst = 0.0f64;
+/// Each image of `outs` (a batch of `batch` copies of ORT's input) against ORT's outputs for
+/// one image under `bound`: the worst norm-wise error (`max|y − o| / max|o|`), and the first
+/// failure.
+fn vs_ort(outs: &[model::Tensor], ort: &[model::Tensor], batch: usize, bound: f64) -> (f64, Option<String>) {
+    let (mut worst, mut failure) = (0.0f64, None);
     for (y, o) in outs.iter().zip(ort) {
-        let (y, o) = (y.floats().expect("float output"), o.floats().expect("float output"));
-        let scale = o.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs())).max(1e-30);
-        for image in y.chunks(o.len()).take(batch) {
-            for (&a, &b) in image.iter().zip(o) {
-                let d = (f64::from(a) - f64::from(b)).abs() / scale;
-                worst = if d.is_nan() { f64::INFINITY } else { worst.max(d) };
-            }
+        let expected: Vec<f64> = o.floats().expect("float output").iter().map(|&v| f64::from(v)).collect();
+        for image in y.floats().expect("float output").chunks(expected.len()).take(batch) {
+            let image = model::Tensor::float(o.shape.clone(), image.to_vec());
+            let p = harness::model_parity::compare("vs ORT", &image, &expected, &o.shape, bound);
+            worst = worst.max(p.max_rel_err);
+            failure = failure.or(p.failure);
         }
     }
-    worst
+    (worst, failure)
 }
 
 /// Device time of one run by phase and by operator (the steps launched one by one, each
@@ -370,11 +370,13 @@ fn main() {
                 for p in [Precision::F32, Precision::F16] {
                     let mut session = plan.gpu_session(p).expect("session");
                     let outs = session.run(std::slice::from_ref(&input)).expect("run");
-                    let diff = differs_from(&outs, &ort, batch);
-                    // The models test's bounds (harness/tests/models.rs).
-                    let bound = if p == Precision::F32 { 1e-4 } else { 1e-1 };
-                    if diff > bound {
-                        eprintln!("cuda-bench: {} {p:?} batch {batch}: {diff:e} from ORT (bound {bound:e})", m.name);
+                    let bound = match p {
+                        Precision::F32 => harness::model_parity::F32_BOUND,
+                        Precision::F16 => harness::model_parity::F16_MODEL_BOUND,
+                    };
+                    let (diff, failure) = vs_ort(&outs, &ort, batch, bound);
+                    if let Some(why) = failure {
+                        eprintln!("cuda-bench: {} {p:?} batch {batch} vs ORT: {why}", m.name);
                         mismatches += 1;
                     }
                     let mut times = Vec::new();

@@ -22,7 +22,10 @@ impl Gpu {
     /// Captures the launches `issue` makes on this GPU's stream (nothing runs), as a graph.
     /// `issue` must only launch kernels on buffers that already exist: no allocation, copy or
     /// synchronization (the driver refuses those during a capture, and the capture fails).
-    pub fn capture(&self, issue: impl FnOnce() -> Result<()>) -> Result<DeviceGraph> {
+    pub fn capture<E: From<KernelError>>(
+        &self,
+        issue: impl FnOnce() -> std::result::Result<(), E>,
+    ) -> std::result::Result<DeviceGraph, E> {
         let stream = self.stream();
         stream
             .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
@@ -33,7 +36,7 @@ impl Gpu {
         issued?;
         match ended.map_err(dev_err("end graph capture"))? {
             Some(graph) => Ok(DeviceGraph { graph }),
-            None => Err(KernelError::Device("the graph capture recorded nothing".into())),
+            None => Err(KernelError::Device("the graph capture recorded nothing".into()).into()),
         }
     }
 
@@ -45,7 +48,10 @@ impl Gpu {
 
 impl Gpu {
     /// The device time, in milliseconds, of the work `issue` puts on the stream (waits for it).
-    pub fn elapsed_ms(&self, issue: impl FnOnce() -> Result<()>) -> Result<f64> {
+    pub fn elapsed_ms<E: From<KernelError>>(
+        &self,
+        issue: impl FnOnce() -> std::result::Result<(), E>,
+    ) -> std::result::Result<f64, E> {
         let flags = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
         let start = self.context().new_event(flags).map_err(dev_err("event"))?;
         let end = self.context().new_event(flags).map_err(dev_err("event"))?;

@@ -41,7 +41,8 @@ impl DeviceEpilogue {
 
 const THREADS: u32 = 256;
 const TILE: usize = 128;
-const MAX_GRID_YZ: usize = 65_535;
+/// Largest grid extent along y or z.
+pub(super) const MAX_GRID_YZ: usize = 65_535;
 
 fn same_precision(what: &str, t: &DeviceTensor, p: Precision) -> Result<()> {
     if t.precision() != p {
@@ -230,13 +231,9 @@ impl Gpu {
                     Precision::F32 => &self.funcs.depthwise_f32,
                     Precision::F16 => &self.funcs.depthwise_f16,
                 };
-                let blocks = out_len.div_ceil(THREADS as usize).min(1 << 20) as u32;
-                let cfg = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 };
-                let mut launch = self.stream().launch_builder(func);
-                launch.arg(&a);
-                // SAFETY: `a` matches `DwArgs`; input, weights, bias, residual and output are
-                // live buffers whose lengths were checked against the geometry above.
-                unsafe { launch.launch(cfg) }.map_err(dev_err("launch depthwise"))?;
+                // Input, weights, bias, residual and output lengths were checked against the
+                // geometry above.
+                self.launch_elements(func, &a, out_len, "launch depthwise")?;
             }
             ConvBody::Gemm(parts) => {
                 let pointwise = p.kind == ConvKind::Forward

@@ -189,10 +189,15 @@ impl StridedCopy {
         self.dims.iter().product()
     }
 
-    /// One past the last element read (`strides`/`offset` of one side).
+    /// One past the last element one side touches (its `strides` and `offset`).
     fn reach(&self, strides: &[usize], offset: usize) -> usize {
-        offset + 1 + self.dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>()
+        reach(&self.dims, strides, offset)
     }
+}
+
+/// One past the last element of a non-empty iteration over `dims` at `strides` from `offset`.
+fn reach(dims: &[usize], strides: &[usize], offset: usize) -> usize {
+    offset + 1 + dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>()
 }
 
 /// A resize's source taps, uploaded once ([`Gpu::resize`]).
@@ -214,13 +219,13 @@ impl DeviceResize {
     pub fn upload(gpu: &Gpu, rows: &[(usize, usize, f32)], cols: &[(usize, usize, f32)], linear: bool) -> Result<Self> {
         let split = |taps: &[(usize, usize, f32)]| -> Result<(Vec<i32>, Vec<f32>, usize)> {
             let mut idx = Vec::with_capacity(2 * taps.len());
-            let mut reach = 0;
+            let mut end = 0;
             for &(a, b, _) in taps {
                 let b = if linear { b } else { a };
                 idx.extend([int(a, "resize tap")?, int(b, "resize tap")?]);
-                reach = reach.max(a.max(b) + 1);
+                end = end.max(a.max(b) + 1);
             }
-            Ok((idx, taps.iter().map(|t| t.2).collect(), reach))
+            Ok((idx, taps.iter().map(|t| t.2).collect(), end))
         };
         let (ri, rt, rr) = split(rows)?;
         let (ci, ct, cr) = split(cols)?;
@@ -240,7 +245,6 @@ impl DeviceResize {
 }
 
 const THREADS: u32 = 256;
-const MAX_GRID_Z: usize = 65_535;
 
 /// The partial sums of a global average pool over one input shape ([`Gpu::global_average_pool`]).
 #[derive(Debug)]
@@ -272,8 +276,16 @@ fn same(what: &str, t: &DeviceTensor, p: Precision, len: usize) -> Result<()> {
 }
 
 impl Gpu {
-    /// One launch of `f` with `args` over `total` elements (grid-stride), or none if empty.
-    fn launch_elements<A: DeviceRepr>(&self, f: &CudaFunction, args: &A, total: usize, what: &str) -> Result<()> {
+    /// One launch of `f` with `args` over `total` elements (grid-stride, 256 threads a block),
+    /// or none if empty. The caller has checked every buffer in `args` against the indices
+    /// the kernel forms for `total` elements.
+    pub(super) fn launch_elements<A: DeviceRepr>(
+        &self,
+        f: &CudaFunction,
+        args: &A,
+        total: usize,
+        what: &str,
+    ) -> Result<()> {
         if total == 0 {
             return Ok(());
         }
@@ -334,8 +346,7 @@ impl Gpu {
         let p = y.precision();
         same("binary output", y, p, total)?;
         for (what, (t, s)) in [("left operand", a), ("right operand", b)] {
-            let reach = if total == 0 { 0 } else { 1 + dims.iter().zip(s).map(|(&d, s)| (d - 1) * s).sum::<usize>() };
-            same(what, t, p, reach)?;
+            same(what, t, p, if total == 0 { 0 } else { reach(&dims, &s, 0) })?;
         }
         let i = |v: [usize; 4]| v.map(|x| x as i64);
         let args = BinArgs {
@@ -463,7 +474,7 @@ impl Gpu {
             splits: int(gap.splits, "segments")?,
             pad_: 0,
         };
-        if n > MAX_GRID_Z {
+        if n > super::launch::MAX_GRID_YZ {
             return Err(KernelError::Shape(format!("{n} images exceed one launch's grid")));
         }
         let cfg = LaunchConfig {

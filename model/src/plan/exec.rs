@@ -197,6 +197,38 @@ fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
     out_len.saturating_mul(per_output) >= MIN_PARALLEL_WORK
 }
 
+/// The pooling parameters of a `Step::Pool`.
+pub(super) fn pool_params(pool: &crate::ir::Pool, pads: [usize; 4], average: Option<bool>) -> PoolParams {
+    let mode = match average {
+        None => PoolMode::Max,
+        Some(count_include_pad) => PoolMode::Average { count_include_pad },
+    };
+    PoolParams { kernel: pool.kernel, strides: pool.strides, dilations: pool.dilations, pads, mode }
+}
+
+/// Where a `Step::Resize` writes: NCHW planes when its output value is plain (fused with the
+/// relayout of a plan output, `build::resize_to_planes`), else NHWC; and the output's
+/// (height, width).
+pub(super) fn resize_output(plan: &Plan, output: usize) -> (bool, [usize; 2]) {
+    let o = plan.values[output].physical();
+    let planes = plan.values[output].layout == Layout::Plain;
+    (planes, if planes { [o[2], o[3]] } else { [o[1], o[2]] })
+}
+
+/// The physical dims of one part of a `Step::Concat` along `axis` into `output`: a value's
+/// own, or for a constant the output's with the constant's extent along the axis.
+pub(super) fn concat_part_dims(plan: &Plan, part: Operand, output: usize, axis: usize) -> Vec<usize> {
+    match part {
+        Operand::Value(v) => plan.values[v].physical(),
+        Operand::Const(c) => {
+            let mut d = plan.values[output].physical();
+            let others: usize = d.iter().enumerate().filter(|&(k, _)| k != axis).map(|(_, &n)| n).product();
+            d[axis] = plan.consts[c].len() / others.max(1);
+            d
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn exec_step<'a>(
     plan: &'a Plan,
@@ -244,40 +276,18 @@ pub(super) fn exec_step<'a>(
         }
         Step::GlobalAveragePool { input, .. } => ops::global_average_pool(val(*input), dims4(&phys(*input)), out),
         Step::Pool { pool, pads, average, input, output } => {
-            let mode = match average {
-                None => PoolMode::Max,
-                Some(count_include_pad) => PoolMode::Average { count_include_pad: *count_include_pad },
-            };
-            let params =
-                PoolParams { kernel: pool.kernel, strides: pool.strides, dilations: pool.dilations, pads: *pads, mode };
+            let params = pool_params(pool, *pads, *average);
             let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
             set.pool2d(x, ImageMut::new(out, dims4(&phys(*output)))?, &params, par)?;
         }
         Step::Resize { resize, scales, input, output } => {
-            let o = phys(*output);
-            // A plain output: fused with the relayout of a plan output (`build::resize_to_planes`).
-            let planes = plan.values[*output].layout == Layout::Plain;
-            let ohw = if planes { [o[2], o[3]] } else { [o[1], o[2]] };
+            let (planes, ohw) = resize_output(plan, *output);
             ops::resize(val(*input), dims4(&phys(*input)), resize, *scales, out, ohw, planes, parallel);
         }
         Step::Concat { inputs, axis, output } => {
-            let out_dims = phys(*output);
             let parts: Vec<(&[f32], Vec<usize>)> = inputs
                 .iter()
-                .map(|&o| {
-                    let dims = match o {
-                        Operand::Value(v) => phys(v),
-                        // A constant has the output's dims but along the axis.
-                        Operand::Const(c) => {
-                            let others: usize =
-                                out_dims.iter().enumerate().filter(|(d, _)| d != axis).map(|(_, &n)| n).product();
-                            let mut d = out_dims.clone();
-                            d[*axis] = plan.consts[c].len() / others.max(1);
-                            d
-                        }
-                    };
-                    (ops::operand(o, &plan.consts, val), dims)
-                })
+                .map(|&o| (ops::operand(o, &plan.consts, val), concat_part_dims(plan, o, *output, *axis)))
                 .collect();
             ops::concat(&parts, *axis, out, parallel);
         }

@@ -138,23 +138,9 @@ impl GpuSession<'_> {
         let gpu = Arc::clone(&self.gpu);
         let data = input_data(plan, inputs)?;
         let mut phases = [0.0; 3];
-        let kernel = |e: ModelError| kernels::KernelError::Device(e.to_string());
-        phases[0] = gpu.elapsed_ms(|| self.upload_inputs(&data).map_err(kernel))?;
-        for &v in &plan.inputs {
-            if let (Some(s), Some(t)) = (&self.staging[v], self.device[v].as_mut()) {
-                phases[1] += gpu.elapsed_ms(|| gpu.convert(s, t))?;
-            }
-        }
-        for (s, t) in times.iter_mut().enumerate() {
-            *t = gpu.elapsed_ms(|| self.gpu_step(s).map_err(kernel))?;
-            phases[1] += *t;
-        }
-        for &o in &plan.outputs {
-            if let (Some(s), Some(t)) = (self.staging[o].as_mut(), &self.device[o]) {
-                phases[1] += gpu.elapsed_ms(|| gpu.convert(t, s))?;
-            }
-        }
-        phases[2] = gpu.elapsed_ms(|| self.download_outputs().map_err(kernel))?;
+        phases[0] = gpu.elapsed_ms(|| self.upload_inputs(&data))?;
+        phases[1] = self.issue_all(Some(times))?;
+        phases[2] = gpu.elapsed_ms(|| self.download_outputs())?;
         Ok((super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)?, phases))
     }
 
@@ -195,12 +181,14 @@ impl GpuSession<'_> {
         self.upload_inputs(&input_data(plan, inputs)?)?;
         if self.graph.is_none() {
             let gpu = Arc::clone(&self.gpu);
-            let captured = gpu.capture(|| self.issue_all().map_err(|e| kernels::KernelError::Device(e.to_string())));
+            let captured = gpu.capture(|| self.issue_all(None).map(|_| ()));
             self.graph = Some(captured.map_err(|e| e.to_string()));
         }
         match &self.graph {
             Some(Ok(g)) => self.gpu.replay(g)?,
-            _ => self.issue_all()?,
+            _ => {
+                self.issue_all(None)?;
+            }
         }
         self.download_outputs()?;
         super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)
@@ -234,23 +222,39 @@ impl GpuSession<'_> {
         Ok(())
     }
 
-    /// Every launch of a whole-device run (inputs to f16, the steps, outputs to f32).
-    fn issue_all(&mut self) -> Result<()> {
+    /// Every launch of a whole-device run (inputs to f16, the steps, outputs to f32); with
+    /// `times` (one per step), each launch is waited for and timed, step `s`'s device time
+    /// lands in `times[s]`, and the total is returned (0 without).
+    fn issue_all(&mut self, mut times: Option<&mut [f64]>) -> Result<f64> {
         let plan = self.plan;
+        let gpu = Arc::clone(&self.gpu);
+        // With `times`: each launch waited for, its device time returned.
+        let timed = times.is_some();
+        let launch = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+            match timed {
+                true => gpu.elapsed_ms(f),
+                false => f().map(|_| 0.0),
+            }
+        };
+        let mut total = 0.0;
         for &v in &plan.inputs {
             if let (Some(s), Some(t)) = (&self.staging[v], self.device[v].as_mut()) {
-                self.gpu.convert(s, t)?;
+                total += launch(&mut || Ok(gpu.convert(s, t)?))?;
             }
         }
         for s in 0..plan.steps.len() {
-            self.gpu_step(s).map_err(|e| step_error(&plan.steps[s], e))?;
+            let ms = launch(&mut || self.gpu_step(s).map_err(|e| step_error(&plan.steps[s], e)))?;
+            if let Some(t) = times.as_deref_mut() {
+                t[s] = ms;
+            }
+            total += ms;
         }
         for &o in &plan.outputs {
             if let (Some(s), Some(t)) = (self.staging[o].as_mut(), &self.device[o]) {
-                self.gpu.convert(t, s)?;
+                total += launch(&mut || Ok(gpu.convert(t, s)?))?;
             }
         }
-        Ok(())
+        Ok(total)
     }
 
     /// A run with some steps on the host: values move between host and device on demand.

@@ -7,8 +7,9 @@ use kernels::cuda::{
     BinaryOp, ChainOp, DeviceBias, DeviceEpilogue, DeviceGap, DeviceMap, DeviceResize, DeviceTensor, Gpu, Precision,
     StridedCopy,
 };
-use kernels::{PoolMode, PoolParams};
+use kernels::PoolParams;
 
+use super::exec::{concat_part_dims, pool_params, resize_output};
 use super::{dims4, inputs_of, memory, ops, Layout, MapOp, Operand, Plan, Step};
 use crate::error::Result;
 use crate::ir::Binary;
@@ -95,45 +96,24 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
             DeviceStep::GlobalAveragePool(DeviceGap::new(gpu, dims4(&phys(*input)))?)
         }
         Step::Pool { pool, pads, average, output, .. } => {
-            let mode = match average {
-                None => PoolMode::Max,
-                Some(count_include_pad) => PoolMode::Average { count_include_pad: *count_include_pad },
-            };
-            let params =
-                PoolParams { kernel: pool.kernel, strides: pool.strides, dilations: pool.dilations, pads: *pads, mode };
             let o = phys(*output);
-            DeviceStep::Pool { params, out_hw: [o[1], o[2]] }
+            DeviceStep::Pool { params: pool_params(pool, *pads, *average), out_hw: [o[1], o[2]] }
         }
         Step::Resize { resize, scales, input, output } => {
-            let (i, o) = (phys(*input), phys(*output));
-            let planes = plan.values[*output].layout == Layout::Plain;
-            let [oh, ow] = if planes { [o[2], o[3]] } else { [o[1], o[2]] };
-            let rows = ops::resize_taps(resize, scales[0], i[1], oh);
-            let cols = ops::resize_taps(resize, scales[1], i[2], ow);
-            let linear = matches!(resize.mode, crate::ir::ResizeMode::Linear);
-            DeviceStep::Resize { taps: DeviceResize::upload(gpu, &rows, &cols, linear)?, planes }
+            let i = phys(*input);
+            let (planes, ohw) = resize_output(plan, *output);
+            let taps = ops::Taps::new(resize, *scales, [i[1], i[2]], ohw);
+            DeviceStep::Resize { taps: DeviceResize::upload(gpu, &taps.rows, &taps.cols, taps.linear)?, planes }
         }
         Step::Softmax { dims, .. } => DeviceStep::Softmax(*dims),
         Step::Concat { inputs, axis, output } => {
-            let out_dims = phys(*output);
-            let outer: usize = out_dims[..*axis].iter().product();
-            let others: usize = out_dims.iter().enumerate().filter(|(d, _)| d != axis).map(|(_, &n)| n).product();
-            let mut chunks = Vec::new();
-            for &o in inputs {
-                let chunk = match o {
-                    Operand::Value(v) => phys(v)[*axis..].iter().product(),
-                    // A constant has the output's dims but along the axis.
-                    Operand::Const(c) => {
-                        let along = plan.consts[c].len() / others.max(1);
-                        along * out_dims[*axis + 1..].iter().product::<usize>()
-                    }
-                };
-                chunks.push((o, chunk));
-            }
-            let row: usize = chunks.iter().map(|c| c.1).sum();
+            let outer: usize = phys(*output)[..*axis].iter().product();
+            let chunks: Vec<usize> =
+                inputs.iter().map(|&o| concat_part_dims(plan, o, *output, *axis)[*axis..].iter().product()).collect();
+            let row: usize = chunks.iter().sum();
             let mut at = 0;
             let mut parts = Vec::new();
-            for (o, chunk) in chunks {
+            for (&o, &chunk) in inputs.iter().zip(&chunks) {
                 let copy = StridedCopy {
                     dims: vec![outer, chunk],
                     src_strides: vec![chunk, 1],
@@ -182,25 +162,18 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
         }
         Step::Gather { input, outer, stride, inner, indices, .. } => {
             let len = indices.len() * inner;
-            let mut parts = Vec::new();
             let mut at = 0;
-            let mut k = 0;
-            while k < indices.len() {
-                // Consecutive indices are one block.
-                let mut blocks = 1;
-                while k + blocks < indices.len() && indices[k + blocks] == indices[k] + blocks {
-                    blocks += 1;
-                }
+            let mut parts = Vec::new();
+            for (first, blocks) in ops::index_runs(indices) {
                 let copy = StridedCopy {
                     dims: vec![*outer, blocks * inner],
                     src_strides: vec![*stride, 1],
                     dst_strides: vec![len, 1],
-                    src_offset: indices[k] * inner,
+                    src_offset: first * inner,
                     dst_offset: at,
                 };
                 parts.push((Src::Value(*input), copy));
                 at += blocks * inner;
-                k += blocks;
             }
             DeviceStep::Copies(parts)
         }

@@ -195,11 +195,7 @@ pub fn resize(
     parallel: bool,
 ) {
     let [_, h, w, _] = dims;
-    let taps = Taps {
-        cols: resize_taps(r, scales[1], w, ow),
-        rows: resize_taps(r, scales[0], h, oh),
-        linear: matches!(r.mode, ResizeMode::Linear),
-    };
+    let taps = Taps::new(r, scales, [h, w], [oh, ow]);
     if planes {
         resize_to_planes(x, dims, &taps, out, parallel);
     } else {
@@ -208,11 +204,22 @@ pub fn resize(
 }
 
 /// The source taps of a resize along each axis (see [`resize_taps`]).
-struct Taps {
-    cols: Vec<(usize, usize, f32)>,
-    rows: Vec<(usize, usize, f32)>,
+pub(super) struct Taps {
+    pub cols: Vec<(usize, usize, f32)>,
+    pub rows: Vec<(usize, usize, f32)>,
     /// Linear interpolation (else nearest).
-    linear: bool,
+    pub linear: bool,
+}
+
+impl Taps {
+    /// The taps of resizing an `[h, w]` map to `[oh, ow]` by `scales` (rows, columns).
+    pub(super) fn new(r: &Resize, scales: [f64; 2], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Self {
+        Self {
+            cols: resize_taps(r, scales[1], w, ow),
+            rows: resize_taps(r, scales[0], h, oh),
+            linear: matches!(r.mode, ResizeMode::Linear),
+        }
+    }
 }
 
 /// [`resize`] into NHWC, output row by output row.
@@ -289,7 +296,7 @@ fn resize_to_planes(x: &[f32], [n, h, w, c]: [usize; 4], t: &Taps, out: &mut [f3
 
 /// The source taps of each of `len_out` positions on one axis: `(i0, i1, weight of i1)` for
 /// linear interpolation, `(i, 0, 0.0)` for nearest.
-pub(super) fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(usize, usize, f32)> {
+fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(usize, usize, f32)> {
     (0..len_out)
         .map(|o| {
             let c = shape::resize_source(r.coordinates, o, scale, len_in);
@@ -344,13 +351,7 @@ pub fn crop(x: &[f32], [outer, stride, start, len]: [usize; 4], out: &mut [f32],
 /// Output run `o` of `out` is blocks `indices[k]` (of `inner` values) of input run `o`
 /// (`outer` runs of `stride`), in order; consecutive indices are copied as one block.
 pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], out: &mut [f32], parallel: bool) {
-    let mut runs: Vec<(usize, usize)> = Vec::new(); // (first input block, blocks)
-    for &i in indices {
-        match runs.last_mut() {
-            Some((s, n)) if *s + *n == i => *n += 1,
-            _ => runs.push((i, 1)),
-        }
-    }
+    let runs = index_runs(indices);
     let len = indices.len() * inner;
     chunks_mut(&mut out[..outer * len], len, parallel && outer * len > GRAIN, |o, dst| {
         let src = &x[o * stride..][..stride];
@@ -364,6 +365,18 @@ pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], 
             at += n;
         }
     });
+}
+
+/// Consecutive `indices` as runs: (first index, count), in order.
+pub(super) fn index_runs(indices: &[usize]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &i in indices {
+        match runs.last_mut() {
+            Some((s, n)) if *s + *n == i => *n += 1,
+            _ => runs.push((i, 1)),
+        }
+    }
+    runs
 }
 
 /// NCHW ↔ NHWC of a `[n, c, h, w]` value (`to_nhwc` picks the direction). One channel or
