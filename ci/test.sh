@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints (warnings are errors, clippy included), the unit,
 # integration, bench (test mode) and doc tests of every crate on this machine (S3 storage
-# against a real S3 server on loopback, built by ci/setup-s3.sh; CUDA code included: compiled
+# against a real S3 server on loopback, built by ci/setup-s3.sh; the job store on SQLite and on
+# a real PostgreSQL on loopback, started by ci/setup-postgres.sh; CUDA code included: compiled
 # for every gpu-code with NVRTC, its device suites reported as skipped), the host parity
 # report, the edge agent driven by a generated Python client (ci/test-agent.sh), then the ARM64
 # suites under qemu-aarch64 (ci/test-arm64.sh, which installs its
@@ -41,6 +42,11 @@ export EDGEPACK_S3S_FS EDGEPACK_REQUIRE_S3=1
 stage "setup: AWS CLI and boto3 (real clients of edgepack serve)"
 EDGEPACK_AWS_BIN=$(bash ci/setup-aws.sh)
 export EDGEPACK_AWS_BIN EDGEPACK_REQUIRE_AWS=1
+stage "setup: PostgreSQL on loopback (the shared job store's suites)"
+# Debian's postgresql, a throwaway cluster on 127.0.0.1:54329 (ci/setup-postgres.sh); required:
+# without it the build fails instead of skipping the PostgreSQL variants.
+EDGEPACK_POSTGRES_URL=$(bash ci/setup-postgres.sh)
+export EDGEPACK_POSTGRES_URL EDGEPACK_REQUIRE_POSTGRES=1
 stage "cargo fmt --check"
 cargo fmt --all -- --check
 # Clippy lints the workspace's crates inside the test build (clippy-driver wraps rustc for

@@ -3,7 +3,10 @@
 //!   its path); without it they are ignored ("skipped: …") — `EDGEPACK_REQUIRE_S3=1` (CI)
 //!   makes a missing one fail the build instead;
 //! - `EDGEPACK_AWS_BIN`: the bin folder of the venv with the AWS CLI and boto3 that drive
-//!   `edgepack serve` (`ci/setup-aws.sh` prints it); likewise with `EDGEPACK_REQUIRE_AWS=1`.
+//!   `edgepack serve` (`ci/setup-aws.sh` prints it); likewise with `EDGEPACK_REQUIRE_AWS=1`;
+//! - `EDGEPACK_POSTGRES_URL`: a PostgreSQL role that may create databases
+//!   (`ci/setup-postgres.sh` prints it), for the server on a shared job store; likewise with
+//!   `EDGEPACK_REQUIRE_POSTGRES=1`.
 
 /// Passes `var` on when it names an existing `file` (inside it, when given), else sets `cfg`
 /// (or fails when `require` is set to 1).
@@ -38,4 +41,17 @@ fn main() {
         Some("aws"),
         "the bin folder of a venv with awscli and boto3 (run ci/setup-aws.sh)",
     );
+    let url = std::env::var("EDGEPACK_POSTGRES_URL").unwrap_or_default();
+    println!("cargo::rustc-check-cfg=cfg(no_postgres)");
+    println!("cargo::rerun-if-env-changed=EDGEPACK_POSTGRES_URL");
+    println!("cargo::rerun-if-env-changed=EDGEPACK_REQUIRE_POSTGRES");
+    if url.starts_with("postgresql://") {
+        println!("cargo::rustc-env=EDGEPACK_POSTGRES_URL={url}");
+    } else if std::env::var_os("EDGEPACK_REQUIRE_POSTGRES").is_some_and(|v| v == "1") {
+        panic!(
+            "EDGEPACK_REQUIRE_POSTGRES=1 but EDGEPACK_POSTGRES_URL is not a postgresql:// URL (ci/setup-postgres.sh)"
+        );
+    } else {
+        println!("cargo::rustc-cfg=no_postgres");
+    }
 }

@@ -17,6 +17,12 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
+/// The PostgreSQL server of the shared-store tests (`EDGEPACK_POSTGRES_URL` at build time).
+#[cfg(not(no_postgres))]
+const POSTGRES_URL: &str = env!("EDGEPACK_POSTGRES_URL");
+#[cfg(no_postgres)]
+const POSTGRES_URL: &str = "";
+
 fn ok_json(home: &Path, args: &[&str]) -> Value {
     let o = edgepack(home, args);
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -35,11 +41,22 @@ impl Serve {
     }
 
     fn start_with(home: &Path, extra: &[&str]) -> Serve {
+        Self::spawn(home, extra, &[])
+    }
+
+    /// With environment variables `env` (fail points, the heartbeat limit).
+    fn start_env(home: &Path, env: &[(&str, &str)]) -> Serve {
+        Self::spawn(home, &[], env)
+    }
+
+    fn spawn(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_edgepack"))
             .args(["serve", "--port", "0"])
             .args(extra)
             .env("EDGEPACK_HOME", home)
             .env("EDGEPACK_AGENT_DIR", common::agent_builds(home))
+            .env_remove("FAILPOINTS")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -208,17 +225,45 @@ fn the_edgepack_cli_reaches_a_tls_server_trusting_aws_ca_bundle() {
     ignore = "skipped: no AWS CLI/boto3 (set EDGEPACK_AWS_BIN=$(bash ci/setup-aws.sh) and rebuild)"
 )]
 fn the_aws_cli_and_boto3_run_the_whole_flow_against_edgepack_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    aws_clients_flow(dir.path(), &dir.path().join("home"), "");
+}
+
+#[test]
+#[cfg_attr(
+    any(no_aws_clients, no_postgres),
+    ignore = "skipped: no AWS CLI/boto3 or no PostgreSQL (EDGEPACK_AWS_BIN=$(bash ci/setup-aws.sh) \
+              EDGEPACK_POSTGRES_URL=$(bash ci/setup-postgres.sh), then rebuild)"
+)]
+fn the_aws_cli_and_boto3_run_the_whole_flow_against_edgepack_serve_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::new();
+    let home = dir.path().join("home");
+    let shown = ok_json(&home, &["configure-job-store", "--postgres", &db.url]);
+    assert_eq!(shown["JobStore"]["Postgres"]["Url"], db.url.replace(":edgepack-ci@", ":***@"), "{shown}");
+    aws_clients_flow(dir.path(), &home, "pg");
+    // It all went to the database (the suite deletes its projects at the end; the client
+    // tokens, component reservations and keys stay), no SQLite files in the home.
+    assert!(!home.join("jobs.sqlite").exists() && !home.join("access-keys.sqlite").exists());
+    let mut c = db.connect();
+    let tokens = c.query_one("SELECT COUNT(*) FROM client_tokens", &[]).get(0);
+    let reserved = c.query_one("SELECT COUNT(*) FROM component_reservations", &[]).get(0);
+    let keys = c.query_one("SELECT COUNT(*) FROM access_keys", &[]).get(0);
+    assert!(tokens >= 2 && reserved >= 1 && keys == 2, "tokens {tokens}, reservations {reserved}, keys {keys}");
+}
+
+/// The real clients' suite (`ci/server_clients.py`) against `edgepack serve` on `home`; its
+/// projects named with `prefix`.
+fn aws_clients_flow(dir: &Path, home: &Path, prefix: &str) {
     #[cfg(not(no_aws_clients))]
     let bin = Path::new(env!("EDGEPACK_AWS_BIN"));
     #[cfg(no_aws_clients)]
     let bin = Path::new("");
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let all = ok_json(&home, &["create-access-key", "--all-projects"]);
-    let scoped = ok_json(&home, &["create-access-key", "--project", "line-*"]);
-    let model = dir.path().join("s.onnx");
-    ok_json(&home, &["sample-model", "--kind", "classification", "--size", "64x64", "--out", model.to_str().unwrap()]);
-    let serve = Serve::start(&home);
+    let all = ok_json(home, &["create-access-key", "--all-projects"]);
+    let scoped = ok_json(home, &["create-access-key", "--project", "line-*"]);
+    let model = dir.join("s.onnx");
+    ok_json(home, &["sample-model", "--kind", "classification", "--size", "64x64", "--out", model.to_str().unwrap()]);
+    let serve = Serve::start(home);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/server_clients.py");
     let key = |v: &Value, f: &str| v["AccessKey"][f].as_str().unwrap().to_owned();
     let o = Command::new(bin.join("python"))
@@ -229,10 +274,11 @@ fn the_aws_cli_and_boto3_run_the_whole_flow_against_edgepack_serve() {
         .env("EDGEPACK_KEY_SCOPED", key(&scoped, "AccessKeyId"))
         .env("EDGEPACK_SECRET_SCOPED", key(&scoped, "SecretAccessKey"))
         .env("EDGEPACK_MODEL", &model)
-        .env("EDGEPACK_CONTRACT", dir.path().join("s.contract.json"))
+        .env("EDGEPACK_CONTRACT", dir.join("s.contract.json"))
+        .env("EDGEPACK_PROJECT_PREFIX", prefix)
         .env("AWS_CLI", bin.join("aws"))
-        .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"))
         .output()
         .expect("run python");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -240,4 +286,223 @@ fn the_aws_cli_and_boto3_run_the_whole_flow_against_edgepack_serve() {
     let last = out.lines().last().unwrap_or_default();
     assert!(last.starts_with("server clients: ") && last.contains("checks passed"), "{out}");
     println!("{last}");
+}
+
+/// A fresh PostgreSQL database of the server `EDGEPACK_POSTGRES_URL` names (dropped with it).
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn new() -> Database {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let admin = POSTGRES_URL.to_owned();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ep_cli_{}_{n}", std::process::id());
+        package::store::pg::drop_database(&admin, &name).unwrap();
+        let url = package::store::pg::create_database(&admin, &name).unwrap();
+        Database { admin, name, url }
+    }
+
+    /// A connection to it, as the service makes them.
+    fn connect(&self) -> Connection {
+        let config = package::store::StoreConfig::Postgres(package::store::PostgresSettings {
+            url: self.url.clone(),
+            max_connections: Some(1),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        Connection(package::store::Store::open(dir.path(), &config).unwrap().connect().unwrap())
+    }
+}
+
+/// A job-store connection whose queries unwrap.
+struct Connection(package::store::Db);
+
+impl Connection {
+    fn query_one(&mut self, sql: &str, args: &[package::store::Value]) -> Row {
+        Row(self.0.query_one(sql, args).unwrap())
+    }
+}
+
+struct Row(package::store::Row);
+
+impl Row {
+    fn get(&self, i: usize) -> i64 {
+        self.0.get(i).unwrap()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = package::store::pg::drop_database(&self.admin, &self.name);
+    }
+}
+
+/// Two servers (`homes`, configured for `db`, sharing the master key of the first, as a team
+/// copies it to every server) and an access key for every project.
+fn two_servers(dir: &Path, db: &Database, extra: [&[(&str, &str)]; 2]) -> (Value, Serve, Serve) {
+    let homes = [dir.join("server-a"), dir.join("server-b")];
+    for home in &homes {
+        ok_json(home, &["configure-job-store", "--postgres", &db.url]);
+    }
+    let k = ok_json(&homes[0], &["create-access-key", "--all-projects"]);
+    std::fs::create_dir_all(homes[1].join("keys")).unwrap();
+    std::fs::copy(homes[0].join("keys/access-keys.key"), homes[1].join("keys/access-keys.key")).unwrap();
+    let a = Serve::start_env(&homes[0], extra[0]);
+    let b = Serve::start_env(&homes[1], extra[1]);
+    (k, a, b)
+}
+
+/// Runs `client` and parses its JSON answer, failing with its error output.
+fn client_json(dir: &Path, url: &str, k: &Value, args: &[&str]) -> Value {
+    let o = client(dir, url, k, None, args);
+    assert!(o.status.success(), "{args:?} on {url}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("JSON")
+}
+
+/// A job's status and message through `url`, polled until `done` says so (60 s at most).
+fn poll_job(dir: &Path, url: &str, k: &Value, job: &str, done: impl Fn(&str, &str) -> bool) -> (String, String) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let d =
+            client_json(dir, url, k, &["describe-model-packaging-job", "--project-name", "line-1", "--job-name", job]);
+        let j = &d["ModelPackagingDescription"];
+        let (st, msg) =
+            (j["Status"].as_str().unwrap().to_owned(), j["StatusMessage"].as_str().unwrap_or("").to_owned());
+        if done(&st, &msg) || t0.elapsed() > std::time::Duration::from_secs(60) {
+            return (st, msg);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+const SHARED_CONFIG: &str =
+    "Greengrass={TargetPlatform={Os=LINUX,Arch=X86_64},CompilerOptions='{\"mcpu\": \"core-avx2\"}',\
+                             S3OutputLocation={Bucket=parts},ComponentName=line1.Defects,ComponentVersion=1.0.0}";
+
+/// Project `line-1` made through `a` with the sample model imported through `b`.
+fn shared_project(dir: &Path, k: &Value, a: &Serve, b: &Serve) {
+    let model = dir.join("s.onnx");
+    ok_json(
+        &dir.join("server-a"),
+        &["sample-model", "--kind", "classification", "--size", "64x64", "--out", model.to_str().unwrap()],
+    );
+    client_json(dir, &a.url, k, &["create-project", "--project-name", "line-1"]);
+    let contract = format!("file://{}", dir.join("s.contract.json").display());
+    let import =
+        ["import-model", "--project-name", "line-1", "--model", model.to_str().unwrap(), "--contract", &contract];
+    client_json(dir, &b.url, k, &import);
+}
+
+#[test]
+#[cfg_attr(
+    no_postgres,
+    ignore = "skipped: no PostgreSQL (EDGEPACK_POSTGRES_URL=$(bash ci/setup-postgres.sh), then rebuild)"
+)]
+fn two_servers_on_one_postgresql_database_make_one_job_from_20_identical_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::new();
+    let (k, a, b) = two_servers(dir.path(), &db, [&[], &[]]);
+    shared_project(dir.path(), &k, &a, &b);
+    // 20 clients at once, half on each server, the same request and client token.
+    let start = [
+        "start-model-packaging-job",
+        "--project-name",
+        "line-1",
+        "--model-version",
+        "1",
+        "--client-token",
+        "one-job-please",
+        "--configuration",
+        SHARED_CONFIG,
+    ];
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let url = if i % 2 == 0 { &a.url } else { &b.url };
+            client_cmd(dir.path(), url, &k, None, &start).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    let names: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["JobName"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(names.windows(2).all(|w| w[0] == w[1]), "{names:?}");
+    for s in [&a, &b] {
+        let l = client_json(dir.path(), &s.url, &k, &["list-model-packaging-jobs", "--project-name", "line-1"]);
+        assert_eq!(l["ModelPackagingJobs"].as_array().unwrap().len(), 1, "{l}");
+    }
+    // The one job runs (on the server that accepted it) and both servers see it succeed.
+    let (st, msg) = poll_job(dir.path(), &b.url, &k, &names[0], |s, _| s == "SUCCEEDED" || s == "FAILED");
+    assert_eq!(st, "SUCCEEDED", "{msg}");
+    let mut c = db.connect();
+    assert_eq!(c.query_one("SELECT COUNT(*) FROM jobs", &[]).get(0), 1);
+}
+
+#[test]
+#[cfg_attr(
+    any(no_postgres, not(feature = "fault-injection")),
+    ignore = "skipped: needs PostgreSQL (EDGEPACK_POSTGRES_URL=$(bash ci/setup-postgres.sh)) and the \
+              fault-injection feature (ci/test.sh builds both in)"
+)]
+fn a_worker_lost_with_its_server_is_failed_by_the_other_server_which_then_runs_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::new();
+    // Server A's workers stop in the parity check (a fail point holds them there); server B
+    // counts a worker gone after 1.5 s without a heartbeat.
+    let (k, a, b) = two_servers(
+        dir.path(),
+        &db,
+        [&[("FAILPOINTS", "job-parity=sleep(60000)")], &[("EDGEPACK_HEARTBEAT_TIMEOUT", "1.5")]],
+    );
+    shared_project(dir.path(), &k, &a, &b);
+    let start = |url: &str, job: &str| {
+        let args = [
+            "start-model-packaging-job",
+            "--project-name",
+            "line-1",
+            "--model-version",
+            "1",
+            "--job-name",
+            job,
+            "--configuration",
+            SHARED_CONFIG,
+        ];
+        client_json(dir.path(), url, &k, &args);
+    };
+    start(&a.url, "lost");
+    let (st, msg) = poll_job(dir.path(), &b.url, &k, "lost", |s, m| s == "RUNNING" && m.starts_with("checking parity"));
+    assert_eq!((st.as_str(), msg.starts_with("checking parity")), ("RUNNING", true), "{msg}");
+    // Machine A is lost: its worker (supervisor and child) and its server, all at once.
+    let home_a = format!("EDGEPACK_HOME={}", dir.path().join("server-a").display());
+    let workers: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            let has = |hay: &[u8], v: &str| hay.split(|&b| b == 0).any(|x| x == v.as_bytes());
+            (has(&cmd, "run-packaging-job") && has(&env, &home_a)).then_some(pid)
+        })
+        .collect();
+    assert_eq!(workers.len(), 2, "server A's worker and its child: {workers:?}");
+    for pid in &workers {
+        assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    }
+    drop(a);
+    // Server B fails the job by the heartbeat rule…
+    let (st, msg) = poll_job(dir.path(), &b.url, &k, "lost", |s, _| s == "FAILED");
+    assert_eq!(st, "FAILED");
+    assert!(msg.starts_with("interrupted: the worker stopped"), "{msg}");
+    // …which frees the component version: the same job, started again on B, runs there.
+    start(&b.url, "again");
+    let (st, msg) = poll_job(dir.path(), &b.url, &k, "again", |s, _| s == "SUCCEEDED" || s == "FAILED");
+    assert_eq!(st, "SUCCEEDED", "{msg}");
 }

@@ -152,6 +152,23 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
+impl From<postgres::Error> for ApiError {
+    fn from(e: postgres::Error) -> Self {
+        ApiError::internal(format!("job store (PostgreSQL): {}", postgres_detail(&e)))
+    }
+}
+
+/// What a PostgreSQL error says: the server's own message and code where it sent one (the
+/// error's summary is only "db error"), else the client's.
+pub(crate) fn postgres_detail(e: &postgres::Error) -> String {
+    use std::error::Error as _;
+    match (e.as_db_error(), e.source()) {
+        (Some(d), _) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
+}
+
 /// Results of the packaging API.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 

@@ -3,16 +3,16 @@
 //! under concurrent identical requests); the work itself runs off the request path
 //! ([`crate::worker`]).
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::json;
 
+use crate::args;
 use crate::error::{ApiError, ResourceType, Result};
 use crate::shapes::{
     DescribeModelPackagingJobResponse, ListModelPackagingJobsResponse, ModelPackagingConfiguration,
     ModelPackagingDescription, ModelPackagingJobMetadata, ModelPackagingOutputDetails, StartModelPackagingJobRequest,
     StartModelPackagingJobResponse,
 };
-use crate::store::{now_ms, page_after_id, page_token, seconds};
+use crate::store::{now_ms, page_after_id, page_token, seconds, Row};
 use crate::validate::{self, page_size, Violations, JOB_NAME, PROJECT_NAME};
 use crate::Service;
 
@@ -71,10 +71,6 @@ impl JobRow {
     }
 }
 
-fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
-    job_row_at(r, 0)
-}
-
 impl Service {
     /// `StartModelPackagingJob`: validates, resolves `latest`, fills the component version
     /// default, records the job as CREATED and hands it to the runner; returns at once.
@@ -95,17 +91,13 @@ impl Service {
         .to_string();
         // A retry of a call that succeeded answers as it did, also once the model is gone.
         if let Some(token) = &req.client_token {
-            let prior: Option<String> = self
-                .db()?
-                .query_row(
-                    "SELECT result FROM client_tokens WHERE operation = ?1 AND token = ?2 AND params = ?3
-                                                       AND created_ms > ?4",
-                    params![START, token, params, now_ms() - CLIENT_TOKEN_TTL_MS],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(job_name) = prior {
-                return Ok(StartModelPackagingJobResponse { job_name });
+            let prior = self.db()?.query_opt(
+                "SELECT result FROM client_tokens WHERE operation = ?1 AND token = ?2 AND params = ?3
+                                                   AND created_ms > ?4",
+                args![START, token, &params, now_ms() - CLIENT_TOKEN_TTL_MS],
+            )?;
+            if let Some(row) = prior {
+                return Ok(StartModelPackagingJobResponse { job_name: row.get(0)? });
             }
         }
         let model = self.stored_model(&valid.project_name, &valid.model_version)?;
@@ -114,23 +106,17 @@ impl Service {
         let component_version = gg.component_version.get_or_insert_with(|| format!("{}.0.0", model.version)).clone();
         let configuration = ModelPackagingConfiguration { greengrass: Some(gg) };
         let mut c = self.db()?;
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut tx = c.write()?;
         let now = now_ms();
         if let Some(token) = &req.client_token {
-            if let Some(job) = crate::store::claim_token(&tx, START, token, &params, now)? {
+            if let Some(job) = crate::store::claim_token(&mut tx, START, token, &params, now)? {
                 return Ok(StartModelPackagingJobResponse { job_name: job });
             }
         }
         let job_name = req.job_name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let exists: bool = tx
-            .query_row(
-                "SELECT 1 FROM jobs WHERE project = ?1 AND name = ?2",
-                params![valid.project_name, job_name],
-                |_| Ok(true),
-            )
-            .optional()?
-            .unwrap_or(false);
-        if exists {
+        let exists =
+            tx.query_opt("SELECT 1 FROM jobs WHERE project = ?1 AND name = ?2", args![&valid.project_name, &job_name])?;
+        if exists.is_some() {
             return Err(ApiError::conflict(
                 ResourceType::ModelPackageJob,
                 &job_name,
@@ -139,16 +125,14 @@ impl Service {
         }
         // The reservation holds unless its job is known to have failed (a deleted project's
         // jobs are gone, their reservations stay).
-        let taken: Option<(String, String)> = tx
-            .query_row(
-                "SELECT r.project, r.job_name FROM component_reservations r
-                 WHERE r.component_name = ?1 AND r.component_version = ?2
-                   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id AND j.status = 'FAILED')",
-                params![component_name, component_version],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((project, other)) = taken {
+        let taken = tx.query_opt(
+            "SELECT r.project, r.job_name FROM component_reservations r
+             WHERE r.component_name = ?1 AND r.component_version = ?2
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id AND j.status = 'FAILED')",
+            args![&component_name, &component_version],
+        )?;
+        if let Some(row) = taken {
+            let (project, other): (String, String) = (row.get(0)?, row.get(1)?);
             let id = format!("{component_name}:{component_version}");
             return Err(ApiError::conflict(
                 ResourceType::Component,
@@ -159,29 +143,35 @@ impl Service {
                 ),
             ));
         }
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO jobs(project, name, model_version, configuration, description, status, status_message,
+                                  created_ms, updated_ms, component_name, component_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'CREATED', 'queued', ?6, ?6, ?7, ?8) RETURNING id",
+                args![
+                    &valid.project_name,
+                    &job_name,
+                    model.version.to_string(),
+                    serde_json::to_string(&configuration).expect("serializable"),
+                    &req.description,
+                    now,
+                    &component_name,
+                    &component_version
+                ],
+            )?
+            .get(0)?;
+        // A failed job's reservation is taken over.
         tx.execute(
-            "INSERT INTO jobs(project, name, model_version, configuration, description, status, status_message,
-                              created_ms, updated_ms, component_name, component_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'CREATED', 'queued', ?6, ?6, ?7, ?8)",
-            params![
-                valid.project_name,
-                job_name,
-                model.version.to_string(),
-                serde_json::to_string(&configuration).expect("serializable"),
-                req.description,
-                now,
-                component_name,
-                component_version
-            ],
-        )?;
-        tx.execute(
-            "INSERT OR REPLACE INTO component_reservations(component_name, component_version, project, job_name,
-                                                           job_id, created_ms)
-             VALUES (?1, ?2, ?3, ?4, last_insert_rowid(), ?5)",
-            params![component_name, component_version, valid.project_name, job_name, now],
+            "INSERT INTO component_reservations(component_name, component_version, project, job_name, job_id,
+                                                created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(component_name, component_version) DO UPDATE
+                 SET project = excluded.project, job_name = excluded.job_name, job_id = excluded.job_id,
+                     created_ms = excluded.created_ms",
+            args![&component_name, &component_version, &valid.project_name, &job_name, id, now],
         )?;
         if let Some(token) = &req.client_token {
-            crate::store::record_token(&tx, START, token, &params, &job_name, now)?;
+            crate::store::record_token(&mut tx, START, token, &params, &job_name, now)?;
         }
         tx.commit()?;
         self.launch(&valid.project_name, &job_name);
@@ -194,15 +184,13 @@ impl Service {
         v.required("ProjectName", Some(project), &PROJECT_NAME);
         v.required("JobName", Some(name), &JOB_NAME);
         v.finish()?;
-        let c = self.db()?;
-        self.project_created(&c, project)?;
-        c.query_row(
+        let mut c = self.db()?;
+        self.project_created(&mut c, project)?;
+        let row = c.query_opt(
             &format!("SELECT {JOB_COLS} FROM jobs WHERE project = ?1 AND name = ?2"),
-            params![project, name],
-            job_row,
-        )
-        .optional()?
-        .ok_or_else(|| {
+            args![project, name],
+        )?;
+        row.map(|r| job_row_at(&r, 0)).transpose()?.ok_or_else(|| {
             ApiError::not_found(
                 ResourceType::ModelPackageJob,
                 name,
@@ -241,17 +229,17 @@ impl Service {
         let limit = page_size(max_results, next_token)?;
         let list = format!("jobs/{project}");
         let after = page_after_id(&list, next_token)?;
-        let c = self.db()?;
-        self.project_created(&c, project)?;
-        let mut st = c.prepare(&format!(
-            "SELECT id, {JOB_COLS} FROM jobs WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let rows: Vec<(i64, JobRow)> = st
-            .query_map(params![project, after, limit + 1], |r| {
-                // The job's columns follow the id.
-                Ok((r.get(0)?, job_row_at(r, 1)?))
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut c = self.db()?;
+        self.project_created(&mut c, project)?;
+        let rows: Vec<(i64, JobRow)> = c
+            .query(
+                &format!("SELECT id, {JOB_COLS} FROM jobs WHERE project = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
+                args![project, after, limit + 1],
+            )?
+            .iter()
+            // The job's columns follow the id.
+            .map(|r| Ok((r.get(0)?, job_row_at(r, 1)?)))
+            .collect::<Result<_>>()?;
         let next_token =
             (rows.len() as i64 > limit).then(|| page_token(&list, &rows[limit as usize - 1].0.to_string()));
         let model_packaging_jobs = rows.iter().take(limit as usize).map(|(_, j)| j.metadata()).collect();
@@ -261,20 +249,22 @@ impl Service {
 
 /// A job from row `r`, its columns starting at index `o`. A damaged row is an error that
 /// names the job (a list fails saying which row to repair or delete).
-fn job_row_at(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<JobRow> {
+pub(crate) fn job_row_at(r: &Row, o: usize) -> Result<JobRow> {
     read_job_row(r, o).map_err(|e| {
-        let named = |i| r.get::<_, String>(i).unwrap_or_else(|_| "?".into());
-        let why = format!("the stored job '{}' of project '{}' is damaged: {e}", named(o + 1), named(o));
-        rusqlite::Error::FromSqlConversionFailure(o, rusqlite::types::Type::Text, why.into())
+        let named = |i| r.get::<String>(i).unwrap_or_else(|_| "?".into());
+        ApiError::internal(format!(
+            "the stored job '{}' of project '{}' is damaged: {}",
+            named(o + 1),
+            named(o),
+            e.message
+        ))
     })
 }
 
-fn read_job_row(r: &rusqlite::Row<'_>, o: usize) -> rusqlite::Result<JobRow> {
+fn read_job_row(r: &Row, o: usize) -> Result<JobRow> {
     let conf: String = r.get(o + 3)?;
     let output: Option<String> = r.get(o + 11)?;
-    let json_err = |i, e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    };
+    let json_err = |i, e: serde_json::Error| ApiError::internal(format!("column {i}: {e}"));
     Ok(JobRow {
         project: r.get(o)?,
         name: r.get(o + 1)?,

@@ -1,11 +1,12 @@
 //! Model packaging jobs, done locally: the packaging API's semantics (projects, model
 //! versions, `StartModelPackagingJob`, `DescribeModelPackagingJob`, `ListModelPackagingJobs`
-//! with every constraint and prose rule of the API model), a SQLite job store, jobs that run
-//! off the request path, and Greengrass components that carry a plan pre-packed for the
+//! with every constraint and prose rule of the API model), a job store (SQLite embedded, or
+//! PostgreSQL shared by several servers and workers: [`store`]), jobs that run off the request
+//! path, and Greengrass components that carry a plan pre-packed for the
 //! target's kernels and a parity report.
 //!
 //! A [`Service`] lives in a root folder (created owner-only): `jobs.sqlite` (WAL) and its
-//! marker `jobs.created`, `blobs/sha256/` (model files, content-addressed, read-only, a
+//! marker `jobs.created` (or `job-store.json`, naming a PostgreSQL store), `blobs/sha256/` (model files, content-addressed, read-only, a
 //! corrupt one replaced by a good import), `storage.json` (where buckets are:
 //! [`output::Storage`]), `keys/` (the component signing key), `logs/` (workers' output) and, with the embedded storage,
 //! `buckets/<bucket>/`. Opening it sweeps what killed processes left (temporary model files,
@@ -89,6 +90,7 @@ pub struct Service {
     root: PathBuf,
     settings: Settings,
     output: Arc<dyn output::OutputStore>,
+    store: store::Store,
 }
 
 impl Service {
@@ -105,8 +107,8 @@ impl Service {
             Some(o) => o.clone(),
             None => output::Storage::load(root)?.open(root),
         };
-        let svc = Service { root: root.to_path_buf(), settings, output };
-        store::init(&svc.db_path())?;
+        let store = store::Store::open(root, &store::StoreConfig::load(root)?)?;
+        let svc = Service { root: root.to_path_buf(), settings, output, store };
         // What killed workers left: staging folders of local publishes, temp model files.
         svc.output.sweep();
         svc.blobs().sweep();
@@ -127,14 +129,14 @@ impl Service {
         &self.settings
     }
 
-    /// The job store's database file.
-    pub fn db_path(&self) -> PathBuf {
-        self.root.join("jobs.sqlite")
+    /// The job store.
+    pub fn store(&self) -> &store::Store {
+        &self.store
     }
 
     /// A connection to the job store.
-    pub(crate) fn db(&self) -> Result<rusqlite::Connection> {
-        store::open(&self.db_path())
+    pub fn db(&self) -> Result<store::Db> {
+        self.store.connect()
     }
 
     /// The service's component signing key (made on first use: see [`signing::Signer`]).
@@ -151,6 +153,34 @@ impl Service {
     /// The model file store.
     pub fn blobs(&self) -> blobs::Blobs {
         blobs::Blobs::new(&self.root)
+    }
+
+    /// Stores a model file (content-addressed) and returns its SHA-256: in this root's
+    /// `blobs/`, and in a shared job store too, for workers on other machines.
+    pub(crate) fn put_model_file(&self, bytes: &[u8]) -> Result<String> {
+        let sha = self.blobs().put(bytes)?;
+        if self.store.is_shared() {
+            self.db()?.execute(
+                "INSERT INTO model_blobs(sha256, bytes) VALUES (?1, ?2) ON CONFLICT(sha256) DO NOTHING",
+                args![&sha, bytes],
+            )?;
+        }
+        Ok(sha)
+    }
+
+    /// The model file `sha256`, verified: from this root's `blobs/`, or (a model imported on
+    /// another machine of a shared store) from the store, kept in `blobs/` from then on.
+    pub(crate) fn model_file(&self, sha256: &str) -> Result<Vec<u8>> {
+        let local = self.blobs().get(sha256);
+        if local.is_ok() || !self.store.is_shared() {
+            return local;
+        }
+        let row = self.db()?.query_opt("SELECT bytes FROM model_blobs WHERE sha256 = ?1", args![sha256])?;
+        let bytes: Vec<u8> = row.ok_or_else(|| local.unwrap_err())?.get(0)?;
+        if self.blobs().put(&bytes)? != sha256 {
+            return Err(ApiError::internal(format!("model file {sha256} in the job store is corrupt")));
+        }
+        Ok(bytes)
     }
 
     /// Where components go.

@@ -105,7 +105,7 @@ pub fn build_component(
     progress(&format!("loading model version {}", job.model_version));
     fail::fail_point!("job-load");
     let m = svc.stored_model(&job.project, &job.model_version)?;
-    let onnx = svc.blobs().get(&m.sha256)?;
+    let onnx = svc.model_file(&m.sha256)?;
     progress("importing and optimising the model");
     let model_err = |e: model::ModelError| ApiError::validation(format!("model {}/{}: {e}", job.project, m.version));
     let prepared = model::prepare(&onnx, std::slice::from_ref(&m.contract.input.shape)).map_err(model_err)?;

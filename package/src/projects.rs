@@ -2,14 +2,13 @@
 //! `DeleteProject`, and `ImportModel` (the managed service trained models; we import ONNX
 //! files), `DescribeModel`, `ListModels`, `DeleteModel`.
 
-use rusqlite::{params, OptionalExtension};
-
+use crate::args;
 use crate::contract::{ModelContract, OutputSpec};
 use crate::error::{ApiError, ResourceType, Result};
 use crate::shapes::{
     ListModelsResponse, ListProjectsResponse, ModelDescription, ModelMetadata, ProjectDescription, ProjectMetadata,
 };
-use crate::store::{now_ms, page_after, page_after_id, page_token, seconds};
+use crate::store::{now_ms, page_after, page_after_id, page_token, seconds, Db, Row};
 use crate::validate::{page_size, Violations, MODEL_VERSION, MODEL_VERSION_NO_LATEST, PROJECT_NAME};
 use crate::Service;
 
@@ -58,7 +57,7 @@ fn project_name_ok(name: &str) -> Result<()> {
 /// The columns of a stored model, as [`model_row`] reads them.
 const MODEL_COLS: &str = "SELECT version, created_ms, description, sha256, source, contract FROM models";
 
-fn model_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredModel> {
+fn model_row(r: &Row) -> Result<StoredModel> {
     let contract: String = r.get(5)?;
     Ok(StoredModel {
         version: r.get(0)?,
@@ -67,7 +66,7 @@ fn model_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredModel> {
         sha256: r.get(3)?,
         source: r.get(4)?,
         contract: serde_json::from_str(&contract)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e)))?,
+            .map_err(|e| ApiError::internal(format!("job store: a stored model's contract: {e}")))?,
     })
 }
 
@@ -113,39 +112,40 @@ impl Service {
     pub fn create_project_with_token(&self, name: &str, client_token: Option<&str>) -> Result<ProjectMetadata> {
         project_name_ok(name)?;
         let mut c = self.db()?;
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tx = c.write()?;
         let now = now_ms();
         if let Some(token) = client_token {
-            if let Some(result) = crate::store::claim_token(&tx, CREATE_PROJECT, token, name, now)? {
+            if let Some(result) = crate::store::claim_token(&mut tx, CREATE_PROJECT, token, name, now)? {
                 return serde_json::from_str(&result)
                     .map_err(|e| ApiError::internal(format!("client token {token}: {e}")));
             }
         }
-        let meta = match tx.execute("INSERT INTO projects(name, created_ms) VALUES (?1, ?2)", params![name, now]) {
-            Ok(_) => project_metadata(name.into(), now),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                return Err(ApiError::conflict(ResourceType::Project, name, format!("project '{name}' already exists")))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        // Under the store's writer lock: nobody creates it between the check and the insert.
+        if tx.query_opt("SELECT 1 FROM projects WHERE name = ?1", args![name])?.is_some() {
+            return Err(ApiError::conflict(ResourceType::Project, name, format!("project '{name}' already exists")));
+        }
+        tx.execute("INSERT INTO projects(name, created_ms) VALUES (?1, ?2)", args![name, now])?;
+        let meta = project_metadata(name.into(), now);
         if let Some(token) = client_token {
             let result = serde_json::to_string(&meta).expect("serializable");
-            crate::store::record_token(&tx, CREATE_PROJECT, token, name, &result, now)?;
+            crate::store::record_token(&mut tx, CREATE_PROJECT, token, name, &result, now)?;
         }
         tx.commit()?;
         Ok(meta)
     }
 
-    pub(crate) fn project_created(&self, c: &rusqlite::Connection, name: &str) -> Result<i64> {
-        c.query_row("SELECT created_ms FROM projects WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| ApiError::not_found(ResourceType::Project, name, format!("project '{name}' does not exist")))
+    pub(crate) fn project_created(&self, c: &mut Db, name: &str) -> Result<i64> {
+        c.query_opt("SELECT created_ms FROM projects WHERE name = ?1", args![name])?
+            .ok_or_else(|| {
+                ApiError::not_found(ResourceType::Project, name, format!("project '{name}' does not exist"))
+            })?
+            .get(0)
     }
 
     /// `DescribeProject`.
     pub fn describe_project(&self, name: &str) -> Result<ProjectDescription> {
         project_name_ok(name)?;
-        let created = self.project_created(&self.db()?, name)?;
+        let created = self.project_created(&mut self.db()?, name)?;
         Ok(ProjectDescription { project: project_metadata(name.into(), created), datasets: Vec::new() })
     }
 
@@ -153,11 +153,15 @@ impl Service {
     pub fn list_projects(&self, next_token: Option<&str>, max_results: Option<i64>) -> Result<ListProjectsResponse> {
         let limit = page_size(max_results, next_token)?;
         let after = page_after("projects", next_token)?.unwrap_or_default();
-        let c = self.db()?;
-        let mut st = c.prepare("SELECT name, created_ms FROM projects WHERE name > ?1 ORDER BY name LIMIT ?2")?;
-        let mut projects: Vec<ProjectMetadata> = st
-            .query_map(params![after, limit + 1], |r| Ok(project_metadata(r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let mut projects: Vec<ProjectMetadata> = self
+            .db()?
+            .query(
+                "SELECT name, created_ms FROM projects WHERE name > ?1 ORDER BY name LIMIT ?2",
+                args![after, limit + 1],
+            )?
+            .iter()
+            .map(|r| Ok(project_metadata(r.get(0)?, r.get(1)?)))
+            .collect::<Result<_>>()?;
         let next_token = (projects.len() as i64 > limit).then(|| {
             projects.truncate(limit as usize);
             page_token("projects", &projects[projects.len() - 1].project_name)
@@ -170,9 +174,9 @@ impl Service {
     pub fn delete_project(&self, name: &str) -> Result<String> {
         project_name_ok(name)?;
         let mut c = self.db()?;
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.project_created(&tx, name)?;
-        let models: i64 = tx.query_row("SELECT COUNT(*) FROM models WHERE project = ?1", [name], |r| r.get(0))?;
+        let mut tx = c.write()?;
+        self.project_created(&mut tx, name)?;
+        let models: i64 = tx.query_one("SELECT COUNT(*) FROM models WHERE project = ?1", args![name])?.get(0)?;
         if models > 0 {
             return Err(ApiError::conflict(
                 ResourceType::Project,
@@ -180,11 +184,12 @@ impl Service {
                 format!("project '{name}' still has {models} model version(s); delete them first (delete-model)"),
             ));
         }
-        let running: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE project = ?1 AND status IN ('CREATED', 'RUNNING')",
-            [name],
-            |r| r.get(0),
-        )?;
+        let running: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM jobs WHERE project = ?1 AND status IN ('CREATED', 'RUNNING')",
+                args![name],
+            )?
+            .get(0)?;
         if running > 0 {
             return Err(ApiError::conflict(
                 ResourceType::Project,
@@ -196,10 +201,10 @@ impl Service {
         tx.execute(
             "DELETE FROM component_reservations
              WHERE job_id IN (SELECT id FROM jobs WHERE project = ?1 AND status = 'FAILED')",
-            [name],
+            args![name],
         )?;
-        tx.execute("DELETE FROM jobs WHERE project = ?1", [name])?;
-        tx.execute("DELETE FROM projects WHERE name = ?1", [name])?;
+        tx.execute("DELETE FROM jobs WHERE project = ?1", args![name])?;
+        tx.execute("DELETE FROM projects WHERE name = ?1", args![name])?;
         tx.commit()?;
         Ok(project_arn(name))
     }
@@ -215,29 +220,30 @@ impl Service {
         req.contract.check().map_err(|e| ApiError::validation(format!("model contract: {e}")))?;
         let prepared = check_against_model(&req.onnx, &req.contract)?;
         self.check_memory(&prepared, &req.contract.input.shape)?;
-        self.project_created(&self.db()?, &req.project_name)?;
-        let sha = self.blobs().put(&req.onnx)?;
+        self.project_created(&mut self.db()?, &req.project_name)?;
+        let sha = self.put_model_file(&req.onnx)?;
         let contract = serde_json::to_string(&req.contract).expect("serializable");
         let mut c = self.db()?;
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.project_created(&tx, &req.project_name)?;
+        let mut tx = c.write()?;
+        self.project_created(&mut tx, &req.project_name)?;
         // Never a number given before, also to a deleted model or a deleted project's
         // (`model_versions` holds every number given: see the store's migrations).
-        let version: i64 = tx.query_row(
-            "SELECT COALESCE((SELECT last FROM model_versions WHERE project = ?1), 0) + 1",
-            [&req.project_name],
-            |r| r.get(0),
-        )?;
+        let version: i64 = tx
+            .query_one(
+                "SELECT COALESCE((SELECT last FROM model_versions WHERE project = ?1), 0) + 1",
+                args![&req.project_name],
+            )?
+            .get(0)?;
         tx.execute(
             "INSERT INTO model_versions(project, last) VALUES (?1, ?2)
              ON CONFLICT(project) DO UPDATE SET last = excluded.last",
-            params![req.project_name, version],
+            args![&req.project_name, version],
         )?;
         let now = now_ms();
         tx.execute(
             "INSERT INTO models(project, version, created_ms, description, sha256, source, contract)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![req.project_name, version, now, req.description, sha, req.source, contract],
+            args![&req.project_name, version, now, &req.description, sha, &req.source, contract],
         )?;
         tx.commit()?;
         self.describe_model(&req.project_name, &version.to_string())
@@ -249,19 +255,17 @@ impl Service {
         let mut v = Violations::default();
         v.required("ModelVersion", Some(version), &MODEL_VERSION);
         v.finish()?;
-        let c = self.db()?;
-        self.project_created(&c, project)?;
+        let mut c = self.db()?;
+        self.project_created(&mut c, project)?;
         let found = if version == "latest" {
-            c.query_row(&format!("{MODEL_COLS} WHERE project = ?1 ORDER BY version DESC LIMIT 1"), [project], model_row)
-                .optional()?
+            c.query_opt(&format!("{MODEL_COLS} WHERE project = ?1 ORDER BY version DESC LIMIT 1"), args![project])?
         } else {
             let n: i64 = version
                 .parse()
                 .map_err(|_| ApiError::validation(format!("ModelVersion '{version}' is not a number")))?;
-            c.query_row(&format!("{MODEL_COLS} WHERE project = ?1 AND version = ?2"), params![project, n], model_row)
-                .optional()?
+            c.query_opt(&format!("{MODEL_COLS} WHERE project = ?1 AND version = ?2"), args![project, n])?
         };
-        found.ok_or_else(|| {
+        found.map(|r| model_row(&r)).transpose()?.ok_or_else(|| {
             ApiError::not_found(
                 ResourceType::Model,
                 version,
@@ -287,12 +291,16 @@ impl Service {
         let limit = page_size(max_results, next_token)?;
         let list = format!("models/{project}");
         let after = page_after_id(&list, next_token)?;
-        let c = self.db()?;
-        self.project_created(&c, project)?;
-        let mut st =
-            c.prepare(&format!("{MODEL_COLS} WHERE project = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"))?;
-        let rows: Vec<StoredModel> =
-            st.query_map(params![project, after, limit + 1], model_row)?.collect::<Result<_, _>>()?;
+        let mut c = self.db()?;
+        self.project_created(&mut c, project)?;
+        let rows: Vec<StoredModel> = c
+            .query(
+                &format!("{MODEL_COLS} WHERE project = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"),
+                args![project, after, limit + 1],
+            )?
+            .iter()
+            .map(model_row)
+            .collect::<Result<_>>()?;
         let next_token =
             (rows.len() as i64 > limit).then(|| page_token(&list, &rows[limit as usize - 1].version.to_string()));
         let models = rows.iter().take(limit as usize).map(|m| m.metadata(project)).collect();
@@ -308,12 +316,13 @@ impl Service {
         v.finish()?;
         let m = self.stored_model(project, version)?;
         let mut c = self.db()?;
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let running: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE project = ?1 AND model_version = ?2 AND status IN ('CREATED', 'RUNNING')",
-            params![project, m.version.to_string()],
-            |r| r.get(0),
-        )?;
+        let mut tx = c.write()?;
+        let running: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM jobs WHERE project = ?1 AND model_version = ?2 AND status IN ('CREATED', 'RUNNING')",
+                args![project, m.version.to_string()],
+            )?
+            .get(0)?;
         if running > 0 {
             return Err(ApiError::conflict(
                 ResourceType::Model,
@@ -321,7 +330,7 @@ impl Service {
                 format!("model version {} of '{project}' is being packaged; wait for the job", m.version),
             ));
         }
-        tx.execute("DELETE FROM models WHERE project = ?1 AND version = ?2", params![project, m.version])?;
+        tx.execute("DELETE FROM models WHERE project = ?1 AND version = ?2", args![project, m.version])?;
         tx.commit()?;
         Ok(model_arn(project, m.version))
     }

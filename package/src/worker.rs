@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension};
-
+use crate::args;
 use crate::error::{ApiError, ResourceType, Result};
 use crate::jobs::JobRow;
 use crate::output::Fence;
@@ -40,14 +39,11 @@ pub(crate) struct JobFence<'a> {
 impl Fence for JobFence<'_> {
     fn hold(&self, reveal: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         let mut c = self.svc.db()?;
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut tx = c.write()?;
         let status: Option<String> = tx
-            .query_row(
-                "SELECT status FROM jobs WHERE project = ?1 AND name = ?2",
-                params![self.project, self.name],
-                |r| r.get(0),
-            )
-            .optional()?;
+            .query_opt("SELECT status FROM jobs WHERE project = ?1 AND name = ?2", args![self.project, self.name])?
+            .map(|r| r.get(0))
+            .transpose()?;
         if status.as_deref() != Some("RUNNING") {
             return Err(ApiError::conflict(
                 ResourceType::ModelPackageJob,
@@ -64,7 +60,7 @@ impl Fence for JobFence<'_> {
             tx.execute(
                 "UPDATE jobs SET status = 'SUCCEEDED', status_message = ?3, output = ?4, updated_ms = ?5, heartbeat_ms = ?5
                  WHERE project = ?1 AND name = ?2",
-                params![self.project, self.name, message, serde_json::to_string(output).expect("serializable"), now_ms()],
+                args![self.project, self.name, message, serde_json::to_string(output).expect("serializable"), now_ms()],
             )?;
         }
         tx.commit()?;
@@ -78,7 +74,7 @@ impl Service {
         self.log_line(project, name, message);
         self.db()?.execute(
             "UPDATE jobs SET status_message = ?3, updated_ms = ?4 WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
-            params![project, name, message, now_ms()],
+            args![project, name, message, now_ms()],
         )?;
         Ok(())
     }
@@ -88,7 +84,7 @@ impl Service {
         self.db()?.execute(
             "UPDATE jobs SET status = 'FAILED', status_message = ?3, updated_ms = ?4
              WHERE project = ?1 AND name = ?2 AND status = 'CREATED'",
-            params![project, name, message, now_ms()],
+            args![project, name, message, now_ms()],
         )?;
         Ok(())
     }
@@ -98,11 +94,18 @@ impl Service {
     /// returned error is only about the job store itself.
     pub fn run_job(&self, project: &str, name: &str) -> Result<bool> {
         let now = now_ms();
-        let claimed = self.db()?.execute(
-            "UPDATE jobs SET status = 'RUNNING', status_message = 'starting', updated_ms = ?3, heartbeat_ms = ?3
-             WHERE project = ?1 AND name = ?2 AND status = 'CREATED'",
-            params![project, name, now],
+        let mut c = self.db()?;
+        // One statement: of the workers that try (on any machine), exactly one claims it; on
+        // PostgreSQL the others skip the row another holds instead of waiting for it.
+        let claimed = c.execute(
+            &format!(
+                "UPDATE jobs SET status = 'RUNNING', status_message = 'starting', updated_ms = ?3, heartbeat_ms = ?3
+                 WHERE id = (SELECT id FROM jobs WHERE project = ?1 AND name = ?2 AND status = 'CREATED'{})",
+                c.skip_locked()
+            ),
+            args![project, name, now],
         )?;
+        drop(c);
         if claimed == 0 {
             return Ok(false);
         }
@@ -112,11 +115,11 @@ impl Service {
             let svc = self.clone();
             let (p, n) = (project.to_owned(), name.to_owned());
             std::thread::spawn(move || {
-                let Ok(c) = svc.db() else { return };
+                let Ok(mut c) = svc.db() else { return };
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
                     let _ = c.execute(
                         "UPDATE jobs SET heartbeat_ms = ?3 WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
-                        params![p, n, now_ms()],
+                        args![&p, &n, now_ms()],
                     );
                 }
             })
@@ -141,17 +144,17 @@ impl Service {
             Ok((_, message)) => self.log_line(project, name, &format!("SUCCEEDED: {message}")),
             Err(e) => self.log_line(project, name, &format!("FAILED: {}", e.message)),
         }
-        let c = self.db()?;
+        let mut c = self.db()?;
         match outcome {
             Ok((output, message)) => c.execute(
                 "UPDATE jobs SET status = 'SUCCEEDED', status_message = ?3, output = ?4, updated_ms = ?5
                  WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
-                params![project, name, message, serde_json::to_string(&output).expect("serializable"), now_ms()],
+                args![project, name, message, serde_json::to_string(&output).expect("serializable"), now_ms()],
             )?,
             Err(e) => c.execute(
                 "UPDATE jobs SET status = 'FAILED', status_message = ?3, updated_ms = ?4
                  WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
-                params![project, name, e.message, now_ms()],
+                args![project, name, e.message, now_ms()],
             )?,
         };
         Ok(true)
@@ -196,7 +199,7 @@ impl Service {
         self.db()?.execute(
             "UPDATE jobs SET status = 'FAILED', status_message = ?3, updated_ms = ?4
              WHERE project = ?1 AND name = ?2 AND status IN ('CREATED', 'RUNNING')",
-            params![
+            args![
                 project,
                 name,
                 format!("the worker process died: {cause} (log: {}); start a new job", log.display()),
@@ -212,20 +215,28 @@ impl Service {
         let now = now_ms();
         let cutoff = now - self.settings.stale_after.as_millis() as i64;
         let mut c = self.db()?;
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let names: Vec<String> = {
-            let mut st =
-                tx.prepare("SELECT name FROM jobs WHERE status = 'RUNNING' AND COALESCE(heartbeat_ms, 0) < ?1")?;
-            let rows = st.query_map([cutoff], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-            rows
-        };
-        tx.execute(
-            "UPDATE jobs SET status = 'FAILED', updated_ms = ?2,
-                 status_message = 'interrupted: the worker stopped while the job was running (no heartbeat since '
-                                  || datetime(COALESCE(heartbeat_ms, 0) / 1000, 'unixepoch') || ' UTC); start a new job'
-             WHERE status = 'RUNNING' AND COALESCE(heartbeat_ms, 0) < ?1",
-            params![cutoff, now],
+        let mut tx = c.write()?;
+        let stale = tx.query(
+            "SELECT id, name, COALESCE(heartbeat_ms, 0) FROM jobs WHERE status = 'RUNNING' AND COALESCE(heartbeat_ms, 0) < ?1",
+            args![cutoff],
         )?;
+        let mut names = Vec::with_capacity(stale.len());
+        for row in &stale {
+            let (id, name, beat): (i64, String, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            let at = chrono::DateTime::from_timestamp_millis(beat).unwrap_or_default().format("%Y-%m-%d %H:%M:%S");
+            tx.execute(
+                "UPDATE jobs SET status = 'FAILED', updated_ms = ?2, status_message = ?3 WHERE id = ?1",
+                args![
+                    id,
+                    now,
+                    format!(
+                        "interrupted: the worker stopped while the job was running (no heartbeat since {at} UTC); \
+                         start a new job"
+                    )
+                ],
+            )?;
+            names.push(name);
+        }
         tx.commit()?;
         Ok(names)
     }
@@ -234,11 +245,14 @@ impl Service {
     /// them stopped before launching one): (project, name), oldest first.
     pub fn unclaimed_jobs(&self) -> Result<Vec<(String, String)>> {
         let cutoff = now_ms() - self.settings.stale_after.as_millis() as i64;
-        let c = self.db()?;
-        let mut st =
-            c.prepare("SELECT project, name FROM jobs WHERE status = 'CREATED' AND created_ms < ?1 ORDER BY id")?;
-        let rows = st.query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        self.db()?
+            .query(
+                "SELECT project, name FROM jobs WHERE status = 'CREATED' AND created_ms < ?1 ORDER BY id",
+                args![cutoff],
+            )?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect()
     }
 }
 

@@ -5,13 +5,17 @@
 //! Markdown table: requests, throughput, p50/p99/max latency and errors per kind.
 //!
 //! `cargo run --release -p edgepack-server --example load -- [--seconds 60] [--readers 200]
-//! [--starters 50]`. The server runs in this process on a fresh home with the SQLite store;
-//! jobs are recorded, not run (no worker), so the API and its job store are what is measured.
+//! [--starters 50] [--postgres URL]`. The server runs in this process on a fresh home with the
+//! SQLite store, or with `--postgres` (a role that may create databases, as
+//! `ci/setup-postgres.sh` prints) on a fresh PostgreSQL database made for the run and dropped
+//! after it; jobs are recorded, not run (no worker), so the API and its job store are what is
+//! measured.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use package::sample::{sample_contract, sample_model, SampleKind};
+use package::store::{PostgresSettings, StoreConfig};
 use package::{Runner, Service, Settings};
 use server::client::{Connection, Credentials};
 use server::keys::{KeyStore, Scope};
@@ -97,22 +101,15 @@ async fn main() {
     let seconds = arg("--seconds", 60);
     let readers = arg("--readers", 200);
     let starters = arg("--starters", 50);
+    let admin = std::env::args().skip_while(|a| a != "--postgres").nth(1);
     let dir = tempfile::tempdir().expect("a temporary folder");
     let root = dir.path().join("home");
-    let service = Service::open(&root, Settings { runner: Runner::Manual, ..Settings::default() }).expect("service");
-    service.create_project("load").expect("project");
-    service
-        .import_model(&package::projects::ImportModel {
-            project_name: "load".into(),
-            onnx: sample_model(SampleKind::Classification, 32, 32),
-            source: "sample".into(),
-            description: None,
-            contract: sample_contract(SampleKind::Classification, 32, 32),
-        })
-        .expect("model");
-    let keys = KeyStore::open(&root).expect("keys");
-    let k = keys.create(&Scope::all()).expect("key");
-    let creds = Credentials { key: k.access_key_id, secret: k.secret_access_key, region: "us-east-1".into() };
+    // The job store's calls block: made off the runtime's threads.
+    let setup = {
+        let (root, admin) = (root.clone(), admin.clone());
+        tokio::task::spawn_blocking(move || setup(&root, admin.as_deref()))
+    };
+    let (service, keys, creds, store) = setup.await.expect("setup");
     let limits = Limits::default();
     let state = Arc::new(AppState::new(service, keys, limits.clone()));
     let config = Config { addr: "127.0.0.1:0".parse().unwrap(), tls: None, insecure_http: false, limits };
@@ -137,7 +134,7 @@ async fn main() {
         }
     }
     let wall = started.elapsed().as_secs_f64();
-    println!("load: {readers} readers, {starters} starters, {wall:.1} s, SQLite store, loopback\n");
+    println!("load: {readers} readers, {starters} starters, {wall:.1} s, {store} store, loopback\n");
     println!("| kind | clients | requests | req/s | p50 ms | p99 ms | max ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (name, clients, t) in [("describe/list", readers, &mut read), ("start", starters, &mut start)] {
@@ -156,4 +153,41 @@ async fn main() {
         }
     }
     srv.stop(Duration::from_secs(5)).await;
+    if let Some(admin) = admin {
+        tokio::task::spawn_blocking(move || package::store::pg::drop_database(&admin, &load_database()))
+            .await
+            .expect("drop")
+            .expect("drop the load test's database");
+    }
+}
+
+/// The database a `--postgres` run makes for itself.
+fn load_database() -> String {
+    format!("ep_load_{}", std::process::id())
+}
+
+/// The service on a fresh home (on a fresh database of `admin`'s server with `--postgres`),
+/// project `load` with a sample model, and a key for every project.
+fn setup(root: &std::path::Path, admin: Option<&str>) -> (Service, KeyStore, Credentials, &'static str) {
+    if let Some(admin) = admin {
+        package::store::pg::drop_database(admin, &load_database()).expect("drop an old load database");
+        let url = package::store::pg::create_database(admin, &load_database()).expect("create the load database");
+        let settings = PostgresSettings { url, max_connections: Some(16) };
+        StoreConfig::Postgres(settings).save(root).expect("job store setting");
+    }
+    let service = Service::open(root, Settings { runner: Runner::Manual, ..Settings::default() }).expect("service");
+    service.create_project("load").expect("project");
+    service
+        .import_model(&package::projects::ImportModel {
+            project_name: "load".into(),
+            onnx: sample_model(SampleKind::Classification, 32, 32),
+            source: "sample".into(),
+            description: None,
+            contract: sample_contract(SampleKind::Classification, 32, 32),
+        })
+        .expect("model");
+    let keys = KeyStore::open(root).expect("keys");
+    let k = keys.create(&Scope::all()).expect("key");
+    let creds = Credentials { key: k.access_key_id, secret: k.secret_access_key, region: "us-east-1".into() };
+    (service, keys, creds, if admin.is_some() { "PostgreSQL" } else { "SQLite" })
 }

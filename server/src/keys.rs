@@ -5,16 +5,20 @@
 //! the key id as associated data (a ciphertext moved to another row does not decrypt). A copy
 //! of the database alone gives no secret away.
 //!
-//! The keys live in `<root>/access-keys.sqlite` (0600), beside the job store.
+//! The keys live in `<root>/access-keys.sqlite` (0600), beside the job store; with a
+//! PostgreSQL job store (`configure-job-store --postgres`), in that database, so that every
+//! server of a team knows every key (each server's root then needs the same master key file:
+//! copy it when adding a server).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
+use package::args;
+use package::store::{Db, Store, StoreConfig};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 /// Errors of the key store.
@@ -31,9 +35,9 @@ pub enum KeyError {
     Invalid(String),
 }
 
-impl From<rusqlite::Error> for KeyError {
-    fn from(e: rusqlite::Error) -> Self {
-        KeyError::Store(e.to_string())
+impl From<package::ApiError> for KeyError {
+    fn from(e: package::ApiError) -> Self {
+        KeyError::Store(e.message)
     }
 }
 
@@ -109,19 +113,24 @@ pub struct NewKey {
 
 /// The key store of a service root.
 pub struct KeyStore {
-    db: PathBuf,
+    store: Store,
     master: LessSafeKey,
     rng: SystemRandom,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS access_keys(
-    id TEXT PRIMARY KEY,
-    nonce BLOB NOT NULL,
-    secret BLOB NOT NULL,
-    projects TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);";
+/// The table, in either database's words (`BLOB`/`BYTEA`, `INTEGER`/`BIGINT`).
+fn schema(postgres: bool) -> String {
+    let (bytes, int) = if postgres { ("BYTEA", "BIGINT") } else { ("BLOB", "INTEGER") };
+    format!(
+        "CREATE TABLE IF NOT EXISTS access_keys(
+            id TEXT PRIMARY KEY,
+            nonce {bytes} NOT NULL,
+            secret {bytes} NOT NULL,
+            projects TEXT NOT NULL,
+            created_ms {int} NOT NULL
+        )"
+    )
+}
 
 fn store_err(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
     move |e| KeyError::Store(format!("{}: {e}", path.display()))
@@ -170,25 +179,31 @@ impl KeyStore {
     pub fn open(root: &Path) -> Result<KeyStore, KeyError> {
         let rng = SystemRandom::new();
         let master = master_key(root, &rng)?;
-        let db = root.join("access-keys.sqlite");
-        if !db.exists() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&db)
-                .map_err(store_err(&db))?;
-        }
-        let store = KeyStore { db, master, rng };
-        store.conn()?.execute_batch(SCHEMA)?;
-        Ok(store)
+        let store = match StoreConfig::load(root)? {
+            config @ StoreConfig::Postgres(_) => Store::open(root, &config)?,
+            StoreConfig::Sqlite => {
+                let db = root.join("access-keys.sqlite");
+                if !db.exists() {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .mode(0o600)
+                        .open(&db)
+                        .map_err(store_err(&db))?;
+                }
+                Store::sqlite_file(&db)
+            }
+        };
+        let keys = KeyStore { store, master, rng };
+        let mut c = keys.conn()?;
+        let ddl = schema(c.is_postgres());
+        c.execute(&ddl, &[])?;
+        Ok(keys)
     }
 
-    fn conn(&self) -> Result<Connection, KeyError> {
-        let c = Connection::open(&self.db)?;
-        c.busy_timeout(std::time::Duration::from_secs(10))?;
-        Ok(c)
+    fn conn(&self) -> Result<Db, KeyError> {
+        Ok(self.store.connect()?)
     }
 
     fn random(&self, n: usize) -> Result<Vec<u8>, KeyError> {
@@ -211,29 +226,30 @@ impl KeyStore {
         let projects = serde_json::to_string(&scope.0).expect("strings");
         self.conn()?.execute(
             "INSERT INTO access_keys(id, nonce, secret, projects, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, nonce_bytes.to_vec(), sealed, projects, package::store::now_ms()],
+            args![&id, nonce_bytes.to_vec(), sealed, projects, package::store::now_ms()],
         )?;
         Ok(NewKey { access_key_id: id, secret_access_key: secret, projects: scope.0.clone() })
     }
 
     /// Every key, oldest first (no secrets).
     pub fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
-        let c = self.conn()?;
-        let mut s = c.prepare("SELECT id, projects, created_ms FROM access_keys ORDER BY created_ms, id")?;
-        let rows = s.query_map([], |r| {
-            let projects: String = r.get(1)?;
-            Ok(KeyInfo {
-                access_key_id: r.get(0)?,
-                projects: serde_json::from_str(&projects).unwrap_or_default(),
-                create_date: r.get::<_, i64>(2)? as f64 / 1000.0,
+        let rows =
+            self.conn()?.query("SELECT id, projects, created_ms FROM access_keys ORDER BY created_ms, id", &[])?;
+        rows.iter()
+            .map(|r| {
+                let projects: String = r.get(1)?;
+                Ok(KeyInfo {
+                    access_key_id: r.get(0)?,
+                    projects: serde_json::from_str(&projects).unwrap_or_default(),
+                    create_date: r.get::<i64>(2)? as f64 / 1000.0,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// Deletes a key: requests signed with it are refused from then on.
     pub fn delete(&self, id: &str) -> Result<(), KeyError> {
-        match self.conn()?.execute("DELETE FROM access_keys WHERE id = ?1", params![id])? {
+        match self.conn()?.execute("DELETE FROM access_keys WHERE id = ?1", args![id])? {
             0 => Err(KeyError::NotFound(id.into())),
             _ => Ok(()),
         }
@@ -241,13 +257,9 @@ impl KeyStore {
 
     /// A key's secret and scope, or `None` when the key does not exist.
     pub fn secret(&self, id: &str) -> Result<Option<(String, Scope)>, KeyError> {
-        let row: Option<(Vec<u8>, Vec<u8>, String)> = self
-            .conn()?
-            .query_row("SELECT nonce, secret, projects FROM access_keys WHERE id = ?1", params![id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let Some((nonce, mut sealed, projects)) = row else { return Ok(None) };
+        let row = self.conn()?.query_opt("SELECT nonce, secret, projects FROM access_keys WHERE id = ?1", args![id])?;
+        let Some(row) = row else { return Ok(None) };
+        let (nonce, mut sealed, projects): (Vec<u8>, Vec<u8>, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
         let nonce = Nonce::try_assume_unique_for_key(&nonce)
             .map_err(|_| KeyError::Store(format!("key '{id}': a stored nonce of {} bytes", nonce.len())))?;
         let plain = self

@@ -83,7 +83,8 @@ pub struct AppState {
     /// operation; when the last one closes, SQLite checkpoints the WAL, and the next one to
     /// open rebuilds the WAL index by reading the whole WAL: held open, neither happens
     /// (a StartModelPackagingJob took 12 ms without it, most of it in those reads).
-    _keep_open: std::sync::Mutex<Option<rusqlite::Connection>>,
+    /// (SQLite only: a PostgreSQL store keeps its pool.)
+    _keep_open: std::sync::Mutex<Option<package::store::Db>>,
     /// This server's writes to the job store go one at a time, in arrival order: SQLite lets
     /// one writer in and makes the others retry after sleeps that grow, so concurrent writers
     /// otherwise wait in no order (seconds at the 99th percentile with 50 concurrent starts).
@@ -97,7 +98,7 @@ pub struct AppState {
 impl AppState {
     /// The state of a server on `service`.
     pub fn new(service: package::Service, keys: keys::KeyStore, limits: Limits) -> AppState {
-        let keep_open = package::store::open(&service.db_path()).ok();
+        let keep_open = if service.store().is_shared() { None } else { service.db().ok() };
         AppState {
             service,
             keys: auth::KeyCache::new(keys),

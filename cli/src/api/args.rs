@@ -129,6 +129,10 @@ pub enum ApiCommand {
     /// default) or an S3-compatible endpoint. S3 credentials come from the environment
     /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from a file.
     ConfigureStorage(StorageArgs),
+    /// Show or change where the job store is: SQLite in the home (the default, one machine)
+    /// or a PostgreSQL database that several servers and workers share (a team). The setting
+    /// is checked by connecting (and migrating the schema) before it is saved.
+    ConfigureJobStore(JobStoreArgs),
     /// Write a sample ONNX model this tool builds itself, and its contract.
     SampleModel {
         /// Which head.
@@ -289,6 +293,22 @@ pub struct StorageArgs {
     /// `AWS_DEFAULT_REGION`, else us-east-1).
     #[arg(long)]
     pub(super) s3: bool,
+}
+
+/// `configure-job-store`; without options it prints the current setting (a password in the
+/// connection string shown as `***`).
+#[derive(Args)]
+pub struct JobStoreArgs {
+    /// The job store is `jobs.sqlite` in the home.
+    #[arg(long, conflicts_with = "postgres")]
+    pub(super) sqlite: bool,
+    /// The job store is this PostgreSQL database: `postgresql://user[:password]@host[:port]/db`
+    /// or `host=… port=… user=… dbname=…`.
+    #[arg(long, value_name = "CONNECTION_STRING")]
+    pub(super) postgres: Option<String>,
+    /// Connections each process keeps open at most (PostgreSQL; default 8).
+    #[arg(long, requires = "postgres")]
+    pub(super) max_connections: Option<u32>,
 }
 
 /// `start-model-packaging-job`.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use package::output::{S3Settings, Storage, STORAGE_FILE};
 use package::sample::{sample_contract, sample_model, SampleKind};
 use package::signing::PublicKey;
+use package::store::{PostgresSettings, StoreConfig};
 use package::Runner;
 use serde_json::{json, Value};
 
@@ -108,6 +109,28 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             }
             return print_storage(&root, g);
         }
+        ApiCommand::ConfigureJobStore(a) => {
+            let root = home(g);
+            let change = match (a.sqlite, a.postgres) {
+                (true, _) => Some(StoreConfig::Sqlite),
+                (_, Some(url)) => {
+                    Some(StoreConfig::Postgres(PostgresSettings { url, max_connections: a.max_connections }))
+                }
+                _ => None,
+            };
+            if let Some(config) = change {
+                // Connecting (and migrating) first: a setting that cannot work is never saved.
+                let fail = |e| Failure::Api("ConfigureJobStore", e);
+                if let StoreConfig::Postgres(_) = &config {
+                    package::store::Store::open(&root, &config).map_err(fail)?;
+                }
+                config.save(&root).map_err(fail)?;
+            }
+            let config = StoreConfig::load(&root).map_err(|e| Failure::Api("ConfigureJobStore", e))?;
+            let v = json!({ "JobStore": config.redacted(), "SettingFile": StoreConfig::path(&root) });
+            print_as(v, g, "ConfigureJobStore")?;
+            return Ok(ExitCode::SUCCESS);
+        }
         ApiCommand::SampleModel { kind, size, out } => {
             let (h, w) = size
                 .split_once('x')
@@ -205,6 +228,7 @@ impl ApiCommand {
             ApiCommand::VerifyComponent { .. } => "VerifyComponent",
             ApiCommand::ExportSigningKey => "ExportSigningKey",
             ApiCommand::ConfigureStorage(_) => "ConfigureStorage",
+            ApiCommand::ConfigureJobStore(_) => "ConfigureJobStore",
             ApiCommand::SampleModel { .. } => "SampleModel",
             ApiCommand::Serve(_) => "Serve",
             ApiCommand::CreateAccessKey { .. } => "CreateAccessKey",
