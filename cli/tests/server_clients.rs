@@ -497,7 +497,18 @@ fn a_worker_lost_with_its_server_is_failed_by_the_other_server_which_then_runs_t
         assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
     }
     drop(a);
-    // Server B fails the job by the heartbeat rule…
+    // Server B fails the job by the heartbeat rule on its own (a list does not apply the rule,
+    // B's periodic recovery does)…
+    let t0 = std::time::Instant::now();
+    let listed = loop {
+        let l = client_json(dir.path(), &b.url, &k, &["list-model-packaging-jobs", "--project-name", "line-1"]);
+        let job = l["ModelPackagingJobs"][0].clone();
+        if job["Status"] == "FAILED" || t0.elapsed() > std::time::Duration::from_secs(30) {
+            break job;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(listed["Status"], "FAILED", "{listed}");
     let (st, msg) = poll_job(dir.path(), &b.url, &k, "lost", |s, _| s == "FAILED");
     assert_eq!(st, "FAILED");
     assert!(msg.starts_with("interrupted: the worker stopped"), "{msg}");

@@ -112,11 +112,21 @@ impl Service {
         // What killed workers left: staging folders of local publishes, temp model files.
         svc.output.sweep();
         svc.blobs().sweep();
-        svc.fail_interrupted_jobs()?;
-        for (project, job) in svc.unclaimed_jobs()? {
-            svc.launch(&project, &job);
-        }
+        svc.recover()?;
         Ok(svc)
+    }
+
+    /// The liveness rule and the queue, as a service applies them when it opens and a server
+    /// periodically: jobs whose worker stopped (on this machine or, with a shared store, on
+    /// another) are FAILED, and CREATED jobs nobody claimed are handed to the runner (of all
+    /// the workers that then try, one claims each). Returns how many of each.
+    pub fn recover(&self) -> Result<(usize, usize)> {
+        let failed = self.fail_interrupted_jobs()?.len();
+        let queued = self.unclaimed_jobs()?;
+        for (project, job) in &queued {
+            self.launch(project, job);
+        }
+        Ok((failed, queued.len()))
     }
 
     /// The root folder.

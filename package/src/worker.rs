@@ -115,8 +115,22 @@ impl Service {
             let svc = self.clone();
             let (p, n) = (project.to_owned(), name.to_owned());
             std::thread::spawn(move || {
-                let Ok(mut c) = svc.db() else { return };
+                // A SQLite connection is held for the job (opening one has a cost); a shared
+                // store's pooled connection is taken per beat, so that running jobs do not hold
+                // the pool's connections.
+                let mut held = if svc.store().is_shared() { None } else { svc.db().ok() };
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                    let mut taken;
+                    let c = match held.as_mut() {
+                        Some(c) => c,
+                        None => match svc.db() {
+                            Ok(c) => {
+                                taken = c;
+                                &mut taken
+                            }
+                            Err(_) => continue,
+                        },
+                    };
                     let _ = c.execute(
                         "UPDATE jobs SET heartbeat_ms = ?3 WHERE project = ?1 AND name = ?2 AND status = 'RUNNING'",
                         args![&p, &n, now_ms()],
@@ -214,7 +228,12 @@ impl Service {
     pub fn fail_interrupted_jobs(&self) -> Result<Vec<String>> {
         let now = now_ms();
         let cutoff = now - self.settings.stale_after.as_millis() as i64;
+        // Most calls find nothing: a read first, the writer lock only when there is work.
+        let probe = "SELECT 1 FROM jobs WHERE status = 'RUNNING' AND COALESCE(heartbeat_ms, 0) < ?1 LIMIT 1";
         let mut c = self.db()?;
+        if c.query_opt(probe, args![cutoff])?.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = c.write()?;
         let stale = tx.query(
             "SELECT id, name, COALESCE(heartbeat_ms, 0) FROM jobs WHERE status = 'RUNNING' AND COALESCE(heartbeat_ms, 0) < ?1",

@@ -102,8 +102,26 @@ pub async fn start(state: Arc<AppState>, config: &Config) -> Result<Server, List
     let (stop, stopped) = watch::channel(false);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let limits = state.limits.clone();
+    tokio::spawn(recover_loop(state.clone(), stopped.clone()));
     let task = tokio::spawn(accept_loop(listener, tls, app(state), limits, stopped));
     Ok(Server { local_addr, scheme, stop, task })
+}
+
+/// Applies [`package::Service::recover`] every half heartbeat limit (at least every second)
+/// until the server stops: a job whose worker died is FAILED without anyone asking about it,
+/// and a job accepted by a server that died before a worker claimed it is run here.
+async fn recover_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let every = (state.service.settings().stale_after / 2).max(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+        let svc = state.service.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || svc.recover()).await {
+            eprintln!("edgepack serve: recovering jobs: {e}");
+        }
+    }
 }
 
 async fn accept_loop(
