@@ -73,41 +73,51 @@ macro_rules! args {
     ($($v:expr),* $(,)?) => { &[$($crate::store::Value::from($v)),*][..] };
 }
 
+/// A column that is not of the type asked for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("expected {expected}, found {found:?}")]
+pub struct TypeMismatch {
+    /// What was asked for.
+    pub expected: &'static str,
+    /// What the column holds.
+    pub found: Value,
+}
+
 /// A column type a [`Row`] converts to.
 pub trait FromValue: Sized {
     /// The value, or why it is not one of these.
-    fn from_value(v: &Value) -> std::result::Result<Self, String>;
+    fn from_value(v: &Value) -> std::result::Result<Self, TypeMismatch>;
 }
 
 impl FromValue for i64 {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+    fn from_value(v: &Value) -> std::result::Result<Self, TypeMismatch> {
         match v {
             Value::Int(i) => Ok(*i),
-            other => Err(format!("expected an integer, found {other:?}")),
+            other => Err(TypeMismatch { expected: "an integer", found: other.clone() }),
         }
     }
 }
 
 impl FromValue for String {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+    fn from_value(v: &Value) -> std::result::Result<Self, TypeMismatch> {
         match v {
             Value::Text(s) => Ok(s.clone()),
-            other => Err(format!("expected text, found {other:?}")),
+            other => Err(TypeMismatch { expected: "text", found: other.clone() }),
         }
     }
 }
 
 impl FromValue for Vec<u8> {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+    fn from_value(v: &Value) -> std::result::Result<Self, TypeMismatch> {
         match v {
             Value::Bytes(b) => Ok(b.clone()),
-            other => Err(format!("expected bytes, found {other:?}")),
+            other => Err(TypeMismatch { expected: "bytes", found: other.clone() }),
         }
     }
 }
 
 impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+    fn from_value(v: &Value) -> std::result::Result<Self, TypeMismatch> {
         match v {
             Value::Null => Ok(None),
             v => T::from_value(v).map(Some),
@@ -345,4 +355,31 @@ fn pg_row(r: &postgres::Row) -> Result<Row> {
         })
         .collect::<Result<_>>()
         .map(Row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pg_sql, Row, Value};
+
+    #[test]
+    fn rows_convert_and_name_what_does_not() {
+        let r = Row(vec![Value::Int(7), Value::Text("a".into()), Value::Null, Value::Bytes(vec![1])]);
+        assert_eq!(r.get::<i64>(0).unwrap(), 7);
+        assert_eq!(r.get::<String>(1).unwrap(), "a");
+        assert_eq!(r.get::<Option<i64>>(2).unwrap(), None);
+        assert_eq!(r.get::<Option<String>>(1).unwrap().as_deref(), Some("a"));
+        assert_eq!(r.get::<Vec<u8>>(3).unwrap(), vec![1]);
+        let e = r.get::<i64>(1).unwrap_err();
+        assert!(e.message.contains("column 1: expected an integer, found Text(\"a\")"), "{e}");
+        assert!(r.get::<String>(2).is_err(), "NULL is not text");
+        assert!(r.get::<i64>(9).unwrap_err().message.contains("no column 9"));
+        assert_eq!(Value::from(None::<String>), Value::Null);
+        assert_eq!(Value::from(&Some(3i64)), Value::Int(3));
+        assert_eq!(Value::from(&b"xy"[..]), Value::Bytes(b"xy".to_vec()));
+    }
+
+    #[test]
+    fn placeholders_become_postgresql_ones() {
+        assert_eq!(pg_sql("a = ?1 AND b IN (?2, ?12)"), "a = $1 AND b IN ($2, $12)");
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-pub use db::{Db, FromValue, Row, Tx, Value};
+pub use db::{Db, FromValue, Row, Tx, TypeMismatch, Value};
 
 use crate::error::{ApiError, Result};
 
