@@ -245,10 +245,9 @@ fn the_aws_cli_and_boto3_run_the_whole_flow_against_edgepack_serve_on_postgresql
     // It all went to the database (the suite deletes its projects at the end; the client
     // tokens, component reservations and keys stay), no SQLite files in the home.
     assert!(!home.join("jobs.sqlite").exists() && !home.join("access-keys.sqlite").exists());
-    let mut c = db.connect();
-    let tokens = c.query_one("SELECT COUNT(*) FROM client_tokens", &[]).get(0);
-    let reserved = c.query_one("SELECT COUNT(*) FROM component_reservations", &[]).get(0);
-    let keys = c.query_one("SELECT COUNT(*) FROM access_keys", &[]).get(0);
+    let tokens = db.count("SELECT COUNT(*) FROM client_tokens");
+    let reserved = db.count("SELECT COUNT(*) FROM component_reservations");
+    let keys = db.count("SELECT COUNT(*) FROM access_keys");
     assert!(tokens >= 2 && reserved >= 1 && keys == 2, "tokens {tokens}, reservations {reserved}, keys {keys}");
 }
 
@@ -306,31 +305,16 @@ impl Database {
         Database { admin, name, url }
     }
 
-    /// A connection to it, as the service makes them.
-    fn connect(&self) -> Connection {
+    /// The one integer a query answers (`SELECT COUNT(*) …`), through a connection as the
+    /// service makes them.
+    fn count(&self, sql: &str) -> i64 {
         let config = package::store::StoreConfig::Postgres(package::store::PostgresSettings {
             url: self.url.clone(),
             max_connections: Some(1),
         });
         let dir = tempfile::tempdir().unwrap();
-        Connection(package::store::Store::open(dir.path(), &config).unwrap().connect().unwrap())
-    }
-}
-
-/// A job-store connection whose queries unwrap.
-struct Connection(package::store::Db);
-
-impl Connection {
-    fn query_one(&mut self, sql: &str, args: &[package::store::Value]) -> Row {
-        Row(self.0.query_one(sql, args).unwrap())
-    }
-}
-
-struct Row(package::store::Row);
-
-impl Row {
-    fn get(&self, i: usize) -> i64 {
-        self.0.get(i).unwrap()
+        let store = package::store::Store::open(dir.path(), &config).unwrap();
+        store.connect().unwrap().query_one(sql, &[]).unwrap().get(0).unwrap()
     }
 }
 
@@ -441,8 +425,7 @@ fn two_servers_on_one_postgresql_database_make_one_job_from_20_identical_starts(
     // The one job runs (on the server that accepted it) and both servers see it succeed.
     let (st, msg) = poll_job(dir.path(), &b.url, &k, &names[0], |s, _| s == "SUCCEEDED" || s == "FAILED");
     assert_eq!(st, "SUCCEEDED", "{msg}");
-    let mut c = db.connect();
-    assert_eq!(c.query_one("SELECT COUNT(*) FROM jobs", &[]).get(0), 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM jobs"), 1);
 }
 
 #[test]

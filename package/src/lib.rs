@@ -25,6 +25,7 @@ pub mod packaging;
 pub mod parity;
 pub mod projects;
 pub mod sample;
+mod setting;
 pub mod shapes;
 pub mod signing;
 pub mod store;

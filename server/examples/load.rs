@@ -186,7 +186,7 @@ fn setup(root: &std::path::Path, admin: Option<&str>) -> (Service, KeyStore, Cre
             contract: sample_contract(SampleKind::Classification, 32, 32),
         })
         .expect("model");
-    let keys = KeyStore::open(root).expect("keys");
+    let keys = KeyStore::for_service(&service).expect("keys");
     let k = keys.create(&Scope::all()).expect("key");
     let creds = Credentials { key: k.access_key_id, secret: k.secret_access_key, region: "us-east-1".into() };
     (service, keys, creds, if admin.is_some() { "PostgreSQL" } else { "SQLite" })

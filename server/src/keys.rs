@@ -175,13 +175,30 @@ fn master_key(root: &Path, rng: &SystemRandom) -> Result<LessSafeKey, KeyError> 
 }
 
 impl KeyStore {
-    /// Opens (creating) the key store of a service root.
+    /// Opens (creating) the key store of a service root (its job store opened for it when
+    /// that is the shared one: prefer [`KeyStore::for_service`] where the service is open).
     pub fn open(root: &Path) -> Result<KeyStore, KeyError> {
+        let shared = match StoreConfig::load(root)? {
+            config @ StoreConfig::Postgres(_) => Some(Store::open(root, &config)?),
+            StoreConfig::Sqlite => None,
+        };
+        Self::on(root, shared)
+    }
+
+    /// The key store of `service`'s root, in its job store's database when that is shared
+    /// (one pool for both).
+    pub fn for_service(service: &package::Service) -> Result<KeyStore, KeyError> {
+        Self::on(service.root(), service.store().is_shared().then(|| service.store().clone()))
+    }
+
+    /// The keys in `shared`, else in `root/access-keys.sqlite`.
+    fn on(root: &Path, shared: Option<Store>) -> Result<KeyStore, KeyError> {
         let rng = SystemRandom::new();
         let master = master_key(root, &rng)?;
-        let store = match StoreConfig::load(root)? {
-            config @ StoreConfig::Postgres(_) => Store::open(root, &config)?,
-            StoreConfig::Sqlite => {
+        let postgres = shared.is_some();
+        let store = match shared {
+            Some(store) => store,
+            None => {
                 let db = root.join("access-keys.sqlite");
                 if !db.exists() {
                     std::fs::OpenOptions::new()
@@ -192,13 +209,11 @@ impl KeyStore {
                         .open(&db)
                         .map_err(store_err(&db))?;
                 }
-                Store::sqlite_file(&db)
+                Store::Sqlite(db)
             }
         };
         let keys = KeyStore { store, master, rng };
-        let mut c = keys.conn()?;
-        let ddl = schema(c.is_postgres());
-        c.execute(&ddl, &[])?;
+        keys.conn()?.execute(&schema(postgres), &[])?;
         Ok(keys)
     }
 

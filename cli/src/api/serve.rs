@@ -42,7 +42,8 @@ pub(super) fn delete_key(id: &str, g: &Global) -> Result<Value, Failure> {
 /// `edgepack serve: listening on <url>` (scripts read the port from it).
 pub(super) fn serve(a: ServeArgs, g: &Global) -> Result<ExitCode, Failure> {
     let service = super::backend::Backend::local(g, worker_runner(), "serve")?;
-    let store = keys(g)?;
+    // The keys in the service's own job store when it is shared: one pool, one migration.
+    let store = KeyStore::for_service(&service).map_err(|e| Failure::Usage(e.to_string()))?;
     let n_keys = store.list().map_err(|e| Failure::Usage(e.to_string()))?.len();
     let limits = server::Limits {
         max_model_bytes: a.max_model_mib << 20,

@@ -1,8 +1,6 @@
 //! The storage setting: where `S3OutputLocation`s resolve. Kept in `<root>/storage.json` so
 //! that every command and every worker process of a service uses the same place.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -72,14 +70,10 @@ impl S3Settings {
 impl Storage {
     /// The setting of the service in `root` (`Local` when none was saved).
     pub fn load(root: &Path) -> Result<Storage> {
-        let path = root.join(STORAGE_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Storage::Local),
-            Err(e) => return Err(ApiError::internal(format!("{}: {e}", path.display()))),
+        let Some(storage) = crate::setting::load::<Storage>(root, STORAGE_FILE, "storage setting")? else {
+            return Ok(Storage::Local);
         };
-        let storage: Storage = serde_json::from_str(&text)
-            .map_err(|e| ApiError::validation(format!("{}: not a storage setting: {e}", path.display())))?;
+        let path = root.join(STORAGE_FILE);
         storage.check().map_err(|e| ApiError::validation(format!("{}: {}", path.display(), e.message)))?;
         Ok(storage)
     }
@@ -87,16 +81,7 @@ impl Storage {
     /// Saves this setting for the service in `root` (written whole, then renamed).
     pub fn save(&self, root: &Path) -> Result<()> {
         self.check()?;
-        let path = root.join(STORAGE_FILE);
-        let tmp = root.join(format!(".{STORAGE_FILE}.{}", uuid::Uuid::new_v4()));
-        let text = serde_json::to_string_pretty(self).expect("serializable") + "\n";
-        let io = |e: std::io::Error| ApiError::internal(format!("{}: {e}", path.display()));
-        std::fs::create_dir_all(root).map_err(io)?;
-        // Owner-only, like every file of the service's home.
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(io)
+        crate::setting::save(root, STORAGE_FILE, self)
     }
 
     /// Checks the setting's values.

@@ -221,11 +221,6 @@ impl Db {
             Conn::Postgres(_) => " FOR UPDATE SKIP LOCKED",
         }
     }
-
-    /// Whether this is a PostgreSQL connection.
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.conn, Conn::Postgres(_))
-    }
 }
 
 /// A write transaction (see [`Db::write`]): dereferences to its [`Db`]; rolled back when

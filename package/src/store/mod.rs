@@ -10,7 +10,6 @@ pub mod pg;
 mod schema;
 pub mod sqlite;
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +19,9 @@ use serde::{Deserialize, Serialize};
 pub use db::{Db, FromValue, Row, Tx, TypeMismatch, Value};
 
 use crate::error::{ApiError, Result};
+
+/// The file of the job store setting, in the service's root.
+pub const JOB_STORE_FILE: &str = "job-store.json";
 
 /// Where a service's job store is (`<root>/job-store.json`; without the file, SQLite).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,37 +50,21 @@ pub struct PostgresSettings {
 impl StoreConfig {
     /// The file that holds the setting.
     pub fn path(root: &Path) -> PathBuf {
-        root.join("job-store.json")
+        root.join(JOB_STORE_FILE)
     }
 
     /// The setting of `root` (SQLite when the file is absent).
     pub fn load(root: &Path) -> Result<StoreConfig> {
-        let path = Self::path(root);
-        match std::fs::read(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StoreConfig::Sqlite),
-            Err(e) => Err(ApiError::internal(format!("{}: {e}", path.display()))),
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::internal(format!("{}: {e}; fix or delete the file", path.display()))),
-        }
+        Ok(crate::setting::load(root, JOB_STORE_FILE, "job store setting")?.unwrap_or_default())
     }
 
     /// Saves the setting (owner-only: a connection string may hold a password) after
-    /// checking that the store opens with it.
+    /// checking that the connection string parses.
     pub fn save(&self, root: &Path) -> Result<()> {
         if let StoreConfig::Postgres(p) = self {
             pg::config(&p.url)?;
         }
-        let path = Self::path(root);
-        std::fs::create_dir_all(root).map_err(|e| ApiError::internal(format!("{}: {e}", root.display())))?;
-        let text = serde_json::to_string_pretty(self).expect("serializable");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
-            .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
+        crate::setting::save(root, JOB_STORE_FILE, self)
     }
 
     /// The setting as shown to users: a connection string's password replaced by `***`.
@@ -113,12 +99,6 @@ impl Store {
             }
             StoreConfig::Postgres(p) => pg::open(p),
         }
-    }
-
-    /// A SQLite store in `path` whose tables the caller makes (another store beside the
-    /// job store, such as the server's access keys).
-    pub fn sqlite_file(path: &Path) -> Store {
-        Store::Sqlite(path.to_path_buf())
     }
 
     /// A connection.
