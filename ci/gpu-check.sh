@@ -7,9 +7,11 @@
 #   bash ci/gpu-check.sh run f16   # the f16 suites and GEMM sweeps only (tuning; NVRTC options
 #                                  # for experiments in EDGEPACK_CUDA_DEFINES)
 #   SWEEP="4 ws4" bash ci/gpu-check.sh run sweep  # only the f16 GEMMs, per EDGEPACK_WGMMA choice
-#   bash ci/gpu-check.sh run models  # whole models and every ONNX node case on GPU sessions,
-#                                    # the models' latency and throughput, ONNX Runtime's CUDA
-#                                    # provider if the machine has it (issue 30)
+#   bash ci/gpu-check.sh run models  # whole models (PP-OCR and the zoo models in GPU_ZOO at
+#                                    # build time) and the ONNX node cases (GPU_NODES=1) on GPU
+#                                    # sessions, latency and throughput with the launch rules on
+#                                    # and off, ONNX Runtime's CUDA provider if the machine has it,
+#                                    # the CUDA kernel suites (issue 30)
 #
 # `run` executes, in this order, and writes every report under $OUT (default
 # target/gpu-check): the f16 suites (the tensor-core kernels — wgmma, mma.sync, and wmma
@@ -47,7 +49,20 @@ for l in sys.stdin:
     install -m 755 target/release/cuda-bench target/release/model-bench target/release/kernel-report "$bin/"
     strip "$bin"/* 2>/dev/null || true
     du -sh "$bin"
-    echo "gpu-check: carry .device, .cache/models, .cache/ort-1.32.0-outputs and .cache/onnx-1.17.0; run: bash ci/gpu-check.sh run"
+    # What `run models` reads, hard-linked into one carried folder: the PP-OCR models and ORT's
+    # outputs, the zoo models named in GPU_ZOO with theirs, and (GPU_NODES=1) the ONNX node cases.
+    local cache=.device/cache zoo=${GPU_ZOO:-mobilenet_v2,squeezenet1_1,unet_small}
+    rm -rf "$cache" && mkdir -p "$cache/zoo-v1/ort-1.32.0"
+    cp -al .cache/models .cache/ort-1.32.0-outputs "$cache/"
+    [ "${GPU_NODES:-0}" = 1 ] && cp -al .cache/onnx-1.17.0 "$cache/"
+    cp -al .cache/zoo-v1/zoo.json "$cache/zoo-v1/"
+    for m in ${zoo//,/ }; do
+        cp -al ".cache/zoo-v1/$m.onnx" "$cache/zoo-v1/"
+        cp -al ".cache/zoo-v1/ort-1.32.0/$m" "$cache/zoo-v1/ort-1.32.0/"
+    done
+    echo "$zoo" >"$cache/gpu-zoo"
+    du -sh "$cache"
+    echo "gpu-check: carry .device (binaries and cache); run: bash ci/gpu-check.sh run models"
 }
 
 # cudarc opens libnvrtc.so / libcublas.so by their plain names: point them at the toolkit's.
@@ -95,11 +110,27 @@ run() {
     # Compiled modules are cached across the steps' processes (a sm_90a compile takes seconds).
     export EDGEPACK_CUDA_CACHE=/tmp/edgepack-cuda-cache
     if [ "${only:-}" = models ]; then
-        step cuda-models 150 env EDGEPACK_CACHE=.cache "$bin/models" --ignored cuda --nocapture
-        step cuda-nodes 150 env EDGEPACK_CACHE=.cache "$bin/onnx_node_conformance" --ignored gpu --nocapture
-        step cuda-bench-models 120 env EDGEPACK_CACHE=.cache "$bin/cuda-bench" --only-models --profile --json "$out/cuda-bench-models.json"
-        step ort-cuda 120 python3 ci/ort_cuda_bench.py .cache
+        # The cache the build step packed (.device/cache: the PP-OCR models, ORT's outputs, the
+        # ONNX node cases if they fit, and the zoo models in $GPU_ZOO), else .cache.
+        local cache=.cache
+        [ -d .device/cache ] && cache=.device/cache
+        local zoo
+        zoo=$(cat .device/cache/gpu-zoo 2>/dev/null || true)
+        step cuda-models 150 env EDGEPACK_CACHE=$cache "$bin/models" --ignored cuda --nocapture
+        if [ -d "$cache/onnx-1.17.0" ]; then
+            step cuda-nodes 150 env EDGEPACK_CACHE=$cache "$bin/onnx_node_conformance" --ignored gpu --nocapture
+        else
+            echo "== cuda-nodes: not run: the ONNX node cases were not carried (size)"
+        fi
+        step cuda-bench-models 200 env EDGEPACK_CACHE=$cache "$bin/cuda-bench" --only-models --profile ${zoo:+--zoo $zoo} \
+            --json "$out/cuda-bench-models.json"
+        # The launch-shaping rules off (128-column tiles, no split K), in the same run.
+        step cuda-bench-models-untuned 120 env EDGEPACK_CUDA_SPLIT_K=off EDGEPACK_CUDA_NARROW=off EDGEPACK_CACHE=$cache \
+            "$bin/cuda-bench" --only-models ${zoo:+--zoo $zoo}
+        step ort-cuda 120 python3 ci/ort_cuda_bench.py $cache
         step cuda-suite 150 "$bin/kernel_sets" --ignored cuda_set --test-threads 4
+        step cuda-suite-untuned 150 env EDGEPACK_CUDA_SPLIT_K=off EDGEPACK_CUDA_NARROW=off "$bin/kernel_sets" --ignored cuda_set --test-threads 4
+        step cuda-f16 150 "$bin/cuda_f16" --ignored --nocapture --test-threads 1
         echo "gpu-check: overall exit $status"
         exit $status
     fi

@@ -144,6 +144,21 @@ fn models_match_on_cuda() {
                 assert!(vs_ref.passed(), "{} on cuda {precision:?} vs reference: {:?}", c.name, vs_ref.failure);
                 assert!(vs_ort.passed(), "{} on cuda {precision:?} vs ORT: {:?}", c.name, vs_ort.failure);
             }
+            // The page-locked run: the same input written into the session's buffer, the same
+            // values out (the same graph on the same device; the output buffers hold zeros until
+            // this first page-locked run) and one DMA transfer each way.
+            session.input_mut(0).unwrap().copy_from_slice(c.input.floats().unwrap());
+            session.run_bound().unwrap();
+            assert_eq!(session.transfers(), (1, outs.len()), "{}: page-locked run's copies", c.name);
+            for (o, y) in outs.iter().enumerate() {
+                let got = session.output(o).unwrap();
+                assert_eq!(
+                    got,
+                    y.floats().unwrap(),
+                    "{} {precision:?}: page-locked output {o} differs from run's",
+                    c.name
+                );
+            }
         }
     }
 }

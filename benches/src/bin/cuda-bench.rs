@@ -10,7 +10,11 @@
 //! runs), with the session's host↔device copies, the steps left on the host and whether the
 //! run was replayed as a CUDA graph; `--only-models`: those rows alone.
 //!
-//! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models] [--only-models] [--profile]`
+//! Each model row also times `run_bound` (input already in the session's page-locked buffer,
+//! outputs into page-locked ones: ORT's I/O binding) and checks its outputs equal `run`'s.
+//!
+//! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models] [--only-models] [--profile]
+//! [--zoo name,name]` (`--zoo`: zoo models after the PP-OCR ones)
 //! (`--profile`: each model's device time by phase and operator at batch 1; `--f16-gemm`:
 //! only the f16 GEMM rows, for sweeping the tensor-core geometry with
 //! `EDGEPACK_MMA=bn,bk,stages` and `EDGEPACK_WGMMA=stages|off`).
@@ -238,6 +242,127 @@ fn conv_row(
     Row { name: name.into(), precision: p, gflop, ours_ms, cublas_ms, diff: f64::NAN }
 }
 
+/// A whole model for the GPU rows: its file, input shape (batch 1), ORT's input and outputs.
+struct ModelCase {
+    name: String,
+    bytes: Vec<u8>,
+    shape: Vec<usize>,
+    input: model::Tensor,
+    ort: Vec<model::Tensor>,
+}
+
+/// The PP-OCR models, then the zoo models named by `--zoo a,b,c`.
+fn model_cases(args: &[String]) -> Vec<ModelCase> {
+    let mut cases: Vec<ModelCase> = harness::models::selected()
+        .into_iter()
+        .map(|m| {
+            let (input, ort) = m.ort_case().expect("ORT case");
+            ModelCase { name: m.name.into(), bytes: m.bytes().expect("model file"), shape: m.shape(), input, ort }
+        })
+        .collect();
+    let zoo = args.iter().position(|a| a == "--zoo").and_then(|i| args.get(i + 1));
+    for name in zoo.into_iter().flat_map(|z| z.split(',')) {
+        let m = harness::zoo::find(name).expect("zoo model");
+        let (input, ort) = m.ort_case().expect("ORT case");
+        cases.push(ModelCase {
+            name: m.name.clone(),
+            bytes: m.bytes().expect("model file"),
+            shape: m.shape,
+            input,
+            ort,
+        });
+    }
+    cases
+}
+
+/// Median wall time of 20 calls of `f` after 3 warm-ups, ms.
+fn wall_ms(mut f: impl FnMut()) -> f64 {
+    let mut times = Vec::new();
+    for i in 0..23 {
+        let t = std::time::Instant::now();
+        f();
+        if i >= 3 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// One model's rows at `batch` (f32 and f16 storage): `run` from a host tensor and
+/// `run_bound` from the session's page-locked input, each checked against ORT; returns the
+/// rows beyond the parity bound.
+fn model_rows(
+    set: &dyn KernelSet,
+    case: &ModelCase,
+    batch: usize,
+    profile: bool,
+    out: &mut Vec<serde_json::Value>,
+) -> usize {
+    let name = &case.name;
+    let mut shape = case.shape.clone();
+    shape[0] = batch;
+    let prepared = match model::prepare(&case.bytes, &[shape.clone()]) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("| {name} | {batch} | | not run: {e} | | | | | | | |");
+            return 0;
+        }
+    };
+    let data: Vec<f32> = (0..batch).flat_map(|_| case.input.floats().expect("float input").iter().copied()).collect();
+    let input = model::Tensor::float(shape, data);
+    let plan = model::plan::build(&prepared.optimized, set).expect("plan");
+    let mut mismatches = 0;
+    for p in [Precision::F32, Precision::F16] {
+        let mut session = plan.gpu_session(p).expect("session");
+        let outs = session.run(std::slice::from_ref(&input)).expect("run");
+        let bound = match p {
+            Precision::F32 => harness::model_parity::F32_BOUND,
+            Precision::F16 => harness::model_parity::F16_MODEL_BOUND,
+        };
+        let (diff, failure) = vs_ort(&outs, &case.ort, batch, bound);
+        if let Some(why) = failure {
+            eprintln!("cuda-bench: {name} {p:?} batch {batch} vs ORT: {why}");
+            mismatches += 1;
+        }
+        let ms = wall_ms(|| {
+            session.run(std::slice::from_ref(&input)).expect("run");
+        });
+        let (up, down) = session.transfers();
+        let host: Vec<String> = session.host_steps().into_iter().map(str::to_owned).collect();
+        let where_ = if host.is_empty() { "every step".to_owned() } else { format!("host: {host:?}") };
+        let graph = match (session.whole_on_device(), session.graph_error()) {
+            (false, _) => "no".to_owned(),
+            (true, None) => "yes".to_owned(),
+            (true, Some(e)) => format!("failed: {e}"),
+        };
+        // The page-locked path: the input written once into the session's buffer (as a
+        // decoder would), then runs from it; its outputs must equal `run`'s.
+        let bound_ms = session.whole_on_device().then(|| {
+            session.input_mut(0).expect("page-locked input").copy_from_slice(input.floats().expect("float input"));
+            let ms = wall_ms(|| session.run_bound().expect("page-locked run"));
+            for (o, y) in outs.iter().enumerate() {
+                if session.output(o).expect("page-locked output") != y.floats().expect("float output") {
+                    eprintln!("cuda-bench: {name} {p:?} batch {batch}: page-locked output {o} differs from run's");
+                    mismatches += 1;
+                }
+            }
+            ms
+        });
+        let best = bound_ms.unwrap_or(ms);
+        println!(
+            "| {name} | {batch} | {p:?} | {ms:.3} | {} | {:.0} | {up} | {down} | {where_} | {graph} | {diff:.1e} |",
+            bound_ms.map_or("—".into(), |b| format!("{b:.3}")),
+            batch as f64 / best * 1e3
+        );
+        if profile && batch == 1 && session.whole_on_device() {
+            print_profile(&plan, &mut session, &input);
+        }
+        out.push(serde_json::json!({ "model": name, "batch": batch, "precision": format!("{p:?}"), "ms": ms, "page_locked_ms": bound_ms, "uploads": up, "downloads": down, "host_steps": host, "graph": graph, "max_rel_diff_vs_ort": diff }));
+    }
+    mismatches
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
@@ -349,64 +474,11 @@ fn main() {
     }
     if models {
         println!(
-            "\n| model | batch | storage | ms per run (median of 20) | images/s | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---|---|---:|"
+            "\n| model | batch | storage | ms per run (median of 20) | page-locked ms | images/s (page-locked) | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|"
         );
-        for m in harness::models::selected() {
-            let (input, ort) = m.ort_case().expect("ORT case");
+        for case in model_cases(&args) {
             for batch in [1, 8] {
-                let mut shape = m.shape();
-                shape[0] = batch;
-                let prepared = match model::prepare(&m.bytes().expect("model file"), &[shape.clone()]) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        println!("| {} | {batch} | | not run: {e} | | | | | |", m.name);
-                        continue;
-                    }
-                };
-                let data: Vec<f32> =
-                    (0..batch).flat_map(|_| input.floats().expect("float input").iter().copied()).collect();
-                let input = model::Tensor::float(shape, data);
-                let plan = model::plan::build(&prepared.optimized, &*set).expect("plan");
-                for p in [Precision::F32, Precision::F16] {
-                    let mut session = plan.gpu_session(p).expect("session");
-                    let outs = session.run(std::slice::from_ref(&input)).expect("run");
-                    let bound = match p {
-                        Precision::F32 => harness::model_parity::F32_BOUND,
-                        Precision::F16 => harness::model_parity::F16_MODEL_BOUND,
-                    };
-                    let (diff, failure) = vs_ort(&outs, &ort, batch, bound);
-                    if let Some(why) = failure {
-                        eprintln!("cuda-bench: {} {p:?} batch {batch} vs ORT: {why}", m.name);
-                        mismatches += 1;
-                    }
-                    let mut times = Vec::new();
-                    for i in 0..23 {
-                        let t = std::time::Instant::now();
-                        session.run(std::slice::from_ref(&input)).expect("run");
-                        if i >= 3 {
-                            times.push(t.elapsed().as_secs_f64() * 1e3);
-                        }
-                    }
-                    times.sort_by(f64::total_cmp);
-                    let ms = times[times.len() / 2];
-                    let (up, down) = session.transfers();
-                    let host: Vec<String> = session.host_steps().into_iter().map(str::to_owned).collect();
-                    let where_ = if host.is_empty() { "every step".to_owned() } else { format!("host: {host:?}") };
-                    let graph = match (session.whole_on_device(), session.graph_error()) {
-                        (false, _) => "no".to_owned(),
-                        (true, None) => "yes".to_owned(),
-                        (true, Some(e)) => format!("failed: {e}"),
-                    };
-                    println!(
-                        "| {} | {batch} | {p:?} | {ms:.3} | {:.0} | {up} | {down} | {where_} | {graph} | {diff:.1e} |",
-                        m.name,
-                        batch as f64 / ms * 1e3
-                    );
-                    if profile && batch == 1 {
-                        print_profile(&plan, &mut session, &input);
-                    }
-                    out.push(serde_json::json!({ "model": m.name, "batch": batch, "precision": format!("{p:?}"), "ms": ms, "uploads": up, "downloads": down, "host_steps": host, "graph": graph }));
-                }
+                mismatches += model_rows(&*set, &case, batch, profile, &mut out);
             }
         }
     }

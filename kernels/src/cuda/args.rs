@@ -41,6 +41,10 @@ pub(crate) struct GemmArgs {
     pub os_h: i32,
     pub os_w: i32,
     pub c_out: i32,
+    pub ws: u64,
+    pub splits: i32,
+    pub k_chunk: i32,
+    pub groups: i32,
 }
 
 /// `DwArgs` of `depthwise.cu`.

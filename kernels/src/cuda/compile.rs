@@ -130,7 +130,12 @@ impl MmaConfig {
 
     /// Dynamic shared memory per block, bytes.
     pub fn smem_bytes(self) -> u32 {
-        self.stages * (128 + self.bn) * self.bk * 2
+        self.smem_bytes_for(self.bn)
+    }
+
+    /// Dynamic shared memory per block of the mma.sync kernel with `bn`-column tiles, bytes.
+    pub fn smem_bytes_for(self, bn: u32) -> u32 {
+        self.stages * (128 + bn) * self.bk * 2
     }
 
     /// Dynamic shared memory per block of the wgmma kernel with `stages` stages, bytes (the
@@ -178,13 +183,31 @@ const OP_NAMES: [&str; 18] = [
 
 /// The kernels built for `sm` (with the wgmma kernel when `wgmma`), by entry-point name.
 pub fn kernel_names(sm: u32, wgmma: bool) -> Vec<&'static str> {
-    let mut names = vec!["gemm_f32", "gemm_f16", "conv_f32", "conv_f16", "depthwise_f32", "depthwise_f16"];
+    let mut names = vec![
+        "gemm_f32",
+        "gemm_f16",
+        "conv_f32",
+        "conv_f16",
+        "gemm_f32_sk",
+        "gemm_f16_sk",
+        "conv_f32_sk",
+        "conv_f16_sk",
+        "gemm_f32_n32",
+        "gemm_f16_n32",
+        "conv_f32_n32",
+        "conv_f16_n32",
+        "splitk_reduce_f32",
+        "splitk_reduce_f16",
+        "depthwise_f32",
+        "depthwise_f16",
+    ];
     names.extend(OP_NAMES);
     if sm >= WMMA_MIN_SM {
         names.extend(["gemm_f16_wmma", "conv_f16_wmma"]);
     }
     if sm >= MMA_MIN_SM {
-        names.extend(["gemm_f16_mma", "conv_f16_mma"]);
+        names.extend(["gemm_f16_mma", "conv_f16_mma", "gemm_f16_mma_sk", "conv_f16_mma_sk"]);
+        names.extend(["gemm_f16_mma_n64", "conv_f16_mma_n64"]);
     }
     if wgmma {
         names.extend(["gemm_f16_wgmma", "conv_f16_wgmma", "gemm_f16_wgmma_ws", "conv_f16_wgmma_ws"]);

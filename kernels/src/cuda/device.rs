@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr};
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, PinnedHostSlice};
 use cudarc::nvrtc::Ptx;
 use half::f16;
 
@@ -19,7 +19,7 @@ pub enum Precision {
 }
 
 /// A GEMM kernel in its dense (`gemm_*`) and convolution (`conv_*`) forms.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct GemmPair {
     pub dense: CudaFunction,
     pub conv: CudaFunction,
@@ -37,6 +37,8 @@ pub(crate) struct TensorCores {
     pub smem: u32,
     /// Threads per block.
     pub threads: u32,
+    /// Its form that reduces one K range into split-K partial sums, with its K step.
+    pub split_k: Option<(GemmPair, usize)>,
 }
 
 /// The compiled kernels of one module.
@@ -44,8 +46,18 @@ pub(crate) struct TensorCores {
 pub(crate) struct Funcs {
     pub f32: GemmPair,
     pub f16: GemmPair,
+    /// The CUDA-core kernels reducing one K range each (split K).
+    pub f32_sk: GemmPair,
+    pub f16_sk: GemmPair,
+    /// The CUDA-core kernels with 32-column tiles (outputs of few channels), split K or not.
+    pub f32_n32: GemmPair,
+    pub f16_n32: GemmPair,
+    /// Sums split-K partial sums and applies the epilogue.
+    pub splitk_reduce: super::ops::PerPrecision,
     /// f16 GEMMs of up to 128 columns (every f16 GEMM without wgmma).
     pub f16_mma: Option<TensorCores>,
+    /// f16 GEMMs of up to 64 columns on `mma.sync` (64-column tiles).
+    pub f16_mma_n64: Option<TensorCores>,
     /// f16 GEMMs wider than 128 columns on Hopper.
     pub f16_wgmma: Option<TensorCores>,
     pub depthwise_f32: CudaFunction,
@@ -61,9 +73,47 @@ pub struct Gpu {
     stream: Arc<CudaStream>,
     name: String,
     sm: u32,
+    /// Streaming multiprocessors.
+    pub(crate) sm_count: usize,
+    /// Split-K partial sums (every launch is ordered on the one stream, so one suffices).
+    pub(crate) workspace: CudaSlice<f32>,
+    pub(crate) tuning: Tuning,
     nvrtc: (i32, i32),
     pub(crate) funcs: Funcs,
     pub(crate) compiled: Compiled,
+}
+
+/// f32 values of split-K partial sums the GPU keeps (16 MiB): a launch whose partial sums
+/// would not fit splits less.
+const SPLIT_K_WORKSPACE: usize = 4 << 20;
+
+/// How GEMM launches are shaped, beyond the module's compiled geometry: on by default;
+/// `EDGEPACK_CUDA_SPLIT_K=off` and `EDGEPACK_CUDA_NARROW=off` turn a rule off (benchmarks
+/// measure each rule's effect in one run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Split the reduction of launches with fewer tiles than the GPU has SMs.
+    pub split_k: bool,
+    /// Narrow tiles (32 columns on the CUDA cores, 64 on mma.sync) for outputs of few columns.
+    pub narrow_tiles: bool,
+}
+
+impl Tuning {
+    /// The rules, with the environment's overrides.
+    pub fn from_env() -> Result<Self> {
+        let rule = |var: &str| Self::rule(var, std::env::var(var).ok().as_deref());
+        Ok(Self { split_k: rule("EDGEPACK_CUDA_SPLIT_K")?, narrow_tiles: rule("EDGEPACK_CUDA_NARROW")? })
+    }
+
+    /// One rule's setting: on unless `value` is `off`; anything but `on`/`off` is an error
+    /// naming the variable.
+    fn rule(var: &str, value: Option<&str>) -> Result<bool> {
+        match value {
+            None | Some("on") => Ok(true),
+            Some("off") => Ok(false),
+            Some(v) => Err(KernelError::Device(format!("{var}=`{v}`: expected `on` or `off`"))),
+        }
+    }
 }
 
 fn no_driver(reason: impl Into<String>) -> KernelError {
@@ -132,18 +182,38 @@ impl Gpu {
             Ok(p)
         };
         let mma = compiled.mma;
+        let with_mma = sm >= compile::MMA_MIN_SM && !mma.force_wmma;
+        // An mma.sync kernel of `bn`-column tiles, whose split-K form is `split` (or itself).
+        let mma_sync = |names: [&str; 2], split: Option<[&str; 2]>, bn: u32| -> Result<TensorCores> {
+            let smem = mma.smem_bytes_for(bn);
+            let pair = dynamic(names[0], names[1], smem)?;
+            let split_pair = match split {
+                Some([d, c]) => dynamic(d, c, smem)?,
+                None => pair.clone(),
+            };
+            let split_k = Some((split_pair, mma.bk as usize));
+            Ok(TensorCores { pair, name: "mma.sync", tile_n: bn as usize, smem, threads: 256, split_k })
+        };
         let funcs = Funcs {
             f32: pair("gemm_f32", "conv_f32")?,
             f16: pair("gemm_f16", "conv_f16")?,
-            f16_mma: if sm >= compile::MMA_MIN_SM && !mma.force_wmma {
-                let (smem, tile_n) = (mma.smem_bytes(), mma.bn as usize);
-                let pair = dynamic("gemm_f16_mma", "conv_f16_mma", smem)?;
-                Some(TensorCores { pair, name: "mma.sync", tile_n, smem, threads: 256 })
+            f32_sk: pair("gemm_f32_sk", "conv_f32_sk")?,
+            f16_sk: pair("gemm_f16_sk", "conv_f16_sk")?,
+            f32_n32: pair("gemm_f32_n32", "conv_f32_n32")?,
+            f16_n32: pair("gemm_f16_n32", "conv_f16_n32")?,
+            splitk_reduce: super::ops::PerPrecision { f32: f("splitk_reduce_f32")?, f16: f("splitk_reduce_f16")? },
+            f16_mma: if with_mma {
+                let split = ["gemm_f16_mma_sk", "conv_f16_mma_sk"];
+                Some(mma_sync(["gemm_f16_mma", "conv_f16_mma"], Some(split), mma.bn)?)
             } else if sm >= compile::WMMA_MIN_SM {
                 let pair = pair("gemm_f16_wmma", "conv_f16_wmma")?;
-                Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0, threads: 256 })
+                Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0, threads: 256, split_k: None })
             } else {
                 None
+            },
+            f16_mma_n64: match with_mma {
+                true => Some(mma_sync(["gemm_f16_mma_n64", "conv_f16_mma_n64"], None, 64)?),
+                false => None,
             },
             f16_wgmma: match (compiled.wgmma, mma.wgmma_stages, mma.wgmma_specialized) {
                 (true, Some(stages), ws) => {
@@ -154,7 +224,8 @@ impl Gpu {
                     };
                     let smem = compile::MmaConfig::wgmma_smem_bytes(stages);
                     let pair = dynamic(d, c, smem)?;
-                    Some(TensorCores { pair, name: "wgmma", tile_n: 256, smem, threads: mma.wgmma_threads() })
+                    let threads = mma.wgmma_threads();
+                    Some(TensorCores { pair, name: "wgmma", tile_n: 256, smem, threads, split_k: None })
                 }
                 _ => None,
             },
@@ -162,7 +233,23 @@ impl Gpu {
             depthwise_f16: f("depthwise_f16")?,
             ops: super::ops::OpFuncs::load(f)?,
         };
-        Ok(Self { ctx, stream, name, sm, nvrtc, funcs, compiled })
+        let sm_count = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(dev_err("multiprocessor count"))?;
+        let workspace = stream.alloc_zeros(SPLIT_K_WORKSPACE).map_err(dev_err("split-K workspace"))?;
+        let tuning = Tuning::from_env()?;
+        Ok(Self {
+            ctx,
+            stream,
+            name,
+            sm,
+            sm_count: sm_count.max(1) as usize,
+            workspace,
+            tuning,
+            nvrtc,
+            funcs,
+            compiled,
+        })
     }
 
     /// The device's name (`NVIDIA H100 80GB HBM3`, `Xavier`, …).
@@ -178,6 +265,11 @@ impl Gpu {
     /// NVRTC's version.
     pub fn nvrtc_version(&self) -> (i32, i32) {
         self.nvrtc
+    }
+
+    /// The launch-shaping rules in force.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
     }
 
     /// Whether f16 GEMMs can use a tensor-core kernel.
@@ -280,6 +372,49 @@ impl Gpu {
         }
     }
 
+    /// A page-locked host buffer of `len` f32 values, zeroed: copies between it and the device
+    /// run at the bus's full rate, without the driver's staging copy of pageable memory.
+    pub fn pinned(&self, len: usize) -> Result<PinnedBuf> {
+        // SAFETY: the allocation is zeroed below, before anything reads it; flags 0 (not
+        // write-combined) keep host reads of downloaded outputs at cached speed.
+        let mut host =
+            unsafe { self.ctx.alloc_pinned_with_flags::<f32>(len.max(1), 0) }.map_err(dev_err("pinned alloc"))?;
+        host.as_mut_slice().map_err(dev_err("pinned alloc"))?.fill(0.0);
+        Ok(PinnedBuf { host, len })
+    }
+
+    /// Queues the copy of a page-locked buffer into an f32 device tensor of its length (the
+    /// buffer is not written again until the copy is done: [`PinnedBuf::as_mut_slice`] waits).
+    pub fn write_pinned(&self, src: &PinnedBuf, t: &mut DeviceTensor) -> Result<()> {
+        match &mut t.buf {
+            DeviceBuf::F32(s) if t.len == src.len => {
+                self.stream.memcpy_htod(&src.host, &mut s.slice_mut(..src.len)).map_err(dev_err("upload"))
+            }
+            _ => Err(KernelError::Shape(format!(
+                "upload of {} f32 values into {} {:?} values",
+                src.len,
+                t.len,
+                t.precision()
+            ))),
+        }
+    }
+
+    /// Queues the copy of an f32 device tensor into a page-locked buffer of its length
+    /// ([`PinnedBuf::as_slice`] waits for it).
+    pub fn read_pinned(&self, t: &DeviceTensor, dst: &mut PinnedBuf) -> Result<()> {
+        match &t.buf {
+            DeviceBuf::F32(s) if t.len == dst.len => {
+                self.stream.memcpy_dtoh(&s.slice(..dst.len), &mut dst.host).map_err(dev_err("download"))
+            }
+            _ => Err(KernelError::Shape(format!(
+                "download of {} {:?} values into {} f32 values",
+                t.len,
+                t.precision(),
+                dst.len
+            ))),
+        }
+    }
+
     /// The device address of a buffer (for argument blocks; the stream orders every use).
     pub(crate) fn addr<T>(&self, s: &CudaSlice<T>) -> u64 {
         let (ptr, _sync) = s.device_ptr(&self.stream);
@@ -289,6 +424,37 @@ impl Gpu {
     /// Context, for allocations outside this module (benchmarks' cuBLAS).
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
+    }
+}
+
+/// Page-locked host memory of f32 values ([`Gpu::pinned`]): where a caller writes inputs and
+/// reads outputs so that the copies to and from the device are single DMA transfers.
+#[derive(Debug)]
+pub struct PinnedBuf {
+    host: PinnedHostSlice<f32>,
+    len: usize,
+}
+
+impl PinnedBuf {
+    /// Values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The values, once every queued copy from the device into them is done.
+    pub fn as_slice(&self) -> Result<&[f32]> {
+        Ok(&self.host.as_slice().map_err(dev_err("pinned read"))?[..self.len])
+    }
+
+    /// The values, writable, once every queued copy out of them is done.
+    pub fn as_mut_slice(&mut self) -> Result<&mut [f32]> {
+        let len = self.len;
+        Ok(&mut self.host.as_mut_slice().map_err(dev_err("pinned write"))?[..len])
     }
 }
 
@@ -353,5 +519,19 @@ impl DeviceTensor {
 
     pub(crate) fn addr(&self, gpu: &Gpu) -> u64 {
         self.buf.addr(gpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tuning;
+
+    #[test]
+    fn launch_rules_are_on_unless_turned_off() {
+        assert_eq!(Tuning::rule("X", None), Ok(true));
+        assert_eq!(Tuning::rule("X", Some("on")), Ok(true));
+        assert_eq!(Tuning::rule("X", Some("off")), Ok(false));
+        let e = Tuning::rule("EDGEPACK_CUDA_SPLIT_K", Some("0")).unwrap_err().to_string();
+        assert!(e.contains("EDGEPACK_CUDA_SPLIT_K=`0`"), "{e}");
     }
 }

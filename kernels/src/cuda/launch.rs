@@ -3,7 +3,7 @@
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::args::{activation, int, DwArgs, GemmArgs};
-use super::device::{dev_err, DeviceTensor, Gpu, Precision};
+use super::device::{dev_err, DeviceTensor, GemmPair, Gpu, Precision, TensorCores};
 use super::weights::{ConvBody, DeviceConv, DeviceMatrix, Layout, Part};
 use crate::conv::{ConvKind, ConvParams};
 use crate::epilogue::Activation;
@@ -41,6 +41,62 @@ impl DeviceEpilogue {
 
 const THREADS: u32 = 256;
 const TILE: usize = 128;
+/// The CUDA-core kernels' K step.
+const SIMT_K_STEP: usize = 8;
+/// Widest output the CUDA-core kernels give a 32-column tile: a 128-column one would leave at
+/// least half its columns idle.
+const NARROW_SIMT_MAX: usize = 64;
+/// Fewest K steps of one split-K range (shorter ranges cost more in partial sums than they
+/// gain in parallelism): 4 of the CUDA-core kernels' 8, 2 of the tensor-core kernels' 32 or 64.
+const SIMT_MIN_SPLIT_STEPS: usize = 4;
+const TC_MIN_SPLIT_STEPS: usize = 2;
+/// Most K ranges of one launch.
+const MAX_SPLITS: usize = 32;
+
+/// `(splits, K per split)` for a launch of `tiles` blocks over `outputs` values and a
+/// reduction of `k` in steps of `step.0` (ranges of at least `step.1` steps), on `sms` SMs with
+/// room for `workspace` partial sums, when the tiles alone would leave SMs idle: enough ranges
+/// to give every SM two blocks, no more than `MAX_SPLITS`, and partial sums that fit; `None`
+/// where one range is best. Every range but the last is a whole number of steps.
+pub(crate) fn split_plan(
+    tiles: usize,
+    outputs: usize,
+    k: usize,
+    (step, min_steps): (usize, usize),
+    sms: usize,
+    workspace: usize,
+) -> Option<(usize, usize)> {
+    if tiles == 0 || tiles >= sms || step == 0 || min_steps == 0 {
+        return None;
+    }
+    let steps = k.div_ceil(step);
+    let by_sms = (2 * sms).div_ceil(tiles);
+    let by_k = steps / min_steps;
+    let by_workspace = workspace / outputs.max(1);
+    let want = by_sms.min(by_k).min(by_workspace).min(MAX_SPLITS);
+    if want < 2 {
+        return None;
+    }
+    let chunk = steps.div_ceil(want) * step;
+    Some((k.div_ceil(chunk), chunk))
+}
+
+impl<'a> GemmShape<'a> {
+    fn of(t: &'a TensorCores) -> Self {
+        let split = t.split_k.as_ref().map(|(pair, step)| (pair, *step, TC_MIN_SPLIT_STEPS));
+        Self { pair: &t.pair, tile_n: t.tile_n, smem: t.smem, threads: t.threads, split }
+    }
+}
+
+/// The kernel and launch geometry of one GEMM part.
+struct GemmShape<'a> {
+    pair: &'a GemmPair,
+    tile_n: usize,
+    smem: u32,
+    threads: u32,
+    /// The kernel's split-K form, its K step and the fewest steps of a range, where it has one.
+    split: Option<(&'a GemmPair, usize, usize)>,
+}
 /// Largest grid extent along y or z.
 pub(super) const MAX_GRID_YZ: usize = 65_535;
 
@@ -93,38 +149,80 @@ impl Gpu {
         a.n = int(n, "output columns")?;
         a.k = int(part.k, "reduction length")?;
         a.b_gs = part.group_stride as i64;
-        // The CUDA-core kernels' tiles are 128 × 128 with static shared memory; each
-        // tensor-core kernel carries its own geometry (wgmma for outputs wider than 128 columns).
-        let (pair, tile_n, smem, threads) = match (part.weights.precision(), part.layout) {
-            (Precision::F32, _) => (&self.funcs.f32, TILE, 0, THREADS),
-            (Precision::F16, Layout::Panels) => (&self.funcs.f16, TILE, 0, THREADS),
-            (Precision::F16, Layout::Transposed) => {
-                let wide = self.funcs.f16_wgmma.as_ref().filter(|_| n > TILE);
-                let t = wide.or(self.funcs.f16_mma.as_ref());
-                let t = t.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
-                (&t.pair, t.tile_n, t.smem, t.threads)
-            }
-        };
-        let func: &CudaFunction = if a.conv == 1 { &pair.conv } else { &pair.dense };
+        a.groups = int(groups, "groups")?;
+        let shape = self.gemm_shape(part.weights.precision(), part.layout, n)?;
         match part.layout {
             Layout::Panels => (a.b_ps, a.b_rs) = ((part.k * TILE) as i64, TILE as i64),
             Layout::Transposed => (a.b_ps, a.b_rs) = (0, part.k as i64),
         }
-        let (gy, gx) = (m.div_ceil(TILE), n.div_ceil(tile_n));
-        if gy > MAX_GRID_YZ || groups > MAX_GRID_YZ {
+        let (gy, gx) = (m.div_ceil(TILE), n.div_ceil(shape.tile_n));
+        let split =
+            shape.split.and_then(|(_, step, min)| self.split_k(gx * gy * groups, m * n * groups, part.k, (step, min)));
+        let splits = split.map_or(1, |(s, _)| s);
+        let pair = match (split, shape.split) {
+            (Some(_), Some((pair, ..))) => pair,
+            _ => shape.pair,
+        };
+        let func: &CudaFunction = if a.conv == 1 { &pair.conv } else { &pair.dense };
+        if gy > MAX_GRID_YZ || groups * splits > MAX_GRID_YZ {
             return Err(KernelError::Shape(format!("{m} rows × {groups} groups exceed one launch's grid")));
         }
+        if let Some((s, chunk)) = split {
+            (a.splits, a.k_chunk, a.ws) = (s as i32, chunk as i32, self.addr(&self.workspace));
+        }
         let cfg = LaunchConfig {
-            grid_dim: (gx as u32, gy as u32, groups as u32),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: smem,
+            grid_dim: (gx as u32, gy as u32, (groups * splits) as u32),
+            block_dim: (shape.threads, 1, 1),
+            shared_mem_bytes: shape.smem,
         };
         let mut launch = self.stream().launch_builder(func);
         launch.arg(&a);
         // SAFETY: `a` matches the kernel's `GemmArgs`; every address in it is a live buffer of
-        // this context whose length the caller checked against m, n, k and the geometry, and
-        // the single stream orders this launch after the writes it reads.
-        unsafe { launch.launch(cfg) }.map_err(dev_err("launch gemm")).map(|_| ())
+        // this context whose length the caller checked against m, n, k and the geometry (the
+        // split-K partial sums, splits · groups · m · n values, fit the workspace: `split_k`),
+        // and the single stream orders this launch after the writes it reads.
+        unsafe { launch.launch(cfg) }.map_err(dev_err("launch gemm"))?;
+        if split.is_some() {
+            let reduce = self.funcs.splitk_reduce.of(part.weights.precision());
+            self.launch_elements(reduce, &a, m * n * groups, "launch split-K reduction")?;
+        }
+        Ok(())
+    }
+
+    /// The kernel for `n` output columns of weights in `precision` and `layout`: the CUDA-core
+    /// tiles are 128 × 128 (128 × 32 for few columns) with static shared memory; each
+    /// tensor-core kernel carries its own geometry (wgmma for outputs wider than 128 columns,
+    /// mma.sync's 64-column tile for up to 64).
+    fn gemm_shape(&self, precision: Precision, layout: Layout, n: usize) -> Result<GemmShape<'_>> {
+        let narrow = self.tuning.narrow_tiles;
+        let simt = |pair, split, tile_n| GemmShape {
+            pair,
+            tile_n,
+            smem: 0,
+            threads: THREADS,
+            split: Some((split, SIMT_K_STEP, SIMT_MIN_SPLIT_STEPS)),
+        };
+        let f = &self.funcs;
+        let simt_narrow = narrow && n <= NARROW_SIMT_MAX;
+        Ok(match (precision, layout) {
+            (Precision::F32, _) if simt_narrow => simt(&f.f32_n32, &f.f32_n32, 32),
+            (Precision::F32, _) => simt(&f.f32, &f.f32_sk, TILE),
+            (Precision::F16, Layout::Panels) if simt_narrow => simt(&f.f16_n32, &f.f16_n32, 32),
+            (Precision::F16, Layout::Panels) => simt(&f.f16, &f.f16_sk, TILE),
+            (Precision::F16, Layout::Transposed) => {
+                let wide = self.funcs.f16_wgmma.as_ref().filter(|_| n > TILE);
+                let few = self.funcs.f16_mma_n64.as_ref().filter(|t| narrow && n <= t.tile_n);
+                let t = wide.or(few).or(self.funcs.f16_mma.as_ref());
+                let t = t.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
+                GemmShape::of(t)
+            }
+        })
+    }
+
+    /// The split-K plan of a launch ([`split_plan`]) on this GPU, if the rule is on.
+    fn split_k(&self, tiles: usize, outputs: usize, k: usize, step: (usize, usize)) -> Option<(usize, usize)> {
+        let room = self.workspace.len();
+        self.tuning.split_k.then(|| split_plan(tiles, outputs, k, step, self.sm_count, room)).flatten()
     }
 
     /// `C = activation(A·B + bias + residual)`: `A` is `m × k` row-major, `C` and the residual
@@ -274,5 +372,44 @@ impl Gpu {
             }
         }
         Ok(out_dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split_plan, MAX_SPLITS, SIMT_MIN_SPLIT_STEPS as MIN};
+
+    #[test]
+    fn split_k_ranges_cover_k_in_whole_steps_and_fit_the_workspace() {
+        let mut split = 0;
+        for tiles in [1, 3, 4, 12, 40, 131, 132, 500] {
+            for k in [8, 27, 64, 100, 384, 864, 1000, 4608] {
+                for (step, sms, room) in [(8, 132, 4 << 20), (64, 132, 4 << 20), (8, 8, 4 << 20), (8, 132, 20_000)] {
+                    let outputs = tiles * 128 * 24;
+                    let Some((splits, chunk)) = split_plan(tiles, outputs, k, (step, MIN), sms, room) else {
+                        continue;
+                    };
+                    split += 1;
+                    let case = format!("tiles {tiles} k {k} step {step} sms {sms} room {room}");
+                    assert!(tiles < sms, "{case}: split with every SM busy");
+                    assert!((2..=MAX_SPLITS).contains(&splits), "{case}: {splits} splits");
+                    assert_eq!(chunk % step, 0, "{case}: a range of {chunk} is not whole steps");
+                    assert!(chunk >= MIN * step, "{case}: range {chunk} under the minimum");
+                    // The ranges cover K exactly: none empty, none past the end.
+                    assert!(splits * chunk >= k && (splits - 1) * chunk < k, "{case}: {splits} × {chunk}");
+                    assert!(splits * outputs <= room, "{case}: partial sums overflow the workspace");
+                    assert!(tiles * splits <= 2 * sms + tiles, "{case}: {splits} splits of {tiles} tiles");
+                }
+            }
+        }
+        assert!(split > 20, "the cases above must exercise the split ({split} did)");
+        // Enough tiles for the SMs, a reduction too short or no workspace: one range.
+        assert_eq!(split_plan(132, 1000, 4608, (8, MIN), 132, 4 << 20), None);
+        assert_eq!(split_plan(4, 1000, 8 * (2 * MIN - 1), (8, MIN), 132, 4 << 20), None);
+        assert_eq!(split_plan(4, 1000, 4608, (8, MIN), 132, 1999), None);
+        // The 20×20 3×3 96→24 convolution of the PP-OCR neck in f32: 4 tiles of 128 × 32.
+        assert_eq!(split_plan(4, 400 * 24, 864, (8, MIN), 132, 4 << 20), Some((27, 32)));
+        // Its 1×1 384→384 layers in f16 on mma.sync (12 tiles, K steps of 64, 2 a range).
+        assert_eq!(split_plan(12, 400 * 384, 384, (64, 2), 132, 4 << 20), Some((3, 128)));
     }
 }

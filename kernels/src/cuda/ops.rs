@@ -19,7 +19,7 @@ pub(crate) struct PerPrecision {
 }
 
 impl PerPrecision {
-    fn of(&self, p: Precision) -> &CudaFunction {
+    pub(crate) fn of(&self, p: Precision) -> &CudaFunction {
         match p {
             Precision::F32 => &self.f32,
             Precision::F16 => &self.f16,

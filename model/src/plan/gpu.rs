@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use kernels::cuda::{DeviceConv, DeviceGraph, DeviceMatrix, DeviceTensor, Gpu, Precision};
+use kernels::cuda::{DeviceConv, DeviceGraph, DeviceMatrix, DeviceTensor, Gpu, PinnedBuf, Precision};
 use kernels::{AlignedBuf, KernelSet, KernelSetId, Parallelism};
 
 use super::exec::{exec_step, input_data, load_inputs, step_error};
@@ -42,10 +42,20 @@ pub struct GpuSession<'p> {
     device: Vec<Option<DeviceTensor>>,
     /// f16 sessions of a whole-device plan: the f32 device copies of inputs and outputs.
     staging: Vec<Option<DeviceTensor>>,
+    /// Whole-device plans: page-locked host buffers of the inputs and outputs, in the plan's
+    /// order ([`GpuSession::run_bound`]).
+    pinned_in: Vec<PinnedBuf>,
+    pinned_out: Vec<PinnedBuf>,
     on_host: Vec<bool>,
     on_device: Vec<bool>,
     /// Host↔device copies of the last run: (uploads, downloads).
     transfers: (usize, usize),
+}
+
+fn no_binding(what: &str, i: usize, n: usize) -> ModelError {
+    ModelError::Input(format!(
+        "no page-locked {what} {i}: the session has {n} (only plans with every step on the device have them)"
+    ))
 }
 
 impl Plan {
@@ -85,6 +95,8 @@ impl Plan {
             dynamic: vec![None; n],
             device: (0..n).map(|_| None).collect(),
             staging: (0..n).map(|_| None).collect(),
+            pinned_in: Vec::new(),
+            pinned_out: Vec::new(),
             on_host: vec![false; n],
             on_device: vec![false; n],
             transfers: (0, 0),
@@ -102,6 +114,9 @@ impl Plan {
                     s.staging[v] = Some(s.gpu.zeros(self.values[v].len(), Precision::F32)?);
                 }
             }
+            let pinned =
+                |vs: &[usize]| vs.iter().map(|&v| s.gpu.pinned(self.values[v].len())).collect::<Result<_, _>>();
+            (s.pinned_in, s.pinned_out) = (pinned(&self.inputs)?, pinned(&self.outputs)?);
         }
         Ok(s)
     }
@@ -175,10 +190,65 @@ impl GpuSession<'_> {
         &self.gpu
     }
 
+    /// The page-locked buffer of input `i` (in the plan's order; NCHW values) of a
+    /// whole-device plan: what a caller fills (from its decoder, say) before [`Self::run_bound`]
+    /// so that the input crosses the bus in one DMA transfer, with no copy on the host.
+    pub fn input_mut(&mut self, i: usize) -> Result<&mut [f32]> {
+        let n = self.pinned_in.len();
+        let buf = self.pinned_in.get_mut(i).ok_or_else(|| no_binding("input", i, n))?;
+        Ok(buf.as_mut_slice()?)
+    }
+
+    /// The page-locked buffer of output `o` (in the plan's order; NCHW values), as the last
+    /// [`Self::run_bound`] left it.
+    pub fn output(&self, o: usize) -> Result<&[f32]> {
+        let buf = self.pinned_out.get(o).ok_or_else(|| no_binding("output", o, self.pinned_out.len()))?;
+        Ok(buf.as_slice()?)
+    }
+
+    /// A run of a whole-device plan from the page-locked inputs ([`Self::input_mut`]) into the
+    /// page-locked outputs ([`Self::output`]): one DMA transfer per input, the captured steps,
+    /// one DMA transfer per output, then a wait for all of them.
+    pub fn run_bound(&mut self) -> Result<()> {
+        if !self.whole {
+            return Err(ModelError::Input(format!(
+                "page-locked runs need every step on the device ({} run on the host)",
+                self.host_steps().len()
+            )));
+        }
+        self.transfers = (0, 0);
+        for (k, &v) in self.plan.inputs.iter().enumerate() {
+            let target = match self.staging[v].as_mut() {
+                Some(s) => s,
+                None => self.device[v].as_mut().expect("allocated when the session was made"),
+            };
+            self.gpu.write_pinned(&self.pinned_in[k], target)?;
+            self.transfers.0 += 1;
+        }
+        self.launch_whole()?;
+        for (k, &o) in self.plan.outputs.iter().enumerate() {
+            let t = match &self.staging[o] {
+                Some(s) => s,
+                None => self.device[o].as_ref().expect("allocated when the session was made"),
+            };
+            self.gpu.read_pinned(t, &mut self.pinned_out[k])?;
+            self.transfers.1 += 1;
+        }
+        Ok(self.gpu.synchronize()?)
+    }
+
     /// A whole-device run: uploads, the captured steps, downloads.
     fn run_whole(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let plan = self.plan;
         self.upload_inputs(&input_data(plan, inputs)?)?;
+        self.launch_whole()?;
+        self.download_outputs()?;
+        super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)
+    }
+
+    /// The steps of a whole-device run: captured as a CUDA graph on the first run, replayed on
+    /// every one (launched one by one where the capture failed).
+    fn launch_whole(&mut self) -> Result<()> {
         if self.graph.is_none() {
             let gpu = Arc::clone(&self.gpu);
             let captured = gpu.capture(|| self.issue_all(None).map(|_| ()));
@@ -190,8 +260,7 @@ impl GpuSession<'_> {
                 self.issue_all(None)?;
             }
         }
-        self.download_outputs()?;
-        super::exec::read_outputs(plan, &self.arena, &mut self.dynamic)
+        Ok(())
     }
 
     /// Copies a whole-device run's inputs to the device (f16 sessions: to the f32 staging).

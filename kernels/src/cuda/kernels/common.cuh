@@ -81,7 +81,36 @@ struct GemmArgs {
     int oy0, ox0;          // output position of grid (0, 0)
     int os_h, os_w;        // output step per grid step
     int c_out;             // output channels (every group's)
+    float* ws;             // split-K partial sums [split][group][m][n], or null
+    int splits;            // K ranges per output tile (blockIdx.z = group · splits + split); 0 or 1: none
+    int k_chunk;           // reduction length per K range (a multiple of the kernel's K step)
+    int groups;            // groups (the split-K reduction's extent)
 };
+
+// The reduction range of this block: K range `split` of group `group`.
+struct KRange {
+    int split, group, kbeg, kend;
+};
+
+// The whole reduction of group blockIdx.z (a launch without split K).
+__device__ __forceinline__ KRange whole_k(const GemmArgs& p) {
+    KRange r;
+    r.split = 0;
+    r.group = blockIdx.z;
+    r.kbeg = 0;
+    r.kend = p.k;
+    return r;
+}
+
+__device__ __forceinline__ KRange k_range(const GemmArgs& p) {
+    KRange r;
+    const int splits = p.splits > 1 ? p.splits : 1;
+    r.split = blockIdx.z % splits;
+    r.group = blockIdx.z / splits;
+    r.kbeg = splits > 1 ? r.split * p.k_chunk : 0;
+    r.kend = splits > 1 ? min(p.k, r.kbeg + p.k_chunk) : p.k;
+    return r;
+}
 
 // Where row `r` of a convolution GEMM reads from and writes to.
 struct RowPos {
@@ -127,4 +156,25 @@ __device__ __forceinline__ void epilogue_store(const GemmArgs& p, const RowPos& 
     else if (p.bias_mode == 2) acc += p.bias[group * p.n + col];
     if (p.residual) acc += ld((const T*)p.residual, idx);
     st((T*)p.c, idx, activate(acc, p.act, p.p0, p.p1));
+}
+
+// This block's split-K partial sums: the [m][n] plane of its K range and group.
+__device__ __forceinline__ float* split_partials(const GemmArgs& p, const KRange& kr) {
+    return p.ws + ((i64)kr.split * p.groups + kr.group) * p.m * p.n;
+}
+
+// Sums the split-K partial sums of every output element in a fixed order (the result does
+// not depend on scheduling) and applies the epilogue.
+template <typename T>
+__device__ __forceinline__ void splitk_reduce(const GemmArgs& p) {
+    const i64 plane = (i64)p.m * p.n, total = plane * p.groups;
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (i64)gridDim.x * blockDim.x) {
+        const int group = (int)(i / plane);
+        const i64 rc = i - group * plane;
+        const int row = (int)(rc / p.n), col = (int)(rc - (i64)row * p.n);
+        float sum = 0.f;
+        for (int s = 0; s < p.splits; s++) sum += p.ws[(i64)s * total + i];
+        const RowPos q = p.conv ? row_pos<true>(p, row) : row_pos<false>(p, row);
+        epilogue_store<T>(p, q, row, col, group, sum);
+    }
 }

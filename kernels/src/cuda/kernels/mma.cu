@@ -19,7 +19,6 @@
 #ifndef MM_STAGES
 #define MM_STAGES 2
 #endif
-#define MM_MINB (MM_BN == 128 ? 2 : 1)  // blocks per SM the launch bounds ask for
 
 // A 128 × BN output tile's operand staging by LOADERS threads: each K step of BK halves is
 // copied in 16-byte chunks, ROWS rows per pass of the loaders; STAGES steps are resident at once.
@@ -32,8 +31,6 @@ struct MmGeo {
     enum { PASSES_A = BM / ROWS, PASSES_B = BN / ROWS };
     enum { TILE_A = BM * BK, TILE_B = BN * BK };  // halves per stage
 };
-typedef MmGeo<MM_BN, MM_BK, MM_STAGES> MmTile;
-#define MM_WN (MM_BN / 4)  // warp tile columns
 
 // Half offset of 16-byte chunk `c` of row `r` in a [rows][BK] tile: the chunk index is XORed
 // with bits of the row so that ldmatrix's eight rows of one logical chunk hit distinct banks.
@@ -66,14 +63,14 @@ __device__ __forceinline__ void mma16816(float* c, const unsigned* a, const unsi
 // ld_r + h·G::ROWS of each operand, zero-filled outside the matrices and in padding.
 template <bool CONV, class G>
 __device__ __forceinline__ void mm_load_stage(const GemmArgs& p, const half_t* A, const half_t* B, const RowPos* aq,
-                                              int row0, int col0, int ld_r, int ld_c, int group, unsigned as0,
-                                              unsigned bs0, int s) {
-    const int stage = s % G::STAGES, k = s * G::BK + ld_c * 8;
+                                              int row0, int col0, int ld_r, int ld_c, const KRange& kr,
+                                              unsigned as0, unsigned bs0, int s) {
+    const int stage = s % G::STAGES, k = kr.kbeg + s * G::BK + ld_c * 8, group = kr.group;
 #pragma unroll
     for (int h = 0; h < G::PASSES_A; h++) {
         const int r = ld_r + h * G::ROWS;
         const half_t* src = A;
-        bool ok = aq[h].valid && k < p.k;
+        bool ok = aq[h].valid && k < p.k;  // (a split-K range ends on a K step or at K)
         if (ok) {
             if (!CONV) {
                 src = A + (i64)(row0 + r) * p.lda + k;
@@ -93,12 +90,19 @@ __device__ __forceinline__ void mm_load_stage(const GemmArgs& p, const half_t* A
     }
 }
 
-template <bool CONV>
+// A 128 × BN tile (BN = 64, 128 or 256; MM_BN by default, 64 for outputs of few channels).
+// SPLIT: the block reduces K range `blockIdx.z % splits` into the partial sums (entry points of
+// their own: the 128-column kernel would spill at 2 blocks/SM).
+template <bool CONV, int BN, bool SPLIT>
 __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
+    typedef MmGeo<BN, MM_BK, MM_STAGES> MmTile;
+    enum { MM_WN = BN / 4 };  // warp tile columns
     extern __shared__ __align__(128) half_t mm_smem[];  // [stage][A tile], then [stage][B tile]
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, group = blockIdx.z;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const KRange kr = k_range(p);
+    const int group = kr.group;
     const int warp_m = warp & 1, warp_n = warp >> 1;
-    const int row0 = blockIdx.y * MmTile::BM, col0 = blockIdx.x * MM_BN;
+    const int row0 = blockIdx.y * MmTile::BM, col0 = blockIdx.x * BN;
     const half_t* A = (const half_t*)p.a;
     const half_t* B = (const half_t*)p.b + (i64)group * p.b_gs;
 
@@ -115,19 +119,19 @@ __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
-    const int steps = (p.k + MM_BK - 1) / MM_BK;
+    const int steps = (kr.kend - kr.kbeg + MM_BK - 1) / MM_BK;
     const unsigned as0 = smem_addr(mm_smem), bs0 = as0 + 2 * MM_STAGES * MmTile::TILE_A;
 
 #pragma unroll
     for (int s = 0; s < MM_STAGES - 1; s++) {
-        if (s < steps) mm_load_stage<CONV, MmTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s);
+        if (s < steps) mm_load_stage<CONV, MmTile>(p, A, B, aq, row0, col0, ld_r, ld_c, kr, as0, bs0, s);
         asm volatile("cp.async.commit_group;");
     }
 
     for (int s = 0; s < steps; s++) {
         asm volatile("cp.async.wait_group %0;" ::"n"(MM_STAGES - 2));
         __syncthreads();
-        if (s + MM_STAGES - 1 < steps) mm_load_stage<CONV, MmTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s + MM_STAGES - 1);
+        if (s + MM_STAGES - 1 < steps) mm_load_stage<CONV, MmTile>(p, A, B, aq, row0, col0, ld_r, ld_c, kr, as0, bs0, s + MM_STAGES - 1);
         asm volatile("cp.async.commit_group;");
 
         const int stage = s % MM_STAGES;
@@ -158,6 +162,7 @@ __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
     }
     asm volatile("cp.async.wait_group 0;");
 
+    float* ws = SPLIT && p.splits > 1 ? split_partials(p, kr) : (float*)0;
 #pragma unroll
     for (int mi = 0; mi < 4; mi++) {
 #pragma unroll
@@ -167,12 +172,28 @@ __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
 #pragma unroll
             for (int ni = 0; ni < MM_WN / 8; ni++) {
                 const int col = col0 + warp_n * MM_WN + ni * 8 + (lane & 3) * 2;
-                epilogue_store<half_t>(p, q, row, col, group, acc[mi][ni][hr * 2]);
-                epilogue_store<half_t>(p, q, row, col + 1, group, acc[mi][ni][hr * 2 + 1]);
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float v = acc[mi][ni][hr * 2 + e];
+                    if (!ws) epilogue_store<half_t>(p, q, row, col + e, group, v);
+                    else if (q.valid && col + e < p.n) ws[(i64)row * p.n + col + e] = v;
+                }
             }
         }
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256, MM_MINB) gemm_f16_mma(GemmArgs p) { mma_gemm<false>(p); }
-extern "C" __global__ void __launch_bounds__(256, MM_MINB) conv_f16_mma(GemmArgs p) { mma_gemm<true>(p); }
+// Blocks per SM the launch bounds ask for.
+#define MM_MINB(BN) ((BN) == 256 ? 1 : 2)
+#define MMA_ENTRIES(SUFFIX, BN, SPLIT, MINB)                                                            \
+    extern "C" __global__ void __launch_bounds__(256, MINB) gemm_f16_##SUFFIX(GemmArgs p) {             \
+        mma_gemm<false, BN, SPLIT>(p);                                                                  \
+    }                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256, MINB) conv_f16_##SUFFIX(GemmArgs p) {             \
+        mma_gemm<true, BN, SPLIT>(p);                                                                   \
+    }
+MMA_ENTRIES(mma, MM_BN, false, MM_MINB(MM_BN))
+// Split K (launches of few tiles: one block per SM is enough).
+MMA_ENTRIES(mma_sk, MM_BN, true, 1)
+// Outputs of up to 64 columns: half the tile a 128-column one would leave idle; split K or not.
+MMA_ENTRIES(mma_n64, 64, true, 2)

@@ -169,7 +169,9 @@ struct WgSyncConsumers {
 template <bool CONV>
 __device__ __forceinline__ void wg_gemm(const GemmArgs& p) {
     extern __shared__ __align__(1024) half_t mm_smem[];
-    const int tid = threadIdx.x, wg = tid >> 7, group = blockIdx.z;
+    const int tid = threadIdx.x, wg = tid >> 7;
+    const KRange kr = k_range(p);  // launched without split K: the whole reduction
+    const int group = kr.group;
     int row0, col0;
     wg_tile(row0, col0);
     const half_t* A = (const half_t*)p.a;
@@ -190,7 +192,7 @@ __device__ __forceinline__ void wg_gemm(const GemmArgs& p) {
 
 #pragma unroll
     for (int s = 0; s < WG_STAGES - 2; s++) {
-        if (s < steps) mm_load_stage<CONV, WgTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s);
+        if (s < steps) mm_load_stage<CONV, WgTile>(p, A, B, aq, row0, col0, ld_r, ld_c, kr, as0, bs0, s);
         asm volatile("cp.async.commit_group;");
     }
 
@@ -202,7 +204,7 @@ __device__ __forceinline__ void wg_gemm(const GemmArgs& p) {
         wg_proxy_fence();
         __syncthreads();
         if (s + WG_STAGES - 2 < steps)
-            mm_load_stage<CONV, WgTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s + WG_STAGES - 2);
+            mm_load_stage<CONV, WgTile>(p, A, B, aq, row0, col0, ld_r, ld_c, kr, as0, bs0, s + WG_STAGES - 2);
         asm volatile("cp.async.commit_group;");
         const int stage = s % WG_STAGES;
         wg_step(acc, as0 + 2 * stage * WgTile::TILE_A + wg * 64 * 128, bs0 + 2 * stage * WgTile::TILE_B);
@@ -241,7 +243,9 @@ template <bool CONV>
 __device__ __forceinline__ void wg_gemm_ws(const GemmArgs& p) {
     extern __shared__ __align__(1024) half_t mm_smem[];
     __shared__ __align__(8) unsigned long long bars[2 * WG_STAGES];  // full[stage], empty[stage]
-    const int tid = threadIdx.x, role = tid >> 7, group = blockIdx.z;
+    const int tid = threadIdx.x, role = tid >> 7;
+    const KRange kr = k_range(p);  // launched without split K: the whole reduction
+    const int group = kr.group;
     int row0, col0;
     wg_tile(row0, col0);
     unsigned as0, bs0;
@@ -267,7 +271,7 @@ __device__ __forceinline__ void wg_gemm_ws(const GemmArgs& p) {
         for (int s = 0; s < steps; s++) {
             const int stage = s % WG_STAGES;
             if (s >= WG_STAGES) mbar_wait(empty0 + 8 * stage, ((s / WG_STAGES) - 1) & 1);
-            mm_load_stage<CONV, WgLoadTile>(p, A, B, aq, row0, col0, ld_r, ld_c, group, as0, bs0, s);
+            mm_load_stage<CONV, WgLoadTile>(p, A, B, aq, row0, col0, ld_r, ld_c, kr, as0, bs0, s);
             asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(full0 + 8 * stage) : "memory");
         }
         asm volatile("cp.async.wait_all;" ::: "memory");
