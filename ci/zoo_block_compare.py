@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a model's time goes in edgepack against ONNX Runtime, block by block.
 
-Runs the release CLI's `edgepack bench --profile --top 100000` and ORT 1.32 with its profiler
+Runs the release CLI's `edgepack bench --breakdown --top 100000` and ORT 1.32 with its profiler
 on the same model, input shape and thread count, groups both engines' per-node times by the
 first DEPTH-1 components of the node name (`/features/features.2/...` → `features/features.2`
 at depth 3), and prints the blocks by how much slower edgepack is there. ORT's fused and
@@ -38,7 +38,7 @@ for e in json.load(open(session.end_profiling())):
     if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
         ort_ms[block(e['name'][:-len('_kernel_time')])] += e['dur'] / runs / 1000
 out = subprocess.run([root + '/target/release/edgepack', 'bench', path, '--shape', shape, '--runs', str(runs),
-                      '--threads', str(threads), '--profile', '--top', '100000'],
+                      '--threads', str(threads), '--breakdown', '--top', '100000'],
                      capture_output=True, text=True, check=True).stdout
 ep_ms = collections.defaultdict(float)
 for line in out.splitlines():

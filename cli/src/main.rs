@@ -56,3 +56,25 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand's options with the global ones propagated into it: clap's own checks.
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// `bench`'s per-operator breakdown once shared the id `profile` with the API commands'
+    /// global AWS `--profile`: `edgepack bench m.onnx --profile` panicked in clap.
+    #[test]
+    fn bench_breakdown_and_the_aws_profile_parse_together() {
+        use clap::Parser;
+        let cli = super::Cli::try_parse_from(["edgepack", "bench", "m.onnx", "--breakdown", "--top", "3"]).unwrap();
+        assert!(matches!(cli.command, super::Command::Bench(_)));
+        let cli = super::Cli::try_parse_from(["edgepack", "list-projects", "--profile", "edge"]).unwrap();
+        assert!(matches!(cli.command, super::Command::Api(_)));
+    }
+}

@@ -86,10 +86,11 @@ pub struct BenchArgs {
     /// Keep running until this many seconds have passed.
     #[arg(long, default_value_t = 0.0)]
     min_time: f64,
-    /// Also print where the time goes, by operator.
+    /// Also print where the time goes, by operator (`--profile` is the AWS profile of the API
+    /// commands).
     #[arg(long)]
-    profile: bool,
-    /// With --profile: how many of the slowest steps to list.
+    breakdown: bool,
+    /// With --breakdown: how many of the slowest steps to list.
     #[arg(long, default_value_t = 12)]
     top: usize,
 }
@@ -338,7 +339,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    if a.profile {
+    if a.breakdown {
         profile(&l.plan, &mut session, &xs, times.len(), a.top)?;
     }
     println!(
