@@ -17,13 +17,20 @@ fn output_line(args: &[&str]) -> String {
     stdout.lines().find(|l| l.starts_with("output 0")).unwrap_or_else(|| panic!("no output line:\n{stdout}")).to_owned()
 }
 
+/// A 32×40 classification model made by `edgepack sample-model` in `dir`.
+fn sample_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let model = dir.join("m.onnx");
+    let o =
+        edgepack(&["sample-model", "--kind", "classification", "--size", "32x40", "--out", model.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    model
+}
+
 #[test]
 fn run_takes_the_input_shape_from_the_input_file() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let model = dir.path().join("m.onnx");
+    let model = sample_model(dir.path());
     let model_s = model.to_str().unwrap();
-    let o = edgepack(&["sample-model", "--kind", "classification", "--size", "32x40", "--out", model_s]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // A non-constant image, so that a wrong layout or shape would change the scores.
     let input = dir.path().join("x.npy");
     let values: Vec<f32> = (0..3 * 32 * 40).map(|i| (i % 97) as f32 / 97.0).collect();
@@ -46,4 +53,32 @@ fn run_takes_the_input_shape_from_the_input_file() {
     let o = edgepack(&["run", model_s, "--input", wrong.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+}
+
+/// The tuning knobs: shown in the run's first line, an override too; a malformed one refuses
+/// the kernel set with an error naming the variable (it was once silently ignored).
+#[test]
+fn tuning_knobs_are_shown_and_a_malformed_one_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = sample_model(dir.path());
+    let model_s = model.to_str().unwrap();
+    let run = |knob: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_edgepack"));
+        c.args(["run", model_s, "--shape", "1x3x32x40", "--kernel-set", "scalar"]).env_remove("EDGEPACK_BLOCKING");
+        if let Some(v) = knob {
+            c.env("EDGEPACK_BLOCKING", v);
+        }
+        c.output().expect("run edgepack")
+    };
+    let first_line = |o: &Output| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_owned();
+    let o = run(None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(first_line(&o).ends_with("tuning defaults"), "{}", first_line(&o));
+    let o = run(Some("64,8,64"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(first_line(&o).ends_with("tuning EDGEPACK_BLOCKING=64,8,64"), "{}", first_line(&o));
+    let o = run(Some("64,8"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("EDGEPACK_BLOCKING=`64,8`"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

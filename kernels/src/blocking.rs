@@ -78,18 +78,13 @@ pub struct Blocking {
 
 impl Blocking {
     /// Blocks for an `mr × nr` microkernel on this machine: from the host's caches, unless the
-    /// environment variable `EDGEPACK_BLOCKING=kc,mc,nc` overrides them (for tuning; MC and NC
-    /// are rounded to multiples of the tile).
+    /// tuning knob `EDGEPACK_BLOCKING=kc,mc,nc` ([`crate::Tuning`]) overrides them (MC and NC
+    /// rounded up to multiples of the tile). A malformed knob is refused where sets are built.
     pub fn for_host(mr: usize, nr: usize) -> Blocking {
-        let from_env = std::env::var("EDGEPACK_BLOCKING").ok().and_then(|v| {
-            let f: Vec<usize> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-            (f.len() == 3 && f.iter().all(|&x| x > 0)).then(|| Blocking {
-                kc: f[0],
-                mc: f[1].div_ceil(mr) * mr,
-                nc: f[2].div_ceil(nr) * nr,
-            })
-        });
-        from_env.unwrap_or_else(|| Blocking::for_caches(CacheSizes::host(), mr, nr))
+        match crate::Tuning::host().ok().and_then(|t| t.blocking) {
+            Some((kc, mc, nc)) => Blocking { kc, mc: mc.div_ceil(mr) * mr, nc: nc.div_ceil(nr) * nr },
+            None => Blocking::for_caches(CacheSizes::host(), mr, nr),
+        }
     }
 
     /// Blocks for an `mr × nr` microkernel on a machine with these caches.

@@ -22,6 +22,10 @@ pub enum KernelError {
     /// A packed-weight blob is malformed or was packed for another kernel set.
     #[error("packed weights rejected: {0}")]
     Packed(String),
+    /// A tuning knob of the environment (`EDGEPACK_BLOCKING`, …; see [`crate::Tuning`]) is
+    /// malformed.
+    #[error("invalid tuning knob: {0}")]
+    Tuning(String),
     /// A GPU call (compilation, allocation, copy or launch) failed.
     #[error("CUDA error: {0}")]
     Device(String),

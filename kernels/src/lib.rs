@@ -38,6 +38,7 @@ mod scalar;
 mod simd;
 mod target;
 pub mod threads;
+mod tuning;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -79,6 +80,7 @@ pub use packer::{can_run, pack_only, packer};
 pub use pool::{PoolMode, PoolParams};
 pub use rows::RowNorm;
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
+pub use tuning::{Tuning, KNOBS as TUNING_KNOBS};
 
 /// Target vocabulary lists (supported `mcpu`, `mattr`, `gpu-code` values), for messages and docs.
 pub mod vocabulary {
@@ -447,6 +449,8 @@ struct Build {
 }
 
 fn boxed<K: Microkernel>(set: CpuSet<K>, build: Build) -> Result<Box<dyn KernelSet>> {
+    // A malformed tuning knob refuses the set (its blocking fell back to the host's caches).
+    Tuning::host()?;
     let mut set = match build.blocking {
         Some(b) => set.with_blocking(b)?,
         None => set,

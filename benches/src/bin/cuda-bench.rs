@@ -380,17 +380,15 @@ fn main() {
     };
     let set = kernel_set(KernelSetId::Cuda).expect("CUDA set");
     let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
-    let knob = |v: &str| std::env::var(v).unwrap_or_else(|_| "default".into());
     println!(
-        "device: {} (sm_{}), NVRTC {}.{}, tensor cores: {} (EDGEPACK_MMA {}), wgmma kernel: {} (stages {})",
+        "device: {} (sm_{}), NVRTC {}.{}, tensor cores: {}, wgmma kernel: {}, tuning: {}",
         g.name(),
         g.sm(),
         g.nvrtc_version().0,
         g.nvrtc_version().1,
         g.tensor_core_kernel(),
-        knob("EDGEPACK_MMA"),
         if g.has_wgmma() { "yes, for n > 128" } else { "no" },
-        knob("EDGEPACK_WGMMA"),
+        kernels::Tuning::host().expect("checked when the GPU was opened"),
     );
     for k in g.kernel_stats() {
         println!(

@@ -94,6 +94,10 @@ fn main() {
     println!("edgepack kernel report: {}", device.label);
     println!("cpu: {} | target: {} | {threads} threads", device.cpu, Target::host());
     println!("caches: L1d {} KiB, L2 {} KiB, L3 {} KiB", caches.l1d >> 10, caches.l2 >> 10, caches.l3 >> 10);
+    match kernels::Tuning::host() {
+        Ok(t) => println!("tuning: {t}"),
+        Err(e) => println!("tuning: {e} (every set is refused)"),
+    }
     let (activations, algorithms) = (kernels::Activation::all().len(), harness::suite::conv::algorithm_cases().len());
     println!(
         "parity: per set {} GEMM cases (4 shapes × {activations} activations × 2 epilogues) and {} convolution cases ({algorithms} algorithm cases × 2 epilogues) against float64; bound (K+2)·ε·Σ|a·b|",

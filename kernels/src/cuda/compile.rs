@@ -66,15 +66,15 @@ impl MmaConfig {
     /// Largest dynamic shared memory a Hopper block may have (227 KiB).
     const MAX_SMEM_SM90: u32 = 227 * 1024;
 
-    /// The default, or `EDGEPACK_MMA=bn,bk,stages|wmma` and `EDGEPACK_WGMMA=[ws]stages|off`
-    /// (tuning knobs for benchmarks and tests).
-    pub fn from_env() -> Result<Self> {
-        let mut c = match std::env::var("EDGEPACK_MMA") {
-            Err(_) => Self::default(),
-            Ok(v) => Self::parse(&v)?,
+    /// The default, or the tuning knobs `EDGEPACK_MMA=bn,bk,stages|wmma` and
+    /// `EDGEPACK_WGMMA=[ws]stages|off` ([`crate::Tuning`]; for benchmarks and tests).
+    pub fn from_tuning(t: &crate::Tuning) -> Result<Self> {
+        let mut c = match &t.mma {
+            None => Self::default(),
+            Some(v) => Self::parse(v)?,
         };
-        if let Ok(v) = std::env::var("EDGEPACK_WGMMA") {
-            (c.wgmma_stages, c.wgmma_specialized) = Self::parse_wgmma(&v)?;
+        if let Some(v) = &t.wgmma {
+            (c.wgmma_stages, c.wgmma_specialized) = Self::parse_wgmma(v)?;
         }
         Ok(c)
     }
@@ -92,7 +92,7 @@ impl MmaConfig {
         };
         match stages.parse() {
             Ok(n @ 3..=4) => Ok((Some(n), specialized)),
-            _ => Err(KernelError::Device(format!(
+            _ => Err(KernelError::Tuning(format!(
                 "EDGEPACK_WGMMA=`{v}`: expected the wgmma pipeline's stages (3 or 4), `ws3`/`ws4` for the warp-specialized kernel, or `off`"
             ))),
         }
@@ -113,7 +113,7 @@ impl MmaConfig {
             return Ok(Self { force_wmma: true, ..Self::default() });
         }
         let bad = || {
-            KernelError::Device(format!("EDGEPACK_MMA=`{v}`: expected `wmma`, or bn,bk,stages with bn 128|256, bk 32|64, stages 2..=6 and at most 99 KiB of shared memory"))
+            KernelError::Tuning(format!("EDGEPACK_MMA=`{v}`: expected `wmma`, or bn,bk,stages with bn 128|256, bk 32|64, stages 2..=6 and at most 99 KiB of shared memory"))
         };
         let n: Vec<u32> = v.split(',').map(|x| x.trim().parse().map_err(|_| bad())).collect::<Result<_>>()?;
         let [bn, bk, stages] = n[..] else { return Err(bad()) };
@@ -323,8 +323,8 @@ fn compile_here(sm: u32, mma: MmaConfig) -> Result<Compiled> {
     // (No `-lineinfo`: NVRTC 11.8 crashes with it for sm_90.)
     let mut options = vec![format!("--gpu-architecture={arch}"), "--ptxas-options=-v".to_owned()];
     options.extend(mma.defines());
-    // Extra NVRTC options for experiments (`EDGEPACK_CUDA_DEFINES="-DNAME …"`).
-    if let Ok(extra) = std::env::var("EDGEPACK_CUDA_DEFINES") {
+    // Extra NVRTC options for experiments (the tuning knob `EDGEPACK_CUDA_DEFINES="-DNAME …"`).
+    if let Some(extra) = &crate::Tuning::host()?.cuda_defines {
         options.extend(extra.split_whitespace().map(str::to_owned));
     }
     let cache = std::env::var_os("EDGEPACK_CUDA_CACHE")

@@ -77,7 +77,7 @@ pub struct Gpu {
     pub(crate) sm_count: usize,
     /// Split-K partial sums (every launch is ordered on the one stream, so one suffices).
     pub(crate) workspace: CudaSlice<f32>,
-    pub(crate) tuning: Tuning,
+    pub(crate) tuning: LaunchRules,
     nvrtc: (i32, i32),
     pub(crate) funcs: Funcs,
     pub(crate) compiled: Compiled,
@@ -87,33 +87,14 @@ pub struct Gpu {
 /// would not fit splits less.
 const SPLIT_K_WORKSPACE: usize = 4 << 20;
 
-/// How GEMM launches are shaped, beyond the module's compiled geometry: on by default;
-/// `EDGEPACK_CUDA_SPLIT_K=off` and `EDGEPACK_CUDA_NARROW=off` turn a rule off (benchmarks
-/// measure each rule's effect in one run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tuning {
+/// The launch-shaping rules of the process's [`crate::Tuning`] (`EDGEPACK_CUDA_SPLIT_K`,
+/// `EDGEPACK_CUDA_NARROW`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaunchRules {
     /// Split the reduction of launches with fewer tiles than the GPU has SMs.
     pub split_k: bool,
     /// Narrow tiles (32 columns on the CUDA cores, 64 on mma.sync) for outputs of few columns.
     pub narrow_tiles: bool,
-}
-
-impl Tuning {
-    /// The rules, with the environment's overrides.
-    pub fn from_env() -> Result<Self> {
-        let rule = |var: &str| Self::rule(var, std::env::var(var).ok().as_deref());
-        Ok(Self { split_k: rule("EDGEPACK_CUDA_SPLIT_K")?, narrow_tiles: rule("EDGEPACK_CUDA_NARROW")? })
-    }
-
-    /// One rule's setting: on unless `value` is `off`; anything but `on`/`off` is an error
-    /// naming the variable.
-    fn rule(var: &str, value: Option<&str>) -> Result<bool> {
-        match value {
-            None | Some("on") => Ok(true),
-            Some("off") => Ok(false),
-            Some(v) => Err(KernelError::Device(format!("{var}=`{v}`: expected `on` or `off`"))),
-        }
-    }
 }
 
 fn no_driver(reason: impl Into<String>) -> KernelError {
@@ -164,7 +145,8 @@ impl Gpu {
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(dev_err("stream"))?;
         let nvrtc = compile::nvrtc_version()?;
-        let compiled = compile::compile_with(sm, compile::MmaConfig::from_env()?)?;
+        let tuning = crate::Tuning::host()?;
+        let compiled = compile::compile_with(sm, compile::MmaConfig::from_tuning(tuning)?)?;
         let module = ctx.load_module(Ptx::from_binary(compiled.cubin.clone())).map_err(dev_err("load module"))?;
         let f = |n: &str| module.load_function(n).map_err(dev_err("load function"));
         let pair = |d: &str, c: &str| -> Result<GemmPair> { Ok(GemmPair { dense: f(d)?, conv: f(c)? }) };
@@ -237,7 +219,7 @@ impl Gpu {
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(dev_err("multiprocessor count"))?;
         let workspace = stream.alloc_zeros(SPLIT_K_WORKSPACE).map_err(dev_err("split-K workspace"))?;
-        let tuning = Tuning::from_env()?;
+        let tuning = LaunchRules { split_k: tuning.split_k, narrow_tiles: tuning.narrow_tiles };
         Ok(Self {
             ctx,
             stream,
@@ -265,11 +247,6 @@ impl Gpu {
     /// NVRTC's version.
     pub fn nvrtc_version(&self) -> (i32, i32) {
         self.nvrtc
-    }
-
-    /// The launch-shaping rules in force.
-    pub fn tuning(&self) -> Tuning {
-        self.tuning
     }
 
     /// Whether f16 GEMMs can use a tensor-core kernel.
@@ -519,19 +496,5 @@ impl DeviceTensor {
 
     pub(crate) fn addr(&self, gpu: &Gpu) -> u64 {
         self.buf.addr(gpu)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Tuning;
-
-    #[test]
-    fn launch_rules_are_on_unless_turned_off() {
-        assert_eq!(Tuning::rule("X", None), Ok(true));
-        assert_eq!(Tuning::rule("X", Some("on")), Ok(true));
-        assert_eq!(Tuning::rule("X", Some("off")), Ok(false));
-        let e = Tuning::rule("EDGEPACK_CUDA_SPLIT_K", Some("0")).unwrap_err().to_string();
-        assert!(e.contains("EDGEPACK_CUDA_SPLIT_K=`0`"), "{e}");
     }
 }

@@ -28,7 +28,7 @@ mod ops;
 pub(crate) mod set;
 mod weights;
 
-pub use device::{driver_present, gpu, DeviceBuf, DeviceTensor, Gpu, PinnedBuf, Precision, Tuning};
+pub use device::{driver_present, gpu, DeviceBuf, DeviceTensor, Gpu, PinnedBuf, Precision};
 pub use graph::DeviceGraph;
 pub use launch::{DeviceBias, DeviceEpilogue};
 pub use ops::{BinaryOp, ChainOp, DeviceGap, DeviceMap, DeviceResize, StridedCopy};
