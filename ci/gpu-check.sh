@@ -8,7 +8,7 @@
 #                                  # for experiments in EDGEPACK_CUDA_DEFINES)
 #   SWEEP="4 ws4" bash ci/gpu-check.sh run sweep  # only the f16 GEMMs, per EDGEPACK_WGMMA choice
 #   bash ci/gpu-check.sh run models  # whole models (PP-OCR and the zoo models in GPU_ZOO at
-#                                    # build time) and the ONNX node cases (GPU_NODES=1) on GPU
+#                                    # build time) and the ONNX node cases (unless GPU_NODES=0) on GPU
 #                                    # sessions, latency and throughput with the launch rules on
 #                                    # and off, ONNX Runtime's CUDA provider if the machine has it,
 #                                    # the CUDA kernel suites (issue 30)
@@ -50,11 +50,11 @@ for l in sys.stdin:
     strip "$bin"/* 2>/dev/null || true
     du -sh "$bin"
     # What `run models` reads, hard-linked into one carried folder: the PP-OCR models and ORT's
-    # outputs, the zoo models named in GPU_ZOO with theirs, and (GPU_NODES=1) the ONNX node cases.
+    # outputs, the zoo models named in GPU_ZOO with theirs, and the ONNX node cases (GPU_NODES=0: not).
     local cache=.device/cache zoo=${GPU_ZOO:-mobilenet_v2,squeezenet1_1,unet_small}
     rm -rf "$cache" && mkdir -p "$cache/zoo-v1/ort-1.32.0"
     cp -al .cache/models .cache/ort-1.32.0-outputs "$cache/"
-    [ "${GPU_NODES:-0}" = 1 ] && cp -al .cache/onnx-1.17.0 "$cache/"
+    [ "${GPU_NODES:-1}" = 1 ] && cp -al .cache/onnx-1.17.0 "$cache/"
     cp -al .cache/zoo-v1/zoo.json "$cache/zoo-v1/"
     for m in ${zoo//,/ }; do
         cp -al ".cache/zoo-v1/$m.onnx" "$cache/zoo-v1/"
@@ -62,7 +62,12 @@ for l in sys.stdin:
     done
     echo "$zoo" >"$cache/gpu-zoo"
     du -sh "$cache"
-    echo "gpu-check: carry .device (binaries and cache); run: bash ci/gpu-check.sh run models"
+    # `run models` in one carry under the 64 MiB a call takes: its binaries and the cache, xz'd.
+    mkdir -p target/gpu-pack
+    tar -cf - "$bin"/{cuda-bench,cuda_f16,kernel_sets,models,onnx_node_conformance} "$cache" |
+        xz -T0 -6 >target/gpu-pack/pack.tar.xz
+    du -sh target/gpu-pack/pack.tar.xz
+    echo "gpu-check: for 'run models' carry target/gpu-pack (unpacked by run), else .device"
 }
 
 # cudarc opens libnvrtc.so / libcublas.so by their plain names: point them at the toolkit's.
@@ -83,6 +88,10 @@ link_libraries() {
 }
 
 run() {
+    # The packed binaries and cache of `build`, when carried so.
+    if [ -f target/gpu-pack/pack.tar.xz ]; then
+        tar -xJf target/gpu-pack/pack.tar.xz || exit 1
+    fi
     out=${OUT:-target/gpu-check}
     mkdir -p "$out"
     exec > >(tee "$out/gpu-check.log") 2>&1
