@@ -163,6 +163,41 @@ fn models_match_on_cuda() {
     }
 }
 
+/// Three sessions over one upload of the weights, each on its own lane, run at once from three
+/// threads (page-locked I/O), each output equal to a lone session's, bit for bit.
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
+fn sessions_sharing_weights_run_concurrently_on_cuda() {
+    use kernels::cuda::Precision;
+    for c in cases() {
+        let plan = model::plan::build(&c.prepared.optimized, &*set(KernelSetId::Cuda)).unwrap();
+        for precision in [Precision::F32, Precision::F16] {
+            let expected = plan.gpu_session(precision).unwrap().run(std::slice::from_ref(&c.input)).unwrap();
+            let weights = plan.gpu_weights(precision).unwrap();
+            let mut sessions: Vec<_> = (0..3).map(|_| weights.session().unwrap()).collect();
+            std::thread::scope(|scope| {
+                for s in &mut sessions {
+                    let input = c.input.floats().unwrap();
+                    scope.spawn(move || {
+                        s.input_mut(0).unwrap().copy_from_slice(input);
+                        for _ in 0..10 {
+                            s.run_bound().unwrap();
+                        }
+                    });
+                }
+            });
+            for (k, s) in sessions.iter().enumerate() {
+                assert_eq!(s.transfers(), (1, expected.len()), "{} {precision:?} session {k}", c.name);
+                for (o, y) in expected.iter().enumerate() {
+                    let got = s.output(o).unwrap();
+                    assert_eq!(got, y.floats().unwrap(), "{} {precision:?}: session {k} output {o}", c.name);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn models_match_on_emulated_avx512() {

@@ -11,7 +11,9 @@
 //! run was replayed as a CUDA graph; `--only-models`: those rows alone.
 //!
 //! Each model row also times `run_bound` (input already in the session's page-locked buffer,
-//! outputs into page-locked ones: ORT's I/O binding) and checks its outputs equal `run`'s.
+//! outputs into page-locked ones: ORT's I/O binding) and checks its outputs equal `run`'s; then
+//! 1, 2 and 4 sessions sharing one upload of the weights, each on its own lane in its own
+//! thread, give the batch-1 throughput of concurrent callers.
 //!
 //! `cuda-bench [--json FILE] [--quick] [--f16-gemm] [--models] [--only-models] [--profile]
 //! [--zoo name,name]` (`--zoo`: zoo models after the PP-OCR ones)
@@ -363,6 +365,63 @@ fn model_rows(
     mismatches
 }
 
+/// Batch-1 throughput of 1, 2 and 4 sessions over one [`model::plan::GpuWeights`], each in a
+/// thread of its own running `run_bound` 50 times from the same start; returns the sessions
+/// whose outputs differ from the first one's.
+fn concurrency_rows(set: &dyn KernelSet, case: &ModelCase, out: &mut Vec<serde_json::Value>) -> usize {
+    // (A model that does not prepare has its "not run" row above.)
+    let Ok(prepared) = model::prepare(&case.bytes, std::slice::from_ref(&case.shape)) else { return 0 };
+    let plan = model::plan::build(&prepared.optimized, set).expect("plan");
+    let input = case.input.floats().expect("float input");
+    let mut mismatches = 0;
+    for p in [Precision::F32, Precision::F16] {
+        let weights = plan.gpu_weights(p).expect("weights");
+        if !weights.whole_on_device() {
+            continue;
+        }
+        let mut single = 0.0;
+        for n in [1usize, 2, 4] {
+            let mut sessions: Vec<_> = (0..n).map(|_| weights.session().expect("session")).collect();
+            for s in &mut sessions {
+                s.input_mut(0).expect("page-locked input").copy_from_slice(input);
+                s.run_bound().expect("warm-up run");
+            }
+            let start = std::sync::Barrier::new(n);
+            const RUNS: usize = 50;
+            let t = std::time::Instant::now();
+            std::thread::scope(|sc| {
+                for s in &mut sessions {
+                    let start = &start;
+                    sc.spawn(move || {
+                        start.wait();
+                        for _ in 0..RUNS {
+                            s.run_bound().expect("run");
+                        }
+                    });
+                }
+            });
+            let rate = (n * RUNS) as f64 / t.elapsed().as_secs_f64();
+            if n == 1 {
+                single = rate;
+            }
+            let first = sessions[0].output(0).expect("output").to_vec();
+            let equal = sessions.iter().all(|s| s.output(0).expect("output") == first.as_slice());
+            if !equal {
+                eprintln!("cuda-bench: {} {p:?}: {n} concurrent sessions' outputs differ", case.name);
+                mismatches += 1;
+            }
+            println!(
+                "| {} | {p:?} | {n} | {rate:.0} | {:.2} | {} |",
+                case.name,
+                rate / single,
+                if equal { "yes" } else { "NO" }
+            );
+            out.push(serde_json::json!({ "model": case.name, "precision": format!("{p:?}"), "sessions": n, "images_per_s": rate, "outputs_equal": equal }));
+        }
+    }
+    mismatches
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
@@ -474,10 +533,17 @@ fn main() {
         println!(
             "\n| model | batch | storage | ms per run (median of 20) | page-locked ms | images/s (page-locked) | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|"
         );
-        for case in model_cases(&args) {
+        let cases = model_cases(&args);
+        for case in &cases {
             for batch in [1, 8] {
-                mismatches += model_rows(&*set, &case, batch, profile, &mut out);
+                mismatches += model_rows(&*set, case, batch, profile, &mut out);
             }
+        }
+        println!(
+            "\n| model | storage | sessions (one set of weights, a lane each) | images/s at batch 1 | vs one session | outputs equal |\n|---|---|---:|---:|---:|---|"
+        );
+        for case in &cases {
+            mismatches += concurrency_rows(&*set, case, &mut out);
         }
     }
     if let Some(path) = json {

@@ -79,8 +79,8 @@ pub struct Gpu {
     pub(crate) workspace: CudaSlice<f32>,
     pub(crate) tuning: LaunchRules,
     nvrtc: (i32, i32),
-    pub(crate) funcs: Funcs,
-    pub(crate) compiled: Compiled,
+    pub(crate) funcs: Arc<Funcs>,
+    pub(crate) compiled: Arc<Compiled>,
 }
 
 /// f32 values of split-K partial sums the GPU keeps (16 MiB): a launch whose partial sums
@@ -138,10 +138,12 @@ impl Gpu {
         let (major, minor) = ctx.compute_capability().map_err(dev_err("compute capability"))?;
         let sm = u32::try_from(major * 10 + minor).map_err(|_| KernelError::Device("bad compute capability".into()))?;
         let name = ctx.name().unwrap_or_else(|_| "NVIDIA GPU".into());
-        // One stream per process; every launch and copy goes through it, in order, so the
-        // driver's per-buffer event tracking is not needed. A stream of its own, not the
-        // legacy default one, so that a run can be captured as a CUDA graph.
-        // SAFETY: no buffer of this context is used on another stream.
+        // One stream per lane (`lane`); every launch and copy of a lane goes through its stream,
+        // in order, so the driver's per-buffer event tracking is not needed. A stream of its
+        // own, not the legacy default one, so that a run can be captured as a CUDA graph.
+        // SAFETY: a buffer written on one stream is used on another only after that stream was
+        // synchronized (weights shared by the lanes of one model: `Plan::gpu_weights`); every
+        // other buffer stays on the lane that made it.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(dev_err("stream"))?;
         let nvrtc = compile::nvrtc_version()?;
@@ -229,9 +231,30 @@ impl Gpu {
             workspace,
             tuning,
             nvrtc,
-            funcs,
-            compiled,
+            funcs: Arc::new(funcs),
+            compiled: Arc::new(compiled),
         })
+    }
+
+    /// A lane of this GPU: its own stream and split-K workspace over the same context, kernels
+    /// and memory, so that work issued on different lanes (sessions in different threads)
+    /// overlaps on the device. A buffer written on one lane may be read on another once the
+    /// writing lane was synchronized.
+    pub fn lane(&self) -> Result<Arc<Gpu>> {
+        let stream = self.ctx.new_stream().map_err(dev_err("stream"))?;
+        let workspace = stream.alloc_zeros(SPLIT_K_WORKSPACE).map_err(dev_err("split-K workspace"))?;
+        Ok(Arc::new(Gpu {
+            ctx: Arc::clone(&self.ctx),
+            stream,
+            name: self.name.clone(),
+            sm: self.sm,
+            sm_count: self.sm_count,
+            workspace,
+            tuning: self.tuning,
+            nvrtc: self.nvrtc,
+            funcs: Arc::clone(&self.funcs),
+            compiled: Arc::clone(&self.compiled),
+        }))
     }
 
     /// The device's name (`NVIDIA H100 80GB HBM3`, `Xavier`, …).

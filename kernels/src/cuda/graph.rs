@@ -12,6 +12,12 @@ pub struct DeviceGraph {
     graph: CudaGraph,
 }
 
+// SAFETY: the graph and its executable are driver handles that any host thread may launch or
+// destroy (the driver API is thread-safe across threads for distinct objects); a DeviceGraph
+// has one owner (it is not `Sync`), so no two threads use it at once. Moving a session with its
+// graph to another thread is what concurrent sessions need.
+unsafe impl Send for DeviceGraph {}
+
 impl std::fmt::Debug for DeviceGraph {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DeviceGraph")

@@ -2,7 +2,10 @@
 //! (`gpu_steps`) on the GPU, the others on the host, each value kept where it was last
 //! written.
 //!
-//! Weights, biases and constants are uploaded once, when the session is made. When every step
+//! Weights, biases and constants are uploaded once per model ([`GpuWeights`]) and shared by
+//! every session made from them; each session has a lane of its own (a stream and split-K
+//! workspace: [`Gpu::lane`]), its own activations and captured graph, so sessions in different
+//! threads overlap on the device. When every step
 //! runs on the device, a run is one upload per input, the steps captured once as a CUDA graph
 //! and replayed (one launch), and one download per output; an f16 session's inputs and outputs
 //! cross the bus in f32 and change precision on the device. Otherwise a value written by a GPU
@@ -20,11 +23,10 @@ use super::{inputs_of, output_of, Plan};
 use crate::error::{ModelError, Result};
 use crate::tensor::Tensor;
 
-/// A plan bound to the GPU: device weights, device and host buffers, reused across runs.
-pub struct GpuSession<'p> {
+/// A plan's weights, biases and step constants on the GPU in one precision, uploaded once and
+/// read by every session made from them ([`GpuWeights::session`]).
+pub struct GpuWeights<'p> {
     plan: &'p Plan,
-    set: Box<dyn KernelSet>,
-    gpu: Arc<Gpu>,
     precision: Precision,
     convs: Vec<DeviceConv>,
     gemms: Vec<DeviceMatrix>,
@@ -32,6 +34,18 @@ pub struct GpuSession<'p> {
     device_steps: Vec<Option<DeviceStep>>,
     /// Every step on the device: a run is uploads, one graph, downloads.
     whole: bool,
+    /// The lane the uploads went through (synchronized before any session reads them).
+    gpu: Arc<Gpu>,
+}
+
+/// A plan bound to the GPU: shared device weights, the session's own lane, device and host
+/// buffers, reused across runs.
+pub struct GpuSession<'p> {
+    plan: &'p Plan,
+    weights: Arc<GpuWeights<'p>>,
+    set: Box<dyn KernelSet>,
+    /// This session's lane: its stream orders the session's copies and launches.
+    gpu: Arc<Gpu>,
     /// The captured run of a whole-device plan (made by the first run), or why it could not
     /// be captured (the steps are then launched one by one).
     graph: Option<std::result::Result<DeviceGraph, String>>,
@@ -59,16 +73,15 @@ fn no_binding(what: &str, i: usize, n: usize) -> ModelError {
 }
 
 impl Plan {
-    /// A session on this process's GPU, storing activations and weights in `precision`. The
-    /// plan must have been built for the CUDA set (`kernel_set(KernelSetId::Cuda)`).
-    pub fn gpu_session(&self, precision: Precision) -> Result<GpuSession<'_>> {
+    /// This plan's weights on this process's GPU, stored in `precision`, for any number of
+    /// sessions. The plan must have been built for the CUDA set (`kernel_set(KernelSetId::Cuda)`).
+    pub fn gpu_weights(&self, precision: Precision) -> Result<Arc<GpuWeights<'_>>> {
         if self.kernel_set != KernelSetId::Cuda {
             return Err(ModelError::Input(format!(
                 "the plan was packed for kernel set `{}`; a GPU session needs one built for `cuda`",
                 self.kernel_name
             )));
         }
-        let set = kernels::kernel_set(KernelSetId::Cuda)?;
         let gpu = kernels::cuda::gpu()?;
         let convs = self.convs.iter().map(|c| DeviceConv::upload(&gpu, c, precision)).collect::<Result<_, _>>()?;
         let gemms = self.gemms.iter().map(|b| DeviceMatrix::upload(&gpu, b, precision)).collect::<Result<_, _>>()?;
@@ -80,18 +93,33 @@ impl Plan {
                 .iter()
                 .chain(&self.outputs)
                 .all(|&v| !self.values[v].dynamic && !self.values[v].dtype.is_int());
-        let n = self.values.len();
+        // Sessions read the weights from lanes of their own: the uploads must be done.
+        gpu.synchronize()?;
+        Ok(Arc::new(GpuWeights { plan: self, precision, convs, gemms, device_steps, whole, gpu }))
+    }
+
+    /// A session on this process's GPU, storing activations and weights in `precision` (weights
+    /// of its own: [`GpuWeights::session`] shares them).
+    pub fn gpu_session(&self, precision: Precision) -> Result<GpuSession<'_>> {
+        self.gpu_weights(precision)?.session()
+    }
+}
+
+impl<'p> GpuWeights<'p> {
+    /// A session over these weights with a lane, activations and page-locked buffers of its
+    /// own (its graph is captured on its first run).
+    pub fn session(self: &Arc<Self>) -> Result<GpuSession<'p>> {
+        let plan = self.plan;
+        let set = kernels::kernel_set(KernelSetId::Cuda)?;
+        let gpu = self.gpu.lane()?;
+        let n = plan.values.len();
         let mut s = GpuSession {
-            plan: self,
+            plan,
+            weights: Arc::clone(self),
             set,
             gpu,
-            precision,
-            convs,
-            gemms,
-            device_steps,
-            whole,
             graph: None,
-            arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
+            arena: plan.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
             dynamic: vec![None; n],
             device: (0..n).map(|_| None).collect(),
             staging: (0..n).map(|_| None).collect(),
@@ -101,24 +129,29 @@ impl Plan {
             on_device: vec![false; n],
             transfers: (0, 0),
         };
-        if whole {
+        if self.whole {
             // Every buffer a run touches exists before the run is captured.
-            for ps in &self.steps {
+            for ps in &plan.steps {
                 for v in inputs_of(&ps.step).into_iter().chain([output_of(&ps.step)]) {
                     s.device_buffer(v)?;
                 }
             }
-            for &v in self.inputs.iter().chain(&self.outputs) {
+            for &v in plan.inputs.iter().chain(&plan.outputs) {
                 s.device_buffer(v)?;
-                if precision == Precision::F16 {
-                    s.staging[v] = Some(s.gpu.zeros(self.values[v].len(), Precision::F32)?);
+                if self.precision == Precision::F16 {
+                    s.staging[v] = Some(s.gpu.zeros(plan.values[v].len(), Precision::F32)?);
                 }
             }
             let pinned =
-                |vs: &[usize]| vs.iter().map(|&v| s.gpu.pinned(self.values[v].len())).collect::<Result<_, _>>();
-            (s.pinned_in, s.pinned_out) = (pinned(&self.inputs)?, pinned(&self.outputs)?);
+                |vs: &[usize]| vs.iter().map(|&v| s.gpu.pinned(plan.values[v].len())).collect::<Result<_, _>>();
+            (s.pinned_in, s.pinned_out) = (pinned(&plan.inputs)?, pinned(&plan.outputs)?);
         }
         Ok(s)
+    }
+
+    /// Whether every step runs on the device.
+    pub fn whole_on_device(&self) -> bool {
+        self.whole
     }
 }
 
@@ -128,7 +161,7 @@ impl GpuSession<'_> {
         self.on_host.fill(false);
         self.on_device.fill(false);
         self.transfers = (0, 0);
-        if self.whole {
+        if self.weights.whole {
             self.run_whole(inputs)
         } else {
             self.run_mixed(inputs)
@@ -142,7 +175,7 @@ impl GpuSession<'_> {
     pub fn run_profiled(&mut self, inputs: &[Tensor], times: &mut [f64]) -> Result<(Vec<Tensor>, [f64; 3])> {
         let plan = self.plan;
         self.transfers = (0, 0);
-        if !self.whole || times.len() != plan.steps.len() {
+        if !self.weights.whole || times.len() != plan.steps.len() {
             return Err(ModelError::Input(format!(
                 "a profile needs every step on the device ({} on the host) and one timer per step ({} for {})",
                 self.host_steps().len(),
@@ -167,7 +200,7 @@ impl GpuSession<'_> {
     /// Whether every step runs on the device (a run is then one graph launch between the
     /// uploads and the downloads).
     pub fn whole_on_device(&self) -> bool {
-        self.whole
+        self.weights.whole
     }
 
     /// Why the run could not be captured as a CUDA graph (its steps are then launched one by
@@ -181,7 +214,7 @@ impl GpuSession<'_> {
 
     /// Names of the steps that run on the host.
     pub fn host_steps(&self) -> Vec<&str> {
-        let steps = self.plan.steps.iter().zip(&self.device_steps);
+        let steps = self.plan.steps.iter().zip(&self.weights.device_steps);
         steps.filter(|(_, d)| d.is_none()).map(|(ps, _)| ps.op.as_str()).collect()
     }
 
@@ -210,7 +243,7 @@ impl GpuSession<'_> {
     /// page-locked outputs ([`Self::output`]): one DMA transfer per input, the captured steps,
     /// one DMA transfer per output, then a wait for all of them.
     pub fn run_bound(&mut self) -> Result<()> {
-        if !self.whole {
+        if !self.weights.whole {
             return Err(ModelError::Input(format!(
                 "page-locked runs need every step on the device ({} run on the host)",
                 self.host_steps().len()
@@ -334,7 +367,7 @@ impl GpuSession<'_> {
             self.on_host[v] = true;
         }
         for (s, ps) in plan.steps.iter().enumerate() {
-            let result = match self.device_steps[s].is_some() {
+            let result = match self.weights.device_steps[s].is_some() {
                 true => inputs_of(&ps.step)
                     .into_iter()
                     .try_for_each(|v| self.send_to_device(v))
@@ -370,7 +403,7 @@ impl GpuSession<'_> {
     fn device_buffer(&mut self, v: usize) -> Result<&mut DeviceTensor> {
         let len = self.plan.values[v].len();
         if self.device[v].is_none() {
-            self.device[v] = Some(self.gpu.zeros(len, self.precision)?);
+            self.device[v] = Some(self.gpu.zeros(len, self.weights.precision)?);
         }
         Ok(self.device[v].as_mut().expect("allocated above"))
     }
@@ -405,8 +438,9 @@ impl GpuSession<'_> {
         let result = {
             let device = &self.device;
             let dev = |v: usize| device[v].as_ref().expect("on the device");
-            let ds = self.device_steps[s].as_ref().expect("a device step");
-            ds.launch(plan, step, &self.gpu, &dev, &mut y, (&self.convs, &self.gemms))
+            let w = &self.weights;
+            let ds = w.device_steps[s].as_ref().expect("a device step");
+            ds.launch(plan, step, &self.gpu, &dev, &mut y, (&w.convs, &w.gemms))
         };
         self.device[out] = Some(y);
         result?;

@@ -25,7 +25,7 @@ pub use build::build;
 pub use eval::EvalInput;
 pub use exec::Session;
 #[cfg(feature = "cuda")]
-pub use gpu::GpuSession;
+pub use gpu::{GpuSession, GpuWeights};
 pub use recurrent::Recurrent;
 
 /// A 4-D shape as an array (callers have checked the rank).
