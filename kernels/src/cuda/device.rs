@@ -75,9 +75,11 @@ pub struct Gpu {
     sm: u32,
     /// Streaming multiprocessors.
     pub(crate) sm_count: usize,
-    /// Split-K partial sums (every launch is ordered on the one stream, so one suffices).
+    /// Split-K partial sums (every launch of this lane is ordered on its stream, so one per
+    /// lane suffices).
     pub(crate) workspace: CudaSlice<f32>,
-    pub(crate) tuning: LaunchRules,
+    /// The process's knobs (the launch rules `split_k` and `narrow_tiles` are read per launch).
+    pub(crate) tuning: &'static crate::Tuning,
     nvrtc: (i32, i32),
     pub(crate) funcs: Arc<Funcs>,
     pub(crate) compiled: Arc<Compiled>,
@@ -86,16 +88,6 @@ pub struct Gpu {
 /// f32 values of split-K partial sums the GPU keeps (16 MiB): a launch whose partial sums
 /// would not fit splits less.
 const SPLIT_K_WORKSPACE: usize = 4 << 20;
-
-/// The launch-shaping rules of the process's [`crate::Tuning`] (`EDGEPACK_CUDA_SPLIT_K`,
-/// `EDGEPACK_CUDA_NARROW`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LaunchRules {
-    /// Split the reduction of launches with fewer tiles than the GPU has SMs.
-    pub split_k: bool,
-    /// Narrow tiles (32 columns on the CUDA cores, 64 on mma.sync) for outputs of few columns.
-    pub narrow_tiles: bool,
-}
 
 fn no_driver(reason: impl Into<String>) -> KernelError {
     KernelError::Unavailable { set: "cuda".into(), reason: reason.into() }
@@ -221,7 +213,6 @@ impl Gpu {
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(dev_err("multiprocessor count"))?;
         let workspace = stream.alloc_zeros(SPLIT_K_WORKSPACE).map_err(dev_err("split-K workspace"))?;
-        let tuning = LaunchRules { split_k: tuning.split_k, narrow_tiles: tuning.narrow_tiles };
         Ok(Self {
             ctx,
             stream,

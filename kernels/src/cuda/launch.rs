@@ -81,13 +81,6 @@ pub(crate) fn split_plan(
     Some((k.div_ceil(chunk), chunk))
 }
 
-impl<'a> GemmShape<'a> {
-    fn of(t: &'a TensorCores) -> Self {
-        let split = t.split_k.as_ref().map(|(pair, step)| (pair, *step, TC_MIN_SPLIT_STEPS));
-        Self { pair: &t.pair, tile_n: t.tile_n, smem: t.smem, threads: t.threads, split }
-    }
-}
-
 /// The kernel and launch geometry of one GEMM part.
 struct GemmShape<'a> {
     pair: &'a GemmPair,
@@ -97,6 +90,14 @@ struct GemmShape<'a> {
     /// The kernel's split-K form, its K step and the fewest steps of a range, where it has one.
     split: Option<(&'a GemmPair, usize, usize)>,
 }
+
+impl<'a> GemmShape<'a> {
+    fn of(t: &'a TensorCores) -> Self {
+        let split = t.split_k.as_ref().map(|(pair, step)| (pair, *step, TC_MIN_SPLIT_STEPS));
+        Self { pair: &t.pair, tile_n: t.tile_n, smem: t.smem, threads: t.threads, split }
+    }
+}
+
 /// Largest grid extent along y or z.
 pub(super) const MAX_GRID_YZ: usize = 65_535;
 
@@ -156,18 +157,16 @@ impl Gpu {
             Layout::Transposed => (a.b_ps, a.b_rs) = (0, part.k as i64),
         }
         let (gy, gx) = (m.div_ceil(TILE), n.div_ceil(shape.tile_n));
-        let split =
-            shape.split.and_then(|(_, step, min)| self.split_k(gx * gy * groups, m * n * groups, part.k, (step, min)));
-        let splits = split.map_or(1, |(s, _)| s);
-        let pair = match (split, shape.split) {
-            (Some(_), Some((pair, ..))) => pair,
-            _ => shape.pair,
-        };
+        // The split-K form and its plan `(splits, K per split)`, where the launch splits.
+        let split = shape.split.and_then(|(pair, step, min)| {
+            self.split_k(gx * gy * groups, m * n * groups, part.k, (step, min)).map(|plan| (pair, plan))
+        });
+        let (pair, splits) = split.map_or((shape.pair, 1), |(pair, (s, _))| (pair, s));
         let func: &CudaFunction = if a.conv == 1 { &pair.conv } else { &pair.dense };
         if gy > MAX_GRID_YZ || groups * splits > MAX_GRID_YZ {
             return Err(KernelError::Shape(format!("{m} rows × {groups} groups exceed one launch's grid")));
         }
-        if let Some((s, chunk)) = split {
+        if let Some((_, (s, chunk))) = split {
             (a.splits, a.k_chunk, a.ws) = (s as i32, chunk as i32, self.addr(&self.workspace));
         }
         let cfg = LaunchConfig {
@@ -210,9 +209,9 @@ impl Gpu {
             (Precision::F16, Layout::Panels) if simt_narrow => simt(&f.f16_n32, &f.f16_n32, 32),
             (Precision::F16, Layout::Panels) => simt(&f.f16, &f.f16_sk, TILE),
             (Precision::F16, Layout::Transposed) => {
-                let wide = self.funcs.f16_wgmma.as_ref().filter(|_| n > TILE);
-                let few = self.funcs.f16_mma_n64.as_ref().filter(|t| narrow && n <= t.tile_n);
-                let t = wide.or(few).or(self.funcs.f16_mma.as_ref());
+                let wide = f.f16_wgmma.as_ref().filter(|_| n > TILE);
+                let few = f.f16_mma_n64.as_ref().filter(|t| narrow && n <= t.tile_n);
+                let t = wide.or(few).or(f.f16_mma.as_ref());
                 let t = t.ok_or_else(|| KernelError::Device("no tensor-core kernel".into()))?;
                 GemmShape::of(t)
             }

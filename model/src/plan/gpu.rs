@@ -41,7 +41,6 @@ pub struct GpuWeights<'p> {
 /// A plan bound to the GPU: shared device weights, the session's own lane, device and host
 /// buffers, reused across runs.
 pub struct GpuSession<'p> {
-    plan: &'p Plan,
     weights: Arc<GpuWeights<'p>>,
     set: Box<dyn KernelSet>,
     /// This session's lane: its stream orders the session's copies and launches.
@@ -64,6 +63,21 @@ pub struct GpuSession<'p> {
     on_device: Vec<bool>,
     /// Host↔device copies of the last run: (uploads, downloads).
     transfers: (usize, usize),
+}
+
+/// The device tensor an input or output `v` of a whole-device plan crosses the bus through:
+/// its f32 staging in f16 sessions, else its own buffer (both made with the session).
+fn boundary<'a>(staging: &'a [Option<DeviceTensor>], device: &'a [Option<DeviceTensor>], v: usize) -> &'a DeviceTensor {
+    staging[v].as_ref().or(device[v].as_ref()).expect("allocated when the session was made")
+}
+
+/// [`boundary`], writable.
+fn boundary_mut<'a>(
+    staging: &'a mut [Option<DeviceTensor>],
+    device: &'a mut [Option<DeviceTensor>],
+    v: usize,
+) -> &'a mut DeviceTensor {
+    staging[v].as_mut().or(device[v].as_mut()).expect("allocated when the session was made")
 }
 
 fn no_binding(what: &str, i: usize, n: usize) -> ModelError {
@@ -114,7 +128,6 @@ impl<'p> GpuWeights<'p> {
         let gpu = self.gpu.lane()?;
         let n = plan.values.len();
         let mut s = GpuSession {
-            plan,
             weights: Arc::clone(self),
             set,
             gpu,
@@ -173,7 +186,7 @@ impl GpuSession<'_> {
     /// whole: `(outputs, [upload, steps, download] ms)`. The steps are launched one by one,
     /// each waited for: a profile, not the graph's timing.
     pub fn run_profiled(&mut self, inputs: &[Tensor], times: &mut [f64]) -> Result<(Vec<Tensor>, [f64; 3])> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         self.transfers = (0, 0);
         if !self.weights.whole || times.len() != plan.steps.len() {
             return Err(ModelError::Input(format!(
@@ -214,7 +227,7 @@ impl GpuSession<'_> {
 
     /// Names of the steps that run on the host.
     pub fn host_steps(&self) -> Vec<&str> {
-        let steps = self.plan.steps.iter().zip(&self.weights.device_steps);
+        let steps = self.weights.plan.steps.iter().zip(&self.weights.device_steps);
         steps.filter(|(_, d)| d.is_none()).map(|(ps, _)| ps.op.as_str()).collect()
     }
 
@@ -250,20 +263,14 @@ impl GpuSession<'_> {
             )));
         }
         self.transfers = (0, 0);
-        for (k, &v) in self.plan.inputs.iter().enumerate() {
-            let target = match self.staging[v].as_mut() {
-                Some(s) => s,
-                None => self.device[v].as_mut().expect("allocated when the session was made"),
-            };
+        for (k, &v) in self.weights.plan.inputs.iter().enumerate() {
+            let target = boundary_mut(&mut self.staging, &mut self.device, v);
             self.gpu.write_pinned(&self.pinned_in[k], target)?;
             self.transfers.0 += 1;
         }
         self.launch_whole()?;
-        for (k, &o) in self.plan.outputs.iter().enumerate() {
-            let t = match &self.staging[o] {
-                Some(s) => s,
-                None => self.device[o].as_ref().expect("allocated when the session was made"),
-            };
+        for (k, &o) in self.weights.plan.outputs.iter().enumerate() {
+            let t = boundary(&self.staging, &self.device, o);
             self.gpu.read_pinned(t, &mut self.pinned_out[k])?;
             self.transfers.1 += 1;
         }
@@ -272,7 +279,7 @@ impl GpuSession<'_> {
 
     /// A whole-device run: uploads, the captured steps, downloads.
     fn run_whole(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         self.upload_inputs(&input_data(plan, inputs)?)?;
         self.launch_whole()?;
         self.download_outputs()?;
@@ -298,11 +305,8 @@ impl GpuSession<'_> {
 
     /// Copies a whole-device run's inputs to the device (f16 sessions: to the f32 staging).
     fn upload_inputs(&mut self, data: &[&[f32]]) -> Result<()> {
-        for (&v, d) in self.plan.inputs.iter().zip(data) {
-            let target = match self.staging[v].as_mut() {
-                Some(s) => s,
-                None => self.device[v].as_mut().expect("allocated when the session was made"),
-            };
+        for (&v, d) in self.weights.plan.inputs.iter().zip(data) {
+            let target = boundary_mut(&mut self.staging, &mut self.device, v);
             self.gpu.write(d, target)?;
             self.transfers.0 += 1;
         }
@@ -311,13 +315,10 @@ impl GpuSession<'_> {
 
     /// Copies a whole-device run's outputs into their arena slots.
     fn download_outputs(&mut self) -> Result<()> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         for &o in &plan.outputs {
             let pv = &plan.values[o];
-            let t = match &self.staging[o] {
-                Some(s) => s,
-                None => self.device[o].as_ref().expect("allocated when the session was made"),
-            };
+            let t = boundary(&self.staging, &self.device, o);
             self.gpu.download(t, &mut self.arena[pv.slot][..pv.len()])?;
             self.transfers.1 += 1;
         }
@@ -328,7 +329,7 @@ impl GpuSession<'_> {
     /// `times` (one per step), each launch is waited for and timed, step `s`'s device time
     /// lands in `times[s]`, and the total is returned (0 without).
     fn issue_all(&mut self, mut times: Option<&mut [f64]>) -> Result<f64> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         let gpu = Arc::clone(&self.gpu);
         // With `times`: each launch waited for, its device time returned.
         let timed = times.is_some();
@@ -361,7 +362,7 @@ impl GpuSession<'_> {
 
     /// A run with some steps on the host: values move between host and device on demand.
     fn run_mixed(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         load_inputs(plan, inputs, &mut self.arena)?;
         for &v in &plan.inputs {
             self.on_host[v] = true;
@@ -388,7 +389,7 @@ impl GpuSession<'_> {
         if self.on_host[v] {
             return Ok(());
         }
-        let pv = &self.plan.values[v];
+        let pv = &self.weights.plan.values[v];
         let t = self.device[v]
             .as_ref()
             .filter(|_| self.on_device[v])
@@ -401,7 +402,7 @@ impl GpuSession<'_> {
 
     /// The device buffer of value `v`, allocated on first use.
     fn device_buffer(&mut self, v: usize) -> Result<&mut DeviceTensor> {
-        let len = self.plan.values[v].len();
+        let len = self.weights.plan.values[v].len();
         if self.device[v].is_none() {
             self.device[v] = Some(self.gpu.zeros(len, self.weights.precision)?);
         }
@@ -415,11 +416,11 @@ impl GpuSession<'_> {
         if !self.on_host[v] {
             return Err(ModelError::Malformed(format!(
                 "value `{}` is read before any step writes it",
-                self.plan.values[v].name
+                self.weights.plan.values[v].name
             )));
         }
         self.device_buffer(v)?;
-        let pv = &self.plan.values[v];
+        let pv = &self.weights.plan.values[v];
         let t = self.device[v].as_mut().expect("allocated above");
         self.gpu.write(&self.arena[pv.slot][..pv.len()], t)?;
         self.on_device[v] = true;
@@ -429,7 +430,7 @@ impl GpuSession<'_> {
 
     /// Launches step `s` (its inputs on the device).
     fn gpu_step(&mut self, s: usize) -> Result<()> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         let step = &plan.steps[s].step;
         let out = output_of(step);
         self.device_buffer(out)?;
@@ -450,7 +451,7 @@ impl GpuSession<'_> {
     }
 
     fn host_step(&mut self, s: usize) -> Result<()> {
-        let plan = self.plan;
+        let plan = self.weights.plan;
         let step = &plan.steps[s].step;
         for v in inputs_of(step) {
             self.fetch_to_host(v)?;

@@ -163,6 +163,11 @@ __device__ __forceinline__ float* split_partials(const GemmArgs& p, const KRange
     return p.ws + ((i64)kr.split * p.groups + kr.group) * p.m * p.n;
 }
 
+// One accumulator into this block's partial sums (`ws` from split_partials), inside the output.
+__device__ __forceinline__ void split_store(const GemmArgs& p, float* ws, int row, int col, float acc) {
+    if (row < p.m && col < p.n) ws[(i64)row * p.n + col] = acc;
+}
+
 // Sums the split-K partial sums of every output element in a fixed order (the result does
 // not depend on scheduling) and applies the epilogue.
 template <typename T>

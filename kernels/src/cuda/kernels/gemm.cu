@@ -73,7 +73,7 @@ __device__ __forceinline__ void simt_gemm(const GemmArgs& p) {
     __shared__ __align__(16) float Bs[2][SG_BK][BN];
     const int tid = threadIdx.x;
     const KRange kr = SPLIT ? k_range(p) : whole_k(p);
-    const int group = SPLIT ? kr.group : (int)blockIdx.z;
+    const int group = kr.group;
     const int row0 = blockIdx.y * SG_BM, col0 = blockIdx.x * BN;
     const T* A = (const T*)p.a;
     const T* B = (const T*)p.b + (i64)group * p.b_gs;
@@ -146,10 +146,7 @@ __device__ __forceinline__ void simt_gemm(const GemmArgs& p) {
         for (int i = 0; i < 8; i++) {
             const int row = row0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4);
 #pragma unroll
-            for (int j = 0; j < TN; j++) {
-                const int col = col0 + sg_col<BN>(tx, j);
-                if (row < p.m && col < p.n) ws[(i64)row * p.n + col] = acc[i][j];
-            }
+            for (int j = 0; j < TN; j++) split_store(p, ws, row, col0 + sg_col<BN>(tx, j), acc[i][j]);
         }
         return;
     }

@@ -176,7 +176,7 @@ __device__ __forceinline__ void mma_gemm(const GemmArgs& p) {
                 for (int e = 0; e < 2; e++) {
                     const float v = acc[mi][ni][hr * 2 + e];
                     if (!ws) epilogue_store<half_t>(p, q, row, col + e, group, v);
-                    else if (q.valid && col + e < p.n) ws[(i64)row * p.n + col + e] = v;
+                    else split_store(p, ws, row, col + e, v);
                 }
             }
         }
