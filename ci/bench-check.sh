@@ -1,14 +1,51 @@
 #!/usr/bin/env bash
-# Regression check of the tracked figures: interleaved throughput ratios of our kernels against
-# frozen references in the same process (tract-linalg 0.23.9, our scalar set), and of three
-# zoo models against ONNX Runtime 1.32 in a child process (needs ci/fetch-zoo.sh and
-# ci/fetch-models.sh, which the test command runs; --kernels-only leaves them out), compared
-# with benches/baselines/<machine-class>.json; fails when a ratio drops by more than
-# max(5 %, 3 × combined standard error). About a minute of measurement after the build.
+# Regression check of the tracked figures (benches/src/bin/bench-check/main.rs says how):
+# - drift: interleaved throughput ratios of our kernels against frozen references in the same
+#   process (tract-linalg 0.23.9, our scalar set), and of three zoo models against ONNX Runtime
+#   1.32 in a child process (needs ci/fetch-zoo.sh and ci/fetch-models.sh, which the test
+#   command runs; --kernels-only leaves them out), compared with
+#   benches/baselines/<machine-class>.json when this class has one;
+# - against the parent commit, on any machine class: the parent's bench-check is built here
+#   (git archive into target/bench-gate/<commit>/, its own target folder: cargo judges
+#   freshness by file times, so two source trees must not share one; about 7 minutes on two
+#   cores, once per parent) and both commits' kernels and models are timed interleaved in fresh
+#   process pairs.
+# Either fails when a figure drops by more than max(5 %, 3 × standard error), confirmed by a
+# second measurement. About two minutes of measurement after the builds.
 #   bash ci/bench-check.sh              check (appends to benches/history/<class>.jsonl)
 #   bash ci/bench-check.sh --update     rewrite this machine class's baseline on purpose
 #   bash ci/bench-check.sh --plot docs/bench-history.svg
+#   EDGEPACK_BENCH_AGAINST=REV bash ci/bench-check.sh    gate against REV instead of HEAD~1
+#   EDGEPACK_BENCH_AGAINST=none bash ci/bench-check.sh   drift only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet -p edgepack-benches --bin bench-check
-exec target/release/bench-check "$@"
+args=("$@")
+against=${EDGEPACK_BENCH_AGAINST:-HEAD~1}
+case " $* " in *" --update "* | *" --plot "* | *" --worker "*) against=none ;; esac
+if [ "$against" != none ]; then
+    if commit=$(git rev-parse --verify --quiet "$against^{commit}"); then
+        short=$(git rev-parse --short "$commit")
+        dir=$PWD/target/bench-gate/$short
+        if [ ! -x "$dir/bench-check" ]; then
+            echo "bench-check: building $against ($short) for the gate  [$(date +%T)]"
+            rm -rf "$dir"
+            mkdir -p "$dir/src"
+            git archive "$commit" | tar -x -C "$dir/src"
+            # The zoo, ORT's outputs and the venv, where its harness looks for them.
+            ln -s "$PWD/.cache" "$dir/src/.cache"
+            (cd "$dir/src" && CARGO_TARGET_DIR="$dir/target" \
+                cargo build --release --locked --quiet -p edgepack-benches --bin bench-check)
+            cp "$dir/target/release/bench-check" "$dir/bench-check.tmp"
+            rm -rf "$dir/target"
+            mv "$dir/bench-check.tmp" "$dir/bench-check"
+            echo "bench-check: built  [$(date +%T)]"
+        fi
+        label="$against ($short)"
+        [ "$against" = HEAD~1 ] && label="parent $short"
+        args+=(--against "$dir/bench-check" --against-label "$label")
+    else
+        echo "bench-check: skipped: the gate against $against (no such commit in this clone; a shallow clone?)"
+    fi
+fi
+exec target/release/bench-check "${args[@]}"

@@ -3,6 +3,8 @@
 //! (`bench-check`) agree.
 
 pub mod conv;
+pub mod gate;
+pub mod line_child;
 pub mod ort_peer;
 pub mod peers;
 pub mod tracking;

@@ -25,18 +25,23 @@ pub enum Workload<'a> {
 }
 
 impl Workload<'_> {
-    /// Seconds per repetition over `reps` repetitions.
-    fn seconds_per_call(&mut self, reps: usize) -> f64 {
+    /// Seconds that `reps` repetitions take.
+    pub fn seconds(&mut self, reps: usize) -> f64 {
         match self {
             Workload::Call(f) => {
                 let t = Instant::now();
                 for _ in 0..reps {
                     f();
                 }
-                t.elapsed().as_secs_f64() / reps as f64
+                t.elapsed().as_secs_f64()
             }
-            Workload::Timed(f) => f(reps) / reps as f64,
+            Workload::Timed(f) => f(reps),
         }
+    }
+
+    /// Seconds per repetition over `reps` repetitions.
+    fn seconds_per_call(&mut self, reps: usize) -> f64 {
+        self.seconds(reps) / reps as f64
     }
 }
 
