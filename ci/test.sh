@@ -80,6 +80,8 @@ stage "parity report (host)"
 target/debug/kernel-report --parity-only --label host \
     --json target/reports/host.json --junit target/reports/host.junit.xml
 bash ci/test-arm64.sh 2>&1 | tee -a target/test.log
+stage "hardware in the loop: edgepack-hil through sshd on loopback (two emulated boards, seven faults)"
+bash ci/test-hil.sh 2>&1 | tee -a target/test.log
 if grep -q "ignored, skipped:" target/test.log; then
     echo
     echo "== SKIPPED (not counted as passed):"

@@ -9,6 +9,7 @@
 
 pub mod conformance;
 pub mod error;
+pub mod hil;
 pub mod model_parity;
 pub mod models;
 pub mod node_conformance;

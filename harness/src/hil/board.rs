@@ -1,0 +1,359 @@
+//! One board's run: probe it against its declared target, copy the bundle, run the kernel
+//! parity suite, the model parity check and the agent with a benchmark, fetching each step's
+//! reports even when the step failed. A failure ends the board's run with its status; the
+//! reports fetched so far are kept.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kernels::{Accelerator, Arch, Target};
+use serde_json::{json, Value};
+
+use super::inventory::Board;
+use super::ssh::{quote, Failure, Output, Ssh};
+
+/// The binaries and data a board of one architecture gets (`ci/build-device.sh` makes them):
+/// `kernel-report`, `edgepack-agent`, and `component/`, a packaged model component.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The bundle folder.
+    pub dir: PathBuf,
+}
+
+impl Bundle {
+    /// The bundle for `target` under `root` (`root/x86_64` or `root/aarch64`).
+    pub fn for_target(root: &Path, target: &Target) -> Bundle {
+        Bundle { dir: root.join(arch_name(target.arch)) }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// `uname -m`'s name for an architecture.
+pub fn arch_name(a: Arch) -> &'static str {
+    match a {
+        Arch::X86_64 => "x86_64",
+        Arch::Arm64 => "aarch64",
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepStatus {
+    /// Done, and what it checked holds.
+    Passed,
+    /// Done, and what it checked does not hold (a parity failure, a wrong target).
+    Failed(String),
+    /// Not done: the transport or the board failed.
+    Broken(Failure),
+}
+
+/// One step of a board's run.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// `probe`, `copy`, `kernel-parity`, `model-parity`, `agent`.
+    pub name: &'static str,
+    /// How it ended.
+    pub status: StepStatus,
+    /// Wall time.
+    pub seconds: f64,
+    /// What it found (facts, report summaries).
+    pub detail: Value,
+}
+
+/// A board's run.
+#[derive(Debug, Clone)]
+pub struct BoardReport {
+    /// The board's name.
+    pub board: String,
+    /// Where it was reached.
+    pub host: String,
+    /// Its declared target, as the packaging API names it.
+    pub target: String,
+    /// The steps run, in order; the run stops at the first that does not pass.
+    pub steps: Vec<StepReport>,
+    /// The board's local report folder.
+    pub dir: PathBuf,
+}
+
+impl BoardReport {
+    /// `passed`, or the first failed step's status word (`unreachable`, `key-refused`,
+    /// `host-key`, `connection-lost`, `timeout`, `disk-full`, `wrong-architecture`,
+    /// `wrong-target`, `parity-failed`, `failed`).
+    pub fn status(&self) -> &'static str {
+        let Some(s) = self.steps.iter().find(|s| s.status != StepStatus::Passed) else {
+            return "passed";
+        };
+        match &s.status {
+            StepStatus::Passed => "passed",
+            StepStatus::Failed(_) if s.name == "probe" => "wrong-target",
+            StepStatus::Failed(_) if s.name.ends_with("parity") => "parity-failed",
+            StepStatus::Failed(_) => "failed",
+            StepStatus::Broken(f) => match f {
+                Failure::Unreachable(_) => "unreachable",
+                Failure::AuthRefused(_) => "key-refused",
+                Failure::HostKey(_) => "host-key",
+                Failure::ConnectionLost(_) => "connection-lost",
+                Failure::Timeout(_) => "timeout",
+                Failure::DiskFull(_) => "disk-full",
+                Failure::WrongArchitecture(_) => "wrong-architecture",
+                Failure::Exit(..) => "failed",
+            },
+        }
+    }
+
+    /// The step called `name`, if it ran.
+    pub fn step(&self, name: &str) -> Option<&StepReport> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
+
+/// The packaging API's words for a target.
+pub fn describe(t: &Target) -> String {
+    if let Some(d) = &t.device {
+        return d.clone();
+    }
+    let arch = match t.arch {
+        Arch::X86_64 => "X86_64",
+        Arch::Arm64 => "ARM64",
+    };
+    match &t.accelerator {
+        Accelerator::Cpu => format!("LINUX/{arch} ({})", t.mcpu),
+        Accelerator::Nvidia(o) => format!("LINUX/{arch}/NVIDIA sm_{} ({})", o.sm, t.mcpu),
+    }
+}
+
+/// The steps, in order.
+pub const STEPS: [&str; 5] = ["probe", "copy", "kernel-parity", "model-parity", "agent"];
+
+/// Runs every step on `board` with `bundle`, writing reports under `out/<board>/`.
+pub fn run_board(board: &Board, bundle: &Bundle, out: &Path) -> BoardReport {
+    let dir = out.join(&board.name);
+    let _ = std::fs::create_dir_all(&dir);
+    let mut report = BoardReport {
+        board: board.name.clone(),
+        host: format!("{}:{}", board.host, board.port),
+        target: describe(&board.target),
+        steps: Vec::new(),
+        dir: dir.clone(),
+    };
+    let run = Run { board, ssh: Ssh::new(board), bundle, dir };
+    for name in STEPS {
+        let start = Instant::now();
+        let (status, detail) = match name {
+            "probe" => run.probe(),
+            "copy" => run.copy(),
+            "kernel-parity" => run.kernel_parity(),
+            "model-parity" => run.model_parity(),
+            _ => run.agent(),
+        };
+        let passed = status == StepStatus::Passed;
+        report.steps.push(StepReport { name, status, seconds: start.elapsed().as_secs_f64(), detail });
+        if !passed {
+            break;
+        }
+    }
+    report
+}
+
+struct Run<'a> {
+    board: &'a Board,
+    ssh: Ssh<'a>,
+    bundle: &'a Bundle,
+    dir: PathBuf,
+}
+
+/// Short steps (probe, copy, fetch) get this limit or the board's, whichever is smaller.
+const SHORT: Duration = Duration::from_secs(120);
+
+impl Run<'_> {
+    fn short(&self) -> Duration {
+        SHORT.min(self.board.step_timeout)
+    }
+
+    /// Copies take the longer of the two: binaries are large and links slow.
+    fn long(&self) -> Duration {
+        SHORT.max(self.board.step_timeout)
+    }
+
+    fn w(&self, name: &str) -> String {
+        format!("{}/{name}", self.board.workdir)
+    }
+
+    /// `cd WORKDIR && PREFIX ./BINARY ARGS`.
+    fn exec(&self, binary: &str, args: &str) -> String {
+        let prefix = if self.board.prefix.is_empty() { String::new() } else { format!("{} ", self.board.prefix) };
+        format!("cd {} && {prefix}./{binary} {args}", quote(&self.board.workdir))
+    }
+
+    /// The board's facts, checked against the declared target: its architecture (`uname -m`,
+    /// unless the binaries run under a prefix, where the binary's own run tells), and an NVIDIA
+    /// GPU (`nvidia-smi` or a Jetson's `/etc/nv_tegra_release`) when the target has one.
+    fn probe(&self) -> (StepStatus, Value) {
+        let script = "uname -m; uname -sr; (grep -m1 -E '^(model name|Hardware|CPU part)' /proc/cpuinfo || true); \
+                      echo @nv; (nvidia-smi -L 2>/dev/null || true); (cat /etc/nv_tegra_release 2>/dev/null || true)";
+        let out = match self.ssh.run(script, self.short(), None) {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(f) => return (StepStatus::Broken(f), Value::Null),
+        };
+        let (facts, nv) = out.split_once("@nv").unwrap_or((&out, ""));
+        let mut lines = facts.lines().map(str::trim).filter(|l| !l.is_empty());
+        let machine = lines.next().unwrap_or("").to_owned();
+        let rest: Vec<&str> = lines.collect();
+        let nv: Vec<&str> = nv.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let detail = json!({ "uname_m": machine, "system": rest, "nvidia": nv, "prefix": self.board.prefix });
+        let want = arch_name(self.board.target.arch);
+        if self.board.prefix.is_empty() && machine != want {
+            let why = format!("declared {} ({want}) but the board is `{machine}`", describe(&self.board.target));
+            return (StepStatus::Failed(why), detail);
+        }
+        if matches!(self.board.target.accelerator, Accelerator::Nvidia(_)) && nv.is_empty() {
+            let why = "declared an NVIDIA GPU but neither nvidia-smi nor /etc/nv_tegra_release found one".to_owned();
+            return (StepStatus::Failed(why), detail);
+        }
+        (StepStatus::Passed, detail)
+    }
+
+    /// The bundle onto the board: the two binaries, and the component as a tar stream unpacked
+    /// in place of the last one.
+    fn copy(&self) -> (StepStatus, Value) {
+        let mkdir = format!("mkdir -p {}", quote(&self.board.workdir));
+        if let Err(f) = self.ssh.run(&mkdir, self.short(), None) {
+            return (StepStatus::Broken(f), Value::Null);
+        }
+        let mut copied = Vec::new();
+        for name in ["kernel-report", "edgepack-agent"] {
+            let local = self.bundle.file(name);
+            if !local.is_file() {
+                return (StepStatus::Failed(format!("the bundle has no {}", local.display())), json!(copied));
+            }
+            if let Err(f) = self.ssh.put(&local, &self.w(name), "755", self.long()) {
+                return (StepStatus::Broken(f), json!(copied));
+            }
+            copied.push(name);
+        }
+        let tar = self.dir.join("component.tar");
+        let packed = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(self.bundle.file("component"))
+            .args(["-cf"])
+            .arg(&tar)
+            .arg(".")
+            .status();
+        if !packed.is_ok_and(|s| s.success()) {
+            let why = format!("cannot pack {} into {}", self.bundle.file("component").display(), tar.display());
+            return (StepStatus::Failed(why), json!(copied));
+        }
+        let c = quote(&self.w("component"));
+        let unpack = format!("rm -rf {c} && mkdir -p {c} && tar -C {c} -xf -");
+        if let Err(f) = self.ssh.run(&unpack, self.long(), Some(&tar)) {
+            return (StepStatus::Broken(f), json!(copied));
+        }
+        copied.push("component");
+        (StepStatus::Passed, json!(copied))
+    }
+
+    /// Brings back the board's `name` into the report folder (a step's report, kept even
+    /// when the step failed); None when it is not there.
+    fn fetch(&self, name: &str) -> Option<Value> {
+        let bytes = self.ssh.get(&self.w(name), self.short()).ok()?;
+        std::fs::write(self.dir.join(name), &bytes).ok()?;
+        serde_json::from_slice(&bytes).ok().or(Some(Value::Null))
+    }
+
+    /// `kernel-report --parity-only` on the board: every kernel set it can run against the
+    /// float64 reference, with JSON and JUnit reports.
+    fn kernel_parity(&self) -> (StepStatus, Value) {
+        let label = quote(&self.board.name);
+        let args = format!("--parity-only --label {label} --cpu {label} --json kernels.json --junit kernels.xml");
+        let ran = self.ssh.run(&self.exec("kernel-report", &args), self.board.step_timeout, None);
+        let doc = self.fetch("kernels.json");
+        let _ = self.fetch("kernels.xml");
+        let summary = doc.as_ref().map(kernel_summary).unwrap_or(Value::Null);
+        let passed = summary["cases"].as_u64().is_some_and(|c| c > 0) && summary["failures"] == 0;
+        judge(ran, doc.is_some(), passed, "kernels.json", summary)
+    }
+
+    /// The agent's device parity check of the packaged component (what its Install step runs).
+    fn model_parity(&self) -> (StepStatus, Value) {
+        let args = "parity --component component --json model-parity.json";
+        let ran = self.ssh.run(&self.exec("edgepack-agent", args), self.board.step_timeout, None);
+        let doc = self.fetch("model-parity.json");
+        let summary = doc.as_ref().map(model_summary).unwrap_or(Value::Null);
+        let passed = summary["status"] == "PASSED";
+        judge(ran, doc.is_some(), passed, "model-parity.json", summary)
+    }
+
+    /// The agent serving the component, and its benchmark through the socket (one client, a
+    /// couple of seconds): the proof that the package runs as a device runs it.
+    fn agent(&self) -> (StepStatus, Value) {
+        let sock = format!("unix://{}", self.w("agent.sock"));
+        let serve =
+            self.exec("edgepack-agent", &format!("serve --socket {sock} --work-dir . --model m=component --start m"));
+        let bench = self.exec(
+            "edgepack-agent",
+            &format!("bench --socket {sock} --model m --component component --clients 1 --seconds 2 --json bench.json"),
+        );
+        let sock_path = quote(&self.w("agent.sock"));
+        let script = format!(
+            "rm -f {sock_path}; ({serve}) > agent.log 2>&1 & pid=$!; \
+             i=0; while [ ! -S {sock_path} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -S {sock_path} ] || {{ kill $pid; cat agent.log >&2; echo 'the agent did not open its socket' >&2; exit 3; }}; \
+             {bench}; rc=$?; kill $pid; wait $pid; exit $rc"
+        );
+        let script = format!("cd {} && {script}", quote(&self.board.workdir));
+        let ran = self.ssh.run(&script, self.board.step_timeout, None);
+        let doc = self.fetch("bench.json");
+        let summary = doc.as_ref().map(bench_summary).unwrap_or(Value::Null);
+        let passed = summary["agent_p50_ms"].as_f64().is_some_and(|v| v > 0.0);
+        judge(ran, doc.is_some(), passed, "bench.json", summary)
+    }
+}
+
+/// A step's status from how its command ended, whether its report came back and what the
+/// report says: a command that exits 0 without its report, or with a report that does not
+/// pass, has failed; a report that came back from a failed command is a failure of what it
+/// checked, not of the transport.
+fn judge(
+    ran: Result<Output, Failure>,
+    have_report: bool,
+    passed: bool,
+    report: &str,
+    summary: Value,
+) -> (StepStatus, Value) {
+    match ran {
+        Ok(_) if passed => (StepStatus::Passed, summary),
+        Ok(_) if !have_report => (StepStatus::Failed(format!("the step left no {report}")), summary),
+        Ok(_) => (StepStatus::Failed(format!("{report} does not pass")), summary),
+        Err(Failure::Exit(code, tail)) if have_report => {
+            (StepStatus::Failed(format!("exit status {code} ({report} came back): {tail}")), summary)
+        }
+        Err(f) => (StepStatus::Broken(f), summary),
+    }
+}
+
+/// Sets, failures and the largest error of a `kernel-report --json` document.
+fn kernel_summary(doc: &Value) -> Value {
+    let sets = doc["sets"].as_array().cloned().unwrap_or_default();
+    let failures: u64 = sets.iter().filter_map(|s| s["failures"].as_u64()).sum();
+    let worst = sets.iter().filter_map(|s| s["max_rel_err"].as_f64()).fold(0.0, f64::max);
+    let names: Vec<&str> = sets.iter().filter_map(|s| s["set"].as_str()).collect();
+    let cases: u64 = sets.iter().filter_map(|s| s["cases"].as_u64()).sum();
+    json!({ "sets": names, "cases": cases, "failures": failures, "max_rel_err": worst })
+}
+
+/// Status and largest error of the agent's parity report.
+fn model_summary(doc: &Value) -> Value {
+    let outputs = doc["Outputs"].as_array().cloned().unwrap_or_default();
+    let worst = outputs.iter().filter_map(|o| o["MaxRelErr"].as_f64()).fold(0.0, f64::max);
+    json!({ "status": doc["Status"], "kernel_set": doc["KernelSet"], "max_rel_err": worst, "bound": doc["Bound"] })
+}
+
+/// Latency of one client, in process and through the agent.
+fn bench_summary(doc: &Value) -> Value {
+    let rows = doc["Rows"].as_array().cloned().unwrap_or_default();
+    let p50 = |mode: &str| rows.iter().find(|r| r["Mode"] == mode && r["Clients"] == 1).map(|r| r["P50Ms"].clone());
+    json!({ "in_process_p50_ms": p50("in-process"), "agent_p50_ms": p50("agent") })
+}
