@@ -5,7 +5,7 @@
 //! edgepack-hil --inventory boards.toml --bundles target/device [--out target/hil] [--board NAME]...
 //! ```
 //! Each board gets the bundle of its architecture (`<bundles>/x86_64`, `<bundles>/aarch64`:
-//! `kernel-report`, `edgepack-agent`, `component/`, made by `ci/build-device.sh`). Reports go
+//! `kernel-report`, `edgepack-agent`, `component/`; docs/hil.md says how to build them). Reports go
 //! to `<out>/<board>/` (what each step left on the board), `<out>/hil.json` and
 //! `<out>/hil.xml` (JUnit). Exits 0 when every board passed, 1 when one did not, 2 on a bad
 //! inventory or arguments.

@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use super::inventory::Board;
 use super::ssh::{quote, Failure, Output, Ssh};
 
-/// The binaries and data a board of one architecture gets (`ci/build-device.sh` makes them):
-/// `kernel-report`, `edgepack-agent`, and `component/`, a packaged model component.
+/// The binaries and data a board of one architecture gets: `kernel-report`, `edgepack-agent`,
+/// and `component/`, a packaged model component as Greengrass installs it (docs/hil.md says how
+/// to build them; ci/test-hil.sh assembles them from the test builds).
 #[derive(Debug, Clone)]
 pub struct Bundle {
     /// The bundle folder.
