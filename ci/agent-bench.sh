@@ -38,7 +38,6 @@ socket=$work/agent.sock
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 300); do [ -S "$socket" ] && break; sleep 0.1; done
-sleep 2 # StartModel is asynchronous
 echo "edge agent benchmark, $(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for m in sample:bench.Sample/1.0.0 detector:bench.Detector/2.0.0; do
     echo

@@ -171,6 +171,31 @@ async fn through_agent(
     Ok(Figures { calls: latencies.len(), refused, secs, latencies })
 }
 
+/// Waits until the agent reports `model` RUNNING (StartModel is asynchronous: a model loads
+/// and checks its plan first, for minutes on an emulated board); an error when it fails to
+/// start or takes longer than `limit`.
+async fn wait_running(socket: &std::path::Path, model: &str, limit: Duration) -> anyhow::Result<()> {
+    use agent::proto::{DescribeModelRequest, ModelStatus};
+    let start = Instant::now();
+    let mut client = agent::client::connect(socket.to_owned())
+        .await
+        .with_context(|| format!("connecting to the agent on {}", socket.display()))?;
+    loop {
+        let req = DescribeModelRequest { model_component: model.to_owned() };
+        let d = client.describe_model(req).await.with_context(|| format!("DescribeModel {model}"))?;
+        let d = d.into_inner().model_description.unwrap_or_default();
+        match ModelStatus::try_from(d.status) {
+            Ok(ModelStatus::Running) => return Ok(()),
+            Ok(ModelStatus::Failed) => anyhow::bail!("{model} failed to start: {}", d.status_message),
+            Ok(ModelStatus::Stopped) => anyhow::bail!("{model} is not started (serve it with --start {model})"),
+            _ if start.elapsed() > limit => {
+                anyhow::bail!("{model} not RUNNING after {} s: {}", limit.as_secs(), d.status_message)
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// Runs the benchmark.
 pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let c = Component::load(&a.component, None)?;
@@ -195,6 +220,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     let socket = agent::socket::socket_path(&a.socket);
+    runtime.block_on(wait_running(&socket, &a.model, Duration::from_secs(300)))?;
     println!(
         "model {} ({}), image {w}x{h}, {} s per row, host {}",
         a.model,
