@@ -12,15 +12,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 hil=$(realpath "${1:-target/debug/edgepack-hil}")
 work=$PWD/target/hil-ci
-for d in "$work"/sshd-*; do [ -d "$d" ] && bash ci/setup-sshd.sh stop "$d"; done
-mountpoint -q "$work/full" 2>/dev/null && umount "$work/full"
+cleanup() {
+    local d
+    for d in "$work"/sshd-*; do
+        if [ -d "$d" ]; then bash ci/setup-sshd.sh stop "$d"; fi
+    done
+    if mountpoint -q "$work/full" 2>/dev/null; then umount "$work/full"; fi
+    pkill -f "^sleep 360[01]" || true
+}
+cleanup
 rm -rf "$work"
 mkdir -p "$work/bundles"
-cleanup() {
-    for d in "$work"/sshd-*; do [ -d "$d" ] && bash ci/setup-sshd.sh stop "$d"; done
-    mountpoint -q "$work/full" 2>/dev/null && umount "$work/full" || true
-}
-trap cleanup EXIT
+# The exit status stays the checker's.
+trap 'rc=$?; cleanup; exit $rc' EXIT
 
 # The bundles, from what the earlier stages built.
 bundle() { # ARCH KERNEL_REPORT AGENT COMPONENT
@@ -120,8 +124,10 @@ sed -i 's/^\[\[board\]\]$/[[board]]\nhost = "127.0.0.1"/' "$work/boards.toml"
     done
     sleep 1
     listener=$(cat "$work/sshd-b/sshd.pid")
-    kids=$(pgrep -P "$listener" || true)
-    kill -9 $kids "$listener" 2>/dev/null || true
+    tree() { local p; for p in $(pgrep -P "$1" || true); do echo "$p"; tree "$p"; done; }
+    for p in $listener $(tree "$listener"); do
+        if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sshd ]; then kill -9 "$p" 2>/dev/null || true; fi
+    done
 ) &
 dropper=$!
 
@@ -130,7 +136,6 @@ timeout 1200 "$hil" --inventory "$work/boards.toml" --bundles "$work/bundles" --
 rc=$?
 set -e
 wait $dropper || true
-pkill -f "^sleep 360[01]" || true
 echo "edgepack-hil exit status $rc (1: some board did not pass, as intended here)"
 python3 - "$work/reports" "$rc" "$full_case" <<'PY'
 import json, os, sys
