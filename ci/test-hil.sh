@@ -168,8 +168,11 @@ for name in ("x86-loopback", "a72-qemu"):
     check(f"{name}_model_parity_passed", m.get("status") == "PASSED", str(m))
     a = steps.get("agent", {}).get("detail") or {}
     check(f"{name}_agent_answered", (a.get("agent_p50_ms") or 0) > 0, str(a))
-hangs = {s["step"]: s for s in boards.get("hangs", {}).get("steps", [])}
+steps_of = lambda n: {s["step"]: s for s in boards.get(n, {}).get("steps", [])}
+hangs = steps_of("hangs")
 check("hangs_partial_reports_kept", "copy" in hangs and hangs["copy"]["passed"], str(hangs.keys()))
+ce = steps_of("cannot-exec").get("copy", {})
+check("cannot_exec_names_the_architecture", "cannot run the bundle's aarch64 binaries" in ce.get("status", ""), str(ce))
 junit = open(os.path.join(reports, "hil.xml")).read()
 check("junit_has_a_suite_per_board", all(f'name="{n}"' in junit for n in want), "")
 if full_case != "yes":

@@ -253,7 +253,27 @@ impl Run<'_> {
             return (StepStatus::Broken(f), json!(copied));
         }
         copied.push("component");
-        (StepStatus::Passed, json!(copied))
+        // The board must be able to start the binaries at all: a board of another architecture
+        // fails here (the shell's message varies: dash runs an ELF it cannot execute as a script).
+        match self.ssh.run(&self.exec("edgepack-agent", "--version"), self.short(), None) {
+            Ok(o) => {
+                let version = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+                (StepStatus::Passed, json!({ "copied": copied, "runs": version }))
+            }
+            Err(Failure::Exit(code, tail)) => {
+                let why = format!(
+                    "the board cannot run the bundle's {} binaries{} (exit {code}): {tail}",
+                    arch_name(self.board.target.arch),
+                    if self.board.prefix.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" under `{}`", self.board.prefix)
+                    }
+                );
+                (StepStatus::Broken(Failure::WrongArchitecture(why)), json!({ "copied": copied }))
+            }
+            Err(f) => (StepStatus::Broken(f), json!({ "copied": copied })),
+        }
     }
 
     /// Brings back the board's `name` into the report folder (a step's report, kept even
