@@ -207,10 +207,19 @@ pub fn classify(code: i32, stderr: &str, limit: Duration) -> Failure {
     Failure::Exit(code, tail)
 }
 
-/// The last lines of an error output, one line.
+/// The last lines of an error output, one line of printable text (a shell that ran an ELF
+/// file as a script echoes its bytes), each line cut at 160 characters.
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines[lines.len().saturating_sub(3)..].join(" | ")
+    let clean = |l: &&str| -> String {
+        let mut out: String = l.chars().map(|c| if c.is_control() || c == '\u{fffd}' { '?' } else { c }).collect();
+        if let Some((i, _)) = out.char_indices().nth(160) {
+            out.truncate(i);
+            out.push('…');
+        }
+        out
+    };
+    lines[lines.len().saturating_sub(3)..].iter().map(clean).collect::<Vec<_>>().join(" | ")
 }
 
 #[cfg(test)]
@@ -230,6 +239,9 @@ mod tests {
         assert!(matches!(c(1, "cat: x: No space left on device"), Failure::DiskFull(_)));
         assert!(matches!(c(126, "sh: 1: ./kernel-report: Exec format error"), Failure::WrongArchitecture(_)));
         assert_eq!(c(3, "a\nb\n\nc\nd\n"), Failure::Exit(3, "b | c | d".into()));
+        let garbage = format!("./x: 3: \u{fffd}\u{1}{}: not found", "y".repeat(300));
+        let Failure::Exit(_, t) = c(2, &garbage) else { panic!() };
+        assert!(t.starts_with("./x: 3: ??y") && t.ends_with('…') && t.chars().count() == 161, "{t}");
     }
 
     #[test]
