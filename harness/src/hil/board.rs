@@ -111,21 +111,6 @@ impl BoardReport {
     }
 }
 
-/// The packaging API's words for a target.
-pub fn describe(t: &Target) -> String {
-    if let Some(d) = &t.device {
-        return d.clone();
-    }
-    let arch = match t.arch {
-        Arch::X86_64 => "X86_64",
-        Arch::Arm64 => "ARM64",
-    };
-    match &t.accelerator {
-        Accelerator::Cpu => format!("LINUX/{arch} ({})", t.mcpu),
-        Accelerator::Nvidia(o) => format!("LINUX/{arch}/NVIDIA sm_{} ({})", o.sm, t.mcpu),
-    }
-}
-
 /// The steps, in order.
 pub const STEPS: [&str; 5] = ["probe", "copy", "kernel-parity", "model-parity", "agent"];
 
@@ -136,7 +121,7 @@ pub fn run_board(board: &Board, bundle: &Bundle, out: &Path) -> BoardReport {
     let mut report = BoardReport {
         board: board.name.clone(),
         host: format!("{}:{}", board.host, board.port),
-        target: describe(&board.target),
+        target: board.target.to_string(),
         steps: Vec::new(),
         dir: dir.clone(),
     };
@@ -183,10 +168,15 @@ impl Run<'_> {
         format!("{}/{name}", self.board.workdir)
     }
 
-    /// `cd WORKDIR && PREFIX ./BINARY ARGS`.
+    /// `PREFIX ./BINARY ARGS`.
     fn exec(&self, binary: &str, args: &str) -> String {
         let prefix = if self.board.prefix.is_empty() { String::new() } else { format!("{} ", self.board.prefix) };
-        format!("cd {} && {prefix}./{binary} {args}", quote(&self.board.workdir))
+        format!("{prefix}./{binary} {args}")
+    }
+
+    /// Runs `script` in the board's work folder.
+    fn run_here(&self, script: &str, limit: Duration) -> Result<Output, Failure> {
+        self.ssh.run(&format!("cd {} && {script}", quote(&self.board.workdir)), limit, None)
     }
 
     /// The board's facts, checked against the declared target: its architecture (`uname -m`,
@@ -207,7 +197,7 @@ impl Run<'_> {
         let detail = json!({ "uname_m": machine, "system": rest, "nvidia": nv, "prefix": self.board.prefix });
         let want = arch_name(self.board.target.arch);
         if self.board.prefix.is_empty() && machine != want {
-            let why = format!("declared {} ({want}) but the board is `{machine}`", describe(&self.board.target));
+            let why = format!("declared {} ({want}) but the board is `{machine}`", self.board.target);
             return (StepStatus::Failed(why), detail);
         }
         if matches!(self.board.target.accelerator, Accelerator::Nvidia(_)) && nv.is_empty() {
@@ -255,7 +245,7 @@ impl Run<'_> {
         copied.push("component");
         // The board must be able to start the binaries at all: a board of another architecture
         // fails here (the shell's message varies: dash runs an ELF it cannot execute as a script).
-        match self.ssh.run(&self.exec("edgepack-agent", "--version"), self.short(), None) {
+        match self.run_here(&self.exec("edgepack-agent", "--version"), self.short()) {
             Ok(o) => {
                 let version = String::from_utf8_lossy(&o.stdout).trim().to_owned();
                 (StepStatus::Passed, json!({ "copied": copied, "runs": version }))
@@ -278,10 +268,25 @@ impl Run<'_> {
 
     /// Brings back the board's `name` into the report folder (a step's report, kept even
     /// when the step failed); None when it is not there.
-    fn fetch(&self, name: &str) -> Option<Value> {
+    fn fetch(&self, name: &str) -> Option<Vec<u8>> {
         let bytes = self.ssh.get(&self.w(name), self.short()).ok()?;
         std::fs::write(self.dir.join(name), &bytes).ok()?;
-        serde_json::from_slice(&bytes).ok().or(Some(Value::Null))
+        Some(bytes)
+    }
+
+    /// Fetches the step's JSON `report` and judges the step by how its command ended and
+    /// what the report says (`summarize`, then `passes` on the summary; a report that is not
+    /// JSON summarizes to null and does not pass).
+    fn judged(
+        &self,
+        ran: Result<Output, Failure>,
+        report: &str,
+        summarize: fn(&Value) -> Value,
+        passes: fn(&Value) -> bool,
+    ) -> (StepStatus, Value) {
+        let doc = self.fetch(report).map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null));
+        let summary = doc.as_ref().map(summarize).unwrap_or(Value::Null);
+        judge(ran, doc.is_some(), passes(&summary), report, summary)
     }
 
     /// `kernel-report --parity-only` on the board: every kernel set it can run against the
@@ -289,22 +294,18 @@ impl Run<'_> {
     fn kernel_parity(&self) -> (StepStatus, Value) {
         let label = quote(&self.board.name);
         let args = format!("--parity-only --label {label} --cpu {label} --json kernels.json --junit kernels.xml");
-        let ran = self.ssh.run(&self.exec("kernel-report", &args), self.board.step_timeout, None);
-        let doc = self.fetch("kernels.json");
+        let ran = self.run_here(&self.exec("kernel-report", &args), self.board.step_timeout);
         let _ = self.fetch("kernels.xml");
-        let summary = doc.as_ref().map(kernel_summary).unwrap_or(Value::Null);
-        let passed = summary["cases"].as_u64().is_some_and(|c| c > 0) && summary["failures"] == 0;
-        judge(ran, doc.is_some(), passed, "kernels.json", summary)
+        self.judged(ran, "kernels.json", kernel_summary, |s| {
+            s["cases"].as_u64().is_some_and(|c| c > 0) && s["failures"] == 0
+        })
     }
 
     /// The agent's device parity check of the packaged component (what its Install step runs).
     fn model_parity(&self) -> (StepStatus, Value) {
         let args = "parity --component component --json model-parity.json";
-        let ran = self.ssh.run(&self.exec("edgepack-agent", args), self.board.step_timeout, None);
-        let doc = self.fetch("model-parity.json");
-        let summary = doc.as_ref().map(model_summary).unwrap_or(Value::Null);
-        let passed = summary["status"] == "PASSED";
-        judge(ran, doc.is_some(), passed, "model-parity.json", summary)
+        let ran = self.run_here(&self.exec("edgepack-agent", args), self.board.step_timeout);
+        self.judged(ran, "model-parity.json", model_summary, |s| s["status"] == "PASSED")
     }
 
     /// The agent serving the component, and its benchmark through the socket (one client, a
@@ -324,12 +325,8 @@ impl Run<'_> {
              [ -S {sock_path} ] || {{ kill $pid; cat agent.log >&2; echo 'the agent did not open its socket' >&2; exit 3; }}; \
              {bench}; rc=$?; kill $pid; wait $pid; exit $rc"
         );
-        let script = format!("cd {} && {script}", quote(&self.board.workdir));
-        let ran = self.ssh.run(&script, self.board.step_timeout, None);
-        let doc = self.fetch("bench.json");
-        let summary = doc.as_ref().map(bench_summary).unwrap_or(Value::Null);
-        let passed = summary["agent_p50_ms"].as_f64().is_some_and(|v| v > 0.0);
-        judge(ran, doc.is_some(), passed, "bench.json", summary)
+        let ran = self.run_here(&script, self.board.step_timeout);
+        self.judged(ran, "bench.json", bench_summary, |s| s["agent_p50_ms"].as_f64().is_some_and(|v| v > 0.0))
     }
 }
 

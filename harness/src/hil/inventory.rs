@@ -169,28 +169,32 @@ fn resolve(
         _ => return Err(problem("give exactly one of target_device and target_platform".into())),
     }
     .map_err(|err| problem(err.to_string()))?;
-    let c = &e;
-    let path = |p: &Option<PathBuf>, dp: &Option<PathBuf>| p.as_ref().or(dp.as_ref()).map(|p| expand(p, base));
-    let workdir = c.workdir.clone().or_else(|| d.workdir.clone()).unwrap_or_else(|| "/tmp/edgepack-hil".into());
+    let path = |p: Option<PathBuf>, dp: &Option<PathBuf>| or(p, dp).map(|p| expand(&p, base));
+    let workdir = or(e.workdir, &d.workdir).unwrap_or_else(|| "/tmp/edgepack-hil".into());
     let workdir_ok = workdir.starts_with('/') && !workdir.contains(['\'', '"', '\\', '$', '`', ' ', '\n']);
     if !workdir_ok {
         return Err(problem(format!("workdir `{workdir}` must be an absolute path without quotes, `$` or spaces")));
     }
     let secs = |v: Option<u64>, dv: Option<u64>, default: u64| Duration::from_secs(v.or(dv).unwrap_or(default).max(1));
     Ok(Board {
-        name: name.clone(),
+        name,
         host,
-        port: c.port.or(d.port).unwrap_or(22),
-        user: c.user.clone().or_else(|| d.user.clone()),
-        key: path(&c.key, &d.key),
-        known_hosts: path(&c.known_hosts, &d.known_hosts),
+        port: e.port.or(d.port).unwrap_or(22),
+        user: or(e.user, &d.user),
+        key: path(e.key, &d.key),
+        known_hosts: path(e.known_hosts, &d.known_hosts),
         target,
-        prefix: c.prefix.clone().or_else(|| d.prefix.clone()).unwrap_or_default(),
+        prefix: or(e.prefix, &d.prefix).unwrap_or_default(),
         workdir,
-        connect_timeout: secs(c.connect_timeout_secs, d.connect_timeout_secs, 10),
-        step_timeout: secs(c.step_timeout_secs, d.step_timeout_secs, 900),
-        ssh_options: c.ssh_options.clone().or_else(|| d.ssh_options.clone()).unwrap_or_default(),
+        connect_timeout: secs(e.connect_timeout_secs, d.connect_timeout_secs, 10),
+        step_timeout: secs(e.step_timeout_secs, d.step_timeout_secs, 900),
+        ssh_options: or(e.ssh_options, &d.ssh_options).unwrap_or_default(),
     })
+}
+
+/// A board's own value, else the default's.
+fn or<T: Clone>(own: Option<T>, default: &Option<T>) -> Option<T> {
+    own.or_else(|| default.clone())
 }
 
 /// `~/x` from $HOME; a relative path from `base`.

@@ -7,7 +7,7 @@ mod inventory;
 mod report;
 mod ssh;
 
-pub use board::{arch_name, describe, run_board, BoardReport, Bundle, StepReport, StepStatus};
+pub use board::{arch_name, run_board, BoardReport, Bundle, StepReport, StepStatus};
 pub use inventory::{parse_inventory, read_inventory, Board, InventoryError};
 pub use report::{table, to_json, write_reports};
 pub use ssh::{classify, quote, Failure, Output, Ssh};

@@ -9,7 +9,7 @@ use edgepack_benches::tracking::{baseline_figure, judge, to_json, Figure, Measur
 use kernels::{fma_peak_gflops, KernelSet};
 use serde_json::{json, Value};
 
-use crate::{command_output, measure_passes};
+use crate::measure_passes;
 
 /// Where the class's baseline and history live, and how to measure.
 pub struct Drift<'a> {
@@ -23,6 +23,10 @@ pub struct Drift<'a> {
     pub budget: Duration,
     /// Rewrite the baseline instead of judging.
     pub update: bool,
+    /// Today, for the baseline (`YYYY-MM-DD`).
+    pub date: String,
+    /// This commit, for the baseline.
+    pub commit: String,
 }
 
 /// Measures `figures`, judges them against the baseline (a figure that looks regressed is
@@ -153,8 +157,8 @@ fn write_baseline(
         "machine_class": d.class,
         "cpu": kernels::host_cpu_name(),
         "isa": d.best.info().isa,
-        "date": command_output("date", &["+%Y-%m-%d"]),
-        "commit": command_output("git", &["rev-parse", "--short", "HEAD"]),
+        "date": d.date,
+        "commit": d.commit,
         "fma_peak_gflops": peak.unwrap_or(0.0),
         "figures": figures,
     });

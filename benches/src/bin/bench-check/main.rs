@@ -134,13 +134,19 @@ fn main() {
     let models = models();
     let mut figures = figures::kernel_figures(&*best, &*scalar);
     figures.extend(figures::model_figures(&models, &default_python()));
-    let d = drift::Drift { best: &*best, class, baseline_path, budget: args.budget, update: args.update };
+    let d = drift::Drift {
+        best: &*best,
+        class,
+        baseline_path,
+        budget: args.budget,
+        update: args.update,
+        date: command_output("date", &["+%Y-%m-%d"]),
+        commit: command_output("git", &["rev-parse", "--short", "HEAD"]),
+    };
     let (measured, mut regressions) = drift::check(&d, &mut figures);
     drop(figures);
     let ratios: Vec<(String, f64)> = measured.iter().map(|(n, m)| (n.clone(), m.ratio)).collect();
-    let date = command_output("date", &["+%Y-%m-%d"]);
-    let commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
-    append_history(&history_path, &history_line(&date, &commit, &ratios));
+    append_history(&history_path, &history_line(&d.date, &d.commit, &ratios));
     if let (Some(other), false) = (&args.against, args.update) {
         let label = args.against_label.clone().unwrap_or_else(|| other.display().to_string());
         let worker_args = if args.kernels_only { vec!["--kernels-only"] } else { Vec::new() };

@@ -33,22 +33,30 @@ pub fn check(v: &Versus<'_>) -> usize {
     let this_exe = std::env::current_exe().unwrap_or_else(|e| fail(&format!("this binary's path: {e}")));
     let this_name = "this commit's worker";
     let other_name = format!("the worker of {}", v.label);
-    let mut start = || -> std::io::Result<(Worker, Worker)> {
-        Ok((Worker::start(this_name, &this_exe, &v.worker_args)?, Worker::start(&other_name, v.other, &v.worker_args)?))
-    };
     println!();
     println!(
         "== against {} ({}): both built here, timed interleaved in {PASSES} fresh process pairs",
         v.label,
         v.other.display()
     );
-    let this_jobs =
-        Worker::start(this_name, &this_exe, &v.worker_args).unwrap_or_else(|e| fail(&e.to_string())).jobs().to_vec();
-    let other_jobs = match Worker::start(&other_name, v.other, &v.worker_args) {
-        Ok(w) => w.jobs().to_vec(),
+    let this = Worker::start(this_name, &this_exe, &v.worker_args).unwrap_or_else(|e| fail(&e.to_string()));
+    let other = match Worker::start(&other_name, v.other, &v.worker_args) {
+        Ok(w) => w,
         Err(e) => {
             println!("NOT COMPARED with {}: {e}", v.label);
             return 0;
+        }
+    };
+    let (this_jobs, other_jobs) = (this.jobs().to_vec(), other.jobs().to_vec());
+    // The pair that listed the jobs times the first pass; every later pass starts its own.
+    let mut first_pair = Some((this, other));
+    let mut start = || -> std::io::Result<(Worker, Worker)> {
+        match first_pair.take() {
+            Some(pair) => Ok(pair),
+            None => Ok((
+                Worker::start(this_name, &this_exe, &v.worker_args)?,
+                Worker::start(&other_name, v.other, &v.worker_args)?,
+            )),
         }
     };
     let (both, only_here) = pairs(&this_jobs, &other_jobs);
