@@ -1,7 +1,8 @@
 //! ONNX Runtime as an interleaved peer: a long-lived `benches/ort_model.py --serve` process
 //! (the pinned venv of `ci/fetch-models.sh`) that runs its session on request and reports the
 //! time the runs took, so that a whole-model figure alternates edgepack and ORT round by round
-//! like the kernel figures do, without counting pipe latency on either side.
+//! like the kernel figures do, without counting pipe latency on either side. It replies once its
+//! intra-op threads have stopped spinning, so none of them takes a core from our next block.
 
 use std::io;
 use std::path::{Path, PathBuf};
