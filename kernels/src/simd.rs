@@ -22,6 +22,9 @@ pub(crate) trait SimdF32: Copy {
     const LANES: usize;
     /// Vector registers the instruction set has (kernels size their register tiles by it).
     const REGISTERS: usize = 16;
+    /// Whether [`SimdF32::mul_add`] rounds once (a hardware FMA), so that `a·b − round(a·b)`
+    /// comes out exact from one multiply-add.
+    const FUSED: bool = false;
     /// Every lane set to `x`.
     unsafe fn splat(x: f32) -> Self;
     /// Unaligned load of `LANES` values.

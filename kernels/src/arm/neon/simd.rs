@@ -11,6 +11,7 @@ pub(crate) struct Neon(float32x4_t);
 impl SimdF32 for Neon {
     const LANES: usize = 4;
     const REGISTERS: usize = 32;
+    const FUSED: bool = true;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: the trait's contract guarantees NEON on this CPU.

@@ -10,6 +10,7 @@ pub(crate) struct Avx2(__m256);
 
 impl SimdF32 for Avx2 {
     const LANES: usize = 8;
+    const FUSED: bool = true;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.

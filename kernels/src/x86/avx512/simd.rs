@@ -11,6 +11,7 @@ pub(crate) struct Avx512(__m512);
 impl SimdF32 for Avx512 {
     const LANES: usize = 16;
     const REGISTERS: usize = 32;
+    const FUSED: bool = true;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
