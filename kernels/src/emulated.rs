@@ -7,8 +7,10 @@
 //! `*/simd.rs` are left unexecuted (NEON's run for real under qemu-aarch64, AVX-512's on hosts
 //! that have it). Not for production use.
 
+use crate::conv::ConvKernel;
 use crate::gemm::microkernel;
 use crate::simd::Lanes;
+use crate::vector::vector_kernels;
 use crate::{boxed, Blocking, Build, CpuSet, KernelSet, KernelSetId, Result};
 
 microkernel!(
@@ -25,6 +27,31 @@ microkernel!(
     /// NEON's 8×12 geometry on portable 4-lane vectors.
     NeonGeometry, Lanes<4>, mr = { crate::NEON_TILE.0 }, nv = { crate::NEON_TILE.1 / 4 }, peak_chains = 6, wide = Self
 );
+
+vector_kernels!(
+    /// Row and element kernels on portable 16-lane vectors (AVX-512's width).
+    Portable16Vector, Lanes<16>
+);
+
+vector_kernels!(
+    /// Row and element kernels on portable 8-lane vectors (the AVX-512 wide tile's width).
+    Portable8Vector, Lanes<8>
+);
+
+vector_kernels!(
+    /// Row and element kernels on portable 4-lane vectors (NEON's width).
+    Portable4Vector, Lanes<4>
+);
+
+impl ConvKernel for Avx512Geometry {
+    type Rows = Portable16Vector;
+    type WideRows = Portable8Vector;
+}
+
+impl ConvKernel for NeonGeometry {
+    type Rows = Portable4Vector;
+    type WideRows = Portable4Vector;
+}
 
 /// The NEON set's geometry and driver on portable vectors (packs as `emulated-neon`), with the
 /// host's blocking or the one given.

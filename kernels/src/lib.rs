@@ -39,6 +39,7 @@ mod simd;
 mod target;
 pub mod threads;
 mod tuning;
+mod vector;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -89,7 +90,9 @@ pub mod vocabulary {
     };
 }
 
+use conv::ConvKernel;
 use gemm::Microkernel;
+use vector::VectorKernels;
 
 /// The kernel sets edgepack has or plans, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -342,7 +345,7 @@ impl<K: Microkernel> fmt::Debug for CpuSet<K> {
     }
 }
 
-impl<K: Microkernel> KernelSet for CpuSet<K> {
+impl<K: ConvKernel<Rows: VectorKernels>> KernelSet for CpuSet<K> {
     fn info(&self) -> &KernelInfo {
         &self.info
     }
@@ -385,20 +388,20 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     fn activate(&self, activation: Activation, data: &mut [f32]) -> Result<()> {
         activation.validate()?;
         // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
-        unsafe { K::activate(activation, data) };
+        unsafe { K::Rows::activate(activation, data) };
         Ok(())
     }
 
     fn unary(&self, f: Unary, data: &mut [f32]) -> Result<()> {
         // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
-        unsafe { K::unary(f, data) };
+        unsafe { K::Rows::unary(f, data) };
         Ok(())
     }
 
     fn pool2d(&self, input: ImageRef<'_>, output: ImageMut<'_>, params: &PoolParams, par: Parallelism) -> Result<()> {
         let g = pool::check(&input, &output, params)?;
         // A CpuSet<K> is only constructed after checking the CPU supports K.
-        pool::run(&g, &input, output, par, K::pool_rows);
+        pool::run(&g, &input, output, par, K::Rows::pool_rows);
         Ok(())
     }
 
@@ -412,7 +415,7 @@ impl<K: Microkernel> KernelSet for CpuSet<K> {
     ) -> Result<()> {
         rows::check(&norm, input, len, out)?;
         // A CpuSet<K> is only constructed after checking the CPU supports K.
-        rows::run(&norm, input, len, out, par, K::norm_rows);
+        rows::run(&norm, input, len, out, par, K::Rows::norm_rows);
         Ok(())
     }
 
@@ -448,7 +451,7 @@ struct Build {
     main_tile_only: bool,
 }
 
-fn boxed<K: Microkernel>(set: CpuSet<K>, build: Build) -> Result<Box<dyn KernelSet>> {
+fn boxed<K: ConvKernel<Rows: VectorKernels>>(set: CpuSet<K>, build: Build) -> Result<Box<dyn KernelSet>> {
     // A malformed tuning knob refuses the set (its blocking fell back to the host's caches).
     Tuning::host()?;
     let mut set = match build.blocking {
@@ -465,16 +468,16 @@ fn build_set(id: KernelSetId, build: Build) -> Result<Box<dyn KernelSet>> {
     let unavailable = |reason: &str| KernelError::Unavailable { set: id.name().into(), reason: reason.into() };
     match id {
         // SAFETY: the portable kernel uses no optional instructions.
-        KernelSetId::Scalar => boxed(unsafe { CpuSet::<scalar::ScalarKernel>::new_unchecked(id, id.name()) }, build),
+        KernelSetId::Scalar => boxed(unsafe { CpuSet::<scalar::ScalarF32_4x8>::new_unchecked(id, id.name()) }, build),
         #[cfg(target_arch = "x86_64")]
         KernelSetId::Avx2 if x86::avx2::detected() => {
             // SAFETY: AVX2 and FMA were detected at run time.
-            boxed(unsafe { CpuSet::<x86::avx2::Avx2Kernel>::new_unchecked(id, id.name()) }, build)
+            boxed(unsafe { CpuSet::<x86::avx2::Avx2F32_6x16>::new_unchecked(id, id.name()) }, build)
         }
         #[cfg(target_arch = "x86_64")]
         KernelSetId::Avx512 if x86::avx512::detected() => {
             // SAFETY: AVX-512F was detected at run time.
-            boxed(unsafe { CpuSet::<x86::avx512::Avx512Kernel>::new_unchecked(id, id.name()) }, build)
+            boxed(unsafe { CpuSet::<x86::avx512::Avx512F32_12x32>::new_unchecked(id, id.name()) }, build)
         }
         KernelSetId::Avx2 | KernelSetId::Avx512 if cfg!(target_arch = "x86_64") => {
             Err(unavailable(&format!("this CPU lacks {} (host: {})", id.isa(), host_cpu_name())))
@@ -483,7 +486,7 @@ fn build_set(id: KernelSetId, build: Build) -> Result<Box<dyn KernelSet>> {
         #[cfg(target_arch = "aarch64")]
         KernelSetId::Neon if arm::neon::detected() => {
             // SAFETY: NEON was detected at run time.
-            boxed(unsafe { CpuSet::<arm::neon::NeonKernel>::new_unchecked(id, id.name()) }, build)
+            boxed(unsafe { CpuSet::<arm::neon::NeonF32_8x12>::new_unchecked(id, id.name()) }, build)
         }
         KernelSetId::Neon if cfg!(target_arch = "aarch64") => Err(unavailable("this CPU lacks NEON")),
         KernelSetId::Neon => {

@@ -25,6 +25,7 @@ use super::packed::{Body, PackedConv};
 use super::params::{ConvKind, ConvParams};
 use super::plan::{forward_taps, transposed_phases};
 use super::winograd;
+use super::{ConvKernel, ConvRows};
 use crate::aligned::AlignedBuf;
 use crate::blocking::Blocking;
 use crate::epilogue::{Bias, Epilogue};
@@ -37,7 +38,7 @@ use crate::{threads, BOperand, Parallelism};
 
 /// Validates the call, then runs the convolution; `blocking` is the main tile's and the wide
 /// tile's (`K::Wide`, for parts packed at its width).
-pub(crate) fn conv2d<K: Microkernel>(
+pub(crate) fn conv2d<K: ConvKernel>(
     kernel_name: &str,
     blocking: &[Blocking; 2],
     input: ImageRef<'_>,
@@ -274,7 +275,7 @@ impl Run<'_> {
     /// # Safety
     /// See [`conv2d`]: output exclusively ours, `parts` the Winograd weights of these
     /// attributes, packed for `K`.
-    unsafe fn winograd<K: Microkernel>(&self, parts: &[PackedB]) {
+    unsafe fn winograd<K: ConvKernel>(&self, parts: &[PackedB]) {
         let p = &self.p;
         let [n, h, w, c_in] = self.input.dims();
         let [_, oh, ow, c_out] = self.out.dims;
@@ -306,7 +307,7 @@ impl Run<'_> {
                     };
                     // SAFETY: rows r of every point lie inside the scratch (block ≥ rows) and
                     // are written by this range only; the input was checked.
-                    unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
+                    unsafe { K::Rows::winograd(&g, &stage, first + r.start, r.len()) };
                 });
                 let point = |xi: usize| {
                     // SAFETY: point xi's A holds `block` rows of c_in (rows past `rows` are
@@ -332,7 +333,7 @@ impl Run<'_> {
                     };
                     // SAFETY: rows r of every point were computed above; their tiles' output
                     // pixels are written by this range only, inside the exclusive output.
-                    unsafe { K::winograd(&g, &stage, first + r.start, r.len()) };
+                    unsafe { K::Rows::winograd(&g, &stage, first + r.start, r.len()) };
                 });
             })
         };
@@ -349,7 +350,7 @@ impl Run<'_> {
     /// # Safety
     /// See [`conv2d`]: output exclusively ours, `w` the direct grouped weights of these
     /// attributes, whose groups fit in 4 of `K`'s or `K::Wide`'s vectors (checked there).
-    unsafe fn grouped<K: Microkernel>(&self, w: &[f32]) {
+    unsafe fn grouped<K: ConvKernel>(&self, w: &[f32]) {
         let p = &self.p;
         let [n, h, w_in, c_in] = self.input.dims();
         let [_, oh, ow, c_out] = self.out.dims;
@@ -387,8 +388,8 @@ impl Run<'_> {
             // a group's outputs fit in 4 vectors of the kernel chosen.
             unsafe {
                 match main {
-                    true => K::grouped(g.get(), first, pixels),
-                    false => K::Wide::grouped(g.get(), first, pixels),
+                    true => K::Rows::grouped(g.get(), first, pixels),
+                    false => K::WideRows::grouped(g.get(), first, pixels),
                 }
             }
         });
@@ -396,7 +397,7 @@ impl Run<'_> {
 
     /// # Safety
     /// See [`conv2d`]: output exclusively ours, `dw` the depthwise weights of these attributes.
-    unsafe fn depthwise<K: Microkernel>(&self, dw: &[f32]) {
+    unsafe fn depthwise<K: ConvKernel>(&self, dw: &[f32]) {
         let p = &self.p;
         let [n, h, w, c] = self.input.dims();
         let [_, oh, ow, c_out] = self.out.dims;
@@ -432,7 +433,7 @@ impl Run<'_> {
             };
             // SAFETY: the band's pointers lie inside the validated input, output, residual and
             // weights; each band is written by this task only.
-            unsafe { K::depthwise_rows(&geom, &r) };
+            unsafe { K::Rows::depthwise_rows(&geom, &r) };
         };
         match self.par {
             Parallelism::Threads => threads::for_each(n * bands, band),

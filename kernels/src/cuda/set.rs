@@ -144,13 +144,13 @@ impl KernelSet for CudaSet {
     fn activate(&self, activation: crate::Activation, data: &mut [f32]) -> Result<()> {
         activation.validate()?;
         // SAFETY: the portable kernel uses no optional instructions.
-        unsafe { <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::activate(activation, data) };
+        unsafe { <crate::scalar::ScalarVector as crate::vector::VectorKernels>::activate(activation, data) };
         Ok(())
     }
 
     fn unary(&self, f: crate::Unary, data: &mut [f32]) -> Result<()> {
         // SAFETY: the portable kernel uses no optional instructions.
-        unsafe { <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::unary(f, data) };
+        unsafe { <crate::scalar::ScalarVector as crate::vector::VectorKernels>::unary(f, data) };
         Ok(())
     }
 
@@ -163,7 +163,13 @@ impl KernelSet for CudaSet {
     ) -> Result<()> {
         let g = crate::pool::check(&input, &output, params)?;
         // The portable kernel uses no optional instructions.
-        crate::pool::run(&g, &input, output, par, <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::pool_rows);
+        crate::pool::run(
+            &g,
+            &input,
+            output,
+            par,
+            <crate::scalar::ScalarVector as crate::vector::VectorKernels>::pool_rows,
+        );
         Ok(())
     }
 
@@ -183,7 +189,7 @@ impl KernelSet for CudaSet {
             len,
             out,
             par,
-            <crate::scalar::ScalarKernel as crate::gemm::Microkernel>::norm_rows,
+            <crate::scalar::ScalarVector as crate::vector::VectorKernels>::norm_rows,
         );
         Ok(())
     }

@@ -169,68 +169,6 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
     /// [`ASource::pack`]).
     fn pack_a<A: ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]);
 
-    /// Computes a band of output rows of a depthwise convolution (see
-    /// [`crate::conv::depthwise::rows`]).
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set; `r`'s pointers cover what
-    /// [`crate::conv::depthwise::DwRow`] describes for `g`.
-    unsafe fn depthwise_rows(g: &crate::conv::depthwise::DwGeom, r: &crate::conv::depthwise::DwRow);
-
-    /// Runs one transform stage of Winograd F(4×4, 3×3) for tiles `first..first + rows` (see
-    /// [`crate::conv::winograd::run`]).
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set; the stage's pointers cover what
-    /// [`crate::conv::winograd::run`] needs, and nothing else writes its outputs meanwhile.
-    unsafe fn winograd(
-        g: &crate::conv::winograd::Geom,
-        stage: &crate::conv::winograd::Stage,
-        first: usize,
-        rows: usize,
-    );
-
-    /// Computes output pixels `first..first + pixels` of a grouped convolution with narrow
-    /// groups (see [`crate::conv::grouped::run`]).
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set; `g`'s pointers cover what
-    /// [`crate::conv::grouped::run`] needs, a group's outputs fit in 4 of the kernel's vectors
-    /// ([`Microkernel::NARROW`] lanes each), and nothing else writes those pixels meanwhile.
-    unsafe fn grouped(g: &crate::conv::grouped::Geom, first: usize, pixels: usize);
-
-    /// Computes output rows `rows` of a pool (see [`crate::pool::rows`]).
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set; `g` was checked against the images at
-    /// `x` and `y`, which cover `rows`, and nothing else writes those rows during the call.
-    unsafe fn pool_rows(g: &crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>);
-
-    /// Normalises rows `rows` of `len` values (see [`crate::rows::rows`]).
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set; the call was checked and `x`, `y` hold
-    /// `rows.end · len` values; nothing else writes those rows during the call.
-    unsafe fn norm_rows(
-        norm: &crate::rows::RowNorm<'_>,
-        x: *const f32,
-        y: *mut f32,
-        len: usize,
-        rows: std::ops::Range<usize>,
-    );
-
-    /// Applies `act` to every element of `data` in place.
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set.
-    unsafe fn activate(act: Activation, data: &mut [f32]);
-
-    /// Applies `f` to every element of `data` in place.
-    ///
-    /// # Safety
-    /// The CPU supports the kernel's instruction set.
-    unsafe fn unary(f: crate::Unary, data: &mut [f32]);
-
     /// Runs `iterations` rounds of independent FMA chains and returns a value that depends on
     /// all of them (so the work cannot be elided).
     ///
@@ -243,8 +181,9 @@ pub(crate) trait Microkernel: Send + Sync + 'static {
 /// number of independent chains its FMA peak probe needs, the `#[target_feature]` list that
 /// the vector type's intrinsics need, the set's second tile (`wide = Self` for none) and,
 /// optionally, [`Microkernel::A_IN_PLACE_UP_TO_L2`].
+/// Name a kernel by its instruction set, element type and geometry (`Avx2F32_6x16`).
 macro_rules! microkernel {
-    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty $(, a_in_place_up_to_l2 = $aip:expr)? $(, registers = $regs:expr)?) => {
+    ($(#[$meta:meta])* $name:ident, $vec:ty, mr = $mr:expr, nv = $nv:expr, peak_chains = $chains:expr $(, features = $features:literal)?, wide = $wide:ty $(, a_in_place_up_to_l2 = $aip:expr)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $name;
@@ -337,82 +276,6 @@ macro_rules! microkernel {
             }
 
             $(#[target_feature(enable = $features)])?
-            unsafe fn depthwise_rows_impl(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
-                // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract.
-                unsafe { $crate::conv::depthwise::rows::<$vec>(g, r) }
-            }
-
-            // The banded 3×3 kernel in functions of its own, one per pair of strides: in one
-            // function with the row-by-row kernel, LLVM allocated that one's registers worse
-            // (figures: docs/perf-log/2026-11-28-design-figures.md).
-            $(#[target_feature(enable = $features)])?
-            unsafe fn depthwise_band_impl<const SH: usize, const SW: usize>(
-                g: &$crate::conv::depthwise::DwGeom,
-                r: &$crate::conv::depthwise::DwRow,
-            ) {
-                // SAFETY: forwarded from `Microkernel::depthwise_rows`'s contract, for a
-                // convolution `depthwise::banded` accepted with strides [SH, SW].
-                unsafe { $crate::conv::depthwise::band::<$vec, SH, SW>(g, r) }
-            }
-
-            $(#[target_feature(enable = $features)])?
-            unsafe fn winograd_impl(
-                g: &$crate::conv::winograd::Geom, stage: &$crate::conv::winograd::Stage, first: usize, rows: usize,
-            ) {
-                // SAFETY: forwarded from `Microkernel::winograd`'s contract.
-                unsafe { $crate::conv::winograd::run::<$vec>(g, stage, first, rows) }
-            }
-
-            $(#[target_feature(enable = $features)])?
-            unsafe fn grouped_impl(g: &$crate::conv::grouped::Geom, first: usize, pixels: usize) {
-                // The vector registers the tiles may use: the vector type's, unless the set
-                // says it has more (AVX-512's 32 of 256-bit ones).
-                const REGS: usize = <$vec as $crate::simd::SimdF32>::REGISTERS $(* 0 + $regs)?;
-                // SAFETY: forwarded from `Microkernel::grouped`'s contract.
-                unsafe { $crate::conv::grouped::run::<$vec, REGS>(g, first, pixels) }
-            }
-
-            $(#[target_feature(enable = $features)])?
-            unsafe fn pool_rows_impl(
-                g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,
-            ) {
-                // SAFETY: forwarded from `Microkernel::pool_rows`'s contract.
-                unsafe { $crate::pool::rows::<$vec>(g, x, y, rows) }
-            }
-
-            $(#[target_feature(enable = $features)])?
-            unsafe fn norm_rows_impl(
-                norm: &$crate::rows::RowNorm<'_>, x: *const f32, y: *mut f32, len: usize, rows: std::ops::Range<usize>,
-            ) {
-                // SAFETY: forwarded from `Microkernel::norm_rows`'s contract.
-                unsafe { $crate::rows::rows::<$vec>(norm, x, y, len, rows) }
-            }
-
-            $(#[target_feature(enable = $features)])?
-            unsafe fn activate_impl(act: $crate::Activation, data: &mut [f32]) {
-                // SAFETY: forwarded from `Microkernel::activate`'s contract.
-                unsafe { act.apply_slice::<$vec>(data) }
-            }
-
-            $(#[target_feature(enable = $features)])?
-            unsafe fn unary_impl(f: $crate::Unary, data: &mut [f32]) {
-                // One loop per function, so each inlines into this `#[target_feature]` body.
-                macro_rules! sweep {
-                    ($f:expr) => {
-                        // Forwarded from `Microkernel::unary`'s contract.
-                        $crate::math::map_slice!($vec, data, |v| $f.apply(v))
-                    };
-                }
-                match f {
-                    $crate::Unary::Exp => sweep!($crate::Unary::Exp),
-                    $crate::Unary::Log => sweep!($crate::Unary::Log),
-                    $crate::Unary::Tanh => sweep!($crate::Unary::Tanh),
-                    $crate::Unary::Erf => sweep!($crate::Unary::Erf),
-                    $crate::Unary::Sigmoid => sweep!($crate::Unary::Sigmoid),
-                }
-            }
-
-            $(#[target_feature(enable = $features)])?
             unsafe fn fma_loop_impl(iterations: usize) -> f32 {
                 // SAFETY: forwarded from `Microkernel::fma_loop`'s contract.
                 unsafe { $crate::gemm::tile::fma_loop::<$vec, $chains>(iterations) }
@@ -494,55 +357,6 @@ macro_rules! microkernel {
             #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression
             fn pack_a<A: $crate::gemm::ASource>(a: &A, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
                 a.pack::<{ $mr }>(i0, mc, p0, kc, dst)
-            }
-
-            unsafe fn depthwise_rows(g: &$crate::conv::depthwise::DwGeom, r: &$crate::conv::depthwise::DwRow) {
-                // SAFETY: forwarded from this method's contract; the banded kernel only for
-                // the convolutions `banded` accepts, at their strides.
-                unsafe {
-                    match $crate::conv::depthwise::banded::<$vec>(g) {
-                        Some([1, 1]) => Self::depthwise_band_impl::<1, 1>(g, r),
-                        Some([2, 1]) => Self::depthwise_band_impl::<2, 1>(g, r),
-                        Some([2, 2]) => Self::depthwise_band_impl::<2, 2>(g, r),
-                        Some(_) => Self::depthwise_band_impl::<1, 2>(g, r),
-                        None => Self::depthwise_rows_impl(g, r),
-                    }
-                }
-            }
-
-            unsafe fn activate(act: $crate::Activation, data: &mut [f32]) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::activate_impl(act, data) }
-            }
-
-            unsafe fn norm_rows(
-                norm: &$crate::rows::RowNorm<'_>, x: *const f32, y: *mut f32, len: usize, rows: std::ops::Range<usize>,
-            ) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::norm_rows_impl(norm, x, y, len, rows) }
-            }
-            unsafe fn grouped(g: &$crate::conv::grouped::Geom, first: usize, pixels: usize) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::grouped_impl(g, first, pixels) }
-            }
-
-            unsafe fn pool_rows(
-                g: &$crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>,
-            ) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::pool_rows_impl(g, x, y, rows) }
-            }
-
-            unsafe fn winograd(
-                g: &$crate::conv::winograd::Geom, stage: &$crate::conv::winograd::Stage, first: usize, rows: usize,
-            ) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::winograd_impl(g, stage, first, rows) }
-            }
-
-            unsafe fn unary(f: $crate::Unary, data: &mut [f32]) {
-                // SAFETY: forwarded from this method's contract.
-                unsafe { Self::unary_impl(f, data) }
             }
 
             unsafe fn fma_loop(iterations: usize) -> f32 {

@@ -5,5 +5,5 @@ use crate::simd::Lanes;
 
 microkernel!(
     /// Portable 4×8 microkernel.
-    ScalarKernel, Lanes<8>, mr = { crate::SCALAR_TILE.0 }, nv = { crate::SCALAR_TILE.1 / 8 }, peak_chains = 6, wide = Self
+    ScalarF32_4x8, Lanes<8>, mr = { crate::SCALAR_TILE.0 }, nv = { crate::SCALAR_TILE.1 / 8 }, peak_chains = 6, wide = Self
 );

@@ -5,5 +5,9 @@
 //! `unsafe` instruction-set assumption.
 
 mod gemm;
+mod vector;
 
-pub(crate) use gemm::ScalarKernel;
+pub(crate) use gemm::ScalarF32_4x8;
+// The CUDA set runs its host-side row kernels on the portable vectors.
+#[cfg(feature = "cuda")]
+pub(crate) use vector::ScalarVector;

@@ -11,5 +11,5 @@ pub(crate) const NV: usize = crate::NEON_TILE.1 / 4;
 
 microkernel!(
     /// NEON 8×12 microkernel.
-    NeonKernel, Neon, mr = MR, nv = NV, peak_chains = 16, features = "neon", wide = Self
+    NeonF32_8x12, Neon, mr = MR, nv = NV, peak_chains = 16, features = "neon", wide = Self
 );

@@ -2,8 +2,9 @@
 
 mod gemm;
 mod simd;
+mod vector;
 
-pub(crate) use gemm::NeonKernel;
+pub(crate) use gemm::NeonF32_8x12;
 
 /// Whether this CPU can run the set. Advanced SIMD is mandatory in ARMv8-A, so this is a
 /// formality kept for symmetry with the x86 sets (and for kernels built without it).

@@ -17,12 +17,12 @@ const WIDE_NV: usize = crate::AVX2_WIDE_TILE.1 / 8;
 
 microkernel!(
     /// AVX2+FMA 6×16 microkernel.
-    Avx2Kernel, Avx2, mr = MR, nv = NV, peak_chains = 12, features = "avx2,fma", wide = Avx2Wide,
+    Avx2F32_6x16, Avx2, mr = MR, nv = NV, peak_chains = 12, features = "avx2,fma", wide = Avx2F32_3x24,
     a_in_place_up_to_l2 = true
 );
 
 microkernel!(
     /// AVX2+FMA 3×24 microkernel (the set's wide tile).
-    Avx2Wide, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma", wide = Self,
+    Avx2F32_3x24, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma", wide = Self,
     a_in_place_up_to_l2 = true
 );

@@ -3,8 +3,9 @@
 
 mod gemm;
 pub(super) mod simd;
+mod vector;
 
-pub(crate) use gemm::Avx2Kernel;
+pub(crate) use gemm::Avx2F32_6x16;
 
 /// Whether this CPU can run the set (AVX2 and FMA present, OS saves ymm state).
 pub(crate) fn detected() -> bool {

@@ -19,12 +19,12 @@ const WIDE_NV: usize = crate::AVX512_WIDE_TILE.1 / 8;
 
 microkernel!(
     /// AVX-512F 12×32 microkernel.
-    Avx512Kernel, Avx512, mr = MR, nv = NV, peak_chains = 12, features = "avx512f", wide = Avx512Wide,
+    Avx512F32_12x32, Avx512, mr = MR, nv = NV, peak_chains = 12, features = "avx512f", wide = Avx512F32_6x24,
     a_in_place_up_to_l2 = true
 );
 
 microkernel!(
     /// AVX-512 6×24 microkernel on 256-bit vectors (the set's wide tile).
-    Avx512Wide, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma,avx512f,avx512vl", wide = Self,
-    a_in_place_up_to_l2 = true, registers = 32
+    Avx512F32_6x24, Avx2, mr = WIDE_MR, nv = WIDE_NV, peak_chains = 12, features = "avx2,fma,avx512f,avx512vl", wide = Self,
+    a_in_place_up_to_l2 = true
 );

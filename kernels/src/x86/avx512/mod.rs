@@ -3,8 +3,9 @@
 
 mod gemm;
 mod simd;
+mod vector;
 
-pub(crate) use gemm::Avx512Kernel;
+pub(crate) use gemm::Avx512F32_12x32;
 
 /// Whether this CPU can run the set (AVX-512F and VL, and the AVX2 and FMA its wide tile's
 /// 256-bit instructions need, present and enabled by the OS).
