@@ -3,11 +3,12 @@
 # integration, bench (test mode) and doc tests of every crate on this machine (S3 storage
 # against a real S3 server on loopback, built by ci/setup-s3.sh; the job store on SQLite and on
 # a real PostgreSQL on loopback, started by ci/setup-postgres.sh; CUDA code included: compiled
-# for every gpu-code with NVRTC, its device suites reported as skipped), the host parity
-# report, the edge agent driven by a generated Python client (ci/test-agent.sh), then the ARM64
-# suites under qemu-aarch64 (ci/test-arm64.sh, which installs its
-# toolchain from Debian packages). Kernel sets a CPU cannot run are reported as ignored with
-# "skipped: <why>", never as passed. Parity reports (JSON + JUnit) land in target/reports/.
+# for every gpu-code with NVRTC, its device suites reported as skipped), the host parity report,
+# the edge agent driven by a generated Python client (ci/test-agent.sh), then the ARM64 suites
+# under qemu-aarch64 (ci/test-arm64.sh, which installs its toolchain from Debian packages),
+# edgepack-hil against boards behind sshd on loopback (ci/test-hil.sh) and the Jetson device
+# bundle's build (ci/test-device-build.sh). Kernel sets a CPU cannot run are reported as ignored
+# with "skipped: <why>", never as passed. Parity reports (JSON + JUnit) land in target/reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Stage headers carry the wall clock and the seconds since this script started.
@@ -82,6 +83,8 @@ target/debug/kernel-report --parity-only --label host \
 bash ci/test-arm64.sh 2>&1 | tee -a target/test.log
 stage "hardware in the loop: edgepack-hil through sshd on loopback (two emulated boards, seven faults)"
 bash ci/test-hil.sh 2>&1 | tee -a target/test.log
+stage "device builds: the Jetson bundle (aarch64 + CUDA, dynamic, glibc <= 2.31) builds and starts under qemu"
+bash ci/test-device-build.sh 2>&1 | tee -a target/test.log
 if grep -q "ignored, skipped:" target/test.log; then
     echo
     echo "== SKIPPED (not counted as passed):"

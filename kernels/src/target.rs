@@ -206,8 +206,11 @@ fn target_err(msg: impl Into<String>) -> KernelError {
 }
 
 impl Target {
-    /// A `TargetDevice` (`jetson_xavier`: Carmel ARM64 CPU + Volta GPU, sm_72, JetPack 4.6
-    /// with TensorRT 8.2.1 and CUDA 10.2).
+    /// A `TargetDevice` (`jetson_xavier`: Carmel ARM64 CPU + Volta GPU, sm_72). Its
+    /// `trt-ver`/`cuda-ver` are the original service's tested configuration (JetPack 4.6:
+    /// TensorRT 8.2.1, CUDA 10.2) and stay as the API names them; edgepack's CUDA build needs
+    /// CUDA 11.4 or newer (cudarc's oldest API level), so on a Xavier it runs on JetPack 5.1
+    /// (docs/hil.md: supported JetPack versions).
     pub fn device(name: &str) -> Result<Target> {
         match name {
             "jetson_xavier" => Ok(Target {

@@ -22,9 +22,16 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// The bundle for `target` under `root` (`root/x86_64` or `root/aarch64`).
+    /// The bundle for `target` under `root`: `root/x86_64` or `root/aarch64` for a CPU
+    /// target, `root/aarch64-cuda` (the CUDA build, ci/build-device.sh's Jetson bundle) for
+    /// an NVIDIA one.
     pub fn for_target(root: &Path, target: &Target) -> Bundle {
-        Bundle { dir: root.join(arch_name(target.arch)) }
+        let arch = arch_name(target.arch);
+        let name = match target.accelerator {
+            Accelerator::Nvidia(_) => format!("{arch}-cuda"),
+            Accelerator::Cpu => arch.to_string(),
+        };
+        Bundle { dir: root.join(name) }
     }
 
     fn file(&self, name: &str) -> PathBuf {
@@ -374,4 +381,20 @@ fn bench_summary(doc: &Value) -> Value {
     let rows = doc["Rows"].as_array().cloned().unwrap_or_default();
     let p50 = |mode: &str| rows.iter().find(|r| r["Mode"] == mode && r["Clients"] == 1).map(|r| r["P50Ms"].clone());
     json!({ "in_process_p50_ms": p50("in-process"), "agent_p50_ms": p50("agent") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_nvidia_board_gets_the_cuda_bundle_of_its_architecture() {
+        let root = Path::new("bundles");
+        let jetson = Target::device("jetson_xavier").expect("a device");
+        assert_eq!(Bundle::for_target(root, &jetson).dir, root.join("aarch64-cuda"));
+        let neon = Target::platform("LINUX", "ARM64", None, None).expect("a platform");
+        assert_eq!(Bundle::for_target(root, &neon).dir, root.join("aarch64"));
+        let avx2 = Target::platform("LINUX", "X86_64", None, Some(r#"{"mcpu": "core-avx2"}"#)).expect("a platform");
+        assert_eq!(Bundle::for_target(root, &avx2).dir, root.join("x86_64"));
+    }
 }
