@@ -205,8 +205,8 @@ fn summary(t: &Tensor) -> String {
 
 fn describe(l: &Loaded, threads: usize) {
     let p = &l.plan;
-    // (A malformed knob never gets here: the kernel set was refused.)
-    let tuning = kernels::Tuning::host().map_or_else(|e| e.to_string(), ToString::to_string);
+    // What the plan was built under (a malformed knob never gets here: the set was refused).
+    let tuning = if p.tuning.is_empty() { "defaults".to_string() } else { p.tuning.join(" ") };
     println!(
         "model {}  kernel set {}  threads {threads}  {:.2} GFLOP  {} steps  activations {:.1} MiB  weights {:.1} MiB  prepared in {:.0} ms  tuning {tuning}",
         l.name,

@@ -117,6 +117,8 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
         convs: b.convs,
         gemms: b.gemms,
         flops: b.flops,
+        // A malformed knob refused the set before any plan was built.
+        tuning: kernels::Tuning::host().map(kernels::Tuning::overrides).unwrap_or_default(),
     };
     resize_to_planes(&mut plan);
     memory::assign(&mut plan);

@@ -23,6 +23,9 @@ struct Header {
     consts: usize,
     convs: usize,
     gemms: usize,
+    /// Absent from files written before plans recorded it: read as the defaults.
+    #[serde(default)]
+    tuning: Vec<String>,
 }
 
 fn blob(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -43,6 +46,7 @@ pub(crate) fn write(plan: &Plan) -> Vec<u8> {
         consts: plan.consts.len(),
         convs: plan.convs.len(),
         gemms: plan.gemms.len(),
+        tuning: plan.tuning.clone(),
     };
     let json = serde_json::to_vec(&header).expect("plan headers serialize");
     let mut out = Vec::new();
@@ -134,6 +138,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Plan> {
         convs,
         gemms,
         flops: h.flops,
+        tuning: h.tuning,
     };
     check(&plan)?;
     Ok(plan)

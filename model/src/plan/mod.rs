@@ -394,6 +394,10 @@ pub struct Plan {
     pub gemms: Vec<PackedB>,
     /// FLOPs of one run (2 per multiply-add of convolutions and GEMMs).
     pub flops: u64,
+    /// The tuning knobs in force when it was built, as `kernels::Tuning::overrides` gives
+    /// them (`EDGEPACK_BLOCKING=kc,mc,nc`, …); empty for the defaults. Recorded in the plan
+    /// file, so a plan says which blocking its packed weights and steps were made for.
+    pub tuning: Vec<String>,
 }
 
 impl Plan {
