@@ -46,31 +46,31 @@ done
 # The glibc the CUDA bundle links against (JetPack 5.x).
 jetson_glibc=2.31
 
-# Test executables of a `cargo test --no-run --message-format=json` on stdin: "name path".
-test_executables() {
+# The kernel report and the test executables of a `cargo test --no-run --message-format=json`
+# on stdin, as "name path" (integration tests make cargo build the package's binaries too).
+executables() {
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        print(m["target"]["name"], m["executable"])'
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    kind, name = m["target"]["kind"], m["target"]["name"]
+    if kind == ["test"] or (kind == ["bin"] and name == "kernel-report"):
+        print(name, m["executable"])'
 }
 
-# build BUNDLE TRIPLE FEATURES CARGO BUILD-SUBCOMMAND: kernel-report and the kernel test
-# suites into the bundle's folder (the toolchain and linker differ by bundle; cargo-zigbuild's
-# build subcommand is `zigbuild`, and a triple it is given ends in the glibc version).
+# build BUNDLE TRIPLE FEATURES CARGO...: kernel-report and the kernel test suites into the
+# bundle's folder, from one `CARGO... test --no-run` (the toolchain and linker differ by
+# bundle; a triple cargo-zigbuild is given ends in the glibc version).
 build() {
-    local out=$1 triple=$2 features=$3 cargo=$4 build=$5
-    local tests=(--test kernel_sets)
+    local out=$1 triple=$2 features=$3
+    shift 3
+    local tests=(--test kernel_sets --test math)
     [ -n "$features" ] && tests+=(--test cuda_f16)
-    "$cargo" "$build" --locked --quiet --target "$triple" --profile "$profile" -p edgepack-harness \
-        ${features:+--features "$features"} --bin kernel-report >&2
-    cp "$CARGO_TARGET_DIR/${triple%%.[0-9]*}/$profile/kernel-report" "$out/"
-    "$cargo" test --locked --quiet --no-run --message-format=json --target "$triple" --profile "$profile" \
-        -p edgepack-harness ${features:+--features "$features"} "${tests[@]}" 2>/dev/null | test_executables |
-        while read -r name exe; do cp "$exe" "$out/$name"; done
-    "$cargo" test --locked --quiet --no-run --message-format=json --target "$triple" --profile "$profile" \
-        -p edgepack-kernels --test math 2>/dev/null | test_executables |
-        while read -r name exe; do cp "$exe" "$out/$name"; done
+    "$@" test --locked --quiet --no-run --message-format=json --target "$triple" --profile "$profile" \
+        -p edgepack-harness -p edgepack-kernels ${features:+--features "edgepack-harness/$features"} "${tests[@]}" |
+        executables | while read -r name exe; do cp "$exe" "$out/$name"; done
+    [ -x "$out/kernel-report" ] || { echo "ci/build-device.sh: no kernel-report was built for $triple" >&2; exit 1; }
 }
 
 # The highest GLIBC_x.y symbol version a dynamic ELF needs.
@@ -85,21 +85,23 @@ for bundle in "${bundles[@]}"; do
         x86_64)
             # --target keeps +crt-static off the build scripts and proc macros (host-only code).
             CARGO_TARGET_DIR=target/device-build CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-                build "$out" x86_64-unknown-linux-gnu "" cargo build
+                build "$out" x86_64-unknown-linux-gnu "" cargo
             agent_arch=x86_64 link="static" ;;
         aarch64)
             bash ci/setup-arm64.sh >&2
             # .cargo/config.toml: the cross linker and +crt-static for this triple.
-            CARGO_TARGET_DIR=target/device-build RUSTC=/usr/bin/rustc build "$out" aarch64-unknown-linux-gnu "" /usr/bin/cargo build
+            CARGO_TARGET_DIR=target/device-build RUSTC=/usr/bin/rustc build "$out" aarch64-unknown-linux-gnu "" /usr/bin/cargo
             agent_arch=aarch64 link="static" ;;
         aarch64-cuda)
             bash ci/setup-arm64.sh >&2
             zig_bin=$(bash ci/setup-zig.sh)
-            # Zig links (its own glibc stubs at $jetson_glibc); RUSTFLAGS replaces .cargo/config.toml's +crt-static (a target's rustflags from the environment would be appended to it); Debian's rustc has
-            # the aarch64 standard library, and cargo-zigbuild runs the `cargo` it finds first.
+            # Zig links (its own glibc stubs at $jetson_glibc); RUSTFLAGS replaces .cargo/config.toml's
+            # +crt-static (a target's rustflags from the environment would be appended to it);
+            # Debian's rustc has the aarch64 standard library, and cargo-zigbuild runs the
+            # `cargo` it finds first.
             PATH=$zig_bin:/usr/bin:$PATH CARGO_TARGET_DIR=target/device-build-cuda RUSTC=/usr/bin/rustc \
                 RUSTFLAGS="-C target-feature=-crt-static" \
-                build "$out" "aarch64-unknown-linux-gnu.$jetson_glibc" cuda "$zig_bin/cargo-zigbuild" zigbuild
+                build "$out" "aarch64-unknown-linux-gnu.$jetson_glibc" cuda "$zig_bin/cargo-zigbuild"
             agent_arch=aarch64 link="dynamic, glibc >= $jetson_glibc" ;;
     esac
     # The agent is the same static binary on a CPU or a CUDA board of one architecture.
@@ -125,8 +127,9 @@ for bundle in "${bundles[@]}"; do
             [ "$arch" = "$agent_arch" ] || { echo "ci/build-device.sh: $f is $arch in the $bundle bundle" >&2; exit 1; }
             if [[ $desc == *"dynamically linked"* ]]; then
                 need=$(glibc_needed "$f")
-                if [ "$bundle" != aarch64-cuda ] && [ "$(basename "$f")" != edgepack-agent ]; then
-                    echo "ci/build-device.sh: $f is dynamically linked in a static bundle" >&2; exit 1
+                # Only the CUDA bundle's own binaries may be dynamic; the agent is static everywhere.
+                if [ "$bundle" != aarch64-cuda ] || [ "$(basename "$f")" = edgepack-agent ]; then
+                    echo "ci/build-device.sh: $f is dynamically linked" >&2; exit 1
                 fi
                 if [ "$(printf '%s\n%s\n' "$need" "$jetson_glibc" | sort -V | tail -1)" != "$jetson_glibc" ]; then
                     echo "ci/build-device.sh: $f needs GLIBC_$need, newer than JetPack 5's $jetson_glibc" >&2; exit 1

@@ -23,7 +23,7 @@
 //! The polynomials were fitted (weighted least squares refined toward minimax, in 40-digit
 //! arithmetic) for this file, `exp_neg`'s (the sigmoid family's) by Lawson's reweighted least
 //! squares in float64 on 20,000 Chebyshev points with its first two coefficients fixed at 1,
-//! `erfc_whole`'s (GELU's) the same way on 4,000 points, against `erfc(t)·e^{t²}/z` in float64;
+//! `erfc`'s (erf's and GELU's) the same way on 4,000 points against `erfc(t)·e^{t²}/z`;
 //! `exp` and `log` use Cody–Waite range reduction with the classic split of ln 2 into an
 //! exactly multipliable head and a tail.
 
@@ -237,28 +237,32 @@ unsafe fn erf_small<V: SimdF32>(a: V) -> V {
     }
 }
 
-/// `erfc(t)` for `t ∈ [ERF_SPLIT, 6]` (callers clamp at 6: erfc 6 ≈ 2e-17 is below every
-/// caller's resolution): `e^{-t²} · z · Q(z)`, `z = 1/(1 + t/2)`. The caller passes `t²` as
-/// a head and the tail an FMA recovers, so `e^{-t²}` keeps its accuracy.
+/// `erfc(t)` for `t ∈ [0, 6]` (callers clamp at 6: erfc 6 ≈ 2e-17 is below every caller's
+/// resolution), by one formula over the whole interval: `e^{-t²} · z · Q(z)`,
+/// `z = 1/(1 + t/2) ∈ [¼, 1]`, `Q` of degree 9 in `z − 0.625` (relative error 4e-9). The
+/// caller passes `t²` as a head and the tail an FMA recovers, so `e^{-t²}` keeps its accuracy.
 #[inline(always)]
-unsafe fn erfc_big<V: SimdF32>(t: V, sq_hi: V, sq_lo: V) -> V {
+unsafe fn erfc<V: SimdF32>(t: V, sq_hi: V, sq_lo: V) -> V {
     // SAFETY: the caller guarantees V's features are available.
     unsafe {
         let z = V::splat(1.0).div(t.mul_add(V::splat(0.5), V::splat(1.0)));
         let q = horner(
-            z,
+            z.add(V::splat(-0.625)),
             [
-                7.004_154_5e-2,
-                -1.522_254_2e-1,
-                -1.587_797_5e-2,
-                1.321_606e-1,
-                1.485_135e-1,
-                2.545_260_2e-1,
-                2.810_124_8e-1,
-                2.821_569e-1,
+                0.027_857_02,
+                -0.051_995_877,
+                -0.019_600_747,
+                0.109_773_114,
+                -0.021_174_708,
+                -0.211_435_54,
+                0.047_711_812,
+                0.595_836_8,
+                0.832_277_83,
+                0.605_659_84,
             ],
         );
-        let e = exp(sq_hi.mul(V::splat(-1.0)));
+        // e^{-(hi + lo)} = e^{-hi} · (1 − lo), |lo| ≤ ½ ulp of hi.
+        let e = exp_neg(sq_hi);
         e.mul_add(sq_lo.mul(V::splat(-1.0)), e).mul(z).mul(q)
     }
 }
@@ -291,7 +295,7 @@ pub(crate) unsafe fn erf<V: SimdF32>(x: V) -> V {
         let a = x.abs();
         let t = V::splat(6.0).min(a);
         let (hi, lo) = square(t);
-        let big = V::splat(1.0).add(erfc_big(t, hi, lo).mul(V::splat(-1.0)));
+        let big = V::splat(1.0).add(erfc(t, hi, lo).mul(V::splat(-1.0)));
         a.select_lt(V::splat(ERF_SPLIT), erf_small(a), big).copysign(x)
     }
 }
@@ -302,35 +306,6 @@ pub(crate) unsafe fn erf<V: SimdF32>(x: V) -> V {
 unsafe fn negative_tail<V: SimdF32>(x: V, lo: f32, y: V) -> V {
     // SAFETY: the caller guarantees V's features are available.
     unsafe { x.select_lt(V::splat(lo), V::splat(-0.0), y) }
-}
-
-/// `erfc(t)` for `t ∈ [0, 6]`, by one formula over the whole interval: `e^{-t²} · z · Q(z)`,
-/// `z = 1/(1 + t/2) ∈ [¼, 1]`, `Q` of degree 9 in `z − 0.625` (relative error 4e-9). The
-/// caller passes `t²` as a head and its tail, as to [`erfc_big`].
-#[inline(always)]
-unsafe fn erfc_whole<V: SimdF32>(t: V, sq_hi: V, sq_lo: V) -> V {
-    // SAFETY: the caller guarantees V's features are available.
-    unsafe {
-        let z = V::splat(1.0).div(t.mul_add(V::splat(0.5), V::splat(1.0)));
-        let q = horner(
-            z.add(V::splat(-0.625)),
-            [
-                0.027_857_02,
-                -0.051_995_877,
-                -0.019_600_747,
-                0.109_773_114,
-                -0.021_174_708,
-                -0.211_435_54,
-                0.047_711_812,
-                0.595_836_8,
-                0.832_277_83,
-                0.605_659_84,
-            ],
-        );
-        // e^{-(hi + lo)} = e^{-hi} · (1 − lo), |lo| ≤ ½ ulp of hi.
-        let e = exp_neg(sq_hi);
-        e.mul_add(sq_lo.mul(V::splat(-1.0)), e).mul(z).mul(q)
-    }
 }
 
 /// Lane-wise GELU, `x·Φ(x)`, `Φ(x) = erfc(−x/√2)/2`: with `c = erfc(|x|/√2)` from one
@@ -347,7 +322,7 @@ pub(crate) unsafe fn gelu<V: SimdF32>(x: V) -> V {
         let xc = V::splat(6.0 * std::f32::consts::SQRT_2).min(x.abs());
         let (hi, lo) = square(xc);
         let half = V::splat(0.5);
-        let c = erfc_whole(xc.mul(V::splat(std::f32::consts::FRAC_1_SQRT_2)), hi.mul(half), lo.mul(half));
+        let c = erfc(xc.mul(V::splat(std::f32::consts::FRAC_1_SQRT_2)), hi.mul(half), lo.mul(half));
         let half_c = c.mul(half);
         let phi = t.select_lt(V::splat(0.0), half_c, half_c.mul_add(V::splat(-1.0), V::splat(1.0)));
         negative_tail(t, -6.0, x.mul(phi))
