@@ -4,7 +4,7 @@
 
 use harness::suite::conv;
 use harness::suite::gemm as suite;
-use harness::suite::{pool, rows, winograd};
+use harness::suite::{expand, pool, rows, winograd};
 use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
 fn scalar() -> Box<dyn KernelSet> {
@@ -121,6 +121,24 @@ macro_rules! kernel_suite {
             $(#[$skip])?
             fn conv_bad_calls_are_errors() {
                 conv::bad_convs_are_errors(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn expand_random_fusions_match_two_convs() {
+                expand::random_fusions_match_two_convs(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn expand_wide_fusions_walk_bands() {
+                expand::wide_fusions_walk_bands(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn expand_bad_fusions_are_errors() {
+                expand::bad_fusions_are_errors(&*set());
             }
 
             #[test]

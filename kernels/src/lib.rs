@@ -266,6 +266,33 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
         par: Parallelism,
     ) -> Result<()>;
 
+    /// `output = depthwise(expand(input))` for `convs = [(expand, its epilogue), (depthwise,
+    /// its epilogue)]`: a pointwise `expand` (1×1, stride 1, unpadded, one group; its epilogue
+    /// without a residual) feeding a depthwise convolution, as in the inverted residual blocks
+    /// of mobile CNNs. The CPU sets never write the expanded tensor whole (see
+    /// `conv::expand`) and give results bitwise equal to the two [`KernelSet::conv2d`] calls,
+    /// which is what this default runs, through a temporary.
+    fn conv2d_expand_depthwise(
+        &self,
+        input: ImageRef<'_>,
+        convs: [(&PackedConv, &Epilogue<'_>); 2],
+        output: ImageMut<'_>,
+        par: Parallelism,
+    ) -> Result<()> {
+        let [(expand, expand_epilogue), (depthwise, epilogue)] = convs;
+        if expand_epilogue.residual.is_some() {
+            return Err(KernelError::Shape(
+                "the expansion of a fused expand-depthwise convolution takes no residual".into(),
+            ));
+        }
+        let [n, h, w, _] = input.dims();
+        let dims = [n, h, w, expand.params().c_out];
+        let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let mut mid = vec![0.0; len.ok_or_else(|| KernelError::Shape(format!("expanded tensor {dims:?} overflows")))?];
+        self.conv2d(input, expand, ImageMut::new(&mut mid, dims)?, expand_epilogue, par)?;
+        self.conv2d(ImageRef::new(&mid, dims)?, depthwise, output, epilogue, par)
+    }
+
     /// Applies `activation` to every element of `data` in place, with the same formulas as the
     /// epilogues (vectorized; the error bounds of the transcendental ones are in the crate's
     /// `math` module). Errors on invalid parameters.
@@ -383,6 +410,17 @@ impl<K: ConvKernel<Rows: VectorKernels>> KernelSet for CpuSet<K> {
     ) -> Result<()> {
         let blocking = [self.info.blocking, self.wide_blocking];
         conv::driver::conv2d::<K>(self.info.name, &blocking, input, weights, output, epilogue, par)
+    }
+
+    fn conv2d_expand_depthwise(
+        &self,
+        input: ImageRef<'_>,
+        convs: [(&PackedConv, &Epilogue<'_>); 2],
+        output: ImageMut<'_>,
+        par: Parallelism,
+    ) -> Result<()> {
+        let blocking = [self.info.blocking, self.wide_blocking];
+        conv::expand::expand_depthwise::<K>(self.info.name, &blocking, input, convs, output, par)
     }
 
     fn activate(&self, activation: Activation, data: &mut [f32]) -> Result<()> {

@@ -53,6 +53,33 @@ pub(crate) struct DwGeom {
     pub streamed: bool,
 }
 
+impl DwGeom {
+    /// The geometry of depthwise convolution `p` on `[h, w]` input maps with `ow` output
+    /// columns, applying `activation` last.
+    pub(crate) fn new(
+        p: &crate::conv::ConvParams,
+        [h, w]: [usize; 2],
+        ow: usize,
+        activation: Activation,
+        streamed: bool,
+    ) -> Self {
+        DwGeom {
+            h,
+            w,
+            c_in: p.c_in,
+            mult: p.c_out_per_group(),
+            c_out: p.c_out,
+            kernel: p.kernel,
+            stride: p.strides,
+            dilation: p.dilations,
+            pad: [p.pads[0], p.pads[1]],
+            ow,
+            activation,
+            streamed,
+        }
+    }
+}
+
 /// Pointers for a band of consecutive output rows of one image.
 #[derive(Clone, Copy)]
 pub(crate) struct DwRow {

@@ -47,12 +47,9 @@ pub(crate) fn conv2d<K: ConvKernel>(
     epi: &Epilogue<'_>,
     par: Parallelism,
 ) -> Result<()> {
-    let [n, oh, ow] = check_call(kernel_name, &input, weights, &output, epi)?;
+    let [n, oh, ow] = check_call(kernel_name, input.dims(), weights, output.dims(), epi)?;
     match weights.body() {
-        Body::Gemm(parts) => parts.iter().try_for_each(|b| match b.nr() == K::Wide::NR {
-            true => check_packed::<K::Wide>(kernel_name, b),
-            false => check_packed::<K>(kernel_name, b),
-        })?,
+        Body::Gemm(parts) => check_parts::<K>(kernel_name, parts)?,
         Body::Winograd(parts) => parts.iter().try_for_each(|b| check_packed::<K>(kernel_name, b))?,
         Body::Grouped(_) => {
             let cg = weights.params().c_out_per_group();
@@ -86,14 +83,22 @@ pub(crate) fn conv2d<K: ConvKernel>(
     Ok(())
 }
 
+/// Checks that GEMM parts were packed for `K` or its wide tile.
+pub(super) fn check_parts<K: Microkernel>(kernel_name: &str, parts: &[PackedB]) -> Result<()> {
+    parts.iter().try_for_each(|b| match b.nr() == K::Wide::NR {
+        true => check_packed::<K::Wide>(kernel_name, b),
+        false => check_packed::<K>(kernel_name, b),
+    })
+}
+
 /// Checks a convolution call that every kernel set must refuse alike: weights packed for
 /// `kernel_name`, input channels, output dims (NHWC), a per-channel bias and an NHWC residual.
 /// Returns `[n, oh, ow]`.
 pub(crate) fn check_call(
     kernel_name: &str,
-    input: &ImageRef<'_>,
+    input: [usize; 4],
     weights: &PackedConv,
-    output: &ImageMut<'_>,
+    output: [usize; 4],
     epi: &Epilogue<'_>,
 ) -> Result<[usize; 3]> {
     let p = *weights.params();
@@ -103,15 +108,14 @@ pub(crate) fn check_call(
             weights.kernel()
         )));
     }
-    let [n, h, w, c] = input.dims();
+    let [n, h, w, c] = input;
     if c != p.c_in {
         return Err(KernelError::Shape(format!("convolution input has {c} channels, weights expect {}", p.c_in)));
     }
     let [oh, ow] = p.output_hw(h, w)?;
-    if output.dims() != [n, oh, ow, p.c_out] {
+    if output != [n, oh, ow, p.c_out] {
         return Err(KernelError::Shape(format!(
-            "convolution output is {:?}, expected {:?} (NHWC)",
-            output.dims(),
+            "convolution output is {output:?}, expected {:?} (NHWC)",
             [n, oh, ow, p.c_out]
         )));
     }
@@ -143,35 +147,6 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// `out = epilogue(a·b)` with the tile `b` was packed for: `K`'s, or the wide one's. K
-    /// passes hold whole multiples of `kc_unit` columns (see [`Blocking::for_depth`]); A's
-    /// column 0 multiplies row `b_k0` of `b`.
-    ///
-    /// # Safety
-    /// As [`run`]; `b` was checked against `K` and `K::Wide` (see [`conv2d`]).
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm<K: Microkernel, A: ASource>(
-        &self,
-        a: &A,
-        b: &PackedB,
-        out: RawOut,
-        epi: &Epilogue<'_>,
-        par: Parallelism,
-        kc_unit: usize,
-        b_k0: usize,
-    ) {
-        let wide = b.nr() != K::NR;
-        let blocking = &self.blocking[usize::from(wide)];
-        // SAFETY: forwarded from this function's contract.
-        unsafe {
-            if wide {
-                run::<K::Wide, A>(blocking, kc_unit, b_k0, a, BOperand::Packed(b), out, epi, par)
-            } else {
-                run::<K, A>(blocking, kc_unit, b_k0, a, BOperand::Packed(b), out, epi, par)
-            }
-        }
-    }
-
     /// The epilogue of output channels `j0..j0+cols` for output pixels `first + i·stride`,
     /// `i < rows`.
     fn window(&self, first: usize, rows: usize, stride: usize, j0: usize, cols: usize) -> Epilogue<'_> {
@@ -228,7 +203,7 @@ impl Run<'_> {
             unsafe {
                 if pointwise {
                     let a = MatRef::new(&self.input.data()[g * cg_in..], rows, cg_in, c, 1).expect("inside the input");
-                    self.gemm::<K, _>(&a, b, out, &epi, inner, 1, 0);
+                    packed_gemm::<K, _>(self.blocking, &a, b, out, &epi, inner, 1, 0);
                 } else if let Some(bands) = &bands {
                     // Per image and band of output rows, only the kernel rows that reach the
                     // image: taps `ky0·kw..ky1·kw`, one contiguous range of B's rows.
@@ -246,12 +221,21 @@ impl Run<'_> {
                                 ..im2col
                             };
                             let epi = self.window(first, m, 1, g * cg_out, cg_out);
-                            self.gemm::<K, _>(&a, b, out, &epi, inner, p.kernel[1] * cg_in, ky0 * p.kernel[1] * cg_in);
+                            packed_gemm::<K, _>(
+                                self.blocking,
+                                &a,
+                                b,
+                                out,
+                                &epi,
+                                inner,
+                                p.kernel[1] * cg_in,
+                                ky0 * p.kernel[1] * cg_in,
+                            );
                         }
                     }
                 } else {
                     // One kernel row's taps are one contiguous run of the input per output pixel.
-                    self.gemm::<K, _>(&im2col, b, out, &epi, inner, p.kernel[1] * cg_in, 0);
+                    packed_gemm::<K, _>(self.blocking, &im2col, b, out, &epi, inner, p.kernel[1] * cg_in, 0);
                 }
             }
         };
@@ -259,17 +243,6 @@ impl Run<'_> {
             true => threads::for_each(parts.len(), group),
             false => (0..parts.len()).for_each(group),
         }
-    }
-
-    /// The per-channel bias (null when there is none) and the residual with its pixel stride,
-    /// as raw pointers for the kernels that apply the epilogue themselves.
-    fn epilogue_ptrs(&self) -> (SharedConst, Option<(SharedConst, usize)>) {
-        let bias = match self.epi.bias {
-            Bias::PerCol(v) => v.as_ptr(),
-            _ => std::ptr::null(),
-        };
-        let residual = self.epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
-        (SharedConst(bias), residual)
     }
 
     /// # Safety
@@ -286,7 +259,7 @@ impl Run<'_> {
         let l2 = crate::CacheSizes::host().l2;
         let (block, per_thread) = winograd_blocks(tiles, c_in, c_out, K::MR, threads, l2);
         let (sv, sm) = (block * c_in, block * c_out);
-        let (bias, residual) = self.epilogue_ptrs();
+        let (bias, residual) = epilogue_ptrs(self.epi);
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
         // The three passes over a block's tiles `first..first + rows`, each split across the
         // threads when `split`: the input transform by tiles, the GEMMs by transform point, the
@@ -355,7 +328,7 @@ impl Run<'_> {
         let [n, h, w_in, c_in] = self.input.dims();
         let [_, oh, ow, c_out] = self.out.dims;
         let zeros = vec![0.0; c_in];
-        let (bias, residual) = self.epilogue_ptrs();
+        let (bias, residual) = epilogue_ptrs(self.epi);
         let g = grouped::Geom {
             input: self.input.data().as_ptr(),
             h,
@@ -401,21 +374,9 @@ impl Run<'_> {
         let p = &self.p;
         let [n, h, w, c] = self.input.dims();
         let [_, oh, ow, c_out] = self.out.dims;
-        let geom = DwGeom {
-            h,
-            w,
-            c_in: c,
-            mult: p.c_out_per_group(),
-            c_out,
-            kernel: p.kernel,
-            stride: p.strides,
-            dilation: p.dilations,
-            pad: [p.pads[0], p.pads[1]],
-            ow,
-            activation: self.epi.activation,
-            streamed: h * w * c * std::mem::size_of::<f32>() > crate::CacheSizes::host().l3 / 2,
-        };
-        let (bias, residual) = self.epilogue_ptrs();
+        let streamed = h * w * c * std::mem::size_of::<f32>() > crate::CacheSizes::host().l3 / 2;
+        let geom = DwGeom::new(p, [h, w], ow, self.epi.activation, streamed);
+        let (bias, residual) = epilogue_ptrs(self.epi);
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
         let bands = oh.div_ceil(BAND);
         let band = |idx: usize| {
@@ -497,11 +458,51 @@ impl Run<'_> {
             // SAFETY: the window (tw pixels sw apart, group g's channels) lies inside the
             // exclusive output, and no other item writes it (items differ in phase, group,
             // image or row); the part was packed for this phase and group.
-            unsafe { self.gemm::<K, _>(&a, &parts[pi * p.groups + g], out, &epi, Parallelism::Sequential, cg_in, 0) };
+            unsafe {
+                packed_gemm::<K, _>(
+                    self.blocking,
+                    &a,
+                    &parts[pi * p.groups + g],
+                    out,
+                    &epi,
+                    Parallelism::Sequential,
+                    cg_in,
+                    0,
+                )
+            };
         };
         match self.par {
             Parallelism::Threads => threads::for_each(items.len(), |i| item(&items[i])),
             _ => items.iter().for_each(item),
+        }
+    }
+}
+
+/// `out = epilogue(a·b)` with the tile `b` was packed for: `K`'s, or the wide one's
+/// (`blocking` holds both tiles' blocking). K passes hold whole multiples of `kc_unit`
+/// columns (see [`Blocking::for_depth`]); A's column 0 multiplies row `b_k0` of `b`.
+///
+/// # Safety
+/// As [`run`]; `b` was checked against `K` and `K::Wide` ([`check_parts`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn packed_gemm<K: Microkernel, A: ASource>(
+    blocking: &[Blocking; 2],
+    a: &A,
+    b: &PackedB,
+    out: RawOut,
+    epi: &Epilogue<'_>,
+    par: Parallelism,
+    kc_unit: usize,
+    b_k0: usize,
+) {
+    let wide = b.nr() != K::NR;
+    let blocking = &blocking[usize::from(wide)];
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        if wide {
+            run::<K::Wide, A>(blocking, kc_unit, b_k0, a, BOperand::Packed(b), out, epi, par)
+        } else {
+            run::<K, A>(blocking, kc_unit, b_k0, a, BOperand::Packed(b), out, epi, par)
         }
     }
 }
@@ -606,6 +607,17 @@ fn row_bands(p: &ConvParams, h: usize, oh: usize) -> Option<Vec<(std::ops::Range
     Some(bands)
 }
 
+/// The per-channel bias (null when there is none) and the residual with its pixel stride, as
+/// raw pointers for the kernels that apply the epilogue themselves.
+pub(super) fn epilogue_ptrs(epi: &Epilogue<'_>) -> (SharedConst, Option<(SharedConst, usize)>) {
+    let bias = match epi.bias {
+        Bias::PerCol(v) => v.as_ptr(),
+        _ => std::ptr::null(),
+    };
+    let residual = epi.residual.map(|r| (SharedConst(r.data().as_ptr()), r.row_stride()));
+    (SharedConst(bias), residual)
+}
+
 /// Which vectors the direct grouped kernel runs groups of `cg` output channels on: the main
 /// tile's (`Some(true)`) where 4 of them hold a group whole, else the wide tile's
 /// (`Some(false)`; AVX-512: 16-lane vectors for groups of 16 or 32, 8-lane ones for 8 or 24)
@@ -636,11 +648,11 @@ unsafe impl Sync for SharedGeom {}
 
 /// A read-only raw pointer shared by the tasks.
 #[derive(Clone, Copy)]
-struct SharedConst(*const f32);
+pub(super) struct SharedConst(*const f32);
 
 impl SharedConst {
     /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn get(self) -> *const f32 {
+    pub(super) fn get(self) -> *const f32 {
         self.0
     }
 }

@@ -3,10 +3,13 @@
 //! [`ConvParams`] holds the attributes; a kernel set packs ONNX-layout weights once into a
 //! [`PackedConv`] (serializable) and runs it on [`ImageRef`] → [`ImageMut`] with the same fused
 //! [`crate::Epilogue`] as the GEMM (bias per output channel, residual as the `(n·h·w) × c`
-//! matrix of an NHWC tensor, activation). See [`driver`] for which algorithm runs when.
+//! matrix of an NHWC tensor, activation). See [`driver`] for which algorithm runs when, and
+//! [`expand`] for a pointwise convolution and the depthwise one it feeds run as one (the
+//! inverted residual blocks of mobile CNNs).
 
 pub(crate) mod depthwise;
 pub(crate) mod driver;
+pub(crate) mod expand;
 pub(crate) mod grouped;
 mod im2col;
 mod image;

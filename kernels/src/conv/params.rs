@@ -97,6 +97,17 @@ impl ConvParams {
         Ok(())
     }
 
+    /// Whether this is a plain pointwise convolution (the expansion
+    /// [`crate::KernelSet::conv2d_expand_depthwise`] takes): a `Conv`, 1×1, stride 1,
+    /// unpadded, one group.
+    pub fn is_pointwise(&self) -> bool {
+        self.kind == ConvKind::Forward
+            && self.kernel == [1, 1]
+            && self.strides == [1, 1]
+            && self.pads == [0; 4]
+            && self.groups == 1
+    }
+
     /// Input channels per group.
     pub fn c_in_per_group(&self) -> usize {
         self.c_in / self.groups

@@ -126,7 +126,7 @@ impl KernelSet for CudaSet {
         epilogue: &Epilogue<'_>,
         _par: Parallelism,
     ) -> Result<()> {
-        let [n, oh, ow] = check_call("cuda", &input, weights, &output, epilogue)?;
+        let [n, oh, ow] = check_call("cuda", input.dims(), weights, output.dims(), epilogue)?;
         let c_out = weights.params().c_out;
         if n * oh * ow * c_out == 0 {
             return Ok(());

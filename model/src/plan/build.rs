@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use kernels::{Activation, KernelSet, MatRef};
 
-use super::{memory, EvalInput, Layout, MapOp, Operand, Plan, PlanValue, PlannedStep, Step};
+use super::{memory, EvalInput, FusedConv, Layout, MapOp, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{unsupported, ModelError, Result};
 use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::shape;
@@ -121,6 +121,7 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
         tuning: kernels::Tuning::host().map(kernels::Tuning::overrides).unwrap_or_default(),
     };
     resize_to_planes(&mut plan);
+    expand_depthwise(&mut plan);
     memory::assign(&mut plan);
     Ok(plan)
 }
@@ -129,12 +130,7 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
 /// output) writes NCHW itself: the relayout step, a full pass over the largest value of such
 /// models, goes away. The executor picks the planar resize from the output's layout.
 fn resize_to_planes(plan: &mut Plan) {
-    let mut readers = vec![0usize; plan.values.len()];
-    for step in &plan.steps {
-        for r in memory::reads(&step.step).0 {
-            readers[r] += 1;
-        }
-    }
+    let readers = readers(plan);
     let mut producer: HashMap<usize, usize> = HashMap::new();
     let mut removed = std::collections::HashSet::new();
     for s in 0..plan.steps.len() {
@@ -154,11 +150,74 @@ fn resize_to_planes(plan: &mut Plan) {
         }
         producer.insert(memory::writes(&plan.steps[s].step), s);
     }
+    remove_steps(plan, &removed);
+}
+
+/// How many steps read each value.
+fn readers(plan: &Plan) -> Vec<usize> {
+    let mut readers = vec![0usize; plan.values.len()];
+    for step in &plan.steps {
+        for r in memory::reads(&step.step).0 {
+            readers[r] += 1;
+        }
+    }
+    readers
+}
+
+/// Drops the steps at the indices `removed` holds.
+fn remove_steps(plan: &mut Plan, removed: &std::collections::HashSet<usize>) {
     let mut index = 0;
     plan.steps.retain(|_| {
         index += 1;
         !removed.contains(&(index - 1))
     });
+}
+
+/// Expanded values smaller than this are left to the two convolutions: they stay in the
+/// caches between the steps anyway, and the fused kernel's bands would cut their GEMM into
+/// small pieces and compute the rows where two threads' shares meet twice.
+const EXPAND_FUSE_MIN_BYTES: usize = 1 << 20;
+
+/// A pointwise convolution (no residual) whose only reader is a depthwise convolution becomes
+/// one [`Step::ExpandDepthwise`] at the depthwise step's place, where the expanded value is
+/// large (MobileNet's and EfficientNet's inverted residual blocks at high resolution): it is
+/// then never written to memory and read back. CPU sets only (the GPU executor runs each
+/// convolution as its own step).
+fn expand_depthwise(plan: &mut Plan) {
+    if plan.kernel_set == kernels::KernelSetId::Cuda {
+        return;
+    }
+    let readers = readers(plan);
+    let mut producer: HashMap<usize, usize> = HashMap::new();
+    let mut removed = std::collections::HashSet::new();
+    for s in 0..plan.steps.len() {
+        if let Step::Conv { weights, bias, input: mid, residual, activation, output } = plan.steps[s].step {
+            let expansion = producer.get(&mid).and_then(|&p| match plan.steps[p].step {
+                Step::Conv { weights, bias, input, residual: None, activation, .. } => {
+                    Some((p, FusedConv { weights, bias, activation }, input))
+                }
+                _ => None,
+            });
+            let fusable = plan.convs[weights].algorithm() == kernels::ConvAlgorithm::Depthwise
+                && readers[mid] == 1
+                && !plan.outputs.contains(&mid)
+                && plan.values[mid].len() * std::mem::size_of::<f32>() >= EXPAND_FUSE_MIN_BYTES
+                && expansion.is_some_and(|(_, e, _)| {
+                    let c = &plan.convs[e.weights];
+                    c.algorithm() == kernels::ConvAlgorithm::ImplicitGemm && c.params().is_pointwise()
+                });
+            if let (true, Some((p, expand, input))) = (fusable, expansion) {
+                let depthwise = FusedConv { weights, bias, activation };
+                let op = format!("{}>{}", plan.steps[p].op, plan.steps[s].op);
+                plan.steps[s].op = op;
+                plan.steps[s].node = plan.steps[p].node.clone();
+                plan.steps[s].step = Step::ExpandDepthwise { expand, depthwise, input, residual, output };
+                removed.insert(p);
+            }
+        }
+        producer.insert(memory::writes(&plan.steps[s].step), s);
+    }
+    remove_steps(plan, &removed);
 }
 
 fn node_err(node: &Node, reason: impl Into<String>) -> ModelError {

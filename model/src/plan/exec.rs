@@ -188,6 +188,12 @@ fn worth_threads(plan: &Plan, step: &Step, out_len: usize) -> bool {
             let p = plan.convs[*weights].params();
             p.c_in_per_group() * p.kernel[0] * p.kernel[1]
         }
+        Step::ExpandDepthwise { expand, depthwise, .. } => {
+            let (e, d) = (plan.convs[expand.weights].params(), plan.convs[depthwise.weights].params());
+            // Per output value: the depthwise taps, and the expansion of the input pixels the
+            // stride steps over.
+            e.c_in * d.strides[0] * d.strides[1] + d.kernel[0] * d.kernel[1]
+        }
         Step::Gemm { b, .. } => plan.gemms[*b].k(),
         Step::MatMul { dims, .. } => dims.1,
         // Two directions: two chains of time steps, however short.
@@ -256,6 +262,23 @@ pub(super) fn exec_step<'a>(
                 activation: *activation,
             };
             set.conv2d(x, &plan.convs[*weights], ImageMut::new(out, od)?, &epi, par)?;
+        }
+        Step::ExpandDepthwise { expand, depthwise, input, residual, output } => {
+            let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
+            let od = dims4(&phys(*output));
+            let residual = match residual {
+                Some(r) => Some(MatRef::row_major(val(*r), od[0] * od[1] * od[2], od[3])?),
+                None => None,
+            };
+            let epi = |f: &super::FusedConv, residual| Epilogue {
+                bias: f.bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])),
+                residual,
+                activation: f.activation,
+            };
+            let (e, d) = (&plan.convs[expand.weights], &plan.convs[depthwise.weights]);
+            let out = ImageMut::new(out, od)?;
+            let (e_epi, d_epi) = (epi(expand, None), epi(depthwise, residual));
+            set.conv2d_expand_depthwise(x, [(e, &e_epi), (d, &d_epi)], out, par)?;
         }
         Step::Map { input, ops: chain, channels, .. } => {
             if !in_place(*input) {

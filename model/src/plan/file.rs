@@ -8,7 +8,10 @@ use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
-const VERSION: u32 = 6;
+/// The version this build writes: 7 added `Step::ExpandDepthwise`.
+const VERSION: u32 = 7;
+/// The oldest version this build reads (each later version only added to the header).
+const OLDEST: u32 = 6;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -92,8 +95,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Plan> {
         return Err(ModelError::PlanFile("not an edgepack plan (bad magic)".into()));
     }
     let version = u32::from_le_bytes(r.take(4, "the version")?.try_into().expect("4 bytes"));
-    if version != VERSION {
-        return Err(ModelError::PlanFile(format!("version {version}, this build reads {VERSION}")));
+    if !(OLDEST..=VERSION).contains(&version) {
+        return Err(ModelError::PlanFile(format!("version {version}, this build reads {OLDEST} to {VERSION}")));
     }
     let h: Header =
         serde_json::from_slice(r.blob("the header")?).map_err(|e| ModelError::PlanFile(format!("header: {e}")))?;
@@ -191,6 +194,9 @@ fn check(plan: &Plan) -> Result<()> {
             Step::Conv { weights, bias, .. } => {
                 *weights < plan.convs.len() && bias.is_none_or(|b| b < plan.consts.len())
             }
+            Step::ExpandDepthwise { expand, depthwise, .. } => [expand, depthwise]
+                .iter()
+                .all(|f| f.weights < plan.convs.len() && f.bias.is_none_or(|b| b < plan.consts.len())),
             Step::Gemm { b, bias, .. } => *b < plan.gemms.len() && bias.is_none_or(|b| b < plan.consts.len()),
             Step::Map { ops, .. } => ops.iter().all(|op| match op {
                 super::MapOp::Mul(k) | super::MapOp::Add(k) => *k < plan.consts.len(),

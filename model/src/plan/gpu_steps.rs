@@ -203,7 +203,11 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
             };
             DeviceStep::Copies(vec![(Src::Value(*input), copy)])
         }
-        Step::MatMul { .. } | Step::LayerNorm { .. } | Step::Recurrence { .. } | Step::Eval { .. } => return Ok(None),
+        Step::MatMul { .. }
+        | Step::LayerNorm { .. }
+        | Step::Recurrence { .. }
+        | Step::Eval { .. }
+        | Step::ExpandDepthwise { .. } => return Ok(None),
     }))
 }
 

@@ -11,7 +11,9 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         Operand::Const(_) => None,
     };
     match step {
-        Step::Conv { input, residual, .. } => (std::iter::once(*input).chain(*residual).collect(), false),
+        Step::Conv { input, residual, .. } | Step::ExpandDepthwise { input, residual, .. } => {
+            (std::iter::once(*input).chain(*residual).collect(), false)
+        }
         Step::Map { input, .. } => (vec![*input], true),
         Step::Binary { a, b, .. } => (v(&a.0).into_iter().chain(v(&b.0)).collect(), v(&a.0).is_some()),
         Step::GlobalAveragePool { input, .. }
@@ -38,6 +40,7 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
 pub(crate) fn writes(step: &Step) -> usize {
     match step {
         Step::Conv { output, .. }
+        | Step::ExpandDepthwise { output, .. }
         | Step::Map { output, .. }
         | Step::GlobalAveragePool { output, .. }
         | Step::Pool { output, .. }

@@ -130,6 +130,17 @@ pub enum MapOp {
     Unary(kernels::Unary),
 }
 
+/// One convolution of a fused step: its packed weights and epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FusedConv {
+    /// Index into the packed convolutions.
+    pub weights: usize,
+    /// Per-output-channel bias constant.
+    pub bias: Option<usize>,
+    /// Activation.
+    pub activation: Activation,
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Step {
@@ -145,6 +156,21 @@ pub enum Step {
         residual: Option<usize>,
         /// Activation.
         activation: Activation,
+        /// Output value.
+        output: usize,
+    },
+    /// A pointwise convolution whose only reader is a depthwise convolution, run as one kernel
+    /// ([`kernels::KernelSet::conv2d_expand_depthwise`]): the expanded value, the largest of
+    /// an inverted residual block, is never stored (see `build::expand_depthwise`).
+    ExpandDepthwise {
+        /// The pointwise convolution on `input`.
+        expand: FusedConv,
+        /// The depthwise convolution on its result.
+        depthwise: FusedConv,
+        /// Input value.
+        input: usize,
+        /// Residual value added before the depthwise convolution's activation.
+        residual: Option<usize>,
         /// Output value.
         output: usize,
     },
