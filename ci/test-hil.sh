@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # edgepack-hil against "boards" on this machine, through a real sshd on loopback
 # (ci/setup-sshd.sh): an x86_64 board, an aarch64 board whose binaries run under qemu-aarch64
-# (Cortex-A72), and one board per fault: a refused key, a closed port, a step that hangs, a
+# (Cortex-A72), each also deployed to as Greengrass lays components out (the model's Install
+# step, the agent's Run step, DetectAnomalies through it), and one board per fault: a refused key, a closed port, a step that hangs, a
 # board whose connection drops mid-run (its sshd killed), a full disk (a 1 MiB tmpfs), a board
 # that is not what the inventory says and one that cannot execute the binaries. Each must end
 # with its status, with no hang; the good boards must pass, with JSON and JUnit reports and the
@@ -26,17 +27,19 @@ mkdir -p "$work/bundles"
 # The exit status stays the checker's.
 trap 'rc=$?; cleanup; exit $rc' EXIT
 
-# The bundles, from what the earlier stages built.
-bundle() { # ARCH KERNEL_REPORT AGENT COMPONENT
+# The bundles, from what the earlier stages built: the binaries, the installed model component,
+# and the model and agent components as ci/test-agent.sh's packaging job published them (for
+# the Greengrass deployment step).
+bundle() { # ARCH KERNEL_REPORT AGENT
+    local e2e=target/agent-e2e/$1
     mkdir -p "$work/bundles/$1"
     cp "$2" "$work/bundles/$1/kernel-report"
     cp "$3" "$work/bundles/$1/edgepack-agent"
-    cp -r "$4" "$work/bundles/$1/component"
+    cp -r "$e2e/greengrass/v2/packages/artifacts/line.Defects/1.0.0" "$work/bundles/$1/component"
+    cp -r "$e2e/home/buckets/parts/line" "$work/bundles/$1/greengrass"
 }
-gg=greengrass/v2/packages/artifacts/line.Defects/1.0.0
-bundle x86_64 target/debug/kernel-report target/agent-ci/x86_64/edgepack-agent "target/agent-e2e/x86_64/$gg"
-bundle aarch64 target/cross/aarch64-unknown-linux-gnu/debug/kernel-report target/agent/aarch64/edgepack-agent \
-    "target/agent-e2e/aarch64/$gg"
+bundle x86_64 target/debug/kernel-report target/agent-ci/x86_64/edgepack-agent
+bundle aarch64 target/cross/aarch64-unknown-linux-gnu/debug/kernel-report target/agent/aarch64/edgepack-agent
 
 read -r port key user < <(bash ci/setup-sshd.sh start "$work/sshd-a")
 read -r port_b key_b _ < <(bash ci/setup-sshd.sh start "$work/sshd-b")
@@ -174,6 +177,13 @@ for name in ("x86-loopback", "a72-qemu"):
     check(f"{name}_model_parity_passed", m.get("status") == "PASSED", str(m))
     a = steps.get("agent", {}).get("detail") or {}
     check(f"{name}_agent_answered", (a.get("agent_p50_ms") or 0) > 0, str(a))
+    h = b.get("host_figure") or {}
+    check(f"{name}_host_figure_measured", (h.get("p50_ms") or 0) > 0, str(h))
+    g = steps.get("greengrass", {}).get("detail") or {}
+    check(f"{name}_greengrass_install_ran_device_parity", (g.get("device_parity") or {}).get("status") == "PASSED"
+          and os.path.exists(os.path.join(reports, name, "gg-device-parity.json")), str(g))
+    check(f"{name}_greengrass_agent_answered_detect_anomalies",
+          ((g.get("detect_anomalies") or {}).get("agent_p50_ms") or 0) > 0, str(g))
 steps_of = lambda n: {s["step"]: s for s in boards.get(n, {}).get("steps", [])}
 hangs = steps_of("hangs")
 check("hangs_partial_reports_kept", "copy" in hangs and hangs["copy"]["passed"], str(hangs.keys()))

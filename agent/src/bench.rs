@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Start the model (StartModel) if the agent has it stopped, as a client does on a device
+    /// where Greengrass started the agent.
+    #[arg(long)]
+    start: bool,
 }
 
 /// A deterministic test image: a textured background with darker strokes (text-like).
@@ -98,9 +102,12 @@ fn in_process(work: &Workload<'_>, threads: usize, clients: usize, secs: f64) ->
     let start = Instant::now();
     let per_thread: Vec<anyhow::Result<Vec<Duration>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
-            .map(|_| {
+            .map(|i| {
                 let names = &names;
-                s.spawn(move || -> anyhow::Result<Vec<Duration>> {
+                // The agent's workers' stack (see `agent::runner`): unoptimised builds need more
+                // than a spawned thread's default 2 MiB to run a plan.
+                let thread = std::thread::Builder::new().name(format!("bench-client-{i}")).stack_size(8 << 20);
+                thread.spawn_scoped(s, move || -> anyhow::Result<Vec<Duration>> {
                     let mut session = plan.session(threads).context("starting the plan")?;
                     let mut lat = Vec::new();
                     while start.elapsed().as_secs_f64() < secs {
@@ -115,7 +122,11 @@ fn in_process(work: &Workload<'_>, threads: usize, clients: usize, secs: f64) ->
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked")))).collect()
+        let join = |h: std::io::Result<std::thread::ScopedJoinHandle<'_, anyhow::Result<Vec<Duration>>>>| match h {
+            Ok(h) => h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a thread panicked"))),
+            Err(e) => Err(anyhow::anyhow!("cannot start a bench thread: {e}")),
+        };
+        handles.into_iter().map(join).collect()
     });
     let secs = start.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
@@ -172,10 +183,10 @@ async fn through_agent(
 }
 
 /// Waits until the agent reports `model` RUNNING (StartModel is asynchronous: a model loads
-/// and checks its plan first, for minutes on an emulated board); an error when it fails to
-/// start or takes longer than `limit`.
-async fn wait_running(socket: &std::path::Path, model: &str, limit: Duration) -> anyhow::Result<()> {
-    use agent::proto::{DescribeModelRequest, ModelStatus};
+/// and checks its plan first, for minutes on an emulated board), starting it first when
+/// `start_it` and it is stopped; an error when it fails to start or takes longer than `limit`.
+async fn wait_running(socket: &std::path::Path, model: &str, limit: Duration, start_it: bool) -> anyhow::Result<()> {
+    use agent::proto::{DescribeModelRequest, ModelStatus, StartModelRequest};
     let start = Instant::now();
     let mut client = agent::client::connect(socket.to_owned())
         .await
@@ -187,7 +198,13 @@ async fn wait_running(socket: &std::path::Path, model: &str, limit: Duration) ->
         match ModelStatus::try_from(d.status) {
             Ok(ModelStatus::Running) => return Ok(()),
             Ok(ModelStatus::Failed) => anyhow::bail!("{model} failed to start: {}", d.status_message),
-            Ok(ModelStatus::Stopped) => anyhow::bail!("{model} is not started (serve it with --start {model})"),
+            Ok(ModelStatus::Stopped) if start_it => {
+                let req = StartModelRequest { model_component: model.to_owned() };
+                client.start_model(req).await.with_context(|| format!("StartModel {model}"))?;
+            }
+            Ok(ModelStatus::Stopped) => {
+                anyhow::bail!("{model} is not started (serve it with --start {model}, or bench with --start)")
+            }
             _ if start.elapsed() > limit => {
                 anyhow::bail!("{model} not RUNNING after {} s: {}", limit.as_secs(), d.status_message)
             }
@@ -220,7 +237,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     let socket = agent::socket::socket_path(&a.socket);
-    runtime.block_on(wait_running(&socket, &a.model, Duration::from_secs(300)))?;
+    runtime.block_on(wait_running(&socket, &a.model, Duration::from_secs(300), a.start))?;
     println!(
         "model {} ({}), image {w}x{h}, {} s per row, host {}",
         a.model,

@@ -1,14 +1,15 @@
-//! `edgepack-hil`: the kernel parity suite, the model parity check and the agent on real boards
-//! over SSH, one table across boards.
+//! `edgepack-hil`: the kernel parity suite, the model parity check, the agent and a Greengrass
+//! deployment on real boards over SSH, one table across boards (with the host's figure for
+//! each bundle's model).
 //!
 //! ```text
 //! edgepack-hil --inventory boards.toml --bundles target/device [--out target/hil] [--board NAME]...
 //! ```
 //! Each board gets the bundle of its architecture (`<bundles>/x86_64`, `<bundles>/aarch64`:
-//! `kernel-report`, `edgepack-agent`, `component/`; docs/hil.md says how to build them). Reports go
-//! to `<out>/<board>/` (what each step left on the board), `<out>/hil.json` and
-//! `<out>/hil.xml` (JUnit). Exits 0 when every board passed, 1 when one did not, 2 on a bad
-//! inventory or arguments.
+//! `kernel-report`, `edgepack-agent`, `component/`, `greengrass/`; docs/hil.md says how to
+//! build them). Reports go to `<out>/<board>/` (what each step left on the board),
+//! `<out>/hil.json` and `<out>/hil.xml` (JUnit). Exits 0 when every board passed, 1 when one
+//! did not, 2 on a bad inventory or arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

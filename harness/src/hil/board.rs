@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 use kernels::{Accelerator, Arch, Target};
 use serde_json::{json, Value};
 
+use super::greengrass::{platform_arch, published, Deployment};
 use super::inventory::Board;
 use super::ssh::{quote, Failure, Output, Ssh};
 
 /// The binaries and data a board of one architecture gets: `kernel-report`, `edgepack-agent`,
-/// and `component/`, a packaged model component as Greengrass installs it (docs/hil.md says how
-/// to build them; ci/test-hil.sh assembles them from the test builds).
+/// `component/`, a packaged model component as Greengrass installs it, and `greengrass/`, the
+/// model component and the agent component as a packaging job published them
+/// (`<name>/<version>/recipe.json` and artifacts). docs/hil.md says how to build them;
+/// ci/test-hil.sh assembles them from the test builds.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     /// The bundle folder.
@@ -61,7 +64,7 @@ pub enum StepStatus {
 /// One step of a board's run.
 #[derive(Debug, Clone)]
 pub struct StepReport {
-    /// `probe`, `copy`, `kernel-parity`, `model-parity`, `agent`.
+    /// `probe`, `copy`, `kernel-parity`, `model-parity`, `agent`, `greengrass`.
     pub name: &'static str,
     /// How it ended.
     pub status: StepStatus,
@@ -84,6 +87,8 @@ pub struct BoardReport {
     pub steps: Vec<StepReport>,
     /// The board's local report folder.
     pub dir: PathBuf,
+    /// The host's figure for the bundle's model (see `hil::host_figure`), or null.
+    pub host_figure: Value,
 }
 
 impl BoardReport {
@@ -119,7 +124,7 @@ impl BoardReport {
 }
 
 /// The steps, in order.
-pub const STEPS: [&str; 5] = ["probe", "copy", "kernel-parity", "model-parity", "agent"];
+pub const STEPS: [&str; 6] = ["probe", "copy", "kernel-parity", "model-parity", "agent", "greengrass"];
 
 /// Runs every step on `board` with `bundle`, writing reports under `out/<board>/`.
 pub fn run_board(board: &Board, bundle: &Bundle, out: &Path) -> BoardReport {
@@ -131,6 +136,7 @@ pub fn run_board(board: &Board, bundle: &Bundle, out: &Path) -> BoardReport {
         target: board.target.to_string(),
         steps: Vec::new(),
         dir: dir.clone(),
+        host_figure: Value::Null,
     };
     let run = Run { board, ssh: Ssh::new(board), bundle, dir };
     for name in STEPS {
@@ -140,7 +146,8 @@ pub fn run_board(board: &Board, bundle: &Bundle, out: &Path) -> BoardReport {
             "copy" => run.copy(),
             "kernel-parity" => run.kernel_parity(),
             "model-parity" => run.model_parity(),
-            _ => run.agent(),
+            "agent" => run.agent(),
+            _ => run.greengrass(),
         };
         let passed = status == StepStatus::Passed;
         report.steps.push(StepReport { name, status, seconds: start.elapsed().as_secs_f64(), detail });
@@ -276,8 +283,13 @@ impl Run<'_> {
     /// Brings back the board's `name` into the report folder (a step's report, kept even
     /// when the step failed); None when it is not there.
     fn fetch(&self, name: &str) -> Option<Vec<u8>> {
-        let bytes = self.ssh.get(&self.w(name), self.short()).ok()?;
-        std::fs::write(self.dir.join(name), &bytes).ok()?;
+        self.fetch_as(name, name)
+    }
+
+    /// [`Run::fetch`] of the board's `path` (under the work folder) as `local`.
+    fn fetch_as(&self, path: &str, local: &str) -> Option<Vec<u8>> {
+        let bytes = self.ssh.get(&self.w(path), self.short()).ok()?;
+        std::fs::write(self.dir.join(local), &bytes).ok()?;
         Some(bytes)
     }
 
@@ -334,6 +346,91 @@ impl Run<'_> {
         );
         let ran = self.run_here(&script, self.board.step_timeout);
         self.judged(ran, "bench.json", bench_summary, |s| s["agent_p50_ms"].as_f64().is_some_and(|v| v > 0.0))
+    }
+
+    /// The bundle's published components deployed as Greengrass lays them out (under
+    /// `greengrass/v2` in the work folder), the model component's `Install` step (the device
+    /// parity check) and the agent component's `Run` step run from their recipes, then
+    /// StartModel and DetectAnomalies calls through the agent that `Run` started; the agent
+    /// must remove its socket when stopped. The end-to-end proof before a fleet deployment.
+    fn greengrass(&self) -> (StepStatus, Value) {
+        let root = self.w("greengrass/v2");
+        let stage = self.dir.join("greengrass-stage");
+        let _ = std::fs::remove_dir_all(&stage);
+        let arch = platform_arch(self.board.target.arch);
+        let staged =
+            published(&self.bundle.file("greengrass")).and_then(|found| Deployment::stage(&found, &stage, &root, arch));
+        let d = match staged {
+            Ok(d) => d,
+            Err(why) => return (StepStatus::Failed(why), Value::Null),
+        };
+        let sock = self.w("gg.sock");
+        let socket = format!("unix://{sock}");
+        let (model, runner) = match (d.models().first().copied(), d.runner()) {
+            (Some(m), Some(r)) => (m, r),
+            _ => {
+                let why = "the bundle's greengrass/ needs a model component (Install) and the agent component (Run)";
+                return (StepStatus::Failed(why.into()), Value::Null);
+            }
+        };
+        let scripts = d.script(model, "Install", &socket).and_then(|i| Ok((i, d.script(runner, "Run", &socket)?)));
+        let (install, run) = match scripts {
+            Ok((Some(i), Some(r))) => (i, r),
+            Ok(_) => return (StepStatus::Failed(format!("{model} has no Install or {runner} no Run")), Value::Null),
+            Err(why) => return (StepStatus::Failed(why), Value::Null),
+        };
+        let tar = self.dir.join("greengrass.tar");
+        let packed = std::process::Command::new("tar").arg("-C").arg(&stage).arg("-cf").arg(&tar).arg(".").status();
+        if !packed.is_ok_and(|s| s.success()) {
+            return (
+                StepStatus::Failed(format!("cannot pack {} into {}", stage.display(), tar.display())),
+                Value::Null,
+            );
+        }
+        let r = quote(&root);
+        if let Err(f) =
+            self.ssh.run(&format!("rm -rf {r} && mkdir -p {r} && tar -C {r} -xf -"), self.long(), Some(&tar))
+        {
+            return (StepStatus::Broken(f), Value::Null);
+        }
+        // Greengrass runs lifecycle scripts with sh; the board's prefix (an emulator) goes first.
+        let prefix = if self.board.prefix.is_empty() { String::new() } else { format!("{} ", self.board.prefix) };
+        let artifacts = d.artifacts(model).expect("staged");
+        let bench = self.exec(
+            "edgepack-agent",
+            &format!(
+                "bench --socket {socket} --model {model} --start --component {artifacts} --clients 1 --seconds 2 \
+                 --json gg-bench.json"
+            ),
+        );
+        let q = quote(&sock);
+        let script = format!(
+            "rm -f {q}; {prefix}{install} > gg-install.log 2>&1 || {{ cat gg-install.log >&2; exit 4; }}; \
+             ({prefix}{run}) > gg-agent.log 2>&1 & pid=$!; \
+             i=0; while [ ! -S {q} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -S {q} ] || {{ kill $pid; cat gg-agent.log >&2; echo 'the agent Run started did not open its socket' >&2; exit 3; }}; \
+             {bench}; rc=$?; kill $pid; wait $pid; \
+             [ ! -e {q} ] || {{ echo 'the agent left its socket behind' >&2; rc=5; }}; exit $rc"
+        );
+        let ran = self.run_here(&script, self.board.step_timeout);
+        for log in ["gg-install.log", "gg-agent.log"] {
+            let _ = self.fetch(log);
+        }
+        let parity = format!("greengrass/v2/work/{model}/device-parity.json");
+        let device =
+            self.fetch_as(&parity, "gg-device-parity.json").map(|b| serde_json::from_slice(&b).unwrap_or(Value::Null));
+        let mut summary =
+            self.fetch("gg-bench.json").map(|b| bench_summary(&serde_json::from_slice(&b).unwrap_or(Value::Null)));
+        let parity = device.as_ref().map(model_summary).unwrap_or(Value::Null);
+        let passed = parity["status"] == "PASSED"
+            && summary.as_ref().is_some_and(|s| s["agent_p50_ms"].as_f64().is_some_and(|v| v > 0.0));
+        let detail = json!({
+            "component": model,
+            "agent": runner,
+            "device_parity": parity,
+            "detect_anomalies": summary.take().unwrap_or(Value::Null),
+        });
+        judge(ran, device.is_some(), passed, "device-parity.json and gg-bench.json", detail)
     }
 }
 

@@ -21,10 +21,11 @@ pub fn to_json(boards: &[BoardReport]) -> Value {
     json!({
         "boards": boards.iter().map(|b| json!({
             "board": b.board,
-            "host": b.host,
+            "host_figure": b.host_figure,
             "target": b.target,
             "status": b.status(),
             "reports": b.dir.display().to_string(),
+            "host_figure": b.host_figure,
             "steps": b.steps.iter().map(|s| json!({
                 "step": s.name,
                 "status": status_text(&s.status),
@@ -61,11 +62,14 @@ pub fn write_reports(boards: &[BoardReport], json_path: &Path, junit_path: &Path
     std::fs::write(junit_path, xml)
 }
 
-/// The table across boards: status, kernel parity, model parity, latency.
+/// The table across boards: status, kernel parity, model parity, latency (through the agent,
+/// in process, and the host's figure for the same model with the board's in-process latency
+/// against it), and the Greengrass deployment (its Install step's device parity and
+/// DetectAnomalies through the agent its Run step started).
 pub fn table(boards: &[BoardReport]) -> String {
     let mut out = String::from(
-        "| board | target | status | kernel parity | model parity | p50 ms (agent) | p50 ms (in process) |\n\
-         |---|---|---|---|---|---:|---:|\n",
+        "| board | target | status | kernel parity | model parity | p50 ms (agent) | p50 ms (in process) | host p50 ms | in process / host | greengrass |\n\
+         |---|---|---|---|---|---:|---:|---:|---:|---|\n",
     );
     for b in boards {
         let kernels = b.step("kernel-parity").map_or("–".to_owned(), |s| {
@@ -85,6 +89,23 @@ pub fn table(boards: &[BoardReport]) -> String {
         let ms = |key: &str| {
             b.step("agent").and_then(|s| s.detail[key].as_f64()).map_or("–".to_owned(), |v| format!("{v:.2}"))
         };
+        let host = b.host_figure["p50_ms"].as_f64();
+        let in_process = b.step("agent").and_then(|s| s.detail["in_process_p50_ms"].as_f64());
+        let (host_ms, ratio) = match (host, in_process) {
+            (Some(h), Some(p)) => {
+                (format!("{h:.2} ({})", b.host_figure["kernel_set"].as_str().unwrap_or("?")), format!("{:.2}", p / h))
+            }
+            (Some(h), None) => (format!("{h:.2}"), "–".to_owned()),
+            _ => ("–".to_owned(), "–".to_owned()),
+        };
+        let greengrass = b.step("greengrass").map_or("–".to_owned(), |s| {
+            let d = &s.detail;
+            match (d["device_parity"]["status"].as_str(), d["detect_anomalies"]["agent_p50_ms"].as_f64()) {
+                (Some(st), Some(ms)) => format!("Install: {st}; DetectAnomalies p50 {ms:.2} ms"),
+                (Some(st), None) => format!("Install: {st}; no DetectAnomalies figures"),
+                _ => "no device parity report".into(),
+            }
+        });
         let why = b
             .steps
             .iter()
@@ -92,7 +113,7 @@ pub fn table(boards: &[BoardReport]) -> String {
             .map(|s| format!(" ({}: {})", s.name, status_text(&s.status)))
             .unwrap_or_default();
         out += &format!(
-            "| {} | {} | {}{why} | {kernels} | {model} | {} | {} |\n",
+            "| {} | {} | {}{why} | {kernels} | {model} | {} | {} | {host_ms} | {ratio} | {greengrass} |\n",
             b.board,
             b.target,
             b.status(),
