@@ -127,44 +127,8 @@ pub fn build_component(
     }
 
     progress("writing the component");
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        component: ComponentId { name: job.component_name.clone(), version: job.component_version.clone() },
-        model: ModelRef {
-            project: job.project.clone(),
-            model_version: m.version.to_string(),
-            model_arn: crate::projects::model_arn(&job.project, m.version),
-            sha256: m.sha256.clone(),
-            source: m.source.clone(),
-            file: MODEL_FILE.into(),
-        },
-        target: TargetInfo {
-            configuration: TargetConfiguration {
-                target_device: gg.target_device.clone(),
-                target_platform: gg.target_platform.clone(),
-                compiler_options: gg.compiler_options.clone(),
-            },
-            resolved: target.to_string(),
-            kernel_set: set_id.name().into(),
-            cpu_kernel_set: target.cpu_kernel_set().name().into(),
-        },
-        contract: m.contract.clone(),
-        plan: PlanInfo {
-            file: PLAN_FILE.into(),
-            sha256: sha256_hex(&plan_bytes),
-            steps: plan.steps.len(),
-            flops: plan.flops,
-            activation_bytes: plan.activation_bytes(),
-            weight_bytes: plan.weight_bytes(),
-        },
-        parity: ParityRef { file: PARITY_FILE.into(), status: par.status.name().into() },
-        tool: ToolInfo { name: "edgepack".into(), version: env!("CARGO_PKG_VERSION").into() },
-        agent: AgentRef {
-            component: AGENT_COMPONENT.into(),
-            version: AGENT_VERSION.into(),
-            binary: agent_component::binary_name(arch),
-        },
-    };
+    let planned = Planned { plan: &plan, bytes: &plan_bytes, set_id };
+    let manifest = manifest(job, &m, gg, &target, &planned, &par, arch);
     let artifacts = vec![
         file(PLAN_FILE, plan_bytes),
         file(MODEL_FILE, onnx),
@@ -185,19 +149,9 @@ pub fn build_component(
         artifacts: uris,
         install,
     });
-    let tags: serde_json::Map<String, serde_json::Value> = gg
-        .tags
-        .iter()
-        .flatten()
-        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default().into()))
-        .collect();
     let recipe_bytes = pretty(&recipe);
-    // Ready for `aws greengrassv2 create-component-version --cli-input-json file://…`.
-    let create = json!({
-        "inlineRecipe": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &recipe_bytes),
-        "tags": tags,
-    });
-    let (recipe_file, create_file) = (file(RECIPE_FILE, recipe_bytes), file(LAST_FILE, pretty(&create)));
+    let create = create_input(&recipe_bytes, gg);
+    let (recipe_file, create_file) = (file(RECIPE_FILE, recipe_bytes), file(LAST_FILE, create));
     // Signed: the recipe (every artifact's digest) and the input Greengrass is given.
     let signer = svc.signer()?;
     let signature = signer.sign(&[&recipe_file, &create_file]);
@@ -205,26 +159,9 @@ pub fn build_component(
     files.extend([signature, recipe_file, create_file]);
     // The agent component first: shared and immutable, it serves whichever job comes next if
     // this one fails after it (the model component's publish records the job's success).
-    let agent_note = if agent_published {
-        format!("{AGENT_COMPONENT} {AGENT_VERSION} already at s3://{bucket}/{agent_prefix}/")
-    } else {
-        progress(&format!("publishing {AGENT_COMPONENT} {AGENT_VERSION} ({arch}) to s3://{bucket}/{agent_prefix}/"));
-        let mut builds = vec![(arch, agent_binary)];
-        builds.extend(agent_component::other_builds(agent_dir.as_deref(), arch));
-        let files = agent_component::files(builds, &bucket, &agent_prefix, &signer);
-        // Fenced too: a worker whose job was failed meanwhile publishes nothing at all.
-        let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name, outcome: None };
-        if let Err(e) = svc.output().publish_fenced(&bucket, &agent_prefix, &files, &fence) {
-            if e.kind == crate::ErrorKind::Conflict {
-                return Err(e);
-            }
-            // Another job may have published it meanwhile: that one serves as well.
-            if !agent_recipe(svc, &bucket, &agent_prefix, arch)? {
-                return Err(e);
-            }
-        }
-        format!("{AGENT_COMPONENT} {AGENT_VERSION} ({arch}) published to s3://{bucket}/{agent_prefix}/")
-    };
+    let agent =
+        Agent { dir: agent_dir.as_deref(), binary: agent_binary, prefix: &agent_prefix, published: agent_published };
+    let agent_note = publish_agent(svc, job, &bucket, arch, agent, &signer, progress)?;
     let output = ModelPackagingOutputDetails {
         greengrass: GreengrassOutputDetails {
             component_version_arn: component_arn(&job.component_name, &job.component_version),
@@ -249,4 +186,120 @@ pub fn build_component(
     let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name, outcome };
     svc.output().publish_fenced(&bucket, &prefix, &files, &fence)?;
     Ok((output, message))
+}
+
+/// The input of `aws greengrassv2 create-component-version --cli-input-json file://…`: the
+/// recipe inline and the job's tags.
+fn create_input(recipe: &[u8], gg: &crate::shapes::GreengrassConfiguration) -> Vec<u8> {
+    let tags: serde_json::Map<String, serde_json::Value> = gg
+        .tags
+        .iter()
+        .flatten()
+        .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default().into()))
+        .collect();
+    let create = json!({
+        "inlineRecipe": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, recipe),
+        "tags": tags,
+    });
+    pretty(&create)
+}
+
+/// A job's plan, its file and the kernel set it was built for.
+struct Planned<'a> {
+    plan: &'a model::plan::Plan,
+    bytes: &'a [u8],
+    set_id: kernels::KernelSetId,
+}
+
+/// The component's manifest: what was packaged, for which target, with which plan and parity.
+fn manifest(
+    job: &JobRow,
+    m: &crate::projects::StoredModel,
+    gg: &crate::shapes::GreengrassConfiguration,
+    target: &Target,
+    planned: &Planned<'_>,
+    par: &parity::ParityOutcome,
+    arch: &str,
+) -> Manifest {
+    Manifest {
+        schema_version: SCHEMA_VERSION,
+        component: ComponentId { name: job.component_name.clone(), version: job.component_version.clone() },
+        model: ModelRef {
+            project: job.project.clone(),
+            model_version: m.version.to_string(),
+            model_arn: crate::projects::model_arn(&job.project, m.version),
+            sha256: m.sha256.clone(),
+            source: m.source.clone(),
+            file: MODEL_FILE.into(),
+        },
+        target: TargetInfo {
+            configuration: TargetConfiguration {
+                target_device: gg.target_device.clone(),
+                target_platform: gg.target_platform.clone(),
+                compiler_options: gg.compiler_options.clone(),
+            },
+            resolved: target.to_string(),
+            kernel_set: planned.set_id.name().into(),
+            cpu_kernel_set: target.cpu_kernel_set().name().into(),
+        },
+        contract: m.contract.clone(),
+        plan: PlanInfo {
+            file: PLAN_FILE.into(),
+            sha256: sha256_hex(planned.bytes),
+            steps: planned.plan.steps.len(),
+            flops: planned.plan.flops,
+            activation_bytes: planned.plan.activation_bytes(),
+            weight_bytes: planned.plan.weight_bytes(),
+        },
+        parity: ParityRef { file: PARITY_FILE.into(), status: par.status.name().into() },
+        tool: ToolInfo { name: "edgepack".into(), version: env!("CARGO_PKG_VERSION").into() },
+        agent: AgentRef {
+            component: AGENT_COMPONENT.into(),
+            version: AGENT_VERSION.into(),
+            binary: agent_component::binary_name(arch),
+        },
+    }
+}
+
+/// The agent component a job publishes beside its model: the build for the job's
+/// architecture, where the others are found, its S3 prefix and whether it is there already.
+struct Agent<'a> {
+    dir: Option<&'a std::path::Path>,
+    binary: Vec<u8>,
+    prefix: &'a str,
+    published: bool,
+}
+
+/// Publishes the agent component unless it is there already; returns the job message's note.
+/// It goes first: shared and immutable, it serves whichever job comes next if this one fails
+/// after it (the model component's publish records the job's success).
+fn publish_agent(
+    svc: &Service,
+    job: &JobRow,
+    bucket: &str,
+    arch: &str,
+    agent: Agent<'_>,
+    signer: &crate::signing::Signer,
+    progress: &dyn Fn(&str),
+) -> Result<String> {
+    let prefix = agent.prefix;
+    if agent.published {
+        return Ok(format!("{AGENT_COMPONENT} {AGENT_VERSION} already at s3://{bucket}/{prefix}/"));
+    }
+    progress(&format!("publishing {AGENT_COMPONENT} {AGENT_VERSION} ({arch}) to s3://{bucket}/{prefix}/"));
+    let mut builds = vec![(arch, agent.binary)];
+    builds.extend(agent_component::other_builds(agent.dir, arch));
+    let files = agent_component::files(builds, bucket, prefix, signer);
+    // Fenced too: a worker whose job was failed meanwhile publishes nothing at all.
+    let fence = crate::worker::JobFence { svc, project: &job.project, name: &job.name, outcome: None };
+    if let Err(e) = svc.output().publish_fenced(bucket, prefix, &files, &fence) {
+        if e.kind == crate::ErrorKind::Conflict {
+            return Err(e);
+        }
+        // Another job may have published it meanwhile: that one serves as well.
+        if !agent_recipe(svc, bucket, prefix, arch)? {
+            return Err(e);
+        }
+    }
+    Ok(format!("{AGENT_COMPONENT} {AGENT_VERSION} ({arch}) published to s3://{bucket}/{prefix}/"))
 }
