@@ -79,93 +79,16 @@ pub(super) fn dispatch(cmd: ApiCommand, g: &Global) -> Result<ExitCode, Failure>
             paginate("ModelPackagingJobs", &paging, &doc, |t, n| b.list_jobs(&project, t, n))?
         }
         ApiCommand::VerifyComponent { bucket, prefix, public_key } => {
-            let svc = Backend::local(g, Runner::Manual, "verify-component")?;
-            let fail = |e| Failure::Api("VerifyComponent", e);
-            let trusted = match public_key {
-                Some(k) => PublicKey::parse(&read_arg(&k)?).map_err(fail)?,
-                None => svc.signer().map_err(fail)?.public_key(),
-            };
-            let v = package::component::verify(svc.output(), &bucket, &prefix, &trusted).map_err(fail)?;
-            json!({ "Verified": true, "Artifacts": v.artifacts, "SignedBy": v.signed_by })
+            verify_component(&bucket, &prefix, public_key, g)?
         }
         ApiCommand::ExportSigningKey => {
             let svc = Backend::local(g, Runner::Manual, "export-signing-key")?;
             api("ExportSigningKey", svc.signer().map(|s| s.public_key().export()))?
         }
-        ApiCommand::ConfigureStorage(a) => {
-            let root = home(g);
-            if !a.s3 && (g.endpoint_url.is_some() || g.region.is_some()) {
-                return Err("configure-storage: --endpoint-url and --region need --s3".to_owned().into());
-            }
-            let change = match (a.local, a.s3) {
-                (true, _) => Some(Storage::Local),
-                (_, true) => {
-                    Some(Storage::S3(S3Settings { endpoint_url: g.endpoint_url.clone(), region: g.region.clone() }))
-                }
-                _ => None,
-            };
-            if let Some(storage) = change {
-                api("ConfigureStorage", storage.save(&root))?;
-            }
-            return print_storage(&root, g);
-        }
-        ApiCommand::ConfigureJobStore(a) => {
-            let root = home(g);
-            let change = match (a.sqlite, a.postgres) {
-                (true, _) => Some(StoreConfig::Sqlite),
-                (_, Some(url)) => {
-                    Some(StoreConfig::Postgres(PostgresSettings { url, max_connections: a.max_connections }))
-                }
-                _ => None,
-            };
-            if let Some(config) = change {
-                // Connecting (and migrating) first: a setting that cannot work is never saved.
-                let fail = |e| Failure::Api("ConfigureJobStore", e);
-                if let StoreConfig::Postgres(_) = &config {
-                    package::store::Store::open(&root, &config).map_err(fail)?;
-                }
-                config.save(&root).map_err(fail)?;
-            }
-            let config = StoreConfig::load(&root).map_err(|e| Failure::Api("ConfigureJobStore", e))?;
-            let v = json!({ "JobStore": config.redacted(), "SettingFile": StoreConfig::path(&root) });
-            print_as(v, g, "ConfigureJobStore")?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        ApiCommand::SampleModel { kind, size, out } => {
-            let (h, w) = size
-                .split_once('x')
-                .and_then(|(h, w)| Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?)))
-                .filter(|&(h, w)| h > 0 && w > 0 && h.is_multiple_of(4) && w.is_multiple_of(4))
-                .ok_or_else(|| format!("--size {size}: expected HxW, multiples of 4"))?;
-            let k = match kind {
-                Kind::Segmentation => SampleKind::Segmentation,
-                Kind::Classification => SampleKind::Classification,
-            };
-            std::fs::write(&out, sample_model(k, h, w)).map_err(|e| format!("{}: {e}", out.display()))?;
-            let contract_path = out.with_extension("contract.json");
-            let contract = serde_json::to_string_pretty(&sample_contract(k, h, w)).expect("JSON");
-            std::fs::write(&contract_path, contract + "\n").map_err(|e| format!("{}: {e}", contract_path.display()))?;
-            json!({ "Model": out, "Contract": contract_path })
-        }
-        ApiCommand::RunPackagingJob { project, job } => {
-            let svc = Backend::local(g, Runner::Manual, "run-packaging-job")?;
-            // The worker the service launches supervises a child that runs the job, so that a
-            // child killed or aborted (memory) fails the job with its cause at once.
-            let child = std::env::var_os(package::worker::WORKER_CHILD_ENV).is_some();
-            match std::env::current_exe() {
-                Ok(exe) if !child => {
-                    let args = ["run-packaging-job".to_owned()];
-                    api("RunPackagingJob", svc.supervise_job(&exe, &args, &project, &job))?;
-                }
-                _ => {
-                    // Fail points from FAILPOINTS, for the fault-injection suite only.
-                    #[cfg(feature = "fault-injection")]
-                    let _scenario = fail::FailScenario::setup();
-                    api("RunPackagingJob", svc.run_job(&project, &job))?;
-                }
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
+        ApiCommand::ConfigureStorage(a) => return configure_storage(&a, g),
+        ApiCommand::ConfigureJobStore(a) => return configure_job_store(a, g),
+        ApiCommand::SampleModel { kind, size, out } => write_sample(kind, &size, &out)?,
+        ApiCommand::RunPackagingJob { project, job } => return run_packaging_job(&project, &job, g),
     };
     print_as(v, g, op)?;
     Ok(ExitCode::SUCCESS)
@@ -255,4 +178,97 @@ impl ApiCommand {
         };
         input.generate_cli_skeleton.as_deref().map(|k| (self.operation(), k))
     }
+}
+
+/// `verify-component`: the published component's recipe and artifacts against the signing key
+/// (`public_key`, or this service's own).
+fn verify_component(bucket: &str, prefix: &str, public_key: Option<String>, g: &Global) -> Result<Value, Failure> {
+    let svc = Backend::local(g, Runner::Manual, "verify-component")?;
+    let fail = |e| Failure::Api("VerifyComponent", e);
+    let trusted = match public_key {
+        Some(k) => PublicKey::parse(&read_arg(&k)?).map_err(fail)?,
+        None => svc.signer().map_err(fail)?.public_key(),
+    };
+    let v = package::component::verify(svc.output(), bucket, prefix, &trusted).map_err(fail)?;
+    Ok(json!({ "Verified": true, "Artifacts": v.artifacts, "SignedBy": v.signed_by }))
+}
+
+/// `configure-storage`: saves the change asked for, then shows the setting in force.
+fn configure_storage(a: &super::args::StorageArgs, g: &Global) -> Result<ExitCode, Failure> {
+    let root = home(g);
+    if !a.s3 && (g.endpoint_url.is_some() || g.region.is_some()) {
+        return Err("configure-storage: --endpoint-url and --region need --s3".to_owned().into());
+    }
+    let change = match (a.local, a.s3) {
+        (true, _) => Some(Storage::Local),
+        (_, true) => Some(Storage::S3(S3Settings { endpoint_url: g.endpoint_url.clone(), region: g.region.clone() })),
+        _ => None,
+    };
+    if let Some(storage) = change {
+        api("ConfigureStorage", storage.save(&root))?;
+    }
+    print_storage(&root, g)
+}
+
+/// `configure-job-store`: checks and saves the change asked for (a PostgreSQL store is
+/// connected to and migrated first), then shows the setting in force.
+fn configure_job_store(a: super::args::JobStoreArgs, g: &Global) -> Result<ExitCode, Failure> {
+    let root = home(g);
+    let change = match (a.sqlite, a.postgres) {
+        (true, _) => Some(StoreConfig::Sqlite),
+        (_, Some(url)) => Some(StoreConfig::Postgres(PostgresSettings { url, max_connections: a.max_connections })),
+        _ => None,
+    };
+    if let Some(config) = change {
+        // Connecting (and migrating) first: a setting that cannot work is never saved.
+        let fail = |e| Failure::Api("ConfigureJobStore", e);
+        if let StoreConfig::Postgres(_) = &config {
+            package::store::Store::open(&root, &config).map_err(fail)?;
+        }
+        config.save(&root).map_err(fail)?;
+    }
+    let config = StoreConfig::load(&root).map_err(|e| Failure::Api("ConfigureJobStore", e))?;
+    let v = json!({ "JobStore": config.redacted(), "SettingFile": StoreConfig::path(&root) });
+    print_as(v, g, "ConfigureJobStore")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sample-model`: writes the sample model and its contract beside it.
+fn write_sample(kind: Kind, size: &str, out: &std::path::Path) -> Result<Value, Failure> {
+    let (h, w) = size
+        .split_once('x')
+        .and_then(|(h, w)| Some((h.parse::<usize>().ok()?, w.parse::<usize>().ok()?)))
+        .filter(|&(h, w)| h > 0 && w > 0 && h.is_multiple_of(4) && w.is_multiple_of(4))
+        .ok_or_else(|| format!("--size {size}: expected HxW, multiples of 4"))?;
+    let k = match kind {
+        Kind::Segmentation => SampleKind::Segmentation,
+        Kind::Classification => SampleKind::Classification,
+    };
+    std::fs::write(out, sample_model(k, h, w)).map_err(|e| format!("{}: {e}", out.display()))?;
+    let contract_path = out.with_extension("contract.json");
+    let contract = serde_json::to_string_pretty(&sample_contract(k, h, w)).expect("JSON");
+    std::fs::write(&contract_path, contract + "\n").map_err(|e| format!("{}: {e}", contract_path.display()))?;
+    Ok(json!({ "Model": out, "Contract": contract_path }))
+}
+
+/// `run-packaging-job` (the worker the service launches): supervises a child that runs the
+/// job, or, as that child, runs it.
+fn run_packaging_job(project: &str, job: &str, g: &Global) -> Result<ExitCode, Failure> {
+    let svc = Backend::local(g, Runner::Manual, "run-packaging-job")?;
+    // The worker the service launches supervises a child that runs the job, so that a
+    // child killed or aborted (memory) fails the job with its cause at once.
+    let child = std::env::var_os(package::worker::WORKER_CHILD_ENV).is_some();
+    match std::env::current_exe() {
+        Ok(exe) if !child => {
+            let args = ["run-packaging-job".to_owned()];
+            api("RunPackagingJob", svc.supervise_job(&exe, &args, project, job))?;
+        }
+        _ => {
+            // Fail points from FAILPOINTS, for the fault-injection suite only.
+            #[cfg(feature = "fault-injection")]
+            let _scenario = fail::FailScenario::setup();
+            api("RunPackagingJob", svc.run_job(project, job))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
