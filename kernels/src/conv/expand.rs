@@ -13,7 +13,7 @@
 use std::ops::Range;
 
 use super::depthwise::{DwGeom, DwRow, BAND};
-use super::driver::{check_call, check_parts, epilogue_ptrs, packed_gemm};
+use super::driver::{check_call, check_parts, epilogue_ptrs, packed_gemm, SharedConst};
 use super::image::{ImageMut, ImageRef};
 use super::packed::{Body, PackedConv};
 use super::params::ConvParams;
@@ -25,6 +25,7 @@ use crate::error::{KernelError, Result};
 use crate::gemm::driver::{RawOut, SharedMut};
 use crate::gemm::Microkernel;
 use crate::mat::MatRef;
+use crate::pack::PackedB;
 use crate::{threads, Parallelism};
 
 thread_local! {
@@ -58,6 +59,41 @@ fn in_bands<K: ConvKernel>(
     par: Parallelism,
     rows: usize,
 ) -> Result<()> {
+    let (part, dw) = check::<K>(kernel_name, &input, [(expand, expand_epi), (depthwise, epi)], output.dims())?;
+    let (pe, pd) = (*expand.params(), *depthwise.params());
+    let [n, h, w, _] = input.dims();
+    let [_, oh, ow, _] = output.dims();
+    if n * oh * ow == 0 {
+        return Ok(());
+    }
+    let f = Fused {
+        blocking,
+        input,
+        part,
+        expand_epi,
+        mr: if part.nr() == K::NR { K::MR } else { <K::Wide as Microkernel>::MR },
+        dw,
+        geom: DwGeom::new(&pd, [h, w], ow, epi.activation, false),
+        pd,
+        epi: epilogue_ptrs(epi),
+        out: SharedMut(output.as_mut_ptr()),
+        dims: [n, h, w, pe.c_in, pe.c_out, oh, ow],
+        rows: rows.max(1),
+    };
+    // SAFETY: `check` validated the call; the shares cover the output rows once each.
+    threads::for_ranges(n * oh, 1, par == Parallelism::Threads, |share| unsafe { f.share::<K>(share) });
+    Ok(())
+}
+
+/// Checks what the fused kernel takes: a pointwise expansion without a residual, packed for
+/// `K` or its wide tile, feeding a depthwise convolution, each call's shapes as
+/// [`check_call`] wants them. Returns the expansion's GEMM part and the depthwise weights.
+fn check<'a, K: ConvKernel>(
+    kernel_name: &str,
+    input: &ImageRef<'_>,
+    [(expand, expand_epi), (depthwise, epi)]: [(&'a PackedConv, &Epilogue<'_>); 2],
+    output: [usize; 4],
+) -> Result<(&'a PackedB, &'a [f32])> {
     let pe = *expand.params();
     let part = match expand.body() {
         Body::Gemm(parts) if pe.is_pointwise() && parts.len() == 1 => &parts[0],
@@ -82,26 +118,46 @@ fn in_bands<K: ConvKernel>(
     let mid = [n, h, w, pe.c_out];
     check_call(kernel_name, input.dims(), expand, mid, expand_epi)?;
     check_parts::<K>(kernel_name, std::slice::from_ref(part))?;
-    let [_, oh, ow] = check_call(kernel_name, mid, depthwise, output.dims(), epi)?;
-    if n * oh * ow == 0 {
-        return Ok(());
-    }
-    let pd = *depthwise.params();
-    let geom = DwGeom::new(&pd, [h, w], ow, epi.activation, false);
-    let rows = rows.max(1);
-    let mr = if part.nr() == K::NR { K::MR } else { <K::Wide as Microkernel>::MR };
-    let out = SharedMut(output.as_mut_ptr());
-    let (bias, residual) = epilogue_ptrs(epi);
-    let run = |share: Range<usize>| {
+    check_call(kernel_name, mid, depthwise, output, epi)?;
+    Ok((part, dw))
+}
+
+/// One checked call, shared by the threads.
+struct Fused<'a> {
+    blocking: &'a [Blocking; 2],
+    input: ImageRef<'a>,
+    /// The expansion's packed weights, epilogue, and the row panel height of its tile.
+    part: &'a PackedB,
+    expand_epi: &'a Epilogue<'a>,
+    mr: usize,
+    /// The depthwise convolution's weights, geometry, attributes and epilogue pointers.
+    dw: &'a [f32],
+    geom: DwGeom,
+    pd: ConvParams,
+    epi: (SharedConst, Option<(SharedConst, usize)>),
+    out: SharedMut,
+    /// `[n, h, w, c_in, c_mid, oh, ow]`.
+    dims: [usize; 7],
+    /// Output rows per band.
+    rows: usize,
+}
+
+impl Fused<'_> {
+    /// Computes output rows `share` (over every image) band by band in this thread's buffer.
+    ///
+    /// # Safety
+    /// The call was checked ([`check`]); no other thread writes these output rows.
+    unsafe fn share<K: ConvKernel>(&self, share: Range<usize>) {
+        let [_, h, w, _, c, oh, _] = self.dims;
         EXPANDED.with(|cell| {
             let mut buf = cell.borrow_mut();
-            let span = (pd.kernel[0] - 1) * pd.dilations[0] + 1;
-            let margin = mr * pe.c_out;
+            let span = (self.pd.kernel[0] - 1) * self.pd.dilations[0] + 1;
+            let margin = self.mr * c;
             // The banded depthwise kernel reads a band of one row as if it had `BAND` (and
             // discards the second), so the buffer holds what whole `BAND`s read; those extra
             // rows are readable, never computed, and never reach an output.
-            let reads = (rows.next_multiple_of(BAND) - 1) * pd.strides[0] + span;
-            let need = reads.min(h).max(1) * w * pe.c_out + 2 * margin;
+            let reads = (self.rows.next_multiple_of(BAND) - 1) * self.pd.strides[0] + span;
+            let need = reads.min(h).max(1) * w * c + 2 * margin;
             if buf.as_slice().len() < need {
                 buf.resize(need);
             }
@@ -113,12 +169,12 @@ fn in_bands<K: ConvKernel>(
             let mut first = share.start;
             while first < share.end {
                 let (img, oy) = (first / oh, first % oh);
-                let band = rows.min(oh - oy).min(share.end - first);
-                let want = reach(&pd, h, oy, band);
+                let band = self.rows.min(oh - oy).min(share.end - first);
+                let want = reach(&self.pd, h, oy, band);
                 // Rows the previous band left at the end of the buffer move to its start.
                 let kept = match held {
                     Some((i, r)) if i == img && r.contains(&want.start) => {
-                        let row = w * pe.c_out;
+                        let row = w * c;
                         // SAFETY: both ranges lie in the buffer (it held `r`, and `want`
                         // starts inside it); `copy` allows the overlap.
                         unsafe {
@@ -128,52 +184,73 @@ fn in_bands<K: ConvKernel>(
                     }
                     _ => want.start,
                 };
-                if kept < want.end {
-                    // The fresh rows' pixels, widened to whole row panels of the tensor's
-                    // pixel matrix (its end excepted): the tiles, and so the bits, are those
-                    // of one GEMM over the whole tensor (a partial panel of a few rows sums
-                    // in another order, see `gemm::tile::tile_row`). The widening recomputes
-                    // held pixels (same bits) or fills the margins.
-                    let pixel = |y: usize| (img * h + y) * w;
-                    let (p0, p1) = (pixel(kept) / mr * mr, pixel(want.end).next_multiple_of(mr).min(n * h * w));
-                    let a = MatRef::row_major(&input.data()[p0 * pe.c_in..p1 * pe.c_in], p1 - p0, pe.c_in)
-                        .expect("inside the checked input");
-                    let c = buf.wrapping_add(p0 * pe.c_out).wrapping_sub(pixel(want.start) * pe.c_out);
-                    let o = RawOut { c, rs: pe.c_out, cs: 1, m: p1 - p0, n: pe.c_out };
-                    // SAFETY: the pixels lie in the buffer and its margins (`band_rows` bounds
-                    // every band's reach, which sized it; the widening is under a row panel
-                    // on either side), written by this thread only; the part was checked for
-                    // K; the epilogue was validated for the whole expanded tensor, and a
-                    // per-channel bias holds for any of its rows.
-                    unsafe { packed_gemm::<K, _>(blocking, &a, part, o, expand_epi, Parallelism::Sequential, 1, 0) };
-                }
+                // SAFETY: the buffer holds the band's reach from `want.start` (sized above).
+                unsafe { self.expand::<K>(buf, img, kept..want.end, want.start) };
                 held = Some((img, want.start..want.end.max(kept)));
                 // The buffer as the image's rows: row `want.start` at its start. The kernel
                 // reads only rows of `want` (the band's reach), which the buffer holds.
-                let image = buf.wrapping_sub(want.start * w * pe.c_out).cast_const();
-                for j in (0..band).step_by(BAND) {
-                    let pixel = (img * oh + oy + j) * ow;
-                    let r = DwRow {
-                        input: image,
-                        weights: dw.as_ptr(),
-                        out: out.get().wrapping_add(pixel * pd.c_out),
-                        bias: bias.get(),
-                        residual: residual.map_or(std::ptr::null(), |(r, rs)| r.get().wrapping_add(pixel * rs)),
-                        residual_stride: residual.map_or(0, |(_, rs)| rs),
-                        oy: oy + j,
-                        rows: BAND.min(band - j),
-                    };
-                    // SAFETY: the rows `r` reads are in the buffer (see above); its output and
-                    // residual pixels lie inside the checked tensors, and this share of the
-                    // output rows is written by this thread only.
-                    unsafe { K::Rows::depthwise_rows(&geom, &r) };
-                }
+                let image = buf.wrapping_sub(want.start * w * c).cast_const();
+                // SAFETY: as above; the band's output rows are this share's.
+                unsafe { self.depthwise::<K>(image, img, oy, band) };
                 first += band;
             }
         })
-    };
-    threads::for_ranges(n * oh, 1, par == Parallelism::Threads, run);
-    Ok(())
+    }
+
+    /// The expanded input rows `fresh` of image `img` into `buf`, whose start holds row
+    /// `start`. The rows' pixels are widened to whole row panels of the tensor's pixel matrix
+    /// (its end excepted): the tiles, and so the bits, are those of one GEMM over the whole
+    /// tensor (a partial panel of a few rows sums in another order, see
+    /// `gemm::tile::tile_row`). The widening recomputes held pixels (same bits) or fills the
+    /// margins.
+    ///
+    /// # Safety
+    /// `buf` holds rows `start..fresh.end` and a row panel's margin on either side; nothing
+    /// else writes it.
+    unsafe fn expand<K: ConvKernel>(&self, buf: *mut f32, img: usize, fresh: Range<usize>, start: usize) {
+        if fresh.is_empty() {
+            return;
+        }
+        let [n, h, w, c_in, c, ..] = self.dims;
+        let pixel = |y: usize| (img * h + y) * w;
+        let (p0, p1) =
+            (pixel(fresh.start) / self.mr * self.mr, pixel(fresh.end).next_multiple_of(self.mr).min(n * h * w));
+        let a = MatRef::row_major(&self.input.data()[p0 * c_in..p1 * c_in], p1 - p0, c_in)
+            .expect("inside the checked input");
+        let o = RawOut { c: buf.wrapping_add(p0 * c).wrapping_sub(pixel(start) * c), rs: c, cs: 1, m: p1 - p0, n: c };
+        let seq = Parallelism::Sequential;
+        // SAFETY: the pixels lie in the buffer and its margins (the caller's contract); the
+        // part was checked for K; the epilogue was validated for the whole expanded tensor,
+        // and a per-channel bias holds for any of its rows.
+        unsafe { packed_gemm::<K, _>(self.blocking, &a, self.part, o, self.expand_epi, seq, 1, 0) };
+    }
+
+    /// Output rows `oy..oy + band` of image `img` from `image`, the expanded image's rows as
+    /// the buffer holds them.
+    ///
+    /// # Safety
+    /// `image` holds every row the band's kernel windows read; the rows are written by this
+    /// thread only.
+    unsafe fn depthwise<K: ConvKernel>(&self, image: *const f32, img: usize, oy: usize, band: usize) {
+        let [.., oh, ow] = self.dims;
+        let (bias, residual) = self.epi;
+        for j in (0..band).step_by(BAND) {
+            let pixel = (img * oh + oy + j) * ow;
+            let r = DwRow {
+                input: image,
+                weights: self.dw.as_ptr(),
+                out: self.out.get().wrapping_add(pixel * self.pd.c_out),
+                bias: bias.get(),
+                residual: residual.map_or(std::ptr::null(), |(r, rs)| r.get().wrapping_add(pixel * rs)),
+                residual_stride: residual.map_or(0, |(_, rs)| rs),
+                oy: oy + j,
+                rows: BAND.min(band - j),
+            };
+            // SAFETY: the rows `r` reads are in `image`; its output and residual pixels lie
+            // inside the checked tensors (the caller's contract).
+            unsafe { K::Rows::depthwise_rows(&self.geom, &r) };
+        }
+    }
 }
 
 /// The input rows that output rows `oy..oy + rows` of depthwise convolution `p` read on maps
