@@ -189,6 +189,8 @@ hangs = steps_of("hangs")
 check("hangs_partial_reports_kept", "copy" in hangs and hangs["copy"]["passed"], str(hangs.keys()))
 ce = steps_of("cannot-exec").get("copy", {})
 check("cannot_exec_names_the_architecture", "cannot run the bundle's aarch64 binaries" in ce.get("status", ""), str(ce))
+check("json_names_every_boards_host", all(b.get("host", "").startswith("127.0.0.1:") for b in doc["boards"]),
+      str([b.get("host") for b in doc["boards"]]))
 junit = open(os.path.join(reports, "hil.xml")).read()
 check("junit_has_a_suite_per_board", all(f'name="{n}"' in junit for n in want), "")
 if full_case != "yes":

@@ -280,11 +280,7 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
         par: Parallelism,
     ) -> Result<()> {
         let [(expand, expand_epilogue), (depthwise, epilogue)] = convs;
-        if expand_epilogue.residual.is_some() {
-            return Err(KernelError::Shape(
-                "the expansion of a fused expand-depthwise convolution takes no residual".into(),
-            ));
-        }
+        conv::expand::no_expansion_residual(expand_epilogue)?;
         let [n, h, w, _] = input.dims();
         let dims = [n, h, w, expand.params().c_out];
         let len = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));

@@ -30,6 +30,16 @@ pub enum Arch {
     Arm64,
 }
 
+impl Arch {
+    /// Greengrass's name for the architecture, as recipes' `Platform.architecture` spell it.
+    pub fn greengrass_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "aarch64",
+        }
+    }
+}
+
 /// The CPU instruction set a target's CPU kernels may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuIsa {

@@ -3,7 +3,7 @@
 //! the component (recipe, plan, model, `manifest.json`, parity report) and publish it
 //! atomically.
 
-use kernels::{Arch, Target};
+use kernels::Target;
 use serde_json::json;
 
 use crate::agent_component::{self, AGENT_VERSION};
@@ -34,14 +34,6 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const PARITY_FILE: &str = "parity.json";
 /// A model component's artifacts, in the recipe's order.
 pub const ARTIFACTS: [&str; 4] = [PLAN_FILE, MODEL_FILE, MANIFEST_FILE, PARITY_FILE];
-
-/// Greengrass's name for the target's CPU architecture.
-pub fn architecture(t: &Target) -> &'static str {
-    match t.arch {
-        Arch::X86_64 => "amd64",
-        Arch::Arm64 => "aarch64",
-    }
-}
 
 /// The ARN of a component version.
 pub fn component_arn(name: &str, version: &str) -> String {
@@ -97,7 +89,7 @@ pub fn build_component(
     let prefix = key_prefix(s3.prefix.as_deref(), &job.component_name, &job.component_version);
     progress(&format!("checking the output location s3://{bucket}/{prefix}/"));
     svc.output().check_destination(&bucket, &prefix, LAST_FILE)?;
-    let arch = architecture(&target);
+    let arch = target.arch.greengrass_name();
     let agent_dir = svc.settings.agent_dir.clone().or_else(agent_component::default_dir);
     let agent_binary = agent_component::binary(agent_dir.as_deref(), arch)?;
     let agent_prefix = key_prefix(s3.prefix.as_deref(), AGENT_COMPONENT, AGENT_VERSION);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kernels::{Accelerator, Arch, Target};
 use serde_json::{json, Value};
 
-use super::greengrass::{platform_arch, published, Deployment};
+use super::greengrass::{published, Deployment};
 use super::inventory::Board;
 use super::ssh::{quote, Failure, Output, Ssh};
 
@@ -239,22 +239,8 @@ impl Run<'_> {
             }
             copied.push(name);
         }
-        let tar = self.dir.join("component.tar");
-        let packed = std::process::Command::new("tar")
-            .arg("-C")
-            .arg(self.bundle.file("component"))
-            .args(["-cf"])
-            .arg(&tar)
-            .arg(".")
-            .status();
-        if !packed.is_ok_and(|s| s.success()) {
-            let why = format!("cannot pack {} into {}", self.bundle.file("component").display(), tar.display());
-            return (StepStatus::Failed(why), json!(copied));
-        }
-        let c = quote(&self.w("component"));
-        let unpack = format!("rm -rf {c} && mkdir -p {c} && tar -C {c} -xf -");
-        if let Err(f) = self.ssh.run(&unpack, self.long(), Some(&tar)) {
-            return (StepStatus::Broken(f), json!(copied));
+        if let Err(status) = self.send_tree(&self.bundle.file("component"), "component", &self.w("component")) {
+            return (status, json!(copied));
         }
         copied.push("component");
         // The board must be able to start the binaries at all: a board of another architecture
@@ -284,6 +270,19 @@ impl Run<'_> {
     /// when the step failed); None when it is not there.
     fn fetch(&self, name: &str) -> Option<Vec<u8>> {
         self.fetch_as(name, name)
+    }
+
+    /// The local tree `dir` as a tar stream (kept as `<name>.tar` in the report folder) in place
+    /// of the board's folder `remote`; the step's status when it cannot be.
+    fn send_tree(&self, dir: &Path, name: &str, remote: &str) -> Result<(), StepStatus> {
+        let tar = self.dir.join(format!("{name}.tar"));
+        let packed = std::process::Command::new("tar").arg("-C").arg(dir).arg("-cf").arg(&tar).arg(".").status();
+        if !packed.is_ok_and(|s| s.success()) {
+            return Err(StepStatus::Failed(format!("cannot pack {} into {}", dir.display(), tar.display())));
+        }
+        let r = quote(remote);
+        let unpack = format!("rm -rf {r} && mkdir -p {r} && tar -C {r} -xf -");
+        self.ssh.run(&unpack, self.long(), Some(&tar)).map(drop).map_err(StepStatus::Broken)
     }
 
     /// [`Run::fetch`] of the board's `path` (under the work folder) as `local`.
@@ -337,13 +336,7 @@ impl Run<'_> {
             "edgepack-agent",
             &format!("bench --socket {sock} --model m --component component --clients 1 --seconds 2 --json bench.json"),
         );
-        let sock_path = quote(&self.w("agent.sock"));
-        let script = format!(
-            "rm -f {sock_path}; ({serve}) > agent.log 2>&1 & pid=$!; \
-             i=0; while [ ! -S {sock_path} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
-             [ -S {sock_path} ] || {{ kill $pid; cat agent.log >&2; echo 'the agent did not open its socket' >&2; exit 3; }}; \
-             {bench}; rc=$?; kill $pid; wait $pid; exit $rc"
-        );
+        let script = with_agent(&self.w("agent.sock"), &serve, "agent.log", &bench);
         let ran = self.run_here(&script, self.board.step_timeout);
         self.judged(ran, "bench.json", bench_summary, |s| s["agent_p50_ms"].as_f64().is_some_and(|v| v > 0.0))
     }
@@ -357,7 +350,7 @@ impl Run<'_> {
         let root = self.w("greengrass/v2");
         let stage = self.dir.join("greengrass-stage");
         let _ = std::fs::remove_dir_all(&stage);
-        let arch = platform_arch(self.board.target.arch);
+        let arch = self.board.target.arch.greengrass_name();
         let staged =
             published(&self.bundle.file("greengrass")).and_then(|found| Deployment::stage(&found, &stage, &root, arch));
         let d = match staged {
@@ -379,19 +372,8 @@ impl Run<'_> {
             Ok(_) => return (StepStatus::Failed(format!("{model} has no Install or {runner} no Run")), Value::Null),
             Err(why) => return (StepStatus::Failed(why), Value::Null),
         };
-        let tar = self.dir.join("greengrass.tar");
-        let packed = std::process::Command::new("tar").arg("-C").arg(&stage).arg("-cf").arg(&tar).arg(".").status();
-        if !packed.is_ok_and(|s| s.success()) {
-            return (
-                StepStatus::Failed(format!("cannot pack {} into {}", stage.display(), tar.display())),
-                Value::Null,
-            );
-        }
-        let r = quote(&root);
-        if let Err(f) =
-            self.ssh.run(&format!("rm -rf {r} && mkdir -p {r} && tar -C {r} -xf -"), self.long(), Some(&tar))
-        {
-            return (StepStatus::Broken(f), Value::Null);
+        if let Err(status) = self.send_tree(&stage, "greengrass", &root) {
+            return (status, Value::Null);
         }
         // Greengrass runs lifecycle scripts with sh; the board's prefix (an emulator) goes first.
         let prefix = if self.board.prefix.is_empty() { String::new() } else { format!("{} ", self.board.prefix) };
@@ -403,14 +385,9 @@ impl Run<'_> {
                  --json gg-bench.json"
             ),
         );
-        let q = quote(&sock);
         let script = format!(
-            "rm -f {q}; {prefix}{install} > gg-install.log 2>&1 || {{ cat gg-install.log >&2; exit 4; }}; \
-             ({prefix}{run}) > gg-agent.log 2>&1 & pid=$!; \
-             i=0; while [ ! -S {q} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
-             [ -S {q} ] || {{ kill $pid; cat gg-agent.log >&2; echo 'the agent Run started did not open its socket' >&2; exit 3; }}; \
-             {bench}; rc=$?; kill $pid; wait $pid; \
-             [ ! -e {q} ] || {{ echo 'the agent left its socket behind' >&2; rc=5; }}; exit $rc"
+            "{prefix}{install} > gg-install.log 2>&1 || {{ cat gg-install.log >&2; exit 4; }}; {}",
+            with_agent(&sock, &format!("{prefix}{run}"), "gg-agent.log", &bench)
         );
         let ran = self.run_here(&script, self.board.step_timeout);
         for log in ["gg-install.log", "gg-agent.log"] {
@@ -432,6 +409,20 @@ impl Run<'_> {
         });
         judge(ran, device.is_some(), passed, "device-parity.json and gg-bench.json", detail)
     }
+}
+
+/// A script that starts the agent (`serve`, its output in `log`), waits up to a minute for its
+/// socket `sock`, runs `client`, stops the agent and exits with the client's status, or 3 when
+/// the socket never opened, or 5 when the stopped agent left it behind.
+fn with_agent(sock: &str, serve: &str, log: &str, client: &str) -> String {
+    let q = quote(sock);
+    format!(
+        "rm -f {q}; ({serve}) > {log} 2>&1 & pid=$!; \
+         i=0; while [ ! -S {q} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+         [ -S {q} ] || {{ kill $pid; cat {log} >&2; echo 'the agent did not open its socket' >&2; exit 3; }}; \
+         {client}; rc=$?; kill $pid; wait $pid; \
+         [ ! -e {q} ] || {{ echo 'the agent left its socket behind' >&2; rc=5; }}; exit $rc"
+    )
 }
 
 /// A step's status from how its command ended, whether its report came back and what the

@@ -30,18 +30,10 @@ pub struct Component {
 pub struct Deployment {
     /// Greengrass's root on the board (`{kernel:rootPath}`).
     pub root: String,
-    /// Greengrass's name of the board's architecture (`amd64`, `aarch64`).
+    /// Greengrass's name of the board's architecture ([`kernels::Arch::greengrass_name`]).
     pub arch: String,
     /// The components, by name.
     pub components: BTreeMap<String, Component>,
-}
-
-/// Greengrass's name for an architecture, as recipes' `Platform.architecture` spell it.
-pub fn platform_arch(a: kernels::Arch) -> &'static str {
-    match a {
-        kernels::Arch::X86_64 => "amd64",
-        kernels::Arch::Arm64 => "aarch64",
-    }
 }
 
 /// The published component folders under `dir`: every `<name>/<version>/recipe.json`.

@@ -11,7 +11,7 @@ mod report;
 mod ssh;
 
 pub use board::{arch_name, run_board, BoardReport, Bundle, StepReport, StepStatus};
-pub use greengrass::{platform_arch, published, Component, Deployment};
+pub use greengrass::{published, Component, Deployment};
 pub use host::host_figure;
 pub use inventory::{parse_inventory, read_inventory, Board, InventoryError};
 pub use report::{table, to_json, write_reports};

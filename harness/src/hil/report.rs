@@ -21,7 +21,7 @@ pub fn to_json(boards: &[BoardReport]) -> Value {
     json!({
         "boards": boards.iter().map(|b| json!({
             "board": b.board,
-            "host_figure": b.host_figure,
+            "host": b.host,
             "target": b.target,
             "status": b.status(),
             "reports": b.dir.display().to_string(),

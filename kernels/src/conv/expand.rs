@@ -109,17 +109,24 @@ fn check<'a, K: ConvKernel>(
             depthwise.params()
         )));
     };
-    if expand_epi.residual.is_some() {
-        return Err(KernelError::Shape(
-            "the expansion of a fused expand-depthwise convolution takes no residual".into(),
-        ));
-    }
+    no_expansion_residual(expand_epi)?;
     let [n, h, w, _] = input.dims();
     let mid = [n, h, w, pe.c_out];
     check_call(kernel_name, input.dims(), expand, mid, expand_epi)?;
     check_parts::<K>(kernel_name, std::slice::from_ref(part))?;
     check_call(kernel_name, mid, depthwise, output, epi)?;
     Ok((part, dw))
+}
+
+/// Refuses a residual on the expansion (the fused kernel has nowhere to add it; every set's
+/// [`crate::KernelSet::conv2d_expand_depthwise`] refuses it alike).
+pub(crate) fn no_expansion_residual(expand_epi: &Epilogue<'_>) -> Result<()> {
+    match expand_epi.residual {
+        Some(_) => {
+            Err(KernelError::Shape("the expansion of a fused expand-depthwise convolution takes no residual".into()))
+        }
+        None => Ok(()),
+    }
 }
 
 /// One checked call, shared by the threads.

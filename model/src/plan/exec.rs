@@ -2,8 +2,8 @@
 //! allocate nothing but their outputs.
 
 use kernels::{
-    AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism, PoolMode,
-    PoolParams, RowNorm,
+    Activation, AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism,
+    PoolMode, PoolParams, RowNorm,
 };
 
 use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
@@ -235,6 +235,22 @@ pub(super) fn concat_part_dims(plan: &Plan, part: Operand, output: usize, axis: 
     }
 }
 
+/// A convolution's epilogue: the per-channel `bias` constant, `activation`, and the
+/// `residual` value read as the `(n·oh·ow) × c` matrix of an NHWC output of dims `od`.
+fn conv_epilogue<'a>(
+    plan: &'a Plan,
+    bias: Option<usize>,
+    activation: Activation,
+    residual: Option<&'a [f32]>,
+    od: [usize; 4],
+) -> Result<Epilogue<'a>> {
+    let residual = match residual {
+        Some(r) => Some(MatRef::row_major(r, od[0] * od[1] * od[2], od[3])?),
+        None => None,
+    };
+    Ok(Epilogue { bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])), residual, activation })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn exec_step<'a>(
     plan: &'a Plan,
@@ -252,33 +268,16 @@ pub(super) fn exec_step<'a>(
         Step::Conv { weights, bias, input, residual, activation, output } => {
             let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
             let od = dims4(&phys(*output));
-            let residual = match residual {
-                Some(r) => Some(MatRef::row_major(val(*r), od[0] * od[1] * od[2], od[3])?),
-                None => None,
-            };
-            let epi = Epilogue {
-                bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])),
-                residual,
-                activation: *activation,
-            };
+            let epi = conv_epilogue(plan, *bias, *activation, residual.map(val), od)?;
             set.conv2d(x, &plan.convs[*weights], ImageMut::new(out, od)?, &epi, par)?;
         }
         Step::ExpandDepthwise { expand, depthwise, input, residual, output } => {
             let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
             let od = dims4(&phys(*output));
-            let residual = match residual {
-                Some(r) => Some(MatRef::row_major(val(*r), od[0] * od[1] * od[2], od[3])?),
-                None => None,
-            };
-            let epi = |f: &super::FusedConv, residual| Epilogue {
-                bias: f.bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])),
-                residual,
-                activation: f.activation,
-            };
+            let e_epi = conv_epilogue(plan, expand.bias, expand.activation, None, od)?;
+            let d_epi = conv_epilogue(plan, depthwise.bias, depthwise.activation, residual.map(val), od)?;
             let (e, d) = (&plan.convs[expand.weights], &plan.convs[depthwise.weights]);
-            let out = ImageMut::new(out, od)?;
-            let (e_epi, d_epi) = (epi(expand, None), epi(depthwise, residual));
-            set.conv2d_expand_depthwise(x, [(e, &e_epi), (d, &d_epi)], out, par)?;
+            set.conv2d_expand_depthwise(x, [(e, &e_epi), (d, &d_epi)], ImageMut::new(out, od)?, par)?;
         }
         Step::Map { input, ops: chain, channels, .. } => {
             if !in_place(*input) {
