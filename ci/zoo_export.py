@@ -178,7 +178,11 @@ def dynamic_quantize_lstm(out, name, direction, signed, per_column):
     seq, batch, inp, hid = 5, 2, 6, 4
     dirs = 2 if direction == "bidirectional" else 1
     dtype = np.int8 if signed else np.uint8
-    lo, hi = (-100, 100) if signed else (0, 255)
+    # Signed weights in 7 bits, as ONNX Runtime's quantize_dynamic writes them with
+    # reduce_range: its u8×s8 kernels on x86 CPUs without VNNI (AVX2) sum pairs of products in
+    # 16 bits with saturation (VPMADDUBSW), so full-range int8 weights make ORT itself inexact
+    # there (2e-2 against float64 on Zen 3), while this model's reference stays exact.
+    lo, hi = (-64, 64) if signed else (0, 255)
     w = rng.randint(lo, hi, (dirs, inp, 4 * hid)).astype(dtype)
     r = rng.randint(lo, hi, (dirs, hid, 4 * hid)).astype(dtype)
     b = (rng.randn(dirs, 8 * hid) * 0.1).astype(np.float32)

@@ -114,35 +114,7 @@ impl Service {
             }
         }
         let job_name = req.job_name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let exists =
-            tx.query_opt("SELECT 1 FROM jobs WHERE project = ?1 AND name = ?2", args![&valid.project_name, &job_name])?;
-        if exists.is_some() {
-            return Err(ApiError::conflict(
-                ResourceType::ModelPackageJob,
-                &job_name,
-                format!("a model packaging job named '{job_name}' already exists in project '{}'", valid.project_name),
-            ));
-        }
-        // The reservation holds unless its job is known to have failed (a deleted project's
-        // jobs are gone, their reservations stay).
-        let taken = tx.query_opt(
-            "SELECT r.project, r.job_name FROM component_reservations r
-             WHERE r.component_name = ?1 AND r.component_version = ?2
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id AND j.status = 'FAILED')",
-            args![&component_name, &component_version],
-        )?;
-        if let Some(row) = taken {
-            let (project, other): (String, String) = (row.get(0)?, row.get(1)?);
-            let id = format!("{component_name}:{component_version}");
-            return Err(ApiError::conflict(
-                ResourceType::Component,
-                &id,
-                format!(
-                    "component {component_name} version {component_version} already exists (job {other} of project \
-                     '{project}'); a component name and version cannot be reused: give another ComponentVersion"
-                ),
-            ));
-        }
+        names_free(&mut tx, &valid.project_name, &job_name, (&component_name, &component_version))?;
         let id: i64 = tx
             .query_one(
                 "INSERT INTO jobs(project, name, model_version, configuration, description, status, status_message,
@@ -279,4 +251,42 @@ fn read_job_row(r: &Row, o: usize) -> Result<JobRow> {
         component_version: r.get(o + 10)?,
         output: output.map(|s| serde_json::from_str(&s)).transpose().map_err(|e| json_err(o + 11, e))?,
     })
+}
+
+/// A `ConflictException` when `project` already has a job named `job_name`, or when the
+/// component version is reserved by a job not known to have failed (a deleted project's jobs
+/// are gone, their reservations stay).
+fn names_free(
+    tx: &mut crate::store::Db,
+    project: &str,
+    job_name: &str,
+    (component_name, component_version): (&str, &str),
+) -> Result<()> {
+    let exists = tx.query_opt("SELECT 1 FROM jobs WHERE project = ?1 AND name = ?2", args![project, job_name])?;
+    if exists.is_some() {
+        return Err(ApiError::conflict(
+            ResourceType::ModelPackageJob,
+            job_name,
+            format!("a model packaging job named '{job_name}' already exists in project '{project}'"),
+        ));
+    }
+    let taken = tx.query_opt(
+        "SELECT r.project, r.job_name FROM component_reservations r
+         WHERE r.component_name = ?1 AND r.component_version = ?2
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id AND j.status = 'FAILED')",
+        args![component_name, component_version],
+    )?;
+    if let Some(row) = taken {
+        let (project, other): (String, String) = (row.get(0)?, row.get(1)?);
+        let id = format!("{component_name}:{component_version}");
+        return Err(ApiError::conflict(
+            ResourceType::Component,
+            &id,
+            format!(
+                "component {component_name} version {component_version} already exists (job {other} of project \
+                 '{project}'); a component name and version cannot be reused: give another ComponentVersion"
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -94,35 +94,12 @@ pub fn build_component(
     let agent_binary = agent_component::binary(agent_dir.as_deref(), arch)?;
     let agent_prefix = key_prefix(s3.prefix.as_deref(), AGENT_COMPONENT, AGENT_VERSION);
     let agent_published = agent_recipe(svc, &bucket, &agent_prefix, arch)?;
-    progress(&format!("loading model version {}", job.model_version));
-    fail::fail_point!("job-load");
-    let m = svc.stored_model(&job.project, &job.model_version)?;
-    let onnx = svc.model_file(&m.sha256)?;
-    progress("importing and optimising the model");
-    let model_err = |e: model::ModelError| ApiError::validation(format!("model {}/{}: {e}", job.project, m.version));
-    let prepared = model::prepare(&onnx, std::slice::from_ref(&m.contract.input.shape)).map_err(model_err)?;
-    progress("estimating the memory the check needs");
-    svc.check_memory(&prepared, &m.contract.input.shape)?;
-    let set_id = target.kernel_set();
-    progress(&format!("planning for kernel set {set_id} ({target})"));
-    fail::fail_point!("job-plan");
-    let set = kernels::packer(set_id);
-    let plan = model::plan::build(&prepared.optimized, &*set).map_err(model_err)?;
-    let plan_bytes = plan.to_bytes();
-    progress(&format!("checking parity on {set_id}"));
-    fail::fail_point!("job-parity");
     let install = agent_component::install_script(arch);
-    let par = parity::check(&prepared, &plan_bytes, &m.contract, set_id, svc.settings.threads, &install)
-        .map_err(|e| ApiError::internal(format!("parity check: {e}")))?;
-    if par.status == parity::ParityStatus::Failed {
-        return Err(ApiError::validation(format!("{}; nothing was published", par.summary)));
-    }
-
+    let Checked { m, onnx, planned, par } = plan_and_check(svc, job, &target, &install, progress)?;
     progress("writing the component");
-    let planned = Planned { plan: &plan, bytes: &plan_bytes, set_id };
     let manifest = manifest(job, &m, gg, &target, &planned, &par, arch);
     let artifacts = vec![
-        file(PLAN_FILE, plan_bytes),
+        file(PLAN_FILE, planned.bytes),
         file(MODEL_FILE, onnx),
         file(MANIFEST_FILE, pretty(&manifest)),
         file(PARITY_FILE, pretty(&par.report)),
@@ -197,10 +174,54 @@ fn create_input(recipe: &[u8], gg: &crate::shapes::GreengrassConfiguration) -> V
 }
 
 /// A job's plan, its file and the kernel set it was built for.
-struct Planned<'a> {
-    plan: &'a model::plan::Plan,
-    bytes: &'a [u8],
+struct Planned {
+    plan: model::plan::Plan,
+    bytes: Vec<u8>,
     set_id: kernels::KernelSetId,
+}
+
+/// What a job's model became for its target: the stored model and its file, the plan, and
+/// the parity check's outcome.
+struct Checked {
+    m: crate::projects::StoredModel,
+    onnx: Vec<u8>,
+    planned: Planned,
+    par: parity::ParityOutcome,
+}
+
+/// Loads, imports and plans the model of `job` for `target`, then checks parity on its kernel
+/// set; a failed check is an error (nothing is published). `install` is the component's
+/// Install script, which the parity report names.
+fn plan_and_check(
+    svc: &Service,
+    job: &JobRow,
+    target: &Target,
+    install: &str,
+    progress: &dyn Fn(&str),
+) -> Result<Checked> {
+    progress(&format!("loading model version {}", job.model_version));
+    fail::fail_point!("job-load");
+    let m = svc.stored_model(&job.project, &job.model_version)?;
+    let onnx = svc.model_file(&m.sha256)?;
+    progress("importing and optimising the model");
+    let model_err = |e: model::ModelError| ApiError::validation(format!("model {}/{}: {e}", job.project, m.version));
+    let prepared = model::prepare(&onnx, std::slice::from_ref(&m.contract.input.shape)).map_err(model_err)?;
+    progress("estimating the memory the check needs");
+    svc.check_memory(&prepared, &m.contract.input.shape)?;
+    let set_id = target.kernel_set();
+    progress(&format!("planning for kernel set {set_id} ({target})"));
+    fail::fail_point!("job-plan");
+    let set = kernels::packer(set_id);
+    let plan = model::plan::build(&prepared.optimized, &*set).map_err(model_err)?;
+    let bytes = plan.to_bytes();
+    progress(&format!("checking parity on {set_id}"));
+    fail::fail_point!("job-parity");
+    let par = parity::check(&prepared, &bytes, &m.contract, set_id, svc.settings.threads, install)
+        .map_err(|e| ApiError::internal(format!("parity check: {e}")))?;
+    if par.status == parity::ParityStatus::Failed {
+        return Err(ApiError::validation(format!("{}; nothing was published", par.summary)));
+    }
+    Ok(Checked { m, onnx, planned: Planned { plan, bytes, set_id }, par })
 }
 
 /// The component's manifest: what was packaged, for which target, with which plan and parity.
@@ -209,7 +230,7 @@ fn manifest(
     m: &crate::projects::StoredModel,
     gg: &crate::shapes::GreengrassConfiguration,
     target: &Target,
-    planned: &Planned<'_>,
+    planned: &Planned,
     par: &parity::ParityOutcome,
     arch: &str,
 ) -> Manifest {
@@ -237,7 +258,7 @@ fn manifest(
         contract: m.contract.clone(),
         plan: PlanInfo {
             file: PLAN_FILE.into(),
-            sha256: sha256_hex(planned.bytes),
+            sha256: sha256_hex(&planned.bytes),
             steps: planned.plan.steps.len(),
             flops: planned.plan.flops,
             activation_bytes: planned.plan.activation_bytes(),

@@ -422,23 +422,8 @@ fn concurrency_rows(set: &dyn KernelSet, case: &ModelCase, out: &mut Vec<serde_j
     mismatches
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
-    let quick = args.iter().any(|a| a == "--quick");
-    let f16_gemm = args.iter().any(|a| a == "--f16-gemm");
-    let only_models = args.iter().any(|a| a == "--only-models");
-    let profile = args.iter().any(|a| a == "--profile");
-    let models = only_models || args.iter().any(|a| a == "--models");
-    let g: Arc<Gpu> = match gpu() {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("cuda-bench: skipped: {e}");
-            std::process::exit(2);
-        }
-    };
-    let set = kernel_set(KernelSetId::Cuda).expect("CUDA set");
-    let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
+/// The device line and the kernels' register and spill report.
+fn print_device(g: &Gpu) {
     println!(
         "device: {} (sm_{}), NVRTC {}.{}, tensor cores: {}, wgmma kernel: {}, tuning: {}",
         g.name(),
@@ -455,19 +440,25 @@ fn main() {
             k.name, k.registers, k.smem, k.spill_stores, k.spill_loads
         );
     }
+}
+
+/// The GEMM and convolution rows, timed against cuBLAS (`precisions` each).
+fn kernel_rows(
+    g: &Gpu,
+    blas: &CudaBlas,
+    set: &dyn KernelSet,
+    precisions: &[Precision],
+    quick: bool,
+    gemm_only: bool,
+) -> Vec<Row> {
     let big = if quick { 1024 } else { 4096 };
     let mut rows = Vec::new();
-    let precisions: &[Precision] = match (only_models, f16_gemm) {
-        (true, _) => &[],
-        (false, true) => &[Precision::F16],
-        (false, false) => &[Precision::F32, Precision::F16],
-    };
     for &p in precisions {
         for s in [big, 1024] {
-            rows.push(gemm_row(&g, &blas, &*set, &format!("gemm {s}³"), (s, s, s), p));
+            rows.push(gemm_row(g, blas, set, &format!("gemm {s}³"), (s, s, s), p));
         }
-        rows.push(gemm_row(&g, &blas, &*set, "gemm 4000×1000×600 (tails)", (4000, 1000, 600), p));
-        if f16_gemm {
+        rows.push(gemm_row(g, blas, set, "gemm 4000×1000×600 (tails)", (4000, 1000, 600), p));
+        if gemm_only {
             continue;
         }
         let c = |c_in, c_out, k: usize, s: usize, pad: usize, groups| ConvParams {
@@ -485,14 +476,19 @@ fn main() {
             ("1×1 512→512 32² ×32", c(512, 512, 1, 1, 0, 1), [32, 32, 32, 512]),
         ];
         for (name, params, dims) in shapes {
-            rows.push(conv_row(&g, &blas, &*set, name, params, dims, p));
+            rows.push(conv_row(g, blas, set, name, params, dims, p));
         }
     }
+    rows
+}
+
+/// Prints the kernel rows' table and adds them to the JSON report; returns how many differ
+/// from cuBLAS beyond the limit.
+fn report_kernel_rows(rows: &[Row], out: &mut Vec<serde_json::Value>) -> usize {
     println!("\n| case | storage | GFLOP | edgepack ms | cuBLAS ms | edgepack TFLOP/s | cuBLAS TFLOP/s | ours/cuBLAS speed | max rel diff |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut out = Vec::new();
     let mut mismatches = 0;
-    for r in &rows {
+    for r in rows {
         let tf = |ms: f64| r.gflop / ms;
         let (cb, cbt, ratio) = match r.cublas_ms {
             Some(c) => (format!("{c:.3}"), format!("{:.1}", tf(c)), format!("{:.2}", c / r.ours_ms)),
@@ -529,22 +525,59 @@ fn main() {
             "ratio": r.cublas_ms.map(|c| c / r.ours_ms), "max_rel_diff": if r.diff.is_nan() { None } else { Some(r.diff) },
         }));
     }
+    mismatches
+}
+
+/// Whole models on the GPU (batch 1 and 8), then concurrent sessions sharing one set of
+/// weights; returns how many rows differ from ORT or from each other.
+fn all_model_rows(set: &dyn KernelSet, args: &[String], profile: bool, out: &mut Vec<serde_json::Value>) -> usize {
+    let mut mismatches = 0;
+    println!(
+        "\n| model | batch | storage | ms per run (median of 20) | page-locked ms | images/s (page-locked) | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|"
+    );
+    let cases = model_cases(args);
+    for case in &cases {
+        for batch in [1, 8] {
+            mismatches += model_rows(set, case, batch, profile, out);
+        }
+    }
+    println!(
+        "\n| model | storage | sessions (one set of weights, a lane each) | images/s at batch 1 | vs one session | outputs equal |\n|---|---|---:|---:|---:|---|"
+    );
+    for case in &cases {
+        mismatches += concurrency_rows(set, case, out);
+    }
+    mismatches
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
+    let quick = args.iter().any(|a| a == "--quick");
+    let f16_gemm = args.iter().any(|a| a == "--f16-gemm");
+    let only_models = args.iter().any(|a| a == "--only-models");
+    let profile = args.iter().any(|a| a == "--profile");
+    let models = only_models || args.iter().any(|a| a == "--models");
+    let g: Arc<Gpu> = match gpu() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cuda-bench: skipped: {e}");
+            std::process::exit(2);
+        }
+    };
+    let set = kernel_set(KernelSetId::Cuda).expect("CUDA set");
+    let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
+    print_device(&g);
+    let precisions: &[Precision] = match (only_models, f16_gemm) {
+        (true, _) => &[],
+        (false, true) => &[Precision::F16],
+        (false, false) => &[Precision::F32, Precision::F16],
+    };
+    let rows = kernel_rows(&g, &blas, &*set, precisions, quick, f16_gemm);
+    let mut out = Vec::new();
+    let mut mismatches = report_kernel_rows(&rows, &mut out);
     if models {
-        println!(
-            "\n| model | batch | storage | ms per run (median of 20) | page-locked ms | images/s (page-locked) | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|"
-        );
-        let cases = model_cases(&args);
-        for case in &cases {
-            for batch in [1, 8] {
-                mismatches += model_rows(&*set, case, batch, profile, &mut out);
-            }
-        }
-        println!(
-            "\n| model | storage | sessions (one set of weights, a lane each) | images/s at batch 1 | vs one session | outputs equal |\n|---|---|---:|---:|---:|---|"
-        );
-        for case in &cases {
-            mismatches += concurrency_rows(&*set, case, &mut out);
-        }
+        mismatches += all_model_rows(&*set, &args, profile, &mut out);
     }
     if let Some(path) = json {
         let doc = serde_json::json!({ "device": g.name(), "sm": g.sm(), "wgmma": g.has_wgmma(), "rows": out });

@@ -3,7 +3,7 @@
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::args::{activation, int, DwArgs, GemmArgs};
-use super::device::{dev_err, DeviceTensor, GemmPair, Gpu, Precision, TensorCores};
+use super::device::{dev_err, DeviceBuf, DeviceTensor, GemmPair, Gpu, Precision, TensorCores};
 use super::weights::{ConvBody, DeviceConv, DeviceMatrix, Layout, Part};
 use crate::conv::{ConvKind, ConvParams};
 use crate::epilogue::Activation;
@@ -269,13 +269,33 @@ impl Gpu {
         residual: Option<&DeviceTensor>,
         output: &mut DeviceTensor,
     ) -> Result<[usize; 4]> {
-        let p: ConvParams = w.params;
-        let [n, h, wd, c] = dims;
+        let out_dims = self.check_conv(input, dims, w, epi, residual, output)?;
+        if out_dims.iter().product::<usize>() == 0 {
+            return Ok(out_dims);
+        }
+        let call = ConvCall { input, dims, out_dims, p: w.params, epi, residual };
+        match &w.body {
+            ConvBody::Depthwise(wt) => self.conv_depthwise(&call, wt, w.precision(), output)?,
+            ConvBody::Gemm(parts) => self.conv_parts(&call, parts, output)?,
+        }
+        Ok(out_dims)
+    }
+
+    /// Checks a convolution's tensors against its weights; returns the output's dims.
+    fn check_conv(
+        &self,
+        input: &DeviceTensor,
+        [n, h, wd, c]: [usize; 4],
+        w: &DeviceConv,
+        epi: &DeviceEpilogue,
+        residual: Option<&DeviceTensor>,
+        output: &DeviceTensor,
+    ) -> Result<[usize; 4]> {
+        let p = &w.params;
         if c != p.c_in {
             return Err(KernelError::Shape(format!("convolution input has {c} channels, weights expect {}", p.c_in)));
         }
         let [oh, ow] = p.output_hw(h, wd)?;
-        let out_dims = [n, oh, ow, p.c_out];
         let out_len = n * oh * ow * p.c_out;
         same_precision("input", input, w.precision())?;
         check_len("input", input, n * h * wd * c)?;
@@ -289,89 +309,108 @@ impl Gpu {
             return Err(KernelError::Shape("convolution bias is per output channel".into()));
         }
         self.check_bias(epi, n * oh * ow, p.c_out)?;
-        if out_len == 0 {
-            return Ok(out_dims);
-        }
-        match &w.body {
-            ConvBody::Depthwise(wt) => {
-                let (act, p0, p1) = activation(epi.activation)?;
-                let a = DwArgs {
-                    x: input.addr(self),
-                    w: wt.addr(self),
-                    bias: match &epi.bias {
-                        DeviceBias::PerCol(b) => self.addr(b),
-                        _ => 0,
-                    },
-                    residual: residual.map_or(0, |r| r.addr(self)),
-                    y: output.addr(self),
-                    total: out_len as i64,
-                    h: int(h, "height")?,
-                    w_: int(wd, "width")?,
-                    c: int(c, "channels")?,
-                    oh: int(oh, "output height")?,
-                    ow: int(ow, "output width")?,
-                    c_out: int(p.c_out, "output channels")?,
-                    kh: int(p.kernel[0], "kernel")?,
-                    kw: int(p.kernel[1], "kernel")?,
-                    sh: int(p.strides[0], "stride")?,
-                    sw: int(p.strides[1], "stride")?,
-                    dh: int(p.dilations[0], "dilation")?,
-                    dw: int(p.dilations[1], "dilation")?,
-                    pt: int(p.pads[0], "pad")?,
-                    pl: int(p.pads[1], "pad")?,
-                    mult: int(p.c_out / p.c_in, "channel multiplier")?,
-                    act,
-                    p0,
-                    p1,
-                };
-                let func = match w.precision() {
-                    Precision::F32 => &self.funcs.depthwise_f32,
-                    Precision::F16 => &self.funcs.depthwise_f16,
-                };
-                // Input, weights, bias, residual and output lengths were checked against the
-                // geometry above.
-                self.launch_elements(func, &a, out_len, "launch depthwise")?;
-            }
-            ConvBody::Gemm(parts) => {
-                let pointwise = p.kind == ConvKind::Forward
-                    && p.kernel == [1, 1]
-                    && p.strides == [1, 1]
-                    && p.pads == [0; 4]
-                    && p.groups == 1;
-                let mut base = GemmArgs { a: input.addr(self), c: output.addr(self), ..Default::default() };
-                self.epilogue_args(&mut base, epi, residual)?;
-                for part in parts {
-                    let mut a = base;
-                    if pointwise {
-                        (a.lda, a.ldc, a.m) = (c as i64, p.c_out as i64, int(n * h * wd, "pixels")?);
-                    } else {
-                        let (gh, gw, step, os) = match p.kind {
-                            ConvKind::Forward => (oh, ow, p.strides, [1, 1]),
-                            ConvKind::Transposed { .. } => {
-                                let grid =
-                                    |o: usize, ph: usize, s: usize| if o > ph { (o - ph).div_ceil(s) } else { 0 };
-                                let (s, ph) = (p.strides, part.phase);
-                                (grid(oh, ph[0], s[0]), grid(ow, ph[1], s[1]), [1, 1], s)
-                            }
-                        };
-                        a.conv = 1;
-                        a.m = int(n * gh * gw, "pixels")?;
-                        (a.in_h, a.in_w, a.in_c) = (int(h, "height")?, int(wd, "width")?, int(c, "channels")?);
-                        (a.gh, a.gw, a.is_h, a.is_w) =
-                            (int(gh, "rows")?, int(gw, "columns")?, step[0] as i32, step[1] as i32);
-                        a.cg_in = int(p.c_in_per_group(), "channels")?;
-                        (a.out_h, a.out_w, a.c_out) =
-                            (int(oh, "height")?, int(ow, "width")?, int(p.c_out, "channels")?);
-                        (a.oy0, a.ox0) = (part.phase[0] as i32, part.phase[1] as i32);
-                        (a.os_h, a.os_w) = (int(os[0], "stride")?, int(os[1], "stride")?);
-                        a.offs = part.offs.as_ref().map_or(0, |o| self.addr(o));
-                    }
-                    self.launch_part(a, part, p.groups)?;
-                }
-            }
-        }
-        Ok(out_dims)
+        Ok([n, oh, ow, p.c_out])
     }
+
+    /// A depthwise convolution: one thread per output element.
+    fn conv_depthwise(
+        &self,
+        call: &ConvCall<'_>,
+        wt: &DeviceBuf,
+        precision: Precision,
+        output: &mut DeviceTensor,
+    ) -> Result<()> {
+        let (p, [_, h, wd, c], [_, oh, ow, _]) = (&call.p, call.dims, call.out_dims);
+        let out_len = call.out_dims.iter().product::<usize>();
+        let (act, p0, p1) = activation(call.epi.activation)?;
+        let a = DwArgs {
+            x: call.input.addr(self),
+            w: wt.addr(self),
+            bias: match &call.epi.bias {
+                DeviceBias::PerCol(b) => self.addr(b),
+                _ => 0,
+            },
+            residual: call.residual.map_or(0, |r| r.addr(self)),
+            y: output.addr(self),
+            total: out_len as i64,
+            h: int(h, "height")?,
+            w_: int(wd, "width")?,
+            c: int(c, "channels")?,
+            oh: int(oh, "output height")?,
+            ow: int(ow, "output width")?,
+            c_out: int(p.c_out, "output channels")?,
+            kh: int(p.kernel[0], "kernel")?,
+            kw: int(p.kernel[1], "kernel")?,
+            sh: int(p.strides[0], "stride")?,
+            sw: int(p.strides[1], "stride")?,
+            dh: int(p.dilations[0], "dilation")?,
+            dw: int(p.dilations[1], "dilation")?,
+            pt: int(p.pads[0], "pad")?,
+            pl: int(p.pads[1], "pad")?,
+            mult: int(p.c_out / p.c_in, "channel multiplier")?,
+            act,
+            p0,
+            p1,
+        };
+        let func = match precision {
+            Precision::F32 => &self.funcs.depthwise_f32,
+            Precision::F16 => &self.funcs.depthwise_f16,
+        };
+        // Input, weights, bias, residual and output lengths were checked against the
+        // geometry (`check_conv`).
+        self.launch_elements(func, &a, out_len, "launch depthwise")
+    }
+
+    /// A convolution as implicit GEMMs: one, or one per output phase of a `ConvTranspose`
+    /// (a pointwise `Conv` as a plain GEMM on the pixel matrix).
+    fn conv_parts(&self, call: &ConvCall<'_>, parts: &[Part], output: &mut DeviceTensor) -> Result<()> {
+        let (p, [n, h, wd, c], [_, oh, ow, _]) = (&call.p, call.dims, call.out_dims);
+        let pointwise = p.kind == ConvKind::Forward
+            && p.kernel == [1, 1]
+            && p.strides == [1, 1]
+            && p.pads == [0; 4]
+            && p.groups == 1;
+        let mut base = GemmArgs { a: call.input.addr(self), c: output.addr(self), ..Default::default() };
+        self.epilogue_args(&mut base, call.epi, call.residual)?;
+        for part in parts {
+            let mut a = base;
+            if pointwise {
+                (a.lda, a.ldc, a.m) = (c as i64, p.c_out as i64, int(n * h * wd, "pixels")?);
+            } else {
+                let (gh, gw, step, os) = match p.kind {
+                    ConvKind::Forward => (oh, ow, p.strides, [1, 1]),
+                    ConvKind::Transposed { .. } => {
+                        let grid = |o: usize, ph: usize, s: usize| if o > ph { (o - ph).div_ceil(s) } else { 0 };
+                        let (s, ph) = (p.strides, part.phase);
+                        (grid(oh, ph[0], s[0]), grid(ow, ph[1], s[1]), [1, 1], s)
+                    }
+                };
+                a.conv = 1;
+                a.m = int(n * gh * gw, "pixels")?;
+                (a.in_h, a.in_w, a.in_c) = (int(h, "height")?, int(wd, "width")?, int(c, "channels")?);
+                (a.gh, a.gw, a.is_h, a.is_w) = (int(gh, "rows")?, int(gw, "columns")?, step[0] as i32, step[1] as i32);
+                a.cg_in = int(p.c_in_per_group(), "channels")?;
+                (a.out_h, a.out_w, a.c_out) = (int(oh, "height")?, int(ow, "width")?, int(p.c_out, "channels")?);
+                (a.oy0, a.ox0) = (part.phase[0] as i32, part.phase[1] as i32);
+                (a.os_h, a.os_w) = (int(os[0], "stride")?, int(os[1], "stride")?);
+                a.offs = part.offs.as_ref().map_or(0, |o| self.addr(o));
+            }
+            self.launch_part(a, part, p.groups)?;
+        }
+        Ok(())
+    }
+}
+
+/// One checked convolution call, as the launchers read it.
+struct ConvCall<'a> {
+    input: &'a DeviceTensor,
+    /// The input's NHWC dims.
+    dims: [usize; 4],
+    /// The output's NHWC dims.
+    out_dims: [usize; 4],
+    p: ConvParams,
+    epi: &'a DeviceEpilogue,
+    residual: Option<&'a DeviceTensor>,
 }
 
 #[cfg(test)]

@@ -270,140 +270,194 @@ fn run_block<K: Microkernel, A: ASource>(
         Parallelism::Sequential => 1,
         Parallelism::Threads => threads::current_threads(),
     };
-    // Enough items to keep every thread busy: M blocks first, then N chunks.
-    let want = if threads > 1 { 4 * threads } else { 1 };
-    // M blocks of whole row panels, as equal as possible (sizes differ by one panel at most):
-    // their number rounded up to a multiple of the thread count so that no thread idles at
-    // the end; an M of fewer than `want` blocks is cut into `want` blocks where it has that
-    // many panels, so that each item packs (or reads) only its own rows of A, once, instead
-    // of every item of an N split packing all of them (2 threads, pointwise 672→160 @20×20:
-    // 62 → 154 GFLOP/s). Blocks never exceed MC, which does not change the summation order,
-    // so results stay identical.
-    let blocks = out.m.div_ceil(blocking.mc);
-    let m_panels = out.m.div_ceil(K::MR);
-    let m_blocks = match threads > 1 {
-        true if blocks < want && m_panels >= want => want,
-        true if blocks >= threads => blocks.next_multiple_of(threads).min(m_panels),
-        _ => blocks,
-    };
-    let m_block = |ib: usize| {
-        let first = ib * m_panels / m_blocks * K::MR;
-        (first, ((ib + 1) * m_panels / m_blocks * K::MR).min(out.m) - first)
-    };
-    let n_panels = nc.div_ceil(K::NR);
+    let split = Split::new::<K>(blocking, out.m, nc, threads);
     // Packing A pays off only when enough B is reused across it; otherwise read row-major A
     // as is.
     let in_place_a = if K::A_IN_PLACE_UP_TO_L2 {
-        kc * n_panels * K::NR * size_of::<f32>() <= CacheSizes::host().l2 / 4 * DIRECT_A_MAX_L2_QUARTERS
+        kc * split.n_panels * K::NR * size_of::<f32>() <= CacheSizes::host().l2 / 4 * DIRECT_A_MAX_L2_QUARTERS
     } else {
         out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS
     };
     let row_major = a.direct();
     let direct = row_major.filter(|_| in_place_a);
-    let direct_a = direct.is_some();
-    let rows_a = !direct_a && a.reads_rows_in_place();
-    // N chunks of whole column panels, as equal as possible (10 panels in 8 chunks: 1 or 2
-    // each, not 2 in five chunks and three chunks empty).
-    let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
+    let pass = Pass { row_major, direct, rows_a: direct.is_none() && a.reads_rows_in_place(), p0, kc, k, jc };
     let item = |idx: usize| {
-        let (ib, chunk) = (idx / n_chunks, idx % n_chunks);
-        let (i0, mc) = m_block(ib);
-        let panels = chunk * n_panels / n_chunks..(chunk + 1) * n_panels / n_chunks;
-        // At most as many blocks and chunks as panels: none is empty.
-        debug_assert!(!panels.is_empty() && mc > 0, "an empty GEMM item");
-        A_PANEL.with(|cell| {
-            let mut a_buf = cell.borrow_mut();
-            let full_panels = mc / K::MR;
-            // A trailing panel of a few rows of a row-major A runs one row tile per row (no
-            // MR-row tile mostly computing zero rows, nothing packed).
-            let row_tail = match (row_major, mc % K::MR) {
-                (Some(_), tail) if tail <= K::MR / 4 => tail,
-                _ => 0,
-            };
-            // Direct A: only a trailing partial row panel is packed (zero-padded), at the start.
-            let (packed_rows, pack_from) = match (direct_a, rows_a) {
-                (true, _) => (mc % K::MR - row_tail, i0 + full_panels * K::MR),
-                (false, true) => (0, i0),
-                (false, false) => (mc - row_tail, i0),
-            };
-            let len = packed_rows.div_ceil(K::MR) * kc * K::MR;
-            if a_buf.as_slice().len() < len {
-                a_buf.resize(len);
-            }
-            let a_buf = a_buf.as_mut_slice();
-            RUNS.with(|cell| {
-                let mut table = cell.borrow_mut();
-                let RunTable { panels: sources, runs, segs, ptrs } = &mut *table;
-                sources.clear();
-                let mut in_place: Option<(&[f32], usize)> = None;
-                if rows_a {
-                    // Panels whose rows the source can hand over in place are read there (one
-                    // set of runs for the pass, a base per panel); the others (rows across
-                    // two output rows, or touching the padding) through row pointers, one per
-                    // row and segment (the rows past `mc` read zeros, their results never
-                    // stored). Nothing is copied.
-                    in_place = a.row_runs(p0, kc, runs);
-                    a.segments(p0, kc, segs);
-                    ptrs.clear();
-                    for ip in 0..mc.div_ceil(K::MR) {
-                        let (i, rows) = (i0 + ip * K::MR, (mc - ip * K::MR).min(K::MR));
-                        let base = in_place.and_then(|_| a.panel_base(i, K::MR)).filter(|_| rows == K::MR);
-                        sources.push(match base {
-                            Some(base) => PanelA::Base(base),
-                            None => {
-                                let at = ptrs.len();
-                                a.row_pointers(i, rows, K::MR, p0, segs, ptrs);
-                                PanelA::Pointers(at)
-                            }
-                        });
-                    }
-                } else {
-                    K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
-                }
-                let (sources, runs, segs, ptrs) = (&*sources, &*runs, &*segs, &*ptrs);
-                let first = p0 == 0;
-                let last = p0 + kc == k;
-                // B panel outer, so that it stays in L1 while A streams from L2; row panel
-                // outer when A is read in place or all of the item's B fits in L1 anyway
-                // (short K), so that each output row is written whole, in order, and A is
-                // read once.
-                let (row_panels, b_panels) = (mc.div_ceil(K::MR), panels.len());
-                let row_outer = direct_a || b_panels * kc * K::NR * size_of::<f32>() <= ROW_OUTER_MAX_B_BYTES;
-                for t in 0..row_panels * b_panels {
-                    let (jp, ip) = match row_outer {
-                        true => (panels.start + t % b_panels, t / b_panels),
-                        false => (panels.start + t / row_panels, t % row_panels),
-                    };
-                    let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
-                    let i = i0 + ip * K::MR;
-                    if let (Some((data, lda)), true) = (row_major, row_tail > 0 && ip == full_panels) {
-                        for r in i..i + row_tail {
-                            let a_tile = ATile::Row(&data[r * lda + p0..][..kc]);
-                            run_tile::<K>(a_tile, b_panel, out, r, jc + jp * K::NR, kc, !first, last);
-                        }
-                        continue;
-                    }
-                    let a_tile = match (in_place, sources.get(ip).copied()) {
-                        (Some((data, lda)), Some(PanelA::Base(base))) => ATile::Runs { data: &data[base..], runs, lda },
-                        (_, Some(PanelA::Pointers(at))) => {
-                            ATile::Rows { ptrs: &ptrs[at..][..segs.len() * K::MR], segs }
-                        }
-                        _ if !direct_a => ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR]),
-                        _ => match direct {
-                            Some((data, lda)) if ip < full_panels => ATile::Direct { a: &data[i * lda + p0..], lda },
-                            _ => ATile::Packed(&a_buf[..kc * K::MR]),
-                        },
-                    };
-                    run_tile::<K>(a_tile, b_panel, out, i, jc + jp * K::NR, kc, !first, last);
-                }
-            });
+        let (rows, panels) = split.item::<K>(idx, out.m);
+        A_PANEL.with(|a_buf| {
+            RUNS.with(|table| {
+                run_item::<K, A>(a, &pass, b, out, rows, panels, &mut a_buf.borrow_mut(), &mut table.borrow_mut())
+            })
         });
     };
-    let items = m_blocks * n_chunks;
+    let items = split.m_blocks * split.n_chunks;
     match par {
         Parallelism::Sequential => (0..items).for_each(item),
         Parallelism::Threads => threads::for_each(items, item),
     }
+}
+
+/// How one K pass over a `jc` block is cut into work items: `m_blocks` blocks of whole row
+/// panels times `n_chunks` chunks of whole column panels.
+struct Split {
+    m_panels: usize,
+    m_blocks: usize,
+    n_panels: usize,
+    n_chunks: usize,
+}
+
+impl Split {
+    fn new<K: Microkernel>(blocking: &Blocking, m: usize, nc: usize, threads: usize) -> Split {
+        // Enough items to keep every thread busy: M blocks first, then N chunks.
+        let want = if threads > 1 { 4 * threads } else { 1 };
+        // M blocks of whole row panels, as equal as possible (sizes differ by one panel at
+        // most): their number rounded up to a multiple of the thread count so that no thread
+        // idles at the end; an M of fewer than `want` blocks is cut into `want` blocks where it
+        // has that many panels, so that each item packs (or reads) only its own rows of A,
+        // once, instead of every item of an N split packing all of them (2 threads, pointwise
+        // 672→160 @20×20: 62 → 154 GFLOP/s). Blocks never exceed MC, which does not change the
+        // summation order, so results stay identical.
+        let blocks = m.div_ceil(blocking.mc);
+        let m_panels = m.div_ceil(K::MR);
+        let m_blocks = match threads > 1 {
+            true if blocks < want && m_panels >= want => want,
+            true if blocks >= threads => blocks.next_multiple_of(threads).min(m_panels),
+            _ => blocks,
+        };
+        let n_panels = nc.div_ceil(K::NR);
+        // N chunks of whole column panels, as equal as possible (10 panels in 8 chunks: 1 or 2
+        // each, not 2 in five chunks and three chunks empty).
+        let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
+        Split { m_panels, m_blocks, n_panels, n_chunks }
+    }
+
+    /// Item `idx`'s first row and row count, and its column panels.
+    fn item<K: Microkernel>(&self, idx: usize, m: usize) -> ((usize, usize), std::ops::Range<usize>) {
+        let (ib, chunk) = (idx / self.n_chunks, idx % self.n_chunks);
+        let first = ib * self.m_panels / self.m_blocks * K::MR;
+        let mc = ((ib + 1) * self.m_panels / self.m_blocks * K::MR).min(m) - first;
+        let panels = chunk * self.n_panels / self.n_chunks..(chunk + 1) * self.n_panels / self.n_chunks;
+        // At most as many blocks and chunks as panels: none is empty.
+        debug_assert!(!panels.is_empty() && mc > 0, "an empty GEMM item");
+        ((first, mc), panels)
+    }
+}
+
+/// What every item of one K pass shares: how A is read, and where the pass lies.
+struct Pass<'a> {
+    /// A as a row-major matrix, where it is one.
+    row_major: Option<(&'a [f32], usize)>,
+    /// The same, where this pass reads it in place.
+    direct: Option<(&'a [f32], usize)>,
+    /// A read in place through the source's runs and row pointers.
+    rows_a: bool,
+    p0: usize,
+    kc: usize,
+    k: usize,
+    jc: usize,
+}
+
+/// One work item: rows `i0..i0 + mc` of the output, against B's column `panels`.
+#[allow(clippy::too_many_arguments)]
+fn run_item<K: Microkernel, A: ASource>(
+    a: &A,
+    pass: &Pass<'_>,
+    b: BPanels<'_>,
+    out: &Output<'_>,
+    (i0, mc): (usize, usize),
+    panels: std::ops::Range<usize>,
+    a_buf: &mut AlignedBuf,
+    table: &mut RunTable,
+) {
+    let (p0, kc) = (pass.p0, pass.kc);
+    let direct_a = pass.direct.is_some();
+    let full_panels = mc / K::MR;
+    // A trailing panel of a few rows of a row-major A runs one row tile per row (no MR-row
+    // tile mostly computing zero rows, nothing packed).
+    let row_tail = match (pass.row_major, mc % K::MR) {
+        (Some(_), tail) if tail <= K::MR / 4 => tail,
+        _ => 0,
+    };
+    // Direct A: only a trailing partial row panel is packed (zero-padded), at the start.
+    let (packed_rows, pack_from) = match (direct_a, pass.rows_a) {
+        (true, _) => (mc % K::MR - row_tail, i0 + full_panels * K::MR),
+        (false, true) => (0, i0),
+        (false, false) => (mc - row_tail, i0),
+    };
+    let len = packed_rows.div_ceil(K::MR) * kc * K::MR;
+    if a_buf.as_slice().len() < len {
+        a_buf.resize(len);
+    }
+    let a_buf = a_buf.as_mut_slice();
+    table.panels.clear();
+    let in_place = match pass.rows_a {
+        true => row_sources::<K, A>(a, p0, kc, (i0, mc), table),
+        false => {
+            K::pack_a(a, pack_from, packed_rows, p0, kc, a_buf);
+            None
+        }
+    };
+    let RunTable { panels: sources, runs, segs, ptrs } = &*table;
+    let (first, last) = (p0 == 0, p0 + kc == pass.k);
+    // B panel outer, so that it stays in L1 while A streams from L2; row panel outer when A
+    // is read in place or all of the item's B fits in L1 anyway (short K), so that each
+    // output row is written whole, in order, and A is read once.
+    let (row_panels, b_panels) = (mc.div_ceil(K::MR), panels.len());
+    let row_outer = direct_a || b_panels * kc * K::NR * size_of::<f32>() <= ROW_OUTER_MAX_B_BYTES;
+    for t in 0..row_panels * b_panels {
+        let (jp, ip) = match row_outer {
+            true => (panels.start + t % b_panels, t / b_panels),
+            false => (panels.start + t / row_panels, t % row_panels),
+        };
+        let b_panel = &b.data[b.start + jp * b.stride..][..kc * K::NR];
+        let (i, j) = (i0 + ip * K::MR, pass.jc + jp * K::NR);
+        if let (Some((data, lda)), true) = (pass.row_major, row_tail > 0 && ip == full_panels) {
+            for r in i..i + row_tail {
+                run_tile::<K>(ATile::Row(&data[r * lda + p0..][..kc]), b_panel, out, r, j, kc, !first, last);
+            }
+            continue;
+        }
+        let a_tile = match (in_place, sources.get(ip).copied()) {
+            (Some((data, lda)), Some(PanelA::Base(base))) => ATile::Runs { data: &data[base..], runs, lda },
+            (_, Some(PanelA::Pointers(at))) => ATile::Rows { ptrs: &ptrs[at..][..segs.len() * K::MR], segs },
+            _ if !direct_a => ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR]),
+            _ => match pass.direct {
+                Some((data, lda)) if ip < full_panels => ATile::Direct { a: &data[i * lda + p0..], lda },
+                _ => ATile::Packed(&a_buf[..kc * K::MR]),
+            },
+        };
+        run_tile::<K>(a_tile, b_panel, out, i, j, kc, !first, last);
+    }
+}
+
+/// Where each row panel of rows `i0..i0 + mc` reads A in place: panels whose rows the source
+/// can hand over in place are read there (one set of runs for the pass, a base per panel);
+/// the others (rows across two output rows, or touching the padding) through row pointers,
+/// one per row and segment (the rows past `mc` read zeros, their results never stored).
+/// Nothing is copied. Returns the runs' memory and stride, where there are runs.
+fn row_sources<'a, K: Microkernel, A: ASource>(
+    a: &'a A,
+    p0: usize,
+    kc: usize,
+    (i0, mc): (usize, usize),
+    table: &mut RunTable,
+) -> Option<(&'a [f32], usize)> {
+    let RunTable { panels: sources, runs, segs, ptrs } = table;
+    let in_place = a.row_runs(p0, kc, runs);
+    a.segments(p0, kc, segs);
+    ptrs.clear();
+    for ip in 0..mc.div_ceil(K::MR) {
+        let (i, rows) = (i0 + ip * K::MR, (mc - ip * K::MR).min(K::MR));
+        let base = in_place.and_then(|_| a.panel_base(i, K::MR)).filter(|_| rows == K::MR);
+        sources.push(match base {
+            Some(base) => PanelA::Base(base),
+            None => {
+                let at = ptrs.len();
+                a.row_pointers(i, rows, K::MR, p0, segs, ptrs);
+                PanelA::Pointers(at)
+            }
+        });
+    }
+    in_place
 }
 
 /// Where a tile's A comes from.

@@ -285,17 +285,7 @@ pub(super) fn exec_step<'a>(
             }
             ops::map(set, out, chain, &plan.consts, *channels, parallel)?;
         }
-        Step::Binary { op, a, b, output } => {
-            let read = |o: Operand| ops::operand(o, &plan.consts, val);
-            let a_src = match a.0 {
-                Operand::Value(v) if in_place(v) => ops::Src::Output,
-                o => ops::Src::Slice(read(o)),
-            };
-            if matches!(b.0, Operand::Value(v) if in_place(v)) {
-                return Err(ModelError::Malformed("a binary step's right operand shares the output buffer".into()));
-            }
-            ops::binary(*op, (a_src, a.1), (read(b.0), b.1), output.1, out, parallel);
-        }
+        Step::Binary { op, a, b, output } => binary_step(plan, *op, (*a, *b), output.1, val, in_place, out, parallel)?,
         Step::GlobalAveragePool { input, .. } => ops::global_average_pool(val(*input), dims4(&phys(*input)), out),
         Step::Pool { pool, pads, average, input, output } => {
             let params = pool_params(pool, *pads, *average);
@@ -323,37 +313,11 @@ pub(super) fn exec_step<'a>(
         Step::Copy { input: Operand::Value(v), .. } if in_place(*v) => {}
         Step::Copy { input, .. } => ops::copy(ops::operand(*input, &plan.consts, val), out, parallel),
         Step::Gemm { a, b, bias, activation, output } => {
-            let s = &plan.values[*a].shape;
-            let o = &plan.values[*output].shape;
-            let (m, k, n) = (super::gemm_rows(s), s[s.len() - 1], o[o.len() - 1]);
-            let epi = Epilogue {
-                bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])),
-                activation: *activation,
-                ..Epilogue::none()
-            };
-            set.gemm(
-                MatRef::row_major(val(*a), m, k)?,
-                BOperand::Packed(&plan.gemms[*b]),
-                MatMut::row_major(out, m, n)?,
-                &epi,
-                par,
-            )?;
+            gemm_step(plan, set, (*a, *b, *output), (*bias, *activation), val, out, par)?
         }
-        Step::MatMul { a, b, dims: (m, k, n), batch, a_strides, b_strides, .. } => {
-            let (av, bv) = (val(*a), val(*b));
-            let count: usize = batch.iter().product();
-            for (i, c) in out.chunks_mut(m * n).enumerate().take(count) {
-                let (mut ao, mut bo, mut rest) = (0, 0, i);
-                for d in (0..batch.len()).rev() {
-                    let q = rest % batch[d];
-                    rest /= batch[d];
-                    ao += q * a_strides[d];
-                    bo += q * b_strides[d];
-                }
-                let am = MatRef::row_major(&av[ao..ao + m * k], *m, *k)?;
-                let bm = MatRef::row_major(&bv[bo..bo + k * n], *k, *n)?;
-                set.gemm(am, BOperand::Matrix(bm), MatMut::row_major(c, *m, *n)?, &Epilogue::none(), par)?;
-            }
+        Step::MatMul { a, b, dims, batch, a_strides, b_strides, .. } => {
+            let (a, b) = ((val(*a), a_strides.as_slice()), (val(*b), b_strides.as_slice()));
+            matmul_step(set, a, b, *dims, batch, out, par)?
         }
         Step::Transpose { input, perm, .. } => ops::transpose(val(*input), &plan.values[*input].shape, perm, out),
         Step::Crop { input, outer, stride, start, len, .. } => {
@@ -384,5 +348,77 @@ pub(super) fn exec_step<'a>(
         },
         Step::Eval { .. } => super::eval::run(plan, step, val, out, dynamic)?,
     }
+    Ok(())
+}
+
+/// A `Gemm` step: rows of value `a` times packed weights `b`, bias and activation fused.
+fn gemm_step<'a>(
+    plan: &'a Plan,
+    set: &dyn KernelSet,
+    (a, b, output): (usize, usize, usize),
+    (bias, activation): (Option<usize>, kernels::Activation),
+    val: &dyn Fn(usize) -> &'a [f32],
+    out: &mut [f32],
+    par: Parallelism,
+) -> Result<()> {
+    let s = &plan.values[a].shape;
+    let o = &plan.values[output].shape;
+    let (m, k, n) = (super::gemm_rows(s), s[s.len() - 1], o[o.len() - 1]);
+    let epi =
+        Epilogue { bias: bias.map_or(Bias::None, |b| Bias::PerCol(&plan.consts[b])), activation, ..Epilogue::none() };
+    let a = MatRef::row_major(val(a), m, k)?;
+    set.gemm(a, BOperand::Packed(&plan.gemms[b]), MatMut::row_major(out, m, n)?, &epi, par)?;
+    Ok(())
+}
+
+/// A batched `MatMul` of two values: one `m × k` by `k × n` product per batch index, each
+/// operand at its own batch strides (0 where it broadcasts).
+fn matmul_step(
+    set: &dyn KernelSet,
+    (av, a_strides): (&[f32], &[usize]),
+    (bv, b_strides): (&[f32], &[usize]),
+    (m, k, n): (usize, usize, usize),
+    batch: &[usize],
+    out: &mut [f32],
+    par: Parallelism,
+) -> Result<()> {
+    let count: usize = batch.iter().product();
+    for (i, c) in out.chunks_mut(m * n).enumerate().take(count) {
+        let (mut ao, mut bo, mut rest) = (0, 0, i);
+        for d in (0..batch.len()).rev() {
+            let q = rest % batch[d];
+            rest /= batch[d];
+            ao += q * a_strides[d];
+            bo += q * b_strides[d];
+        }
+        let am = MatRef::row_major(&av[ao..ao + m * k], m, k)?;
+        let bm = MatRef::row_major(&bv[bo..bo + k * n], k, n)?;
+        set.gemm(am, BOperand::Matrix(bm), MatMut::row_major(c, m, n)?, &Epilogue::none(), par)?;
+    }
+    Ok(())
+}
+
+/// A broadcasting binary step; its left operand may share the output's buffer, its right
+/// one may not.
+#[allow(clippy::too_many_arguments)]
+fn binary_step<'a>(
+    plan: &'a Plan,
+    op: crate::ir::Binary,
+    (a, b): ((Operand, [usize; 4]), (Operand, [usize; 4])),
+    dims: [usize; 4],
+    val: &dyn Fn(usize) -> &'a [f32],
+    in_place: &dyn Fn(usize) -> bool,
+    out: &mut [f32],
+    parallel: bool,
+) -> Result<()> {
+    let read = |o: Operand| ops::operand(o, &plan.consts, val);
+    let a_src = match a.0 {
+        Operand::Value(v) if in_place(v) => ops::Src::Output,
+        o => ops::Src::Slice(read(o)),
+    };
+    if matches!(b.0, Operand::Value(v) if in_place(v)) {
+        return Err(ModelError::Malformed("a binary step's right operand shares the output buffer".into()));
+    }
+    ops::binary(op, (a_src, a.1), (read(b.0), b.1), dims, out, parallel);
     Ok(())
 }

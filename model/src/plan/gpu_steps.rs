@@ -106,6 +106,30 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
             DeviceStep::Resize { taps: DeviceResize::upload(gpu, &taps.rows, &taps.cols, taps.linear)?, planes }
         }
         Step::Softmax { dims, .. } => DeviceStep::Softmax(*dims),
+        Step::Concat { .. }
+        | Step::Relayout { .. }
+        | Step::Copy { .. }
+        | Step::Crop { .. }
+        | Step::Gather { .. }
+        | Step::Transpose { .. }
+        | Step::DepthToSpace { .. } => match copies(plan, step, &src)? {
+            Some(parts) => DeviceStep::Copies(parts),
+            None => return Ok(None),
+        },
+        Step::MatMul { .. }
+        | Step::LayerNorm { .. }
+        | Step::Recurrence { .. }
+        | Step::Eval { .. }
+        | Step::ExpandDepthwise { .. } => return Ok(None),
+    }))
+}
+
+/// The strided copies that make a data-movement step (Concat, the NCHW ↔ NHWC relayouts,
+/// Copy, Crop, Gather, Transpose, DepthToSpace) on the device; `None` for a step that has no
+/// device form (a Transpose of more than six merged axes) and for every other step.
+fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Result<Option<Vec<(Src, StridedCopy)>>> {
+    let phys = |v: usize| plan.values[v].physical();
+    Ok(match step {
         Step::Concat { inputs, axis, output } => {
             let outer: usize = phys(*output)[..*axis].iter().product();
             let chunks: Vec<usize> =
@@ -124,7 +148,7 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
                 parts.push((src(o)?, copy));
                 at += chunk;
             }
-            DeviceStep::Copies(parts)
+            Some(parts)
         }
         Step::Relayout { input, .. } => {
             let v = &plan.values[*input];
@@ -145,11 +169,9 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
                     ..Default::default()
                 }
             };
-            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+            Some(vec![(Src::Value(*input), copy)])
         }
-        Step::Copy { input, output } => {
-            DeviceStep::Copies(vec![(src(*input)?, StridedCopy::dense(plan.values[*output].len()))])
-        }
+        Step::Copy { input, output } => Some(vec![(src(*input)?, StridedCopy::dense(plan.values[*output].len()))]),
         Step::Crop { input, outer, stride, start, len, .. } => {
             let copy = StridedCopy {
                 dims: vec![*outer, *len],
@@ -158,7 +180,7 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
                 src_offset: *start,
                 dst_offset: 0,
             };
-            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+            Some(vec![(Src::Value(*input), copy)])
         }
         Step::Gather { input, outer, stride, inner, indices, .. } => {
             let len = indices.len() * inner;
@@ -175,7 +197,7 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
                 parts.push((Src::Value(*input), copy));
                 at += blocks * inner;
             }
-            DeviceStep::Copies(parts)
+            Some(parts)
         }
         Step::Transpose { input, perm, .. } => {
             let shape = &plan.values[*input].shape;
@@ -190,7 +212,7 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
             if copy.merged().dims.len() > 6 {
                 return Ok(None);
             }
-            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+            Some(vec![(Src::Value(*input), copy)])
         }
         Step::DepthToSpace { input, block: [by, bx], .. } => {
             let [n, h, w, cc] = dims4(&phys(*input));
@@ -201,14 +223,10 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
                 dst_strides: strides(&[n, h, *by, w, bx * c]),
                 ..Default::default()
             };
-            DeviceStep::Copies(vec![(Src::Value(*input), copy)])
+            Some(vec![(Src::Value(*input), copy)])
         }
-        Step::MatMul { .. }
-        | Step::LayerNorm { .. }
-        | Step::Recurrence { .. }
-        | Step::Eval { .. }
-        | Step::ExpandDepthwise { .. } => return Ok(None),
-    }))
+        _ => None,
+    })
 }
 
 impl DeviceStep {
