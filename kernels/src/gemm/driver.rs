@@ -282,7 +282,7 @@ fn run_block<K: Microkernel, A: ASource>(
     let direct = row_major.filter(|_| in_place_a);
     let pass = Pass { row_major, direct, rows_a: direct.is_none() && a.reads_rows_in_place(), p0, kc, k, jc };
     let item = |idx: usize| {
-        let (rows, panels) = split.item::<K>(idx, out.m);
+        let (rows, panels) = split.item(idx);
         A_PANEL.with(|a_buf| {
             RUNS.with(|table| {
                 run_item::<K, A>(a, &pass, b, out, rows, panels, &mut a_buf.borrow_mut(), &mut table.borrow_mut())
@@ -297,8 +297,10 @@ fn run_block<K: Microkernel, A: ASource>(
 }
 
 /// How one K pass over a `jc` block is cut into work items: `m_blocks` blocks of whole row
-/// panels times `n_chunks` chunks of whole column panels.
+/// panels times `n_chunks` chunks of whole column panels, for `m` rows in panels of `mr`.
 struct Split {
+    m: usize,
+    mr: usize,
     m_panels: usize,
     m_blocks: usize,
     n_panels: usize,
@@ -327,14 +329,14 @@ impl Split {
         // N chunks of whole column panels, as equal as possible (10 panels in 8 chunks: 1 or 2
         // each, not 2 in five chunks and three chunks empty).
         let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
-        Split { m_panels, m_blocks, n_panels, n_chunks }
+        Split { m, mr: K::MR, m_panels, m_blocks, n_panels, n_chunks }
     }
 
     /// Item `idx`'s first row and row count, and its column panels.
-    fn item<K: Microkernel>(&self, idx: usize, m: usize) -> ((usize, usize), std::ops::Range<usize>) {
+    fn item(&self, idx: usize) -> ((usize, usize), std::ops::Range<usize>) {
         let (ib, chunk) = (idx / self.n_chunks, idx % self.n_chunks);
-        let first = ib * self.m_panels / self.m_blocks * K::MR;
-        let mc = ((ib + 1) * self.m_panels / self.m_blocks * K::MR).min(m) - first;
+        let first = ib * self.m_panels / self.m_blocks * self.mr;
+        let mc = ((ib + 1) * self.m_panels / self.m_blocks * self.mr).min(self.m) - first;
         let panels = chunk * self.n_panels / self.n_chunks..(chunk + 1) * self.n_panels / self.n_chunks;
         // At most as many blocks and chunks as panels: none is empty.
         debug_assert!(!panels.is_empty() && mc > 0, "an empty GEMM item");
