@@ -43,6 +43,7 @@ mod vector;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+#[cfg(feature = "emulated")]
 #[doc(hidden)]
 pub mod emulated;
 

@@ -25,6 +25,12 @@ pub(crate) trait SimdF32: Copy {
     /// Whether [`SimdF32::mul_add`] rounds once (a hardware FMA), so that `a·b − round(a·b)`
     /// comes out exact from one multiply-add.
     const FUSED: bool = false;
+    /// Whether row kernels compile one copy per activation kind (see
+    /// [`Activation::apply_as`](crate::epilogue::Activation::apply_as)), or one that
+    /// dispatches at run time: the instruction sets' vectors do; the portable [`Lanes`] (the
+    /// scalar set's fallback and the emulated geometries, which tests run and nothing times)
+    /// do not, which keeps the crate's compile time down.
+    const PER_ACTIVATION: bool = true;
     /// Every lane set to `x`.
     unsafe fn splat(x: f32) -> Self;
     /// Unaligned load of `LANES` values.
@@ -144,6 +150,7 @@ impl<const N: usize> Lanes<N> {
 
 impl<const N: usize> SimdF32 for Lanes<N> {
     const LANES: usize = N;
+    const PER_ACTIVATION: bool = false;
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         Self([x; N])

@@ -530,7 +530,8 @@ pub(crate) unsafe fn band<V: SimdF32, const SH: usize, const SW: usize>(g: &DwGe
         // pixels of accumulators, 9 weights and the loaded column (measured on Zen 4 against
         // 2 × 6 and 2 × 8: equal or faster on 16, 64 and 480 channels); otherwise 2 × 2 (at
         // column stride 2, 3 pixels per row ran 11–36 % slower than 2 on three of four layers).
-        if V::REGISTERS >= 32 && SW == 1 {
+        // (A constant condition: only the branch taken is compiled for each `V` and `SW`.)
+        if const { V::REGISTERS >= 32 && SW == 1 } {
             band_vectors::<V, 4, SH, SW>(g, r)
         } else {
             band_vectors::<V, 2, SH, SW>(g, r)
@@ -559,14 +560,19 @@ unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize, const SW: us
                 }
             }};
         }
-        match g.activation.kind() {
-            0 => channel_vectors!(0),
-            1 => channel_vectors!(1),
-            2 => channel_vectors!(2),
-            3 => channel_vectors!(3),
-            4 => channel_vectors!(4),
-            5 => channel_vectors!(5),
-            _ => channel_vectors!(255),
+        // (Constant conditions: only the branch taken is compiled for each `V`.)
+        if const { !V::PER_ACTIVATION } {
+            channel_vectors!(255)
+        } else {
+            match g.activation.kind() {
+                0 => channel_vectors!(0),
+                1 => channel_vectors!(1),
+                2 => channel_vectors!(2),
+                3 => channel_vectors!(3),
+                4 => channel_vectors!(4),
+                5 => channel_vectors!(5),
+                _ => channel_vectors!(255),
+            }
         }
     }
 }
