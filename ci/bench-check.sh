@@ -7,7 +7,7 @@
 #   benches/baselines/<machine-class>.json when this class has one;
 # - against the parent commit, on any machine class: the parent's bench-check is built here
 #   (git archive into target/bench-gate/<commit>/, its own target folder: cargo judges
-#   freshness by file times, so two source trees must not share one; about 7 minutes on two
+#   freshness by file times, so two source trees must not share one; about 4 minutes on two
 #   cores, once per parent) and both commits' kernels and models are timed interleaved in fresh
 #   process pairs.
 # Either fails when a figure drops by more than max(5 %, 3 × standard error), confirmed by a

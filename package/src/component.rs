@@ -180,70 +180,11 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
     }
     let name = recipe["ComponentName"].as_str().unwrap_or_default();
     let version = recipe["ComponentVersion"].as_str().unwrap_or_default();
-    let tail = format!("{name}/{version}");
-    if key_prefix != tail && !key_prefix.ends_with(&format!("/{tail}")) {
-        c.problem(format!("the recipe names {name} {version}, which does not belong at {key_prefix}/"));
-    }
     let agent = name == AGENT_COMPONENT;
-    let manifests = recipe["Manifests"].as_array().map(Vec::as_slice).unwrap_or_default();
-    if !agent && manifests.len() != 1 {
-        c.problem(format!("a model component has one manifest, this recipe has {}", manifests.len()));
-    }
-    let expected_deps = if agent { json!(null) } else { json!({ AGENT_COMPONENT: { "DependencyType": "HARD" } }) };
-    let deps = recipe.get("ComponentDependencies").unwrap_or(&Value::Null);
-    let deps_kinds = deps.as_object().map(|d| {
-        d.iter().map(|(k, v)| (k.clone(), json!({ "DependencyType": v["DependencyType"] }))).collect::<Map<_, _>>()
-    });
-    if deps_kinds.map(Value::Object).unwrap_or(Value::Null) != expected_deps {
-        c.problem(format!("ComponentDependencies {deps} are not the service's ({expected_deps})"));
-    }
-    let mut uris = Vec::new();
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut architectures = Vec::new();
-    for (i, m) in manifests.iter().enumerate() {
-        let arch = m["Platform"]["architecture"].as_str().unwrap_or_default();
-        if architectures.contains(&arch) {
-            c.problem(format!("Manifests[{i}]: a second manifest for {arch}"));
-        }
-        architectures.push(arch);
-        let (step, script, expected): (&str, String, Vec<String>) = if agent {
-            let binary = agent_component::binary_name(arch);
-            ("Run", agent_component::run_script(&binary), vec![binary])
-        } else {
-            ("Install", agent_component::install_script(arch), ARTIFACTS.iter().map(|a| a.to_string()).collect())
-        };
-        let lifecycle = m["Lifecycle"].as_object().cloned().unwrap_or_default();
-        let steps: Vec<&String> = lifecycle.keys().collect();
-        if steps != [step] {
-            c.problem(format!("Manifests[{i}].Lifecycle has {steps:?}; the service writes {step} only"));
-        }
-        let written = lifecycle.get(step).and_then(|s| s.get("Script").or(Some(s))).and_then(Value::as_str);
-        if lifecycle.contains_key(step) && written != Some(script.as_str()) {
-            c.problem(format!(
-                "Manifests[{i}].Lifecycle.{step} script is not the service's: {:?}",
-                written.unwrap_or("?")
-            ));
-        }
-        let artifacts = m["Artifacts"].as_array().map(Vec::as_slice).unwrap_or_default();
-        let names: Vec<&str> = artifacts.iter().map(|a| a["URI"].as_str().unwrap_or_default()).collect();
-        let want: Vec<String> = expected.iter().map(|f| format!("s3://{bucket}/{key_prefix}/{f}")).collect();
-        if names != want {
-            c.problem(format!("Manifests[{i}].Artifacts are {names:?}; the service writes {want:?}"));
-            continue;
-        }
-        for (a, file) in artifacts.iter().zip(&expected) {
-            let Some(bytes) = c.get(file)? else { continue };
-            let got = digest(&bytes);
-            if Some(got.as_str()) != a["Digest"].as_str() {
-                c.problem(format!(
-                    "artifact {} does not match the recipe: SHA-256 {got}, recipe says {}; it was changed after packaging",
-                    c.locate(file),
-                    a["Digest"].as_str().unwrap_or("?")
-                ));
-            }
-            files.push((file.clone(), bytes));
-        }
-        uris.extend(want);
+    identity_problems(&mut c, &recipe, name, version, agent);
+    let mut read = Read::default();
+    for (i, m) in recipe["Manifests"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        read_manifest(&mut c, i, m, agent, &mut read)?;
     }
     // A model component's last file: the inline recipe must be the recipe; without it the
     // publish did not finish (reported as missing), and its signature cannot match.
@@ -256,8 +197,8 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
             c.problem(format!("{LAST_FILE}'s inlineRecipe is not {RECIPE_FILE}"));
         }
     }
-    if let (false, [arch]) = (agent, architectures.as_slice()) {
-        manifest_problems(&mut c, name, version, arch, &files);
+    if let (false, [arch]) = (agent, read.architectures.as_slice()) {
+        manifest_problems(&mut c, name, version, arch, &read.files);
     }
     let mut signed_by = String::new();
     let complete = agent || create.is_some();
@@ -272,7 +213,83 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
     if !c.problems.is_empty() {
         return Err(c.failed());
     }
-    Ok(Verified { artifacts: uris, signed_by })
+    Ok(Verified { artifacts: read.uris, signed_by })
+}
+
+/// The recipe's name and version against the folder it is in, its number of manifests and
+/// its dependencies against the service's (a model component depends on the agent).
+fn identity_problems(c: &mut Check<'_>, recipe: &Value, name: &str, version: &str, agent: bool) {
+    let tail = format!("{name}/{version}");
+    if c.prefix != tail && !c.prefix.ends_with(&format!("/{tail}")) {
+        c.problem(format!("the recipe names {name} {version}, which does not belong at {}/", c.prefix));
+    }
+    let manifests = recipe["Manifests"].as_array().map(Vec::len).unwrap_or_default();
+    if !agent && manifests != 1 {
+        c.problem(format!("a model component has one manifest, this recipe has {manifests}"));
+    }
+    let expected_deps = if agent { json!(null) } else { json!({ AGENT_COMPONENT: { "DependencyType": "HARD" } }) };
+    let deps = recipe.get("ComponentDependencies").unwrap_or(&Value::Null);
+    let deps_kinds = deps.as_object().map(|d| {
+        d.iter().map(|(k, v)| (k.clone(), json!({ "DependencyType": v["DependencyType"] }))).collect::<Map<_, _>>()
+    });
+    if deps_kinds.map(Value::Object).unwrap_or(Value::Null) != expected_deps {
+        c.problem(format!("ComponentDependencies {deps} are not the service's ({expected_deps})"));
+    }
+}
+
+/// What [`verify`] read of the manifests: the artifacts' URIs, the files with their bytes,
+/// and the architectures.
+#[derive(Default)]
+struct Read<'r> {
+    uris: Vec<String>,
+    files: Vec<(String, Vec<u8>)>,
+    architectures: Vec<&'r str>,
+}
+
+/// Manifest `i` of the recipe: one per architecture, the service's lifecycle step and script,
+/// and exactly the service's artifacts, each read and checked against its digest.
+fn read_manifest<'r>(c: &mut Check<'_>, i: usize, m: &'r Value, agent: bool, read: &mut Read<'r>) -> Result<()> {
+    let arch = m["Platform"]["architecture"].as_str().unwrap_or_default();
+    if read.architectures.contains(&arch) {
+        c.problem(format!("Manifests[{i}]: a second manifest for {arch}"));
+    }
+    read.architectures.push(arch);
+    let (step, script, expected): (&str, String, Vec<String>) = if agent {
+        let binary = agent_component::binary_name(arch);
+        ("Run", agent_component::run_script(&binary), vec![binary])
+    } else {
+        ("Install", agent_component::install_script(arch), ARTIFACTS.iter().map(|a| a.to_string()).collect())
+    };
+    let lifecycle = m["Lifecycle"].as_object().cloned().unwrap_or_default();
+    let steps: Vec<&String> = lifecycle.keys().collect();
+    if steps != [step] {
+        c.problem(format!("Manifests[{i}].Lifecycle has {steps:?}; the service writes {step} only"));
+    }
+    let written = lifecycle.get(step).and_then(|s| s.get("Script").or(Some(s))).and_then(Value::as_str);
+    if lifecycle.contains_key(step) && written != Some(script.as_str()) {
+        c.problem(format!("Manifests[{i}].Lifecycle.{step} script is not the service's: {:?}", written.unwrap_or("?")));
+    }
+    let artifacts = m["Artifacts"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let names: Vec<&str> = artifacts.iter().map(|a| a["URI"].as_str().unwrap_or_default()).collect();
+    let want: Vec<String> = expected.iter().map(|f| format!("s3://{}/{}/{f}", c.bucket, c.prefix)).collect();
+    if names != want {
+        c.problem(format!("Manifests[{i}].Artifacts are {names:?}; the service writes {want:?}"));
+        return Ok(());
+    }
+    for (a, file) in artifacts.iter().zip(&expected) {
+        let Some(bytes) = c.get(file)? else { continue };
+        let got = digest(&bytes);
+        if Some(got.as_str()) != a["Digest"].as_str() {
+            c.problem(format!(
+                "artifact {} does not match the recipe: SHA-256 {got}, recipe says {}; it was changed after packaging",
+                c.locate(file),
+                a["Digest"].as_str().unwrap_or("?")
+            ));
+        }
+        read.files.push((file.clone(), bytes));
+    }
+    read.uris.extend(want);
+    Ok(())
 }
 
 /// The checks of a model component's manifest against the recipe and the artifacts.

@@ -142,73 +142,7 @@ impl Gpu {
         let tuning = crate::Tuning::host()?;
         let compiled = compile::compile_with(sm, compile::MmaConfig::from_tuning(tuning)?)?;
         let module = ctx.load_module(Ptx::from_binary(compiled.cubin.clone())).map_err(dev_err("load module"))?;
-        let f = |n: &str| module.load_function(n).map_err(dev_err("load function"));
-        let pair = |d: &str, c: &str| -> Result<GemmPair> { Ok(GemmPair { dense: f(d)?, conv: f(c)? }) };
-        // The tensor-core kernels take their pipelines' shared memory dynamically, beyond the
-        // default 48 KiB: raise each one's limit to what it is launched with.
-        let dynamic = |d: &str, c: &str, smem: u32| -> Result<GemmPair> {
-            let p = pair(d, c)?;
-            for f in [&p.dense, &p.conv] {
-                f.set_attribute(
-                    cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    smem as i32,
-                )
-                .map_err(dev_err("tensor-core kernel shared memory"))?;
-            }
-            Ok(p)
-        };
-        let mma = compiled.mma;
-        let with_mma = sm >= compile::MMA_MIN_SM && !mma.force_wmma;
-        // An mma.sync kernel of `bn`-column tiles, whose split-K form is `split` (or itself).
-        let mma_sync = |names: [&str; 2], split: Option<[&str; 2]>, bn: u32| -> Result<TensorCores> {
-            let smem = mma.smem_bytes_for(bn);
-            let pair = dynamic(names[0], names[1], smem)?;
-            let split_pair = match split {
-                Some([d, c]) => dynamic(d, c, smem)?,
-                None => pair.clone(),
-            };
-            let split_k = Some((split_pair, mma.bk as usize));
-            Ok(TensorCores { pair, name: "mma.sync", tile_n: bn as usize, smem, threads: 256, split_k })
-        };
-        let funcs = Funcs {
-            f32: pair("gemm_f32", "conv_f32")?,
-            f16: pair("gemm_f16", "conv_f16")?,
-            f32_sk: pair("gemm_f32_sk", "conv_f32_sk")?,
-            f16_sk: pair("gemm_f16_sk", "conv_f16_sk")?,
-            f32_n32: pair("gemm_f32_n32", "conv_f32_n32")?,
-            f16_n32: pair("gemm_f16_n32", "conv_f16_n32")?,
-            splitk_reduce: super::ops::PerPrecision { f32: f("splitk_reduce_f32")?, f16: f("splitk_reduce_f16")? },
-            f16_mma: if with_mma {
-                let split = ["gemm_f16_mma_sk", "conv_f16_mma_sk"];
-                Some(mma_sync(["gemm_f16_mma", "conv_f16_mma"], Some(split), mma.bn)?)
-            } else if sm >= compile::WMMA_MIN_SM {
-                let pair = pair("gemm_f16_wmma", "conv_f16_wmma")?;
-                Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0, threads: 256, split_k: None })
-            } else {
-                None
-            },
-            f16_mma_n64: match with_mma {
-                true => Some(mma_sync(["gemm_f16_mma_n64", "conv_f16_mma_n64"], None, 64)?),
-                false => None,
-            },
-            f16_wgmma: match (compiled.wgmma, mma.wgmma_stages, mma.wgmma_specialized) {
-                (true, Some(stages), ws) => {
-                    let (d, c) = if ws {
-                        ("gemm_f16_wgmma_ws", "conv_f16_wgmma_ws")
-                    } else {
-                        ("gemm_f16_wgmma", "conv_f16_wgmma")
-                    };
-                    let smem = compile::MmaConfig::wgmma_smem_bytes(stages);
-                    let pair = dynamic(d, c, smem)?;
-                    let threads = mma.wgmma_threads();
-                    Some(TensorCores { pair, name: "wgmma", tile_n: 256, smem, threads, split_k: None })
-                }
-                _ => None,
-            },
-            depthwise_f32: f("depthwise_f32")?,
-            depthwise_f16: f("depthwise_f16")?,
-            ops: super::ops::OpFuncs::load(f)?,
-        };
+        let funcs = load_funcs(&module, sm, &compiled)?;
         let sm_count = ctx
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(dev_err("multiprocessor count"))?;
@@ -511,4 +445,74 @@ impl DeviceTensor {
     pub(crate) fn addr(&self, gpu: &Gpu) -> u64 {
         self.buf.addr(gpu)
     }
+}
+
+/// The kernels of `module` (compiled for `sm` as `compiled` says): the f32/f16 GEMM and
+/// convolution pairs, the tensor-core ones this GPU and build have (wgmma, mma.sync or wmma),
+/// with their dynamic shared memory limits raised, and the element-wise ops.
+fn load_funcs(module: &Arc<cudarc::driver::CudaModule>, sm: u32, compiled: &Compiled) -> Result<Funcs> {
+    let f = |n: &str| module.load_function(n).map_err(dev_err("load function"));
+    let pair = |d: &str, c: &str| -> Result<GemmPair> { Ok(GemmPair { dense: f(d)?, conv: f(c)? }) };
+    // The tensor-core kernels take their pipelines' shared memory dynamically, beyond the
+    // default 48 KiB: raise each one's limit to what it is launched with.
+    let dynamic = |d: &str, c: &str, smem: u32| -> Result<GemmPair> {
+        let p = pair(d, c)?;
+        for f in [&p.dense, &p.conv] {
+            f.set_attribute(
+                cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                smem as i32,
+            )
+            .map_err(dev_err("tensor-core kernel shared memory"))?;
+        }
+        Ok(p)
+    };
+    let mma = compiled.mma;
+    let with_mma = sm >= compile::MMA_MIN_SM && !mma.force_wmma;
+    // An mma.sync kernel of `bn`-column tiles, whose split-K form is `split` (or itself).
+    let mma_sync = |names: [&str; 2], split: Option<[&str; 2]>, bn: u32| -> Result<TensorCores> {
+        let smem = mma.smem_bytes_for(bn);
+        let pair = dynamic(names[0], names[1], smem)?;
+        let split_pair = match split {
+            Some([d, c]) => dynamic(d, c, smem)?,
+            None => pair.clone(),
+        };
+        let split_k = Some((split_pair, mma.bk as usize));
+        Ok(TensorCores { pair, name: "mma.sync", tile_n: bn as usize, smem, threads: 256, split_k })
+    };
+    Ok(Funcs {
+        f32: pair("gemm_f32", "conv_f32")?,
+        f16: pair("gemm_f16", "conv_f16")?,
+        f32_sk: pair("gemm_f32_sk", "conv_f32_sk")?,
+        f16_sk: pair("gemm_f16_sk", "conv_f16_sk")?,
+        f32_n32: pair("gemm_f32_n32", "conv_f32_n32")?,
+        f16_n32: pair("gemm_f16_n32", "conv_f16_n32")?,
+        splitk_reduce: super::ops::PerPrecision { f32: f("splitk_reduce_f32")?, f16: f("splitk_reduce_f16")? },
+        f16_mma: if with_mma {
+            let split = ["gemm_f16_mma_sk", "conv_f16_mma_sk"];
+            Some(mma_sync(["gemm_f16_mma", "conv_f16_mma"], Some(split), mma.bn)?)
+        } else if sm >= compile::WMMA_MIN_SM {
+            let pair = pair("gemm_f16_wmma", "conv_f16_wmma")?;
+            Some(TensorCores { pair, name: "wmma", tile_n: 128, smem: 0, threads: 256, split_k: None })
+        } else {
+            None
+        },
+        f16_mma_n64: match with_mma {
+            true => Some(mma_sync(["gemm_f16_mma_n64", "conv_f16_mma_n64"], None, 64)?),
+            false => None,
+        },
+        f16_wgmma: match (compiled.wgmma, mma.wgmma_stages, mma.wgmma_specialized) {
+            (true, Some(stages), ws) => {
+                let (d, c) =
+                    if ws { ("gemm_f16_wgmma_ws", "conv_f16_wgmma_ws") } else { ("gemm_f16_wgmma", "conv_f16_wgmma") };
+                let smem = compile::MmaConfig::wgmma_smem_bytes(stages);
+                let pair = dynamic(d, c, smem)?;
+                let threads = mma.wgmma_threads();
+                Some(TensorCores { pair, name: "wgmma", tile_n: 256, smem, threads, split_k: None })
+            }
+            _ => None,
+        },
+        depthwise_f32: f("depthwise_f32")?,
+        depthwise_f16: f("depthwise_f16")?,
+        ops: super::ops::OpFuncs::load(f)?,
+    })
 }

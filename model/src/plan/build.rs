@@ -850,71 +850,24 @@ impl Builder<'_> {
         let (seq, batch) = if r.batch_first { (a1, a0) } else { (a0, a1) };
         let (dirs, h) = (r.dirs(), r.hidden);
         let gh = r.kind.gates() * h;
-        // Constant inputs (or absent ones); a run-time one leaves the node to `Eval`.
-        let constant = |i: usize| -> Option<Option<&[f32]>> {
-            match node.input(i) {
-                None => Some(None),
-                Some(id) => self.g.constant(id).and_then(Tensor::floats).map(Some),
-            }
-        };
-        let (Some(Some(w)), Some(Some(rw)), Some(bias)) = (constant(1), constant(2), constant(3)) else {
-            return Ok(false);
-        };
-        let (Some(h0), Some(c0), Some(peep)) = (constant(5), constant(6), constant(7)) else { return Ok(false) };
-        let full = match node.input(4) {
-            None => true,
-            Some(id) => self.g.constant(id).and_then(Tensor::ints).is_some_and(|l| l.iter().all(|&l| l == seq as i64)),
-        };
-        let sizes_ok = w.len() == dirs * gh * input
-            && rw.len() == dirs * gh * h
-            && bias.is_none_or(|b| b.len() == dirs * 2 * gh)
-            && [h0, c0].iter().all(|s| s.is_none_or(|s| s.len() == dirs * batch * h))
-            && peep.is_none_or(|p| p.len() == dirs * 3 * h);
-        if !full || !sizes_ok || (r.kind != RnnKind::Lstm && (c0.is_some() || peep.is_some())) {
-            return Ok(false);
-        }
-        // Input products: B = Wᵀ, its columns (direction, gate row); the bias is Wb + Rb
-        // except the GRU new gate's Rb, which the reset gate multiplies.
-        let mut xb = vec![0.0f32; dirs * gh];
-        let mut new_gate_bias = vec![0.0f32; dirs * h];
-        if let Some(b) = bias {
-            for d in 0..dirs {
-                let (wb, rb) = b[d * 2 * gh..(d + 1) * 2 * gh].split_at(gh);
-                for j in 0..gh {
-                    let keep_apart = lbr_gru && j >= 2 * h;
-                    xb[d * gh + j] = wb[j] + if keep_apart { 0.0 } else { rb[j] };
-                    if keep_apart {
-                        new_gate_bias[d * h + j - 2 * h] = rb[j];
-                    }
-                }
-            }
-        }
+        let Some(consts) = RnnConstants::of(self.g, node, r, [seq, batch, input]) else { return Ok(false) };
+        let (xb, new_gate_bias) = rnn_input_bias(consts.bias, dirs, h, gh, lbr_gru);
         // Bᵀ of a row-major `[n, k]` weight, packed through its column-major view.
         let pack_t = |m: &[f32], k: usize, n: usize| -> Result<kernels::PackedB> {
             Ok(self.set.pack_b(MatRef::col_major(m, k, n).map_err(|e| node_err(node, e.to_string()))?))
         };
-        let xw_packed = pack_t(w, input, dirs * gh)?;
+        let xw_packed = pack_t(consts.w, input, dirs * gh)?;
         let mut recurrent = Vec::new();
         for d in 0..dirs {
-            let packed = pack_t(&rw[d * gh * h..(d + 1) * gh * h], h, gh)?;
+            let packed = pack_t(&consts.rw[d * gh * h..(d + 1) * gh * h], h, gh)?;
             self.gemms.push(packed);
             recurrent.push(self.gemms.len() - 1);
         }
-        // States in (direction, batch, unit) order.
-        let states = |s: &[f32]| -> Vec<f32> {
-            let mut out = vec![0.0; dirs * batch * h];
-            for d in 0..dirs {
-                for b in 0..batch {
-                    let from = if r.batch_first { (b * dirs + d) * h } else { (d * batch + b) * h };
-                    out[(d * batch + b) * h..][..h].copy_from_slice(&s[from..from + h]);
-                }
-            }
-            out
-        };
-        let initial_h = h0.map(|s| self.constant(states(s)));
-        let initial_c = c0.map(|s| self.constant(states(s)));
-        let peepholes = peep.map(|p| self.constant(p.to_vec()));
-        let new_gate_bias = (lbr_gru && bias.is_some()).then(|| self.constant(new_gate_bias));
+        let states = |s: &[f32]| rnn_states(s, [dirs, batch, h], r.batch_first);
+        let initial_h = consts.h0.map(|s| self.constant(states(s)));
+        let initial_c = consts.c0.map(|s| self.constant(states(s)));
+        let peepholes = consts.peep.map(|p| self.constant(p.to_vec()));
+        let new_gate_bias = (lbr_gru && consts.bias.is_some()).then(|| self.constant(new_gate_bias));
         let x = self.plain(x_id)?;
         self.gemms.push(xw_packed);
         let b = self.gemms.len() - 1;
@@ -1230,4 +1183,78 @@ fn pixel_shuffle(p: &kernels::ConvParams, w: &[f32], bias: Option<&[f32]>) -> Op
     }
     let bias = (0..wide).map(|j| bias.map_or(0.0, |b| b[j % co])).collect();
     Some(Shuffle { params: kernels::ConvParams::new(ci, wide, [1, 1]), params_block: [kh, kw], weights, bias })
+}
+
+/// The constant inputs of an LSTM or GRU node that [`Builder::recurrent`] plans (weights,
+/// recurrent weights, bias, initial states, peepholes), checked against the node's sizes.
+struct RnnConstants<'g> {
+    w: &'g [f32],
+    rw: &'g [f32],
+    bias: Option<&'g [f32]>,
+    h0: Option<&'g [f32]>,
+    c0: Option<&'g [f32]>,
+    peep: Option<&'g [f32]>,
+}
+
+impl<'g> RnnConstants<'g> {
+    /// The node's constants for an input `[seq, batch, input]`, or `None` where one is a
+    /// run-time value, a size does not match, or sequence lengths are given and not all
+    /// `seq` (such nodes stay with `Eval`).
+    fn of(g: &'g Graph, node: &Node, r: &crate::portable::Rnn, [seq, batch, input]: [usize; 3]) -> Option<Self> {
+        let (dirs, h) = (r.dirs(), r.hidden);
+        let gh = r.kind.gates() * h;
+        // Constant inputs (or absent ones); a run-time one leaves the node to `Eval`.
+        let constant = |i: usize| -> Option<Option<&'g [f32]>> {
+            match node.input(i) {
+                None => Some(None),
+                Some(id) => g.constant(id).and_then(Tensor::floats).map(Some),
+            }
+        };
+        let (Some(w), Some(rw)) = (constant(1)?, constant(2)?) else { return None };
+        let (bias, h0, c0, peep) = (constant(3)?, constant(5)?, constant(6)?, constant(7)?);
+        let full = match node.input(4) {
+            None => true,
+            Some(id) => g.constant(id).and_then(Tensor::ints).is_some_and(|l| l.iter().all(|&l| l == seq as i64)),
+        };
+        let sizes_ok = w.len() == dirs * gh * input
+            && rw.len() == dirs * gh * h
+            && bias.is_none_or(|b| b.len() == dirs * 2 * gh)
+            && [h0, c0].iter().all(|s| s.is_none_or(|s| s.len() == dirs * batch * h))
+            && peep.is_none_or(|p| p.len() == dirs * 3 * h);
+        let lstm = r.kind == crate::portable::RnnKind::Lstm;
+        (full && sizes_ok && (lstm || (c0.is_none() && peep.is_none()))).then_some(Self { w, rw, bias, h0, c0, peep })
+    }
+}
+
+/// The input products' bias, per direction and gate row: `Wb + Rb`, except the
+/// linear-before-reset GRU's new gate, whose `Rb` the reset gate multiplies (returned apart).
+fn rnn_input_bias(bias: Option<&[f32]>, dirs: usize, h: usize, gh: usize, lbr_gru: bool) -> (Vec<f32>, Vec<f32>) {
+    let mut xb = vec![0.0f32; dirs * gh];
+    let mut new_gate_bias = vec![0.0f32; dirs * h];
+    if let Some(b) = bias {
+        for d in 0..dirs {
+            let (wb, rb) = b[d * 2 * gh..(d + 1) * 2 * gh].split_at(gh);
+            for j in 0..gh {
+                let keep_apart = lbr_gru && j >= 2 * h;
+                xb[d * gh + j] = wb[j] + if keep_apart { 0.0 } else { rb[j] };
+                if keep_apart {
+                    new_gate_bias[d * h + j - 2 * h] = rb[j];
+                }
+            }
+        }
+    }
+    (xb, new_gate_bias)
+}
+
+/// An initial state in (direction, batch, unit) order, from ONNX's layout (`[dirs, batch, h]`,
+/// or `[batch, dirs, h]` with `layout = 1`).
+fn rnn_states(s: &[f32], [dirs, batch, h]: [usize; 3], batch_first: bool) -> Vec<f32> {
+    let mut out = vec![0.0; dirs * batch * h];
+    for d in 0..dirs {
+        for b in 0..batch {
+            let from = if batch_first { (b * dirs + d) * h } else { (d * batch + b) * h };
+            out[(d * batch + b) * h..][..h].copy_from_slice(&s[from..from + h]);
+        }
+    }
+    out
 }
