@@ -181,9 +181,10 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
     let name = recipe["ComponentName"].as_str().unwrap_or_default();
     let version = recipe["ComponentVersion"].as_str().unwrap_or_default();
     let agent = name == AGENT_COMPONENT;
-    identity_problems(&mut c, &recipe, name, version, agent);
+    let manifests = recipe["Manifests"].as_array().map(Vec::as_slice).unwrap_or_default();
+    identity_problems(&mut c, &recipe, manifests.len(), agent);
     let mut read = Read::default();
-    for (i, m) in recipe["Manifests"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+    for (i, m) in manifests.iter().enumerate() {
         read_manifest(&mut c, i, m, agent, &mut read)?;
     }
     // A model component's last file: the inline recipe must be the recipe; without it the
@@ -218,12 +219,13 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
 
 /// The recipe's name and version against the folder it is in, its number of manifests and
 /// its dependencies against the service's (a model component depends on the agent).
-fn identity_problems(c: &mut Check<'_>, recipe: &Value, name: &str, version: &str, agent: bool) {
+fn identity_problems(c: &mut Check<'_>, recipe: &Value, manifests: usize, agent: bool) {
+    let name = recipe["ComponentName"].as_str().unwrap_or_default();
+    let version = recipe["ComponentVersion"].as_str().unwrap_or_default();
     let tail = format!("{name}/{version}");
     if c.prefix != tail && !c.prefix.ends_with(&format!("/{tail}")) {
         c.problem(format!("the recipe names {name} {version}, which does not belong at {}/", c.prefix));
     }
-    let manifests = recipe["Manifests"].as_array().map(Vec::len).unwrap_or_default();
     if !agent && manifests != 1 {
         c.problem(format!("a model component has one manifest, this recipe has {manifests}"));
     }
