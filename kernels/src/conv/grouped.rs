@@ -95,27 +95,40 @@ impl Geom {
 /// of every group. `REGS` is the vector registers the kernel may use (an AVX-512 CPU has 32
 /// of 256-bit ones too).
 ///
+/// The register tile is `MR pixels × GB groups × NV vectors` accumulators, chosen per group
+/// width. LLVM loads all of a step's `MR·GB` broadcasts before its multiply-adds, so with one
+/// vector per group the tile needs about twice its accumulators in registers: on AVX2's 16,
+/// 8 pixels × 1 group spilled and shuffled registers every step (25 % of the FMA peak on a
+/// grouped 3×3 convolution, Zen 3) where 6 × 1 runs clean (45–51 %). The 32-register tiles
+/// are the ones measured on Zen 4.
+///
 /// # Safety
 /// `V`'s features are available; `g`'s pointers cover its images, weights, bias and residual;
 /// the pixels lie inside the output and nothing else writes them during the call; every
 /// group's outputs fit in 4 vectors (`cg_out ≤ 4·LANES`).
 #[inline(always)]
 pub(crate) unsafe fn run<V: SimdF32, const REGS: usize>(g: &Geom, first: usize, pixels: usize) {
-    // SAFETY: forwarded from this function's contract.
+    let nv = g.cg_out().div_ceil(V::LANES);
+    // SAFETY: forwarded from this function's contract; nv vectors hold a group's outputs.
     unsafe {
-        if REGS >= 32 {
-            blocks::<V, 6, 4>(g, first, pixels)
-        } else {
-            blocks::<V, 4, 3>(g, first, pixels)
+        match (REGS >= 32, nv) {
+            (true, 1) => blocks::<V, 6, 4, 1>(g, first, pixels),
+            (true, 2) => blocks::<V, 6, 2, 2>(g, first, pixels),
+            (true, 3) => blocks::<V, 6, 1, 3>(g, first, pixels),
+            (true, _) => blocks::<V, 6, 1, 4>(g, first, pixels),
+            (false, 1) => blocks::<V, 6, 1, 1>(g, first, pixels),
+            (false, 2) => blocks::<V, 4, 1, 2>(g, first, pixels),
+            (false, 3) => blocks::<V, 3, 1, 3>(g, first, pixels),
+            (false, _) => blocks::<V, 2, 1, 4>(g, first, pixels),
         }
     }
 }
 
-/// [`run`] with tiles of `MR` pixels and at most `COLS` vectors per pixel.
+/// [`run`] with tiles of `MR` pixels, `GB` groups (the last ones one at a time) and `NV`
+/// vectors per group; a group of exactly `NV` vectors loads and stores whole vectors.
 #[inline(always)]
-unsafe fn blocks<V: SimdF32, const MR: usize, const COLS: usize>(g: &Geom, first: usize, pixels: usize) {
-    let nv = g.cg_out().div_ceil(V::LANES);
-    let gb = (COLS / nv).max(1);
+unsafe fn blocks<V: SimdF32, const MR: usize, const GB: usize, const NV: usize>(g: &Geom, first: usize, pixels: usize) {
+    let full = g.cg_out() == NV * V::LANES;
     let taps = g.taps();
     let mut table = vec![g.zeros; taps * MR];
     let end = first + pixels;
@@ -125,20 +138,16 @@ unsafe fn blocks<V: SimdF32, const MR: usize, const COLS: usize>(g: &Geom, first
         fill_table(g, &mut table, MR, p0, mr);
         let mut g0 = 0;
         while g0 < g.groups {
-            let n = gb.min(g.groups - g0);
+            let n = if g.groups - g0 >= GB { GB } else { 1 };
             // SAFETY: the table points at input pixels or the zero pixel, each with c_in
             // channels; groups g0..g0+n exist; pixels p0..p0+mr are ours (the caller's
-            // contract); nv ≤ 4 vectors hold a group's outputs.
+            // contract); NV vectors hold a group's outputs (whole ones when `full`).
             unsafe {
-                match (nv, n) {
-                    (1, 1) => tile::<V, MR, 1, 1>(g, &table, g0, p0, mr),
-                    (1, 2) => tile::<V, MR, 2, 1>(g, &table, g0, p0, mr),
-                    (1, 3) => tile::<V, MR, 3, 1>(g, &table, g0, p0, mr),
-                    (1, _) => tile::<V, MR, 4, 1>(g, &table, g0, p0, mr),
-                    (2, 1) => tile::<V, MR, 1, 2>(g, &table, g0, p0, mr),
-                    (2, _) => tile::<V, MR, 2, 2>(g, &table, g0, p0, mr),
-                    (3, _) => tile::<V, MR, 1, 3>(g, &table, g0, p0, mr),
-                    _ => tile::<V, MR, 1, 4>(g, &table, g0, p0, mr),
+                match (n == GB, full) {
+                    (true, true) => tile::<V, MR, GB, NV, true>(g, &table, g0, p0, mr),
+                    (true, false) => tile::<V, MR, GB, NV, false>(g, &table, g0, p0, mr),
+                    (false, true) => tile::<V, MR, 1, NV, true>(g, &table, g0, p0, mr),
+                    (false, false) => tile::<V, MR, 1, NV, false>(g, &table, g0, p0, mr),
                 }
             }
             g0 += n;
@@ -169,13 +178,13 @@ fn fill_table(g: &Geom, table: &mut [*const f32], mr_max: usize, p0: usize, mr: 
 }
 
 /// Groups `g0..g0 + GB` of pixels `p0..p0 + mr` (`mr ≤ MR`; the table's other rows point at
-/// the zero pixel), `NV` vectors per group.
+/// the zero pixel), `NV` vectors per group; `FULL`: the group's channels fill them.
 ///
 /// # Safety
 /// As [`blocks`]' call: `V`'s features, a table of `taps·MR` pointers at `c_in` readable
-/// values, groups and pixels inside the output, `cg_out ≤ NV·LANES`.
+/// values, groups and pixels inside the output, `cg_out ≤ NV·LANES` (`=` when `FULL`).
 #[inline(always)]
-unsafe fn tile<V: SimdF32, const MR: usize, const GB: usize, const NV: usize>(
+unsafe fn tile<V: SimdF32, const MR: usize, const GB: usize, const NV: usize, const FULL: bool>(
     g: &Geom,
     table: &[*const f32],
     g0: usize,
@@ -185,7 +194,10 @@ unsafe fn tile<V: SimdF32, const MR: usize, const GB: usize, const NV: usize>(
     let (taps, cg_in, cg_out) = (g.taps(), g.cg_in(), g.cg_out());
     let group_w = taps * cg_in * cg_out;
     // Lanes of each vector: full ones, then what is left of the group's channels.
-    let lanes: [usize; NV] = std::array::from_fn(|v| (cg_out - (v * V::LANES).min(cg_out)).min(V::LANES));
+    let lanes: [usize; NV] = match FULL {
+        true => [V::LANES; NV],
+        false => std::array::from_fn(|v| (cg_out - (v * V::LANES).min(cg_out)).min(V::LANES)),
+    };
     // SAFETY: the caller's contract covers every pointer formed below: table entries plus
     // (g0 + gb)·cg_in + ci < c_in; weights of groups g0..g0+GB; output, bias and residual
     // channels (g0 + gb)·cg_out + v·LANES + lanes[v] ≤ c_out of pixels p0..p0+mr.

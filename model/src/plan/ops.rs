@@ -350,10 +350,35 @@ pub fn crop(x: &[f32], [outer, stride, start, len]: [usize; 4], out: &mut [f32],
 
 /// Output run `o` of `out` is blocks `indices[k]` (of `inner` values) of input run `o`
 /// (`outer` runs of `stride`), in order; consecutive indices are copied as one block.
+/// Single values (`inner == 1`: a gather along the channels of an NHWC value) are copied by
+/// index, and the two-group channel shuffle (ShuffleNet's `[c/2, 2]` transpose: indices
+/// `0, c/2, 1, c/2 + 1, …`) as an interleave of the two halves, which vectorizes; a run per
+/// index cost ~1 ns per value (13 % of ShuffleNetV2's time on Zen 3).
 pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], out: &mut [f32], parallel: bool) {
-    let runs = index_runs(indices);
     let len = indices.len() * inner;
-    chunks_mut(&mut out[..outer * len], len, parallel && outer * len > GRAIN, |o, dst| {
+    let par = parallel && outer * len > GRAIN;
+    if inner == 1 && is_two_group_shuffle(indices, stride) {
+        let half = stride / 2;
+        chunks_mut(&mut out[..outer * len], len, par, |o, dst| {
+            let (a, b) = x[o * stride..][..stride].split_at(half);
+            for ((d, &p), &q) in dst.chunks_exact_mut(2).zip(a).zip(b) {
+                d[0] = p;
+                d[1] = q;
+            }
+        });
+        return;
+    }
+    let runs = index_runs(indices);
+    if inner == 1 && runs.len() * 2 > indices.len() {
+        chunks_mut(&mut out[..outer * len], len, par, |o, dst| {
+            let src = &x[o * stride..][..stride];
+            for (d, &i) in dst.iter_mut().zip(indices) {
+                *d = src[i];
+            }
+        });
+        return;
+    }
+    chunks_mut(&mut out[..outer * len], len, par, |o, dst| {
         let src = &x[o * stride..][..stride];
         let mut at = 0;
         for &(first, blocks) in &runs {
@@ -365,6 +390,15 @@ pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], 
             at += n;
         }
     });
+}
+
+/// Whether `indices` interleave the two halves of `stride` values: `0, h, 1, h + 1, …`.
+fn is_two_group_shuffle(indices: &[usize], stride: usize) -> bool {
+    let half = stride / 2;
+    indices.len() == stride
+        && stride.is_multiple_of(2)
+        && stride > 0
+        && indices.chunks_exact(2).enumerate().all(|(j, p)| p[0] == j && p[1] == half + j)
 }
 
 /// Consecutive `indices` as runs: (first index, count), in order.
@@ -601,7 +635,7 @@ pub fn operand<'a>(o: Operand, consts: &'a [Vec<f32>], value: impl Fn(usize) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::transpose;
+    use super::{gather, is_two_group_shuffle, transpose};
     use proptest::prelude::*;
 
     /// Element by element from the definition: output index `o` reads input index `i` with
@@ -641,6 +675,40 @@ mod tests {
             transpose(&x, &shape, &perm, &mut out);
             prop_assert_eq!(&out[..total], &by_definition(&x, &shape, &perm)[..]);
             prop_assert!(out[total].is_nan(), "wrote past the output");
+        }
+    }
+
+    /// `gather` from its definition: output run `o`, block `k` is input run `o`'s block
+    /// `indices[k]`.
+    fn gather_by_definition(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize]) -> Vec<f32> {
+        (0..outer)
+            .flat_map(|o| indices.iter().flat_map(move |&i| (0..inner).map(move |e| x[o * stride + i * inner + e])))
+            .collect()
+    }
+
+    #[test]
+    fn gather_paths_match_the_definition() {
+        let shuffle = |c: usize| (0..c).map(|k| (k % 2) * (c / 2) + k / 2).collect::<Vec<_>>();
+        assert!(is_two_group_shuffle(&shuffle(116), 116) && !is_two_group_shuffle(&shuffle(7), 7));
+        // The two-group shuffle (even and odd channel counts: 116 takes the interleave, 7
+        // is no shuffle), single values by index, runs of blocks, and single values in runs.
+        for (outer, stride, inner, indices) in [
+            (5, 116, 1, shuffle(116)),
+            (3, 7, 1, shuffle(7)),
+            (4, 10, 1, vec![9, 0, 3, 3, 7]),
+            (4, 24, 3, vec![1, 2, 3, 7, 0]),
+            (6, 9, 1, vec![2, 3, 4, 5, 0, 1]),
+        ] {
+            let total = outer * stride;
+            let x: Vec<f32> = (0..total).map(|i| i as f32).collect();
+            let len = indices.len() * inner;
+            let expected = gather_by_definition(&x, [outer, stride, inner], &indices);
+            for parallel in [false, true] {
+                let mut out = vec![f32::NAN; outer * len + 1];
+                gather(&x, [outer, stride, inner], &indices, &mut out, parallel);
+                assert_eq!(&out[..outer * len], &expected[..], "{outer}×{stride} by {indices:?}");
+                assert!(out[outer * len].is_nan(), "wrote past the output");
+            }
         }
     }
 
