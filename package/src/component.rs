@@ -182,7 +182,7 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
     let version = recipe["ComponentVersion"].as_str().unwrap_or_default();
     let agent = name == AGENT_COMPONENT;
     let manifests = recipe["Manifests"].as_array().map(Vec::as_slice).unwrap_or_default();
-    identity_problems(&mut c, &recipe, manifests.len(), agent);
+    identity_problems(&mut c, &recipe, [name, version], manifests.len(), agent);
     let mut read = Read::default();
     for (i, m) in manifests.iter().enumerate() {
         read_manifest(&mut c, i, m, agent, &mut read)?;
@@ -219,9 +219,7 @@ pub fn verify(store: &dyn OutputStore, bucket: &str, key_prefix: &str, trusted: 
 
 /// The recipe's name and version against the folder it is in, its number of manifests and
 /// its dependencies against the service's (a model component depends on the agent).
-fn identity_problems(c: &mut Check<'_>, recipe: &Value, manifests: usize, agent: bool) {
-    let name = recipe["ComponentName"].as_str().unwrap_or_default();
-    let version = recipe["ComponentVersion"].as_str().unwrap_or_default();
+fn identity_problems(c: &mut Check<'_>, recipe: &Value, [name, version]: [&str; 2], manifests: usize, agent: bool) {
     let tail = format!("{name}/{version}");
     if c.prefix != tail && !c.prefix.ends_with(&format!("/{tail}")) {
         c.problem(format!("the recipe names {name} {version}, which does not belong at {}/", c.prefix));

@@ -355,39 +355,32 @@ pub fn crop(x: &[f32], [outer, stride, start, len]: [usize; 4], out: &mut [f32],
 /// `0, c/2, 1, c/2 + 1, …`) as an interleave of the two halves, which vectorizes; a run per
 /// index cost ~1 ns per value (13 % of ShuffleNetV2's time on Zen 3).
 pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], out: &mut [f32], parallel: bool) {
+    let runs = index_runs(indices);
+    let shuffle = inner == 1 && is_two_group_shuffle(indices, stride);
+    let by_index = inner == 1 && runs.len() * 2 > indices.len();
     let len = indices.len() * inner;
-    let par = parallel && outer * len > GRAIN;
-    if inner == 1 && is_two_group_shuffle(indices, stride) {
-        let half = stride / 2;
-        chunks_mut(&mut out[..outer * len], len, par, |o, dst| {
-            let (a, b) = x[o * stride..][..stride].split_at(half);
+    chunks_mut(&mut out[..outer * len], len, parallel && outer * len > GRAIN, |o, dst| {
+        let src = &x[o * stride..][..stride];
+        if shuffle {
+            let (a, b) = src.split_at(stride / 2);
             for ((d, &p), &q) in dst.chunks_exact_mut(2).zip(a).zip(b) {
                 d[0] = p;
                 d[1] = q;
             }
-        });
-        return;
-    }
-    let runs = index_runs(indices);
-    if inner == 1 && runs.len() * 2 > indices.len() {
-        chunks_mut(&mut out[..outer * len], len, par, |o, dst| {
-            let src = &x[o * stride..][..stride];
+        } else if by_index {
             for (d, &i) in dst.iter_mut().zip(indices) {
                 *d = src[i];
             }
-        });
-        return;
-    }
-    chunks_mut(&mut out[..outer * len], len, par, |o, dst| {
-        let src = &x[o * stride..][..stride];
-        let mut at = 0;
-        for &(first, blocks) in &runs {
-            let n = blocks * inner;
-            match n {
-                1 => dst[at] = src[first * inner],
-                _ => dst[at..at + n].copy_from_slice(&src[first * inner..][..n]),
+        } else {
+            let mut at = 0;
+            for &(first, blocks) in &runs {
+                let n = blocks * inner;
+                match n {
+                    1 => dst[at] = src[first * inner],
+                    _ => dst[at..at + n].copy_from_slice(&src[first * inner..][..n]),
+                }
+                at += n;
             }
-            at += n;
         }
     });
 }
