@@ -2,7 +2,7 @@
 # Device builds (issue 29): what a board needs, built on this x86_64 machine, one folder per
 # bundle under target/device/ (the layout `edgepack-hil --bundles` reads):
 #
-#   ci/build-device.sh [x86_64|aarch64|aarch64-cuda|all ...] [--profile release|device-check]
+#   ci/build-device.sh [x86_64|aarch64|aarch64-cuda|x86_64-cuda|all ...] [--profile release|device-check]
 #
 #   <bundle>/kernel-report   the kernel parity suite and GEMM figures (edgepack-hil's
 #                            kernel-parity step; `--parity-only --json F --junit F`)
@@ -27,6 +27,9 @@
 #   CUDA 12.2; Orin, sm_87) too. JetPack 4 (CUDA 10.2, glibc 2.27) is not supported:
 #   cudarc's oldest API level is CUDA 11.4. The script checks the highest GLIBC symbol
 #   version every dynamic binary needs.
+# - x86_64-cuda (an x86_64 box with an NVIDIA GPU: an edge server, a GPU test machine) follows
+#   the same rule, also linked by Zig against glibc 2.31 (Ubuntu 20.04 and newer). `all`
+#   builds the three bundles a board rack needs, not this one.
 #
 # --profile release (the default) is what ships; device-check (no optimisation, fast to
 # build) is what CI builds to prove the bundles link. Prints each bundle's folder.
@@ -35,15 +38,15 @@ cd "$(dirname "$0")/.."
 profile=release bundles=()
 while [ $# -gt 0 ]; do
     case $1 in
-        x86_64 | aarch64 | aarch64-cuda) bundles+=("$1") ;;
+        x86_64 | aarch64 | aarch64-cuda | x86_64-cuda) bundles+=("$1") ;;
         all) bundles+=(x86_64 aarch64 aarch64-cuda) ;;
         --profile) profile=$2; shift ;;
-        *) echo "usage: ci/build-device.sh [x86_64|aarch64|aarch64-cuda|all ...] [--profile release|device-check]" >&2; exit 2 ;;
+        *) echo "usage: ci/build-device.sh [x86_64|aarch64|aarch64-cuda|x86_64-cuda|all ...] [--profile release|device-check]" >&2; exit 2 ;;
     esac
     shift
 done
 [ ${#bundles[@]} -gt 0 ] || bundles=(x86_64 aarch64 aarch64-cuda)
-# The glibc the CUDA bundle links against (JetPack 5.x).
+# The glibc the CUDA bundles link against (JetPack 5.x).
 jetson_glibc=2.31
 
 # The kernel report and the test executables of a `cargo test --no-run --message-format=json`
@@ -103,6 +106,11 @@ for bundle in "${bundles[@]}"; do
                 RUSTFLAGS="-C target-feature=-crt-static" \
                 build "$out" "aarch64-unknown-linux-gnu.$jetson_glibc" cuda "$zig_bin/cargo-zigbuild"
             agent_arch=aarch64 link="dynamic, glibc >= $jetson_glibc" ;;
+        x86_64-cuda)
+            zig_bin=$(bash ci/setup-zig.sh)
+            PATH=$zig_bin:$PATH CARGO_TARGET_DIR=target/device-build-cuda \
+                build "$out" "x86_64-unknown-linux-gnu.$jetson_glibc" cuda "$zig_bin/cargo-zigbuild"
+            agent_arch=x86_64 link="dynamic, glibc >= $jetson_glibc" ;;
     esac
     # The agent is the same static binary on a CPU or a CUDA board of one architecture.
     agent_profile=$profile
@@ -127,8 +135,8 @@ for bundle in "${bundles[@]}"; do
             [ "$arch" = "$agent_arch" ] || { echo "ci/build-device.sh: $f is $arch in the $bundle bundle" >&2; exit 1; }
             if [[ $desc == *"dynamically linked"* ]]; then
                 need=$(glibc_needed "$f")
-                # Only the CUDA bundle's own binaries may be dynamic; the agent is static everywhere.
-                if [ "$bundle" != aarch64-cuda ] || [ "$(basename "$f")" = edgepack-agent ]; then
+                # Only the CUDA bundles' own binaries may be dynamic; the agent is static everywhere.
+                if [[ $bundle != *-cuda ]] || [ "$(basename "$f")" = edgepack-agent ]; then
                     echo "ci/build-device.sh: $f is dynamically linked" >&2; exit 1
                 fi
                 if [ "$(printf '%s\n%s\n' "$need" "$jetson_glibc" | sort -V | tail -1)" != "$jetson_glibc" ]; then

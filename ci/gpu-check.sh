@@ -70,22 +70,8 @@ for l in sys.stdin:
     echo "gpu-check: for 'run models' carry target/gpu-pack (unpacked by run), else .device"
 }
 
-# cudarc opens libnvrtc.so / libcublas.so by their plain names: point them at the toolkit's.
-link_libraries() {
-    local dir=/tmp/edgepack-cuda-libs
-    mkdir -p "$dir"
-    for lib in nvrtc cublas cublasLt; do
-        local found
-        found=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -name "lib$lib.so*" -type f 2>/dev/null | sort | head -1)
-        if [ -z "$found" ]; then
-            echo "gpu-check: lib$lib.so not found" >&2
-            return 1
-        fi
-        ln -sf "$found" "$dir/lib$lib.so"
-        export LD_LIBRARY_PATH="$dir:$(dirname "$found"):${LD_LIBRARY_PATH:-}"
-        echo "gpu-check: lib$lib -> $found"
-    done
-}
+# link_libraries: the CUDA libraries by the plain names cudarc opens.
+. ci/cuda-libs.sh
 
 run() {
     # The packed binaries and cache of `build`, when carried so.

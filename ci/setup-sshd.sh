@@ -5,6 +5,8 @@
 #   bash ci/setup-sshd.sh start DIR     prints "PORT KEYFILE USER" once sshd accepts connections
 #   bash ci/setup-sshd.sh stop DIR      stops it (idempotent)
 # Several servers may run at once (one DIR each): the tests kill one mid-run.
+# SSHD_SETENV="NAME=VALUE ..." sets variables in every session (sshd_config's SetEnv: the CUDA
+# libraries' folder on a GPU machine, where no system linker path names them).
 set -euo pipefail
 cmd=${1:?usage: ci/setup-sshd.sh start|stop DIR} dir=${2:?usage: ci/setup-sshd.sh start|stop DIR}
 if [ "$cmd" = stop ]; then
@@ -15,7 +17,7 @@ if [ "$cmd" = stop ]; then
     exit 0
 fi
 [ "$cmd" = start ] || { echo "usage: ci/setup-sshd.sh start|stop DIR" >&2; exit 2; }
-if [ ! -x /usr/sbin/sshd ]; then
+if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then
     export DEBIAN_FRONTEND=noninteractive
     { apt-get update -q && apt-get install -y -q --no-install-recommends openssh-server; } >&2 \
         || { echo "ci/setup-sshd.sh: cannot install openssh-server" >&2; exit 1; }
@@ -45,6 +47,7 @@ UsePAM no
 PrintMotd no
 AcceptEnv LANG
 CFG
+[ -z "${SSHD_SETENV:-}" ] || echo "SetEnv $SSHD_SETENV" >>"$dir/sshd_config"
 "$(command -v sshd || echo /usr/sbin/sshd)" -f "$dir/sshd_config" -E "$dir/sshd.log"
 for _ in $(seq 100); do
     if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then

@@ -26,8 +26,8 @@ pub struct Bundle {
 
 impl Bundle {
     /// The bundle for `target` under `root`: `root/x86_64` or `root/aarch64` for a CPU
-    /// target, `root/aarch64-cuda` (the CUDA build, ci/build-device.sh's Jetson bundle) for
-    /// an NVIDIA one.
+    /// target, the CUDA build of its architecture for an NVIDIA one (`root/aarch64-cuda`,
+    /// ci/build-device.sh's Jetson bundle, or `root/x86_64-cuda`).
     pub fn for_target(root: &Path, target: &Target) -> Bundle {
         let arch = arch_name(target.arch);
         let name = match target.accelerator {
@@ -193,32 +193,28 @@ impl Run<'_> {
         self.ssh.run(&format!("cd {} && {script}", quote(&self.board.workdir)), limit, None)
     }
 
-    /// The board's facts, checked against the declared target: its architecture (`uname -m`,
-    /// unless the binaries run under a prefix, where the binary's own run tells), and an NVIDIA
-    /// GPU (`nvidia-smi` or a Jetson's `/etc/nv_tegra_release`) when the target has one.
+    /// The board's facts, checked against the declared target ([`Facts::mismatch`]): its
+    /// architecture, and an NVIDIA GPU of the declared `gpu-code` when the target has one.
     fn probe(&self) -> (StepStatus, Value) {
         let script = "uname -m; uname -sr; (grep -m1 -E '^(model name|Hardware|CPU part)' /proc/cpuinfo || true); \
-                      echo @nv; (nvidia-smi -L 2>/dev/null || true); (cat /etc/nv_tegra_release 2>/dev/null || true)";
+                      echo @nv; (nvidia-smi -L 2>/dev/null || true); (cat /etc/nv_tegra_release 2>/dev/null || true); \
+                      echo @cc; (nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null || true)";
         let out = match self.ssh.run(script, self.short(), None) {
             Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
             Err(f) => return (StepStatus::Broken(f), Value::Null),
         };
-        let (facts, nv) = out.split_once("@nv").unwrap_or((&out, ""));
-        let mut lines = facts.lines().map(str::trim).filter(|l| !l.is_empty());
-        let machine = lines.next().unwrap_or("").to_owned();
-        let rest: Vec<&str> = lines.collect();
-        let nv: Vec<&str> = nv.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        let detail = json!({ "uname_m": machine, "system": rest, "nvidia": nv, "prefix": self.board.prefix });
-        let want = arch_name(self.board.target.arch);
-        if self.board.prefix.is_empty() && machine != want {
-            let why = format!("declared {} ({want}) but the board is `{machine}`", self.board.target);
-            return (StepStatus::Failed(why), detail);
+        let facts = Facts::parse(&out);
+        let detail = json!({
+            "uname_m": facts.machine,
+            "system": facts.system,
+            "nvidia": facts.nvidia,
+            "compute_capability": facts.compute_caps,
+            "prefix": self.board.prefix,
+        });
+        match facts.mismatch(&self.board.target, !self.board.prefix.is_empty()) {
+            Some(why) => (StepStatus::Failed(why), detail),
+            None => (StepStatus::Passed, detail),
         }
-        if matches!(self.board.target.accelerator, Accelerator::Nvidia(_)) && nv.is_empty() {
-            let why = "declared an NVIDIA GPU but neither nvidia-smi nor /etc/nv_tegra_release found one".to_owned();
-            return (StepStatus::Failed(why), detail);
-        }
-        (StepStatus::Passed, detail)
     }
 
     /// The bundle onto the board: the two binaries, and the component as a tar stream unpacked
@@ -314,9 +310,20 @@ impl Run<'_> {
         let args = format!("--parity-only --label {label} --cpu {label} --json kernels.json --junit kernels.xml");
         let ran = self.run_here(&self.exec("kernel-report", &args), self.board.step_timeout);
         let _ = self.fetch("kernels.xml");
-        self.judged(ran, "kernels.json", kernel_summary, |s| {
+        let (status, summary) = self.judged(ran, "kernels.json", kernel_summary, |s| {
             s["cases"].as_u64().is_some_and(|c| c > 0) && s["failures"] == 0
-        })
+        });
+        // A GPU board whose CUDA set did not run has not proven its GPU, whatever the CPU sets say.
+        let ran_cuda = summary["sets"].as_array().is_some_and(|s| s.iter().any(|n| n == "cuda"));
+        if status == StepStatus::Passed && matches!(self.board.target.accelerator, Accelerator::Nvidia(_)) && !ran_cuda
+        {
+            let why = summary["skipped"]["cuda"].as_str().unwrap_or("not in the report");
+            return (
+                StepStatus::Failed(format!("declared an NVIDIA GPU but the CUDA set did not run: {why}")),
+                summary,
+            );
+        }
+        (status, summary)
     }
 
     /// The agent's device parity check of the packaged component (what its Install step runs).
@@ -454,7 +461,62 @@ fn kernel_summary(doc: &Value) -> Value {
     let worst = sets.iter().filter_map(|s| s["max_rel_err"].as_f64()).fold(0.0, f64::max);
     let names: Vec<&str> = sets.iter().filter_map(|s| s["set"].as_str()).collect();
     let cases: u64 = sets.iter().filter_map(|s| s["cases"].as_u64()).sum();
-    json!({ "sets": names, "cases": cases, "failures": failures, "max_rel_err": worst })
+    let skipped: serde_json::Map<String, Value> = doc["skipped"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| Some((s["set"].as_str()?.to_owned(), s["reason"].clone()))).collect())
+        .unwrap_or_default();
+    json!({ "sets": names, "cases": cases, "failures": failures, "max_rel_err": worst, "skipped": skipped })
+}
+
+/// What the probe script printed: `uname -m`, the system lines, the NVIDIA lines (`nvidia-smi
+/// -L` or a Jetson's release file) and the GPUs' compute capabilities (`9.0`), where
+/// nvidia-smi can tell them.
+#[derive(Debug, PartialEq)]
+struct Facts {
+    machine: String,
+    system: Vec<String>,
+    nvidia: Vec<String>,
+    compute_caps: Vec<String>,
+}
+
+impl Facts {
+    fn parse(out: &str) -> Facts {
+        let lines = |t: &str| -> Vec<String> {
+            t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+        };
+        let (facts, rest) = out.split_once("@nv").unwrap_or((out, ""));
+        let (nv, cc) = rest.split_once("@cc").unwrap_or((rest, ""));
+        let mut system = lines(facts);
+        let machine = if system.is_empty() { String::new() } else { system.remove(0) };
+        Facts { machine, system, nvidia: lines(nv), compute_caps: lines(cc) }
+    }
+
+    /// Why the board is not the declared `target`, if it is not: another architecture (not
+    /// checked when the binaries run under a prefix: the binary's own run tells), no NVIDIA
+    /// GPU where the target has one, or a GPU of another compute capability than its
+    /// `gpu-code` (when nvidia-smi reports one; a Jetson's may not).
+    fn mismatch(&self, target: &Target, prefixed: bool) -> Option<String> {
+        let want = arch_name(target.arch);
+        if !prefixed && self.machine != want {
+            return Some(format!("declared {target} ({want}) but the board is `{}`", self.machine));
+        }
+        let Accelerator::Nvidia(o) = &target.accelerator else { return None };
+        if self.nvidia.is_empty() {
+            return Some("declared an NVIDIA GPU but neither nvidia-smi nor /etc/nv_tegra_release found one".into());
+        }
+        let sms: Vec<u32> = self.compute_caps.iter().filter_map(|c| sm_of(c)).collect();
+        if !sms.is_empty() && !sms.contains(&o.sm) {
+            let seen: Vec<String> = sms.iter().map(|s| format!("sm_{s}")).collect();
+            return Some(format!("declared gpu-code sm_{} but the board's GPU is {}", o.sm, seen.join(", ")));
+        }
+        None
+    }
+}
+
+/// `9.0` → 90 (nvidia-smi's compute capability); None for anything else (`[N/A]`).
+fn sm_of(cc: &str) -> Option<u32> {
+    let (major, minor) = cc.split_once('.')?;
+    Some(major.parse::<u32>().ok()? * 10 + minor.parse::<u32>().ok()?)
 }
 
 /// Status and largest error of the agent's parity report.
@@ -484,5 +546,44 @@ mod tests {
         assert_eq!(Bundle::for_target(root, &neon).dir, root.join("aarch64"));
         let avx2 = Target::platform("LINUX", "X86_64", None, Some(r#"{"mcpu": "core-avx2"}"#)).expect("a platform");
         assert_eq!(Bundle::for_target(root, &avx2).dir, root.join("x86_64"));
+        let gpu_box = r#"{"gpu-code": "sm_90", "trt-ver": "8.6.1", "cuda-ver": "12.2"}"#;
+        let h100 = Target::platform("LINUX", "X86_64", Some("NVIDIA"), Some(gpu_box)).expect("a platform");
+        assert_eq!(Bundle::for_target(root, &h100).dir, root.join("x86_64-cuda"));
+    }
+
+    const H100: &str = "x86_64\nLinux 4.4.0\nmodel name : Intel Xeon\n@nv\nGPU 0: NVIDIA H100 80GB HBM3\n@cc\n9.0\n";
+
+    #[test]
+    fn the_probe_output_is_parsed_into_facts() {
+        let f = Facts::parse(H100);
+        assert_eq!(f.machine, "x86_64");
+        assert_eq!(f.system, ["Linux 4.4.0", "model name : Intel Xeon"]);
+        assert_eq!(f.nvidia, ["GPU 0: NVIDIA H100 80GB HBM3"]);
+        assert_eq!(f.compute_caps, ["9.0"]);
+        let cpu = Facts::parse("aarch64\nLinux 5.10\n@nv\n@cc\n");
+        assert_eq!((cpu.machine.as_str(), cpu.nvidia.len(), cpu.compute_caps.len()), ("aarch64", 0, 0));
+    }
+
+    #[test]
+    fn a_board_is_checked_against_its_architecture_gpu_and_compute_capability() {
+        let nvidia = |sm: &str| {
+            let o = format!(r#"{{"gpu-code": "{sm}", "trt-ver": "8.6.1", "cuda-ver": "12.2"}}"#);
+            Target::platform("LINUX", "X86_64", Some("NVIDIA"), Some(&o)).expect("a platform")
+        };
+        let h100 = Facts::parse(H100);
+        assert_eq!(h100.mismatch(&nvidia("sm_90"), false), None);
+        let wrong_sm = h100.mismatch(&nvidia("sm_87"), false).expect("sm_87 is not an H100");
+        assert!(wrong_sm.contains("sm_87") && wrong_sm.contains("sm_90"), "{wrong_sm}");
+        let arm = Target::platform("LINUX", "ARM64", None, None).expect("a platform");
+        assert!(h100.mismatch(&arm, false).expect("not aarch64").contains("`x86_64`"));
+        assert_eq!(h100.mismatch(&arm, true), None, "a prefix (an emulator) runs another architecture");
+        let no_gpu = Facts::parse("x86_64\n@nv\n@cc\n");
+        assert!(no_gpu.mismatch(&nvidia("sm_90"), false).expect("no GPU").contains("NVIDIA GPU"));
+        // A Jetson: the release file and no compute capability from nvidia-smi.
+        let jetson = Facts::parse("aarch64\n@nv\n# R35 (release), REVISION: 4.1\n@cc\n[N/A]\n");
+        let xavier = Target::device("jetson_xavier").expect("a device");
+        assert_eq!(jetson.mismatch(&xavier, false), None);
+        assert_eq!(sm_of("8.7"), Some(87));
+        assert_eq!(sm_of("[N/A]"), None);
     }
 }
