@@ -160,19 +160,45 @@ pub(crate) unsafe fn rows<V: SimdF32>(g: &PoolGeom, x: *const f32, y: *mut f32, 
             };
             let out = y.wrapping_add(((b * g.oh + oy) * g.ow + ox) * g.c);
             let scale = 1.0 / divisor as f32;
-            let mut c0 = 0;
             // SAFETY: forwarded from this function's contract; `out` holds `c` values.
             unsafe {
-                while c0 + CHANNEL_VECTORS * V::LANES <= g.c {
-                    window::<V, CHANNEL_VECTORS>(&win, c0, CHANNEL_VECTORS * V::LANES, max, scale, out);
-                    c0 += CHANNEL_VECTORS * V::LANES;
-                }
-                while c0 < g.c {
-                    let n = (g.c - c0).min(V::LANES);
-                    window::<V, 1>(&win, c0, n, max, scale, out);
-                    c0 += n;
+                if max {
+                    pixel::<V, true>(&win, scale, out);
+                } else {
+                    pixel::<V, false>(&win, scale, out);
                 }
             }
+        }
+    }
+}
+
+/// Every channel of one output pixel: whole groups of `CHANNEL_VECTORS` vectors, then the
+/// rest in one pass over the window (fewer than `CHANNEL_VECTORS` vectors' worth, the last
+/// vector partial).
+///
+/// # Safety
+/// As [`window`], for all `win.c` channels.
+#[inline(always)]
+unsafe fn pixel<V: SimdF32, const MAX: bool>(
+    win: &Window<impl Iterator<Item = usize> + Clone>,
+    scale: f32,
+    out: *mut f32,
+) {
+    let group = CHANNEL_VECTORS * V::LANES;
+    let mut c0 = 0;
+    // SAFETY: forwarded; each call covers channels inside `c0..win.c`.
+    unsafe {
+        while c0 + group <= win.c {
+            window::<V, CHANNEL_VECTORS, MAX, true>(win, c0, group, scale, out);
+            c0 += group;
+        }
+        let rest = win.c - c0;
+        match rest.div_ceil(V::LANES) {
+            0 => {}
+            1 => window::<V, 1, MAX, false>(win, c0, rest, scale, out),
+            2 => window::<V, 2, MAX, false>(win, c0, rest, scale, out),
+            3 => window::<V, 3, MAX, false>(win, c0, rest, scale, out),
+            _ => window::<V, CHANNEL_VECTORS, MAX, false>(win, c0, rest, scale, out),
         }
     }
 }
@@ -189,18 +215,18 @@ struct Window<I> {
     c: usize,
 }
 
-/// Channels `c0..c0+n` (`n ≤ NV·LANES`) of one output pixel: the max or the scaled sum of
-/// its taps.
+/// Channels `c0..c0+n` (`n ≤ NV·LANES`; `FULL`: `n = NV·LANES`, whole-vector loads) of one
+/// output pixel: the max (`MAX`) or the scaled sum of its taps.
 #[inline(always)]
-unsafe fn window<V: SimdF32, const NV: usize>(
+unsafe fn window<V: SimdF32, const NV: usize, const MAX: bool, const FULL: bool>(
     win: &Window<impl Iterator<Item = usize> + Clone>,
     c0: usize,
     n: usize,
-    max: bool,
     scale: f32,
     out: *mut f32,
 ) {
-    let width = |j: usize| n.saturating_sub(j * V::LANES);
+    let max = MAX;
+    let width = |j: usize| if FULL { V::LANES } else { n.saturating_sub(j * V::LANES) };
     // SAFETY: the caller guarantees V's features, the taps' pixels inside the input and
     // `c0 + n ≤ c` values at `out`.
     unsafe {

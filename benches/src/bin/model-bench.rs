@@ -134,82 +134,95 @@ fn main() -> TractResult<()> {
         let prepared = model::prepare(&std::fs::read(&m.path)?, std::slice::from_ref(&m.shape))?;
         let plan = model::plan::build(&prepared.optimized, &*set)?;
         let (input, ort_out) = harness::models::read_case(&m.ort_dir).map_err(TractError::msg)?;
-        // tract is a peer where it runs the model; where it cannot, its column reads n/a.
         let tract_input: TValue =
             tract_ndarray::ArrayD::from_shape_vec(m.shape.clone(), input.floats().expect("float").to_vec())?
                 .into_tensor()
                 .into_tvalue();
-        let tract_plan = (|| -> TractResult<_> {
-            let p = tract_onnx::onnx()
-                .model_for_path(&m.path)?
-                .with_input_fact(0, f32::fact(&m.shape).into())?
-                .into_optimized()?
-                .into_runnable()?;
-            // Sanity: tract computes the same thing.
-            let t_out = p.run(tvec!(tract_input.clone()))?;
-            let t0 = t_out[0].to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
-            let e0 = ort_out[0].floats().expect("float");
-            let scale = e0.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = t0.iter().zip(e0).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
-            eprintln!("{}: tract vs ORT max rel err {err:.1e}", m.name);
-            Ok(p)
-        })();
-        let tract_plan = match tract_plan {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("{}: tract cannot run it ({e}); its column reads n/a", m.name);
-                None
-            }
-        };
+        let tract = tract_peer(&m, &tract_input, ort_out[0].floats().expect("float"));
+        let engines = Engines { plan: &plan, input: &input, tract: tract.as_ref().map(|t| (t, &tract_input)) };
         for &threads in &a.threads {
-            let mut session = plan.session(threads)?;
-            tract_linalg::multithread::set_default_executor(if threads > 1 {
-                tract_linalg::multithread::Executor::multithread(threads)
-            } else {
-                tract_linalg::multithread::Executor::SingleThread
-            });
-            session.run(std::slice::from_ref(&input))?;
-            if let Some(t) = &tract_plan {
-                t.run(tvec!(tract_input.clone()))?;
-            }
-            let (mut ours, mut ort, mut tract) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..a.rounds {
-                for _ in 0..a.runs {
-                    let t = Instant::now();
-                    session.run(std::slice::from_ref(&input))?;
-                    ours.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-                ort.extend(ort_times(&a, &m, threads));
-                if let Some(tp) = &tract_plan {
-                    for _ in 0..a.runs {
-                        let t = Instant::now();
-                        tp.run(tvec!(tract_input.clone()))?;
-                        tract.push(t.elapsed().as_secs_f64() * 1e3);
-                    }
-                }
-            }
-            let (o, r) = (median(&mut ours), median(&mut ort));
-            let t = (!tract.is_empty()).then(|| median(&mut tract));
-            let shape: Vec<String> = m.shape.iter().map(|d| d.to_string()).collect();
-            let na = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
-            println!(
-                "| {} | {} | {:.2} | {threads} | {o:.2} | {r:.2} | {} | {:.2} | {} |",
-                m.name,
-                shape.join("×"),
-                plan.flops as f64 / 1e9,
-                na(t),
-                o / r,
-                na(t.map(|t| o / t))
-            );
-            rows.push(serde_json::json!({
-                "model": m.name, "shape": m.shape, "gflop": plan.flops as f64 / 1e9, "threads": threads,
-                "edgepack_ms": o, "ort_ms": r, "tract_ms": t, "vs_ort": o / r, "vs_tract": t.map(|t| o / t),
-                "edgepack_min_ms": ours.first(), "ort_min_ms": ort.first(), "tract_min_ms": tract.first(),
-            }));
+            rows.push(measure(&a, &m, &engines, threads)?);
         }
     }
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&rows)? + "\n")?;
     }
     Ok(())
+}
+
+/// tract's plan for `m`, its output checked against ONNX Runtime's (`expected`; the error on
+/// stderr), or None where tract cannot run the model: tract is a peer where it runs it, and
+/// its column reads n/a where it cannot.
+fn tract_peer(m: &Subject, input: &TValue, expected: &[f32]) -> Option<Arc<TypedRunnableModel>> {
+    let plan = (|| -> TractResult<_> {
+        let p = tract_onnx::onnx()
+            .model_for_path(&m.path)?
+            .with_input_fact(0, f32::fact(&m.shape).into())?
+            .into_optimized()?
+            .into_runnable()?;
+        let out = p.run(tvec!(input.clone()))?;
+        let got = out[0].to_plain_array_view::<f32>()?.iter().copied().collect::<Vec<f32>>();
+        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale;
+        eprintln!("{}: tract vs ORT max rel err {err:.1e}", m.name);
+        Ok(p)
+    })();
+    plan.map_err(|e| eprintln!("{}: tract cannot run it ({e}); its column reads n/a", m.name)).ok()
+}
+
+/// What runs one model: our plan and its input, and tract's plan and input where it runs.
+struct Engines<'a> {
+    plan: &'a model::plan::Plan,
+    input: &'a model::Tensor,
+    tract: Option<(&'a Arc<TypedRunnableModel>, &'a TValue)>,
+}
+
+/// The three engines on `m` at `threads`, interleaved round by round; prints the table row and
+/// returns it as JSON.
+fn measure(a: &Args, m: &Subject, e: &Engines<'_>, threads: usize) -> TractResult<serde_json::Value> {
+    let mut session = e.plan.session(threads)?;
+    tract_linalg::multithread::set_default_executor(if threads > 1 {
+        tract_linalg::multithread::Executor::multithread(threads)
+    } else {
+        tract_linalg::multithread::Executor::SingleThread
+    });
+    // One warm-up run each.
+    session.run(std::slice::from_ref(e.input))?;
+    if let Some((t, input)) = e.tract {
+        t.run(tvec!((*input).clone()))?;
+    }
+    let (mut ours, mut ort, mut tract) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..a.rounds {
+        for _ in 0..a.runs {
+            let t = Instant::now();
+            session.run(std::slice::from_ref(e.input))?;
+            ours.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ort.extend(ort_times(a, m, threads));
+        if let Some((tp, input)) = e.tract {
+            for _ in 0..a.runs {
+                let t = Instant::now();
+                tp.run(tvec!((*input).clone()))?;
+                tract.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let (o, r) = (median(&mut ours), median(&mut ort));
+    let t = (!tract.is_empty()).then(|| median(&mut tract));
+    let shape: Vec<String> = m.shape.iter().map(|d| d.to_string()).collect();
+    let na = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    let gflop = e.plan.flops as f64 / 1e9;
+    println!(
+        "| {} | {} | {gflop:.2} | {threads} | {o:.2} | {r:.2} | {} | {:.2} | {} |",
+        m.name,
+        shape.join("×"),
+        na(t),
+        o / r,
+        na(t.map(|t| o / t))
+    );
+    Ok(serde_json::json!({
+        "model": m.name, "shape": m.shape, "gflop": gflop, "threads": threads,
+        "edgepack_ms": o, "ort_ms": r, "tract_ms": t, "vs_ort": o / r, "vs_tract": t.map(|t| o / t),
+        "edgepack_min_ms": ours.first(), "ort_min_ms": ort.first(), "tract_min_ms": tract.first(),
+    }))
 }

@@ -10,12 +10,16 @@
 //! ```
 //! `--parity-only` skips timing (under emulation timings mean nothing); `--cpu` names the CPU
 //! where the OS cannot (qemu-user shows the host's /proc/cpuinfo); `--json`/`--junit` write the
-//! parity report of this device run.
+//! parity report of this device run. Exit status: 0 when every parity case passes, 1 when one
+//! fails, 2 on bad arguments or a report that cannot be written.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
-use harness::report::{parity_sweep, write_json, write_junit, Device};
+use anyhow::Context;
+use clap::Parser;
+use harness::report::{parity_sweep, write_json, write_junit, Device, SetParity};
 use kernels::{
     fma_peak_gflops, host_kernel_sets, BOperand, CacheSizes, Epilogue, KernelSet, MatMut, MatRef, Parallelism, Target,
 };
@@ -52,45 +56,65 @@ fn peak(set: &dyn KernelSet) -> Option<f64> {
     (0..5).map(|_| fma_peak_gflops(set, 4 << 20)).reduce(|a, b| Some(a?.max(b?)))?
 }
 
+/// The parity-and-speed report of every kernel set this machine can run.
+#[derive(clap::Parser)]
+#[command(version)]
 struct Args {
+    /// GEMM size of the speed columns (n³).
+    #[arg(long, default_value_t = 512)]
     size: usize,
+    /// Parity only, no timing (under emulation timings mean nothing).
+    #[arg(long)]
     parity_only: bool,
+    /// The device's name in the reports.
+    #[arg(long, default_value = "host")]
     label: String,
+    /// The CPU's name where the OS cannot tell it (qemu-user shows the host's /proc/cpuinfo).
+    #[arg(long)]
     cpu: Option<String>,
+    /// Write the parity report as JSON here.
+    #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the parity report as JUnit XML here.
+    #[arg(long)]
     junit: Option<PathBuf>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args { size: 512, parity_only: false, label: "host".into(), cpu: None, json: None, junit: None };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--size" => args.size = value()?.parse().map_err(|e| format!("--size: {e}"))?,
-            "--parity-only" => args.parity_only = true,
-            "--label" => args.label = value()?,
-            "--cpu" => args.cpu = Some(value()?),
-            "--json" => args.json = Some(value()?.into()),
-            "--junit" => args.junit = Some(value()?.into()),
-            other => return Err(format!("unknown argument {other}; see the doc comment of kernel-report")),
-        }
-    }
-    Ok(args)
-}
-
-fn main() {
-    let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("kernel-report: {e}");
-        std::process::exit(2);
-    });
+fn main() -> ExitCode {
+    let args = Args::parse();
     let threads = rayon::current_num_threads();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-    let caches = CacheSizes::host();
     let mut device = Device::this(&args.label);
     if let Some(cpu) = &args.cpu {
         device.cpu = cpu.clone(); // under qemu-user /proc/cpuinfo describes the x86 host
     }
+    print_header(&args, &device, threads);
+    let (sets, refused) = host_kernel_sets();
+    let results: Vec<SetParity> = sets.iter().map(|set| report_set(&**set, &args, &pool, threads)).collect();
+    let skipped: Vec<(String, String)> = refused
+        .into_iter()
+        .filter_map(|e| match e {
+            kernels::KernelError::Unavailable { set, reason } => Some((set, reason)),
+            _ => None,
+        })
+        .collect();
+    for (set, reason) in &skipped {
+        let dashes = if args.parity_only { 2 } else { 7 };
+        println!("| {set} | – | – | – | skipped: {reason} |{}", " – |".repeat(dashes));
+    }
+    if let Err(e) = write_reports(&args, &device, &results, &skipped) {
+        eprintln!("kernel-report: {e:#}");
+        return ExitCode::from(2);
+    }
+    if results.iter().any(|r| r.failures() > 0) {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// The machine, the tuning, what parity checks, and the table's head.
+fn print_header(args: &Args, device: &Device, threads: usize) {
+    let caches = CacheSizes::host();
     println!("edgepack kernel report: {}", device.label);
     println!("cpu: {} | target: {} | {threads} threads", device.cpu, Target::host());
     println!("caches: L1d {} KiB, L2 {} KiB, L3 {} KiB", caches.l1d >> 10, caches.l2 >> 10, caches.l3 >> 10);
@@ -105,73 +129,71 @@ fn main() {
         algorithms * 2
     );
     println!();
-    let size = args.size;
     if args.parity_only {
         println!("| set | ISA | tile | KC/MC/NC | parity | max rel err | worst/bound |");
         println!("|---|---|---|---|---|---:|---:|");
     } else {
+        let size = args.size;
         println!(
             "| set | ISA | tile | KC/MC/NC | parity | max rel err | worst/bound | peak GFLOP/s | {size}³ 1T GFLOP/s | % peak | {size}³ {threads}T GFLOP/s | % peak |"
         );
         println!("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     }
-    let (sets, refused) = host_kernel_sets();
-    let mut results = Vec::new();
-    for set in &sets {
-        let i = set.info();
-        let p = parity_sweep(&**set);
-        let verdict = match p.failures() {
-            0 => format!("pass {}/{}", p.cases.len(), p.cases.len()),
-            f => format!("FAIL {f}/{}", p.cases.len()),
-        };
-        let common = format!(
-            "| {} | {} | {}×{} | {}/{}/{} | {verdict} | {:.1e} | {:.3} |",
-            i.name,
-            i.isa,
-            i.mr,
-            i.nr,
-            i.blocking.kc,
-            i.blocking.mc,
-            i.blocking.nc,
-            p.max_rel_err(),
-            p.worst_bound_ratio()
-        );
-        if args.parity_only {
-            println!("{common}");
-        } else {
-            // Sets on portable vectors claim no peak (see `KernelInfo::peak_flops_per_iter`).
-            let pk = peak(&**set);
-            let pct = |g: f64, cores: f64| pk.map_or("n/a".to_owned(), |p| format!("{:.0}%", g / (p * cores) * 100.0));
-            let one = speed(&**set, size, Parallelism::Sequential, &pool);
-            let all = speed(&**set, size, Parallelism::Threads, &pool);
-            let pk_text = pk.map_or("n/a".to_owned(), |p| format!("{p:.1}"));
-            println!("{common} {pk_text} | {one:.1} | {} | {all:.1} | {} |", pct(one, 1.0), pct(all, threads as f64));
-        }
-        if let Some(c) = p.cases.iter().find(|c| c.failure.is_some()) {
-            eprintln!("{}: first parity failure: {}", i.name, c.failure.as_deref().unwrap_or_default());
-        }
-        results.push(p);
+}
+
+/// One set's parity sweep (and speed, unless parity only) as a table row; its first parity
+/// failure on stderr.
+fn report_set(set: &dyn KernelSet, args: &Args, pool: &rayon::ThreadPool, threads: usize) -> SetParity {
+    let i = set.info();
+    let p = parity_sweep(set);
+    let verdict = match p.failures() {
+        0 => format!("pass {}/{}", p.cases.len(), p.cases.len()),
+        f => format!("FAIL {f}/{}", p.cases.len()),
+    };
+    let b = i.blocking;
+    let common = format!(
+        "| {} | {} | {}×{} | {}/{}/{} | {verdict} | {:.1e} | {:.3} |",
+        i.name,
+        i.isa,
+        i.mr,
+        i.nr,
+        b.kc,
+        b.mc,
+        b.nc,
+        p.max_rel_err(),
+        p.worst_bound_ratio()
+    );
+    if args.parity_only {
+        println!("{common}");
+    } else {
+        // Sets on portable vectors claim no peak (see `KernelInfo::peak_flops_per_iter`).
+        let pk = peak(set);
+        let pct = |g: f64, cores: f64| pk.map_or("n/a".to_owned(), |p| format!("{:.0}%", g / (p * cores) * 100.0));
+        let one = speed(set, args.size, Parallelism::Sequential, pool);
+        let all = speed(set, args.size, Parallelism::Threads, pool);
+        let pk_text = pk.map_or("n/a".to_owned(), |p| format!("{p:.1}"));
+        println!("{common} {pk_text} | {one:.1} | {} | {all:.1} | {} |", pct(one, 1.0), pct(all, threads as f64));
     }
-    let skipped: Vec<(String, String)> = refused
-        .into_iter()
-        .filter_map(|e| match e {
-            kernels::KernelError::Unavailable { set, reason } => Some((set, reason)),
-            _ => None,
-        })
-        .collect();
-    for (set, reason) in &skipped {
-        let dashes = if args.parity_only { 2 } else { 7 };
-        println!("| {set} | – | – | – | skipped: {reason} |{}", " – |".repeat(dashes));
+    if let Some(c) = p.cases.iter().find(|c| c.failure.is_some()) {
+        eprintln!("{}: first parity failure: {}", i.name, c.failure.as_deref().unwrap_or_default());
     }
+    p
+}
+
+/// The JSON and JUnit reports `--json` and `--junit` ask for.
+fn write_reports(
+    args: &Args,
+    device: &Device,
+    results: &[SetParity],
+    skipped: &[(String, String)],
+) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
-        write_json(path, &device, &results, &skipped).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        write_json(path, device, results, skipped).with_context(|| format!("writing {}", path.display()))?;
         println!("\nJSON report: {}", path.display());
     }
     if let Some(path) = &args.junit {
-        write_junit(path, &device, &results, &skipped).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        write_junit(path, device, results, skipped).with_context(|| format!("writing {}", path.display()))?;
         println!("JUnit report: {}", path.display());
     }
-    if results.iter().any(|r| r.failures() > 0) {
-        std::process::exit(1);
-    }
+    Ok(())
 }

@@ -178,6 +178,10 @@ pub fn model_pools_are_exact(set: &dyn KernelSet) {
     let cases = [
         // ResNet's stem pool: 3×3/2, pad 1, 64 channels (four whole vectors).
         ([3, 3], [2, 2], [1, 1, 1, 1], PoolMode::Max, false, [1, 112, 112, 64]),
+        // ShuffleNet's stem pool: 24 channels (three vectors of 8 in one pass, or 1.5 of 16).
+        ([3, 3], [2, 2], [1, 1, 1, 1], PoolMode::Max, false, [1, 56, 56, 24]),
+        // 60 channels: a whole group of 32 on AVX2, then 28 (four vectors, the last partial).
+        ([2, 2], [2, 2], [0; 4], PoolMode::Average { count_include_pad: false }, false, [1, 14, 14, 60]),
         // SqueezeNet's ceil-mode pool: 3×3/2, no pad, an odd map.
         ([3, 3], [2, 2], [0; 4], PoolMode::Max, true, [1, 55, 55, 96]),
         // DenseNet's transition: 2×2/2 average (divisor 4: exact).

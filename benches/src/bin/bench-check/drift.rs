@@ -36,20 +36,7 @@ pub struct Drift<'a> {
 pub fn check(d: &Drift<'_>, figures: &mut [Figure<'_>]) -> (Vec<(String, Measurement)>, usize) {
     let baseline: Option<Value> =
         std::fs::read_to_string(&d.baseline_path).ok().and_then(|s| serde_json::from_str(&s).ok());
-    println!("bench-check: machine class {} ({}), {:?} per figure", d.class, kernels::host_cpu_name(), d.budget);
-    match (&baseline, d.update) {
-        (_, true) => println!("updating the baseline {}", d.baseline_path.display()),
-        (Some(b), false) => println!(
-            "baseline {} ({} at {})",
-            d.baseline_path.display(),
-            b["date"].as_str().unwrap_or("?"),
-            b["commit"].as_str().unwrap_or("?")
-        ),
-        (None, false) => println!(
-            "NO BASELINE for this machine class: the drift is not judged (run with --update); \
-             the gate against another commit (--against) still is"
-        ),
-    }
+    announce(d, baseline.as_ref());
     // The FMA peak, probed before every figure; the best probe is the estimate (informational).
     // (`None` throughout for a set on portable vectors: it claims no ceiling.)
     let probe = || fma_peak_gflops(d.best, 1 << 21);
@@ -86,36 +73,10 @@ pub fn check(d: &Drift<'_>, figures: &mut [Figure<'_>]) -> (Vec<(String, Measure
     let is_best = |name: &str| !name.starts_with("model ") && name.contains(&format!(" {best_name}/"));
     for (i, fig) in figures.iter().enumerate() {
         let m = &first[i];
-        let (base_txt, change_txt, allowed_txt, mut verdict) = match base_of(&fig.name) {
-            Some((ratio, se)) => {
-                let (change, allowed, v) = judge(ratio, se, m);
-                (
-                    format!("{ratio:.3} ±{:.1}%", se * 100.0),
-                    format!("{:+.1}%", change * 100.0),
-                    format!("{:.1}%", allowed * 100.0),
-                    v,
-                )
-            }
-            None => ("–".into(), "–".into(), "–".into(), Verdict::New),
-        };
-        let mut verdict_txt = String::new();
-        if let (Some(again), Some((ratio, se))) = (&confirmation[i], base_of(&fig.name)) {
-            let (change, _, v) = judge(ratio, se, again);
-            verdict = v;
-            verdict_txt = format!(" (re-measured {:.3}, {:+.1}%)", again.ratio, change * 100.0);
-        }
-        regressions += usize::from(verdict == Verdict::Regressed);
         let pct =
             if has_peak && is_best(&fig.name) { format!("{:.0}%", m.gflops / peak * 100.0) } else { "–".into() };
-        println!(
-            "| {} | {base_txt} | {:.3} ±{:.1}% | {change_txt} | {allowed_txt} | {}{verdict_txt} | {:.1} | {:.1} | {pct} |",
-            fig.name,
-            m.ratio,
-            m.rel_spread * 100.0,
-            verdict_word(verdict),
-            m.gflops,
-            m.reference_gflops
-        );
+        let verdict = row(&fig.name, m, base_of(&fig.name), confirmation[i].as_ref(), &pct);
+        regressions += usize::from(verdict == Verdict::Regressed);
         measured.push((fig.name.clone(), m.clone()));
     }
     println!();
@@ -128,6 +89,57 @@ pub fn check(d: &Drift<'_>, figures: &mut [Figure<'_>]) -> (Vec<(String, Measure
         println!("no regression against the baseline");
     }
     (measured, regressions)
+}
+
+/// The run's first lines: the machine class and the baseline it is judged against, if any.
+fn announce(d: &Drift<'_>, baseline: Option<&Value>) {
+    println!("bench-check: machine class {} ({}), {:?} per figure", d.class, kernels::host_cpu_name(), d.budget);
+    match (baseline, d.update) {
+        (_, true) => println!("updating the baseline {}", d.baseline_path.display()),
+        (Some(b), false) => println!(
+            "baseline {} ({} at {})",
+            d.baseline_path.display(),
+            b["date"].as_str().unwrap_or("?"),
+            b["commit"].as_str().unwrap_or("?")
+        ),
+        (None, false) => println!(
+            "NO BASELINE for this machine class: the drift is not judged (run with --update); \
+             the gate against another commit (--against) still is"
+        ),
+    }
+}
+
+/// Prints one figure's row: its measurement `m` against the baseline's (ratio, standard error)
+/// where there is one, the re-measurement's verdict replacing the first where the figure was
+/// measured again. Returns the verdict.
+fn row(name: &str, m: &Measurement, base: Option<(f64, f64)>, again: Option<&Measurement>, pct: &str) -> Verdict {
+    let (base_txt, change_txt, allowed_txt, mut verdict) = match base {
+        Some((ratio, se)) => {
+            let (change, allowed, v) = judge(ratio, se, m);
+            (
+                format!("{ratio:.3} ±{:.1}%", se * 100.0),
+                format!("{:+.1}%", change * 100.0),
+                format!("{:.1}%", allowed * 100.0),
+                v,
+            )
+        }
+        None => ("–".into(), "–".into(), "–".into(), Verdict::New),
+    };
+    let mut verdict_txt = String::new();
+    if let (Some(again), Some((ratio, se))) = (again, base) {
+        let (change, _, v) = judge(ratio, se, again);
+        verdict = v;
+        verdict_txt = format!(" (re-measured {:.3}, {:+.1}%)", again.ratio, change * 100.0);
+    }
+    println!(
+        "| {name} | {base_txt} | {:.3} ±{:.1}% | {change_txt} | {allowed_txt} | {}{verdict_txt} | {:.1} | {:.1} | {pct} |",
+        m.ratio,
+        m.rel_spread * 100.0,
+        verdict_word(verdict),
+        m.gflops,
+        m.reference_gflops
+    );
+    verdict
 }
 
 /// The verdict column's word.
