@@ -24,10 +24,8 @@ build() {
     bash ci/build-device.sh x86_64-cuda
     cargo build --locked -p edgepack-cli --bin edgepack
     cargo build --locked --release -p edgepack-harness --bin edgepack-hil
-    # The component and the published components, as CI's agent test makes them (the agent
-    # build/device-build made: the release one).
-    mkdir -p target/agent/x86_64
-    cp target/device/x86_64-cuda/edgepack-agent target/agent/x86_64/edgepack-agent
+    # The component and the published components, as CI's agent test makes them, with the
+    # release agent build-device.sh left in target/agent/x86_64.
     bash ci/test-agent.sh x86_64 target/agent target/debug/edgepack >/dev/null
     local stage=$pack/stage e2e=target/agent-e2e/x86_64
     rm -rf "$pack" && mkdir -p "$stage/bundles" "$stage/openssh/bin" "$stage/openssh/lib"

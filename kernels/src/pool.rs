@@ -225,12 +225,11 @@ unsafe fn window<V: SimdF32, const NV: usize, const MAX: bool, const FULL: bool>
     scale: f32,
     out: *mut f32,
 ) {
-    let max = MAX;
     let width = |j: usize| if FULL { V::LANES } else { n.saturating_sub(j * V::LANES) };
     // SAFETY: the caller guarantees V's features, the taps' pixels inside the input and
     // `c0 + n ≤ c` values at `out`.
     unsafe {
-        let mut acc = [V::splat(if max { f32::NEG_INFINITY } else { 0.0 }); NV];
+        let mut acc = [V::splat(if MAX { f32::NEG_INFINITY } else { 0.0 }); NV];
         for row in win.rows.clone() {
             for kx in win.cols.clone() {
                 let px = win.x.add((row + win.ix0 + kx * win.dx - win.pad_left) * win.c + c0);
@@ -238,12 +237,12 @@ unsafe fn window<V: SimdF32, const NV: usize, const MAX: bool, const FULL: bool>
                     let v = load_n::<V>(px.add(j * V::LANES), width(j));
                     // `v.max(a)`: on x86 (and portable vectors) a NaN tap yields the running
                     // maximum, as `f32::max` does; NEON's max returns the NaN.
-                    *a = if max { v.max(*a) } else { a.add(v) };
+                    *a = if MAX { v.max(*a) } else { a.add(v) };
                 }
             }
         }
         for (j, a) in acc.into_iter().enumerate() {
-            let v = if max { a } else { a.mul(V::splat(scale)) };
+            let v = if MAX { a } else { a.mul(V::splat(scale)) };
             store_n(v, out.add(c0 + j * V::LANES), width(j));
         }
     }

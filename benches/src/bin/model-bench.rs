@@ -167,7 +167,7 @@ fn tract_peer(m: &Subject, input: &TValue, expected: &[f32]) -> Option<Arc<Typed
         eprintln!("{}: tract vs ORT max rel err {err:.1e}", m.name);
         Ok(p)
     })();
-    plan.map_err(|e| eprintln!("{}: tract cannot run it ({e}); its column reads n/a", m.name)).ok()
+    plan.inspect_err(|e| eprintln!("{}: tract cannot run it ({e}); its column reads n/a", m.name)).ok()
 }
 
 /// What runs one model: our plan and its input, and tract's plan and input where it runs.

@@ -471,7 +471,7 @@ fn kernel_summary(doc: &Value) -> Value {
 /// What the probe script printed: `uname -m`, the system lines, the NVIDIA lines (`nvidia-smi
 /// -L` or a Jetson's release file) and the GPUs' compute capabilities (`9.0`), where
 /// nvidia-smi can tell them.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Facts {
     machine: String,
     system: Vec<String>,

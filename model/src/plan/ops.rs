@@ -355,9 +355,9 @@ pub fn crop(x: &[f32], [outer, stride, start, len]: [usize; 4], out: &mut [f32],
 /// `0, c/2, 1, c/2 + 1, …`) as an interleave of the two halves, which vectorizes; a run per
 /// index cost ~1 ns per value (13 % of ShuffleNetV2's time on Zen 3).
 pub fn gather(x: &[f32], [outer, stride, inner]: [usize; 3], indices: &[usize], out: &mut [f32], parallel: bool) {
-    let runs = index_runs(indices);
     let shuffle = inner == 1 && is_two_group_shuffle(indices, stride);
-    let by_index = inner == 1 && runs.len() * 2 > indices.len();
+    let runs = if shuffle { Vec::new() } else { index_runs(indices) };
+    let by_index = !shuffle && inner == 1 && runs.len() * 2 > indices.len();
     let len = indices.len() * inner;
     chunks_mut(&mut out[..outer * len], len, parallel && outer * len > GRAIN, |o, dst| {
         let src = &x[o * stride..][..stride];
