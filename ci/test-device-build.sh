@@ -14,7 +14,7 @@ set +e
 usage=$(run "$bundle/kernel-report" --no-such-flag 2>&1)
 rc=$?
 set -e
-if [ $rc != 2 ] || [[ $usage != *"unknown argument --no-such-flag"* ]]; then
+if [ $rc != 2 ] || [[ $usage != *"unexpected argument '--no-such-flag'"* ]]; then
     echo "test-device-build: kernel-report under qemu: exit $rc, said: $usage" >&2
     exit 1
 fi
