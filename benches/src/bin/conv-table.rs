@@ -12,6 +12,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use edgepack_benches::conv::{file_stem, layer_data, mobile_cnn_640, single_node_model, ConvLayer};
@@ -129,15 +130,35 @@ fn wide_pass(src: &[f32], dst: &mut [f32]) {
     read_then_fill::<128>(src, dst)
 }
 
+/// The convolution table of the mobile-CNN layer set.
+#[derive(clap::Parser)]
+#[command(name = "conv-table")]
+struct Args {
+    /// Write DIR/<layer>.onnx and DIR/layers.json (for `benches/ort_conv.py`), then exit.
+    #[arg(long, value_name = "DIR")]
+    export: Option<String>,
+    /// ONNX Runtime's timings of the exported models (`benches/ort_conv.py`'s JSON).
+    #[arg(long, value_name = "FILE")]
+    ort: Option<PathBuf>,
+    /// Only the layers whose label contains this, or whose kind it is (`depthwise`, …).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Seconds of measurement per layer and engine, at least.
+    #[arg(long, value_name = "SECS", default_value_t = 0.3)]
+    min_time: f64,
+    /// Write the rows as JSON here too.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let args = <Args as clap::Parser>::parse();
     let layers: Vec<ConvLayer> = mobile_cnn_640()
         .into_iter()
-        .filter(|l| opt("--filter").is_none_or(|f| l.label.contains(&f) || l.kind == f))
+        .filter(|l| args.filter.as_ref().is_none_or(|f| l.label.contains(f) || l.kind == *f))
         .collect();
-    if let Some(dir) = opt("--export") {
-        std::fs::create_dir_all(&dir).expect("create export dir");
+    if let Some(dir) = &args.export {
+        std::fs::create_dir_all(dir).expect("create export dir");
         let mut list = Vec::new();
         for l in &layers {
             let file = format!("{}.onnx", file_stem(&l.label));
@@ -149,9 +170,11 @@ fn main() {
         println!("exported {} single-node models to {dir}", layers.len());
         return;
     }
-    let min_time: f64 = opt("--min-time").map_or(0.3, |s| s.parse().expect("--min-time SECS"));
-    let ort: BTreeMap<String, f64> = opt("--ort")
-        .map(|f| serde_json::from_str(&std::fs::read_to_string(&f).expect("read ORT timings")).expect("ORT JSON"))
+    let min_time = args.min_time;
+    let ort: BTreeMap<String, f64> = args
+        .ort
+        .as_ref()
+        .map(|f| serde_json::from_str(&std::fs::read_to_string(f).expect("read ORT timings")).expect("ORT JSON"))
         .unwrap_or_default();
     let set = kernels::select(&Target::host()).expect("host kernel set");
     let peak = || kernels::fma_peak_gflops(&*set, 1 << 24);
@@ -196,7 +219,7 @@ fn main() {
         peak_before.unwrap_or(f64::NAN),
         peak_after.unwrap_or(f64::NAN)
     );
-    if let Some(path) = opt("--json") {
+    if let Some(path) = &args.json {
         let doc: Vec<_> = rows
             .iter()
             .map(|(l, o, t, r, b)| serde_json::json!({ "label": l.label, "kind": l.kind, "gflop": l.flops() / 1e9, "ours_s": o, "tract_s": t, "ort_s": r, "stream_bound_s": b }))

@@ -254,7 +254,7 @@ struct ModelCase {
 }
 
 /// The PP-OCR models, then the zoo models named by `--zoo a,b,c`.
-fn model_cases(args: &[String]) -> Vec<ModelCase> {
+fn model_cases(zoo: &[String]) -> Vec<ModelCase> {
     let mut cases: Vec<ModelCase> = harness::models::selected()
         .into_iter()
         .map(|m| {
@@ -262,8 +262,7 @@ fn model_cases(args: &[String]) -> Vec<ModelCase> {
             ModelCase { name: m.name.into(), bytes: m.bytes().expect("model file"), shape: m.shape(), input, ort }
         })
         .collect();
-    let zoo = args.iter().position(|a| a == "--zoo").and_then(|i| args.get(i + 1));
-    for name in zoo.into_iter().flat_map(|z| z.split(',')) {
+    for name in zoo {
         let m = harness::zoo::find(name).expect("zoo model");
         let (input, ort) = m.ort_case().expect("ORT case");
         cases.push(ModelCase {
@@ -530,12 +529,12 @@ fn report_kernel_rows(rows: &[Row], out: &mut Vec<serde_json::Value>) -> usize {
 
 /// Whole models on the GPU (batch 1 and 8), then concurrent sessions sharing one set of
 /// weights; returns how many rows differ from ORT or from each other.
-fn all_model_rows(set: &dyn KernelSet, args: &[String], profile: bool, out: &mut Vec<serde_json::Value>) -> usize {
+fn all_model_rows(set: &dyn KernelSet, zoo: &[String], profile: bool, out: &mut Vec<serde_json::Value>) -> usize {
     let mut mismatches = 0;
     println!(
         "\n| model | batch | storage | ms per run (median of 20) | page-locked ms | images/s (page-locked) | uploads | downloads | on the device | CUDA graph | vs ORT |\n|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|"
     );
-    let cases = model_cases(args);
+    let cases = model_cases(zoo);
     for case in &cases {
         for batch in [1, 8] {
             mismatches += model_rows(set, case, batch, profile, out);
@@ -550,14 +549,37 @@ fn all_model_rows(set: &dyn KernelSet, args: &[String], profile: bool, out: &mut
     mismatches
 }
 
+/// The CUDA set against cuBLAS (and whole models against ONNX Runtime's outputs).
+#[derive(clap::Parser)]
+#[command(name = "cuda-bench")]
+struct Args {
+    /// Write the rows as JSON here too.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+    /// Fewer GEMM shapes.
+    #[arg(long)]
+    quick: bool,
+    /// Only the f16 GEMM rows (for sweeping the tensor-core geometry).
+    #[arg(long)]
+    f16_gemm: bool,
+    /// Also the real models end to end.
+    #[arg(long)]
+    models: bool,
+    /// Only the real models.
+    #[arg(long)]
+    only_models: bool,
+    /// Each model's device time by phase and operator at batch 1.
+    #[arg(long)]
+    profile: bool,
+    /// Zoo models to run after the PP-OCR ones.
+    #[arg(long, value_delimiter = ',')]
+    zoo: Vec<String>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let json = args.iter().position(|a| a == "--json").and_then(|i| args.get(i + 1)).cloned();
-    let quick = args.iter().any(|a| a == "--quick");
-    let f16_gemm = args.iter().any(|a| a == "--f16-gemm");
-    let only_models = args.iter().any(|a| a == "--only-models");
-    let profile = args.iter().any(|a| a == "--profile");
-    let models = only_models || args.iter().any(|a| a == "--models");
+    let args = <Args as clap::Parser>::parse();
+    let Args { quick, f16_gemm, only_models, profile, .. } = args;
+    let models = only_models || args.models;
     let g: Arc<Gpu> = match gpu() {
         Ok(g) => g,
         Err(e) => {
@@ -577,11 +599,11 @@ fn main() {
     let mut out = Vec::new();
     let mut mismatches = report_kernel_rows(&rows, &mut out);
     if models {
-        mismatches += all_model_rows(&*set, &args, profile, &mut out);
+        mismatches += all_model_rows(&*set, &args.zoo, profile, &mut out);
     }
-    if let Some(path) = json {
+    if let Some(path) = &args.json {
         let doc = serde_json::json!({ "device": g.name(), "sm": g.sm(), "wgmma": g.has_wgmma(), "rows": out });
-        std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("json")).expect("write report");
+        std::fs::write(path, serde_json::to_string_pretty(&doc).expect("json")).expect("write report");
     }
     if mismatches > 0 {
         eprintln!("cuda-bench: {mismatches} row(s) differ from cuBLAS or ORT beyond the limit");

@@ -50,51 +50,40 @@ fn subjects(list: &str) -> Result<Vec<Subject>, String> {
     Ok(out)
 }
 
+/// Whole-model latency against ONNX Runtime and tract, interleaved.
+#[derive(clap::Parser)]
+#[command(name = "model-bench")]
 struct Args {
+    /// `ocr` (the PP-OCR pair), `zoo` (every zoo model), or model names, comma-separated.
+    #[arg(long, default_value = "ocr")]
     models: String,
+    /// Rounds: each times `--runs` runs of every engine in turn.
+    #[arg(long, default_value_t = 5, value_parser = positive)]
     rounds: usize,
+    /// Runs per engine and round.
+    #[arg(long, default_value_t = 5, value_parser = positive)]
     runs: usize,
+    /// Thread counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2], value_parser = positive)]
     threads: Vec<usize>,
+    /// Write the rows as JSON here too.
+    #[arg(long)]
     json: Option<PathBuf>,
-    python: PathBuf,
+    /// The Python with ONNX Runtime (default: the pinned venv `ci/fetch-models.sh` makes).
+    #[arg(long)]
+    python: Option<PathBuf>,
 }
 
-const USAGE: &str =
-    "usage: model-bench [--models ocr|zoo|NAME,...] [--rounds N] [--runs N] [--threads 1,2] [--json FILE] [--python PATH]";
+/// A count of at least one.
+fn positive(v: &str) -> Result<usize, String> {
+    v.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("a positive count, not `{v}`"))
+}
 
-fn args() -> TractResult<Args> {
-    let mut a = Args {
-        models: "ocr".into(),
-        rounds: 5,
-        runs: 5,
-        threads: vec![1, 2],
-        json: None,
-        python: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.cache/venv-ort-{ORT_VERSION}/bin/python")),
-    };
-    let count = |flag: &str, v: &str| -> TractResult<usize> {
-        v.parse()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| TractError::msg(format!("{flag} takes a positive count, not `{v}`\n{USAGE}")))
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let mut value = || it.next().ok_or_else(|| TractError::msg(format!("{flag} needs a value\n{USAGE}")));
-        match flag.as_str() {
-            "--models" => a.models = value()?,
-            "--rounds" => a.rounds = count(&flag, &value()?)?,
-            "--runs" => a.runs = count(&flag, &value()?)?,
-            "--threads" => a.threads = value()?.split(',').map(|t| count(&flag, t)).collect::<TractResult<_>>()?,
-            "--json" => a.json = Some(value()?.into()),
-            "--python" => a.python = value()?.into(),
-            other => return Err(TractError::msg(format!("unknown argument `{other}`\n{USAGE}"))),
-        }
-    }
-    Ok(a)
+/// The Python that runs `ort_model.py`.
+fn python(a: &Args) -> PathBuf {
+    a.python.clone().unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.cache/venv-ort-{ORT_VERSION}/bin/python"))
+    })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -104,7 +93,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn ort_times(a: &Args, m: &Subject, threads: usize) -> Vec<f64> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ort_model.py");
-    let out = Command::new(&a.python)
+    let out = Command::new(python(a))
         .arg(script)
         .arg(&m.path)
         .args(["--input".as_ref(), m.ort_dir.join("input_0.npy").as_os_str()])
@@ -117,7 +106,7 @@ fn ort_times(a: &Args, m: &Subject, threads: usize) -> Vec<f64> {
 }
 
 fn main() -> TractResult<()> {
-    let a = args()?;
+    let a = <Args as clap::Parser>::parse();
     let set = kernels::kernel_set(kernels::Target::host().kernel_set())?;
     println!(
         "host: {} | kernel set {} | ONNX Runtime {ORT_VERSION} | tract-onnx 0.23.9 | {} rounds × {} runs per engine",

@@ -51,8 +51,17 @@ fn read_result(new_dir: &Path) -> Option<Result> {
     })
 }
 
+/// Markdown tables from criterion's results.
+#[derive(clap::Parser)]
+#[command(name = "perf-table")]
+struct Args {
+    /// Criterion's output folder.
+    #[arg(default_value = "target/criterion")]
+    dir: PathBuf,
+}
+
 fn main() {
-    let dir = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/criterion"));
+    let dir = <Args as clap::Parser>::parse().dir;
     let mut results = Vec::new();
     collect(&dir, &mut results);
     if results.is_empty() {

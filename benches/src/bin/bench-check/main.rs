@@ -56,51 +56,43 @@ fn fail(msg: &str) -> ! {
     std::process::exit(2)
 }
 
+/// The regression check of the tracked kernel and model figures (see the module's doc).
+#[derive(clap::Parser)]
+#[command(name = "bench-check")]
 struct Args {
+    /// Rewrite this machine class's baseline with what is measured.
+    #[arg(long)]
     update: bool,
+    /// Leave the model figures out (they need the zoo and ONNX Runtime's venv).
+    #[arg(long)]
     kernels_only: bool,
+    /// Seconds of measurement per figure.
+    #[arg(long = "budget-secs", value_name = "SECS", default_value = "4", value_parser = seconds)]
     budget: Duration,
+    /// Render this machine class's history as SVG to this path, then exit.
+    #[arg(long)]
     plot: Option<PathBuf>,
+    /// Serve our side of every figure to another bench-check (on stdin and stdout).
+    #[arg(long)]
     worker: bool,
+    /// Also time this commit against this other commit's bench-check.
+    #[arg(long)]
     against: Option<PathBuf>,
+    /// What to call `--against` in the report.
+    #[arg(long, requires = "against")]
     against_label: Option<String>,
+    /// The machine class to judge as, instead of this CPU's.
+    #[arg(long)]
     class: Option<String>,
 }
 
-fn parse_args() -> Args {
-    let mut args = Args {
-        update: false,
-        kernels_only: false,
-        budget: Duration::from_secs(4),
-        plot: None,
-        worker: false,
-        against: None,
-        against_label: None,
-        class: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().unwrap_or_else(|| fail(&format!("{flag} needs a value")));
-        match a.as_str() {
-            "--update" => args.update = true,
-            "--kernels-only" => args.kernels_only = true,
-            "--worker" => args.worker = true,
-            "--budget-secs" => {
-                let s: f64 = value(&a).parse().unwrap_or_else(|_| fail("--budget-secs needs seconds"));
-                args.budget = Duration::from_secs_f64(s);
-            }
-            "--plot" => args.plot = Some(value(&a).into()),
-            "--against" => args.against = Some(value(&a).into()),
-            "--against-label" => args.against_label = Some(value(&a)),
-            "--class" => args.class = Some(value(&a)),
-            other => fail(&format!("unknown argument {other}; see the doc comment of bench-check")),
-        }
-    }
-    args
+/// A non-negative, finite number of seconds.
+fn seconds(v: &str) -> Result<Duration, String> {
+    v.parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()).ok_or_else(|| format!("seconds, not `{v}`"))
 }
 
 fn main() {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
     let best = select(&Target::host()).or_else(|_| kernel_set(KernelSetId::Scalar)).expect("scalar set");
     let scalar = kernel_set(KernelSetId::Scalar).expect("scalar set");
     let models = || {
