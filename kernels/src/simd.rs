@@ -69,13 +69,20 @@ pub(crate) trait SimdF32: Copy {
         // SAFETY: the caller guarantees the features.
         unsafe { self.add(Self::splat(ROUND_MAGIC)).add(Self::splat(-ROUND_MAGIC)) }
     }
+    /// Lane-wise `2^n` from `self = ROUND_MAGIC + n`, `n` integral in `[-126, 127]`: the low
+    /// bits of the significand hold `n` (two's complement), so shifting them into the exponent
+    /// field and adding the bias gives the power, two integer operations (converting `n`
+    /// first would be a third).
+    unsafe fn pow2_of_magic(self) -> Self;
     /// Lane-wise `self · 2^n` for `n` integral in `[-126, 127]` and `self` normal within
-    /// `[½, 2]` (the result is finite; below the normal range it is rounded once more): by
-    /// default a multiply by `2^n`; AVX-512 has one instruction for it.
+    /// `[½, 2]` (the result is finite; below the normal range it is rounded once more), given
+    /// `magic = ROUND_MAGIC + n` too (the sum that rounded `n`): by default a multiply by
+    /// [`SimdF32::pow2_of_magic`]; AVX-512 has one instruction for it, from `n`.
     #[inline(always)]
-    unsafe fn scale2_normal(self, n: Self) -> Self {
-        // SAFETY: the caller guarantees the features; n is in pow2i's range.
-        unsafe { self.mul(n.pow2i()) }
+    unsafe fn scale2_normal(self, n: Self, magic: Self) -> Self {
+        let _ = n;
+        // SAFETY: the caller guarantees the features; magic holds n in pow2_of_magic's range.
+        unsafe { self.mul(magic.pow2_of_magic()) }
     }
     /// Lane-wise `1 / self` for lanes in `[1, 2^127]` (results down into the denormals),
     /// within 0.51 ulp where the result is normal: by default the division (correctly
@@ -84,6 +91,14 @@ pub(crate) trait SimdF32: Copy {
     unsafe fn recip_ge_one(self) -> Self {
         // SAFETY: the caller guarantees the features.
         unsafe { Self::splat(1.0).div(self) }
+    }
+    /// Lane-wise `self / d` for `d` in `[1, 2^127]`: by default the division (correctly
+    /// rounded, one operation fewer than `self · (1/d)`); AVX-512 multiplies by
+    /// [`SimdF32::recip_ge_one`], which is cheaper there.
+    #[inline(always)]
+    unsafe fn div_ge_one(self, d: Self) -> Self {
+        // SAFETY: the caller guarantees the features.
+        unsafe { self.div(d) }
     }
     /// Lanes where `self < o` take `t`, the others `f` (an unordered comparison, with a NaN
     /// on either side, is false).
@@ -194,6 +209,10 @@ impl<const N: usize> SimdF32 for Lanes<N> {
     #[inline(always)]
     unsafe fn pow2i(self) -> Self {
         Self(std::array::from_fn(|i| f32::from_bits(((self.0[i] as i32 + 127) as u32) << 23)))
+    }
+    #[inline(always)]
+    unsafe fn pow2_of_magic(self) -> Self {
+        Self(self.0.map(|t| f32::from_bits((t.to_bits() << 23).wrapping_add(127 << 23))))
     }
     #[inline(always)]
     unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {

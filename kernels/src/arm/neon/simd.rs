@@ -67,6 +67,14 @@ impl SimdF32 for Neon {
         }
     }
     #[inline(always)]
+    unsafe fn pow2_of_magic(self) -> Self {
+        // SAFETY: the trait's contract guarantees NEON on this CPU.
+        unsafe {
+            let n = vshlq_n_s32::<23>(vreinterpretq_s32_f32(self.0));
+            Self(vreinterpretq_f32_s32(vaddq_s32(n, vdupq_n_s32(127 << 23))))
+        }
+    }
+    #[inline(always)]
     unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {
         // SAFETY: the trait's contract guarantees NEON on this CPU.
         unsafe { Self(vbslq_f32(vcltq_f32(self.0, o.0), t.0, f.0)) }

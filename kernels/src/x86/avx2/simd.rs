@@ -65,6 +65,14 @@ impl SimdF32 for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn pow2_of_magic(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
+        unsafe {
+            let n = _mm256_slli_epi32::<23>(_mm256_castps_si256(self.0));
+            Self(_mm256_castsi256_ps(_mm256_add_epi32(n, _mm256_set1_epi32(127 << 23))))
+        }
+    }
+    #[inline(always)]
     unsafe fn select_lt(self, o: Self, t: Self, f: Self) -> Self {
         // SAFETY: the trait's contract guarantees AVX2 and FMA on this CPU.
         unsafe { Self(_mm256_blendv_ps(f.0, t.0, _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, o.0))) }

@@ -64,7 +64,7 @@ impl SimdF32 for Avx512 {
         unsafe { Self(_mm512_scalef_ps(self.0, n.0)) }
     }
     #[inline(always)]
-    unsafe fn scale2_normal(self, n: Self) -> Self {
+    unsafe fn scale2_normal(self, n: Self, _magic: Self) -> Self {
         // SAFETY: the trait's contract guarantees AVX-512F on this CPU; `scale2`'s one
         // instruction covers this narrower range too.
         unsafe { self.scale2(n) }
@@ -81,11 +81,24 @@ impl SimdF32 for Avx512 {
         }
     }
     #[inline(always)]
+    unsafe fn div_ge_one(self, d: Self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe { self.mul(d.recip_ge_one()) }
+    }
+    #[inline(always)]
     unsafe fn pow2i(self) -> Self {
         // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
         unsafe {
             let n = _mm512_add_epi32(_mm512_cvtps_epi32(self.0), _mm512_set1_epi32(127));
             Self(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(n)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn pow2_of_magic(self) -> Self {
+        // SAFETY: the trait's contract guarantees AVX-512F on this CPU.
+        unsafe {
+            let n = _mm512_slli_epi32::<23>(_mm512_castps_si512(self.0));
+            Self(_mm512_castsi512_ps(_mm512_add_epi32(n, _mm512_set1_epi32(127 << 23))))
         }
     }
     #[inline(always)]
