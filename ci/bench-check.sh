@@ -6,10 +6,11 @@
 #   command runs; --kernels-only leaves them out), compared with
 #   benches/baselines/<machine-class>.json when this class has one;
 # - against the parent commit, on any machine class: the parent's bench-check is built here
-#   (git archive into target/bench-gate/<commit>/, its own target folder: cargo judges
-#   freshness by file times, so two source trees must not share one; about 4 minutes on two
-#   cores, once per parent) and both commits' kernels and models are timed interleaved in fresh
-#   process pairs.
+#   (git archive into target/bench-gate/<commit>/, its own target folder: both trees write
+#   target/release/bench-check, and cargo judges a path crate's freshness by file times; the
+#   folder starts as a copy of this commit's release dependencies, so that only the crates
+#   whose sources differ compile again; once per parent) and both commits' kernels and models
+#   are timed interleaved in fresh process pairs.
 # Either fails when a figure drops by more than max(5 %, 3 × standard error), confirmed by a
 # second measurement. About two minutes of measurement after the builds.
 #   bash ci/bench-check.sh              check (appends to benches/history/<class>.jsonl)
@@ -34,6 +35,18 @@ if [ "$against" != none ]; then
             git archive "$commit" | tar -x -C "$dir/src"
             # The zoo, ORT's outputs and the venv, where its harness looks for them.
             ln -s "$PWD/.cache" "$dir/src/.cache"
+            # The registry crates, compiled above with the same profile and features: a copy
+            # (not hard links: cargo rewrites some files in place), which cargo finds fresh.
+            # The workspace's own crates (edgepack-*) are left out: theirs would carry the same
+            # names, and the archive's older file times would pass them as fresh.
+            mkdir -p "$dir/target/release"
+            cp -a target/release/{deps,build,.fingerprint} "$dir/target/release/"
+            for unit in "$dir"/target/release/.fingerprint/edgepack-*; do
+                [ -e "$unit" ] || continue
+                hash=${unit##*-}
+                rm -rf "$unit" "$dir"/target/release/build/edgepack-*-"$hash" "$dir"/target/release/deps/*-"$hash"*
+            done
+            find "$dir/src" -type f -exec touch {} +
             (cd "$dir/src" && CARGO_TARGET_DIR="$dir/target" \
                 cargo build --release --locked --quiet -p edgepack-benches --bin bench-check)
             cp "$dir/target/release/bench-check" "$dir/bench-check.tmp"
