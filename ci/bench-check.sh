@@ -38,7 +38,8 @@ if [ "$against" != none ]; then
             # The registry crates, compiled above with the same profile and features: a copy
             # (not hard links: cargo rewrites some files in place), which cargo finds fresh.
             # The workspace's own crates (edgepack-*) are left out: theirs would carry the same
-            # names, and the archive's older file times would pass them as fresh.
+            # names, and the archive's older file times would pass them as fresh; without them
+            # cargo compiles the parent's.
             mkdir -p "$dir/target/release"
             cp -a target/release/{deps,build,.fingerprint} "$dir/target/release/"
             for unit in "$dir"/target/release/.fingerprint/edgepack-*; do
@@ -46,7 +47,6 @@ if [ "$against" != none ]; then
                 hash=${unit##*-}
                 rm -rf "$unit" "$dir"/target/release/build/edgepack-*-"$hash" "$dir"/target/release/deps/*-"$hash"*
             done
-            find "$dir/src" -type f -exec touch {} +
             (cd "$dir/src" && CARGO_TARGET_DIR="$dir/target" \
                 cargo build --release --locked --quiet -p edgepack-benches --bin bench-check)
             cp "$dir/target/release/bench-check" "$dir/bench-check.tmp"

@@ -79,8 +79,7 @@ pub(crate) trait SimdF32: Copy {
     /// `magic = ROUND_MAGIC + n` too (the sum that rounded `n`): by default a multiply by
     /// [`SimdF32::pow2_of_magic`]; AVX-512 has one instruction for it, from `n`.
     #[inline(always)]
-    unsafe fn scale2_normal(self, n: Self, magic: Self) -> Self {
-        let _ = n;
+    unsafe fn scale2_normal(self, _n: Self, magic: Self) -> Self {
         // SAFETY: the caller guarantees the features; magic holds n in pow2_of_magic's range.
         unsafe { self.mul(magic.pow2_of_magic()) }
     }

@@ -578,8 +578,7 @@ struct Args {
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    let Args { quick, f16_gemm, only_models, profile, .. } = args;
-    let models = only_models || args.models;
+    let models = args.only_models || args.models;
     let g: Arc<Gpu> = match gpu() {
         Ok(g) => g,
         Err(e) => {
@@ -590,16 +589,16 @@ fn main() {
     let set = kernel_set(KernelSetId::Cuda).expect("CUDA set");
     let blas = CudaBlas::new(g.stream().clone()).expect("cuBLAS");
     print_device(&g);
-    let precisions: &[Precision] = match (only_models, f16_gemm) {
+    let precisions: &[Precision] = match (args.only_models, args.f16_gemm) {
         (true, _) => &[],
         (false, true) => &[Precision::F16],
         (false, false) => &[Precision::F32, Precision::F16],
     };
-    let rows = kernel_rows(&g, &blas, &*set, precisions, quick, f16_gemm);
+    let rows = kernel_rows(&g, &blas, &*set, precisions, args.quick, args.f16_gemm);
     let mut out = Vec::new();
     let mut mismatches = report_kernel_rows(&rows, &mut out);
     if models {
-        mismatches += all_model_rows(&*set, &args.zoo, profile, &mut out);
+        mismatches += all_model_rows(&*set, &args.zoo, args.profile, &mut out);
     }
     if let Some(path) = &args.json {
         let doc = serde_json::json!({ "device": g.name(), "sm": g.sm(), "wgmma": g.has_wgmma(), "rows": out });

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use edgepack_benches::ort_peer::default_python;
 use harness::models::{MODELS, ORT_VERSION};
 use tract_onnx::prelude::*;
 
@@ -70,20 +71,13 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// The Python with ONNX Runtime (default: the pinned venv `ci/fetch-models.sh` makes).
-    #[arg(long)]
-    python: Option<PathBuf>,
+    #[arg(long, default_value_os_t = default_python())]
+    python: PathBuf,
 }
 
 /// A count of at least one.
 fn positive(v: &str) -> Result<usize, String> {
     v.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("a positive count, not `{v}`"))
-}
-
-/// The Python that runs `ort_model.py`.
-fn python(a: &Args) -> PathBuf {
-    a.python.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../.cache/venv-ort-{ORT_VERSION}/bin/python"))
-    })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -93,7 +87,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn ort_times(a: &Args, m: &Subject, threads: usize) -> Vec<f64> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ort_model.py");
-    let out = Command::new(python(a))
+    let out = Command::new(&a.python)
         .arg(script)
         .arg(&m.path)
         .args(["--input".as_ref(), m.ort_dir.join("input_0.npy").as_os_str()])

@@ -163,8 +163,9 @@ pub(crate) unsafe fn tile_row<V: SimdF32, const NV: usize, const BNV: usize>(
 /// [`tile`] skips it for a tile that only writes C after a short k loop (the pointwise
 /// convolutions of mobile CNNs, 16–32 input channels): there its dozen prefetches cost more
 /// than the store misses they save (16 → 96 channels at 112², AVX2 on Zen 3: 43–58 % of the
-/// FMA peak with them, 54–60 % without, binaries alternated), while ResNet-18's 3×3
-/// convolutions ran 3 % slower without them.
+/// FMA peak with them, 54–60 % without, binaries alternated). Longer k loops keep them: with
+/// none anywhere, ResNet-18 read 3 % slower once, which a 5-round rerun did not confirm (1.00),
+/// so the change stays where it was measured to help.
 #[inline(always)]
 unsafe fn prefetch_c<V: SimdF32>(out: &TileOut) {
     // SAFETY: prefetches do not fault; the addresses are C's (the caller's contract).
