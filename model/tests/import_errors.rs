@@ -156,6 +156,29 @@ fn shapes_that_do_not_fit_are_errors_naming_node_or_input() {
 }
 
 #[test]
+fn einsum_equations_numpy_refuses_are_refused_by_name() {
+    // A label twice in the output (found by `mutated_models_never_panic`: it indexed past the
+    // operand) and a term with two ellipses.
+    for (eq, want) in [
+        ("nchw,nchv->nhwh", "output label `h` appears more than once"),
+        ("nchw,nchv->hhwv", "output label `h` appears more than once"),
+        ("n......,nchv->nhv", "has more than one `...`"),
+        ("nchw,nchv->......", "has more than one `...`"),
+    ] {
+        let mut b = Builder::new(&[1, 3, 8, 8]);
+        b.node("Einsum", &["x", "x"], "y", vec![build::string("equation", eq)]);
+        b.output("y");
+        let e = err_of(&b.bytes(13), &[1, 3, 8, 8]);
+        assert!(e.to_string().contains(want), "{eq}: {e}");
+    }
+    // The same operands with a well-formed equation are accepted.
+    let mut b = Builder::new(&[1, 3, 8, 8]);
+    b.node("Einsum", &["x", "x"], "y", vec![build::string("equation", "nchw,nchv->nhwv")]);
+    b.output("y");
+    assert!(model::prepare(&b.bytes(13), &[vec![1, 3, 8, 8]]).is_ok());
+}
+
+#[test]
 fn a_plan_refuses_inputs_of_the_wrong_shape() {
     let p = model::prepare(&small().bytes(13), &[vec![1, 3, 8, 8]]).unwrap();
     let set = kernels::kernel_set(kernels::KernelSetId::Scalar).unwrap();
@@ -229,6 +252,31 @@ proptest! {
         }
         run_anything(&bytes);
     }
+
+    #[test]
+    fn any_einsum_equation_runs_or_is_refused(
+        terms in proptest::collection::vec(label_term(), 1..4),
+        output in proptest::option::of(label_term()),
+    ) {
+        // Operands of ranks 4, 2 and 1 (x, a 3×8 weight, an 8-vector), as many as the terms.
+        let mut b = Builder::new(&[1, 3, 8, 8]);
+        let w = b.weight("w", &[3, 8]);
+        let v = b.weight("v", &[8]);
+        let operands = ["x", w.as_str(), v.as_str()];
+        let eq = match output {
+            Some(o) => format!("{}->{o}", terms.join(",")),
+            None => terms.join(","),
+        };
+        b.node("Einsum", &operands[..terms.len()], "y", vec![build::string("equation", &eq)]);
+        b.output("y");
+        run_anything(&b.bytes(13));
+    }
+}
+
+/// One einsum term: up to five tokens among four letters and `...` (so some terms have two
+/// ellipses, some repeat a label, some name more axes than their operand has).
+fn label_term() -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::sample::select(vec!["a", "b", "c", "d", "..."]), 0..6).prop_map(|t| t.concat())
 }
 
 #[test]

@@ -35,6 +35,9 @@ fn parse(at: &At, eq: &str, shapes: &[&[usize]]) -> Result<Parsed> {
         if bad(t) {
             return Err(at.err(format!("equation term `{t}` has characters other than letters and `...`")));
         }
+        if t.matches("...").count() > 1 {
+            return Err(at.err(format!("equation term `{t}` has more than one `...`")));
+        }
         let letters = t.replace("...", "");
         if letters.contains('.') {
             return Err(at.err(format!("equation term `{t}` has a stray `.`")));
@@ -71,6 +74,9 @@ fn parse(at: &At, eq: &str, shapes: &[&[usize]]) -> Result<Parsed> {
             if bad(r) {
                 return Err(at.err(format!("output `{r}` has characters other than letters and `...`")));
             }
+            if r.matches("...").count() > 1 {
+                return Err(at.err(format!("output `{r}` has more than one `...`")));
+            }
             let (before, after) = r.split_once("...").unwrap_or((r, ""));
             let with_ell = r.contains("...");
             before.chars().chain(if with_ell { ell.clone() } else { Vec::new() }).chain(after.chars()).collect()
@@ -94,7 +100,10 @@ fn parse(at: &At, eq: &str, shapes: &[&[usize]]) -> Result<Parsed> {
             }
         }
     }
-    for c in &output {
+    for (i, c) in output.iter().enumerate() {
+        if output[..i].contains(c) {
+            return Err(at.err(format!("output label `{c}` appears more than once")));
+        }
         if !dims.contains_key(c) {
             return Err(at.err(format!("output label `{c}` is in no operand")));
         }
