@@ -68,6 +68,43 @@ pub fn conv(
     residual: Option<&MatRef<'_>>,
     activation: Activation,
 ) -> Reference {
+    conv_sums(p, input, weights).finish(bias, residual, activation)
+}
+
+/// A convolution's sums before its epilogue, which several epilogues on the same input and
+/// weights share (the sums are the reference's whole cost).
+#[derive(Debug, Clone)]
+pub struct ConvSums {
+    /// Output pixels (`n·oh·ow`).
+    rows: usize,
+    /// Output channels (the row length).
+    c_out: usize,
+    /// The longest reduction.
+    k: usize,
+    /// `Σ x·w` per output, row-major `(n·oh·ow) × c_out`.
+    sum: Vec<f64>,
+    /// `Σ |x·w|` per output.
+    abs: Vec<f64>,
+}
+
+impl ConvSums {
+    /// `activation(sums + bias + residual)`: the reference of [`conv`].
+    pub fn finish(&self, bias: Option<&[f32]>, residual: Option<&MatRef<'_>>, activation: Activation) -> Reference {
+        let mut pre = self.sum.clone();
+        let mut abs = self.abs.clone();
+        for (i, (v, a)) in pre.iter_mut().zip(abs.iter_mut()).enumerate() {
+            let (r, oc) = (i / self.c_out, i % self.c_out);
+            let (b, res) = (bias.map_or(0.0, |b| b[oc] as f64), residual.map_or(0.0, |m| m.at(r, oc) as f64));
+            *v += b + res;
+            *a += b.abs() + res.abs();
+        }
+        let value = pre.iter().map(|&v| activate(activation, v)).collect();
+        Reference { m: self.rows, n: self.c_out, k: self.k, value, pre, abs_sum: abs, activation }
+    }
+}
+
+/// The sums of [`conv`] (no epilogue).
+pub fn conv_sums(p: &kernels::ConvParams, input: &kernels::ImageRef<'_>, weights: &[f32]) -> ConvSums {
     let [n, h, w, c_in] = input.dims();
     let [oh, ow] = p.output_hw(h, w).expect("reference: valid convolution");
     let (cg_in, cg_out, taps) = (p.c_in_per_group(), p.c_out_per_group(), p.taps());
@@ -123,13 +160,5 @@ pub fn conv(
             }
         }
     }
-    let mut pre = sum;
-    for (i, (v, a)) in pre.iter_mut().zip(abs.iter_mut()).enumerate() {
-        let (r, oc) = (i / p.c_out, i % p.c_out);
-        let extra = bias.map_or(0.0, |b| b[oc] as f64) + residual.map_or(0.0, |m| m.at(r, oc) as f64);
-        *v += extra;
-        *a += bias.map_or(0.0, |b| (b[oc] as f64).abs()) + residual.map_or(0.0, |m| (m.at(r, oc) as f64).abs());
-    }
-    let value = pre.iter().map(|&v| activate(activation, v)).collect();
-    Reference { m: rows, n: p.c_out, k: taps * cg_in, value, pre, abs_sum: abs, activation }
+    ConvSums { rows, c_out: p.c_out, k: taps * cg_in, sum, abs }
 }

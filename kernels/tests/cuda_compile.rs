@@ -106,7 +106,9 @@ fn wgmma_kernel_compiles_for_sm_90a_without_spills() {
     let c = kernels::cuda::compile::compile_with(90, mma).unwrap_or_else(|e| panic!("sm_90a: {e}"));
     assert!(c.wgmma, "sm_90 with NVRTC {version:?} builds the wgmma kernels");
     assert_eq!(c.kernels.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), kernel_names(90, true));
-    for k in c.kernels.iter().filter(|k| k.name.contains("wgmma")) {
+    // Every kernel of the module, not only the wgmma ones: CI runs only this test with NVRTC 12
+    // (the test above has checked them all with NVRTC 11.8), so this is NVRTC 12's check of them.
+    for k in &c.kernels {
         check_kernel("sm_90a (3 stages)", k);
     }
     for stages in [3, 4] {

@@ -137,22 +137,39 @@ impl ConvCase {
 
     /// The float64 reference for this case's data.
     pub fn reference(&self, d: &ConvData) -> Result<reference::Reference> {
-        let dims = self.output_dims()?;
+        self.finish(d, &self.sums(d)?)
+    }
+
+    /// The float64 sums of the reference before the epilogue (see [`ConvCase::finish`]).
+    pub fn sums(&self, d: &ConvData) -> Result<reference::ConvSums> {
         let input = ImageRef::new(&d.input, [self.n, self.h, self.w, self.params.c_in])?;
-        let epi = self.epilogue(d, dims)?;
-        Ok(reference::conv(&self.params, &input, &d.weights, d.bias.as_deref(), epi.residual.as_ref(), self.activation))
+        Ok(reference::conv_sums(&self.params, &input, &d.weights))
+    }
+
+    /// The reference for `d` from `sums` of the same input and weights: this case's bias,
+    /// residual and activation applied.
+    pub fn finish(&self, d: &ConvData, sums: &reference::ConvSums) -> Result<reference::Reference> {
+        let epi = self.epilogue(d, self.output_dims()?)?;
+        Ok(sums.finish(d.bias.as_deref(), epi.residual.as_ref(), self.activation))
     }
 
     /// Runs on `set` and compares with the float64 reference under the tolerance model (for
     /// Winograd weights, widened by [`winograd::widen_bound`]).
     pub fn check(&self, set: &dyn KernelSet) -> Result<Parity> {
         let d = self.data(false)?;
+        let r = self.reference(&d)?;
+        self.check_against(set, &d, r)
+    }
+
+    /// [`ConvCase::check`] on given data and its float64 reference `r` (from
+    /// [`ConvCase::reference`]), which a caller checking several packings of the same data
+    /// computes once.
+    pub fn check_against(&self, set: &dyn KernelSet, d: &ConvData, mut r: reference::Reference) -> Result<Parity> {
         let case = || format!("{}: {self:?}", set.info().name);
-        let packed = self.pack(set, &d).map_err(|e| Error::case(case(), e.to_string()))?;
-        let out = self.run_packed(set, &packed, &d).map_err(|e| Error::case(case(), e.to_string()))?;
-        let mut r = self.reference(&d)?;
+        let packed = self.pack(set, d).map_err(|e| Error::case(case(), e.to_string()))?;
+        let out = self.run_packed(set, &packed, d).map_err(|e| Error::case(case(), e.to_string()))?;
         if packed.algorithm() == kernels::ConvAlgorithm::Winograd {
-            winograd::widen_bound(self, &d, &mut r);
+            winograd::widen_bound(self, d, &mut r);
         }
         let parity = compare(&r, |i, j| out[i * r.n + j]);
         match parity.first_violation {
@@ -353,10 +370,18 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
 pub fn every_algorithm_and_epilogue(set: &dyn KernelSet) {
     for (name, base) in algorithm_cases() {
         for (i, activation) in kernels::epilogue_activations(set.info().id).into_iter().enumerate() {
+            let par = if i % 2 == 0 { Parallelism::Sequential } else { Parallelism::Threads };
+            let plain = ConvCase { activation, par, seed: i as u64, ..base.clone() };
+            // The four epilogues of a seed share its input and weights (drawn first), so they
+            // share the reference's sums: one float64 convolution instead of four.
+            let plain_data = plain.data(false).expect("data");
+            let sums = plain.sums(&plain_data).expect("reference");
             for (bias, residual) in [(false, None), (true, None), (true, Some(2)), (false, Some(0))] {
-                let par = if i % 2 == 0 { Parallelism::Sequential } else { Parallelism::Threads };
-                let case = ConvCase { bias, residual, activation, par, seed: i as u64, ..base.clone() };
-                case.check(set).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let case = ConvCase { bias, residual, ..plain.clone() };
+                let d = case.data(false).expect("data");
+                assert!(d.input == plain_data.input && d.weights == plain_data.weights, "{name}: data of seed {i}");
+                let r = case.finish(&d, &sums).expect("reference");
+                case.check_against(set, &d, r).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
         }
     }
