@@ -5,7 +5,7 @@
 # device with nothing else installed, and so the aarch64 build runs under qemu-aarch64.
 #   ci/build-agent.sh [x86_64|aarch64|all] [--profile release|test|emulated-agent]
 # The profile defaults to release (what ships); the tests build with a cheaper one to keep CI
-# time down (`emulated-agent`, lightly optimised, for the agent run under qemu-aarch64). Prints
+# time down (`emulated-agent`, not optimised, for the agent run under qemu-aarch64). Prints
 # each binary's path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
