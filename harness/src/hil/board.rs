@@ -362,7 +362,7 @@ impl Run<'_> {
             published(&self.bundle.file("greengrass")).and_then(|found| Deployment::stage(&found, &stage, &root, arch));
         let d = match staged {
             Ok(d) => d,
-            Err(why) => return (StepStatus::Failed(why), Value::Null),
+            Err(why) => return (StepStatus::Failed(why.to_string()), Value::Null),
         };
         let sock = self.w("gg.sock");
         let socket = format!("unix://{sock}");
@@ -377,7 +377,7 @@ impl Run<'_> {
         let (install, run) = match scripts {
             Ok((Some(i), Some(r))) => (i, r),
             Ok(_) => return (StepStatus::Failed(format!("{model} has no Install or {runner} no Run")), Value::Null),
-            Err(why) => return (StepStatus::Failed(why), Value::Null),
+            Err(why) => return (StepStatus::Failed(why.to_string()), Value::Null),
         };
         if let Err(status) = self.send_tree(&stage, "greengrass", &root) {
             return (status, Value::Null);

@@ -14,6 +14,57 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// Why a deployment could not be staged or a lifecycle script filled in.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// A file or folder of the deployment could not be read, written or created.
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        /// What was tried (`read`, `copy`, …).
+        what: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A recipe that does not hold what Greengrass needs (not JSON, no name, no manifest for
+    /// the architecture, an artifact URI without a file name).
+    #[error("{recipe}: {reason}")]
+    Recipe {
+        /// The recipe's file or component name.
+        recipe: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A folder of published components that holds none.
+    #[error("{} holds no published component (<name>/<version>/recipe.json)", .0.display())]
+    NothingPublished(PathBuf),
+    /// A component the deployment does not hold.
+    #[error("no component {0} in the deployment")]
+    NoComponent(String),
+    /// A lifecycle script with a recipe variable left unfilled.
+    #[error("{component} {step}: unfilled recipe variable in `{script}`")]
+    Unfilled {
+        /// The component.
+        component: String,
+        /// The lifecycle step.
+        step: String,
+        /// The script as filled in.
+        script: String,
+    },
+}
+
+/// An I/O error of [`DeployError`].
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DeployError {
+    let path = path.to_path_buf();
+    move |source| DeployError::Io { what, path, source }
+}
+
+/// A [`DeployError::Recipe`].
+fn recipe_error(recipe: impl std::fmt::Display, reason: impl Into<String>) -> DeployError {
+    DeployError::Recipe { recipe: recipe.to_string(), reason: reason.into() }
+}
+
 /// One component of a deployment.
 #[derive(Debug, Clone)]
 pub struct Component {
@@ -37,16 +88,15 @@ pub struct Deployment {
 }
 
 /// The published component folders under `dir`: every `<name>/<version>/recipe.json`.
-pub fn published(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let read = |d: &Path| std::fs::read_dir(d).map_err(|e| format!("cannot read {}: {e}", d.display()));
+pub fn published(dir: &Path) -> Result<Vec<PathBuf>, DeployError> {
     let mut found = Vec::new();
-    for name in read(dir)? {
-        let name = name.map_err(|e| e.to_string())?.path();
+    for name in std::fs::read_dir(dir).map_err(io("read", dir))? {
+        let name = name.map_err(io("read", dir))?.path();
         if !name.is_dir() {
             continue;
         }
-        for version in read(&name)? {
-            let version = version.map_err(|e| e.to_string())?.path();
+        for version in std::fs::read_dir(&name).map_err(io("read", &name))? {
+            let version = version.map_err(io("read", &name))?.path();
             if version.join("recipe.json").is_file() {
                 found.push(version);
             }
@@ -54,52 +104,51 @@ pub fn published(dir: &Path) -> Result<Vec<PathBuf>, String> {
     }
     found.sort();
     match found.is_empty() {
-        true => Err(format!("{} holds no published component (<name>/<version>/recipe.json)", dir.display())),
+        true => Err(DeployError::NothingPublished(dir.to_path_buf())),
         false => Ok(found),
     }
 }
 
 /// The manifest of `recipe` for `arch` (or for every architecture).
-fn manifest<'a>(recipe: &'a Value, arch: &str) -> Result<&'a Value, String> {
+fn manifest<'a>(recipe: &'a Value, arch: &str) -> Result<&'a Value, DeployError> {
     recipe["Manifests"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|m| matches!(m["Platform"]["architecture"].as_str(), Some(a) if a == arch || a == "*"))
-        .ok_or_else(|| format!("{}: no manifest for {arch}", recipe["ComponentName"]))
+        .ok_or_else(|| recipe_error(&recipe["ComponentName"], format!("no manifest for {arch}")))
 }
 
 impl Deployment {
     /// Stages the `published` component folders under `stage` (which becomes `root` on the
     /// board) for a board of Greengrass architecture `arch`.
-    pub fn stage(published: &[PathBuf], stage: &Path, root: &str, arch: &str) -> Result<Deployment, String> {
-        let io = |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+    pub fn stage(published: &[PathBuf], stage: &Path, root: &str, arch: &str) -> Result<Deployment, DeployError> {
         let mut components = BTreeMap::new();
         for dir in published {
             let path = dir.join("recipe.json");
-            let text = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
+            let text = std::fs::read(&path).map_err(io("read", &path))?;
             let recipe: Value =
-                serde_json::from_slice(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+                serde_json::from_slice(&text).map_err(|e| recipe_error(path.display(), format!("not JSON: {e}")))?;
             let (Some(name), Some(version)) = (recipe["ComponentName"].as_str(), recipe["ComponentVersion"].as_str())
             else {
-                return Err(format!("{} has no ComponentName or ComponentVersion", path.display()));
+                return Err(recipe_error(path.display(), "no ComponentName or ComponentVersion"));
             };
             let (name, version) = (name.to_owned(), version.to_owned());
             let artifacts = stage.join("packages/artifacts").join(&name).join(&version);
             let recipes = stage.join("packages/recipes");
             for d in [&artifacts, &recipes, &stage.join("work").join(&name)] {
-                std::fs::create_dir_all(d).map_err(|e| io("create", d, e))?;
+                std::fs::create_dir_all(d).map_err(io("create", d))?;
             }
             let to = recipes.join(format!("{name}-{version}.json"));
-            std::fs::write(&to, &text).map_err(|e| io("write", &to, e))?;
+            std::fs::write(&to, &text).map_err(io("write", &to))?;
             for a in manifest(&recipe, arch)?["Artifacts"].as_array().into_iter().flatten() {
                 let uri = a["URI"].as_str().unwrap_or_default();
                 let file = uri.rsplit('/').next().filter(|f| !f.is_empty() && *f != "..");
-                let file = file.ok_or_else(|| format!("{name}: artifact URI `{uri}` names no file"))?;
+                let file = file.ok_or_else(|| recipe_error(&name, format!("artifact URI `{uri}` names no file")))?;
                 let to = artifacts.join(file);
-                std::fs::copy(dir.join(file), &to).map_err(|e| io("copy", &dir.join(file), e))?;
+                std::fs::copy(dir.join(file), &to).map_err(io("copy", &dir.join(file)))?;
                 let execute = a["Permission"]["Execute"].as_str().is_some_and(|x| x != "NONE");
-                set_mode(&to, if execute { 0o755 } else { 0o644 }).map_err(|e| io("chmod", &to, e))?;
+                set_mode(&to, if execute { 0o755 } else { 0o644 }).map_err(io("chmod", &to))?;
             }
             components.insert(name.clone(), Component { name, version, recipe });
         }
@@ -121,8 +170,8 @@ impl Deployment {
     /// filled in: its own and its dependencies' artifact paths, its work path, the root, its
     /// default configuration, and `socket` for `{configuration:/Socket}`. `None` when the
     /// component has no such step; an error when a variable is left unfilled.
-    pub fn script(&self, name: &str, step: &str, socket: &str) -> Result<Option<String>, String> {
-        let c = self.components.get(name).ok_or_else(|| format!("no component {name} in the deployment"))?;
+    pub fn script(&self, name: &str, step: &str, socket: &str) -> Result<Option<String>, DeployError> {
+        let c = self.components.get(name).ok_or_else(|| DeployError::NoComponent(name.to_owned()))?;
         let s = &manifest(&c.recipe, &self.arch)?["Lifecycle"][step];
         let Some(script) = s["Script"].as_str().or(s.as_str()) else {
             return Ok(None);
@@ -143,7 +192,7 @@ impl Deployment {
             .replace("{work:path}", &self.work(name))
             .replace("{kernel:rootPath}", &self.root);
         match script.contains('{') {
-            true => Err(format!("{name} {step}: unfilled recipe variable in `{script}`")),
+            true => Err(DeployError::Unfilled { component: name.to_owned(), step: step.to_owned(), script }),
             false => Ok(Some(script)),
         }
     }
@@ -257,15 +306,22 @@ mod tests {
         let found = publish(&tmp.path().join("bucket"));
         // No manifest for the architecture.
         let err = Deployment::stage(&found, &tmp.path().join("s"), "/g", "armv7l").unwrap_err();
-        assert!(err.contains("no manifest for armv7l"), "{err}");
+        assert!(
+            matches!(&err, DeployError::Recipe { .. }) && err.to_string().contains("no manifest for armv7l"),
+            "{err}"
+        );
         // A variable nobody fills.
         let d = Deployment::stage(&found, &tmp.path().join("t"), "/g", "amd64").unwrap();
         let mut broken = d.clone();
         let c = broken.components.get_mut("line.Defects").unwrap();
         c.recipe["Manifests"][0]["Lifecycle"]["Install"]["Script"] = json!("{iot:thingName}/x");
-        assert!(broken.script("line.Defects", "Install", "s").unwrap_err().contains("unfilled"));
+        assert!(matches!(broken.script("line.Defects", "Install", "s"), Err(DeployError::Unfilled { .. })));
         // A folder without components.
         std::fs::create_dir_all(tmp.path().join("empty")).unwrap();
-        assert!(published(&tmp.path().join("empty")).unwrap_err().contains("no published component"));
+        let e = published(&tmp.path().join("empty")).unwrap_err();
+        assert!(
+            matches!(e, DeployError::NothingPublished(_)) && e.to_string().contains("no published component"),
+            "{e}"
+        );
     }
 }

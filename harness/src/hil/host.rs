@@ -8,18 +8,21 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::error::{Error, Result};
+
 /// Runs after two warm-up runs that this figure leaves out.
 const RUNS: usize = 20;
 
 /// `{"kernel_set", "p50_ms", "runs"}` for the component in `component` (its `manifest.json`
 /// gives the input shape, `model.onnx` the model); an error naming what is missing or wrong.
-pub fn host_figure(component: &Path) -> Result<Value, String> {
+pub fn host_figure(component: &Path) -> Result<Value> {
     let read = |name: &str| {
-        let p = component.join(name);
-        std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        let path = component.join(name);
+        std::fs::read(&path).map_err(|source| Error::Io { path, source })
     };
-    let manifest: Value =
-        serde_json::from_slice(&read("manifest.json")?).map_err(|e| format!("manifest.json is not JSON: {e}"))?;
+    let manifest_path = component.join("manifest.json");
+    let manifest: Value = serde_json::from_slice(&read("manifest.json")?)
+        .map_err(|e| Error::data(&manifest_path, format!("not JSON: {e}")))?;
     let shape: Vec<usize> = manifest["Contract"]["Input"]["Shape"]
         .as_array()
         .into_iter()
@@ -27,18 +30,22 @@ pub fn host_figure(component: &Path) -> Result<Value, String> {
         .map(|d| d.as_u64().map(|d| d as usize))
         .collect::<Option<_>>()
         .filter(|s: &Vec<usize>| !s.is_empty())
-        .ok_or("manifest.json has no Contract.Input.Shape")?;
-    let prepared = model::prepare(&read("model.onnx")?, std::slice::from_ref(&shape)).map_err(|e| e.to_string())?;
-    let set = kernels::host_kernel_sets().0.into_iter().next().ok_or("no kernel set runs on this host")?;
+        .ok_or_else(|| Error::data(&manifest_path, "no Contract.Input.Shape"))?;
+    let prepared = model::prepare(&read("model.onnx")?, std::slice::from_ref(&shape))?;
+    let set = kernels::host_kernel_sets()
+        .0
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::case(component.display().to_string(), "no kernel set runs on this host"))?;
     let name = set.info().name.to_string();
-    let plan = model::plan::build(&prepared.optimized, &*set).map_err(|e| e.to_string())?;
-    let mut session = plan.session(1).map_err(|e| e.to_string())?;
+    let plan = model::plan::build(&prepared.optimized, &*set)?;
+    let mut session = plan.session(1)?;
     let len = shape.iter().product();
     let x = model::Tensor::float(shape, (0..len).map(|i| ((i * 7919) % 256) as f32 / 255.0).collect());
     let mut times = Vec::with_capacity(RUNS);
     for i in 0..RUNS + 2 {
         let t = Instant::now();
-        session.run(std::slice::from_ref(&x)).map_err(|e| e.to_string())?;
+        session.run(std::slice::from_ref(&x))?;
         if i >= 2 {
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -54,11 +61,12 @@ mod tests {
     #[test]
     fn a_component_without_its_files_is_an_error_naming_them() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(host_figure(tmp.path()).unwrap_err().contains("manifest.json"));
+        let message = |e: crate::error::Error| e.to_string();
+        assert!(message(host_figure(tmp.path()).unwrap_err()).contains("manifest.json"));
         std::fs::write(tmp.path().join("manifest.json"), r#"{"Contract": {"Input": {}}}"#).unwrap();
-        assert!(host_figure(tmp.path()).unwrap_err().contains("Contract.Input.Shape"));
+        assert!(message(host_figure(tmp.path()).unwrap_err()).contains("Contract.Input.Shape"));
         std::fs::write(tmp.path().join("manifest.json"), r#"{"Contract": {"Input": {"Shape": [1, 3, 8, 8]}}}"#)
             .unwrap();
-        assert!(host_figure(tmp.path()).unwrap_err().contains("model.onnx"));
+        assert!(message(host_figure(tmp.path()).unwrap_err()).contains("model.onnx"));
     }
 }

@@ -11,7 +11,7 @@ mod report;
 mod ssh;
 
 pub use board::{arch_name, run_board, BoardReport, Bundle, StepReport, StepStatus};
-pub use greengrass::{published, Component, Deployment};
+pub use greengrass::{published, Component, DeployError, Deployment};
 pub use host::host_figure;
 pub use inventory::{parse_inventory, read_inventory, Board, InventoryError};
 pub use report::{table, to_json, write_reports};
@@ -25,7 +25,8 @@ pub fn run_boards(boards: &[Board], bundles: &std::path::Path, out: &std::path::
     for b in boards {
         let dir = Bundle::for_target(bundles, &b.target).dir;
         if let std::collections::hash_map::Entry::Vacant(v) = host.entry(dir) {
-            let figure = host_figure(&v.key().join("component")).unwrap_or_else(|e| serde_json::json!({ "error": e }));
+            let figure = host_figure(&v.key().join("component"))
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
             v.insert(figure);
         }
     }

@@ -8,6 +8,7 @@ use kernels::{Activation, Bias, ConvParams, Epilogue, ImageMut, ImageRef, Kernel
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
+use crate::error::{Error, Result};
 use crate::rng::SplitMix;
 use crate::suite::gemm::POISON_BITS;
 
@@ -34,16 +35,16 @@ pub struct ExpandCase {
 
 impl ExpandCase {
     /// Runs the case fused and as two convolutions; `Err` names the first differing output.
-    pub fn check(&self, set: &dyn KernelSet) -> Result<(), String> {
+    pub fn check(&self, set: &dyn KernelSet) -> Result<()> {
         let [n, h, w, c_in] = self.input;
         let p = self.depthwise;
         let mid = p.c_in;
         let mut rng = SplitMix::new(self.seed);
         let mut gen = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect() };
         let pe = ConvParams::new(c_in, mid, [1, 1]);
-        let expand = set.pack_conv(&pe, &gen(pe.weight_len())).map_err(|e| e.to_string())?;
-        let depthwise = set.pack_conv_for_input(&p, &gen(p.weight_len()), [h, w]).map_err(|e| e.to_string())?;
-        let [oh, ow] = p.output_hw(h, w).map_err(|e| e.to_string())?;
+        let expand = set.pack_conv(&pe, &gen(pe.weight_len()))?;
+        let depthwise = set.pack_conv_for_input(&p, &gen(p.weight_len()), [h, w])?;
+        let [oh, ow] = p.output_hw(h, w)?;
         let out_dims = [n, oh, ow, p.c_out];
         let len = n * oh * ow * p.c_out;
         let (x, be, bd, res) = (gen(n * h * w * c_in), gen(mid), gen(p.c_out), gen(len));
@@ -51,12 +52,12 @@ impl ExpandCase {
         let d_epi = Epilogue {
             bias: if self.bias { Bias::PerCol(&bd) } else { Bias::None },
             residual: match self.residual {
-                true => Some(MatRef::row_major(&res, n * oh * ow, p.c_out).map_err(|e| e.to_string())?),
+                true => Some(MatRef::row_major(&res, n * oh * ow, p.c_out)?),
                 false => None,
             },
             activation: self.activation,
         };
-        let input = ImageRef::new(&x, self.input).map_err(|e| e.to_string())?;
+        let input = ImageRef::new(&x, self.input)?;
         let par = if self.threads.is_some() { Parallelism::Threads } else { Parallelism::Sequential };
         let separate = || -> kernels::Result<Vec<f32>> {
             let dims = [n, h, w, mid];
@@ -74,19 +75,20 @@ impl ExpandCase {
         };
         let (want, got) = match self.threads {
             Some(t) => {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().map_err(|e| e.to_string())?;
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .map_err(|e| Error::case(format!("{self:?}"), format!("a pool of {t} threads: {e}")))?;
                 pool.install(|| (separate(), fused()))
             }
             None => (separate(), fused()),
         };
-        let (want, got) = (want.map_err(|e| e.to_string())?, got.map_err(|e| e.to_string())?);
+        let (want, got) = (want?, got?);
         match got.iter().zip(&want).position(|(a, b)| a.to_bits() != b.to_bits()) {
             None => Ok(()),
-            Some(i) => Err(format!(
-                "{}: {self:?}: out[{i}] = {}, the two convolutions give {}",
-                set.info().name,
-                got[i],
-                want[i]
+            Some(i) => Err(Error::mismatch(
+                format!("{}: {self:?}", set.info().name),
+                format!("out[{i}] = {}, the two convolutions give {}", got[i], want[i]),
             )),
         }
     }
@@ -134,7 +136,7 @@ pub fn random_fusions_match_two_convs(set: &dyn KernelSet) {
             }
         });
     let mut runner = TestRunner::new(Config { failure_persistence: None, ..Config::default() });
-    if let Err(e) = runner.run(&strategy, |case| case.check(set).map_err(TestCaseError::fail)) {
+    if let Err(e) = runner.run(&strategy, |case| case.check(set).map_err(|e| TestCaseError::fail(e.to_string()))) {
         panic!("{}: {e}", set.info().name);
     }
 }
