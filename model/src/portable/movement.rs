@@ -261,22 +261,10 @@ pub(super) fn eval(
     let st = strides(s);
     let out = shapes[0].clone();
     let n: usize = out.iter().product();
-    let mut idx = vec![0usize; out.len()];
-    // Offsets of an output in `x` from a function of the output's multi-index.
-    let mut by_index = |shape: &[usize], f: &mut dyn FnMut(&[usize]) -> Result<usize>| -> Result<Vec<usize>> {
-        let len: usize = shape.iter().product();
-        idx.resize(shape.len(), 0);
-        (0..len)
-            .map(|i| {
-                unravel(i, shape, &mut idx);
-                f(&idx)
-            })
-            .collect()
-    };
     match op {
         Generic::Transpose(p) => {
             let p = perm(at, p, r)?;
-            let o = by_index(&out, &mut |ix| Ok(ix.iter().zip(&p).map(|(&i, &a)| i * st[a]).sum()))?;
+            let o = offsets(&out, &mut |ix| Ok(ix.iter().zip(&p).map(|(&i, &a)| i * st[a]).sum()))?;
             Ok(vec![select(x, out, &o)])
         }
         Generic::Split { .. } => {
@@ -284,7 +272,7 @@ pub(super) fn eval(
             let mut start = 0;
             let mut res = Vec::new();
             for (shape, len) in shapes.into_iter().zip(parts) {
-                let o = by_index(&shape, &mut |ix| {
+                let o = offsets(&shape, &mut |ix| {
                     Ok(ix.iter().enumerate().map(|(d, &i)| (if d == ax { i + start } else { i }) * st[d]).sum())
                 })?;
                 res.push(select(x, shape, &o));
@@ -298,7 +286,7 @@ pub(super) fn eval(
             let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
             let q = ind.shape.len();
             let ist = strides(&ind.shape);
-            let o = by_index(&out, &mut |ix| {
+            let o = offsets(&out, &mut |ix| {
                 let k: usize = ix[ax..ax + q].iter().zip(&ist).map(|(&i, &s)| i * s).sum();
                 let j = index(at, iv[k], s[ax])?;
                 let before: usize = ix[..ax].iter().zip(&st).map(|(&i, &s)| i * s).sum();
@@ -311,7 +299,7 @@ pub(super) fn eval(
             let ax = at.axis(*a, r)?;
             let iv = at.tensor(ins, 1)?.ints().ok_or_else(|| at.err("indices must be integers"))?;
             let mut k = 0;
-            let o = by_index(&out, &mut |ix| {
+            let o = offsets(&out, &mut |ix| {
                 let j = index(at, iv[k], s[ax])?;
                 k += 1;
                 Ok(ix.iter().enumerate().map(|(d, &i)| (if d == ax { j } else { i }) * st[d]).sum())
@@ -319,47 +307,10 @@ pub(super) fn eval(
             Ok(vec![select(x, out, &o)])
         }
         Generic::GatherNd(b) => {
-            let b = *b as usize;
-            let ind = at.tensor(ins, 1)?;
-            let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
-            let last = *ind.shape.last().expect("checked");
-            let inner: usize = s[b + last..].iter().product();
-            let tuples = ind.len() / last.max(1);
-            let per_batch = tuples / ind.shape[..b].iter().product::<usize>().max(1);
-            let batch_stride: usize = s[b..].iter().product();
-            let mut o = Vec::with_capacity(n);
-            for t in 0..tuples {
-                let mut off = (t / per_batch.max(1)) * batch_stride;
-                for k in 0..last {
-                    off += index(at, iv[t * last + k], s[b + k])? * st[b + k];
-                }
-                o.extend(off..off + inner);
-            }
+            let o = gather_nd_offsets(at, x, at.tensor(ins, 1)?, *b as usize, n)?;
             Ok(vec![select(x, out, &o)])
         }
-        Generic::ScatterNd(red) => {
-            let ind = at.tensor(ins, 1)?;
-            let upd = at.tensor(ins, 2)?;
-            let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
-            let last = *ind.shape.last().ok_or_else(|| at.err("indices are a scalar"))?;
-            if last > r {
-                return Err(at.err("index tuples longer than the data's rank"));
-            }
-            let inner: usize = s[last..].iter().product();
-            let tuples = ind.len() / last.max(1);
-            if upd.len() != tuples * inner {
-                return Err(at.err(format!("updates {:?} do not fit indices {:?}", upd.shape, ind.shape)));
-            }
-            let mut targets = Vec::with_capacity(tuples);
-            for t in 0..tuples {
-                let mut off = 0;
-                for k in 0..last {
-                    off += index(at, iv[t * last + k], s[k])? * st[k];
-                }
-                targets.push(off);
-            }
-            Ok(vec![scatter(at, x, upd, *red, targets.iter().flat_map(|&o| o..o + inner))?])
-        }
+        Generic::ScatterNd(red) => scatter_nd(at, x, at.tensor(ins, 1)?, at.tensor(ins, 2)?, *red).map(|t| vec![t]),
         Generic::ScatterElements(a, red) => {
             let ax = at.axis(*a, r)?;
             let ind = at.tensor(ins, 1)?;
@@ -369,7 +320,7 @@ pub(super) fn eval(
                 return Err(at.err("indices and updates differ in shape"));
             }
             let mut k = 0;
-            let targets = by_index(&ind.shape.clone(), &mut |ix| {
+            let targets = offsets(&ind.shape.clone(), &mut |ix| {
                 let j = index(at, iv[k], s[ax])?;
                 k += 1;
                 Ok(ix.iter().enumerate().map(|(d, &i)| (if d == ax { j } else { i }) * st[d]).sum())
@@ -390,7 +341,7 @@ pub(super) fn eval(
             Ok(vec![select(x, out, &o)])
         }
         Generic::Tile => {
-            let o = by_index(&out, &mut |ix| Ok(ix.iter().zip(s).zip(&st).map(|((&i, &d), &t)| (i % d) * t).sum()))?;
+            let o = offsets(&out, &mut |ix| Ok(ix.iter().zip(s).zip(&st).map(|((&i, &d), &t)| (i % d) * t).sum()))?;
             Ok(vec![select(x, out, &o)])
         }
         Generic::Range => {
@@ -410,7 +361,6 @@ pub(super) fn eval(
         }]),
         Generic::Size => Ok(vec![Tensor::int(vec![], DType::I64, vec![x.len() as i64])]),
         Generic::Pad { mode, value, pads: attr } => {
-            let p = pads(at, op, args, r)?;
             let fill = match (attr, ins.get(2).copied().flatten()) {
                 (Some(_), _) => f64::from(*value),
                 (None, Some(c)) => c
@@ -419,55 +369,13 @@ pub(super) fn eval(
                     .unwrap_or_else(|| c.ints().and_then(|i| i.first()).map_or(0.0, |&i| i as f64)),
                 (None, None) => 0.0,
             };
-            if *mode != PadMode::Constant && s.contains(&0) && n > 0 {
-                return Err(at.err("cannot reflect, edge or wrap pad an empty axis"));
-            }
-            // usize::MAX marks a padded (constant) element.
-            let o = by_index(&out, &mut |ix| {
-                let mut off = 0usize;
-                for d in 0..r {
-                    let len = s[d] as i64;
-                    let mut i = ix[d] as i64 - p[d].0;
-                    if i < 0 || i >= len {
-                        i = match mode {
-                            PadMode::Constant => return Ok(usize::MAX),
-                            PadMode::Edge => i.clamp(0, len - 1),
-                            PadMode::Wrap => i.rem_euclid(len),
-                            PadMode::Reflect => {
-                                if len == 1 {
-                                    0
-                                } else {
-                                    let period = 2 * (len - 1);
-                                    let m = i.rem_euclid(period);
-                                    if m < len {
-                                        m
-                                    } else {
-                                        period - m
-                                    }
-                                }
-                            }
-                        };
-                    }
-                    off += i as usize * st[d];
-                }
-                Ok(off)
-            })?;
-            Ok(vec![match &x.data {
-                Data::Float(v) => {
-                    Tensor::float(out, o.iter().map(|&k| if k == usize::MAX { fill } else { v[k] }).collect())
-                }
-                Data::Int(v) => Tensor::int(
-                    out,
-                    x.dtype,
-                    o.iter().map(|&k| if k == usize::MAX { fill as i64 } else { v[k] }).collect(),
-                ),
-            }])
+            pad(at, x, &pads(at, op, args, r)?, *mode, fill, out).map(|t| vec![t])
         }
         Generic::DepthToSpace(b, crd) => {
             let b = *b;
             let [_, c, _, _] = crate::shape::rank4(at.node, s, "the input")?;
             let co = c / (b * b);
-            let o = by_index(&out, &mut |ix| {
+            let o = offsets(&out, &mut |ix| {
                 let (nn, oc, oy, ox) = (ix[0], ix[1], ix[2], ix[3]);
                 let (by, bx) = (oy % b, ox % b);
                 let ic = if *crd { oc * b * b + by * b + bx } else { (by * b + bx) * co + oc };
@@ -478,7 +386,7 @@ pub(super) fn eval(
         Generic::SpaceToDepth(b) => {
             let b = *b;
             let c = s[1];
-            let o = by_index(&out, &mut |ix| {
+            let o = offsets(&out, &mut |ix| {
                 let (nn, oc, oy, ox) = (ix[0], ix[1], ix[2], ix[3]);
                 let (blk, ic) = (oc / c, oc % c);
                 let (by, bx) = (blk / b, blk % b);
@@ -488,6 +396,110 @@ pub(super) fn eval(
         }
         _ => unreachable!("movement ops only"),
     }
+}
+
+/// Offsets of the elements of an output of `shape` in its source, from a function of each
+/// element's multi-index (in row-major order).
+fn offsets(shape: &[usize], f: &mut dyn FnMut(&[usize]) -> Result<usize>) -> Result<Vec<usize>> {
+    let len: usize = shape.iter().product();
+    let mut idx = vec![0usize; shape.len()];
+    (0..len)
+        .map(|i| {
+            unravel(i, shape, &mut idx);
+            f(&idx)
+        })
+        .collect()
+}
+
+/// `GatherNd` with `b` batch axes: the offsets in `x` of the `n` output elements, a slice of
+/// `x` per index tuple of `ind`.
+fn gather_nd_offsets(at: &At, x: &Tensor<f64>, ind: &Tensor<f64>, b: usize, n: usize) -> Result<Vec<usize>> {
+    let (s, st) = (&x.shape, strides(&x.shape));
+    let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
+    let last = *ind.shape.last().expect("checked");
+    let inner: usize = s[b + last..].iter().product();
+    let tuples = ind.len() / last.max(1);
+    let per_batch = tuples / ind.shape[..b].iter().product::<usize>().max(1);
+    let batch_stride: usize = s[b..].iter().product();
+    let mut o = Vec::with_capacity(n);
+    for t in 0..tuples {
+        let mut off = (t / per_batch.max(1)) * batch_stride;
+        for k in 0..last {
+            off += index(at, iv[t * last + k], s[b + k])? * st[b + k];
+        }
+        o.extend(off..off + inner);
+    }
+    Ok(o)
+}
+
+/// `ScatterNd`: `x` with the slices of `upd` written (or reduced) where the index tuples of
+/// `ind` point.
+fn scatter_nd(at: &At, x: &Tensor<f64>, ind: &Tensor<f64>, upd: &Tensor<f64>, red: Reduction) -> Result<Tensor<f64>> {
+    let (s, st) = (&x.shape, strides(&x.shape));
+    let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
+    let last = *ind.shape.last().ok_or_else(|| at.err("indices are a scalar"))?;
+    if last > s.len() {
+        return Err(at.err("index tuples longer than the data's rank"));
+    }
+    let inner: usize = s[last..].iter().product();
+    let tuples = ind.len() / last.max(1);
+    if upd.len() != tuples * inner {
+        return Err(at.err(format!("updates {:?} do not fit indices {:?}", upd.shape, ind.shape)));
+    }
+    let mut targets = Vec::with_capacity(tuples);
+    for t in 0..tuples {
+        let mut off = 0;
+        for k in 0..last {
+            off += index(at, iv[t * last + k], s[k])? * st[k];
+        }
+        targets.push(off);
+    }
+    scatter(at, x, upd, red, targets.iter().flat_map(|&o| o..o + inner))
+}
+
+/// `Pad`: `x` grown by `p` (before, after) per axis into `out`, the new elements `fill`
+/// (constant) or taken from `x` (edge, wrap, reflect).
+fn pad(at: &At, x: &Tensor<f64>, p: &[(i64, i64)], mode: PadMode, fill: f64, out: Vec<usize>) -> Result<Tensor<f64>> {
+    let (s, st) = (&x.shape, strides(&x.shape));
+    if mode != PadMode::Constant && s.contains(&0) && out.iter().product::<usize>() > 0 {
+        return Err(at.err("cannot reflect, edge or wrap pad an empty axis"));
+    }
+    // usize::MAX marks a padded (constant) element.
+    let o = offsets(&out, &mut |ix| {
+        let mut off = 0usize;
+        for d in 0..s.len() {
+            let len = s[d] as i64;
+            let mut i = ix[d] as i64 - p[d].0;
+            if i < 0 || i >= len {
+                i = match mode {
+                    PadMode::Constant => return Ok(usize::MAX),
+                    PadMode::Edge => i.clamp(0, len - 1),
+                    PadMode::Wrap => i.rem_euclid(len),
+                    PadMode::Reflect => {
+                        if len == 1 {
+                            0
+                        } else {
+                            let period = 2 * (len - 1);
+                            let m = i.rem_euclid(period);
+                            if m < len {
+                                m
+                            } else {
+                                period - m
+                            }
+                        }
+                    }
+                };
+            }
+            off += i as usize * st[d];
+        }
+        Ok(off)
+    })?;
+    Ok(match &x.data {
+        Data::Float(v) => Tensor::float(out, o.iter().map(|&k| if k == usize::MAX { fill } else { v[k] }).collect()),
+        Data::Int(v) => {
+            Tensor::int(out, x.dtype, o.iter().map(|&k| if k == usize::MAX { fill as i64 } else { v[k] }).collect())
+        }
+    })
 }
 
 /// `data` with `updates` written (or reduced) at `targets`, in order.
