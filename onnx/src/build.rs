@@ -86,9 +86,17 @@ pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: 
 
 /// A model file of `graph` at default-domain `opset`.
 pub fn model(opset: i64, graph: GraphProto) -> Vec<u8> {
+    model_with_opsets(&[("", opset)], graph)
+}
+
+/// A model file of `graph` importing each `(domain, version)` of `opsets` (`""` is ONNX's).
+pub fn model_with_opsets(opsets: &[(&str, i64)], graph: GraphProto) -> Vec<u8> {
     ModelProto {
         ir_version: 8,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+        opset_import: opsets
+            .iter()
+            .map(|&(domain, version)| OperatorSetIdProto { domain: domain.into(), version })
+            .collect(),
         producer_name: "edgepack".into(),
         graph: Some(graph),
         ..Default::default()
