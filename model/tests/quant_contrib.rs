@@ -1,6 +1,6 @@
 //! The `com.microsoft` quantized operators that ONNX Runtime's quantization tool writes
 //! (QLinearAdd/Mul, QLinearSigmoid, QLinearConcat, QLinearGlobalAveragePool, QGemm,
-//! DynamicQuantizeMatMul), run by the float64 reference on small graphs and compared element
+//! DynamicQuantizeMatMul) and ONNX's QLinearConv and ConvInteger, run by the float64 reference on small graphs and compared element
 //! by element with their definitions computed here: dequantize `(q − zp)·scale`, compute in
 //! real numbers, requantize with round-half-to-even and saturation to UINT8.
 
@@ -67,11 +67,14 @@ fn graph() -> Builder {
     b
 }
 
-/// Runs `b`'s graph (its `QLinear*`, `QGemm` and `DynamicQuantizeMatMul` nodes in the
-/// `com.microsoft` domain) on [`X`] with the float64 reference and returns the outputs.
+/// Runs `b`'s graph (its `QLinear*` nodes but ONNX's QLinearConv and QLinearMatMul, its `QGemm`
+/// and `DynamicQuantizeMatMul` nodes in the `com.microsoft` domain) on [`X`] with the float64 reference and returns the outputs.
 fn run(mut b: Builder) -> Vec<Tensor<f64>> {
     for n in &mut b.nodes {
-        if n.op_type.starts_with("QLinear") || ["QGemm", "DynamicQuantizeMatMul"].contains(&n.op_type.as_str()) {
+        let onnx_op = ["QLinearConv", "QLinearMatMul"].contains(&n.op_type.as_str());
+        if (n.op_type.starts_with("QLinear") && !onnx_op)
+            || ["QGemm", "DynamicQuantizeMatMul"].contains(&n.op_type.as_str())
+        {
             n.domain = "com.microsoft".into();
         }
     }
@@ -221,4 +224,33 @@ fn dynamic_quantize_matmul_quantizes_a_on_the_fly() {
     // The product is close to the float one (quantization error only).
     let exact: f64 = X[0] * dequantize(bq[0], 0.25, 7) + X[1] * dequantize(bq[3], 0.25, 7) + f64::from(bias[0]);
     assert!((y[0] - exact).abs() < 0.1, "y[0] = {}, float product {exact}", y[0]);
+}
+
+#[test]
+fn qlinear_conv_and_conv_integer_shift_by_their_zero_points() {
+    // Two 2×2 filters over the 2-channel 2×2 input: one output pixel per filter. ONNX's own
+    // test cases of these operators are opset-10 models, which the node suite leaves out.
+    let w = [3i64, 9, 7, 0, 12, 7, 5, 8, 1, 14, 7, 7, 2, 6, 11, 4];
+    let bias = [-3i32, 20];
+    let mut b = graph();
+    b.inits.push(u8_tensor("W", &[2, 2, 2, 2], &w));
+    b.inits.push(u8_tensor("z7", &[], &[7]));
+    b.inits.push(i32_tensor("B", &[2], &bias));
+    b.node(
+        "QLinearConv",
+        &["q", "s_half", "z10", "W", "s_quarter", "z7", "s_half", "z10", "B"],
+        "qc",
+        vec![build::ints("kernel_shape", &[2, 2])],
+    );
+    b.node("ConvInteger", &["q", "W", "z10", "z7"], "ci", vec![build::ints("kernel_shape", &[2, 2])]);
+    b.output("qc");
+    b.output("ci");
+    let out = run(b);
+    let q = xq();
+    let acc: Vec<i64> = (0..2).map(|o| (0..8).map(|k| (q[k] - XZ) * (w[o * 8 + k] - 7)).sum()).collect();
+    let qc: Vec<i64> = (0..2).map(|o| quantize((acc[o] + bias[o] as i64) as f64 * XS * 0.25, XS, XZ)).collect();
+    assert_u8(&out[0], &[1, 2, 1, 1], &qc, "QLinearConv");
+    assert_eq!(out[1].shape, [1, 2, 1, 1], "ConvInteger: shape");
+    assert_eq!(out[1].dtype, DType::I32, "ConvInteger: type");
+    assert_eq!(out[1].ints().expect("integers"), acc, "ConvInteger");
 }

@@ -184,14 +184,7 @@ pub(super) fn eval(
     shapes: Vec<Vec<usize>>,
 ) -> Result<Vec<Tensor<f64>>> {
     let out = shapes[0].clone();
-    let requant = |real: Vec<f64>, s: usize, z: usize, shape: &[usize]| -> Result<Tensor<f64>> {
-        let p = params(at, ins, s, z, shape, 1)?;
-        let q = real.iter().enumerate().map(|(i, &v)| {
-            let (sc, zp) = p.at(i);
-            quantize(v, sc, zp, p.dtype)
-        });
-        Ok(Tensor::int(shape.to_vec(), p.dtype, q.collect()))
-    };
+    let requant = |real: Vec<f64>, s: usize, z: usize, shape: &[usize]| requantize(at, ins, real, s, z, shape);
     match op {
         Generic::Quantize(axis, dtype) => {
             let x = at.floats(ins, 0)?;
@@ -254,41 +247,12 @@ pub(super) fn eval(
             Ok(vec![requant(real, 6, 7, &out)?])
         }
         Generic::ConvInteger(c) | Generic::QLinearConv(c) => {
-            let ql = matches!(op, Generic::QLinearConv(_));
-            let (xi, wi) = if ql { (0, 3) } else { (0, 1) };
-            let x = shifted(at, ins, xi, Some(2), None)?;
-            let w = shifted(at, ins, wi, Some(if ql { 5 } else { 3 }), Some(0))?;
-            let (p, o) = crate::shape::conv_params(at.node, c, &x.shape, &w.shape)?;
-            let acc = crate::reference::conv(&p, x.floats().expect("float"), &x.shape, w.floats().expect("float"), o);
-            if !ql {
-                return Ok(vec![Tensor::int(out, DType::I32, acc.iter().map(|&v| v as i64).collect())]);
-            }
-            let (sx, sw) = (at.floats(ins, 1)?[0], at.floats(ins, 4)?);
-            let hw = o[2] * o[3];
-            let bias = match ins.get(8).copied().flatten() {
-                Some(_) => Some(ints(at, ins, 8)?),
-                None => None,
-            };
-            let real = acc
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    let ch = (i / hw) % o[1];
-                    let b = bias.map_or(0.0, |b| b[ch] as f64);
-                    (v + b) * sx * sw[if sw.len() > 1 { ch } else { 0 }]
-                })
-                .collect();
-            Ok(vec![requant(real, 6, 7, &out)?])
+            conv(at, ins, c, matches!(op, Generic::QLinearConv(_)), out)
         }
         Generic::QLinearBinary(kind) => {
             let deq = |x: usize, s: usize, z: usize| -> Result<(Vec<f64>, Vec<usize>)> {
-                let t = at.tensor(ins, x)?;
-                let p = params(at, ins, s, z, &t.shape, 1)?;
-                let v = ints(at, ins, x)?.iter().enumerate().map(|(i, &q)| {
-                    let (sc, zp) = p.at(i);
-                    (q - zp) as f64 * sc
-                });
-                Ok((v.collect(), super::broadcast_offsets(&t.shape, &out)))
+                let shape = &at.tensor(ins, x)?.shape;
+                Ok((dequantized(at, ins, x, s, z)?, super::broadcast_offsets(shape, &out)))
             };
             let ((a, oa), (b, ob)) = (deq(0, 1, 2)?, deq(3, 4, 5)?);
             let real = oa
@@ -302,15 +266,7 @@ pub(super) fn eval(
             Ok(vec![requant(real, 6, 7, &out)?])
         }
         Generic::QLinearSigmoid => {
-            let p = params(at, ins, 1, 2, &out, 1)?;
-            let real = ints(at, ins, 0)?
-                .iter()
-                .enumerate()
-                .map(|(i, &q)| {
-                    let (sc, zp) = p.at(i);
-                    1.0 / (1.0 + (-((q - zp) as f64 * sc)).exp())
-                })
-                .collect();
+            let real = dequantized(at, ins, 0, 1, 2)?.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
             Ok(vec![requant(real, 3, 4, &out)?])
         }
         Generic::QLinearConcat(axis) => {
@@ -318,17 +274,8 @@ pub(super) fn eval(
             let outer: usize = out[..ax].iter().product();
             let mut parts = Vec::new();
             for i in (2..ins.len()).step_by(3) {
-                let t = at.tensor(ins, i)?;
-                let p = params(at, ins, i + 1, i + 2, &t.shape, 1)?;
-                let v: Vec<f64> = ints(at, ins, i)?
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &q)| {
-                        let (sc, zp) = p.at(k);
-                        (q - zp) as f64 * sc
-                    })
-                    .collect();
-                parts.push((v, t.shape[ax..].iter().product::<usize>()));
+                let inner = at.tensor(ins, i)?.shape[ax..].iter().product::<usize>();
+                parts.push((dequantized(at, ins, i, i + 1, i + 2)?, inner));
             }
             let mut real = Vec::with_capacity(out.iter().product());
             for o in 0..outer {
@@ -358,59 +305,133 @@ pub(super) fn eval(
             let real = sum.iter().map(|v| v / spatial.max(1) as f64).collect();
             Ok(vec![requant(real, 3, 4, &out)?])
         }
-        Generic::QGemm(alpha, ta, tb) => {
-            let a = shifted(at, ins, 0, Some(2), None)?;
-            let b = shifted(at, ins, 3, Some(5), Some(if *tb { 0 } else { 1 }))?;
-            let (m, n) = (out[0], out[1]);
-            let k = if *ta { a.shape[0] } else { a.shape[1] };
-            let (av, bv) = (a.floats().expect("float"), b.floats().expect("float"));
-            let (sa, sb) = (at.floats(ins, 1)?[0], at.floats(ins, 4)?);
-            let c = match ins.get(6).copied().flatten() {
-                Some(t) => Some((ints(at, ins, 6)?, super::broadcast_offsets(&t.shape, &out))),
-                None => None,
-            };
-            let mut real = vec![0.0; m * n];
-            for i in 0..m {
-                for j in 0..n {
-                    let mut s = 0.0;
-                    for p in 0..k {
-                        let x = if *ta { av[p * m + i] } else { av[i * k + p] };
-                        let y = if *tb { bv[j * k + p] } else { bv[p * n + j] };
-                        s += x * y;
-                    }
-                    let bias = c.as_ref().map_or(0.0, |(c, o)| c[o[i * n + j]] as f64);
-                    real[i * n + j] = (f64::from(*alpha) * s + bias) * sa * sb[if sb.len() > 1 { j } else { 0 }];
-                }
-            }
-            if ins.get(7).copied().flatten().is_some() {
-                Ok(vec![requant(real, 7, 8, &out)?])
-            } else {
-                Ok(vec![Tensor::float(out, real)])
-            }
-        }
-        Generic::DynamicQuantizeMatMul => {
-            // A is quantized to UINT8 on the fly (as DynamicQuantizeLinear), then an integer
-            // product with B, rescaled; plus the optional bias.
-            let a = at.tensor(ins, 0)?;
-            let dq = eval(at, &Generic::DynamicQuantize, &[Some(a)], vec![a.shape.clone(), vec![], vec![]])?;
-            let (sa, za) = (dq[1].floats().expect("float")[0], dq[2].ints().expect("int")[0]);
-            let aq =
-                Tensor::float(a.shape.clone(), dq[0].ints().expect("int").iter().map(|&q| (q - za) as f64).collect());
-            let b = shifted(at, ins, 1, Some(3), Some(at.tensor(ins, 1)?.shape.len().saturating_sub(1)))?;
-            let acc = crate::reference::matmul(at.node, &aq, &b, &out)?;
-            let sb = at.floats(ins, 2)?;
-            let n = *out.last().unwrap_or(&1);
-            let bias = match ins.get(4).copied().flatten() {
-                Some(_) => Some(at.floats(ins, 4)?),
-                None => None,
-            };
-            let y = acc
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| v * sa * sb[if sb.len() > 1 { i % n } else { 0 }] + bias.map_or(0.0, |b| b[i % n]))
-                .collect();
-            Ok(vec![Tensor::float(out, y)])
-        }
+        Generic::QGemm(alpha, ta, tb) => qgemm(at, ins, *alpha, *ta, *tb, out),
+        Generic::DynamicQuantizeMatMul => dynamic_quantize_matmul(at, ins, out),
         _ => unreachable!("quantization ops only"),
     }
+}
+
+/// `real` quantized with the scale and zero point of inputs `s` and `z` (per tensor).
+fn requantize(
+    at: &At,
+    ins: &[Option<&Tensor<f64>>],
+    real: Vec<f64>,
+    s: usize,
+    z: usize,
+    shape: &[usize],
+) -> Result<Tensor<f64>> {
+    let p = params(at, ins, s, z, shape, 1)?;
+    let q = real.iter().enumerate().map(|(i, &v)| {
+        let (sc, zp) = p.at(i);
+        quantize(v, sc, zp, p.dtype)
+    });
+    Ok(Tensor::int(shape.to_vec(), p.dtype, q.collect()))
+}
+
+/// The real values of integer input `x` with the scale and zero point of inputs `s` and `z`.
+fn dequantized(at: &At, ins: &[Option<&Tensor<f64>>], x: usize, s: usize, z: usize) -> Result<Vec<f64>> {
+    let p = params(at, ins, s, z, &at.tensor(ins, x)?.shape, 1)?;
+    let v = ints(at, ins, x)?.iter().enumerate().map(|(i, &q)| {
+        let (sc, zp) = p.at(i);
+        (q - zp) as f64 * sc
+    });
+    Ok(v.collect())
+}
+
+/// `ConvInteger` (the INT32 accumulators) or, `ql`, `QLinearConv` (rescaled, biased and
+/// requantized).
+fn conv(
+    at: &At,
+    ins: &[Option<&Tensor<f64>>],
+    c: &crate::ir::Conv,
+    ql: bool,
+    out: Vec<usize>,
+) -> Result<Vec<Tensor<f64>>> {
+    let (xi, wi) = if ql { (0, 3) } else { (0, 1) };
+    let x = shifted(at, ins, xi, Some(2), None)?;
+    let w = shifted(at, ins, wi, Some(if ql { 5 } else { 3 }), Some(0))?;
+    let (p, o) = crate::shape::conv_params(at.node, c, &x.shape, &w.shape)?;
+    let acc = crate::reference::conv(&p, x.floats().expect("float"), &x.shape, w.floats().expect("float"), o);
+    if !ql {
+        return Ok(vec![Tensor::int(out, DType::I32, acc.iter().map(|&v| v as i64).collect())]);
+    }
+    let (sx, sw) = (at.floats(ins, 1)?[0], at.floats(ins, 4)?);
+    let hw = o[2] * o[3];
+    let bias = match ins.get(8).copied().flatten() {
+        Some(_) => Some(ints(at, ins, 8)?),
+        None => None,
+    };
+    let real = acc
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let ch = (i / hw) % o[1];
+            let b = bias.map_or(0.0, |b| b[ch] as f64);
+            (v + b) * sx * sw[if sw.len() > 1 { ch } else { 0 }]
+        })
+        .collect();
+    Ok(vec![requantize(at, ins, real, 6, 7, &out)?])
+}
+
+/// `com.microsoft.QGemm`: `alpha·A·B + C` on zero-point-shifted operands, rescaled, and
+/// requantized when the output has a scale.
+fn qgemm(
+    at: &At,
+    ins: &[Option<&Tensor<f64>>],
+    alpha: f32,
+    ta: bool,
+    tb: bool,
+    out: Vec<usize>,
+) -> Result<Vec<Tensor<f64>>> {
+    let a = shifted(at, ins, 0, Some(2), None)?;
+    let b = shifted(at, ins, 3, Some(5), Some(if tb { 0 } else { 1 }))?;
+    let (m, n) = (out[0], out[1]);
+    let k = if ta { a.shape[0] } else { a.shape[1] };
+    let (av, bv) = (a.floats().expect("float"), b.floats().expect("float"));
+    let (sa, sb) = (at.floats(ins, 1)?[0], at.floats(ins, 4)?);
+    let c = match ins.get(6).copied().flatten() {
+        Some(t) => Some((ints(at, ins, 6)?, super::broadcast_offsets(&t.shape, &out))),
+        None => None,
+    };
+    let mut real = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0;
+            for p in 0..k {
+                let x = if ta { av[p * m + i] } else { av[i * k + p] };
+                let y = if tb { bv[j * k + p] } else { bv[p * n + j] };
+                s += x * y;
+            }
+            let bias = c.as_ref().map_or(0.0, |(c, o)| c[o[i * n + j]] as f64);
+            real[i * n + j] = (f64::from(alpha) * s + bias) * sa * sb[if sb.len() > 1 { j } else { 0 }];
+        }
+    }
+    if ins.get(7).copied().flatten().is_some() {
+        Ok(vec![requantize(at, ins, real, 7, 8, &out)?])
+    } else {
+        Ok(vec![Tensor::float(out, real)])
+    }
+}
+
+/// `com.microsoft.DynamicQuantizeMatMul`: A quantized to UINT8 on the fly (as
+/// `DynamicQuantizeLinear`), an integer product with B, rescaled; plus the optional bias.
+fn dynamic_quantize_matmul(at: &At, ins: &[Option<&Tensor<f64>>], out: Vec<usize>) -> Result<Vec<Tensor<f64>>> {
+    let a = at.tensor(ins, 0)?;
+    let dq = eval(at, &Generic::DynamicQuantize, &[Some(a)], vec![a.shape.clone(), vec![], vec![]])?;
+    let (sa, za) = (dq[1].floats().expect("float")[0], dq[2].ints().expect("int")[0]);
+    let aq = Tensor::float(a.shape.clone(), dq[0].ints().expect("int").iter().map(|&q| (q - za) as f64).collect());
+    let b = shifted(at, ins, 1, Some(3), Some(at.tensor(ins, 1)?.shape.len().saturating_sub(1)))?;
+    let acc = crate::reference::matmul(at.node, &aq, &b, &out)?;
+    let sb = at.floats(ins, 2)?;
+    let n = *out.last().unwrap_or(&1);
+    let bias = match ins.get(4).copied().flatten() {
+        Some(_) => Some(at.floats(ins, 4)?),
+        None => None,
+    };
+    let y = acc
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v * sa * sb[if sb.len() > 1 { i % n } else { 0 }] + bias.map_or(0.0, |b| b[i % n]))
+        .collect();
+    Ok(vec![Tensor::float(out, y)])
 }
