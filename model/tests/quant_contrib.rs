@@ -54,7 +54,7 @@ fn i32_tensor(name: &str, dims: &[usize], data: &[i32]) -> TensorProto {
 }
 
 /// A graph on input `x` [1, 2, 2, 2] quantized to `q` (scale 0.5, zero point 10), with the
-/// scales and zero points the cases use as initializers.
+/// scales and zero points the cases use as initializers (unused ones are harmless).
 fn graph() -> Builder {
     let mut b = Builder::new(&[1, 2, 2, 2]);
     for (name, v) in [("s_half", 0.5f32), ("s_quarter", 0.25), ("s_256", 1.0 / 256.0)] {
@@ -63,6 +63,8 @@ fn graph() -> Builder {
     b.inits.push(u8_tensor("z10", &[], &[10]));
     b.inits.push(u8_tensor("z5", &[], &[5]));
     b.inits.push(u8_tensor("z0", &[], &[0]));
+    b.inits.push(u8_tensor("z3", &[], &[3]));
+    b.inits.push(u8_tensor("z7", &[], &[7]));
     b.node("QuantizeLinear", &["x", "s_half", "z10"], "q", vec![]);
     b
 }
@@ -166,8 +168,6 @@ fn qgemm_with_bias_transposes_and_requantizes() {
     let mut b = graph();
     b.inits.push(u8_tensor("A", &[2, 3], &a));
     b.inits.push(u8_tensor("Bt", &[2, 3], &bt));
-    b.inits.push(u8_tensor("z3", &[], &[3]));
-    b.inits.push(u8_tensor("z7", &[], &[7]));
     b.inits.push(i32_tensor("C", &[2], &bias));
     b.node(
         "QGemm",
@@ -198,7 +198,6 @@ fn dynamic_quantize_matmul_quantizes_a_on_the_fly() {
     b.int_constant("shape", &[2], &[4, 2]);
     b.node("Reshape", &["x", "shape"], "a", vec![]);
     b.inits.push(u8_tensor("B", &[2, 3], &bq));
-    b.inits.push(u8_tensor("z7", &[], &[7]));
     b.constant("bias", &[3], &bias);
     b.node("DynamicQuantizeMatMul", &["a", "B", "s_quarter", "z7", "bias"], "y", vec![]);
     b.output("y");
@@ -234,7 +233,6 @@ fn qlinear_conv_and_conv_integer_shift_by_their_zero_points() {
     let bias = [-3i32, 20];
     let mut b = graph();
     b.inits.push(u8_tensor("W", &[2, 2, 2, 2], &w));
-    b.inits.push(u8_tensor("z7", &[], &[7]));
     b.inits.push(i32_tensor("B", &[2], &bias));
     b.node(
         "QLinearConv",
