@@ -61,12 +61,11 @@ mod tests {
     #[test]
     fn a_component_without_its_files_is_an_error_naming_them() {
         let tmp = tempfile::tempdir().unwrap();
-        let message = |e: crate::error::Error| e.to_string();
-        assert!(message(host_figure(tmp.path()).unwrap_err()).contains("manifest.json"));
+        assert!(host_figure(tmp.path()).unwrap_err().to_string().contains("manifest.json"));
         std::fs::write(tmp.path().join("manifest.json"), r#"{"Contract": {"Input": {}}}"#).unwrap();
-        assert!(message(host_figure(tmp.path()).unwrap_err()).contains("Contract.Input.Shape"));
+        assert!(host_figure(tmp.path()).unwrap_err().to_string().contains("Contract.Input.Shape"));
         std::fs::write(tmp.path().join("manifest.json"), r#"{"Contract": {"Input": {"Shape": [1, 3, 8, 8]}}}"#)
             .unwrap();
-        assert!(message(host_figure(tmp.path()).unwrap_err()).contains("model.onnx"));
+        assert!(host_figure(tmp.path()).unwrap_err().to_string().contains("model.onnx"));
     }
 }

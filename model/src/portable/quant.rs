@@ -184,7 +184,6 @@ pub(super) fn eval(
     shapes: Vec<Vec<usize>>,
 ) -> Result<Vec<Tensor<f64>>> {
     let out = shapes[0].clone();
-    let requant = |real: Vec<f64>, s: usize, z: usize, shape: &[usize]| requantize(at, ins, real, s, z, shape);
     match op {
         Generic::Quantize(axis, dtype) => {
             let x = at.floats(ins, 0)?;
@@ -244,7 +243,7 @@ pub(super) fn eval(
                     v * sa[if sa.len() > 1 { (i / n) % m } else { 0 }] * sb[if sb.len() > 1 { i % n } else { 0 }]
                 })
                 .collect();
-            Ok(vec![requant(real, 6, 7, &out)?])
+            Ok(vec![requantize(at, ins, real, 6, 7, &out)?])
         }
         Generic::ConvInteger(c) | Generic::QLinearConv(c) => {
             conv(at, ins, c, matches!(op, Generic::QLinearConv(_)), out)
@@ -263,11 +262,11 @@ pub(super) fn eval(
                     QLinearBinary::Mul => a[i] * b[j],
                 })
                 .collect();
-            Ok(vec![requant(real, 6, 7, &out)?])
+            Ok(vec![requantize(at, ins, real, 6, 7, &out)?])
         }
         Generic::QLinearSigmoid => {
             let real = dequantized(at, ins, 0, 1, 2)?.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
-            Ok(vec![requant(real, 3, 4, &out)?])
+            Ok(vec![requantize(at, ins, real, 3, 4, &out)?])
         }
         Generic::QLinearConcat(axis) => {
             let ax = at.axis(*axis, out.len())?;
@@ -283,7 +282,7 @@ pub(super) fn eval(
                     real.extend_from_slice(&v[o * k..(o + 1) * k]);
                 }
             }
-            Ok(vec![requant(real, 0, 1, &out)?])
+            Ok(vec![requantize(at, ins, real, 0, 1, &out)?])
         }
         Generic::QLinearGlobalAveragePool(channels_last) => {
             let t = at.tensor(ins, 0)?;
@@ -303,7 +302,7 @@ pub(super) fn eval(
                 sum[nn * c + ch] += (v - zp) as f64 * sc;
             }
             let real = sum.iter().map(|v| v / spatial.max(1) as f64).collect();
-            Ok(vec![requant(real, 3, 4, &out)?])
+            Ok(vec![requantize(at, ins, real, 3, 4, &out)?])
         }
         Generic::QGemm(alpha, ta, tb) => qgemm(at, ins, *alpha, *ta, *tb, out),
         Generic::DynamicQuantizeMatMul => dynamic_quantize_matmul(at, ins, out),
