@@ -20,6 +20,23 @@
 #   EDGEPACK_BENCH_AGAINST=none bash ci/bench-check.sh   drift only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Whether the release unit with this hash compiled only workspace files that `$2` (changed
+# paths, one per line) does not name, in a crate with an unchanged manifest and no build script.
+reusable() {
+    local dep_info crate file
+    dep_info=$(ls target/release/deps/*-"$1".d 2>/dev/null | head -1)
+    [ -n "$dep_info" ] || return 1
+    # The first line: `output: inputs`, workspace inputs relative to the root.
+    local inputs=($(head -1 "$dep_info" | cut -d: -f2-))
+    [ ${#inputs[@]} -gt 0 ] || return 1
+    crate=${inputs[0]%%/*}
+    [ -f "$crate/Cargo.toml" ] && [ ! -e "$crate/build.rs" ] || return 1
+    for file in "${inputs[@]}" "$crate/Cargo.toml"; do
+        [[ $file == /* ]] && continue
+        grep -qxF "$file" <<<"$2" && return 1
+    done
+    return 0
+}
 cargo build --release --locked --quiet -p edgepack-benches --bin bench-check
 args=("$@")
 against=${EDGEPACK_BENCH_AGAINST:-HEAD~1}
@@ -35,18 +52,30 @@ if [ "$against" != none ]; then
             git archive "$commit" | tar -x -C "$dir/src"
             # The zoo, ORT's outputs and the venv, where its harness looks for them.
             ln -s "$PWD/.cache" "$dir/src/.cache"
-            # The registry crates, compiled above with the same profile and features: a copy
-            # (not hard links: cargo rewrites some files in place), which cargo finds fresh.
-            # The workspace's own crates (edgepack-*) are left out: theirs would carry the same
-            # names, and the archive's older file times would pass them as fresh; without them
-            # cargo compiles the parent's.
+            # This commit's release units, which cargo finds fresh there (a copy, not hard
+            # links: cargo rewrites some files in place). The archive's files are older than
+            # the units, so a workspace crate's unit is kept only where the parent's sources
+            # are this tree's: every workspace file its dep-info lists unchanged, its manifest
+            # too, and no build script (whose inputs dep-info does not list); the others are
+            # removed and compile again, and cargo rebuilds whatever depends on them. Nothing
+            # is kept when the workspace manifest, the lock file or cargo's configuration
+            # differ. A commit that leaves kernels/ alone (most do) skips its ~3-minute
+            # single-unit compile.
             mkdir -p "$dir/target/release"
             cp -a target/release/{deps,build,.fingerprint} "$dir/target/release/"
+            changed=$(git diff --name-only "$commit" -- .)
+            global=$(git diff --name-only "$commit" -- Cargo.toml Cargo.lock .cargo)
+            kept=()
             for unit in "$dir"/target/release/.fingerprint/edgepack-*; do
                 [ -e "$unit" ] || continue
                 hash=${unit##*-}
+                if [ -z "$global" ] && reusable "$hash" "$changed"; then
+                    kept+=("$(basename "$unit")")
+                    continue
+                fi
                 rm -rf "$unit" "$dir"/target/release/build/edgepack-*-"$hash" "$dir"/target/release/deps/*-"$hash"*
             done
+            echo "bench-check: kept this tree's units the parent shares: ${kept[*]:-none}"
             (cd "$dir/src" && CARGO_TARGET_DIR="$dir/target" \
                 cargo build --release --locked --quiet -p edgepack-benches --bin bench-check)
             cp "$dir/target/release/bench-check" "$dir/bench-check.tmp"

@@ -128,12 +128,17 @@ fn models_match_on_cuda() {
                 "{:<32} cuda {precision:?}: host steps {:?}, graph {}",
                 c.name,
                 session.host_steps(),
-                session.graph_error().unwrap_or("captured")
+                session.graph_error().map_or_else(|| "captured".to_owned(), ToString::to_string)
             );
             // Every step of these models has a device form: one upload, one download.
             assert!(session.whole_on_device(), "{}: steps on the host: {:?}", c.name, session.host_steps());
             assert_eq!((up, down), (1, outs.len()), "{}: host↔device copies per run", c.name);
-            assert_eq!(session.graph_error(), None, "{}: the run was not captured as a CUDA graph", c.name);
+            assert!(
+                session.graph_error().is_none(),
+                "{}: the run was not captured as a CUDA graph: {:?}",
+                c.name,
+                session.graph_error()
+            );
             for ((y, r), o) in outs.iter().zip(&c.reference).zip(&c.ort) {
                 let vs_ref = compare("GPU plan vs reference", y, r.floats().unwrap(), &r.shape, bound);
                 let vs_ort = compare("GPU plan vs ORT", y, &widen(o), &o.shape, bound);

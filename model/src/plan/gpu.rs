@@ -47,7 +47,7 @@ pub struct GpuSession<'p> {
     gpu: Arc<Gpu>,
     /// The captured run of a whole-device plan (made by the first run), or why it could not
     /// be captured (the steps are then launched one by one).
-    graph: Option<std::result::Result<DeviceGraph, String>>,
+    graph: Option<Result<DeviceGraph>>,
     arena: Vec<AlignedBuf>,
     /// Data-dependent values of the current run.
     dynamic: Vec<Option<Tensor>>,
@@ -218,7 +218,7 @@ impl GpuSession<'_> {
 
     /// Why the run could not be captured as a CUDA graph (its steps are then launched one by
     /// one), if it could not.
-    pub fn graph_error(&self) -> Option<&str> {
+    pub fn graph_error(&self) -> Option<&ModelError> {
         match &self.graph {
             Some(Err(e)) => Some(e),
             _ => None,
@@ -292,7 +292,7 @@ impl GpuSession<'_> {
         if self.graph.is_none() {
             let gpu = Arc::clone(&self.gpu);
             let captured = gpu.capture(|| self.issue_all(None).map(|_| ()));
-            self.graph = Some(captured.map_err(|e| e.to_string()));
+            self.graph = Some(captured);
         }
         match &self.graph {
             Some(Ok(g)) => self.gpu.replay(g)?,
