@@ -166,35 +166,45 @@ impl Ctx<'_> {
     }
 }
 
+/// A portable operator with its (min, max) input count and output count.
+fn generic(op: Generic, min: usize, max: usize, outs: usize) -> Result<Option<Parsed>> {
+    Ok(Some((Op::Generic(op), (min, max), outs)))
+}
+
+/// The `com.microsoft` operators of ONNX Runtime's quantization tools that the importer
+/// knows: their op, their (min, max) input count and their output count.
+fn parse_microsoft(ctx: &Ctx) -> Result<Option<Parsed>> {
+    let g = generic;
+    match ctx.node.op_type.as_str() {
+        "QLinearAdd" => g(Generic::QLinearBinary(QLinearBinary::Add), 7, 8, 1),
+        "QLinearMul" => g(Generic::QLinearBinary(QLinearBinary::Mul), 7, 8, 1),
+        "QLinearSigmoid" => g(Generic::QLinearSigmoid, 4, 5, 1),
+        "QLinearConcat" => g(Generic::QLinearConcat(ctx.int("axis", 1)?), 5, usize::MAX, 1),
+        "QLinearGlobalAveragePool" => g(Generic::QLinearGlobalAveragePool(ctx.int("channels_last", 0)? != 0), 4, 5, 1),
+        "QGemm" => g(Generic::QGemm(ctx.float("alpha", 1.0)?, ctx.flag("transA")?, ctx.flag("transB")?), 6, 9, 1),
+        "DynamicQuantizeMatMul" => g(Generic::DynamicQuantizeMatMul, 3, 5, 1),
+        "DynamicQuantizeLSTM" => {
+            let Some((Op::Generic(Generic::Rnn(mut r)), _, outs)) = ctx.rnn(RnnKind::Lstm)? else {
+                unreachable!("an LSTM")
+            };
+            r.quantized = true;
+            Ok(Some((Op::Generic(Generic::Rnn(r)), (3, 12), outs)))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The portable operator a node names, or `None` when it is not one (the importer's own
 /// table takes it, or refuses it).
 pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
+    if microsoft {
+        return parse_microsoft(ctx);
+    }
     let op_type = ctx.node.op_type.as_str();
-    let g = |op: Generic, min: usize, max: usize, outs: usize| Ok(Some((Op::Generic(op), (min, max), outs)));
+    let g = generic;
     let unary = |u: Unary| g(Generic::Unary(u), 1, 1, 1);
     // Activations the kernels have: fusable into convolution and GEMM epilogues.
     let act = |a: Activation| Ok(Some((Op::Activation(a), (1, 1), 1)));
-    if microsoft {
-        return match op_type {
-            "QLinearAdd" => g(Generic::QLinearBinary(QLinearBinary::Add), 7, 8, 1),
-            "QLinearMul" => g(Generic::QLinearBinary(QLinearBinary::Mul), 7, 8, 1),
-            "QLinearSigmoid" => g(Generic::QLinearSigmoid, 4, 5, 1),
-            "QLinearConcat" => g(Generic::QLinearConcat(ctx.int("axis", 1)?), 5, usize::MAX, 1),
-            "QLinearGlobalAveragePool" => {
-                g(Generic::QLinearGlobalAveragePool(ctx.int("channels_last", 0)? != 0), 4, 5, 1)
-            }
-            "QGemm" => g(Generic::QGemm(ctx.float("alpha", 1.0)?, ctx.flag("transA")?, ctx.flag("transB")?), 6, 9, 1),
-            "DynamicQuantizeMatMul" => g(Generic::DynamicQuantizeMatMul, 3, 5, 1),
-            "DynamicQuantizeLSTM" => {
-                let Some((Op::Generic(Generic::Rnn(mut r)), _, outs)) = ctx.rnn(RnnKind::Lstm)? else {
-                    unreachable!("an LSTM")
-                };
-                r.quantized = true;
-                Ok(Some((Op::Generic(Generic::Rnn(r)), (3, 12), outs)))
-            }
-            _ => Ok(None),
-        };
-    }
     match op_type {
         "Abs" => unary(Unary::Abs),
         "Neg" => unary(Unary::Neg),
