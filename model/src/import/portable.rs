@@ -174,15 +174,16 @@ fn generic(op: Generic, min: usize, max: usize, outs: usize) -> Result<Option<Pa
 /// The `com.microsoft` operators of ONNX Runtime's quantization tools that the importer
 /// knows: their op, their (min, max) input count and their output count.
 fn parse_microsoft(ctx: &Ctx) -> Result<Option<Parsed>> {
-    let g = generic;
     match ctx.node.op_type.as_str() {
-        "QLinearAdd" => g(Generic::QLinearBinary(QLinearBinary::Add), 7, 8, 1),
-        "QLinearMul" => g(Generic::QLinearBinary(QLinearBinary::Mul), 7, 8, 1),
-        "QLinearSigmoid" => g(Generic::QLinearSigmoid, 4, 5, 1),
-        "QLinearConcat" => g(Generic::QLinearConcat(ctx.int("axis", 1)?), 5, usize::MAX, 1),
-        "QLinearGlobalAveragePool" => g(Generic::QLinearGlobalAveragePool(ctx.int("channels_last", 0)? != 0), 4, 5, 1),
-        "QGemm" => g(Generic::QGemm(ctx.float("alpha", 1.0)?, ctx.flag("transA")?, ctx.flag("transB")?), 6, 9, 1),
-        "DynamicQuantizeMatMul" => g(Generic::DynamicQuantizeMatMul, 3, 5, 1),
+        "QLinearAdd" => generic(Generic::QLinearBinary(QLinearBinary::Add), 7, 8, 1),
+        "QLinearMul" => generic(Generic::QLinearBinary(QLinearBinary::Mul), 7, 8, 1),
+        "QLinearSigmoid" => generic(Generic::QLinearSigmoid, 4, 5, 1),
+        "QLinearConcat" => generic(Generic::QLinearConcat(ctx.int("axis", 1)?), 5, usize::MAX, 1),
+        "QLinearGlobalAveragePool" => {
+            generic(Generic::QLinearGlobalAveragePool(ctx.int("channels_last", 0)? != 0), 4, 5, 1)
+        }
+        "QGemm" => generic(Generic::QGemm(ctx.float("alpha", 1.0)?, ctx.flag("transA")?, ctx.flag("transB")?), 6, 9, 1),
+        "DynamicQuantizeMatMul" => generic(Generic::DynamicQuantizeMatMul, 3, 5, 1),
         "DynamicQuantizeLSTM" => {
             let Some((Op::Generic(Generic::Rnn(mut r)), _, outs)) = ctx.rnn(RnnKind::Lstm)? else {
                 unreachable!("an LSTM")
