@@ -64,14 +64,18 @@ fn package_a_sample_model_from_the_command_line() {
     assert!(d["CreationTimestamp"].as_str().unwrap().ends_with("+00:00"), "ISO 8601: {d}");
     assert!(d["StatusMessage"].as_str().unwrap().contains("parity pending on the device"), "ARM64 from x86: {d}");
     ok(&home, &["verify-component", "--bucket", "parts", "--prefix", "lines/1/line1.Defects/2.0.0"]);
+    override_and_list(&home, &yaml_arg);
+}
 
-    // Options given on the command line override the input file.
+/// Options given on the command line override the input file; the two jobs then list in a
+/// table, by `--query`, and page by page with `--max-items` and `--starting-token`.
+fn override_and_list(home: &Path, yaml_arg: &str) {
     let out = ok(
-        &home,
+        home,
         &[
             "start-model-packaging-job",
             "--cli-input-yaml",
-            &yaml_arg,
+            yaml_arg,
             "--job-name",
             "overridden",
             "--model-version",
@@ -81,10 +85,10 @@ fn package_a_sample_model_from_the_command_line() {
         ],
     );
     assert_eq!(out.trim(), "overridden");
-    let table = ok(&home, &["list-model-packaging-jobs", "--project-name", "line-1", "--output", "table"]);
+    let table = ok(home, &["list-model-packaging-jobs", "--project-name", "line-1", "--output", "table"]);
     assert!(table.contains("from-yaml") && table.contains("overridden"), "{table}");
     let names = ok(
-        &home,
+        home,
         &[
             "list-model-packaging-jobs",
             "--project-name",
@@ -98,10 +102,10 @@ fn package_a_sample_model_from_the_command_line() {
         ],
     );
     assert_eq!(serde_json::from_str::<Vec<String>>(&names).unwrap(), ["overridden"]);
-    let paged = ok(&home, &["list-model-packaging-jobs", "--project-name", "line-1", "--max-items", "1"]);
+    let paged = ok(home, &["list-model-packaging-jobs", "--project-name", "line-1", "--max-items", "1"]);
     let token = serde_json::from_str::<serde_json::Value>(&paged).unwrap()["NextToken"].as_str().unwrap().to_owned();
     let rest = ok(
-        &home,
+        home,
         &[
             "list-model-packaging-jobs",
             "--project-name",
@@ -114,10 +118,15 @@ fn package_a_sample_model_from_the_command_line() {
     );
     assert_eq!(serde_json::from_str::<Vec<String>>(&rest).unwrap(), ["from-yaml"]);
     // `--max-items` is the CLI's own: 0 is an argument error naming it, not a service error.
-    let o = edgepack(&home, &["list-model-packaging-jobs", "--project-name", "line-1", "--max-items", "0"]);
+    let o = edgepack(home, &["list-model-packaging-jobs", "--project-name", "line-1", "--max-items", "0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(252) && err.contains("--max-items") && !err.contains("MaxResults"), "{err}");
+}
 
+#[test]
+fn start_model_packaging_job_skeletons_in_json_yaml_and_output_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
     let skeleton = ok(&home, &["start-model-packaging-job", "--generate-cli-skeleton"]);
     let s: serde_json::Value = serde_json::from_str(&skeleton).unwrap();
     assert!(s["Configuration"]["Greengrass"]["S3OutputLocation"].is_object());

@@ -283,13 +283,10 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, id)| match id {
-                None => Ok(None),
-                Some(id) => Ok(Some(crate::portable::Arg::at_plan(
-                    input_shape(g, node, i)?,
-                    g.values[*id].dtype,
-                    g.constant(*id),
-                ))),
+            .map(|(i, id)| {
+                let Some(id) = id else { return Ok(None) };
+                let shape = input_shape(g, node, i)?;
+                Ok(Some(crate::portable::Arg::at_plan(shape, g.values[*id].dtype, g.constant(*id))))
             })
             .collect::<Result<_>>()?;
         return crate::portable::infer(node, op, &args);
@@ -297,19 +294,7 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
     let x = input_shape(g, node, 0)?;
     let one = |s: Vec<usize>| Ok(vec![s]);
     match &node.op {
-        Op::Conv(c) => {
-            let (_, out) = conv_params(node, c, x, input_shape(g, node, 1)?)?;
-            if let Some(b) = node.input(2) {
-                let bs = g.shape(b).unwrap_or(&[]);
-                if bs != [out[1]] {
-                    return Err(err(node, format!("the bias has shape {bs:?}, expected [{}]", out[1])));
-                }
-            }
-            if node.input(3).is_some() && input_shape(g, node, 3)? != out {
-                return Err(err(node, "the residual's shape differs from the output's"));
-            }
-            one(out.to_vec())
-        }
+        Op::Conv(c) => one(conv_shape(g, node, c, x)?),
         Op::BatchNorm { .. } => {
             let c = *x.get(1).ok_or_else(|| err(node, "the input needs a channel axis"))?;
             for i in 1..5 {
@@ -335,19 +320,7 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
             let (_, [oh, ow]) = pool_geometry(node, p, [h, w])?;
             one(vec![n, c, oh, ow])
         }
-        Op::Concat(a) => {
-            let ax =
-                axis(*a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range for rank {}", x.len())))?;
-            let mut out = x.to_vec();
-            for i in 1..node.inputs.len() {
-                let s = input_shape(g, node, i)?;
-                if s.len() != x.len() || s.iter().zip(x).enumerate().any(|(k, (a, b))| k != ax && a != b) {
-                    return Err(err(node, format!("input {i} has shape {s:?}, incompatible with {x:?} on axis {ax}")));
-                }
-                out[ax] += s[ax];
-            }
-            one(out)
-        }
+        Op::Concat(a) => one(concat_shape(g, node, *a, x)?),
         Op::Reshape(allowzero) => one(reshape_shape(node, x, const_ints(g, node, 1, "the shape")?, *allowzero)?),
         Op::Flatten(a) => {
             let ax = if *a == x.len() as i64 {
@@ -370,23 +343,55 @@ pub fn infer(g: &Graph, node: &Node) -> Result<Vec<Vec<usize>>> {
             one(matmul_shape(node, x, y)?)
         }
         Op::Generic(_) => unreachable!("handled above"),
-        Op::Gemm { trans_a, trans_b, .. } => {
-            let y = input_shape(g, node, 1)?;
-            let ([m, k], [k2, n]) = match (x, y) {
-                ([a0, a1], [b0, b1]) => {
-                    (if *trans_a { [*a1, *a0] } else { [*a0, *a1] }, if *trans_b { [*b1, *b0] } else { [*b0, *b1] })
-                }
-                _ => return Err(err(node, "Gemm needs 2-D inputs")),
-            };
-            if k != k2 {
-                return Err(err(node, format!("inner dimensions differ: {x:?} · {y:?}")));
-            }
-            if node.input(2).is_some() && broadcast(input_shape(g, node, 2)?, &[m, n]).as_deref() != Some(&[m, n][..]) {
-                return Err(err(node, "C does not broadcast to the output"));
-            }
-            one(vec![m, n])
+        Op::Gemm { trans_a, trans_b, .. } => one(gemm_shape(g, node, x, *trans_a, *trans_b)?),
+    }
+}
+
+/// A convolution's output shape, its bias and residual checked against it.
+fn conv_shape(g: &Graph, node: &Node, c: &Conv, x: &[usize]) -> Result<Vec<usize>> {
+    let (_, out) = conv_params(node, c, x, input_shape(g, node, 1)?)?;
+    if let Some(b) = node.input(2) {
+        let bs = g.shape(b).unwrap_or(&[]);
+        if bs != [out[1]] {
+            return Err(err(node, format!("the bias has shape {bs:?}, expected [{}]", out[1])));
         }
     }
+    if node.input(3).is_some() && input_shape(g, node, 3)? != out {
+        return Err(err(node, "the residual's shape differs from the output's"));
+    }
+    Ok(out.to_vec())
+}
+
+/// `Concat`'s output shape: every input of `x`'s rank and shape off the axis.
+fn concat_shape(g: &Graph, node: &Node, a: i64, x: &[usize]) -> Result<Vec<usize>> {
+    let ax = axis(a, x.len()).ok_or_else(|| err(node, format!("axis {a} is out of range for rank {}", x.len())))?;
+    let mut out = x.to_vec();
+    for i in 1..node.inputs.len() {
+        let s = input_shape(g, node, i)?;
+        if s.len() != x.len() || s.iter().zip(x).enumerate().any(|(k, (a, b))| k != ax && a != b) {
+            return Err(err(node, format!("input {i} has shape {s:?}, incompatible with {x:?} on axis {ax}")));
+        }
+        out[ax] += s[ax];
+    }
+    Ok(out)
+}
+
+/// `Gemm`'s `[M, N]` from 2-D inputs (transposed as the attributes say); C must broadcast to it.
+fn gemm_shape(g: &Graph, node: &Node, x: &[usize], trans_a: bool, trans_b: bool) -> Result<Vec<usize>> {
+    let y = input_shape(g, node, 1)?;
+    let ([m, k], [k2, n]) = match (x, y) {
+        ([a0, a1], [b0, b1]) => {
+            (if trans_a { [*a1, *a0] } else { [*a0, *a1] }, if trans_b { [*b1, *b0] } else { [*b0, *b1] })
+        }
+        _ => return Err(err(node, "Gemm needs 2-D inputs")),
+    };
+    if k != k2 {
+        return Err(err(node, format!("inner dimensions differ: {x:?} · {y:?}")));
+    }
+    if node.input(2).is_some() && broadcast(input_shape(g, node, 2)?, &[m, n]).as_deref() != Some(&[m, n][..]) {
+        return Err(err(node, "C does not broadcast to the output"));
+    }
+    Ok(vec![m, n])
 }
 
 /// numpy `matmul` shape rules (rank ≥ 1 each).

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use kernels::Activation;
 use onnx::attr;
-use onnx::proto::{ModelProto, NodeProto};
+use onnx::proto::{ModelProto, NodeProto, ValueInfoProto};
 
 use crate::error::{unsupported, ModelError, Problem, Report, Result};
 use crate::ir::{AutoPad, Binary, Conv, Graph, Node, Op, Pool};
@@ -54,15 +54,6 @@ pub fn import_model(model: &ModelProto) -> Result<Graph> {
     let mut g = Graph { opset, ..Graph::default() };
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut report = Report::default();
-    let refuse = |report: &mut Report, e: ModelError| -> Result<()> {
-        match e {
-            ModelError::Unsupported { node, op, reason } => {
-                report.problems.push(Problem { node, op, reason });
-                Ok(())
-            }
-            other => Err(other),
-        }
-    };
     for init in &graph.initializer {
         let id = match Tensor::from_onnx(init) {
             Ok(t) => {
@@ -81,26 +72,9 @@ pub fn import_model(model: &ModelProto) -> Result<Graph> {
             continue; // an initializer listed as an input (IR < 4 style): a constant
         }
         let tt = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
-        let dtype = match tt.map(|t| t.elem_type) {
-            Some(code) => match DType::from_onnx(code) {
-                Some(d) => d,
-                None => {
-                    let name = onnx::tensor::type_name(code);
-                    refuse(
-                        &mut report,
-                        unsupported(
-                            &input.name,
-                            "graph input",
-                            format!("type {name}: edgepack executes FLOAT, BOOL and the integer types"),
-                        ),
-                    )?;
-                    DType::F32
-                }
-            },
-            None => {
-                refuse(&mut report, unsupported(&input.name, "graph input", "it is not a tensor"))?;
-                DType::F32
-            }
+        let dtype = match input_dtype(input) {
+            Ok(d) => d,
+            Err(e) => refuse(&mut report, e).map(|()| DType::F32)?,
         };
         report.quantized |= dtype.is_quantized();
         let id = g.add_value(input.name.clone(), dtype, None);
@@ -137,6 +111,31 @@ pub fn import_model(model: &ModelProto) -> Result<Graph> {
         return Err(ModelError::Problems(report));
     }
     Ok(g)
+}
+
+/// A refusal joins the report (the import goes on); any other error stops the import.
+fn refuse(report: &mut Report, e: ModelError) -> Result<()> {
+    match e {
+        ModelError::Unsupported { node, op, reason } => {
+            report.problems.push(Problem { node, op, reason });
+            Ok(())
+        }
+        other => Err(other),
+    }
+}
+
+/// A graph input's element type, refused when it is not a tensor of a type edgepack executes.
+fn input_dtype(input: &ValueInfoProto) -> Result<DType> {
+    let tt = input.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
+    let code = tt.map(|t| t.elem_type).ok_or_else(|| unsupported(&input.name, "graph input", "it is not a tensor"))?;
+    DType::from_onnx(code).ok_or_else(|| {
+        let name = onnx::tensor::type_name(code);
+        unsupported(
+            &input.name,
+            "graph input",
+            format!("type {name}: edgepack executes FLOAT, BOOL and the integer types"),
+        )
+    })
 }
 
 fn default_opset(model: &ModelProto) -> Result<i64> {
@@ -307,22 +306,7 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
     if !(node.domain.is_empty() || node.domain == "ai.onnx" || microsoft) {
         return Err(ctx.err(format!("domain `{}` is not supported", node.domain)));
     }
-    let ids: Vec<Option<usize>> = node
-        .input
-        .iter()
-        .map(|i| {
-            if i.is_empty() {
-                Ok(None)
-            } else {
-                names.get(i).copied().map(Some).ok_or_else(|| {
-                    ModelError::Malformed(format!(
-                        "node `{name}` ({}): input `{i}` is not defined before it (nodes must be in topological order)",
-                        node.op_type
-                    ))
-                })
-            }
-        })
-        .collect::<Result<_>>()?;
+    let ids = input_ids(names, node, &name)?;
     if node.op_type == "Constant" {
         let [out] = node.output.as_slice() else { return Err(ctx.err("a Constant has one output")) };
         let t = constant_value(&ctx)?;
@@ -340,53 +324,75 @@ fn import_node(g: &mut Graph, names: &mut HashMap<String, usize>, node: &NodePro
     if ids.iter().take(arity.0).any(Option::is_none) {
         return Err(ctx.err(format!("the first {} inputs are required", arity.0)));
     }
-    if let Op::Generic(gen) = &op {
-        // Optional outputs: positions up to `outputs`, empty names skipped.
+    let out_ids = output_ids(g, names, &ctx, &op, &ids, outputs)?;
+    g.nodes.push(Node { name, op, inputs: ids, outputs: out_ids });
+    Ok(())
+}
+
+/// The node's input values (`None` for an omitted optional input); each must be defined by
+/// an earlier node, initializer or graph input.
+fn input_ids(names: &HashMap<String, usize>, node: &NodeProto, name: &str) -> Result<Vec<Option<usize>>> {
+    let id = |i: &String| {
+        names.get(i).copied().ok_or_else(|| {
+            ModelError::Malformed(format!(
+                "node `{name}` ({}): input `{i}` is not defined before it (nodes must be in topological order)",
+                node.op_type
+            ))
+        })
+    };
+    node.input.iter().map(|i| if i.is_empty() { Ok(None) } else { id(i).map(Some) }).collect()
+}
+
+/// Defines the node's outputs with their element types. A portable operator may leave
+/// optional outputs out (up to `outputs`, empty names kept as unused values); a native one
+/// must have exactly the `outputs` edgepack computes.
+fn output_ids(
+    g: &mut Graph,
+    names: &mut HashMap<String, usize>,
+    ctx: &Ctx,
+    op: &Op,
+    ids: &[Option<usize>],
+    outputs: usize,
+) -> Result<Vec<usize>> {
+    let node = ctx.node;
+    let mut define_output = |g: &mut Graph, k: usize, o: &String, dtype: DType| -> Result<usize> {
+        if o.is_empty() {
+            return Ok(g.add_value(format!("{}.unused{k}", ctx.name), dtype, None));
+        }
+        let id = g.add_value(o.clone(), dtype, None);
+        define(names, o, id)?;
+        Ok(id)
+    };
+    if let Op::Generic(gen) = op {
         if node.output.len() > outputs || node.output.iter().all(String::is_empty) {
             return Err(ctx.err(format!("has {} outputs, expected 1..={outputs}", node.output.len())));
         }
         let dtypes = gen.out_dtypes(&ids.iter().map(|i| i.map(|i| g.values[i].dtype)).collect::<Vec<_>>());
-        let mut out_ids = Vec::new();
-        for (k, o) in node.output.iter().enumerate() {
-            let dtype = dtypes.get(k).copied().unwrap_or(DType::F32);
-            let id = if o.is_empty() {
-                g.add_value(format!("{name}.unused{k}"), dtype, None)
-            } else {
-                let id = g.add_value(o.clone(), dtype, None);
-                define(names, o, id)?;
-                id
-            };
-            out_ids.push(id);
-        }
-        g.nodes.push(Node { name, op, inputs: ids, outputs: out_ids });
-        return Ok(());
+        return node
+            .output
+            .iter()
+            .enumerate()
+            .map(|(k, o)| define_output(g, k, o, dtypes.get(k).copied().unwrap_or(DType::F32)))
+            .collect();
     }
-    let real_outputs: Vec<&String> = node.output.iter().filter(|o| !o.is_empty()).collect();
-    if real_outputs.len() != outputs || node.output.len() < outputs {
+    let real_outputs = node.output.iter().filter(|o| !o.is_empty()).count();
+    if real_outputs != outputs || node.output.len() < outputs {
         return Err(ctx.err(format!(
-            "has {} outputs; edgepack computes {outputs} (optional outputs such as indices or running statistics are not supported)",
-            real_outputs.len()
+            "has {real_outputs} outputs; edgepack computes {outputs} (optional outputs such as indices or running statistics are not supported)"
         )));
     }
-    let mut out_ids = Vec::new();
-    for o in &node.output[..outputs] {
-        let dtype = match &op {
-            Op::Shape(..) => DType::I64,
-            Op::Cast(t) => *t,
-            Op::Reshape(_)
-            | Op::Flatten(_)
-            | Op::Slice
-            | Op::Concat(_)
-            | Op::Binary(_)
-            | Op::Activation(Activation::Identity) => ids[0].map(|i| g.values[i].dtype).unwrap_or(DType::F32),
-            _ => DType::F32,
-        };
-        let id = g.add_value(o.clone(), dtype, None);
-        define(names, o, id)?;
-        out_ids.push(id);
-    }
-    g.nodes.push(Node { name, op, inputs: ids, outputs: out_ids });
-    Ok(())
+    let dtype = match op {
+        Op::Shape(..) => DType::I64,
+        Op::Cast(t) => *t,
+        Op::Reshape(_)
+        | Op::Flatten(_)
+        | Op::Slice
+        | Op::Concat(_)
+        | Op::Binary(_)
+        | Op::Activation(Activation::Identity) => ids[0].map(|i| g.values[i].dtype).unwrap_or(DType::F32),
+        _ => DType::F32,
+    };
+    node.output[..outputs].iter().enumerate().map(|(k, o)| define_output(g, k, o, dtype)).collect()
 }
 
 /// The operator, its accepted input count range, and its output count.

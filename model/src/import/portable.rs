@@ -202,6 +202,16 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
         return parse_microsoft(ctx);
     }
     let op_type = ctx.node.op_type.as_str();
+    for family in [elementwise, movement, reductions, others] {
+        if let Some(parsed) = family(ctx, op_type)? {
+            return Ok(Some(parsed));
+        }
+    }
+    Ok(None)
+}
+
+/// Element-wise operators: unary functions, activations, comparisons, logic, variadic ops.
+fn elementwise(ctx: &Ctx, op_type: &str) -> Result<Option<Parsed>> {
     let g = generic;
     let unary = |u: Unary| g(Generic::Unary(u), 1, 1, 1);
     // Activations the kernels have: fusable into convolution and GEMM epilogues.
@@ -268,6 +278,14 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
         "Min" => g(Generic::Variadic(Variadic::Min), 1, usize::MAX, 1),
         "Where" => g(Generic::Where, 3, 3, 1),
         "CastLike" => g(Generic::CastLike, 2, 2, 1),
+        _ => Ok(None),
+    }
+}
+
+/// Data movement and shape operators.
+fn movement(ctx: &Ctx, op_type: &str) -> Result<Option<Parsed>> {
+    let g = generic;
+    match op_type {
         "Transpose" => g(Generic::Transpose(ctx.ints_attr("perm")?), 1, 1, 1),
         "Split" => {
             let outputs = ctx.node.output.len().max(1);
@@ -329,6 +347,14 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
             };
             g(Generic::DepthToSpace(b, crd), 1, 1, 1)
         }
+        _ => Ok(None),
+    }
+}
+
+/// Reductions, normalizations, `TopK` and `Einsum`.
+fn reductions(ctx: &Ctx, op_type: &str) -> Result<Option<Parsed>> {
+    let g = generic;
+    match op_type {
         "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
         | "ReduceSumSquare" | "ReduceLogSum" | "ReduceLogSumExp" => {
             let kind = match op_type {
@@ -406,6 +432,14 @@ pub(super) fn parse(ctx: &Ctx, microsoft: bool) -> Result<Option<Parsed>> {
             Some(eq) => g(Generic::Einsum(eq), 1, usize::MAX, 1),
             None => Err(ctx.err("attribute `equation` is required")),
         },
+        _ => Ok(None),
+    }
+}
+
+/// Pooling, `NonMaxSuppression`, `Resize`, the recurrent cells, `Dropout` and quantization.
+fn others(ctx: &Ctx, op_type: &str) -> Result<Option<Parsed>> {
+    let g = generic;
+    match op_type {
         "MaxPool" | "AveragePool" => ctx.pool_nd(op_type == "MaxPool"),
         "NonMaxSuppression" => g(Generic::NonMaxSuppression(ctx.flag("center_point_box")?), 2, 5, 1),
         "Resize" => g(Generic::Resize(ctx.resize_attrs(2)?), 1, 4, 1),

@@ -476,33 +476,9 @@ impl Builder<'_> {
     fn native(&mut self, node: &Node) -> Result<()> {
         match &node.op {
             Op::Conv(c) => self.conv(node, c),
-            Op::Activation(Activation::Identity) => {
-                let src = self.operand(node.input(0).expect("required"))?;
-                let out = self.define(node, Layout::Plain)?;
-                let out = match src {
-                    Operand::Value(v) => {
-                        self.values[out].layout = self.values[v].layout;
-                        out
-                    }
-                    Operand::Const(_) => out,
-                };
-                self.push(&node.name, "Identity", Step::Copy { input: src, output: out });
-                Ok(())
-            }
+            Op::Activation(Activation::Identity) => self.identity(node),
             Op::Activation(a) => self.map_op(node, 0, vec![MapOp::Act(*a)]),
-            Op::BatchNorm { epsilon } => {
-                let p: Vec<Vec<f32>> = (1..5)
-                    .map(|i| self.const_floats(node, i, "BatchNorm parameters").map(<[f32]>::to_vec))
-                    .collect::<Result<_>>()?;
-                let scale: Vec<f32> = p[0]
-                    .iter()
-                    .zip(&p[3])
-                    .map(|(&s, &v)| (s as f64 / (v as f64 + *epsilon as f64).sqrt()) as f32)
-                    .collect();
-                let shift: Vec<f32> = p[1].iter().zip(&p[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
-                let (s, t) = (self.constant(scale), self.constant(shift));
-                self.map_op(node, 0, vec![MapOp::Mul(s), MapOp::Add(t)])
-            }
+            Op::BatchNorm { epsilon } => self.batch_norm(node, *epsilon),
             Op::Binary(op) => self.binary(node, *op),
             Op::GlobalAveragePool => {
                 let input = self.nhwc(node, 0)?;
@@ -522,32 +498,7 @@ impl Builder<'_> {
                 self.push(&node.name, node.op.name(), Step::Pool { pool: p.clone(), pads, average, input, output });
                 Ok(())
             }
-            Op::Concat(a) => {
-                let rank = self.shape(node.outputs[0])?.len();
-                let ax = crate::tensor::axis(*a, rank).ok_or_else(|| node_err(node, "axis out of range"))?;
-                let nhwc = rank == 4
-                    && node
-                        .inputs
-                        .iter()
-                        .flatten()
-                        .any(|&i| self.map.get(&i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
-                let mut inputs = Vec::new();
-                for &i in node.inputs.iter().flatten() {
-                    inputs.push(match (nhwc, self.g.constant(i)) {
-                        (true, Some(_)) => {
-                            return Err(node_err(node, "concatenating a constant with NHWC activations"))
-                        }
-                        (true, None) => Operand::Value(self.in_layout(i, Layout::Nhwc)?),
-                        (false, Some(_)) => self.operand(i)?,
-                        (false, None) => Operand::Value(self.plain(i)?),
-                    });
-                }
-                let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
-                let output = self.define(node, layout)?;
-                let axis = if nhwc { NHWC_OF[ax] } else { ax };
-                self.push(&node.name, "Concat", Step::Concat { inputs, axis, output });
-                Ok(())
-            }
+            Op::Concat(a) => self.concat(node, *a),
             Op::Reshape(_) | Op::Flatten(_) => self.reshape(node),
             Op::MatMul | Op::Gemm { .. } => self.gemm(node),
             Op::Softmax { axis, coerce_2d } => {
@@ -566,6 +517,56 @@ impl Builder<'_> {
             }
             Op::Shape(..) | Op::Cast(_) | Op::Slice | Op::Generic(_) => self.eval_node(node),
         }
+    }
+
+    /// `Identity`: a copy that keeps its input's layout.
+    fn identity(&mut self, node: &Node) -> Result<()> {
+        let src = self.operand(node.input(0).expect("required"))?;
+        let out = self.define(node, Layout::Plain)?;
+        if let Operand::Value(v) = src {
+            self.values[out].layout = self.values[v].layout;
+        }
+        self.push(&node.name, "Identity", Step::Copy { input: src, output: out });
+        Ok(())
+    }
+
+    /// A `BatchNormalization` left standing (not folded into a convolution): one scale and
+    /// shift per channel.
+    fn batch_norm(&mut self, node: &Node, epsilon: f32) -> Result<()> {
+        let p: Vec<Vec<f32>> = (1..5)
+            .map(|i| self.const_floats(node, i, "BatchNorm parameters").map(<[f32]>::to_vec))
+            .collect::<Result<_>>()?;
+        let scale: Vec<f32> =
+            p[0].iter().zip(&p[3]).map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32).collect();
+        let shift: Vec<f32> = p[1].iter().zip(&p[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+        let (s, t) = (self.constant(scale), self.constant(shift));
+        self.map_op(node, 0, vec![MapOp::Mul(s), MapOp::Add(t)])
+    }
+
+    /// `Concat`: in NHWC when any rank-4 input already is, else plain.
+    fn concat(&mut self, node: &Node, a: i64) -> Result<()> {
+        let rank = self.shape(node.outputs[0])?.len();
+        let ax = crate::tensor::axis(a, rank).ok_or_else(|| node_err(node, "axis out of range"))?;
+        let nhwc = rank == 4
+            && node
+                .inputs
+                .iter()
+                .flatten()
+                .any(|&i| self.map.get(&i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
+        let mut inputs = Vec::new();
+        for &i in node.inputs.iter().flatten() {
+            inputs.push(match (nhwc, self.g.constant(i)) {
+                (true, Some(_)) => return Err(node_err(node, "concatenating a constant with NHWC activations")),
+                (true, None) => Operand::Value(self.in_layout(i, Layout::Nhwc)?),
+                (false, Some(_)) => self.operand(i)?,
+                (false, None) => Operand::Value(self.plain(i)?),
+            });
+        }
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+        let output = self.define(node, layout)?;
+        let axis = if nhwc { NHWC_OF[ax] } else { ax };
+        self.push(&node.name, "Concat", Step::Concat { inputs, axis, output });
+        Ok(())
     }
 
     fn conv(&mut self, node: &Node, c: &crate::ir::Conv) -> Result<()> {

@@ -134,43 +134,10 @@ fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Res
             let outer: usize = phys(*output)[..*axis].iter().product();
             let chunks: Vec<usize> =
                 inputs.iter().map(|&o| concat_part_dims(plan, o, *output, *axis)[*axis..].iter().product()).collect();
-            let row: usize = chunks.iter().sum();
-            let mut at = 0;
-            let mut parts = Vec::new();
-            for (&o, &chunk) in inputs.iter().zip(&chunks) {
-                let copy = StridedCopy {
-                    dims: vec![outer, chunk],
-                    src_strides: vec![chunk, 1],
-                    dst_strides: vec![row, 1],
-                    src_offset: 0,
-                    dst_offset: at,
-                };
-                parts.push((src(o)?, copy));
-                at += chunk;
-            }
-            Some(parts)
+            let copies = side_by_side(outer, &chunks, |_| 0);
+            Some(inputs.iter().zip(copies).map(|(&o, copy)| Ok((src(o)?, copy))).collect::<Result<_>>()?)
         }
-        Step::Relayout { input, .. } => {
-            let v = &plan.values[*input];
-            let [n, c, h, w] = dims4(&v.shape);
-            let copy = if v.layout == Layout::Plain {
-                // NCHW → NHWC, iterated in the output's order.
-                StridedCopy {
-                    dims: vec![n, h, w, c],
-                    src_strides: vec![c * h * w, w, 1, h * w],
-                    dst_strides: strides(&[n, h, w, c]),
-                    ..Default::default()
-                }
-            } else {
-                StridedCopy {
-                    dims: vec![n, c, h, w],
-                    src_strides: vec![h * w * c, 1, w * c, c],
-                    dst_strides: strides(&[n, c, h, w]),
-                    ..Default::default()
-                }
-            };
-            Some(vec![(Src::Value(*input), copy)])
-        }
+        Step::Relayout { input, .. } => Some(vec![(Src::Value(*input), relayout(&plan.values[*input]))]),
         Step::Copy { input, output } => Some(vec![(src(*input)?, StridedCopy::dense(plan.values[*output].len()))]),
         Step::Crop { input, outer, stride, start, len, .. } => {
             let copy = StridedCopy {
@@ -183,21 +150,12 @@ fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Res
             Some(vec![(Src::Value(*input), copy)])
         }
         Step::Gather { input, outer, stride, inner, indices, .. } => {
-            let len = indices.len() * inner;
-            let mut at = 0;
-            let mut parts = Vec::new();
-            for (first, blocks) in ops::index_runs(indices) {
-                let copy = StridedCopy {
-                    dims: vec![*outer, blocks * inner],
-                    src_strides: vec![*stride, 1],
-                    dst_strides: vec![len, 1],
-                    src_offset: first * inner,
-                    dst_offset: at,
-                };
-                parts.push((Src::Value(*input), copy));
-                at += blocks * inner;
-            }
-            Some(parts)
+            // One copy per run of consecutive indices: `blocks` rows of `inner` from `first`.
+            let runs = ops::index_runs(indices);
+            let chunks: Vec<usize> = runs.iter().map(|&(_, blocks)| blocks * inner).collect();
+            let mut copies = side_by_side(*outer, &chunks, |k| runs[k].0 * inner);
+            copies.iter_mut().for_each(|c| c.src_strides[0] = *stride);
+            Some(copies.into_iter().map(|copy| (Src::Value(*input), copy)).collect())
         }
         Step::Transpose { input, perm, .. } => {
             let shape = &plan.values[*input].shape;
@@ -227,6 +185,45 @@ fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Res
         }
         _ => None,
     })
+}
+
+/// Copies that place `chunks.len()` parts side by side in each of `outer` output rows: part
+/// `k` is `[outer, chunks[k]]`, dense, read from offset `start(k)`.
+fn side_by_side(outer: usize, chunks: &[usize], start: impl Fn(usize) -> usize) -> Vec<StridedCopy> {
+    let row: usize = chunks.iter().sum();
+    let mut at = 0;
+    let mut copies = Vec::new();
+    for (k, &chunk) in chunks.iter().enumerate() {
+        copies.push(StridedCopy {
+            dims: vec![outer, chunk],
+            src_strides: vec![chunk, 1],
+            dst_strides: vec![row, 1],
+            src_offset: start(k),
+            dst_offset: at,
+        });
+        at += chunk;
+    }
+    copies
+}
+
+/// NCHW → NHWC (or back, for a blocked value), iterated in the output's order.
+fn relayout(v: &super::PlanValue) -> StridedCopy {
+    let [n, c, h, w] = dims4(&v.shape);
+    if v.layout == Layout::Plain {
+        StridedCopy {
+            dims: vec![n, h, w, c],
+            src_strides: vec![c * h * w, w, 1, h * w],
+            dst_strides: strides(&[n, h, w, c]),
+            ..Default::default()
+        }
+    } else {
+        StridedCopy {
+            dims: vec![n, c, h, w],
+            src_strides: vec![h * w * c, 1, w * c, c],
+            dst_strides: strides(&[n, c, h, w]),
+            ..Default::default()
+        }
+    }
 }
 
 impl DeviceStep {

@@ -397,6 +397,48 @@ pub(super) fn eval(
     }
 }
 
+/// The broadcast operands of a variadic element-wise operator, folded pairwise element by
+/// element.
+struct Operands<'a> {
+    parts: &'a [&'a Tensor<f64>],
+    offsets: &'a [Vec<usize>],
+    n: usize,
+}
+
+impl Operands<'_> {
+    fn floats(&self, f: &dyn Fn(f64, f64) -> f64) -> Vec<f64> {
+        let vals: Vec<&[f64]> = self.parts.iter().map(|t| t.floats().expect("all float")).collect();
+        (0..self.n)
+            .map(|i| {
+                vals.iter().zip(self.offsets).skip(1).fold(vals[0][self.offsets[0][i]], |acc, (v, o)| f(acc, v[o[i]]))
+            })
+            .collect()
+    }
+
+    fn ints(&self, f: &dyn Fn(i64, i64) -> Result<i64>) -> Result<Vec<i64>> {
+        let vals: Vec<&[i64]> = self.parts.iter().map(|t| t.ints().expect("all int")).collect();
+        (0..self.n)
+            .map(|i| {
+                vals.iter()
+                    .zip(self.offsets)
+                    .skip(1)
+                    .try_fold(vals[0][self.offsets[0][i]], |acc, (v, o)| f(acc, v[o[i]]))
+            })
+            .collect()
+    }
+}
+
+fn logic(l: Logic, a: i64, b: i64) -> i64 {
+    match l {
+        Logic::And => i64::from(a != 0 && b != 0),
+        Logic::Or => i64::from(a != 0 || b != 0),
+        Logic::Xor => i64::from((a != 0) != (b != 0)),
+        Logic::BitwiseAnd => a & b,
+        Logic::BitwiseOr => a | b,
+        Logic::BitwiseXor => a ^ b,
+    }
+}
+
 fn binary_like(
     at: &At,
     op: &Generic,
@@ -408,56 +450,23 @@ fn binary_like(
     let all_float = parts.iter().all(|t| t.floats().is_some());
     let all_int = parts.iter().all(|t| t.ints().is_some());
     let dtype = parts[0].dtype;
-    // Fold the inputs pairwise, element by element.
-    let fold_f = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
-        let vals: Vec<&[f64]> = parts.iter().map(|t| t.floats().expect("all float")).collect();
-        (0..n)
-            .map(|i| {
-                let mut acc = vals[0][offsets[0][i]];
-                for (v, o) in vals.iter().zip(offsets).skip(1) {
-                    acc = f(acc, v[o[i]]);
-                }
-                acc
-            })
-            .collect()
-    };
-    let pair_i = |f: &dyn Fn(i64, i64) -> Result<i64>| -> Result<Vec<i64>> {
-        let vals: Vec<&[i64]> = parts.iter().map(|t| t.ints().expect("all int")).collect();
-        (0..n)
-            .map(|i| {
-                let mut acc = vals[0][offsets[0][i]];
-                for (v, o) in vals.iter().zip(offsets).skip(1) {
-                    acc = f(acc, v[o[i]])?;
-                }
-                Ok(acc)
-            })
-            .collect()
-    };
+    let ops = Operands { parts, offsets, n };
     let boolean = |v: Vec<i64>| Ok(vec![Tensor::int(out.clone(), DType::Bool, v)]);
     match op {
         Generic::Compare(c) if all_float => {
-            boolean(fold_f(&|a, b| f64::from(u8::from(c.test(a, b)))).iter().map(|&v| v as i64).collect())
+            boolean(ops.floats(&|a, b| f64::from(u8::from(c.test(a, b)))).iter().map(|&v| v as i64).collect())
         }
-        Generic::Compare(c) if all_int => boolean(pair_i(&|a, b| Ok(i64::from(c.test(a, b))))?),
+        Generic::Compare(c) if all_int => boolean(ops.ints(&|a, b| Ok(i64::from(c.test(a, b))))?),
         Generic::Logic(l) if all_int => {
-            let r = pair_i(&|a, b| {
-                Ok(match l {
-                    Logic::And => i64::from(a != 0 && b != 0),
-                    Logic::Or => i64::from(a != 0 || b != 0),
-                    Logic::Xor => i64::from((a != 0) != (b != 0)),
-                    Logic::BitwiseAnd => a & b,
-                    Logic::BitwiseOr => a | b,
-                    Logic::BitwiseXor => a ^ b,
-                })
-            })?;
+            let r = ops.ints(&|a, b| Ok(logic(*l, a, b)))?;
             let t = if matches!(l, Logic::And | Logic::Or | Logic::Xor) { DType::Bool } else { dtype };
             Ok(vec![Tensor::int(out, t, r)])
         }
         Generic::Variadic(v) if all_float => {
             let mut r = match v {
-                Variadic::Sum | Variadic::Mean => fold_f(&|a, b| a + b),
-                Variadic::Max => fold_f(&fmax),
-                Variadic::Min => fold_f(&fmin),
+                Variadic::Sum | Variadic::Mean => ops.floats(&|a, b| a + b),
+                Variadic::Max => ops.floats(&fmax),
+                Variadic::Min => ops.floats(&fmin),
             };
             if *v == Variadic::Mean {
                 let k = parts.len() as f64;
@@ -467,22 +476,22 @@ fn binary_like(
         }
         Generic::Variadic(v) if all_int => {
             let r = match v {
-                Variadic::Sum => pair_i(&|a, b| Ok(a.wrapping_add(b)))?,
+                Variadic::Sum => ops.ints(&|a, b| Ok(a.wrapping_add(b)))?,
                 Variadic::Mean => {
-                    let s = pair_i(&|a, b| Ok(a.wrapping_add(b)))?;
+                    let s = ops.ints(&|a, b| Ok(a.wrapping_add(b)))?;
                     s.into_iter().map(|x| x / parts.len() as i64).collect()
                 }
-                Variadic::Max => pair_i(&|a, b| Ok(a.max(b)))?,
-                Variadic::Min => pair_i(&|a, b| Ok(a.min(b)))?,
+                Variadic::Max => ops.ints(&|a, b| Ok(a.max(b)))?,
+                Variadic::Min => ops.ints(&|a, b| Ok(a.min(b)))?,
             };
             Ok(vec![Tensor::int(out, dtype, r.into_iter().map(|x| dtype.wrap(x)).collect())])
         }
         Generic::Mod(fmod) if all_float => {
             let f: &dyn Fn(f64, f64) -> f64 = if *fmod { &|a: f64, b: f64| a % b } else { &floor_mod };
-            Ok(vec![Tensor::float(out, fold_f(f))])
+            Ok(vec![Tensor::float(out, ops.floats(f))])
         }
         Generic::Mod(fmod) if all_int => {
-            let r = pair_i(&|a, b| {
+            let r = ops.ints(&|a, b| {
                 if b == 0 {
                     return Err(at.err("integer modulo by zero"));
                 }
@@ -491,34 +500,35 @@ fn binary_like(
             })?;
             Ok(vec![Tensor::int(out, dtype, r)])
         }
-        Generic::Pow => {
-            let (base, exp) = (parts[0], parts[1]);
-            let e: Vec<f64> = match &exp.data {
-                Data::Float(v) => v.clone(),
-                Data::Int(v) => v.iter().map(|&x| x as f64).collect(),
-            };
-            match &base.data {
-                Data::Float(b) => {
-                    Ok(vec![Tensor::float(out, (0..n).map(|i| b[offsets[0][i]].powf(e[offsets[1][i]])).collect())])
-                }
-                Data::Int(b) => {
-                    let r = (0..n)
-                        .map(|i| {
-                            let (x, y) = (b[offsets[0][i]], e[offsets[1][i]]);
-                            match exp.ints() {
-                                Some(ei) if ei[offsets[1][i]] >= 0 => {
-                                    x.wrapping_pow(u32::try_from(ei[offsets[1][i]]).unwrap_or(u32::MAX))
-                                }
-                                _ => dtype.from_float((x as f64).powf(y)),
-                            }
-                        })
-                        .map(|v| dtype.wrap(v))
-                        .collect();
-                    Ok(vec![Tensor::int(out, dtype, r)])
-                }
-            }
-        }
+        Generic::Pow => Ok(vec![pow(&ops, out)]),
         _ => Err(at.err("operands of different or unsupported types")),
+    }
+}
+
+/// `Pow`: float bases in float64; integer bases with a non-negative integer exponent by
+/// wrapping integer powers, otherwise through float64 and back to the base's type.
+fn pow(ops: &Operands, out: Vec<usize>) -> Tensor<f64> {
+    let (base, exp, o) = (ops.parts[0], ops.parts[1], ops.offsets);
+    let e: Vec<f64> = match &exp.data {
+        Data::Float(v) => v.clone(),
+        Data::Int(v) => v.iter().map(|&x| x as f64).collect(),
+    };
+    let dtype = base.dtype;
+    match &base.data {
+        Data::Float(b) => Tensor::float(out, (0..ops.n).map(|i| b[o[0][i]].powf(e[o[1][i]])).collect()),
+        Data::Int(b) => {
+            let r = (0..ops.n)
+                .map(|i| {
+                    let (x, y) = (b[o[0][i]], e[o[1][i]]);
+                    match exp.ints() {
+                        Some(ei) if ei[o[1][i]] >= 0 => x.wrapping_pow(u32::try_from(ei[o[1][i]]).unwrap_or(u32::MAX)),
+                        _ => dtype.from_float((x as f64).powf(y)),
+                    }
+                })
+                .map(|v| dtype.wrap(v))
+                .collect();
+            Tensor::int(out, dtype, r)
+        }
     }
 }
 

@@ -18,6 +18,35 @@ fn ellipsis_label(k: usize) -> char {
     char::from_u32(0x100 + k as u32).expect("small")
 }
 
+/// A term has letters and at most one `...`.
+fn check_term(at: &At, what: &str, t: &str) -> Result<()> {
+    if t.chars().any(|c| !(c.is_ascii_alphabetic() || c == '.')) {
+        return Err(at.err(format!("{what} `{t}` has characters other than letters and `...`")));
+    }
+    if t.matches("...").count() > 1 {
+        return Err(at.err(format!("{what} `{t}` has more than one `...`")));
+    }
+    if t.replace("...", "").contains('.') {
+        return Err(at.err(format!("{what} `{t}` has a stray `.`")));
+    }
+    Ok(())
+}
+
+/// An input term's labels for an operand of shape `s`, the axes `...` covers as placeholder
+/// labels (≥ 0x100, aligned by the caller).
+fn term_labels(at: &At, t: &str, s: &[usize]) -> Result<Vec<char>> {
+    check_term(at, "equation term", t)?;
+    let n = t.replace("...", "").chars().count();
+    let Some((before, after)) = t.split_once("...") else {
+        if n != s.len() {
+            return Err(at.err(format!("term `{t}` has {n} labels for shape {s:?}")));
+        }
+        return Ok(t.chars().collect());
+    };
+    let e = s.len().checked_sub(n).ok_or_else(|| at.err(format!("term `{t}` for shape {s:?}")))?;
+    Ok(before.chars().chain((0..e).map(|k| ellipsis_label(k + 1000))).chain(after.chars()).collect())
+}
+
 fn parse(at: &At, eq: &str, shapes: &[&[usize]]) -> Result<Parsed> {
     let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
     let (lhs, rhs) = match eq.split_once("->") {
@@ -28,34 +57,9 @@ fn parse(at: &At, eq: &str, shapes: &[&[usize]]) -> Result<Parsed> {
     if terms.len() != shapes.len() {
         return Err(at.err(format!("equation `{eq}` has {} operands, the node {}", terms.len(), shapes.len())));
     }
-    let bad = |t: &str| t.chars().any(|c| !(c.is_ascii_alphabetic() || c == '.'));
-    let mut ell_rank = 0;
-    let mut inputs = Vec::new();
-    for (t, s) in terms.iter().zip(shapes) {
-        if bad(t) {
-            return Err(at.err(format!("equation term `{t}` has characters other than letters and `...`")));
-        }
-        if t.matches("...").count() > 1 {
-            return Err(at.err(format!("equation term `{t}` has more than one `...`")));
-        }
-        let letters = t.replace("...", "");
-        if letters.contains('.') {
-            return Err(at.err(format!("equation term `{t}` has a stray `.`")));
-        }
-        let n = letters.chars().count();
-        let labels: Vec<char> = if t.contains("...") {
-            let e = s.len().checked_sub(n).ok_or_else(|| at.err(format!("term `{t}` for shape {s:?}")))?;
-            ell_rank = ell_rank.max(e);
-            let (before, after) = t.split_once("...").expect("contains");
-            before.chars().chain((0..e).map(|k| ellipsis_label(k + 1000))).chain(after.chars()).collect()
-        } else {
-            if n != s.len() {
-                return Err(at.err(format!("term `{t}` has {n} labels for shape {s:?}")));
-            }
-            letters.chars().collect()
-        };
-        inputs.push(labels);
-    }
+    let mut inputs: Vec<Vec<char>> =
+        terms.iter().zip(shapes).map(|(t, s)| term_labels(at, t, s)).collect::<Result<_>>()?;
+    let ell_rank = inputs.iter().map(|l| l.iter().filter(|c| **c as u32 >= 0x100).count()).max().unwrap_or(0);
     // Ellipsis labels are aligned to the right: an operand with e of them uses the last e.
     for (labels, s) in inputs.iter_mut().zip(shapes) {
         let e = labels.iter().filter(|c| **c as u32 >= 0x100).count();
@@ -71,12 +75,7 @@ fn parse(at: &At, eq: &str, shapes: &[&[usize]]) -> Result<Parsed> {
     let ell: Vec<char> = (0..ell_rank).map(ellipsis_label).collect();
     let output: Vec<char> = match rhs {
         Some(r) => {
-            if bad(r) {
-                return Err(at.err(format!("output `{r}` has characters other than letters and `...`")));
-            }
-            if r.matches("...").count() > 1 {
-                return Err(at.err(format!("output `{r}` has more than one `...`")));
-            }
+            check_term(at, "output", r)?;
             let (before, after) = r.split_once("...").unwrap_or((r, ""));
             let with_ell = r.contains("...");
             before.chars().chain(if with_ell { ell.clone() } else { Vec::new() }).chain(after.chars()).collect()

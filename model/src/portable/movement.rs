@@ -88,11 +88,7 @@ pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<V
             let (ax, parts) = split_sizes(at, op, args)?;
             Ok(parts
                 .into_iter()
-                .map(|p| {
-                    let mut o = s.to_vec();
-                    o[ax] = p;
-                    o
-                })
+                .map(|p| s.iter().enumerate().map(|(d, &n)| if d == ax { p } else { n }).collect())
                 .collect())
         }
         Generic::Gather(a) => {
@@ -118,32 +114,8 @@ pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<V
             one(idx[..idx.len() - 1].iter().chain(&s[b + last..]).copied().collect())
         }
         Generic::ScatterNd(_) | Generic::ScatterElements(..) => one(s.to_vec()),
-        Generic::Squeeze(attr) => {
-            let axes = axes_list(at, attr, args, r)?;
-            match axes {
-                Some(a) => {
-                    if let Some(&bad) = a.iter().find(|&&i| s[i] != 1) {
-                        return Err(at.err(format!("axis {bad} of {s:?} is not 1")));
-                    }
-                    one(s.iter().enumerate().filter(|(i, _)| !a.contains(i)).map(|(_, &d)| d).collect())
-                }
-                None => one(s.iter().copied().filter(|&d| d != 1).collect()),
-            }
-        }
-        Generic::Unsqueeze(attr) => {
-            let raw = match (attr, args.get(1).and_then(Option::as_ref)) {
-                (Some(a), _) => a.clone(),
-                _ => at.ints(args, 1, "axes")?.to_vec(),
-            };
-            let out_rank = r + raw.len();
-            let mut axes: Vec<usize> = raw.iter().map(|&a| at.axis(a, out_rank)).collect::<Result<_>>()?;
-            axes.sort_unstable();
-            if axes.windows(2).any(|w| w[0] == w[1]) {
-                return Err(at.err(format!("axes {raw:?} repeat an axis")));
-            }
-            let mut rest = s.iter();
-            one((0..out_rank).map(|i| if axes.contains(&i) { 1 } else { *rest.next().expect("rank") }).collect())
-        }
+        Generic::Squeeze(attr) => one(squeezed(at, s, axes_list(at, attr, args, r)?)?),
+        Generic::Unsqueeze(attr) => one(unsqueezed(at, attr, args, s)?),
         Generic::Expand => {
             let target = at.ints(args, 1, "shape")?;
             if target.iter().any(|&d| d < 0) {
@@ -163,24 +135,7 @@ pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<V
             checked_len(at, &o)?;
             one(o)
         }
-        Generic::Range => {
-            let v: Vec<f64> = (0..3)
-                .map(|i| {
-                    at.arg(args, i)?
-                        .reals()
-                        .and_then(|v| v.first().copied())
-                        .ok_or_else(|| at.dynamic(format!("input {i}")))
-                })
-                .collect::<Result<_>>()?;
-            if v[2] == 0.0 || !v.iter().all(|x| x.is_finite()) {
-                return Err(at.err(format!("start, limit, delta = {v:?}")));
-            }
-            let n = ((v[1] - v[0]) / v[2]).ceil().max(0.0);
-            if n > crate::specialize::MAX_ELEMENTS as f64 {
-                return Err(at.refuse(format!("Range of {n} elements")));
-            }
-            one(vec![n as usize])
-        }
+        Generic::Range => one(vec![range_len(at, args)?]),
         Generic::ConstantOfShape(_) => {
             let d = at.ints(args, 0, "shape")?;
             if d.iter().any(|&v| v < 0) {
@@ -191,51 +146,100 @@ pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<V
             one(o)
         }
         Generic::Size => one(vec![]),
-        Generic::Pad { .. } => {
-            let p = pads(at, op, args, r)?;
-            let o: Vec<usize> = s
-                .iter()
-                .zip(&p)
-                .map(|(&d, &(b, e))| {
-                    let v = d as i64 + b + e;
-                    usize::try_from(v).map_err(|_| at.err(format!("pads {p:?} remove more than {s:?} holds")))
-                })
-                .collect::<Result<_>>()?;
-            checked_len(at, &o)?;
-            one(o)
-        }
+        Generic::Pad { .. } => one(padded(at, s, &pads(at, op, args, r)?)?),
         Generic::DepthToSpace(b, _) | Generic::SpaceToDepth(b) => {
-            let [n, c, h, w] = crate::shape::rank4(at.node, s, "the input")?;
-            let bb = b * b;
-            if *b == 0 {
-                return Err(at.err("blocksize is 0"));
-            }
-            if matches!(op, Generic::DepthToSpace(..)) {
-                if c % bb != 0 {
-                    return Err(at.err(format!("{c} channels do not divide by blocksize² {bb}")));
-                }
-                one(vec![n, c / bb, h * b, w * b])
-            } else {
-                if h % b != 0 || w % b != 0 {
-                    return Err(at.err(format!("{h}×{w} does not divide by blocksize {b}")));
-                }
-                one(vec![n, c * bb, h / b, w / b])
-            }
+            one(rearranged(at, s, *b, matches!(op, Generic::DepthToSpace(..)))?)
         }
         Generic::Dropout(outputs) => {
-            if let Some(a) = args.get(2).and_then(Option::as_ref) {
-                match a.ints {
-                    Some([0]) => {}
-                    Some(_) => {
-                        return Err(at.refuse("training_mode = true (random dropout) is not supported: inference only"))
-                    }
-                    None if a.floats.is_none() => return Err(at.refuse("training_mode must be a constant")),
-                    None => {}
-                }
-            }
+            inference_only(at, args)?;
             Ok(vec![s.to_vec(); *outputs])
         }
         _ => unreachable!("movement ops only"),
+    }
+}
+
+/// `Squeeze`'s output shape: the given axes (each of length 1) removed, or every axis of 1.
+fn squeezed(at: &At, s: &[usize], axes: Option<Vec<usize>>) -> Result<Vec<usize>> {
+    let Some(a) = axes else { return Ok(s.iter().copied().filter(|&d| d != 1).collect()) };
+    if let Some(&bad) = a.iter().find(|&&i| s[i] != 1) {
+        return Err(at.err(format!("axis {bad} of {s:?} is not 1")));
+    }
+    Ok(s.iter().enumerate().filter(|(i, _)| !a.contains(i)).map(|(_, &d)| d).collect())
+}
+
+/// `Unsqueeze`'s output shape: axes of 1 inserted at the given positions of the output.
+fn unsqueezed(at: &At, attr: &Option<Vec<i64>>, args: &[Option<Arg>], s: &[usize]) -> Result<Vec<usize>> {
+    let raw = match (attr, args.get(1).and_then(Option::as_ref)) {
+        (Some(a), _) => a.clone(),
+        _ => at.ints(args, 1, "axes")?.to_vec(),
+    };
+    let out_rank = s.len() + raw.len();
+    let mut axes: Vec<usize> = raw.iter().map(|&a| at.axis(a, out_rank)).collect::<Result<_>>()?;
+    axes.sort_unstable();
+    if axes.windows(2).any(|w| w[0] == w[1]) {
+        return Err(at.err(format!("axes {raw:?} repeat an axis")));
+    }
+    let mut rest = s.iter();
+    Ok((0..out_rank).map(|i| if axes.contains(&i) { 1 } else { *rest.next().expect("rank") }).collect())
+}
+
+/// `Range`'s length from constant start, limit and delta.
+fn range_len(at: &At, args: &[Option<Arg>]) -> Result<usize> {
+    let v: Vec<f64> = (0..3)
+        .map(|i| {
+            at.arg(args, i)?.reals().and_then(|v| v.first().copied()).ok_or_else(|| at.dynamic(format!("input {i}")))
+        })
+        .collect::<Result<_>>()?;
+    if v[2] == 0.0 || !v.iter().all(|x| x.is_finite()) {
+        return Err(at.err(format!("start, limit, delta = {v:?}")));
+    }
+    let n = ((v[1] - v[0]) / v[2]).ceil().max(0.0);
+    if n > crate::specialize::MAX_ELEMENTS as f64 {
+        return Err(at.refuse(format!("Range of {n} elements")));
+    }
+    Ok(n as usize)
+}
+
+/// `Pad`'s output shape; pads may be negative, but not below an empty axis.
+fn padded(at: &At, s: &[usize], p: &[(i64, i64)]) -> Result<Vec<usize>> {
+    let o: Vec<usize> = s
+        .iter()
+        .zip(p)
+        .map(|(&d, &(b, e))| {
+            usize::try_from(d as i64 + b + e).map_err(|_| at.err(format!("pads {p:?} remove more than {s:?} holds")))
+        })
+        .collect::<Result<_>>()?;
+    checked_len(at, &o)?;
+    Ok(o)
+}
+
+/// `DepthToSpace` (`to_space`) or `SpaceToDepth`'s output shape for blocksize `b`.
+fn rearranged(at: &At, s: &[usize], b: usize, to_space: bool) -> Result<Vec<usize>> {
+    let [n, c, h, w] = crate::shape::rank4(at.node, s, "the input")?;
+    let bb = b * b;
+    if b == 0 {
+        return Err(at.err("blocksize is 0"));
+    }
+    if to_space {
+        if c % bb != 0 {
+            return Err(at.err(format!("{c} channels do not divide by blocksize² {bb}")));
+        }
+        return Ok(vec![n, c / bb, h * b, w * b]);
+    }
+    if h % b != 0 || w % b != 0 {
+        return Err(at.err(format!("{h}×{w} does not divide by blocksize {b}")));
+    }
+    Ok(vec![n, c * bb, h / b, w / b])
+}
+
+/// `Dropout`'s `training_mode` (input 2), when given, is the constant false.
+fn inference_only(at: &At, args: &[Option<Arg>]) -> Result<()> {
+    let Some(a) = args.get(2).and_then(Option::as_ref) else { return Ok(()) };
+    match a.ints {
+        Some([0]) => Ok(()),
+        Some(_) => Err(at.refuse("training_mode = true (random dropout) is not supported: inference only")),
+        None if a.floats.is_none() => Err(at.refuse("training_mode must be a constant")),
+        None => Ok(()),
     }
 }
 
@@ -258,17 +262,15 @@ pub(super) fn eval(
     let x = at.tensor(ins, 0)?;
     let s = &x.shape;
     let r = s.len();
-    let st = strides(s);
     let out = shapes[0].clone();
     let n: usize = out.iter().product();
+    if let Some(o) = selection(at, op, ins, &out)? {
+        return Ok(vec![select(x, out, &o)]);
+    }
     match op {
-        Generic::Transpose(p) => {
-            let p = perm(at, p, r)?;
-            let o = offsets(&out, &mut |ix| Ok(ix.iter().zip(&p).map(|(&i, &a)| i * st[a]).sum()))?;
-            Ok(vec![select(x, out, &o)])
-        }
         Generic::Split { .. } => {
             let (ax, parts) = split_sizes(at, op, args)?;
+            let st = strides(s);
             let mut start = 0;
             let mut res = Vec::new();
             for (shape, len) in shapes.into_iter().zip(parts) {
@@ -280,51 +282,13 @@ pub(super) fn eval(
             }
             Ok(res)
         }
-        Generic::Gather(a) => {
-            let ax = at.axis(*a, r)?;
-            let ind = at.tensor(ins, 1)?;
-            let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
-            let q = ind.shape.len();
-            let ist = strides(&ind.shape);
-            let o = offsets(&out, &mut |ix| {
-                let k: usize = ix[ax..ax + q].iter().zip(&ist).map(|(&i, &s)| i * s).sum();
-                let j = index(at, iv[k], s[ax])?;
-                let before: usize = ix[..ax].iter().zip(&st).map(|(&i, &s)| i * s).sum();
-                let after: usize = ix[ax + q..].iter().zip(&st[ax + 1..]).map(|(&i, &s)| i * s).sum();
-                Ok(before + j * st[ax] + after)
-            })?;
-            Ok(vec![select(x, out, &o)])
-        }
-        Generic::GatherElements(a) => {
-            let ax = at.axis(*a, r)?;
-            let iv = at.tensor(ins, 1)?.ints().ok_or_else(|| at.err("indices must be integers"))?;
-            let mut k = 0;
-            let o = offsets(&out, &mut |ix| {
-                let j = index(at, iv[k], s[ax])?;
-                k += 1;
-                Ok(ix.iter().enumerate().map(|(d, &i)| (if d == ax { j } else { i }) * st[d]).sum())
-            })?;
-            Ok(vec![select(x, out, &o)])
-        }
-        Generic::GatherNd(b) => {
-            let o = gather_nd_offsets(at, x, at.tensor(ins, 1)?, *b as usize, n)?;
-            Ok(vec![select(x, out, &o)])
-        }
         Generic::ScatterNd(red) => scatter_nd(at, x, at.tensor(ins, 1)?, at.tensor(ins, 2)?, *red).map(|t| vec![t]),
         Generic::ScatterElements(a, red) => {
-            let ax = at.axis(*a, r)?;
-            let ind = at.tensor(ins, 1)?;
-            let upd = at.tensor(ins, 2)?;
-            let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
+            let (ind, upd) = (at.tensor(ins, 1)?, at.tensor(ins, 2)?);
             if ind.shape != upd.shape || ind.shape.len() != r {
                 return Err(at.err("indices and updates differ in shape"));
             }
-            let mut k = 0;
-            let targets = offsets(&ind.shape.clone(), &mut |ix| {
-                let j = index(at, iv[k], s[ax])?;
-                k += 1;
-                Ok(ix.iter().enumerate().map(|(d, &i)| (if d == ax { j } else { i }) * st[d]).sum())
-            })?;
+            let targets = element_offsets(at, s, at.axis(*a, r)?, ind, &ind.shape)?;
             Ok(vec![scatter(at, x, upd, *red, targets.into_iter())?])
         }
         Generic::Squeeze(_) | Generic::Unsqueeze(_) | Generic::Dropout(_) => {
@@ -335,14 +299,6 @@ pub(super) fn eval(
                 res.push(Tensor::int(shapes[1].clone(), DType::Bool, vec![1; n]));
             }
             Ok(res)
-        }
-        Generic::Expand => {
-            let o = broadcast_offsets(s, &out);
-            Ok(vec![select(x, out, &o)])
-        }
-        Generic::Tile => {
-            let o = offsets(&out, &mut |ix| Ok(ix.iter().zip(s).zip(&st).map(|((&i, &d), &t)| (i % d) * t).sum()))?;
-            Ok(vec![select(x, out, &o)])
         }
         Generic::Range => {
             let v: Vec<f64> =
@@ -363,39 +319,84 @@ pub(super) fn eval(
         Generic::Pad { mode, value, pads: attr } => {
             let fill = match (attr, ins.get(2).copied().flatten()) {
                 (Some(_), _) => f64::from(*value),
-                (None, Some(c)) => c
-                    .floats()
-                    .map(|f| f.first().copied().unwrap_or(0.0))
-                    .unwrap_or_else(|| c.ints().and_then(|i| i.first()).map_or(0.0, |&i| i as f64)),
+                (None, Some(c)) => first_value(c),
                 (None, None) => 0.0,
             };
             pad(at, x, &pads(at, op, args, r)?, *mode, fill, out).map(|t| vec![t])
         }
+        _ => unreachable!("movement ops only"),
+    }
+}
+
+/// For the operators whose output is a selection of the input's elements (one output, each
+/// element copied from one source offset), those offsets; `None` for the others.
+fn selection(at: &At, op: &Generic, ins: &[Option<&Tensor<f64>>], out: &[usize]) -> Result<Option<Vec<usize>>> {
+    let x = at.tensor(ins, 0)?;
+    let (s, r) = (&x.shape, x.shape.len());
+    let st = strides(s);
+    Ok(Some(match op {
+        Generic::Transpose(p) => {
+            let p = perm(at, p, r)?;
+            offsets(out, &mut |ix| Ok(ix.iter().zip(&p).map(|(&i, &a)| i * st[a]).sum()))?
+        }
+        Generic::Gather(a) => gather_offsets(at, s, at.axis(*a, r)?, at.tensor(ins, 1)?, out)?,
+        Generic::GatherElements(a) => element_offsets(at, s, at.axis(*a, r)?, at.tensor(ins, 1)?, out)?,
+        Generic::GatherNd(b) => gather_nd_offsets(at, x, at.tensor(ins, 1)?, *b as usize, out.iter().product())?,
+        Generic::Expand => broadcast_offsets(s, out),
+        Generic::Tile => offsets(out, &mut |ix| Ok(ix.iter().zip(s).zip(&st).map(|((&i, &d), &t)| (i % d) * t).sum()))?,
         Generic::DepthToSpace(b, crd) => {
-            let b = *b;
-            let [_, c, _, _] = crate::shape::rank4(at.node, s, "the input")?;
-            let co = c / (b * b);
-            let o = offsets(&out, &mut |ix| {
+            let (b, co) = (*b, s[1] / (b * b));
+            offsets(out, &mut |ix| {
                 let (nn, oc, oy, ox) = (ix[0], ix[1], ix[2], ix[3]);
                 let (by, bx) = (oy % b, ox % b);
                 let ic = if *crd { oc * b * b + by * b + bx } else { (by * b + bx) * co + oc };
                 Ok(nn * st[0] + ic * st[1] + (oy / b) * st[2] + (ox / b) * st[3])
-            })?;
-            Ok(vec![select(x, out, &o)])
+            })?
         }
         Generic::SpaceToDepth(b) => {
-            let b = *b;
-            let c = s[1];
-            let o = offsets(&out, &mut |ix| {
+            let (b, c) = (*b, s[1]);
+            offsets(out, &mut |ix| {
                 let (nn, oc, oy, ox) = (ix[0], ix[1], ix[2], ix[3]);
-                let (blk, ic) = (oc / c, oc % c);
-                let (by, bx) = (blk / b, blk % b);
-                Ok(nn * st[0] + ic * st[1] + (oy * b + by) * st[2] + (ox * b + bx) * st[3])
-            })?;
-            Ok(vec![select(x, out, &o)])
+                let (by, bx) = ((oc / c) / b, (oc / c) % b);
+                Ok(nn * st[0] + (oc % c) * st[1] + (oy * b + by) * st[2] + (ox * b + bx) * st[3])
+            })?
         }
-        _ => unreachable!("movement ops only"),
-    }
+        _ => return Ok(None),
+    }))
+}
+
+/// The first value of a (constant) tensor, 0 when it is empty.
+fn first_value(c: &Tensor<f64>) -> f64 {
+    c.floats()
+        .map(|f| f.first().copied().unwrap_or(0.0))
+        .unwrap_or_else(|| c.ints().and_then(|i| i.first()).map_or(0.0, |&i| i as f64))
+}
+
+/// `Gather`'s source offsets: output index `[before, indices…, after]` reads data
+/// `[before, indices[…], after]` along `ax`.
+fn gather_offsets(at: &At, s: &[usize], ax: usize, ind: &Tensor<f64>, out: &[usize]) -> Result<Vec<usize>> {
+    let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
+    let (q, ist, st) = (ind.shape.len(), strides(&ind.shape), strides(s));
+    offsets(out, &mut |ix| {
+        let k: usize = ix[ax..ax + q].iter().zip(&ist).map(|(&i, &s)| i * s).sum();
+        let j = index(at, iv[k], s[ax])?;
+        let before: usize = ix[..ax].iter().zip(&st).map(|(&i, &s)| i * s).sum();
+        let after: usize = ix[ax + q..].iter().zip(&st[ax + 1..]).map(|(&i, &s)| i * s).sum();
+        Ok(before + j * st[ax] + after)
+    })
+}
+
+/// `GatherElements` / `ScatterElements` offsets into data of shape `s`: at each index of
+/// `shape` (the indices' own), the index along `ax` replaced by the indices' value there.
+fn element_offsets(at: &At, s: &[usize], ax: usize, ind: &Tensor<f64>, shape: &[usize]) -> Result<Vec<usize>> {
+    let iv = ind.ints().ok_or_else(|| at.err("indices must be integers"))?;
+    let st = strides(s);
+    let mut k = 0;
+    offsets(shape, &mut |ix| {
+        let j = index(at, iv[k], s[ax])?;
+        k += 1;
+        Ok(ix.iter().enumerate().map(|(d, &i)| (if d == ax { j } else { i }) * st[d]).sum())
+    })
 }
 
 /// Offsets of the elements of an output of `shape` in its source, from a function of each

@@ -53,6 +53,24 @@ fn moments(v: &[f64], group: &[usize], groups: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
+/// Optional input `i` read at `idx(e)` for each of the `n` elements (`None` when absent).
+fn param(
+    at: &At,
+    ins: &[Option<&Tensor<f64>>],
+    i: usize,
+    n: usize,
+    idx: &dyn Fn(usize) -> usize,
+) -> Result<Option<Vec<f64>>> {
+    if ins.get(i).copied().flatten().is_none() {
+        return Ok(None);
+    }
+    let p = at.floats(ins, i)?;
+    (0..n)
+        .map(|e| p.get(idx(e)).copied().ok_or_else(|| at.err(format!("input {i} is too short"))))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 pub(super) fn eval(
     at: &At,
     op: &Generic,
@@ -64,42 +82,9 @@ pub(super) fn eval(
     let s = &x.shape;
     let n = v.len();
     let out = shapes[0].clone();
-    // Per-element parameter offsets for an optional input broadcast to `shape` at the axes
-    // `offsets` says.
-    let param = |i: usize, idx: &dyn Fn(usize) -> usize| -> Result<Option<Vec<f64>>> {
-        match ins.get(i).copied().flatten() {
-            None => Ok(None),
-            Some(_) => {
-                let p = at.floats(ins, i)?;
-                (0..n)
-                    .map(|e| p.get(idx(e)).copied().ok_or_else(|| at.err(format!("input {i} is too short"))))
-                    .collect::<Result<Vec<_>>>()
-                    .map(Some)
-            }
-        }
-    };
     match op {
         Generic::LayerNorm { axis, epsilon, outputs } => {
-            let ax = at.axis(*axis, s.len())?;
-            let inner: usize = s[ax..].iter().product::<usize>().max(1);
-            let group: Vec<usize> = (0..n).map(|i| i / inner).collect();
-            let (mean, var) = moments(v, &group, n / inner);
-            let inv: Vec<f64> = var.iter().map(|&q| 1.0 / (q + f64::from(*epsilon)).sqrt()).collect();
-            let norm_shape = &s[ax..];
-            let scale_shape = at.tensor(ins, 1)?.shape.clone();
-            if crate::tensor::broadcast(&scale_shape, norm_shape).as_deref() != Some(norm_shape) {
-                return Err(at.err(format!("scale {scale_shape:?} does not broadcast to {norm_shape:?}")));
-            }
-            let so = broadcast_offsets(&scale_shape, norm_shape);
-            let bo = match ins.get(2).copied().flatten() {
-                Some(b) => broadcast_offsets(&b.shape, norm_shape),
-                None => Vec::new(),
-            };
-            let scale = param(1, &|e| so[e % inner])?.expect("required");
-            let bias = param(2, &|e| bo.get(e % inner).copied().unwrap_or(0))?;
-            let y = (0..n)
-                .map(|i| (v[i] - mean[group[i]]) * inv[group[i]] * scale[i] + bias.as_ref().map_or(0.0, |b| b[i]))
-                .collect();
+            let (y, mean, inv) = layer_norm(at, ins, at.axis(*axis, s.len())?, f64::from(*epsilon))?;
             let mut res = vec![Tensor::float(out, y)];
             if *outputs > 1 {
                 res.push(Tensor::float(shapes[1].clone(), mean));
@@ -110,36 +95,11 @@ pub(super) fn eval(
             Ok(res)
         }
         Generic::InstanceNorm(eps) | Generic::GroupNorm { epsilon: eps, .. } => {
-            let c = s[1];
-            let spatial: usize = s[2..].iter().product::<usize>().max(1);
             let groups = match op {
                 Generic::GroupNorm { groups, .. } => *groups,
-                _ => c,
+                _ => s[1],
             };
-            if groups == 0 || c % groups != 0 {
-                return Err(at.err(format!("{c} channels do not divide into {groups} groups")));
-            }
-            let per = c / groups;
-            let chan = |i: usize| (i / spatial) % c;
-            let group: Vec<usize> = (0..n).map(|i| (i / spatial / c) * groups + chan(i) / per).collect();
-            let (mean, var) = moments(v, &group, (n / spatial / c) * groups);
-            let (sl, bl) = (at.floats(ins, 1)?.len(), at.floats(ins, 2)?.len());
-            // Scale and bias per channel, or per group (GroupNormalization-18).
-            let which = |len: usize| -> Result<Box<dyn Fn(usize) -> usize>> {
-                if len == c {
-                    Ok(Box::new(chan))
-                } else if len == groups {
-                    Ok(Box::new(move |i| chan(i) / per))
-                } else {
-                    Err(at.err(format!("scale/bias of {len} values for {c} channels in {groups} groups")))
-                }
-            };
-            let scale = param(1, &*which(sl)?)?.expect("required");
-            let bias = param(2, &*which(bl)?)?.expect("required");
-            let eps = f64::from(*eps);
-            let y =
-                (0..n).map(|i| (v[i] - mean[group[i]]) / (var[group[i]] + eps).sqrt() * scale[i] + bias[i]).collect();
-            Ok(vec![Tensor::float(out, y)])
+            Ok(vec![Tensor::float(out, group_norm(at, ins, groups, f64::from(*eps))?)])
         }
         Generic::LpNorm(axis, p) => {
             let ax = at.axis(*axis, s.len())?;
@@ -170,4 +130,58 @@ pub(super) fn eval(
         }
         _ => unreachable!("normalizations only"),
     }
+}
+
+/// `LayerNormalization` over the axes from `ax` on: the output, each group's mean and its
+/// inverse standard deviation; scale (and bias) broadcast to the normalized shape.
+fn layer_norm(at: &At, ins: &[Option<&Tensor<f64>>], ax: usize, eps: f64) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let (v, s) = (at.floats(ins, 0)?, &at.tensor(ins, 0)?.shape);
+    let n = v.len();
+    let inner: usize = s[ax..].iter().product::<usize>().max(1);
+    let group: Vec<usize> = (0..n).map(|i| i / inner).collect();
+    let (mean, var) = moments(v, &group, n / inner);
+    let inv: Vec<f64> = var.iter().map(|&q| 1.0 / (q + eps).sqrt()).collect();
+    let norm_shape = &s[ax..];
+    let scale_shape = &at.tensor(ins, 1)?.shape;
+    if crate::tensor::broadcast(scale_shape, norm_shape).as_deref() != Some(norm_shape) {
+        return Err(at.err(format!("scale {scale_shape:?} does not broadcast to {norm_shape:?}")));
+    }
+    let so = broadcast_offsets(scale_shape, norm_shape);
+    let bo = match ins.get(2).copied().flatten() {
+        Some(b) => broadcast_offsets(&b.shape, norm_shape),
+        None => Vec::new(),
+    };
+    let scale = param(at, ins, 1, n, &|e| so[e % inner])?.expect("required");
+    let bias = param(at, ins, 2, n, &|e| bo.get(e % inner).copied().unwrap_or(0))?;
+    let y = (0..n)
+        .map(|i| (v[i] - mean[group[i]]) * inv[group[i]] * scale[i] + bias.as_ref().map_or(0.0, |b| b[i]))
+        .collect();
+    Ok((y, mean, inv))
+}
+
+/// `GroupNormalization` (`InstanceNormalization`: one group per channel), with scale and
+/// bias per channel or per group (GroupNormalization-18).
+fn group_norm(at: &At, ins: &[Option<&Tensor<f64>>], groups: usize, eps: f64) -> Result<Vec<f64>> {
+    let (v, s) = (at.floats(ins, 0)?, &at.tensor(ins, 0)?.shape);
+    let (n, c) = (v.len(), s[1]);
+    let spatial: usize = s[2..].iter().product::<usize>().max(1);
+    if groups == 0 || c % groups != 0 {
+        return Err(at.err(format!("{c} channels do not divide into {groups} groups")));
+    }
+    let per = c / groups;
+    let chan = |i: usize| (i / spatial) % c;
+    let group: Vec<usize> = (0..n).map(|i| (i / spatial / c) * groups + chan(i) / per).collect();
+    let (mean, var) = moments(v, &group, (n / spatial / c) * groups);
+    let which = |len: usize| -> Result<Box<dyn Fn(usize) -> usize>> {
+        if len == c {
+            Ok(Box::new(chan))
+        } else if len == groups {
+            Ok(Box::new(move |i| chan(i) / per))
+        } else {
+            Err(at.err(format!("scale/bias of {len} values for {c} channels in {groups} groups")))
+        }
+    };
+    let scale = param(at, ins, 1, n, &*which(at.floats(ins, 1)?.len())?)?.expect("required");
+    let bias = param(at, ins, 2, n, &*which(at.floats(ins, 2)?.len())?)?.expect("required");
+    Ok((0..n).map(|i| (v[i] - mean[group[i]]) / (var[group[i]] + eps).sqrt() * scale[i] + bias[i]).collect())
 }

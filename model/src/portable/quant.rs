@@ -207,18 +207,9 @@ pub(super) fn eval(
             Ok(vec![Tensor::float(out, y.collect())])
         }
         Generic::DynamicQuantize => {
-            // Float32 arithmetic, as the operator's definition computes it (the quantized
-            // values depend on the rounding of the scale).
-            let x = at.floats(ins, 0)?;
-            let hi = x.iter().copied().fold(0.0f64, f64::max) as f32;
-            let lo = x.iter().copied().fold(0.0f64, f64::min) as f32;
-            let scale = (hi - lo) / 255.0;
-            let zp = if scale == 0.0 { 0 } else { (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i64 };
-            let q = |v: f64| ((v as f32 / scale).round_ties_even() as i64).saturating_add(zp).clamp(0, 255);
-            let y = x.iter().map(|&v| if scale == 0.0 { zp } else { q(v) });
-            let scale = f64::from(scale);
+            let (y, scale, zp) = dynamic_quantize(at.floats(ins, 0)?);
             Ok(vec![
-                Tensor::int(out, DType::U8, y.collect()),
+                Tensor::int(out, DType::U8, y),
                 Tensor::float(vec![], vec![scale]),
                 Tensor::int(vec![], DType::U8, vec![zp]),
             ])
@@ -229,22 +220,7 @@ pub(super) fn eval(
             let y = crate::reference::matmul(at.node, &a, &b, &out)?;
             Ok(vec![Tensor::int(out, DType::I32, y.iter().map(|&v| v as i64).collect())])
         }
-        Generic::QLinearMatMul => {
-            let a = shifted(at, ins, 0, Some(2), Some(at.tensor(ins, 0)?.shape.len().saturating_sub(2)))?;
-            let b = shifted(at, ins, 3, Some(5), Some(at.tensor(ins, 3)?.shape.len().saturating_sub(1)))?;
-            let acc = crate::reference::matmul(at.node, &a, &b, &out)?;
-            let (sa, sb) = (at.floats(ins, 1)?, at.floats(ins, 4)?);
-            let n = *out.last().unwrap_or(&1);
-            let m = if out.len() >= 2 { out[out.len() - 2] } else { 1 };
-            let real = acc
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    v * sa[if sa.len() > 1 { (i / n) % m } else { 0 }] * sb[if sb.len() > 1 { i % n } else { 0 }]
-                })
-                .collect();
-            Ok(vec![requantize(at, ins, real, 6, 7, &out)?])
-        }
+        Generic::QLinearMatMul => qlinear_matmul(at, ins, out),
         Generic::ConvInteger(c) | Generic::QLinearConv(c) => {
             conv(at, ins, c, matches!(op, Generic::QLinearConv(_)), out)
         }
@@ -268,46 +244,83 @@ pub(super) fn eval(
             let real = dequantized(at, ins, 0, 1, 2)?.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
             Ok(vec![requantize(at, ins, real, 3, 4, &out)?])
         }
-        Generic::QLinearConcat(axis) => {
-            let ax = at.axis(*axis, out.len())?;
-            let outer: usize = out[..ax].iter().product();
-            let mut parts = Vec::new();
-            for i in (2..ins.len()).step_by(3) {
-                let inner = at.tensor(ins, i)?.shape[ax..].iter().product::<usize>();
-                parts.push((dequantized(at, ins, i, i + 1, i + 2)?, inner));
-            }
-            let mut real = Vec::with_capacity(out.iter().product());
-            for o in 0..outer {
-                for (v, k) in &parts {
-                    real.extend_from_slice(&v[o * k..(o + 1) * k]);
-                }
-            }
-            Ok(vec![requantize(at, ins, real, 0, 1, &out)?])
-        }
-        Generic::QLinearGlobalAveragePool(channels_last) => {
-            let t = at.tensor(ins, 0)?;
-            let s = &t.shape;
-            let p = params(at, ins, 1, 2, s, 1)?;
-            let q = ints(at, ins, 0)?;
-            let (c, spatial) = if *channels_last {
-                (s[s.len() - 1], s[1..s.len() - 1].iter().product::<usize>())
-            } else {
-                (s[1], s[2..].iter().product::<usize>())
-            };
-            let mut sum = vec![0.0; s[0] * c];
-            for (i, &v) in q.iter().enumerate() {
-                let (nn, ch) =
-                    if *channels_last { (i / (spatial * c), i % c) } else { (i / (spatial * c), (i / spatial) % c) };
-                let (sc, zp) = p.at(0);
-                sum[nn * c + ch] += (v - zp) as f64 * sc;
-            }
-            let real = sum.iter().map(|v| v / spatial.max(1) as f64).collect();
-            Ok(vec![requantize(at, ins, real, 3, 4, &out)?])
-        }
+        Generic::QLinearConcat(axis) => qlinear_concat(at, ins, *axis, out),
+        Generic::QLinearGlobalAveragePool(channels_last) => qlinear_global_average_pool(at, ins, *channels_last, out),
         Generic::QGemm(alpha, ta, tb) => qgemm(at, ins, *alpha, *ta, *tb, out),
         Generic::DynamicQuantizeMatMul => dynamic_quantize_matmul(at, ins, out),
         _ => unreachable!("quantization ops only"),
     }
+}
+
+/// `DynamicQuantizeLinear` in float32 arithmetic, as the operator's definition computes it
+/// (the quantized values depend on the rounding of the scale): the values, scale and zero point.
+fn dynamic_quantize(x: &[f64]) -> (Vec<i64>, f64, i64) {
+    let hi = x.iter().copied().fold(0.0f64, f64::max) as f32;
+    let lo = x.iter().copied().fold(0.0f64, f64::min) as f32;
+    let scale = (hi - lo) / 255.0;
+    let zp = if scale == 0.0 { 0 } else { (-lo / scale).round_ties_even().clamp(0.0, 255.0) as i64 };
+    let q = |v: f64| ((v as f32 / scale).round_ties_even() as i64).saturating_add(zp).clamp(0, 255);
+    (x.iter().map(|&v| if scale == 0.0 { zp } else { q(v) }).collect(), f64::from(scale), zp)
+}
+
+/// `QLinearMatMul`: the integer product, rescaled per row of A and per column of B, requantized.
+fn qlinear_matmul(at: &At, ins: &[Option<&Tensor<f64>>], out: Vec<usize>) -> Result<Vec<Tensor<f64>>> {
+    let a = shifted(at, ins, 0, Some(2), Some(at.tensor(ins, 0)?.shape.len().saturating_sub(2)))?;
+    let b = shifted(at, ins, 3, Some(5), Some(at.tensor(ins, 3)?.shape.len().saturating_sub(1)))?;
+    let acc = crate::reference::matmul(at.node, &a, &b, &out)?;
+    let (sa, sb) = (at.floats(ins, 1)?, at.floats(ins, 4)?);
+    let n = *out.last().unwrap_or(&1);
+    let m = if out.len() >= 2 { out[out.len() - 2] } else { 1 };
+    let real = acc
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v * sa[if sa.len() > 1 { (i / n) % m } else { 0 }] * sb[if sb.len() > 1 { i % n } else { 0 }])
+        .collect();
+    Ok(vec![requantize(at, ins, real, 6, 7, &out)?])
+}
+
+/// `QLinearConcat` (`com.microsoft`): inputs in triples (value, scale, zero point) from
+/// input 2, dequantized, joined along `axis`, requantized with inputs 0 and 1.
+fn qlinear_concat(at: &At, ins: &[Option<&Tensor<f64>>], axis: i64, out: Vec<usize>) -> Result<Vec<Tensor<f64>>> {
+    let ax = at.axis(axis, out.len())?;
+    let outer: usize = out[..ax].iter().product();
+    let mut parts = Vec::new();
+    for i in (2..ins.len()).step_by(3) {
+        let inner = at.tensor(ins, i)?.shape[ax..].iter().product::<usize>();
+        parts.push((dequantized(at, ins, i, i + 1, i + 2)?, inner));
+    }
+    let mut real = Vec::with_capacity(out.iter().product());
+    for o in 0..outer {
+        for (v, k) in &parts {
+            real.extend_from_slice(&v[o * k..(o + 1) * k]);
+        }
+    }
+    Ok(vec![requantize(at, ins, real, 0, 1, &out)?])
+}
+
+/// `QLinearGlobalAveragePool` (`com.microsoft`), channels first or last.
+fn qlinear_global_average_pool(
+    at: &At,
+    ins: &[Option<&Tensor<f64>>],
+    channels_last: bool,
+    out: Vec<usize>,
+) -> Result<Vec<Tensor<f64>>> {
+    let s = &at.tensor(ins, 0)?.shape;
+    let p = params(at, ins, 1, 2, s, 1)?;
+    let q = ints(at, ins, 0)?;
+    let (c, spatial) = if channels_last {
+        (s[s.len() - 1], s[1..s.len() - 1].iter().product::<usize>())
+    } else {
+        (s[1], s[2..].iter().product::<usize>())
+    };
+    let mut sum = vec![0.0; s[0] * c];
+    for (i, &v) in q.iter().enumerate() {
+        let ch = if channels_last { i % c } else { (i / spatial) % c };
+        let (sc, zp) = p.at(0);
+        sum[i / (spatial * c) * c + ch] += (v - zp) as f64 * sc;
+    }
+    let real = sum.iter().map(|v| v / spatial.max(1) as f64).collect();
+    Ok(vec![requantize(at, ins, real, 3, 4, &out)?])
 }
 
 /// `real` quantized with the scale and zero point of inputs `s` and `z` (per tensor).

@@ -145,80 +145,18 @@ pub(super) fn eval(
             match &x.data {
                 Data::Float(v) => Ok(vec![Tensor::float(out, reduce_floats(*kind, v, &dest, n, count))]),
                 Data::Int(v) => {
-                    let init = match kind {
-                        ReduceKind::Max => i64::MIN,
-                        ReduceKind::Min => i64::MAX,
-                        ReduceKind::Prod => 1,
-                        _ => 0,
-                    };
-                    let mut acc = vec![init; n];
-                    for (&val, &o) in v.iter().zip(&dest) {
-                        acc[o] = match kind {
-                            ReduceKind::Max => acc[o].max(val),
-                            ReduceKind::Min => acc[o].min(val),
-                            ReduceKind::Prod => acc[o].wrapping_mul(val),
-                            ReduceKind::L1 => acc[o].wrapping_add(val.wrapping_abs()),
-                            ReduceKind::SumSquare => acc[o].wrapping_add(val.wrapping_mul(val)),
-                            ReduceKind::Sum | ReduceKind::Mean => acc[o].wrapping_add(val),
-                            _ => return Err(at.refuse(format!("{} of integers", kind.name()))),
-                        };
-                    }
-                    if *kind == ReduceKind::Mean {
-                        acc.iter_mut().for_each(|a| *a /= count as i64);
-                    }
+                    let acc = reduce_ints(at, *kind, v, &dest, n, count as i64)?;
                     Ok(vec![Tensor::int(out, x.dtype, acc.into_iter().map(|a| x.dtype.wrap(a)).collect())])
                 }
             }
         }
         Generic::ArgExtreme { max, axis, select_last_index, .. } => {
-            let (outer, len, inner) = around(at, &x.shape, *axis, false)?;
-            let reals: Vec<f64> = match &x.data {
-                Data::Float(v) => v.clone(),
-                Data::Int(v) => v.iter().map(|&i| i as f64).collect(),
-            };
-            let mut y = Vec::with_capacity(outer * inner);
-            for o in 0..outer {
-                for i in 0..inner {
-                    let at_k = |k: usize| reals[(o * len + k) * inner + i];
-                    let mut best = 0;
-                    for k in 1..len {
-                        let (a, b) = (at_k(k), at_k(best));
-                        let better = if *max { a > b } else { a < b };
-                        if better || (*select_last_index && a == b) {
-                            best = k;
-                        }
-                    }
-                    y.push(best as i64);
-                }
-            }
+            let y = arg_extreme(&reals(x), around(at, &x.shape, *axis, false)?, *max, *select_last_index);
             Ok(vec![Tensor::int(out, DType::I64, y)])
         }
         Generic::LogSoftmax { axis, coerce_2d } | Generic::Hardmax { axis, coerce_2d } => {
-            let (outer, len, inner) = around(at, &x.shape, *axis, *coerce_2d)?;
-            let v = at.floats(ins, 0)?;
-            let mut y = v.to_vec();
-            let hard = matches!(op, Generic::Hardmax { .. });
-            for o in 0..outer {
-                for i in 0..inner {
-                    let ix = |k: usize| (o * len + k) * inner + i;
-                    let (mut m, mut arg) = (f64::NEG_INFINITY, 0);
-                    for k in 0..len {
-                        if v[ix(k)] > m {
-                            (m, arg) = (v[ix(k)], k);
-                        }
-                    }
-                    if hard {
-                        for k in 0..len {
-                            y[ix(k)] = f64::from(u8::from(k == arg));
-                        }
-                    } else {
-                        let lse = m + (0..len).map(|k| (v[ix(k)] - m).exp()).sum::<f64>().ln();
-                        for k in 0..len {
-                            y[ix(k)] = v[ix(k)] - lse;
-                        }
-                    }
-                }
-            }
+            let dims = around(at, &x.shape, *axis, *coerce_2d)?;
+            let y = log_softmax_or_hardmax(at.floats(ins, 0)?, dims, matches!(op, Generic::Hardmax { .. }));
             Ok(vec![Tensor::float(out, y)])
         }
         Generic::GlobalMaxPool => {
@@ -230,34 +168,8 @@ pub(super) fn eval(
             )])
         }
         Generic::TopK { axis, largest } => {
-            let (outer, len, inner) = around(at, &x.shape, *axis, false)?;
             let k = out[at.axis(*axis, x.shape.len())?];
-            let reals: Vec<f64> = match &x.data {
-                Data::Float(v) => v.clone(),
-                Data::Int(v) => v.iter().map(|&i| i as f64).collect(),
-            };
-            let n = outer * k * inner;
-            let (mut vals, mut idx) = (vec![0.0; n], vec![0i64; n]);
-            let mut cand: Vec<(f64, usize)> = Vec::with_capacity(len);
-            // Larger first (or smaller), ties to the lower index.
-            let order = |a: &(f64, usize), b: &(f64, usize)| {
-                let c = if *largest { b.0.total_cmp(&a.0) } else { a.0.total_cmp(&b.0) };
-                c.then(a.1.cmp(&b.1))
-            };
-            for o in 0..outer {
-                for i in 0..inner {
-                    cand.clear();
-                    cand.extend((0..len).map(|j| (reals[(o * len + j) * inner + i], j)));
-                    if k > 0 && k < len {
-                        cand.select_nth_unstable_by(k - 1, order);
-                    }
-                    cand[..k].sort_by(order);
-                    for (j, &(v, p)) in cand[..k].iter().enumerate() {
-                        vals[(o * k + j) * inner + i] = v;
-                        idx[(o * k + j) * inner + i] = p as i64;
-                    }
-                }
-            }
+            let (vals, idx) = top_k(&reals(x), around(at, &x.shape, *axis, false)?, k, *largest);
             let values = match &x.data {
                 Data::Float(_) => Tensor::float(out.clone(), vals),
                 Data::Int(_) => Tensor::int(out.clone(), x.dtype, vals.iter().map(|&v| v as i64).collect()),
@@ -266,6 +178,116 @@ pub(super) fn eval(
         }
         _ => unreachable!("reductions only"),
     }
+}
+
+/// A tensor's values as reals (integers converted).
+fn reals(x: &Tensor<f64>) -> Vec<f64> {
+    match &x.data {
+        Data::Float(v) => v.clone(),
+        Data::Int(v) => v.iter().map(|&i| i as f64).collect(),
+    }
+}
+
+/// An integer reduction of `v` into `n` groups (`dest[i]` is element i's group), wrapping
+/// on overflow; `Mean` divides by `count`.
+fn reduce_ints(at: &At, kind: ReduceKind, v: &[i64], dest: &[usize], n: usize, count: i64) -> Result<Vec<i64>> {
+    let init = match kind {
+        ReduceKind::Max => i64::MIN,
+        ReduceKind::Min => i64::MAX,
+        ReduceKind::Prod => 1,
+        _ => 0,
+    };
+    let mut acc = vec![init; n];
+    for (&val, &o) in v.iter().zip(dest) {
+        acc[o] = match kind {
+            ReduceKind::Max => acc[o].max(val),
+            ReduceKind::Min => acc[o].min(val),
+            ReduceKind::Prod => acc[o].wrapping_mul(val),
+            ReduceKind::L1 => acc[o].wrapping_add(val.wrapping_abs()),
+            ReduceKind::SumSquare => acc[o].wrapping_add(val.wrapping_mul(val)),
+            ReduceKind::Sum | ReduceKind::Mean => acc[o].wrapping_add(val),
+            _ => return Err(at.refuse(format!("{} of integers", kind.name()))),
+        };
+    }
+    if kind == ReduceKind::Mean {
+        acc.iter_mut().for_each(|a| *a /= count);
+    }
+    Ok(acc)
+}
+
+/// `ArgMax` / `ArgMin` along the middle axis of `(outer, len, inner)`: the first extreme,
+/// or the last with `select_last_index`.
+fn arg_extreme(reals: &[f64], (outer, len, inner): (usize, usize, usize), max: bool, last: bool) -> Vec<i64> {
+    let mut y = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for i in 0..inner {
+            let at_k = |k: usize| reals[(o * len + k) * inner + i];
+            let mut best = 0;
+            for k in 1..len {
+                let (a, b) = (at_k(k), at_k(best));
+                let better = if max { a > b } else { a < b };
+                if better || (last && a == b) {
+                    best = k;
+                }
+            }
+            y.push(best as i64);
+        }
+    }
+    y
+}
+
+/// `LogSoftmax` (or `Hardmax`: one-hot of the first maximum) along the middle axis.
+fn log_softmax_or_hardmax(v: &[f64], (outer, len, inner): (usize, usize, usize), hard: bool) -> Vec<f64> {
+    let mut y = v.to_vec();
+    for o in 0..outer {
+        for i in 0..inner {
+            let ix = |k: usize| (o * len + k) * inner + i;
+            let (mut m, mut arg) = (f64::NEG_INFINITY, 0);
+            for k in 0..len {
+                if v[ix(k)] > m {
+                    (m, arg) = (v[ix(k)], k);
+                }
+            }
+            if hard {
+                for k in 0..len {
+                    y[ix(k)] = f64::from(u8::from(k == arg));
+                }
+            } else {
+                let lse = m + (0..len).map(|k| (v[ix(k)] - m).exp()).sum::<f64>().ln();
+                for k in 0..len {
+                    y[ix(k)] = v[ix(k)] - lse;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// `TopK` along the middle axis: the `k` largest (or smallest) values, sorted, ties to the
+/// lower index, and their indices.
+fn top_k(reals: &[f64], (outer, len, inner): (usize, usize, usize), k: usize, largest: bool) -> (Vec<f64>, Vec<i64>) {
+    let n = outer * k * inner;
+    let (mut vals, mut idx) = (vec![0.0; n], vec![0i64; n]);
+    let mut cand: Vec<(f64, usize)> = Vec::with_capacity(len);
+    let order = |a: &(f64, usize), b: &(f64, usize)| {
+        let c = if largest { b.0.total_cmp(&a.0) } else { a.0.total_cmp(&b.0) };
+        c.then(a.1.cmp(&b.1))
+    };
+    for o in 0..outer {
+        for i in 0..inner {
+            cand.clear();
+            cand.extend((0..len).map(|j| (reals[(o * len + j) * inner + i], j)));
+            if k > 0 && k < len {
+                cand.select_nth_unstable_by(k - 1, order);
+            }
+            cand[..k].sort_by(order);
+            for (j, &(v, p)) in cand[..k].iter().enumerate() {
+                vals[(o * k + j) * inner + i] = v;
+                idx[(o * k + j) * inner + i] = p as i64;
+            }
+        }
+    }
+    (vals, idx)
 }
 
 fn reduce_floats(kind: ReduceKind, v: &[f64], dest: &[usize], n: usize, count: f64) -> Vec<f64> {

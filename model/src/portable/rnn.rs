@@ -256,6 +256,148 @@ impl Weights<'_> {
     }
 }
 
+/// `sequence_lens` (input 4), each at most `seq`; every row full length without it.
+fn sequence_lens(at: &At, ins: &[Option<&Tensor<f64>>], seq: usize, batch: usize) -> Result<Vec<usize>> {
+    let Some(t) = ins.get(4).copied().flatten() else { return Ok(vec![seq; batch]) };
+    t.ints()
+        .ok_or_else(|| at.err("sequence_lens must be integers"))?
+        .iter()
+        .map(|&l| {
+            usize::try_from(l)
+                .ok()
+                .filter(|&l| l <= seq)
+                .ok_or_else(|| at.err(format!("sequence length {l} for {seq} steps")))
+        })
+        .collect()
+}
+
+/// Direction `d`'s weights from input `i` (1: W, 2: R) with `n` columns; for
+/// `DynamicQuantizeLSTM`, `[dirs, n, gates·H]` with scale/zero point at inputs 8 + 2·(i − 1).
+fn direction_weights<'a>(
+    at: &At,
+    r: &Rnn,
+    ins: &'a [Option<&'a Tensor<f64>>],
+    (d, i, n): (usize, usize, usize),
+) -> Result<Weights<'a>> {
+    let gh = r.kind.gates() * r.hidden;
+    if !r.quantized {
+        let w = at.floats(ins, i)?;
+        return Ok(Weights::Float(&w[d * gh * n..(d + 1) * gh * n], n));
+    }
+    let t = at.tensor(ins, i)?;
+    let q = t.ints().ok_or_else(|| at.err(format!("input {i} must be an 8-bit integer tensor")))?;
+    let (si, zi) = (8 + 2 * (i - 1), 9 + 2 * (i - 1));
+    let scale = at.floats(ins, si)?;
+    let zp: Vec<i64> = match ins.get(zi).copied().flatten() {
+        Some(z) => z.ints().ok_or_else(|| at.err(format!("input {zi} must be integers")))?.to_vec(),
+        None => vec![0; scale.len()],
+    };
+    let dirs = r.dirs();
+    let per = if scale.len() == dirs { 1 } else { gh };
+    if scale.len() != dirs * per || zp.len() != scale.len() {
+        return Err(at.err(format!("scale/zero point of {} values for {dirs} direction(s)", scale.len())));
+    }
+    let (s, z) = (&scale[d * per..(d + 1) * per], &zp[d * per..(d + 1) * per]);
+    let w = q[d * n * gh..(d + 1) * n * gh]
+        .iter()
+        .enumerate()
+        .map(|(e, &v)| (v - z[if per > 1 { e % gh } else { 0 }]) as f64)
+        .collect();
+    Ok(Weights::Quant(w, n, s.iter().map(|&v| v as f32).collect()))
+}
+
+/// Sizes of one evaluation and the flat indices of X, the states and Y in the node's layout.
+struct Dims {
+    seq: usize,
+    batch: usize,
+    input: usize,
+    dirs: usize,
+    h: usize,
+    batch_first: bool,
+}
+
+impl Dims {
+    fn x(&self, t: usize, b: usize) -> usize {
+        if self.batch_first {
+            (b * self.seq + t) * self.input
+        } else {
+            (t * self.batch + b) * self.input
+        }
+    }
+
+    fn state(&self, d: usize, b: usize, k: usize) -> usize {
+        if self.batch_first {
+            (b * self.dirs + d) * self.h + k
+        } else {
+            (d * self.batch + b) * self.h + k
+        }
+    }
+
+    fn y(&self, t: usize, d: usize, b: usize, k: usize) -> usize {
+        if self.batch_first {
+            ((b * self.seq + t) * self.dirs + d) * self.h + k
+        } else {
+            ((t * self.dirs + d) * self.batch + b) * self.h + k
+        }
+    }
+}
+
+/// What one cell update reads: the direction's activations, the input and recurrent
+/// products of this step, the recurrent bias, peepholes and `clip`.
+struct Cell<'a> {
+    r: &'a Rnn,
+    d: usize,
+    acts: &'a [RnnAct],
+    peep: Option<&'a [f64]>,
+    recurrent: &'a Weights<'a>,
+    rb: &'a [f64],
+}
+
+impl Cell<'_> {
+    fn clip(&self, v: f64) -> f64 {
+        match self.r.clip {
+            Some(c) => v.clamp(-f64::from(c), f64::from(c)),
+            None => v,
+        }
+    }
+
+    /// One LSTM step of a batch row: gates i, o, f, c from `xw + hr`, with peepholes.
+    fn lstm(&self, xw: &[f64], hr: &[f64], hb: &mut [f64], cb: &mut [f64]) {
+        let (h, acts) = (self.r.hidden, self.acts);
+        let p = |gate: usize, k: usize| self.peep.map_or(0.0, |p| p[self.d * 3 * h + gate * h + k]);
+        for k in 0..h {
+            let pre = |gate: usize| xw[gate * h + k] + hr[gate * h + k];
+            let i = acts[0].apply(self.clip(pre(0) + p(0, k) * cb[k]));
+            let f = if self.r.input_forget { 1.0 - i } else { acts[0].apply(self.clip(pre(2) + p(2, k) * cb[k])) };
+            let c = acts[1].apply(self.clip(pre(3)));
+            cb[k] = f * cb[k] + i * c;
+            let o = acts[0].apply(self.clip(pre(1) + p(1, k) * cb[k]));
+            hb[k] = o * acts[2].apply(cb[k]);
+        }
+    }
+
+    /// One GRU step of a batch row: gates z, r, h; the candidate from `(r ⊙ h)·Rhᵀ + Rbh`
+    /// unless `linear_before_reset`.
+    fn gru(&self, linear_before_reset: bool, xw: &[f64], hr: &[f64], hb: &mut [f64]) {
+        let (h, acts) = (self.r.hidden, self.acts);
+        let Weights::Float(rw, _) = self.recurrent else { unreachable!("GRU weights are float") };
+        let reset: Vec<f64> = (0..h).map(|q| acts[0].apply(self.clip(xw[h + q] + hr[h + q]))).collect();
+        let next: Vec<f64> = (0..h)
+            .map(|k| {
+                let z = acts[0].apply(self.clip(xw[k] + hr[k]));
+                let cand = if linear_before_reset {
+                    xw[2 * h + k] + reset[k] * hr[2 * h + k]
+                } else {
+                    let s: f64 = (0..h).map(|q| reset[q] * hb[q] * rw[(2 * h + k) * h + q]).sum();
+                    xw[2 * h + k] + self.rb[2 * h + k] + s
+                };
+                (1.0 - z) * acts[1].apply(self.clip(cand)) + z * hb[k]
+            })
+            .collect();
+        hb.copy_from_slice(&next);
+    }
+}
+
 pub(super) fn eval(
     at: &At,
     r: &Rnn,
@@ -263,9 +405,9 @@ pub(super) fn eval(
     shapes: Vec<Vec<usize>>,
 ) -> Result<Vec<Tensor<f64>>> {
     let xs = at.tensor(ins, 0)?.shape.clone();
-    let (seq, batch, input) = if r.batch_first { (xs[1], xs[0], xs[2]) } else { (xs[0], xs[1], xs[2]) };
-    let (dirs, h, g) = (r.dirs(), r.hidden, r.kind.gates());
-    let gh = g * h;
+    let (seq, batch) = if r.batch_first { (xs[1], xs[0]) } else { (xs[0], xs[1]) };
+    let dims = Dims { seq, batch, input: xs[2], dirs: r.dirs(), h: r.hidden, batch_first: r.batch_first };
+    let (dirs, h, gh) = (dims.dirs, r.hidden, r.kind.gates() * r.hidden);
     let x = at.floats(ins, 0)?;
     let opt = |i: usize| -> Result<Option<&[f64]>> {
         match ins.get(i).copied().flatten() {
@@ -274,138 +416,55 @@ pub(super) fn eval(
         }
     };
     let bias = opt(3)?;
-    let lens: Vec<usize> = match ins.get(4).copied().flatten() {
-        Some(t) => t
-            .ints()
-            .ok_or_else(|| at.err("sequence_lens must be integers"))?
-            .iter()
-            .map(|&l| {
-                usize::try_from(l)
-                    .ok()
-                    .filter(|&l| l <= seq)
-                    .ok_or_else(|| at.err(format!("sequence length {l} for {seq} steps")))
-            })
-            .collect::<Result<_>>()?,
-        None => vec![seq; batch],
-    };
+    let lens = sequence_lens(at, ins, seq, batch)?;
     let (h0, c0) = (opt(5)?, if r.kind == RnnKind::Lstm { opt(6)? } else { None });
     let peep = if r.kind == RnnKind::Lstm { opt(7)? } else { None };
-    // Per direction: the input and recurrent weights.
-    let weights = |d: usize, i: usize, n: usize| -> Result<Weights> {
-        if !r.quantized {
-            let w = at.floats(ins, i)?;
-            return Ok(Weights::Float(&w[d * gh * n..(d + 1) * gh * n], n));
-        }
-        // DynamicQuantizeLSTM: W [dirs, n, gates·H] with scale/zero point at 8 + 2·(i − 1).
-        let t = at.tensor(ins, i)?;
-        let q = t.ints().ok_or_else(|| at.err(format!("input {i} must be an 8-bit integer tensor")))?;
-        let (si, zi) = (8 + 2 * (i - 1), 9 + 2 * (i - 1));
-        let scale = at.floats(ins, si)?;
-        let zp: Vec<i64> = match ins.get(zi).copied().flatten() {
-            Some(z) => z.ints().ok_or_else(|| at.err(format!("input {zi} must be integers")))?.to_vec(),
-            None => vec![0; scale.len()],
-        };
-        let per = if scale.len() == dirs { 1 } else { gh };
-        if scale.len() != dirs * per || zp.len() != scale.len() {
-            return Err(at.err(format!("scale/zero point of {} values for {dirs} direction(s)", scale.len())));
-        }
-        let (s, z) = (&scale[d * per..(d + 1) * per], &zp[d * per..(d + 1) * per]);
-        let w = q[d * n * gh..(d + 1) * n * gh]
-            .iter()
-            .enumerate()
-            .map(|(e, &v)| (v - z[if per > 1 { e % gh } else { 0 }]) as f64)
-            .collect();
-        Ok(Weights::Quant(w, n, s.iter().map(|&v| v as f32).collect()))
-    };
-    // Index helpers in the two layouts.
-    let xi = |t: usize, b: usize| if r.batch_first { (b * seq + t) * input } else { (t * batch + b) * input };
-    let si =
-        |d: usize, b: usize, k: usize| if r.batch_first { (b * dirs + d) * h + k } else { (d * batch + b) * h + k };
-    let yi = |t: usize, d: usize, b: usize, k: usize| {
-        if r.batch_first {
-            ((b * seq + t) * dirs + d) * h + k
-        } else {
-            ((t * dirs + d) * batch + b) * h + k
-        }
-    };
     let mut y = vec![0.0; seq * dirs * batch * h];
     let mut yh = vec![0.0; dirs * batch * h];
     let mut yc = vec![0.0; dirs * batch * h];
-    let clip = |v: f64| match r.clip {
-        Some(c) => v.clamp(-f64::from(c), f64::from(c)),
-        None => v,
-    };
     let na = r.kind.activations();
     // X in (t, b) row order, for the input products of all steps at once.
-    let x_rows: Vec<f64> =
-        (0..seq).flat_map(|t| (0..batch).flat_map(move |b| x[xi(t, b)..xi(t, b) + input].to_vec())).collect();
+    let x_rows: Vec<f64> = (0..seq)
+        .flat_map(|t| (0..batch).map(move |b| (t, b)))
+        .flat_map(|(t, b)| x[dims.x(t, b)..dims.x(t, b) + dims.input].iter().copied())
+        .collect();
+    let zero = vec![0.0; 2 * gh];
     for d in 0..dirs {
         let reverse = r.direction == Direction::Reverse || d == 1;
-        let acts = &r.activations[d * na..(d + 1) * na];
-        let (wd, rd) = (weights(d, 1, input)?, weights(d, 2, h)?);
-        let zero = vec![0.0; 2 * gh];
+        let (wd, rd) = (direction_weights(at, r, ins, (d, 1, dims.input))?, direction_weights(at, r, ins, (d, 2, h))?);
         let bd = bias.map_or(&zero[..], |b| &b[d * 2 * gh..(d + 1) * 2 * gh]);
+        let cell = Cell { r, d, acts: &r.activations[d * na..(d + 1) * na], peep, recurrent: &rd, rb: &bd[gh..] };
         // x·Wᵀ + Wb for every (t, b).
         let mut xw: Vec<f64> = (0..seq * batch).flat_map(|_| bd[..gh].to_vec()).collect();
         wd.product(&x_rows, &mut xw, gh, false);
-        let mut hs: Vec<f64> = (0..batch * h).map(|e| h0.map_or(0.0, |v| v[si(d, e / h, e % h)])).collect();
-        let mut cs: Vec<f64> = (0..batch * h).map(|e| c0.map_or(0.0, |v| v[si(d, e / h, e % h)])).collect();
+        let initial = |v: Option<&[f64]>| -> Vec<f64> {
+            (0..batch * h).map(|e| v.map_or(0.0, |v| v[dims.state(d, e / h, e % h)])).collect()
+        };
+        let (mut hs, mut cs) = (initial(h0), initial(c0));
         for step in 0..seq {
             // h·Rᵀ + Rb for every batch row, quantized over the whole batch: ONNX Runtime's
             // result with one thread (with more, it quantizes each row apart, and its output
             // moves by about one quantization step).
             let mut hr: Vec<f64> = (0..batch).flat_map(|_| bd[gh..].to_vec()).collect();
             rd.product(&hs, &mut hr, gh, false);
-            for b in 0..batch {
-                let len = lens[b];
-                if step >= len {
-                    continue;
-                }
+            for (b, &len) in lens.iter().enumerate().filter(|&(_, &len)| step < len) {
                 let t = if reverse { len - 1 - step } else { step };
                 let xw = &xw[(t * batch + b) * gh..][..gh];
                 let hr = &hr[b * gh..][..gh];
                 let (hb, cb) = (&mut hs[b * h..(b + 1) * h], &mut cs[b * h..(b + 1) * h]);
                 match r.kind {
-                    RnnKind::Lstm => {
-                        let p = |gate: usize, k: usize| peep.map_or(0.0, |p| p[d * 3 * h + gate * h + k]);
-                        for k in 0..h {
-                            let pre = |gate: usize| xw[gate * h + k] + hr[gate * h + k];
-                            let i = acts[0].apply(clip(pre(0) + p(0, k) * cb[k]));
-                            let f =
-                                if r.input_forget { 1.0 - i } else { acts[0].apply(clip(pre(2) + p(2, k) * cb[k])) };
-                            let c = acts[1].apply(clip(pre(3)));
-                            cb[k] = f * cb[k] + i * c;
-                            let o = acts[0].apply(clip(pre(1) + p(1, k) * cb[k]));
-                            hb[k] = o * acts[2].apply(cb[k]);
-                        }
-                    }
-                    RnnKind::Gru(linear_before_reset) => {
-                        let Weights::Float(rw, _) = &rd else { unreachable!("GRU weights are float") };
-                        let reset: Vec<f64> = (0..h).map(|q| acts[0].apply(clip(xw[h + q] + hr[h + q]))).collect();
-                        let mut next = vec![0.0; h];
-                        for k in 0..h {
-                            let z = acts[0].apply(clip(xw[k] + hr[k]));
-                            let cand = if linear_before_reset {
-                                xw[2 * h + k] + reset[k] * hr[2 * h + k]
-                            } else {
-                                // (r ⊙ h)·Rhᵀ + Rbh.
-                                let s: f64 = (0..h).map(|q| reset[q] * hb[q] * rw[(2 * h + k) * h + q]).sum();
-                                xw[2 * h + k] + bd[gh + 2 * h + k] + s
-                            };
-                            next[k] = (1.0 - z) * acts[1].apply(clip(cand)) + z * hb[k];
-                        }
-                        hb.copy_from_slice(&next);
-                    }
+                    RnnKind::Lstm => cell.lstm(xw, hr, hb, cb),
+                    RnnKind::Gru(linear_before_reset) => cell.gru(linear_before_reset, xw, hr, hb),
                 }
-                for k in 0..h {
-                    y[yi(t, d, b, k)] = hb[k];
+                for (k, &v) in hb.iter().enumerate() {
+                    y[dims.y(t, d, b, k)] = v;
                 }
             }
         }
         for b in 0..batch {
             for k in 0..h {
-                yh[si(d, b, k)] = hs[b * h + k];
-                yc[si(d, b, k)] = cs[b * h + k];
+                yh[dims.state(d, b, k)] = hs[b * h + k];
+                yc[dims.state(d, b, k)] = cs[b * h + k];
             }
         }
     }
