@@ -134,7 +134,7 @@ fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Res
             let outer: usize = phys(*output)[..*axis].iter().product();
             let chunks: Vec<usize> =
                 inputs.iter().map(|&o| concat_part_dims(plan, o, *output, *axis)[*axis..].iter().product()).collect();
-            let copies = side_by_side(outer, &chunks, |_| 0);
+            let copies = side_by_side(outer, &chunks, |k| (chunks[k], 0));
             Some(inputs.iter().zip(copies).map(|(&o, copy)| Ok((src(o)?, copy))).collect::<Result<_>>()?)
         }
         Step::Relayout { input, .. } => Some(vec![(Src::Value(*input), relayout(&plan.values[*input]))]),
@@ -153,8 +153,7 @@ fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Res
             // One copy per run of consecutive indices: `blocks` rows of `inner` from `first`.
             let runs = ops::index_runs(indices);
             let chunks: Vec<usize> = runs.iter().map(|&(_, blocks)| blocks * inner).collect();
-            let mut copies = side_by_side(*outer, &chunks, |k| runs[k].0 * inner);
-            copies.iter_mut().for_each(|c| c.src_strides[0] = *stride);
+            let copies = side_by_side(*outer, &chunks, |k| (*stride, runs[k].0 * inner));
             Some(copies.into_iter().map(|copy| (Src::Value(*input), copy)).collect())
         }
         Step::Transpose { input, perm, .. } => {
@@ -188,17 +187,18 @@ fn copies(plan: &Plan, step: &Step, src: &dyn Fn(Operand) -> Result<Src>) -> Res
 }
 
 /// Copies that place `chunks.len()` parts side by side in each of `outer` output rows: part
-/// `k` is `[outer, chunks[k]]`, dense, read from offset `start(k)`.
-fn side_by_side(outer: usize, chunks: &[usize], start: impl Fn(usize) -> usize) -> Vec<StridedCopy> {
+/// `k` is `[outer, chunks[k]]`, read from rows `source(k).0` apart starting at `source(k).1`.
+fn side_by_side(outer: usize, chunks: &[usize], source: impl Fn(usize) -> (usize, usize)) -> Vec<StridedCopy> {
     let row: usize = chunks.iter().sum();
     let mut at = 0;
     let mut copies = Vec::new();
     for (k, &chunk) in chunks.iter().enumerate() {
+        let (src_row, src_offset) = source(k);
         copies.push(StridedCopy {
             dims: vec![outer, chunk],
-            src_strides: vec![chunk, 1],
+            src_strides: vec![src_row, 1],
             dst_strides: vec![row, 1],
-            src_offset: start(k),
+            src_offset,
             dst_offset: at,
         });
         at += chunk;
@@ -293,7 +293,8 @@ mod tests {
         // Concat of [3, 2] and [3, 3] along the last axis: rows of 5.
         let a: Vec<f32> = (0..6).map(|v| v as f32).collect();
         let b: Vec<f32> = (100..109).map(|v| v as f32).collect();
-        let copies = side_by_side(3, &[2, 3], |_| 0);
+        let chunks = [2, 3];
+        let copies = side_by_side(3, &chunks, |k| (chunks[k], 0));
         let mut out = vec![f32::NAN; 15];
         run(&copies[0], &a, &mut out);
         run(&copies[1], &b, &mut out);
@@ -306,8 +307,7 @@ mod tests {
         // Gather-like runs over one source of rows of 6: columns 4..6 then 0..3 of each row.
         let src: Vec<f32> = (0..12).map(|v| v as f32).collect();
         let starts = [4, 0];
-        let mut copies = side_by_side(2, &[2, 3], |k| starts[k]);
-        copies.iter_mut().for_each(|c| c.src_strides[0] = 6);
+        let copies = side_by_side(2, &[2, 3], |k| (6, starts[k]));
         let mut out = vec![f32::NAN; 10];
         for c in &copies {
             run(c, &src, &mut out);

@@ -509,10 +509,7 @@ fn binary_like(
 /// wrapping integer powers, otherwise through float64 and back to the base's type.
 fn pow(ops: &Operands, out: Vec<usize>) -> Tensor<f64> {
     let (base, exp, o) = (ops.parts[0], ops.parts[1], ops.offsets);
-    let e: Vec<f64> = match &exp.data {
-        Data::Float(v) => v.clone(),
-        Data::Int(v) => v.iter().map(|&x| x as f64).collect(),
-    };
+    let e = exp.reals();
     let dtype = base.dtype;
     match &base.data {
         Data::Float(b) => Tensor::float(out, (0..ops.n).map(|i| b[o[0][i]].powf(e[o[1][i]])).collect()),

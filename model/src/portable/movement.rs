@@ -264,7 +264,7 @@ pub(super) fn eval(
     let r = s.len();
     let out = shapes[0].clone();
     let n: usize = out.iter().product();
-    if let Some(o) = selection(at, op, ins, &out)? {
+    if let Some(o) = selection(at, op, x, ins, &out)? {
         return Ok(vec![select(x, out, &o)]);
     }
     match op {
@@ -330,8 +330,13 @@ pub(super) fn eval(
 
 /// For the operators whose output is a selection of the input's elements (one output, each
 /// element copied from one source offset), those offsets; `None` for the others.
-fn selection(at: &At, op: &Generic, ins: &[Option<&Tensor<f64>>], out: &[usize]) -> Result<Option<Vec<usize>>> {
-    let x = at.tensor(ins, 0)?;
+fn selection(
+    at: &At,
+    op: &Generic,
+    x: &Tensor<f64>,
+    ins: &[Option<&Tensor<f64>>],
+    out: &[usize],
+) -> Result<Option<Vec<usize>>> {
     let (s, r) = (&x.shape, x.shape.len());
     let st = strides(s);
     Ok(Some(match op {

@@ -151,7 +151,7 @@ pub(super) fn eval(
             }
         }
         Generic::ArgExtreme { max, axis, select_last_index, .. } => {
-            let y = arg_extreme(&reals(x), around(at, &x.shape, *axis, false)?, *max, *select_last_index);
+            let y = arg_extreme(&x.reals(), around(at, &x.shape, *axis, false)?, *max, *select_last_index);
             Ok(vec![Tensor::int(out, DType::I64, y)])
         }
         Generic::LogSoftmax { axis, coerce_2d } | Generic::Hardmax { axis, coerce_2d } => {
@@ -169,7 +169,7 @@ pub(super) fn eval(
         }
         Generic::TopK { axis, largest } => {
             let k = out[at.axis(*axis, x.shape.len())?];
-            let (vals, idx) = top_k(&reals(x), around(at, &x.shape, *axis, false)?, k, *largest);
+            let (vals, idx) = top_k(&x.reals(), around(at, &x.shape, *axis, false)?, k, *largest);
             let values = match &x.data {
                 Data::Float(_) => Tensor::float(out.clone(), vals),
                 Data::Int(_) => Tensor::int(out.clone(), x.dtype, vals.iter().map(|&v| v as i64).collect()),
@@ -177,14 +177,6 @@ pub(super) fn eval(
             Ok(vec![values, Tensor::int(out, DType::I64, idx)])
         }
         _ => unreachable!("reductions only"),
-    }
-}
-
-/// A tensor's values as reals (integers converted).
-fn reals(x: &Tensor<f64>) -> Vec<f64> {
-    match &x.data {
-        Data::Float(v) => v.clone(),
-        Data::Int(v) => v.iter().map(|&i| i as f64).collect(),
     }
 }
 
