@@ -4,7 +4,7 @@
 
 use harness::suite::conv;
 use harness::suite::gemm as suite;
-use harness::suite::{expand, pool, rows, winograd};
+use harness::suite::{expand, gate, pool, rows, winograd};
 use kernels::{kernel_set, kernel_set_with_blocking, Blocking, KernelSet, KernelSetId};
 
 fn scalar() -> Box<dyn KernelSet> {
@@ -121,6 +121,18 @@ macro_rules! kernel_suite {
             $(#[$skip])?
             fn conv_bad_calls_are_errors() {
                 conv::bad_convs_are_errors(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn gate_scaled_inputs_match_reference() {
+                gate::scaled_inputs_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
+            fn gate_bad_scales_are_errors() {
+                gate::bad_scales_are_errors(&*set());
             }
 
             #[test]

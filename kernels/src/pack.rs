@@ -176,6 +176,31 @@ impl PackedB {
         self.data.as_slice()
     }
 
+    /// Writes into `dst` these weights with row `r` of the original matrix multiplied by
+    /// `scale[r % scale.len()]` (one scale per input channel of a convolution whose reduction
+    /// runs over (tap, channel)). `dst` must have this operand's kernel set, shape and panel
+    /// width (a clone, made once, reused every run).
+    pub(crate) fn scale_rows_into(&self, scale: &[f32], dst: &mut PackedB) -> Result<()> {
+        if scale.is_empty() || !self.k.is_multiple_of(scale.len()) {
+            return Err(KernelError::Shape(format!("{} row scales for a {}-row operand", scale.len(), self.k)));
+        }
+        if (dst.kernel.as_str(), dst.nr, dst.k, dst.n) != (self.kernel.as_str(), self.nr, self.k, self.n) {
+            return Err(KernelError::Shape(format!(
+                "scaled copy is {}x{} at nr={} for `{}`, the weights {}x{} at nr={} for `{}`",
+                dst.k, dst.n, dst.nr, dst.kernel, self.k, self.n, self.nr, self.kernel
+            )));
+        }
+        let (nr, k) = (self.nr, self.k);
+        let panels = self.data().chunks_exact(k * nr).zip(dst.data.as_mut_slice().chunks_exact_mut(k * nr));
+        for (src, out) in panels {
+            let rows = src.chunks_exact(nr).zip(out.chunks_exact_mut(nr));
+            for ((s, o), &f) in rows.zip(scale.iter().cycle()) {
+                o.iter_mut().zip(s).for_each(|(o, &v)| *o = v * f);
+            }
+        }
+        Ok(())
+    }
+
     /// Serializes to a self-describing little-endian blob.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(32 + self.kernel.len() + 4 * self.data().len());

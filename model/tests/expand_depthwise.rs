@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{check_plans, input, Builder};
+use common::{check_plans, input, ops, Builder};
 use model::Tensor;
 
 /// `x: [2, 8, side, side]` → 1×1 to 128 channels + ReLU6 → depthwise 3×3 at `stride`, padded
@@ -32,10 +32,6 @@ fn block(side: usize, stride: i64, tap: bool) -> (model::Prepared, Vec<usize>) {
         b.output("e6");
     }
     (model::prepare(&b.bytes(13), std::slice::from_ref(&shape)).unwrap(), shape)
-}
-
-fn ops(plan: &model::plan::Plan) -> Vec<&str> {
-    plan.steps.iter().map(|s| s.op.as_str()).collect()
 }
 
 const FUSED: &str = "Conv+Clip>Conv+Relu";

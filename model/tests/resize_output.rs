@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{check_plans, input, Builder};
+use common::{check_plans, input, ops, Builder};
 use model::Tensor;
 
 /// A 1×1 convolution (6 → 5 channels), then a Resize by (2.5, 4) of `mode`; with `tap`, the
@@ -25,10 +25,6 @@ fn conv_resize(mode: &str, tap: bool) -> (model::Prepared, Vec<usize>) {
         b.output("z");
     }
     (model::prepare(&b.bytes(13), std::slice::from_ref(&shape)).unwrap(), shape)
-}
-
-fn ops(plan: &model::plan::Plan) -> Vec<&str> {
-    plan.steps.iter().map(|s| s.op.as_str()).collect()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod conv;
 pub mod expand;
+pub mod gate;
 pub mod gemm;
 pub mod pool;
 pub mod rows;

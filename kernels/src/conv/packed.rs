@@ -159,6 +159,48 @@ impl PackedConv {
         }
     }
 
+    /// Whether [`PackedConv::scale_inputs_into`] applies: implicit-GEMM weights of a forward
+    /// convolution in one group.
+    pub fn scales_inputs(&self) -> bool {
+        matches!(self.body, Body::Gemm(_)) && self.params.kind == ConvKind::Forward && self.params.groups == 1
+    }
+
+    /// Writes into `dst` these weights with input channel `c`'s multiplied by `scale[c]`, so
+    /// that convolving `x` with `dst` computes the convolution of `x·scale` (per channel) with
+    /// these: a squeeze-excitation gate folded into the convolution that reads the gated
+    /// tensor, cheaper than a pass over that tensor where the weights are the smaller.
+    /// `dst` must be a copy of these weights (a clone, made once and reused); errors when
+    /// [`PackedConv::scales_inputs`] is false, on a scale per channel of the wrong length,
+    /// or on a `dst` of another shape.
+    pub fn scale_inputs_into(&self, scale: &[f32], dst: &mut PackedConv) -> Result<()> {
+        if !self.scales_inputs() {
+            return Err(KernelError::Packed(format!(
+                "input channel scales need implicit-GEMM weights of a one-group forward convolution, not {:?} with {:?}",
+                self.algorithm(),
+                self.params
+            )));
+        }
+        if scale.len() != self.params.c_in {
+            return Err(KernelError::Shape(format!(
+                "{} input channel scales for a convolution of {} input channels",
+                scale.len(),
+                self.params.c_in
+            )));
+        }
+        match (&self.body, &mut dst.body) {
+            (Body::Gemm(src), Body::Gemm(out)) if dst.params == self.params && src.len() == out.len() => {
+                src.iter().zip(out.iter_mut()).try_for_each(|(s, o)| s.scale_rows_into(scale, o))
+            }
+            _ => Err(KernelError::Shape(format!(
+                "the scaled copy ({:?}, {:?}) is not a copy of these weights ({:?}, {:?})",
+                dst.algorithm(),
+                dst.params,
+                self.algorithm(),
+                self.params
+            ))),
+        }
+    }
+
     pub(crate) fn body(&self) -> &Body {
         &self.body
     }

@@ -122,6 +122,7 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
     };
     resize_to_planes(&mut plan);
     expand_depthwise(&mut plan);
+    gates_into_convs(&mut plan);
     memory::assign(&mut plan);
     Ok(plan)
 }
@@ -191,9 +192,9 @@ fn expand_depthwise(plan: &mut Plan) {
     let mut producer: HashMap<usize, usize> = HashMap::new();
     let mut removed = std::collections::HashSet::new();
     for s in 0..plan.steps.len() {
-        if let Step::Conv { weights, bias, input: mid, residual, activation, output } = plan.steps[s].step {
+        if let Step::Conv { weights, bias, input: mid, residual, activation, output, gate: None } = plan.steps[s].step {
             let expansion = producer.get(&mid).and_then(|&p| match plan.steps[p].step {
-                Step::Conv { weights, bias, input, residual: None, activation, .. } => {
+                Step::Conv { weights, bias, input, residual: None, activation, gate: None, .. } => {
                     Some((p, FusedConv { weights, bias, activation }, input))
                 }
                 _ => None,
@@ -218,6 +219,73 @@ fn expand_depthwise(plan: &mut Plan) {
         producer.insert(memory::writes(&plan.steps[s].step), s);
     }
     remove_steps(plan, &removed);
+}
+
+/// A per-channel multiply of an NHWC value (a squeeze-excitation block's `x · g`, `g`
+/// `[1, C, 1, 1]`) whose only reader is a convolution that takes input scales
+/// ([`kernels::PackedConv::scales_inputs`]) becomes that convolution's gate: each run scales
+/// the weights instead of the tensor, and the multiply's pass over the gated tensor goes
+/// away. Only where the weights are no larger than that tensor (`taps · c_out ≤ H · W`: the
+/// projections of MobileNetV3's and EfficientNet's blocks on maps of 14×14 and more), on one
+/// image (the gate differs per image), on CPU sets.
+fn gates_into_convs(plan: &mut Plan) {
+    if plan.kernel_set == kernels::KernelSetId::Cuda {
+        return;
+    }
+    let readers = readers(plan);
+    // The gated value of each fusable multiply: (its step, the dense operand, the gate).
+    let mut gated: HashMap<usize, (usize, usize, usize)> = HashMap::new();
+    let mut removed = std::collections::HashSet::new();
+    for s in 0..plan.steps.len() {
+        match plan.steps[s].step {
+            Step::Binary { op: Binary::Mul, a, b, output: (m, dims) } => {
+                let sole = readers[m] == 1 && !plan.outputs.contains(&m) && plan.values[m].layout == Layout::Nhwc;
+                if let (true, Some((x, g))) = (sole, gate_operands(plan, a, b, dims)) {
+                    gated.insert(m, (s, x, g));
+                }
+            }
+            Step::Conv { weights, input, gate: None, .. } => {
+                let Some(&(p, x, g)) = gated.get(&input) else { continue };
+                let (conv, [n, h, w, c]) = (&plan.convs[weights], super::dims4(&plan.values[input].physical()));
+                let cheaper = conv.params().taps() * conv.params().c_out <= h * w;
+                if conv.scales_inputs() && conv.params().c_in == c && n == 1 && cheaper {
+                    plan.steps[s].op = format!("{}>{}", plan.steps[p].op, plan.steps[s].op);
+                    if let Step::Conv { input, gate, .. } = &mut plan.steps[s].step {
+                        (*input, *gate) = (x, Some(g));
+                    }
+                    removed.insert(p);
+                }
+            }
+            _ => {}
+        }
+    }
+    remove_steps(plan, &removed);
+}
+
+/// The dense operand and the gate of a per-channel multiply over NHWC `dims` (`[1, H, W, C]`):
+/// one operand a value laid out as the output, the other a value of `C` read once per channel.
+fn gate_operands(
+    plan: &Plan,
+    a: (Operand, [usize; 4]),
+    b: (Operand, [usize; 4]),
+    dims: [usize; 4],
+) -> Option<(usize, usize)> {
+    let dense_strides = [0, dims[2] * dims[3], dims[3], 1];
+    let dense = |v: usize, s: [usize; 4]| {
+        plan.values[v].layout == Layout::Nhwc
+            && plan.values[v].physical() == dims
+            && (1..4).all(|d| dims[d] == 1 || s[d] == dense_strides[d])
+    };
+    let gate = |v: usize, s: [usize; 4]| plan.values[v].len() == dims[3] && s[1] == 0 && s[2] == 0 && s[3] == 1;
+    match (a, b) {
+        _ if dims[0] != 1 => None,
+        ((Operand::Value(x), sx), (Operand::Value(g), sg)) | ((Operand::Value(g), sg), (Operand::Value(x), sx))
+            if dense(x, sx) && gate(g, sg) =>
+        {
+            Some((x, g))
+        }
+        _ => None,
+    }
 }
 
 fn node_err(node: &Node, reason: impl Into<String>) -> ModelError {
@@ -610,7 +678,11 @@ impl Builder<'_> {
         if c.activation != Activation::Identity {
             label = format!("{label}+{}", Op::Activation(c.activation).name());
         }
-        self.push(&node.name, &label, Step::Conv { weights, bias, input, residual, activation: c.activation, output });
+        self.push(
+            &node.name,
+            &label,
+            Step::Conv { weights, bias, input, residual, activation: c.activation, output, gate: None },
+        );
         Ok(())
     }
 
@@ -639,7 +711,7 @@ impl Builder<'_> {
         self.push(
             &node.name,
             &label,
-            Step::Conv { weights, bias, input, residual: None, activation: c.activation, output: wide },
+            Step::Conv { weights, bias, input, residual: None, activation: c.activation, output: wide, gate: None },
         );
         let output = self.define(node, Layout::Nhwc)?;
         debug_assert_eq!(self.values[output].shape, out.to_vec());

@@ -2,8 +2,8 @@
 //! allocate nothing but their outputs.
 
 use kernels::{
-    Activation, AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, Parallelism,
-    PoolMode, PoolParams, RowNorm,
+    Activation, AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, PackedConv,
+    Parallelism, PoolMode, PoolParams, RowNorm,
 };
 
 use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
@@ -17,6 +17,9 @@ pub struct Session<'p> {
     arena: Vec<AlignedBuf>,
     /// Data-dependent values of the current run (see [`super::PlanValue::dynamic`]).
     dynamic: Vec<Option<Tensor>>,
+    /// The gated convolutions' weights scaled for the current run, by weight index (see
+    /// [`Step::Conv`]'s gate).
+    gated: Vec<Option<PackedConv>>,
     /// The thread team of a multi-threaded session (helpers spin only while a run is on).
     pool: Option<kernels::threads::Team>,
 }
@@ -59,6 +62,7 @@ impl Plan {
             set,
             arena: self.slots.iter().map(|&n| AlignedBuf::zeroed(n)).collect(),
             dynamic: vec![None; self.values.len()],
+            gated: vec![None; self.convs.len()],
             pool,
         })
     }
@@ -82,10 +86,10 @@ impl Session<'_> {
         let plan = self.plan;
         load_inputs(plan, inputs, &mut self.arena)?;
         let par = if self.pool.is_some() { Parallelism::Threads } else { Parallelism::Sequential };
-        let (set, arena, dynamic) = (&*self.set, &mut self.arena, &mut self.dynamic);
+        let (set, arena, dynamic, gated) = (&*self.set, &mut self.arena, &mut self.dynamic, &mut self.gated);
         match &self.pool {
-            Some(pool) => pool.install(|| run_steps(plan, set, arena, dynamic, par, times))?,
-            None => run_steps(plan, set, arena, dynamic, par, times)?,
+            Some(pool) => pool.install(|| run_steps(plan, set, arena, (dynamic, gated), par, times))?,
+            None => run_steps(plan, set, arena, (dynamic, gated), par, times)?,
         }
         read_outputs(plan, &self.arena, &mut self.dynamic)
     }
@@ -109,7 +113,7 @@ fn run_steps(
     plan: &Plan,
     set: &dyn KernelSet,
     arena: &mut [AlignedBuf],
-    dynamic: &mut [Option<Tensor>],
+    (dynamic, gated): (&mut [Option<Tensor>], &mut [Option<PackedConv>]),
     par: Parallelism,
     mut times: Option<&mut [std::time::Duration]>,
 ) -> Result<()> {
@@ -125,7 +129,7 @@ fn run_steps(
             let out = &mut out_buf[..out_v.words()];
             let in_place = |v: usize| plan.values[v].slot == out_v.slot;
             let step_par = if parallel && worth_threads(plan, step, out.len()) { par } else { Parallelism::Sequential };
-            exec_step(plan, set, step, out, &val, &in_place, dynamic, step_par)
+            exec_step(plan, set, step, out, &val, &in_place, (dynamic, gated), step_par)
         };
         arena[out_v.slot] = out_buf;
         if let (Some(t), Some(start)) = (times.as_deref_mut(), start) {
@@ -259,17 +263,29 @@ pub(super) fn exec_step<'a>(
     out: &mut [f32],
     val: &dyn Fn(usize) -> &'a [f32],
     in_place: &dyn Fn(usize) -> bool,
-    dynamic: &mut [Option<Tensor>],
+    (dynamic, gated): (&mut [Option<Tensor>], &mut [Option<PackedConv>]),
     par: Parallelism,
 ) -> Result<()> {
     let parallel = par == Parallelism::Threads;
     let phys = |v: usize| plan.values[v].physical();
     match step {
-        Step::Conv { weights, bias, input, residual, activation, output } => {
+        Step::Conv { weights, bias, input, residual, activation, output, gate } => {
             let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;
             let od = dims4(&phys(*output));
             let epi = conv_epilogue(plan, *bias, *activation, residual.map(val), od)?;
-            set.conv2d(x, &plan.convs[*weights], ImageMut::new(out, od)?, &epi, par)?;
+            let packed = &plan.convs[*weights];
+            let weights = match gate {
+                None => packed,
+                Some(g) => {
+                    let copy = gated.get_mut(*weights).ok_or_else(|| {
+                        ModelError::Malformed("a gated convolution runs only in a CPU session".into())
+                    })?;
+                    let copy = copy.get_or_insert_with(|| packed.clone());
+                    packed.scale_inputs_into(val(*g), copy)?;
+                    &*copy
+                }
+            };
+            set.conv2d(x, weights, ImageMut::new(out, od)?, &epi, par)?;
         }
         Step::ExpandDepthwise { expand, depthwise, input, residual, output } => {
             let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;

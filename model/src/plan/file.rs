@@ -8,8 +8,9 @@ use super::{memory, Operand, Plan, PlanValue, PlannedStep, Step};
 use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
-/// The version this build writes: 7 added `Step::ExpandDepthwise`.
-const VERSION: u32 = 7;
+/// The version this build writes: 7 added `Step::ExpandDepthwise`, 8 `Step::Conv`'s gate
+/// (which a build that does not know it would ignore).
+const VERSION: u32 = 8;
 /// The oldest version this build reads (each later version only added to the header).
 const OLDEST: u32 = 6;
 

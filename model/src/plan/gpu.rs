@@ -470,7 +470,7 @@ impl GpuSession<'_> {
                 &mut out_buf[..out_v.words()],
                 &val,
                 &in_place,
-                &mut self.dynamic,
+                (&mut self.dynamic, &mut []),
                 Parallelism::Sequential,
             )
         };

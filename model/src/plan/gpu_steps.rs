@@ -11,7 +11,7 @@ use kernels::PoolParams;
 
 use super::exec::{concat_part_dims, pool_params, resize_output};
 use super::{dims4, inputs_of, memory, ops, Layout, MapOp, Operand, Plan, Step};
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::ir::Binary;
 use crate::tensor::strides;
 
@@ -69,6 +69,9 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
         Ok(DeviceEpilogue { bias, activation }.checked()?)
     };
     Ok(Some(match step {
+        Step::Conv { gate: Some(_), .. } => {
+            return Err(ModelError::Malformed("a gated convolution (a CPU plan's fusion) in a GPU plan".into()))
+        }
         Step::Conv { bias, activation, .. } => DeviceStep::Conv(epilogue(bias, *activation)?),
         Step::Gemm { bias, activation, .. } => DeviceStep::Gemm(epilogue(bias, *activation)?),
         Step::Map { ops: chain, channels, .. } => {

@@ -11,9 +11,10 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         Operand::Const(_) => None,
     };
     match step {
-        Step::Conv { input, residual, .. } | Step::ExpandDepthwise { input, residual, .. } => {
-            (std::iter::once(*input).chain(*residual).collect(), false)
+        Step::Conv { input, residual, gate, .. } => {
+            (std::iter::once(*input).chain(*residual).chain(*gate).collect(), false)
         }
+        Step::ExpandDepthwise { input, residual, .. } => (std::iter::once(*input).chain(*residual).collect(), false),
         Step::Map { input, .. } => (vec![*input], true),
         Step::Binary { a, b, .. } => (v(&a.0).into_iter().chain(v(&b.0)).collect(), v(&a.0).is_some()),
         Step::GlobalAveragePool { input, .. }

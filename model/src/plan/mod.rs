@@ -158,6 +158,11 @@ pub enum Step {
         activation: Activation,
         /// Output value.
         output: usize,
+        /// A per-input-channel gate (`[1, c_in, 1, 1]`) the input is multiplied by, folded
+        /// into the weights each run (a squeeze-excitation block's `Mul`; see
+        /// `build::gates_into_convs`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gate: Option<usize>,
     },
     /// A pointwise convolution whose only reader is a depthwise convolution, run as one kernel
     /// ([`kernels::KernelSet::conv2d_expand_depthwise`]): the expanded value, the largest of

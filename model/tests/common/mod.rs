@@ -126,6 +126,11 @@ pub fn check_plans(g: &model::Graph, x: &Tensor, expected: &[Tensor<f64>], bound
     }
 }
 
+/// The operators of a plan's steps, in order (fused steps as `A>B`).
+pub fn ops(plan: &Plan) -> Vec<&str> {
+    plan.steps.iter().map(|s| s.op.as_str()).collect()
+}
+
 /// Prepares `b`'s model (opset 13) for `shape`, checks its plans on every host kernel set
 /// against the float64 reference within `bound` ([`check_plans`], input [`input`]), and
 /// returns the plan on this host's first kernel set, for tests that count its steps.
