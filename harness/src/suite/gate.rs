@@ -90,13 +90,11 @@ pub fn bad_scales_are_errors(set: &dyn KernelSet) {
         ("transposed", ConvParams { kind: kernels::ConvKind::Transposed { output_padding: [0, 0] }, ..dense }, false),
     ] {
         let packed = pack(p, sized);
-        if what == "Winograd" {
-            assert_eq!(
-                packed.algorithm(),
-                kernels::ConvAlgorithm::Winograd,
-                "{}: 16 channels on 16x16",
-                set.info().name
-            );
+        if what == "Winograd" && packed.algorithm() != kernels::ConvAlgorithm::Winograd {
+            // The CUDA set packs every dense convolution for its implicit GEMM, whatever the
+            // input; the CPU sets pack this one (16 channels on 16×16) for Winograd.
+            assert_eq!(set.info().id, kernels::KernelSetId::Cuda, "{}: 16 channels on 16x16", set.info().name);
+            continue;
         }
         assert!(!packed.scales_inputs(), "{}: {what} weights claim to take input scales", set.info().name);
         refused(&packed, p.c_in, "input channel scales need");
