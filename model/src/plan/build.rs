@@ -246,9 +246,9 @@ fn gates_into_convs(plan: &mut Plan) {
             }
             Step::Conv { weights, input, gate: None, .. } => {
                 let Some(&(p, x, g)) = gated.get(&input) else { continue };
-                let (conv, [n, h, w, c]) = (&plan.convs[weights], super::dims4(&plan.values[input].physical()));
-                let cheaper = conv.params().taps() * conv.params().c_out <= h * w;
-                if conv.scales_inputs() && conv.params().c_in == c && n == 1 && cheaper {
+                // `gate_operands` checked one image and a gate per channel of the conv's input.
+                let (conv, [_, h, w, _]) = (&plan.convs[weights], super::dims4(&plan.values[input].physical()));
+                if conv.scales_inputs() && conv.params().taps() * conv.params().c_out <= h * w {
                     plan.steps[s].op = format!("{}>{}", plan.steps[p].op, plan.steps[s].op);
                     if let Step::Conv { input, gate, .. } = &mut plan.steps[s].step {
                         (*input, *gate) = (x, Some(g));
@@ -277,8 +277,10 @@ fn gate_operands(
             && (1..4).all(|d| dims[d] == 1 || s[d] == dense_strides[d])
     };
     let gate = |v: usize, s: [usize; 4]| plan.values[v].len() == dims[3] && s[1] == 0 && s[2] == 0 && s[3] == 1;
+    if dims[0] != 1 {
+        return None;
+    }
     match (a, b) {
-        _ if dims[0] != 1 => None,
         ((Operand::Value(x), sx), (Operand::Value(g), sg)) | ((Operand::Value(g), sg), (Operand::Value(x), sx))
             if dense(x, sx) && gate(g, sg) =>
         {
