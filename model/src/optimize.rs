@@ -38,6 +38,9 @@ pub struct Rewrites {
     pub taps_trimmed: usize,
     /// `Reshape → Transpose → Reshape` channel shuffles (ShuffleNet's) as one channel `Gather`.
     pub channel_shuffles: usize,
+    /// LayerNormalization written out (`ReduceMean`, `Sub`, `Pow`, `ReduceMean`, `Add`,
+    /// `Sqrt`, `Div`, then a scale and a shift) as one `LayerNormalization`.
+    pub layer_norms: usize,
 }
 
 /// Applies every rewrite until none applies.
@@ -53,6 +56,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
         r.hardswish += repeat(g, hardswish);
         r.gated_activations += repeat(g, self_gated);
         r.gelu += repeat(g, gelu);
+        r.layer_norms += repeat(g, layer_norm);
         r.affine_folded_forward += repeat(g, fold_affine_forward);
         r.gated_residual += repeat(g, gated_residual);
         r.residual_fused += repeat(g, fuse_residual);
@@ -558,6 +562,119 @@ fn gelu(g: &mut Graph) -> bool {
         };
         g.nodes[last].op = Op::Activation(Activation::Gelu);
         g.nodes[last].inputs = vec![Some(x)];
+        return true;
+    }
+    false
+}
+
+/// The trailing axes a `ReduceMean` with kept axes averages over, as the first of them: the
+/// `axis` of the equivalent LayerNormalization.
+fn trailing_mean_axis(g: &Graph, n: &Node) -> Option<usize> {
+    use crate::portable::{Generic, ReduceKind};
+    let Op::Generic(Generic::Reduce { kind: ReduceKind::Mean, axes, keepdims: true, .. }) = &n.op else {
+        return None;
+    };
+    let rank = g.shape(n.input(0)?)?.len();
+    let mut axes: Vec<usize> = match (axes, n.input(1)) {
+        (Some(a), _) => a.clone(),
+        (None, Some(i)) => g.constant(i)?.ints()?.to_vec(),
+        (None, None) => return None,
+    }
+    .iter()
+    .map(|&a| crate::tensor::axis(a, rank))
+    .collect::<Option<_>>()?;
+    axes.sort_unstable();
+    axes.dedup();
+    let first = *axes.first()?;
+    (axes == (first..rank).collect::<Vec<_>>()).then_some(first)
+}
+
+/// A float constant that broadcasts along the trailing `dims` only (its shape `dims` with
+/// leading ones), as its values.
+fn trailing_constant(g: &Graph, v: ValueId, dims: &[usize]) -> Option<Vec<f32>> {
+    let t = g.constant(v)?;
+    let lead = t.shape.len().checked_sub(dims.len())?;
+    (t.shape[lead..] == *dims && t.shape[..lead].iter().all(|&d| d == 1)).then(|| t.floats().map(<[f32]>::to_vec))?
+}
+
+/// LayerNormalization as exporters without the operator write it (Paddle's and older
+/// PyTorch's): `m = ReduceMean(x)`, `d = x − m`, `v = ReduceMean(d²)` (`Pow(d, 2)` or `d·d`),
+/// `y = d / Sqrt(v + ε)`, then optionally `y·γ` and `+ β` with constants over the normalised
+/// axes. Both means over the same trailing axes with kept axes, and every intermediate value
+/// used only inside the pattern (`d` by the square and the division). The last node becomes
+/// one `LayerNormalization(x, γ, β)` (γ of ones when there is no scale).
+fn layer_norm(g: &mut Graph) -> bool {
+    use crate::portable::{Generic, Unary};
+    let consumers = sole_consumer(g);
+    let uses = g.use_counts();
+    let only = |v: ValueId, op: Op| consumers[v].filter(|&c| g.nodes[c].op == op);
+    for r1 in 0..g.nodes.len() {
+        let Some(axis) = trailing_mean_axis(g, &g.nodes[r1]) else { continue };
+        let x = g.nodes[r1].inputs[0].expect("required");
+        let Some(sub) = only(g.nodes[r1].outputs[0], Op::Binary(Binary::Sub)) else { continue };
+        if g.nodes[sub].inputs != [Some(x), Some(g.nodes[r1].outputs[0])] {
+            continue;
+        }
+        // d² and the division, the two readers of d (and nothing else: not an output).
+        let d = g.nodes[sub].outputs[0];
+        let reads = |i: usize| g.nodes[i].inputs.iter().flatten().filter(|&&v| v == d).count();
+        let readers: Vec<usize> = (0..g.nodes.len()).filter(|&i| reads(i) > 0).collect();
+        let &[a, b] = readers.as_slice() else { continue };
+        if uses[d] != reads(a) + reads(b) {
+            continue;
+        }
+        let squares = |i: usize| {
+            let n = &g.nodes[i];
+            match n.op {
+                Op::Generic(Generic::Pow) => n.input(0) == Some(d) && scalar(g, n.input(1)) == Some(2.0),
+                Op::Binary(Binary::Mul) => n.inputs == [Some(d), Some(d)],
+                _ => false,
+            }
+        };
+        let (sq, div) = if squares(a) { (a, b) } else { (b, a) };
+        if !squares(sq) || g.nodes[div].op != Op::Binary(Binary::Div) || g.nodes[div].input(0) != Some(d) {
+            continue;
+        }
+        let Some(r2) = consumers[g.nodes[sq].outputs[0]] else { continue };
+        if trailing_mean_axis(g, &g.nodes[r2]) != Some(axis) {
+            continue;
+        }
+        let Some(add) = only(g.nodes[r2].outputs[0], Op::Binary(Binary::Add)) else { continue };
+        let Some((_, eps)) = split_operands(&g.nodes[add], |v| v == g.nodes[r2].outputs[0]) else { continue };
+        let Some(epsilon) = scalar(g, Some(eps)).filter(|e| *e >= 0.0) else { continue };
+        let Some(sqrt) = only(g.nodes[add].outputs[0], Op::Generic(Generic::Unary(Unary::Sqrt))) else { continue };
+        if consumers[g.nodes[sqrt].outputs[0]] != Some(div) || g.nodes[div].input(1) != Some(g.nodes[sqrt].outputs[0]) {
+            continue;
+        }
+        let Some(dims) = g.shape(x).map(|s| s[axis..].to_vec()) else { continue };
+        // The scale and the shift after it, each taken when it is a constant over `dims`.
+        let mut pattern = vec![r1, sub, sq, r2, add, sqrt, div];
+        let affine = |op: Binary, pattern: &mut Vec<usize>| {
+            let out = g.nodes[*pattern.last().expect("not empty")].outputs[0];
+            let next = only(out, Op::Binary(op))?;
+            let (_, k) = split_operands(&g.nodes[next], |v| v == out)?;
+            let values = trailing_constant(g, k, &dims)?;
+            pattern.push(next);
+            Some(values)
+        };
+        let len: usize = dims.iter().product();
+        let scale = affine(Binary::Mul, &mut pattern);
+        let bias = scale.as_ref().and_then(|_| affine(Binary::Add, &mut pattern));
+        let last = pattern.pop().expect("not empty");
+        let name = g.nodes[last].name.clone();
+        let gamma =
+            g.add_constant(format!("{name}.scale"), Tensor::float(dims.clone(), scale.unwrap_or(vec![1.0; len])));
+        let mut inputs = vec![Some(x), Some(gamma)];
+        if let Some(beta) = bias {
+            inputs.push(Some(g.add_constant(format!("{name}.bias"), Tensor::float(dims, beta))));
+        }
+        g.nodes[last].op = Op::Generic(Generic::LayerNorm { axis: axis as i64, epsilon, outputs: 1 });
+        g.nodes[last].inputs = inputs;
+        // The pattern's other nodes are dead now (and would match again).
+        pattern.sort_unstable();
+        for d in pattern.into_iter().rev() {
+            g.nodes.remove(d);
+        }
         return true;
     }
     false

@@ -416,3 +416,151 @@ fn reshapes_with_shape_or_axes_inputs_are_copies_not_evaluations() {
     }
     assert!(!plan.steps.iter().any(|s| matches!(s.step, Step::Eval { .. })), "{steps:?}");
 }
+
+/// LayerNormalization written out over the last axis, as Paddle's exporter and older
+/// PyTorch write it: `ReduceMean`, `Sub`, the square (`Pow(d, 2)` or `d·d`), `ReduceMean`,
+/// `+ ε`, `Sqrt`, `Div`, then (optionally) `·γ` and `+ β`.
+fn written_out_layer_norm(b: &mut Builder, x: &str, pow: bool, affine: bool, axes_input: bool) -> String {
+    let mean = |b: &mut Builder, i: &str, o: &str| match axes_input {
+        true => {
+            let axes = b.int_constant(&format!("{o}.axes"), &[1], &[-1]);
+            b.node("ReduceMean", &[i, &axes], o, vec![])
+        }
+        false => b.node("ReduceMean", &[i], o, vec![build::ints("axes", &[-1])]),
+    };
+    mean(b, x, "m");
+    b.node("Sub", &[x, "m"], "d", vec![]);
+    match pow {
+        true => {
+            let two = b.constant("two", &[], &[2.0]);
+            b.node("Pow", &["d", &two], "sq", vec![])
+        }
+        false => b.node("Mul", &["d", "d"], "sq", vec![]),
+    };
+    mean(b, "sq", "v");
+    let eps = b.constant("eps", &[], &[1e-5]);
+    b.node("Add", &["v", &eps], "ve", vec![]);
+    b.node("Sqrt", &["ve"], "s", vec![]);
+    b.node("Div", &["d", "s"], "n", vec![]);
+    if !affine {
+        return "n".into();
+    }
+    let (gamma, beta) = (b.weight("gamma", &[8]), b.weight("beta", &[1, 1, 8]));
+    b.node("Mul", &["n", &gamma], "ng", vec![]);
+    b.node("Add", &[&beta, "ng"], "y", vec![])
+}
+
+#[test]
+fn a_written_out_layer_norm_runs_as_one_layer_norm_kernel() {
+    for (pow, affine, axes_input) in
+        [(true, true, false), (false, true, false), (true, false, false), (true, true, true)]
+    {
+        let mut b = Builder::new(&[2, 6, 8]);
+        let y = written_out_layer_norm(&mut b, "x", pow, affine, axes_input);
+        b.node("Relu", &[&y], "out", vec![]);
+        b.output("out");
+        let opset = if axes_input { 18 } else { 13 };
+        let p = model::prepare(&b.bytes(opset), &[vec![2, 6, 8]]).unwrap();
+        let ops = p.optimized.op_counts();
+        let case = format!("pow {pow}, affine {affine}, axes input {axes_input}: {ops:?}");
+        assert_eq!(p.rewrites.layer_norms, 1, "{case}");
+        assert!(ops.contains(&("LayerNormalization", 1)), "{case}");
+        assert!(!ops.iter().any(|(o, _)| ["ReduceMean", "Pow", "Sqrt", "Div", "Sub"].contains(o)), "{case}");
+        let x = input(&[2, 6, 8]);
+        let original = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
+        let optimized = model::reference::run(&p.optimized, &[x.to_f64()]).unwrap();
+        let err = rel_err(optimized[0].to_f32().floats().unwrap(), original[0].floats().unwrap());
+        assert!(err < 1e-6, "{case}: optimised vs original {err:e}");
+        for set in kernels::host_kernel_sets().0 {
+            let plan = model::plan::build(&p.optimized, &*set).unwrap();
+            assert!(plan.steps.iter().any(|s| matches!(s.step, Step::LayerNorm { .. })), "{case}");
+            assert!(!plan.steps.iter().any(|s| matches!(s.step, Step::Eval { .. })), "{case}");
+        }
+        check_plans(&p.optimized, &x, &original, 1e-5);
+    }
+}
+
+#[test]
+fn a_layer_norm_whose_parts_are_read_elsewhere_or_over_leading_axes_is_left_alone() {
+    // The centred value is also an output.
+    let mut b = Builder::new(&[2, 6, 8]);
+    written_out_layer_norm(&mut b, "x", true, true, false);
+    b.output("y");
+    b.output("d");
+    check(&b, &[2, 6, 8], |r, _| assert_eq!(r.layer_norms, 0));
+    // Means over the middle axis: not the trailing axes a LayerNormalization normalises.
+    let mut b = Builder::new(&[2, 6, 8]);
+    b.node("ReduceMean", &["x"], "m", vec![build::ints("axes", &[1])]);
+    b.node("Sub", &["x", "m"], "d", vec![]);
+    b.node("Mul", &["d", "d"], "sq", vec![]);
+    b.node("ReduceMean", &["sq"], "v", vec![build::ints("axes", &[1])]);
+    let eps = b.constant("eps", &[], &[1e-5]);
+    b.node("Add", &["v", &eps], "ve", vec![]);
+    b.node("Sqrt", &["ve"], "s", vec![]);
+    b.node("Div", &["d", "s"], "y", vec![]);
+    b.output("y");
+    check(&b, &[2, 6, 8], |r, _| assert_eq!(r.layer_norms, 0));
+}
+
+#[test]
+fn a_gather_of_one_scalar_index_runs_natively_in_any_layout() {
+    // A ViT's class token (`x[:, 0]` of `[n, tokens, dim]`), a detector's box coordinate
+    // (`boxes[:, k]`), and one channel of a convolution's NHWC output (rank 4 → 3).
+    let mut b = Builder::new(&[2, 5, 4]);
+    let (i0, i3) = (b.int_constant("i0", &[], &[0]), b.int_constant("i3", &[], &[-1]));
+    b.node("Gather", &["x", &i0], "token", vec![build::int("axis", 1)]);
+    b.node("Gather", &["x", &i3], "coord", vec![build::int("axis", 2)]);
+    b.output("token");
+    b.output("coord");
+    check(&b, &[2, 5, 4], |_, ops| assert_eq!(ops, &[("Gather", 2)]));
+    let mut c = Builder::new(&[1, 3, 5, 4]);
+    c.conv("x", 3, 6, 3, 1, "f");
+    let i2 = c.int_constant("i2", &[], &[2]);
+    c.node("Gather", &["f", &i2], "y", vec![build::int("axis", 1)]);
+    c.output("y");
+    check(&c, &[1, 3, 5, 4], |_, _| {});
+    for (b, shape) in [(&b, vec![2, 5, 4]), (&c, vec![1, 3, 5, 4])] {
+        let p = model::prepare(&b.bytes(13), &[shape]).unwrap();
+        for set in kernels::host_kernel_sets().0 {
+            let plan = model::plan::build(&p.optimized, &*set).unwrap();
+            let ops = common::ops(&plan);
+            assert!(plan.steps.iter().any(|s| matches!(s.step, Step::Gather { .. })), "{ops:?}");
+            assert!(!plan.steps.iter().any(|s| matches!(s.step, Step::Eval { .. })), "{ops:?}");
+        }
+    }
+}
+
+#[test]
+fn rounding_and_other_exact_functions_run_as_map_steps_equal_to_the_reference() {
+    // 8x is exact in float32, so Floor, Ceil and Round see the reference's values (halves
+    // among them); |−x|, √ and 1/x chain into one step.
+    let mut b = Builder::new(&[1, 4, 6, 5]);
+    let eight = b.constant("eight", &[], &[8.0]);
+    b.node("Mul", &["x", &eight], "x8", vec![]);
+    for op in ["Floor", "Ceil", "Round"] {
+        b.node(op, &["x8"], &op.to_lowercase(), vec![]);
+        b.output(&op.to_lowercase());
+    }
+    b.node("Neg", &["x"], "n", vec![]);
+    b.node("Abs", &["n"], "a", vec![]);
+    b.node("Sqrt", &["a"], "s", vec![]);
+    b.node("Reciprocal", &["s"], "r", vec![]);
+    b.output("r");
+    let p = model::prepare(&b.bytes(13), &[vec![1, 4, 6, 5]]).unwrap();
+    let x = input(&[1, 4, 6, 5]);
+    let expected = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
+    for set in kernels::host_kernel_sets().0 {
+        let plan = model::plan::build(&p.optimized, &*set).unwrap();
+        let ops = common::ops(&plan);
+        assert!(!plan.steps.iter().any(|s| matches!(s.step, Step::Eval { .. })), "{ops:?}");
+        assert!(ops.contains(&"Neg+Abs+Sqrt+Reciprocal"), "{ops:?}");
+        let outs = plan.session(1).unwrap().run(std::slice::from_ref(&x)).unwrap();
+        for (k, (o, e)) in outs.iter().zip(&expected).enumerate().take(3) {
+            // Correctly rounded: the float64 result rounded to float32, exactly (the chain
+            // rounds after each function, so it is checked within the bound below).
+            let want: Vec<f32> = e.floats().unwrap().iter().map(|&v| v as f32).collect();
+            assert_eq!(o.floats().unwrap(), &want[..], "{}: output {k}", set.info().name);
+        }
+    }
+    check_plans(&p.optimized, &x, &expected, 1e-7);
+}

@@ -488,6 +488,9 @@ impl Builder<'_> {
             if let Some(f) = kernel_unary(*u) {
                 return self.map_op(node, 0, vec![MapOp::Unary(f)]);
             }
+            if let Some(f) = exact_unary(*u) {
+                return self.map_op(node, 0, vec![MapOp::Exact(f)]);
+            }
         }
         if self.data_static(node) && matches!(node.op, Op::Generic(_) | Op::Slice) {
             let mark = self.mark();
@@ -1001,7 +1004,12 @@ impl Builder<'_> {
     /// Graph value `x` as runs along its logical axis `ax` for a `Crop`: in NHWC when `ax` is
     /// the channel axis of an NHWC value (runs of one pixel's channels), plain otherwise.
     fn along(&mut self, x: ValueId, ax: usize) -> Result<Along> {
-        let nhwc = ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
+        self.along_in(x, ax, true)
+    }
+
+    /// [`Self::along`], in plain layout unless `nhwc_ok`.
+    fn along_in(&mut self, x: ValueId, ax: usize, nhwc_ok: bool) -> Result<Along> {
+        let nhwc = nhwc_ok && ax == 1 && self.map.get(&x).is_some_and(|&v| self.values[v].layout == Layout::Nhwc);
         let (input, layout) = if nhwc { (self.map[&x], Layout::Nhwc) } else { (self.plain(x)?, Layout::Plain) };
         let phys = self.values[input].physical();
         let pax = if nhwc { 3 } else { ax };
@@ -1051,11 +1059,13 @@ impl Builder<'_> {
     }
 
     /// A float `Gather` with constant 1-D indices as a `Gather` step; along the channels of an
-    /// NHWC value, in NHWC. Says whether it lowered the node.
+    /// NHWC value, in NHWC. A scalar index (which drops the axis: a ViT's class token, one
+    /// coordinate of a detector's boxes) gathers from the plain value. Says whether it
+    /// lowered the node.
     fn gather(&mut self, node: &Node, axis: i64) -> Result<bool> {
         let x = node.input(0).expect("required");
         let Some(ind) = node.input(1).and_then(|i| self.g.constant(i)) else { return Ok(false) };
-        let (Some(iv), [_]) = (ind.ints(), ind.shape.as_slice()) else { return Ok(false) };
+        let (Some(iv), rank @ 0..=1) = (ind.ints(), ind.shape.len()) else { return Ok(false) };
         if self.g.values[x].dtype != crate::tensor::DType::F32 || self.g.constant(x).is_some() {
             return Ok(false);
         }
@@ -1068,7 +1078,7 @@ impl Builder<'_> {
             .map(|i| (0..len).contains(&i).then_some(i as usize))
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| node_err(node, format!("an index is outside the {len} entries of axis {ax}")))?;
-        let Along { input, layout, outer, stride, inner } = self.along(x, ax)?;
+        let Along { input, layout, outer, stride, inner } = self.along_in(x, ax, rank == 1)?;
         let output = self.define(node, layout)?;
         self.push(&node.name, "Gather", Step::Gather { input, output, outer, stride, inner, indices });
         Ok(true)
@@ -1223,6 +1233,22 @@ fn kernel_unary(u: crate::portable::Unary) -> Option<kernels::Unary> {
         P::Log => kernels::Unary::Log,
         P::Erf => kernels::Unary::Erf,
         P::Tanh => kernels::Unary::Tanh,
+        _ => return None,
+    })
+}
+
+/// The exactly computed function for a portable unary operator, if it is one.
+fn exact_unary(u: crate::portable::Unary) -> Option<super::Exact> {
+    use super::Exact as E;
+    use crate::portable::Unary as P;
+    Some(match u {
+        P::Abs => E::Abs,
+        P::Neg => E::Neg,
+        P::Floor => E::Floor,
+        P::Ceil => E::Ceil,
+        P::Round => E::Round,
+        P::Sqrt => E::Sqrt,
+        P::Reciprocal => E::Reciprocal,
         _ => return None,
     })
 }

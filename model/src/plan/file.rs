@@ -9,8 +9,9 @@ use crate::error::{ModelError, Result};
 
 const MAGIC: &[u8; 4] = b"EPPL";
 /// The version this build writes: 7 added `Step::ExpandDepthwise`, 8 `Step::Conv`'s gate
-/// (which a build that does not know it would ignore).
-const VERSION: u32 = 8;
+/// (which a build that does not know it would ignore), 9 `MapOp::Exact` (so that an older
+/// build says which version it cannot read instead of naming an unknown variant).
+const VERSION: u32 = 9;
 /// The oldest version this build reads (each later version only added to the header).
 const OLDEST: u32 = 6;
 
@@ -201,7 +202,7 @@ fn check(plan: &Plan) -> Result<()> {
             Step::Gemm { b, bias, .. } => *b < plan.gemms.len() && bias.is_none_or(|b| b < plan.consts.len()),
             Step::Map { ops, .. } => ops.iter().all(|op| match op {
                 super::MapOp::Mul(k) | super::MapOp::Add(k) => *k < plan.consts.len(),
-                super::MapOp::Act(_) | super::MapOp::Unary(_) => true,
+                super::MapOp::Act(_) | super::MapOp::Unary(_) | super::MapOp::Exact(_) => true,
             }),
             Step::Binary { a, b, .. } => consts_ok(&a.0) && consts_ok(&b.0),
             Step::Concat { inputs, .. } => inputs.iter().all(consts_ok),

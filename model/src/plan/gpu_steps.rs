@@ -75,16 +75,21 @@ pub(super) fn prepare(plan: &Plan, step: &Step, gpu: &Gpu, precision: Precision)
         Step::Conv { bias, activation, .. } => DeviceStep::Conv(epilogue(bias, *activation)?),
         Step::Gemm { bias, activation, .. } => DeviceStep::Gemm(epilogue(bias, *activation)?),
         Step::Map { ops: chain, channels, .. } => {
-            let chain: Vec<ChainOp<'_>> = chain
+            let chain: Option<Vec<ChainOp<'_>>> = chain
                 .iter()
                 .map(|op| match *op {
-                    MapOp::Act(a) => ChainOp::Act(a),
-                    MapOp::Unary(u) => ChainOp::Unary(u),
-                    MapOp::Mul(k) => ChainOp::Mul(&plan.consts[k]),
-                    MapOp::Add(k) => ChainOp::Add(&plan.consts[k]),
+                    MapOp::Act(a) => Some(ChainOp::Act(a)),
+                    MapOp::Unary(u) => Some(ChainOp::Unary(u)),
+                    MapOp::Mul(k) => Some(ChainOp::Mul(&plan.consts[k])),
+                    MapOp::Add(k) => Some(ChainOp::Add(&plan.consts[k])),
+                    // No device kernel: the chain runs on the host.
+                    MapOp::Exact(_) => None,
                 })
                 .collect();
-            DeviceStep::Map(DeviceMap::upload(gpu, &chain, *channels)?)
+            match chain {
+                Some(chain) => DeviceStep::Map(DeviceMap::upload(gpu, &chain, *channels)?),
+                None => return Ok(None),
+            }
         }
         Step::Binary { op, a, b, output } => {
             let op = match op {

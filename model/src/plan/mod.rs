@@ -128,6 +128,30 @@ pub enum MapOp {
     Add(usize),
     /// A transcendental function of the kernel set (`Exp`, `Log`, `Erf`, …).
     Unary(kernels::Unary),
+    /// A function float32 computes exactly (the float64 result rounded to float32), run by
+    /// [`ops::map`] on any host.
+    Exact(Exact),
+}
+
+/// Element-wise functions whose float32 result is the correctly rounded one, equal to the
+/// float64 reference's after rounding (for `Sqrt` and `Reciprocal` double rounding through
+/// float64 is innocuous: 53 ≥ 2·24 + 2 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exact {
+    /// `|x|`.
+    Abs,
+    /// `−x`.
+    Neg,
+    /// Round toward −∞.
+    Floor,
+    /// Round toward +∞.
+    Ceil,
+    /// Round half to even (ONNX `Round`).
+    Round,
+    /// `√x` (NaN below −0).
+    Sqrt,
+    /// `1 / x`.
+    Reciprocal,
 }
 
 /// One convolution of a fused step: its packed weights and epilogue.

@@ -4,7 +4,7 @@
 use kernels::threads::{chunks_mut, current_threads};
 use kernels::KernelSet;
 
-use super::{MapOp, Operand};
+use super::{Exact, MapOp, Operand};
 use crate::ir::{Binary, Resize, ResizeMode};
 use crate::shape;
 
@@ -47,6 +47,10 @@ pub fn map(
                     }
                     continue;
                 }
+                MapOp::Exact(f) => {
+                    exact(f, block);
+                    continue;
+                }
                 MapOp::Mul(k) => (&consts[k], true),
                 MapOp::Add(k) => (&consts[k], false),
             };
@@ -80,6 +84,41 @@ pub fn map(
     match failed.into_inner().expect("not poisoned") {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// 2²³: from here on every float32 is an integer.
+const INTEGRAL: f32 = 8_388_608.0;
+
+/// `x` rounded half to even: adding and subtracting 2²³ leaves the integer nearest to `|x|`
+/// (the addition rounds at the units digit, ties to even); the sign goes back on so that
+/// `−0.3` gives `−0`. Branch-free, so the loops over it vectorize on any x86-64 (an
+/// `f32::round_ties_even` call per value needs SSE4.1 to inline).
+#[inline(always)]
+fn round_even(x: f32) -> f32 {
+    let a = x.abs();
+    let r = if a < INTEGRAL { (a + INTEGRAL) - INTEGRAL } else { a };
+    r.copysign(x)
+}
+
+/// Applies `f` to every value of `x` in place.
+pub fn exact(f: Exact, x: &mut [f32]) {
+    // Floor and ceil step from the nearest integer; the sign of `x` is the sign of every
+    // result (a zero result keeps the sign of zero that IEEE floor and ceil give).
+    match f {
+        Exact::Abs => x.iter_mut().for_each(|v| *v = v.abs()),
+        Exact::Neg => x.iter_mut().for_each(|v| *v = -*v),
+        Exact::Round => x.iter_mut().for_each(|v| *v = round_even(*v)),
+        Exact::Floor => x.iter_mut().for_each(|v| {
+            let r = round_even(*v);
+            *v = if r > *v { r - 1.0 } else { r }.copysign(*v);
+        }),
+        Exact::Ceil => x.iter_mut().for_each(|v| {
+            let r = round_even(*v);
+            *v = if r < *v { r + 1.0 } else { r }.copysign(*v);
+        }),
+        Exact::Sqrt => x.iter_mut().for_each(|v| *v = v.sqrt()),
+        Exact::Reciprocal => x.iter_mut().for_each(|v| *v = 1.0 / *v),
     }
 }
 
@@ -311,6 +350,9 @@ fn resize_taps(r: &Resize, scale: f64, len_in: usize, len_out: usize) -> Vec<(us
         .collect()
 }
 
+/// Output rows up to this long are concatenated row by row (see [`concat`]).
+const SHORT_ROW: usize = 64;
+
 /// Concatenation along physical `axis` of row-major values with physical `dims`, split into
 /// blocks of output in parallel when `parallel` (each thread copies the end of the output
 /// whose inputs it wrote, see [`kernels::threads`]).
@@ -319,6 +361,25 @@ pub fn concat(parts: &[(&[f32], Vec<usize>)], axis: usize, out: &mut [f32], para
     let chunks: Vec<usize> = parts.iter().map(|(_, dims)| dims[axis..].iter().product()).collect();
     let row: usize = chunks.iter().sum();
     let total = outer * row;
+    if row <= SHORT_ROW && outer > 1 {
+        // Short rows (a detector's four `[n, 1]` coordinates into `[n, 4]` boxes): whole rows
+        // per block, a part at a time, single values copied as values.
+        let per_block = (GRAIN / row).max(1);
+        chunks_mut(&mut out[..total], per_block * row, parallel && total > GRAIN, |b, dst| {
+            for (j, r) in dst.chunks_exact_mut(row).enumerate() {
+                let i = b * per_block + j;
+                let mut at = 0;
+                for ((src, _), &c) in parts.iter().zip(&chunks) {
+                    match c {
+                        1 => r[at] = src[i],
+                        _ => r[at..at + c].copy_from_slice(&src[i * c..][..c]),
+                    }
+                    at += c;
+                }
+            }
+        });
+        return;
+    }
     blocks(&mut out[..total], 1, parallel && total > GRAIN, |mut pos, dst| {
         // Output values `pos..pos + dst.len()`, one run of one part at a time.
         let mut at = 0;
@@ -434,7 +495,7 @@ pub fn relayout(x: &[f32], [n, c, h, w]: [usize; 4], to_nhwc: bool, out: &mut [f
         });
     } else if parallel && n == 1 {
         // One image: split its pixels (whole blocks) between threads.
-        let per = (hw.div_ceil(current_threads() * BLOCK) * BLOCK).max(BLOCK);
+        let per = (hw.div_ceil(current_threads() * 8 * BLOCK) * BLOCK).max(BLOCK);
         chunks_mut(out, per * c, true, |k, dst| to_pixels(x, hw, c, k * per, dst));
     } else {
         chunks_mut(out, c * hw, parallel, image);
@@ -628,7 +689,7 @@ pub fn operand<'a>(o: Operand, consts: &'a [Vec<f32>], value: impl Fn(usize) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{gather, is_two_group_shuffle, transpose};
+    use super::{concat, exact, gather, is_two_group_shuffle, transpose, Exact};
     use proptest::prelude::*;
 
     /// Element by element from the definition: output index `o` reads input index `i` with
@@ -718,6 +779,83 @@ mod tests {
             let mut out = vec![f32::NAN; total];
             transpose(&x, &shape, &perm, &mut out);
             assert_eq!(out, by_definition(&x, &shape, &perm), "{shape:?} by {perm:?}");
+        }
+    }
+
+    /// Every `Exact` function against float64 rounded to float32, bit for bit (the sign of
+    /// zero and NaN included), on the edges (±0, the smallest and largest denormals and
+    /// normals, ±∞, NaN, halves and their neighbours, 2²²…2²⁴) and on a sweep of every
+    /// 4099th bit pattern.
+    #[test]
+    fn exact_functions_equal_float64_rounded_bit_for_bit() {
+        let mut xs: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::from_bits(1),
+            -f32::from_bits(1),
+            f32::from_bits(0x007F_FFFF),
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            4_194_304.5,
+            8_388_607.5,
+            8_388_608.0,
+            8_388_609.0,
+            16_777_216.0,
+            -8_388_607.5,
+        ];
+        for k in -6..=6 {
+            let h = k as f32 + 0.5;
+            xs.extend([h, f32::from_bits(h.to_bits() + 1), f32::from_bits(h.to_bits() - 1), k as f32]);
+        }
+        xs.extend((0..u32::MAX / 4099).map(|i| f32::from_bits(i.wrapping_mul(4099))));
+        let reference = |f: Exact, x: f64| match f {
+            Exact::Abs => x.abs(),
+            Exact::Neg => -x,
+            Exact::Floor => x.floor(),
+            Exact::Ceil => x.ceil(),
+            Exact::Round => x.round_ties_even(),
+            Exact::Sqrt => x.sqrt(),
+            Exact::Reciprocal => 1.0 / x,
+        };
+        for f in [Exact::Abs, Exact::Neg, Exact::Floor, Exact::Ceil, Exact::Round, Exact::Sqrt, Exact::Reciprocal] {
+            let mut out = xs.clone();
+            exact(f, &mut out);
+            for (&x, &y) in xs.iter().zip(&out) {
+                let want = reference(f, x as f64) as f32;
+                let same = want.to_bits() == y.to_bits() || (want.is_nan() && y.is_nan());
+                assert!(same, "{f:?}({x:e} = {:#010x}) = {y:e}, float64 says {want:e}", x.to_bits());
+            }
+        }
+    }
+
+    /// Concatenation along the last axis of short rows (single values, mixed widths) and of
+    /// long ones, and along a middle axis, element by element from the definition; the
+    /// output poisoned and one value past it checked.
+    #[test]
+    fn concat_paths_match_the_definition() {
+        for (outer, widths) in [(1024, vec![1, 1, 1, 1]), (37, vec![3, 1, 2]), (5, vec![40, 30]), (1, vec![2, 5])] {
+            let parts: Vec<Vec<f32>> = widths
+                .iter()
+                .enumerate()
+                .map(|(p, &w)| (0..outer * w).map(|i| (p * 100_000 + i) as f32).collect())
+                .collect();
+            let row: usize = widths.iter().sum();
+            let expected: Vec<f32> = (0..outer)
+                .flat_map(|i| parts.iter().zip(&widths).flat_map(move |(v, &w)| v[i * w..][..w].to_vec()))
+                .collect();
+            let args: Vec<(&[f32], Vec<usize>)> =
+                parts.iter().zip(&widths).map(|(v, &w)| (v.as_slice(), vec![outer, w])).collect();
+            for parallel in [false, true] {
+                let mut out = vec![f32::NAN; outer * row + 1];
+                concat(&args, 1, &mut out, parallel);
+                assert_eq!(&out[..outer * row], &expected[..], "{outer} rows of {widths:?}");
+                assert!(out[outer * row].is_nan(), "wrote past the output");
+            }
         }
     }
 }
