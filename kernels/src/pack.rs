@@ -11,6 +11,10 @@ use crate::aligned::AlignedBuf;
 use crate::error::{KernelError, Result};
 use crate::mat::MatRef;
 
+/// Fewest packed values [`PackedB::scale_rows_into`] splits across threads (64 KiB: below
+/// that one thread finishes before a second would have its share).
+const SCALE_GRAIN: usize = 1 << 14;
+
 /// Packs rows `p0..p0+kc` and columns `j0..j0+nc` of `b` into `ceil(nc/nr)` panels of
 /// `kc × nr` values each (panel stride `kc·nr`), zero-padding the last panel.
 pub(crate) fn pack_b_panels(b: &MatRef<'_>, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
@@ -179,8 +183,9 @@ impl PackedB {
     /// Writes into `dst` these weights with row `r` of the original matrix multiplied by
     /// `scale[r % scale.len()]` (one scale per input channel of a convolution whose reduction
     /// runs over (tap, channel)). `dst` must have this operand's kernel set, shape and panel
-    /// width (a clone, made once, reused every run).
-    pub(crate) fn scale_rows_into(&self, scale: &[f32], dst: &mut PackedB) -> Result<()> {
+    /// width (a clone, made once, reused every run). Split across the current threads when
+    /// `parallel` and the weights are large enough to pay for it.
+    pub(crate) fn scale_rows_into(&self, scale: &[f32], dst: &mut PackedB, parallel: bool) -> Result<()> {
         if scale.is_empty() || !self.k.is_multiple_of(scale.len()) {
             return Err(KernelError::Shape(format!("{} row scales for a {}-row operand", scale.len(), self.k)));
         }
@@ -190,14 +195,19 @@ impl PackedB {
                 dst.k, dst.n, dst.nr, dst.kernel, self.k, self.n, self.nr, self.kernel
             )));
         }
-        let (nr, k) = (self.nr, self.k);
-        let panels = self.data().chunks_exact(k * nr).zip(dst.data.as_mut_slice().chunks_exact_mut(k * nr));
-        for (src, out) in panels {
-            let rows = src.chunks_exact(nr).zip(out.chunks_exact_mut(nr));
-            for ((s, o), &f) in rows.zip(scale.iter().cycle()) {
+        // Row r of the packed data is row r mod k of its panel, so its scale is
+        // scale[r mod len] (k is a multiple of len). Blocks of rows go to the threads.
+        const ROWS: usize = 256;
+        let (nr, src) = (self.nr, self.data());
+        let parallel = parallel && src.len() > SCALE_GRAIN;
+        crate::threads::chunks_mut(dst.data.as_mut_slice(), ROWS * nr, parallel, |i, out| {
+            let first = i * ROWS;
+            let rows = out.chunks_exact_mut(nr).zip(src[first * nr..].chunks_exact(nr));
+            for (r, (o, s)) in rows.enumerate() {
+                let f = scale[(first + r) % scale.len()];
                 o.iter_mut().zip(s).for_each(|(o, &v)| *o = v * f);
             }
-        }
+        });
         Ok(())
     }
 

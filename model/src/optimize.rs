@@ -611,6 +611,9 @@ fn layer_norm(g: &mut Graph) -> bool {
     for r1 in 0..g.nodes.len() {
         let Some(axis) = trailing_mean_axis(g, &g.nodes[r1]) else { continue };
         let x = g.nodes[r1].inputs[0].expect("required");
+        if g.values[x].dtype != crate::tensor::DType::F32 {
+            continue;
+        }
         let Some(sub) = only(g.nodes[r1].outputs[0], Op::Binary(Binary::Sub)) else { continue };
         if g.nodes[sub].inputs != [Some(x), Some(g.nodes[r1].outputs[0])] {
             continue;

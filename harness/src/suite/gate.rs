@@ -4,7 +4,7 @@
 //! convolution of the scaled input. The scaled copy is poisoned (scaled by NaN) before each
 //! scaling, so a weight it leaves unwritten shows in the output.
 
-use kernels::{ConvParams, KernelSet, PackedConv};
+use kernels::{ConvParams, KernelSet, PackedConv, Parallelism};
 
 use crate::rng::SplitMix;
 use crate::suite::conv::{ConvCase, ConvData};
@@ -16,10 +16,10 @@ fn scaled_input(d: &ConvData, scale: &[f32]) -> ConvData {
 }
 
 /// `packed` with its input channels scaled into a copy first filled with NaN.
-fn scaled_weights(packed: &PackedConv, scale: &[f32]) -> Result<PackedConv, String> {
+fn scaled_weights(packed: &PackedConv, scale: &[f32], par: Parallelism) -> Result<PackedConv, String> {
     let mut copy = packed.clone();
-    packed.scale_inputs_into(&vec![f32::NAN; scale.len()], &mut copy).map_err(|e| e.to_string())?;
-    packed.scale_inputs_into(scale, &mut copy).map_err(|e| e.to_string())?;
+    packed.scale_inputs_into(&vec![f32::NAN; scale.len()], &mut copy, par).map_err(|e| e.to_string())?;
+    packed.scale_inputs_into(scale, &mut copy, par).map_err(|e| e.to_string())?;
     Ok(copy)
 }
 
@@ -35,6 +35,11 @@ pub fn scaled_inputs_match_reference(set: &dyn KernelSet) {
         ("pointwise 16 to 72 (wide tiles)", ConvCase::plain(pointwise(16, 72), 1, 6, 7)),
         ("pointwise 3 to 5", ConvCase::plain(pointwise(3, 5), 1, 4, 3)),
         ("dense 3x3", ConvCase::plain(ConvParams { pads: [1; 4], ..ConvParams::new(12, 20, [3, 3]) }, 1, 7, 6)),
+        // Weights large enough that the threads share the scaling (and the convolution).
+        (
+            "pointwise 288 to 96 (threads)",
+            ConvCase { par: Parallelism::Threads, ..ConvCase::plain(pointwise(288, 96), 1, 5, 4) },
+        ),
     ];
     for (name, base) in cases {
         for (integers, seed) in [(true, 3), (false, 4)] {
@@ -46,7 +51,7 @@ pub fn scaled_inputs_match_reference(set: &dyn KernelSet) {
                 (0..case.params.c_in).map(|_| if integers { rng.int(-2, 2) } else { rng.uniform(0.0, 1.0) }).collect();
             let packed = case.pack(set, &d).expect("pack");
             let what = format!("{}: {name} ({})", set.info().name, if integers { "integers" } else { "random" });
-            let weights = scaled_weights(&packed, &scale).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let weights = scaled_weights(&packed, &scale, case.par).unwrap_or_else(|e| panic!("{what}: {e}"));
             let gated = scaled_input(&d, &scale);
             let out = case.run_packed(set, &weights, &d).unwrap_or_else(|e| panic!("{what}: {e}"));
             let reference = case.reference(&gated).expect("reference");
@@ -78,7 +83,7 @@ pub fn bad_scales_are_errors(set: &dyn KernelSet) {
     };
     let refused = |p: &PackedConv, len: usize, want: &str| {
         let mut copy = p.clone();
-        let err = p.scale_inputs_into(&vec![1.0; len], &mut copy).expect_err(want).to_string();
+        let err = p.scale_inputs_into(&vec![1.0; len], &mut copy, Parallelism::Sequential).expect_err(want).to_string();
         assert!(err.contains(want), "{}: {want}: {err}", set.info().name);
     };
     let plain = pack(dense, false);
@@ -102,6 +107,9 @@ pub fn bad_scales_are_errors(set: &dyn KernelSet) {
     refused(&plain, 7, "7 input channel scales for a convolution of 8");
     let other = pack(ConvParams::new(8, 16, [1, 1]), false);
     let mut copy = other.clone();
-    let err = plain.scale_inputs_into(&[1.0; 8], &mut copy).expect_err("a copy of other weights").to_string();
+    let err = plain
+        .scale_inputs_into(&[1.0; 8], &mut copy, Parallelism::Threads)
+        .expect_err("a copy of other weights")
+        .to_string();
     assert!(err.contains("is not a copy of these weights"), "{}: {err}", set.info().name);
 }

@@ -22,6 +22,7 @@ use super::winograd;
 use crate::error::{KernelError, Result};
 use crate::mat::MatRef;
 use crate::pack::{PackedB, PanelWidths, Reader};
+use crate::Parallelism;
 
 /// The packed forms.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,8 +172,8 @@ impl PackedConv {
     /// tensor, cheaper than a pass over that tensor where the weights are the smaller.
     /// `dst` must be a copy of these weights (a clone, made once and reused); errors when
     /// [`PackedConv::scales_inputs`] is false, on a scale per channel of the wrong length,
-    /// or on a `dst` of another shape.
-    pub fn scale_inputs_into(&self, scale: &[f32], dst: &mut PackedConv) -> Result<()> {
+    /// or on a `dst` of another shape. With `par`, the copy is written by the current threads.
+    pub fn scale_inputs_into(&self, scale: &[f32], dst: &mut PackedConv, par: Parallelism) -> Result<()> {
         if !self.scales_inputs() {
             return Err(KernelError::Packed(format!(
                 "input channel scales need implicit-GEMM weights of a one-group forward convolution, not {:?} with {:?}",
@@ -189,7 +190,8 @@ impl PackedConv {
         }
         match (&self.body, &mut dst.body) {
             (Body::Gemm(src), Body::Gemm(out)) if dst.params == self.params && src.len() == out.len() => {
-                src.iter().zip(out.iter_mut()).try_for_each(|(s, o)| s.scale_rows_into(scale, o))
+                let parallel = par == Parallelism::Threads;
+                src.iter().zip(out.iter_mut()).try_for_each(|(s, o)| s.scale_rows_into(scale, o, parallel))
             }
             _ => Err(KernelError::Shape(format!(
                 "the scaled copy ({:?}, {:?}) is not a copy of these weights ({:?}, {:?})",

@@ -281,7 +281,7 @@ pub(super) fn exec_step<'a>(
                         ModelError::Malformed("a gated convolution runs only in a CPU session".into())
                     })?;
                     let copy = copy.get_or_insert_with(|| packed.clone());
-                    packed.scale_inputs_into(val(*g), copy)?;
+                    packed.scale_inputs_into(val(*g), copy, par)?;
                     &*copy
                 }
             };
