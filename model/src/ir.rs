@@ -318,6 +318,23 @@ impl Graph {
         self.values[id].shape.as_deref()
     }
 
+    /// The axes a reduction node `n` reduces when they are known at plan time (its `axes`
+    /// attribute, else a constant second input), each in `0..rank`, sorted, without repeats;
+    /// `None` for other nodes, run-time axes, an unknown rank or an axis out of range.
+    pub fn reduce_axes(&self, n: &Node) -> Option<Vec<usize>> {
+        let Op::Generic(crate::portable::Generic::Reduce { axes, .. }) = &n.op else { return None };
+        let rank = self.shape(n.input(0)?)?.len();
+        let given = match (axes, n.input(1)) {
+            (Some(a), _) => a.as_slice(),
+            (None, Some(i)) => self.constant(i)?.ints()?,
+            (None, None) => return None,
+        };
+        let mut axes: Vec<usize> = given.iter().map(|&a| crate::tensor::axis(a, rank)).collect::<Option<_>>()?;
+        axes.sort_unstable();
+        axes.dedup();
+        Some(axes)
+    }
+
     /// How many nodes read each value, plus one for each graph output.
     pub fn use_counts(&self) -> Vec<usize> {
         let mut uses = vec![0; self.values.len()];

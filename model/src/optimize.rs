@@ -571,20 +571,10 @@ fn gelu(g: &mut Graph) -> bool {
 /// `axis` of the equivalent LayerNormalization.
 fn trailing_mean_axis(g: &Graph, n: &Node) -> Option<usize> {
     use crate::portable::{Generic, ReduceKind};
-    let Op::Generic(Generic::Reduce { kind: ReduceKind::Mean, axes, keepdims: true, .. }) = &n.op else {
+    if !matches!(n.op, Op::Generic(Generic::Reduce { kind: ReduceKind::Mean, keepdims: true, .. })) {
         return None;
-    };
-    let rank = g.shape(n.input(0)?)?.len();
-    let mut axes: Vec<usize> = match (axes, n.input(1)) {
-        (Some(a), _) => a.clone(),
-        (None, Some(i)) => g.constant(i)?.ints()?.to_vec(),
-        (None, None) => return None,
     }
-    .iter()
-    .map(|&a| crate::tensor::axis(a, rank))
-    .collect::<Option<_>>()?;
-    axes.sort_unstable();
-    axes.dedup();
+    let (axes, rank) = (g.reduce_axes(n)?, g.shape(n.input(0)?)?.len());
     let first = *axes.first()?;
     (axes == (first..rank).collect::<Vec<_>>()).then_some(first)
 }

@@ -488,7 +488,7 @@ impl Builder<'_> {
             if let Some(f) = kernel_unary(*u) {
                 return self.map_op(node, 0, vec![MapOp::Unary(f)]);
             }
-            if let Some(f) = exact_unary(*u) {
+            if let Some(f) = super::Exact::of(*u) {
                 return self.map_op(node, 0, vec![MapOp::Exact(f)]);
             }
         }
@@ -863,8 +863,8 @@ impl Builder<'_> {
             Generic::Gather(axis) => self.gather(node, *axis),
             Generic::LayerNorm { axis, epsilon, .. } => self.layer_norm(node, *axis, *epsilon),
             Generic::Rnn(r) => self.recurrent(node, r),
-            Generic::Reduce { kind: crate::portable::ReduceKind::Mean, axes, keepdims, .. } => {
-                self.spatial_mean(node, axes.as_deref(), *keepdims)
+            Generic::Reduce { kind: crate::portable::ReduceKind::Mean, keepdims, .. } => {
+                self.spatial_mean(node, *keepdims)
             }
             _ => Ok(false),
         }
@@ -979,19 +979,9 @@ impl Builder<'_> {
     /// A `ReduceMean` over the two spatial axes of a 4-D value (squeeze-excitation blocks
     /// write it for global average pooling) as a `GlobalAveragePool` in NHWC. Says whether
     /// it lowered the node.
-    fn spatial_mean(&mut self, node: &Node, axes: Option<&[i64]>, keepdims: bool) -> Result<bool> {
+    fn spatial_mean(&mut self, node: &Node, keepdims: bool) -> Result<bool> {
         let x = node.input(0).expect("required");
-        if self.shape(x)?.len() != 4 {
-            return Ok(false);
-        }
-        let from_input = match node.input(1) {
-            Some(id) => self.g.constant(id).and_then(|t| t.ints()).map(<[i64]>::to_vec),
-            None => None,
-        };
-        let Some(mut axes) = axes.map(<[i64]>::to_vec).or(from_input) else { return Ok(false) };
-        axes.iter_mut().for_each(|a| *a = a.rem_euclid(4));
-        axes.sort_unstable();
-        if axes != [2, 3] {
+        if self.shape(x)?.len() != 4 || self.g.reduce_axes(node).as_deref() != Some(&[2, 3]) {
             return Ok(false);
         }
         let input = self.nhwc(node, 0)?;
@@ -1233,22 +1223,6 @@ fn kernel_unary(u: crate::portable::Unary) -> Option<kernels::Unary> {
         P::Log => kernels::Unary::Log,
         P::Erf => kernels::Unary::Erf,
         P::Tanh => kernels::Unary::Tanh,
-        _ => return None,
-    })
-}
-
-/// The exactly computed function for a portable unary operator, if it is one.
-fn exact_unary(u: crate::portable::Unary) -> Option<super::Exact> {
-    use super::Exact as E;
-    use crate::portable::Unary as P;
-    Some(match u {
-        P::Abs => E::Abs,
-        P::Neg => E::Neg,
-        P::Floor => E::Floor,
-        P::Ceil => E::Ceil,
-        P::Round => E::Round,
-        P::Sqrt => E::Sqrt,
-        P::Reciprocal => E::Reciprocal,
         _ => return None,
     })
 }

@@ -154,6 +154,23 @@ pub enum Exact {
     Reciprocal,
 }
 
+impl Exact {
+    /// The exactly computed form of a portable unary operator, if it has one.
+    pub fn of(u: crate::portable::Unary) -> Option<Exact> {
+        use crate::portable::Unary as P;
+        Some(match u {
+            P::Abs => Exact::Abs,
+            P::Neg => Exact::Neg,
+            P::Floor => Exact::Floor,
+            P::Ceil => Exact::Ceil,
+            P::Round => Exact::Round,
+            P::Sqrt => Exact::Sqrt,
+            P::Reciprocal => Exact::Reciprocal,
+            _ => return None,
+        })
+    }
+}
+
 /// One convolution of a fused step: its packed weights and epilogue.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FusedConv {
