@@ -59,7 +59,8 @@ pub fn widen_bound(case: &ConvCase, d: &ConvData, r: &mut Reference) {
 
 /// Cases that run as Winograd on every CPU set: partial tiles at the bottom and right,
 /// channel counts that end in partial vectors and partial register tiles, no padding and
-/// asymmetric padding, several images, a map just large enough.
+/// asymmetric padding, several images, a map just large enough, a last block with a remainder
+/// of less than a panel.
 pub fn cases() -> Vec<(&'static str, ConvCase)> {
     let conv = |c_in, c_out, pads| ConvParams { pads, ..ConvParams::new(c_in, c_out, [3, 3]) };
     let case = |p, n, h, w| ConvCase { sized: true, ..ConvCase::plain(p, n, h, w) };
@@ -69,6 +70,8 @@ pub fn cases() -> Vec<(&'static str, ConvCase)> {
         ("24 to 24 unpadded", case(conv(24, 24, [0; 4]), 1, 30, 29)),
         ("32 to 20, asymmetric pads", case(conv(32, 20, [0, 2, 1, 0]), 1, 27, 25)),
         ("64 to 96 on 24x24", case(conv(64, 96, [1; 4]), 1, 24, 24)),
+        // 49 tiles: in panels of 12, the last tile joins the block before it.
+        ("32 to 128 on 27x27", case(conv(32, 128, [1; 4]), 1, 27, 27)),
     ]
 }
 
@@ -167,10 +170,14 @@ pub fn winograd_results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
     // splitting each block's passes.
     let conv = ConvParams { pads: [1; 4], ..ConvParams::new(16, 24, [3, 3]) };
     let large = ("16 to 24 on 64x64, two images", ConvCase { sized: true, ..ConvCase::plain(conv, 2, 64, 64) });
+    // 64 tiles of 64 channels: with a 1 MiB L2, two threads run one block each (36 and 28
+    // tiles, the second ending in a partial panel), three or four split each shared block.
+    let conv = ConvParams { pads: [1; 4], ..ConvParams::new(64, 64, [3, 3]) };
+    let one_each = ("64 to 64 on 32x32", ConvCase { sized: true, ..ConvCase::plain(conv, 1, 32, 32) });
     // SiLU where the set's epilogue has it (the CUDA epilogue does not: HardSwish there).
     let fused = kernels::epilogue_activations(set.info().id);
     let activation = if fused.contains(&Activation::Silu) { Activation::Silu } else { Activation::HardSwish };
-    for (name, base) in cases().into_iter().chain([large]) {
+    for (name, base) in cases().into_iter().chain([large, one_each]) {
         let case = ConvCase { bias: true, residual: Some(0), activation, ..base };
         conv::assert_same_bits_on_any_thread_count(set, name, &case);
     }

@@ -254,11 +254,19 @@ impl Run<'_> {
         let [_, oh, ow, c_out] = self.out.dims;
         let g = winograd::Geom { h, w, c_in, c_out, oh, ow, pad: [p.pads[0], p.pads[1]] };
         let tiles = n * g.tiles();
+        if tiles == 0 {
+            return;
+        }
         let parallel = self.par == Parallelism::Threads;
         let threads = if parallel { threads::current_threads() } else { 1 };
         let l2 = crate::CacheSizes::host().l2;
         let (block, per_thread) = winograd_blocks(tiles, c_in, c_out, K::MR, threads, l2);
-        let (sv, sm) = (block * c_in, block * c_out);
+        let blocks = block_count(tiles, block, K::MR);
+        // Block b's first tile and tile count (the last takes the remainder).
+        let span = |b: usize| (b * block, if b + 1 == blocks { tiles - b * block } else { block });
+        // Rows of the largest block, in whole panels (the GEMMs read whole panels of A).
+        let rows_most = (0..blocks).map(|b| span(b).1).max().unwrap_or(0).next_multiple_of(K::MR);
+        let (sv, sm) = (rows_most * c_in, rows_most * c_out);
         let (bias, residual) = epilogue_ptrs(self.epi);
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
         // The three passes over a block's tiles `first..first + rows`, each split across the
@@ -278,12 +286,12 @@ impl Run<'_> {
                         v: v.get().wrapping_add(r.start * c_in),
                         point_stride: sv,
                     };
-                    // SAFETY: rows r of every point lie inside the scratch (block ≥ rows) and
+                    // SAFETY: rows r of every point lie inside the scratch (rows_most ≥ rows) and
                     // are written by this range only; the input was checked.
                     unsafe { K::Rows::winograd(&g, &stage, first + r.start, r.len()) };
                 });
                 let point = |xi: usize| {
-                    // SAFETY: point xi's A holds `block` rows of c_in (rows past `rows` are
+                    // SAFETY: point xi's A holds `rows_most` rows of c_in (rows past `rows` are
                     // leftovers no store reads), its C `rows` rows of c_out, written by this
                     // item only; the parts are c_in × c_out, checked for K.
                     unsafe {
@@ -310,13 +318,18 @@ impl Run<'_> {
                 });
             })
         };
-        let blocks = tiles.div_ceil(block);
         match per_thread {
             // Each thread runs whole blocks in its own scratch: no pass waits for the others,
             // and no transform domain moves between cores (only the shared weights are read
             // by both).
-            true => threads::for_each(blocks, |b| run_block(b * block, block.min(tiles - b * block), false)),
-            false => (0..blocks).for_each(|b| run_block(b * block, block.min(tiles - b * block), parallel)),
+            true => threads::for_each(blocks, |b| {
+                let (first, rows) = span(b);
+                run_block(first, rows, false)
+            }),
+            false => (0..blocks).for_each(|b| {
+                let (first, rows) = span(b);
+                run_block(first, rows, parallel)
+            }),
         }
     }
 
@@ -518,6 +531,9 @@ pub(super) unsafe fn packed_gemm<K: Microkernel, A: ASource>(
 /// transform domain crossing cores; they are chosen when the slowest thread's share (blocks of
 /// the best size for the thread count, each with its weight stream) is within 20 % of an even
 /// split of the shared blocks' work, which holds on large maps and not on maps of a block or two.
+/// A map of at most two shared blocks per thread runs as one block per thread where whole
+/// panels split it within 10 % of evenly: its weights then stream once per thread. A last
+/// remainder of less than a panel joins the block before it ([`block_count`]).
 fn winograd_blocks(tiles: usize, c_in: usize, c_out: usize, mr: usize, threads: usize, l2: usize) -> (usize, bool) {
     let per_tile = winograd::POINTS * (c_in + c_out) * std::mem::size_of::<f32>();
     let fit = l2 / 2 / per_tile;
@@ -528,12 +544,33 @@ fn winograd_blocks(tiles: usize, c_in: usize, c_out: usize, mr: usize, threads: 
     if threads <= 1 {
         return (shared, false);
     }
-    let even = (tiles + tiles.div_ceil(shared) * overhead) as f64 / threads as f64;
-    let slowest = |block: usize| tiles.div_ceil(block).div_ceil(threads) * (block + overhead);
+    let even = (tiles + block_count(tiles, shared, mr) * overhead) as f64 / threads as f64;
+    // The thread with the most blocks, the last block's extra rows counted once.
+    let slowest = |block: usize| {
+        let count = block_count(tiles, block, mr);
+        count.div_ceil(threads) * (block + overhead) + tiles.saturating_sub(count * block)
+    };
+    // One block per thread, at most twice the shared block (its transform domain then fills L2
+    // instead of half of it), where whole panels split the map within 10 % of evenly.
+    let one_each = tiles.div_ceil(threads).next_multiple_of(mr);
+    let even_once = tiles as f64 / threads as f64 + overhead as f64;
+    if one_each > shared && one_each <= 2 * shared && (one_each + overhead) as f64 <= 1.1 * even_once {
+        return (one_each, true);
+    }
     let best = (1..=(shared / mr)).map(|p| p * mr).min_by_key(|&b| (slowest(b), usize::MAX - b));
     match best {
         Some(b) if slowest(b) as f64 <= 1.2 * even => (b, true),
         _ => (shared, false),
+    }
+}
+
+/// How many blocks of `block` tiles cover `tiles`: a remainder of less than a panel (`mr`
+/// tiles) joins the block before it instead of streaming every weight matrix again for a few
+/// tiles (49 tiles in blocks of 24: two blocks, of 24 and 25).
+fn block_count(tiles: usize, block: usize, mr: usize) -> usize {
+    match tiles / block {
+        whole if whole > 0 && tiles % block < mr => whole,
+        _ => tiles.div_ceil(block),
     }
 }
 
@@ -663,7 +700,7 @@ unsafe impl Sync for SharedConst {}
 
 #[cfg(test)]
 mod tests {
-    use super::{row_bands, winograd_blocks};
+    use super::{block_count, row_bands, winograd_blocks};
     use crate::conv::params::ConvParams;
 
     #[test]
@@ -681,6 +718,16 @@ mod tests {
     }
 
     #[test]
+    fn a_remainder_of_less_than_a_panel_joins_the_last_block() {
+        assert_eq!(block_count(48, 24, 12), 2);
+        assert_eq!(block_count(59, 24, 12), 2);
+        assert_eq!(block_count(60, 24, 12), 3);
+        // A map smaller than one block is one block.
+        assert_eq!(block_count(5, 24, 12), 1);
+        assert_eq!(block_count(24, 24, 12), 1);
+    }
+
+    #[test]
     fn winograd_blocks_go_to_threads_whole_on_large_maps_only() {
         const MB: usize = 1 << 20;
         // One thread: the block whose transform domain fills half of L2, in whole panels.
@@ -692,10 +739,18 @@ mod tests {
         // A 256-channel layer at 14×14 (16 tiles, 9.4 MB of weights): one block (its weights
         // streamed once), shared.
         assert_eq!(winograd_blocks(16, 256, 256, 12, 2, MB), (24, false));
-        // 128 channels at 28×28 (49 tiles): three blocks would leave one thread twice the
-        // other's share, so each block is split.
-        assert_eq!(winograd_blocks(49, 128, 128, 12, 2, MB), (24, false));
-        // Per-thread blocks are whole panels and never larger than the shared block.
+        // 128 channels at 28×28 (49 tiles): blocks of 24, the last tile joining the second
+        // block, one block per thread.
+        assert_eq!(winograd_blocks(49, 128, 128, 12, 2, MB), (24, true));
+        assert_eq!(block_count(49, 24, 12), 2);
+        // 64 tiles at 64 channels: shared blocks of 24 would be three (16 tiles left over);
+        // one block of 36 per thread splits them as 36 and 28 (36 + 16 against 32 + 16 for an
+        // even split), each thread streaming the weights once.
+        assert_eq!(winograd_blocks(64, 64, 64, 12, 2, MB), (36, true));
+        assert_eq!(block_count(64, 24, 12), 3);
+        assert_eq!(winograd_blocks(64, 64, 64, 12, 1, MB), (24, false));
+        // On maps of more than two shared blocks per thread, per-thread blocks are whole panels
+        // and never larger than the shared block.
         for (tiles, c, threads) in [(512, 16, 2), (1600, 32, 4), (196, 64, 3)] {
             let (shared, _) = winograd_blocks(tiles, c, c + 8, 12, 1, MB);
             let (block, whole) = winograd_blocks(tiles, c, c + 8, 12, threads, MB);

@@ -270,7 +270,7 @@ fn run_block<K: Microkernel, A: ASource>(
         Parallelism::Sequential => 1,
         Parallelism::Threads => threads::current_threads(),
     };
-    let split = Split::new::<K>(blocking, out.m, nc, threads);
+    let split = Split::new(blocking, out.m, nc, threads, (K::MR, K::NR));
     // Packing A pays off only when enough B is reused across it; otherwise read row-major A
     // as is.
     let in_place_a = if K::A_IN_PLACE_UP_TO_L2 {
@@ -308,7 +308,8 @@ struct Split {
 }
 
 impl Split {
-    fn new<K: Microkernel>(blocking: &Blocking, m: usize, nc: usize, threads: usize) -> Split {
+    /// The split of an `m × nc` block for an `mr × nr` register tile.
+    fn new(blocking: &Blocking, m: usize, nc: usize, threads: usize, (mr, nr): (usize, usize)) -> Split {
         // Enough items to keep every thread busy: M blocks first, then N chunks.
         let want = if threads > 1 { 4 * threads } else { 1 };
         // M blocks of whole row panels, as equal as possible (sizes differ by one panel at
@@ -319,17 +320,24 @@ impl Split {
         // 672→160 @20×20: 62 → 154 GFLOP/s). Blocks never exceed MC, which does not change the
         // summation order, so results stay identical.
         let blocks = m.div_ceil(blocking.mc);
-        let m_panels = m.div_ceil(K::MR);
+        let m_panels = m.div_ceil(mr);
         let m_blocks = match threads > 1 {
             true if blocks < want && m_panels >= want => want,
             true if blocks >= threads => blocks.next_multiple_of(threads).min(m_panels),
             _ => blocks,
         };
-        let n_panels = nc.div_ceil(K::NR);
+        let n_panels = nc.div_ceil(nr);
         // N chunks of whole column panels, as equal as possible (10 panels in 8 chunks: 1 or 2
         // each, not 2 in five chunks and three chunks empty).
         let n_chunks = if m_blocks >= want { 1 } else { want.div_ceil(m_blocks).min(n_panels) };
-        Split { m, mr: K::MR, m_panels, m_blocks, n_panels, n_chunks }
+        // Few column panels too (a 7×7 map's 576→96 projection: one row block, three column
+        // chunks, so one thread ran two of three): cut the rows again until there are `want`
+        // items or every row panel is a block.
+        let m_blocks = match m_blocks * n_chunks < want {
+            true => want.div_ceil(n_chunks).min(m_panels).max(m_blocks),
+            false => m_blocks,
+        };
+        Split { m, mr, m_panels, m_blocks, n_panels, n_chunks }
     }
 
     /// Item `idx`'s first row and row count, and its column panels.
@@ -595,6 +603,55 @@ fn run_tile<K: Microkernel>(
         for c in 0..nr {
             // SAFETY: (i+r, j+c) is inside C, which this work item owns.
             unsafe { *out.c.0.add(at(r, c)) = tile[r * K::NR + c] };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Split;
+    use crate::Blocking;
+
+    /// Every item's rows and column panels, checked to cover the block exactly once.
+    fn items(split: &Split, m: usize) -> Vec<(usize, usize)> {
+        let mut seen = vec![0u8; m * split.n_panels];
+        let sizes = (0..split.m_blocks * split.n_chunks)
+            .map(|i| {
+                let ((first, rows), panels) = split.item(i);
+                assert_eq!(first % split.mr, 0, "item {i} starts inside a row panel");
+                for r in first..first + rows {
+                    panels.clone().for_each(|p| seen[r * split.n_panels + p] += 1);
+                }
+                (rows.div_ceil(split.mr), panels.len())
+            })
+            .collect();
+        assert!(seen.iter().all(|&s| s == 1), "rows × panels not covered exactly once");
+        sizes
+    }
+
+    #[test]
+    fn small_blocks_split_into_enough_items_for_every_thread() {
+        let blocking = Blocking { kc: 1024, mc: 60, nc: 2048 };
+        // A 7×7 map's 576 → 96 projection on two threads (tile 12 × 32): five row panels and
+        // three column panels. Three column chunks alone left one thread two of three items;
+        // the rows are cut too, into at least 8 items.
+        let split = Split::new(&blocking, 49, 96, 2, (12, 32));
+        let sizes = items(&split, 49);
+        assert!(sizes.len() >= 8, "{} items", sizes.len());
+        assert!(sizes.iter().all(|&(r, p)| r <= 2 && p == 1), "{sizes:?}");
+        // Large blocks and one thread are unchanged: row blocks of at most MC, one column chunk.
+        let split = Split::new(&blocking, 3136, 64, 2, (12, 32));
+        assert_eq!((split.m_blocks, split.n_chunks), (54, 1));
+        items(&split, 3136);
+        let split = Split::new(&blocking, 49, 96, 1, (12, 32));
+        assert_eq!((split.m_blocks, split.n_chunks), (1, 1));
+        // One row panel: column chunks only; one column panel: row blocks only.
+        for (m, nc) in [(1, 1000), (12, 256), (200, 8), (49, 16)] {
+            for threads in 2..=4 {
+                let split = Split::new(&blocking, m, nc, threads, (12, 32));
+                let n = items(&split, m).len();
+                assert!(n >= (4 * threads).min(split.m_panels * split.n_panels), "{m}×{nc} on {threads}: {n} items");
+            }
         }
     }
 }
