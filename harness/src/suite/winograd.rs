@@ -171,7 +171,8 @@ pub fn winograd_results_do_not_depend_on_thread_count(set: &dyn KernelSet) {
     let conv = ConvParams { pads: [1; 4], ..ConvParams::new(16, 24, [3, 3]) };
     let large = ("16 to 24 on 64x64, two images", ConvCase { sized: true, ..ConvCase::plain(conv, 2, 64, 64) });
     // 64 tiles of 64 channels: with a 1 MiB L2, two threads run one block each (36 and 28
-    // tiles, the second ending in a partial panel), three or four split each shared block.
+    // tiles, the second ending in a partial panel), three run the three shared blocks whole,
+    // four split each shared block.
     let conv = ConvParams { pads: [1; 4], ..ConvParams::new(64, 64, [3, 3]) };
     let one_each = ("64 to 64 on 32x32", ConvCase { sized: true, ..ConvCase::plain(conv, 1, 32, 32) });
     // SiLU where the set's epilogue has it (the CUDA epilogue does not: HardSwish there).
