@@ -42,6 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(252);
         }
     };
+    if !matches!(cli.command, Command::Api(_)) {
+        default_sigpipe();
+    }
     let result = match cli.command {
         Command::Run(a) => model_cmd::run(a),
         Command::Parity(a) => model_cmd::parity(a),
@@ -54,6 +57,20 @@ fn main() -> ExitCode {
             eprintln!("edgepack: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Puts SIGPIPE back to the operating system's default for the model commands, whose reports
+/// users pipe into `head` or `grep -m1`: a reader that closes the pipe then ends the process
+/// quietly, as it ends `cat`, where Rust's ignored SIGPIPE turned the next line printed into a
+/// "failed printing to stdout: Broken pipe" panic. The API commands keep Rust's setting: their
+/// sockets must report a closed connection as an error to retry, not end the process.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL` only changes the disposition;
+    // no handler runs Rust code. Called before the command starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -82,3 +82,25 @@ fn tuning_knobs_are_shown_and_a_malformed_one_is_refused() {
     assert!(!o.status.success() && err.contains("EDGEPACK_BLOCKING=`64,8`"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A reader that closes the pipe early (`edgepack bench … | head -1`) ends a model command
+/// quietly, by SIGPIPE as it ends `cat`, where it once panicked with "failed printing to
+/// stdout: Broken pipe". The pipe's read end is closed before the command starts, so its first
+/// line already meets the closed pipe.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_a_model_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = sample_model(dir.path());
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_edgepack"))
+        .args(["run", model.to_str().unwrap(), "--shape", "1x3x32x40"])
+        .stdout(writer)
+        .output()
+        .expect("run edgepack");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", o.status);
+}

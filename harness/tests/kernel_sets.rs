@@ -191,6 +191,12 @@ macro_rules! kernel_suite {
 
             #[test]
             $(#[$skip])?
+            fn pool_global_averages_match_reference() {
+                pool::global_average_pools_match_reference(&*set());
+            }
+
+            #[test]
+            $(#[$skip])?
             fn pool_bad_calls_are_errors() {
                 pool::bad_pools_are_errors(&*set());
             }

@@ -436,7 +436,10 @@ impl<K: ConvKernel<Rows: VectorKernels>> KernelSet for CpuSet<K> {
     fn pool2d(&self, input: ImageRef<'_>, output: ImageMut<'_>, params: &PoolParams, par: Parallelism) -> Result<()> {
         let g = pool::check(&input, &output, params)?;
         // A CpuSet<K> is only constructed after checking the CPU supports K.
-        pool::run(&g, &input, output, par, K::Rows::pool_rows);
+        match g.is_global_average() {
+            true => pool::run_global(&g, &input, output, par, K::Rows::pool_sum),
+            false => pool::run(&g, &input, output, par, K::Rows::pool_rows),
+        }
         Ok(())
     }
 

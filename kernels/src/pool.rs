@@ -103,6 +103,158 @@ pub(crate) fn run(
     });
 }
 
+/// Bytes of input one part of a global average pool sums: a map is summed in parts of whole
+/// pixels of about this size (at least one pixel), then the parts are summed in order. The
+/// parts depend on the map alone, never on the threads, so results do not depend on the thread
+/// count, and they let two cores share a 7×7 map of a few hundred channels.
+const GLOBAL_PART_BYTES: usize = 16 * 1024;
+
+impl PoolGeom {
+    /// Whether this pool averages each image's whole map into one pixel (`GlobalAveragePool`,
+    /// or an `AveragePool` whose window is the unpadded map).
+    pub(crate) fn is_global_average(&self) -> bool {
+        let p = &self.p;
+        matches!(p.mode, PoolMode::Average { .. })
+            && p.kernel == [self.h, self.w]
+            && p.dilations == [1, 1]
+            && p.pads == [0; 4]
+            && (self.oh, self.ow) == (1, 1)
+    }
+}
+
+/// Runs a checked global average pool ([`PoolGeom::is_global_average`]): each image's map in
+/// parts of [`GLOBAL_PART_BYTES`] (split across threads when asked), each part's sum written
+/// to a row of partial sums, then those rows summed in order and scaled; a map of one part is
+/// summed and scaled straight into the output. `sum_fn` is the set's [`sum_pixels`].
+pub(crate) fn run_global(
+    g: &PoolGeom,
+    input: &ImageRef<'_>,
+    mut output: ImageMut<'_>,
+    par: Parallelism,
+    sum_fn: unsafe fn(*const f32, usize, usize, f32, *mut f32),
+) {
+    let (n, pixels, c) = (output.dims()[0], g.h * g.w, g.c);
+    if c == 0 {
+        return;
+    }
+    let per_part = (GLOBAL_PART_BYTES / (c * std::mem::size_of::<f32>())).clamp(1, pixels.max(1));
+    let parts = pixels.div_ceil(per_part);
+    let scale = 1.0 / pixels as f32;
+    let x = input.data();
+    let parallel = par == Parallelism::Threads && n * pixels * c >= PARALLEL_MIN_OUTPUTS && n * parts > 1;
+    let y = SharedMut(output.as_mut_ptr());
+    if parts == 1 {
+        threads::for_ranges(n, 1, parallel, |images| {
+            for b in images {
+                // SAFETY: `check` validated both images: image b's `pixels·c` values and its
+                // `c` outputs are inside them; each image is one item's; the caller reached
+                // this through a kernel set whose instruction set the CPU has.
+                unsafe {
+                    sum_fn(x.as_ptr().wrapping_add(b * pixels * c), c, pixels, scale, y.get().wrapping_add(b * c))
+                };
+            }
+        });
+        return;
+    }
+    let mut partial = vec![0.0f32; n * parts * c];
+    let sums = SharedMut(partial.as_mut_ptr());
+    let item = |i: usize| {
+        let (b, part) = (i / parts, i % parts);
+        let first = part * per_part;
+        let count = per_part.min(pixels - first);
+        let src = x.as_ptr().wrapping_add((b * pixels + first) * c);
+        // SAFETY: as above, for pixels `first..first + count` of image b and row `i` of the
+        // partial sums, which only this item writes.
+        unsafe { sum_fn(src, c, count, 1.0, sums.get().wrapping_add(i * c)) };
+    };
+    match parallel {
+        true => threads::for_each(n * parts, item),
+        false => (0..n * parts).for_each(item),
+    }
+    for b in 0..n {
+        // SAFETY: image b's `parts` rows of partial sums and its `c` outputs; the set's
+        // instruction set is the CPU's (as above).
+        unsafe { sum_fn(partial.as_ptr().add(b * parts * c), c, parts, scale, output.as_mut_ptr().add(b * c)) };
+    }
+}
+
+/// Sums `pixels` consecutive pixels of `c` channels from `x` and stores the sums times
+/// `scale` at `out` (`c` values): channels four vectors at a time, each block's pixels spread
+/// over independent accumulators (pixel `p` into accumulator `p mod U`, added in order at the
+/// end), so that the additions do not wait on one another.
+///
+/// # Safety
+/// `x` holds `pixels·c` readable values and `out` `c` writable ones; the CPU supports `V`'s
+/// features.
+#[inline(always)]
+pub(crate) unsafe fn sum_pixels<V: SimdF32>(x: *const f32, c: usize, pixels: usize, scale: f32, out: *mut f32) {
+    let group = CHANNEL_VECTORS * V::LANES;
+    let mut c0 = 0;
+    // SAFETY: forwarded; each call covers channels inside `c0..c`.
+    unsafe {
+        while c0 + group <= c {
+            sum_block::<V, CHANNEL_VECTORS, 2, true>((x, c, pixels), (c0, group), scale, out);
+            c0 += group;
+        }
+        let rest = c - c0;
+        match rest.div_ceil(V::LANES) {
+            0 => {}
+            1 => sum_block::<V, 1, 4, false>((x, c, pixels), (c0, rest), scale, out),
+            2 => sum_block::<V, 2, 4, false>((x, c, pixels), (c0, rest), scale, out),
+            3 => sum_block::<V, 3, 2, false>((x, c, pixels), (c0, rest), scale, out),
+            _ => sum_block::<V, CHANNEL_VECTORS, 2, false>((x, c, pixels), (c0, rest), scale, out),
+        }
+    }
+}
+
+/// Channels `c0..c0+n` (`n ≤ NV·LANES`; `FULL`: `n = NV·LANES`) of [`sum_pixels`], pixels
+/// spread over `U` accumulators.
+///
+/// # Safety
+/// As [`sum_pixels`], with `c0 + n ≤ c`.
+#[inline(always)]
+unsafe fn sum_block<V: SimdF32, const NV: usize, const U: usize, const FULL: bool>(
+    (x, c, pixels): (*const f32, usize, usize),
+    (c0, n): (usize, usize),
+    scale: f32,
+    out: *mut f32,
+) {
+    let width = |j: usize| vector_width::<V, FULL>(n, j);
+    // SAFETY: the caller guarantees V's features, `pixels·c` values at `x` and `c0 + n ≤ c`
+    // values at `out`; every load reads channels below `c0 + n` of a pixel below `pixels`.
+    unsafe {
+        let load = |p: usize, j: usize| -> V {
+            let at = x.add(p * c + c0 + j * V::LANES);
+            if FULL {
+                V::load(at)
+            } else {
+                load_n::<V>(at, width(j))
+            }
+        };
+        let mut acc = [[V::splat(0.0); NV]; U];
+        let whole = pixels / U * U;
+        for p in (0..whole).step_by(U) {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = a.add(load(p + u, j));
+                }
+            }
+        }
+        for (u, p) in (whole..pixels).enumerate() {
+            for (j, a) in acc[u].iter_mut().enumerate() {
+                *a = a.add(load(p, j));
+            }
+        }
+        for j in 0..NV {
+            let mut sum = acc[0][j];
+            for acc in &acc[1..] {
+                sum = sum.add(acc[j]);
+            }
+            store_n(sum.mul(V::splat(scale)), out.add(c0 + j * V::LANES), width(j));
+        }
+    }
+}
+
 /// The taps `[first, last)` of a window axis that read inside the input, and how many read
 /// inside the padded input (for `count_include_pad`), for output position `o`.
 #[inline(always)]
@@ -225,7 +377,7 @@ unsafe fn window<V: SimdF32, const NV: usize, const MAX: bool, const FULL: bool>
     scale: f32,
     out: *mut f32,
 ) {
-    let width = |j: usize| if FULL { V::LANES } else { n.saturating_sub(j * V::LANES) };
+    let width = |j: usize| vector_width::<V, FULL>(n, j);
     // SAFETY: the caller guarantees V's features, the taps' pixels inside the input and
     // `c0 + n ≤ c` values at `out`.
     unsafe {
@@ -245,5 +397,16 @@ unsafe fn window<V: SimdF32, const NV: usize, const MAX: bool, const FULL: bool>
             let v = if MAX { a } else { a.mul(V::splat(scale)) };
             store_n(v, out.add(c0 + j * V::LANES), width(j));
         }
+    }
+}
+
+/// The values vector `j` of a block of `n` channels holds: a whole vector (`FULL`), or what
+/// is left of `n` (0 past the end).
+#[inline(always)]
+fn vector_width<V: SimdF32, const FULL: bool>(n: usize, j: usize) -> usize {
+    if FULL {
+        V::LANES
+    } else {
+        n.saturating_sub(j * V::LANES)
     }
 }

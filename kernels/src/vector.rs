@@ -17,6 +17,13 @@ pub(crate) trait VectorKernels: ConvRows {
     /// `x` and `y`, which cover `rows`, and nothing else writes those rows during the call.
     unsafe fn pool_rows(g: &crate::pool::PoolGeom, x: *const f32, y: *mut f32, rows: std::ops::Range<usize>);
 
+    /// Sums `pixels` pixels of `c` channels at `x` into `c` values at `out`, times `scale` (see
+    /// [`crate::pool::sum_pixels`]).
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's instruction set; `x` holds `pixels·c` values, `out` `c`.
+    unsafe fn pool_sum(x: *const f32, c: usize, pixels: usize, scale: f32, out: *mut f32);
+
     /// Normalises rows `rows` of `len` values (see [`crate::rows::rows`]).
     ///
     /// # Safety
@@ -98,6 +105,12 @@ macro_rules! vector_kernels {
             }
 
             $(#[target_feature(enable = $features)])?
+            unsafe fn pool_sum_impl(x: *const f32, c: usize, pixels: usize, scale: f32, out: *mut f32) {
+                // SAFETY: forwarded from `VectorKernels::pool_sum`'s contract.
+                unsafe { $crate::pool::sum_pixels::<$vec>(x, c, pixels, scale, out) }
+            }
+
+            $(#[target_feature(enable = $features)])?
             unsafe fn norm_rows_impl(
                 norm: &$crate::rows::RowNorm<'_>, x: *const f32, y: *mut f32, len: usize, rows: std::ops::Range<usize>,
             ) {
@@ -176,6 +189,11 @@ macro_rules! vector_kernels {
             ) {
                 // SAFETY: forwarded from this method's contract.
                 unsafe { Self::pool_rows_impl(g, x, y, rows) }
+            }
+
+            unsafe fn pool_sum(x: *const f32, c: usize, pixels: usize, scale: f32, out: *mut f32) {
+                // SAFETY: forwarded from this method's contract.
+                unsafe { Self::pool_sum_impl(x, c, pixels, scale, out) }
             }
 
             unsafe fn unary(f: $crate::Unary, data: &mut [f32]) {

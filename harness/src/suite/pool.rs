@@ -204,6 +204,44 @@ pub fn model_pools_are_exact(set: &dyn KernelSet) {
     }
 }
 
+/// Global average pools (the window is the whole unpadded map), which the sets sum in parts of
+/// the map and then add the parts: within the bound on random data, exact on integers where the
+/// map's pixel count is a power of two, every output written, and the same bits sequentially
+/// and on 1–4 threads. The maps cover one part, many parts with a short last one (56×56×16),
+/// parts of a few pixels (7×7 of 576 and 1280 channels), channels ending in a partial vector,
+/// several images and a single pixel.
+pub fn global_average_pools_match_reference(set: &dyn KernelSet) {
+    let average = PoolMode::Average { count_include_pad: false };
+    for dims in [
+        [1, 56, 56, 16],
+        [1, 7, 7, 576],
+        [2, 7, 7, 1280],
+        [3, 5, 3, 70],
+        [2, 14, 14, 200],
+        [1, 16, 16, 3],
+        [2, 1, 1, 5],
+    ] {
+        let params =
+            PoolParams { kernel: [dims[1], dims[2]], strides: [1, 1], dilations: [1, 1], pads: [0; 4], mode: average };
+        let case = PoolCase { params, ceil: false, dims, par: Parallelism::Sequential, seed: dims[3] as u64 };
+        case.check(set, false).unwrap_or_else(|e| panic!("{e}"));
+        if (dims[1] * dims[2]).is_power_of_two() {
+            case.check(set, true).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let input = case.input(false);
+        let sequential = case.run(set, &input).expect("sequential pool");
+        let threaded = PoolCase { par: Parallelism::Threads, ..case.clone() };
+        let differs =
+            super::thread_count_that_differs(&sequential, || threaded.run(set, &input).expect("threaded pool"));
+        assert_eq!(
+            differs,
+            None,
+            "{}: global pool {dims:?}: thread counts that differ from sequential",
+            set.info().name
+        );
+    }
+}
+
 /// Mismatched images, empty windows and windows starting past the input are errors that name
 /// the problem; nothing panics.
 pub fn bad_pools_are_errors(set: &dyn KernelSet) {

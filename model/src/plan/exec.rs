@@ -302,7 +302,18 @@ pub(super) fn exec_step<'a>(
             ops::map(set, out, chain, &plan.consts, *channels, parallel)?;
         }
         Step::Binary { op, a, b, output } => binary_step(plan, *op, (*a, *b), output.1, val, in_place, out, parallel)?,
-        Step::GlobalAveragePool { input, .. } => ops::global_average_pool(val(*input), dims4(&phys(*input)), out),
+        Step::GlobalAveragePool { input, .. } => {
+            let [n, h, w, c] = dims4(&phys(*input));
+            let params = PoolParams {
+                kernel: [h, w],
+                strides: [1, 1],
+                dilations: [1, 1],
+                pads: [0; 4],
+                mode: PoolMode::Average { count_include_pad: false },
+            };
+            let x = ImageRef::new(val(*input), [n, h, w, c])?;
+            set.pool2d(x, ImageMut::new(out, [n, 1, 1, c])?, &params, par)?;
+        }
         Step::Pool { pool, pads, average, input, output } => {
             let params = pool_params(pool, *pads, *average);
             let x = ImageRef::new(val(*input), dims4(&phys(*input)))?;

@@ -206,20 +206,6 @@ fn binary_rows(
     });
 }
 
-/// Mean over H×W of NHWC `x` (`[n, h, w, c]`) into `out` (`[n, c]`).
-pub fn global_average_pool(x: &[f32], [n, h, w, c]: [usize; 4], out: &mut [f32]) {
-    let hw = h * w;
-    for b in 0..n {
-        let acc = &mut out[b * c..(b + 1) * c];
-        acc.fill(0.0);
-        for px in x[b * hw * c..(b + 1) * hw * c].chunks_exact(c) {
-            acc.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
-        }
-        let inv = 1.0 / hw as f32;
-        acc.iter_mut().for_each(|a| *a *= inv);
-    }
-}
-
 /// Spatial resize of NHWC `x` into `out`: NHWC (`[n, oh, ow, c]`), or with `planes` NCHW
 /// (`[n, c, oh, ow]`: a model's resized output then needs no separate relayout pass).
 #[allow(clippy::too_many_arguments)]
