@@ -358,12 +358,12 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("depthwise 3x3 (1,2) banded", case(conv(14, 14, [3, 3], [1, 2], [1, 2, 0, 1], 14), 9, 17)),
         ("depthwise 3x3/2 banded", case(conv(13, 13, [3, 3], [2, 2], [1, 0, 0, 1], 13), 11, 14)),
         ("depthwise multiplier 2", case(conv(9, 18, [3, 3], [1, 1], [0, 1, 2, 1], 9), 7, 7)),
-        // Maps of few bands for their threads: each band's channels are cut into slices
-        // (the last ending in a partial vector), on the row kernel, the banded kernel (on
-        // sets with vectors of a cache line) and with a channel multiplier.
-        ("depthwise 5x5 in channel slices", case(conv(200, 200, [5, 5], [1, 1], [2; 4], 200), 3, 5)),
-        ("depthwise 3x3 in channel slices", case(conv(144, 144, [3, 3], [1, 1], [1; 4], 144), 4, 6)),
-        ("depthwise multiplier 2 in channel slices", case(conv(72, 144, [3, 3], [1, 1], [1, 0, 1, 2], 72), 3, 4)),
+        // Many channels on maps of a few bands (fewer than the threads' items), channels
+        // ending in a partial vector: the row kernel, the banded kernel (on sets with vectors
+        // of a cache line) and a channel multiplier.
+        ("depthwise 5x5 many channels, few rows", case(conv(200, 200, [5, 5], [1, 1], [2; 4], 200), 3, 5)),
+        ("depthwise 3x3 many channels, few rows", case(conv(144, 144, [3, 3], [1, 1], [1; 4], 144), 4, 6)),
+        ("depthwise multiplier 2, few rows", case(conv(72, 144, [3, 3], [1, 1], [1, 0, 1, 2], 72), 3, 4)),
         ("transposed 2x2/2 upsample", case(tconv(24, 16, [2, 2], [2, 2], [0; 4], [0, 0], 1), 6, 7)),
         ("transposed 3x3/2 pad 1 out-pad 1", case(tconv(8, 12, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1), 5, 6)),
         ("transposed grouped 4x3 (3,2)", case(tconv(6, 9, [4, 3], [3, 2], [1, 0, 2, 1], [2, 1], 3), 5, 4)),

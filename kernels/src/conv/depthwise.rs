@@ -99,15 +99,7 @@ pub(crate) struct DwRow {
     pub oy: usize,
     /// Output rows in the band (at most [`BAND`]).
     pub rows: usize,
-    /// The output channels `lo..hi` to compute: all (`[0, c_out]`), or a slice whose start is
-    /// a multiple of [`CHANNEL_STEP`] (so that every slice's vectors start where the whole
-    /// range's would, and each channel sums the same taps in the same order).
-    pub channels: [usize; 2],
 }
-
-/// The multiple of channels at which the driver may cut a band's channels into slices: a
-/// whole number of vectors on every instruction set.
-pub(crate) const CHANNEL_STEP: usize = 16;
 
 /// Output rows the driver hands to [`rows`] at a time.
 pub(crate) const BAND: usize = 2;
@@ -170,8 +162,7 @@ pub(crate) fn banded<V: SimdF32>(g: &DwGeom) -> Option<[usize; 2]> {
 ///
 /// # Safety
 /// The CPU supports `V`'s features; the pointers cover the extents [`DwRow`] describes for the
-/// geometry `g` (input: the image's `h·w·c_in` values; output and residual: `rows·ow` pixels),
-/// and `r.channels` lies inside `0..c_out`.
+/// geometry `g` (input: the image's `h·w·c_in` values; output and residual: `rows·ow` pixels).
 #[inline(always)]
 pub(crate) unsafe fn rows<V: SimdF32>(g: &DwGeom, r: &DwRow) {
     for j in 0..r.rows {
@@ -224,14 +215,12 @@ struct RowWindow {
     interior: (usize, usize),
 }
 
-/// Runs `$body` once per channel block of the channels `$r.channels`, with `$c` its first
-/// channel and the constants `$nv` (vectors: 2, then 1) and `$full` (whole vectors, or the
-/// partial tail) set for it.
+/// Runs `$body` once per channel block, with `$c` its first channel and the constants `$nv`
+/// (vectors: 2, then 1) and `$full` (whole vectors, or the partial tail) set for it.
 macro_rules! for_channel_blocks {
-    ($r:expr, $lanes:expr, |$c:ident, $nv:ident, $full:ident| $body:block) => {{
-        let [lo, end] = $r.channels;
-        let full_end = lo + (end - lo) / $lanes * $lanes;
-        let mut $c = lo;
+    ($g:expr, $lanes:expr, |$c:ident, $nv:ident, $full:ident| $body:block) => {{
+        let full_end = $g.c_out / $lanes * $lanes;
+        let mut $c = 0;
         while $c + 2 * $lanes <= full_end {
             {
                 const $nv: usize = 2;
@@ -248,7 +237,7 @@ macro_rules! for_channel_blocks {
             }
             $c += $lanes;
         }
-        if $c < end {
+        if $c < $g.c_out {
             const $nv: usize = 1;
             const $full: bool = false;
             $body
@@ -297,8 +286,7 @@ unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
     // SAFETY (every `channels` call): forwarded from this function's contract. Interior
     // groups start in the interior and end at or before its end, and other pixels use their
     // clipped window, so every tap is inside the input; full-width channel blocks end at or
-    // before the end of `r.channels` (at most c_out), and the tail uses partial loads and
-    // stores.
+    // before c_out rounded down to whole vectors, and the tail uses partial loads and stores.
     let wide = V::REGISTERS >= 32 && g.stride[1] == 1;
     // The rows this output row is the first to read (the last `stride` rows of its window);
     // the others were read for the row above.
@@ -308,7 +296,7 @@ unsafe fn row_impl<V: SimdF32, const SAME: bool>(g: &DwGeom, r: &DwRow) {
             // SAFETY: prefetches never fault.
             unsafe { prefetch_ahead::<V>(g, r, win.iy0, fresh.clone(), px.ox + P, P) };
         }
-        for_channel_blocks!(r, V::LANES, |c, NV, FULL| {
+        for_channel_blocks!(g, V::LANES, |c, NV, FULL| {
             // SAFETY: see above.
             unsafe { channels::<V, NV, P, SAME, FULL>(g, r, &px, c) }
         })
@@ -326,7 +314,7 @@ struct Pixels {
 }
 
 /// `NV` channel vectors of `P` output pixels from channel `c0`: all full (`FULL`), or one
-/// partial vector holding the channels from `c0` to the end of `r.channels`.
+/// partial vector holding the last `c_out − c0` channels.
 #[inline(always)]
 unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool, const FULL: bool>(
     g: &DwGeom,
@@ -334,7 +322,7 @@ unsafe fn channels<V: SimdF32, const NV: usize, const P: usize, const SAME: bool
     px: &Pixels,
     c0: usize,
 ) {
-    let tail = r.channels[1] - c0; // used only when !FULL (then NV = 1 and tail < LANES)
+    let tail = g.c_out - c0; // used only when !FULL (then NV = 1 and tail < LANES)
     let step = g.stride[1] * g.c_in; // between the pixels' inputs
                                      // SAFETY: the caller guarantees V's features and the extents; every access below is
                                      // inside the image (window bounds), the weights (tap < kh·kw, channel < c_out) or the
@@ -454,14 +442,14 @@ unsafe fn load_vector<V: SimdF32, const FULL: bool>(p: *const f32, tail: usize) 
 
 /// Adds the residual to the accumulator `a` of output pixel `pixel` (counted from the row's
 /// first), channels from `c`, applies the activation (of kind `ACT`, see
-/// [`Activation::apply_as`]) and stores it: a whole vector (`FULL`) or the channels from `c`
-/// to the end of `r.channels`.
+/// [`Activation::apply_as`]) and stores it: a whole vector (`FULL`) or the last `c_out − c`
+/// channels.
 ///
 /// # Safety
 /// As [`channels`]: the pixel and channels lie inside the output (and residual) `r` covers.
 #[inline(always)]
 unsafe fn finish<V: SimdF32, const FULL: bool, const ACT: u8>(g: &DwGeom, r: &DwRow, mut a: V, pixel: usize, c: usize) {
-    let tail = r.channels[1] - c;
+    let tail = g.c_out - c;
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         if !r.residual.is_null() {
@@ -501,7 +489,7 @@ unsafe fn taps_shared<
     c0: usize,
     acc: &mut [[V; NV]; P],
 ) {
-    let tail = r.channels[1] - c0;
+    let tail = g.c_out - c0;
     // SAFETY: forwarded from the caller's contract: the group's windows lie inside the input
     // (columns ix0 .. ix0 + (P − 1)·S + KW), taps < kh·KW, channels < c_out (partial tail).
     unsafe {
@@ -559,16 +547,15 @@ pub(crate) unsafe fn band<V: SimdF32, const SH: usize, const SW: usize>(g: &DwGe
 /// As [`band`].
 #[inline(always)]
 unsafe fn band_vectors<V: SimdF32, const P: usize, const SH: usize, const SW: usize>(g: &DwGeom, r: &DwRow) {
-    let [lo, end] = r.channels;
-    let full_end = lo + (end - lo) / V::LANES * V::LANES;
+    let full_end = g.c_out / V::LANES * V::LANES;
     // SAFETY: forwarded from the caller's contract; channel vectors end inside c_out.
     unsafe {
         macro_rules! channel_vectors {
             ($act:literal) => {{
-                for c0 in (lo..full_end).step_by(V::LANES) {
+                for c0 in (0..full_end).step_by(V::LANES) {
                     band_vector::<V, P, SH, SW, true, $act>(g, r, c0);
                 }
-                if full_end < end {
+                if full_end < g.c_out {
                     band_vector::<V, P, SH, SW, false, $act>(g, r, full_end);
                 }
             }};
@@ -601,7 +588,7 @@ unsafe fn band_vector<V: SimdF32, const P: usize, const SH: usize, const SW: usi
     band: &DwRow,
     c0: usize,
 ) {
-    let tail = band.channels[1] - c0;
+    let tail = g.c_out - c0;
     // SAFETY: forwarded from the caller's contract; `c0` lies inside c_out.
     unsafe {
         let load = |p: *const f32| load_vector::<V, FULL>(p, tail);
@@ -671,7 +658,7 @@ unsafe fn band_group<V: SimdF32, const P: usize, const SH: usize, const SW: usiz
     ox: usize,
     edge: bool,
 ) {
-    let tail = r.channels[1] - c0;
+    let tail = g.c_out - c0;
     let ix0 = (ox * SW) as isize - g.pad[1] as isize;
     let zeros = ZEROS.as_ptr();
     // SAFETY: forwarded from the caller's contract; every load is of an input position inside

@@ -17,7 +17,7 @@
 //! output value. Every output value is computed by one task in a fixed order, so results do
 //! not depend on the thread count.
 
-use super::depthwise::{DwGeom, DwRow, BAND, CHANNEL_STEP};
+use super::depthwise::{DwGeom, DwRow, BAND};
 use super::grouped;
 use super::im2col::Im2col;
 use super::image::{ImageMut, ImageRef};
@@ -392,10 +392,7 @@ impl Run<'_> {
         let (bias, residual) = epilogue_ptrs(self.epi);
         let (input, out) = (SharedConst(self.input.data().as_ptr()), self.out.ptr);
         let bands = oh.div_ceil(BAND);
-        let threads = if self.par == Parallelism::Threads { threads::current_threads() } else { 1 };
-        let slices = channel_slices(n * bands, c_out, threads);
         let band = |idx: usize| {
-            let (slice, idx) = (idx % slices.len(), idx / slices.len());
             let (img, oy) = (idx / bands, idx % bands * BAND);
             let pixel = (img * oh + oy) * ow; // first output pixel of the band
             let r = DwRow {
@@ -407,16 +404,14 @@ impl Run<'_> {
                 residual_stride: residual.map_or(0, |(_, rs)| rs),
                 oy,
                 rows: BAND.min(oh - oy),
-                channels: slices[slice],
             };
             // SAFETY: the band's pointers lie inside the validated input, output, residual and
             // weights; each band is written by this task only.
             unsafe { K::Rows::depthwise_rows(&geom, &r) };
         };
-        let items = n * bands * slices.len();
         match self.par {
-            Parallelism::Threads => threads::for_each(items, band),
-            _ => (0..items).for_each(band),
+            Parallelism::Threads => threads::for_each(n * bands, band),
+            _ => (0..n * bands).for_each(band),
         }
     }
 
@@ -569,27 +564,6 @@ fn winograd_blocks(tiles: usize, c_in: usize, c_out: usize, mr: usize, threads: 
     }
 }
 
-/// Fewest channels in a slice of a depthwise band ([`channel_slices`]): below it the per-row
-/// window set-up outweighs the work of the slice.
-const MIN_DEPTHWISE_SLICE: usize = 64;
-
-/// The channel slices each band of a depthwise convolution is cut into, for `bands` bands (of
-/// every image) of `c_out` channels on `threads` threads: the whole range while the bands
-/// alone give every thread four items, else as many slices (whole multiples of
-/// [`CHANNEL_STEP`] channels, at least [`MIN_DEPTHWISE_SLICE`]) as bring bands × slices to
-/// four per thread. The 7×7 layers of a MobileNet end have 4 bands of 2 rows; on two threads
-/// one thread ran 4 rows while the other ran 3.
-fn channel_slices(bands: usize, c_out: usize, threads: usize) -> Vec<[usize; 2]> {
-    let want = 4 * threads;
-    let count = match threads > 1 && bands < want {
-        true => want.div_ceil(bands).min(c_out / MIN_DEPTHWISE_SLICE).max(1),
-        false => 1,
-    };
-    let steps = c_out.div_ceil(CHANNEL_STEP);
-    let edge = |i: usize| (i * steps / count * CHANNEL_STEP).min(c_out);
-    (0..count).map(|i| [edge(i), edge(i + 1)]).collect()
-}
-
 /// How many blocks of `block` tiles cover `tiles`: a remainder of less than a panel (`mr`
 /// tiles) joins the block before it instead of streaming every weight matrix again for a few
 /// tiles (49 tiles in blocks of 24: two blocks, of 24 and 25).
@@ -726,7 +700,7 @@ unsafe impl Sync for SharedConst {}
 
 #[cfg(test)]
 mod tests {
-    use super::{block_count, channel_slices, row_bands, winograd_blocks, CHANNEL_STEP, MIN_DEPTHWISE_SLICE};
+    use super::{block_count, row_bands, winograd_blocks};
     use crate::conv::params::ConvParams;
 
     #[test]
@@ -751,31 +725,6 @@ mod tests {
         // A map smaller than one block is one block.
         assert_eq!(block_count(5, 24, 12), 1);
         assert_eq!(block_count(24, 24, 12), 1);
-    }
-
-    #[test]
-    fn few_depthwise_bands_are_cut_into_channel_slices() {
-        // MobileNetV3-Small's 7×7 layer (4 bands of 576 channels) on two threads: two slices.
-        assert_eq!(channel_slices(4, 576, 2), vec![[0, 288], [288, 576]]);
-        // One thread, or bands enough for every thread: the whole range.
-        assert_eq!(channel_slices(4, 576, 1), vec![[0, 576]]);
-        assert_eq!(channel_slices(8, 576, 2), vec![[0, 576]]);
-        // Too few channels to cut: the whole range.
-        assert_eq!(channel_slices(1, 96, 4), vec![[0, 96]]);
-        // A ragged channel count: slices start on multiples of the step, cover every channel
-        // once, and the last one ends at c_out.
-        for (bands, c_out, threads) in [(1, 200, 4), (3, 1000, 3), (2, 129, 2), (1, 577, 16)] {
-            let s = channel_slices(bands, c_out, threads);
-            assert!(s.len() > 1, "{bands} {c_out} {threads}: {s:?}");
-            assert_eq!(s[0][0], 0);
-            assert_eq!(s.last().unwrap()[1], c_out);
-            for w in s.windows(2) {
-                assert_eq!(w[0][1], w[1][0]);
-            }
-            for &[lo, hi] in &s {
-                assert!(lo % CHANNEL_STEP == 0 && hi > lo && hi - lo >= MIN_DEPTHWISE_SLICE - CHANNEL_STEP, "{s:?}");
-            }
-        }
     }
 
     #[test]

@@ -252,7 +252,6 @@ impl Fused<'_> {
                 residual_stride: residual.map_or(0, |(_, rs)| rs),
                 oy: oy + j,
                 rows: BAND.min(band - j),
-                channels: [0, self.pd.c_out],
             };
             // SAFETY: the rows `r` reads are in `image`; its output and residual pixels lie
             // inside the checked tensors (the caller's contract).
