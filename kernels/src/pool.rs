@@ -142,34 +142,29 @@ pub(crate) fn run_global(
     let scale = 1.0 / pixels as f32;
     let x = input.data();
     let parallel = par == Parallelism::Threads && n * pixels * c >= PARALLEL_MIN_OUTPUTS && n * parts > 1;
-    let y = SharedMut(output.as_mut_ptr());
-    if parts == 1 {
-        threads::for_ranges(n, 1, parallel, |images| {
-            for b in images {
-                // SAFETY: `check` validated both images: image b's `pixels·c` values and its
-                // `c` outputs are inside them; each image is one item's; the caller reached
-                // this through a kernel set whose instruction set the CPU has.
-                unsafe {
-                    sum_fn(x.as_ptr().wrapping_add(b * pixels * c), c, pixels, scale, y.get().wrapping_add(b * c))
-                };
-            }
-        });
-        return;
-    }
-    let mut partial = vec![0.0f32; n * parts * c];
-    let sums = SharedMut(partial.as_mut_ptr());
+    // One part per image: the part's sum, scaled, is the output; else a row of partial sums.
+    let mut partial = vec![0.0f32; if parts > 1 { n * parts * c } else { 0 }];
+    let (sums, item_scale) = match parts {
+        1 => (SharedMut(output.as_mut_ptr()), scale),
+        _ => (SharedMut(partial.as_mut_ptr()), 1.0),
+    };
     let item = |i: usize| {
         let (b, part) = (i / parts, i % parts);
         let first = part * per_part;
         let count = per_part.min(pixels - first);
         let src = x.as_ptr().wrapping_add((b * pixels + first) * c);
-        // SAFETY: as above, for pixels `first..first + count` of image b and row `i` of the
-        // partial sums, which only this item writes.
-        unsafe { sum_fn(src, c, count, 1.0, sums.get().wrapping_add(i * c)) };
+        // SAFETY: `check` validated both images: pixels `first..first + count` of image b lie
+        // inside the input, and row `i` (of the partial sums, or image b's `c` outputs when
+        // parts = 1) inside its buffer and is written by this item only; the caller reached
+        // this through a kernel set whose instruction set the CPU has.
+        unsafe { sum_fn(src, c, count, item_scale, sums.get().wrapping_add(i * c)) };
     };
     match parallel {
         true => threads::for_each(n * parts, item),
         false => (0..n * parts).for_each(item),
+    }
+    if parts == 1 {
+        return;
     }
     for b in 0..n {
         // SAFETY: image b's `parts` rows of partial sums and its `c` outputs; the set's
