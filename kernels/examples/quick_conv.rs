@@ -7,7 +7,9 @@
 //! `cargo run --release -p edgepack-kernels --example quick_conv -- avx2 96 24 3 160 [stride or rows,cols] [threads] [groups] [activation]`
 //! (set, input channels, output channels, square kernel, square input side; groups = channels
 //! for a depthwise convolution; activation `none` (default), `relu` or `silu`, fused into the
-//! store).
+//! store). `QC_COLD=N` writes each call's output to the next of N buffers in turn (N buffers
+//! larger than L2 leave every output cold, as in a model, where the next step's output was
+//! last touched steps before).
 
 #[path = "common/timing.rs"]
 mod timing;
@@ -49,7 +51,8 @@ fn main() {
     x.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 7) as f32 * 0.1);
     let mut packed: Vec<_> = sets[..2].iter().map(|(_, s)| s.pack_conv(&params, &w).expect("pack")).collect();
     packed.push(sets[2].1.pack_conv_for_input(&params, &w, [hw, hw]).expect("pack"));
-    let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 3];
+    let cold: usize = std::env::var("QC_COLD").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 3 * cold];
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     let par = if threads > 1 { Parallelism::Threads } else { Parallelism::Sequential };
     let mut times: Vec<Vec<f64>> = vec![vec![]; 3];
@@ -60,9 +63,9 @@ fn main() {
         let set = &sets[i].1;
         let t = pool.install(|| {
             let t = Instant::now();
-            for _ in 0..reps {
+            for rep in 0..reps {
                 let input = ImageRef::new(&x, [1, hw, hw, c_in]).expect("input");
-                let output = ImageMut::new(&mut outs[i], [1, oh, ow, c_out]).expect("output");
+                let output = ImageMut::new(&mut outs[i * cold + rep % cold], [1, oh, ow, c_out]).expect("output");
                 set.conv2d(input, &packed[i], output, &epilogue, par).expect("conv");
             }
             t.elapsed().as_secs_f64()
@@ -78,7 +81,7 @@ fn main() {
     }
     // The tiles split K at different depths, and Winograd transforms: the sums round
     // differently, so compare loosely.
-    for other in &outs[1..] {
+    for other in outs.iter().step_by(cold).skip(1) {
         let worst =
             outs[0].iter().zip(other.iter()).map(|(a, b)| (a - b).abs() / a.abs().max(1.0)).fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "the variants disagree by {worst:e}");

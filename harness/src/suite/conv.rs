@@ -317,6 +317,11 @@ pub fn algorithm_cases() -> Vec<(&'static str, ConvCase)> {
         ("pointwise grouped", case(conv(12, 18, [1, 1], [1, 1], [0; 4], 3), 7, 9)),
         ("pointwise stride 2", case(conv(16, 24, [1, 1], [2, 2], [0; 4], 1), 9, 10)),
         ("stem 3x3/2 on 3 channels", case(conv(3, 16, [3, 3], [2, 2], [1, 1, 1, 1], 1), 17, 19)),
+        // A kernel row of a 3-channel input is one segment of its taps (21 values for ResNet's
+        // 7×7/2 stem, a copy where it reaches into the padding at both edges); ConvNeXt's
+        // 4×4/4 patches, unpadded, in row panels that run across output rows.
+        ("stem 7x7/2 on 3 channels", case(conv(3, 20, [7, 7], [2, 2], [3, 3, 3, 3], 1), 19, 23)),
+        ("patchify 4x4/4 on 3 channels", case(conv(3, 24, [4, 4], [4, 4], [0; 4], 1), 20, 28)),
         ("dense 3x3 head", case(conv(20, 33, [3, 3], [1, 1], [1, 1, 1, 1], 1), 9, 8)),
         // 24 and 72 output channels run the wide tiles (AVX2 3×24, AVX-512 6×24; 112 and 70
         // rows leave row tails on both).

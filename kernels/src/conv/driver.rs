@@ -19,7 +19,7 @@
 
 use super::depthwise::{DwGeom, DwRow, BAND};
 use super::grouped;
-use super::im2col::Im2col;
+use super::im2col::{self, Im2col};
 use super::image::{ImageMut, ImageRef};
 use super::packed::{Body, PackedConv};
 use super::params::{ConvKind, ConvParams};
@@ -172,7 +172,7 @@ impl Run<'_> {
         let (cg_in, cg_out, rows) = (p.c_in_per_group(), p.c_out_per_group(), n * oh * ow);
         let pointwise = p.kernel == [1, 1] && p.strides == [1, 1] && p.pads == [0; 4];
         let offsets: Vec<(isize, isize)> = forward_taps(p).into_iter().map(|(_, d)| d).collect();
-        let zeros = vec![0.0; cg_in];
+        let zeros = im2col::zeros(cg_in);
         // Many small groups (RegNet's group width 8, ResNeXt's): a task per group, each a
         // sequential GEMM; few large groups: one group after another, each GEMM split.
         let per_group = self.par == Parallelism::Threads && parts.len() >= 2 * threads::current_threads();
@@ -423,7 +423,7 @@ impl Run<'_> {
         let [_, oh, ow, c_out] = self.out.dims;
         let (cg_in, cg_out, [sh, sw]) = (p.c_in_per_group(), p.c_out_per_group(), p.strides);
         let phases = transposed_phases(p);
-        let zeros = vec![0.0; cg_in];
+        let zeros = im2col::zeros(cg_in);
         // (phase, group, image, phase row): each writes one interleaved output row window.
         let mut items = Vec::new();
         for (pi, ph) in phases.iter().enumerate() {

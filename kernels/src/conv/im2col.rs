@@ -10,7 +10,7 @@
 //! run of channels, so a 3-channel stem reads 27 useful values per pixel (no padding of the
 //! channel axis to a vector width).
 
-use crate::gemm::ASource;
+use crate::gemm::{ASource, RowPointers};
 
 /// One (group of a) convolution seen as a `rows × taps·cg` matrix.
 pub(crate) struct Im2col<'a> {
@@ -39,15 +39,24 @@ pub(crate) struct Im2col<'a> {
     pub stride: [usize; 2],
     /// Input offset of each tap: `(dy, dx)`.
     pub taps: &'a [(isize, isize)],
-    /// `cg` zeros: what padding reads.
+    /// What padding reads: at least `cg` zeros, and [`MAX_MERGED`] (see [`zeros`]).
     pub zeros: &'a [f32],
+}
+
+/// The zeros an [`Im2col`] of groups of `cg` channels reads for padding: enough for a
+/// segment of merged taps.
+pub(crate) fn zeros(cg: usize) -> Vec<f32> {
+    vec![0.0; cg.max(MAX_MERGED)]
 }
 
 /// Groups this wide or wider are read where they lie (runs or row pointers) instead of being
 /// packed into interleaved panels.
 const IN_PLACE_MIN_CHANNELS: usize = 16;
 
-/// Longest run of consecutive taps merged into one contiguous copy (values).
+/// Segments whose starts [`Im2col::row_pointers`] works out at a time (on the stack).
+const SEGMENT_CHUNK: usize = 16;
+
+/// Longest run of consecutive taps merged into one contiguous copy or segment (values).
 const MAX_MERGED: usize = 64;
 
 /// Where one row (output pixel) reads from: its image's first value and its window origin,
@@ -60,7 +69,43 @@ struct RowOrigin {
     valid: bool,
 }
 
+/// An output pixel, stepped along the rows of A without dividing.
+#[derive(Clone, Copy)]
+struct Cursor {
+    image: usize,
+    oy: usize,
+    ox: usize,
+}
+
 impl Im2col<'_> {
+    /// Where row `row` is: two divisions, once per panel.
+    fn cursor(&self, row: usize) -> Cursor {
+        let per_image = self.oh * self.ow;
+        let (image, rem) = (row / per_image, row % per_image);
+        Cursor { image, oy: rem / self.ow, ox: rem % self.ow }
+    }
+
+    /// The row after `at`'s.
+    #[inline]
+    fn next(&self, at: Cursor) -> Cursor {
+        match (at.ox + 1 < self.ow, at.oy + 1 < self.oh) {
+            (true, _) => Cursor { ox: at.ox + 1, ..at },
+            (false, true) => Cursor { oy: at.oy + 1, ox: 0, ..at },
+            (false, false) => Cursor { image: at.image + 1, oy: 0, ox: 0 },
+        }
+    }
+
+    /// The origin of the row at `at` (invalid past the last image).
+    #[inline]
+    fn origin_at(&self, at: Cursor) -> RowOrigin {
+        RowOrigin {
+            image: at.image * self.h * self.w,
+            iy: ((at.oy + self.oy_offset) * self.stride[0]) as isize,
+            ix: (at.ox * self.stride[1]) as isize,
+            valid: at.image < self.images,
+        }
+    }
+
     /// Computed once per row and panel; each tap is then an add and a bounds test.
     #[inline]
     fn origin(&self, row: usize) -> RowOrigin {
@@ -173,25 +218,68 @@ impl ASource for Im2col<'_> {
         Some(((image * self.h + iy0 as usize) * self.w + ix0 as usize) * self.c)
     }
 
+    /// One segment per tap, or per run of taps merged as [`Im2col::run_end`] merges them (a
+    /// 3-channel stem's kernel row is one segment of 9 values, not three of 3).
     fn segments(&self, p0: usize, kc: usize, segs: &mut Vec<usize>) {
         segs.clear();
         let mut p = p0;
         while p < p0 + kc {
-            let len = (self.cg - p % self.cg).min(p0 + kc - p);
+            let (tap, c_lo) = (p / self.cg, p % self.cg);
+            let len = ((self.run_end(tap) - tap) * self.cg - c_lo).min(p0 + kc - p);
             segs.push(len);
             p += len;
         }
     }
 
-    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, segs: &[usize], ptrs: &mut Vec<*const f32>) {
-        let first = ptrs.len();
-        ptrs.resize(first + segs.len() * mr, self.zeros.as_ptr());
-        for r in 0..rows {
-            let o = self.origin(i + r);
-            let mut p = p0;
-            for (s, &len) in segs.iter().enumerate() {
-                ptrs[first + s * mr + r] = self.run(o, p / self.cg, p % self.cg, len).as_ptr();
-                p += len;
+    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, segs: &[usize], out: &mut RowPointers) {
+        let first = out.push_zeros(segs.len() * mr, self.zeros.as_ptr());
+        // Segments a chunk at a time: where each starts (tap, channel) and how many taps past
+        // its first it reaches (merged taps lie along one input row, one pixel apart), worked
+        // out once per panel, not per row.
+        let (mut tap, mut c_lo) = (p0 / self.cg, p0 % self.cg);
+        for (chunk, lens) in segs.chunks(SEGMENT_CHUNK).enumerate() {
+            let mut spans = [(0usize, 0usize, 0isize); SEGMENT_CHUNK];
+            for (span, &len) in spans.iter_mut().zip(lens) {
+                let reach = if c_lo + len <= self.cg { 0 } else { (c_lo + len - 1) / self.cg };
+                *span = (tap, c_lo, reach as isize);
+                c_lo += len;
+                if c_lo >= self.cg {
+                    tap += c_lo / self.cg;
+                    c_lo %= self.cg;
+                }
+            }
+            let mut at = self.cursor(i);
+            for r in 0..rows {
+                let o = self.origin_at(at);
+                at = self.next(at);
+                if !o.valid {
+                    break; // past the last image: the zeros
+                }
+                for (s, (&len, &(tap, c_lo, span))) in lens.iter().zip(&spans).enumerate() {
+                    let (dy, dx) = self.taps[tap];
+                    let (iy, ix) = (o.iy + dy, o.ix + dx);
+                    let slot = first + (chunk * SEGMENT_CHUNK + s) * mr + r;
+                    if iy < 0 || iy as usize >= self.h || ix + span < 0 || ix >= self.w as isize {
+                        // All padding: the zeros.
+                    } else if ix >= 0 && ((ix + span) as usize) < self.w {
+                        let pixel = o.image + iy as usize * self.w + ix as usize;
+                        // In bounds: the row, the columns through the last tap's and the
+                        // channels `c0 + c_lo ..+ len` of the group are inside the input.
+                        out.set(slot, self.input.as_ptr().wrapping_add(pixel * self.c + self.c0 + c_lo));
+                    } else {
+                        // Partly padding (merged taps at the left or right edge): a copy, tap
+                        // by tap (whole pixels of one input row, or zeros).
+                        let row = o.image + iy as usize * self.w;
+                        let values = (0..=span).flat_map(|t| {
+                            let x = ix + t;
+                            let pixel =
+                                (x >= 0 && (x as usize) < self.w).then(|| (row + x as usize) * self.c + self.c0);
+                            let channels = if t == 0 { c_lo..self.cg } else { 0..self.cg };
+                            channels.map(move |ch| pixel.map_or(0.0, |at| self.input[at + ch]))
+                        });
+                        out.copy(slot, values.take(len));
+                    }
+                }
             }
         }
     }
@@ -257,7 +345,7 @@ impl ASource for Im2col<'_> {
 #[cfg(test)]
 mod tests {
     use super::Im2col;
-    use crate::gemm::ASource;
+    use crate::gemm::{ASource, RowPointers};
 
     /// A(row, p) by the definition: channel `c0 + p % cg` of the pixel tap `p / cg` reads, or
     /// zero in the padding or past the last row.
@@ -275,48 +363,49 @@ mod tests {
         a.input[((img * a.h + iy as usize) * a.w + ix as usize) * a.c + a.c0 + p % a.cg]
     }
 
-    /// Row pointers reproduce A for panels across output rows, in the padding and past the
-    /// last row, for K passes that start and end inside a tap, on a grouped, strided input.
-    #[test]
-    fn row_pointers_read_what_im2col_defines() {
-        let (images, h, w, c, cg, c0) = (2, 5, 7, 6, 4, 2);
-        let input: Vec<f32> = (0..images * h * w * c).map(|i| i as f32 + 1.0).collect();
-        let zeros = vec![0.0; cg];
-        // 3×3 taps, pad 1, dilation 1, strides (2, 1): 3×7 outputs per image.
-        let taps: Vec<(isize, isize)> = (0..9).map(|t| (t / 3 - 1, t % 3 - 1)).collect();
-        let a = Im2col {
-            input: &input,
-            h,
-            w,
-            c,
-            c0,
-            cg,
-            images,
-            oh: 3,
-            ow: 7,
-            oy_offset: 0,
-            stride: [2, 1],
-            taps: &taps,
-            zeros: &zeros,
-        };
-        let (mr, k) = (5, taps.len() * cg);
-        let mut segs = Vec::new();
-        let mut ptrs = Vec::new();
-        for (p0, kc) in [(0, k), (0, 6), (6, 13), (19, k - 19)] {
+    /// A source over `input` with these taps: `[images, h, w, c, c0, cg]`, the output grid
+    /// `[oh, ow]`, the strides.
+    fn source<'a>(
+        input: &'a [f32],
+        taps: &'a [(isize, isize)],
+        zeros: &'a [f32],
+        [images, h, w, c, c0, cg]: [usize; 6],
+        [oh, ow]: [usize; 2],
+        stride: [usize; 2],
+    ) -> Im2col<'a> {
+        Im2col { input, h, w, c, c0, cg, images, oh, ow, oy_offset: 0, stride, taps, zeros }
+    }
+
+    /// Checks every panel's row pointers against A's definition for these passes; returns
+    /// the longest segment and how many pointers led to assembled copies.
+    fn check_row_pointers(a: &Im2col<'_>, mr: usize, passes: &[(usize, usize)]) -> (usize, usize) {
+        let (mut segs, mut table) = (Vec::new(), RowPointers::new());
+        let (mut longest, mut copied) = (0, 0);
+        for &(p0, kc) in passes {
             a.segments(p0, kc, &mut segs);
             assert_eq!(segs.iter().sum::<usize>(), kc, "segments cover the pass");
+            longest = longest.max(*segs.iter().max().expect("segments"));
             for i in (0..a.rows()).step_by(mr) {
                 let rows = (a.rows() - i).min(mr);
-                ptrs.clear();
-                a.row_pointers(i, rows, mr, p0, &segs, &mut ptrs);
-                assert_eq!(ptrs.len(), segs.len() * mr);
+                // A pointer ahead of the panel's: they are appended, not written from 0.
+                let poison = [1e30f32; 64];
+                table.clear();
+                table.push_zeros(1, poison.as_ptr());
+                a.row_pointers(i, rows, mr, p0, &segs, &mut table);
+                table.finish();
+                let ptrs = table.as_slice();
+                assert_eq!(ptrs.len(), 1 + segs.len() * mr);
+                assert_eq!(ptrs[0], poison.as_ptr(), "the earlier pointer is kept");
+                let inside = |q: *const f32| a.input.as_ptr_range().contains(&q) || a.zeros.as_ptr_range().contains(&q);
+                copied += ptrs[1..].iter().filter(|&&q| !inside(q)).count();
                 let mut p = p0;
                 for (s, &len) in segs.iter().enumerate() {
                     for r in 0..mr {
                         for q in 0..len {
-                            // SAFETY: row_pointers promises `len` readable values per pointer.
-                            let got = unsafe { *ptrs[s * mr + r].add(q) };
-                            let want = if r < rows { expected(&a, i + r, p + q) } else { 0.0 };
+                            // SAFETY: row_pointers promises `len` readable values per pointer,
+                            // and the copies they may lead to are final and unchanged.
+                            let got = unsafe { *ptrs[1 + s * mr + r].add(q) };
+                            let want = if r < rows { expected(a, i + r, p + q) } else { 0.0 };
                             assert_eq!(got, want, "pass {p0}+{kc}, rows {i}+{r}, column {}", p + q);
                         }
                     }
@@ -324,5 +413,42 @@ mod tests {
                 }
             }
         }
+        (longest, copied)
+    }
+
+    /// Row pointers reproduce A for panels across output rows, in the padding and past the
+    /// last row, for K passes that start and end inside a tap, on a grouped, strided input
+    /// (one segment per tap, more than one chunk of them).
+    #[test]
+    fn row_pointers_read_what_im2col_defines() {
+        let (images, h, w, c, cg, c0) = (2, 5, 7, 6, 4, 2);
+        let input: Vec<f32> = (0..images * h * w * c).map(|i| i as f32 + 1.0).collect();
+        let zeros = super::zeros(cg);
+        // 5×5 taps, pad 2, dilation 1, strides (2, 1): 3×7 outputs per image.
+        let taps: Vec<(isize, isize)> = (0..25).map(|t| (t / 5 - 2, t % 5 - 2)).collect();
+        assert!(taps.len() > super::SEGMENT_CHUNK);
+        let a = source(&input, &taps, &zeros, [images, h, w, c, c0, cg], [3, 7], [2, 1]);
+        let k = taps.len() * cg;
+        let (longest, _) = check_row_pointers(&a, 5, &[(0, k), (0, 6), (6, 13), (19, k - 19)]);
+        assert_eq!(longest, cg, "grouped taps are not merged");
+    }
+
+    /// A 3-channel stem's taps along a kernel row merge into one segment; rows whose merged
+    /// segment is partly padding (left and right edges) read assembled copies, the rest the
+    /// input or the zeros; passes that start and end inside a tap, several images, a last
+    /// panel of fewer rows.
+    #[test]
+    fn merged_row_pointers_read_what_im2col_defines() {
+        let (images, h, w, c) = (2, 6, 9, 3);
+        let input: Vec<f32> = (0..images * h * w * c).map(|i| i as f32 + 1.0).collect();
+        let zeros = super::zeros(c);
+        // 3×3 taps, pad 1, stride 2 on a 6×9 input: 3×5 outputs per image, the last column's
+        // window reaching past the right edge.
+        let taps: Vec<(isize, isize)> = (0..9).map(|t| (t / 3 - 1, t % 3 - 1)).collect();
+        let a = source(&input, &taps, &zeros, [images, h, w, c, 0, c], [3, 5], [2, 2]);
+        let k = taps.len() * c;
+        let (longest, copied) = check_row_pointers(&a, 4, &[(0, k), (0, 7), (7, 11), (18, k - 18)]);
+        assert_eq!(longest, 3 * c, "a kernel row is one segment");
+        assert!(copied > 0, "rows at the edges read assembled copies");
     }
 }

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use super::{ASource, Microkernel, TileEpilogue, TileOut};
+use super::{ASource, Microkernel, RowPointers, TileEpilogue, TileOut};
 use crate::aligned::AlignedBuf;
 use crate::blocking::{Blocking, CacheSizes};
 use crate::epilogue::{Bias, Epilogue};
@@ -61,12 +61,12 @@ struct RunTable {
     /// The pass's segment lengths (see [`ASource::segments`]).
     segs: Vec<usize>,
     /// The row pointers of the panels that have them (see [`ASource::row_pointers`]).
-    ptrs: Vec<*const f32>,
+    ptrs: RowPointers,
 }
 
 impl RunTable {
     const fn new() -> Self {
-        Self { panels: Vec::new(), runs: Vec::new(), segs: Vec::new(), ptrs: Vec::new() }
+        Self { panels: Vec::new(), runs: Vec::new(), segs: Vec::new(), ptrs: RowPointers::new() }
     }
 }
 
@@ -428,7 +428,7 @@ fn run_item<K: Microkernel, A: ASource>(
         }
         let a_tile = match (in_place, sources.get(ip).copied()) {
             (Some((data, lda)), Some(PanelA::Base(base))) => ATile::Runs { data: &data[base..], runs, lda },
-            (_, Some(PanelA::Pointers(at))) => ATile::Rows { ptrs: &ptrs[at..][..segs.len() * K::MR], segs },
+            (_, Some(PanelA::Pointers(at))) => ATile::Rows { ptrs: &ptrs.as_slice()[at..][..segs.len() * K::MR], segs },
             _ if !direct_a => ATile::Packed(&a_buf[ip * kc * K::MR..][..kc * K::MR]),
             _ => match pass.direct {
                 Some((data, lda)) if ip < full_panels => ATile::Direct { a: &data[i * lda + p0..], lda },
@@ -443,7 +443,7 @@ fn run_item<K: Microkernel, A: ASource>(
 /// can hand over in place are read there (one set of runs for the pass, a base per panel);
 /// the others (rows across two output rows, or touching the padding) through row pointers,
 /// one per row and segment (the rows past `mc` read zeros, their results never stored).
-/// Nothing is copied. Returns the runs' memory and stride, where there are runs.
+/// Nothing is copied but the segments of rows that are partly padding. Returns the runs' memory and stride, where there are runs.
 fn row_sources<'a, K: Microkernel, A: ASource>(
     a: &'a A,
     p0: usize,
@@ -461,12 +461,13 @@ fn row_sources<'a, K: Microkernel, A: ASource>(
         sources.push(match base {
             Some(base) => PanelA::Base(base),
             None => {
-                let at = ptrs.len();
+                let at = ptrs.as_slice().len();
                 a.row_pointers(i, rows, K::MR, p0, segs, ptrs);
                 PanelA::Pointers(at)
             }
         });
     }
+    ptrs.finish();
     in_place
 }
 

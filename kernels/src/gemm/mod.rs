@@ -6,7 +6,7 @@ pub(crate) mod driver;
 pub(crate) mod source;
 pub(crate) mod tile;
 
-pub(crate) use source::ASource;
+pub(crate) use source::{ASource, RowPointers};
 
 use crate::epilogue::Activation;
 

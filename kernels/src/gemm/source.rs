@@ -54,13 +54,69 @@ pub(crate) trait ASource: Sync {
 
     /// For the `mr` rows from `i` (`rows` of them real, the others reading zeros): where each
     /// row reads each of the pass's segments `segs` from column `p0` (as
-    /// [`ASource::segments`] cut them), appended to `ptrs` segment by segment, `mr` pointers
-    /// each. Every pointer covers its segment's length (padding points at zeros), so the
-    /// microkernel reads A where it lies instead of from a packed copy. Only called when
-    /// [`ASource::reads_rows_in_place`] says so.
-    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, segs: &[usize], ptrs: &mut Vec<*const f32>) {
-        let _ = (i, rows, mr, p0, segs, ptrs);
+    /// [`ASource::segments`] cut them), appended to `out` segment by segment, `mr` pointers
+    /// each. Every pointer covers its segment's length (padding points at zeros; a row whose
+    /// segment is partly padding gets a copy assembled in `out`, pointed at once every panel's
+    /// pointers are made: [`RowPointers::finish`]), so the microkernel reads A where it lies
+    /// instead of from a packed copy. Only called when [`ASource::reads_rows_in_place`] says so.
+    fn row_pointers(&self, i: usize, rows: usize, mr: usize, p0: usize, segs: &[usize], out: &mut RowPointers) {
+        let _ = (i, rows, mr, p0, segs, out);
         unreachable!("row_pointers is called only on sources whose reads_rows_in_place() is true")
+    }
+}
+
+/// The row pointers of a block's row panels ([`ASource::row_pointers`]), and the copies of
+/// segments that are partly padding, which some of them point at once [`RowPointers::finish`]
+/// has run (until then the copies may still move).
+pub(crate) struct RowPointers {
+    ptrs: Vec<*const f32>,
+    copies: Vec<f32>,
+    /// `(index into ptrs, offset into copies)`.
+    fixups: Vec<(usize, usize)>,
+}
+
+impl RowPointers {
+    /// No pointers (const, for thread-local tables).
+    pub(crate) const fn new() -> RowPointers {
+        RowPointers { ptrs: Vec::new(), copies: Vec::new(), fixups: Vec::new() }
+    }
+
+    /// Forgets every pointer and copy.
+    pub(crate) fn clear(&mut self) {
+        self.ptrs.clear();
+        self.copies.clear();
+        self.fixups.clear();
+    }
+
+    /// Appends `n` pointers to `zeros`; returns the index of the first.
+    pub(crate) fn push_zeros(&mut self, n: usize, zeros: *const f32) -> usize {
+        let first = self.ptrs.len();
+        self.ptrs.resize(first + n, zeros);
+        first
+    }
+
+    /// Sets pointer `at`.
+    pub(crate) fn set(&mut self, at: usize, ptr: *const f32) {
+        self.ptrs[at] = ptr;
+    }
+
+    /// Points pointer `at` at a copy of `values` (once [`RowPointers::finish`] has run).
+    pub(crate) fn copy(&mut self, at: usize, values: impl IntoIterator<Item = f32>) {
+        self.fixups.push((at, self.copies.len()));
+        self.copies.extend(values);
+    }
+
+    /// Points the pointers of the copies at them: call once all are made. The pointers stay
+    /// valid until the table is next changed.
+    pub(crate) fn finish(&mut self) {
+        for &(at, offset) in &self.fixups {
+            self.ptrs[at] = self.copies[offset..].as_ptr();
+        }
+    }
+
+    /// The pointers.
+    pub(crate) fn as_slice(&self) -> &[*const f32] {
+        &self.ptrs
     }
 }
 
