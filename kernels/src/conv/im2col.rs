@@ -78,7 +78,8 @@ struct Cursor {
 }
 
 impl Im2col<'_> {
-    /// Where row `row` is: two divisions, once per panel.
+    /// Where row `row` is: two divisions, once per panel (the rows after it are stepped to
+    /// with [`Im2col::next`]).
     fn cursor(&self, row: usize) -> Cursor {
         let per_image = self.oh * self.ow;
         let (image, rem) = (row / per_image, row % per_image);
@@ -95,7 +96,8 @@ impl Im2col<'_> {
         }
     }
 
-    /// The origin of the row at `at` (invalid past the last image).
+    /// The origin of the row at `at` (invalid past the last image); each tap is then an add
+    /// and a bounds test.
     #[inline]
     fn origin_at(&self, at: Cursor) -> RowOrigin {
         RowOrigin {
@@ -106,21 +108,22 @@ impl Im2col<'_> {
         }
     }
 
-    /// Computed once per row and panel; each tap is then an add and a bounds test.
-    #[inline]
-    fn origin(&self, row: usize) -> RowOrigin {
-        let per_image = self.oh * self.ow;
-        if row >= self.images * per_image {
-            return RowOrigin { image: 0, iy: 0, ix: 0, valid: false };
-        }
-        let (img, rem) = (row / per_image, row % per_image);
-        let (oy, ox) = (rem / self.ow + self.oy_offset, rem % self.ow);
-        RowOrigin {
-            image: img * self.h * self.w,
-            iy: (oy * self.stride[0]) as isize,
-            ix: (ox * self.stride[1]) as isize,
-            valid: true,
-        }
+    /// The `len` values of row `o`'s merged run from channel `c_lo` of tap `tap`, tap by tap:
+    /// whole pixels of one input row, zeros where a tap lies in the padding (the rows whose
+    /// run crosses it).
+    fn merged_values(&self, o: RowOrigin, tap: usize, c_lo: usize, len: usize) -> impl Iterator<Item = f32> + '_ {
+        let (dy, dx) = self.taps[tap];
+        let (iy, ix) = (o.iy + dy, o.ix + dx);
+        let row = (o.valid && iy >= 0 && (iy as usize) < self.h).then(|| o.image + iy as usize * self.w);
+        (0..)
+            .flat_map(move |t: isize| {
+                let x = ix + t;
+                let pixel =
+                    row.filter(|_| x >= 0 && (x as usize) < self.w).map(|row| (row + x as usize) * self.c + self.c0);
+                let channels = if t == 0 { c_lo..self.cg } else { 0..self.cg };
+                channels.map(move |ch| pixel.map_or(0.0, |at| self.input[at + ch]))
+            })
+            .take(len)
     }
 
     /// One past the last tap of the run starting at `tap` whose inputs are contiguous in
@@ -240,13 +243,9 @@ impl ASource for Im2col<'_> {
         for (chunk, lens) in segs.chunks(SEGMENT_CHUNK).enumerate() {
             let mut spans = [(0usize, 0usize, 0isize); SEGMENT_CHUNK];
             for (span, &len) in spans.iter_mut().zip(lens) {
-                let reach = if c_lo + len <= self.cg { 0 } else { (c_lo + len - 1) / self.cg };
-                *span = (tap, c_lo, reach as isize);
-                c_lo += len;
-                if c_lo >= self.cg {
-                    tap += c_lo / self.cg;
-                    c_lo %= self.cg;
-                }
+                *span = (tap, c_lo, ((c_lo + len - 1) / self.cg) as isize);
+                tap += (c_lo + len) / self.cg;
+                c_lo = (c_lo + len) % self.cg;
             }
             let mut at = self.cursor(i);
             for r in 0..rows {
@@ -267,17 +266,8 @@ impl ASource for Im2col<'_> {
                         // channels `c0 + c_lo ..+ len` of the group are inside the input.
                         out.set(slot, self.input.as_ptr().wrapping_add(pixel * self.c + self.c0 + c_lo));
                     } else {
-                        // Partly padding (merged taps at the left or right edge): a copy, tap
-                        // by tap (whole pixels of one input row, or zeros).
-                        let row = o.image + iy as usize * self.w;
-                        let values = (0..=span).flat_map(|t| {
-                            let x = ix + t;
-                            let pixel =
-                                (x >= 0 && (x as usize) < self.w).then(|| (row + x as usize) * self.c + self.c0);
-                            let channels = if t == 0 { c_lo..self.cg } else { 0..self.cg };
-                            channels.map(move |ch| pixel.map_or(0.0, |at| self.input[at + ch]))
-                        });
-                        out.copy(slot, values.take(len));
+                        // Partly padding (merged taps at the left or right edge): a copy.
+                        out.copy(slot, self.merged_values(o, tap, c_lo, len));
                     }
                 }
             }
@@ -294,12 +284,11 @@ impl ASource for Im2col<'_> {
         for (panel, out) in dst.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
             let ip = i0 + panel * MR;
             let last = i0 + mc; // rows at or past this are zero padding of the panel
+            let mut at = self.cursor(ip);
             let origins: [RowOrigin; MR] = std::array::from_fn(|r| {
-                if ip + r < last {
-                    self.origin(ip + r)
-                } else {
-                    RowOrigin { image: 0, iy: 0, ix: 0, valid: false }
-                }
+                let o = self.origin_at(at);
+                at = self.next(at);
+                RowOrigin { valid: o.valid && ip + r < last, ..o }
             });
             let mut p = p0;
             while p < p0 + kc {
@@ -318,9 +307,8 @@ impl ASource for Im2col<'_> {
                         if o.valid && iy >= 0 && (iy as usize) < self.h && ix >= 0 && (last_ix as usize) < self.w {
                             start[r] = Some((o.image + iy as usize * self.w + ix as usize) * self.c + c_lo);
                         } else {
-                            for (q, v) in border[r][..len].iter_mut().enumerate() {
-                                let (t, ch) = (tap + (c_lo + q) / self.cg, (c_lo + q) % self.cg);
-                                *v = self.run(*o, t, ch, 1)[0];
+                            for (v, x) in border[r][..len].iter_mut().zip(self.merged_values(*o, tap, c_lo, len)) {
+                                *v = x;
                             }
                         }
                     }

@@ -443,7 +443,8 @@ fn run_item<K: Microkernel, A: ASource>(
 /// can hand over in place are read there (one set of runs for the pass, a base per panel);
 /// the others (rows across two output rows, or touching the padding) through row pointers,
 /// one per row and segment (the rows past `mc` read zeros, their results never stored).
-/// Nothing is copied but the segments of rows that are partly padding. Returns the runs' memory and stride, where there are runs.
+/// Nothing is copied but the segments of rows that are partly padding. Returns the runs'
+/// memory and stride, where there are runs.
 fn row_sources<'a, K: Microkernel, A: ASource>(
     a: &'a A,
     p0: usize,
