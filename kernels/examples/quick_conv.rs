@@ -53,15 +53,16 @@ fn main() {
     packed.push(sets[2].1.pack_conv_for_input(&params, &w, [hw, hw]).expect("pack"));
     let cold: usize = std::env::var("QC_COLD").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
     let mut outs = vec![AlignedBuf::zeroed(oh * ow * c_out); 3 * cold];
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    // The thread team a model run uses (helpers spin between calls), not a rayon pool.
+    let team = kernels::threads::Team::new(threads).expect("team");
     let par = if threads > 1 { Parallelism::Threads } else { Parallelism::Sequential };
     let mut times: Vec<Vec<f64>> = vec![vec![]; 3];
     let mut peaks = Vec::new();
-    // Each timed sample repeats the call `reps` times (about 20 ms of work), all on the pool's
-    // thread, so that small convolutions are not timed by the hand-over to it.
+    // Each timed sample repeats the call `reps` times (about 20 ms of work) inside one team
+    // run, as a model's steps run.
     let mut run = |i: usize, reps: usize| {
         let set = &sets[i].1;
-        let t = pool.install(|| {
+        let t = team.install(|| {
             let t = Instant::now();
             for rep in 0..reps {
                 let input = ImageRef::new(&x, [1, hw, hw, c_in]).expect("input");

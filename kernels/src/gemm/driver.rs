@@ -32,11 +32,13 @@ const MAX_DIM: usize = 64;
 /// Multiply-adds below which a product runs on the calling thread only.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
 /// For kernels with [`Microkernel::A_IN_PLACE_UP_TO_L2`], a row-major A is read in place
-/// instead of packed when one K pass's B block (`kc × nc` values) takes at most this share of
-/// L2 (in quarters): every row panel then sweeps that block, which stays in L2, and nothing
+/// instead of packed when one work item's B panels (`kc` rows of them) take at most this
+/// share of L2 (in quarters): every row panel then sweeps them, they stay in L2, and nothing
 /// is copied. Measured on Zen 4 (docs/performance.md): pointwise 672→160 @20×20 79 → 90 % of
 /// the FMA peak (AVX-512), 77 → 91 % (AVX2); a 1024³ GEMM, whose B block fills L2 (AVX-512)
-/// or twice that (AVX2), runs 3–5 % faster packed.
+/// or twice that (AVX2), runs 3–5 % faster packed. Per item, not per block: items that split
+/// a block's columns between threads each packed all of A for their one or two panels
+/// (960→320 on a 7×7 map, two threads: 140 → 209 GFLOP/s read in place).
 const DIRECT_A_MAX_L2_QUARTERS: usize = 3;
 /// For the other kernels, products whose B spans at most this many `NR`-wide panels read a
 /// row-major A in place.
@@ -271,10 +273,11 @@ fn run_block<K: Microkernel, A: ASource>(
         Parallelism::Threads => threads::current_threads(),
     };
     let split = Split::new(blocking, out.m, nc, threads, (K::MR, K::NR));
-    // Packing A pays off only when enough B is reused across it; otherwise read row-major A
-    // as is.
+    // Packing A pays off only when enough B is reused across it (an item's panels); otherwise
+    // read row-major A as is.
     let in_place_a = if K::A_IN_PLACE_UP_TO_L2 {
-        kc * split.n_panels * K::NR * size_of::<f32>() <= CacheSizes::host().l2 / 4 * DIRECT_A_MAX_L2_QUARTERS
+        kc * split.n_panels.div_ceil(split.n_chunks) * K::NR * size_of::<f32>()
+            <= CacheSizes::host().l2 / 4 * DIRECT_A_MAX_L2_QUARTERS
     } else {
         out.n.div_ceil(K::NR) <= DIRECT_A_MAX_PANELS
     };

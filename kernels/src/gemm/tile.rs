@@ -248,9 +248,16 @@ unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
         // Store phase: each test and the activation's dispatch happen once per tile, each pass
         // a fully unrolled sweep over the register tile. Rows past `rows` and columns past
         // `cols` are neither read nor written (partial vectors use masked loads and stores).
+        // Every loop runs over all `MR` rows and leaves at `rows` (no `take(rows)`): with a
+        // runtime trip count the edge form indexed the tile dynamically, and the compiler
+        // kept the accumulators of every tile, full ones included, on the stack (24 stores
+        // and 24 loads per AVX-512 tile).
         let width = |j: usize| if FULL { V::LANES } else { cols.saturating_sub(j * V::LANES) };
         if accumulate {
-            for (i, row) in acc.iter_mut().enumerate().take(rows) {
+            for (i, row) in acc.iter_mut().enumerate() {
+                if i == rows {
+                    break;
+                }
                 for (j, v) in row.iter_mut().enumerate() {
                     *v = v.add(load_n(c.add(i * ldc + j * V::LANES), width(j)));
                 }
@@ -258,7 +265,10 @@ unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
         }
         if let Some(e) = epi {
             if !e.bias_row.is_null() {
-                for (i, row) in acc.iter_mut().enumerate().take(rows) {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    if i == rows {
+                        break;
+                    }
                     let bias = V::splat(*e.bias_row.add(i));
                     for v in row.iter_mut() {
                         *v = v.add(bias);
@@ -279,7 +289,10 @@ unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
                 }
             }
             if !e.residual.is_null() {
-                for (i, row) in acc.iter_mut().enumerate().take(rows) {
+                for (i, row) in acc.iter_mut().enumerate() {
+                    if i == rows {
+                        break;
+                    }
                     for (j, v) in row.iter_mut().enumerate() {
                         *v = v.add(load_n(e.residual.add(i * e.residual_ld + j * V::LANES), width(j)));
                     }
@@ -287,10 +300,16 @@ unsafe fn store<V: SimdF32, const MR: usize, const NV: usize, const FULL: bool>(
             }
             e.activation.apply_tile(&mut acc);
         }
-        for (i, row) in acc.iter().enumerate().take(rows) {
+        for (i, row) in acc.iter().enumerate() {
+            if i == rows {
+                break;
+            }
             for (j, v) in row.iter().enumerate() {
                 store_n(*v, c.add(i * ldc + j * V::LANES), width(j));
             }
+        }
+        if let Some(e) = epi.filter(|e| !e.activation.in_registers()) {
+            e.activation.apply_rows::<V, NV>(c, ldc, rows, if FULL { NV * V::LANES } else { cols });
         }
     }
 }
