@@ -227,52 +227,40 @@ macro_rules! microkernel {
                 unsafe { $crate::gemm::tile::tile::<$vec, $mr, 1, $nv, false>(k, a, lda, b, out, accumulate, epi) }
             }
 
+            /// One function per tile width (`TILE_NV` vectors of the `$nv`-vector panel; not
+            /// `NV`, which a set's `$nv` may name): the narrow and full tiles in one function
+            /// shared the accumulators' stack slots, and the full tile kept its accumulators
+            /// on the stack through the epilogue.
             $(#[target_feature(enable = $features)])?
             #[allow(clippy::too_many_arguments)]
-            unsafe fn tile_runs_impl(
+            unsafe fn tile_runs_impl<const TILE_NV: usize>(
                 a: *const f32, runs: &[(usize, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
-                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
+                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile_runs`'s contract.
-                unsafe {
-                    if narrow {
-                        $crate::gemm::tile::tile_runs::<$vec, $mr, 1, $nv>(a, runs, lda, b, out, accumulate, epi)
-                    } else {
-                        $crate::gemm::tile::tile_runs::<$vec, $mr, $nv, $nv>(a, runs, lda, b, out, accumulate, epi)
-                    }
-                }
+                unsafe { $crate::gemm::tile::tile_runs::<$vec, $mr, TILE_NV, $nv>(a, runs, lda, b, out, accumulate, epi) }
             }
 
+            /// Per tile width, as [`Self::tile_runs_impl`].
             $(#[target_feature(enable = $features)])?
             #[allow(clippy::too_many_arguments)]
-            unsafe fn tile_rows_impl(
+            unsafe fn tile_rows_impl<const TILE_NV: usize>(
                 ptrs: *const *const f32, segs: &[usize], b: *const f32, out: &$crate::gemm::TileOut,
-                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
+                accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile_rows`'s contract.
-                unsafe {
-                    if narrow {
-                        $crate::gemm::tile::tile_rows::<$vec, $mr, 1, $nv>(ptrs, segs, b, out, accumulate, epi)
-                    } else {
-                        $crate::gemm::tile::tile_rows::<$vec, $mr, $nv, $nv>(ptrs, segs, b, out, accumulate, epi)
-                    }
-                }
+                unsafe { $crate::gemm::tile::tile_rows::<$vec, $mr, TILE_NV, $nv>(ptrs, segs, b, out, accumulate, epi) }
             }
 
+            /// Per tile width, as [`Self::tile_runs_impl`].
             $(#[target_feature(enable = $features)])?
             #[allow(clippy::too_many_arguments)]
-            unsafe fn tile_row_impl(
+            unsafe fn tile_row_impl<const TILE_NV: usize>(
                 k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
-                epi: Option<&$crate::gemm::TileEpilogue>, narrow: bool,
+                epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 // SAFETY: forwarded from `Microkernel::tile_row`'s contract.
-                unsafe {
-                    if narrow {
-                        $crate::gemm::tile::tile_row::<$vec, 1, $nv>(k, a, b, out, accumulate, epi)
-                    } else {
-                        $crate::gemm::tile::tile_row::<$vec, $nv, $nv>(k, a, b, out, accumulate, epi)
-                    }
-                }
+                unsafe { $crate::gemm::tile::tile_row::<$vec, TILE_NV, $nv>(k, a, b, out, accumulate, epi) }
             }
 
             $(#[target_feature(enable = $features)])?
@@ -327,31 +315,49 @@ macro_rules! microkernel {
                 unsafe { Self::tile_direct_narrow_impl(k, a, lda, b, out, accumulate, epi) }
             }
 
+            #[allow(unused_braces)] // `{ $nv }` is needed when the geometry is a path expression
             unsafe fn tile_runs(
                 a: *const f32, runs: &[(usize, usize)], lda: usize, b: *const f32, out: &$crate::gemm::TileOut,
                 accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
                 // SAFETY: forwarded from this method's contract.
-                unsafe { Self::tile_runs_impl(a, runs, lda, b, out, accumulate, epi, narrow) }
+                unsafe {
+                    match narrow {
+                        true => Self::tile_runs_impl::<1>(a, runs, lda, b, out, accumulate, epi),
+                        false => Self::tile_runs_impl::<{ $nv }>(a, runs, lda, b, out, accumulate, epi),
+                    }
+                }
             }
 
+            #[allow(unused_braces)] // `{ $nv }` is needed when the geometry is a path expression
             unsafe fn tile_rows(
                 ptrs: *const *const f32, segs: &[usize], b: *const f32, out: &$crate::gemm::TileOut,
                 accumulate: bool, epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
                 // SAFETY: forwarded from this method's contract.
-                unsafe { Self::tile_rows_impl(ptrs, segs, b, out, accumulate, epi, narrow) }
+                unsafe {
+                    match narrow {
+                        true => Self::tile_rows_impl::<1>(ptrs, segs, b, out, accumulate, epi),
+                        false => Self::tile_rows_impl::<{ $nv }>(ptrs, segs, b, out, accumulate, epi),
+                    }
+                }
             }
 
+            #[allow(unused_braces)] // `{ $nv }` is needed when the geometry is a path expression
             unsafe fn tile_row(
                 k: usize, a: *const f32, b: *const f32, out: &$crate::gemm::TileOut, accumulate: bool,
                 epi: Option<&$crate::gemm::TileEpilogue>,
             ) {
                 let narrow = out.cols <= Self::NARROW && Self::NARROW < Self::NR;
                 // SAFETY: forwarded from this method's contract.
-                unsafe { Self::tile_row_impl(k, a, b, out, accumulate, epi, narrow) }
+                unsafe {
+                    match narrow {
+                        true => Self::tile_row_impl::<1>(k, a, b, out, accumulate, epi),
+                        false => Self::tile_row_impl::<{ $nv }>(k, a, b, out, accumulate, epi),
+                    }
+                }
             }
 
             #[allow(unused_braces)] // `{ $mr }` is needed when the geometry is a path expression
