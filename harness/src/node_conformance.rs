@@ -127,17 +127,17 @@ pub fn run(dir: &Path, sets: &[Box<dyn KernelSet>]) -> Outcome {
     })
 }
 
-/// Runs one case like [`run`] on a GPU session (f32) of a plan built for the CUDA set; also
-/// says whether every step of the plan ran on the device.
-#[cfg(feature = "cuda")]
-pub fn run_gpu(dir: &Path) -> (Outcome, bool) {
+/// Runs one case like [`run`] on a device session (f32) of set `id` (the GPU's memory for
+/// `cuda`, host buffers for a CPU set), its plan built for the device; also says whether every
+/// step of the plan ran on the device.
+pub fn run_device(dir: &Path, id: kernels::KernelSetId) -> (Outcome, bool) {
     let whole = std::cell::Cell::new(false);
     let outcome = run_with(dir, &|g, inputs| {
-        let set = kernels::kernel_set(kernels::KernelSetId::Cuda)?;
-        let plan = model::plan::build(g, &*set)?;
-        let mut session = plan.gpu_session(kernels::cuda::Precision::F32)?;
+        let set = kernels::kernel_set(id)?;
+        let plan = model::plan::build_for_device(g, &*set)?;
+        let mut session = plan.device_session(kernels::device::Precision::F32)?;
         whole.set(session.whole_on_device());
-        Ok(vec![("cuda".to_owned(), session.run(inputs)?)])
+        Ok(vec![(format!("{} device", set.info().name), session.run(inputs)?)])
     });
     (outcome, whole.get())
 }

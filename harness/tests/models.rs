@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use harness::model_parity::{compare, F32_BOUND};
 use harness::models::selected;
+use kernels::device::Precision;
 use kernels::{KernelSet, KernelSetId};
 use model::Tensor;
 
@@ -108,25 +109,22 @@ fn models_match_on_neon() {
     models_match_on(|| set(KernelSetId::Neon));
 }
 
-/// Both models on the GPU, every step on the device (one upload, one CUDA graph, one download
-/// per output), in f32 (the f32 bound) and in f16 storage (a bound for 11-bit storage).
-#[cfg(feature = "cuda")]
-#[test]
-#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
-fn models_match_on_cuda() {
-    use harness::model_parity::F16_MODEL_BOUND;
-    use kernels::cuda::Precision;
+/// Both models on device sessions of set `id` (plans built for the device), every step on the
+/// device (one upload, one captured run, one download per output), in each of `precisions`
+/// with its bound.
+fn models_match_on_device(id: KernelSetId, precisions: &[(Precision, f64)]) {
     for c in cases() {
-        let plan = model::plan::build(&c.prepared.optimized, &*set(KernelSetId::Cuda)).unwrap();
-        for (precision, bound) in [(Precision::F32, F32_BOUND), (Precision::F16, F16_MODEL_BOUND)] {
-            let mut session = plan.gpu_session(precision).unwrap();
-            // Twice: the first run captures the CUDA graph, the second replays it.
+        let plan = model::plan::build_for_device(&c.prepared.optimized, &*set(id)).unwrap();
+        for &(precision, bound) in precisions {
+            let mut session = plan.device_session(precision).unwrap();
+            // Twice: the first run captures the run, the second replays it.
             session.run(std::slice::from_ref(&c.input)).unwrap();
             let outs = session.run(std::slice::from_ref(&c.input)).unwrap();
             let (up, down) = session.transfers();
             println!(
-                "{:<32} cuda {precision:?}: host steps {:?}, graph {}",
+                "{:<32} {id} device ({}) {precision:?}: host steps {:?}, graph {}",
                 c.name,
+                session.device().unwrap_or("none"),
                 session.host_steps(),
                 session.graph_error().map_or_else(|| "captured".to_owned(), ToString::to_string)
             );
@@ -135,23 +133,23 @@ fn models_match_on_cuda() {
             assert_eq!((up, down), (1, outs.len()), "{}: host↔device copies per run", c.name);
             assert!(
                 session.graph_error().is_none(),
-                "{}: the run was not captured as a CUDA graph: {:?}",
+                "{}: the run was not captured: {:?}",
                 c.name,
                 session.graph_error()
             );
             for ((y, r), o) in outs.iter().zip(&c.reference).zip(&c.ort) {
-                let vs_ref = compare("GPU plan vs reference", y, r.floats().unwrap(), &r.shape, bound);
-                let vs_ort = compare("GPU plan vs ORT", y, &widen(o), &o.shape, bound);
+                let vs_ref = compare("device plan vs reference", y, r.floats().unwrap(), &r.shape, bound);
+                let vs_ort = compare("device plan vs ORT", y, &widen(o), &o.shape, bound);
                 println!(
-                    "{:<32} cuda {precision:?} vs reference {:.2e}, vs ORT {:.2e} (bound {bound:e}; {up} uploads, {down} downloads)",
+                    "{:<32} {id} {precision:?} vs reference {:.2e}, vs ORT {:.2e} (bound {bound:e}; {up} uploads, {down} downloads)",
                     c.name, vs_ref.max_rel_err, vs_ort.max_rel_err
                 );
-                assert!(vs_ref.passed(), "{} on cuda {precision:?} vs reference: {:?}", c.name, vs_ref.failure);
-                assert!(vs_ort.passed(), "{} on cuda {precision:?} vs ORT: {:?}", c.name, vs_ort.failure);
+                assert!(vs_ref.passed(), "{} on {id} {precision:?} vs reference: {:?}", c.name, vs_ref.failure);
+                assert!(vs_ort.passed(), "{} on {id} {precision:?} vs ORT: {:?}", c.name, vs_ort.failure);
             }
             // The page-locked run: the same input written into the session's buffer, the same
-            // values out (the same graph on the same device; the output buffers hold zeros until
-            // this first page-locked run) and one DMA transfer each way.
+            // values out (the same captured run; the output buffers hold zeros until this
+            // first page-locked run) and one transfer each way.
             session.input_mut(0).unwrap().copy_from_slice(c.input.floats().unwrap());
             session.run_bound().unwrap();
             assert_eq!(session.transfers(), (1, outs.len()), "{}: page-locked run's copies", c.name);
@@ -168,31 +166,27 @@ fn models_match_on_cuda() {
     }
 }
 
-/// Three sessions over one upload of the weights, each on its own lane, run at once from three
-/// threads (page-locked I/O), each output equal to a lone session's, bit for bit.
-#[cfg(feature = "cuda")]
-#[test]
-#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
-fn sessions_sharing_weights_run_concurrently_on_cuda() {
-    use kernels::cuda::Precision;
+/// Three sessions over one load of the weights, each with a workspace of its own, run at once
+/// from three threads (page-locked I/O), each output equal to a lone session's, bit for bit.
+fn sessions_sharing_weights_run_concurrently_on(id: KernelSetId, precisions: &[Precision]) {
     for c in cases() {
-        let plan = model::plan::build(&c.prepared.optimized, &*set(KernelSetId::Cuda)).unwrap();
-        for precision in [Precision::F32, Precision::F16] {
-            let expected = plan.gpu_session(precision).unwrap().run(std::slice::from_ref(&c.input)).unwrap();
-            let weights = plan.gpu_weights(precision).unwrap();
+        let plan = model::plan::build_for_device(&c.prepared.optimized, &*set(id)).unwrap();
+        for &precision in precisions {
+            let expected = plan.device_session(precision).unwrap().run(std::slice::from_ref(&c.input)).unwrap();
+            let weights = plan.device_weights(precision).unwrap();
             let mut sessions: Vec<_> = (0..3).map(|_| weights.session().unwrap()).collect();
             std::thread::scope(|scope| {
                 for s in &mut sessions {
                     let input = c.input.floats().unwrap();
                     scope.spawn(move || {
                         s.input_mut(0).unwrap().copy_from_slice(input);
-                        for _ in 0..10 {
+                        for _ in 0..3 {
                             s.run_bound().unwrap();
                         }
                     });
                 }
             });
-            for (k, s) in sessions.iter().enumerate() {
+            for (k, s) in sessions.iter_mut().enumerate() {
                 assert_eq!(s.transfers(), (1, expected.len()), "{} {precision:?} session {k}", c.name);
                 for (o, y) in expected.iter().enumerate() {
                     let got = s.output(o).unwrap();
@@ -201,6 +195,35 @@ fn sessions_sharing_weights_run_concurrently_on_cuda() {
             }
         }
     }
+}
+
+/// The device path on this host's fastest kernel set: handles into the memory plan's slots,
+/// the operations on host buffers, one upload and one download, the captured run replayed.
+#[test]
+fn models_match_on_the_host_device() {
+    models_match_on_device(kernels::host_kernel_sets().0[0].info().id, &[(Precision::F32, F32_BOUND)]);
+}
+
+#[test]
+fn sessions_sharing_weights_run_concurrently_on_the_host_device() {
+    sessions_sharing_weights_run_concurrently_on(kernels::host_kernel_sets().0[0].info().id, &[Precision::F32]);
+}
+
+/// Both models on the GPU in f32 (the f32 bound) and in f16 storage (a bound for 11-bit
+/// storage).
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
+fn models_match_on_cuda() {
+    use harness::model_parity::F16_MODEL_BOUND;
+    models_match_on_device(KernelSetId::Cuda, &[(Precision::F32, F32_BOUND), (Precision::F16, F16_MODEL_BOUND)]);
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "skipped: no CUDA device (ci/gpu-check.sh runs it on a GPU machine)"]
+fn sessions_sharing_weights_run_concurrently_on_cuda() {
+    sessions_sharing_weights_run_concurrently_on(KernelSetId::Cuda, &[Precision::F32, Precision::F16]);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -152,3 +152,68 @@ fn zoo_matches_on_avx512() {
 fn zoo_matches_on_neon() {
     zoo_matches_on(KernelSetId::Neon);
 }
+
+/// The zoo's CNN classifiers and segmenters, the vision transformer and the PP-OCRv4
+/// recognizer, which run every step on a device.
+const WHOLE_ON_DEVICE: [&str; 17] = [
+    "resnet18",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "regnet_y_400mf",
+    "shufflenet_v2",
+    "squeezenet1_1",
+    "densenet121",
+    "convnext_tiny",
+    "ghostnet",
+    "deit_tiny",
+    "deeplabv3_mobilenet",
+    "deeplabv3_mobilenet_dyn",
+    "lraspp_mobilenet",
+    "lraspp_mobilenet_dyn",
+    "unet_small",
+    "ch_PP-OCRv4_rec_infer",
+];
+
+/// Every model on device sessions of this host's first kernel set (plans built for the device,
+/// tensors in host buffers as handles into the memory plan's slots) against the reference and
+/// ORT; the CNN classifiers and segmenters with every step on the device (one upload, one
+/// download), the others with their host steps between device operations.
+#[test]
+fn zoo_matches_on_the_host_device() {
+    let set = kernels::host_kernel_sets().0.remove(0);
+    let name = set.info().name;
+    let mut failed = Vec::new();
+    for c in cases() {
+        let m = &c.model.name;
+        let plan = model::plan::build_for_device(&c.prepared.optimized, &*set).unwrap_or_else(|e| panic!("{m}: {e}"));
+        let mut s = plan.device_session(kernels::device::Precision::F32).unwrap_or_else(|e| panic!("{m}: {e}"));
+        let outs = s.run(std::slice::from_ref(&c.input)).unwrap_or_else(|e| panic!("{m}: {e}"));
+        let mut worst = 0.0f64;
+        for (k, ((y, r), o)) in outs.iter().zip(&c.reference).zip(&c.ort).enumerate() {
+            for (against, want) in [("reference", r.reals()), ("ORT", o.reals())] {
+                let p = compare(&format!("output {k}"), y, &want, &o.shape, F32_BOUND);
+                worst = worst.max(p.max_rel_err);
+                if let Some(f) = p.failure {
+                    failed.push(format!("{m} output {k} vs {against}: {f}"));
+                }
+            }
+        }
+        let host = s.host_steps();
+        println!(
+            "{m:<26} {name} device: {} steps, {} on the host {:?}; transfers {:?}; worst {worst:.2e}",
+            plan.steps.len(),
+            host.len(),
+            host.iter().take(4).collect::<Vec<_>>(),
+            s.transfers()
+        );
+        if WHOLE_ON_DEVICE.contains(&m.as_str()) {
+            if !s.whole_on_device() {
+                failed.push(format!("{m}: steps on the host: {host:?}"));
+            } else if s.transfers() != (1, outs.len()) {
+                failed.push(format!("{m}: transfers {:?} for {} outputs", s.transfers(), outs.len()));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "on {name} device sessions:\n{}", failed.join("\n"));
+}

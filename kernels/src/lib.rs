@@ -25,6 +25,7 @@ mod blocking;
 mod conv;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod device;
 mod epilogue;
 mod error;
 mod gemm;
@@ -317,6 +318,12 @@ pub trait KernelSet: Send + Sync + fmt::Debug {
     /// value to pass to `std::hint::black_box`. Each round is `info().peak_flops_per_iter` flops
     /// (timed for you by [`fma_peak_gflops`]).
     fn fma_loop(&self, iterations: usize) -> f32;
+
+    /// Where this set keeps tensors and runs a model's operations on them ([`device`]): the
+    /// GPU's memory for the CUDA set; for a CPU set, host buffers and its own kernels (what
+    /// sessions built with `device` run on; ordinary CPU sessions read and write host slices
+    /// directly). Errors for a set that only packs weights.
+    fn device(&self) -> Result<std::sync::Arc<dyn device::Device>>;
 }
 
 /// A CPU kernel set: the generic driver around one microkernel (and its wide tile).
@@ -360,6 +367,12 @@ impl<K: Microkernel> CpuSet<K> {
         self.wide_blocking =
             Blocking { kc, mc: mc.next_multiple_of(K::Wide::MR), nc: nc.next_multiple_of(K::Wide::NR) };
         Ok(self)
+    }
+}
+
+impl<K: Microkernel> Clone for CpuSet<K> {
+    fn clone(&self) -> Self {
+        Self { info: self.info.clone(), wide_blocking: self.wide_blocking, _kernel: PhantomData }
     }
 }
 
@@ -460,6 +473,10 @@ impl<K: ConvKernel<Rows: VectorKernels>> KernelSet for CpuSet<K> {
     fn fma_loop(&self, iterations: usize) -> f32 {
         // SAFETY: a CpuSet<K> is only constructed after checking the CPU supports K.
         unsafe { K::fma_loop(iterations) }
+    }
+
+    fn device(&self) -> Result<std::sync::Arc<dyn device::Device>> {
+        Ok(std::sync::Arc::new(device::host::HostDevice::new(std::sync::Arc::new(self.clone()))))
     }
 }
 

@@ -106,6 +106,10 @@ impl KernelSet for PackOnly {
     fn fma_loop(&self, _iterations: usize) -> f32 {
         0.0
     }
+
+    fn device(&self) -> Result<std::sync::Arc<dyn crate::device::Device>> {
+        self.refuse()
+    }
 }
 
 /// A set that packs weights for `id`: the set itself when this machine can run it, otherwise

@@ -40,6 +40,19 @@ pub struct PoolParams {
     pub mode: PoolMode,
 }
 
+impl PoolParams {
+    /// The mean over a whole `[h, w]` image (ONNX `GlobalAveragePool`).
+    pub fn global_average([h, w]: [usize; 2]) -> Self {
+        Self {
+            kernel: [h, w],
+            strides: [1, 1],
+            dilations: [1, 1],
+            pads: [0; 4],
+            mode: PoolMode::Average { count_include_pad: false },
+        }
+    }
+}
+
 /// A checked pooling call's geometry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolGeom {

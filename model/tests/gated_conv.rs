@@ -15,14 +15,7 @@ use common::{check_plans, input, ops, Builder};
 fn block(n: usize, side: usize, c_out: usize, tap: bool) -> (model::Prepared, Vec<usize>) {
     let shape = vec![n, 8, side, side];
     let mut b = Builder::new(&shape);
-    b.conv("x", 8, 48, 1, 0, "e0");
-    b.node("Relu", &["e0"], "e", vec![]);
-    b.node("GlobalAveragePool", &["e"], "pooled", vec![]);
-    b.conv("pooled", 48, 12, 1, 0, "s0");
-    b.node("Relu", &["s0"], "s1", vec![]);
-    b.conv("s1", 12, 48, 1, 0, "s2");
-    b.node("Sigmoid", &["s2"], "gate", vec![]);
-    b.node("Mul", &["e", "gate"], "gated", vec![]);
+    b.squeeze_excitation();
     b.conv("gated", 48, c_out, 1, 0, "y");
     b.output("y");
     if tap {

@@ -66,12 +66,12 @@ fn vs_ort(outs: &[model::Tensor], ort: &[model::Tensor], batch: usize, bound: f6
 
 /// Device time of one run by phase and by operator (the steps launched one by one, each
 /// waited for; the best of 5 runs per step).
-fn print_profile(plan: &model::plan::Plan, session: &mut model::plan::GpuSession<'_>, input: &model::Tensor) {
+fn print_profile(plan: &model::plan::Plan, session: &mut model::plan::Session<'_>, input: &model::Tensor) {
     let mut best = vec![f64::INFINITY; plan.steps.len()];
     let mut phases = [f64::INFINITY; 3];
     for _ in 0..5 {
         let mut t = vec![0.0; plan.steps.len()];
-        let (_, ph) = session.run_profiled(std::slice::from_ref(input), &mut t).expect("profiled run");
+        let (_, ph) = session.run_device_profiled(std::slice::from_ref(input), &mut t).expect("profiled run");
         best.iter_mut().zip(&t).for_each(|(b, &x)| *b = b.min(x));
         phases.iter_mut().zip(ph).for_each(|(p, x)| *p = p.min(x));
     }
@@ -315,7 +315,7 @@ fn model_rows(
     let plan = model::plan::build(&prepared.optimized, set).expect("plan");
     let mut mismatches = 0;
     for p in [Precision::F32, Precision::F16] {
-        let mut session = plan.gpu_session(p).expect("session");
+        let mut session = plan.device_session(p).expect("session");
         let outs = session.run(std::slice::from_ref(&input)).expect("run");
         let bound = match p {
             Precision::F32 => harness::model_parity::F32_BOUND,
@@ -364,7 +364,7 @@ fn model_rows(
     mismatches
 }
 
-/// Batch-1 throughput of 1, 2 and 4 sessions over one [`model::plan::GpuWeights`], each in a
+/// Batch-1 throughput of 1, 2 and 4 sessions over one [`model::plan::DeviceWeights`], each in a
 /// thread of its own running `run_bound` 50 times from the same start; returns the sessions
 /// whose outputs differ from the first one's.
 fn concurrency_rows(set: &dyn KernelSet, case: &ModelCase, out: &mut Vec<serde_json::Value>) -> usize {
@@ -374,7 +374,7 @@ fn concurrency_rows(set: &dyn KernelSet, case: &ModelCase, out: &mut Vec<serde_j
     let input = case.input.floats().expect("float input");
     let mut mismatches = 0;
     for p in [Precision::F32, Precision::F16] {
-        let weights = plan.gpu_weights(p).expect("weights");
+        let weights = plan.device_weights(p).expect("weights");
         if !weights.whole_on_device() {
             continue;
         }
@@ -404,7 +404,7 @@ fn concurrency_rows(set: &dyn KernelSet, case: &ModelCase, out: &mut Vec<serde_j
                 single = rate;
             }
             let first = sessions[0].output(0).expect("output").to_vec();
-            let equal = sessions.iter().all(|s| s.output(0).expect("output") == first.as_slice());
+            let equal = sessions.iter_mut().all(|s| s.output(0).expect("output") == first.as_slice());
             if !equal {
                 eprintln!("cuda-bench: {} {p:?}: {n} concurrent sessions' outputs differ", case.name);
                 mismatches += 1;

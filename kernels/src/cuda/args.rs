@@ -204,6 +204,38 @@ pub(crate) struct SoftmaxArgs {
     pub inner: i64,
 }
 
+/// `LayerNormArgs` of `ops.cu`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LayerNormArgs {
+    pub x: u64,
+    pub y: u64,
+    pub scale: u64,
+    pub bias: u64,
+    pub rows: i64,
+    pub len: i64,
+    pub eps: f32,
+    pub pad_: i32,
+}
+
+/// Batch axes of `MatMulArgs`.
+pub(crate) const MM_RANK: usize = 4;
+
+/// `MatMulArgs` of `ops.cu`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MatMulArgs {
+    pub a: u64,
+    pub b: u64,
+    pub y: u64,
+    pub m: i64,
+    pub k: i64,
+    pub n: i64,
+    pub batch: [i64; MM_RANK],
+    pub sa: [i64; MM_RANK],
+    pub sb: [i64; MM_RANK],
+}
+
 /// `ConvertArgs` of `ops.cu`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -232,6 +264,10 @@ unsafe impl DeviceRepr for GapArgs {}
 unsafe impl DeviceRepr for ResizeArgs {}
 // SAFETY: as above.
 unsafe impl DeviceRepr for SoftmaxArgs {}
+// SAFETY: as above.
+unsafe impl DeviceRepr for LayerNormArgs {}
+// SAFETY: as above.
+unsafe impl DeviceRepr for MatMulArgs {}
 // SAFETY: as above.
 unsafe impl DeviceRepr for ConvertArgs {}
 

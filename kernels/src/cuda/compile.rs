@@ -160,7 +160,7 @@ impl MmaConfig {
 }
 
 /// Entry points of `ops.cu`.
-const OP_NAMES: [&str; 18] = [
+const OP_NAMES: [&str; 22] = [
     "map_f32",
     "map_f16",
     "binary_f32",
@@ -177,6 +177,10 @@ const OP_NAMES: [&str; 18] = [
     "resize_f16",
     "softmax_f32",
     "softmax_f16",
+    "layernorm_f32",
+    "layernorm_f16",
+    "matmul_f32",
+    "matmul_f16",
     "convert_f32",
     "convert_f16",
 ];

@@ -9,14 +9,7 @@ use half::f16;
 use super::compile::{self, Compiled};
 use crate::error::{KernelError, Result};
 
-/// Element type of activations and weights on the device; accumulation is always f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Precision {
-    /// f32 storage, CUDA-core FMA.
-    F32,
-    /// f16 storage (half the memory traffic), tensor cores where the architecture has them.
-    F16,
-}
+pub use crate::device::Precision;
 
 /// A GEMM kernel in its dense (`gemm_*`) and convolution (`conv_*`) forms.
 #[derive(Debug, Clone)]
@@ -134,7 +127,7 @@ impl Gpu {
         // in order, so the driver's per-buffer event tracking is not needed. A stream of its
         // own, not the legacy default one, so that a run can be captured as a CUDA graph.
         // SAFETY: a buffer written on one stream is used on another only after that stream was
-        // synchronized (weights shared by the lanes of one model: `Plan::gpu_weights`); every
+        // synchronized (weights shared by the lanes of one model: `Device::load`); every
         // other buffer stays on the lane that made it.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(dev_err("stream"))?;
@@ -444,6 +437,60 @@ impl DeviceTensor {
 
     pub(crate) fn addr(&self, gpu: &Gpu) -> u64 {
         self.buf.addr(gpu)
+    }
+}
+
+/// A second [`DeviceTensor`] over the first `len` elements of another's storage (a value in
+/// a slot of the memory plan), which frees nothing when dropped.
+#[derive(Debug)]
+pub(crate) struct Alias(Option<DeviceTensor>);
+
+impl Alias {
+    /// The first `len` elements of `of`.
+    ///
+    /// # Safety
+    /// `of` outlives the alias and is not moved or reallocated meanwhile (the alias names its
+    /// device address); the stream orders every use of both.
+    pub(crate) unsafe fn new(gpu: &Gpu, of: &DeviceTensor, len: usize) -> Result<Self> {
+        if len > of.len.max(1) {
+            return Err(KernelError::Shape(format!("a view of {len} values of a buffer of {}", of.len)));
+        }
+        let ptr = of.addr(gpu);
+        let buf = match of.buf {
+            // SAFETY: `ptr` is the live allocation of `of`, of at least `len` elements
+            // (checked above); `Drop` leaks the alias instead of freeing it (the caller's
+            // contract keeps `of` alive for as long).
+            DeviceBuf::F32(_) => DeviceBuf::F32(unsafe { gpu.stream.upgrade_device_ptr(ptr, len.max(1)) }),
+            // SAFETY: as above.
+            DeviceBuf::F16(_) => DeviceBuf::F16(unsafe { gpu.stream.upgrade_device_ptr(ptr, len.max(1)) }),
+        };
+        Ok(Self(Some(DeviceTensor { buf, len })))
+    }
+
+    /// The view.
+    pub(crate) fn get(&self) -> &DeviceTensor {
+        self.0.as_ref().expect("present until dropped")
+    }
+
+    /// The view, writable.
+    pub(crate) fn get_mut(&mut self) -> &mut DeviceTensor {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Alias {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            // The storage belongs to the tensor aliased: release the handle, not the memory.
+            match t.buf {
+                DeviceBuf::F32(s) => {
+                    s.leak();
+                }
+                DeviceBuf::F16(s) => {
+                    s.leak();
+                }
+            }
+        }
     }
 }
 

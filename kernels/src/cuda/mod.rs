@@ -11,7 +11,9 @@
 //!   plan's other steps on device tensors, so a whole model runs between one upload and one
 //!   download;
 //! - the [`crate::KernelSet`] implementation (`kernel_set(KernelSetId::Cuda)`), f32 on host
-//!   slices, for the generic kernel suites.
+//!   slices, for the generic kernel suites, whose [`crate::KernelSet::device`] is the GPU:
+//!   a model's weights uploaded once and per session a stream, one device buffer per slot of
+//!   the memory plan and the run captured as one CUDA graph (`program`).
 //!
 //! Kernels: a tiled f32/f16-storage GEMM on the CUDA cores that is also the implicit-GEMM
 //! convolution (dense, grouped, pointwise, each `ConvTranspose` phase), f16 tensor-core
@@ -25,6 +27,7 @@ mod device;
 mod graph;
 mod launch;
 mod ops;
+mod program;
 pub(crate) mod set;
 mod weights;
 

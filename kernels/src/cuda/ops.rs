@@ -4,10 +4,12 @@
 use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::args::{
-    int, map_activation, BinArgs, ConvertArgs, CopyArgs, GapArgs, MapArgs, PoolArgs, ResizeArgs, SoftmaxArgs,
-    COPY_RANK, MAP_MAX,
+    int, map_activation, BinArgs, ConvertArgs, CopyArgs, GapArgs, LayerNormArgs, MapArgs, MatMulArgs, PoolArgs,
+    ResizeArgs, SoftmaxArgs, COPY_RANK, MAP_MAX, MM_RANK,
 };
 use super::device::{dev_err, DeviceTensor, Gpu, Precision};
+use crate::device::ops::reach;
+pub use crate::device::{BinaryOp, StridedCopy};
 use crate::error::{KernelError, Result};
 use crate::{Activation, PoolMode, PoolParams, Unary};
 
@@ -38,6 +40,8 @@ pub(crate) struct OpFuncs {
     pub gap: PerPrecision,
     pub resize: PerPrecision,
     pub softmax: PerPrecision,
+    pub layernorm: PerPrecision,
+    pub matmul: PerPrecision,
     /// `f32`: f16 → f32; `f16`: f32 → f16.
     pub convert: PerPrecision,
 }
@@ -57,6 +61,8 @@ impl OpFuncs {
             gap: both("gap")?,
             resize: both("resize")?,
             softmax: both("softmax")?,
+            layernorm: both("layernorm")?,
+            matmul: both("matmul")?,
             convert: both("convert")?,
         })
     }
@@ -124,80 +130,6 @@ fn unary_code(u: Unary) -> i32 {
         Unary::Erf => 23,
         Unary::Sigmoid => 24,
     }
-}
-
-/// The operator of [`Gpu::binary`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a − b`.
-    Sub,
-    /// `a · b`.
-    Mul,
-    /// `a / b`.
-    Div,
-}
-
-/// A strided copy ([`Gpu::copy`]): element `(i₀, …)` of the iteration space `dims` goes from
-/// `src[src_offset + Σ iₖ·src_strides[k]]` to `dst[dst_offset + Σ iₖ·dst_strides[k]]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StridedCopy {
-    /// Iteration space, outermost first (at most 6 axes after merging).
-    pub dims: Vec<usize>,
-    /// Source strides per axis.
-    pub src_strides: Vec<usize>,
-    /// Destination strides per axis.
-    pub dst_strides: Vec<usize>,
-    /// First source element.
-    pub src_offset: usize,
-    /// First destination element.
-    pub dst_offset: usize,
-}
-
-impl StridedCopy {
-    /// A dense copy of `len` elements.
-    pub fn dense(len: usize) -> Self {
-        Self { dims: vec![len], src_strides: vec![1], dst_strides: vec![1], ..Self::default() }
-    }
-
-    /// The same copy with axes of one element dropped and neighbours that are contiguous in
-    /// both tensors merged (fewer divisions per element, and most copies fit the kernel's
-    /// six axes).
-    pub fn merged(&self) -> Self {
-        let mut m = Self { src_offset: self.src_offset, dst_offset: self.dst_offset, ..Self::default() };
-        for ((&d, &s), &t) in self.dims.iter().zip(&self.src_strides).zip(&self.dst_strides) {
-            if d == 1 {
-                continue;
-            }
-            match (m.dims.last_mut(), m.src_strides.last_mut(), m.dst_strides.last_mut()) {
-                (Some(pd), Some(ps), Some(pt)) if *ps == s * d && *pt == t * d => {
-                    *pd *= d;
-                    (*ps, *pt) = (s, t);
-                }
-                _ => {
-                    m.dims.push(d);
-                    m.src_strides.push(s);
-                    m.dst_strides.push(t);
-                }
-            }
-        }
-        m
-    }
-
-    fn elements(&self) -> usize {
-        self.dims.iter().product()
-    }
-
-    /// One past the last element one side touches (its `strides` and `offset`).
-    fn reach(&self, strides: &[usize], offset: usize) -> usize {
-        reach(&self.dims, strides, offset)
-    }
-}
-
-/// One past the last element of a non-empty iteration over `dims` at `strides` from `offset`.
-fn reach(dims: &[usize], strides: &[usize], offset: usize) -> usize {
-    offset + 1 + dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>()
 }
 
 /// A resize's source taps, uploaded once ([`Gpu::resize`]).
@@ -365,7 +297,7 @@ impl Gpu {
 
     /// A strided copy from `x` into `y` (see [`StridedCopy`]; it is merged first).
     pub fn copy(&self, x: &DeviceTensor, y: &mut DeviceTensor, c: &StridedCopy) -> Result<()> {
-        if c.dims.len() != c.src_strides.len() || c.dims.len() != c.dst_strides.len() {
+        if !c.well_formed() {
             return Err(KernelError::Shape("a strided copy needs one stride per axis on each side".into()));
         }
         let c = c.merged();
@@ -563,37 +495,105 @@ impl Gpu {
         // precision `p` (checked above); the kernel's 256-entry shared array matches THREADS.
         unsafe { launch.launch(cfg) }.map_err(dev_err("launch softmax")).map(|_| ())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Layer normalisation of each `len`-value row of `x` into `y`, with `scale` and `bias`
+    /// (f32, `len` values each) on the device.
+    pub fn layer_norm(
+        &self,
+        x: &DeviceTensor,
+        len: usize,
+        (scale, bias): (&CudaSlice<f32>, Option<&CudaSlice<f32>>),
+        epsilon: f32,
+        y: &mut DeviceTensor,
+    ) -> Result<()> {
+        let p = x.precision();
+        if len == 0 || !x.len().is_multiple_of(len) || scale.len() != len || bias.is_some_and(|b| b.len() != len) {
+            return Err(KernelError::Shape(format!(
+                "layer norm of {} values in rows of {len} with {} scales and {} biases",
+                x.len(),
+                scale.len(),
+                bias.map_or(0, CudaSlice::len)
+            )));
+        }
+        same("layer norm output", y, p, x.len())?;
+        let rows = x.len() / len;
+        let a = LayerNormArgs {
+            x: x.addr(self),
+            y: y.addr(self),
+            scale: self.addr(scale),
+            bias: bias.map_or(0, |b| self.addr(b)),
+            rows: rows as i64,
+            len: len as i64,
+            eps: epsilon,
+            pad_: 0,
+        };
+        let cfg = LaunchConfig {
+            grid_dim: (rows.min(1 << 20) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = self.stream().launch_builder(self.funcs.ops.layernorm.of(p));
+        launch.arg(&a);
+        // SAFETY: `a` mirrors `LayerNormArgs`; `x` and `y` hold rows·len values of precision
+        // `p`, scale and bias `len` f32 (checked above); the 256-entry shared array matches
+        // THREADS.
+        unsafe { launch.launch(cfg) }.map_err(dev_err("launch layer norm")).map(|_| ())
+    }
 
-    #[test]
-    fn strided_copies_merge_contiguous_axes_and_drop_unit_ones() {
-        // NCHW [2, 3, 4, 5] → NHWC: iteration over (n, h·w, c) after merging h and w.
-        let c = StridedCopy {
-            dims: vec![2, 4, 5, 3],
-            src_strides: vec![60, 5, 1, 20],
-            dst_strides: vec![60, 15, 3, 1],
+    /// A batched product of `a` and `b` (`m × k` by `k × n` per batch index over `batch`, each
+    /// operand at its own batch strides) into the dense `y`.
+    pub fn matmul(
+        &self,
+        (a, sa): (&DeviceTensor, &[usize]),
+        (b, sb): (&DeviceTensor, &[usize]),
+        (m, k, n): (usize, usize, usize),
+        batch: &[usize],
+        y: &mut DeviceTensor,
+    ) -> Result<()> {
+        if batch.len() > MM_RANK || sa.len() != batch.len() || sb.len() != batch.len() {
+            return Err(KernelError::Shape(format!(
+                "a batched product over {} axes (the device kernel has {MM_RANK}, one stride per axis)",
+                batch.len()
+            )));
+        }
+        let count: usize = batch.iter().product();
+        let p = y.precision();
+        same("matmul output", y, p, count * m * n)?;
+        if count * m * n == 0 {
+            return Ok(());
+        }
+        // The farthest element each operand's batch offsets reach.
+        let far = |s: &[usize]| batch.iter().zip(s).map(|(&d, &st)| (d - 1) * st).sum::<usize>();
+        same("matmul left operand", a, p, far(sa) + m * k)?;
+        same("matmul right operand", b, p, far(sb) + k * n)?;
+        let mut args = MatMulArgs {
+            a: a.addr(self),
+            b: b.addr(self),
+            y: y.addr(self),
+            m: m as i64,
+            k: k as i64,
+            n: n as i64,
+            batch: [1; MM_RANK],
             ..Default::default()
         };
-        let m = c.merged();
-        assert_eq!(m.dims, vec![2, 20, 3]);
-        assert_eq!(m.src_strides, vec![60, 1, 20]);
-        assert_eq!(m.dst_strides, vec![60, 3, 1]);
-        assert_eq!(m.reach(&m.src_strides, 0), 120);
-        // A dense copy of a [1, 8, 1, 6] block is one axis.
-        let d = StridedCopy {
-            dims: vec![1, 8, 1, 6],
-            src_strides: vec![48, 6, 6, 1],
-            dst_strides: vec![48, 6, 6, 1],
-            src_offset: 3,
-            dst_offset: 0,
+        let lead = MM_RANK - batch.len();
+        for (d, ((&bd, &x), &z)) in batch.iter().zip(sa).zip(sb).enumerate() {
+            (args.batch[lead + d], args.sa[lead + d], args.sb[lead + d]) = (bd as i64, x as i64, z as i64);
+        }
+        const T: usize = 16;
+        if count > super::launch::MAX_GRID_YZ || m.div_ceil(T) > super::launch::MAX_GRID_YZ {
+            return Err(KernelError::Shape(format!("a product of {count} × {m} rows exceeds one launch's grid")));
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (int(n.div_ceil(T), "columns")? as u32, m.div_ceil(T) as u32, count as u32),
+            block_dim: (T as u32, T as u32, 1),
+            shared_mem_bytes: 0,
         };
-        let m = d.merged();
-        assert_eq!((m.dims.clone(), m.src_strides.clone(), m.src_offset), (vec![48], vec![1], 3));
-        assert_eq!(m.reach(&m.src_strides, m.src_offset), 51);
-        assert_eq!(StridedCopy::dense(0).merged().elements(), 0);
+        let mut launch = self.stream().launch_builder(self.funcs.ops.matmul.of(p));
+        launch.arg(&args);
+        // SAFETY: `args` mirrors `MatMulArgs`; every offset the kernel forms (batch offsets
+        // plus an m·k or k·n block) is within `a` and `b`, and `y` holds count·m·n values
+        // (checked above); the 16×17 shared tiles match the 16×16 block.
+        unsafe { launch.launch(cfg) }.map_err(dev_err("launch matmul")).map(|_| ())
     }
 }

@@ -198,4 +198,8 @@ impl KernelSet for CudaSet {
         // No CPU probe for a GPU set; `peak_flops_per_iter` is `None`.
         0.0
     }
+
+    fn device(&self) -> Result<Arc<dyn crate::device::Device>> {
+        Ok(Arc::new(super::program::CudaDevice { gpu: Arc::clone(&self.gpu) }))
+    }
 }

@@ -48,6 +48,17 @@ struct Mark {
 
 /// Builds a plan of `g` (specialised by [`crate::specialize`], usually optimised) for `set`.
 pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
+    build_with(g, set, set.info().id == kernels::KernelSetId::Cuda)
+}
+
+/// [`build`] for a session on `set`'s device ([`Plan::device_session`]): without the CPU
+/// executor's own fusions (expansion into depthwise, gated convolutions), so that every step a
+/// device has an operation for runs there. CUDA plans are always built so.
+pub fn build_for_device(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
+    build_with(g, set, true)
+}
+
+fn build_with(g: &Graph, set: &dyn KernelSet, for_device: bool) -> Result<Plan> {
     let mut b = Builder {
         g,
         set,
@@ -121,8 +132,10 @@ pub fn build(g: &Graph, set: &dyn KernelSet) -> Result<Plan> {
         tuning: kernels::Tuning::host().map(kernels::Tuning::overrides).unwrap_or_default(),
     };
     resize_to_planes(&mut plan);
-    expand_depthwise(&mut plan);
-    gates_into_convs(&mut plan);
+    if !for_device {
+        expand_depthwise(&mut plan);
+        gates_into_convs(&mut plan);
+    }
     memory::assign(&mut plan);
     Ok(plan)
 }
@@ -182,12 +195,9 @@ const EXPAND_FUSE_MIN_BYTES: usize = 1 << 20;
 /// A pointwise convolution (no residual) whose only reader is a depthwise convolution becomes
 /// one [`Step::ExpandDepthwise`] at the depthwise step's place, where the expanded value is
 /// large (MobileNet's and EfficientNet's inverted residual blocks at high resolution): it is
-/// then never written to memory and read back. CPU sets only (the GPU executor runs each
-/// convolution as its own step).
+/// then never written to memory and read back. CPU sessions only (a device runs each
+/// convolution as its own operation).
 fn expand_depthwise(plan: &mut Plan) {
-    if plan.kernel_set == kernels::KernelSetId::Cuda {
-        return;
-    }
     let readers = readers(plan);
     let mut producer: HashMap<usize, usize> = HashMap::new();
     let mut removed = std::collections::HashSet::new();
@@ -227,11 +237,8 @@ fn expand_depthwise(plan: &mut Plan) {
 /// the weights instead of the tensor, and the multiply's pass over the gated tensor goes
 /// away. Only where the weights are no larger than that tensor (`taps · c_out ≤ H · W`: the
 /// projections of MobileNetV3's and EfficientNet's blocks on maps of 14×14 and more), on one
-/// image (the gate differs per image), on CPU sets.
+/// image (the gate differs per image), in CPU sessions.
 fn gates_into_convs(plan: &mut Plan) {
-    if plan.kernel_set == kernels::KernelSetId::Cuda {
-        return;
-    }
     let readers = readers(plan);
     // The gated value of each fusable multiply: (its step, the dense operand, the gate).
     let mut gated: HashMap<usize, (usize, usize, usize)> = HashMap::new();

@@ -6,13 +6,18 @@ use kernels::{
     Parallelism, PoolMode, PoolParams, RowNorm,
 };
 
+use super::offload::Offload;
 use super::{dims4, memory, ops, Layout, Operand, Plan, Step};
 use crate::error::{ModelError, Result};
 use crate::tensor::Tensor;
 
+/// A host step's per-run state: the data-dependent values and the gated convolutions'
+/// weights of the current run.
+pub(super) type HostState<'a> = (&'a mut [Option<Tensor>], &'a mut [Option<PackedConv>]);
+
 /// A plan ready to run repeatedly with a fixed thread count.
 pub struct Session<'p> {
-    plan: &'p Plan,
+    pub(super) plan: &'p Plan,
     set: Box<dyn KernelSet>,
     arena: Vec<AlignedBuf>,
     /// Data-dependent values of the current run (see [`super::PlanValue::dynamic`]).
@@ -22,6 +27,9 @@ pub struct Session<'p> {
     gated: Vec<Option<PackedConv>>,
     /// The thread team of a multi-threaded session (helpers spin only while a run is on).
     pool: Option<kernels::threads::Team>,
+    /// A device session's workspace and bookkeeping (`Plan::device_session`); `None`: every
+    /// tensor is a host slice of `arena`.
+    offload: Option<Offload<'p>>,
 }
 
 impl Plan {
@@ -64,18 +72,44 @@ impl Plan {
             dynamic: vec![None; self.values.len()],
             gated: vec![None; self.convs.len()],
             pool,
+            offload: None,
         })
     }
 }
 
-impl Session<'_> {
-    /// Runs the plan on NCHW `inputs` (in the model's input order) and returns the outputs.
-    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        self.run_timed(inputs, None)
+impl<'p> Session<'p> {
+    /// A device session of `plan` on `set` (the host steps' set) with its device state.
+    pub(super) fn with_device(plan: &'p Plan, set: Box<dyn KernelSet>, offload: Offload<'p>) -> Result<Self> {
+        let mut s = plan.session_on(set, 1)?;
+        s.offload = Some(offload);
+        Ok(s)
     }
 
-    /// [`Session::run`], adding each step's wall time to `times` (one entry per step).
+    /// The host set, the host buffers, the data-dependent values with the gated
+    /// convolutions' weights, and the device state.
+    pub(super) fn parts(&mut self) -> (&dyn KernelSet, &mut [AlignedBuf], HostState<'_>, Option<&mut Offload<'p>>) {
+        (&*self.set, &mut self.arena, (&mut self.dynamic, &mut self.gated), self.offload.as_mut())
+    }
+
+    /// The device state of a device session.
+    pub(super) fn offload(&self) -> Option<&Offload<'p>> {
+        self.offload.as_ref()
+    }
+
+    /// Runs the plan on NCHW `inputs` (in the model's input order) and returns the outputs.
+    pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        match self.offload {
+            Some(_) => Offload::run(self, inputs),
+            None => self.run_timed(inputs, None),
+        }
+    }
+
+    /// [`Session::run`], adding each step's wall time to `times` (one entry per step). A
+    /// device session's profile is [`Session::run_device_profiled`].
     pub fn run_profiled(&mut self, inputs: &[Tensor], times: &mut [std::time::Duration]) -> Result<Vec<Tensor>> {
+        if self.offload.is_some() {
+            return Err(ModelError::Input("a device session is profiled by `run_device_profiled`".into()));
+        }
         if times.len() != self.plan.steps.len() {
             return Err(ModelError::Input(format!("{} timers for {} steps", times.len(), self.plan.steps.len())));
         }
@@ -304,13 +338,7 @@ pub(super) fn exec_step<'a>(
         Step::Binary { op, a, b, output } => binary_step(plan, *op, (*a, *b), output.1, val, in_place, out, parallel)?,
         Step::GlobalAveragePool { input, .. } => {
             let [n, h, w, c] = dims4(&phys(*input));
-            let params = PoolParams {
-                kernel: [h, w],
-                strides: [1, 1],
-                dilations: [1, 1],
-                pads: [0; 4],
-                mode: PoolMode::Average { count_include_pad: false },
-            };
+            let params = PoolParams::global_average([h, w]);
             let x = ImageRef::new(val(*input), [n, h, w, c])?;
             set.pool2d(x, ImageMut::new(out, [n, 1, 1, c])?, &params, par)?;
         }
@@ -411,13 +439,7 @@ fn matmul_step(
 ) -> Result<()> {
     let count: usize = batch.iter().product();
     for (i, c) in out.chunks_mut(m * n).enumerate().take(count) {
-        let (mut ao, mut bo, mut rest) = (0, 0, i);
-        for d in (0..batch.len()).rev() {
-            let q = rest % batch[d];
-            rest /= batch[d];
-            ao += q * a_strides[d];
-            bo += q * b_strides[d];
-        }
+        let (ao, bo) = kernels::device::batch_offsets(i, batch, a_strides, b_strides);
         let am = MatRef::row_major(&av[ao..ao + m * k], m, k)?;
         let bm = MatRef::row_major(&bv[bo..bo + k * n], k, n)?;
         set.gemm(am, BOperand::Matrix(bm), MatMut::row_major(c, m, n)?, &Epilogue::none(), par)?;

@@ -4,14 +4,12 @@
 //! converted at the edges.
 
 mod build;
+mod device_ops;
 mod eval;
 mod exec;
 mod file;
-#[cfg(feature = "cuda")]
-mod gpu;
-#[cfg(feature = "cuda")]
-mod gpu_steps;
 mod memory;
+mod offload;
 mod ops;
 mod recurrent;
 
@@ -21,11 +19,10 @@ use serde::{Deserialize, Serialize};
 use crate::ir::{Binary, Op, Pool, Resize};
 use crate::tensor::DType;
 
-pub use build::build;
+pub use build::{build, build_for_device};
 pub use eval::EvalInput;
 pub use exec::Session;
-#[cfg(feature = "cuda")]
-pub use gpu::{GpuSession, GpuWeights};
+pub use offload::DeviceWeights;
 pub use recurrent::Recurrent;
 
 /// A 4-D shape as an array (callers have checked the rank).

@@ -547,23 +547,8 @@ pub fn depth_to_space(x: &[f32], [n, h, w, cc]: [usize; 4], [by, bx]: [usize; 2]
 }
 
 /// Softmax over `len` values at stride `inner`, `outer` times, in place.
-pub fn softmax(x: &mut [f32], (outer, len, inner): (usize, usize, usize)) {
-    for o in 0..outer {
-        let block = &mut x[o * len * inner..][..len * inner];
-        for i in 0..inner {
-            let max = (0..len).map(|k| block[k * inner + i]).fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for k in 0..len {
-                let e = (block[k * inner + i] - max).exp();
-                block[k * inner + i] = e;
-                sum += e;
-            }
-            let inv = 1.0 / sum;
-            for k in 0..len {
-                block[k * inner + i] *= inv;
-            }
-        }
-    }
+pub fn softmax(x: &mut [f32], dims: (usize, usize, usize)) {
+    kernels::device::host::softmax(x, dims)
 }
 
 /// Axis permutation of a row-major value of `shape`: output axis `i` is input axis `perm[i]`.

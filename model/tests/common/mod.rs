@@ -33,6 +33,20 @@ impl Builder {
         Builder { nodes: Vec::new(), inits: Vec::new(), input: input.to_vec(), outputs: Vec::new(), seed: 1 }
     }
 
+    /// A squeeze-excitation block on the 8-channel input `x`: 1×1 to 48 channels + ReLU
+    /// (`e`) → the gate (global average pool, 1×1 to 12 + ReLU, 1×1 to 48 + Sigmoid) →
+    /// `gated = e · gate`.
+    pub fn squeeze_excitation(&mut self) {
+        self.conv("x", 8, 48, 1, 0, "e0");
+        self.node("Relu", &["e0"], "e", vec![]);
+        self.node("GlobalAveragePool", &["e"], "pooled", vec![]);
+        self.conv("pooled", 48, 12, 1, 0, "s0");
+        self.node("Relu", &["s0"], "s1", vec![]);
+        self.conv("s1", 12, 48, 1, 0, "s2");
+        self.node("Sigmoid", &["s2"], "gate", vec![]);
+        self.node("Mul", &["e", "gate"], "gated", vec![]);
+    }
+
     /// A random float initializer; returns its name.
     pub fn weight(&mut self, name: &str, dims: &[usize]) -> String {
         self.seed += 1;

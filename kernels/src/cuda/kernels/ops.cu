@@ -1,4 +1,5 @@
-// The plan's element-wise, data-movement, pooling, resize and softmax steps on the device, so
+// The plan's element-wise, data-movement, pooling, resize, softmax, layer-norm and batched
+// matmul steps on the device, so
 // that a whole model runs there between one upload and one download. Storage T (f32 or f16),
 // arithmetic in f32; one thread per output element (grid-stride), consecutive threads on
 // consecutive elements so loads and stores coalesce. Argument blocks mirror `args.rs`.
@@ -315,6 +316,19 @@ struct SoftmaxArgs {
     i64 inner;
 };
 
+// The sum of every thread's `v` over the block, through `red` (one entry per thread).
+__device__ __forceinline__ float block_sum(float v, float* red) {
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+        if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+        __syncthreads();
+    }
+    const float total = red[0];
+    __syncthreads();
+    return total;
+}
+
 template <typename T>
 __device__ __forceinline__ void softmax(const SoftmaxArgs& p) {
     __shared__ float red[256];
@@ -334,20 +348,98 @@ __device__ __forceinline__ void softmax(const SoftmaxArgs& p) {
         __syncthreads();
         float sum = 0.f;
         for (i64 k = threadIdx.x; k < p.len; k += blockDim.x) sum += expf(ld(x, base + k * p.inner) - m);
-        red[threadIdx.x] = sum;
-        __syncthreads();
-        for (int w = blockDim.x / 2; w > 0; w /= 2) {
-            if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
-            __syncthreads();
-        }
-        const float inv = 1.f / red[0];
-        __syncthreads();
+        const float inv = 1.f / block_sum(sum, red);
         for (i64 k = threadIdx.x; k < p.len; k += blockDim.x) {
             st(y, base + k * p.inner, expf(ld(x, base + k * p.inner) - m) * inv);
         }
     }
 }
 F32_AND_F16(softmax, SoftmaxArgs, softmax)
+
+// Layer normalisation of each `len`-value row (`Step::LayerNorm`): one block of 256 threads
+// per row, the mean and then the mean squared deviation reduced through shared memory (two
+// passes over a row that stays in L1/L2, as the CPU kernel's two passes).
+struct LayerNormArgs {
+    const void* x;
+    void* y;
+    const float* scale;  // len values
+    const float* bias;   // len values, or null
+    i64 rows;
+    i64 len;
+    float eps;
+    int pad_;
+};
+
+template <typename T>
+__device__ __forceinline__ void layernorm(const LayerNormArgs& p) {
+    __shared__ float red[256];
+    const T* x = (const T*)p.x;
+    T* y = (T*)p.y;
+    for (i64 r = blockIdx.x; r < p.rows; r += gridDim.x) {
+        const i64 base = r * p.len;
+        float s = 0.f;
+        for (i64 k = threadIdx.x; k < p.len; k += blockDim.x) s += ld(x, base + k);
+        const float mean = block_sum(s, red) / (float)p.len;
+        float q = 0.f;
+        for (i64 k = threadIdx.x; k < p.len; k += blockDim.x) {
+            const float d = ld(x, base + k) - mean;
+            q += d * d;
+        }
+        const float rstd = rsqrtf(block_sum(q, red) / (float)p.len + p.eps);
+        for (i64 k = threadIdx.x; k < p.len; k += blockDim.x) {
+            const float v = (ld(x, base + k) - mean) * rstd * p.scale[k];
+            st(y, base + k, p.bias ? v + p.bias[k] : v);
+        }
+    }
+}
+F32_AND_F16(layernorm, LayerNormArgs, layernorm)
+
+// A batched product of two run-time tensors (`Step::MatMul`: attention's Q·Kᵀ and P·V): per
+// batch index (grid z), `m × k` by `k × n` into a dense `[batch…, m, n]` output, 16×16 output
+// tiles through shared memory, f32 accumulation. Each operand's batch offset comes from the
+// batch index at its own strides (0 where it broadcasts).
+#define MM_TILE 16
+#define MM_RANK 4
+struct MatMulArgs {
+    const void* a;
+    const void* b;
+    void* y;
+    i64 m;
+    i64 k;
+    i64 n;
+    i64 batch[MM_RANK];  // the output's batch axes, outermost first (1 where unused)
+    i64 sa[MM_RANK];     // A's offset per batch axis
+    i64 sb[MM_RANK];     // B's offset per batch axis
+};
+
+template <typename T>
+__device__ __forceinline__ void matmul(const MatMulArgs& p) {
+    __shared__ float ta[MM_TILE][MM_TILE + 1];
+    __shared__ float tb[MM_TILE][MM_TILE + 1];
+    const T* a = (const T*)p.a;
+    const T* b = (const T*)p.b;
+    T* y = (T*)p.y;
+    i64 rest = blockIdx.z, ao = 0, bo = 0;
+    for (int d = MM_RANK - 1; d >= 0; d--) {
+        const i64 q = rest % p.batch[d];
+        rest /= p.batch[d];
+        ao += q * p.sa[d];
+        bo += q * p.sb[d];
+    }
+    const i64 row = (i64)blockIdx.y * MM_TILE + threadIdx.y;
+    const i64 col = (i64)blockIdx.x * MM_TILE + threadIdx.x;
+    float acc = 0.f;
+    for (i64 k0 = 0; k0 < p.k; k0 += MM_TILE) {
+        const i64 ka = k0 + threadIdx.x, kb = k0 + threadIdx.y;
+        ta[threadIdx.y][threadIdx.x] = (row < p.m && ka < p.k) ? ld(a, ao + row * p.k + ka) : 0.f;
+        tb[threadIdx.y][threadIdx.x] = (kb < p.k && col < p.n) ? ld(b, bo + kb * p.n + col) : 0.f;
+        __syncthreads();
+        for (int j = 0; j < MM_TILE; j++) acc = fmaf(ta[threadIdx.y][j], tb[j][threadIdx.x], acc);
+        __syncthreads();
+    }
+    if (row < p.m && col < p.n) st(y, (i64)blockIdx.z * p.m * p.n + row * p.n + col, acc);
+}
+F32_AND_F16(matmul, MatMulArgs, matmul)
 
 // f32 ↔ f16 storage (`Gpu::convert`): an f16 session's input and output cross the bus in f32
 // and change precision on the device.
