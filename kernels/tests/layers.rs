@@ -13,9 +13,10 @@ const LAYERS: &[&[&str]] = &[
     &["aligned", "error", "mat", "simd", "math", "epilogue", "blocking", "threads"],
     // The GEMM (driver and tile) and packed B.
     &["gemm", "pack"],
-    // What is built on the GEMM or beside it: convolutions, pooling, row normalisation, and
-    // the weight packer.
-    &["conv", "pool", "rows", "packer"],
+    // What is built on the GEMM or beside it: convolutions, pooling, row normalisation, the
+    // weight packer, and where a set keeps tensors (the device traits, their operations and
+    // a CPU set's host device).
+    &["conv", "pool", "rows", "packer", "device"],
     // The row and element kernels' per-instruction-set glue.
     &["vector"],
     // The instruction sets, the emulated geometries and the CUDA set.
