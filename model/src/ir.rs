@@ -138,6 +138,17 @@ pub enum Binary {
     Div,
 }
 
+impl From<Binary> for kernels::device::BinaryOp {
+    fn from(b: Binary) -> Self {
+        match b {
+            Binary::Add => Self::Add,
+            Binary::Sub => Self::Sub,
+            Binary::Mul => Self::Mul,
+            Binary::Div => Self::Div,
+        }
+    }
+}
+
 impl Binary {
     /// Applies the operator.
     pub fn apply<

@@ -107,8 +107,8 @@ impl Device for CudaDevice {
                         Prepared::Map(DeviceMap::upload(gpu, &chain, *channels)?)
                     }
                     Op::GlobalAveragePool { .. } => Prepared::Gap,
-                    Op::Resize { rows, cols, linear, .. } => {
-                        Prepared::Resize(DeviceResize::upload(gpu, rows, cols, *linear)?)
+                    Op::Resize { taps, .. } => {
+                        Prepared::Resize(DeviceResize::upload(gpu, &taps.rows, &taps.cols, taps.linear)?)
                     }
                     Op::LayerNorm { scale, bias, .. } => Prepared::LayerNorm(
                         gpu.upload_f32(constant(*scale)?)?,

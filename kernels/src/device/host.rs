@@ -1,12 +1,14 @@
 //! A CPU set as a [`Device`]: a handle is a host buffer, every operation runs at once on the
-//! set's own kernels (convolutions, GEMMs, pooling, activations) or on plain loops (strided
-//! copies, broadcasts, resize taps, softmax), on the calling thread. What a device session
+//! set's own kernels (convolutions, GEMMs, pooling, activations) or on the loops the CPU
+//! executor shares ([`super::loops`]: broadcasts, per-channel constants, resize, softmax) and
+//! strided copies, on the calling thread. What a device session
 //! does on a GPU — one upload, the operations on handles, one download — runs here on any
 //! machine, so the executor's device path is tested without a GPU. Storage is f32 only.
 
 use std::sync::Arc;
 
-use super::ops::{batch_offsets, Epi, MapStep, Op, Operand};
+use super::loops::{binary, channel_constant, resize, softmax, Src};
+use super::ops::{batch_offsets, reach, Epi, MapStep, Op, Operand};
 use super::{no_binding, Device, Handle, LoadedModel, ModelData, Precision, Workspace};
 use crate::conv::{ImageMut, ImageRef, PackedConv};
 use crate::epilogue::{Bias, Epilogue};
@@ -140,23 +142,34 @@ impl HostWorkspace {
                 map(set, chain, *channels, consts, y)?;
             }
             Op::Binary { op, a, b, dims, output } => {
-                let src = |o: &Operand| match *o {
-                    Operand::Tensor(h) if h.buf == output.buf => Ok(None),
-                    _ => self.operand(o, consts).map(Some),
-                };
-                let (av, bv) = (src(&a.0)?, src(&b.0)?);
-                let y = &mut out[..output.len];
                 let total: usize = dims.iter().product();
-                if y.len() < total {
-                    return Err(KernelError::Shape(format!("a binary output of {} values for {total}", y.len())));
+                let fits = |v: &[f32], s: &[usize; 4]| total == 0 || v.len() >= reach(dims, s, 0);
+                if output.len < total {
+                    return Err(KernelError::Shape(format!("a binary output of {} values for {total}", output.len)));
                 }
-                for i in 0..total {
-                    let (ia, ib) = (at(i, dims, &a.1), at(i, dims, &b.1));
-                    let read = |v: Option<&[f32]>, j: usize, y: &[f32]| v.map_or(y.get(j), |v| v.get(j)).copied();
-                    let (x0, x1) = (read(av, ia, y), read(bv, ib, y));
-                    y[i] =
-                        op.apply(x0.ok_or_else(|| short("left operand"))?, x1.ok_or_else(|| short("right operand"))?);
+                let a_src = match a.0 {
+                    // In place: the left operand is the output's own elements.
+                    Operand::Tensor(h) if h.buf == output.buf => Src::Output,
+                    o => {
+                        let v = self.operand(&o, consts)?;
+                        if !fits(v, &a.1) {
+                            return Err(short("left operand"));
+                        }
+                        Src::Slice(v)
+                    }
+                };
+                let bv = match b.0 {
+                    Operand::Tensor(h) if h.buf == output.buf => {
+                        return Err(KernelError::Shape(
+                            "a binary operation's right operand shares the output's buffer".into(),
+                        ))
+                    }
+                    o => self.operand(&o, consts)?,
+                };
+                if !fits(bv, &b.1) {
+                    return Err(short("right operand"));
                 }
+                binary(*op, (a_src, a.1), (bv, b.1), *dims, &mut out[..total], false);
             }
             Op::Copies { parts, output } => {
                 for (src, copy) in parts {
@@ -183,8 +196,18 @@ impl HostWorkspace {
                 let x = ImageRef::new(self.tensor(*input)?, *dims)?;
                 set.pool2d(x, ImageMut::new(&mut out[..output.len], [n, 1, 1, c])?, &params, seq)?;
             }
-            Op::Resize { input, dims, rows, cols, linear, planes, output } => {
-                resize(self.tensor(*input)?, *dims, (rows, cols, *linear), *planes, &mut out[..output.len])?
+            Op::Resize { input, dims, taps, planes, output } => {
+                let [n, h, w, c] = *dims;
+                let [rh, rw] = taps.reach();
+                if rh > h || rw > w {
+                    return Err(KernelError::Shape(format!("resize taps reach {:?} of a {h}×{w} image", [rh, rw])));
+                }
+                let x = self.tensor(*input)?;
+                let len = n * taps.rows.len() * taps.cols.len() * c;
+                if x.len() < n * h * w * c || output.len < len {
+                    return Err(short("resize input or output"));
+                }
+                resize(x, *dims, taps, *planes, &mut out[..len], false);
             }
             Op::LayerNorm { input, len, scale, bias, epsilon, output } => {
                 let get = |k: usize| consts.get(k).map(Vec::as_slice).ok_or_else(|| no_const(k));
@@ -237,16 +260,6 @@ fn short(what: &str) -> KernelError {
     KernelError::Shape(format!("the {what} is shorter than its strides reach"))
 }
 
-/// The offset at `strides` of element `i` of a dense 4-axis iteration over `dims`.
-fn at(i: usize, dims: &[usize; 4], strides: &[usize; 4]) -> usize {
-    let (mut rest, mut off) = (i, 0);
-    for k in (0..4).rev() {
-        off += (rest % dims[k]) * strides[k];
-        rest /= dims[k];
-    }
-    off
-}
-
 /// An element-wise chain in place on `y`, one operation at a time over the whole tensor.
 fn map(
     set: &dyn KernelSet,
@@ -268,76 +281,11 @@ fn map(
                         k.len()
                     )));
                 }
-                let mul = matches!(step, MapStep::Mul(_));
-                for (i, v) in y.iter_mut().enumerate() {
-                    let kc = if k.len() == 1 { k[0] } else { k[(i / stride) % c] };
-                    *v = if mul { *v * kc } else { *v + kc };
-                }
+                channel_constant(y, k, matches!(step, MapStep::Mul(_)), (c, stride));
             }
         }
     }
     Ok(())
-}
-
-/// Per output row and column `(i0, i1, weight of i1)`.
-type Taps<'a> = (&'a [(usize, usize, f32)], &'a [(usize, usize, f32)], bool);
-
-/// A resize of NHWC `x` by `taps` into NHWC `y`, or NCHW when `planes`.
-fn resize(
-    x: &[f32],
-    [n, h, w, c]: [usize; 4],
-    (rows, cols, linear): Taps<'_>,
-    planes: bool,
-    y: &mut [f32],
-) -> Result<()> {
-    let (oh, ow) = (rows.len(), cols.len());
-    let reach = |t: &[(usize, usize, f32)]| t.iter().map(|&(a, b, _)| a.max(if linear { b } else { a }) + 1).max();
-    if reach(rows).is_some_and(|r| r > h) || reach(cols).is_some_and(|r| r > w) {
-        return Err(KernelError::Shape(format!("resize taps reach past a {h}×{w} image")));
-    }
-    if x.len() < n * h * w * c || y.len() < n * oh * ow * c {
-        return Err(short("resize input or output"));
-    }
-    let px = |b: usize, r: usize, col: usize, k: usize| x[((b * h + r) * w + col) * c + k];
-    for b in 0..n {
-        for (oy, &(y0, y1, ty)) in rows.iter().enumerate() {
-            for (ox, &(x0, x1, tx)) in cols.iter().enumerate() {
-                for k in 0..c {
-                    let v = if linear {
-                        let top = px(b, y0, x0, k) + tx * (px(b, y0, x1, k) - px(b, y0, x0, k));
-                        let bot = px(b, y1, x0, k) + tx * (px(b, y1, x1, k) - px(b, y1, x0, k));
-                        top + ty * (bot - top)
-                    } else {
-                        px(b, y0, x0, k)
-                    };
-                    let o = if planes { ((b * c + k) * oh + oy) * ow + ox } else { ((b * oh + oy) * ow + ox) * c + k };
-                    y[o] = v;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Softmax in place along `len` values at stride `inner`, `outer` times (`x` holds
-/// `outer · len · inner` values).
-pub fn softmax(x: &mut [f32], (outer, len, inner): (usize, usize, usize)) {
-    for o in 0..outer {
-        let block = &mut x[o * len * inner..][..len * inner];
-        for i in 0..inner {
-            let max = (0..len).map(|k| block[k * inner + i]).fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for k in 0..len {
-                let e = (block[k * inner + i] - max).exp();
-                block[k * inner + i] = e;
-                sum += e;
-            }
-            let inv = 1.0 / sum;
-            for k in 0..len {
-                block[k * inner + i] *= inv;
-            }
-        }
-    }
 }
 
 impl Workspace for HostWorkspace {
@@ -376,9 +324,10 @@ impl Workspace for HostWorkspace {
     }
 
     fn replay(&mut self) -> Result<bool> {
-        let Some(ops) = self.captured.clone() else { return Ok(false) };
-        ops.iter().try_for_each(|&k| self.launch(k))?;
-        Ok(true)
+        let Some(ops) = self.captured.take() else { return Ok(false) };
+        let result = ops.iter().try_for_each(|&k| self.launch(k));
+        self.captured = Some(ops);
+        result.map(|_| true)
     }
 
     fn synchronize(&mut self) -> Result<()> {
@@ -424,17 +373,7 @@ impl Workspace for HostWorkspace {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::device::StridedCopy;
-
-    #[test]
-    fn broadcast_offsets_follow_each_operands_strides() {
-        let dims = [1, 2, 3, 4];
-        // Dense strides give the flat index; zero strides broadcast.
-        assert_eq!(at(23, &dims, &[24, 12, 4, 1]), 23);
-        assert_eq!(at(23, &dims, &[0, 0, 0, 1]), 3);
-        assert_eq!(at(13, &dims, &[0, 4, 0, 1]), 5);
-    }
 
     #[test]
     fn strided_copies_refuse_to_reach_past_either_tensor() {
@@ -448,22 +387,5 @@ mod tests {
         assert_eq!(&y[4..7], &[3., 4., 5.]);
         assert!(copy.apply(&x[..5], &mut y).is_err());
         assert!(copy.apply(&x, &mut y[..6]).is_err());
-    }
-
-    #[test]
-    fn resize_writes_pixels_or_planes() {
-        // A 1×2×2×2 image doubled by nearest taps; the planes form is the NCHW transpose.
-        let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
-        let taps: Vec<(usize, usize, f32)> = vec![(0, 0, 0.0), (0, 0, 0.0), (1, 1, 0.0), (1, 1, 0.0)];
-        let mut nhwc = vec![f32::NAN; 32];
-        resize(&x, [1, 2, 2, 2], (&taps, &taps, false), false, &mut nhwc).unwrap();
-        let mut nchw = vec![f32::NAN; 32];
-        resize(&x, [1, 2, 2, 2], (&taps, &taps, false), true, &mut nchw).unwrap();
-        for (oy, ox, k) in (0..4).flat_map(|a| (0..4).flat_map(move |b| (0..2).map(move |k| (a, b, k)))) {
-            let want = x[((oy / 2) * 2 + ox / 2) * 2 + k];
-            assert_eq!(nhwc[(oy * 4 + ox) * 2 + k], want);
-            assert_eq!(nchw[(k * 4 + oy) * 4 + ox], want);
-        }
-        assert!(resize(&x, [1, 1, 2, 2], (&taps, &taps, false), false, &mut nhwc).is_err());
     }
 }

@@ -10,11 +10,12 @@
 //! buffer and each operation runs at once on the set's own kernels.
 
 pub mod host;
+pub mod loops;
 pub(crate) mod ops;
 
 use std::sync::Arc;
 
-pub use ops::{batch_offsets, BinaryOp, Epi, MapStep, Op, Operand, StridedCopy};
+pub use ops::{batch_offsets, BinaryOp, Epi, MapStep, Op, Operand, StridedCopy, Taps};
 
 use crate::conv::PackedConv;
 use crate::error::Result;

@@ -161,6 +161,28 @@ pub(crate) fn reach(dims: &[usize], strides: &[usize], offset: usize) -> usize {
     offset + 1 + dims.iter().zip(strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>()
 }
 
+/// The source taps of a resize: per output row and column `(i0, i1, weight of i1)` (nearest:
+/// `i0` only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taps {
+    /// Per output row.
+    pub rows: Vec<(usize, usize, f32)>,
+    /// Per output column.
+    pub cols: Vec<(usize, usize, f32)>,
+    /// Linear interpolation (else nearest).
+    pub linear: bool,
+}
+
+impl Taps {
+    /// One past the largest source row and column the taps read.
+    pub fn reach(&self) -> [usize; 2] {
+        let end = |t: &[(usize, usize, f32)]| {
+            t.iter().map(|&(a, b, _)| a.max(if self.linear { b } else { a }) + 1).max().unwrap_or(0)
+        };
+        [end(&self.rows), end(&self.cols)]
+    }
+}
+
 /// One operation of a model on a device. Images are NHWC.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -246,19 +268,14 @@ pub enum Op {
         /// The output.
         output: Handle,
     },
-    /// A resize of `input` (`dims`) by source taps per output row and column, `(i0, i1,
-    /// weight of i1)` (nearest: `i0` only), into NHWC `output`, or NCHW when `planes`.
+    /// A resize of `input` (`dims`) by `taps` into NHWC `output`, or NCHW when `planes`.
     Resize {
         /// The input image.
         input: Handle,
         /// Its dims.
         dims: [usize; 4],
-        /// Taps per output row.
-        rows: Vec<(usize, usize, f32)>,
-        /// Taps per output column.
-        cols: Vec<(usize, usize, f32)>,
-        /// Bilinear (else nearest).
-        linear: bool,
+        /// The source taps of each output row and column.
+        taps: Taps,
         /// NCHW output.
         planes: bool,
         /// The output.

@@ -4,11 +4,10 @@
 //! convolutions and expansions into depthwise convolutions, exact-only element-wise chains)
 //! run on the host.
 
-use kernels::device::{BinaryOp, Epi, Handle, MapStep, Op, Operand as DevOperand, StridedCopy};
+use kernels::device::{Epi, Handle, MapStep, Op, Operand as DevOperand, StridedCopy};
 
 use super::exec::{concat_part_dims, pool_params, resize_output};
 use super::{dims4, inputs_of, memory, ops, Layout, MapOp, Operand, Plan, Step};
-use crate::ir::Binary;
 use crate::tensor::strides;
 
 /// The handle of value `v`: its slot, its length.
@@ -62,13 +61,7 @@ pub(super) fn op(plan: &Plan, step: &Step) -> Option<Op> {
             Op::Map { input: h(*input), chain: chain?, channels: *channels, output }
         }
         Step::Binary { op, a, b, output: (_, dims) } => {
-            let op = match op {
-                Binary::Add => BinaryOp::Add,
-                Binary::Sub => BinaryOp::Sub,
-                Binary::Mul => BinaryOp::Mul,
-                Binary::Div => BinaryOp::Div,
-            };
-            Op::Binary { op, a: (src(a.0), a.1), b: (src(b.0), b.1), dims: *dims, output }
+            Op::Binary { op: (*op).into(), a: (src(a.0), a.1), b: (src(b.0), b.1), dims: *dims, output }
         }
         Step::GlobalAveragePool { input, .. } => {
             Op::GlobalAveragePool { input: h(*input), dims: dims4(&phys(*input)), output }
@@ -81,9 +74,8 @@ pub(super) fn op(plan: &Plan, step: &Step) -> Option<Op> {
         Step::Resize { resize, scales, input, output: o } => {
             let i = phys(*input);
             let (planes, ohw) = resize_output(plan, *o);
-            let taps = ops::Taps::new(resize, *scales, [i[1], i[2]], ohw);
-            let (rows, cols, linear) = (taps.rows, taps.cols, taps.linear);
-            Op::Resize { input: h(*input), dims: dims4(&i), rows, cols, linear, planes, output }
+            let taps = ops::taps(resize, *scales, [i[1], i[2]], ohw);
+            Op::Resize { input: h(*input), dims: dims4(&i), taps, planes, output }
         }
         Step::Softmax { input, dims, .. } => Op::Softmax { input: h(*input), dims: *dims, output },
         Step::LayerNorm { input, len, scale, bias, epsilon, .. } => {

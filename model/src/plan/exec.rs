@@ -1,6 +1,7 @@
 //! Running a plan: a session owns the buffer slots and the thread pool, so repeated runs
 //! allocate nothing but their outputs.
 
+use kernels::device::loops;
 use kernels::{
     Activation, AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, PackedConv,
     Parallelism, PoolMode, PoolParams, RowNorm,
@@ -398,7 +399,7 @@ pub(super) fn exec_step<'a>(
             }
             dims => {
                 out.copy_from_slice(val(*input));
-                ops::softmax(out, dims)
+                loops::softmax(out, dims)
             }
         },
         Step::Eval { .. } => super::eval::run(plan, step, val, out, dynamic)?,
@@ -462,12 +463,12 @@ fn binary_step<'a>(
 ) -> Result<()> {
     let read = |o: Operand| ops::operand(o, &plan.consts, val);
     let a_src = match a.0 {
-        Operand::Value(v) if in_place(v) => ops::Src::Output,
-        o => ops::Src::Slice(read(o)),
+        Operand::Value(v) if in_place(v) => loops::Src::Output,
+        o => loops::Src::Slice(read(o)),
     };
     if matches!(b.0, Operand::Value(v) if in_place(v)) {
         return Err(ModelError::Malformed("a binary step's right operand shares the output buffer".into()));
     }
-    ops::binary(op, (a_src, a.1), (read(b.0), b.1), dims, out, parallel);
+    loops::binary(op.into(), (a_src, a.1), (read(b.0), b.1), dims, out, parallel);
     Ok(())
 }

@@ -181,12 +181,14 @@ impl<'p> Offload<'p> {
     /// The operations of a whole-device run: captured on the first run, replayed on every one
     /// (launched one by one where the capture failed).
     fn launch_whole(&mut self) -> Result<()> {
-        let all: Vec<usize> = self.weights.ops.iter().flatten().copied().collect();
+        // Every step is an operation, numbered in step order.
+        let n = self.weights.ops.len();
         if self.captured.is_none() {
+            let all: Vec<usize> = (0..n).collect();
             self.captured = Some(self.ws.capture(&all).map_err(ModelError::from));
         }
         if !self.ws.replay()? {
-            all.iter().try_for_each(|&k| self.ws.launch(k))?;
+            (0..n).try_for_each(|k| self.ws.launch(k))?;
         }
         Ok(())
     }

@@ -1,11 +1,12 @@
 //! The plan's own element-wise, pooling, resize and data-movement loops (the heavy
 //! operators run on the kernel set). Layout-aware: 4-D values are NHWC.
 
+use kernels::device::{loops, Taps};
 use kernels::threads::{chunks_mut, current_threads};
 use kernels::KernelSet;
 
 use super::{Exact, MapOp, Operand};
-use crate::ir::{Binary, Resize, ResizeMode};
+use crate::ir::{Resize, ResizeMode};
 use crate::shape;
 
 /// Elements per parallel work item of element-wise loops.
@@ -54,31 +55,7 @@ pub fn map(
                 MapOp::Mul(k) => (&consts[k], true),
                 MapOp::Add(k) => (&consts[k], false),
             };
-            if k.len() == 1 {
-                let v = k[0];
-                if mul {
-                    block.iter_mut().for_each(|x| *x *= v);
-                } else {
-                    block.iter_mut().for_each(|x| *x += v);
-                }
-            } else if stride == 1 {
-                for row in block.chunks_mut(c) {
-                    if mul {
-                        row.iter_mut().zip(k).for_each(|(x, v)| *x *= v);
-                    } else {
-                        row.iter_mut().zip(k).for_each(|(x, v)| *x += v);
-                    }
-                }
-            } else {
-                for (j, run) in block.chunks_mut(stride).enumerate() {
-                    let v = k[j % c];
-                    if mul {
-                        run.iter_mut().for_each(|x| *x *= v);
-                    } else {
-                        run.iter_mut().for_each(|x| *x += v);
-                    }
-                }
-            }
+            loops::channel_constant(block, k, mul, (c, stride));
         }
     });
     match failed.into_inner().expect("not poisoned") {
@@ -122,90 +99,6 @@ pub fn exact(f: Exact, x: &mut [f32]) {
     }
 }
 
-/// A binary operand's data: a separate slice, or the output itself (in place).
-pub enum Src<'a> {
-    /// Read from this slice.
-    Slice(&'a [f32]),
-    /// Read the output's own element (same index, contiguous strides).
-    Output,
-}
-
-/// Broadcasting binary operation over up to 4 physical axes.
-pub fn binary(
-    op: Binary,
-    a: (Src, [usize; 4]),
-    b: (&[f32], [usize; 4]),
-    dims: [usize; 4],
-    out: &mut [f32],
-    parallel: bool,
-) {
-    // The operator is chosen once (a constant in each arm), so that each row loop is a plain
-    // vectorizable loop.
-    match op {
-        Binary::Add => binary_rows(|p, q| Binary::Add.apply(p, q), a, b, dims, out, parallel),
-        Binary::Sub => binary_rows(|p, q| Binary::Sub.apply(p, q), a, b, dims, out, parallel),
-        Binary::Mul => binary_rows(|p, q| Binary::Mul.apply(p, q), a, b, dims, out, parallel),
-        Binary::Div => binary_rows(|p, q| Binary::Div.apply(p, q), a, b, dims, out, parallel),
-    }
-}
-
-/// [`binary`] with its operator `f`: rows of `dims[3]` elements, in blocks of whole rows
-/// (each row's operand offsets advanced by counters: a squeeze-excitation gate's rows are
-/// a few dozen channels, and three integer divisions per row cost more than the row).
-fn binary_rows(
-    f: impl Fn(f32, f32) -> f32 + Copy + Sync + Send,
-    a: (Src, [usize; 4]),
-    b: (&[f32], [usize; 4]),
-    dims: [usize; 4],
-    out: &mut [f32],
-    parallel: bool,
-) {
-    let rows = dims[0] * dims[1] * dims[2];
-    let inner = dims[3];
-    let (sa, sb) = (a.1, b.1);
-    let row = |[i0, i1, i2]: [usize; 3], o: &mut [f32]| {
-        let n = o.len();
-        let bv = &b.0[i0 * sb[0] + i1 * sb[1] + i2 * sb[2]..];
-        match &a.0 {
-            Src::Output if sb[3] == 1 => o.iter_mut().zip(&bv[..n]).for_each(|(x, &q)| *x = f(*x, q)),
-            Src::Output => {
-                let q = bv[0];
-                o.iter_mut().for_each(|x| *x = f(*x, q));
-            }
-            Src::Slice(av) => {
-                let av = &av[i0 * sa[0] + i1 * sa[1] + i2 * sa[2]..];
-                match (sa[3], sb[3]) {
-                    (1, 1) => o.iter_mut().zip(&av[..n]).zip(&bv[..n]).for_each(|((x, &p), &q)| *x = f(p, q)),
-                    (1, 0) => o.iter_mut().zip(&av[..n]).for_each(|(x, &p)| *x = f(p, bv[0])),
-                    (0, 1) => o.iter_mut().zip(&bv[..n]).for_each(|(x, &q)| *x = f(av[0], q)),
-                    (s, t) => o.iter_mut().enumerate().for_each(|(j, x)| *x = f(av[j * s], bv[j * t])),
-                }
-            }
-        }
-    };
-    let out = &mut out[..rows * inner];
-    if inner == 0 {
-        return;
-    }
-    let per_block = (GRAIN / inner).max(1);
-    chunks_mut(out, per_block * inner, parallel && out.len() > GRAIN, |block_index, block| {
-        let r = block_index * per_block;
-        let mut at = [r / (dims[1] * dims[2]), (r / dims[2]) % dims[1], r % dims[2]];
-        for o in block.chunks_mut(inner) {
-            row(at, o);
-            at[2] += 1;
-            if at[2] == dims[2] {
-                at[2] = 0;
-                at[1] += 1;
-                if at[1] == dims[1] {
-                    at[1] = 0;
-                    at[0] += 1;
-                }
-            }
-        }
-    });
-}
-
 /// Spatial resize of NHWC `x` into `out`: NHWC (`[n, oh, ow, c]`), or with `planes` NCHW
 /// (`[n, c, oh, ow]`: a model's resized output then needs no separate relayout pass).
 #[allow(clippy::too_many_arguments)]
@@ -220,103 +113,16 @@ pub fn resize(
     parallel: bool,
 ) {
     let [_, h, w, _] = dims;
-    let taps = Taps::new(r, scales, [h, w], [oh, ow]);
-    if planes {
-        resize_to_planes(x, dims, &taps, out, parallel);
-    } else {
-        resize_to_pixels(x, dims, &taps, out, parallel);
+    loops::resize(x, dims, &taps(r, scales, [h, w], [oh, ow]), planes, out, parallel);
+}
+
+/// The taps of resizing an `[h, w]` map to `[oh, ow]` by `scales` (rows, columns).
+pub(super) fn taps(r: &Resize, scales: [f64; 2], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Taps {
+    Taps {
+        rows: resize_taps(r, scales[0], h, oh),
+        cols: resize_taps(r, scales[1], w, ow),
+        linear: matches!(r.mode, ResizeMode::Linear),
     }
-}
-
-/// The source taps of a resize along each axis (see [`resize_taps`]).
-pub(super) struct Taps {
-    pub cols: Vec<(usize, usize, f32)>,
-    pub rows: Vec<(usize, usize, f32)>,
-    /// Linear interpolation (else nearest).
-    pub linear: bool,
-}
-
-impl Taps {
-    /// The taps of resizing an `[h, w]` map to `[oh, ow]` by `scales` (rows, columns).
-    pub(super) fn new(r: &Resize, scales: [f64; 2], [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Self {
-        Self {
-            cols: resize_taps(r, scales[1], w, ow),
-            rows: resize_taps(r, scales[0], h, oh),
-            linear: matches!(r.mode, ResizeMode::Linear),
-        }
-    }
-}
-
-/// [`resize`] into NHWC, output row by output row.
-fn resize_to_pixels(x: &[f32], [n, h, w, c]: [usize; 4], t: &Taps, out: &mut [f32], parallel: bool) {
-    let (oh, ow) = (t.rows.len(), t.cols.len());
-    let row_job = |r_idx: usize, orow: &mut [f32]| {
-        let (b, oy) = (r_idx / oh, r_idx % oh);
-        let plane = &x[b * h * w * c..][..h * w * c];
-        match t.rows[oy] {
-            (y, _, _) if !t.linear => {
-                let src = &plane[y * w * c..][..w * c];
-                for (ox, &(sx, _, _)) in t.cols.iter().enumerate() {
-                    orow[ox * c..][..c].copy_from_slice(&src[sx * c..][..c]);
-                }
-            }
-            (y0, y1, ty) => {
-                let (r0, r1) = (&plane[y0 * w * c..][..w * c], &plane[y1 * w * c..][..w * c]);
-                for (ox, &(x0, x1, tx)) in t.cols.iter().enumerate() {
-                    let o = &mut orow[ox * c..][..c];
-                    for (k, v) in o.iter_mut().enumerate() {
-                        let top = r0[x0 * c + k] + tx * (r0[x1 * c + k] - r0[x0 * c + k]);
-                        let bot = r1[x0 * c + k] + tx * (r1[x1 * c + k] - r1[x0 * c + k]);
-                        *v = top + ty * (bot - top);
-                    }
-                }
-            }
-        }
-    };
-    let out = &mut out[..n * oh * ow * c];
-    chunks_mut(out, ow * c, parallel, row_job);
-}
-
-/// [`resize`] into NCHW, plane by plane. Separable: each source row needed is interpolated
-/// along the width once (gathering one channel), then each output row is one vector blend of
-/// two such rows. The arithmetic is [`resize_to_pixels`]'s, in the same order, so the results
-/// are the same bits.
-fn resize_to_planes(x: &[f32], [n, h, w, c]: [usize; 4], t: &Taps, out: &mut [f32], parallel: bool) {
-    let (oh, ow) = (t.rows.len(), t.cols.len());
-    let plane_job = |p: usize, dst: &mut [f32]| {
-        let (b, ch) = (p / c, p % c);
-        let image = &x[b * h * w * c..][..h * w * c];
-        // Width-interpolated source rows, computed on first use (rows are visited in order).
-        let mut across = vec![0f32; h * ow];
-        let mut done = vec![false; h];
-        let mut row = |y: usize, across: &mut [f32]| {
-            if !done[y] {
-                let src = &image[y * w * c..][..w * c];
-                for (o, &(x0, x1, tx)) in across[y * ow..][..ow].iter_mut().zip(&t.cols) {
-                    *o = if t.linear {
-                        let (a, b) = (src[x0 * c + ch], src[x1 * c + ch]);
-                        a + tx * (b - a)
-                    } else {
-                        src[x0 * c + ch]
-                    };
-                }
-                done[y] = true;
-            }
-        };
-        for (orow, &(y0, y1, ty)) in dst.chunks_exact_mut(ow).zip(&t.rows) {
-            row(y0, &mut across);
-            if !t.linear {
-                orow.copy_from_slice(&across[y0 * ow..][..ow]);
-                continue;
-            }
-            row(y1, &mut across);
-            let (top, bot) = (&across[y0 * ow..][..ow], &across[y1 * ow..][..ow]);
-            for ((o, &a), &b) in orow.iter_mut().zip(top).zip(bot) {
-                *o = a + ty * (b - a);
-            }
-        }
-    };
-    chunks_mut(&mut out[..n * c * oh * ow], oh * ow, parallel, plane_job);
 }
 
 /// The source taps of each of `len_out` positions on one axis: `(i0, i1, weight of i1)` for
@@ -544,11 +350,6 @@ pub fn depth_to_space(x: &[f32], [n, h, w, cc]: [usize; 4], [by, bx]: [usize; 2]
     };
     let out = &mut out[..n * h * by * ow * c];
     chunks_mut(out, ow * c, parallel, row);
-}
-
-/// Softmax over `len` values at stride `inner`, `outer` times, in place.
-pub fn softmax(x: &mut [f32], dims: (usize, usize, usize)) {
-    kernels::device::host::softmax(x, dims)
 }
 
 /// Axis permutation of a row-major value of `shape`: output axis `i` is input axis `perm[i]`.
