@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ONNX_VERSION=1.17.0
 CACHE="${EDGEPACK_CACHE:-$PWD/.cache}"
 DEST="$CACHE/onnx-$ONNX_VERSION"
-STAMP="$DEST/.complete-v3"
+STAMP="$DEST/.complete-v4"
 if [ -f "$STAMP" ]; then
     echo "onnx data: cached in $DEST"
     exit 0
@@ -40,7 +40,7 @@ ops = ["conv", "add", "sub", "mul", "div", "relu", "sigmoid", "clip", "hardsigmo
        "neg", "floor", "ceil", "round", "sign", "mod_", "min_", "max_", "mean", "sum_", "einsum",
        "lstm", "gru", "upsample", "depthtospace", "spacetodepth", "globalmaxpool",
        "lpnormalization", "prelu", "leakyrelu", "elu", "selu", "celu", "mish", "softplus",
-       "softsign", "tanh", "topk", "nonmaxsuppression", "dropout", "quantizelinear",
+       "softsign", "tanh", "topk", "cumsum", "nonmaxsuppression", "dropout", "quantizelinear",
        "dequantizelinear", "dynamicquantizelinear", "qlinear", "matmulinteger", "hardmax",
        "thresholdedrelu", "shrink", "isnan", "isinf", "sin", "cos", "tan", "asin", "acos",
        "atan", "sinh", "cosh", "mvn", "bitwise", "castlike", "training_dropout"]

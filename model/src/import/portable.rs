@@ -427,6 +427,7 @@ fn reductions(ctx: &Ctx, op_type: &str) -> Result<Option<Parsed>> {
         }
         "GlobalMaxPool" => g(Generic::GlobalMaxPool, 1, 1, 1),
         // `sorted = 0` leaves the order unspecified: sorted order is one valid answer.
+        "CumSum" => g(Generic::CumSum { exclusive: ctx.flag("exclusive")?, reverse: ctx.flag("reverse")? }, 2, 2, 1),
         "TopK" => g(Generic::TopK { axis: ctx.int("axis", -1)?, largest: ctx.int("largest", 1)? != 0 }, 2, 2, 2),
         "Einsum" => match ctx.wrap(attr::string(ctx.node, "equation"))? {
             Some(eq) => g(Generic::Einsum(eq), 1, usize::MAX, 1),

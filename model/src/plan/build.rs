@@ -808,7 +808,7 @@ impl Builder<'_> {
             return self.map_op(node, i, vec![mapped]);
         }
         if out_shape.len() > 4 {
-            return Err(node_err(node, "broadcasting beyond rank 4 is not supported"));
+            return self.binary_coalesced(node, op, [a, b], &out_shape);
         }
         let nhwc = out_shape.len() == 4
             && [a, b].iter().any(|i| self.map.get(i).is_some_and(|&v| self.values[v].layout == Layout::Nhwc));
@@ -845,6 +845,35 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// A broadcasting binary op of rank above 4 (split attention's `[N, radix, C, H, W]`
+    /// weights, detection heads' anchor axes), in plain layout on at most four axes: the
+    /// output's axes that both operands read in step are merged ([`coalesce`]).
+    fn binary_coalesced(&mut self, node: &Node, op: Binary, ins: [ValueId; 2], out_shape: &[usize]) -> Result<()> {
+        let mut operands = Vec::new();
+        let mut strides = Vec::new();
+        for id in ins {
+            let shape = self.shape(id)?;
+            operands.push(match self.g.constant(id) {
+                Some(_) => self.operand(id)?,
+                None => Operand::Value(self.plain(id)?),
+            });
+            strides.push(broadcast_strides(&shape, out_shape));
+        }
+        let (dims, strides) = coalesce(out_shape, &strides);
+        if dims.len() > 4 {
+            return Err(node_err(node, format!("broadcasting {out_shape:?} needs more than 4 axes")));
+        }
+        let pad = |v: &[usize], fill: usize| {
+            let mut p = [fill; 4];
+            p[4 - v.len()..].copy_from_slice(v);
+            p
+        };
+        let output = self.define(node, Layout::Plain)?;
+        let [a, b] = [0, 1].map(|k| (operands[k], pad(&strides[k], 0)));
+        self.push(&node.name, node.op.name(), Step::Binary { op, a, b, output: (output, pad(&dims, 1)) });
+        Ok(())
+    }
+
     /// A reshape (`Reshape`, `Flatten`, `Squeeze`, `Unsqueeze`): the data in plain layout,
     /// copied (in place where it dies here).
     fn reshape(&mut self, node: &Node) -> Result<()> {
@@ -873,6 +902,7 @@ impl Builder<'_> {
             Generic::Reduce { kind: crate::portable::ReduceKind::Mean, keepdims, .. } => {
                 self.spatial_mean(node, *keepdims)
             }
+            Generic::Reduce { kind: crate::portable::ReduceKind::Sum, .. } => self.short_axis_sum(node),
             _ => Ok(false),
         }
     }
@@ -995,6 +1025,48 @@ impl Builder<'_> {
         // Without kept axes, [N, C] has the memory of NHWC [N, 1, 1, C].
         let output = self.define(node, if keepdims { Layout::Nhwc } else { Layout::Plain })?;
         self.push(&node.name, "ReduceMean", Step::GlobalAveragePool { input, output });
+        Ok(true)
+    }
+
+    /// `ReduceSum` over one short axis of a run-time value (split attention sums its radix
+    /// groups, of 2 or 4): the slices along the axis as crops, added in order. Longer axes
+    /// and several axes stay `Eval` steps.
+    fn short_axis_sum(&mut self, node: &Node) -> Result<bool> {
+        const MAX_TERMS: usize = 8;
+        let x = node.input(0).expect("required");
+        let shape = self.shape(x)?;
+        let (Some(&[ax]), None) = (self.g.reduce_axes(node).as_deref(), self.g.constant(x)) else { return Ok(false) };
+        let terms = shape[ax];
+        if !(2..=MAX_TERMS).contains(&terms)
+            || self.g.values[x].dtype.is_int()
+            || self.g.shape(node.outputs[0]).is_none()
+        {
+            return Ok(false);
+        }
+        let Along { input, outer, stride, inner, .. } = self.along_in(x, ax, false)?;
+        let mut slice_shape = shape.clone();
+        slice_shape[ax] = 1;
+        let name = &node.name;
+        let slices: Vec<usize> = (0..terms)
+            .map(|k| {
+                let output = self.value(&format!("{name}/slice{k}"), slice_shape.clone(), Layout::Plain);
+                self.push(name, "ReduceSum", Step::Crop { input, output, outer, stride, start: k * inner, len: inner });
+                output
+            })
+            .collect();
+        let dims = [1, 1, 1, outer * inner];
+        let contiguous = [0, 0, 0, 1];
+        let mut sum = slices[0];
+        for (k, &term) in slices.iter().enumerate().skip(1) {
+            let output = if k + 1 == terms {
+                self.define(node, Layout::Plain)?
+            } else {
+                self.value(&format!("{name}/sum{k}"), slice_shape.clone(), Layout::Plain)
+            };
+            let (a, b) = ((Operand::Value(sum), contiguous), (Operand::Value(term), contiguous));
+            self.push(name, "ReduceSum", Step::Binary { op: Binary::Add, a, b, output: (output, dims) });
+            sum = output;
+        }
         Ok(true)
     }
 
@@ -1206,6 +1278,35 @@ impl Builder<'_> {
         }
         Ok(false)
     }
+}
+
+/// The axes of a broadcast over `out` (each operand's element strides per axis, 0 where it
+/// broadcasts) with axes of length 1 dropped and neighbours merged wherever every operand
+/// steps through both as through one: the same elements in the same order, on fewer axes.
+fn coalesce(out: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut dims: Vec<usize> = Vec::new();
+    let mut merged: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for (d, &len) in out.iter().enumerate() {
+        if len == 1 {
+            continue;
+        }
+        // Index i·len + j of the merged axis lands at i·s_prev + j·s_d = (i·len + j)·s_d.
+        let steps_as_one =
+            !dims.is_empty() && strides.iter().zip(&merged).all(|(s, m)| m.last() == Some(&(s[d] * len)));
+        if steps_as_one {
+            *dims.last_mut().expect("not empty") *= len;
+        } else {
+            dims.push(len);
+        }
+        for (m, s) in merged.iter_mut().zip(strides) {
+            if steps_as_one {
+                *m.last_mut().expect("not empty") = s[d];
+            } else {
+                m.push(s[d]);
+            }
+        }
+    }
+    (dims, merged)
 }
 
 /// A value laid out for a `Crop` along one axis (see `Builder::along`).

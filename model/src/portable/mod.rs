@@ -199,6 +199,13 @@ pub enum Generic {
         /// Largest (else smallest).
         largest: bool,
     },
+    /// `CumSum(x, axis)`: running sums along the axis.
+    CumSum {
+        /// Each sum leaves out its own element.
+        exclusive: bool,
+        /// Sums run from the end of the axis.
+        reverse: bool,
+    },
     /// `Einsum` with its equation.
     Einsum(String),
     /// `LSTM` / `GRU`.
@@ -283,6 +290,7 @@ impl Generic {
             MeanVarianceNorm(_) => "MeanVarianceNormalization",
             GlobalMaxPool => "GlobalMaxPool",
             TopK { .. } => "TopK",
+            CumSum { .. } => "CumSum",
             Einsum(_) => "Einsum",
             Rnn(r) if r.quantized => "DynamicQuantizeLSTM",
             Rnn(r) => r.kind.name(),
@@ -523,9 +531,13 @@ impl Generic {
             | DepthToSpace(..)
             | SpaceToDepth(_)
             | Dropout(_) => Family::Movement,
-            Reduce { .. } | ArgExtreme { .. } | LogSoftmax { .. } | Hardmax { .. } | GlobalMaxPool | TopK { .. } => {
-                Family::Reduce
-            }
+            Reduce { .. }
+            | ArgExtreme { .. }
+            | LogSoftmax { .. }
+            | Hardmax { .. }
+            | GlobalMaxPool
+            | TopK { .. }
+            | CumSum { .. } => Family::Reduce,
             LayerNorm { .. } | InstanceNorm(_) | GroupNorm { .. } | LpNorm(..) | MeanVarianceNorm(_) => Family::Norm,
             Einsum(_) => Family::Einsum,
             Rnn(_) => Family::Rnn,
