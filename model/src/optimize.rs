@@ -30,8 +30,10 @@ pub struct Rewrites {
     pub activation_fused: usize,
     /// `x + x·s` (a gate `s` broadcast over `x`) computed as `x·(1 + s)`.
     pub gated_residual: usize,
-    /// Identity nodes, and Slices that keep everything, bypassed.
+    /// Identity nodes, and Slices and Pads that keep everything, bypassed.
     pub identity_removed: usize,
+    /// Zero `Pad`s of the spatial axes taken into the pads of the convolutions they feed.
+    pub pads_folded: usize,
     /// Nodes removed because nothing used their outputs.
     pub dead_removed: usize,
     /// Convolutions that lost kernel taps reading only padding (dilated ones on small maps).
@@ -49,6 +51,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
     loop {
         let before = r.clone();
         r.identity_removed += bypass_identities(g);
+        r.pads_folded += repeat(g, fold_pad_into_conv);
         r.taps_trimmed += repeat(g, trim_dead_taps);
         r.channel_shuffles += repeat(g, channel_shuffle);
         r.batchnorm_folded += repeat(g, fold_batchnorm);
@@ -186,8 +189,49 @@ fn is_identity(g: &Graph, n: &Node) -> bool {
             let Some(shape) = n.input(0).and_then(|x| g.shape(x)) else { return false };
             crate::shape::slice_ranges(g, n, shape).is_ok_and(|r| r.iter().zip(shape).all(|(&r, &d)| r == (0, 1, d)))
         }
+        // Swin's window padding, computed from the shapes, is nothing on sizes the window divides.
+        Op::Generic(crate::portable::Generic::Pad { .. }) => {
+            let Some(shape) = n.input(0).and_then(|x| g.shape(x)) else { return false };
+            crate::shape::pad_amounts(g, n, shape.len()).is_ok_and(|p| p.iter().all(|&p| p == (0, 0)))
+        }
         _ => false,
     }
+}
+
+/// A constant-mode `Pad` by zeros of the spatial axes of a 4-D value, non-negative, whose
+/// only reader is a convolution's data input (TensorFlow-style "same" padding as exporters
+/// write it, timm's `Conv2dSame`): the convolution pads by that much more and reads the
+/// unpadded value.
+fn fold_pad_into_conv(g: &mut Graph) -> bool {
+    use crate::portable::{Generic, PadMode};
+    let consumers = sole_consumer(g);
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let Op::Generic(Generic::Pad { mode: PadMode::Constant, .. }) = n.op else { continue };
+        let (Some(x), y) = (n.input(0), n.outputs[0]) else { continue };
+        let Some(c) = consumers[y] else { continue };
+        let Op::Conv(conv) = &g.nodes[c].op else { continue };
+        let foldable = !conv.transposed
+            && conv.auto_pad == crate::ir::AutoPad::NotSet
+            && g.nodes[c].input(0) == Some(y)
+            && !g.nodes[c].inputs.iter().skip(1).flatten().any(|&v| v == y);
+        let Some(shape) = g.shape(x).filter(|s| s.len() == 4) else { continue };
+        let (Ok(p), Ok(fill)) = (crate::shape::pad_amounts(g, n, 4), crate::shape::pad_fill(g, n)) else { continue };
+        let spatial = p[..2].iter().all(|&a| a == (0, 0)) && p[2..].iter().all(|&(b, e)| b >= 0 && e >= 0);
+        if !foldable || !spatial || fill != 0.0 || shape.contains(&0) {
+            continue;
+        }
+        let [top, left, bottom, right] = [p[2].0, p[3].0, p[2].1, p[3].1].map(|v| v as usize);
+        let Op::Conv(conv) = &mut g.nodes[c].op else { unreachable!("checked") };
+        let add = [top, left, bottom, right];
+        for (k, a) in add.iter().enumerate() {
+            conv.pads[k] += a;
+        }
+        g.nodes[c].inputs[0] = Some(x);
+        g.nodes.remove(i);
+        return true;
+    }
+    false
 }
 
 /// Drops the kernel taps of a convolution that read only padding at every output pixel:

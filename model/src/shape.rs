@@ -264,6 +264,59 @@ pub fn slice_ranges(g: &Graph, node: &Node, data: &[usize]) -> Result<Vec<(i64, 
     Ok(out)
 }
 
+/// A `Pad` node's constant amounts as (begin, end) per axis of a rank-`rank` input: the
+/// `pads` attribute (opsets before 11) or input 1, over input 3's axes when given (opset 18).
+/// A data-dependent error where an input is not a plan-time constant.
+pub fn pad_amounts(g: &Graph, node: &Node, rank: usize) -> Result<Vec<(i64, i64)>> {
+    let Op::Generic(crate::portable::Generic::Pad { pads: attr, .. }) = &node.op else {
+        return Err(err(node, "not a Pad"));
+    };
+    let ints = |i: usize| -> Result<Option<Vec<i64>>> {
+        let Some(id) = node.input(i) else { return Ok(None) };
+        let t = g
+            .constant(id)
+            .ok_or_else(|| crate::error::data_dependent(&node.name, node.op.name(), format!("input {i}")))?;
+        Ok(Some(t.ints().ok_or_else(|| err(node, format!("input {i} must be integers")))?.to_vec()))
+    };
+    let p = match attr {
+        Some(p) => p.clone(),
+        None => ints(1)?.ok_or_else(|| err(node, "the pads input is missing"))?,
+    };
+    let axes = match ints(3)? {
+        Some(a) => a
+            .iter()
+            .map(|&a| axis(a, rank).ok_or_else(|| err(node, format!("axis {a} is out of range"))))
+            .collect::<Result<Vec<_>>>()?,
+        None => (0..rank).collect(),
+    };
+    if p.len() != 2 * axes.len() {
+        return Err(err(node, format!("pads {p:?} do not fit {} axes", axes.len())));
+    }
+    let mut out = vec![(0, 0); rank];
+    for (k, &a) in axes.iter().enumerate() {
+        out[a] = (p[k], p[k + axes.len()]);
+    }
+    Ok(out)
+}
+
+/// A constant-mode `Pad`'s fill value: the `value` attribute (opsets before 11), else input
+/// 2's first element, else 0. A data-dependent error where input 2 is not a constant.
+pub fn pad_fill(g: &Graph, node: &Node) -> Result<f64> {
+    let Op::Generic(crate::portable::Generic::Pad { pads: attr, value, .. }) = &node.op else {
+        return Err(err(node, "not a Pad"));
+    };
+    if attr.is_some() {
+        return Ok(f64::from(*value));
+    }
+    let Some(id) = node.input(2) else { return Ok(0.0) };
+    let t = g.constant(id).ok_or_else(|| crate::error::data_dependent(&node.name, node.op.name(), "input 2"))?;
+    match (t.floats(), t.ints()) {
+        (Some(f), _) => Ok(f.first().map_or(0.0, |&v| f64::from(v))),
+        (_, Some(i)) => Ok(i.first().map_or(0.0, |&v| v as f64)),
+        _ => Err(err(node, "input 2 must be a number")),
+    }
+}
+
 fn input_shape<'g>(g: &'g Graph, node: &Node, i: usize) -> Result<&'g [usize]> {
     let id = node.input(i).ok_or_else(|| err(node, format!("input {i} is missing")))?;
     g.shape(id).ok_or_else(|| err(node, format!("the shape of input {i} (`{}`) is unknown", g.values[id].name)))

@@ -30,3 +30,32 @@ fn concat_and_split_in_blocks_match_the_reference() {
     assert_eq!(count(|s| matches!(s, Step::Concat { .. })), 1, "the concatenation is one step");
     assert_eq!(count(|s| matches!(s, Step::Crop { .. })), 2, "the split is two crops");
 }
+
+#[test]
+fn constant_pads_run_as_concatenations_and_other_modes_are_evaluated() {
+    // Swin pads its [N, H, W, C] map up to a multiple of the window (here H by 1 + 2 and W by
+    // 3 after the map, by a fill of 0.5); an NCHW map padded on every side by −1 feeds a
+    // convolution. Reflection and negative pads (a crop) stay `Eval` steps.
+    let shape = [2, 3, 40, 40];
+    let mut b = Builder::new(&shape);
+    b.conv("x", 3, 24, 3, 1, "c");
+    let nhwc = b.node("Transpose", &["c"], "t", vec![build::ints("perm", &[0, 2, 3, 1])]);
+    let window = b.int_constant("window", &[8], &[0, 1, 0, 0, 0, 2, 3, 0]);
+    let half = b.constant("half", &[], &[0.5]);
+    b.node("Pad", &[&nhwc, &window, &half], "windows", vec![]);
+    let sides = b.int_constant("sides", &[8], &[0, 0, 1, 1, 0, 0, 1, 1]);
+    let minus = b.constant("minus", &[], &[-1.0]);
+    b.node("Pad", &["c", &sides, &minus], "framed", vec![]);
+    b.conv("framed", 24, 8, 3, 0, "e");
+    b.node("Pad", &["c", &sides], "mirrored", vec![build::string("mode", "reflect")]);
+    let crop = b.int_constant("crop", &[8], &[0, 0, -1, 0, 0, 0, 0, -2]);
+    b.node("Pad", &["c", &crop], "cropped", vec![]);
+    for o in ["windows", "e", "mirrored", "cropped"] {
+        b.output(o);
+    }
+    let plan = check_model(&b, &shape, 1e-5);
+    let pads: Vec<&Step> = plan.steps.iter().filter(|s| s.op == "Pad").map(|s| &s.step).collect();
+    let concats = pads.iter().filter(|s| matches!(s, Step::Concat { .. })).count();
+    let evals = pads.iter().filter(|s| matches!(s, Step::Eval { .. })).count();
+    assert_eq!((concats, evals), (4, 2), "two padded axes each, then reflect and crop: {:?}", common::ops(&plan));
+}

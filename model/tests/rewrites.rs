@@ -564,3 +564,42 @@ fn rounding_and_other_exact_functions_run_as_map_steps_equal_to_the_reference() 
     }
     check_plans(&p.optimized, &x, &expected, 1e-7);
 }
+
+#[test]
+fn zero_pads_before_a_convolution_become_its_pads_and_empty_pads_are_bypassed() {
+    // timm's `Conv2dSame` writes TensorFlow's "same" padding as a Pad of the spatial axes
+    // (uneven: one more row and column at the end) before an unpadded convolution; Swin pads
+    // to a multiple of its window, nothing at all where the window divides the map.
+    let mut b = Builder::new(&[1, 3, 10, 9]);
+    let same = b.int_constant("same", &[8], &[0, 0, 0, 1, 0, 0, 1, 2]);
+    b.node("Pad", &["x", &same], "xp", vec![]);
+    let w = b.weight("w", &[6, 3, 3, 3]);
+    b.node("Conv", &["xp", &w], "c", vec![build::ints("strides", &[2, 2])]);
+    let none = b.int_constant("none", &[8], &[0; 8]);
+    b.node("Pad", &["c", &none], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 3, 10, 9], |r, ops| {
+        assert_eq!((r.pads_folded, r.identity_removed), (1, 1), "{r:?}");
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+#[test]
+fn pads_by_a_value_other_than_zero_or_of_the_channels_stay_pads() {
+    let mut b = Builder::new(&[1, 3, 6, 7]);
+    let spatial = b.int_constant("spatial", &[8], &[0, 0, 1, 1, 0, 0, 1, 1]);
+    let half = b.constant("half", &[], &[0.5]);
+    b.node("Pad", &["x", &spatial, &half], "xp", vec![]);
+    let channels = b.int_constant("channels", &[8], &[0, 1, 0, 0, 0, 2, 0, 0]);
+    b.node("Pad", &["x", &channels], "xc", vec![]);
+    let w = b.weight("w", &[4, 3, 3, 3]);
+    b.node("Conv", &["xp", &w], "c", vec![]);
+    let w6 = b.weight("w6", &[4, 6, 1, 1]);
+    b.node("Conv", &["xc", &w6], "d", vec![]);
+    b.output("c");
+    b.output("d");
+    check(&b, &[1, 3, 6, 7], |r, ops| {
+        assert_eq!(r.pads_folded, 0, "{r:?}");
+        assert!(ops.contains(&("Pad", 2)), "{ops:?}");
+    });
+}

@@ -903,8 +903,51 @@ impl Builder<'_> {
                 self.spatial_mean(node, *keepdims)
             }
             Generic::Reduce { kind: crate::portable::ReduceKind::Sum, .. } => self.short_axis_sum(node),
+            Generic::Pad { mode: crate::portable::PadMode::Constant, .. } => self.pad(node),
             _ => Ok(false),
         }
+    }
+
+    /// A constant-mode `Pad` with constant, non-negative amounts as one `Concat` of the value
+    /// between blocks of the fill per padded axis (the borders a convolution does not take
+    /// into its own pads: Swin's windows, a detector's letterbox). Says whether it lowered it.
+    fn pad(&mut self, node: &Node) -> Result<bool> {
+        let x = node.input(0).expect("required");
+        let mut shape = self.shape(x)?;
+        let (Ok(amounts), Ok(fill)) = (shape::pad_amounts(self.g, node, shape.len()), shape::pad_fill(self.g, node))
+        else {
+            return Ok(false);
+        };
+        if amounts.iter().any(|&(b, e)| b < 0 || e < 0) {
+            return Ok(false);
+        }
+        let padded: Vec<usize> = (0..shape.len()).filter(|&a| amounts[a] != (0, 0)).collect();
+        let mut current = Operand::Value(self.plain(x)?);
+        if padded.is_empty() {
+            let output = self.define(node, Layout::Plain)?;
+            self.push(&node.name, "Pad", Step::Copy { input: current, output });
+            return Ok(true);
+        }
+        for (k, &a) in padded.iter().enumerate() {
+            let (before, after) = (amounts[a].0 as usize, amounts[a].1 as usize);
+            let across: usize = shape.iter().enumerate().filter(|&(d, _)| d != a).map(|(_, &n)| n).product();
+            let mut inputs = Vec::with_capacity(3);
+            if before > 0 {
+                inputs.push(Operand::Const(self.constant(vec![fill as f32; across * before])));
+            }
+            inputs.push(current);
+            if after > 0 {
+                inputs.push(Operand::Const(self.constant(vec![fill as f32; across * after])));
+            }
+            shape[a] += before + after;
+            let output = match k + 1 == padded.len() {
+                true => self.define(node, Layout::Plain)?,
+                false => self.value(&format!("{}/pad{a}", node.name), shape.clone(), Layout::Plain),
+            };
+            self.push(&node.name, "Pad", Step::Concat { inputs, axis: a, output });
+            current = Operand::Value(output);
+        }
+        Ok(true)
     }
 
     fn transpose(&mut self, node: &Node) -> Result<()> {
