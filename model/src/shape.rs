@@ -289,14 +289,8 @@ pub fn pad_amounts(g: &Graph, node: &Node, rank: usize) -> Result<Vec<(i64, i64)
             .collect::<Result<Vec<_>>>()?,
         None => (0..rank).collect(),
     };
-    if p.len() != 2 * axes.len() {
-        return Err(err(node, format!("pads {p:?} do not fit {} axes", axes.len())));
-    }
-    let mut out = vec![(0, 0); rank];
-    for (k, &a) in axes.iter().enumerate() {
-        out[a] = (p[k], p[k + axes.len()]);
-    }
-    Ok(out)
+    crate::portable::pad_pairs(&p, &axes, rank)
+        .ok_or_else(|| err(node, format!("pads {p:?} do not fit {} axes", axes.len())))
 }
 
 /// A constant-mode `Pad`'s fill value: the `value` attribute (opsets before 11), else input

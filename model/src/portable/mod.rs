@@ -26,6 +26,7 @@ use crate::ir::Node;
 use crate::tensor::{DType, Data, Tensor};
 
 pub use elementwise::{cast, Compare, Logic, Unary, Variadic};
+pub(crate) use movement::pad_pairs;
 pub use pool::PoolNd;
 pub use quant::QLinearBinary;
 pub use reduce::ReduceKind;

@@ -67,14 +67,21 @@ fn pads(at: &At, op: &Generic, args: &[Option<Arg>], rank: usize) -> Result<Vec<
         Some(_) => at.ints(args, 3, "axes")?.iter().map(|&a| at.axis(a, rank)).collect::<Result<_>>()?,
         None => (0..rank).collect(),
     };
+    pad_pairs(&p, &axes, rank).ok_or_else(|| at.err(format!("pads {p:?} do not fit {} axes", axes.len())))
+}
+
+/// `Pad`'s amounts `p` (all begins, then all ends, for `axes`) as (begin, end) per axis of a
+/// rank-`rank` input; `None` when they do not fit the axes. Shared with the planner
+/// ([`crate::shape::pad_amounts`]).
+pub(crate) fn pad_pairs(p: &[i64], axes: &[usize], rank: usize) -> Option<Vec<(i64, i64)>> {
     if p.len() != 2 * axes.len() {
-        return Err(at.err(format!("pads {p:?} do not fit {} axes", axes.len())));
+        return None;
     }
     let mut out = vec![(0, 0); rank];
     for (k, &a) in axes.iter().enumerate() {
         out[a] = (p[k], p[k + axes.len()]);
     }
-    Ok(out)
+    Some(out)
 }
 
 pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<Vec<usize>>> {
