@@ -157,6 +157,8 @@ ZOO = [
     ("convnext_tiny", lambda: tvm.convnext_tiny(), (1, 3, 224, 224), "ConvNeXt-Tiny (LayerNorm over channels, GELU, Transpose)", "torchvision"),
     ("ghostnet", lambda: timm.create_model("ghostnet_100"), (1, 3, 224, 224), "GhostNet 1.0 (ghost modules, Slice, HardSigmoid SE)", "timm"),
     ("deit_tiny", lambda: timm.create_model("deit_tiny_patch16_224"), (1, 3, 224, 224), "DeiT-Tiny vision transformer (attention MatMuls, LayerNorm, GELU)", "timm"),
+    ("mobileone_s0", lambda: timm.create_model("mobileone_s0"), (1, 3, 224, 224), "MobileOne-S0 in its training form (four parallel 1x1/3x3 branches, a scale branch and a BatchNorm identity per block)", "timm"),
+    ("fastvit_t8", lambda: timm.create_model("fastvit_t8"), (1, 3, 224, 224), "FastViT-T8 in its training form (RepMixer x + g*(BN + convs - BN), grouped 7x7 + 3x3 branches, GELU MLPs)", "timm"),
     ("deeplabv3_mobilenet", lambda: SegmentationOut(tvs.deeplabv3_mobilenet_v3_large(weights_backbone=None, aux_loss=False)), (1, 3, 256, 256), "DeepLabV3 with a MobileNetV3-Large backbone (dilated ASPP)", "torchvision"),
     ("deeplabv3_mobilenet_dyn", lambda: SegmentationOut(tvs.deeplabv3_mobilenet_v3_large(weights_backbone=None, aux_loss=False)), (1, 3, 256, 256), "DeepLabV3-MobileNetV3 exported with dynamic H/W (Shape/Gather chains feed Resize)", "torchvision", True),
     ("lraspp_mobilenet", lambda: SegmentationOut(tvs.lraspp_mobilenet_v3_large(weights_backbone=None)), (1, 3, 256, 256), "LR-ASPP with a MobileNetV3-Large backbone", "torchvision"),

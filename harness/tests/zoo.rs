@@ -155,7 +155,7 @@ fn zoo_matches_on_neon() {
 
 /// The zoo's CNN classifiers and segmenters, the vision transformer and the PP-OCRv4
 /// recognizer, which run every step on a device.
-const WHOLE_ON_DEVICE: [&str; 17] = [
+const WHOLE_ON_DEVICE: [&str; 19] = [
     "resnet18",
     "mobilenet_v2",
     "mobilenet_v3_small",
@@ -167,6 +167,8 @@ const WHOLE_ON_DEVICE: [&str; 17] = [
     "convnext_tiny",
     "ghostnet",
     "deit_tiny",
+    "mobileone_s0",
+    "fastvit_t8",
     "deeplabv3_mobilenet",
     "deeplabv3_mobilenet_dyn",
     "lraspp_mobilenet",

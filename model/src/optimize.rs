@@ -1,13 +1,16 @@
 //! Graph rewrites on a specialised graph, each keeping the outputs equal (tested against the
 //! reference): BatchNorm and constant affine ops folded into convolutions, `x·HardSigmoid(x)`
-//! and `x·Clip(x+3, 0, 6)/6` recognised as HardSwish, residual adds and activations fused
-//! into convolution epilogues, channel shuffles as one gather, identities bypassed, dead nodes
+//! and `x·Clip(x+3, 0, 6)/6` recognised as HardSwish, parallel branches of one input summed
+//! into one convolution (`reparam.rs`), residual adds and activations fused into convolution
+//! epilogues, channel shuffles as one gather, identities bypassed, dead nodes
 //! and constants removed.
 
 use kernels::Activation;
 
 use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::tensor::Tensor;
+
+mod reparam;
 
 /// What [`optimize`] did, by rewrite.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,6 +27,10 @@ pub struct Rewrites {
     pub gated_activations: usize,
     /// `x/2·(1 + Erf(x/√2))` (in the orders exporters write it) recognised as GELU.
     pub gelu: usize,
+    /// Sums of branches of one input (convolutions, scales and shifts of the input, the input
+    /// itself) merged into one convolution: RepVGG, MobileOne and FastViT blocks in their
+    /// training form.
+    pub branches_merged: usize,
     /// Residual adds fused into convolutions.
     pub residual_fused: usize,
     /// Activations fused into convolutions.
@@ -62,6 +69,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
         r.layer_norms += repeat(g, layer_norm);
         r.affine_folded_forward += repeat(g, fold_affine_forward);
         r.gated_residual += repeat(g, gated_residual);
+        r.branches_merged += repeat(g, reparam::merge_branches);
         r.residual_fused += repeat(g, fuse_residual);
         r.activation_fused += repeat(g, fuse_activation);
         r.dead_removed += remove_dead(g);
@@ -354,24 +362,30 @@ fn absorb(g: &mut Graph, p: usize, from: usize) {
     g.nodes.remove(from);
 }
 
+/// An inference `BatchNormalization` with constant parameters as `scale·x + shift` per channel.
+fn batchnorm_affine(g: &Graph, n: &Node, epsilon: f32) -> Option<(Vec<f32>, Vec<f32>)> {
+    let params: Vec<Vec<f32>> = (1..5)
+        .map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec))
+        .collect::<Option<_>>()?;
+    let scale: Vec<f32> = params[0]
+        .iter()
+        .zip(&params[3])
+        .map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32)
+        .collect();
+    let shift: Vec<f32> = params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+    Some((scale, shift))
+}
+
 fn fold_batchnorm(g: &mut Graph) -> bool {
     let consumers = sole_consumer(g);
     for i in 0..g.nodes.len() {
         let Op::BatchNorm { epsilon } = g.nodes[i].op else { continue };
         let n = &g.nodes[i];
-        let params: Option<Vec<Vec<f32>>> = (1..5)
-            .map(|k| n.input(k).and_then(|v| g.constant(v)).and_then(Tensor::floats).map(<[f32]>::to_vec))
-            .collect();
-        let (Some(params), Some(p)) = (params, plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
+        let (Some((scale, shift)), Some(p)) =
+            (batchnorm_affine(g, n, epsilon), plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
         else {
             continue;
         };
-        let scale: Vec<f32> = params[0]
-            .iter()
-            .zip(&params[3])
-            .map(|(&s, &v)| (s as f64 / (v as f64 + epsilon as f64).sqrt()) as f32)
-            .collect();
-        let shift: Vec<f32> = params[1].iter().zip(&params[2]).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
         if rescale_conv(g, p, &scale, &shift) {
             absorb(g, p, i);
             return true;
@@ -396,6 +410,19 @@ fn const_operand(g: &Graph, n: &Node) -> Option<(ValueId, Vec<f32>, bool)> {
     g.constant(a).and_then(per_channel).map(|c| (b, c, true))
 }
 
+/// `op` with the constant `c` (first operand if `const_first`) as `scale·x + shift`.
+fn affine_of(op: Binary, c: Vec<f32>, const_first: bool) -> Option<(Vec<f32>, Vec<f32>)> {
+    let ones = vec![1.0; c.len()];
+    let zeros = vec![0.0; c.len()];
+    Some(match (op, const_first) {
+        (Binary::Mul, _) => (c, zeros),
+        (Binary::Add, _) => (ones, c),
+        (Binary::Sub, false) => (ones, c.iter().map(|v| -v).collect()),
+        (Binary::Div, false) => (c.iter().map(|v| 1.0 / v).collect(), zeros),
+        _ => return None,
+    })
+}
+
 fn fold_affine_into_conv(g: &mut Graph) -> bool {
     let consumers = sole_consumer(g);
     for i in 0..g.nodes.len() {
@@ -405,15 +432,7 @@ fn fold_affine_into_conv(g: &mut Graph) -> bool {
             continue;
         }
         let Some(p) = plain_conv_producer(g, &consumers, x) else { continue };
-        let ones = vec![1.0; c.len()];
-        let zeros = vec![0.0; c.len()];
-        let (scale, shift) = match (op, const_first) {
-            (Binary::Mul, _) => (c, zeros),
-            (Binary::Add, _) => (ones, c),
-            (Binary::Sub, false) => (ones, c.iter().map(|v| -v).collect()),
-            (Binary::Div, false) => (c.iter().map(|v| 1.0 / v).collect(), zeros),
-            _ => continue,
-        };
+        let Some((scale, shift)) = affine_of(op, c, const_first) else { continue };
         if rescale_conv(g, p, &scale, &shift) {
             absorb(g, p, i);
             return true;

@@ -603,3 +603,137 @@ fn pads_by_a_value_other_than_zero_or_of_the_channels_stay_pads() {
         assert!(ops.contains(&("Pad", 2)), "{ops:?}");
     });
 }
+
+/// A convolution with random weights and bias and every attribute given.
+#[allow(clippy::too_many_arguments)]
+fn conv_with(
+    b: &mut Builder,
+    x: &str,
+    [c_in, c_out, groups]: [usize; 3],
+    [kh, kw]: [usize; 2],
+    stride: usize,
+    dilation: usize,
+    pads: [i64; 4],
+    out: &str,
+) -> String {
+    let w = b.weight(&format!("{out}.w"), &[c_out, c_in / groups, kh, kw]);
+    let bias = b.weight(&format!("{out}.b"), &[c_out]);
+    let attrs = vec![
+        build::ints("kernel_shape", &[kh as i64, kw as i64]),
+        build::ints("strides", &[stride as i64; 2]),
+        build::ints("dilations", &[dilation as i64; 2]),
+        build::ints("pads", &pads),
+        build::int("group", groups as i64),
+    ];
+    b.node("Conv", &[x, &w, &bias], out, attrs)
+}
+
+/// An inference BatchNormalization of `x` with `c` channels and random statistics.
+fn batchnorm(b: &mut Builder, x: &str, c: usize, out: &str) -> String {
+    let s = b.weight(&format!("{out}.s"), &[c]);
+    let t = b.weight(&format!("{out}.t"), &[c]);
+    let m = b.weight(&format!("{out}.m"), &[c]);
+    let v: Vec<f32> = (0..c).map(|k| 0.25 + k as f32 / c as f32).collect();
+    let v = b.constant(&format!("{out}.v"), &[c], &v);
+    b.node("BatchNormalization", &[x, &s, &t, &m, &v], out, vec![build::float("epsilon", 1e-3)])
+}
+
+#[test]
+fn repvgg_branches_become_one_convolution() {
+    // RepVGG's training-time block: a 3×3 and a 1×1 convolution and a BatchNorm of the input
+    // itself, summed, then ReLU; the 1×1 lands on the 3×3's centre tap, the BatchNorm on the
+    // centre tap of each channel's own input channel.
+    let mut b = Builder::new(&[1, 6, 9, 11]);
+    conv_with(&mut b, "x", [6, 6, 1], [3, 3], 1, 1, [1, 1, 1, 1], "k3");
+    conv_with(&mut b, "x", [6, 6, 1], [1, 1], 1, 1, [0, 0, 0, 0], "k1");
+    batchnorm(&mut b, "x", 6, "id");
+    b.node("Add", &["k1", "k3"], "s", vec![]);
+    b.node("Add", &["s", "id"], "a", vec![]);
+    b.node("Relu", &["a"], "y", vec![]);
+    b.output("y");
+    check(&b, &[1, 6, 9, 11], |r, ops| {
+        assert_eq!((r.branches_merged, r.activation_fused), (2, 1), "{r:?}");
+        assert_eq!(ops, &[("Conv", 1)]);
+    });
+}
+
+#[test]
+fn mobileone_and_fastvit_branches_become_one_convolution_each() {
+    let mut b = Builder::new(&[1, 8, 13, 12]);
+    // MobileOne: depthwise 3×3 branches at stride 2, a 1×1 "scale" branch, a zero added.
+    conv_with(&mut b, "x", [8, 8, 8], [1, 1], 2, 1, [0, 0, 0, 0], "scale");
+    let zero = b.constant("zero", &[], &[0.0]);
+    b.node("Add", &["scale", &zero], "s0", vec![]);
+    for k in 0..3 {
+        conv_with(&mut b, "x", [8, 8, 8], [3, 3], 2, 1, [1, 1, 1, 1], &format!("kxk{k}"));
+        b.node("Add", &[&format!("s{k}"), &format!("kxk{k}")], &format!("s{}", k + 1), vec![]);
+    }
+    // FastViT's downsampling: a grouped 7×7 and 3×3 with two outputs per group, summed.
+    conv_with(&mut b, "x", [8, 16, 4], [7, 7], 2, 1, [3, 3, 3, 3], "large");
+    conv_with(&mut b, "x", [8, 16, 4], [3, 3], 2, 1, [1, 1, 1, 1], "small");
+    b.node("Add", &["small", "large"], "down", vec![]);
+    // FastViT's RepMixer: x + γ·(BN(x) + dw1×1(x) + dw3×3(x) − BN'(x)).
+    batchnorm(&mut b, "x", 8, "bn1");
+    conv_with(&mut b, "x", [8, 8, 8], [1, 1], 1, 1, [0, 0, 0, 0], "mix_scale");
+    conv_with(&mut b, "x", [8, 8, 8], [3, 3], 1, 1, [1, 1, 1, 1], "mix_kxk");
+    batchnorm(&mut b, "x", 8, "bn2");
+    b.node("Add", &["mix_scale", "bn1"], "m1", vec![]);
+    b.node("Add", &["m1", "mix_kxk"], "m2", vec![]);
+    b.node("Sub", &["m2", "bn2"], "m3", vec![]);
+    let gamma = b.weight("gamma", &[8, 1, 1]);
+    b.node("Mul", &["m3", &gamma], "m4", vec![]);
+    b.node("Add", &["x", "m4"], "mixer", vec![]);
+    for y in ["s3", "down", "mixer"] {
+        b.output(y);
+    }
+    check(&b, &[1, 8, 13, 12], |r, ops| {
+        assert_eq!(r.branches_merged, 3 + 1 + 4, "{r:?}");
+        assert_eq!(ops, &[("Conv", 3)]);
+    });
+}
+
+#[test]
+fn dilated_and_uneven_branches_merge_where_their_taps_line_up() {
+    let mut b = Builder::new(&[1, 4, 10, 9]);
+    // A 3×3 at dilation 2 and a 1×1: the 1×1 is its centre tap.
+    conv_with(&mut b, "x", [4, 4, 1], [3, 3], 1, 2, [2, 2, 2, 2], "d3");
+    conv_with(&mut b, "x", [4, 4, 1], [1, 1], 1, 2, [0, 0, 0, 0], "d1");
+    b.node("Add", &["d3", "d1"], "dil", vec![]);
+    // A 3×3 padded only at the end (TensorFlow's "same" at stride 1 would pad both sides)
+    // and the input itself: the identity is its top-left tap.
+    conv_with(&mut b, "x", [4, 4, 2], [3, 3], 1, 1, [0, 0, 2, 2], "u3");
+    b.node("Sub", &["x", "u3"], "uneven", vec![]);
+    b.output("dil");
+    b.output("uneven");
+    check(&b, &[1, 4, 10, 9], |r, ops| {
+        assert_eq!(r.branches_merged, 2, "{r:?}");
+        assert_eq!(ops, &[("Conv", 2)]);
+    });
+}
+
+#[test]
+fn branches_that_do_not_line_up_or_are_read_elsewhere_stay_apart() {
+    let mut b = Builder::new(&[1, 4, 8, 8]);
+    // A 1×3 and a 3×1 (ACNet): neither kernel holds the other.
+    conv_with(&mut b, "x", [4, 4, 1], [1, 3], 1, 1, [0, 1, 0, 1], "row");
+    conv_with(&mut b, "x", [4, 4, 1], [3, 1], 1, 1, [1, 0, 1, 0], "col");
+    b.node("Add", &["row", "col"], "cross", vec![]);
+    // Different groups.
+    conv_with(&mut b, "x", [4, 4, 4], [3, 3], 1, 1, [1, 1, 1, 1], "dw");
+    conv_with(&mut b, "x", [4, 4, 1], [3, 3], 1, 1, [1, 1, 1, 1], "dense");
+    b.node("Add", &["dw", "dense"], "groups", vec![]);
+    // A branch that is also an output, and one of another input.
+    conv_with(&mut b, "x", [4, 4, 1], [3, 3], 1, 1, [1, 1, 1, 1], "seen");
+    conv_with(&mut b, "x", [4, 4, 1], [1, 1], 1, 1, [0, 0, 0, 0], "one");
+    b.node("Add", &["seen", "one"], "read", vec![]);
+    b.node("Relu", &["x"], "rx", vec![]);
+    conv_with(&mut b, "x", [4, 4, 1], [3, 3], 1, 1, [1, 1, 1, 1], "other");
+    b.node("Add", &["other", "rx"], "apart", vec![]);
+    for y in ["cross", "groups", "read", "seen", "apart"] {
+        b.output(y);
+    }
+    check(&b, &[1, 4, 8, 8], |r, ops| {
+        assert_eq!(r.branches_merged, 0, "{r:?}");
+        assert_eq!(ops, &[("Conv", 7), ("Relu", 1)]);
+    });
+}
