@@ -291,10 +291,15 @@ fn trim_dead_taps(g: &mut Graph) -> bool {
     false
 }
 
-/// The convolution producing `v` if it has no fused epilogue yet, `v` has no other use, and
-/// its weights (and bias) are constants.
-fn plain_conv_producer(g: &Graph, consumers: &[Option<usize>], v: ValueId) -> Option<usize> {
-    let producers = g.producers();
+/// The convolution producing `v` (`producers` and `consumers` from [`Graph::producers`] and
+/// [`sole_consumer`]) if it has no fused epilogue yet, `v` has no other use, and its weights
+/// (and bias) are constants.
+fn plain_conv_producer(
+    g: &Graph,
+    producers: &[Option<usize>],
+    consumers: &[Option<usize>],
+    v: ValueId,
+) -> Option<usize> {
     let p = producers[v]?;
     let n = &g.nodes[p];
     match &n.op {
@@ -378,12 +383,14 @@ fn batchnorm_affine(g: &Graph, n: &Node, epsilon: f32) -> Option<(Vec<f32>, Vec<
 
 fn fold_batchnorm(g: &mut Graph) -> bool {
     let consumers = sole_consumer(g);
+    let producers = g.producers();
     for i in 0..g.nodes.len() {
         let Op::BatchNorm { epsilon } = g.nodes[i].op else { continue };
         let n = &g.nodes[i];
-        let (Some((scale, shift)), Some(p)) =
-            (batchnorm_affine(g, n, epsilon), plain_conv_producer(g, &consumers, n.inputs[0].expect("required")))
-        else {
+        let (Some((scale, shift)), Some(p)) = (
+            batchnorm_affine(g, n, epsilon),
+            plain_conv_producer(g, &producers, &consumers, n.inputs[0].expect("required")),
+        ) else {
             continue;
         };
         if rescale_conv(g, p, &scale, &shift) {
@@ -425,13 +432,14 @@ fn affine_of(op: Binary, c: Vec<f32>, const_first: bool) -> Option<(Vec<f32>, Ve
 
 fn fold_affine_into_conv(g: &mut Graph) -> bool {
     let consumers = sole_consumer(g);
+    let producers = g.producers();
     for i in 0..g.nodes.len() {
         let Op::Binary(op) = g.nodes[i].op else { continue };
         let Some((x, c, const_first)) = const_operand(g, &g.nodes[i]) else { continue };
         if g.shape(x) != g.shape(g.nodes[i].outputs[0]) {
             continue;
         }
-        let Some(p) = plain_conv_producer(g, &consumers, x) else { continue };
+        let Some(p) = plain_conv_producer(g, &producers, &consumers, x) else { continue };
         let Some((scale, shift)) = affine_of(op, c, const_first) else { continue };
         if rescale_conv(g, p, &scale, &shift) {
             absorb(g, p, i);

@@ -6,9 +6,9 @@
 //! convolution with one tap at the kernel's centre. Their weights and biases add up, so the
 //! sum costs what its largest convolution costs.
 
-use kernels::{Activation, ConvParams};
+use kernels::ConvParams;
 
-use super::{affine_of, batchnorm_affine, const_operand, sole_consumer};
+use super::{affine_of, batchnorm_affine, const_operand, plain_conv_producer, sole_consumer};
 use crate::ir::{AutoPad, Binary, Graph, Op, ValueId};
 use crate::tensor::Tensor;
 
@@ -20,7 +20,7 @@ enum Branch {
     Affine { x: ValueId, scale: Vec<f32>, shift: Vec<f32> },
 }
 
-/// A convolution's input, resolved parameters, weights and bias, ready to be summed.
+/// A convolution's summed weights and bias, and the parameters they go with.
 struct Kernel {
     x: ValueId,
     p: ConvParams,
@@ -70,14 +70,10 @@ fn branch(
     sum: usize,
 ) -> Option<Branch> {
     let c = *g.shape(v)?.get(1)?;
-    if let Some(p) = producers[v].filter(|&p| p < sum && consumers[v] == Some(sum)) {
-        if let Op::Conv(conv) = &g.nodes[p].op {
-            let n = &g.nodes[p];
-            let plain = !conv.transposed && conv.activation == Activation::Identity && !conv.residual;
-            let consts = n.input(1).and_then(|w| g.constant(w)).is_some_and(|w| w.floats().is_some())
-                && n.input(2).is_none_or(|b| g.constant(b).is_some_and(|b| b.floats().is_some()));
-            return (plain && consts).then_some(Branch::Conv(p));
-        }
+    // `v` is read by the sum, so a sole reader is the sum.
+    let forward = |p: &usize| *p < sum && matches!(&g.nodes[*p].op, Op::Conv(conv) if !conv.transposed);
+    if let Some(p) = plain_conv_producer(g, producers, consumers, v).filter(forward) {
+        return Some(Branch::Conv(p));
     }
     // Walk up through per-channel affine steps used only on this path.
     let (mut x, mut scale, mut shift) = (v, vec![1.0f32; c], vec![0.0f32; c]);
@@ -111,18 +107,26 @@ fn branch(
     Some(Branch::Affine { x, scale, shift })
 }
 
-/// The convolution at node `p` as a [`Kernel`] times `sign`.
-fn kernel(g: &Graph, p: usize, sign: f32) -> Option<Kernel> {
+/// The input and resolved parameters of the convolution at node `p`.
+fn conv_of(g: &Graph, p: usize) -> Option<(ValueId, ConvParams)> {
     let n = &g.nodes[p];
     let Op::Conv(c) = &n.op else { return None };
-    let (x, wid) = (n.input(0)?, n.input(1)?);
-    let shape = g.shape(wid)?.to_vec();
-    let (params, _) = crate::shape::conv_params(n, c, g.shape(x)?, &shape).ok()?;
+    let x = n.input(0)?;
+    let (params, _) = crate::shape::conv_params(n, c, g.shape(x)?, g.shape(n.input(1)?)?).ok()?;
+    Some((x, params))
+}
+
+/// The convolution at node `p` (input `x`, parameters `params`) as a [`Kernel`] times `sign`:
+/// its weights copied, so only once the merge is known to fit.
+fn kernel(g: &Graph, p: usize, (x, params): (ValueId, ConvParams), sign: f32) -> Option<Kernel> {
+    let n = &g.nodes[p];
+    let wid = n.input(1)?;
     let w = g.constant(wid)?.floats()?.iter().map(|v| v * sign).collect();
     let b = match n.input(2) {
         Some(b) => g.constant(b)?.floats()?.iter().map(|v| v * sign).collect(),
         None => vec![0.0; params.c_out],
     };
+    let shape = g.shape(wid)?.to_vec();
     (b.len() == params.c_out).then_some(Kernel { x, p: params, shape, w, b })
 }
 
@@ -144,24 +148,23 @@ fn offset(big: &ConvParams, small: [usize; 2], small_pads: [usize; 2]) -> Option
 /// The convolution at `p` (times `sign_p`) plus `other` (times `sign_o`): the node to keep
 /// and its summed kernel.
 fn merge(g: &Graph, p: usize, sign_p: f32, other: &Branch, sign_o: f32) -> Option<(usize, Kernel)> {
-    let kp = kernel(g, p, sign_p)?;
+    let cp = conv_of(g, p)?;
     match other {
         Branch::Conv(q) => {
-            let kq = kernel(g, *q, sign_o)?;
-            let same = kp.x == kq.x
-                && (kp.p.strides, kp.p.dilations, kp.p.groups, kp.p.c_in, kp.p.c_out)
-                    == (kq.p.strides, kq.p.dilations, kq.p.groups, kq.p.c_in, kq.p.c_out);
-            if !same {
+            let cq = conv_of(g, *q)?;
+            let key = |(x, p): &(ValueId, ConvParams)| (*x, p.strides, p.dilations, p.groups, p.c_in, p.c_out);
+            if key(&cp) != key(&cq) {
                 return None;
             }
             // The sum's operands have one shape, so both give as many outputs.
-            let fits =
-                |big: &Kernel, small: &Kernel| offset(&big.p, small.p.kernel, [small.p.pads[0], small.p.pads[1]]);
-            let (keep, mut big, small, at) = match (fits(&kp, &kq), fits(&kq, &kp)) {
-                (Some(at), _) => (p, kp, kq, at),
-                (None, Some(at)) => (*q, kq, kp, at),
+            let fits = |big: &ConvParams, small: &ConvParams| offset(big, small.kernel, [small.pads[0], small.pads[1]]);
+            let ((keep, big, sign_big), (small, sign_small), at) = match (fits(&cp.1, &cq.1), fits(&cq.1, &cp.1)) {
+                (Some(at), _) => ((p, cp, sign_p), ((*q, cq), sign_o), at),
+                (None, Some(at)) => ((*q, cq, sign_o), ((p, cp), sign_p), at),
                 (None, None) => return None,
             };
+            let mut big = kernel(g, keep, big, sign_big)?;
+            let small = kernel(g, small.0, small.1, sign_small)?;
             let ([bh, bw], [sh, sw]) = (big.p.kernel, small.p.kernel);
             for (row, taps) in small.w.chunks_exact(sh * sw).enumerate() {
                 for (t, v) in taps.iter().enumerate() {
@@ -172,15 +175,14 @@ fn merge(g: &Graph, p: usize, sign_p: f32, other: &Branch, sign_o: f32) -> Optio
             Some((keep, big))
         }
         Branch::Affine { x, scale, shift } => {
-            let mut k = kp;
+            // Output `y` reads input `y` at tap `at` (the output has the input's shape, so
+            // `scale` has an entry per output channel).
+            let (xp, params) = &cp;
+            let square = params.c_in == params.c_out && params.strides == [1, 1];
+            let at = offset(params, [1, 1], [0, 0]).filter(|_| x == xp && square)?;
+            let mut k = kernel(g, p, cp, sign_p)?;
             let [kh, kw] = k.p.kernel;
             let per_group = k.p.c_in / k.p.groups;
-            let at = offset(&k.p, [1, 1], [0, 0])?;
-            // Output `y` reads input `y` at tap `at` (the output has the input's shape).
-            let square = k.p.c_in == k.p.c_out && k.p.strides == [1, 1];
-            if *x != k.x || !square || scale.len() != k.p.c_out {
-                return None;
-            }
             for o in 0..k.p.c_out {
                 k.w[((o * per_group + o % per_group) * kh + at[0]) * kw + at[1]] += sign_o * scale[o];
                 k.b[o] += sign_o * shift[o];
