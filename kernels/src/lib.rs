@@ -81,7 +81,7 @@ pub use math::Unary;
 pub use pack::{PackedB, PanelWidths};
 pub use packer::{can_run, pack_only, packer};
 pub use pool::{PoolMode, PoolParams};
-pub use rows::RowNorm;
+pub use rows::{Channels, RowNorm};
 pub use target::{Accelerator, Arch, CpuIsa, NvidiaOptions, Os, Target};
 pub use tuning::{Tuning, KNOBS as TUNING_KNOBS};
 

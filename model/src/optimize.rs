@@ -10,6 +10,7 @@ use kernels::Activation;
 use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::tensor::Tensor;
 
+mod group_norm;
 mod reparam;
 
 /// What [`optimize`] did, by rewrite.
@@ -17,7 +18,8 @@ mod reparam;
 pub struct Rewrites {
     /// BatchNormalization folded into the preceding convolution.
     pub batchnorm_folded: usize,
-    /// Constant Mul/Add/Sub/Div folded into the preceding convolution.
+    /// Constant Mul/Add/Sub/Div folded into the preceding convolution, or into the scale
+    /// and bias of the preceding group (or instance) normalization.
     pub affine_folded: usize,
     /// Constant scale/shift folded into the following padding-free convolution.
     pub affine_folded_forward: usize,
@@ -27,6 +29,9 @@ pub struct Rewrites {
     pub gated_activations: usize,
     /// `x/2·(1 + Erf(x/√2))` (in the orders exporters write it) recognised as GELU.
     pub gelu: usize,
+    /// `Reshape → InstanceNormalization → Reshape` (PyTorch's export of `nn.GroupNorm`)
+    /// recognised as one `GroupNormalization`.
+    pub group_norms: usize,
     /// Sums of branches of one input (convolutions, scales and shifts of the input, the input
     /// itself) merged into one convolution: RepVGG, MobileOne and FastViT blocks in their
     /// training form.
@@ -61,6 +66,7 @@ pub fn optimize(g: &mut Graph) -> Rewrites {
         r.pads_folded += repeat(g, fold_pad_into_conv);
         r.taps_trimmed += repeat(g, trim_dead_taps);
         r.channel_shuffles += repeat(g, channel_shuffle);
+        r.group_norms += repeat(g, group_norm::group_norm);
         r.batchnorm_folded += repeat(g, fold_batchnorm);
         r.affine_folded += repeat(g, fold_affine_into_conv);
         r.hardswish += repeat(g, hardswish);
@@ -402,19 +408,20 @@ fn fold_batchnorm(g: &mut Graph) -> bool {
 }
 
 /// The constant operand of a binary node and the other operand, if one is a float
-/// constant of a per-channel or scalar shape for a 4-D NCHW value.
+/// constant that is one value, or one per channel of the other operand (varying only along
+/// its axis 1 once broadcast: `[C, 1, 1]` or `[1, C, 1, 1]` for an NCHW value, `[C, 1]` for
+/// an NCL one).
 fn const_operand(g: &Graph, n: &Node) -> Option<(ValueId, Vec<f32>, bool)> {
     let (a, b) = (n.input(0)?, n.input(1)?);
-    let per_channel = |t: &Tensor| {
-        let s = &t.shape;
-        let ok =
-            t.len() == 1 || (s.len() >= 3 && s[s.len() - 2..].iter().all(|&d| d == 1) && (s.len() == 3 || s[0] == 1));
-        ok.then(|| t.floats().map(<[f32]>::to_vec)).flatten()
+    let per_channel = |t: &Tensor, other: ValueId| {
+        let (s, rank) = (&t.shape, g.shape(other).map_or(0, <[usize]>::len));
+        let along_channels = s.len() <= rank && s.iter().enumerate().all(|(i, &d)| d == 1 || i + rank - s.len() == 1);
+        (t.len() == 1 || along_channels).then(|| t.floats().map(<[f32]>::to_vec)).flatten()
     };
-    if let Some(c) = g.constant(b).and_then(per_channel) {
+    if let Some(c) = g.constant(b).and_then(|t| per_channel(t, a)) {
         return Some((a, c, false));
     }
-    g.constant(a).and_then(per_channel).map(|c| (b, c, true))
+    g.constant(a).and_then(|t| per_channel(t, b)).map(|c| (b, c, true))
 }
 
 /// `op` with the constant `c` (first operand if `const_first`) as `scale·x + shift`.
@@ -439,9 +446,14 @@ fn fold_affine_into_conv(g: &mut Graph) -> bool {
         if g.shape(x) != g.shape(g.nodes[i].outputs[0]) {
             continue;
         }
-        let Some(p) = plain_conv_producer(g, &producers, &consumers, x) else { continue };
         let Some((scale, shift)) = affine_of(op, c, const_first) else { continue };
-        if rescale_conv(g, p, &scale, &shift) {
+        let folded = match plain_conv_producer(g, &producers, &consumers, x) {
+            Some(p) => rescale_conv(g, p, &scale, &shift).then_some(p),
+            None => producers[x]
+                .filter(|&p| consumers[x] == Some(i) && group_norm::norm_groups(g, p).is_some())
+                .filter(|&p| group_norm::rescale_norm(g, p, &scale, &shift)),
+        };
+        if let Some(p) = folded {
             absorb(g, p, i);
             return true;
         }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{check_plans, input, rel_err, Builder};
-use model::plan::Step;
+use model::plan::{Layout, Step};
 use onnx::build;
 
 /// Prepares `b` for `shape`, checks the rewrite counts with `expect`, and compares
@@ -736,4 +736,88 @@ fn branches_that_do_not_line_up_or_are_read_elsewhere_stay_apart() {
         assert_eq!(r.branches_merged, 0, "{r:?}");
         assert_eq!(ops, &[("Conv", 7), ("Relu", 1)]);
     });
+}
+
+/// `nn.GroupNorm` as `torch.onnx.export` writes it: `Reshape(x, [N, G, −1])`,
+/// `InstanceNormalization` with a scale and bias per group, `Reshape` back (to `Shape(x)`),
+/// then `·γ + β` per channel. Two images of six channels in three groups, and in one: one
+/// `GroupNormalization` with the affine folded in, a native step on every kernel set (one
+/// group normalised in the convolution's NHWC layout, three in NCHW).
+#[test]
+fn a_group_norm_as_pytorch_exports_it_is_one_group_norm_step() {
+    for (groups, len, layout) in [(3i64, 70, Layout::Plain), (1, 210, Layout::Nhwc)] {
+        let mut b = Builder::new(&[2, 6, 5, 7]);
+        b.conv("x", 6, 6, 3, 1, "c");
+        let split = b.int_constant("split", &[3], &[2, groups, -1]);
+        b.node("Reshape", &["c", &split], "r", vec![]);
+        let (s, t) = (b.weight("s", &[groups as usize]), b.weight("t", &[groups as usize]));
+        b.node("InstanceNormalization", &["r", &s, &t], "n", vec![build::float("epsilon", 1e-5)]);
+        b.node("Shape", &["c"], "shape", vec![]);
+        b.node("Reshape", &["n", "shape"], "back", vec![]);
+        let (gamma, beta) = (b.weight("gamma", &[6, 1, 1]), b.weight("beta", &[6, 1, 1]));
+        b.node("Mul", &["back", &gamma], "m", vec![]);
+        b.node("Add", &["m", &beta], "a", vec![]);
+        b.node("Relu", &["a"], "y", vec![]);
+        b.output("y");
+        check(&b, &[2, 6, 5, 7], |r, ops| {
+            assert_eq!((r.group_norms, r.affine_folded), (1, 2), "{r:?}");
+            assert_eq!(ops, &[("Conv", 1), ("GroupNormalization", 1), ("Relu", 1)]);
+        });
+        let p = model::prepare(&b.bytes(13), &[vec![2, 6, 5, 7]]).unwrap();
+        for set in kernels::host_kernel_sets().0 {
+            let plan = model::plan::build(&p.optimized, &*set).unwrap();
+            let steps: Vec<&str> = plan.steps.iter().map(|s| s.op.as_str()).collect();
+            let norm = plan.steps.iter().find_map(|s| match s.step {
+                Step::GroupNorm { input, len, channel_len, .. } => Some((plan.values[input].layout, len, channel_len)),
+                _ => None,
+            });
+            assert_eq!(norm, Some((layout, len, 35)), "{groups} groups: {steps:?}");
+            assert!(!plan.steps.iter().any(|s| matches!(s.step, Step::Eval { .. })), "{steps:?}");
+            // Through a plan file and back: the same steps, the same bits.
+            let back = model::plan::Plan::from_bytes(&plan.to_bytes()).unwrap();
+            assert_eq!(back.steps, plan.steps);
+            let x = input(&[2, 6, 5, 7]);
+            let run = |p: &model::plan::Plan| p.session(1).unwrap().run(std::slice::from_ref(&x)).unwrap();
+            assert_eq!(run(&back), run(&plan));
+        }
+    }
+}
+
+/// What must not become a group norm: a reshape back to another shape, an affine that
+/// varies along the batch (not the channels). An `InstanceNormalization` of the image itself
+/// takes a following per-channel division into its scale, and runs as a native step.
+#[test]
+fn instance_norms_fold_only_per_channel_affines() {
+    let mut b = Builder::new(&[2, 4, 3, 5]);
+    let split = b.int_constant("split", &[3], &[2, 2, -1]);
+    b.node("Reshape", &["x", &split], "r", vec![]);
+    let (s, t) = (b.weight("s", &[2]), b.weight("t", &[2]));
+    b.node("InstanceNormalization", &["r", &s, &t], "n", vec![]);
+    let other = b.int_constant("other", &[3], &[2, 4, 15]);
+    b.node("Reshape", &["n", &other], "flat", vec![]);
+    b.output("flat");
+    let (s4, t4) = (b.weight("s4", &[4]), b.weight("t4", &[4]));
+    b.node("InstanceNormalization", &["x", &s4, &t4], "i", vec![]);
+    let per_channel = b.constant("k", &[4, 1, 1], &[2.0, -4.0, 0.5, 8.0]);
+    b.node("Div", &["i", &per_channel], "d", vec![]);
+    // [2, 1, 1, 1] against [2, 4, 3, 5]: one value per image, which no scale per channel holds.
+    let per_image = b.constant("batch", &[2, 1, 1, 1], &[3.0, -1.0]);
+    b.node("Mul", &["d", &per_image], "y", vec![]);
+    b.output("y");
+    check(&b, &[2, 4, 3, 5], |r, ops| {
+        assert_eq!((r.group_norms, r.affine_folded), (0, 1), "{r:?}");
+        assert_eq!(ops, &[("InstanceNormalization", 2), ("Mul", 1), ("Reshape", 2)]);
+    });
+    let p = model::prepare(&b.bytes(13), &[vec![2, 4, 3, 5]]).unwrap();
+    let set = kernels::kernel_set(kernels::KernelSetId::Scalar).unwrap();
+    let plan = model::plan::build(&p.optimized, &*set).unwrap();
+    let norms: Vec<(usize, usize)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s.step {
+            Step::GroupNorm { len, channel_len, .. } => Some((len, channel_len)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(norms, [(30, 30), (15, 15)]);
 }

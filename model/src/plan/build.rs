@@ -887,8 +887,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Portable operators with a native f32 lowering (movement, LayerNormalization); says
-    /// whether it lowered the node.
+    /// Portable operators with a native f32 lowering (movement, LayerNormalization,
+    /// GroupNormalization and InstanceNormalization); says whether it lowered the node.
     fn generic(&mut self, node: &Node, gen: &crate::portable::Generic) -> Result<bool> {
         use crate::portable::Generic;
         match gen {
@@ -898,6 +898,8 @@ impl Builder<'_> {
             Generic::Split { axis, .. } => self.split(node, *axis).map(|()| true),
             Generic::Gather(axis) => self.gather(node, *axis),
             Generic::LayerNorm { axis, epsilon, .. } => self.layer_norm(node, *axis, *epsilon),
+            Generic::GroupNorm { groups, epsilon } => self.group_norm(node, Some(*groups), *epsilon),
+            Generic::InstanceNorm(epsilon) => self.group_norm(node, None, *epsilon),
             Generic::Rnn(r) => self.recurrent(node, r),
             Generic::Reduce { kind: crate::portable::ReduceKind::Mean, keepdims, .. } => {
                 self.spatial_mean(node, *keepdims)
@@ -1218,6 +1220,45 @@ impl Builder<'_> {
         let bias = bias.map(|b| self.constant(b));
         let output = self.define(node, Layout::Plain)?;
         self.push(&node.name, "LayerNormalization", Step::LayerNorm { input, output, len, scale, bias, epsilon });
+        Ok(true)
+    }
+
+    /// GroupNormalization into `groups` (InstanceNormalization: `None`, a group per channel)
+    /// with constant scale and bias, per channel or per group (opset 18's form, repeated for
+    /// each of the group's channels), on NCHW values (NHWC ones in one group as they are);
+    /// other forms are evaluated.
+    fn group_norm(&mut self, node: &Node, groups: Option<usize>, epsilon: f32) -> Result<bool> {
+        let x = node.input(0).expect("required");
+        let shape = self.shape(x)?;
+        let (Some(&c), spatial) = (shape.get(1), shape.iter().skip(2).product::<usize>()) else {
+            return Ok(false);
+        };
+        let groups = groups.unwrap_or(c);
+        if shape.len() < 3 || spatial == 0 || groups == 0 || c % groups != 0 {
+            return Ok(false);
+        }
+        let per = c / groups;
+        let per_channel = |i: usize| {
+            let f = node.input(i).and_then(|v| self.g.constant(v)).and_then(Tensor::floats)?;
+            match f.len() {
+                n if n == c => Some(f.to_vec()),
+                n if n == groups => Some(f.iter().flat_map(|&v| std::iter::repeat_n(v, per)).collect()),
+                _ => None,
+            }
+        };
+        let (Some(scale), Some(bias)) = (per_channel(1), per_channel(2)) else {
+            return Ok(false);
+        };
+        // One group of an image held as NHWC is normalised where it lies.
+        let nhwc = groups == 1
+            && shape.len() == 4
+            && matches!(self.operand(x)?, Operand::Value(v) if self.values[v].layout == Layout::Nhwc);
+        let layout = if nhwc { Layout::Nhwc } else { Layout::Plain };
+        let input = self.in_layout(x, layout)?;
+        let (scale, bias) = (self.constant(scale), self.constant(bias));
+        let output = self.define(node, layout)?;
+        let step = Step::GroupNorm { input, output, len: per * spatial, channel_len: spatial, scale, bias, epsilon };
+        self.push(&node.name, node.op.name(), step);
         Ok(true)
     }
 

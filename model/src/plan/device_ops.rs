@@ -1,8 +1,8 @@
 //! Plan steps as operations on handles ([`kernels::device::Op`]), for a kernel set's
 //! [`kernels::device::Device`]: each value is a handle into its slot of the memory plan. Steps
 //! without a device form (data-dependent values, integer values, recurrences, `Eval`, gated
-//! convolutions and expansions into depthwise convolutions, exact-only element-wise chains)
-//! run on the host.
+//! convolutions and expansions into depthwise convolutions, exact-only element-wise chains,
+//! group norms) run on the host.
 
 use kernels::device::{Epi, Handle, MapStep, Op, Operand as DevOperand, StridedCopy};
 
@@ -97,7 +97,9 @@ pub(super) fn op(plan: &Plan, step: &Step) -> Option<Op> {
         | Step::Gather { .. }
         | Step::Transpose { .. }
         | Step::DepthToSpace { .. } => Op::Copies { parts: copies(plan, step, &src)?, output },
-        Step::Recurrence { .. } | Step::Eval { .. } | Step::ExpandDepthwise { .. } => return None,
+        Step::Recurrence { .. } | Step::Eval { .. } | Step::ExpandDepthwise { .. } | Step::GroupNorm { .. } => {
+            return None
+        }
     })
 }
 

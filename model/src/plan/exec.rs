@@ -3,8 +3,8 @@
 
 use kernels::device::loops;
 use kernels::{
-    Activation, AlignedBuf, BOperand, Bias, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef, PackedConv,
-    Parallelism, PoolMode, PoolParams, RowNorm,
+    Activation, AlignedBuf, BOperand, Bias, Channels, Epilogue, ImageMut, ImageRef, KernelSet, MatMut, MatRef,
+    PackedConv, Parallelism, PoolMode, PoolParams, RowNorm,
 };
 
 use super::offload::Offload;
@@ -385,6 +385,16 @@ pub(super) fn exec_step<'a>(
         Step::LayerNorm { input, len, scale, bias, epsilon, .. } => {
             let bias = bias.map(|b| plan.consts[b].as_slice());
             let norm = RowNorm::LayerNorm { scale: &plan.consts[*scale], bias, epsilon: *epsilon };
+            let x = val(*input);
+            set.normalize_rows(norm, x, *len, &mut out[..x.len()], par)?
+        }
+        Step::GroupNorm { input, len, channel_len, scale, bias, epsilon, .. } => {
+            let (scale, bias) = (plan.consts[*scale].as_slice(), plan.consts[*bias].as_slice());
+            let channels = match plan.values[*input].layout {
+                Layout::Nhwc => Channels::Interleaved,
+                Layout::Plain => Channels::Planes(*channel_len),
+            };
+            let norm = RowNorm::GroupNorm { scale, bias, channels, epsilon: *epsilon };
             let x = val(*input);
             set.normalize_rows(norm, x, *len, &mut out[..x.len()], par)?
         }

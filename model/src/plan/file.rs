@@ -10,8 +10,9 @@ use crate::error::{ModelError, Result};
 const MAGIC: &[u8; 4] = b"EPPL";
 /// The version this build writes: 7 added `Step::ExpandDepthwise`, 8 `Step::Conv`'s gate
 /// (which a build that does not know it would ignore), 9 `MapOp::Exact` (so that an older
-/// build says which version it cannot read instead of naming an unknown variant).
-const VERSION: u32 = 9;
+/// build says which version it cannot read instead of naming an unknown variant), 10
+/// `Step::GroupNorm`.
+const VERSION: u32 = 10;
 /// The oldest version this build reads (each later version only added to the header).
 const OLDEST: u32 = 6;
 
@@ -210,6 +211,7 @@ fn check(plan: &Plan) -> Result<()> {
             Step::LayerNorm { scale, bias, .. } => {
                 *scale < plan.consts.len() && bias.is_none_or(|b| b < plan.consts.len())
             }
+            Step::GroupNorm { scale, bias, .. } => *scale < plan.consts.len() && *bias < plan.consts.len(),
             Step::Recurrence { cell, .. } => {
                 cell.recurrent.iter().all(|&g| g < plan.gemms.len()) && cell.constants().all(|c| c < plan.consts.len())
             }

@@ -28,6 +28,7 @@ pub(crate) fn reads(step: &Step) -> (Vec<usize>, bool) {
         | Step::Crop { input, .. }
         | Step::Gather { input, .. }
         | Step::LayerNorm { input, .. }
+        | Step::GroupNorm { input, .. }
         | Step::Recurrence { xw: input, .. } => (vec![*input], false),
         Step::MatMul { a, b, .. } => (vec![*a, *b], false),
         Step::Concat { inputs, .. } => (inputs.iter().filter_map(v).collect(), false),
@@ -57,6 +58,7 @@ pub(crate) fn writes(step: &Step) -> usize {
         | Step::Crop { output, .. }
         | Step::Gather { output, .. }
         | Step::LayerNorm { output, .. }
+        | Step::GroupNorm { output, .. }
         | Step::Recurrence { output, .. }
         | Step::Eval { output, .. } => *output,
         Step::Binary { output, .. } => output.0,

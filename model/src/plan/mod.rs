@@ -425,6 +425,26 @@ pub enum Step {
         /// (outer, len, inner).
         dims: (usize, usize, usize),
     },
+    /// GroupNormalization (InstanceNormalization: a channel per group) with per-channel scale
+    /// and bias constants: rows of `len` values, each a group of whole channels of
+    /// `channel_len` values, of a plain NCHW value, or of an NHWC one in one group (the
+    /// channels interleaved, each row a whole image).
+    GroupNorm {
+        /// Input.
+        input: usize,
+        /// Output.
+        output: usize,
+        /// Values per group (channels per group × `channel_len`).
+        len: usize,
+        /// Values per channel.
+        channel_len: usize,
+        /// Scale constant (one value per channel).
+        scale: usize,
+        /// Bias constant (one value per channel).
+        bias: usize,
+        /// Added to the variance.
+        epsilon: f32,
+    },
 }
 
 /// A step with the name of the node it came from.
