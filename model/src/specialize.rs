@@ -12,9 +12,60 @@ use crate::{reference, shape};
 pub const MAX_ELEMENTS: usize = 1 << 28;
 /// Largest constant computed at plan time.
 const MAX_FOLD: usize = 1 << 22;
-/// Most elements folded into constants in all (256 MiB of float32): past it, constant work is
-/// left to the plan, so a small model of constant expansions cannot fill memory at import.
+/// Most elements of folded constants alive at once (256 MiB of float32): past it, constant
+/// work is left to the plan, so a small model of constant expansions cannot fill memory at
+/// import. A folded constant that only folded nodes read is dropped once the last has read
+/// it (a chain of weight-sized steps, as in weight standardisation, holds one or two).
 const MAX_FOLD_TOTAL: usize = 1 << 26;
+
+/// Most elements folded in all (a few seconds of float64 work): past it, constant work is
+/// left to the plan, so a small model of many constant expansions cannot hold up an import.
+const MAX_FOLD_WORK: usize = 1 << 29;
+
+/// The folded constants alive while a graph is specialised.
+struct Folded {
+    /// Their elements.
+    live: usize,
+    /// Elements folded so far, dropped or not.
+    work: usize,
+    /// Reads of each value still to come (by nodes, and as a graph output).
+    reads: Vec<usize>,
+    /// Which values are folded constants.
+    made: Vec<bool>,
+}
+
+impl Folded {
+    fn new(g: &Graph, nodes: &[crate::ir::Node]) -> Self {
+        let mut reads = vec![0; g.values.len()];
+        for &v in nodes.iter().flat_map(|n| n.inputs.iter().flatten()).chain(&g.outputs) {
+            reads[v] += 1;
+        }
+        Folded { live: 0, work: 0, reads, made: vec![false; g.values.len()] }
+    }
+
+    /// Records a folded node's outputs and drops the folded inputs it was the last to read.
+    fn fold(&mut self, g: &mut Graph, node: &crate::ir::Node) {
+        for &v in &node.outputs {
+            let Some(len) = g.constants.get(&v).map(Tensor::len) else { continue };
+            self.work += len;
+            // An output nothing reads (a running statistic, say) is not kept.
+            if self.reads[v] == 0 {
+                g.constants.remove(&v);
+            } else {
+                self.live += len;
+                self.made[v] = true;
+            }
+        }
+        for &v in node.inputs.iter().flatten() {
+            self.reads[v] = self.reads[v].saturating_sub(1);
+            if self.reads[v] == 0 && self.made[v] {
+                if let Some(t) = g.constants.remove(&v) {
+                    self.live -= t.len();
+                }
+            }
+        }
+    }
+}
 
 /// Fixes the shape of every graph input (`shapes`, in [`Graph::inputs`] order), binds the
 /// inputs named in `bound` as constants, infers every value's shape and folds constant
@@ -53,7 +104,7 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     // Refusals are collected: a refused node's outputs keep no shape, so what follows it is
     // passed over as data-dependent rather than reported again.
     let mut report = Report::default();
-    let mut folded = 0;
+    let mut folded = Folded::new(g, &nodes);
     for node in nodes {
         let (name, op) = (node.name.clone(), node.op.name().to_string());
         match node_shapes(g, node, &mut folded) {
@@ -70,9 +121,9 @@ pub fn specialize(g: &mut Graph, shapes: &[Vec<usize>], bound: HashMap<String, T
     Ok(())
 }
 
-/// Shapes (and folding) of one node, which is then appended to the graph; `folded` counts the
-/// elements folded so far.
-fn node_shapes(g: &mut Graph, mut node: crate::ir::Node, folded: &mut usize) -> Result<()> {
+/// Shapes (and folding) of one node, which is then appended to the graph; `folded` holds the
+/// folded constants alive.
+fn node_shapes(g: &mut Graph, mut node: crate::ir::Node, folded: &mut Folded) -> Result<()> {
     // Downstream of a data-dependent value, shapes are known only at run time too.
     if node.inputs.iter().flatten().any(|&i| g.values[i].shape.is_none()) {
         g.nodes.push(node);
@@ -90,7 +141,7 @@ fn node_shapes(g: &mut Graph, mut node: crate::ir::Node, folded: &mut usize) -> 
         })
     });
     let small = match out_len {
-        Ok(Some(l)) => *folded + l <= MAX_FOLD_TOTAL,
+        Ok(Some(l)) => folded.live + l <= MAX_FOLD_TOTAL && folded.work + l <= MAX_FOLD_WORK,
         Ok(None) => false,
         Err(_) => true,
     };
@@ -113,11 +164,11 @@ fn node_shapes(g: &mut Graph, mut node: crate::ir::Node, folded: &mut usize) -> 
         let refs: Vec<Option<&Tensor<f64>>> = wide.iter().map(Option::as_ref).collect();
         let outs = reference::eval(g, &node, &refs)?;
         for (&id, t) in node.outputs.iter().zip(outs) {
-            *folded += t.shape.iter().product::<usize>();
             let t = t.to_f32();
             g.values[id].shape = Some(t.shape.clone());
             g.constants.insert(id, t);
         }
+        folded.fold(g, &node);
         return Ok(());
     }
     let shapes = match shape::infer(g, &node) {

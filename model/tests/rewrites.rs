@@ -821,3 +821,46 @@ fn instance_norms_fold_only_per_channel_affines() {
         .collect();
     assert_eq!(norms, [(30, 30), (15, 15)]);
 }
+
+/// BiT's `StdConv2d` as exported: the weight standardised by `BatchNormalization` in
+/// training mode (its batch statistics over the reshaped weight, running statistics as
+/// unused outputs) on a constant, reshaped back: folded when the model is specialised, so
+/// the convolution has a constant weight and runs natively.
+#[test]
+fn a_weight_standardised_by_a_training_mode_batch_norm_folds() {
+    let mut b = Builder::new(&[1, 4, 6, 6]);
+    let w = b.weight("w", &[1, 8, 36]);
+    let (ones, zeros) = (b.constant("ones", &[8], &[1.0; 8]), b.constant("zeros", &[8], &[0.0; 8]));
+    let (mean, var) = (b.constant("mean", &[8], &[0.5; 8]), b.constant("var", &[8], &[2.0; 8]));
+    let attrs = vec![build::float("epsilon", 1e-8), build::float("momentum", 1.0), build::int("training_mode", 1)];
+    b.node_n("BatchNormalization", &[&w, &ones, &zeros, &mean, &var], &["ws", "rm", "rv"], attrs);
+    let shape = b.int_constant("wshape", &[4], &[8, 4, 3, 3]);
+    b.node("Reshape", &["ws", &shape], "wk", vec![]);
+    b.node("Conv", &["x", "wk"], "y", vec![build::ints("pads", &[1, 1, 1, 1])]);
+    b.output("y");
+    let p = model::prepare(&b.bytes(15), &[vec![1, 4, 6, 6]]).unwrap();
+    assert_eq!(p.optimized.op_counts(), [("Conv", 1)]);
+    // Each output channel's weights have mean 0 and variance 1 after standardisation.
+    let x = input(&[1, 4, 6, 6]);
+    let expected = model::reference::run(&p.specialized, &[x.to_f64()]).unwrap();
+    check_plans(&p.optimized, &x, &expected, 1e-5);
+}
+
+/// Constant work is bounded by the folded constants alive at once, not by all ever made: a
+/// chain of 17 steps on a weight of 2²² values (the largest folded; 17 of them would pass the
+/// 2²⁶ budget) folds, each step's input dropped once read.
+#[test]
+fn a_long_chain_of_weight_sized_constant_steps_folds() {
+    let mut b = Builder::new(&[1, 256, 8, 8]);
+    let mut w = b.weight("w", &[256, 256, 8, 8]);
+    let half = b.constant("half", &[], &[0.5]);
+    for k in 0..17 {
+        w = b.node("Mul", &[&w, &half], &format!("w{k}"), vec![]);
+    }
+    b.node("Conv", &["x", &w], "y", vec![]);
+    b.output("y");
+    let p = model::prepare(&b.bytes(13), &[vec![1, 256, 8, 8]]).unwrap();
+    assert_eq!(p.optimized.op_counts(), [("Conv", 1)]);
+    let set = kernels::kernel_set(kernels::KernelSetId::Scalar).unwrap();
+    model::plan::build(&p.optimized, &*set).expect("a convolution with a folded weight");
+}

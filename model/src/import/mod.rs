@@ -402,10 +402,14 @@ fn parse_op(ctx: &Ctx) -> Result<(Op, (usize, usize), usize)> {
         "Conv" => (ctx.conv(false)?, (2, 3), 1),
         "ConvTranspose" => (ctx.conv(true)?, (2, 3), 1),
         "BatchNormalization" => {
-            if ctx.int("training_mode", 0)? != 0 {
-                return Err(ctx.err("training_mode = 1 is not supported (inference only)"));
+            let epsilon = ctx.float("epsilon", 1e-5)?;
+            match ctx.int("training_mode", 0)? {
+                0 => (Op::BatchNorm { epsilon }, (5, 5), 1),
+                _ => {
+                    let (momentum, outputs) = (ctx.float("momentum", 0.9)?, node.output.len().clamp(1, 3));
+                    (Op::Generic(crate::portable::Generic::BatchNormTraining { epsilon, momentum, outputs }), (5, 5), 3)
+                }
             }
-            (Op::BatchNorm { epsilon: ctx.float("epsilon", 1e-5)? }, (5, 5), 1)
         }
         "Add" => (Op::Binary(Binary::Add), (2, 2), 1),
         "Sub" => (Op::Binary(Binary::Sub), (2, 2), 1),

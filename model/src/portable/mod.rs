@@ -179,6 +179,19 @@ pub enum Generic {
     },
     /// `InstanceNormalization(x, scale, bias)`.
     InstanceNorm(f32),
+    /// `BatchNormalization(x, scale, bias, mean, var)` with `training_mode = 1`: normalised
+    /// by the statistics of `x` itself (over every axis but 1, the variance biased), the
+    /// running statistics (outputs 2 and 3) `mean·momentum + current·(1 − momentum)`.
+    /// Exporters write it for weight standardisation (BiT's `StdConv2d`) on constant
+    /// weights, where it folds when the model is specialised.
+    BatchNormTraining {
+        /// Added to the variance.
+        epsilon: f32,
+        /// Weight of the running statistics given.
+        momentum: f32,
+        /// Outputs computed (Y, and optionally the running mean and variance).
+        outputs: usize,
+    },
     /// `GroupNormalization(x, scale, bias)`: scale and bias per channel (opset 21) or per
     /// group (opset 18), told apart by their length.
     GroupNorm {
@@ -286,6 +299,7 @@ impl Generic {
             Hardmax { .. } => "Hardmax",
             LayerNorm { .. } => "LayerNormalization",
             InstanceNorm(_) => "InstanceNormalization",
+            BatchNormTraining { .. } => "BatchNormalization",
             GroupNorm { .. } => "GroupNormalization",
             LpNorm(..) => "LpNormalization",
             MeanVarianceNorm(_) => "MeanVarianceNormalization",
@@ -331,7 +345,7 @@ impl Generic {
             ConstantOfShape(v) => vec![v.map_or(DType::F32, |v| v.0)],
             Size | ArgExtreme { .. } | NonMaxSuppression(_) => vec![DType::I64],
             TopK { .. } | Pool(..) => vec![first, DType::I64],
-            LayerNorm { outputs, .. } => vec![DType::F32; *outputs],
+            LayerNorm { outputs, .. } | BatchNormTraining { outputs, .. } => vec![DType::F32; *outputs],
             Rnn(r) => vec![DType::F32; r.outputs],
             Dropout(n) => {
                 let mut v = vec![first];
@@ -539,7 +553,12 @@ impl Generic {
             | GlobalMaxPool
             | TopK { .. }
             | CumSum { .. } => Family::Reduce,
-            LayerNorm { .. } | InstanceNorm(_) | GroupNorm { .. } | LpNorm(..) | MeanVarianceNorm(_) => Family::Norm,
+            LayerNorm { .. }
+            | InstanceNorm(_)
+            | GroupNorm { .. }
+            | BatchNormTraining { .. }
+            | LpNorm(..)
+            | MeanVarianceNorm(_) => Family::Norm,
             Einsum(_) => Family::Einsum,
             Rnn(_) => Family::Rnn,
             Resize(_) => Family::Resize,

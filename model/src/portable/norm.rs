@@ -1,6 +1,6 @@
 //! Normalizations: `LayerNormalization`, `InstanceNormalization`, `GroupNormalization`,
-//! `LpNormalization`, `MeanVarianceNormalization`; two passes over each group (mean, then
-//! variance about it), in float64.
+//! `BatchNormalization` in training mode, `LpNormalization`, `MeanVarianceNormalization`;
+//! two passes over each group (mean, then variance about it), in float64.
 
 use super::{broadcast_offsets, Arg, At, Generic};
 use crate::error::Result;
@@ -21,6 +21,14 @@ pub(super) fn infer(at: &At, op: &Generic, args: &[Option<Arg>]) -> Result<Vec<V
                 return Err(at.err(format!("input shape {s:?} has no spatial axes")));
             }
             Ok(vec![s.to_vec()])
+        }
+        Generic::BatchNormTraining { outputs, .. } => {
+            let Some(&c) = s.get(1) else {
+                return Err(at.err(format!("input shape {s:?} has no channel axis")));
+            };
+            let mut v = vec![s.to_vec()];
+            v.extend(std::iter::repeat_n(vec![c], outputs.saturating_sub(1)));
+            Ok(v)
         }
         Generic::LpNorm(axis, _) => {
             at.axis(*axis, s.len())?;
@@ -100,6 +108,28 @@ pub(super) fn eval(
                 _ => s[1],
             };
             Ok(vec![Tensor::float(out, group_norm(at, ins, groups, f64::from(*eps))?)])
+        }
+        Generic::BatchNormTraining { epsilon, momentum, outputs } => {
+            let (c, inner) = (s[1], s[2..].iter().product::<usize>());
+            let group: Vec<usize> = (0..n).map(|i| (i / inner.max(1)) % c).collect();
+            let (mean, var) = moments(v, &group, c);
+            let p = |k: usize| -> Result<&[f64]> {
+                let p = at.floats(ins, k)?;
+                match p.len() == c {
+                    true => Ok(p),
+                    false => Err(at.err(format!("input {k} has {} values for {c} channels", p.len()))),
+                }
+            };
+            let (scale, bias, eps) = (p(1)?, p(2)?, f64::from(*epsilon));
+            let y = (0..n)
+                .map(|i| (v[i] - mean[group[i]]) / (var[group[i]] + eps).sqrt() * scale[group[i]] + bias[group[i]]);
+            let mut res = vec![Tensor::float(out, y.collect())];
+            let m = f64::from(*momentum);
+            for (k, current) in [(3, mean), (4, var)].into_iter().take(outputs - 1) {
+                let running = p(k)?.iter().zip(current).map(|(&r, c)| r * m + c * (1.0 - m)).collect();
+                res.push(Tensor::float(vec![c], running));
+            }
+            Ok(res)
         }
         Generic::LpNorm(axis, p) => {
             let ax = at.axis(*axis, s.len())?;
