@@ -11,6 +11,7 @@ use crate::ir::{Binary, Graph, Node, Op, ValueId};
 use crate::tensor::Tensor;
 
 mod group_norm;
+pub(crate) use group_norm::params as norm_params;
 mod reparam;
 
 /// What [`optimize`] did, by rewrite.

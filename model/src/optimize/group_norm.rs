@@ -55,7 +55,7 @@ pub(super) fn group_norm(g: &mut Graph) -> bool {
 
 /// A norm's constant scale and bias (`inputs[1]`, `inputs[2]`) as one value per channel of
 /// `c` in `groups`: given per channel, or per group (repeated for the group's channels).
-pub(super) fn params(g: &Graph, inputs: &[Option<ValueId>], groups: usize, c: usize) -> Option<(Vec<f32>, Vec<f32>)> {
+pub(crate) fn params(g: &Graph, inputs: &[Option<ValueId>], groups: usize, c: usize) -> Option<(Vec<f32>, Vec<f32>)> {
     let per_channel = |k: usize| {
         let v = g.constant((*inputs.get(k)?)?)?.floats()?;
         match v.len() {

@@ -1238,15 +1238,7 @@ impl Builder<'_> {
             return Ok(false);
         }
         let per = c / groups;
-        let per_channel = |i: usize| {
-            let f = node.input(i).and_then(|v| self.g.constant(v)).and_then(Tensor::floats)?;
-            match f.len() {
-                n if n == c => Some(f.to_vec()),
-                n if n == groups => Some(f.iter().flat_map(|&v| std::iter::repeat_n(v, per)).collect()),
-                _ => None,
-            }
-        };
-        let (Some(scale), Some(bias)) = (per_channel(1), per_channel(2)) else {
+        let Some((scale, bias)) = crate::optimize::norm_params(self.g, &node.inputs, groups, c) else {
             return Ok(false);
         };
         // One group of an image held as NHWC is normalised where it lies.
